@@ -1,0 +1,1333 @@
+/* cas_codecs.h - gzip, LZ4 frame and raw codecs for cas.h, one streaming shape
+ *
+ * The lower layer of cas.h (Metaflow's content-addressed artifact store in C).
+ * It can be used on its own; cas.h includes it.
+ *
+ *   #define CAS_CODECS_IMPLEMENTATION   (or CAS_IMPLEMENTATION, which implies it)
+ *   #include "cas_codecs.h"
+ *
+ * Usage (streaming; every codec has this one shape):
+ *
+ *   cas_codec *c;
+ *   if (cas_decoder_create(&c, CAS_CODEC_GZIP, NULL) != CAS_OK) ...;
+ *   for (;;) {
+ *       size_t used, made;
+ *       int st = cas_codec_update(c, in, in_len, &used, out, out_cap, &made, at_eof);
+ *       consume(out, made); in += used; in_len -= used;
+ *       if (st == CAS_DONE) break;
+ *       if (st < 0) { fprintf(stderr, "%s\n", cas_codec_message(c)); break; }
+ *       if (st == CAS_NEED_INPUT) refill(&in, &in_len, &at_eof);
+ *   }
+ *   cas_codec_free(c);
+ *
+ * Config macros (define before including the implementation):
+ *
+ *   CAS_CODECS_IMPLEMENTATION  emit the implementation in this translation unit
+ *   CAS_STATIC                 make every function static (CASDEF = static)
+ *   CASDEF                     override the linkage/visibility of public functions
+ *   CAS_NO_GZIP                compile gzip out (no zlib needed)
+ *   CAS_NO_LZ4                 compile the LZ4 frame codec out (no liblz4 needed)
+ *   CAS_NO_RAW                 compile the raw (stored as is) codec out
+ *   CAS_USE_ISAL               gzip encode and decode through ISA-L igzip (-lisal),
+ *                              10-30x faster than zlib level 3, same format
+ *   CAS_USE_LIBDEFLATE         whole-buffer gzip decode through libdeflate (-ldeflate)
+ *   CAS_MALLOC(n), CAS_FREE(p) the default allocator (malloc/free)
+ *
+ * Link with -lz (gzip) and -llz4 (LZ4), plus -lisal / -ldeflate when enabled.
+ *
+ * Contracts shared by every function here:
+ * - errors are negative codes from CAS_STATUS_LIST; cas_strerror() names them;
+ * - sizes come back through out-parameters; a NULL allocator means malloc/free;
+ * - a codec object is used by one thread at a time; distinct objects are
+ *   independent, so one per thread is safe.
+ */
+#ifndef CAS_CODECS_H
+#define CAS_CODECS_H
+
+/* The store uses POSIX.1-2008 calls (openat, renameat) and flock; under a strict
+ * -std=c99 nothing declares them unless asked before the first system header. */
+#if (defined(CAS_IMPLEMENTATION) || defined(CAS_CODECS_IMPLEMENTATION)) && defined(__STRICT_ANSI__) && \
+    !defined(_POSIX_C_SOURCE) && !defined(_GNU_SOURCE) && !defined(_DEFAULT_SOURCE)
+#define _POSIX_C_SOURCE 200809L
+#define _DEFAULT_SOURCE 1
+#endif
+
+/* The one place the version is defined; amalgamate.py reads these lines. */
+#define CAS_VERSION_MAJOR 0
+#define CAS_VERSION_MINOR 3
+#define CAS_VERSION_PATCH 0
+#define CAS_VERSION_STRING "0.3.0"
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifndef CASDEF
+#ifdef CAS_STATIC
+#if defined(__GNUC__) || defined(__clang__)
+#define CASDEF static __attribute__((unused)) /* callers use a subset */
+#else
+#define CASDEF static
+#endif
+#else
+#define CASDEF extern
+#endif
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* One list generates the status codes and their names (as lz4frame does).
+ * 0 and the positive values are progress; negative values are errors. */
+#define CAS_STATUS_LIST(X)                                                        \
+    X(CAS_OK, 0, "ok")                                                            \
+    X(CAS_NEED_INPUT, 1, "more input needed")                                     \
+    X(CAS_NEED_OUTPUT, 2, "more output space needed")                             \
+    X(CAS_E_NOMEM, -1, "out of memory")                                           \
+    X(CAS_E_ARG, -2, "invalid argument")                                          \
+    X(CAS_E_STATE, -3, "call out of sequence")                                    \
+    X(CAS_E_UNSUPPORTED, -4, "codec or hash not compiled in")                     \
+    X(CAS_E_CORRUPT, -5, "corrupt compressed data")                               \
+    X(CAS_E_TRUNCATED, -6, "compressed data ended early")                         \
+    X(CAS_E_TRAILING, -7, "unexpected bytes after the compressed data")           \
+    X(CAS_E_LIMIT, -8, "decoded size exceeds the configured limit")               \
+    X(CAS_E_META, -9, "metadata is not a JSON object")                            \
+    X(CAS_E_VERSION_MISSING, -10, "metadata has no encoding version")             \
+    X(CAS_E_VERSION_UNKNOWN, -11, "unknown encoding version")                     \
+    X(CAS_E_MISMATCH, -12, "metadata disagrees with the blob's bytes")            \
+    X(CAS_E_HASH, -13, "content does not hash to its key")                        \
+    X(CAS_E_KEY, -14, "invalid key")                                              \
+    X(CAS_E_NAME, -15, "invalid flow name, pathspec or artifact name")            \
+    X(CAS_E_NOTFOUND, -16, "not found")                                           \
+    X(CAS_E_IO, -17, "I/O error")                                                 \
+    X(CAS_E_JSON, -18, "malformed JSON")                                          \
+    X(CAS_E_SIZE, -19, "content size differs from the recorded size")
+
+#define CAS__STATUS_ENUM(name, value, text) name = value,
+typedef enum cas_status { CAS_STATUS_LIST(CAS__STATUS_ENUM) CAS__STATUS_END_ } cas_status;
+#undef CAS__STATUS_ENUM
+#define CAS_DONE CAS_OK /* a stream is complete */
+
+/* Never NULL; unknown codes give "unknown status". */
+CASDEF const char *cas_strerror(int code);
+/* The enumerator's name, e.g. "CAS_E_TRUNCATED"; never NULL. */
+CASDEF const char *cas_status_name(int code);
+CASDEF const char *cas_version_string(void);
+
+/* Per-object allocator. A NULL pointer, or alloc == NULL, means CAS_MALLOC/CAS_FREE.
+ * The struct is copied at create time. */
+typedef struct cas_allocator {
+    void *(*alloc)(void *user, size_t size);
+    void (*free)(void *user, void *ptr);
+    void *user;
+} cas_allocator;
+
+/* Codec ids. The numbers are part of the ABI. */
+#define CAS_CODEC_RAW 1  /* stored as is */
+#define CAS_CODEC_GZIP 2 /* RFC 1952, what cas_version 1 stores */
+#define CAS_CODEC_LZ4 3  /* LZ4 frame, what cas_version 2 stores */
+
+/* Returns 1 when the codec was compiled in. */
+CASDEF int cas_codec_available(int codec);
+CASDEF const char *cas_codec_name(int codec); /* "raw", "gzip", "lz4", "?" */
+
+/* Parameters (cas_codec_set_param), all optional. Set before the first update
+ * or right after cas_codec_reset. */
+#define CAS_PARAM_LEVEL 1        /* encoder: gzip 1..9 (zlib's scale, default 3); lz4 1..12 (default 1) */
+#define CAS_PARAM_PLEDGED_SIZE 2 /* encoder: total input size, or -1 (unknown, the default);
+                                    LZ4 stores it as the frame's content size */
+#define CAS_PARAM_GZIP_BACKEND 3 /* encoder/decoder: CAS_BACKEND_* */
+#define CAS_PARAM_LZ4_BLOCK 4    /* encoder: LZ4 block size id 4 (64 KiB, default) .. 7 (4 MiB) */
+#define CAS_PARAM_STRICT 5       /* decoder: 1 = reject bytes after the LZ4 frame
+                                    (python-lz4 and Metaflow PR #3090 ignore them; default 0) */
+#define CAS_PARAM_MTIME 6        /* gzip encoder: header mtime (default 0) */
+
+#define CAS_BACKEND_AUTO 0 /* the fastest compiled in */
+#define CAS_BACKEND_ZLIB 1 /* zlib: byte-identical to CPython's gzip at the same level and mtime */
+#define CAS_BACKEND_ISAL 2 /* ISA-L igzip (CAS_USE_ISAL) */
+
+typedef struct cas_codec cas_codec;
+
+CASDEF int cas_encoder_create(cas_codec **out, int codec, const cas_allocator *alloc);
+CASDEF int cas_decoder_create(cas_codec **out, int codec, const cas_allocator *alloc);
+CASDEF int cas_codec_set_param(cas_codec *c, int param, int64_t value);
+
+/* Consumes from in and writes to out; reports both counts separately.
+ * end = 1 says no input follows the in_size bytes given now.
+ * Returns CAS_NEED_INPUT (all input consumed, give more or set end),
+ * CAS_NEED_OUTPUT (out is full, call again with room), CAS_DONE, or an error.
+ * Encoders return CAS_DONE once end was set and everything is written.
+ * Decoders return CAS_DONE when the stream is complete: gzip only once end is
+ * set (members may follow); LZ4 at the end of the first frame, with *in_used
+ * short of in_size when bytes follow it (an error under CAS_PARAM_STRICT).
+ * After an error the codec stays failed until cas_codec_reset. */
+CASDEF int cas_codec_update(cas_codec *c, const void *in, size_t in_size, size_t *in_used, void *out,
+                            size_t out_cap, size_t *out_made, int end);
+/* Ready for a new stream, same codec and parameters; keeps its allocations. */
+CASDEF int cas_codec_reset(cas_codec *c);
+CASDEF void cas_codec_free(cas_codec *c);
+/* The reason of the last error in Python's words where Python has some
+ * (e.g. "Compressed file ended before the end-of-stream marker was reached");
+ * "" when there was none. Never NULL. */
+CASDEF const char *cas_codec_message(const cas_codec *c);
+CASDEF uint64_t cas_codec_total_in(const cas_codec *c);
+CASDEF uint64_t cas_codec_total_out(const cas_codec *c);
+
+/* One-shot helpers. The bound is the most an encoder can write for n bytes. */
+CASDEF size_t cas_encode_bound(int codec, size_t n);
+/* Encodes with default parameters and the given level (0 = default). */
+CASDEF int cas_encode(int codec, int level, const void *in, size_t n, void *out, size_t cap, size_t *out_len);
+/* Decodes a whole stream; CAS_NEED_OUTPUT when cap is too small. */
+CASDEF int cas_decode(int codec, const void *in, size_t n, void *out, size_t cap, size_t *out_len);
+/* Whole-buffer encode/decode through an existing codec (reset first): reuses its
+ * tables, which is what small blobs cost. Decoding prefers libdeflate when built
+ * with it. */
+CASDEF int cas_codec_encode_all(cas_codec *c, const void *in, size_t n, void *out, size_t cap, size_t *out_len);
+CASDEF int cas_codec_decode_all(cas_codec *c, const void *in, size_t n, void *out, size_t cap, size_t *out_len);
+/* What the stream itself says its decoded size is: the LZ4 frame's content
+ * size, or the gzip trailer's length when the buffer is a single member.
+ * CAS_OK with *size set, or CAS_NOTFOUND-like CAS_E_NOTFOUND when it does not say.
+ * A hint only: hostile input can lie, decoders check. */
+CASDEF int cas_decoded_size_hint(int codec, const void *in, size_t n, uint64_t *size);
+
+/* Magic-number sniffing of a blob's first bytes. */
+#define CAS_SNIFF_UNKNOWN 0
+#define CAS_SNIFF_GZIP 1 /* 1f 8b */
+#define CAS_SNIFF_LZ4 2  /* 04 22 4d 18 */
+#define CAS_SNIFF_ZSTD 3 /* 28 b5 2f fd */
+#define CAS_SNIFF_EMPTY 4
+#define CAS_SNIFF_SHORT 5 /* fewer bytes than needed, consistent with a magic so far */
+CASDEF int cas_sniff(const void *p, size_t n);
+CASDEF const char *cas_sniff_name(int sniff); /* "gzip", "an LZ4 frame", ... */
+
+/* Python-style repr of bytes, e.g. b'\x1f' (used in gzip's messages).
+ * Writes at most cap bytes including the NUL; returns the length written. */
+CASDEF size_t cas_bytes_repr(const void *p, size_t n, char *buf, size_t cap);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* CAS_CODECS_H */
+
+/* ========================================================================== */
+/*                               IMPLEMENTATION                               */
+/* ========================================================================== */
+
+#if (defined(CAS_CODECS_IMPLEMENTATION) || defined(CAS_IMPLEMENTATION)) && !defined(CAS_CODECS_IMPLEMENTED)
+#define CAS_CODECS_IMPLEMENTED
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifndef CAS_NO_GZIP
+#include <zlib.h>
+#ifdef CAS_USE_ISAL
+#include <isa-l/crc.h>
+#include <isa-l/igzip_lib.h>
+#endif
+#ifdef CAS_USE_LIBDEFLATE
+#include <libdeflate.h>
+#endif
+#else
+#undef CAS_USE_ISAL
+#undef CAS_USE_LIBDEFLATE
+#endif
+
+#ifndef CAS_NO_LZ4
+#define LZ4F_STATIC_LINKING_ONLY /* for the allocator-taking constructors */
+#include <lz4frame.h>
+#endif
+
+#ifndef CAS_MALLOC
+#define CAS_MALLOC(n) malloc(n)
+#define CAS_FREE(p) free(p)
+#endif
+
+#define CAS__MIN(a, b) ((a) < (b) ? (a) : (b))
+/* zlib and ISA-L count in 32-bit fields; feed them at most this much at once. */
+#define CAS__CHUNK_MAX ((size_t)1 << 30)
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+CASDEF const char *cas_strerror(int code) {
+    switch (code) {
+#define CAS__STATUS_TEXT(name, value, text) \
+    case value: return text;
+        CAS_STATUS_LIST(CAS__STATUS_TEXT)
+#undef CAS__STATUS_TEXT
+    default: return "unknown status";
+    }
+}
+
+CASDEF const char *cas_status_name(int code) {
+    switch (code) {
+#define CAS__STATUS_NAME(name, value, text) \
+    case value: return #name;
+        CAS_STATUS_LIST(CAS__STATUS_NAME)
+#undef CAS__STATUS_NAME
+    default: return "CAS_UNKNOWN";
+    }
+}
+
+CASDEF const char *cas_version_string(void) { return CAS_VERSION_STRING; }
+
+/* ---- allocation ---------------------------------------------------------- */
+
+static void *cas__alloc(const cas_allocator *a, size_t n) {
+    if (n == 0) n = 1;
+    if (a && a->alloc) return a->alloc(a->user, n);
+    return CAS_MALLOC(n);
+}
+
+static void cas__free(const cas_allocator *a, void *p) {
+    if (!p) return;
+    if (a && a->alloc) {
+        if (a->free) a->free(a->user, p);
+        return;
+    }
+    CAS_FREE(p);
+}
+
+static void *cas__calloc(const cas_allocator *a, size_t n) {
+    void *p = cas__alloc(a, n);
+    if (p) memset(p, 0, n);
+    return p;
+}
+
+static void cas__copy_allocator(cas_allocator *dst, const cas_allocator *src) {
+    if (src && src->alloc) *dst = *src;
+    else memset(dst, 0, sizeof *dst);
+}
+
+/* A formatted message into a fixed buffer; never overflows, always terminated. */
+static void cas__fmt(char *buf, size_t cap, const char *fmt, ...) {
+    va_list ap;
+    if (!cap) return;
+    va_start(ap, fmt);
+    vsnprintf(buf, cap, fmt, ap);
+    va_end(ap);
+}
+
+CASDEF size_t cas_bytes_repr(const void *p, size_t n, char *buf, size_t cap) {
+    const unsigned char *s = (const unsigned char *)p;
+    size_t i, o = 0;
+    char q = '\'';
+    char tmp[8];
+    if (!cap) return 0;
+    /* Python switches to double quotes when ' occurs and " does not. */
+    if (memchr(s, '\'', n) && !memchr(s, '"', n)) q = '"';
+#define CAS__PUT(str)                                              \
+    do {                                                           \
+        size_t l_ = strlen(str);                                   \
+        if (o + l_ >= cap) goto done;                              \
+        memcpy(buf + o, str, l_);                                  \
+        o += l_;                                                   \
+    } while (0)
+    tmp[0] = 'b', tmp[1] = q, tmp[2] = 0;
+    CAS__PUT(tmp);
+    for (i = 0; i < n; i++) {
+        unsigned c = s[i];
+        if (c == '\\') CAS__PUT("\\\\");
+        else if (c == (unsigned char)q) { tmp[0] = '\\', tmp[1] = q, tmp[2] = 0; CAS__PUT(tmp); }
+        else if (c == '\t') CAS__PUT("\\t");
+        else if (c == '\n') CAS__PUT("\\n");
+        else if (c == '\r') CAS__PUT("\\r");
+        else if (c < 32 || c >= 127) { cas__fmt(tmp, sizeof tmp, "\\x%02x", c); CAS__PUT(tmp); }
+        else { tmp[0] = (char)c, tmp[1] = 0; CAS__PUT(tmp); }
+    }
+    tmp[0] = q, tmp[1] = 0;
+    CAS__PUT(tmp);
+#undef CAS__PUT
+done:
+    buf[o] = 0;
+    return o;
+}
+
+/* ---- sniffing ------------------------------------------------------------ */
+
+CASDEF int cas_sniff(const void *p, size_t n) {
+    static const unsigned char gz[2] = {0x1f, 0x8b};
+    static const unsigned char lz[4] = {0x04, 0x22, 0x4d, 0x18};
+    static const unsigned char zs[4] = {0x28, 0xb5, 0x2f, 0xfd};
+    const unsigned char *s = (const unsigned char *)p;
+    if (n == 0) return CAS_SNIFF_EMPTY;
+    if (n >= 2 && !memcmp(s, gz, 2)) return CAS_SNIFF_GZIP;
+    if (n >= 4 && !memcmp(s, lz, 4)) return CAS_SNIFF_LZ4;
+    if (n >= 4 && !memcmp(s, zs, 4)) return CAS_SNIFF_ZSTD;
+    if ((n < 2 && s[0] == gz[0]) || (n < 4 && (!memcmp(s, lz, n) || !memcmp(s, zs, n)))) return CAS_SNIFF_SHORT;
+    return CAS_SNIFF_UNKNOWN;
+}
+
+CASDEF const char *cas_sniff_name(int sniff) {
+    switch (sniff) {
+    case CAS_SNIFF_GZIP: return "gzip";
+    case CAS_SNIFF_LZ4: return "an LZ4 frame";
+    case CAS_SNIFF_ZSTD: return "a zstd frame";
+    case CAS_SNIFF_EMPTY: return "empty";
+    case CAS_SNIFF_SHORT: return "too short to tell";
+    default: return "neither gzip, LZ4 nor zstd";
+    }
+}
+
+CASDEF int cas_codec_available(int codec) {
+    switch (codec) {
+#ifndef CAS_NO_RAW
+    case CAS_CODEC_RAW: return 1;
+#endif
+#ifndef CAS_NO_GZIP
+    case CAS_CODEC_GZIP: return 1;
+#endif
+#ifndef CAS_NO_LZ4
+    case CAS_CODEC_LZ4: return 1;
+#endif
+    default: return 0;
+    }
+}
+
+CASDEF const char *cas_codec_name(int codec) {
+    switch (codec) {
+    case CAS_CODEC_RAW: return "raw";
+    case CAS_CODEC_GZIP: return "gzip";
+    case CAS_CODEC_LZ4: return "lz4";
+    default: return "?";
+    }
+}
+
+/* ---- the codec object ---------------------------------------------------- */
+
+enum { CAS__GZ_MAGIC, CAS__GZ_HEAD, CAS__GZ_XLEN, CAS__GZ_EXTRA, CAS__GZ_NAME, CAS__GZ_COMMENT,
+       CAS__GZ_HCRC, CAS__GZ_BODY, CAS__GZ_TRAILER, CAS__GZ_PAD, CAS__GZ_END };
+
+struct cas_codec {
+    cas_allocator alloc;
+    int codec, encode;
+    int failed; /* the error code, sticky until reset */
+    int done;
+    uint64_t total_in, total_out;
+    /* parameters */
+    int level, backend, strict, lz4_block;
+    int64_t pledged, mtime;
+    char msg[160];
+
+#ifndef CAS_NO_GZIP
+    /* gzip, both directions: header/trailer bytes pending or being collected */
+    unsigned char hb[16];
+    size_t hb_len, hb_pos;
+    int gz_state, gz_flags, gz_members;
+    uint32_t gz_need; /* bytes of FEXTRA left to skip */
+    uint32_t crc;
+    uint64_t isize;
+    int zinit; /* 1 deflate, 2 inflate */
+    int zlevel; /* the level deflate was set up with */
+    int use_isal;
+    z_stream z;
+#ifdef CAS_USE_ISAL
+    struct isal_zstream *iz;
+    struct inflate_state *ii;
+    unsigned char *ilevel_buf;
+    size_t ilevel_size;
+#endif
+#ifdef CAS_USE_LIBDEFLATE
+    struct libdeflate_decompressor *ld;
+#endif
+#endif
+
+#ifndef CAS_NO_LZ4
+    LZ4F_cctx *lc;
+    LZ4F_dctx *ld4;
+    unsigned char *stage; /* compressed bytes waiting for output room */
+    size_t stage_cap, stage_len, stage_pos;
+    size_t lz4_block_bytes;
+    int lz4_begun, lz4_magic_ok;
+    unsigned char lz4_magic[4];
+    size_t lz4_magic_len;
+#endif
+};
+
+static int cas__fail(cas_codec *c, int code, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(c->msg, sizeof c->msg, fmt, ap);
+    va_end(ap);
+    c->failed = code;
+    return code;
+}
+
+#ifndef CAS_NO_LZ4
+static void *cas__lz4_alloc(void *opaque, size_t n) { return cas__alloc((const cas_allocator *)opaque, n); }
+static void *cas__lz4_calloc(void *opaque, size_t n) { return cas__calloc((const cas_allocator *)opaque, n); }
+static void cas__lz4_free(void *opaque, void *p) { cas__free((const cas_allocator *)opaque, p); }
+static LZ4F_CustomMem cas__lz4_mem(cas_codec *c) {
+    LZ4F_CustomMem m;
+    m.customAlloc = cas__lz4_alloc;
+    m.customCalloc = cas__lz4_calloc;
+    m.customFree = cas__lz4_free;
+    m.opaqueState = &c->alloc;
+    return m;
+}
+#endif
+
+#ifndef CAS_NO_GZIP
+static voidpf cas__z_alloc(voidpf opaque, uInt items, uInt size) {
+    if (size && items > (size_t)-1 / size) return Z_NULL;
+    return cas__alloc((const cas_allocator *)opaque, (size_t)items * size);
+}
+static void cas__z_free(voidpf opaque, voidpf p) { cas__free((const cas_allocator *)opaque, p); }
+
+static uint32_t cas__crc32(uint32_t crc, const unsigned char *p, size_t n) {
+#ifdef CAS_USE_ISAL
+    return crc32_gzip_refl(crc, p, (uint64_t)n);
+#else
+    while (n) {
+        uInt k = (uInt)CAS__MIN(n, CAS__CHUNK_MAX);
+        crc = (uint32_t)crc32(crc, p, k);
+        p += k, n -= k;
+    }
+    return crc;
+#endif
+}
+
+static int cas__gzip_backend(const cas_codec *c) {
+#ifdef CAS_USE_ISAL
+    return c->backend == CAS_BACKEND_ZLIB ? CAS_BACKEND_ZLIB : CAS_BACKEND_ISAL;
+#else
+    (void)c;
+    return CAS_BACKEND_ZLIB;
+#endif
+}
+
+#ifdef CAS_USE_ISAL
+/* zlib levels map onto ISA-L's 1..3; level 0 would expand incompressible data. */
+static int cas__isal_level(int level) { return level <= 2 ? 1 : level <= 6 ? 2 : 3; }
+static size_t cas__isal_level_buf(int l) {
+    return l == 1 ? ISAL_DEF_LVL1_DEFAULT : l == 2 ? ISAL_DEF_LVL2_DEFAULT : ISAL_DEF_LVL3_DEFAULT;
+}
+#endif
+#endif
+
+static void cas__codec_release(cas_codec *c) {
+#ifndef CAS_NO_GZIP
+    if (c->zinit == 1) deflateEnd(&c->z);
+    if (c->zinit == 2) inflateEnd(&c->z);
+    c->zinit = 0;
+#ifdef CAS_USE_ISAL
+    cas__free(&c->alloc, c->iz), c->iz = NULL;
+    cas__free(&c->alloc, c->ii), c->ii = NULL;
+    cas__free(&c->alloc, c->ilevel_buf), c->ilevel_buf = NULL;
+#endif
+#ifdef CAS_USE_LIBDEFLATE
+    if (c->ld) libdeflate_free_decompressor(c->ld);
+    c->ld = NULL;
+#endif
+#endif
+#ifndef CAS_NO_LZ4
+    if (c->lc) LZ4F_freeCompressionContext(c->lc);
+    if (c->ld4) LZ4F_freeDecompressionContext(c->ld4);
+    c->lc = NULL, c->ld4 = NULL;
+    cas__free(&c->alloc, c->stage), c->stage = NULL, c->stage_cap = 0;
+#endif
+}
+
+static int cas__codec_create(cas_codec **out, int codec, int encode, const cas_allocator *a) {
+    cas_codec *c;
+    if (!out) return CAS_E_ARG;
+    *out = NULL;
+    if (codec != CAS_CODEC_RAW && codec != CAS_CODEC_GZIP && codec != CAS_CODEC_LZ4) return CAS_E_ARG;
+    if (!cas_codec_available(codec)) return CAS_E_UNSUPPORTED;
+    c = (cas_codec *)cas__calloc(a, sizeof *c);
+    if (!c) return CAS_E_NOMEM;
+    cas__copy_allocator(&c->alloc, a);
+    c->codec = codec, c->encode = encode;
+    c->level = 0, c->pledged = -1, c->lz4_block = 4;
+    *out = c;
+    return cas_codec_reset(c);
+}
+
+CASDEF int cas_encoder_create(cas_codec **out, int codec, const cas_allocator *a) {
+    return cas__codec_create(out, codec, 1, a);
+}
+CASDEF int cas_decoder_create(cas_codec **out, int codec, const cas_allocator *a) {
+    return cas__codec_create(out, codec, 0, a);
+}
+
+CASDEF void cas_codec_free(cas_codec *c) {
+    cas_allocator a;
+    if (!c) return;
+    cas__codec_release(c);
+    a = c->alloc;
+    cas__free(&a, c);
+}
+
+CASDEF const char *cas_codec_message(const cas_codec *c) { return c ? c->msg : ""; }
+CASDEF uint64_t cas_codec_total_in(const cas_codec *c) { return c ? c->total_in : 0; }
+CASDEF uint64_t cas_codec_total_out(const cas_codec *c) { return c ? c->total_out : 0; }
+
+CASDEF int cas_codec_set_param(cas_codec *c, int param, int64_t v) {
+    if (!c) return CAS_E_ARG;
+    if (c->total_in || c->total_out) return CAS_E_STATE;
+    switch (param) {
+    case CAS_PARAM_LEVEL:
+        if (v < 0 || v > 12) return CAS_E_ARG;
+        if (c->codec == CAS_CODEC_GZIP && v > 9) return CAS_E_ARG;
+        c->level = (int)v;
+        break;
+    case CAS_PARAM_PLEDGED_SIZE:
+        if (v < -1) return CAS_E_ARG;
+        c->pledged = v;
+        break;
+    case CAS_PARAM_GZIP_BACKEND:
+        if (v < CAS_BACKEND_AUTO || v > CAS_BACKEND_ISAL) return CAS_E_ARG;
+#ifndef CAS_USE_ISAL
+        if (v == CAS_BACKEND_ISAL) return CAS_E_UNSUPPORTED;
+#endif
+        c->backend = (int)v;
+        break;
+    case CAS_PARAM_LZ4_BLOCK:
+        if (v < 4 || v > 7) return CAS_E_ARG;
+        c->lz4_block = (int)v;
+        break;
+    case CAS_PARAM_STRICT: c->strict = v != 0; break;
+    case CAS_PARAM_MTIME:
+        if (v < 0 || v > 0xffffffffLL) return CAS_E_ARG;
+        c->mtime = v;
+        break;
+    default: return CAS_E_ARG;
+    }
+    return cas_codec_reset(c); /* re-apply parameters to the backend */
+}
+
+CASDEF int cas_codec_reset(cas_codec *c) {
+    if (!c) return CAS_E_ARG;
+    c->failed = 0, c->done = 0, c->msg[0] = 0;
+    c->total_in = c->total_out = 0;
+#ifndef CAS_NO_GZIP
+    if (c->codec == CAS_CODEC_GZIP) {
+        int be = cas__gzip_backend(c);
+        c->hb_len = c->hb_pos = 0;
+        c->gz_state = CAS__GZ_MAGIC, c->gz_flags = 0, c->gz_members = 0, c->gz_need = 0;
+        c->crc = 0, c->isize = 0;
+        c->use_isal = be == CAS_BACKEND_ISAL;
+        if (c->encode) {
+            int lvl = c->level ? c->level : 3;
+            unsigned char *h = c->hb;
+            uint32_t mt = (uint32_t)c->mtime;
+            /* CPython's header: XFL 2 at level 9, 4 at level 1, else 0; OS 255. */
+            h[0] = 0x1f, h[1] = 0x8b, h[2] = 8, h[3] = 0;
+            h[4] = (unsigned char)mt, h[5] = (unsigned char)(mt >> 8);
+            h[6] = (unsigned char)(mt >> 16), h[7] = (unsigned char)(mt >> 24);
+            h[8] = (unsigned char)(lvl == 9 ? 2 : lvl == 1 ? 4 : 0), h[9] = 0xff;
+            c->hb_len = 10;
+            c->gz_state = CAS__GZ_HEAD; /* encoder: header pending */
+#ifdef CAS_USE_ISAL
+            if (c->use_isal) {
+                int il = cas__isal_level(lvl);
+                size_t need = cas__isal_level_buf(il);
+                if (!c->iz) {
+                    c->iz = (struct isal_zstream *)cas__alloc(&c->alloc, sizeof *c->iz);
+                    if (!c->iz) return cas__fail(c, CAS_E_NOMEM, "out of memory");
+                }
+                if (c->ilevel_size < need) {
+                    cas__free(&c->alloc, c->ilevel_buf);
+                    c->ilevel_buf = (unsigned char *)cas__alloc(&c->alloc, need);
+                    c->ilevel_size = c->ilevel_buf ? need : 0;
+                    if (!c->ilevel_buf) return cas__fail(c, CAS_E_NOMEM, "out of memory");
+                }
+                isal_deflate_init(c->iz);
+                c->iz->level = (uint32_t)il;
+                c->iz->level_buf = c->ilevel_buf;
+                c->iz->level_buf_size = (uint32_t)need;
+                c->iz->gzip_flag = IGZIP_GZIP_NO_HDR; /* ISA-L writes CRC and length */
+                return CAS_OK;
+            }
+#endif
+            if (c->zinit == 1 && c->zlevel == lvl) {
+                if (deflateReset(&c->z) != Z_OK) return cas__fail(c, CAS_E_NOMEM, "deflateReset failed");
+            } else {
+                if (c->zinit == 1) deflateEnd(&c->z);
+                c->zinit = 0;
+                memset(&c->z, 0, sizeof c->z);
+                c->z.zalloc = cas__z_alloc, c->z.zfree = cas__z_free, c->z.opaque = &c->alloc;
+                /* CPython's GzipFile: raw deflate, window 15, memLevel 8, default strategy */
+                if (deflateInit2(&c->z, lvl, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY) != Z_OK)
+                    return cas__fail(c, CAS_E_NOMEM, "deflateInit2 failed");
+                c->zinit = 1, c->zlevel = lvl;
+            }
+        } else {
+#ifdef CAS_USE_ISAL
+            if (c->use_isal) {
+                if (!c->ii) {
+                    c->ii = (struct inflate_state *)cas__alloc(&c->alloc, sizeof *c->ii);
+                    if (!c->ii) return cas__fail(c, CAS_E_NOMEM, "out of memory");
+                }
+                isal_inflate_init(c->ii);
+                c->ii->crc_flag = ISAL_DEFLATE;
+                return CAS_OK;
+            }
+#endif
+            if (c->zinit == 2) {
+                if (inflateReset(&c->z) != Z_OK) return cas__fail(c, CAS_E_NOMEM, "inflateReset failed");
+            } else {
+                memset(&c->z, 0, sizeof c->z);
+                c->z.zalloc = cas__z_alloc, c->z.zfree = cas__z_free, c->z.opaque = &c->alloc;
+                if (inflateInit2(&c->z, -15) != Z_OK) return cas__fail(c, CAS_E_NOMEM, "inflateInit2 failed");
+                c->zinit = 2;
+            }
+        }
+    }
+#endif
+#ifndef CAS_NO_LZ4
+    if (c->codec == CAS_CODEC_LZ4) {
+        c->stage_len = c->stage_pos = 0;
+        c->lz4_begun = 0, c->lz4_magic_ok = 0, c->lz4_magic_len = 0;
+        if (c->encode) {
+            if (!c->lc) {
+                c->lc = LZ4F_createCompressionContext_advanced(cas__lz4_mem(c), LZ4F_VERSION);
+                if (!c->lc) return cas__fail(c, CAS_E_NOMEM, "out of memory");
+            }
+            c->lz4_block_bytes = (size_t)1 << (8 + 2 * c->lz4_block);
+        } else {
+            if (!c->ld4) {
+                c->ld4 = LZ4F_createDecompressionContext_advanced(cas__lz4_mem(c), LZ4F_VERSION);
+                if (!c->ld4) return cas__fail(c, CAS_E_NOMEM, "out of memory");
+            } else {
+                LZ4F_resetDecompressionContext(c->ld4);
+            }
+        }
+    }
+#endif
+    return CAS_OK;
+}
+
+/* ---- raw ----------------------------------------------------------------- */
+#ifndef CAS_NO_RAW
+
+static int cas__raw_update(cas_codec *c, const unsigned char *in, size_t n, size_t *used, unsigned char *out,
+                           size_t cap, size_t *made, int end) {
+    size_t k = CAS__MIN(n, cap);
+    if (k) memcpy(out, in, k);
+    *used = k, *made = k;
+    if (k < n) return CAS_NEED_OUTPUT;
+    if (end) {
+        c->done = 1;
+        return CAS_DONE;
+    }
+    return CAS_NEED_INPUT;
+}
+#endif
+
+/* ---- gzip ---------------------------------------------------------------- */
+#ifndef CAS_NO_GZIP
+
+/* Moves pending header/trailer bytes (hb[hb_pos..hb_len)) to out. */
+static size_t cas__drain_hb(cas_codec *c, unsigned char *out, size_t cap) {
+    size_t k = CAS__MIN(cap, c->hb_len - c->hb_pos);
+    memcpy(out, c->hb + c->hb_pos, k);
+    c->hb_pos += k;
+    return k;
+}
+
+static int cas__gz_encode(cas_codec *c, const unsigned char *in, size_t n, size_t *used, unsigned char *out,
+                          size_t cap, size_t *made, int end) {
+    size_t o = 0, i = 0;
+    for (;;) {
+        if (c->gz_state == CAS__GZ_HEAD || c->gz_state == CAS__GZ_TRAILER) {
+            o += cas__drain_hb(c, out + o, cap - o);
+            if (c->hb_pos < c->hb_len) break; /* out full */
+            if (c->gz_state == CAS__GZ_TRAILER) {
+                c->gz_state = CAS__GZ_END;
+                continue;
+            }
+            c->gz_state = CAS__GZ_BODY;
+            continue;
+        }
+        if (c->gz_state == CAS__GZ_END) {
+            *used = i, *made = o;
+            c->total_out += o;
+            c->done = 1;
+            return CAS_DONE;
+        }
+        /* body */
+        {
+            size_t in_take = CAS__MIN(n - i, CAS__CHUNK_MAX);
+            size_t out_take = CAS__MIN(cap - o, CAS__CHUNK_MAX);
+            int finishing = end && in_take == n - i;
+            size_t got_in, got_out;
+            int finished = 0;
+#ifdef CAS_USE_ISAL
+            if (c->use_isal) {
+                struct isal_zstream *s = c->iz;
+                int r;
+                s->next_in = (uint8_t *)(uintptr_t)(in + i), s->avail_in = (uint32_t)in_take;
+                s->next_out = out + o, s->avail_out = (uint32_t)out_take;
+                s->end_of_stream = (uint16_t)finishing;
+                s->flush = NO_FLUSH;
+                r = isal_deflate(s);
+                if (r != COMP_OK) return cas__fail(c, CAS_E_CORRUPT, "ISA-L deflate failed (%d)", r);
+                got_in = in_take - s->avail_in, got_out = out_take - s->avail_out;
+                finished = s->internal_state.state == ZSTATE_END;
+            } else
+#endif
+            {
+                int r;
+                c->z.next_in = (Bytef *)(uintptr_t)(in + i), c->z.avail_in = (uInt)in_take;
+                c->z.next_out = out + o, c->z.avail_out = (uInt)out_take;
+                r = deflate(&c->z, finishing ? Z_FINISH : Z_NO_FLUSH);
+                if (r == Z_STREAM_ERROR) return cas__fail(c, CAS_E_STATE, "deflate stream error");
+                got_in = in_take - c->z.avail_in, got_out = out_take - c->z.avail_out;
+                finished = r == Z_STREAM_END;
+            }
+#ifdef CAS_USE_ISAL
+            if (!c->use_isal)
+#endif
+                c->crc = cas__crc32(c->crc, in + i, got_in);
+            c->isize += got_in;
+            i += got_in, o += got_out;
+            c->total_in += got_in;
+            if (finished) {
+#ifdef CAS_USE_ISAL
+                if (c->use_isal) { /* ISA-L already wrote CRC32 and ISIZE */
+                    c->gz_state = CAS__GZ_END;
+                    continue;
+                }
+#endif
+                {
+                    unsigned char *t = c->hb;
+                    uint32_t crc = c->crc, len = (uint32_t)c->isize;
+                    t[0] = (unsigned char)crc, t[1] = (unsigned char)(crc >> 8);
+                    t[2] = (unsigned char)(crc >> 16), t[3] = (unsigned char)(crc >> 24);
+                    t[4] = (unsigned char)len, t[5] = (unsigned char)(len >> 8);
+                    t[6] = (unsigned char)(len >> 16), t[7] = (unsigned char)(len >> 24);
+                    c->hb_len = 8, c->hb_pos = 0;
+                    c->gz_state = CAS__GZ_TRAILER;
+                }
+                continue;
+            }
+            if (o == cap) break;
+            if (i == n && !end) break;
+            if (!got_in && !got_out) break; /* no progress possible */
+        }
+    }
+    *used = i, *made = o;
+    c->total_out += o;
+    if (o == cap && (c->gz_state != CAS__GZ_END)) return CAS_NEED_OUTPUT;
+    return end ? CAS_NEED_OUTPUT : CAS_NEED_INPUT;
+}
+
+/* Inflates raw deflate from in into out; sets *finished at the end of the stream. */
+static int cas__inflate_step(cas_codec *c, const unsigned char *in, size_t n, size_t *used, unsigned char *out,
+                             size_t cap, size_t *made, int *finished) {
+    size_t in_take = CAS__MIN(n, CAS__CHUNK_MAX), out_take = CAS__MIN(cap, CAS__CHUNK_MAX);
+    *finished = 0;
+#ifdef CAS_USE_ISAL
+    if (c->use_isal) {
+        struct inflate_state *s = c->ii;
+        int r;
+        s->next_in = (uint8_t *)(uintptr_t)in, s->avail_in = (uint32_t)in_take;
+        s->next_out = out, s->avail_out = (uint32_t)out_take;
+        r = isal_inflate(s);
+        *used = in_take - s->avail_in, *made = out_take - s->avail_out;
+        if (r < 0) {
+            const char *why = r == ISAL_INVALID_BLOCK     ? "invalid block type"
+                              : r == ISAL_INVALID_SYMBOL   ? "invalid code"
+                              : r == ISAL_INVALID_LOOKBACK ? "invalid distance too far back"
+                                                           : "invalid deflate data";
+            return cas__fail(c, CAS_E_CORRUPT, "Error -3 while decompressing data: %s", why);
+        }
+        *finished = s->block_state == ISAL_BLOCK_FINISH;
+        return CAS_OK;
+    }
+#endif
+    {
+        int r;
+        c->z.next_in = (Bytef *)(uintptr_t)in, c->z.avail_in = (uInt)in_take;
+        c->z.next_out = out, c->z.avail_out = (uInt)out_take;
+        r = inflate(&c->z, Z_NO_FLUSH);
+        *used = in_take - c->z.avail_in, *made = out_take - c->z.avail_out;
+        if (r == Z_STREAM_END) *finished = 1;
+        else if (r == Z_DATA_ERROR || r == Z_NEED_DICT)
+            return cas__fail(c, CAS_E_CORRUPT, "Error -3 while decompressing data: %s",
+                             c->z.msg ? c->z.msg : "invalid data");
+        else if (r == Z_MEM_ERROR) return cas__fail(c, CAS_E_NOMEM, "out of memory");
+        return CAS_OK;
+    }
+}
+
+static int cas__inflate_restart(cas_codec *c) {
+#ifdef CAS_USE_ISAL
+    if (c->use_isal) {
+        isal_inflate_reset(c->ii);
+        c->ii->crc_flag = ISAL_DEFLATE;
+        return CAS_OK;
+    }
+#endif
+    if (inflateReset(&c->z) != Z_OK) return cas__fail(c, CAS_E_STATE, "inflateReset failed");
+    return CAS_OK;
+}
+
+#define CAS__GZ_TRUNC "Compressed file ended before the end-of-stream marker was reached"
+
+static int cas__gz_not_gzip(cas_codec *c, const unsigned char *p, size_t n) {
+    char rep[24];
+    cas_bytes_repr(p, n, rep, sizeof rep);
+    return cas__fail(c, c->gz_members ? CAS_E_TRAILING : CAS_E_CORRUPT, "Not a gzipped file (%s)", rep);
+}
+
+/* Python's gzip reader, as a state machine: members back to back, NUL padding
+ * between and after them, every header field, CRC and length checked. */
+static int cas__gz_decode(cas_codec *c, const unsigned char *in, size_t n, size_t *used, unsigned char *out,
+                          size_t cap, size_t *made, int end) {
+    size_t i = 0, o = 0;
+    int r;
+    for (;;) {
+        switch (c->gz_state) {
+        case CAS__GZ_PAD: /* after a member: skip NULs, then another member or the end */
+            while (i < n && in[i] == 0) i++;
+            if (i == n) goto need_input;
+            c->gz_state = CAS__GZ_MAGIC;
+            /* fall through */
+        case CAS__GZ_MAGIC:
+            while (c->hb_len < 2 && i < n) c->hb[c->hb_len++] = in[i++];
+            if (c->hb_len < 2) {
+                if (!end) goto need_input;
+                if (c->hb_len == 0) { /* clean end: zero members is empty output */
+                    *used = i, *made = o;
+                    c->total_in += i, c->total_out += o;
+                    c->done = 1;
+                    return CAS_DONE;
+                }
+                return cas__gz_not_gzip(c, c->hb, c->hb_len);
+            }
+            if (c->hb[0] != 0x1f || c->hb[1] != 0x8b) return cas__gz_not_gzip(c, c->hb, 2);
+            c->gz_state = CAS__GZ_HEAD;
+            break;
+        case CAS__GZ_HEAD: /* method, flags, mtime, xfl, os */
+            while (c->hb_len < 10 && i < n) c->hb[c->hb_len++] = in[i++];
+            if (c->hb_len < 10) goto need_input;
+            if (c->hb[2] != 8) return cas__fail(c, CAS_E_CORRUPT, "Unknown compression method");
+            c->gz_flags = c->hb[3];
+            c->hb_len = 0;
+            c->gz_state = CAS__GZ_XLEN;
+            break;
+        case CAS__GZ_XLEN:
+            if (!(c->gz_flags & 4)) {
+                c->gz_state = CAS__GZ_NAME;
+                break;
+            }
+            while (c->hb_len < 2 && i < n) c->hb[c->hb_len++] = in[i++];
+            if (c->hb_len < 2) goto need_input;
+            c->gz_need = (uint32_t)c->hb[0] | (uint32_t)c->hb[1] << 8;
+            c->hb_len = 0;
+            c->gz_state = CAS__GZ_EXTRA;
+            /* fall through */
+        case CAS__GZ_EXTRA: {
+            size_t k = CAS__MIN((size_t)c->gz_need, n - i);
+            i += k, c->gz_need -= (uint32_t)k;
+            if (c->gz_need) goto need_input;
+            c->gz_state = CAS__GZ_NAME;
+            break;
+        }
+        case CAS__GZ_NAME:
+        case CAS__GZ_COMMENT: {
+            int bit = c->gz_state == CAS__GZ_NAME ? 8 : 16;
+            if (c->gz_flags & bit) {
+                const unsigned char *z = (const unsigned char *)memchr(in + i, 0, n - i);
+                if (!z) {
+                    i = n;
+                    goto need_input;
+                }
+                i = (size_t)(z - in) + 1;
+            }
+            c->gz_state = c->gz_state == CAS__GZ_NAME ? CAS__GZ_COMMENT : CAS__GZ_HCRC;
+            break;
+        }
+        case CAS__GZ_HCRC: /* Python reads and ignores the header CRC; so do we */
+            if (c->gz_flags & 2) {
+                while (c->hb_len < 2 && i < n) c->hb[c->hb_len++] = in[i++];
+                if (c->hb_len < 2) goto need_input;
+            }
+            c->hb_len = 0;
+            c->crc = 0, c->isize = 0;
+            c->gz_state = CAS__GZ_BODY;
+            break;
+        case CAS__GZ_BODY: {
+            size_t u, m;
+            int fin;
+            if (o == cap) goto need_output;
+            r = cas__inflate_step(c, in + i, n - i, &u, out + o, cap - o, &m, &fin);
+            if (r < 0) return r;
+            c->crc = cas__crc32(c->crc, out + o, m);
+            c->isize += m;
+            i += u, o += m;
+            if (fin) {
+                c->gz_state = CAS__GZ_TRAILER;
+                break;
+            }
+            if (o == cap) goto need_output;
+            if (i == n) goto need_input;
+            if (!u && !m) goto need_input;
+            break;
+        }
+        case CAS__GZ_TRAILER: {
+            uint32_t crc, len;
+            while (c->hb_len < 8 && i < n) c->hb[c->hb_len++] = in[i++];
+            if (c->hb_len < 8) goto need_input;
+            crc = (uint32_t)c->hb[0] | (uint32_t)c->hb[1] << 8 | (uint32_t)c->hb[2] << 16 | (uint32_t)c->hb[3] << 24;
+            len = (uint32_t)c->hb[4] | (uint32_t)c->hb[5] << 8 | (uint32_t)c->hb[6] << 16 | (uint32_t)c->hb[7] << 24;
+            if (crc != c->crc)
+                return cas__fail(c, CAS_E_CORRUPT, "CRC check failed 0x%lx != 0x%lx", (unsigned long)crc,
+                                 (unsigned long)c->crc);
+            if (len != (uint32_t)c->isize) return cas__fail(c, CAS_E_CORRUPT, "Incorrect length of data produced");
+            c->gz_members++;
+            c->hb_len = 0;
+            r = cas__inflate_restart(c);
+            if (r < 0) return r;
+            c->gz_state = CAS__GZ_PAD;
+            break;
+        }
+        default: return cas__fail(c, CAS_E_STATE, "gzip decoder in a bad state");
+        }
+    }
+need_output:
+    *used = i, *made = o;
+    c->total_in += i, c->total_out += o;
+    return CAS_NEED_OUTPUT;
+need_input:
+    *used = i, *made = o;
+    c->total_in += i, c->total_out += o;
+    if (end && i == n) {
+        if (c->gz_state == CAS__GZ_PAD) { /* members then only NULs: the end */
+            c->done = 1;
+            return CAS_DONE;
+        }
+        /* a body that still has output pending is not truncated yet */
+        if (c->gz_state == CAS__GZ_BODY && o == cap) return CAS_NEED_OUTPUT;
+        return cas__fail(c, CAS_E_TRUNCATED, CAS__GZ_TRUNC);
+    }
+    return CAS_NEED_INPUT;
+}
+#endif /* CAS_NO_GZIP */
+
+/* ---- LZ4 frame ----------------------------------------------------------- */
+#ifndef CAS_NO_LZ4
+
+static void cas__lz4_prefs(const cas_codec *c, LZ4F_preferences_t *p, int64_t content) {
+    memset(p, 0, sizeof *p);
+    p->frameInfo.blockSizeID = (LZ4F_blockSizeID_t)c->lz4_block;
+    p->frameInfo.blockMode = LZ4F_blockLinked;
+    p->frameInfo.contentSize = content > 0 ? (unsigned long long)content : 0;
+    p->compressionLevel = c->level > 1 ? c->level : 0;
+}
+
+static int cas__lz4_err(cas_codec *c, size_t r, const char *what) {
+    const char *name = LZ4F_getErrorName(r);
+    if (!strncmp(name, "ERROR_", 6)) name += 6;
+    if (LZ4F_getErrorCode(r) == LZ4F_ERROR_allocation_failed) return cas__fail(c, CAS_E_NOMEM, "out of memory");
+    return cas__fail(c, CAS_E_CORRUPT, "LZ4 frame is corrupt: %s failed (%s)", what, name);
+}
+
+/* Makes sure the staging buffer holds the bound of one block. */
+static int cas__lz4_stage(cas_codec *c, size_t need) {
+    if (c->stage_cap >= need) return CAS_OK;
+    cas__free(&c->alloc, c->stage);
+    c->stage = (unsigned char *)cas__alloc(&c->alloc, need);
+    c->stage_cap = c->stage ? need : 0;
+    return c->stage ? CAS_OK : cas__fail(c, CAS_E_NOMEM, "out of memory");
+}
+
+static int cas__lz4_encode(cas_codec *c, const unsigned char *in, size_t n, size_t *used, unsigned char *out,
+                           size_t cap, size_t *made, int end) {
+    size_t i = 0, o = 0, r;
+    LZ4F_preferences_t prefs;
+    LZ4F_compressOptions_t opt;
+    memset(&opt, 0, sizeof opt);
+    /* Whole input in one call with room for the worst case: one frame call,
+     * which also picks independent blocks and a small table for small inputs. */
+    if (!c->lz4_begun && end && c->stage_len == 0) {
+        int64_t content = c->pledged >= 0 ? c->pledged : (int64_t)n;
+        cas__lz4_prefs(c, &prefs, content);
+        if (cap >= LZ4F_compressFrameBound(n, &prefs) && (c->pledged < 0 || (size_t)c->pledged == n)) {
+            r = LZ4F_compressFrame_usingCDict(c->lc, out, cap, in, n, NULL, &prefs);
+            if (LZ4F_isError(r)) return cas__lz4_err(c, r, "compressFrame");
+            *used = n, *made = r;
+            c->total_in += n, c->total_out += r;
+            c->done = 1;
+            return CAS_DONE;
+        }
+    }
+    for (;;) {
+        if (c->stage_pos < c->stage_len) { /* drain first */
+            size_t k = CAS__MIN(cap - o, c->stage_len - c->stage_pos);
+            memcpy(out + o, c->stage + c->stage_pos, k);
+            o += k, c->stage_pos += k;
+            if (c->stage_pos < c->stage_len) break;
+            c->stage_pos = c->stage_len = 0;
+        }
+        if (c->done) break;
+        if (!c->lz4_begun) {
+            cas__lz4_prefs(c, &prefs, c->pledged);
+            if (cas__lz4_stage(c, LZ4F_compressBound(c->lz4_block_bytes, &prefs) + LZ4F_HEADER_SIZE_MAX) < 0)
+                return c->failed;
+            r = LZ4F_compressBegin(c->lc, c->stage, c->stage_cap, &prefs);
+            if (LZ4F_isError(r)) return cas__lz4_err(c, r, "compressBegin");
+            c->stage_len = r;
+            c->lz4_begun = 1;
+            continue;
+        }
+        if (i < n) { /* one block's worth at a time keeps the stage bounded */
+            size_t k = CAS__MIN(n - i, c->lz4_block_bytes);
+            r = LZ4F_compressUpdate(c->lc, c->stage, c->stage_cap, in + i, k, &opt);
+            if (LZ4F_isError(r)) return cas__lz4_err(c, r, "compressUpdate");
+            i += k, c->stage_len = r;
+            c->total_in += k;
+            continue;
+        }
+        if (!end) break;
+        r = LZ4F_compressEnd(c->lc, c->stage, c->stage_cap, &opt);
+        if (LZ4F_isError(r)) return cas__lz4_err(c, r, "compressEnd");
+        c->stage_len = r;
+        c->done = 1;
+    }
+    *used = i, *made = o;
+    c->total_out += o;
+    if (c->stage_pos < c->stage_len) return CAS_NEED_OUTPUT;
+    if (c->done) return CAS_DONE;
+    return CAS_NEED_INPUT;
+}
+
+#define CAS__LZ4_TRUNC "LZ4 frame ended before the end-of-stream marker was reached"
+
+static int cas__lz4_decode(cas_codec *c, const unsigned char *in, size_t n, size_t *used, unsigned char *out,
+                           size_t cap, size_t *made, int end) {
+    size_t i = 0, o = 0;
+    if (c->done) { /* the frame is over: what follows is trailing */
+        *used = 0, *made = 0;
+        if (c->strict && n) return cas__fail(c, CAS_E_TRAILING, "unexpected bytes after the LZ4 frame");
+        return CAS_DONE;
+    }
+    /* Check the magic ourselves: LZ4F would also accept skippable frames. */
+    while (!c->lz4_magic_ok && c->lz4_magic_len < 4 && i < n) c->lz4_magic[c->lz4_magic_len++] = in[i++];
+    if (!c->lz4_magic_ok) {
+        static const unsigned char magic[4] = {0x04, 0x22, 0x4d, 0x18};
+        if (memcmp(c->lz4_magic, magic, c->lz4_magic_len))
+            return cas__fail(c, CAS_E_CORRUPT, "not an LZ4 frame (bad magic number)");
+        if (c->lz4_magic_len < 4) {
+            *used = i, *made = 0;
+            c->total_in += i;
+            if (end) return cas__fail(c, CAS_E_TRUNCATED, CAS__LZ4_TRUNC);
+            return CAS_NEED_INPUT;
+        }
+        c->lz4_magic_ok = 1;
+        {
+            size_t ds = 0, ss = 4;
+            size_t r = LZ4F_decompress(c->ld4, NULL, &ds, magic, &ss, NULL);
+            if (LZ4F_isError(r)) return cas__lz4_err(c, r, "decompress");
+        }
+    }
+    for (;;) {
+        size_t ss = n - i, ds = cap - o, r;
+        r = LZ4F_decompress(c->ld4, out + o, &ds, in + i, &ss, NULL);
+        if (LZ4F_isError(r)) {
+            if (LZ4F_getErrorCode(r) == LZ4F_ERROR_frameSize_wrong)
+                return cas__fail(c, CAS_E_CORRUPT, "LZ4 frame's content size field disagrees with its data");
+            return cas__lz4_err(c, r, "decompress");
+        }
+        i += ss, o += ds;
+        if (r == 0) { /* end of frame */
+            c->done = 1;
+            *used = i, *made = o;
+            c->total_in += i, c->total_out += o;
+            if (c->strict && i < n) return cas__fail(c, CAS_E_TRAILING, "unexpected bytes after the LZ4 frame");
+            return CAS_DONE;
+        }
+        if (o == cap) {
+            *used = i, *made = o;
+            c->total_in += i, c->total_out += o;
+            return CAS_NEED_OUTPUT;
+        }
+        if (i == n || (!ss && !ds)) break;
+    }
+    *used = i, *made = o;
+    c->total_in += i, c->total_out += o;
+    if (end && i == n) return cas__fail(c, CAS_E_TRUNCATED, CAS__LZ4_TRUNC);
+    return CAS_NEED_INPUT;
+}
+#endif /* CAS_NO_LZ4 */
+
+CASDEF int cas_codec_update(cas_codec *c, const void *in, size_t in_size, size_t *in_used, void *out,
+                            size_t out_cap, size_t *out_made, int end) {
+    size_t dummy_u, dummy_m;
+    const unsigned char *ip = (const unsigned char *)in;
+    unsigned char *op = (unsigned char *)out;
+    if (!in_used) in_used = &dummy_u;
+    if (!out_made) out_made = &dummy_m;
+    *in_used = 0, *out_made = 0;
+    if (!c || (!in && in_size) || (!out && out_cap)) return CAS_E_ARG;
+    if (c->failed) return c->failed;
+    if (!in) ip = (const unsigned char *)"";
+    if (!out) op = (unsigned char *)c->msg; /* never written: cap is 0 */
+    if (c->done && c->codec != CAS_CODEC_LZ4) {
+        if (in_size && !c->encode) return cas__fail(c, CAS_E_TRAILING, "unexpected bytes after the end of the stream");
+        return in_size ? CAS_E_STATE : CAS_DONE;
+    }
+    switch (c->codec) {
+#ifndef CAS_NO_RAW
+    case CAS_CODEC_RAW: {
+        int r = cas__raw_update(c, ip, in_size, in_used, op, out_cap, out_made, end);
+        c->total_in += *in_used, c->total_out += *out_made;
+        return r;
+    }
+#endif
+#ifndef CAS_NO_GZIP
+    case CAS_CODEC_GZIP:
+        return c->encode ? cas__gz_encode(c, ip, in_size, in_used, op, out_cap, out_made, end)
+                         : cas__gz_decode(c, ip, in_size, in_used, op, out_cap, out_made, end);
+#endif
+#ifndef CAS_NO_LZ4
+    case CAS_CODEC_LZ4:
+        if (c->done && c->encode) return in_size ? CAS_E_STATE : CAS_DONE;
+        return c->encode ? cas__lz4_encode(c, ip, in_size, in_used, op, out_cap, out_made, end)
+                         : cas__lz4_decode(c, ip, in_size, in_used, op, out_cap, out_made, end);
+#endif
+    default: return CAS_E_UNSUPPORTED;
+    }
+}
+
+/* ---- one-shot ------------------------------------------------------------ */
+
+CASDEF size_t cas_encode_bound(int codec, size_t n) {
+    switch (codec) {
+    case CAS_CODEC_RAW: return n;
+#ifndef CAS_NO_GZIP
+    case CAS_CODEC_GZIP: {
+        /* zlib's deflateBound is n + n/4096 + n/16384 + 7; ISA-L's stored-block
+         * fallback costs a little more on incompressible input, so keep a margin. */
+        size_t b = n + (n >> 8) + 1024;
+        return b < n ? (size_t)-1 : b + 18;
+    }
+#endif
+#ifndef CAS_NO_LZ4
+    case CAS_CODEC_LZ4: {
+        LZ4F_preferences_t p;
+        size_t b1, b2;
+        memset(&p, 0, sizeof p);
+        p.frameInfo.contentSize = n;
+        /* valid for every block size this library writes */
+        p.frameInfo.blockSizeID = LZ4F_max64KB;
+        b1 = LZ4F_compressFrameBound(n, &p);
+        p.frameInfo.blockSizeID = LZ4F_max4MB;
+        b2 = LZ4F_compressFrameBound(n, &p);
+        return (b1 > b2 ? b1 : b2) + 64;
+    }
+#endif
+    default: return 0;
+    }
+}
+
+CASDEF int cas_codec_encode_all(cas_codec *c, const void *in, size_t n, void *out, size_t cap, size_t *out_len) {
+    size_t used = 0, made = 0;
+    int r;
+    if (out_len) *out_len = 0;
+    if (!c || !c->encode) return CAS_E_ARG;
+    if ((r = cas_codec_reset(c)) < 0) return r;
+    r = cas_codec_update(c, in, n, &used, out, cap, &made, 1);
+    if (out_len) *out_len = made;
+    if (r == CAS_DONE && used != n) return CAS_E_STATE;
+    return r;
+}
+
+CASDEF int cas_codec_decode_all(cas_codec *c, const void *in, size_t n, void *out, size_t cap, size_t *out_len) {
+    size_t used = 0, made = 0;
+    int r;
+    if (out_len) *out_len = 0;
+    if (!c || c->encode) return CAS_E_ARG;
+    if ((r = cas_codec_reset(c)) < 0) return r;
+#ifdef CAS_USE_LIBDEFLATE
+    /* libdeflate wants the whole output at once; members are decoded one by one,
+     * anything it does not accept is retried by the streaming path for the message. */
+    if (c->codec == CAS_CODEC_GZIP && c->backend != CAS_BACKEND_ZLIB && n >= 18 && out) {
+        const unsigned char *ip = (const unsigned char *)in;
+        size_t i = 0, o = 0;
+        int ok = 1;
+        if (!c->ld) c->ld = libdeflate_alloc_decompressor();
+        if (!c->ld) return cas__fail(c, CAS_E_NOMEM, "out of memory");
+        while (i < n) {
+            size_t ain = 0, aout = 0;
+            enum libdeflate_result lr;
+            if (ip[i] == 0 && i > 0) { /* NUL padding after a member */
+                while (i < n && ip[i] == 0) i++;
+                continue;
+            }
+            lr = libdeflate_gzip_decompress_ex(c->ld, ip + i, n - i, (unsigned char *)out + o, cap - o, &ain, &aout);
+            if (lr != LIBDEFLATE_SUCCESS) {
+                ok = 0;
+                break;
+            }
+            i += ain, o += aout;
+        }
+        if (ok) {
+            c->total_in = n, c->total_out = o, c->done = 1;
+            if (out_len) *out_len = o;
+            return CAS_DONE;
+        }
+        if ((r = cas_codec_reset(c)) < 0) return r;
+    }
+#endif
+    r = cas_codec_update(c, in, n, &used, out, cap, &made, 1);
+    if (out_len) *out_len = made;
+    return r;
+}
+
+CASDEF int cas_encode(int codec, int level, const void *in, size_t n, void *out, size_t cap, size_t *out_len) {
+    cas_codec *c;
+    int r = cas_encoder_create(&c, codec, NULL);
+    if (r < 0) return r;
+    if (level && (r = cas_codec_set_param(c, CAS_PARAM_LEVEL, level)) < 0) {
+        cas_codec_free(c);
+        return r;
+    }
+    r = cas_codec_encode_all(c, in, n, out, cap, out_len);
+    cas_codec_free(c);
+    return r;
+}
+
+CASDEF int cas_decode(int codec, const void *in, size_t n, void *out, size_t cap, size_t *out_len) {
+    cas_codec *c;
+    int r = cas_decoder_create(&c, codec, NULL);
+    if (r < 0) return r;
+    r = cas_codec_decode_all(c, in, n, out, cap, out_len);
+    cas_codec_free(c);
+    return r;
+}
+
+CASDEF int cas_decoded_size_hint(int codec, const void *in, size_t n, uint64_t *size) {
+    const unsigned char *p = (const unsigned char *)in;
+    if (!size || (!in && n)) return CAS_E_ARG;
+    *size = 0;
+    switch (codec) {
+    case CAS_CODEC_RAW: *size = n; return CAS_OK;
+    case CAS_CODEC_GZIP:
+        if (n == 0) return CAS_OK;
+        if (n < 18 || p[0] != 0x1f || p[1] != 0x8b) return CAS_E_NOTFOUND;
+        *size = (uint64_t)p[n - 4] | (uint64_t)p[n - 3] << 8 | (uint64_t)p[n - 2] << 16 | (uint64_t)p[n - 1] << 24;
+        return CAS_OK;
+#ifndef CAS_NO_LZ4
+    case CAS_CODEC_LZ4: {
+        /* FLG byte: bit 3 says an 8-byte content size follows FLG and BD */
+        if (n < 15 || memcmp(p, "\x04\x22\x4d\x18", 4) || !(p[4] & 8)) return CAS_E_NOTFOUND;
+        *size = (uint64_t)p[6] | (uint64_t)p[7] << 8 | (uint64_t)p[8] << 16 | (uint64_t)p[9] << 24 |
+                (uint64_t)p[10] << 32 | (uint64_t)p[11] << 40 | (uint64_t)p[12] << 48 | (uint64_t)p[13] << 56;
+        return CAS_OK;
+    }
+#endif
+    default: return CAS_E_UNSUPPORTED;
+    }
+}
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* implementation */
