@@ -765,7 +765,7 @@ static int cas__json_parse(cas__json *j, const char *s, size_t n, const cas_allo
             if (i >= n || s[i] != ':') return cas__json_fail(j, i, "expected ':'");
             i = cas__json_ws(s, i + 1, n);
             if (i >= n) return cas__json_fail(j, i, "unexpected end");
-            o->count++;
+            j->t[stack[depth - 1]].count++; /* not o: the push may have moved the array */
         } else if (depth) { /* inside an array: a value or ']' */
             cas__jtok *a = &j->t[stack[depth - 1]];
             if (s[i] == ']') goto close;
@@ -845,10 +845,9 @@ static size_t cas__json_get(const cas__json *j, size_t obj, const char *key) {
     return found;
 }
 
-#ifndef CAS_NO_STORE
 /* Decodes a string token into buf (UTF-8, escapes resolved). Returns the length,
  * or (size_t)-1 when it does not fit or holds a NUL or a lone surrogate. */
-static size_t cas__json_str(const cas__json *j, size_t tok, char *buf, size_t cap) {
+CAS__UNUSED static size_t cas__json_str(const cas__json *j, size_t tok, char *buf, size_t cap) {
     const cas__jtok *t = &j->t[tok];
     size_t i = t->start, o = 0;
     if (t->type != CAS__J_STR || !cap) return (size_t)-1;
@@ -906,7 +905,6 @@ static size_t cas__json_str(const cas__json *j, size_t tok, char *buf, size_t ca
     buf[o] = 0;
     return o;
 }
-#endif
 
 /* An integer token (JSON number without fraction or exponent, or true/false as
  * Python's int() would take them). 0 on success; -1 if not integral; 1 if out of
@@ -1137,6 +1135,7 @@ CASDEF int cas_writer_set_param(cas_writer *w, int param, int64_t v) {
     }
     if (param < 1 || param >= CAS__CODEC_PARAMS || param == CAS_PARAM_STRICT) return CAS_E_ARG;
     /* validate against a codec that takes it, then remember for later codecs */
+    if ((r = cas_codec_reset(w->codec)) < 0) return r;
     r = cas_codec_set_param(w->codec, param, v);
     if (r < 0 && r != CAS_E_ARG) return r;
     if (r == CAS_E_ARG) {
@@ -1436,9 +1435,11 @@ CASDEF int cas_reader_begin(cas_reader *r, const char *meta, size_t meta_len, co
     if (!r->codecs[r->codec_id]) {
         if ((rc = cas_decoder_create(&r->codecs[r->codec_id], r->codec_id, &r->alloc)) < 0) return r->state = rc;
     }
-    cas_codec_set_param(r->codecs[r->codec_id], CAS_PARAM_STRICT, r->strict);
-    if (r->codec_id == CAS_CODEC_GZIP) cas_codec_set_param(r->codecs[r->codec_id], CAS_PARAM_GZIP_BACKEND, r->backend);
     if ((rc = cas_codec_reset(r->codecs[r->codec_id])) < 0) return r->state = rc;
+    if ((rc = cas_codec_set_param(r->codecs[r->codec_id], CAS_PARAM_STRICT, r->strict)) < 0) return r->state = rc;
+    if (r->codec_id == CAS_CODEC_GZIP &&
+        (rc = cas_codec_set_param(r->codecs[r->codec_id], CAS_PARAM_GZIP_BACKEND, r->backend)) < 0)
+        return r->state = rc;
     r->state = r->codec_id == CAS_CODEC_RAW ? 2 : 1;
     return CAS_OK;
 }
@@ -1448,10 +1449,11 @@ CASDEF int cas_reader_begin(cas_reader *r, const char *meta, size_t meta_len, co
 static int cas__reader_decide(cas_reader *r, int end) {
     int s = cas_sniff(r->sniff, r->sniff_len);
     char rep[40];
-    if (s == CAS_SNIFF_SHORT && !end && r->sniff_len < 4) return 1;
-    if (s == CAS_SNIFF_UNKNOWN && r->sniff_len < 4 && !end && r->sniff[0] == 0x1f) return 1;
-    cas_bytes_repr(r->sniff, r->sniff_len, rep, sizeof rep);
+    if (r->codec_id == CAS_CODEC_RAW) return 0;
+    if (r->sniff_len < 4 && !end) return 1; /* decide on 4 bytes, as the one-shot path does */
     if (r->codec_id == CAS_CODEC_GZIP) {
+        /* Python's gzip reads a 2-byte magic and shows it: Not a gzipped file (b'ra') */
+        cas_bytes_repr(r->sniff, CAS__MIN(r->sniff_len, 2), rep, sizeof rep);
         if (s == CAS_SNIFF_GZIP || s == CAS_SNIFF_EMPTY) return 0;
         if (r->format == CAS_FORMAT_LEGACY) {
             if (s == CAS_SNIFF_LZ4 || s == CAS_SNIFF_ZSTD)
@@ -1469,6 +1471,7 @@ static int cas__reader_decide(cas_reader *r, int end) {
                               cas_sniff_name(s));
         return 0; /* the gzip decoder words it as Python does: Not a gzipped file (...) */
     }
+    cas_bytes_repr(r->sniff, r->sniff_len, rep, sizeof rep);
     /* LZ4 */
     if (s == CAS_SNIFF_LZ4) return 0;
     if (s == CAS_SNIFF_EMPTY || s == CAS_SNIFF_SHORT)
@@ -1502,9 +1505,11 @@ static int cas__reader_run(cas_reader *r, const unsigned char *in, size_t n, siz
     rc = cas_codec_update(c, in, n, used, out, room, made, end);
     r->total_in += *used;
     if (rc < 0) return cas__rfail(r, rc, "%s", cas_codec_message(c)[0] ? cas_codec_message(c) : cas_strerror(rc));
-    if (r->limit && r->total_out + *made > r->limit)
+    if (r->limit && r->total_out + *made > r->limit) {
+        *made = (size_t)(r->limit - r->total_out); /* report no byte past the limit */
         return cas__rfail(r, CAS_E_LIMIT, "decoded size exceeds the limit of %llu bytes",
                           (unsigned long long)r->limit);
+    }
     r->total_out += *made;
     if (r->key[0] && *made) cas_hasher_update(r->hasher, out, *made);
     if (rc == CAS_NEED_OUTPUT && room < cap) rc = CAS_NEED_OUTPUT;
@@ -1597,7 +1602,8 @@ CASDEF int cas_reader_unpack_into(cas_reader *r, const void *blob, size_t n, voi
         if (room < cap) /* output stopped at the limit, not at the buffer's end */
             return cas__rfail(r, CAS_E_LIMIT, "decoded size exceeds the limit of %llu bytes",
                               (unsigned long long)r->limit);
-        r->state = 1, r->sniff_len = r->sniff_fed = 0; /* may be retried with a bigger buffer */
+        /* may be retried with a bigger buffer */
+        r->state = r->codec_id == CAS_CODEC_RAW ? 2 : 1, r->sniff_len = r->sniff_fed = 0;
         r->total_in = 0;
         cas_codec_reset(r->codecs[r->codec_id]);
         return CAS_NEED_OUTPUT;

@@ -246,6 +246,11 @@ CASDEF size_t cas_bytes_repr(const void *p, size_t n, char *buf, size_t cap);
 #endif
 
 #define CAS__MIN(a, b) ((a) < (b) ? (a) : (b))
+#if defined(__GNUC__) || defined(__clang__)
+#define CAS__UNUSED __attribute__((unused)) /* used by some configurations only */
+#else
+#define CAS__UNUSED
+#endif
 /* zlib and ISA-L count in 32-bit fields; feed them at most this much at once. */
 #define CAS__CHUNK_MAX ((size_t)1 << 30)
 
@@ -838,6 +843,14 @@ static int cas__inflate_step(cas_codec *c, const unsigned char *in, size_t n, si
             return cas__fail(c, CAS_E_CORRUPT, "Error -3 while decompressing data: %s", why);
         }
         *finished = s->block_state == ISAL_BLOCK_FINISH;
+        if (*finished && s->read_in_length >= 8) {
+            /* ISA-L reads up to 8 bytes ahead into its bit buffer; past the last
+             * block they are the trailer: hand them to the trailer state. */
+            uint64_t v = s->read_in >> (s->read_in_length % 8);
+            int k, nb = s->read_in_length / 8;
+            for (k = 0; k < nb && c->hb_len < 8; k++) c->hb[c->hb_len++] = (unsigned char)(v >> (8 * k));
+            s->read_in = 0, s->read_in_length = 0;
+        }
         return CAS_OK;
     }
 #endif
@@ -1188,7 +1201,7 @@ CASDEF int cas_codec_update(cas_codec *c, const void *in, size_t in_size, size_t
 #endif
 #ifndef CAS_NO_LZ4
     case CAS_CODEC_LZ4:
-        if (c->done && c->encode) return in_size ? CAS_E_STATE : CAS_DONE;
+        if (c->done && c->encode && c->stage_pos == c->stage_len) return in_size ? CAS_E_STATE : CAS_DONE;
         return c->encode ? cas__lz4_encode(c, ip, in_size, in_used, op, out_cap, out_made, end)
                          : cas__lz4_decode(c, ip, in_size, in_used, op, out_cap, out_made, end);
 #endif
