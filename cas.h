@@ -264,6 +264,8 @@ CASDEF int cas_stream_open_file(cas_stream **out, const char *path, const char *
                                 const cas_allocator *alloc, char *err, size_t errcap);
 /* Up to cap decoded bytes; *got == 0 with CAS_OK means the end of the blob. */
 CASDEF int cas_stream_read(cas_stream *st, void *buf, size_t cap, size_t *got);
+/* CAS_PARAM_LIMIT or CAS_PARAM_EXPECT_SIZE for this stream, before the end. */
+CASDEF int cas_stream_set_param(cas_stream *st, int param, int64_t value);
 CASDEF const char *cas_stream_message(const cas_stream *st);
 CASDEF int cas_stream_format(const cas_stream *st);
 CASDEF uint64_t cas_stream_stored_size(const cas_stream *st);
@@ -2548,6 +2550,12 @@ CASDEF int cas_stream_read(cas_stream *st, void *buf, size_t cap, size_t *got) {
     }
 }
 
+CASDEF int cas_stream_set_param(cas_stream *st, int param, int64_t v) {
+    if (!st || (param != CAS_PARAM_LIMIT && param != CAS_PARAM_EXPECT_SIZE)) return CAS_E_ARG;
+    if (st->done || st->failed) return CAS_E_STATE;
+    return cas_reader_set_param(st->r, param, v);
+}
+
 CASDEF const char *cas_stream_message(const cas_stream *st) { return st ? st->msg : ""; }
 CASDEF int cas_stream_format(const cas_stream *st) { return st ? cas_reader_format(st->r) : 0; }
 CASDEF uint64_t cas_stream_stored_size(const cas_stream *st) { return st ? st->stored : 0; }
@@ -3202,3 +3210,17 @@ CASDEF int cas_task_find(const cas_task *t, const char *name, size_t *index) {
 }
 #endif
 #endif /* CAS_IMPLEMENTATION */
+
+/*
+------------------------------------------------------------------------------
+MIT License. Copyright (c) 2026 the cas.h authors.
+Permission is hereby granted, free of charge, to any person obtaining a copy of
+this software and associated documentation files (the "Software"), to deal in
+the Software without restriction, including without limitation the rights to
+use, copy, modify, merge, publish, distribute, sublicense, and/or sell copies
+of the Software, and to permit persons to whom the Software is furnished to do
+so, subject to the following conditions: the above copyright notice and this
+permission notice shall be included in all copies or substantial portions of
+the Software. THE SOFTWARE IS PROVIDED "AS IS", WITHOUT WARRANTY OF ANY KIND.
+------------------------------------------------------------------------------
+*/

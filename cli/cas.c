@@ -1,0 +1,572 @@
+/* cas - read, write, verify and migrate Metaflow artifact stores with cas.h.
+ * Exit status: 0 success, 1 data error (one line on stderr), 2 usage error. */
+#define _POSIX_C_SOURCE 200809L /* getcwd, isatty, PATH_MAX under -std=c99 */
+#include "../cas.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define EXIT_DATA 1
+#define EXIT_USAGE 2
+
+static const char *prog = "cas";
+
+static const char usage_main[] =
+    "usage: cas COMMAND [ARGS]\n"
+    "\n"
+    "  artifact PATHSPEC/NAME [--root DIR] [--verify]   decoded artifact bytes to stdout\n"
+    "  ls PATHSPEC [--root DIR]                         a task's artifacts: name, key, size, encoding, format\n"
+    "  cat BLOBFILE [--verify]                          decode one blob file (its sidecar beside it, if any)\n"
+    "  stat BLOBFILE                                    format, version, stored and decoded size, ratio\n"
+    "  put --flow FLOW [--root DIR] [--v1|--v2|--raw] [FILE]  store a file or stdin; print the key\n"
+    "  get --flow FLOW KEY [--root DIR] [--verify]      decoded bytes to stdout\n"
+    "  verify [--root DIR] [--quiet] [FLOW...]          rehash every blob; non-zero exit if any is bad\n"
+    "  migrate --to v1|v2 [--root DIR] [--quiet] [FLOW...]  re-encode blobs in place; keys unchanged\n"
+    "  gc [--root DIR]                                  remove temp files left by crashed writers\n"
+    "  version                                          print the library version\n"
+    "\n"
+    "The root is the datastore directory (the one holding Flow/ folders). By default it is\n"
+    "$METAFLOW_DATASTORE_SYSROOT_LOCAL/.metaflow, else the nearest .metaflow above the working\n"
+    "directory, as Metaflow finds it. 'cas COMMAND --help' tells more.\n";
+
+typedef struct opts {
+    const char *root, *flow, *to;
+    int verify, quiet, format, help;
+    const char *args[64];
+    int nargs;
+} opts;
+
+static int usage_error(const char *fmt, const char *arg) {
+    fprintf(stderr, "%s: ", prog);
+    fprintf(stderr, fmt, arg ? arg : "");
+    fprintf(stderr, "\nTry 'cas --help'.\n");
+    return EXIT_USAGE;
+}
+
+static int data_error(const char *msg) {
+    fprintf(stderr, "%s: %s\n", prog, msg);
+    return EXIT_DATA;
+}
+
+/* Parses the options every subcommand shares; unknown options are usage errors. */
+static int parse(int argc, char **argv, opts *o, const char *allowed) {
+    int i;
+    memset(o, 0, sizeof *o);
+    for (i = 0; i < argc; i++) {
+        const char *a = argv[i];
+#define TAKES(flag) (!strcmp(a, flag) && strstr(allowed, flag))
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) o->help = 1;
+        else if (TAKES("--root") || TAKES("--flow") || TAKES("--to")) {
+            if (i + 1 >= argc) return usage_error("%s needs a value", a);
+            if (!strcmp(a, "--root")) o->root = argv[++i];
+            else if (!strcmp(a, "--flow")) o->flow = argv[++i];
+            else o->to = argv[++i];
+        } else if (TAKES("--verify")) o->verify = 1;
+        else if (TAKES("--quiet") || (!strcmp(a, "-q") && strstr(allowed, "--quiet"))) o->quiet = 1;
+        else if (TAKES("--v1")) o->format = CAS_FORMAT_V1;
+        else if (TAKES("--v2")) o->format = CAS_FORMAT_V2;
+        else if (TAKES("--raw")) o->format = CAS_FORMAT_RAW;
+        else if (a[0] == '-' && a[1]) return usage_error("unknown option '%s'", a);
+        else {
+            if (o->nargs == 64) return usage_error("too many arguments%s", NULL);
+            o->args[o->nargs++] = a;
+        }
+#undef TAKES
+    }
+    return 0;
+}
+
+/* Metaflow's rule for the local datastore root. */
+static int default_root(char *buf, size_t cap) {
+    const char *sys = getenv("METAFLOW_DATASTORE_SYSROOT_LOCAL");
+    char cwd[PATH_MAX];
+    if (sys && *sys) {
+        snprintf(buf, cap, "%s/.metaflow", sys);
+        return 0;
+    }
+    if (!getcwd(cwd, sizeof cwd)) return -1;
+    for (;;) {
+        struct stat st;
+        char *slash;
+        snprintf(buf, cap, "%s/.metaflow", strcmp(cwd, "/") ? cwd : "");
+        if (stat(buf, &st) == 0 && S_ISDIR(st.st_mode)) return 0;
+        slash = strrchr(cwd, '/');
+        if (!slash || slash == cwd) {
+            if (!strcmp(cwd, "/")) return -1;
+            strcpy(cwd, "/");
+            continue;
+        }
+        *slash = 0;
+    }
+}
+
+static int open_store(const opts *o, cas_store **s) {
+    char rootbuf[PATH_MAX + 16], err[1024];
+    const char *root = o->root;
+    if (!root) {
+        if (default_root(rootbuf, sizeof rootbuf) < 0) {
+            fprintf(stderr,
+                    "%s: no datastore found: no .metaflow above the working directory and "
+                    "METAFLOW_DATASTORE_SYSROOT_LOCAL is not set; pass --root DIR\n",
+                    prog);
+            return EXIT_USAGE;
+        }
+        root = rootbuf;
+    }
+    if (cas_store_open(s, root, NULL, err, sizeof err) < 0) return data_error(err);
+    if (o->verify) cas_store_set_param(*s, CAS_PARAM_VERIFY, 1);
+    return 0;
+}
+
+static int write_out(const void *p, size_t n) {
+    if (n && fwrite(p, 1, n, stdout) != n) {
+        fprintf(stderr, "%s: cannot write to stdout: %s\n", prog, strerror(errno));
+        return EXIT_DATA;
+    }
+    return 0;
+}
+
+/* Streams a decoded blob to stdout; memory stays at the stream's window. */
+static int pump(cas_stream *st) {
+    static unsigned char buf[1 << 16];
+    for (;;) {
+        size_t got;
+        int rc = cas_stream_read(st, buf, sizeof buf, &got);
+        if (rc < 0) {
+            fflush(stdout);
+            return data_error(cas_stream_message(st));
+        }
+        if (!got) break;
+        if (write_out(buf, got)) return EXIT_DATA;
+    }
+    if (fflush(stdout) != 0) return data_error("cannot write to stdout");
+    return 0;
+}
+
+/* "Flow/run/step/task/name" -> pathspec and artifact name. */
+static int split_artifact(const char *spec, char *pathspec, size_t cap, const char **name) {
+    const char *slash = strrchr(spec, '/');
+    if (!slash || (size_t)(slash - spec) >= cap || !slash[1]) return -1;
+    memcpy(pathspec, spec, (size_t)(slash - spec));
+    pathspec[slash - spec] = 0;
+    *name = slash + 1;
+    return 0;
+}
+
+static int cmd_artifact(int argc, char **argv) {
+    opts o;
+    cas_store *s;
+    cas_task *t;
+    cas_stream *st;
+    char pathspec[1024], err[1024], msg[1200];
+    const char *name, *key;
+    int64_t size;
+    size_t idx;
+    int rc;
+    if ((rc = parse(argc, argv, &o, "--root --verify"))) return rc;
+    if (o.help) {
+        printf("usage: cas artifact FLOW/RUN/STEP/TASK/NAME [--root DIR] [--verify]\n\n"
+               "Writes the artifact's decoded (pickled) bytes to stdout, streaming: memory stays\n"
+               "bounded whatever the size. The task's latest finished attempt is used, as Metaflow\n"
+               "does. --verify rehashes the bytes against the key and checks the recorded size.\n");
+        return 0;
+    }
+    if (o.nargs != 1) return usage_error("artifact takes one FLOW/RUN/STEP/TASK/NAME%s", NULL);
+    if (split_artifact(o.args[0], pathspec, sizeof pathspec, &name) < 0 || cas_pathspec_check(pathspec) < 0)
+        return usage_error("'%s' is not FLOW/RUN/STEP/TASK/NAME", o.args[0]);
+    if ((rc = open_store(&o, &s))) return rc;
+    if (cas_task_open(s, pathspec, &t, err, sizeof err) < 0) {
+        cas_store_close(s);
+        return data_error(err);
+    }
+    if (cas_task_find(t, name, &idx) < 0) {
+        snprintf(msg, sizeof msg, "task '%s' has no artifact '%s'", pathspec, name);
+        cas_task_close(t);
+        cas_store_close(s);
+        return data_error(msg);
+    }
+    cas_task_artifact(t, idx, NULL, &key, &size, NULL, NULL);
+    rc = cas_store_open_stream(s, cas_task_flow(t), key, &st, err, sizeof err);
+    if (rc < 0) rc = data_error(err);
+    else {
+        /* --verify: the stream rehashes against the key; data.json's size is checked too */
+        if (o.verify && size >= 0) cas_stream_set_param(st, CAS_PARAM_EXPECT_SIZE, size);
+        rc = pump(st);
+        cas_stream_close(st);
+    }
+    cas_task_close(t);
+    cas_store_close(s);
+    return rc;
+}
+
+static int cmd_ls(int argc, char **argv) {
+    opts o;
+    cas_store *s;
+    cas_task *t;
+    char err[1024];
+    size_t i, wname = 4;
+    int rc;
+    if ((rc = parse(argc, argv, &o, "--root"))) return rc;
+    if (o.help) {
+        printf("usage: cas ls FLOW/RUN/STEP/TASK [--root DIR]\n\n"
+               "Lists the artifacts of the task's latest finished attempt: name, key, size (pickled\n"
+               "bytes, from data.json), encoding, and the blob's format on disk (v1 gzip, v2 LZ4,\n"
+               "raw, legacy = gzip without a sidecar, or 'missing').\n");
+        return 0;
+    }
+    if (o.nargs != 1) return usage_error("ls takes one FLOW/RUN/STEP/TASK%s", NULL);
+    if (cas_pathspec_check(o.args[0]) < 0) return usage_error("'%s' is not FLOW/RUN/STEP/TASK", o.args[0]);
+    if ((rc = open_store(&o, &s))) return rc;
+    if (cas_task_open(s, o.args[0], &t, err, sizeof err) < 0) {
+        cas_store_close(s);
+        return data_error(err);
+    }
+    for (i = 0; i < cas_task_count(t); i++) {
+        const char *name;
+        cas_task_artifact(t, i, &name, NULL, NULL, NULL, NULL);
+        if (strlen(name) > wname) wname = strlen(name);
+    }
+    printf("# %s, attempt %d\n", o.args[0], cas_task_attempt(t));
+    printf("%-*s  %-40s  %10s  %-16s  %s\n", (int)wname, "NAME", "KEY", "SIZE", "ENCODING", "FORMAT");
+    for (i = 0; i < cas_task_count(t); i++) {
+        const char *name, *key, *enc;
+        int64_t size;
+        int fmt = 0;
+        char sz[32];
+        cas_task_artifact(t, i, &name, &key, &size, &enc, NULL);
+        if (size >= 0) snprintf(sz, sizeof sz, "%lld", (long long)size);
+        else snprintf(sz, sizeof sz, "?");
+        rc = cas_store_stat(s, cas_task_flow(t), key, &fmt, NULL, NULL, 0);
+        printf("%-*s  %-40s  %10s  %-16s  %s\n", (int)wname, name, key, sz, enc,
+               rc == CAS_E_NOTFOUND ? "missing" : rc < 0 ? "bad-sidecar" : cas_format_name(fmt));
+    }
+    cas_task_close(t);
+    cas_store_close(s);
+    return 0;
+}
+
+/* The key a blob file's name gives, if its name is one. */
+static const char *file_key(const char *path) {
+    const char *b = strrchr(path, '/');
+    b = b ? b + 1 : path;
+    return cas_key_check(b, strlen(b), NULL) == CAS_OK ? b : NULL;
+}
+
+static int cmd_cat(int argc, char **argv) {
+    opts o;
+    cas_stream *st;
+    char err[1024];
+    const char *key = NULL;
+    int rc;
+    if ((rc = parse(argc, argv, &o, "--verify"))) return rc;
+    if (o.help) {
+        printf("usage: cas cat BLOBFILE [--verify]\n\n"
+               "Decodes one blob file to stdout, by the rules Metaflow applies: its sidecar\n"
+               "BLOBFILE_meta when present, else legacy gzip. --verify rehashes against the key\n"
+               "the file is named after.\n");
+        return 0;
+    }
+    if (o.nargs != 1) return usage_error("cat takes one BLOBFILE%s", NULL);
+    if (o.verify && !(key = file_key(o.args[0])))
+        return usage_error("--verify needs a file named after its key ('%s' is not)", o.args[0]);
+    if (cas_stream_open_file(&st, o.args[0], key, 0, NULL, err, sizeof err) < 0) return data_error(err);
+    rc = pump(st);
+    cas_stream_close(st);
+    return rc;
+}
+
+static int cmd_stat(int argc, char **argv) {
+    opts o;
+    cas_stream *st;
+    char err[1024], mpath[PATH_MAX + 8];
+    unsigned char head[4], buf[1 << 16];
+    const char *key;
+    uint64_t stored, decoded = 0;
+    FILE *f;
+    size_t hl = 0, got;
+    int rc, fmt;
+    if ((rc = parse(argc, argv, &o, ""))) return rc;
+    if (o.help) {
+        printf("usage: cas stat BLOBFILE\n\n"
+               "Shows how a blob is stored: the format its sidecar names and the format its bytes\n"
+               "are in, stored and decoded size, the ratio, and whether it hashes to its file name.\n");
+        return 0;
+    }
+    if (o.nargs != 1) return usage_error("stat takes one BLOBFILE%s", NULL);
+    key = file_key(o.args[0]);
+    if ((f = fopen(o.args[0], "rb"))) {
+        hl = fread(head, 1, 4, f);
+        fclose(f);
+    }
+    if (cas_stream_open_file(&st, o.args[0], key, 0, NULL, err, sizeof err) < 0) return data_error(err);
+    fmt = cas_stream_format(st);
+    stored = cas_stream_stored_size(st);
+    for (;;) {
+        rc = cas_stream_read(st, buf, sizeof buf, &got);
+        if (rc < 0 || !got) break;
+        decoded += got;
+    }
+    snprintf(mpath, sizeof mpath, "%s_meta", o.args[0]);
+    printf("file:     %s\n", o.args[0]);
+    printf("sidecar:  %s\n", access(mpath, F_OK) == 0 ? mpath : "(none: legacy gzip)");
+    printf("format:   %s%s\n", cas_format_name(fmt),
+           fmt == CAS_FORMAT_V1 ? " (cas_version 1, gzip)" : fmt == CAS_FORMAT_V2 ? " (cas_version 2, LZ4 frame)"
+           : fmt == CAS_FORMAT_RAW ? " (cas_raw, stored as is)" : " (no sidecar, read as gzip)");
+    printf("bytes:    %s\n", cas_sniff_name(cas_sniff(head, hl)));
+    printf("stored:   %llu bytes\n", (unsigned long long)stored);
+    if (rc < 0) {
+        printf("decoded:  error\n");
+        fflush(stdout);
+        rc = data_error(cas_stream_message(st));
+        cas_stream_close(st);
+        return rc;
+    }
+    printf("decoded:  %llu bytes\n", (unsigned long long)decoded);
+    printf("ratio:    %.2fx\n", stored ? (double)decoded / (double)stored : 0.0);
+    printf("key:      %s\n", key ? "ok (hashes to its file name)" : "(file name is not a key)");
+    cas_stream_close(st);
+    return 0;
+}
+
+static int cmd_put(int argc, char **argv) {
+    opts o;
+    cas_store *s;
+    char key[CAS_KEY_BUF], err[1024];
+    int rc, fd = 0, stored = 0;
+    if ((rc = parse(argc, argv, &o, "--root --flow --v1 --v2 --raw"))) return rc;
+    if (o.help) {
+        printf("usage: cas put --flow FLOW [--root DIR] [--v1|--v2|--raw] [FILE]\n\n"
+               "Stores FILE (or stdin) in FLOW's content-addressed store and prints its key.\n"
+               "--v1 (default) writes gzip, readable by every Metaflow release; --v2 writes an LZ4\n"
+               "frame (Metaflow PR #3090 readers only); --raw stores the bytes as they are.\n"
+               "An existing key writes nothing. The write is atomic: temp files, then rename.\n");
+        return 0;
+    }
+    if (!o.flow) return usage_error("put needs --flow FLOW%s", NULL);
+    if (cas_name_check(o.flow) < 0) return usage_error("'%s' is not a valid flow name", o.flow);
+    if (o.nargs > 1) return usage_error("put takes at most one FILE%s", NULL);
+    if ((rc = open_store(&o, &s))) return rc;
+    if (o.nargs == 1 && strcmp(o.args[0], "-") && (fd = open(o.args[0], O_RDONLY)) < 0) {
+        snprintf(err, sizeof err, "cannot open '%s': %s", o.args[0], strerror(errno));
+        cas_store_close(s);
+        return data_error(err);
+    }
+    rc = cas_store_put_fd(s, o.flow, fd, o.format, key, &stored, err, sizeof err);
+    if (fd) close(fd);
+    cas_store_close(s);
+    if (rc < 0) return data_error(err);
+    printf("%s\n", key);
+    return 0;
+}
+
+static int cmd_get(int argc, char **argv) {
+    opts o;
+    cas_store *s;
+    cas_stream *st;
+    char err[1024];
+    int rc;
+    if ((rc = parse(argc, argv, &o, "--root --flow --verify"))) return rc;
+    if (o.help) {
+        printf("usage: cas get --flow FLOW KEY [--root DIR] [--verify]\n\n"
+               "Writes the blob's decoded bytes to stdout, streaming. --verify rehashes them.\n");
+        return 0;
+    }
+    if (!o.flow || o.nargs != 1) return usage_error("get needs --flow FLOW and one KEY%s", NULL);
+    if (cas_name_check(o.flow) < 0) return usage_error("'%s' is not a valid flow name", o.flow);
+    if (cas_key_check(o.args[0], strlen(o.args[0]), NULL) < 0)
+        return usage_error("'%s' is not a key (40 or 32 lowercase hex digits)", o.args[0]);
+    if ((rc = open_store(&o, &s))) return rc;
+    if (cas_store_open_stream(s, o.flow, o.args[0], &st, err, sizeof err) < 0) rc = data_error(err);
+    else {
+        rc = pump(st);
+        cas_stream_close(st);
+    }
+    cas_store_close(s);
+    return rc;
+}
+
+/* ---- walking a store: verify and migrate ---- */
+
+static void progress(int show, size_t done, size_t total, const char *what) {
+    int width = 30, fill;
+    if (!show) return;
+    fill = total ? (int)((double)done / (double)total * width) : width;
+    fprintf(stderr, "\r%s [%.*s%*s] %lu/%lu", what, fill, "##############################", width - fill, "",
+            (unsigned long)done, (unsigned long)total);
+    if (done == total) fputc('\n', stderr);
+    fflush(stderr);
+}
+
+typedef int (*blob_fn)(cas_store *s, const char *flow, const char *key, void *ctx, char *err, size_t cap);
+
+/* Runs fn over every blob of the chosen flows (all when none is named). */
+static int walk(cas_store *s, const opts *o, const char *what, blob_fn fn, void *ctx, size_t *total, size_t *bad) {
+    char *flows = NULL, err[1024];
+    size_t nf = 0, i, k, all = 0, done = 0;
+    const char *f;
+    int show = !o->quiet && isatty(2);
+    char **keylists;
+    size_t *counts;
+    *total = *bad = 0;
+    if (o->nargs) {
+        size_t len = 0;
+        for (i = 0; i < (size_t)o->nargs; i++) len += strlen(o->args[i]) + 1;
+        flows = (char *)malloc(len);
+        for (i = 0, len = 0; i < (size_t)o->nargs; i++) {
+            if (cas_name_check(o->args[i]) < 0) {
+                free(flows);
+                return usage_error("'%s' is not a valid flow name", o->args[i]);
+            }
+            memcpy(flows + len, o->args[i], strlen(o->args[i]) + 1);
+            len += strlen(o->args[i]) + 1;
+        }
+        nf = (size_t)o->nargs;
+    } else if (cas_store_flows(s, &flows, &nf, err, sizeof err) < 0) {
+        return data_error(err);
+    }
+    keylists = (char **)calloc(nf + 1, sizeof *keylists);
+    counts = (size_t *)calloc(nf + 1, sizeof *counts);
+    for (i = 0, f = flows; i < nf; i++, f += strlen(f) + 1) {
+        if (cas_store_keys(s, f, &keylists[i], &counts[i], err, sizeof err) < 0) {
+            fprintf(stderr, "%s: %s\n", prog, err);
+            (*bad)++;
+            continue;
+        }
+        all += counts[i];
+    }
+    for (i = 0, f = flows; i < nf; i++, f += strlen(f) + 1) {
+        for (k = 0; k < counts[i]; k++) {
+            const char *key = keylists[i] + k * CAS_KEY_BUF;
+            err[0] = 0;
+            if (fn(s, f, key, ctx, err, sizeof err) < 0) {
+                if (show) fputc('\n', stderr);
+                fprintf(stderr, "BAD %s\n", err);
+                (*bad)++;
+            }
+            progress(show, ++done, all, what);
+        }
+        cas_store_free_buffer(s, keylists[i]);
+    }
+    free(keylists);
+    free(counts);
+    if (o->nargs) free(flows);
+    else cas_store_free_buffer(s, flows);
+    *total = all;
+    return 0;
+}
+
+static int verify_one(cas_store *s, const char *flow, const char *key, void *ctx, char *err, size_t cap) {
+    (void)ctx;
+    return cas_store_verify(s, flow, key, NULL, err, cap);
+}
+
+static int cmd_verify(int argc, char **argv) {
+    opts o;
+    cas_store *s;
+    size_t total, bad;
+    int rc;
+    if ((rc = parse(argc, argv, &o, "--root --quiet"))) return rc;
+    if (o.help) {
+        printf("usage: cas verify [--root DIR] [--quiet] [FLOW...]\n\n"
+               "Decodes every blob of the named flows (all flows by default) and rehashes it\n"
+               "against its key. Prints each bad blob with the reason and a summary; exits 1 if\n"
+               "any blob is bad. A progress bar shows on a terminal; --quiet hides it.\n");
+        return 0;
+    }
+    if ((rc = open_store(&o, &s))) return rc;
+    rc = walk(s, &o, "verify", verify_one, NULL, &total, &bad);
+    cas_store_close(s);
+    if (rc) return rc;
+    printf("verified %lu blobs: %lu ok, %lu bad\n", (unsigned long)total, (unsigned long)(total - bad),
+           (unsigned long)bad);
+    return bad ? EXIT_DATA : 0;
+}
+
+typedef struct migrate_ctx {
+    int format;
+    size_t changed;
+} migrate_ctx;
+
+static int migrate_one(cas_store *s, const char *flow, const char *key, void *ctx, char *err, size_t cap) {
+    migrate_ctx *m = (migrate_ctx *)ctx;
+    int changed = 0, rc = cas_store_migrate(s, flow, key, m->format, &changed, err, cap);
+    m->changed += (size_t)changed;
+    return rc;
+}
+
+static int cmd_migrate(int argc, char **argv) {
+    opts o;
+    cas_store *s;
+    size_t total, bad;
+    migrate_ctx m;
+    int rc;
+    if ((rc = parse(argc, argv, &o, "--root --quiet --to"))) return rc;
+    if (o.help) {
+        printf("usage: cas migrate --to v1|v2 [--root DIR] [--quiet] [FLOW...]\n\n"
+               "Re-encodes every blob of the named flows (all by default) as cas_version 1 (gzip,\n"
+               "readable by every Metaflow) or 2 (LZ4 frame, Metaflow PR #3090). Keys do not change;\n"
+               "raw blobs are left alone; every blob is verified before it is rewritten. Resumable:\n"
+               "blobs already in the target format are skipped, and a blob left half-migrated by a\n"
+               "crash (bytes and sidecar disagreeing) is repaired.\n");
+        return 0;
+    }
+    if (!o.to || (strcmp(o.to, "v1") && strcmp(o.to, "v2"))) return usage_error("migrate needs --to v1 or --to v2%s", NULL);
+    m.format = !strcmp(o.to, "v1") ? CAS_FORMAT_V1 : CAS_FORMAT_V2;
+    m.changed = 0;
+    if ((rc = open_store(&o, &s))) return rc;
+    rc = walk(s, &o, "migrate", migrate_one, &m, &total, &bad);
+    cas_store_close(s);
+    if (rc) return rc;
+    printf("migrated to %s: %lu blobs rewritten, %lu already there or raw, %lu failed\n", o.to,
+           (unsigned long)m.changed, (unsigned long)(total - m.changed - bad), (unsigned long)bad);
+    return bad ? EXIT_DATA : 0;
+}
+
+static int cmd_gc(int argc, char **argv) {
+    opts o;
+    cas_store *s;
+    char err[1024];
+    uint64_t removed = 0;
+    int rc;
+    if ((rc = parse(argc, argv, &o, "--root"))) return rc;
+    if (o.help) {
+        printf("usage: cas gc [--root DIR]\n\n"
+               "Removes temp files that writers killed mid-put left behind (their process is gone,\n"
+               "or they are over an hour old). Readers never see them; this only frees the space.\n");
+        return 0;
+    }
+    if (o.nargs) return usage_error("gc takes no arguments%s", NULL);
+    if ((rc = open_store(&o, &s))) return rc;
+    rc = cas_store_gc(s, &removed, err, sizeof err);
+    cas_store_close(s);
+    if (rc < 0) return data_error(err);
+    printf("removed %llu temp files\n", (unsigned long long)removed);
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    static const struct {
+        const char *name;
+        int (*fn)(int, char **);
+    } cmds[] = {{"artifact", cmd_artifact}, {"ls", cmd_ls},       {"cat", cmd_cat},         {"stat", cmd_stat},
+                {"put", cmd_put},           {"get", cmd_get},     {"verify", cmd_verify},   {"migrate", cmd_migrate},
+                {"gc", cmd_gc}};
+    size_t i;
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        fputs(usage_main, argc < 2 ? stderr : stdout);
+        return argc < 2 ? EXIT_USAGE : 0;
+    }
+    if (!strcmp(argv[1], "version") || !strcmp(argv[1], "--version")) {
+        printf("cas %s\n", cas_version_string());
+        return 0;
+    }
+    for (i = 0; i < sizeof cmds / sizeof *cmds; i++)
+        if (!strcmp(argv[1], cmds[i].name)) return cmds[i].fn(argc - 2, argv + 2);
+    return usage_error("unknown command '%s'", argv[1]);
+}

@@ -1,0 +1,3 @@
+/* The implementation for libcas.so / libcas.a. */
+#define CAS_IMPLEMENTATION
+#include "../cas.h"
