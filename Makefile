@@ -98,7 +98,7 @@ test-single: dist/cas.h | $(B)
 	$(B)/quickstart_single
 
 test-cli: all
-	sh tests/test_cli.sh
+	$(PYTHON) tests/test_cli.py
 
 test-interop: all
 	$(PYTHON) tests/interop.py
@@ -110,7 +110,7 @@ test-asan: $(B)/run_tests_asan
 	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 $(B)/run_tests_asan
 
 test-valgrind: $(B)/run_tests_fast
-	valgrind -q --error-exitcode=9 --leak-check=full --errors-for-leak-kinds=definite,indirect \
+	CAS_TEST_QUICK=1 valgrind -q --error-exitcode=9 --leak-check=full --errors-for-leak-kinds=definite,indirect \
 	  $(B)/run_tests_fast
 
 test: all test-c test-configs test-single test-cli test-interop test-python test-asan test-valgrind test-fuzz-replay

@@ -5,6 +5,7 @@
 #define CAS_IMPLEMENTATION
 #include "../cas.h"
 #include "test.h"
+#include <time.h>
 
 #include "test_core.c"
 #ifndef CAS_NO_STORE
@@ -15,13 +16,18 @@ static int run_group(const test_case *t, size_t n, const char *filter, int *pass
     size_t i;
     for (i = 0; i < n; i++) {
         if (filter && !strstr(t[i].name, filter)) continue;
+        struct timespec a, b;
+        double ms;
         t_failed_now = 0, t_note[0] = 0;
+        clock_gettime(CLOCK_MONOTONIC, &a);
         t[i].fn();
+        clock_gettime(CLOCK_MONOTONIC, &b);
+        ms = (double)(b.tv_sec - a.tv_sec) * 1e3 + (double)(b.tv_nsec - a.tv_nsec) / 1e6;
         if (t_failed_now) {
-            printf("FAIL %s\n", t[i].name);
+            printf("FAIL %-32s %8.0f ms\n", t[i].name, ms);
             (*fail)++;
         } else {
-            printf("ok   %s\n", t[i].name);
+            printf("ok   %-32s %8.0f ms\n", t[i].name, ms);
             (*pass)++;
         }
         fflush(stdout);

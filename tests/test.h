@@ -54,10 +54,9 @@ static void t_setnote(const char *fmt, ...) {
     do {                                                                                \
         const char *a_ = (a), *b_ = (b);                                                \
         if (!a_ || !b_ || strcmp(a_, b_)) {                                             \
-            char m_[2048];                                                              \
-            snprintf(m_, sizeof m_, "%s == %s\n      got:      %s\n      expected: %s", \
-                     #a, #b, a_ ? a_ : "(null)", b_ ? b_ : "(null)");                   \
-            t_fail_at(__FILE__, __LINE__, m_);                                          \
+            printf("    got:      %s\n    expected: %s\n", a_ ? a_ : "(null)",          \
+                   b_ ? b_ : "(null)");                                                 \
+            t_fail_at(__FILE__, __LINE__, #a " == " #b);                                \
             return;                                                                     \
         }                                                                               \
     } while (0)
@@ -113,6 +112,12 @@ static void t_fill(unsigned char *p, size_t n, int kind) {
         else if (kind == 1) p[i] = (unsigned char)("metaflow artifact "[i % 18]); /* repetitive */
         else p[i] = (unsigned char)((t_rand() & 7) ? 'a' + (i % 7) : t_rand()); /* mixed */
     }
+}
+
+/* CAS_TEST_QUICK=1 (sanitizer and valgrind runs): fewer repetitions, same checks. */
+static int t_quick(void) {
+    const char *q = getenv("CAS_TEST_QUICK");
+    return q && *q && *q != '0';
 }
 
 static const char *t_fixtures(void) {

@@ -344,6 +344,7 @@ static void test_fixtures_streaming(void) {
         CHECK(blob != NULL);
         for (p = 0; p < 3; p++) {
             unsigned char *out;
+            if (t_quick() && p == 0 && bl > 4096) continue; /* 1-byte pieces of big blobs: minutes under valgrind */
             size_t len;
             char msg[600], key[CAS_KEY_BUF];
             int rc;

@@ -1,0 +1,218 @@
+#!/usr/bin/env python3
+"""The `cas` command on the real Metaflow stores: every artifact of every
+manifest, verify, migrate there and back (checked with Python's own readers),
+exit codes, messages, --help, root discovery."""
+import gzip
+import hashlib
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import unittest
+
+import lz4.frame
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+CAS = os.environ.get("CAS", os.path.join(HERE, "..", "build", "cas"))
+FIX = os.environ.get("CAS_FIXTURES", os.path.join(HERE, "..", "..", "shared", "fixtures", "metaflow"))
+
+
+def cas(*args, **kw):
+    return subprocess.run([CAS] + list(args), capture_output=True, check=False, **kw)
+
+
+def blobs_of(store):
+    for dirpath, _, files in os.walk(store):
+        if os.path.basename(os.path.dirname(dirpath)) != "data":
+            continue
+        for f in files:
+            if len(f) == 40 and not f.startswith("."):
+                yield os.path.join(dirpath, f)
+
+
+def python_read(blob_path):
+    """Reads a blob as Metaflow and PR #3090 do, from its sidecar."""
+    with open(blob_path, "rb") as f:
+        blob = f.read()
+    try:
+        with open(blob_path + "_meta") as f:
+            meta = json.load(f)
+    except FileNotFoundError:
+        meta = None
+    if meta and meta.get("cas_raw"):
+        return blob, "raw"
+    version = 1 if meta is None else meta["cas_version"]
+    if version == 1:
+        return gzip.GzipFile(fileobj=io.BytesIO(blob)).read(), "v1"
+    return lz4.frame.decompress(blob), "v2"
+
+
+class TestArtifacts(unittest.TestCase):
+    def test_every_manifest_artifact(self):
+        seen = 0
+        for store in ("v1", "v2", "mixed"):
+            root = os.path.join(FIX, store, ".metaflow")
+            with open(os.path.join(FIX, store, "manifest.json")) as f:
+                manifest = json.load(f)
+            for a in manifest:
+                out = cas("artifact", "%s/%s" % (a["pathspec"], a["name"]), "--root", root, "--verify")
+                self.assertEqual(out.returncode, 0, out.stderr)
+                self.assertEqual(len(out.stdout), a["size"])
+                self.assertEqual(hashlib.sha1(out.stdout).hexdigest(), a["key"])
+                seen += 1
+        self.assertEqual(seen, 536)
+
+    def test_ls(self):
+        root = os.path.join(FIX, "mixed", ".metaflow")
+        with open(os.path.join(FIX, "mixed", "manifest.json")) as f:
+            manifest = json.load(f)
+        a = [x for x in manifest if x["meta"]["cas_version"] == 2][0]
+        out = cas("ls", a["pathspec"], "--root", root)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        line = [l for l in out.stdout.decode().splitlines() if l.split()[:1] == [a["name"]]][0].split()
+        self.assertEqual(line, [a["name"], a["key"], str(a["size"]), a["encoding"], "v2"])
+
+    def test_verify_every_root(self):
+        for store in ("v1", "v2", "mixed"):
+            out = cas("verify", "--root", os.path.join(FIX, store, ".metaflow"))
+            self.assertEqual(out.returncode, 0, out.stderr)
+            self.assertIn(b", 0 bad", out.stdout)
+            self.assertEqual(out.stderr, b"")  # no progress bar when stderr is not a terminal
+
+    def test_cat_and_stat_edge_blobs(self):
+        with open(os.path.join(FIX, "v1", "edge_cases.json")) as f:
+            edges = json.load(f)
+        for name, e in edges.items():
+            path = os.path.join(FIX, "v1", ".metaflow", e["path"])
+            out = cas("cat", path, "--verify")
+            self.assertEqual(out.returncode, 0, (name, out.stderr))
+            self.assertEqual(hashlib.sha1(out.stdout).hexdigest(), e["key"])
+            st = cas("stat", path)
+            self.assertEqual(st.returncode, 0)
+            self.assertIn(b"decoded:  %d bytes" % e["size"], st.stdout)
+
+
+class TestMigrate(unittest.TestCase):
+    def test_v2_then_v1(self):
+        tmp = tempfile.mkdtemp()
+        try:
+            store = os.path.join(tmp, ".metaflow")
+            shutil.copytree(os.path.join(FIX, "mixed", ".metaflow"), store)
+            shutil.copytree(os.path.join(FIX, "v1", ".metaflow", "EdgeFlow"), os.path.join(store, "EdgeFlow"))
+            keys = sorted(os.path.basename(p) for p in blobs_of(store))
+            for target in ("v2", "v1", "v2", "v1"):
+                out = cas("migrate", "--to", target, "--root", store, "--quiet")
+                self.assertEqual(out.returncode, 0, out.stderr)
+                self.assertEqual(sorted(os.path.basename(p) for p in blobs_of(store)), keys)
+                for p in blobs_of(store):
+                    data, fmt = python_read(p)  # Python's gzip / lz4.frame, as the sidecar says
+                    self.assertEqual(hashlib.sha1(data).hexdigest(), os.path.basename(p))
+                    if "EdgeFlow" not in p:
+                        self.assertEqual(fmt, target)
+                out = cas("verify", "--root", store, "--quiet")
+                self.assertEqual(out.returncode, 0, out.stderr)
+            # resumable: a second run changes nothing
+            out = cas("migrate", "--to", "v1", "--root", store, "--quiet")
+            self.assertIn(b": 0 blobs rewritten", out.stdout)
+            # every artifact still resolves
+            with open(os.path.join(FIX, "mixed", "manifest.json")) as f:
+                a = json.load(f)[-1]
+            out = cas("artifact", "%s/%s" % (a["pathspec"], a["name"]), "--root", store, "--verify")
+            self.assertEqual(hashlib.sha1(out.stdout).hexdigest(), a["key"])
+        finally:
+            shutil.rmtree(tmp)
+
+
+class TestErrorsAndUsage(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp()
+        self.store = os.path.join(self.tmp, ".metaflow")
+        os.makedirs(self.store)
+
+    def tearDown(self):
+        shutil.rmtree(self.tmp)
+
+    def test_help_everywhere(self):
+        for sub in ("artifact", "ls", "cat", "stat", "put", "get", "verify", "migrate", "gc"):
+            out = cas(sub, "--help")
+            self.assertEqual(out.returncode, 0, sub)
+            self.assertTrue(out.stdout.startswith(b"usage: cas " + sub.encode()), sub)
+        self.assertEqual(cas("--help").returncode, 0)
+        self.assertEqual(cas().returncode, 2)
+
+    def test_usage_errors_exit_2(self):
+        for args in (["nosuch"], ["put"], ["put", "--flow", "../x"], ["get", "--flow", "F", "XYZ"],
+                     ["migrate", "--to", "v3"], ["artifact", "a/b"], ["ls", "F/1/s"], ["verify", "--bogus"],
+                     ["put", "--flow"], ["cat"]):
+            out = cas(*args, cwd=self.tmp)  # the default root (self.store) is found from here
+            self.assertEqual(out.returncode, 2, (args, out.stderr))
+            self.assertTrue(out.stderr.startswith(b"cas: "), out.stderr)
+
+    def test_data_errors_exit_1_one_line(self):
+        key = cas("put", "--flow", "F", "--root", self.store, input=b"hello").stdout.decode().strip()
+        blob = os.path.join(self.store, "F", "data", key[:2], key)
+        with open(blob, "r+b") as f:  # truncate the gzip blob
+            data = f.read()
+            f.seek(0)
+            f.truncate()
+            f.write(data[:-5])
+        out = cas("get", "--flow", "F", key, "--root", self.store)
+        self.assertEqual(out.returncode, 1)
+        self.assertEqual(out.stderr.decode(),
+                         "cas: Could not unpack artifact 'F/data/%s/%s': Compressed file ended before the "
+                         "end-of-stream marker was reached\n" % (key[:2], key))
+        out = cas("verify", "--root", self.store, "--quiet")
+        self.assertEqual(out.returncode, 1)
+        self.assertIn(b"BAD Could not unpack artifact 'F/data/", out.stderr)
+        with open(blob + "_meta", "w") as f:
+            f.write('{"cas_raw": false, "cas_version": 999}')
+        out = cas("get", "--flow", "F", key, "--root", self.store)
+        self.assertEqual(out.returncode, 1)
+        self.assertEqual(out.stderr.decode().count("\n"), 1)
+        self.assertIn("Unknown encoding version 999 for 'F/data/", out.stderr.decode())
+        out = cas("get", "--flow", "F", "0" * 40, "--root", self.store)
+        self.assertEqual(out.returncode, 1)
+        self.assertIn(b"No blob 'F/data/00/0000000000000000000000000000000000000000'", out.stderr)
+
+    def test_put_get_roundtrip_and_dedup(self):
+        data = os.urandom(300000)
+        for fmt in ("--v1", "--v2", "--raw"):
+            k1 = cas("put", "--flow", "F", "--root", self.store, fmt, input=data)
+            self.assertEqual(k1.returncode, 0, k1.stderr)
+            self.assertEqual(k1.stdout.decode().strip(), hashlib.sha1(data).hexdigest())
+            out = cas("get", "--flow", "F", k1.stdout.decode().strip(), "--root", self.store, "--verify")
+            self.assertEqual(out.stdout, data)
+        # the first put won: the later formats were dedup hits
+        key = hashlib.sha1(data).hexdigest()
+        with open(os.path.join(self.store, "F", "data", key[:2], key + "_meta")) as f:
+            self.assertEqual(f.read(), '{"cas_raw": false, "cas_version": 1}')
+
+    def test_default_root(self):
+        sub = os.path.join(self.tmp, "a", "b")
+        os.makedirs(sub)
+        key = cas("put", "--flow", "F", cwd=sub, input=b"x").stdout.decode().strip()
+        self.assertTrue(os.path.exists(os.path.join(self.store, "F", "data", key[:2], key)))
+        env = dict(os.environ, METAFLOW_DATASTORE_SYSROOT_LOCAL=os.path.join(self.tmp, "sys"))
+        os.makedirs(os.path.join(self.tmp, "sys", ".metaflow"))
+        key = cas("put", "--flow", "G", cwd=sub, input=b"y", env=env).stdout.decode().strip()
+        self.assertTrue(os.path.exists(os.path.join(self.tmp, "sys", ".metaflow", "G", "data", key[:2], key)))
+        out = cas("ls", "F/1/s/1", cwd="/")
+        self.assertEqual(out.returncode, 2)
+        self.assertIn(b"no datastore found", out.stderr)
+
+    def test_gc(self):
+        cas("put", "--flow", "F", "--root", self.store, input=b"x")
+        tmpfile = os.path.join(self.store, "F", "data", ".abc.cas-tmp-999999999-1-0")
+        with open(tmpfile, "w") as f:
+            f.write("half")
+        out = cas("gc", "--root", self.store)
+        self.assertEqual(out.returncode, 0)
+        self.assertEqual(out.stdout, b"removed 1 temp files\n")
+        self.assertFalse(os.path.exists(tmpfile))
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
