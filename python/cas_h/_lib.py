@@ -1,0 +1,250 @@
+"""Loading libcas.so and declaring the C prototypes (internal).
+
+Every function the package calls is declared here with its argtypes and
+restype: fixed-width integers, c_size_t, pointers as c_void_p / c_char_p, no
+struct passed by value. The library is a plain ctypes.CDLL, so every call
+releases the GIL while C runs.
+"""
+
+import ctypes
+import ctypes.util
+import os
+
+__all__ = ["lib", "path", "acquire", "Buffer"]
+
+_HERE = os.path.dirname(os.path.abspath(__file__))
+
+c_int, c_int64, c_uint64, c_size_t = ctypes.c_int, ctypes.c_int64, ctypes.c_uint64, ctypes.c_size_t
+c_void_p, c_char_p = ctypes.c_void_p, ctypes.c_char_p
+P = ctypes.POINTER
+
+
+def _candidates():
+    """(description, path-or-name) in the order they are tried."""
+    env = os.environ.get("CAS_H_LIBRARY")
+    if env:
+        # An explicit choice is the only one tried: silently using another
+        # library than the one asked for would hide a mistake.
+        return [("$CAS_H_LIBRARY", env)]
+    out = [("next to the package", os.path.join(_HERE, "libcas.so"))]
+    repo = os.path.dirname(os.path.dirname(_HERE))  # python/cas_h -> repo root
+    if os.path.isfile(os.path.join(repo, "cas.h")):
+        out.append(("the checkout's build directory", os.path.join(repo, "build", "libcas.so")))
+    found = ctypes.util.find_library("cas")
+    out.append(("the system library path (ctypes.util.find_library('cas'))", found))
+    return out
+
+
+def _load():
+    tried = []
+    for what, where in _candidates():
+        if where is None:
+            tried.append("  %s: not found" % what)
+            continue
+        if os.sep in where and not os.path.exists(where):
+            tried.append("  %s: %s does not exist" % (what, where))
+            continue
+        try:
+            return ctypes.CDLL(where), where
+        except OSError as e:
+            tried.append("  %s: %s: %s" % (what, where, e))
+    raise ImportError(
+        "cas_h cannot find libcas.so. Tried:\n%s\n"
+        "Build it with `make` in the cas.h checkout, copy it next to the package "
+        "(cas_h/libcas.so), or set CAS_H_LIBRARY=/path/to/libcas.so." % "\n".join(tried)
+    )
+
+
+lib, path = _load()
+
+
+def _proto(name, restype, *argtypes):
+    f = getattr(lib, name)
+    f.restype = restype
+    f.argtypes = list(argtypes)
+
+
+# status codes, versions, codecs
+_proto("cas_strerror", c_char_p, c_int)
+_proto("cas_status_name", c_char_p, c_int)
+_proto("cas_version_string", c_char_p)
+_proto("cas_codec_available", c_int, c_int)
+# keys
+_proto("cas_hash_available", c_int, c_int)
+_proto("cas_key_length", c_size_t, c_int)
+_proto("cas_key_check", c_int, c_char_p, c_size_t, P(c_int))
+_proto("cas_hash", c_int, c_int, c_void_p, c_size_t, c_char_p)
+# formats and sidecars
+_proto("cas_format_name", c_char_p, c_int)
+_proto("cas_format_codec", c_int, c_int)
+_proto("cas_meta_json", c_int, c_int, c_char_p, c_size_t, P(c_size_t))
+_proto("cas_meta_parse", c_int, c_char_p, c_size_t, P(c_int), P(c_int64))
+# writer
+_proto("cas_writer_create", c_int, P(c_void_p), c_int, c_void_p)
+_proto("cas_writer_set_param", c_int, c_void_p, c_int, c_int64)
+_proto("cas_writer_update", c_int, c_void_p, c_void_p, c_size_t, P(c_size_t), c_void_p, c_size_t, P(c_size_t))
+_proto("cas_writer_finish", c_int, c_void_p, c_void_p, c_size_t, P(c_size_t))
+_proto("cas_writer_key", c_int, c_void_p, c_char_p)
+_proto("cas_writer_meta", c_int, c_void_p, c_char_p, c_size_t, P(c_size_t))
+_proto("cas_writer_reset", c_int, c_void_p, c_int)
+_proto("cas_writer_free", None, c_void_p)
+_proto("cas_pack_bound", c_size_t, c_int, c_size_t)
+_proto("cas_pack", c_int, c_void_p, c_void_p, c_size_t, c_void_p, c_size_t, P(c_size_t), c_char_p)
+# reader
+_proto("cas_reader_create", c_int, P(c_void_p), c_void_p)
+_proto("cas_reader_set_param", c_int, c_void_p, c_int, c_int64)
+_proto("cas_reader_begin", c_int, c_void_p, c_char_p, c_size_t, c_char_p, c_char_p)
+_proto("cas_reader_update", c_int, c_void_p, c_void_p, c_size_t, P(c_size_t), c_void_p, c_size_t,
+       P(c_size_t), c_int)
+_proto("cas_reader_unpack_into", c_int, c_void_p, c_void_p, c_size_t, c_void_p, c_size_t, P(c_size_t))
+_proto("cas_reader_unpack", c_int, c_void_p, c_void_p, c_size_t, P(c_void_p), P(c_size_t))
+_proto("cas_reader_free_buffer", None, c_void_p, c_void_p)
+_proto("cas_reader_size_hint", c_int, c_void_p, c_void_p, c_size_t, P(c_uint64))
+_proto("cas_reader_message", c_char_p, c_void_p)
+_proto("cas_reader_format", c_int, c_void_p)
+_proto("cas_reader_total_out", c_uint64, c_void_p)
+_proto("cas_reader_free", None, c_void_p)
+# store
+_proto("cas_store_open", c_int, P(c_void_p), c_char_p, c_void_p, c_char_p, c_size_t)
+_proto("cas_store_close", None, c_void_p)
+_proto("cas_store_root", c_char_p, c_void_p)
+_proto("cas_store_set_param", c_int, c_void_p, c_int, c_int64)
+_proto("cas_name_check", c_int, c_char_p)
+_proto("cas_pathspec_check", c_int, c_char_p)
+_proto("cas_store_blob_name", c_int, c_char_p, c_char_p, c_char_p, c_size_t)
+_proto("cas_store_put", c_int, c_void_p, c_char_p, c_void_p, c_size_t, c_int, c_char_p, P(c_int), c_char_p,
+       c_size_t)
+_proto("cas_store_put_fd", c_int, c_void_p, c_char_p, c_int, c_int, c_char_p, P(c_int), c_char_p, c_size_t)
+_proto("cas_store_exists", c_int, c_void_p, c_char_p, c_char_p)
+_proto("cas_store_get", c_int, c_void_p, c_char_p, c_char_p, P(c_void_p), P(c_size_t), c_char_p, c_size_t)
+_proto("cas_store_free_buffer", None, c_void_p, c_void_p)
+_proto("cas_store_stat", c_int, c_void_p, c_char_p, c_char_p, P(c_int), P(c_uint64), c_char_p, c_size_t)
+_proto("cas_store_verify", c_int, c_void_p, c_char_p, c_char_p, P(c_uint64), c_char_p, c_size_t)
+_proto("cas_store_keys", c_int, c_void_p, c_char_p, P(c_void_p), P(c_size_t), c_char_p, c_size_t)
+_proto("cas_store_flows", c_int, c_void_p, P(c_void_p), P(c_size_t), c_char_p, c_size_t)
+_proto("cas_store_put_batch", c_int, c_void_p, c_char_p, c_size_t, P(c_void_p), P(c_size_t), c_int, c_char_p,
+       P(c_int), c_int, c_char_p, c_size_t)
+_proto("cas_store_get_batch", c_int, c_void_p, c_char_p, c_size_t, P(c_char_p), P(c_void_p), P(c_size_t),
+       P(c_int), c_int, c_char_p, c_size_t)
+# streams
+_proto("cas_store_open_stream", c_int, c_void_p, c_char_p, c_char_p, P(c_void_p), c_char_p, c_size_t)
+_proto("cas_stream_open_file", c_int, P(c_void_p), c_char_p, c_char_p, c_uint64, c_void_p, c_char_p, c_size_t)
+_proto("cas_stream_read", c_int, c_void_p, c_void_p, c_size_t, P(c_size_t))
+_proto("cas_stream_set_param", c_int, c_void_p, c_int, c_int64)
+_proto("cas_stream_message", c_char_p, c_void_p)
+_proto("cas_stream_format", c_int, c_void_p)
+_proto("cas_stream_stored_size", c_uint64, c_void_p)
+_proto("cas_stream_close", None, c_void_p)
+# tasks
+_proto("cas_task_open", c_int, c_void_p, c_char_p, P(c_void_p), c_char_p, c_size_t)
+_proto("cas_task_attempt", c_int, c_void_p)
+_proto("cas_task_count", c_size_t, c_void_p)
+_proto("cas_task_artifact", c_int, c_void_p, c_size_t, P(c_char_p), P(c_char_p), P(c_int64), P(c_char_p),
+       P(c_char_p))
+_proto("cas_task_find", c_int, c_void_p, c_char_p, P(c_size_t))
+_proto("cas_task_flow", c_char_p, c_void_p)
+_proto("cas_task_close", None, c_void_p)
+
+
+# ---- buffers without copies ----------------------------------------------------
+
+class _Py_buffer(ctypes.Structure):
+    # Py_buffer, part of the stable ABI since Python 3.11 (and unchanged before)
+    _fields_ = [
+        ("buf", c_void_p),
+        ("obj", ctypes.py_object),
+        ("len", ctypes.c_ssize_t),
+        ("itemsize", ctypes.c_ssize_t),
+        ("readonly", c_int),
+        ("ndim", c_int),
+        ("format", c_char_p),
+        ("shape", c_void_p),
+        ("strides", c_void_p),
+        ("suboffsets", c_void_p),
+        ("internal", c_void_p),
+    ]
+
+
+_api = ctypes.pythonapi  # PyDLL: these calls keep the GIL, as the C API requires
+_api.PyObject_GetBuffer.argtypes = [ctypes.py_object, P(_Py_buffer), c_int]
+_api.PyObject_GetBuffer.restype = c_int
+_api.PyBuffer_Release.argtypes = [P(_Py_buffer)]
+_api.PyBuffer_Release.restype = None
+_api.PyBytes_FromStringAndSize.argtypes = [c_void_p, ctypes.c_ssize_t]
+_api.PyBytes_FromStringAndSize.restype = ctypes.py_object
+_PyBUF_SIMPLE, _PyBUF_WRITABLE = 0, 1
+
+
+class Buffer(object):
+    """A contiguous buffer's address and length, held without copying.
+
+    bytes: the object's own storage (ctypes passes bytes as a pointer to it).
+    Anything else exporting the buffer protocol (bytearray, memoryview, mmap,
+    array.array, a C-contiguous numpy array): PyObject_GetBuffer, the same
+    call memoryview() makes; the export is held until release(), so a
+    bytearray cannot be resized under C while the GIL is dropped.
+    """
+
+    __slots__ = ("addr", "size", "_view", "_obj")
+
+    def __init__(self, obj, writable=False):
+        self._view = None
+        self._obj = obj
+        if type(obj) is bytes and not writable:
+            self.size = len(obj)
+            self.addr = ctypes.cast(c_char_p(obj), c_void_p).value or 0
+            return
+        view = _Py_buffer()
+        flags = _PyBUF_WRITABLE if writable else _PyBUF_SIMPLE
+        try:
+            # raises BufferError (non-contiguous, read-only) or TypeError itself
+            _api.PyObject_GetBuffer(obj, ctypes.byref(view), flags)
+        except (BufferError, TypeError, ValueError) as e:
+            raise TypeError(
+                "expected a contiguous%s buffer (bytes, bytearray, memoryview, numpy array), got %s: %s"
+                % (" writable" if writable else "", type(obj).__name__, e)
+            ) from None
+        self._view = view
+        self.addr = view.buf or 0
+        self.size = view.len
+
+    def release(self):
+        if self._view is not None:
+            _api.PyBuffer_Release(ctypes.byref(self._view))
+            self._view = None
+        self._obj = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.release()
+
+    def __del__(self):
+        try:
+            self.release()
+        except Exception:
+            pass
+
+
+def acquire(obj, writable=False):
+    return Buffer(obj, writable)
+
+
+def new_bytes(n):
+    """A fresh, not yet shared bytes object of n bytes and its address, for C
+    to fill before anyone else sees it (what C extensions do with
+    PyBytes_FromStringAndSize(NULL, n))."""
+    b = _api.PyBytes_FromStringAndSize(None, n)
+    return b, (ctypes.cast(c_char_p(b), c_void_p).value or 0)
+
+
+# libc's allocator, for scratch buffers C fills and Python copies out of:
+# pages a blob never reaches are never touched (bytearray(n) would zero them).
+_libc = ctypes.CDLL(ctypes.util.find_library("c") or None)
+malloc = _libc.malloc
+malloc.restype = c_void_p
+malloc.argtypes = [c_size_t]
+free = _libc.free
+free.restype = None
+free.argtypes = [c_void_p]
