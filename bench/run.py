@@ -438,8 +438,8 @@ def main():
         "steal_pct": 100.0 * (steal1 - steal0) / hz / (wall * (os.cpu_count() or 1)),
     }
     res["date"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(t_start))
-    res["commit"] = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True,
-                                   text=True).stdout.strip()
+    res["commit"] = os.environ.get("CAS_BENCH_COMMIT") or subprocess.run(
+        ["git", "-C", ROOT, "describe", "--always", "--dirty"], capture_output=True, text=True).stdout.strip() or "?"
     table = report.build(res)
     os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, "results.json"), "w") as f:
