@@ -47,7 +47,7 @@ from . import errors
 
 __all__ = [
     "V1", "V2", "RAW", "LEGACY", "SHA1", "XXH3",
-    "pack", "pack_into", "unpack", "unpack_into", "size_hint", "hash_key", "sidecar", "sidecar_json",
+    "pack", "pack_into", "pack_bound", "compress", "unpack", "unpack_into", "size_hint", "hash_key", "sidecar", "sidecar_json",
     "meta_format", "format_name", "strerror", "status_name", "Packer", "Unpacker", "Store", "Reader",
     "Task", "Artifact", "BlobStat", "open_blob", "preview", "library_path", "errors",
 ] + errors.__all__
@@ -310,6 +310,29 @@ def pack(data, version=1, raw=False):
 def pack_into(data, out, version=1, raw=False):
     """Packs into a writable buffer: (key, blob length). pack_bound() sizes it."""
     return _packer(_format(version, raw)).pack_into(data, out)
+
+
+def compress(data, version=1, level=0):
+    """The blob alone, without hashing: gzip (version 1, level 3 unless
+    given, mtime 0) or an LZ4 frame (version 2). For callers that already
+    know the key; pack() computes both at once."""
+    codec = _CODEC[_format(version)]
+    with _Buffer(data) as b:
+        cap = _c.cas_encode_bound(codec, b.size)
+        out = _lib.malloc(cap or 1)
+        if not out:
+            raise MemoryError("cannot allocate %d bytes for the blob" % cap)
+        try:
+            n = _c_size_t()
+            rc = _c.cas_encode(codec, level or 0, b.addr, b.size, out, cap, _byref(n))
+            if rc != _OK:
+                _raise(rc if rc < 0 else -3, "Could not pack artifact: %s" % strerror(rc))
+            return ctypes.string_at(out, n.value)
+        finally:
+            _lib.free(out)
+
+
+_CODEC = {V1: 2, V2: 3}  # CAS_CODEC_GZIP, CAS_CODEC_LZ4
 
 
 def pack_bound(n, version=1, raw=False):

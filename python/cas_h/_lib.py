@@ -69,6 +69,8 @@ _proto("cas_strerror", c_char_p, c_int)
 _proto("cas_status_name", c_char_p, c_int)
 _proto("cas_version_string", c_char_p)
 _proto("cas_codec_available", c_int, c_int)
+_proto("cas_encode_bound", c_size_t, c_int, c_size_t)
+_proto("cas_encode", c_int, c_int, c_int, c_void_p, c_size_t, c_void_p, c_size_t, P(c_size_t))
 # keys
 _proto("cas_hash_available", c_int, c_int)
 _proto("cas_key_length", c_size_t, c_int)
