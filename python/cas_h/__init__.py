@@ -42,7 +42,7 @@ import threading
 from . import _lib
 from ._lib import Buffer as _Buffer, lib as _c, new_bytes as _new_bytes
 from .errors import *  # noqa: F401,F403
-from .errors import CasError, NotFound, InvalidName, InvalidKey, error_class
+from .errors import NotFound, InvalidName, InvalidKey, error_class
 from . import errors
 
 __all__ = [
@@ -544,7 +544,7 @@ class Reader(io.RawIOBase):
         if self.expected_size is not None and not self._eof:
             # the size is known: one buffer, no joins; one more read proves the end
             out = self.read(self.expected_size)
-            tail = self.read(_CHUNK)
+            tail = self.read(65536)
             return out + tail + self.readall() if tail else out
         parts = []
         while True:

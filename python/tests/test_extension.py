@@ -195,7 +195,7 @@ class TestFixtures(ExtCase):
 class TestWrites(ExtCase):
     def datas(self):
         rng = np.random.default_rng(4)
-        return [b"", b"small", b"text " * 10000, rng.bytes(300000),  # under and over the fused-path size
+        return [b"", b"small", b"text " * 10000, rng.bytes(300000),  # small and large
                 (b"pickle-ish " * 200000) + rng.bytes(5000)]
 
     def files(self, root):

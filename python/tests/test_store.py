@@ -14,7 +14,7 @@ import lz4.frame
 import numpy as np
 
 import cas_h
-from tests._util import V1META, CountingAllocator, rss_bytes
+from tests._util import CountingAllocator, rss_bytes
 
 
 def sha1(b):

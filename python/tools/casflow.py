@@ -1,5 +1,4 @@
 import os
-import pickle
 from metaflow import FlowSpec, step
 
 

@@ -5,12 +5,12 @@ Metaflow config file), this replaces the CPU half of Metaflow's
 content-addressed store and leaves the I/O half alone, so it works with every
 storage Metaflow has (local, S3, Azure, GCS):
 
-- save_blobs: the SHA-1 key and the blob in one cas.h call (the hash runs on a
-  second thread while the first compresses); cas_version 1 (gzip, level 3, as
-  Metaflow writes it) by default, 2 (LZ4 frame, Metaflow PR #3090) with
-  METAFLOW_CAS_H_VERSION=2. Same keys, same sidecars / object metadata
-  ({"cas_raw": ..., "cas_version": ...}), same existence check and storage
-  calls as Metaflow's own.
+- save_blobs: the SHA-1 key through cas.h, the existence check, and only for
+  a blob the store lacks, compression through cas.h: cas_version 1 (gzip,
+  level 3, as Metaflow writes it) by default, 2 (LZ4 frame, Metaflow PR
+  #3090) with METAFLOW_CAS_H_VERSION=2. Same keys, same sidecars / object
+  metadata ({"cas_raw": ..., "cas_version": ...}), same storage calls in the
+  same order as Metaflow's own.
 - _unpack_v1, _unpack_v2, _unpack_backward_compatible: decoding through
   cas.h, called by Metaflow's own load_blobs, so the sidecar rules, the blob
   cache, transfers and the DataException wording stay Metaflow's. _unpack_v2
@@ -42,9 +42,6 @@ _MISSING = object()
 _originals = {}  # class -> {attribute: what the class itself had, or _MISSING}
 _settings = {}  # class -> (version, verify)
 _SAVE_BLOBS_PARAMS = {"self", "blob_iter", "raw", "len_hint", "is_transfer"}
-# Below this a blob is hashed first and compressed only if the store lacks it;
-# above, hash and compression run at once on two threads (cas_pack).
-_FUSE_MIN = 256 * 1024
 # Blob files from this size on are decoded from an mmap, not read into memory.
 _MMAP_MIN = 1 << 20
 
@@ -96,10 +93,6 @@ def _metaflow_classes():
     from metaflow.datastore.exceptions import DataException
 
     return ContentAddressedStore, DataException
-
-
-def _nbytes(blob):
-    return len(blob) if isinstance(blob, (bytes, bytearray)) else memoryview(blob).nbytes
 
 
 def _open_source(f):
@@ -159,20 +152,17 @@ def _save_blobs(cas_h, version):
                     results.append(self.save_blobs_result(uri=storage.full_uri(path), key=key))
                     yield path, (io.BytesIO(blob_data), {"cas_raw": True, "cas_version": 1})
                     continue
-                packed = None
-                if raw or _nbytes(blob) < _FUSE_MIN:
-                    key = cas_h.hash_key(blob)
-                else:
-                    key, packed = cas_h.pack(blob, version=version)
+                # Hash first, then compress only what the store lacks: Metaflow
+                # re-saves every artifact a step has read (FlowSpec caches it as
+                # an attribute), so existing keys are common and cost a hash only.
+                key = cas_h.hash_key(blob)
                 path = storage.path_join(self._prefix, key[:2], key)
                 results.append(self.save_blobs_result(uri=storage.full_uri(path) if raw else None, key=key))
                 if not storage.is_file([path])[0]:
                     if raw:
                         yield path, (io.BytesIO(blob), {"cas_raw": True, "cas_version": 1})
                     else:
-                        if packed is None:
-                            packed = cas_h.compress(blob, version)
-                        yield path, (io.BytesIO(packed), dict(meta))
+                        yield path, (io.BytesIO(cas_h.compress(blob, version)), dict(meta))
 
         storage.save_bytes(packing_iter(), overwrite=True, len_hint=len_hint)
         return results
