@@ -287,6 +287,7 @@ def summary(rows):
 
 def header(res):
     m = res["machine"]
+    par = per_round(res, "weights_8m", lambda r: 2 * r["sha1"] / r["sha1_par2"])
     pk = ", ".join("%s %s" % kv for kv in sorted(m["packages"].items()))
     return [
         "Run %s on %s: %s, %d cores, %.0f GiB, SHA-NI %s, AVX-512 %s, Linux %s, Python %s." % (
@@ -296,7 +297,8 @@ def header(res):
         "machine's CPU during the run (steal %.1f %%): ratios hold up under that, absolute times do not." % (
             res["commit"], res["rounds"], res["wall_s"], res["load"]["others_pct"], res["load"]["steal_pct"]),
         "Libraries: %s." % pk,
-    ]
+    ] + ([("Two threads hashing at once ran %.2f× the work of one (2.00 = two free cores; "
+           "the overlap and batch targets cannot beat this)." % par)] if par else [])
 
 
 def markdown(res, rows):
@@ -357,7 +359,7 @@ def console(res, rows):
 def svg(res, rows):
     import math
 
-    W = 1100
+    W = 1250
     pad_l, bar_h, gap = 440, 18, 6
     y = 0
     parts = []
@@ -372,7 +374,7 @@ def svg(res, rows):
          summary(rows), 16, weight="bold")
     y += 12
     lo, hi = 0.25, 8.0
-    x0, x1 = pad_l, W - 150
+    x0, x1 = pad_l, W - 260
 
     def xs(v):
         v = min(max(v, lo), hi)
