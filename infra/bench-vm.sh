@@ -131,10 +131,10 @@ wait_ssh() {
     die "no ssh on $target after 10 minutes"
 }
 
-fetch_results() { # target remote_results_dir
+fetch_results() { # target remote_cas_bench_home
     local target=$1 base=$2 dir
     # shellcheck disable=SC2029 # $base is expanded here; a literal $HOME in it on the host
-    dir=$(ssh "${SSH_OPTS[@]}" "$target" "readlink -f $base/latest")
+    dir=$(ssh "${SSH_OPTS[@]}" "$target" "readlink -f $base/results/latest")
     [ -n "$dir" ] || die "no results on $target under $base"
     mkdir -p "$OUT"
     scp "${SSH_OPTS[@]}" -r "$target:$dir/." "$OUT/"
@@ -224,4 +224,4 @@ if [ "$status" != "done" ]; then
     ssh "${SSH_OPTS[@]}" "$TARGET" "tail -n 40 /var/log/cas-bench.log" >&2 || true
     die "the benchmark did not finish ($status)"
 fi
-fetch_results "$TARGET" /var/lib/cas-bench/results
+fetch_results "$TARGET" /var/lib/cas-bench
