@@ -58,7 +58,7 @@ demo: all
 
 # ---- tests -----------------------------------------------------------------
 
-TEST_SRC := tests/run_tests.c tests/test.h tests/test_core.c tests/test_store.c
+TEST_SRC := tests/run_tests.c tests/test.h tests/test_core.c tests/test_store.c tests/test_faults.c
 
 $(B)/run_tests: $(TEST_SRC) $(HEADERS) | $(B)
 	$(CC) $(STD) -O1 -g $(WARN) -o $@ tests/run_tests.c $(BASE_LIBS)
@@ -110,7 +110,7 @@ test-asan: $(B)/run_tests_asan
 	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 $(B)/run_tests_asan
 
 test-valgrind: $(B)/run_tests_fast
-	CAS_TEST_QUICK=1 valgrind -q --error-exitcode=9 --leak-check=full --errors-for-leak-kinds=definite,indirect \
+	CAS_TEST_QUICK=1 valgrind -q --error-exitcode=9 --child-silent-after-fork=yes --leak-check=full --errors-for-leak-kinds=definite,indirect \
 	  $(B)/run_tests_fast
 
 test: all test-c test-configs test-single test-cli test-interop test-python test-asan test-valgrind test-fuzz-replay

@@ -877,7 +877,7 @@ static void test_sigkill_put(void) {
     }
     t_note[0] = 0;
     CHECK(killed_mid >= (t_quick() ? 10 : 100));
-    CHECK(blobs > 10);
+    CHECK(blobs > (t_quick() ? 0 : 10)); /* the kills did land between writes, too */
     /* gc takes the temps of the dead writers; what is left is whole */
     while (wait(NULL) > 0) {
     }
