@@ -173,6 +173,10 @@ CASDEF int cas_reader_size_hint(cas_reader *r, const void *blob, size_t n, uint6
 /* The last error in Metaflow's words, e.g. "Could not unpack artifact 'F/data/ab/abcd..':
  * Compressed file ended before the end-of-stream marker was reached"; "" if none. */
 CASDEF const char *cas_reader_message(const cas_reader *r);
+/* The same without the "Could not unpack artifact '<name>': " prefix, for callers
+ * (like a Metaflow extension) that wrap it in their own; sidecar errors, which
+ * have no such prefix, come back whole. */
+CASDEF const char *cas_reader_reason(const cas_reader *r);
 CASDEF int cas_reader_format(const cas_reader *r);
 CASDEF uint64_t cas_reader_total_in(const cas_reader *r);
 CASDEF uint64_t cas_reader_total_out(const cas_reader *r);
@@ -1023,6 +1027,17 @@ static int cas__meta_rules(const cas__json *j, int *format, int64_t *version, si
     return CAS_OK;
 }
 
+/* The three sidecars Metaflow (and this library) write, recognised without parsing. */
+static int cas__meta_exact(const char *m, size_t n) {
+    static const char v1[] = "{\"cas_raw\": false, \"cas_version\": 1}";
+    static const char v2[] = "{\"cas_raw\": false, \"cas_version\": 2}";
+    static const char raw[] = "{\"cas_raw\": true, \"cas_version\": 1}";
+    if (n == sizeof v1 - 1 && !memcmp(m, v1, n)) return CAS_FORMAT_V1;
+    if (n == sizeof v2 - 1 && !memcmp(m, v2, n)) return CAS_FORMAT_V2;
+    if (n == sizeof raw - 1 && !memcmp(m, raw, n)) return CAS_FORMAT_RAW;
+    return 0;
+}
+
 CASDEF int cas_meta_parse(const char *json, size_t len, int *format, int64_t *version) {
     cas__json j;
     int fmt = 0, r;
@@ -1283,6 +1298,7 @@ struct cas_reader {
     char *name;
     size_t name_cap;
     char msg[512];
+    char reason[400]; /* msg without Metaflow's "Could not unpack artifact '...': " */
 };
 
 CASDEF int cas_reader_create(cas_reader **out, const cas_allocator *alloc) {
@@ -1335,6 +1351,7 @@ CASDEF int cas_reader_set_param(cas_reader *r, int param, int64_t v) {
 }
 
 CASDEF const char *cas_reader_message(const cas_reader *r) { return r ? r->msg : ""; }
+CASDEF const char *cas_reader_reason(const cas_reader *r) { return r ? (r->reason[0] ? r->reason : r->msg) : ""; }
 CASDEF int cas_reader_format(const cas_reader *r) { return r ? r->format : 0; }
 CASDEF uint64_t cas_reader_total_in(const cas_reader *r) { return r ? r->total_in : 0; }
 CASDEF uint64_t cas_reader_total_out(const cas_reader *r) { return r ? r->total_out : 0; }
@@ -1343,12 +1360,11 @@ static const char *cas__rname(const cas_reader *r) { return r->name ? r->name : 
 
 /* Fails the reader with Metaflow's "Could not unpack artifact" wording. */
 static int cas__rfail(cas_reader *r, int code, const char *fmt, ...) {
-    char reason[400];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(reason, sizeof reason, fmt, ap);
+    vsnprintf(r->reason, sizeof r->reason, fmt, ap);
     va_end(ap);
-    cas__fmt(r->msg, sizeof r->msg, "Could not unpack artifact '%s': %s", cas__rname(r), reason);
+    cas__fmt(r->msg, sizeof r->msg, "Could not unpack artifact '%s': %s", cas__rname(r), r->reason);
     r->state = code;
     return code;
 }
@@ -1356,7 +1372,7 @@ static int cas__rfail(cas_reader *r, int code, const char *fmt, ...) {
 CASDEF int cas_reader_begin(cas_reader *r, const char *meta, size_t meta_len, const char *name, const char *key) {
     int rc, algo = 0;
     if (!r) return CAS_E_ARG;
-    r->state = 0, r->format = 0, r->msg[0] = 0;
+    r->state = 0, r->format = 0, r->msg[0] = 0, r->reason[0] = 0;
     r->total_in = r->total_out = 0;
     r->sniff_len = r->sniff_fed = 0;
     r->key[0] = 0;
@@ -1397,6 +1413,8 @@ CASDEF int cas_reader_begin(cas_reader *r, const char *meta, size_t meta_len, co
     }
     if (!meta) {
         r->format = CAS_FORMAT_LEGACY;
+    } else if ((r->format = cas__meta_exact(meta, meta_len)) != 0) {
+        /* byte for byte what Metaflow writes: no parse needed (small blobs pay for it) */
     } else {
         cas__json j;
         int64_t v = 0;
@@ -2178,12 +2196,14 @@ CASDEF int cas_store_exists(cas_store *s, const char *flow, const char *key) {
     return cas__blob_exists(s, flow, key);
 }
 
-CASDEF int cas_store_put(cas_store *s, const char *flow, const void *data, size_t n, int format,
-                         char key[CAS_KEY_BUF], int *stored, char *err, size_t errcap) {
+/* threads: 2 lets a large blob hash on a second thread while it compresses;
+ * batch workers pass 1 so that N workers use N cores, not 2N threads. */
+static int cas__store_put(cas_store *s, const char *flow, const void *data, size_t n, int format,
+                          char key[CAS_KEY_BUF], int *stored, char *err, size_t errcap, int threads) {
     cas_writer *w;
     unsigned char *blob = NULL;
     size_t blen = 0, cap;
-    int rc, dummy;
+    int rc, dummy, parallel;
     if (!stored) stored = &dummy;
     *stored = 0;
     if (!s || !key || (!data && n)) return cas__serr(err, errcap, CAS_E_ARG, "invalid argument");
@@ -2192,8 +2212,8 @@ CASDEF int cas_store_put(cas_store *s, const char *flow, const void *data, size_
     if (!format) format = s->format;
     if (format != CAS_FORMAT_V1 && format != CAS_FORMAT_V2 && format != CAS_FORMAT_RAW)
         return cas__serr(err, errcap, CAS_E_ARG, "invalid format %d", format);
-    /* small blobs: hash first and skip the compression of what is already stored */
-    if (n < CAS__PARALLEL_MIN || format == CAS_FORMAT_RAW) {
+    parallel = threads > 1 && n >= CAS__PARALLEL_MIN && format != CAS_FORMAT_RAW;
+    if (!parallel) { /* hash first: what is already stored costs no compression */
         if ((rc = cas_hash(s->hash, data, n, key)) < 0) return cas__serr(err, errcap, rc, "hashing failed");
         if (cas__blob_exists(s, flow, key)) return CAS_OK;
         if (format == CAS_FORMAT_RAW) return cas__store_blob(s, flow, key, format, data, n, stored, err, errcap);
@@ -2205,16 +2225,22 @@ CASDEF int cas_store_put(cas_store *s, const char *flow, const void *data, size_
         cas__put_writer(s, w);
         return cas__serr(err, errcap, CAS_E_NOMEM, "out of memory (%lu bytes)", (unsigned long)cap);
     }
-    rc = cas_pack(w, data, n, blob, cap, &blen, key);
+    if (parallel) rc = cas_pack(w, data, n, blob, cap, &blen, key); /* key and blob at once */
+    else rc = cas_codec_encode_all(w->codec, data, n, blob, cap, &blen);
     cas__put_writer(s, w);
     if (rc < 0) {
         cas__free(&s->alloc, blob);
         return cas__serr(err, errcap, rc, "Could not pack artifact: %s", cas_strerror(rc));
     }
-    if (n >= CAS__PARALLEL_MIN && cas__blob_exists(s, flow, key)) rc = CAS_OK;
+    if (parallel && cas__blob_exists(s, flow, key)) rc = CAS_OK;
     else rc = cas__store_blob(s, flow, key, format, blob, blen, stored, err, errcap);
     cas__free(&s->alloc, blob);
     return rc;
+}
+
+CASDEF int cas_store_put(cas_store *s, const char *flow, const void *data, size_t n, int format,
+                         char key[CAS_KEY_BUF], int *stored, char *err, size_t errcap) {
+    return cas__store_put(s, flow, data, n, format, key, stored, err, errcap, 2);
 }
 
 CASDEF int cas_store_put_fd(cas_store *s, const char *flow, int fd, int format, char key[CAS_KEY_BUF],
@@ -2947,8 +2973,8 @@ static void *cas__batch_worker(void *arg) {
         if (i >= b->count) break;
         msg[0] = 0;
         if (b->put)
-            rc = cas_store_put(b->s, b->flow, b->data[i], b->sizes[i], b->format, b->keys + i * CAS_KEY_BUF, NULL,
-                               msg, sizeof msg);
+            rc = cas__store_put(b->s, b->flow, b->data[i], b->sizes[i], b->format, b->keys + i * CAS_KEY_BUF, NULL,
+                                msg, sizeof msg, 1);
         else
             rc = cas_store_get(b->s, b->flow, b->gkeys[i], &b->outs[i], &b->lens[i], msg, sizeof msg);
         if (b->status) b->status[i] = rc;

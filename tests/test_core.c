@@ -476,6 +476,19 @@ static void test_error_messages(void) {
     memcpy(buf, gz, gn), memcpy(buf + gn, "xy", 2);
     CHECK(expect_error(buf, gn + 2, V1META, CAS_E_TRAILING,
                        "Could not unpack artifact '" NAME "': Not a gzipped file (b'xy')"));
+    {
+        cas_reader *r;
+        void *o;
+        size_t l;
+        cas_reader_create(&r, NULL);
+        CHECK(cas_reader_begin(r, V1META, 36, NAME, NULL) == CAS_OK);
+        CHECK(cas_reader_unpack(r, buf, gn + 2, &o, &l) == CAS_E_TRAILING);
+        CHECK_STR(cas_reader_reason(r), "Not a gzipped file (b'xy')");
+        CHECK(cas_reader_begin(r, "{}", 2, NAME, NULL) == CAS_E_VERSION_MISSING);
+        CHECK_STR(cas_reader_reason(r), "Could not extract encoding version for '" NAME "'");
+        cas_reader_free(r);
+        CHECK(cas_version_number() == CAS_VERSION_MAJOR * 10000 + CAS_VERSION_MINOR * 100 + CAS_VERSION_PATCH);
+    }
     memcpy(buf + gn, "\0\0\x1f", 3); /* NULs then a lone byte, as Python reads it */
     CHECK(expect_error(buf, gn + 3, V1META, CAS_E_TRAILING,
                        "Could not unpack artifact '" NAME "': Not a gzipped file (b'\\x1f')"));
