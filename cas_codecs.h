@@ -800,7 +800,8 @@ static int cas__isal_whole(cas_codec *c, int level, const unsigned char *in, siz
 #endif
 
 #ifdef CAS_USE_ISAL
-#define CAS__SMALL_BLOB 4096 /* at most one filesystem block: cheapest encoding */
+#define CAS__STORED_BLOB 1024 /* well inside one filesystem block: stored as is */
+#define CAS__SMALL_BLOB 4096  /* one filesystem block: static Huffman at most */
 
 /* The whole input at once with room for the worst case: pick the fastest
  * encoder for these bytes. Returns CAS_DONE, an error, or 1 to fall back to
@@ -811,7 +812,15 @@ static int cas__gz_encode_whole(cas_codec *c, const unsigned char *in, size_t n,
     int r = 1, lvl = c->level ? c->level : 3;
     uint32_t crc;
     if (!c->use_isal || cap < cas_encode_bound(CAS_CODEC_GZIP, n)) return 1;
-    if (n <= CAS__SMALL_BLOB) {
+    if (n <= CAS__STORED_BLOB) {
+        /* one stored block: it takes the same filesystem block as any encoding
+         * of these bytes, and costs a copy where a Huffman pass costs 10x more */
+        unsigned char *b = out + 10;
+        b[0] = 1, b[1] = (unsigned char)n, b[2] = (unsigned char)(n >> 8);
+        b[3] = (unsigned char)~n, b[4] = (unsigned char)(~n >> 8);
+        if (n) memcpy(b + 5, in, n);
+        body = n + 5, r = 0;
+    } else if (n <= CAS__SMALL_BLOB) {
         r = cas__isal_whole(c, 0, in, n, out + 10, cap - 18, &body);
     } else {
 #ifdef CAS_USE_LIBDEFLATE

@@ -862,7 +862,8 @@ static int cas__isal_whole(cas_codec *c, int level, const unsigned char *in, siz
 #endif
 
 #ifdef CAS_USE_ISAL
-#define CAS__SMALL_BLOB 4096 /* at most one filesystem block: cheapest encoding */
+#define CAS__STORED_BLOB 1024 /* well inside one filesystem block: stored as is */
+#define CAS__SMALL_BLOB 4096  /* one filesystem block: static Huffman at most */
 
 /* The whole input at once with room for the worst case: pick the fastest
  * encoder for these bytes. Returns CAS_DONE, an error, or 1 to fall back to
@@ -873,7 +874,15 @@ static int cas__gz_encode_whole(cas_codec *c, const unsigned char *in, size_t n,
     int r = 1, lvl = c->level ? c->level : 3;
     uint32_t crc;
     if (!c->use_isal || cap < cas_encode_bound(CAS_CODEC_GZIP, n)) return 1;
-    if (n <= CAS__SMALL_BLOB) {
+    if (n <= CAS__STORED_BLOB) {
+        /* one stored block: it takes the same filesystem block as any encoding
+         * of these bytes, and costs a copy where a Huffman pass costs 10x more */
+        unsigned char *b = out + 10;
+        b[0] = 1, b[1] = (unsigned char)n, b[2] = (unsigned char)(n >> 8);
+        b[3] = (unsigned char)~n, b[4] = (unsigned char)(~n >> 8);
+        if (n) memcpy(b + 5, in, n);
+        body = n + 5, r = 0;
+    } else if (n <= CAS__SMALL_BLOB) {
         r = cas__isal_whole(c, 0, in, n, out + 10, cap - 18, &body);
     } else {
 #ifdef CAS_USE_LIBDEFLATE
@@ -1645,6 +1654,11 @@ CASDEF int cas_reader_unpack_into(cas_reader *r, const void *blob, size_t n, voi
  * release it with cas_reader_free_buffer. */
 CASDEF int cas_reader_unpack(cas_reader *r, const void *blob, size_t n, void **out, size_t *out_len);
 CASDEF void cas_reader_free_buffer(cas_reader *r, void *p);
+/* begin + unpack_into in one call, for bindings that pay per call (ctypes):
+ * CAS_DONE, an error, or CAS_NEED_OUTPUT with *out_len set to the size the
+ * blob states (0 if it states none) so that a retry can size its buffer. */
+CASDEF int cas_reader_decode(cas_reader *r, const char *meta, size_t meta_len, const char *name, const char *key,
+                             const void *blob, size_t n, void *dst, size_t cap, size_t *out_len);
 /* What the blob says it decodes to (LZ4 content size, gzip length field) after
  * begin, or CAS_E_NOTFOUND. A hint for sizing buffers; never trusted. */
 CASDEF int cas_reader_size_hint(cas_reader *r, const void *blob, size_t n, uint64_t *size);
@@ -1931,6 +1945,27 @@ struct cas_hasher {
 #endif
 };
 
+#ifdef CAS_SHA1_OPENSSL
+/* EVP_sha1() makes OpenSSL 3 look the algorithm up on every init; fetching it
+ * once halves the cost of hashing a small artifact. */
+static const EVP_MD *cas__sha1_md_ptr;
+#ifndef CAS_NO_THREADS
+static pthread_once_t cas__sha1_once = PTHREAD_ONCE_INIT;
+#endif
+static void cas__sha1_fetch(void) {
+    EVP_MD *md = EVP_MD_fetch(NULL, "SHA1", NULL); /* kept for the process's life */
+    cas__sha1_md_ptr = md ? md : EVP_sha1();
+}
+static const EVP_MD *cas__sha1_md(void) {
+#ifndef CAS_NO_THREADS
+    pthread_once(&cas__sha1_once, cas__sha1_fetch);
+#else
+    if (!cas__sha1_md_ptr) cas__sha1_fetch();
+#endif
+    return cas__sha1_md_ptr;
+}
+#endif
+
 CASDEF int cas_hash_available(int algo) {
 #ifndef CAS_NO_XXH3
     if (algo == CAS_HASH_XXH3) return 1;
@@ -1967,7 +2002,7 @@ CASDEF int cas_hasher_reset(cas_hasher *h) {
     }
 #endif
 #ifdef CAS_SHA1_OPENSSL
-    if (EVP_DigestInit_ex(h->evp, EVP_sha1(), NULL) != 1) return CAS_E_NOMEM;
+    if (EVP_DigestInit_ex(h->evp, cas__sha1_md(), NULL) != 1) return CAS_E_NOMEM;
 #else
     cas__sha1_init(&h->sha);
 #endif
@@ -2081,7 +2116,7 @@ CASDEF int cas_hash(int algo, const void *data, size_t n, char key[CAS_KEY_BUF])
     {
         unsigned char d[20];
         unsigned int len = 0;
-        if (EVP_Digest(data, n, d, &len, EVP_sha1(), NULL) != 1 || len != 20) return CAS_E_NOMEM;
+        if (EVP_Digest(data, n, d, &len, cas__sha1_md(), NULL) != 1 || len != 20) return CAS_E_NOMEM;
         cas__hex(d, 20, key);
     }
 #else
@@ -2744,9 +2779,10 @@ CASDEF int cas_pack(cas_writer *w, const void *in, size_t n, void *out, size_t c
         }
     }
 #endif
-    if (!hashed) {
+    if (!hashed) { /* the writer's own hasher: its context is already set up */
         r = cas_codec_encode_all(w->codec, in, n, out, cap, &len);
-        if (r == CAS_DONE) r = cas_hash(w->hash_algo, in, n, w->key);
+        if (r == CAS_DONE && (r = cas_hasher_update(w->hasher, in, n)) == CAS_OK) r = cas_hasher_final(w->hasher, w->key);
+        if (r == CAS_OK) r = CAS_DONE;
     }
     if (r == CAS_DONE) {
         w->done = 1;
@@ -3110,6 +3146,21 @@ CASDEF int cas_reader_unpack_into(cas_reader *r, const void *blob, size_t n, voi
     if (r->key[0] && len) cas_hasher_update(r->hasher, dst, len);
     if (out_len) *out_len = len;
     return cas__reader_done(r);
+}
+
+CASDEF int cas_reader_decode(cas_reader *r, const char *meta, size_t meta_len, const char *name, const char *key,
+                             const void *blob, size_t n, void *dst, size_t cap, size_t *out_len) {
+    uint64_t hint = 0;
+    int rc;
+    if (out_len) *out_len = 0;
+    if ((rc = cas_reader_begin(r, meta, meta_len, name, key)) < 0) return rc;
+    rc = cas_reader_unpack_into(r, blob, n, dst, cap, out_len);
+    if (rc == CAS_NEED_OUTPUT && out_len) {
+        if (r->codec_id == CAS_CODEC_RAW) *out_len = n;
+        else if (cas_decoded_size_hint(r->codec_id, blob, n, &hint) == CAS_OK && hint <= (uint64_t)(size_t)-1)
+            *out_len = (size_t)hint;
+    }
+    return rc;
 }
 
 CASDEF int cas_reader_unpack(cas_reader *r, const void *blob, size_t n, void **out, size_t *out_len) {

@@ -718,6 +718,23 @@ static void test_expect_size(void) {
     cas_reader_free(r);
 }
 
+static void test_reader_decode_one_call(void) {
+    unsigned char gz[64], out[16];
+    size_t gn, len;
+    cas_reader *r;
+    CHECK(cas_encode(CAS_CODEC_GZIP, 0, "abcdefghij", 10, gz, sizeof gz, &gn) == CAS_DONE);
+    cas_reader_create(&r, NULL);
+    CHECK_EQ_INT(cas_reader_decode(r, V1META, 36, NAME, NULL, gz, gn, out, 4, &len), CAS_NEED_OUTPUT);
+    CHECK_EQ_INT(len, 10); /* the gzip length field, for the retry */
+    CHECK_EQ_INT(cas_reader_decode(r, V1META, 36, NAME, NULL, gz, gn, out, sizeof out, &len), CAS_DONE);
+    CHECK(len == 10 && !memcmp(out, "abcdefghij", 10));
+    CHECK_EQ_INT(cas_reader_decode(r, "{}", 2, NAME, NULL, gz, gn, out, sizeof out, &len), CAS_E_VERSION_MISSING);
+    CHECK_EQ_INT(cas_reader_decode(r, V1META, 36, NAME, "0000000000000000000000000000000000000000", gz, gn, out,
+                                   sizeof out, &len),
+                 CAS_E_HASH);
+    cas_reader_free(r);
+}
+
 static void test_raw_blobs(void) {
     cas_reader *r;
     void *out;
@@ -818,5 +835,6 @@ static test_case core_tests[] = {
     {"limit", test_limit},
     {"expect_size", test_expect_size},
     {"raw_blobs", test_raw_blobs},
+    {"reader_decode_one_call", test_reader_decode_one_call},
     {"codec_contract", test_codec_contract},
 };

@@ -189,10 +189,12 @@ class Packer(object):
     version 1 (gzip, the default: every Metaflow reads it) or 2 (LZ4 frame,
     Metaflow PR #3090), or raw=True. level: gzip 1-9 (default 3, Metaflow's),
     LZ4 1-12 (default 1). threads=2 hashes on a second thread while the first
-    compresses (inputs of 256 KiB and more). One thread at a time (a lock
-    serializes concurrent use)."""
+    compresses (inputs of 256 KiB and more). gzip_backend: "auto" (the fastest
+    compiled in, the default), "zlib" (byte-identical to CPython's gzip at the
+    same level, mtime 0) or "isal". One thread at a time (a lock serializes
+    concurrent use)."""
 
-    def __init__(self, version=1, raw=False, level=None, lz4_block=None, threads=2, algo=SHA1):
+    def __init__(self, version=1, raw=False, level=None, lz4_block=None, threads=2, algo=SHA1, gzip_backend=None):
         self._fmt = _format(version, raw)
         self._algo = algo
         self._lock = threading.Lock()
@@ -202,8 +204,9 @@ class Packer(object):
         if rc < 0:
             _raise(rc)
         self._w = w
+        backend = {None: None, "auto": 0, "zlib": 1, "isal": 2}[gzip_backend]
         for param, value in ((_PARAM_HASH, algo), (_PARAM_THREADS, threads), (_PARAM_LEVEL, level),
-                             (_PARAM_LZ4_BLOCK, lz4_block)):
+                             (_PARAM_LZ4_BLOCK, lz4_block), (_PARAM_GZIP_BACKEND, backend)):
             if value is not None:
                 rc = _c.cas_writer_set_param(w, param, value)
                 if rc < 0:
@@ -301,9 +304,57 @@ def _packer(fmt):
     return p
 
 
+# Small artifacts (config dicts, flags, counters) are most of what a step saves,
+# and for them ctypes' per-call cost is the whole price: the module-level
+# pack/unpack take one C call each through per-thread scratch buffers.
+_SMALL = 64 << 10
+
+
+class _Scratch(object):
+    """Per-thread buffers and objects of the small fast path. Kept in _tls with
+    the thread's Packers and Unpacker, so that clearing _tls drops all of them
+    together and no C pointer outlives the object that owns it."""
+
+    def __init__(self):
+        cap = _c.cas_pack_bound(V1, _SMALL) + 1024
+        self.buf = ctypes.create_string_buffer(cap)
+        self.view = memoryview(self.buf).cast("B")
+        self.addr = ctypes.addressof(self.buf)
+        self.cap = cap
+        self.n = _c_size_t()
+        self.key = ctypes.create_string_buffer(_KEY_BUF)
+        self.packers = {}  # version -> this thread's Packer
+        self.unpacker = None
+
+
+def _scratch():
+    sc = _tls.__dict__.get("scratch")
+    if sc is None:
+        sc = _tls.scratch = _Scratch()
+    return sc
+
+# The sidecars Metaflow writes, pre-encoded (json.dumps costs more than the
+# decode of a small blob); keyed by (cas_raw, cas_version): equal values give
+# the same answer under Metaflow's rules, whatever their JSON spelling.
+_META_JSON = {(r, v): json.dumps({"cas_raw": r, "cas_version": v}).encode()
+              for r, v in ((False, 1), (False, 2), (True, 1))}
+
+
+_cas_pack = _c.cas_pack
+_cas_reader_decode = _c.cas_reader_decode
+
+
 def pack(data, version=1, raw=False):
     """(key, blob): the SHA-1 key of data and the blob Metaflow would store.
     version=1 gzip (default), version=2 LZ4 frame, raw=True as is."""
+    if type(data) is bytes and len(data) <= _SMALL and not raw:
+        sc = _scratch()
+        p = sc.packers.get(version)
+        if p is None and (version == 1 or version == 2):
+            p = sc.packers[version] = _packer(version)
+        if p is not None and p._w is not None and \
+                _cas_pack(p._w, data, len(data), sc.addr, sc.cap, sc.n, sc.key) == _OK:
+            return sc.key.value.decode(), sc.view[:sc.n.value].tobytes()
     return _packer(_format(version, raw)).pack(data)
 
 
@@ -364,6 +415,7 @@ class Unpacker(object):
         if rc < 0:
             _raise(rc)
         self._r = r
+        self._expect = None  # the expect_size the C reader holds (a sticky parameter)
         self._limit = limit or 0
         for param, value in ((_PARAM_LIMIT, limit), (_PARAM_STRICT, strict)):
             if value:
@@ -394,6 +446,7 @@ class Unpacker(object):
         r = self._r
         if r is None:
             raise ValueError("Unpacker is closed")
+        self._expect = expect_size
         _c.cas_reader_set_param(r, _PARAM_EXPECT_SIZE, -1 if expect_size is None else int(expect_size))
         mb = _meta_bytes(meta)
         rc = _c.cas_reader_begin(r, mb, len(mb) if mb is not None else 0,
@@ -483,6 +536,26 @@ def _unpacker():
 def unpack(blob, meta=None, name=None, key=None, expect_size=None):
     """Decoded bytes of a blob. meta: its sidecar (dict, JSON str/bytes) or None
     for a blob without one (Metaflow's legacy rule: gzip). key: verify."""
+    if type(blob) is bytes and len(blob) <= 16384 and expect_size is None:
+        sc = _scratch()
+        u = sc.unpacker
+        if u is None:
+            u = sc.unpacker = _unpacker()
+        r = u._r
+        if u._expect is not None:  # left by a slow-path call that checked a size
+            _c.cas_reader_set_param(r, _PARAM_EXPECT_SIZE, -1)
+            u._expect = None
+        mb = None
+        if type(meta) is dict and len(meta) == 2:
+            mb = _META_JSON.get((meta.get("cas_raw"), meta.get("cas_version")))
+        if mb is None:
+            mb = _meta_bytes(meta)
+        rc = _cas_reader_decode(r, mb, len(mb) if mb is not None else 0, None if name is None else _name(name),
+                                None if key is None else _name(key, "key"), blob, len(blob), sc.addr, sc.cap, sc.n)
+        if rc == _OK:
+            return sc.view[:sc.n.value].tobytes()
+        if rc != _NEED_OUTPUT:
+            u._fail(rc)
     return _unpacker().unpack(blob, meta, name, key, expect_size)
 
 

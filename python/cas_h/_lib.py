@@ -100,6 +100,8 @@ _proto("cas_reader_update", c_int, c_void_p, c_void_p, c_size_t, P(c_size_t), c_
        P(c_size_t), c_int)
 _proto("cas_reader_unpack_into", c_int, c_void_p, c_void_p, c_size_t, c_void_p, c_size_t, P(c_size_t))
 _proto("cas_reader_unpack", c_int, c_void_p, c_void_p, c_size_t, P(c_void_p), P(c_size_t))
+_proto("cas_reader_decode", c_int, c_void_p, c_char_p, c_size_t, c_char_p, c_char_p, c_void_p, c_size_t, c_void_p,
+       c_size_t, P(c_size_t))
 _proto("cas_reader_free_buffer", None, c_void_p, c_void_p)
 _proto("cas_reader_size_hint", c_int, c_void_p, c_void_p, c_size_t, P(c_uint64))
 _proto("cas_reader_message", c_char_p, c_void_p)
