@@ -19,7 +19,8 @@
 #include "fuzz_common.h"
 
 /* Open bugs this target would otherwise stop on; removed once fixed. */
-#define FUZZ_KNOWN_GZ_EXACT_CAP 1
+#define FUZZ_KNOWN_EXACT_CAP 1
+#define FUZZ_KNOWN_LENIENT_DEFLATE 1
 
 #define NAME "FuzzFlow/data/a9/a9993e364706816aba3e25717850c26c9cd0d89d"
 
@@ -35,6 +36,19 @@ static void *oom_alloc(void *user, size_t n) {
 static void oom_free(void *user, void *p) {
     (void)user;
     free(p);
+}
+
+/* 1 when the gzip decoder on zlib (Python's verdict) refuses the blob. */
+static FUZZ_UNUSED int zlib_rejects(const uint8_t *blob, size_t n) {
+    cas_codec *c;
+    static unsigned char out[(2 << 20) + 1];
+    size_t len = 0;
+    int rc;
+    FUZZ_ASSERT(cas_decoder_create(&c, CAS_CODEC_GZIP, NULL) == CAS_OK, "decoder");
+    FUZZ_ASSERT(cas_codec_set_param(c, CAS_PARAM_GZIP_BACKEND, CAS_BACKEND_ZLIB) == CAS_OK, "zlib");
+    rc = cas_codec_decode_all(c, blob, n, out, sizeof out, &len);
+    cas_codec_free(c);
+    return rc < 0;
 }
 
 static void setup(cas_reader *r, unsigned flags, int64_t limit) {
@@ -93,6 +107,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     const uint8_t *blob;
     size_t n;
     uint64_t hint;
+    char msg1[512];
 
     in.p = data, in.n = size;
     meta = fuzz_sidecars[fz_u8(&in) % FUZZ_NSIDECARS];
@@ -128,12 +143,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         FUZZ_ASSERT(rc < 0, "cas_reader_unpack returned %d (%s)", rc, cas_status_name(rc));
         FUZZ_ASSERT(out == NULL && len == 0, "failed unpack returned output");
         FUZZ_ASSERT(cas_reader_message(r)[0] != 0, "unpack failed with %s but no message", cas_status_name(rc));
+        snprintf(msg1, sizeof msg1, "%s", cas_reader_message(r));
         /* unpack_into with all the room the limit allows must fail too */
         dst = malloc(cap);
         FUZZ_ASSERT(begin(r, meta, name, NULL) == CAS_OK, "begin again");
         rc_into = cas_reader_unpack_into(r, blob, n, dst, cap, &got);
+#ifdef FUZZ_KNOWN_LENIENT_DEFLATE
+        /* known issue (regressions/unpack/deflate-symbol-287-size-dependent): libdeflate
+         * and ISA-L accept some deflate streams zlib (and Python) reject, and ISA-L only
+         * with enough output room, so the outcome depends on the buffer. Tolerated when
+         * zlib rejects the stream too. */
+        if (rc_into == CAS_DONE && cas_format_codec(cas_reader_format(r)) == CAS_CODEC_GZIP && zlib_rejects(blob, n)) {
+            fuzz_log("known: fast gzip backend accepts what zlib rejects\n");
+            rc_into = CAS_E_CORRUPT;
+        }
+#endif
         FUZZ_ASSERT(rc_into != CAS_DONE, "unpack failed with %s (%s) but unpack_into(cap %zu) succeeded with %zu bytes",
-                    cas_status_name(rc), cas_reader_message(r), cap, got);
+                    cas_status_name(rc), msg1, cap, got);
         free(dst);
         if ((flags & 64) && oom) oom_pass(meta, name, flags, limit, blob, n, oom, NULL, 0, 0);
         cas_reader_free(r);
@@ -178,15 +204,24 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         FUZZ_ASSERT(rc == CAS_E_HASH, "wrong key gave %s", cas_status_name(rc));
         FUZZ_ASSERT(out2 == NULL, "hash failure returned a buffer");
 
+#ifdef FUZZ_KNOWN_LENIENT_DEFLATE
+        /* a stream only the fast backends accept decodes or not depending on the room
+         * given (see above): skip the checks that vary the room */
+        if (cas_format_codec(fmt) == CAS_CODEC_GZIP && zlib_rejects(blob, n)) {
+            fuzz_log("known: fast gzip backend accepts what zlib rejects\n");
+            goto done;
+        }
+#endif
         /* unpack_into with exactly the room, and the expected size */
         dst = malloc(len + 1);
         FUZZ_ASSERT(begin(r, meta, name, key) == CAS_OK, "begin");
         FUZZ_ASSERT(cas_reader_set_param(r, CAS_PARAM_EXPECT_SIZE, (int64_t)len) == CAS_OK, "expect");
         rc = cas_reader_unpack_into(r, blob, n, dst, len, &got);
-#ifdef FUZZ_KNOWN_GZ_EXACT_CAP
-        /* known issue (regressions/unpack/gz-empty-last-member-exact-cap): the
-         * streaming gzip decoder asks for room before an empty member */
-        if (rc == CAS_NEED_OUTPUT && cas_format_codec(fmt) == CAS_CODEC_GZIP)
+#ifdef FUZZ_KNOWN_EXACT_CAP
+        /* known issue (regressions/unpack/gz-empty-last-member-exact-cap,
+         * lz4-empty-block-exact-cap): with the room exactly full the decoders ask
+         * for more room before an empty gzip member or an empty LZ4 block */
+        if (rc == CAS_NEED_OUTPUT)
             rc = cas_reader_unpack_into(r, blob, n, dst, len + 1, &got);
 #endif
         FUZZ_ASSERT(rc == CAS_DONE, "unpack_into(exact cap %zu): %s (%s)", len, cas_status_name(rc),
@@ -213,6 +248,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         FUZZ_ASSERT(cas_reader_set_param(r, CAS_PARAM_EXPECT_SIZE, -1) == CAS_OK, "expect");
         free(dst);
 
+    done:
         if ((flags & 64) && oom) oom_pass(meta, name, flags, limit, blob, n, oom, out, len, 1);
     }
     cas_reader_free_buffer(r, out);

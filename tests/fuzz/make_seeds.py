@@ -196,10 +196,186 @@ def seeds_unpack(out, fixtures):
         write(d, "sidecar-%d" % i, bytes([i, 0, 0]) + g)
 
 
+SCHEDULES = [
+    bytes([1] * 8),                        # one byte at a time
+    bytes([7, 3, 0, 64, 1, 0x90, 2, 5]),   # small, with empty calls
+    bytes([0xFF] * 8),                     # 256 KiB slices
+    bytes([0x81, 0xC0, 13, 0x85, 1, 0xC3, 0, 33]),
+]
+
+
+def stream_input(sc, flags, mode, isched, osched, rest):
+    return bytes([sc, flags, mode]) + isched + osched + rest
+
+
+def seeds_stream(out, fixtures):
+    d = os.path.join(out, "stream")
+    k = 0
+    for blob, meta, key in fixture_blobs(fixtures):
+        if len(blob) > 16 << 10:
+            continue
+        s1, s2 = SCHEDULES[k % 4], SCHEDULES[(k + 1) % 4]
+        write(d, "fix-" + key[:12], stream_input(sidecar_index(meta), 0, 0, s1, s2, blob))
+        k += 1
+    for name, blob, sc in edge_blobs():
+        if len(blob) > 16 << 10:
+            continue
+        s1, s2 = SCHEDULES[k % 4], SCHEDULES[(k + 3) % 4]
+        write(d, name, stream_input(sc, (k % 3) | ((k & 1) << 4), 0, s1, s2, blob))
+        k += 1
+    one, small = SCHEDULES[0], SCHEDULES[1]
+    p = b"hello metaflow " * 40
+    # mode 1: gzip members around raw deflate bytes (params: members, then per member
+    # flags, body length u16, pad, [xlen + extra], body)
+    body = zlib.compressobj(3, zlib.DEFLATED, -15).compress(p)
+    co = zlib.compressobj(3, zlib.DEFLATED, -15)
+    body = co.compress(p) + co.flush()
+    write(d, "mode1-one-member", stream_input(SC_V1, 0, 1, one, small, bytes([0, 0]) + struct.pack("<H", 0) + b"\0" + body))
+    write(d, "mode1-two-members-fextra", stream_input(SC_NONE, 1, 1, small, one, bytes([1, 0x1e]) +
+          struct.pack("<H", len(body)) + b"\2" + bytes([3]) + b"xyz" + body + bytes([0x04, 0, 0, 2]) + b"ab" + body))
+    write(d, "mode1-stored", stream_input(SC_V1, 2, 1, small, small, bytes([0, 0, 0, 0, 0]) + b"\x01\x05\x00\xfa\xffhello"))
+    # mode 2: zlib level, strategy, window, memlevel, members, header flags, 4 mutation bytes, payload
+    for lvl, strat, mut in ((3, 0, b"\0\0\0\0"), (9, 1, b"\1\x10\0\x40"), (1, 2, b"\2\x20\0\0"),
+                            (6, 3, b"\3\0\0\x05"), (0, 4, b"\4\0\0\x33")):
+        write(d, "mode2-l%d-s%d" % (lvl, strat), stream_input(SC_V1, lvl & 3, 2, small, one,
+              bytes([lvl, strat, 6, 7, 2, 0x0a]) + mut + p))
+    # mode 3: LZ4F flags, level, 4 mutation bytes, payload
+    for f, lv, mut in ((0, 3, b"\0\0\0\0"), (3 | 8 | 16 | 32, 15, b"\0\0\0\0"), (1 | 4 | 32, 3, b"\1\x07\0\x80"),
+                       (2 | 8, 0, b"\2\x30\0\0"), (16, 1, b"\3\0\0\x09")):
+        write(d, "mode3-f%d-l%d" % (f, lv), stream_input(SC_V2, 4 if f & 4 else 0, 3, small, one,
+              bytes([f, lv]) + mut + p * 4))
+    # mode 4: FLG low bits, BD, fix, block selector, content size u32, content checksum u32, block bytes
+    stored = b"stored block bytes " * 3
+    for flg, fix, bsel in ((0x20, 0, 0x55), (0x20 | 0x10 | 0x08 | 0x04, 3, 0x55), (0x08, 1, 0xff), (0x04, 2, 0x01),
+                           (0x01, 0, 0x55), (0x02, 0, 0x55)):
+        write(d, "mode4-flg%02x-fix%d" % (flg, fix), stream_input(SC_V2, 0, 4, small, one,
+              bytes([flg, 0x70, fix, bsel]) + b"\0" * 8 + stored))
+
+
+META_SEEDS = [
+    b'{"cas_raw": false, "cas_version": 1}',
+    b'{"cas_raw": false, "cas_version": 2}',
+    b'{"cas_raw": true, "cas_version": 1}',
+    b'{}', b'[]', b'', b' ', b'null', b'1', b'"x"', b'{"cas_raw": false}',
+    b'{"cas_version": 3}', b'{"cas_version": 0}', b'{"cas_version": -1}', b'{"cas_version": -1.0}',
+    b'{"cas_version": 1.0}', b'{"cas_version": 1.5}', b'{"cas_version": 2e0}', b'{"cas_version": 1E400}',
+    b'{"cas_version": -0}', b'{"cas_version": 99999999999999999999999}', b'{"cas_version": -9223372036854775809}',
+    b'{"cas_version": 9223372036854775807}', b'{"cas_version": "1"}', b'{"cas_version": true}',
+    b'{"cas_version": null}', b'{"cas_version": [1]}', b'{"cas_version": {"v": 1}}',
+    b'{"cas_raw": 1, "cas_version": 5}', b'{"cas_raw": 0.0, "cas_version": 2}', b'{"cas_raw": "", "cas_version": 1}',
+    b'{"cas_raw": " ", "cas_version": 7}', b'{"cas_raw": [0], "cas_version": 7}', b'{"cas_raw": {}, "cas_version": 2}',
+    b'{"cas_raw": null, "cas_version": 2}', b'{"cas_version": 1, "cas_version": 2}',
+    b'{"cas_raw": true, "cas_raw": false, "cas_version": 2}',
+    b'{"\\u0063as_raw": true, "cas_version": 1}', b'{"cas_version": 1, "x": "\\ud83d\\ude00\\n\\"\\\\"}',
+    b' \t\r\n{ "cas_version" : 2 } \n', b'{"cas_version": 2}\x00', b'{"cas_version": 2} x',
+    b'{"cas_version": 2,}', b'{"cas_version" 2}', b'{"cas_version": 01}', b'{"cas_version": +1}',
+    b'{"cas_version": 1.}', b'{"cas_version": .5}', b'{"cas_version": 1e}', b'{"cas_version": NaN}',
+    b'{"cas_version": 2, "nested": ' + b'[' * 70 + b']' * 70 + b'}',
+    b'{"cas_version": 2, "nested": ' + b'[' * 63 + b']' * 63 + b'}',
+    b'{"a": "\x01"}', b'{"a": "\\x"}', b'{"a": "\\u12"}', b'{"a": "unterminated}',
+    b'{"cas_version": 2, "big": "' + b'x' * 70000 + b'"}',
+]
+
+
+def seeds_meta(out, fixtures):
+    d = os.path.join(out, "meta")
+    for i, m in enumerate(META_SEEDS):
+        write(d, "meta-%02d" % i, m)
+    for name in sorted({m for _b, m, _k in fixture_blobs(fixtures) if m is not None}):
+        write(d, "fix-" + hashlib.sha1(name).hexdigest()[:12], name)
+
+
+DATAJSON_SEEDS = [
+    b'{"objects": {}}',
+    b'{"objects": {"a": "a9993e364706816aba3e25717850c26c9cd0d89d"}}',
+    b'{"objects": {"a": "k1", "b": "k2"}, "info": {"a": {"size": 3, "type": "<class \'str\'>", "encoding": "pickle-v4"}}}',
+    b'{"objects": {"a": "k", "a": "k2"}, "info": {"a": {"size": 1}, "a": {"size": 2}}}',
+    b'{"objects": {"\\u00e9t\\u00e9": "k", "\\ud83d\\ude00": "k", "n\\u0000ul": "k"}}',
+    b'{"objects": {"a": 1, "b": null, "c": ["x"], "d": {"e": "f"}}}',
+    b'{"objects": {"a": "k"}, "info": {"a": {"size": -1}}}',
+    b'{"objects": {"a": "k"}, "info": {"a": {"size": 1.0}}}',
+    b'{"objects": {"a": "k"}, "info": {"a": {"size": 1.5}}}',
+    b'{"objects": {"a": "k"}, "info": {"a": {"size": 99999999999999999999}}}',
+    b'{"objects": {"a": "k"}, "info": {"a": {"size": true, "encoding": 5, "type": null}}}',
+    b'{"objects": {"a": "k"}, "info": {"a": "not an object"}}',
+    b'{"objects": {"a": "k"}, "info": ["a", {"size": 1}]}',
+    b'{"objects": {"a": "k"}, "info": "a"}',
+    b'{"objects": []}', b'{"objects": "x"}', b'{"info": {}}', b'[]', b'', b'{', b'null',
+    b'{"objects": {"a": "k"}}   \n', b'{"objects": {"a": "k"}} x',
+    b'{"objects": {"a": "k"}, "objects": {"b": "k", "c": "k"}}',
+    b'{"objects": {' + b', '.join(b'"n%d": "%040d"' % (i, i) for i in range(200)) + b'}}',
+    b'{"x": ' + b'[' * 64 + b']' * 64 + b', "objects": {}}',
+    b'{"x": ' + b'[' * 65 + b']' * 65 + b', "objects": {}}',
+    b'{"objects": {"a": "k", "a": "k", "a": "k"}, "info": {"a": {"type": "' + b'T' * 300 + b'", "encoding": "'
+    + b'E' * 300 + b'"}}}',
+]
+
+
+def seeds_datajson(out, fixtures):
+    d = os.path.join(out, "datajson")
+    for i, m in enumerate(DATAJSON_SEEDS):
+        write(d, "dj-%02d" % i, m)
+    seen = set()
+    for dirpath, _dirs, files in os.walk(fixtures):
+        for f in sorted(files):
+            if f.endswith(".data.json") or (f.endswith(".json") and dirpath.endswith("_meta")):
+                b = open(os.path.join(dirpath, f), "rb").read()
+                h = hashlib.sha1(b).hexdigest()[:12]
+                if h not in seen and len(b) < 64 << 10:
+                    seen.add(h)
+                    write(d, "fix-" + h, b)
+
+
+NAME_SEEDS = [
+    b"FixtureFlow", b"F", b".", b"..", b".hidden", b"a..b", b"a/b", b"/abs", b"a b", b"x" * 255, b"x" * 256,
+    b"Flow-1_2.3", b"caf\xc3\xa9", b"a\\b", b"",
+    b"FixtureFlow/1795238722606761/start/1", b"F/1/s/1", b"F/1/s/1/", b"/F/1/s", b"F//s/1", b"F/1/s/1/x",
+    b"F/../s/1", b"F/./s/1", b"F/1/s", b"F/1/.s/1", b"F/" + b"r" * 255 + b"/s/1", b"F/" + b"r" * 256 + b"/s/1",
+    b"a9993e364706816aba3e25717850c26c9cd0d89d", b"A9993E364706816ABA3E25717850C26C9CD0D89D",
+    b"a9993e364706816aba3e25717850c26c9cd0d89", b"0123456789abcdef0123456789abcdef",
+    b"a9993e364706816aba3e25717850c26c9cd0d89d\x00", b"a9993e364706816aba3e25717850\x00c26c9cd0d89d",
+    b"FixtureFlow\x00a9993e364706816aba3e25717850c26c9cd0d89d",
+    b"F\x000123456789abcdef0123456789abcdef", b"..\x00a9993e364706816aba3e25717850c26c9cd0d89d",
+    b"F\x00../../../../../../etc/passwd0000000000",
+]
+
+
+def seeds_names(out, fixtures):
+    d = os.path.join(out, "names")
+    for i, m in enumerate(NAME_SEEDS):
+        for sel in (0xff, 8, 60):
+            write(d, "n-%02d-%02x" % (i, sel), bytes([sel]) + m)
+
+
+def seeds_roundtrip(out, fixtures):
+    d = os.path.join(out, "roundtrip")
+    data = payloads()
+    k = 0
+    for fmt in range(4):
+        for be in range(3):
+            for lvl in (0, 1, 3, 9, 12):
+                p = data[k % len(data)]
+                s1, s2 = SCHEDULES[k % 4], SCHEDULES[(k + 1) % 4]
+                fb = fmt | (be << 2) | ((k & 1) << 4) | ((k % 3 == 0) << 5) | ((k % 5 == 0) << 6) | ((k % 4 == 1) << 7)
+                write(d, "rt-%d-%d-%d" % (fmt, be, lvl), bytes([fb, lvl, k % 4, k % 4]) + s1 + s2 + p)
+                k += 1
+    # the two-thread path: 1 KiB repeated 256 times
+    write(d, "rt-threads-v1", bytes([0, 3, 0, 0xFF]) + SCHEDULES[2] + SCHEDULES[2] + data[4])
+    write(d, "rt-threads-v2", bytes([1, 1, 3, 0xFF]) + SCHEDULES[2] + SCHEDULES[3] + data[4])
+    for blob, meta, key in fixture_blobs(fixtures)[:20]:
+        try:
+            raw = zlib.decompress(blob, 31) if blob[:2] == b"\x1f\x8b" else lz4.frame.decompress(blob)
+        except Exception:
+            continue
+        if len(raw) < 8192:
+            write(d, "fix-" + key[:12], bytes([k % 3, 0, 0, 0]) + SCHEDULES[k % 4] + SCHEDULES[(k + 2) % 4] + raw)
+            k += 1
+
+
 def main():
     out = sys.argv[1]
     fixtures = sys.argv[2] if len(sys.argv) > 2 else os.path.join(HERE, "../../../shared/fixtures/metaflow")
-    for fn in (seeds_unpack,):
+    for fn in (seeds_unpack, seeds_stream, seeds_meta, seeds_datajson, seeds_names, seeds_roundtrip):
         fn(out, fixtures)
 
 

@@ -1,0 +1,306 @@
+/* fuzz_datajson: a task's N.data.json, through cas_task_open, and the internal
+ * JSON parser directly.
+ *
+ * Input: the data.json bytes. A temporary store is made once per process,
+ * <tmp>/F/1/s/1/ with 0.attempt.json and 0.DONE.lock; each input is written as
+ * its 0.data.json, then:
+ *
+ * - cas_task_open(store, "F/1/s/1"): fails with a message, or lists exactly the
+ *   members of "objects" with NUL-terminated strings (name, key, encoding,
+ *   type) that match the JSON, sizes >= -1; cas_task_find finds each name at
+ *   its first index; cas_task_artifact refuses an index past the end.
+ * - cas__json_parse on the bytes (not NUL-terminated): on success every token
+ *   is well formed (spans inside the text, strings between quotes, numbers as
+ *   the scanner reads them, subtrees nested properly, member counts right);
+ *   cas__json_str decodes every string into an exact-size buffer (and a short
+ *   one) without overrunning it; cas__json_int / cas__json_truthy run on every
+ *   scalar inside a container; cas__json_get finds the last of duplicate keys.
+ */
+#include "fuzz_common.h"
+
+/* Open bugs this target would otherwise stop on; removed once fixed. Inputs that
+ * trigger them skip cas_task_open (the parser checks still run on them). */
+#define FUZZ_KNOWN_ARENA_OVERFLOW 1  /* regressions/datajson/arena-overflow-duplicate-names */
+#define FUZZ_KNOWN_INFO_NOT_OBJECT 1 /* regressions/datajson/info-array-token-overrun */
+#define FUZZ_KNOWN_FIRST_DUPLICATE 1 /* regressions/datajson/duplicate-name-first-wins */
+
+static char root[64];
+static cas_store *store;
+
+static void rm_store(void) {
+    static const char *const files[] = {"F/1/s/1/0.data.json", "F/1/s/1/0.attempt.json", "F/1/s/1/0.DONE.lock",
+                                        "F/1/s/1", "F/1/s", "F/1", "F", ""};
+    char p[128];
+    int i;
+    if (store) cas_store_close(store), store = NULL;
+    for (i = 0; files[i][0]; i++) {
+        snprintf(p, sizeof p, "%s/%s", root, files[i]);
+        if (unlink(p) < 0) rmdir(p);
+    }
+    rmdir(root);
+}
+
+static void write_file(const char *rel, const void *p, size_t n) {
+    char path[128];
+    int fd;
+    snprintf(path, sizeof path, "%s/%s", root, rel);
+    fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    FUZZ_ASSERT(fd >= 0, "cannot create %s", path);
+    FUZZ_ASSERT(cas__write_all(fd, p, n) == 0, "cannot write %s", path);
+    close(fd);
+}
+
+static void make_store(void) {
+    const char *tmp = getenv("TMPDIR");
+    char err[256], p[128];
+    static const char *const dirs[] = {"F", "F/1", "F/1/s", "F/1/s/1"};
+    int i;
+    snprintf(root, sizeof root, "%s/casfuzz-XXXXXX", tmp && strlen(tmp) < 40 ? tmp : "/tmp");
+    FUZZ_ASSERT(mkdtemp(root) != NULL, "mkdtemp %s", root);
+    for (i = 0; i < 4; i++) {
+        snprintf(p, sizeof p, "%s/%s", root, dirs[i]);
+        FUZZ_ASSERT(mkdir(p, 0755) == 0, "mkdir %s", p);
+    }
+    write_file("F/1/s/1/0.attempt.json", "{}", 2);
+    write_file("F/1/s/1/0.DONE.lock", "", 0);
+    FUZZ_ASSERT(cas_store_open(&store, root, NULL, err, sizeof err) == CAS_OK, "store: %s", err);
+    atexit(rm_store);
+}
+
+/* ---- the parser's tokens ---------------------------------------------------- */
+
+static void check_tokens(const cas__json *j, const char *s, size_t n) {
+    size_t i;
+    FUZZ_ASSERT(j->count >= 1, "no tokens");
+    FUZZ_ASSERT(j->t[0].next == j->count, "root subtree %zu of %zu tokens", j->t[0].next, j->count);
+    for (i = 0; i < j->count; i++) {
+        const cas__jtok *t = &j->t[i];
+        FUZZ_ASSERT(t->type >= CAS__J_OBJ && t->type <= CAS__J_NULL, "token %zu type %d", i, t->type);
+        FUZZ_ASSERT(t->start <= t->end && t->end <= n, "token %zu span %zu..%zu of %zu", i, t->start, t->end, n);
+        FUZZ_ASSERT(t->next > i && t->next <= j->count, "token %zu next %zu", i, t->next);
+        switch (t->type) {
+        case CAS__J_OBJ:
+        case CAS__J_ARR: {
+            /* walk the children: count of them, and the last one ends the subtree */
+            size_t c = i + 1, k, per = t->type == CAS__J_OBJ ? 2 : 1;
+            FUZZ_ASSERT(s[t->start] == (t->type == CAS__J_OBJ ? '{' : '['), "container %zu opens with %c", i,
+                        s[t->start]);
+            FUZZ_ASSERT(s[t->end - 1] == (t->type == CAS__J_OBJ ? '}' : ']'), "container %zu closes with %c", i,
+                        s[t->end - 1]);
+            for (k = 0; k < t->count * per; k++) {
+                FUZZ_ASSERT(c < t->next, "container %zu: child %zu at %zu past its subtree %zu", i, k, c, t->next);
+                if (per == 2 && k % 2 == 0) FUZZ_ASSERT(j->t[c].type == CAS__J_STR, "object %zu key %zu not a string", i, c);
+                c = j->t[c].next;
+            }
+            FUZZ_ASSERT(c == t->next, "container %zu: children end at %zu, subtree at %zu", i, c, t->next);
+            break;
+        }
+        case CAS__J_STR:
+            FUZZ_ASSERT(t->start >= 1 && s[t->start - 1] == '"' && t->end < n && s[t->end] == '"',
+                        "string %zu not between quotes", i);
+            FUZZ_ASSERT(t->next == i + 1 && t->count == 0, "string %zu has children", i);
+            break;
+        case CAS__J_NUM:
+            FUZZ_ASSERT(cas__json_scan_num(s, t->start, n) == t->end, "number %zu", i);
+            FUZZ_ASSERT(t->next == i + 1, "number %zu has children", i);
+            break;
+        case CAS__J_TRUE: FUZZ_ASSERT(t->end - t->start == 4 && !memcmp(s + t->start, "true", 4), "true"); break;
+        case CAS__J_FALSE: FUZZ_ASSERT(t->end - t->start == 5 && !memcmp(s + t->start, "false", 5), "false"); break;
+        case CAS__J_NULL: FUZZ_ASSERT(t->end - t->start == 4 && !memcmp(s + t->start, "null", 4), "null"); break;
+        }
+    }
+}
+
+/* Decodes string token i into exact-size heap buffers, so an overrun is seen. */
+static void check_string(const cas__json *j, size_t i) {
+    size_t raw = j->t[i].end - j->t[i].start, got, cap;
+    char *buf = (char *)malloc(raw + 1);
+    got = cas__json_str(j, i, buf, raw + 1);
+    if (got != (size_t)-1) {
+        FUZZ_ASSERT(got <= raw, "string %zu decodes to %zu bytes from %zu", i, got, raw);
+        FUZZ_ASSERT(buf[got] == 0 && strlen(buf) == got, "string %zu: NUL inside or missing", i);
+    }
+    free(buf);
+    for (cap = 1; cap <= raw && cap <= 8; cap++) { /* short buffers: refused or fitting, never overrun */
+        size_t g2;
+        buf = (char *)malloc(cap);
+        g2 = cas__json_str(j, i, buf, cap);
+        FUZZ_ASSERT(g2 == (size_t)-1 || (g2 < cap && g2 == got), "string %zu into %zu bytes gave %zu (full: %zu)", i,
+                    cap, g2, got);
+        free(buf);
+    }
+}
+
+static void check_parser(const uint8_t *data, size_t size) {
+    cas__json j;
+    const char *s = (const char *)data;
+    size_t i;
+    int rc = cas__json_parse(&j, s, size, NULL);
+    if (rc != CAS_OK) {
+        FUZZ_ASSERT(rc == CAS_E_JSON, "parse returned %s", cas_status_name(rc));
+        FUZZ_ASSERT(j.err[0] != 0, "parse failed without a reason");
+        cas__json_free(&j);
+        return;
+    }
+    check_tokens(&j, s, size);
+    for (i = 0; i < j.count; i++) {
+        int64_t v;
+        if (j.t[i].type == CAS__J_STR) check_string(&j, i);
+        /* scalars inside a container: they are followed by a delimiter, as in every use */
+        if (i > 0) {
+            (void)cas__json_int(&j, i, &v);
+            (void)cas__json_truthy(&j, i);
+        }
+        if (j.t[i].type == CAS__J_OBJ) {
+            /* every plain key finds its last occurrence */
+            size_t k, c = i + 1;
+            for (k = 0; k < j.t[i].count; k++) {
+                char key[64];
+                size_t kl = j.t[c].end - j.t[c].start, c2, m, last = 0;
+                if (kl < sizeof key && !memchr(s + j.t[c].start, '\\', kl)) {
+                    memcpy(key, s + j.t[c].start, kl), key[kl] = 0;
+                    for (m = 0, c2 = i + 1; m < j.t[i].count; m++, c2 = j.t[c2 + 1].next)
+                        if (cas__json_str_is(&j, c2, key)) last = c2 + 1;
+                    FUZZ_ASSERT(cas__json_get(&j, i, key) == last, "get(%s) in object %zu: %zu, last %zu", key, i,
+                                cas__json_get(&j, i, key), last);
+                }
+                c = j.t[c + 1].next;
+            }
+        }
+    }
+    FUZZ_ASSERT(cas__json_get(&j, j.count, "x") == 0, "get past the end");
+    cas__json_free(&j);
+}
+
+/* ---- the task ------------------------------------------------------------- */
+
+typedef struct span {
+    const char *p;
+    size_t n;
+} span;
+static int span_cmp(const void *a, const void *b) {
+    const span *x = (const span *)a, *y = (const span *)b;
+    if (x->n != y->n) return x->n < y->n ? -1 : 1;
+    return memcmp(x->p, y->p, x->n);
+}
+
+/* 1 when objects holds the same raw name twice. */
+static FUZZ_UNUSED int has_duplicate_names(const cas__json *j, size_t objs) {
+    size_t m = j->t[objs].count, k, c;
+    span *v = (span *)malloc((m + 1) * sizeof *v);
+    int dup = 0;
+    for (k = 0, c = objs + 1; k < m; k++, c = j->t[c + 1].next)
+        v[k].p = j->s + j->t[c].start, v[k].n = j->t[c].end - j->t[c].start;
+    qsort(v, m, sizeof *v, span_cmp);
+    for (k = 1; k < m && !dup; k++) dup = !span_cmp(&v[k - 1], &v[k]);
+    free(v);
+    return dup;
+}
+
+/* Would this input hit one of the open bugs? */
+static int known_trigger(const uint8_t *data, size_t size) {
+    cas__json j;
+    size_t objs, info;
+    int hit = 0;
+    if (cas__json_parse(&j, (const char *)data, size, NULL) != CAS_OK || j.t[0].type != CAS__J_OBJ) {
+        cas__json_free(&j);
+        return 0;
+    }
+    objs = cas__json_get(&j, 0, "objects");
+    info = cas__json_get(&j, 0, "info");
+#ifdef FUZZ_KNOWN_INFO_NOT_OBJECT
+    if (objs && j.t[objs].type == CAS__J_OBJ && info && j.t[info].type != CAS__J_OBJ) hit = 1;
+#endif
+#ifdef FUZZ_KNOWN_ARENA_OVERFLOW
+    if (objs && j.t[objs].type == CAS__J_OBJ && has_duplicate_names(&j, objs)) hit = 1;
+#endif
+    (void)objs, (void)info;
+    cas__json_free(&j);
+    return hit;
+}
+
+static void check_task(const uint8_t *data, size_t size) {
+    char err[512];
+    cas_task *t = NULL;
+    size_t i, count, idx;
+    int rc;
+    cas__json j;
+    size_t objs = 0;
+
+    if (known_trigger(data, size)) {
+        fuzz_log("known issue: cas_task_open skipped\n");
+        return;
+    }
+    write_file("F/1/s/1/0.data.json", data, size);
+    err[0] = 0;
+    rc = cas_task_open(store, "F/1/s/1", &t, err, sizeof err);
+    fuzz_log("task_open: %s %s\n", cas_status_name(rc), err);
+    if (rc != CAS_OK) {
+        FUZZ_ASSERT(rc < 0 && t == NULL, "failed open: %d, task %p", rc, (void *)t);
+        FUZZ_ASSERT(err[0] != 0, "failed open without a message");
+        return;
+    }
+    FUZZ_ASSERT(t != NULL, "no task");
+    FUZZ_ASSERT(cas_task_attempt(t) == 0, "attempt %d", cas_task_attempt(t));
+    FUZZ_ASSERT(!strcmp(cas_task_flow(t), "F"), "flow %s", cas_task_flow(t));
+    count = cas_task_count(t);
+
+    /* the same text through the parser: objects has `count` members */
+    FUZZ_ASSERT(cas__json_parse(&j, (const char *)data, size, NULL) == CAS_OK, "task opened but the JSON is bad");
+    objs = cas__json_get(&j, 0, "objects");
+    FUZZ_ASSERT(objs && j.t[objs].type == CAS__J_OBJ && j.t[objs].count == count, "objects count %zu vs %zu",
+                objs ? j.t[objs].count : 0, count);
+
+    for (i = 0, idx = objs + 1; i < count; i++, idx = j.t[idx + 1].next) {
+        const char *name = NULL, *key = NULL, *enc = NULL, *type = NULL;
+        int64_t sz = -2;
+        size_t at = (size_t)-1;
+        char want[4096];
+        size_t wl;
+        FUZZ_ASSERT(cas_task_artifact(t, i, &name, &key, &sz, &enc, &type) == CAS_OK, "artifact %zu", i);
+        FUZZ_ASSERT(name && key && enc && type, "artifact %zu: NULL string", i);
+        FUZZ_ASSERT(sz >= -1, "artifact %zu size %lld", i, (long long)sz);
+        /* strlen runs through ASan: each string is terminated inside its allocation */
+        FUZZ_ASSERT(strlen(name) < size + 1 && strlen(key) < size + 1 && strlen(type) < size + 1 &&
+                        strlen(enc) < size + 16,
+                    "artifact %zu: string longer than the file", i);
+        wl = cas__json_str(&j, idx, want, sizeof want);
+        if (wl != (size_t)-1) FUZZ_ASSERT(!strcmp(name, want), "artifact %zu name '%s', JSON says '%s'", i, name, want);
+        if (j.t[idx + 1].type == CAS__J_STR) {
+            wl = cas__json_str(&j, idx + 1, want, sizeof want);
+            if (wl != (size_t)-1) FUZZ_ASSERT(!strcmp(key, want), "artifact %zu key '%s', JSON says '%s'", i, key, want);
+        } else {
+            FUZZ_ASSERT(key[0] == 0, "artifact %zu: key '%s' from a non-string", i, key);
+        }
+        FUZZ_ASSERT(cas_task_find(t, name, &at) == CAS_OK && at <= i, "find(%s): %zu for artifact %zu", name, at, i);
+#ifndef FUZZ_KNOWN_FIRST_DUPLICATE
+        /* Python's json (so Metaflow) keeps the last of duplicate names: so must find */
+        {
+            size_t last = cas__json_get(&j, objs, name);
+            const char *k2 = NULL;
+            char lastkey[4096];
+            cas_task_artifact(t, at, NULL, &k2, NULL, NULL, NULL);
+            if (last && !strchr(name, '\\') && j.t[last].type == CAS__J_STR &&
+                cas__json_str(&j, last, lastkey, sizeof lastkey) != (size_t)-1)
+                FUZZ_ASSERT(!strcmp(k2, lastkey), "find(%s) gives key '%s', Python's json keeps '%s'", name, k2,
+                            lastkey);
+        }
+#endif
+        {
+            const char *n2 = NULL;
+            cas_task_artifact(t, at, &n2, NULL, NULL, NULL, NULL);
+            FUZZ_ASSERT(!strcmp(n2, name), "find(%s) gave '%s'", name, n2);
+        }
+    }
+    FUZZ_ASSERT(cas_task_artifact(t, count, NULL, NULL, NULL, NULL, NULL) == CAS_E_ARG, "artifact past the end");
+    FUZZ_ASSERT(cas_task_find(t, "\x01 no such name", &idx) == CAS_E_NOTFOUND, "find of a missing name");
+    cas__json_free(&j);
+    cas_task_close(t);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+    if (!store) make_store();
+    check_parser(data, size);
+    check_task(data, size);
+    return 0;
+}
