@@ -429,6 +429,8 @@ struct cas_codec {
     /* gzip, both directions: header/trailer bytes pending or being collected */
     unsigned char hb[16];
     size_t hb_len, hb_pos;
+    unsigned char spill; /* decoder: one byte made while probing a full output */
+    int spill_n;
     int gz_state, gz_flags, gz_members;
     uint32_t gz_need; /* bytes of FEXTRA left to skip */
     uint32_t crc;
@@ -641,7 +643,7 @@ CASDEF int cas_codec_reset(cas_codec *c) {
 #ifndef CAS_NO_GZIP
     if (c->codec == CAS_CODEC_GZIP) {
         int be = cas__gzip_backend(c);
-        c->hb_len = c->hb_pos = 0;
+        c->hb_len = c->hb_pos = 0, c->spill_n = 0;
         c->gz_state = CAS__GZ_MAGIC, c->gz_flags = 0, c->gz_members = 0, c->gz_need = 0;
         c->crc = 0, c->isize = 0;
         c->use_isal = be == CAS_BACKEND_ISAL;
@@ -1032,6 +1034,10 @@ static int cas__gz_decode(cas_codec *c, const unsigned char *in, size_t n, size_
                           size_t cap, size_t *made, int end) {
     size_t i = 0, o = 0;
     int r;
+    if (c->spill_n) { /* the probed byte first */
+        if (!cap) goto need_output;
+        out[o++] = c->spill, c->spill_n = 0;
+    }
     for (;;) {
         switch (c->gz_state) {
         case CAS__GZ_PAD: /* after a member: skip NULs, then another member or the end */
@@ -1044,6 +1050,7 @@ static int cas__gz_decode(cas_codec *c, const unsigned char *in, size_t n, size_
             if (c->hb_len < 2) {
                 if (!end) goto need_input;
                 if (c->hb_len == 0) { /* clean end: zero members is empty output */
+                    if (c->spill_n) goto need_output;
                     *used = i, *made = o;
                     c->total_in += i, c->total_out += o;
                     c->done = 1;
@@ -1104,19 +1111,28 @@ static int cas__gz_decode(cas_codec *c, const unsigned char *in, size_t n, size_
             c->gz_state = CAS__GZ_BODY;
             break;
         case CAS__GZ_BODY: {
-            size_t u, m;
+            size_t u, m, room = cap - o;
+            unsigned char *dst = out + o, one;
             int fin;
-            if (o == cap) goto need_output;
-            r = cas__inflate_step(c, in + i, n - i, &u, out + o, cap - o, &m, &fin);
+            /* With the output full the member may still end without another
+             * byte (an empty last block, an empty member): probe with a 1-byte
+             * spill so that an exactly sized buffer ends in CAS_DONE. */
+            if (!room) dst = &one, room = 1;
+            r = cas__inflate_step(c, in + i, n - i, &u, dst, room, &m, &fin);
             if (r < 0) return r;
-            c->crc = cas__crc32(c->crc, out + o, m);
+            c->crc = cas__crc32(c->crc, dst, m);
             c->isize += m;
-            i += u, o += m;
+            i += u;
+            if (dst == &one) {
+                if (m) c->spill = one, c->spill_n = 1;
+            } else {
+                o += m;
+            }
             if (fin) {
                 c->gz_state = CAS__GZ_TRAILER;
                 break;
             }
-            if (o == cap) goto need_output;
+            if (c->spill_n || o == cap) goto need_output;
             if (i == n) goto need_input;
             if (!u && !m) goto need_input;
             break;
@@ -1148,6 +1164,7 @@ need_output:
 need_input:
     *used = i, *made = o;
     c->total_in += i, c->total_out += o;
+    if (c->spill_n) return CAS_NEED_OUTPUT;
     if (end && i == n) {
         if (c->gz_state == CAS__GZ_PAD) { /* members then only NULs: the end */
             c->done = 1;
@@ -1293,6 +1310,8 @@ static int cas__lz4_decode(cas_codec *c, const unsigned char *in, size_t n, size
             if (c->strict && i < n) return cas__fail(c, CAS_E_TRAILING, "unexpected bytes after the LZ4 frame");
             return CAS_DONE;
         }
+        if (o == cap && (ss || ds) && i < n) continue; /* headers, empty blocks and the end mark
+                                                          need no room: an exact buffer ends here */
         if (o == cap) {
             *used = i, *made = o;
             c->total_in += i, c->total_out += o;

@@ -491,6 +491,8 @@ struct cas_codec {
     /* gzip, both directions: header/trailer bytes pending or being collected */
     unsigned char hb[16];
     size_t hb_len, hb_pos;
+    unsigned char spill; /* decoder: one byte made while probing a full output */
+    int spill_n;
     int gz_state, gz_flags, gz_members;
     uint32_t gz_need; /* bytes of FEXTRA left to skip */
     uint32_t crc;
@@ -703,7 +705,7 @@ CASDEF int cas_codec_reset(cas_codec *c) {
 #ifndef CAS_NO_GZIP
     if (c->codec == CAS_CODEC_GZIP) {
         int be = cas__gzip_backend(c);
-        c->hb_len = c->hb_pos = 0;
+        c->hb_len = c->hb_pos = 0, c->spill_n = 0;
         c->gz_state = CAS__GZ_MAGIC, c->gz_flags = 0, c->gz_members = 0, c->gz_need = 0;
         c->crc = 0, c->isize = 0;
         c->use_isal = be == CAS_BACKEND_ISAL;
@@ -1094,6 +1096,10 @@ static int cas__gz_decode(cas_codec *c, const unsigned char *in, size_t n, size_
                           size_t cap, size_t *made, int end) {
     size_t i = 0, o = 0;
     int r;
+    if (c->spill_n) { /* the probed byte first */
+        if (!cap) goto need_output;
+        out[o++] = c->spill, c->spill_n = 0;
+    }
     for (;;) {
         switch (c->gz_state) {
         case CAS__GZ_PAD: /* after a member: skip NULs, then another member or the end */
@@ -1106,6 +1112,7 @@ static int cas__gz_decode(cas_codec *c, const unsigned char *in, size_t n, size_
             if (c->hb_len < 2) {
                 if (!end) goto need_input;
                 if (c->hb_len == 0) { /* clean end: zero members is empty output */
+                    if (c->spill_n) goto need_output;
                     *used = i, *made = o;
                     c->total_in += i, c->total_out += o;
                     c->done = 1;
@@ -1166,19 +1173,28 @@ static int cas__gz_decode(cas_codec *c, const unsigned char *in, size_t n, size_
             c->gz_state = CAS__GZ_BODY;
             break;
         case CAS__GZ_BODY: {
-            size_t u, m;
+            size_t u, m, room = cap - o;
+            unsigned char *dst = out + o, one;
             int fin;
-            if (o == cap) goto need_output;
-            r = cas__inflate_step(c, in + i, n - i, &u, out + o, cap - o, &m, &fin);
+            /* With the output full the member may still end without another
+             * byte (an empty last block, an empty member): probe with a 1-byte
+             * spill so that an exactly sized buffer ends in CAS_DONE. */
+            if (!room) dst = &one, room = 1;
+            r = cas__inflate_step(c, in + i, n - i, &u, dst, room, &m, &fin);
             if (r < 0) return r;
-            c->crc = cas__crc32(c->crc, out + o, m);
+            c->crc = cas__crc32(c->crc, dst, m);
             c->isize += m;
-            i += u, o += m;
+            i += u;
+            if (dst == &one) {
+                if (m) c->spill = one, c->spill_n = 1;
+            } else {
+                o += m;
+            }
             if (fin) {
                 c->gz_state = CAS__GZ_TRAILER;
                 break;
             }
-            if (o == cap) goto need_output;
+            if (c->spill_n || o == cap) goto need_output;
             if (i == n) goto need_input;
             if (!u && !m) goto need_input;
             break;
@@ -1210,6 +1226,7 @@ need_output:
 need_input:
     *used = i, *made = o;
     c->total_in += i, c->total_out += o;
+    if (c->spill_n) return CAS_NEED_OUTPUT;
     if (end && i == n) {
         if (c->gz_state == CAS__GZ_PAD) { /* members then only NULs: the end */
             c->done = 1;
@@ -1355,6 +1372,8 @@ static int cas__lz4_decode(cas_codec *c, const unsigned char *in, size_t n, size
             if (c->strict && i < n) return cas__fail(c, CAS_E_TRAILING, "unexpected bytes after the LZ4 frame");
             return CAS_DONE;
         }
+        if (o == cap && (ss || ds) && i < n) continue; /* headers, empty blocks and the end mark
+                                                          need no room: an exact buffer ends here */
         if (o == cap) {
             *used = i, *made = o;
             c->total_in += i, c->total_out += o;
@@ -2528,8 +2547,8 @@ static int cas__meta_rules(const cas__json *j, int *format, int64_t *version, si
     *vtok = ver;
     r = cas__json_int(j, ver, &v);
     if (r < 0) return CAS_E_VERSION_MISSING; /* a string or object cannot name a version */
-    if (r > 0) {
-        *version = v < 0 ? INT64_MIN : INT64_MAX;
+    if (r > 0) { /* beyond int64: the sign comes from the text */
+        *version = j->s[j->t[ver].start] == '-' ? INT64_MIN : INT64_MAX;
         return CAS_E_VERSION_UNKNOWN;
     }
     *version = v;
@@ -4594,19 +4613,54 @@ CASDEF void cas_task_close(cas_task *t) {
     cas__free(&a, t);
 }
 
-/* Copies a decoded JSON string into the arena; "" when it is not a usable string. */
+/* Copies a decoded JSON string into the arena; "" when it is not a usable
+ * string (not a string, a NUL or lone surrogate inside, or no room). */
 static const char *cas__arena_str(const cas__json *j, size_t tok, char **arena, size_t *left) {
     size_t l;
     const char *p = *arena;
-    if (!tok || j->t[tok].type != CAS__J_STR) {
-        (*arena)[0] = 0;
-        l = 0;
-    } else if ((l = cas__json_str(j, tok, *arena, *left)) == (size_t)-1) {
+    if (*left == 0) return "";
+    if (!tok || j->t[tok].type != CAS__J_STR || (l = cas__json_str(j, tok, *arena, *left)) == (size_t)-1) {
         (*arena)[0] = 0;
         l = 0;
     }
     *arena += l + 1, *left -= l + 1;
     return p;
+}
+
+typedef struct cas__name_pos {
+    const char *name;
+    size_t pos;
+} cas__name_pos;
+
+static int cas__name_pos_cmp(const void *a, const void *b) {
+    const cas__name_pos *x = (const cas__name_pos *)a, *y = (const cas__name_pos *)b;
+    int c = strcmp(x->name, y->name);
+    return c ? c : x->pos < y->pos ? -1 : x->pos > y->pos;
+}
+
+/* A name repeated in "objects" keeps its first position and its last value,
+ * as Python's json.loads builds the dict. scratch holds at least 4*m size_t. */
+static size_t cas__dedupe_arts(cas__art *a, size_t m, size_t *scratch) {
+    cas__name_pos *np = (cas__name_pos *)(void *)scratch; /* 2 size_t each: fits in 4*m */
+    size_t i, k, n = 0;
+    int dup = 0;
+    for (i = 0; i < m; i++) np[i].name = a[i].name, np[i].pos = i;
+    qsort(np, m, sizeof *np, cas__name_pos_cmp);
+    for (i = 0; i < m; i = k) {
+        for (k = i + 1; k < m && !strcmp(np[k].name, np[i].name); k++) {
+        }
+        if (k - i > 1) {
+            size_t first = np[i].pos, last = np[k - 1].pos, d;
+            a[first].key = a[last].key, a[first].size = a[last].size;
+            a[first].encoding = a[last].encoding, a[first].type = a[last].type;
+            for (d = i + 1; d < k; d++) a[np[d].pos].name = NULL; /* dropped below */
+            dup = 1;
+        }
+    }
+    if (!dup) return m;
+    for (i = 0; i < m; i++)
+        if (a[i].name) a[n++] = a[i];
+    return n;
 }
 
 CASDEF int cas_task_open(cas_store *s, const char *pathspec, cas_task **out, char *err, size_t errcap) {
@@ -4616,7 +4670,7 @@ CASDEF int cas_task_open(cas_store *s, const char *pathspec, cas_task **out, cha
     size_t tlen = 0;
     cas__json j;
     cas_task *t;
-    size_t objs, info, k, m, arena_size, left, ti;
+    size_t objs, info, k, m, arena_size, left, ti, *toks = NULL;
     char *ap;
     if (!out) return cas__serr(err, errcap, CAS_E_ARG, "invalid argument");
     *out = NULL;
@@ -4678,56 +4732,68 @@ CASDEF int cas_task_open(cas_store *s, const char *pathspec, cas_task **out, cha
         cas__free(&s->alloc, text);
         return cas__serr(err, errcap, CAS_E_JSON, "Malformed '%s/%s': no \"objects\" map", pathspec, fname);
     }
-    t = (cas_task *)cas__calloc(&s->alloc, sizeof *t);
+    if (info && j.t[info].type != CAS__J_OBJ) info = 0; /* not a map: as if absent */
     m = j.t[objs].count;
-    arena_size = tlen + 64 * (m + 1);
+    t = (cas_task *)cas__calloc(&s->alloc, sizeof *t);
     if (t) {
         cas__copy_allocator(&t->alloc, &s->alloc);
         t->arts = (cas__art *)cas__calloc(&s->alloc, (m + 1) * sizeof *t->arts);
-        t->arena = (char *)cas__alloc(&s->alloc, arena_size);
+        toks = (size_t *)cas__alloc(&s->alloc, (m + 1) * 4 * sizeof *toks);
     }
-    if (!t || !t->arts || !t->arena) {
-        cas_task_close(t);
-        cas__json_free(&j);
-        cas__free(&s->alloc, text);
-        return cas__serr(err, errcap, CAS_E_NOMEM, "out of memory");
+    if (!t || !t->arts || !toks) {
+        rc = CAS_E_NOMEM;
+        goto fail;
+    }
+    /* pass 1: the tokens of each artifact (name, key, encoding, type) and the
+     * arena they need: a decoded string is never longer than its JSON text */
+    arena_size = 1;
+    for (k = 0, ti = objs + 1; k < m; k++) {
+        size_t kt = ti, vt = kt + 1, it = 0, c, q, *tk = toks + 4 * k;
+        if (info) /* info is keyed by the same names; the last match wins, as in Python */
+            for (c = 0, q = info + 1; c < j.t[info].count; c++, q = j.t[q + 1].next)
+                if (j.t[q].end - j.t[q].start == j.t[kt].end - j.t[kt].start &&
+                    !memcmp(j.s + j.t[q].start, j.s + j.t[kt].start, j.t[kt].end - j.t[kt].start))
+                    it = q + 1;
+        tk[0] = kt, tk[1] = vt;
+        tk[2] = it ? cas__json_get(&j, it, "encoding") : 0;
+        tk[3] = it ? cas__json_get(&j, it, "type") : 0;
+        for (c = 0; c < 4; c++) arena_size += (tk[c] ? j.t[tk[c]].end - j.t[tk[c]].start : 0) + 1;
+        {
+            size_t st = it ? cas__json_get(&j, it, "size") : 0;
+            int64_t sz;
+            t->arts[k].size = -1;
+            if (st && j.t[st].type == CAS__J_NUM && cas__json_int(&j, st, &sz) == 0 && sz >= 0) t->arts[k].size = sz;
+        }
+        ti = j.t[vt].next;
+    }
+    if (!(t->arena = (char *)cas__alloc(&s->alloc, arena_size))) {
+        rc = CAS_E_NOMEM;
+        goto fail;
     }
     t->attempt = attempt;
     snprintf(t->flow, sizeof t->flow, "%s", parts[0]);
     ap = t->arena, left = arena_size;
-    for (k = 0, ti = objs + 1; k < m; k++) {
-        size_t kt = ti, vt = kt + 1, it = 0;
-        cas__art *a = &t->arts[t->count];
-        a->name = cas__arena_str(&j, kt, &ap, &left);
-        a->key = cas__arena_str(&j, vt, &ap, &left);
-        a->size = -1;
-        if (info) {
-            /* info is keyed by the same names; look the raw key text up */
-            size_t q = info + 1, c;
-            for (c = 0; c < j.t[info].count; c++) {
-                if (j.t[q].end - j.t[q].start == j.t[kt].end - j.t[kt].start &&
-                    !memcmp(j.s + j.t[q].start, j.s + j.t[kt].start, j.t[kt].end - j.t[kt].start))
-                    it = q + 1;
-                q = j.t[q + 1].next;
-            }
-        }
-        {
-            size_t st = it ? cas__json_get(&j, it, "size") : 0;
-            size_t en = it ? cas__json_get(&j, it, "encoding") : 0;
-            size_t ty = it ? cas__json_get(&j, it, "type") : 0;
-            int64_t sz;
-            if (st && cas__json_int(&j, st, &sz) == 0 && sz >= 0 && j.t[st].type == CAS__J_NUM) a->size = sz;
-            /* Metaflow's default for datastores older than the info map */
-            a->encoding = en ? cas__arena_str(&j, en, &ap, &left) : "gzip+pickle-v2";
-            a->type = cas__arena_str(&j, ty, &ap, &left);
-        }
-        ti = j.t[vt].next;
-        t->count++;
+    for (k = 0; k < m; k++) { /* pass 2: decode */
+        size_t *tk = toks + 4 * k;
+        cas__art *a = &t->arts[k];
+        a->name = cas__arena_str(&j, tk[0], &ap, &left);
+        a->key = cas__arena_str(&j, tk[1], &ap, &left);
+        /* Metaflow's default for datastores older than the info map */
+        a->encoding = tk[2] ? cas__arena_str(&j, tk[2], &ap, &left) : "gzip+pickle-v2";
+        a->type = cas__arena_str(&j, tk[3], &ap, &left);
     }
+    t->count = cas__dedupe_arts(t->arts, m, toks);
+    cas__free(&s->alloc, toks);
     cas__json_free(&j);
     cas__free(&s->alloc, text);
     *out = t;
     return CAS_OK;
+fail:
+    cas__free(&s->alloc, toks);
+    cas_task_close(t);
+    cas__json_free(&j);
+    cas__free(&s->alloc, text);
+    return cas__serr(err, errcap, rc, "out of memory");
 }
 
 CASDEF int cas_task_attempt(const cas_task *t) { return t ? t->attempt : -1; }

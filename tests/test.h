@@ -61,6 +61,12 @@ static void t_setnote(const char *fmt, ...) {
         }                                                                               \
     } while (0)
 
+#ifdef CAS_USE_ISAL
+#define CAS_TEST_HAS_ISAL 1
+#else
+#define CAS_TEST_HAS_ISAL 0
+#endif
+
 /* ---- helpers shared by the test files ---- */
 
 static unsigned char *t_read_file(const char *path, size_t *len) {

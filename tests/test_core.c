@@ -221,6 +221,11 @@ static void test_meta_json(void) {
 #undef P
     CHECK(cas_meta_parse("{\"cas_version\": 999}", 20, &fmt, &v) == CAS_E_VERSION_UNKNOWN);
     CHECK(v == 999);
+    /* beyond int64 both ways: the sign is kept (found by fuzzing) */
+    CHECK(cas_meta_parse("{\"cas_version\": -99999999999999999999}", 38, &fmt, &v) == CAS_E_VERSION_UNKNOWN);
+    CHECK(v == INT64_MIN);
+    CHECK(cas_meta_parse("{\"cas_version\": 99999999999999999999}", 37, &fmt, &v) == CAS_E_VERSION_UNKNOWN);
+    CHECK(v == INT64_MAX);
     {
         /* deep nesting is refused without recursion */
         static char deep[200001];
@@ -820,7 +825,46 @@ static void test_tiny_rooms(void) {
     t_note[0] = 0;
 }
 
+/* Found by fuzzing: an exactly sized output buffer must end in CAS_DONE even when
+ * what follows the last output byte is an empty block, an empty member or the end mark. */
+static void test_exact_room(void) {
+    unsigned char blob[256], out[64];
+    size_t n = 0, len, bn;
+    int be;
+    /* member "a", then an empty member */
+    CHECK(cas_encode(CAS_CODEC_GZIP, 0, "a", 1, blob, sizeof blob, &bn) == CAS_DONE);
+    n = bn;
+    CHECK(cas_encode(CAS_CODEC_GZIP, 0, "", 0, blob + n, sizeof blob - n, &bn) == CAS_DONE);
+    n += bn;
+    for (be = CAS_BACKEND_ZLIB; be <= CAS_BACKEND_ISAL; be++) {
+        cas_codec *c;
+        size_t u, m;
+        if (be == CAS_BACKEND_ISAL && !CAS_TEST_HAS_ISAL) continue;
+        t_setnote("backend %d", be);
+        CHECK(cas_decoder_create(&c, CAS_CODEC_GZIP, NULL) == CAS_OK);
+        CHECK(cas_codec_set_param(c, CAS_PARAM_GZIP_BACKEND, be) == CAS_OK);
+        CHECK_EQ_INT(cas_codec_decode_all(c, blob, n, out, 1, &len), CAS_DONE);
+        CHECK(len == 1 && out[0] == 'a');
+        /* streaming with exactly one byte of room in total */
+        CHECK(cas_codec_reset(c) == CAS_OK);
+        CHECK_EQ_INT(cas_codec_update(c, blob, n, &u, out, 1, &m, 1), CAS_DONE);
+        CHECK(u == n && m == 1);
+        cas_codec_free(c);
+    }
+    t_note[0] = 0;
+    /* an LZ4 frame: "a" in one block, an empty block, the end mark (as LZ4F_flush can leave) */
+    {
+        static const unsigned char frame[] = {0x04, 0x22, 0x4d, 0x18, 0x60, 0x40, 0x82, /* header */
+                                              0x01, 0x00, 0x00, 0x80, 'a',               /* 1 byte, stored */
+                                              0x00, 0x00, 0x00, 0x80,                    /* empty block */
+                                              0x00, 0x00, 0x00, 0x00};                   /* end mark */
+        CHECK_EQ_INT(cas_decode(CAS_CODEC_LZ4, frame, sizeof frame, out, 1, &len), CAS_DONE);
+        CHECK(len == 1 && out[0] == 'a');
+    }
+}
+
 static test_case core_tests[] = {
+    {"exact_room", test_exact_room},
     {"tiny_rooms", test_tiny_rooms},
     {"golden_keys", test_golden_keys},
     {"key_check", test_key_check},

@@ -424,6 +424,37 @@ static void test_task_attempts(void) {
     CHECK_STR(enc, "gzip+pickle-v2"); /* no info: Metaflow's old default */
     CHECK_EQ_INT(size, -1);
     cas_task_close(t);
+    /* found by fuzzing: names repeated in "objects" (Python keeps the first
+     * position and the last value), long info strings repeated, info not a map */
+    {
+        char big[20000], *p = big;
+        int i;
+        p += sprintf(p, "{\"objects\": {");
+        for (i = 0; i < 40; i++)
+            p += sprintf(p, "%s\"x\": \"%040d\"", i ? ", " : "", i);
+        p += sprintf(p, ", \"y\": \"a9993e364706816aba3e25717850c26c9cd0d89d\"}, \"info\": {\"x\": {\"encoding\": \"");
+        for (i = 0; i < 300; i++) *p++ = 'e';
+        p += sprintf(p, "\", \"size\": 7, \"type\": \"");
+        for (i = 0; i < 300; i++) *p++ = 't';
+        p += sprintf(p, "\"}}}");
+        CHECK(ts_write(root, "F/7/s/3/1.data.json", big));
+        CHECK_EQ_INT(cas_task_open(s, "F/7/s/3", &t, err, sizeof err), CAS_OK);
+        CHECK_EQ_INT(cas_task_count(t), 2);
+        CHECK(cas_task_artifact(t, 0, &name, &key, &size, &enc, NULL) == CAS_OK);
+        CHECK_STR(name, "x");
+        CHECK_STR(key, "0000000000000000000000000000000000000039"); /* the last value */
+        CHECK_EQ_INT(size, 7);
+        CHECK_EQ_INT(strlen(enc), 300);
+        CHECK(cas_task_artifact(t, 1, &name, NULL, NULL, NULL, NULL) == CAS_OK);
+        CHECK_STR(name, "y");
+        cas_task_close(t);
+        CHECK(ts_write(root, "F/7/s/3/1.data.json",
+                       "{\"objects\": {\"a\": \"a9993e364706816aba3e25717850c26c9cd0d89d\"}, \"info\": [[\"a\", 1]]}"));
+        CHECK_EQ_INT(cas_task_open(s, "F/7/s/3", &t, err, sizeof err), CAS_OK);
+        CHECK(cas_task_artifact(t, 0, &name, &key, &size, &enc, NULL) == CAS_OK);
+        CHECK_EQ_INT(size, -1);
+        cas_task_close(t);
+    }
     /* malformed data.json */
     CHECK(ts_write(root, "F/7/s/3/1.data.json", "{\"objects\": {\"a\": "));
     CHECK_EQ_INT(cas_task_open(s, "F/7/s/3", &t, err, sizeof err), CAS_E_JSON);
