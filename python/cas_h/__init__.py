@@ -183,7 +183,24 @@ def hash_key(data, algo=SHA1):
 # ---- writing -------------------------------------------------------------------
 
 
-class Packer(object):
+class _Closing(object):
+    """Context manager and finalizer for objects that own a C handle: close()
+    runs on exit from a with block and, failing that, when collected."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:
+            pass
+
+
+class Packer(_Closing):
     """Bytes to key + blob, reusing one C writer (its tables and buffers).
 
     version 1 (gzip, the default: every Metaflow reads it) or 2 (LZ4 frame,
@@ -227,18 +244,6 @@ class Packer(object):
             if self._w is not None:
                 _c.cas_writer_free(self._w)
                 self._w = None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def __del__(self):
-        try:
-            self.close()
-        except Exception:
-            pass
 
     def _pack(self, b, out, cap):
         blen = _c_size_t()
@@ -398,7 +403,7 @@ def pack_bound(n, version=1, raw=False):
 _MAX_RATIO = 1100
 
 
-class Unpacker(object):
+class Unpacker(_Closing):
     """Blob (+ its sidecar) to bytes, reusing one C reader.
 
     meta: the sidecar as a dict, JSON str or bytes, or None when the blob has
@@ -429,18 +434,6 @@ class Unpacker(object):
             if self._r is not None:
                 _c.cas_reader_free(self._r)
                 self._r = None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def __del__(self):
-        try:
-            self.close()
-        except Exception:
-            pass
 
     def _begin(self, meta, name, key, expect_size):
         r = self._r
@@ -833,7 +826,7 @@ class _Handle(object):
         return self._closing
 
 
-class Store(object):
+class Store(_Closing):
     """A local Metaflow datastore root (the `.metaflow` directory), read and
     written as Metaflow does: <root>/<Flow>/data/<ab>/<key> + <key>_meta.
 
@@ -871,18 +864,6 @@ class Store(object):
     @property
     def closed(self):
         return self._h is None or self._h.closed
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def __del__(self):
-        try:
-            self.close()
-        except Exception:
-            pass
 
     def __repr__(self):
         return "Store(%r)" % self.root
