@@ -138,7 +138,7 @@ typedef struct ctx {
     unsigned char *out, *out2; /* scratch for encoders, decoders */
     size_t out_cap, out2_cap;
     size_t out_len;            /* what the last run produced */
-    cas_writer *w_v1, *w_v1_l7, *w_v2, *w_v2_t1, *w_v2_b4m, *w_v2_xxh3, *w_v2_xxh3_b4m, *w_v1_zlib;
+    cas_writer *w_v1, *w_v1_l7, *w_v2, *w_v2_t1, *w_v2_b4m, *w_v2_xxh3, *w_v2_xxh3_b4m, *w_v2_xxh3_t1, *w_v1_t1, *w_v1_zlib;
     cas_reader *r;
     LZ4F_dctx *dctx;
     struct libdeflate_decompressor *ld;
@@ -291,6 +291,8 @@ static int op_cas_v2_t1(ctx *c) { return pack(c, c->w_v2_t1); }
 static int op_cas_v2_b4m(ctx *c) { return pack(c, c->w_v2_b4m); }
 static int op_cas_v2_xxh3(ctx *c) { return pack(c, c->w_v2_xxh3); }
 static int op_cas_v2_xxh3_b4m(ctx *c) { return pack(c, c->w_v2_xxh3_b4m); }
+static int op_cas_v2_xxh3_t1(ctx *c) { return pack(c, c->w_v2_xxh3_t1); }
+static int op_cas_v1_t1(ctx *c) { return pack(c, c->w_v1_t1); }
 
 /* Loads as an application does: sidecar + blob in, a fresh buffer out. */
 static int unpack_alloc(ctx *c, const char *meta, const unsigned char *blob, size_t n) {
@@ -358,6 +360,8 @@ static const struct opdef {
     {"cas_v2_b4m", op_cas_v2_b4m, CHK_V2},
     {"cas_v2_xxh3", op_cas_v2_xxh3, CHK_V2},
     {"cas_v2_xxh3_b4m", op_cas_v2_xxh3_b4m, CHK_V2},
+    {"cas_v2_xxh3_t1", op_cas_v2_xxh3_t1, CHK_V2},
+    {"cas_v1_t1", op_cas_v1_t1, CHK_V1},
     {"read_v1_zlib", op_read_v1_zlib, CHK_NONE},
     {"read_v1_zlib_into", op_read_v1_zlib_into, CHK_DECODED},
     {"read_v1_own", op_read_v1_own, CHK_NONE},
@@ -401,6 +405,8 @@ static void setup(ctx *c) {
     c->w_v2_b4m = mk_writer(CAS_FORMAT_V2, CAS_HASH_SHA1, 0, 0, 7, 0);
     c->w_v2_xxh3 = mk_writer(CAS_FORMAT_V2, CAS_HASH_XXH3, 0, 0, 0, 0);
     c->w_v2_xxh3_b4m = mk_writer(CAS_FORMAT_V2, CAS_HASH_XXH3, 0, 0, 7, 0);
+    c->w_v2_xxh3_t1 = mk_writer(CAS_FORMAT_V2, CAS_HASH_XXH3, 1, 0, 0, 0);
+    c->w_v1_t1 = mk_writer(CAS_FORMAT_V1, CAS_HASH_SHA1, 1, 0, 0, 0);
     if (cas_reader_create(&c->r, NULL) != CAS_OK) die("cas_reader_create", NULL);
     if (LZ4F_isError(LZ4F_createDecompressionContext(&c->dctx, LZ4F_VERSION))) die("LZ4F dctx", NULL);
     if (!(c->ld = libdeflate_alloc_decompressor())) die("libdeflate", NULL);

@@ -200,7 +200,7 @@ PLAN = {
     "metrics_52k": (C_ALL + ["rt_v1", "rt_v2"], ["py_a_save", "py_a_load", "py_b_save", "py_b_load"]),
     "emb_800k": (C_ALL, ["py_a_save", "py_a_load", "py_b_save", "py_b_load"]),
     "weights_8m": (C_ALL + ["sha1_par2", "cas_v2_t1", "cas_v2_b4m", "lz4f_c4m", "cas_v1_l7", "read_v1_zlib_into",
-                            "cas_v2_xxh3_b4m", "cas_hash_sha1", "cas_hash_xxh3"],
+                            "cas_v2_xxh3_b4m", "cas_v2_xxh3_t1", "cas_v1_t1", "cas_hash_sha1", "cas_hash_xxh3"],
                    ["py_a_save", "py_a_load", "py_b_save", "py_b_load", "py_sha1"]),
     "random_5m": (C_ALL, ["py_a_save", "py_a_load", "py_b_save", "py_b_load"]),
     "text_64m": (C_ALL + ["cas_v2_b4m", "lz4f_c4m"], ["py_a_load", "py_b_save", "py_b_load"]),
