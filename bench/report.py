@@ -150,7 +150,7 @@ def build(res):
                         100.0 * (s["v1"] / s["zlib3"] - 1), stgt, "<=", "%",
                         "cas v1 %d B (%.1f %%)" % (s["v1"], 100.0 * s["v1"] / n(p)),
                         "zlib L3 %d B (%.1f %%)" % (s["zlib3"], 100.0 * s["zlib3"] / n(p)),
-                        "cas v1 at level 7 (ISA-L 3): %d B; lz4 v2: %d B" % (
+                        "cas v1 at level 7: %d B; lz4 v2: %d B" % (
                             P[p]["out_len"].get("cas_v1_l7", 0), s["v2"])))
     # -- read
     for p, lbl in ((W, "8 MB weights"), (T, "64 MiB text")):
@@ -231,7 +231,7 @@ LOAD_COLS = [("(a) Metaflow", "py_a_load"), ("(b) PR #3090", "py_b_load"), ("cas
 KNOB_COLS = [("cas v2, 1 thread", "cas_v2_t1"), ("cas v2, 4 MiB blocks", "cas_v2_b4m"),
              ("cas v2 XXH3, 1 thread", "cas_v2_xxh3_t1"), ("cas v2 XXH3, 4 MiB blocks", "cas_v2_xxh3_b4m"),
              ("cas v1, 1 thread", "cas_v1_t1"), ("LZ4F 4 MiB blocks", "lz4f_c4m"),
-             ("cas v1 level 7 (ISA-L 3)", "cas_v1_l7"), ("cas_hash SHA-1", "cas_hash_sha1"),
+             ("cas v1 level 7", "cas_v1_l7"), ("cas_hash SHA-1", "cas_hash_sha1"),
              ("cas_hash XXH3", "cas_hash_xxh3"), ("2 × SHA-1 on 2 threads", "sha1_par2")]
 
 
