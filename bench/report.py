@@ -150,8 +150,8 @@ def build(res):
                         100.0 * (s["v1"] / s["zlib3"] - 1), stgt, "<=", "%",
                         "cas v1 %d B (%.1f %%)" % (s["v1"], 100.0 * s["v1"] / n(p)),
                         "zlib L3 %d B (%.1f %%)" % (s["zlib3"], 100.0 * s["zlib3"] / n(p)),
-                        "cas v1 at level 7: %d B; lz4 v2: %d B" % (
-                            P[p]["out_len"].get("cas_v1_l7", 0), s["v2"])))
+                        ("cas v1 at level 7: %d B; " % P[p]["out_len"]["cas_v1_l7"]
+                         if P[p]["out_len"].get("cas_v1_l7") else "") + "lz4 v2: %d B" % s["v2"]))
     # -- read
     for p, lbl in ((W, "8 MB weights"), (T, "64 MiB text")):
         if p not in P:
