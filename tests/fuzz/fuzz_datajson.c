@@ -5,10 +5,12 @@
  * <tmp>/F/1/s/1/ with 0.attempt.json and 0.DONE.lock; each input is written as
  * its 0.data.json, then:
  *
- * - cas_task_open(store, "F/1/s/1"): fails with a message, or lists exactly the
- *   members of "objects" with NUL-terminated strings (name, key, encoding,
- *   type) that match the JSON, sizes >= -1; cas_task_find finds each name at
- *   its first index; cas_task_artifact refuses an index past the end.
+ * - cas_task_open(store, "F/1/s/1"): fails with a message, or lists the names
+ *   of "objects" as Python's json.loads builds the dict (a repeated name keeps
+ *   its first position and its last value), with NUL-terminated strings
+ *   (name, key, encoding, type) decoded from the JSON, sizes >= -1;
+ *   cas_task_find finds each name at its index; cas_task_artifact refuses an
+ *   index past the end.
  * - cas__json_parse on the bytes (not NUL-terminated): on success every token
  *   is well formed (spans inside the text, strings between quotes, numbers as
  *   the scanner reads them, subtrees nested properly, member counts right);
@@ -17,14 +19,6 @@
  *   scalar inside a container; cas__json_get finds the last of duplicate keys.
  */
 #include "fuzz_common.h"
-
-/* Open bugs this target would otherwise stop on; removed once fixed. Inputs that
- * trigger them skip cas_task_open (the parser checks still run on them). */
-#ifndef FUZZ_STRICT /* -DFUZZ_STRICT: fail on the open bugs too */
-#define FUZZ_KNOWN_ARENA_OVERFLOW 1  /* regressions/datajson/arena-overflow-duplicate-names */
-#define FUZZ_KNOWN_INFO_NOT_OBJECT 1 /* regressions/datajson/info-array-token-overrun */
-#define FUZZ_KNOWN_FIRST_DUPLICATE 1 /* regressions/datajson/duplicate-name-first-wins */
-#endif
 
 static char root[64];
 static cas_store *store;
@@ -176,63 +170,24 @@ static void check_parser(const uint8_t *data, size_t size) {
 
 /* ---- the task ------------------------------------------------------------- */
 
-typedef struct span {
-    const char *p;
-    size_t n;
-} span;
-static int span_cmp(const void *a, const void *b) {
-    const span *x = (const span *)a, *y = (const span *)b;
-    if (x->n != y->n) return x->n < y->n ? -1 : 1;
-    return memcmp(x->p, y->p, x->n);
-}
-
-/* 1 when objects holds the same raw name twice. */
-static FUZZ_UNUSED int has_duplicate_names(const cas__json *j, size_t objs) {
-    size_t m = j->t[objs].count, k, c;
-    span *v = (span *)malloc((m + 1) * sizeof *v);
-    int dup = 0;
-    for (k = 0, c = objs + 1; k < m; k++, c = j->t[c + 1].next)
-        v[k].p = j->s + j->t[c].start, v[k].n = j->t[c].end - j->t[c].start;
-    qsort(v, m, sizeof *v, span_cmp);
-    for (k = 1; k < m && !dup; k++) dup = !span_cmp(&v[k - 1], &v[k]);
-    free(v);
-    return dup;
-}
-
-/* Would this input hit one of the open bugs? */
-static int known_trigger(const uint8_t *data, size_t size) {
-    cas__json j;
-    size_t objs, info;
-    int hit = 0;
-    if (cas__json_parse(&j, (const char *)data, size, NULL) != CAS_OK || j.t[0].type != CAS__J_OBJ) {
-        cas__json_free(&j);
-        return 0;
-    }
-    objs = cas__json_get(&j, 0, "objects");
-    info = cas__json_get(&j, 0, "info");
-#ifdef FUZZ_KNOWN_INFO_NOT_OBJECT
-    if (objs && j.t[objs].type == CAS__J_OBJ && info && j.t[info].type != CAS__J_OBJ) hit = 1;
-#endif
-#ifdef FUZZ_KNOWN_ARENA_OVERFLOW
-    if (objs && j.t[objs].type == CAS__J_OBJ && has_duplicate_names(&j, objs)) hit = 1;
-#endif
-    (void)objs, (void)info;
-    cas__json_free(&j);
-    return hit;
+/* A string token decoded as the task decodes it: "" when not a string or undecodable. */
+static char *decoded(const cas__json *j, size_t tok) {
+    size_t raw = tok ? j->t[tok].end - j->t[tok].start : 0;
+    char *b = (char *)malloc(raw + 1);
+    b[0] = 0;
+    if (tok && j->t[tok].type == CAS__J_STR && cas__json_str(j, tok, b, raw + 1) == (size_t)-1) b[0] = 0;
+    return b;
 }
 
 static void check_task(const uint8_t *data, size_t size) {
     char err[512];
     cas_task *t = NULL;
-    size_t i, count, idx;
+    size_t i, k, m, count, idx, uniq;
     int rc;
     cas__json j;
     size_t objs = 0;
+    char **names, **keys;
 
-    if (known_trigger(data, size)) {
-        fuzz_log("known issue: cas_task_open skipped\n");
-        return;
-    }
     write_file("F/1/s/1/0.data.json", data, size);
     err[0] = 0;
     rc = cas_task_open(store, "F/1/s/1", &t, err, sizeof err);
@@ -247,53 +202,39 @@ static void check_task(const uint8_t *data, size_t size) {
     FUZZ_ASSERT(!strcmp(cas_task_flow(t), "F"), "flow %s", cas_task_flow(t));
     count = cas_task_count(t);
 
-    /* the same text through the parser: objects has `count` members */
+    /* The model: Python's json.loads(...)["objects"], a dict: a repeated name
+     * keeps its first position and its last value. */
     FUZZ_ASSERT(cas__json_parse(&j, (const char *)data, size, NULL) == CAS_OK, "task opened but the JSON is bad");
     objs = cas__json_get(&j, 0, "objects");
-    FUZZ_ASSERT(objs && j.t[objs].type == CAS__J_OBJ && j.t[objs].count == count, "objects count %zu vs %zu",
-                objs ? j.t[objs].count : 0, count);
-
-    for (i = 0, idx = objs + 1; i < count; i++, idx = j.t[idx + 1].next) {
+    FUZZ_ASSERT(objs && j.t[objs].type == CAS__J_OBJ, "task opened without an objects map");
+    m = j.t[objs].count;
+    names = (char **)calloc(m + 1, sizeof *names);
+    keys = (char **)calloc(m + 1, sizeof *keys);
+    for (k = 0, idx = objs + 1, uniq = 0; k < m; k++, idx = j.t[idx + 1].next) {
+        char *nm = decoded(&j, idx), *ky = decoded(&j, idx + 1);
+        for (i = 0; i < uniq && strcmp(names[i], nm); i++) {
+        }
+        if (i == uniq) names[uniq] = nm, keys[uniq++] = ky; /* first position */
+        else free(nm), free(keys[i]), keys[i] = ky;        /* last value */
+    }
+    FUZZ_ASSERT(count == uniq, "task lists %zu artifacts, the objects map holds %zu names (%zu members)", count, uniq,
+                m);
+    for (i = 0; i < count; i++) {
         const char *name = NULL, *key = NULL, *enc = NULL, *type = NULL;
         int64_t sz = -2;
         size_t at = (size_t)-1;
-        char want[4096];
-        size_t wl;
         FUZZ_ASSERT(cas_task_artifact(t, i, &name, &key, &sz, &enc, &type) == CAS_OK, "artifact %zu", i);
         FUZZ_ASSERT(name && key && enc && type, "artifact %zu: NULL string", i);
         FUZZ_ASSERT(sz >= -1, "artifact %zu size %lld", i, (long long)sz);
         /* strlen runs through ASan: each string is terminated inside its allocation */
-        FUZZ_ASSERT(strlen(name) < size + 1 && strlen(key) < size + 1 && strlen(type) < size + 1 &&
-                        strlen(enc) < size + 16,
-                    "artifact %zu: string longer than the file", i);
-        wl = cas__json_str(&j, idx, want, sizeof want);
-        if (wl != (size_t)-1) FUZZ_ASSERT(!strcmp(name, want), "artifact %zu name '%s', JSON says '%s'", i, name, want);
-        if (j.t[idx + 1].type == CAS__J_STR) {
-            wl = cas__json_str(&j, idx + 1, want, sizeof want);
-            if (wl != (size_t)-1) FUZZ_ASSERT(!strcmp(key, want), "artifact %zu key '%s', JSON says '%s'", i, key, want);
-        } else {
-            FUZZ_ASSERT(key[0] == 0, "artifact %zu: key '%s' from a non-string", i, key);
-        }
-        FUZZ_ASSERT(cas_task_find(t, name, &at) == CAS_OK && at <= i, "find(%s): %zu for artifact %zu", name, at, i);
-#ifndef FUZZ_KNOWN_FIRST_DUPLICATE
-        /* Python's json (so Metaflow) keeps the last of duplicate names: so must find */
-        {
-            size_t last = cas__json_get(&j, objs, name);
-            const char *k2 = NULL;
-            char lastkey[4096];
-            cas_task_artifact(t, at, NULL, &k2, NULL, NULL, NULL);
-            if (last && !strchr(name, '\\') && j.t[last].type == CAS__J_STR &&
-                cas__json_str(&j, last, lastkey, sizeof lastkey) != (size_t)-1)
-                FUZZ_ASSERT(!strcmp(k2, lastkey), "find(%s) gives key '%s', Python's json keeps '%s'", name, k2,
-                            lastkey);
-        }
-#endif
-        {
-            const char *n2 = NULL;
-            cas_task_artifact(t, at, &n2, NULL, NULL, NULL, NULL);
-            FUZZ_ASSERT(!strcmp(n2, name), "find(%s) gave '%s'", name, n2);
-        }
+        FUZZ_ASSERT(strlen(type) <= size && strlen(enc) <= size + 16, "artifact %zu: string longer than the file", i);
+        FUZZ_ASSERT(!strcmp(name, names[i]), "artifact %zu is '%s', Python's dict has '%s' there", i, name, names[i]);
+        FUZZ_ASSERT(!strcmp(key, keys[i]), "artifact %zu ('%s') has key '%s', Python's dict has '%s'", i, name, key,
+                    keys[i]);
+        FUZZ_ASSERT(cas_task_find(t, name, &at) == CAS_OK && at == i, "find(%s): %zu for artifact %zu", name, at, i);
     }
+    for (i = 0; i < uniq; i++) free(names[i]), free(keys[i]);
+    free(names), free(keys);
     FUZZ_ASSERT(cas_task_artifact(t, count, NULL, NULL, NULL, NULL, NULL) == CAS_E_ARG, "artifact past the end");
     FUZZ_ASSERT(cas_task_find(t, "\x01 no such name", &idx) == CAS_E_NOTFOUND, "find of a missing name");
     cas__json_free(&j);

@@ -12,11 +12,6 @@
 #include "fuzz_common.h"
 
 #define NAME "FuzzFlow/data/a9/a9993e364706816aba3e25717850c26c9cd0d89d"
-/* Open bugs this target would otherwise stop on; removed once fixed. */
-#ifndef FUZZ_STRICT /* -DFUZZ_STRICT: fail on the open bugs too */
-#define FUZZ_KNOWN_VERSION_SIGN 1 /* regressions/meta/version-overflow-sign */
-#endif
-
 #define PREFIX "Could not extract encoding version for '" NAME "'"
 
 static const unsigned char abc_gzip[] = {0x1f, 0x8b, 0x08, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0xff, 0x4b, 0x4c,
@@ -49,10 +44,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         if (cas__json_parse(&j, meta, size, NULL) == CAS_OK && (vt = cas__json_get(&j, 0, "cas_version")) != 0 &&
             j.t[vt].type == CAS__J_NUM) {
             int neg = meta[j.t[vt].start] == '-';
-#ifdef FUZZ_KNOWN_VERSION_SIGN
-            /* known issue (regressions/meta/version-overflow-sign): positive overflow gives INT64_MIN */
-            if (!neg && ver == INT64_MIN) neg = 1;
-#endif
             FUZZ_ASSERT(neg ? ver <= 0 : ver >= 0, "version %.*s reported as %lld", (int)(j.t[vt].end - j.t[vt].start),
                         meta + j.t[vt].start, (long long)ver);
         }

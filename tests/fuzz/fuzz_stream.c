@@ -468,6 +468,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (mode >= 1 && mode <= 4) b = blob.p ? blob.p : (const uint8_t *)"", n = blob.len;
     else b = in.p, n = in.n;
 
+#ifdef CAS_FUZZ_REPLAY
+    if (getenv("FUZZ_DUMP")) { /* the blob this input builds, for a closer look */
+        FILE *f = fopen(getenv("FUZZ_DUMP"), "wb");
+        if (f) fwrite(b, 1, n, f), fclose(f);
+    }
+#endif
     reader_level(meta, flags, b, n, is, os);
     if (!(flags & 32)) codec_level(b, n, is, os, (flags >> 4) & 1);
     fb_free(&blob);

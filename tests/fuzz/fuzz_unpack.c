@@ -20,7 +20,6 @@
 
 /* Open bugs this target would otherwise stop on; removed once fixed. */
 #ifndef FUZZ_STRICT /* -DFUZZ_STRICT: fail on the open bugs too */
-#define FUZZ_KNOWN_EXACT_CAP 1       /* regressions/unpack/{gz-empty-last-member,lz4-empty-block}-exact-cap */
 #define FUZZ_KNOWN_LENIENT_DEFLATE 1 /* regressions/unpack/deflate-symbol-287-size-dependent */
 #endif
 
@@ -162,6 +161,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 #endif
         FUZZ_ASSERT(rc_into != CAS_DONE, "unpack failed with %s (%s) but unpack_into(cap %zu) succeeded with %zu bytes",
                     cas_status_name(rc), msg1, cap, got);
+        /* cas_reader_decode (begin + unpack_into) agrees, and its reason is the message's tail */
+        got = 0;
+        rc_into = cas_reader_decode(r, meta, meta ? strlen(meta) : 0, name, NULL, blob, n, dst, cap, &got);
+#ifdef FUZZ_KNOWN_LENIENT_DEFLATE
+        if (rc_into == CAS_DONE && cas_format_codec(cas_reader_format(r)) == CAS_CODEC_GZIP && zlib_rejects(blob, n))
+            rc_into = CAS_E_CORRUPT;
+#endif
+        FUZZ_ASSERT(rc_into != CAS_DONE, "unpack failed with %s (%s) but cas_reader_decode succeeded",
+                    cas_status_name(rc), msg1);
+        if (cas_reader_message(r)[0]) { /* a genuine failure, not a tolerated success */
+            const char *m = cas_reader_message(r), *why = cas_reader_reason(r);
+            size_t ml = strlen(m), wl = strlen(why);
+            FUZZ_ASSERT(wl && wl <= ml && !strcmp(m + ml - wl, why), "reason '%s' is not the end of message '%s'", why,
+                        m);
+        }
         free(dst);
         if ((flags & 64) && oom) oom_pass(meta, name, flags, limit, blob, n, oom, NULL, 0, 0);
         cas_reader_free(r);
@@ -219,13 +233,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         FUZZ_ASSERT(begin(r, meta, name, key) == CAS_OK, "begin");
         FUZZ_ASSERT(cas_reader_set_param(r, CAS_PARAM_EXPECT_SIZE, (int64_t)len) == CAS_OK, "expect");
         rc = cas_reader_unpack_into(r, blob, n, dst, len, &got);
-#ifdef FUZZ_KNOWN_EXACT_CAP
-        /* known issue (regressions/unpack/gz-empty-last-member-exact-cap,
-         * lz4-empty-block-exact-cap): with the room exactly full the decoders ask
-         * for more room before an empty gzip member or an empty LZ4 block */
-        if (rc == CAS_NEED_OUTPUT)
-            rc = cas_reader_unpack_into(r, blob, n, dst, len + 1, &got);
-#endif
         FUZZ_ASSERT(rc == CAS_DONE, "unpack_into(exact cap %zu): %s (%s)", len, cas_status_name(rc),
                     cas_reader_message(r));
         FUZZ_ASSERT(got == len && (!len || !memcmp(dst, out, len)), "unpack_into gave other bytes");
@@ -240,6 +247,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             FUZZ_ASSERT(rc == CAS_DONE && got == len && !memcmp(dst, out, len),
                         "retry after CAS_NEED_OUTPUT gave %s (%s), %zu bytes", cas_status_name(rc),
                         cas_reader_message(r), got);
+        }
+
+        /* cas_reader_decode: the exact room works; too little says CAS_NEED_OUTPUT */
+        got = 0;
+        rc = cas_reader_decode(r, meta, meta ? strlen(meta) : 0, name, key, blob, n, dst, len + 1, &got);
+        FUZZ_ASSERT(rc == CAS_DONE && got == len && (!len || !memcmp(dst, out, len)), "cas_reader_decode: %s (%s)",
+                    cas_status_name(rc), cas_reader_message(r));
+        if (len) {
+            rc = cas_reader_decode(r, meta, meta ? strlen(meta) : 0, name, key, blob, n, dst, len - 1, &got);
+            FUZZ_ASSERT(rc == CAS_NEED_OUTPUT, "cas_reader_decode(cap %zu of %zu): %s", len - 1, len,
+                        cas_status_name(rc));
         }
 
         /* a recorded size that differs */
