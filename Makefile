@@ -26,7 +26,7 @@ VERSION   := $(shell sed -n 's/^\#define CAS_VERSION_STRING "\(.*\)"/\1/p' cas_c
 export CAS_FIXTURES := $(FIXTURES)
 
 .PHONY: all demo test test-c test-configs test-single test-cli test-interop test-python \
-        test-asan test-valgrind test-fuzz-replay install clean bench fuzz examples
+        test-asan test-valgrind test-fuzz-replay test-infra install clean bench fuzz examples
 
 all: $(B)/libcas.so $(B)/libcas.a $(B)/cas dist/cas.h
 
@@ -109,11 +109,15 @@ test-python: all
 test-asan: $(B)/run_tests_asan
 	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 $(B)/run_tests_asan
 
+test-infra:
+	sh infra/check.sh
+
 test-valgrind: $(B)/run_tests_fast
 	CAS_TEST_QUICK=1 valgrind -q --error-exitcode=9 --child-silent-after-fork=yes --leak-check=full --errors-for-leak-kinds=definite,indirect \
 	  $(B)/run_tests_fast
 
-test: all test-c test-configs test-single test-cli test-interop test-python test-asan test-valgrind test-fuzz-replay
+test: all test-c test-configs test-single test-cli test-interop test-python test-asan test-valgrind test-fuzz-replay \
+      test-infra
 	@echo "make test: all suites passed"
 
 # ---- fuzzing ---------------------------------------------------------------
