@@ -6,7 +6,8 @@
  *   sidecar  index into fuzz_sidecars
  *   flags    bits 0-1 reader gzip backend (0 auto, 1 zlib, 2 ISA-L, 3 auto); bit 2 strict;
  *            bit 3 limit 64 KiB instead of 1 MiB; bit 4 end announced by a separate empty
- *            call instead of with the last bytes; bit 5 skip the codec-level comparison
+ *            call instead of with the last bytes; bit 5 skip the codec-level comparison;
+ *            bit 6 also read the blob from a file through cas_stream_open_file/_read
  *   mode     how the blob is made from the rest (low 3 bits):
  *            0 as is; 1 gzip members around raw deflate bytes from the input, trailer
  *            computed by zlib; 2 zlib-compressed payload (level, strategy, window, members)
@@ -20,6 +21,7 @@
  * honours the contract (CAS_NEED_INPUT only with all input consumed and never
  * after end, CAS_NEED_OUTPUT only with the room filled, errors sticky, CAS_DONE
  * repeatable); a streamed success verifies against its key.
+ * Store level: cas_stream_read of the blob in a file (sidecar beside it) agrees.
  * Codec level: gzip through zlib and through ISA-L, chunked, agree with each
  * other and with one-shot cas_decode (libdeflate); LZ4 chunked agrees with
  * one-shot; same contract checks.
@@ -382,6 +384,84 @@ out:
     fb_free(&acc);
 }
 
+/* The store's streaming read (cas_stream_open_file + cas_stream_read) of the blob
+ * written to a file, its sidecar beside it: agrees with the one-shot reader. */
+static char sdir[64];
+static void rm_sdir(void) {
+    char p[128];
+    snprintf(p, sizeof p, "%s/blob", sdir), unlink(p);
+    snprintf(p, sizeof p, "%s/blob_meta", sdir), unlink(p);
+    rmdir(sdir);
+}
+
+static void put_file(const char *path, const void *p, size_t n) {
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    FUZZ_ASSERT(fd >= 0, "cannot create %s", path);
+    FUZZ_ASSERT(cas__write_all(fd, p, n) == 0, "cannot write %s", path);
+    close(fd);
+}
+
+static void file_level(const char *meta, unsigned flags, const uint8_t *blob, size_t n, fuzz_sched os) {
+    char path[128], mpath[128], err[512];
+    cas_reader *a;
+    cas_stream *st = NULL;
+    void *out = NULL;
+    size_t len = 0, got;
+    int64_t limit = (flags & 8) ? 64 << 10 : 1 << 20;
+    int rca, rcs;
+    unsigned long calls = 0;
+    fuzz_buf acc = {0, 0, 0};
+    if (!sdir[0]) {
+        const char *tmp = getenv("TMPDIR");
+        snprintf(sdir, sizeof sdir, "%s/casfuzz-XXXXXX", tmp && strlen(tmp) < 40 ? tmp : "/tmp");
+        FUZZ_ASSERT(mkdtemp(sdir) != NULL, "mkdtemp");
+        atexit(rm_sdir);
+    }
+    snprintf(path, sizeof path, "%s/blob", sdir);
+    snprintf(mpath, sizeof mpath, "%s/blob_meta", sdir);
+    put_file(path, blob, n);
+    if (meta) put_file(mpath, meta, strlen(meta));
+    else unlink(mpath);
+
+    FUZZ_ASSERT(cas_reader_create(&a, NULL) == CAS_OK, "create");
+    cas_reader_set_param(a, CAS_PARAM_LIMIT, limit);
+    rca = cas_reader_begin(a, meta, meta ? strlen(meta) : 0, path, NULL);
+    if (rca == CAS_OK) rca = cas_reader_unpack(a, blob, n, &out, &len);
+    err[0] = 0;
+    rcs = cas_stream_open_file(&st, path, NULL, (uint64_t)limit, NULL, err, sizeof err);
+    if (rcs == CAS_OK) {
+        for (;;) {
+            size_t cap = fz_sched_next(&os, 1); /* cap 0 would read as the end of the blob */
+            if (cap > OBUF) cap = OBUF;
+            rcs = cas_stream_read(st, obuf, cap, &got);
+            if (rcs < 0) break;
+            FUZZ_ASSERT(rcs == CAS_OK && got <= cap, "cas_stream_read: %s, %zu of %zu", cas_status_name(rcs), got,
+                        cap);
+            if (!got) break;
+            fb_put(&acc, obuf, got);
+            FUZZ_ASSERT(++calls < 50000000UL, "cas_stream_read never ends");
+        }
+        if (rcs < 0) FUZZ_ASSERT(cas_stream_message(st)[0] != 0, "stream failed (%s) without a message",
+                                 cas_status_name(rcs));
+        cas_stream_close(st);
+    } else {
+        FUZZ_ASSERT(st == NULL && err[0], "failed open: %s, stream %p, '%s'", cas_status_name(rcs), (void *)st, err);
+    }
+    fuzz_log("file: one-shot %s (%zu bytes), cas_stream_read %s (%zu bytes) %s\n", cas_status_name(rca), len,
+             cas_status_name(rcs), acc.len, err);
+    if ((rca == CAS_DONE) != (rcs == CAS_OK) && lenient_ok(0, cas_format_codec(cas_reader_format(a)), blob, n)) {
+    } else {
+        FUZZ_ASSERT((rca == CAS_DONE) == (rcs == CAS_OK), "one-shot %s (%s) but cas_stream_read %s", cas_status_name(rca),
+                    cas_reader_message(a), cas_status_name(rcs));
+        if (rca == CAS_DONE)
+            FUZZ_ASSERT(acc.len == len && (!len || !memcmp(acc.p, out, len)),
+                        "cas_stream_read gave %zu bytes, one-shot %zu, differ", acc.len, len);
+    }
+    cas_reader_free_buffer(a, out);
+    cas_reader_free(a);
+    fb_free(&acc);
+}
+
 /* Chunked decode through one codec; *over when output passed CODEC_MAX. */
 static int codec_pass(int codec, int backend, const char *what, const uint8_t *blob, size_t n, fuzz_sched is,
                       fuzz_sched os, int sep_end, fuzz_buf *acc, int *over) {
@@ -475,6 +555,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     }
 #endif
     reader_level(meta, flags, b, n, is, os);
+    if (flags & 64) file_level(meta, flags, b, n, os);
     if (!(flags & 32)) codec_level(b, n, is, os, (flags >> 4) & 1);
     fb_free(&blob);
     return 0;
