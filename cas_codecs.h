@@ -1117,7 +1117,10 @@ static int cas__gz_decode(cas_codec *c, const unsigned char *in, size_t n, size_
             /* With the output full the member may still end without another
              * byte (an empty last block, an empty member): probe with a 1-byte
              * spill so that an exactly sized buffer ends in CAS_DONE. */
-            if (!room) dst = &one, room = 1;
+            if (!room) {
+                if (c->spill_n) goto need_output; /* one probed byte at a time */
+                dst = &one, room = 1;
+            }
             r = cas__inflate_step(c, in + i, n - i, &u, dst, room, &m, &fin);
             if (r < 0) return r;
             c->crc = cas__crc32(c->crc, dst, m);

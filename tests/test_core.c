@@ -852,6 +852,30 @@ static void test_exact_room(void) {
         cas_codec_free(c);
     }
     t_note[0] = 0;
+    /* found by fuzzing: 1-byte members back to back with no room left: each probe
+     * must wait for the previous probed byte to be delivered */
+    n = 0;
+    for (be = 0; be < 3; be++) {
+        CHECK(cas_encode(CAS_CODEC_GZIP, 0, "xyz" + be, 1, blob + n, sizeof blob - n, &bn) == CAS_DONE);
+        n += bn;
+    }
+    for (be = CAS_BACKEND_ZLIB; be <= CAS_BACKEND_ISAL; be++) {
+        cas_codec *c;
+        size_t u, m, off = 0, o = 0;
+        int rc;
+        if (be == CAS_BACKEND_ISAL && !CAS_TEST_HAS_ISAL) continue;
+        t_setnote("three 1-byte members, backend %d", be);
+        CHECK(cas_decoder_create(&c, CAS_CODEC_GZIP, NULL) == CAS_OK);
+        CHECK(cas_codec_set_param(c, CAS_PARAM_GZIP_BACKEND, be) == CAS_OK);
+        do { /* all input at once, one byte of room per call */
+            rc = cas_codec_update(c, blob + off, n - off, &u, out + o, 1, &m, 1);
+            off += u, o += m;
+        } while (rc == CAS_NEED_OUTPUT && o < 10);
+        CHECK_EQ_INT(rc, CAS_DONE);
+        CHECK(o == 3 && !memcmp(out, "xyz", 3));
+        cas_codec_free(c);
+    }
+    t_note[0] = 0;
     /* an LZ4 frame: "a" in one block, an empty block, the end mark (as LZ4F_flush can leave) */
     {
         static const unsigned char frame[] = {0x04, 0x22, 0x4d, 0x18, 0x60, 0x40, 0x82, /* header */
