@@ -595,6 +595,34 @@ static void test_gzip_python_quirks(void) {
                        "': Compressed file ended before the end-of-stream marker was reached"));
 }
 
+/* Found by fuzzing: the reserved length symbol 286 in a fixed-Huffman block, with
+ * the CRC of the bytes a lenient decoder (libdeflate: length 258) would make.
+ * zlib and Python refuse it; so must every backend cas.h decodes with. */
+static void test_reserved_deflate_symbol(void) {
+    static const unsigned char blob[] = {0x1f, 0x8b, 0x08, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0xff, 0x4b, 0x4c, 0x4a,
+                                         0x4e, 0x19, 0x03, 0x00, 0x60, 0x98, 0x7d, 0xf7, 0x06, 0x01, 0x00, 0x00};
+    int be;
+    for (be = CAS_BACKEND_AUTO; be <= CAS_BACKEND_ISAL; be++) {
+        cas_reader *r;
+        void *out;
+        size_t len;
+        unsigned char *sout;
+        char msg[600];
+        if (be == CAS_BACKEND_ISAL && !CAS_TEST_HAS_ISAL) continue;
+        t_setnote("backend %d", be);
+        cas_reader_create(&r, NULL);
+        CHECK(cas_reader_set_param(r, CAS_PARAM_GZIP_BACKEND, be) == CAS_OK);
+        CHECK(cas_reader_begin(r, V1META, 36, NAME, NULL) == CAS_OK);
+        CHECK_EQ_INT(cas_reader_unpack(r, blob, sizeof blob, &out, &len), CAS_E_CORRUPT);
+        CHECK(strstr(cas_reader_message(r), "Error -3 while decompressing data: invalid") != NULL);
+        cas_reader_free(r);
+        CHECK_EQ_INT(stream_decode(blob, sizeof blob, V1META, NAME, NULL, 3, 5, &sout, &len, msg, sizeof msg, 0),
+                     CAS_E_CORRUPT);
+        free(sout);
+    }
+    t_note[0] = 0;
+}
+
 static void test_lz4_quirks(void) {
     unsigned char big[200000], *blob, out[64];
     size_t bn, len, cap = cas_encode_bound(CAS_CODEC_LZ4, sizeof big);
@@ -900,6 +928,7 @@ static test_case core_tests[] = {
     {"error_messages", test_error_messages},
     {"gzip_python_quirks", test_gzip_python_quirks},
     {"lz4_quirks", test_lz4_quirks},
+    {"reserved_deflate_symbol", test_reserved_deflate_symbol},
     {"limit", test_limit},
     {"expect_size", test_expect_size},
     {"raw_blobs", test_raw_blobs},
