@@ -28,11 +28,6 @@
  */
 #include "fuzz_common.h"
 
-/* Open bugs this target would otherwise stop on; removed once fixed. */
-#ifndef FUZZ_STRICT /* -DFUZZ_STRICT: fail on the open bugs too */
-#define FUZZ_KNOWN_LENIENT_DEFLATE 1 /* regressions/unpack/deflate-symbol-287-size-dependent */
-#endif
-
 #define NAME "FuzzFlow/data/a9/a9993e364706816aba3e25717850c26c9cd0d89d"
 #define OBUF ((size_t)256 << 10)
 #define CODEC_MAX ((size_t)1 << 20) /* codec-level output cap: beyond it the pass is "over" */
@@ -305,33 +300,6 @@ static int drive(step_fn f, void *o, const char *what, const uint8_t *blob, size
 
 /* ---- the checks ----------------------------------------------------------- */
 
-/* 1 when the gzip decoder on zlib (Python's verdict) refuses the blob. */
-static FUZZ_UNUSED int zlib_rejects(const uint8_t *blob, size_t n) {
-    cas_codec *c;
-    static unsigned char out[CODEC_MAX + 1];
-    size_t len = 0;
-    int rc;
-    FUZZ_ASSERT(cas_decoder_create(&c, CAS_CODEC_GZIP, NULL) == CAS_OK, "decoder");
-    FUZZ_ASSERT(cas_codec_set_param(c, CAS_PARAM_GZIP_BACKEND, CAS_BACKEND_ZLIB) == CAS_OK, "zlib");
-    rc = cas_codec_decode_all(c, blob, n, out, sizeof out, &len);
-    cas_codec_free(c);
-    return rc < 0;
-}
-
-/* A disagreement between gzip decoders where zlib says no: the fast backends'
- * known leniency (they accept some invalid deflate streams). */
-static int lenient_ok(int zlib_side_ok, int codec, const uint8_t *blob, size_t n) {
-#ifdef FUZZ_KNOWN_LENIENT_DEFLATE
-    if (codec == CAS_CODEC_GZIP && !zlib_side_ok && zlib_rejects(blob, n)) {
-        fuzz_log("known: fast gzip backend accepts what zlib rejects\n");
-        return 1;
-    }
-#else
-    (void)zlib_side_ok, (void)codec, (void)blob, (void)n;
-#endif
-    return 0;
-}
-
 static void reader_level(const char *meta, unsigned flags, const uint8_t *blob, size_t n, fuzz_sched is,
                          fuzz_sched os) {
     cas_reader *a, *s;
@@ -357,9 +325,6 @@ static void reader_level(const char *meta, unsigned flags, const uint8_t *blob, 
     rcs = drive(step_reader, s, "reader", blob, n, is, os, (flags >> 4) & 1, (size_t)-1, &acc, &over);
     fuzz_log("reader: one-shot %s (%zu bytes), streamed %s (%zu bytes) %s\n", cas_status_name(rca), len,
              cas_status_name(rcs), acc.len, cas_reader_message(s));
-    if ((rca == CAS_DONE) != (rcs == CAS_DONE) && backend != CAS_BACKEND_ZLIB &&
-        lenient_ok(0, cas_format_codec(cas_reader_format(a)), blob, n))
-        goto out;
     FUZZ_ASSERT((rca == CAS_DONE) == (rcs == CAS_DONE),
                 "one-shot %s (%s) but streamed %s (%s)", cas_status_name(rca), cas_reader_message(a),
                 cas_status_name(rcs), cas_reader_message(s));
@@ -449,14 +414,11 @@ static void file_level(const char *meta, unsigned flags, const uint8_t *blob, si
     }
     fuzz_log("file: one-shot %s (%zu bytes), cas_stream_read %s (%zu bytes) %s\n", cas_status_name(rca), len,
              cas_status_name(rcs), acc.len, err);
-    if ((rca == CAS_DONE) != (rcs == CAS_OK) && lenient_ok(0, cas_format_codec(cas_reader_format(a)), blob, n)) {
-    } else {
-        FUZZ_ASSERT((rca == CAS_DONE) == (rcs == CAS_OK), "one-shot %s (%s) but cas_stream_read %s", cas_status_name(rca),
-                    cas_reader_message(a), cas_status_name(rcs));
-        if (rca == CAS_DONE)
-            FUZZ_ASSERT(acc.len == len && (!len || !memcmp(acc.p, out, len)),
-                        "cas_stream_read gave %zu bytes, one-shot %zu, differ", acc.len, len);
-    }
+    FUZZ_ASSERT((rca == CAS_DONE) == (rcs == CAS_OK), "one-shot %s (%s) but cas_stream_read %s", cas_status_name(rca),
+                cas_reader_message(a), cas_status_name(rcs));
+    if (rca == CAS_DONE)
+        FUZZ_ASSERT(acc.len == len && (!len || !memcmp(acc.p, out, len)),
+                    "cas_stream_read gave %zu bytes, one-shot %zu, differ", acc.len, len);
     cas_reader_free_buffer(a, out);
     cas_reader_free(a);
     fb_free(&acc);
@@ -488,11 +450,9 @@ static int oneshot(int codec, const uint8_t *blob, size_t n, fuzz_buf *acc, int 
     return *over ? CAS_E_LIMIT : rc;
 }
 
-/* a is the zlib side when the codec is gzip */
 static void same(const char *an, int ra, const fuzz_buf *a, int oa, const char *bn, int rb, const fuzz_buf *b,
-                 int ob, int codec, const uint8_t *blob, size_t n) {
+                 int ob) {
     if (oa || ob) return; /* one stopped at the cap: nothing to compare */
-    if (ra != CAS_DONE && rb == CAS_DONE && lenient_ok(0, codec, blob, n)) return;
     FUZZ_ASSERT((ra == CAS_DONE) == (rb == CAS_DONE), "%s gave %s but %s gave %s", an, cas_status_name(ra), bn,
                 cas_status_name(rb));
     if (ra == CAS_DONE)
@@ -510,15 +470,15 @@ static void codec_level(const uint8_t *blob, size_t n, fuzz_sched is, fuzz_sched
         r1 = oneshot(CAS_CODEC_GZIP, blob, n, &one, &o1);
         fuzz_log("gzip: zlib %s, isal %s, one-shot %s\n", cas_status_name(rz), cas_status_name(ri),
                  cas_status_name(r1));
-        same("gzip/zlib", rz, &z, oz, "gzip/isal", ri, &i, oi, CAS_CODEC_GZIP, blob, n);
-        same("gzip/zlib", rz, &z, oz, "gzip one-shot", r1, &one, o1, CAS_CODEC_GZIP, blob, n);
+        same("gzip/zlib", rz, &z, oz, "gzip/isal", ri, &i, oi);
+        same("gzip/zlib", rz, &z, oz, "gzip one-shot", r1, &one, o1);
     }
     if (s == CAS_SNIFF_LZ4 || s == CAS_SNIFF_SHORT || s == CAS_SNIFF_EMPTY) {
         z.len = one.len = 0;
         rz = codec_pass(CAS_CODEC_LZ4, 0, "lz4", blob, n, is, os, sep_end, &z, &oz);
         r1 = oneshot(CAS_CODEC_LZ4, blob, n, &one, &o1);
         fuzz_log("lz4: chunked %s, one-shot %s\n", cas_status_name(rz), cas_status_name(r1));
-        same("lz4 chunked", rz, &z, oz, "lz4 one-shot", r1, &one, o1, CAS_CODEC_LZ4, blob, n);
+        same("lz4 chunked", rz, &z, oz, "lz4 one-shot", r1, &one, o1);
     }
     fb_free(&z), fb_free(&i), fb_free(&one);
 }

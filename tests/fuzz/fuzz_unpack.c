@@ -18,11 +18,6 @@
  */
 #include "fuzz_common.h"
 
-/* Open bugs this target would otherwise stop on; removed once fixed. */
-#ifndef FUZZ_STRICT /* -DFUZZ_STRICT: fail on the open bugs too */
-#define FUZZ_KNOWN_LENIENT_DEFLATE 1 /* regressions/unpack/deflate-symbol-287-size-dependent */
-#endif
-
 #define NAME "FuzzFlow/data/a9/a9993e364706816aba3e25717850c26c9cd0d89d"
 
 typedef struct oom_state {
@@ -37,19 +32,6 @@ static void *oom_alloc(void *user, size_t n) {
 static void oom_free(void *user, void *p) {
     (void)user;
     free(p);
-}
-
-/* 1 when the gzip decoder on zlib (Python's verdict) refuses the blob. */
-static FUZZ_UNUSED int zlib_rejects(const uint8_t *blob, size_t n) {
-    cas_codec *c;
-    static unsigned char out[(2 << 20) + 1];
-    size_t len = 0;
-    int rc;
-    FUZZ_ASSERT(cas_decoder_create(&c, CAS_CODEC_GZIP, NULL) == CAS_OK, "decoder");
-    FUZZ_ASSERT(cas_codec_set_param(c, CAS_PARAM_GZIP_BACKEND, CAS_BACKEND_ZLIB) == CAS_OK, "zlib");
-    rc = cas_codec_decode_all(c, blob, n, out, sizeof out, &len);
-    cas_codec_free(c);
-    return rc < 0;
 }
 
 static void setup(cas_reader *r, unsigned flags, int64_t limit) {
@@ -149,25 +131,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         dst = malloc(cap);
         FUZZ_ASSERT(begin(r, meta, name, NULL) == CAS_OK, "begin again");
         rc_into = cas_reader_unpack_into(r, blob, n, dst, cap, &got);
-#ifdef FUZZ_KNOWN_LENIENT_DEFLATE
-        /* known issue (regressions/unpack/deflate-symbol-287-size-dependent): libdeflate
-         * and ISA-L accept some deflate streams zlib (and Python) reject, and ISA-L only
-         * with enough output room, so the outcome depends on the buffer. Tolerated when
-         * zlib rejects the stream too. */
-        if (rc_into == CAS_DONE && cas_format_codec(cas_reader_format(r)) == CAS_CODEC_GZIP && zlib_rejects(blob, n)) {
-            fuzz_log("known: fast gzip backend accepts what zlib rejects\n");
-            rc_into = CAS_E_CORRUPT;
-        }
-#endif
         FUZZ_ASSERT(rc_into != CAS_DONE, "unpack failed with %s (%s) but unpack_into(cap %zu) succeeded with %zu bytes",
                     cas_status_name(rc), msg1, cap, got);
         /* cas_reader_decode (begin + unpack_into) agrees, and its reason is the message's tail */
         got = 0;
         rc_into = cas_reader_decode(r, meta, meta ? strlen(meta) : 0, name, NULL, blob, n, dst, cap, &got);
-#ifdef FUZZ_KNOWN_LENIENT_DEFLATE
-        if (rc_into == CAS_DONE && cas_format_codec(cas_reader_format(r)) == CAS_CODEC_GZIP && zlib_rejects(blob, n))
-            rc_into = CAS_E_CORRUPT;
-#endif
         FUZZ_ASSERT(rc_into != CAS_DONE, "unpack failed with %s (%s) but cas_reader_decode succeeded",
                     cas_status_name(rc), msg1);
         if (cas_reader_message(r)[0]) { /* a genuine failure, not a tolerated success */
@@ -220,14 +188,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         FUZZ_ASSERT(rc == CAS_E_HASH, "wrong key gave %s", cas_status_name(rc));
         FUZZ_ASSERT(out2 == NULL, "hash failure returned a buffer");
 
-#ifdef FUZZ_KNOWN_LENIENT_DEFLATE
-        /* a stream only the fast backends accept decodes or not depending on the room
-         * given (see above): skip the checks that vary the room */
-        if (cas_format_codec(fmt) == CAS_CODEC_GZIP && zlib_rejects(blob, n)) {
-            fuzz_log("known: fast gzip backend accepts what zlib rejects\n");
-            goto done;
-        }
-#endif
         /* unpack_into with exactly the room, and the expected size */
         dst = malloc(len + 1);
         FUZZ_ASSERT(begin(r, meta, name, key) == CAS_OK, "begin");
@@ -268,7 +228,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         FUZZ_ASSERT(cas_reader_set_param(r, CAS_PARAM_EXPECT_SIZE, -1) == CAS_OK, "expect");
         free(dst);
 
-    done:
         if ((flags & 64) && oom) oom_pass(meta, name, flags, limit, blob, n, oom, out, len, 1);
     }
     cas_reader_free_buffer(r, out);
