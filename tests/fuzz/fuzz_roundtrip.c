@@ -161,6 +161,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         rc = CAS_NEED_INPUT;
         while (pos < n) {
             size_t kk = fz_sched_next(&is, stall > 8), room = fz_sched_next(&os, stall > 8);
+            if (kk < n / 4096) kk = n / 4096; /* big inputs: at most ~4096 calls, not a million */
+            if (room && room < n / 4096) room = n / 4096;
             if (kk > n - pos) kk = n - pos;
             if (room > OBUF) room = OBUF;
             rc = cas_writer_update(w, d + pos, kk, &used, obuf, room, &made);
@@ -177,6 +179,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         }
         while (rc >= 0) {
             size_t room = fz_sched_next(&os, stall > 8);
+            if (room && room < n / 4096) room = n / 4096;
             if (room > OBUF) room = OBUF;
             rc = cas_writer_finish(w, obuf, room, &made);
             if (rc < 0) break;
