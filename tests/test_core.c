@@ -623,6 +623,37 @@ static void test_reserved_deflate_symbol(void) {
     t_note[0] = 0;
 }
 
+/* Hostile headers: a 65535-byte FEXTRA and a 1 MiB FCOMMENT are skipped in
+ * passing, never buffered; the member after them decodes. */
+static void test_gzip_huge_header_fields(void) {
+    size_t n = 0, cap = 10 + 2 + 65535 + (1 << 20) + 1 + 64, len, bn;
+    unsigned char *blob = (unsigned char *)malloc(cap), out[16], *sout;
+    char msg[600];
+    cas_reader *r;
+    void *o;
+    static const unsigned char hdr[10] = {0x1f, 0x8b, 8, 4 | 16, 0, 0, 0, 0, 0, 3};
+    unsigned char body[64];
+    memcpy(blob, hdr, 10), n = 10;
+    blob[n++] = 0xff, blob[n++] = 0xff; /* XLEN 65535 */
+    memset(blob + n, 'x', 65535), n += 65535;
+    memset(blob + n, 'c', 1 << 20), n += 1 << 20; /* FCOMMENT, NUL-terminated */
+    blob[n++] = 0;
+    CHECK(cas_encode(CAS_CODEC_GZIP, 0, "ok", 2, body, sizeof body, &bn) == CAS_DONE);
+    memcpy(blob + n, body + 10, bn - 10), n += bn - 10;
+    CHECK_EQ_INT(cas_decode(CAS_CODEC_GZIP, blob, n, out, sizeof out, &len), CAS_DONE);
+    CHECK(len == 2 && !memcmp(out, "ok", 2));
+    CHECK_EQ_INT(stream_decode(blob, n, V1META, NAME, NULL, 4096, 7, &sout, &len, msg, sizeof msg, 0), CAS_DONE);
+    CHECK(len == 2);
+    free(sout);
+    /* cut inside the comment: truncated, in Python's words */
+    cas_reader_create(&r, NULL);
+    CHECK(cas_reader_begin(r, V1META, 36, NAME, NULL) == CAS_OK);
+    CHECK_EQ_INT(cas_reader_unpack(r, blob, 10 + 2 + 65535 + 1000, &o, &len), CAS_E_TRUNCATED);
+    CHECK_STR(cas_reader_reason(r), "Compressed file ended before the end-of-stream marker was reached");
+    cas_reader_free(r);
+    free(blob);
+}
+
 static void test_lz4_quirks(void) {
     unsigned char big[200000], *blob, out[64];
     size_t bn, len, cap = cas_encode_bound(CAS_CODEC_LZ4, sizeof big);
@@ -928,6 +959,7 @@ static test_case core_tests[] = {
     {"error_messages", test_error_messages},
     {"gzip_python_quirks", test_gzip_python_quirks},
     {"lz4_quirks", test_lz4_quirks},
+    {"gzip_huge_header_fields", test_gzip_huge_header_fields},
     {"reserved_deflate_symbol", test_reserved_deflate_symbol},
     {"limit", test_limit},
     {"expect_size", test_expect_size},

@@ -985,6 +985,72 @@ static void test_sigkill_migrate(void) {
     ts_rmrf(root);
 }
 
+/* Readers while other processes put and migrate the same keys: every read
+ * gives the right bytes. cas.h readers open a blob and its sidecar under the
+ * directory's shared lock, so they never even see a half-migrated pair. */
+static void test_readers_during_writes(void) {
+    char root[256], err[600];
+    cas_store *s;
+    pid_t writers[2];
+    static unsigned char buf[200000];
+    char keys[24][CAS_KEY_BUF];
+    int i, status, reads = 0, errors = 0, round;
+    CHECK(ts_mkroot(root, sizeof root) != NULL);
+    CHECK((s = ts_open(root)) != NULL);
+    for (i = 0; i < 24; i++) {
+        t_rng = (uint64_t)(i + 101) * 0x9e3779b97f4a7c15ull;
+        t_fill(buf, 1000 + (size_t)i * 8000, 2);
+        CHECK(cas_store_put(s, "RwFlow", buf, 1000 + (size_t)i * 8000, CAS_FORMAT_V1, keys[i], NULL, err,
+                            sizeof err) == CAS_OK);
+    }
+    for (i = 0; i < 2; i++) {
+        writers[i] = fork();
+        CHECK(writers[i] >= 0);
+        if (writers[i] == 0) {
+            cas_store *ws;
+            int k, changed, fmt = CAS_FORMAT_V2;
+            char key[CAS_KEY_BUF];
+            if (cas_store_open(&ws, root, NULL, err, sizeof err) != CAS_OK) _exit(3);
+            for (round = 0; round < 400; round++)
+                for (k = 0; k < 24; k++) {
+                    if (i == 0) { /* a migrator flipping formats */
+                        cas_store_migrate(ws, "RwFlow", keys[k], fmt, &changed, err, sizeof err);
+                        fmt = fmt == CAS_FORMAT_V1 ? CAS_FORMAT_V2 : CAS_FORMAT_V1;
+                    } else { /* a writer putting the same bytes again, and new ones */
+                        t_rng = (uint64_t)(k + 101) * 0x9e3779b97f4a7c15ull;
+                        t_fill(buf, 1000 + (size_t)k * 8000, 2);
+                        cas_store_put(ws, "RwFlow", buf, 1000 + (size_t)k * 8000, (round + k) % 3 + 1, key, NULL,
+                                      err, sizeof err);
+                    }
+                }
+            _exit(0);
+        }
+    }
+    for (round = 0; round < (t_quick() ? 5 : 40); round++)
+        for (i = 0; i < 24; i++) {
+            void *out;
+            size_t len;
+            char got[CAS_KEY_BUF];
+            if (cas_store_get(s, "RwFlow", keys[i], &out, &len, err, sizeof err) != CAS_OK) {
+                printf("    read failed: %s\n", err);
+                errors++;
+                continue;
+            }
+            cas_hash(CAS_HASH_SHA1, out, len, got);
+            CHECK_STR(got, keys[i]);
+            cas_store_free_buffer(s, out);
+            reads++;
+        }
+    for (i = 0; i < 2; i++) {
+        kill(writers[i], SIGKILL);
+        waitpid(writers[i], &status, 0);
+    }
+    CHECK_EQ_INT(errors, 0);
+    CHECK(reads > 0);
+    cas_store_close(s);
+    ts_rmrf(root);
+}
+
 static test_case store_tests[] = {
     {"store_put_get", test_store_put_get},
     {"store_put_fd", test_store_put_fd},
@@ -1001,4 +1067,5 @@ static test_case store_tests[] = {
     {"eight_processes", test_eight_processes},
     {"sigkill_put_x120", test_sigkill_put},
     {"sigkill_migrate_x100", test_sigkill_migrate},
+    {"readers_during_writes", test_readers_during_writes},
 };
