@@ -915,7 +915,7 @@ static void test_exact_room(void) {
      * must wait for the previous probed byte to be delivered */
     n = 0;
     for (be = 0; be < 3; be++) {
-        CHECK(cas_encode(CAS_CODEC_GZIP, 0, "xyz" + be, 1, blob + n, sizeof blob - n, &bn) == CAS_DONE);
+        CHECK(cas_encode(CAS_CODEC_GZIP, 0, &"xyz"[be], 1, blob + n, sizeof blob - n, &bn) == CAS_DONE);
         n += bn;
     }
     for (be = CAS_BACKEND_ZLIB; be <= CAS_BACKEND_ISAL; be++) {
