@@ -309,6 +309,33 @@ static void test_store_symlinks(void) {
     }
     CHECK(symlink(target, path) == 0);
     CHECK(cas_store_get(s, "Flow", key, &out, &len, err, sizeof err) == CAS_E_IO);
+    unlink(path);
+    /* the sidecar is a symlink (to the outside secret's sidecar) */
+    CHECK_EQ_INT(cas_store_put(s, "Flow", "mine", 4, 0, key, &stored, err, sizeof err), CAS_OK);
+    {
+        char mpath[1300];
+        snprintf(mpath, sizeof mpath, "%s_meta", path);
+        CHECK(unlink(mpath) == 0);
+        snprintf(mpath, sizeof mpath, "%s_meta", target);
+        snprintf(path + strlen(path), sizeof path - strlen(path), "_meta");
+        CHECK(symlink(mpath, path) == 0);
+        CHECK(cas_store_get(s, "Flow", key, &out, &len, err, sizeof err) == CAS_E_IO);
+        t_setnote("%s", err);
+        CHECK(strstr(err, key) != NULL);
+    }
+    /* the data/<ab> folder is a symlink to the outside store's */
+    {
+        char okey[CAS_KEY_BUF];
+        cas_hash(CAS_HASH_SHA1, "secret", 6, okey);
+        snprintf(path, sizeof path, "%s/Flow/data/%.2s", root, okey);
+        ts_rmrf(path); /* absent unless the two keys share a prefix */
+        snprintf(target, sizeof target, "%s/Flow/data/%.2s", outside, okey);
+        CHECK(symlink(target, path) == 0);
+        CHECK_EQ_INT(cas_store_exists(s, "Flow", okey), 0);
+        CHECK(cas_store_get(s, "Flow", okey, &out, &len, err, sizeof err) == CAS_E_IO);
+        CHECK(cas_store_put(s, "Flow", "secret", 6, 0, okey, &stored, err, sizeof err) == CAS_E_IO);
+        t_note[0] = 0;
+    }
     cas_store_close(s);
     ts_rmrf(root);
     ts_rmrf(outside);
