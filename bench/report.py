@@ -252,6 +252,7 @@ def context_tables(res):
                 continue
             body.append([payloads.LABELS[p]] + cells)
         out.append((title, head, body))
+    out += extension_tables(res)
     head = ["payload", "bytes", "zlib L3 (gzip)", "Python gzip L3", "cas v1", "cas v1 level 7", "python-lz4", "cas v2"]
     body = []
     for p in payloads.ORDER:
@@ -272,6 +273,34 @@ def context_tables(res):
         body = [[x["step"], x["format"], "%.2f s" % x["wall_s"], fmt_gbs(s["bytes"], x["wall_s"] * 1e9),
                  "%.1f MiB" % (x["rss_kib"] / 1024.0)] for x in s["steps"]]
         out.append(("Streaming %d GiB float32 (%s), whole processes" % (s["bytes"] >> 30, s["fs"]), head, body))
+    return out
+
+
+def extension_tables(res):
+    """The Metaflow extension's save and load (Python through ctypes) against
+    (a) and (b): the PR #3090 payloads, ratios paired within each round."""
+    import payloads
+
+    out = []
+    for what, title in (("save", "Save through the Metaflow extension (Python + ctypes): key + blob"),
+                        ("load", "Load through the Metaflow extension (Python + ctypes): blob to bytes")):
+        ext1, ext2 = "bind_ext_%s_v1" % what, "bind_ext_%s_v2" % what
+        a, b = "py_a_" + what, "py_b_" + what
+        head = ["payload", "(a) Metaflow", "(b) PR #3090", "extension v1", "extension v2",
+                "v1 vs (a)", "v2 vs (a)", "v2 vs (b)"]
+        body = []
+        for p in payloads.ORDER:
+            if p not in res["payloads"] or t(res, p, ext1) is None:
+                continue
+
+            def ratio(base, cand):
+                x = per_round(res, p, lambda r: r[base] / r[cand])
+                return "%.2f×" % x if x is not None else "n/a"
+
+            body.append([payloads.LABELS[p], fmt_tg(res, p, a), fmt_tg(res, p, b), fmt_tg(res, p, ext1),
+                         fmt_tg(res, p, ext2), ratio(a, ext1), ratio(a, ext2), ratio(b, ext2)])
+        if body:
+            out.append((title, head, body))
     return out
 
 
@@ -353,6 +382,11 @@ def console(res, rows):
         lines.append("%-*s    cas.h: %s | baseline: %s" % (w and 2, "", r.cand, r.base))
     lines.append("-" * (w + 36))
     lines.append(summary(rows))
+    for title, head, body in extension_tables(res):
+        lines += ["", title + " (median of rounds)"]
+        ws = [max(len(r[i]) for r in [head] + body) for i in range(len(head))]
+        for r in [head] + body:
+            lines.append("  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, ws))))
     return "\n".join(lines)
 
 

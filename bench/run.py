@@ -194,15 +194,17 @@ class COps:
 # What runs on which payload. C op names are bench_c's; py_* run here; bind_* through cas_h.
 C_ALL = ["memcpy", "sha1", "xxh3", "lz4f_c", "lz4f_d", "zlib3", "libdeflate_d", "zlib_d", "cas_v1", "cas_v2",
          "cas_v2_xxh3", "read_v1_zlib", "read_v1_own", "read_v2", "read_v2_into"]
+# The PR #3090 payloads also go through the Metaflow extension's save and load (Python + ctypes).
+PY_PR = ["py_a_save", "py_a_load", "py_b_save", "py_b_load",
+         "bind_ext_save_v1", "bind_ext_load_v1", "bind_ext_save_v2", "bind_ext_load_v2"]
 PLAN = {
-    "config_233": (C_ALL + ["rt_v1", "rt_v2"],
-                   ["py_a_save", "py_a_load", "py_b_save", "py_b_load", "bind_rt_v1", "bind_rt_v2"]),
-    "metrics_52k": (C_ALL + ["rt_v1", "rt_v2"], ["py_a_save", "py_a_load", "py_b_save", "py_b_load"]),
-    "emb_800k": (C_ALL, ["py_a_save", "py_a_load", "py_b_save", "py_b_load"]),
+    "config_233": (C_ALL + ["rt_v1", "rt_v2"], PY_PR + ["bind_rt_v1", "bind_rt_v2"]),
+    "metrics_52k": (C_ALL + ["rt_v1", "rt_v2"], PY_PR),
+    "emb_800k": (C_ALL, PY_PR),
     "weights_8m": (C_ALL + ["sha1_par2", "cas_v2_t1", "cas_v2_b4m", "lz4f_c4m", "cas_v1_l7", "read_v1_zlib_into",
                             "cas_v2_xxh3_b4m", "cas_v2_xxh3_t1", "cas_v1_t1", "cas_hash_sha1", "cas_hash_xxh3"],
-                   ["py_a_save", "py_a_load", "py_b_save", "py_b_load", "py_sha1"]),
-    "random_5m": (C_ALL, ["py_a_save", "py_a_load", "py_b_save", "py_b_load"]),
+                   PY_PR + ["py_sha1"]),
+    "random_5m": (C_ALL, PY_PR),
     "text_64m": (C_ALL + ["cas_v2_b4m", "lz4f_c4m"], ["py_a_load", "py_b_save", "py_b_load"]),
 }
 

@@ -166,6 +166,30 @@ class TestInterop(unittest.TestCase):
         with self.assertRaises(ValueError):
             p.pack(b"x")
 
+    def test_fast_paths_match_slow_ones(self):
+        """hash_key, compress and unpack take one C call through per-thread
+        scratch for small bytes; around its edges (and past them, where the
+        output outgrows the scratch) the answers are the general path's."""
+        rng = np.random.default_rng(5)
+        for n in (0, 1, 16383, 16385, 65535, 65536, 65537, 300000):
+            d = rng.integers(0, 4, n, dtype=np.uint8).tobytes()  # ~4:1 compressible
+            self.assertEqual(cas_h.hash_key(d), sha1(d))
+            self.assertEqual(cas_h.hash_key(d), cas_h.hash_key(bytearray(d)))
+            self.assertEqual(cas_h.hash_key(d, cas_h.XXH3), cas_h.hash_key(memoryview(d), cas_h.XXH3))
+            self.assertEqual(gzip.decompress(cas_h.compress(d, 1)), d)
+            self.assertEqual(cas_h.compress(d, 1), cas_h.compress(bytearray(d), 1))
+            self.assertEqual(lz4.frame.decompress(cas_h.compress(d, 2)), d)
+            for v, meta in ((1, V1META), (2, V2META)):
+                blob = cas_h.pack(d, version=v)[1]
+                self.assertEqual(cas_h.unpack(blob, meta), d, (n, v))
+        # LZ4 blobs under 16 KiB and of 16-64 KiB that decode to far more than the scratch holds
+        big = cas_h.compress(bytes(1 << 20), 2)
+        self.assertLess(len(big), 16384)
+        self.assertEqual(cas_h.unpack(big, V2META), bytes(1 << 20))
+        small_lz4_big_out = lz4.frame.compress(bytes(8 << 20))
+        self.assertTrue(16384 < len(small_lz4_big_out) <= 65536, len(small_lz4_big_out))
+        self.assertEqual(cas_h.unpack(small_lz4_big_out, V2META), bytes(8 << 20))
+
 
 class TestBuffers(unittest.TestCase):
     """Any contiguous buffer, read where it lies."""
