@@ -20,12 +20,13 @@ FIXTURES ?= ../shared/fixtures/metaflow
 BASE_LIBS := -lz -llz4 -lpthread
 FAST_DEFS := -DCAS_USE_ISAL -DCAS_USE_LIBDEFLATE -DCAS_SHA1_OPENSSL
 FAST_LIBS := -lisal -ldeflate -lcrypto
-HEADERS   := cas.h cas_codecs.h
+CLOUD_LIBS := -lcurl -lexpat -lcrypto
+HEADERS   := cas.h cas_codecs.h cas_cloud.h
 VERSION   := $(shell sed -n 's/^\#define CAS_VERSION_STRING "\(.*\)"/\1/p' cas_codecs.h)
 
 export CAS_FIXTURES := $(FIXTURES)
 
-.PHONY: all demo test test-c test-configs test-single test-cli test-interop test-python \
+.PHONY: all demo test test-c test-configs test-single test-cli test-interop test-python test-s3 \
         test-asan test-valgrind test-fuzz-replay test-infra install clean bench fuzz examples
 
 all: $(B)/libcas.so $(B)/libcas.a $(B)/cas dist/cas.h
@@ -37,28 +38,31 @@ $(B)/libcas.o: lib/libcas.c $(HEADERS) | $(B)
 	$(CC) $(STD) $(OPT) $(WARN) -fPIC $(FAST_DEFS) -c $< -o $@
 
 $(B)/libcas.so: $(B)/libcas.o
-	$(CC) -shared -Wl,-soname,libcas.so.0 -o $@ $< $(BASE_LIBS) $(FAST_LIBS)
+	$(CC) -shared -Wl,-soname,libcas.so.0 -o $@ $< $(BASE_LIBS) $(FAST_LIBS) $(CLOUD_LIBS)
 
 $(B)/libcas.a: $(B)/libcas.o
 	ar rcs $@ $<
 
 $(B)/cas: cli/cas.c $(B)/libcas.a
-	$(CC) $(STD) $(OPT) $(WARN) -o $@ cli/cas.c $(B)/libcas.a $(BASE_LIBS) $(FAST_LIBS)
+	$(CC) $(STD) $(OPT) $(WARN) -o $@ cli/cas.c $(B)/libcas.a $(BASE_LIBS) $(FAST_LIBS) $(CLOUD_LIBS)
 
 dist/cas.h: $(HEADERS) amalgamate.py
 	$(PYTHON) amalgamate.py
 
-examples: $(B)/quickstart
+examples: $(B)/quickstart $(B)/s3_read
+
+$(B)/s3_read: examples/s3_read.c $(HEADERS) | $(B)
+	$(CC) $(STD) $(OPT) $(WARN) -o $@ examples/s3_read.c $(BASE_LIBS) $(CLOUD_LIBS)
 
 $(B)/quickstart: examples/quickstart.c $(B)/libcas.a
-	$(CC) $(STD) $(OPT) $(WARN) -o $@ examples/quickstart.c $(B)/libcas.a $(BASE_LIBS) $(FAST_LIBS)
+	$(CC) $(STD) $(OPT) $(WARN) -o $@ examples/quickstart.c $(B)/libcas.a $(BASE_LIBS) $(FAST_LIBS) $(CLOUD_LIBS)
 
 demo: all
 	@sh examples/demo.sh
 
 # ---- tests -----------------------------------------------------------------
 
-TEST_SRC := tests/run_tests.c tests/test.h tests/test_core.c tests/test_store.c tests/test_faults.c
+TEST_SRC := tests/run_tests.c tests/test.h tests/test_core.c tests/test_store.c tests/test_faults.c tests/test_backend.c
 
 $(B)/run_tests: $(TEST_SRC) $(HEADERS) | $(B)
 	$(CC) $(STD) -O1 -g $(WARN) -o $@ tests/run_tests.c $(BASE_LIBS)
@@ -86,6 +90,13 @@ test-configs: | $(B)
 	  gcc $(STD) $(WARN) $$d tests/config_check.c -o $(B)/cfg $(BASE_LIBS) $(FAST_LIBS); \
 	  printf '%-60s ' "[$${cfg:-default}]"; $(B)/cfg; \
 	done
+	@set -e; for cfg in "" CAS_NO_THREADS CAS_STATIC "CAS_USE_ISAL -DCAS_USE_LIBDEFLATE -DCAS_SHA1_OPENSSL"; do \
+	  d=$${cfg:+-D$$cfg}; \
+	  for cc in gcc clang; do $$cc $(STD) $(WARN) $$d -c tests/cloud_check.c -o $(B)/cloud.o; done; \
+	  for cxx in g++ clang++; do $$cxx -x c++ -std=c++11 $(WARN) $$d -c tests/cloud_check.c -o $(B)/cloud.o; done; \
+	  gcc $(STD) $(WARN) $$d tests/cloud_check.c -o $(B)/cloud $(BASE_LIBS) $(FAST_LIBS) $(CLOUD_LIBS); \
+	  printf '%-60s ' "[cas_cloud.h $${cfg:-default}]"; $(B)/cloud; \
+	done
 
 # The amalgamated header is current, and a .c file holding only the
 # implementation switch and the include links against system libraries alone.
@@ -103,6 +114,10 @@ test-cli: all
 test-interop: all
 	$(PYTHON) tests/interop.py
 
+# A real S3 server (Ceph radosgw on loopback), started and stopped by the script.
+test-s3: all $(B)/s3_read
+	sh tests/s3/run.sh
+
 test-python: all
 	$(PYTHON) -m unittest discover -s python/tests -t python
 
@@ -116,8 +131,8 @@ test-valgrind: $(B)/run_tests_fast
 	CAS_TEST_QUICK=1 valgrind -q --error-exitcode=9 --child-silent-after-fork=yes --leak-check=full --errors-for-leak-kinds=definite,indirect \
 	  $(B)/run_tests_fast
 
-test: all test-c test-configs test-single test-cli test-interop test-python test-asan test-valgrind test-fuzz-replay \
-      test-infra
+test: all test-c test-configs test-single test-cli test-interop test-python test-s3 test-asan test-valgrind \
+      test-fuzz-replay test-infra
 	@echo "make test: all suites passed"
 
 # ---- fuzzing ---------------------------------------------------------------
@@ -127,14 +142,14 @@ FUZZ_TARGETS := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c)
 test-fuzz-replay: | $(B)
 	@set -e; for t in $(FUZZ_TARGETS); do \
 	  clang $(STD) -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all $(FAST_DEFS) \
-	    -DCAS_FUZZ_REPLAY -o $(B)/replay_$$t tests/fuzz/fuzz_$$t.c $(BASE_LIBS) $(FAST_LIBS); \
+	    -DCAS_FUZZ_REPLAY -o $(B)/replay_$$t tests/fuzz/fuzz_$$t.c $(BASE_LIBS) $(FAST_LIBS) $(CLOUD_LIBS); \
 	  $(B)/replay_$$t tests/fuzz/corpus/$$t; \
 	done
 
 fuzz: | $(B)
 	@set -e; for t in $(FUZZ_TARGETS); do \
 	  clang -O1 -g -fsanitize=fuzzer,address,undefined $(FAST_DEFS) -o $(B)/fuzz_$$t tests/fuzz/fuzz_$$t.c \
-	    $(BASE_LIBS) $(FAST_LIBS); \
+	    $(BASE_LIBS) $(FAST_LIBS) $(CLOUD_LIBS); \
 	done; echo "built: $(patsubst %,$(B)/fuzz_%,$(FUZZ_TARGETS))"
 
 # ---- bench -----------------------------------------------------------------
@@ -147,7 +162,7 @@ bench: all
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig
 	install -m 755 $(B)/cas $(DESTDIR)$(PREFIX)/bin/cas
-	install -m 644 cas.h cas_codecs.h $(DESTDIR)$(PREFIX)/include/
+	install -m 644 cas.h cas_codecs.h cas_cloud.h $(DESTDIR)$(PREFIX)/include/
 	install -m 755 $(B)/libcas.so $(DESTDIR)$(PREFIX)/lib/libcas.so.$(VERSION)
 	ln -sf libcas.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libcas.so.0
 	ln -sf libcas.so.0 $(DESTDIR)$(PREFIX)/lib/libcas.so

@@ -37,7 +37,7 @@ BUILD = os.path.join(ROOT, "build")
 BDIR = os.path.join(BUILD, "bench")
 BENCH_C = os.path.join(BDIR, "bench_c")
 CAS = os.path.join(BUILD, "cas")
-LIBS = ["-lz", "-llz4", "-lisal", "-ldeflate", "-lcrypto", "-lpthread"]
+LIBS = ["-lz", "-llz4", "-lisal", "-ldeflate", "-lcurl", "-lexpat", "-lcrypto", "-lpthread"]
 
 try:
     import lz4.frame as lz4frame

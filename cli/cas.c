@@ -20,20 +20,35 @@ static const char *prog = "cas";
 static const char usage_main[] =
     "usage: cas COMMAND [ARGS]\n"
     "\n"
-    "  artifact PATHSPEC/NAME [--root DIR] [--verify]   decoded artifact bytes to stdout\n"
-    "  ls PATHSPEC [--root DIR]                         a task's artifacts: name, key, size, encoding, format\n"
+    "  artifact PATHSPEC/NAME [--root ROOT] [--verify]   decoded artifact bytes to stdout\n"
+    "  ls PATHSPEC [--root ROOT]                         a task's artifacts: name, key, size, encoding, format\n"
     "  cat BLOBFILE [--verify]                          decode one blob file (its sidecar beside it, if any)\n"
     "  stat BLOBFILE                                    format, version, stored and decoded size, ratio\n"
-    "  put --flow FLOW [--root DIR] [--v1|--v2|--raw] [FILE]  store a file or stdin; print the key\n"
-    "  get --flow FLOW KEY [--root DIR] [--verify]      decoded bytes to stdout\n"
-    "  verify [--root DIR] [--quiet] [FLOW...]          rehash every blob; non-zero exit if any is bad\n"
-    "  migrate --to v1|v2 [--root DIR] [--quiet] [FLOW...]  re-encode blobs in place; keys unchanged\n"
-    "  gc [--root DIR]                                  remove temp files left by crashed writers\n"
+    "  put --flow FLOW [--root ROOT] [--v1|--v2|--raw] [FILE]  store a file or stdin; print the key\n"
+    "  get --flow FLOW KEY [--root ROOT] [--verify]      decoded bytes to stdout\n"
+    "  verify [--root ROOT] [--quiet] [FLOW...]          rehash every blob; non-zero exit if any is bad\n"
+    "  migrate --to v1|v2 [--root ROOT] [--quiet] [FLOW...]  re-encode blobs in place; keys unchanged\n"
+    "  gc [--root ROOT]                                  remove what crashed writers left behind\n"
     "  version                                          print the library version\n"
     "\n"
-    "The root is the datastore directory (the one holding Flow/ folders). By default it is\n"
+    "The root is the datastore: a directory (the one holding Flow/ folders) or an S3 URL,\n"
+    "s3://bucket/prefix (Metaflow's METAFLOW_DATASTORE_SYSROOT_S3). By default it is the root\n"
+    "Metaflow would use: with METAFLOW_DEFAULT_DATASTORE=s3 (environment or\n"
+    "~/.metaflowconfig/config.json), METAFLOW_DATASTORE_SYSROOT_S3; else\n"
     "$METAFLOW_DATASTORE_SYSROOT_LOCAL/.metaflow, else the nearest .metaflow above the working\n"
-    "directory, as Metaflow finds it. 'cas COMMAND --help' tells more.\n";
+    "directory. 'cas COMMAND --help' tells more.\n"
+    "\n"
+    "S3 settings (the AWS SDKs' and Metaflow's own):\n"
+    "  METAFLOW_S3_ENDPOINT_URL, AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL   the endpoint (else AWS's)\n"
+    "  AWS_REGION, AWS_DEFAULT_REGION                                    the region (us-east-1)\n"
+    "  AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN       credentials, else web\n"
+    "      identity (AWS_WEB_IDENTITY_TOKEN_FILE + AWS_ROLE_ARN), AWS_PROFILE in ~/.aws/credentials\n"
+    "      and ~/.aws/config, the ECS/EKS container endpoint, EC2 instance metadata (IMDSv2)\n"
+    "  METAFLOW_S3_SERVER_SIDE_ENCRYPTION                                x-amz-server-side-encryption\n"
+    "  AWS_CA_BUNDLE                                                     CA certificates for TLS\n"
+    "  AWS_MAX_ATTEMPTS (5), CAS_S3_CONNECT_TIMEOUT (10 s), CAS_S3_STALL_TIMEOUT (60 s),\n"
+    "  CAS_S3_CONNECTIONS (16), CAS_S3_PART_SIZE (8 MiB), CAS_S3_ADDRESSING_STYLE (path|virtual),\n"
+    "  CAS_S3_GC_AGE (86400 s: gc aborts unfinished uploads older than this)\n";
 
 typedef struct opts {
     const char *root, *flow, *to;
@@ -82,39 +97,12 @@ static int parse(int argc, char **argv, opts *o, const char *allowed) {
     return 0;
 }
 
-/* Metaflow's rule for the local datastore root. */
-static int default_root(char *buf, size_t cap) {
-    const char *sys = getenv("METAFLOW_DATASTORE_SYSROOT_LOCAL");
-    char cwd[PATH_MAX];
-    if (sys && *sys) {
-        snprintf(buf, cap, "%s/.metaflow", sys);
-        return 0;
-    }
-    if (!getcwd(cwd, sizeof cwd)) return -1;
-    for (;;) {
-        struct stat st;
-        char *slash;
-        snprintf(buf, cap, "%s/.metaflow", strcmp(cwd, "/") ? cwd : "");
-        if (stat(buf, &st) == 0 && S_ISDIR(st.st_mode)) return 0;
-        slash = strrchr(cwd, '/');
-        if (!slash || slash == cwd) {
-            if (!strcmp(cwd, "/")) return -1;
-            strcpy(cwd, "/");
-            continue;
-        }
-        *slash = 0;
-    }
-}
-
 static int open_store(const opts *o, cas_store **s) {
     char rootbuf[PATH_MAX + 16], err[1024];
     const char *root = o->root;
-    if (!root) {
-        if (default_root(rootbuf, sizeof rootbuf) < 0) {
-            fprintf(stderr,
-                    "%s: no datastore found: no .metaflow above the working directory and "
-                    "METAFLOW_DATASTORE_SYSROOT_LOCAL is not set; pass --root DIR\n",
-                    prog);
+    if (!root) { /* Metaflow's own: its configuration, then the nearest .metaflow */
+        if (cas_store_default_root(rootbuf, sizeof rootbuf, err, sizeof err) < 0) {
+            fprintf(stderr, "%s: %s; pass --root ROOT\n", prog, err);
             return EXIT_USAGE;
         }
         root = rootbuf;
@@ -171,7 +159,7 @@ static int cmd_artifact(int argc, char **argv) {
     int rc;
     if ((rc = parse(argc, argv, &o, "--root --verify"))) return rc;
     if (o.help) {
-        printf("usage: cas artifact FLOW/RUN/STEP/TASK/NAME [--root DIR] [--verify]\n\n"
+        printf("usage: cas artifact FLOW/RUN/STEP/TASK/NAME [--root ROOT] [--verify]\n\n"
                "Writes the artifact's decoded (pickled) bytes to stdout, streaming: memory stays\n"
                "bounded whatever the size. The task's latest finished attempt is used, as Metaflow\n"
                "does. --verify rehashes the bytes against the key and checks the recorded size.\n");
@@ -214,7 +202,7 @@ static int cmd_ls(int argc, char **argv) {
     int rc;
     if ((rc = parse(argc, argv, &o, "--root"))) return rc;
     if (o.help) {
-        printf("usage: cas ls FLOW/RUN/STEP/TASK [--root DIR]\n\n"
+        printf("usage: cas ls FLOW/RUN/STEP/TASK [--root ROOT]\n\n"
                "Lists the artifacts of the task's latest finished attempt: name, key, size (pickled\n"
                "bytes, from data.json), encoding, and the blob's format on disk (v1 gzip, v2 LZ4,\n"
                "raw, legacy = gzip without a sidecar, or 'missing').\n");
@@ -341,11 +329,13 @@ static int cmd_put(int argc, char **argv) {
     int rc, fd = 0, stored = 0;
     if ((rc = parse(argc, argv, &o, "--root --flow --v1 --v2 --raw"))) return rc;
     if (o.help) {
-        printf("usage: cas put --flow FLOW [--root DIR] [--v1|--v2|--raw] [FILE]\n\n"
+        printf("usage: cas put --flow FLOW [--root ROOT] [--v1|--v2|--raw] [FILE]\n\n"
                "Stores FILE (or stdin) in FLOW's content-addressed store and prints its key.\n"
                "--v1 (default) writes gzip, readable by every Metaflow release; --v2 writes an LZ4\n"
                "frame (Metaflow PR #3090 readers only); --raw stores the bytes as they are.\n"
-               "An existing key writes nothing. The write is atomic: temp files, then rename.\n");
+               "An existing key writes nothing. The write is atomic: on a local store temp files,\n"
+               "then rename; on S3 one PUT with the metadata (If-None-Match: *), or a multipart\n"
+               "upload that becomes visible only when complete (aborted on failure).\n");
         return 0;
     }
     if (!o.flow) return usage_error("put needs --flow FLOW%s", NULL);
@@ -373,7 +363,7 @@ static int cmd_get(int argc, char **argv) {
     int rc;
     if ((rc = parse(argc, argv, &o, "--root --flow --verify"))) return rc;
     if (o.help) {
-        printf("usage: cas get --flow FLOW KEY [--root DIR] [--verify]\n\n"
+        printf("usage: cas get --flow FLOW KEY [--root ROOT] [--verify]\n\n"
                "Writes the blob's decoded bytes to stdout, streaming. --verify rehashes them.\n");
         return 0;
     }
@@ -473,7 +463,7 @@ static int cmd_verify(int argc, char **argv) {
     int rc;
     if ((rc = parse(argc, argv, &o, "--root --quiet"))) return rc;
     if (o.help) {
-        printf("usage: cas verify [--root DIR] [--quiet] [FLOW...]\n\n"
+        printf("usage: cas verify [--root ROOT] [--quiet] [FLOW...]\n\n"
                "Decodes every blob of the named flows (all flows by default) and rehashes it\n"
                "against its key. Prints each bad blob with the reason and a summary; exits 1 if\n"
                "any blob is bad. A progress bar shows on a terminal; --quiet hides it.\n");
@@ -508,7 +498,7 @@ static int cmd_migrate(int argc, char **argv) {
     int rc;
     if ((rc = parse(argc, argv, &o, "--root --quiet --to"))) return rc;
     if (o.help) {
-        printf("usage: cas migrate --to v1|v2 [--root DIR] [--quiet] [FLOW...]\n\n"
+        printf("usage: cas migrate --to v1|v2 [--root ROOT] [--quiet] [FLOW...]\n\n"
                "Re-encodes every blob of the named flows (all by default) as cas_version 1 (gzip,\n"
                "readable by every Metaflow) or 2 (LZ4 frame, Metaflow PR #3090). Keys do not change;\n"
                "raw blobs are left alone; every blob is verified before it is rewritten. Resumable:\n"
@@ -533,20 +523,24 @@ static int cmd_gc(int argc, char **argv) {
     cas_store *s;
     char err[1024];
     uint64_t removed = 0;
-    int rc;
+    int rc, remote;
     if ((rc = parse(argc, argv, &o, "--root"))) return rc;
     if (o.help) {
-        printf("usage: cas gc [--root DIR]\n\n"
-               "Removes temp files that writers killed mid-put left behind (their process is gone,\n"
-               "or they are over an hour old). Readers never see them; this only frees the space.\n");
+        printf("usage: cas gc [--root ROOT]\n\n"
+               "Removes what writers killed mid-put left behind. Local stores: temp files (their\n"
+               "process is gone, or they are over an hour old). S3: multipart uploads begun over a\n"
+               "day ago (CAS_S3_GC_AGE seconds) and never completed, whose parts S3 keeps and bills\n"
+               "until they are aborted. Readers never see either; this only frees the space.\n");
         return 0;
     }
     if (o.nargs) return usage_error("gc takes no arguments%s", NULL);
     if ((rc = open_store(&o, &s))) return rc;
     rc = cas_store_gc(s, &removed, err, sizeof err);
+    remote = strstr(cas_store_root(s), "://") != NULL;
     cas_store_close(s);
     if (rc < 0) return data_error(err);
-    printf("removed %llu temp files\n", (unsigned long long)removed);
+    if (remote) printf("aborted %llu unfinished uploads\n", (unsigned long long)removed);
+    else printf("removed %llu temp files\n", (unsigned long long)removed);
     return 0;
 }
 

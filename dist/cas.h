@@ -1721,7 +1721,10 @@ typedef struct cas_stream cas_stream;
 typedef struct cas_task cas_task;
 
 /* Every store call is thread-safe once configured and reports failures into the
- * caller's err buffer (nullable, any size) naming the blob and the cause. */
+ * caller's err buffer (nullable, any size) naming the blob and the cause.
+ * root: a local directory, or an object store's URL ("s3://bucket/prefix") when
+ * the library is built with CAS_CLOUD and cas_cloud.h's implementation (libcas.so,
+ * `cas` and the Python binding are); NULL or "" = cas_store_default_root(). */
 CASDEF int cas_store_open(cas_store **out, const char *root, const cas_allocator *alloc, char *err, size_t errcap);
 CASDEF void cas_store_close(cas_store *s);
 CASDEF const char *cas_store_root(const cas_store *s);
@@ -1804,6 +1807,120 @@ CASDEF int cas_task_artifact(const cas_task *t, size_t i, const char **name, con
 CASDEF int cas_task_find(const cas_task *t, const char *name, size_t *index);
 CASDEF const char *cas_task_flow(const cas_task *t);
 CASDEF void cas_task_close(cas_task *t);
+
+/* The same, from bytes already in hand (no I/O): a task's N.data.json, and the
+ * attempt Metaflow's rule picks from the names a task folder holds ("a\0b\0",
+ * count names): the last of the run of N.attempt.json from 0 (N <= 5), if
+ * N.DONE.lock is there too; -1 if none. cas_task_open is these two over a store. */
+CASDEF int cas_task_parse(cas_task **out, const char *pathspec, int attempt, const void *data_json, size_t len,
+                          const cas_allocator *alloc, char *err, size_t errcap);
+CASDEF int cas_task_pick_attempt(const char *names, size_t count);
+
+/* Metaflow's configuration, read as Metaflow reads it: the environment
+ * (METAFLOW_<NAME>), then .metaflow/config.json above the working directory,
+ * then $METAFLOW_HOME/config.json (config_$METAFLOW_PROFILE.json; METAFLOW_HOME
+ * defaults to ~/.metaflowconfig). name is without the prefix ("DEFAULT_DATASTORE").
+ * CAS_OK with the value in buf, CAS_E_NOTFOUND if unset, CAS_NEED_OUTPUT if cap is short. */
+CASDEF int cas_metaflow_config(const char *name, char *buf, size_t cap);
+/* The datastore root Metaflow would use: METAFLOW_DATASTORE_SYSROOT_S3 (or _AZURE)
+ * when METAFLOW_DEFAULT_DATASTORE says so, else the local rule
+ * ($METAFLOW_DATASTORE_SYSROOT_LOCAL/.metaflow, else the nearest .metaflow above
+ * the working directory). CAS_E_NOTFOUND, with the reason in err, if there is none. */
+CASDEF int cas_store_default_root(char *buf, size_t cap, char *err, size_t errcap);
+
+/* ---- storage backends: the store's I/O seam (experimental until 1.0) ------
+ *
+ * Every store call above runs over this small interface, so that the same
+ * logic (names, dedup, formats, verify, migrate, batch, streams, tasks) serves
+ * a local directory (cas_backend_local), an object store (cas_cloud.h) or a
+ * backend of your own, in the manner of stbi_io_callbacks / cgltf_file_options.
+ *
+ * Names are store-relative object names with '/' separators, already
+ * validated by the store ("Flow/data/ab/abcd...", "Flow/12/step/3/0.data.json").
+ * A blob's metadata is the sidecar JSON ({"cas_raw": false, "cas_version": 1});
+ * where it lives (a _meta file, S3 user metadata) is the backend's business.
+ * Every callback returns CAS_OK (or a count, where stated) or a negative status
+ * and, on failure, writes the reason into msg[msgcap] (msgcap >= 64): no object
+ * name (the store adds it), never a secret. CAS_E_NOTFOUND means "no such object".
+ * Callbacks may be called from several threads at once on distinct objects. */
+
+typedef struct cas_object_info {
+    uint64_t size;    /* stored bytes */
+    int64_t mtime;    /* seconds since the epoch; 0 if unknown */
+    const char *meta; /* metadata JSON, NULL when the object has none; owned by the object */
+    size_t meta_len;
+} cas_object_info;
+
+#define CAS_OPEN_HEAD 1 /* open: only the size and metadata are wanted; read is not called */
+
+#define CAS_COMMIT_CREATE 1  /* only if absent: an existing object wins (*stored = 0) */
+#define CAS_COMMIT_REPLACE 2 /* the bytes and the metadata replace the object's */
+#define CAS_COMMIT_META 3    /* only the metadata changes; no bytes were written */
+
+#define CAS_ENTRY_FILE 0 /* list: an object */
+#define CAS_ENTRY_DIR 1  /* a folder (an object store's common prefix) */
+#define CAS_ENTRY_OTHER 2 /* neither (a symlink, a device): the store skips it */
+
+#define CAS_BACKEND_REMOTE 1 /* latency-bound: batch calls use more requests in flight */
+
+/* One entry of a listing; name is relative to the listed folder. Return 0 to go
+ * on, 1 to stop (the listing then returns CAS_OK), < 0 to fail with that code. */
+typedef int (*cas_list_fn)(void *ctx, const char *name, int kind, uint64_t size, int64_t mtime);
+/* One object of a fetch: status CAS_OK with its metadata (meta NULL if none) and
+ * bytes (data is the callee's, allocated with the fetch's allocator), or an error
+ * and its reason. Called from the thread that called fetch, in any order. */
+typedef void (*cas_fetch_fn)(void *ctx, size_t index, int status, const char *msg, const char *meta,
+                             size_t meta_len, void *data, size_t len);
+
+typedef struct cas_backend {
+    void *user;       /* passed to every callback */
+    const char *root; /* what messages call the store ("/data/.metaflow", "s3://bucket/mf") */
+    unsigned flags;   /* CAS_BACKEND_* */
+    /* Reading: an object's size and metadata, then its bytes from the start; read
+     * gives *got == 0 at the end. The object's bytes and metadata are one version. */
+    int (*open)(void *user, const char *name, unsigned flags, void **obj, cas_object_info *info, char *msg,
+                size_t msgcap);
+    int (*read)(void *user, void *obj, void *buf, size_t cap, size_t *got, char *msg, size_t msgcap);
+    void (*close)(void *user, void *obj);
+    /* Writing: create a writer for an object with this metadata (dir is the folder
+     * it will live in; name is NULL when it is not known yet, as when the key is
+     * the hash of bytes still to come), write the bytes, then commit it under its
+     * name: the object becomes visible whole, with its metadata, or not at all.
+     * abort drops an uncommitted writer; after commit (even a failed one) only
+     * abort may follow, and it then only frees the writer. */
+    int (*create)(void *user, const char *dir, const char *name, const char *meta, size_t meta_len, void **w,
+                  char *msg, size_t msgcap);
+    int (*write)(void *user, void *w, const void *p, size_t n, char *msg, size_t msgcap);
+    int (*commit)(void *user, void *w, const char *name, int mode, int *stored, char *msg, size_t msgcap);
+    void (*abort)(void *user, void *w);
+    /* 1 if the object exists, 0 if not, < 0 on failure. */
+    int (*exists)(void *user, const char *name, char *msg, size_t msgcap);
+    /* The entries under a folder ("" = the root): with recursive == 0 its objects
+     * and folders, else every object below it (names with '/'). Pages inside.
+     * CAS_E_NOTFOUND if the folder does not exist (an object store's folder exists
+     * when something is under it). */
+    int (*list)(void *user, const char *dir, int recursive, cas_list_fn fn, void *ctx, char *msg, size_t msgcap);
+    int (*remove)(void *user, const char *name, char *msg, size_t msgcap);
+    /* Optional (NULL): */
+    int (*gc)(void *user, uint64_t *removed, char *msg, size_t msgcap); /* drop what crashed writers left */
+    int (*set_param)(void *user, int param, int64_t value); /* CAS_E_ARG for a parameter it does not know */
+    /* many objects whole, with requests in flight at once; returns when all are reported */
+    int (*fetch)(void *user, size_t count, const char *const *names, const cas_allocator *alloc, cas_fetch_fn fn,
+                 void *ctx, char *msg, size_t msgcap);
+    void (*destroy)(void *user); /* after the last object and writer of it are gone */
+} cas_backend;
+
+/* A local datastore directory: blobs with _meta sidecar files, temp files and
+ * rename under flock, never following a symlink below the root. */
+CASDEF int cas_backend_local(cas_backend *out, const char *root, const cas_allocator *alloc, char *err,
+                             size_t errcap);
+/* A store over any backend; the store owns it from here (destroy is called
+ * when the store and every stream opened from it are closed), also on failure. */
+CASDEF int cas_store_open_backend(cas_store **out, const cas_backend *backend, const cas_allocator *alloc,
+                                  char *err, size_t errcap);
+/* Removes a blob (the store itself never does; for tools that prune). 1 if it
+ * was there, 0 if not. */
+CASDEF int cas_store_delete(cas_store *s, const char *flow, const char *key, char *err, size_t errcap);
 
 #ifdef __cplusplus
 }
@@ -3264,6 +3381,11 @@ CASDEF int cas_reader_unpack(cas_reader *r, const void *blob, size_t n, void **o
 }
 
 /* ---- the store ----------------------------------------------------------- */
+/* Layers, top down; each may call only those below it:
+ *   store calls (put/get/verify/migrate/batch/streams/tasks)  policy: names, dedup, formats
+ *     -> the backend seam (cas_backend)                       I/O: objects, metadata, listings
+ *        -> local backend (this file) / cas_cloud.h            files + sidecars / HTTP
+ *   task parsing and attempt picking take bytes, never I/O. */
 #ifndef CAS_NO_STORE
 #ifdef __cplusplus
 }
@@ -3280,7 +3402,7 @@ CASDEF int cas_reader_unpack(cas_reader *r, const void *blob, size_t n, void **o
 extern "C" {
 #endif
 
-/* The store's I/O goes through these, so tests can inject failures. */
+/* The local backend's I/O goes through these, so tests can inject failures. */
 #ifndef CAS_SYS_WRITE
 #define CAS_SYS_WRITE(fd, p, n) write(fd, p, n)
 #endif
@@ -3303,21 +3425,10 @@ extern "C" {
 #define CAS__IO_CHUNK ((size_t)1 << 20)
 #define CAS__STREAM_WINDOW ((size_t)64 << 10)
 #define CAS__JSON_FILE_MAX ((size_t)256 << 20)
-
-struct cas_store {
-    cas_allocator alloc;
-    int rootfd;
-    char *root;
-    int format, fsync_on, verify, strict, backend, level, lz4_block, hash;
-    uint64_t limit;
-    unsigned long seq;
-#ifndef CAS_NO_THREADS
-    pthread_mutex_t mu;
-#endif
-    cas_writer *wpool[CAS__POOL];
-    cas_reader *rpool[CAS__POOL];
-    int nw, nr;
-};
+#define CAS__META_FILE_MAX ((size_t)64 << 10)
+#define CAS__MSG 400 /* a backend's reason */
+/* The reason a backend gave, or the status's name when it gave none (a callback's own failure). */
+#define CAS__WHY(rc, msg) ((msg)[0] ? (msg) : cas_strerror(rc))
 
 static int cas__serr(char *err, size_t cap, int code, const char *fmt, ...) {
     va_list ap;
@@ -3329,20 +3440,22 @@ static int cas__serr(char *err, size_t cap, int code, const char *fmt, ...) {
     return code;
 }
 
-static void cas__lock(cas_store *s) {
+/* A mutex that compiles away under CAS_NO_THREADS. */
 #ifndef CAS_NO_THREADS
-    pthread_mutex_lock(&s->mu);
+typedef pthread_mutex_t cas__mutex;
+static int cas__mu_init(cas__mutex *m) { return pthread_mutex_init(m, NULL) == 0 ? 0 : -1; }
+static void cas__mu_lock(cas__mutex *m) { pthread_mutex_lock(m); }
+static void cas__mu_unlock(cas__mutex *m) { pthread_mutex_unlock(m); }
+static void cas__mu_destroy(cas__mutex *m) { pthread_mutex_destroy(m); }
 #else
-    (void)s;
+typedef int cas__mutex;
+static int cas__mu_init(cas__mutex *m) { *m = 0; return 0; }
+static void cas__mu_lock(cas__mutex *m) { (void)m; }
+static void cas__mu_unlock(cas__mutex *m) { (void)m; }
+static void cas__mu_destroy(cas__mutex *m) { (void)m; }
 #endif
-}
-static void cas__unlock(cas_store *s) {
-#ifndef CAS_NO_THREADS
-    pthread_mutex_unlock(&s->mu);
-#else
-    (void)s;
-#endif
-}
+
+/* ---- names ---- */
 
 CASDEF int cas_name_check(const char *name) {
     size_t i;
@@ -3390,6 +3503,8 @@ CASDEF int cas_store_blob_name(const char *flow, const char *key, char *buf, siz
     return n < 0 || (size_t)n >= cap ? CAS_NEED_OUTPUT : CAS_OK;
 }
 
+/* ---- POSIX helpers (the local backend, plain files) ---- */
+
 /* Opens a directory below parent, never through a symlink; creates it on demand. */
 static int cas__open_dir(int parent, const char *name, int create) {
     int fd = openat(parent, name, CAS__DIR_FLAGS);
@@ -3403,34 +3518,6 @@ static int cas__open_dir(int parent, const char *name, int create) {
 static const char *cas__errno_text(int e) {
     if (e == ELOOP || e == ENOTDIR) return "a symlink or non-directory inside the store (not followed)";
     return strerror(e);
-}
-
-/* Opens <root>/<flow>/data and, with key, data/<ab>. */
-static int cas__dirs(cas_store *s, const char *flow, const char *key, int create, int *datafd, int *abfd) {
-    int f, d, a;
-    char ab[3];
-    *datafd = *abfd = -1;
-    if ((f = cas__open_dir(s->rootfd, flow, create)) < 0) return -1;
-    d = cas__open_dir(f, "data", create);
-    close(f);
-    if (d < 0) return -1;
-    *datafd = d;
-    if (!key) return 0;
-    ab[0] = key[0], ab[1] = key[1], ab[2] = 0;
-    if ((a = cas__open_dir(d, ab, create)) < 0) {
-        int e = errno;
-        close(d);
-        *datafd = -1;
-        errno = e;
-        return -1;
-    }
-    *abfd = a;
-    return 0;
-}
-
-static void cas__close2(int a, int b) {
-    if (a >= 0) close(a);
-    if (b >= 0) close(b);
 }
 
 /* flock on a directory: the commit of a blob and its sidecar happens under it, and
@@ -3503,43 +3590,626 @@ static int cas__read_all(int fd, const cas_allocator *a, size_t max, unsigned ch
     return 0;
 }
 
-/* ---- store lifetime and pools ---- */
+/* read() of a plain file, restarted on EINTR: bytes, 0 at the end, or -errno. */
+static ssize_t cas__read_fd(int fd, void *buf, size_t cap) {
+    for (;;) {
+        ssize_t r = CAS_SYS_READ(fd, buf, CAS__MIN(cap, CAS__CHUNK_MAX));
+        if (r >= 0) return r;
+        if (errno != EINTR) return -(ssize_t)(errno ? errno : EIO);
+    }
+}
 
-CASDEF int cas_store_open(cas_store **out, const char *root, const cas_allocator *alloc, char *err, size_t errcap) {
-    cas_store *s;
-    size_t l;
-    if (!out) return CAS_E_ARG;
+/* ---- the local backend ---------------------------------------------------- */
+
+typedef struct cas__local {
+    cas_allocator alloc;
+    int rootfd, fsync_on;
+    unsigned long seq;
+    char *root;
+    cas__mutex mu;
+} cas__local;
+
+typedef struct cas__lobj { /* an object open for reading */
+    int fd;
+    unsigned char *meta;
+} cas__lobj;
+
+typedef struct cas__lw { /* a writer: a temp file in `dir`, renamed at commit */
+    int dirfd, tfd;
+    char tmp[160], base[128];
+    size_t meta_len;
+    char meta[1]; /* the sidecar's bytes, allocated to size */
+} cas__lw;
+
+/* An errno as a backend failure; ENOENT is "not found" only where reading. */
+static int cas__lfail(char *msg, size_t cap, int e) {
+    cas__fmt(msg, cap, "%s", cas__errno_text(e));
+    return e == ENOENT ? CAS_E_NOTFOUND : e == ENOMEM ? CAS_E_NOMEM : CAS_E_IO;
+}
+static int cas__lfail_w(char *msg, size_t cap, int e) {
+    int rc = cas__lfail(msg, cap, e);
+    return rc == CAS_E_NOTFOUND ? CAS_E_IO : rc;
+}
+
+/* Opens the folder `path` (its first len bytes; "" is the root) below the root,
+ * component by component, never through a symlink; creates missing ones on demand. */
+static int cas__local_dir(cas__local *l, const char *path, size_t len, int create) {
+    int fd = -1;
+    size_t i = 0;
+    char part[256];
+    if (!len) return openat(l->rootfd, ".", CAS__DIR_FLAGS);
+    while (i < len) {
+        size_t j = i;
+        int nfd, e;
+        while (j < len && path[j] != '/') j++;
+        if (j == i || j - i > 255) {
+            if (fd >= 0) close(fd);
+            errno = EINVAL;
+            return -1;
+        }
+        memcpy(part, path + i, j - i), part[j - i] = 0;
+        nfd = cas__open_dir(fd >= 0 ? fd : l->rootfd, part, create);
+        e = errno;
+        if (fd >= 0) close(fd);
+        errno = e;
+        if ((fd = nfd) < 0) return -1;
+        i = j + 1;
+    }
+    return fd;
+}
+
+/* The folder holding `name`, and the name's last part. */
+static int cas__local_parent(cas__local *l, const char *name, int create, const char **base) {
+    const char *slash = strrchr(name, '/');
+    *base = slash ? slash + 1 : name;
+    return cas__local_dir(l, name, slash ? (size_t)(slash - name) : 0, create);
+}
+
+static int cas__local_open(void *u, const char *name, unsigned flags, void **obj, cas_object_info *info, char *msg,
+                           size_t cap) {
+    cas__local *l = (cas__local *)u;
+    const char *base;
+    char meta_name[300];
+    int dfd, fd, mfd, e = 0;
+    unsigned char *meta = NULL;
+    size_t ml = 0;
+    struct stat st;
+    cas__lobj *o;
+    (void)flags;
+    *obj = NULL;
+    if ((dfd = cas__local_parent(l, name, 0, &base)) < 0) return cas__lfail(msg, cap, errno);
+    snprintf(meta_name, sizeof meta_name, "%s_meta", base);
+    cas__flock(dfd, LOCK_SH);
+    fd = openat(dfd, base, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    e = errno;
+    mfd = fd >= 0 ? openat(dfd, meta_name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC) : -1;
+    if (fd >= 0 && mfd < 0 && errno != ENOENT) {
+        e = errno;
+        close(fd);
+        fd = -1;
+    }
+    if (mfd >= 0) {
+        e = cas__read_all(mfd, &l->alloc, CAS__META_FILE_MAX, &meta, &ml);
+        close(mfd);
+        if (e) {
+            close(fd);
+            fd = -1;
+        }
+    }
+    cas__flock(dfd, LOCK_UN);
+    close(dfd);
+    if (fd < 0) {
+        cas__free(&l->alloc, meta);
+        if (e == EFBIG) {
+            cas__fmt(msg, cap, "its _meta sidecar is over 64 KiB");
+            return CAS_E_IO;
+        }
+        return cas__lfail(msg, cap, e);
+    }
+    if (!(o = (cas__lobj *)cas__alloc(&l->alloc, sizeof *o))) {
+        close(fd);
+        cas__free(&l->alloc, meta);
+        return cas__lfail(msg, cap, ENOMEM);
+    }
+    o->fd = fd, o->meta = meta;
+    memset(info, 0, sizeof *info);
+    if (fstat(fd, &st) == 0) info->size = (uint64_t)st.st_size, info->mtime = (int64_t)st.st_mtime;
+    info->meta = (const char *)meta, info->meta_len = ml;
+    *obj = o;
+    return CAS_OK;
+}
+
+static int cas__local_read(void *u, void *obj, void *buf, size_t cap, size_t *got, char *msg, size_t msgcap) {
+    ssize_t r = cas__read_fd(((cas__lobj *)obj)->fd, buf, cap);
+    (void)u;
+    *got = 0;
+    if (r < 0) {
+        cas__fmt(msg, msgcap, "%s", strerror((int)-r));
+        return CAS_E_IO;
+    }
+    *got = (size_t)r;
+    return CAS_OK;
+}
+
+static void cas__local_close(void *u, void *obj) {
+    cas__local *l = (cas__local *)u;
+    cas__lobj *o = (cas__lobj *)obj;
+    if (!o) return;
+    close(o->fd);
+    cas__free(&l->alloc, o->meta);
+    cas__free(&l->alloc, o);
+}
+
+/* Creates an exclusive temp file in dirfd; its name goes into name. */
+static int cas__tmp_open(cas__local *l, int dirfd, const char *base, char *name, size_t cap) {
+    int tries;
+    for (tries = 0; tries < 100; tries++) {
+        unsigned long seq;
+        struct timespec ts;
+        int fd;
+        cas__mu_lock(&l->mu);
+        seq = ++l->seq;
+        cas__mu_unlock(&l->mu);
+        clock_gettime(CLOCK_REALTIME, &ts);
+        snprintf(name, cap, ".%s%s%ld-%lu-%lx", base, CAS__TMP_TAG, (long)getpid(), seq,
+                 (unsigned long)ts.tv_nsec ^ (unsigned long)(uintptr_t)name);
+        fd = openat(dirfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0666);
+        if (fd >= 0 || errno != EEXIST) return fd;
+    }
+    return -1;
+}
+
+/* Writes bytes into a new temp file; closes it. 0 or an errno (the file is removed). */
+static int cas__tmp_write(cas__local *l, int dirfd, const char *base, const void *p, size_t n, char *name,
+                          size_t cap) {
+    int fd = cas__tmp_open(l, dirfd, base, name, cap), e;
+    if (fd < 0) return errno;
+    e = cas__write_all(fd, p, n);
+    if (!e && l->fsync_on && CAS_SYS_FSYNC(fd) < 0) e = errno ? errno : EIO;
+    if (close(fd) < 0 && !e) e = errno ? errno : EIO;
+    if (e) unlinkat(dirfd, name, 0);
+    return e;
+}
+
+static int cas__local_create(void *u, const char *dir, const char *name, const char *meta, size_t ml, void **out,
+                             char *msg, size_t cap) {
+    cas__local *l = (cas__local *)u;
+    cas__lw *w;
+    const char *base = name ? strrchr(name, '/') : NULL;
     *out = NULL;
+    if (!(w = (cas__lw *)cas__calloc(&l->alloc, sizeof *w + ml))) return cas__lfail(msg, cap, ENOMEM);
+    w->tfd = -1;
+    if (ml) memcpy(w->meta, meta, ml);
+    w->meta_len = ml;
+    snprintf(w->base, sizeof w->base, "%s", name ? (base ? base + 1 : name) : "stream");
+    if ((w->dirfd = cas__local_dir(l, dir, strlen(dir), 1)) < 0) {
+        int e = errno;
+        cas__free(&l->alloc, w);
+        return cas__lfail_w(msg, cap, e);
+    }
+    *out = w;
+    return CAS_OK;
+}
+
+static int cas__local_write(void *u, void *wp, const void *p, size_t n, char *msg, size_t cap) {
+    cas__local *l = (cas__local *)u;
+    cas__lw *w = (cas__lw *)wp;
+    int e;
+    if (w->tfd < 0 && (w->tfd = cas__tmp_open(l, w->dirfd, w->base, w->tmp, sizeof w->tmp)) < 0) {
+        e = errno;
+        w->tmp[0] = 0;
+        return cas__lfail_w(msg, cap, e);
+    }
+    if ((e = cas__write_all(w->tfd, p, n)) != 0) {
+        cas__fmt(msg, cap, "%s", strerror(e));
+        return CAS_E_IO;
+    }
+    return CAS_OK;
+}
+
+/* CREATE: sidecar first, then the blob, under the folder's lock; an existing blob
+ * wins. REPLACE: blob first, then sidecar (a crash between the two leaves bytes
+ * whose magic contradicts the sidecar, which readers report and cas_store_migrate
+ * repairs; readers of this library take the lock and never see the gap). META:
+ * the sidecar alone. */
+static int cas__local_commit(void *u, void *wp, const char *name, int mode, int *stored, char *msg, size_t cap) {
+    cas__local *l = (cas__local *)u;
+    cas__lw *w = (cas__lw *)wp;
+    const char *base;
+    char meta_name[300], tm[160];
+    int abfd, e = 0;
+    struct stat st;
+    *stored = 0;
+    tm[0] = 0;
+    if (mode != CAS_COMMIT_META) {
+        if (w->tfd < 0 && cas__local_write(u, wp, "", 0, msg, cap) < 0) return CAS_E_IO;
+        if (l->fsync_on && CAS_SYS_FSYNC(w->tfd) < 0) e = errno ? errno : EIO;
+        if (close(w->tfd) < 0 && !e) e = errno ? errno : EIO;
+        w->tfd = -1;
+        if (e) {
+            cas__fmt(msg, cap, "%s", strerror(e));
+            return CAS_E_IO;
+        }
+    }
+    if ((abfd = cas__local_parent(l, name, 1, &base)) < 0) return cas__lfail_w(msg, cap, errno);
+    snprintf(meta_name, sizeof meta_name, "%s_meta", base);
+    if ((e = cas__tmp_write(l, w->dirfd, meta_name, w->meta, w->meta_len, tm, sizeof tm)) != 0) {
+        close(abfd);
+        cas__fmt(msg, cap, "%s", strerror(e));
+        return CAS_E_IO;
+    }
+    cas__flock(abfd, LOCK_EX);
+    if (mode == CAS_COMMIT_CREATE) {
+        if (fstatat(abfd, base, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+            *stored = 0;
+        } else if (CAS_SYS_RENAMEAT(w->dirfd, tm, abfd, meta_name) < 0) {
+            e = errno ? errno : EIO;
+        } else if (CAS_SYS_RENAMEAT(w->dirfd, w->tmp, abfd, base) < 0) {
+            e = errno ? errno : EIO;
+            unlinkat(abfd, meta_name, 0); /* no blob: take its sidecar back */
+        } else {
+            *stored = 1;
+        }
+    } else {
+        if (mode == CAS_COMMIT_REPLACE && CAS_SYS_RENAMEAT(w->dirfd, w->tmp, abfd, base) < 0) e = errno ? errno : EIO;
+        else if (CAS_SYS_RENAMEAT(w->dirfd, tm, abfd, meta_name) < 0) e = errno ? errno : EIO;
+        else *stored = 1;
+    }
+    cas__flock(abfd, LOCK_UN);
+    unlinkat(w->dirfd, tm, 0);
+    if (w->tmp[0]) unlinkat(w->dirfd, w->tmp, 0);
+    w->tmp[0] = 0;
+    if (e) cas__fmt(msg, cap, "%s", strerror(e));
+    else if (*stored && l->fsync_on && CAS_SYS_FSYNC(abfd) < 0) {
+        e = errno ? errno : EIO;
+        cas__fmt(msg, cap, "fsync: %s", strerror(e));
+    }
+    close(abfd);
+    return e ? CAS_E_IO : CAS_OK;
+}
+
+static void cas__local_abort(void *u, void *wp) {
+    cas__local *l = (cas__local *)u;
+    cas__lw *w = (cas__lw *)wp;
+    if (!w) return;
+    if (w->tfd >= 0) close(w->tfd);
+    if (w->tmp[0]) unlinkat(w->dirfd, w->tmp, 0);
+    close(w->dirfd);
+    cas__free(&l->alloc, w);
+}
+
+static int cas__local_exists(void *u, const char *name, char *msg, size_t cap) {
+    const char *base;
+    struct stat st;
+    int dfd = cas__local_parent((cas__local *)u, name, 0, &base), ok;
+    (void)msg, (void)cap;
+    if (dfd < 0) return 0;
+    ok = fstatat(dfd, base, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode);
+    close(dfd);
+    return ok;
+}
+
+/* Lists dirfd into fn: its entries, or with recursive every object below it
+ * (depth folders deep at most), never through a symlink. */
+static int cas__local_walk(int fd, char *prefix, size_t plen, size_t pcap, int recursive, int depth,
+                           cas_list_fn fn, void *ctx, int *stop) {
+    DIR *d = fdopendir(fd);
+    struct dirent *de;
+    int rc = CAS_OK;
+    if (!d) {
+        close(fd);
+        return CAS_E_IO;
+    }
+    while (!*stop && (de = readdir(d)) != NULL) {
+        struct stat st;
+        size_t nl = strlen(de->d_name);
+        int kind;
+        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..") || plen + nl + 2 > pcap) continue;
+        if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0) continue;
+        kind = S_ISDIR(st.st_mode) ? CAS_ENTRY_DIR : S_ISREG(st.st_mode) ? CAS_ENTRY_FILE : CAS_ENTRY_OTHER;
+        memcpy(prefix + plen, de->d_name, nl + 1);
+        if (recursive && kind == CAS_ENTRY_DIR) {
+            int sub = depth > 0 ? openat(dirfd(d), de->d_name, CAS__DIR_FLAGS) : -1;
+            if (sub < 0) continue; /* too deep or unreadable: skipped */
+            prefix[plen + nl] = '/', prefix[plen + nl + 1] = 0;
+            rc = cas__local_walk(sub, prefix, plen + nl + 1, pcap, recursive, depth - 1, fn, ctx, stop);
+            if (rc == CAS_E_IO) rc = CAS_OK;
+            if (rc < 0) break;
+            continue;
+        }
+        rc = fn(ctx, prefix, kind, (uint64_t)st.st_size, (int64_t)st.st_mtime);
+        if (rc > 0) *stop = 1, rc = CAS_OK;
+        if (rc < 0) break;
+    }
+    closedir(d);
+    return rc;
+}
+
+static int cas__local_list(void *u, const char *dir, int recursive, cas_list_fn fn, void *ctx, char *msg,
+                           size_t cap) {
+    char prefix[1024];
+    int fd = cas__local_dir((cas__local *)u, dir, strlen(dir), 0), stop = 0, rc;
+    if (fd < 0) return cas__lfail(msg, cap, errno);
+    prefix[0] = 0;
+    rc = cas__local_walk(fd, prefix, 0, sizeof prefix, recursive, 8, fn, ctx, &stop);
+    if (rc == CAS_E_IO) cas__fmt(msg, cap, "%s", strerror(errno));
+    return rc;
+}
+
+static int cas__local_remove(void *u, const char *name, char *msg, size_t cap) {
+    const char *base;
+    char meta_name[300];
+    int dfd = cas__local_parent((cas__local *)u, name, 0, &base), rc = 1;
+    if (dfd < 0) return errno == ENOENT ? 0 : cas__lfail(msg, cap, errno);
+    snprintf(meta_name, sizeof meta_name, "%s_meta", base);
+    cas__flock(dfd, LOCK_EX);
+    /* the blob first: a blob without its sidecar would read as legacy gzip */
+    if (unlinkat(dfd, base, 0) < 0) rc = errno == ENOENT ? 0 : cas__lfail(msg, cap, errno);
+    if (rc >= 0 && unlinkat(dfd, meta_name, 0) < 0 && errno != ENOENT) rc = cas__lfail(msg, cap, errno);
+    cas__flock(dfd, LOCK_UN);
+    close(dfd);
+    return rc;
+}
+
+/* ".<base>.cas-tmp-<pid>-..." : the writer's pid, or 0 if the name is not ours. */
+static long cas__tmp_pid(const char *name) {
+    const char *t;
+    if (name[0] != '.' || !(t = strstr(name, CAS__TMP_TAG))) return 0;
+    return strtol(t + strlen(CAS__TMP_TAG), NULL, 10);
+}
+
+/* Temp files of dead writers (or an hour old: another host's, or stuck) in every <Flow>/data. */
+static int cas__local_gc(void *u, uint64_t *removed, char *msg, size_t cap) {
+    cas__local *l = (cas__local *)u;
+    DIR *root;
+    struct dirent *fe;
+    int rfd = cas__local_dir(l, "", 0, 0);
+    uint64_t gone = 0;
+    if (rfd < 0 || !(root = fdopendir(rfd))) {
+        if (rfd >= 0) close(rfd);
+        cas__fmt(msg, cap, "%s", strerror(errno));
+        return CAS_E_IO;
+    }
+    while ((fe = readdir(root)) != NULL) {
+        int ffd, datafd;
+        DIR *d;
+        struct dirent *de;
+        time_t now = time(NULL);
+        if (cas_name_check(fe->d_name) < 0) continue;
+        if ((ffd = openat(dirfd(root), fe->d_name, CAS__DIR_FLAGS)) < 0) continue;
+        datafd = openat(ffd, "data", CAS__DIR_FLAGS);
+        close(ffd);
+        if (datafd < 0) continue;
+        if (!(d = fdopendir(datafd))) {
+            close(datafd);
+            continue;
+        }
+        while ((de = readdir(d)) != NULL) {
+            long pid = cas__tmp_pid(de->d_name);
+            struct stat st;
+            int dead;
+            if (pid <= 0 || fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode))
+                continue;
+            dead = (pid != (long)getpid() && kill((pid_t)pid, 0) < 0 && errno == ESRCH) || now - st.st_mtime > 3600;
+            if (dead && unlinkat(dirfd(d), de->d_name, 0) == 0) gone++;
+        }
+        closedir(d);
+    }
+    closedir(root);
+    *removed = gone;
+    return CAS_OK;
+}
+
+static int cas__local_set_param(void *u, int param, int64_t v) {
+    if (param != CAS_PARAM_FSYNC) return CAS_E_ARG;
+    ((cas__local *)u)->fsync_on = v != 0;
+    return CAS_OK;
+}
+
+static void cas__local_destroy(void *u) {
+    cas__local *l = (cas__local *)u;
+    cas_allocator a;
+    if (!l) return;
+    close(l->rootfd);
+    cas__mu_destroy(&l->mu);
+    a = l->alloc;
+    cas__free(&a, l->root);
+    cas__free(&a, l);
+}
+
+CASDEF int cas_backend_local(cas_backend *out, const char *root, const cas_allocator *alloc, char *err,
+                             size_t errcap) {
+    cas__local *l;
+    size_t n;
+    if (!out) return cas__serr(err, errcap, CAS_E_ARG, "invalid argument");
+    memset(out, 0, sizeof *out);
     if (!root || !root[0]) return cas__serr(err, errcap, CAS_E_ARG, "no datastore root given");
-    s = (cas_store *)cas__calloc(alloc, sizeof *s);
-    if (!s) return cas__serr(err, errcap, CAS_E_NOMEM, "out of memory");
-    cas__copy_allocator(&s->alloc, alloc);
-    l = strlen(root);
-    s->root = (char *)cas__alloc(&s->alloc, l + 1);
-    if (!s->root) {
-        cas__free(&s->alloc, s);
+    if (!(l = (cas__local *)cas__calloc(alloc, sizeof *l))) return cas__serr(err, errcap, CAS_E_NOMEM, "out of memory");
+    cas__copy_allocator(&l->alloc, alloc);
+    n = strlen(root);
+    if (!(l->root = (char *)cas__alloc(&l->alloc, n + 1)) || cas__mu_init(&l->mu) < 0) {
+        cas__free(&l->alloc, l->root);
+        cas__free(&l->alloc, l);
         return cas__serr(err, errcap, CAS_E_NOMEM, "out of memory");
     }
-    memcpy(s->root, root, l + 1);
+    memcpy(l->root, root, n + 1);
     /* the root itself may be a symlink (a user's choice); nothing below it is followed */
-    s->rootfd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (s->rootfd < 0) {
+    if ((l->rootfd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
         int e = errno;
-        cas__free(&s->alloc, s->root);
-        cas__free(&s->alloc, s);
+        cas__mu_destroy(&l->mu);
+        cas__free(&l->alloc, l->root);
+        cas__free(&l->alloc, l);
         return cas__serr(err, errcap, e == ENOENT ? CAS_E_NOTFOUND : CAS_E_IO,
                          "Cannot open the datastore root '%s': %s", root, strerror(e));
     }
+    out->user = l, out->root = l->root;
+    out->open = cas__local_open, out->read = cas__local_read, out->close = cas__local_close;
+    out->create = cas__local_create, out->write = cas__local_write, out->commit = cas__local_commit;
+    out->abort = cas__local_abort, out->exists = cas__local_exists, out->list = cas__local_list;
+    out->remove = cas__local_remove, out->gc = cas__local_gc, out->set_param = cas__local_set_param;
+    out->destroy = cas__local_destroy;
+    return CAS_OK;
+}
+
+/* ---- a backend shared by a store and its streams ---- */
+
+typedef struct cas__be {
+    cas_backend b;
+    cas_allocator alloc;
+    int refs;
+    cas__mutex mu;
+} cas__be;
+
+static void cas__be_unref(cas__be *be) {
+    int left;
+    cas_allocator a;
+    if (!be) return;
+    cas__mu_lock(&be->mu);
+    left = --be->refs;
+    cas__mu_unlock(&be->mu);
+    if (left) return;
+    if (be->b.destroy) be->b.destroy(be->b.user);
+    cas__mu_destroy(&be->mu);
+    a = be->alloc;
+    cas__free(&a, be);
+}
+
+static cas__be *cas__be_ref(cas__be *be) {
+    cas__mu_lock(&be->mu);
+    be->refs++;
+    cas__mu_unlock(&be->mu);
+    return be;
+}
+
+/* Reads a whole object (max bytes at most, 0 = no limit) into a buffer from a. */
+static int cas__slurp(const cas_backend *b, void *obj, uint64_t size_hint, const cas_allocator *a, size_t max,
+                      unsigned char **out, size_t *len, char *msg, size_t msgcap) {
+    size_t cap, n = 0;
+    unsigned char *buf;
+    *out = NULL, *len = 0;
+    if ((max && size_hint > max) || size_hint >= (uint64_t)((size_t)-1) / 2) {
+        cas__fmt(msg, msgcap, "over %lu bytes", (unsigned long)max);
+        return CAS_E_LIMIT;
+    }
+    cap = (size_t)size_hint + 1; /* +1 sees the end without a second allocation */
+    if (!(buf = (unsigned char *)cas__alloc(a, cap))) {
+        cas__fmt(msg, msgcap, "%s", strerror(ENOMEM));
+        return CAS_E_NOMEM;
+    }
+    for (;;) {
+        size_t got = 0;
+        int rc;
+        if (n == cap) { /* larger than it said (a file that grew) */
+            size_t nc = cap * 2;
+            unsigned char *nb;
+            if ((max && cap > max) || !(nb = (unsigned char *)cas__alloc(a, nc))) {
+                cas__free(a, buf);
+                cas__fmt(msg, msgcap, "%s", max && cap > max ? "over the limit" : strerror(ENOMEM));
+                return max && cap > max ? CAS_E_LIMIT : CAS_E_NOMEM;
+            }
+            memcpy(nb, buf, n);
+            cas__free(a, buf);
+            buf = nb, cap = nc;
+        }
+        if ((rc = b->read(b->user, obj, buf + n, CAS__MIN(cap - n, CAS__CHUNK_MAX), &got, msg, msgcap)) < 0) {
+            cas__free(a, buf);
+            return rc;
+        }
+        if (!got) break;
+        n += got;
+    }
+    if (max && n > max) {
+        cas__free(a, buf);
+        cas__fmt(msg, msgcap, "over %lu bytes", (unsigned long)max);
+        return CAS_E_LIMIT;
+    }
+    *out = buf, *len = n;
+    return CAS_OK;
+}
+
+/* ---- store lifetime and pools ---- */
+
+struct cas_store {
+    cas_allocator alloc;
+    cas__be *be;
+    char *root;
+    int format, verify, strict, backend, level, lz4_block, hash;
+    uint64_t limit;
+    cas__mutex mu;
+    cas_writer *wpool[CAS__POOL];
+    cas_reader *rpool[CAS__POOL];
+    int nw, nr;
+};
+
+#ifdef CAS_CLOUD
+/* cas_cloud.h's implementation, compiled in this or another translation unit. */
+CASDEF int cas_cloud_backend(cas_backend *out, const char *url, const cas_allocator *alloc, char *err,
+                             size_t errcap);
+#endif
+
+CASDEF int cas_store_open(cas_store **out, const char *root, const cas_allocator *alloc, char *err, size_t errcap) {
+    cas_backend b;
+    char dflt[4096];
+    int rc;
+    if (!out) return CAS_E_ARG;
+    *out = NULL;
+    if (!root || !root[0]) {
+        if ((rc = cas_store_default_root(dflt, sizeof dflt, err, errcap)) < 0) return rc;
+        root = dflt;
+    }
+    if (strstr(root, "://")) {
+#ifdef CAS_CLOUD
+        rc = cas_cloud_backend(&b, root, alloc, err, errcap);
+#else
+        return cas__serr(err, errcap, CAS_E_UNSUPPORTED,
+                         "'%.300s' is an object-store root, and this build of cas.h has no object-store backends "
+                         "(build with CAS_CLOUD and cas_cloud.h)",
+                         root);
+#endif
+    } else {
+        rc = cas_backend_local(&b, root, alloc, err, errcap);
+    }
+    if (rc < 0) return rc;
+    return cas_store_open_backend(out, &b, alloc, err, errcap);
+}
+
+CASDEF int cas_store_open_backend(cas_store **out, const cas_backend *b, const cas_allocator *alloc, char *err,
+                                  size_t errcap) {
+    cas_store *s = NULL;
+    cas__be *be = NULL;
+    size_t l;
+    if (!out) {
+        if (b && b->destroy) b->destroy(b->user);
+        return CAS_E_ARG;
+    }
+    *out = NULL;
+    if (!b || !b->open || !b->read || !b->close || !b->create || !b->write || !b->commit || !b->abort ||
+        !b->exists || !b->list || !b->remove) {
+        if (b && b->destroy) b->destroy(b->user);
+        return cas__serr(err, errcap, CAS_E_ARG, "a backend without one of its required callbacks");
+    }
+    l = strlen(b->root ? b->root : "");
+    if ((be = (cas__be *)cas__calloc(alloc, sizeof *be)) != NULL && cas__mu_init(&be->mu) < 0) {
+        cas__free(alloc, be);
+        be = NULL;
+    }
+    if (be) s = (cas_store *)cas__calloc(alloc, sizeof *s);
+    if (s) s->root = (char *)cas__alloc(alloc, l + 1);
+    if (!s || !s->root || cas__mu_init(&s->mu) < 0) {
+        if (s) cas__free(alloc, s->root);
+        cas__free(alloc, s);
+        if (be) cas__mu_destroy(&be->mu), cas__free(alloc, be);
+        if (b->destroy) b->destroy(b->user);
+        return cas__serr(err, errcap, CAS_E_NOMEM, "out of memory");
+    }
+    be->b = *b, be->refs = 1;
+    cas__copy_allocator(&be->alloc, alloc);
+    cas__copy_allocator(&s->alloc, alloc);
+    memcpy(s->root, b->root ? b->root : "", l + 1);
+    be->b.root = s->root;
+    s->be = be;
     s->format = CAS_FORMAT_V1, s->hash = CAS_HASH_DEFAULT, s->lz4_block = -1, s->level = 0;
     s->backend = CAS_BACKEND_AUTO;
-#ifndef CAS_NO_THREADS
-    if (pthread_mutex_init(&s->mu, NULL) != 0) {
-        close(s->rootfd);
-        cas__free(&s->alloc, s->root);
-        cas__free(&s->alloc, s);
-        return cas__serr(err, errcap, CAS_E_NOMEM, "cannot create a mutex");
-    }
-#endif
     *out = s;
     return CAS_OK;
 }
@@ -3553,18 +4223,18 @@ CASDEF void cas_store_close(cas_store *s) {
     cas_allocator a;
     if (!s) return;
     cas__pool_flush(s);
-    close(s->rootfd);
-#ifndef CAS_NO_THREADS
-    pthread_mutex_destroy(&s->mu);
-#endif
+    cas__mu_destroy(&s->mu);
     a = s->alloc;
-    cas__free(&a, s->root);
+    cas__free(&a, s->root); /* the backend's root pointer goes with it: only messages used it */
+    s->be->b.root = "";
+    cas__be_unref(s->be);
     cas__free(&a, s);
 }
 
 CASDEF const char *cas_store_root(const cas_store *s) { return s ? s->root : ""; }
 
 CASDEF int cas_store_set_param(cas_store *s, int param, int64_t v) {
+    int rc;
     if (!s) return CAS_E_ARG;
     switch (param) {
     case CAS_PARAM_FORMAT:
@@ -3572,7 +4242,6 @@ CASDEF int cas_store_set_param(cas_store *s, int param, int64_t v) {
         if (!cas_codec_available(cas_format_codec((int)v))) return CAS_E_UNSUPPORTED;
         s->format = (int)v;
         break;
-    case CAS_PARAM_FSYNC: s->fsync_on = v != 0; break;
     case CAS_PARAM_VERIFY: s->verify = v != 0; break;
     case CAS_PARAM_STRICT: s->strict = v != 0; break;
     case CAS_PARAM_LIMIT:
@@ -3599,20 +4268,24 @@ CASDEF int cas_store_set_param(cas_store *s, int param, int64_t v) {
         if (!cas_hash_available((int)v)) return CAS_E_UNSUPPORTED;
         s->hash = (int)v;
         break;
-    default: return CAS_E_ARG;
+    default: /* the backend's own (CAS_PARAM_FSYNC, object-store settings) */
+        if (!s->be->b.set_param) return param == CAS_PARAM_FSYNC ? CAS_OK : CAS_E_ARG;
+        rc = s->be->b.set_param(s->be->b.user, param, v);
+        if (rc == CAS_E_ARG && param == CAS_PARAM_FSYNC) rc = CAS_OK; /* nothing to sync there */
+        return rc;
     }
-    cas__lock(s);
+    cas__mu_lock(&s->mu);
     cas__pool_flush(s); /* pooled objects carry the old settings */
-    cas__unlock(s);
+    cas__mu_unlock(&s->mu);
     return CAS_OK;
 }
 
 static int cas__get_writer(cas_store *s, int format, cas_writer **out) {
     cas_writer *w = NULL;
     int r;
-    cas__lock(s);
+    cas__mu_lock(&s->mu);
     if (s->nw) w = s->wpool[--s->nw];
-    cas__unlock(s);
+    cas__mu_unlock(&s->mu);
     if (!w) {
         if ((r = cas_writer_create(&w, format, &s->alloc)) < 0) return r;
         r = cas_writer_set_param(w, CAS_PARAM_HASH, s->hash);
@@ -3633,18 +4306,18 @@ static int cas__get_writer(cas_store *s, int format, cas_writer **out) {
 }
 
 static void cas__put_writer(cas_store *s, cas_writer *w) {
-    cas__lock(s);
+    cas__mu_lock(&s->mu);
     if (s->nw < CAS__POOL) s->wpool[s->nw++] = w, w = NULL;
-    cas__unlock(s);
+    cas__mu_unlock(&s->mu);
     cas_writer_free(w);
 }
 
 static int cas__get_reader(cas_store *s, cas_reader **out) {
     cas_reader *r = NULL;
     int rc;
-    cas__lock(s);
+    cas__mu_lock(&s->mu);
     if (s->nr) r = s->rpool[--s->nr];
-    cas__unlock(s);
+    cas__mu_unlock(&s->mu);
     if (!r) {
         if ((rc = cas_reader_create(&r, &s->alloc)) < 0) return rc;
         cas_reader_set_param(r, CAS_PARAM_LIMIT, (int64_t)s->limit);
@@ -3657,9 +4330,9 @@ static int cas__get_reader(cas_store *s, cas_reader **out) {
 }
 
 static void cas__put_reader(cas_store *s, cas_reader *r) {
-    cas__lock(s);
+    cas__mu_lock(&s->mu);
     if (s->nr < CAS__POOL) s->rpool[s->nr++] = r, r = NULL;
-    cas__unlock(s);
+    cas__mu_unlock(&s->mu);
     cas_reader_free(r);
 }
 
@@ -3667,96 +4340,71 @@ CASDEF void cas_store_free_buffer(cas_store *s, void *p) {
     if (s) cas__free(&s->alloc, p);
 }
 
-/* ---- writing: temp files, then an atomic commit ---- */
+/* ---- writing: one path for put, put_fd and migrate ---- */
 
-/* Creates an exclusive temp file in dirfd; its name goes into name. */
-static int cas__tmp_open(cas_store *s, int dirfd, const char *base, char *name, size_t cap) {
-    int tries;
-    for (tries = 0; tries < 100; tries++) {
-        unsigned long seq;
-        struct timespec ts;
-        int fd;
-        cas__lock(s);
-        seq = ++s->seq;
-        cas__unlock(s);
-        clock_gettime(CLOCK_REALTIME, &ts);
-        snprintf(name, cap, ".%s%s%ld-%lu-%lx", base, CAS__TMP_TAG, (long)getpid(), seq,
-                 (unsigned long)ts.tv_nsec ^ (unsigned long)(uintptr_t)name);
-        fd = openat(dirfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0666);
-        if (fd >= 0 || errno != EEXIST) return fd;
-    }
-    return -1;
-}
-
-/* Writes bytes into a new temp file; closes it. 0 or an errno (the file is removed). */
-static int cas__tmp_write(cas_store *s, int dirfd, const char *base, const void *p, size_t n, char *name,
-                          size_t cap) {
-    int fd = cas__tmp_open(s, dirfd, base, name, cap), e;
-    if (fd < 0) return errno;
-    e = cas__write_all(fd, p, n);
-    if (!e && s->fsync_on && CAS_SYS_FSYNC(fd) < 0) e = errno ? errno : EIO;
-    if (close(fd) < 0 && !e) e = errno ? errno : EIO;
-    if (e) unlinkat(dirfd, name, 0);
-    return e;
-}
-
-/* Sidecar first, then the blob, under the directory lock; an existing blob wins. */
-static int cas__commit(cas_store *s, int datafd, int abfd, const char *key, const char *tmp_blob,
-                       const char *tmp_meta, int *stored, const char *bname, char *err, size_t errcap) {
-    struct stat st;
-    char meta_name[CAS_KEY_BUF + 8];
-    int e = 0, rc = CAS_OK;
-    snprintf(meta_name, sizeof meta_name, "%s_meta", key);
-    cas__flock(abfd, LOCK_EX);
-    if (fstatat(abfd, key, &st, AT_SYMLINK_NOFOLLOW) == 0) {
-        *stored = 0;
-    } else if (CAS_SYS_RENAMEAT(datafd, tmp_meta, abfd, meta_name) < 0) {
-        e = errno ? errno : EIO;
-    } else if (CAS_SYS_RENAMEAT(datafd, tmp_blob, abfd, key) < 0) {
-        e = errno ? errno : EIO;
-        unlinkat(abfd, meta_name, 0); /* no blob: take its sidecar back */
-    } else {
-        *stored = 1;
-    }
-    cas__flock(abfd, LOCK_UN);
-    unlinkat(datafd, tmp_meta, 0);
-    unlinkat(datafd, tmp_blob, 0);
-    if (e) rc = cas__serr(err, errcap, CAS_E_IO, "Could not store artifact '%s': %s", bname, strerror(e));
-    else if (*stored && s->fsync_on && CAS_SYS_FSYNC(abfd) < 0)
-        rc = cas__serr(err, errcap, CAS_E_IO, "Could not store artifact '%s': fsync: %s", bname, strerror(errno));
+/* Bytes in hand go to a new backend object; commits it under name. */
+static int cas__write_object(cas_store *s, const char *dir, const char *name, const void *p, size_t n,
+                             const char *meta, size_t ml, int mode, int *stored, char *msg, size_t cap) {
+    const cas_backend *b = &s->be->b;
+    void *w;
+    int rc = b->create(b->user, dir, name, meta, ml, &w, msg, cap);
+    if (rc < 0) return rc;
+    if (mode != CAS_COMMIT_META && n) rc = b->write(b->user, w, p, n, msg, cap);
+    if (rc >= 0) rc = b->commit(b->user, w, name, mode, stored, msg, cap);
+    b->abort(b->user, w);
     return rc;
 }
 
-/* Writes blob + sidecar temps into data/ and commits them. */
-static int cas__store_blob(cas_store *s, const char *flow, const char *key, int format, const void *blob,
-                           size_t n, int *stored, char *err, size_t errcap) {
-    char bname[512], tb[128], tm[128], meta[CAS_META_MAX];
-    size_t ml = 0;
-    int datafd, abfd, e, rc;
-    cas_store_blob_name(flow, key, bname, sizeof bname);
-    if (cas__dirs(s, flow, key, 1, &datafd, &abfd) < 0)
-        return cas__serr(err, errcap, CAS_E_IO, "Could not store artifact '%s': %s", bname, cas__errno_text(errno));
-    cas_meta_json(format, meta, sizeof meta, &ml);
-    e = cas__tmp_write(s, datafd, key, blob, n, tb, sizeof tb);
-    if (!e) {
-        char mbase[CAS_KEY_BUF + 8];
-        snprintf(mbase, sizeof mbase, "%s_meta", key);
-        e = cas__tmp_write(s, datafd, mbase, meta, ml, tm, sizeof tm);
-        if (e) unlinkat(datafd, tb, 0);
+/* Pulls bytes from a source until it ends, through the writer, into a backend
+ * writer. The source reports its own failures in full (err); packing and backend
+ * failures are reported as "<what>: <reason>". */
+typedef int (*cas__pull_fn)(void *ctx, void *buf, size_t cap, size_t *got, char *err, size_t errcap);
+
+static int cas__encode_into(cas_store *s, cas_writer *w, cas__pull_fn pull, void *pctx, void *bw, const char *what,
+                            char *err, size_t errcap) {
+    const cas_backend *b = &s->be->b;
+    unsigned char *ibuf = (unsigned char *)cas__alloc(&s->alloc, CAS__IO_CHUNK);
+    unsigned char *obuf = (unsigned char *)cas__alloc(&s->alloc, CAS__IO_CHUNK);
+    char msg[CAS__MSG] = "";
+    int rc = CAS_OK, last = 0;
+    if (!ibuf || !obuf) {
+        rc = cas__serr(err, errcap, CAS_E_NOMEM, "out of memory");
+        goto out;
     }
-    if (e) rc = cas__serr(err, errcap, CAS_E_IO, "Could not store artifact '%s': %s", bname, strerror(e));
-    else rc = cas__commit(s, datafd, abfd, key, tb, tm, stored, bname, err, errcap);
-    cas__close2(datafd, abfd);
+    while (!last) {
+        size_t got = 0, off = 0;
+        if ((rc = pull(pctx, ibuf, CAS__IO_CHUNK, &got, err, errcap)) < 0) goto out;
+        last = got == 0;
+        for (;;) { /* drain this chunk (or, at the end, the tail) through the writer */
+            size_t u = 0, m = 0;
+            rc = last ? cas_writer_finish(w, obuf, CAS__IO_CHUNK, &m)
+                      : cas_writer_update(w, ibuf + off, got - off, &u, obuf, CAS__IO_CHUNK, &m);
+            off += u;
+            if (rc < 0) {
+                rc = cas__serr(err, errcap, rc, "%s: %s", what, cas_strerror(rc));
+                goto out;
+            }
+            if (m) {
+                int wr = b->write(b->user, bw, obuf, m, msg, sizeof msg);
+                if (wr < 0) {
+                    rc = cas__serr(err, errcap, wr, "%s: %s", what, msg);
+                    goto out;
+                }
+            }
+            if (rc == CAS_DONE || (!last && rc == CAS_NEED_INPUT)) break;
+        }
+    }
+    rc = CAS_OK;
+out:
+    cas__free(&s->alloc, ibuf);
+    cas__free(&s->alloc, obuf);
     return rc;
 }
 
 static int cas__blob_exists(cas_store *s, const char *flow, const char *key) {
-    int datafd, abfd, ok;
-    struct stat st;
-    if (cas__dirs(s, flow, key, 0, &datafd, &abfd) < 0) return 0;
-    ok = fstatat(abfd, key, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode);
-    cas__close2(datafd, abfd);
-    return ok;
+    char name[512], msg[CAS__MSG] = "";
+    cas_store_blob_name(flow, key, name, sizeof name);
+    return s->be->b.exists(s->be->b.user, name, msg, sizeof msg) > 0;
 }
 
 CASDEF int cas_store_exists(cas_store *s, const char *flow, const char *key) {
@@ -3764,6 +4412,19 @@ CASDEF int cas_store_exists(cas_store *s, const char *flow, const char *key) {
     if (cas_name_check(flow) < 0) return CAS_E_NAME;
     if (!cas__key_ok(key)) return CAS_E_KEY;
     return cas__blob_exists(s, flow, key);
+}
+
+static int cas__store_blob(cas_store *s, const char *flow, const char *key, int format, const void *blob,
+                           size_t n, int *stored, char *err, size_t errcap) {
+    char bname[512], dir[300], meta[CAS_META_MAX], msg[CAS__MSG] = "";
+    size_t ml = 0;
+    int rc;
+    cas_store_blob_name(flow, key, bname, sizeof bname);
+    snprintf(dir, sizeof dir, "%s/data", flow);
+    cas_meta_json(format, meta, sizeof meta, &ml);
+    rc = cas__write_object(s, dir, bname, blob, n, meta, ml, CAS_COMMIT_CREATE, stored, msg, sizeof msg);
+    if (rc < 0) return cas__serr(err, errcap, rc, "Could not store artifact '%s': %s", bname, msg);
+    return CAS_OK;
 }
 
 /* threads: 2 lets a large blob hash on a second thread while it compresses;
@@ -3813,211 +4474,146 @@ CASDEF int cas_store_put(cas_store *s, const char *flow, const void *data, size_
     return cas__store_put(s, flow, data, n, format, key, stored, err, errcap, 2);
 }
 
+static int cas__pull_fd(void *ctx, void *buf, size_t cap, size_t *got, char *err, size_t errcap) {
+    ssize_t r = cas__read_fd(*(int *)ctx, buf, cap);
+    *got = 0;
+    if (r < 0) return cas__serr(err, errcap, CAS_E_IO, "Could not read the input: %s", strerror((int)-r));
+    *got = (size_t)r;
+    return CAS_OK;
+}
+
 CASDEF int cas_store_put_fd(cas_store *s, const char *flow, int fd, int format, char key[CAS_KEY_BUF],
                             int *stored, char *err, size_t errcap) {
+    const cas_backend *b;
     cas_writer *w = NULL;
-    unsigned char *ibuf = NULL, *obuf = NULL;
-    char tb[128], tm[128], bname[512], meta[CAS_META_MAX];
-    int datafd = -1, abfd = -1, tfd = -1, rc = CAS_OK, e = 0, eof = 0, dummy;
+    void *bw = NULL;
+    char dir[300], what[320], bname[512], meta[CAS_META_MAX], msg[CAS__MSG] = "";
+    int rc, dummy;
     size_t ml = 0;
     if (!stored) stored = &dummy;
     *stored = 0;
-    tb[0] = tm[0] = 0;
     if (!s || !key || fd < 0) return cas__serr(err, errcap, CAS_E_ARG, "invalid argument");
     key[0] = 0;
     if (cas_name_check(flow) < 0) return cas__serr(err, errcap, CAS_E_NAME, "Invalid flow name '%.300s'", flow ? flow : "");
+    b = &s->be->b;
     if (!format) format = s->format;
     if ((rc = cas__get_writer(s, format, &w)) < 0) return cas__serr(err, errcap, rc, "%s", cas_strerror(rc));
-    ibuf = (unsigned char *)cas__alloc(&s->alloc, CAS__IO_CHUNK);
-    obuf = (unsigned char *)cas__alloc(&s->alloc, CAS__IO_CHUNK);
-    if (!ibuf || !obuf) {
-        rc = cas__serr(err, errcap, CAS_E_NOMEM, "out of memory");
+    snprintf(dir, sizeof dir, "%s/data", flow);
+    snprintf(what, sizeof what, "Could not store into flow '%s'", flow);
+    cas_meta_json(format, meta, sizeof meta, &ml);
+    if ((rc = b->create(b->user, dir, NULL, meta, ml, &bw, msg, sizeof msg)) < 0) {
+        bw = NULL;
+        rc = cas__serr(err, errcap, rc, "%s: %s", what, msg);
         goto out;
     }
-    if (cas__dirs(s, flow, NULL, 1, &datafd, &abfd) < 0) {
-        rc = cas__serr(err, errcap, CAS_E_IO, "Could not store into flow '%s': %s", flow, cas__errno_text(errno));
-        goto out;
-    }
-    if ((tfd = cas__tmp_open(s, datafd, "stream", tb, sizeof tb)) < 0) {
-        rc = cas__serr(err, errcap, CAS_E_IO, "Could not create a temp file in '%s/data': %s", flow, strerror(errno));
-        tb[0] = 0;
-        goto out;
-    }
-    while (!eof) {
-        ssize_t got = CAS_SYS_READ(fd, ibuf, CAS__IO_CHUNK);
-        size_t off = 0;
-        if (got < 0) {
-            if (errno == EINTR) continue;
-            rc = cas__serr(err, errcap, CAS_E_IO, "Could not read the input: %s", strerror(errno));
-            goto out;
-        }
-        if (got == 0) eof = 1;
-        for (;;) { /* drain this chunk (or, at EOF, the tail) through the writer */
-            size_t u = 0, m = 0;
-            rc = eof ? cas_writer_finish(w, obuf, CAS__IO_CHUNK, &m)
-                     : cas_writer_update(w, ibuf + off, (size_t)got - off, &u, obuf, CAS__IO_CHUNK, &m);
-            off += u;
-            if (rc < 0) {
-                rc = cas__serr(err, errcap, rc, "Could not pack the input: %s", cas_strerror(rc));
-                goto out;
-            }
-            if (m && (e = cas__write_all(tfd, obuf, m)) != 0) {
-                rc = cas__serr(err, errcap, CAS_E_IO, "Could not write a temp file in '%s/data': %s", flow,
-                               strerror(e));
-                goto out;
-            }
-            if (rc == CAS_DONE || (!eof && rc == CAS_NEED_INPUT)) break;
-        }
-    }
-    rc = CAS_OK;
-    if (s->fsync_on && CAS_SYS_FSYNC(tfd) < 0) e = errno ? errno : EIO;
-    if (close(tfd) < 0 && !e) e = errno ? errno : EIO;
-    tfd = -1;
+    if ((rc = cas__encode_into(s, w, cas__pull_fd, &fd, bw, what, err, errcap)) < 0) goto out;
     cas_writer_key(w, key);
     cas_store_blob_name(flow, key, bname, sizeof bname);
-    if (e) {
-        rc = cas__serr(err, errcap, CAS_E_IO, "Could not store artifact '%s': %s", bname, strerror(e));
-        goto out;
-    }
-    if (cas__blob_exists(s, flow, key)) goto out; /* dedup: the temp goes */
-    {
-        char ab[3], mbase[CAS_KEY_BUF + 8];
-        ab[0] = key[0], ab[1] = key[1], ab[2] = 0;
-        if ((abfd = cas__open_dir(datafd, ab, 1)) < 0) {
-            rc = cas__serr(err, errcap, CAS_E_IO, "Could not store artifact '%s': %s", bname,
-                           cas__errno_text(errno));
-            goto out;
-        }
-        cas_meta_json(format, meta, sizeof meta, &ml);
-        snprintf(mbase, sizeof mbase, "%s_meta", key);
-        if ((e = cas__tmp_write(s, datafd, mbase, meta, ml, tm, sizeof tm)) != 0) {
-            tm[0] = 0;
-            rc = cas__serr(err, errcap, CAS_E_IO, "Could not store artifact '%s': %s", bname, strerror(e));
-            goto out;
-        }
-        rc = cas__commit(s, datafd, abfd, key, tb, tm, stored, bname, err, errcap);
-        tb[0] = tm[0] = 0;
-    }
+    if (cas__blob_exists(s, flow, key)) goto out; /* dedup: the writer goes */
+    if ((rc = b->commit(b->user, bw, bname, CAS_COMMIT_CREATE, stored, msg, sizeof msg)) < 0)
+        rc = cas__serr(err, errcap, rc, "Could not store artifact '%s': %s", bname, msg);
 out:
-    if (tfd >= 0) close(tfd);
-    if (datafd >= 0 && tb[0]) unlinkat(datafd, tb, 0);
-    if (datafd >= 0 && tm[0]) unlinkat(datafd, tm, 0);
-    cas__close2(datafd, abfd);
-    cas__free(&s->alloc, ibuf);
-    cas__free(&s->alloc, obuf);
+    if (bw) b->abort(b->user, bw);
     if (w) cas__put_writer(s, w);
     return rc;
 }
 
 /* ---- reading ---- */
 
-/* Opens a blob and reads its sidecar, both under the directory's shared lock.
- * *meta is NULL when there is no sidecar. */
-static int cas__open_blob(cas_store *s, const char *flow, const char *key, int *blobfd, unsigned char **meta,
-                          size_t *meta_len, const char *bname, char *err, size_t errcap) {
-    int datafd, abfd, fd, mfd, e;
-    char meta_name[CAS_KEY_BUF + 8];
-    *blobfd = -1, *meta = NULL, *meta_len = 0;
+/* Opens a blob through the backend: *info has its size and metadata (meta NULL
+ * when it has none). Close *obj with the backend's close. */
+static int cas__open_blob(cas_store *s, const char *flow, const char *key, unsigned flags, void **obj,
+                          cas_object_info *info, const char *bname, char *err, size_t errcap) {
+    char msg[CAS__MSG] = "";
+    int rc;
+    *obj = NULL;
+    memset(info, 0, sizeof *info);
     if (!s) return cas__serr(err, errcap, CAS_E_ARG, "invalid argument");
     if (cas_name_check(flow) < 0) return cas__serr(err, errcap, CAS_E_NAME, "Invalid flow name '%.300s'", flow ? flow : "");
     if (!cas__key_ok(key)) return cas__serr(err, errcap, CAS_E_KEY, "Invalid key '%.100s'", key ? key : "");
-    if (cas__dirs(s, flow, key, 0, &datafd, &abfd) < 0) {
-        e = errno;
-        if (e == ENOENT) return cas__serr(err, errcap, CAS_E_NOTFOUND, "No blob '%s' in '%s'", bname, s->root);
-        return cas__serr(err, errcap, CAS_E_IO, "Cannot open '%s': %s", bname, cas__errno_text(e));
-    }
-    snprintf(meta_name, sizeof meta_name, "%s_meta", key);
-    cas__flock(abfd, LOCK_SH);
-    fd = openat(abfd, key, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-    e = errno;
-    mfd = fd >= 0 ? openat(abfd, meta_name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC) : -1;
-    if (fd >= 0 && mfd < 0 && errno != ENOENT) {
-        e = errno;
-        close(fd);
-        fd = -1;
-    }
-    if (mfd >= 0) {
-        e = cas__read_all(mfd, &s->alloc, 65536, meta, meta_len);
-        close(mfd);
-        if (e) {
-            close(fd);
-            fd = -1;
-        }
-    }
-    cas__flock(abfd, LOCK_UN);
-    cas__close2(datafd, abfd);
-    if (fd < 0) {
-        cas__free(&s->alloc, *meta);
-        *meta = NULL;
-        if (e == ENOENT) return cas__serr(err, errcap, CAS_E_NOTFOUND, "No blob '%s' in '%s'", bname, s->root);
-        return cas__serr(err, errcap, e == ENOMEM ? CAS_E_NOMEM : CAS_E_IO, "Cannot open '%s': %s", bname,
-                         e == EFBIG ? "its _meta sidecar is over 64 KiB" : cas__errno_text(e));
-    }
-    *blobfd = fd;
+    rc = s->be->b.open(s->be->b.user, bname, flags, obj, info, msg, sizeof msg);
+    if (rc == CAS_E_NOTFOUND) return cas__serr(err, errcap, rc, "No blob '%s' in '%s'", bname, s->root);
+    if (rc < 0) return cas__serr(err, errcap, rc, "Cannot open '%s': %s", bname, msg);
     return CAS_OK;
 }
 
-CASDEF int cas_store_get(cas_store *s, const char *flow, const char *key, void **out, size_t *len, char *err,
-                         size_t errcap) {
-    unsigned char *meta = NULL, *blob = NULL;
-    size_t ml = 0, bl = 0;
-    char bname[512];
-    cas_reader *r = NULL;
-    int fd, rc, e;
-    if (out) *out = NULL;
-    if (len) *len = 0;
-    if (!out) return cas__serr(err, errcap, CAS_E_ARG, "invalid argument");
-    if (cas_store_blob_name(flow ? flow : "", key ? key : "", bname, sizeof bname) < 0) bname[0] = 0;
-    if ((rc = cas__open_blob(s, flow, key, &fd, &meta, &ml, bname, err, errcap)) < 0) return rc;
-    e = cas__read_all(fd, &s->alloc, 0, &blob, &bl);
-    close(fd);
-    if (e) {
-        cas__free(&s->alloc, meta);
-        return cas__serr(err, errcap, e == ENOMEM ? CAS_E_NOMEM : CAS_E_IO, "Cannot read '%s': %s", bname,
-                         strerror(e));
-    }
-    if ((rc = cas__get_reader(s, &r)) < 0) {
-        cas__free(&s->alloc, meta);
-        cas__free(&s->alloc, blob);
-        return cas__serr(err, errcap, rc, "%s", cas_strerror(rc));
-    }
-    rc = cas_reader_begin(r, (const char *)meta, ml, bname, s->verify ? key : NULL);
+/* Decodes a whole blob held in memory with a pooled reader. */
+static int cas__decode_blob(cas_store *s, const char *bname, const char *key, const char *meta, size_t ml,
+                            const unsigned char *blob, size_t bl, void **out, size_t *len, char *err, size_t errcap) {
+    cas_reader *r;
+    int rc;
+    if ((rc = cas__get_reader(s, &r)) < 0) return cas__serr(err, errcap, rc, "%s", cas_strerror(rc));
+    rc = cas_reader_begin(r, meta, ml, bname, s->verify ? key : NULL);
     if (rc >= 0) rc = cas_reader_unpack(r, blob, bl, out, len);
     if (rc < 0) cas__serr(err, errcap, rc, "%s", cas_reader_message(r)[0] ? cas_reader_message(r) : cas_strerror(rc));
     else rc = CAS_OK;
     cas__put_reader(s, r); /* same allocator: *out outlives the reader */
-    cas__free(&s->alloc, meta);
+    return rc;
+}
+
+CASDEF int cas_store_get(cas_store *s, const char *flow, const char *key, void **out, size_t *len, char *err,
+                         size_t errcap) {
+    unsigned char *blob = NULL;
+    size_t bl = 0;
+    char bname[512], msg[CAS__MSG] = "";
+    cas_object_info info;
+    void *obj;
+    int rc;
+    if (out) *out = NULL;
+    if (len) *len = 0;
+    if (!out) return cas__serr(err, errcap, CAS_E_ARG, "invalid argument");
+    if (cas_store_blob_name(flow ? flow : "", key ? key : "", bname, sizeof bname) < 0) bname[0] = 0;
+    if ((rc = cas__open_blob(s, flow, key, 0, &obj, &info, bname, err, errcap)) < 0) return rc;
+    rc = cas__slurp(&s->be->b, obj, info.size, &s->alloc, 0, &blob, &bl, msg, sizeof msg);
+    if (rc < 0) rc = cas__serr(err, errcap, rc, "Cannot read '%s': %s", bname, msg);
+    else rc = cas__decode_blob(s, bname, key, info.meta, info.meta_len, blob, bl, out, len, err, errcap);
+    s->be->b.close(s->be->b.user, obj);
     cas__free(&s->alloc, blob);
     return rc;
 }
 
 CASDEF int cas_store_stat(cas_store *s, const char *flow, const char *key, int *format, uint64_t *stored_size,
                           char *err, size_t errcap) {
-    unsigned char *meta = NULL;
-    size_t ml = 0;
     char bname[512];
-    struct stat st;
-    int fd, rc, fmt = CAS_FORMAT_LEGACY;
+    cas_object_info info;
+    void *obj;
+    int rc, fmt = CAS_FORMAT_LEGACY;
     if (format) *format = 0;
     if (stored_size) *stored_size = 0;
     if (cas_store_blob_name(flow ? flow : "", key ? key : "", bname, sizeof bname) < 0) bname[0] = 0;
-    if ((rc = cas__open_blob(s, flow, key, &fd, &meta, &ml, bname, err, errcap)) < 0) return rc;
-    if (fstat(fd, &st) == 0 && stored_size) *stored_size = (uint64_t)st.st_size;
-    close(fd);
-    if (meta) {
+    if ((rc = cas__open_blob(s, flow, key, CAS_OPEN_HEAD, &obj, &info, bname, err, errcap)) < 0) return rc;
+    if (stored_size) *stored_size = info.size;
+    if (info.meta) {
         int64_t v = 0;
-        rc = cas_meta_parse((const char *)meta, ml, &fmt, &v);
-        cas__free(&s->alloc, meta);
-        if (rc < 0) return cas__serr(err, errcap, rc, "'%s': %s", bname, cas_strerror(rc));
+        rc = cas_meta_parse(info.meta, info.meta_len, &fmt, &v);
+        if (rc < 0) cas__serr(err, errcap, rc, "'%s': %s", bname, cas_strerror(rc));
     }
+    s->be->b.close(s->be->b.user, obj);
+    if (rc < 0) return rc;
     if (format) *format = fmt;
     return CAS_OK;
 }
 
+CASDEF int cas_store_delete(cas_store *s, const char *flow, const char *key, char *err, size_t errcap) {
+    char bname[512], msg[CAS__MSG] = "";
+    int rc;
+    if (!s) return cas__serr(err, errcap, CAS_E_ARG, "invalid argument");
+    if (cas_name_check(flow) < 0) return cas__serr(err, errcap, CAS_E_NAME, "Invalid flow name '%.300s'", flow ? flow : "");
+    if (!cas__key_ok(key)) return cas__serr(err, errcap, CAS_E_KEY, "Invalid key '%.100s'", key ? key : "");
+    cas_store_blob_name(flow, key, bname, sizeof bname);
+    rc = s->be->b.remove(s->be->b.user, bname, msg, sizeof msg);
+    if (rc < 0) return cas__serr(err, errcap, rc, "Cannot delete '%s': %s", bname, msg);
+    return rc;
+}
+
 /* ---- streams ---- */
 
+/* A stream reads a backend object (store streams) or a plain file
+ * (cas_stream_open_file) through a fixed window into its reader. */
 struct cas_stream {
     cas_allocator alloc;
+    cas__be *be; /* with obj, or NULL with fd */
+    void *obj;
     int fd, eof, done, failed;
     cas_reader *r;
     unsigned char *in;
@@ -4026,52 +4622,113 @@ struct cas_stream {
     char msg[512];
 };
 
-static int cas__stream_new(cas_stream **out, int fd, const unsigned char *meta, size_t ml, const char *name,
-                           const char *key, uint64_t limit, int strict, const cas_allocator *alloc, char *err,
-                           size_t errcap) {
-    cas_stream *st;
-    struct stat sb;
+/* A stream over a source, before its reader begins. The source is the stream's
+ * from here, also on failure. */
+static int cas__stream_alloc(cas_stream **out, cas__be *be, void *obj, int fd, uint64_t stored,
+                             const cas_allocator *alloc, char *err, size_t errcap) {
+    cas_stream *st = (cas_stream *)cas__calloc(alloc, sizeof *st);
     int rc;
     *out = NULL;
-    st = (cas_stream *)cas__calloc(alloc, sizeof *st);
-    if (!st) {
-        close(fd);
+    if (st) {
+        cas__copy_allocator(&st->alloc, alloc);
+        st->be = be, st->obj = obj, st->fd = fd, st->stored = stored;
+        if (be) cas__be_ref(be);
+        st->in = (unsigned char *)cas__alloc(&st->alloc, CAS__STREAM_WINDOW);
+    }
+    rc = st && st->in ? cas_reader_create(&st->r, &st->alloc) : CAS_E_NOMEM;
+    if (rc < 0 || !st) {
+        if (st) cas_stream_close(st);
+        else if (be) be->b.close(be->b.user, obj);
+        else close(fd);
         return cas__serr(err, errcap, CAS_E_NOMEM, "out of memory");
-    }
-    cas__copy_allocator(&st->alloc, alloc);
-    st->fd = fd;
-    if (fstat(fd, &sb) == 0) st->stored = (uint64_t)sb.st_size;
-    st->in = (unsigned char *)cas__alloc(&st->alloc, CAS__STREAM_WINDOW);
-    rc = st->in ? cas_reader_create(&st->r, &st->alloc) : CAS_E_NOMEM;
-    if (rc >= 0) {
-        cas_reader_set_param(st->r, CAS_PARAM_LIMIT, (int64_t)limit);
-        cas_reader_set_param(st->r, CAS_PARAM_STRICT, strict);
-        rc = cas_reader_begin(st->r, (const char *)meta, ml, name, key);
-        if (rc < 0) cas__serr(err, errcap, rc, "%s", cas_reader_message(st->r));
-    } else {
-        cas__serr(err, errcap, rc, "out of memory");
-    }
-    if (rc < 0) {
-        cas_stream_close(st);
-        return rc;
     }
     *out = st;
     return CAS_OK;
 }
 
+static int cas__stream_begin(cas_stream *st, const char *meta, size_t ml, const char *name, const char *key,
+                             uint64_t limit, int strict, char *err, size_t errcap) {
+    int rc;
+    cas_reader_set_param(st->r, CAS_PARAM_LIMIT, (int64_t)limit);
+    cas_reader_set_param(st->r, CAS_PARAM_STRICT, strict);
+    rc = cas_reader_begin(st->r, meta, ml, name, key);
+    if (rc < 0) cas__serr(err, errcap, rc, "%s", cas_reader_message(st->r));
+    return rc < 0 ? rc : CAS_OK;
+}
+
+/* Refills the window when it is used up: CAS_OK (st->eof at the end) or an error. */
+static int cas__stream_fill(cas_stream *st) {
+    size_t got = 0;
+    char msg[CAS__MSG] = "";
+    int rc;
+    if (st->in_pos < st->in_len || st->eof) return CAS_OK;
+    if (st->be) {
+        rc = st->be->b.read(st->be->b.user, st->obj, st->in, CAS__STREAM_WINDOW, &got, msg, sizeof msg);
+        if (rc < 0) {
+            cas__fmt(st->msg, sizeof st->msg, "Cannot read '%s': %s", cas__rname(st->r), msg);
+            return st->failed = rc;
+        }
+    } else {
+        ssize_t r = cas__read_fd(st->fd, st->in, CAS__STREAM_WINDOW);
+        if (r < 0) {
+            cas__fmt(st->msg, sizeof st->msg, "Cannot read blob: %s", strerror((int)-r));
+            return st->failed = CAS_E_IO;
+        }
+        got = (size_t)r;
+    }
+    st->in_pos = 0, st->in_len = got;
+    if (!got) st->eof = 1;
+    return CAS_OK;
+}
+
+/* The first bytes of the source without consuming them (fewer at its end). */
+static int cas__stream_peek(cas_stream *st, unsigned char *head, size_t want, size_t *got) {
+    int rc;
+    *got = 0;
+    while (st->in_len < want && !st->eof) {
+        size_t n = 0;
+        char msg[CAS__MSG] = "";
+        if (st->be) {
+            rc = st->be->b.read(st->be->b.user, st->obj, st->in + st->in_len, CAS__STREAM_WINDOW - st->in_len, &n,
+                                msg, sizeof msg);
+            if (rc < 0) {
+                cas__fmt(st->msg, sizeof st->msg, "%s", msg);
+                return st->failed = rc;
+            }
+        } else {
+            ssize_t r = cas__read_fd(st->fd, st->in + st->in_len, CAS__STREAM_WINDOW - st->in_len);
+            if (r < 0) {
+                cas__fmt(st->msg, sizeof st->msg, "%s", strerror((int)-r));
+                return st->failed = CAS_E_IO;
+            }
+            n = (size_t)r;
+        }
+        if (!n) st->eof = 1;
+        st->in_len += n;
+    }
+    *got = CAS__MIN(want, st->in_len);
+    memcpy(head, st->in, *got);
+    return CAS_OK;
+}
+
 CASDEF int cas_store_open_stream(cas_store *s, const char *flow, const char *key, cas_stream **out, char *err,
                                  size_t errcap) {
-    unsigned char *meta = NULL;
-    size_t ml = 0;
     char bname[512];
-    int fd, rc;
+    cas_object_info info;
+    void *obj;
+    int rc;
     if (!out) return cas__serr(err, errcap, CAS_E_ARG, "invalid argument");
     *out = NULL;
     if (cas_store_blob_name(flow ? flow : "", key ? key : "", bname, sizeof bname) < 0) bname[0] = 0;
-    if ((rc = cas__open_blob(s, flow, key, &fd, &meta, &ml, bname, err, errcap)) < 0) return rc;
-    rc = cas__stream_new(out, fd, meta, ml, bname, s->verify ? key : NULL, s->limit, s->strict, &s->alloc, err,
-                         errcap);
-    cas__free(&s->alloc, meta);
+    if ((rc = cas__open_blob(s, flow, key, 0, &obj, &info, bname, err, errcap)) < 0) return rc;
+    /* the stream holds the backend, so it outlives the store if need be */
+    if ((rc = cas__stream_alloc(out, s->be, obj, -1, info.size, &s->alloc, err, errcap)) < 0) return rc;
+    rc = cas__stream_begin(*out, info.meta, info.meta_len, bname, s->verify ? key : NULL, s->limit, s->strict, err,
+                           errcap);
+    if (rc < 0) {
+        cas_stream_close(*out);
+        *out = NULL;
+    }
     return rc;
 }
 
@@ -4080,6 +4737,7 @@ CASDEF int cas_stream_open_file(cas_stream **out, const char *path, const char *
     unsigned char *meta = NULL;
     size_t ml = 0, pl;
     char *mpath;
+    struct stat sb;
     int fd, mfd, rc, e;
     if (!out) return cas__serr(err, errcap, CAS_E_ARG, "invalid argument");
     *out = NULL;
@@ -4097,7 +4755,7 @@ CASDEF int cas_stream_open_file(cas_stream **out, const char *path, const char *
     mfd = open(mpath, O_RDONLY | O_CLOEXEC);
     cas__free(alloc, mpath);
     if (mfd >= 0) {
-        e = cas__read_all(mfd, alloc, 65536, &meta, &ml);
+        e = cas__read_all(mfd, alloc, CAS__META_FILE_MAX, &meta, &ml);
         close(mfd);
         if (e) {
             close(fd);
@@ -4105,7 +4763,12 @@ CASDEF int cas_stream_open_file(cas_stream **out, const char *path, const char *
                              e == EFBIG ? "over 64 KiB" : strerror(e));
         }
     }
-    rc = cas__stream_new(out, fd, meta, ml, path, key, limit, 0, alloc, err, errcap);
+    if ((rc = cas__stream_alloc(out, NULL, NULL, fd, fstat(fd, &sb) == 0 ? (uint64_t)sb.st_size : 0, alloc, err,
+                                errcap)) >= 0 &&
+        (rc = cas__stream_begin(*out, (const char *)meta, ml, path, key, limit, 0, err, errcap)) < 0) {
+        cas_stream_close(*out);
+        *out = NULL;
+    }
     cas__free(alloc, meta);
     return rc;
 }
@@ -4118,16 +4781,7 @@ CASDEF int cas_stream_read(cas_stream *st, void *buf, size_t cap, size_t *got) {
     for (;;) {
         size_t u = 0, m = 0;
         int rc;
-        if (st->in_pos == st->in_len && !st->eof) {
-            ssize_t r = CAS_SYS_READ(st->fd, st->in, CAS__STREAM_WINDOW);
-            if (r < 0) {
-                if (errno == EINTR) continue;
-                cas__fmt(st->msg, sizeof st->msg, "Cannot read blob: %s", strerror(errno));
-                return st->failed = CAS_E_IO;
-            }
-            st->in_pos = 0, st->in_len = (size_t)r;
-            if (r == 0) st->eof = 1;
-        }
+        if ((rc = cas__stream_fill(st)) < 0) return rc;
         rc = cas_reader_update(st->r, st->in + st->in_pos, st->in_len - st->in_pos, &u, buf, cap, &m, st->eof);
         st->in_pos += u;
         if (rc < 0) {
@@ -4159,7 +4813,12 @@ CASDEF uint64_t cas_stream_stored_size(const cas_stream *st) { return st ? st->s
 CASDEF void cas_stream_close(cas_stream *st) {
     cas_allocator a;
     if (!st) return;
-    if (st->fd >= 0) close(st->fd);
+    if (st->be) {
+        st->be->b.close(st->be->b.user, st->obj);
+        cas__be_unref(st->be);
+    } else if (st->fd >= 0) {
+        close(st->fd);
+    }
     cas_reader_free(st->r);
     a = st->alloc;
     cas__free(&a, st->in);
@@ -4184,165 +4843,108 @@ static int cas__stream_drain(cas_stream *st, uint64_t *total, char *err, size_t 
 
 CASDEF int cas_store_verify(cas_store *s, const char *flow, const char *key, uint64_t *decoded_size, char *err,
                             size_t errcap) {
-    unsigned char *meta = NULL;
-    size_t ml = 0;
     char bname[512];
+    cas_object_info info;
     cas_stream *st;
-    int fd, rc;
+    void *obj;
+    int rc;
     if (decoded_size) *decoded_size = 0;
     if (cas_store_blob_name(flow ? flow : "", key ? key : "", bname, sizeof bname) < 0) bname[0] = 0;
-    if ((rc = cas__open_blob(s, flow, key, &fd, &meta, &ml, bname, err, errcap)) < 0) return rc;
-    rc = cas__stream_new(&st, fd, meta, ml, bname, key, s->limit, s->strict, &s->alloc, err, errcap);
-    cas__free(&s->alloc, meta);
-    if (rc < 0) return rc;
-    rc = cas__stream_drain(st, decoded_size, err, errcap);
+    if ((rc = cas__open_blob(s, flow, key, 0, &obj, &info, bname, err, errcap)) < 0) return rc;
+    if ((rc = cas__stream_alloc(&st, s->be, obj, -1, info.size, &s->alloc, err, errcap)) < 0) return rc;
+    rc = cas__stream_begin(st, info.meta, info.meta_len, bname, key, s->limit, s->strict, err, errcap);
+    if (rc >= 0) rc = cas__stream_drain(st, decoded_size, err, errcap);
     cas_stream_close(st);
     return rc;
 }
 
 /* ---- migrate ---- */
 
+static int cas__pull_stream(void *ctx, void *buf, size_t cap, size_t *got, char *err, size_t errcap) {
+    cas_stream *st = (cas_stream *)ctx;
+    int rc = cas_stream_read(st, buf, cap, got);
+    return rc < 0 ? cas__serr(err, errcap, rc, "%s", cas_stream_message(st)) : CAS_OK;
+}
+
+/* What a migration of a blob must do, from its metadata and its first bytes:
+ * 0 nothing, else the format the bytes are in (decode as that). The bytes are
+ * authoritative: an interrupted migrate leaves them ahead of the metadata. */
+static int cas__migrate_plan(int meta_fmt, int sniff, int target, int *bytes_fmt) {
+    *bytes_fmt = sniff == CAS_SNIFF_GZIP || sniff == CAS_SNIFF_EMPTY ? CAS_FORMAT_V1
+                 : sniff == CAS_SNIFF_LZ4                          ? CAS_FORMAT_V2
+                                                                   : 0;
+    if (meta_fmt == CAS_FORMAT_RAW) return 0; /* raw blobs are read by URI as they are: never re-encode */
+    if (!*bytes_fmt) return CAS_E_CORRUPT;
+    if (*bytes_fmt == target && (meta_fmt == target || (meta_fmt == CAS_FORMAT_LEGACY && target == CAS_FORMAT_V1)))
+        return 0; /* already there */
+    return *bytes_fmt;
+}
+
 CASDEF int cas_store_migrate(cas_store *s, const char *flow, const char *key, int format, int *changed,
                              char *err, size_t errcap) {
-    unsigned char *meta = NULL, head[4];
-    size_t ml = 0, hl = 0;
-    char bname[512], tb[128], tm[128], mjson[CAS_META_MAX], mbase[CAS_KEY_BUF + 8];
-    int fd = -1, rc, mfmt = CAS_FORMAT_LEGACY, bfmt, sn, datafd = -1, abfd = -1, tfd = -1, dummy, e;
+    const cas_backend *b;
+    unsigned char head[4];
+    size_t hl = 0, ml = 0;
+    char bname[512], dir[300], what[600], mjson[CAS_META_MAX], msg[CAS__MSG] = "";
+    int rc, mfmt = CAS_FORMAT_LEGACY, bfmt, plan, dummy, stored = 0;
+    cas_object_info info;
     cas_stream *st = NULL;
     cas_writer *w = NULL;
-    unsigned char *buf = NULL, *obuf = NULL;
+    void *obj, *bw = NULL;
     if (!changed) changed = &dummy;
     *changed = 0;
-    tb[0] = tm[0] = 0;
     if (format != CAS_FORMAT_V1 && format != CAS_FORMAT_V2)
         return cas__serr(err, errcap, CAS_E_ARG, "migrate writes cas_version 1 or 2 only");
     if (cas_store_blob_name(flow ? flow : "", key ? key : "", bname, sizeof bname) < 0) bname[0] = 0;
-    if ((rc = cas__open_blob(s, flow, key, &fd, &meta, &ml, bname, err, errcap)) < 0) return rc;
-    if (meta) {
+    if ((rc = cas__open_blob(s, flow, key, 0, &obj, &info, bname, err, errcap)) < 0) return rc;
+    b = &s->be->b;
+    if (info.meta) {
         int64_t v;
-        rc = cas_meta_parse((const char *)meta, ml, &mfmt, &v);
+        rc = cas_meta_parse(info.meta, info.meta_len, &mfmt, &v);
         if (rc < 0) {
-            close(fd);
-            cas__free(&s->alloc, meta);
+            b->close(b->user, obj);
             return cas__serr(err, errcap, rc, "Cannot migrate '%s': its sidecar: %s", bname, cas_strerror(rc));
         }
     }
-    cas__free(&s->alloc, meta);
-    meta = NULL;
-    if (mfmt == CAS_FORMAT_RAW) { /* raw blobs are read by URI as they are: never re-encode */
-        close(fd);
-        return CAS_OK;
+    if ((rc = cas__stream_alloc(&st, s->be, obj, -1, info.size, &s->alloc, err, errcap)) < 0) return rc;
+    snprintf(what, sizeof what, "Cannot migrate '%s'", bname);
+    if (mfmt != CAS_FORMAT_RAW && (rc = cas__stream_peek(st, head, 4, &hl)) < 0) {
+        rc = cas__serr(err, errcap, rc, "%s: %s", what, st->msg);
+        goto out;
     }
-    while (hl < 4) {
-        ssize_t r = pread(fd, head + hl, 4 - hl, (off_t)hl);
-        if (r < 0 && errno == EINTR) continue;
-        if (r <= 0) break;
-        hl += (size_t)r;
-    }
-    sn = cas_sniff(head, hl);
-    /* the bytes are authoritative: an interrupted migrate leaves them ahead of the sidecar */
-    bfmt = sn == CAS_SNIFF_GZIP || sn == CAS_SNIFF_EMPTY ? CAS_FORMAT_V1 : sn == CAS_SNIFF_LZ4 ? CAS_FORMAT_V2 : 0;
-    if (!bfmt) {
-        close(fd);
-        return cas__serr(err, errcap, CAS_E_CORRUPT, "Cannot migrate '%s': the bytes are %s", bname,
-                         cas_sniff_name(sn));
-    }
-    if (bfmt == format && (mfmt == format || (mfmt == CAS_FORMAT_LEGACY && format == CAS_FORMAT_V1))) {
-        close(fd);
-        return CAS_OK; /* already there */
+    plan = cas__migrate_plan(mfmt, cas_sniff(head, hl), format, &bfmt);
+    if (plan <= 0) {
+        rc = plan < 0 ? cas__serr(err, errcap, plan, "%s: the bytes are %s", what, cas_sniff_name(cas_sniff(head, hl)))
+                      : CAS_OK;
+        goto out;
     }
     /* decode as the bytes say, always verifying: migrate never writes bytes that do not hash to the key */
     cas_meta_json(bfmt, mjson, sizeof mjson, &ml);
-    rc = cas__stream_new(&st, fd, (const unsigned char *)mjson, ml, bname, key, s->limit, 0, &s->alloc, err, errcap);
-    fd = -1;
-    if (rc < 0) return rc;
-    if (cas__dirs(s, flow, key, 0, &datafd, &abfd) < 0) {
-        rc = cas__serr(err, errcap, CAS_E_IO, "Cannot migrate '%s': %s", bname, cas__errno_text(errno));
+    if ((rc = cas__stream_begin(st, mjson, ml, bname, key, s->limit, 0, err, errcap)) < 0) goto out;
+    snprintf(dir, sizeof dir, "%s/data", flow);
+    cas_meta_json(format, mjson, sizeof mjson, &ml);
+    if ((rc = b->create(b->user, dir, bname, mjson, ml, &bw, msg, sizeof msg)) < 0) {
+        bw = NULL;
+        rc = cas__serr(err, errcap, rc, "%s: %s", what, msg);
         goto out;
     }
-    if (bfmt == format) { /* only the sidecar is behind: check the bytes, then fix it */
+    if (bfmt == format) { /* only the metadata is behind: check the bytes, then fix it */
         if ((rc = cas__stream_drain(st, NULL, err, errcap)) < 0) goto out;
     } else {
         if ((rc = cas__get_writer(s, format, &w)) < 0) {
             rc = cas__serr(err, errcap, rc, "%s", cas_strerror(rc));
             goto out;
         }
-        buf = (unsigned char *)cas__alloc(&s->alloc, CAS__IO_CHUNK);
-        obuf = (unsigned char *)cas__alloc(&s->alloc, CAS__IO_CHUNK);
-        if (!buf || !obuf) {
-            rc = cas__serr(err, errcap, CAS_E_NOMEM, "out of memory");
-            goto out;
-        }
-        if ((tfd = cas__tmp_open(s, datafd, key, tb, sizeof tb)) < 0) {
-            tb[0] = 0;
-            rc = cas__serr(err, errcap, CAS_E_IO, "Cannot migrate '%s': %s", bname, strerror(errno));
-            goto out;
-        }
-        for (;;) {
-            size_t got = 0, off = 0;
-            int last;
-            if ((rc = cas_stream_read(st, buf, CAS__IO_CHUNK, &got)) < 0) {
-                rc = cas__serr(err, errcap, rc, "%s", cas_stream_message(st));
-                goto out;
-            }
-            last = got == 0;
-            for (;;) {
-                size_t u = 0, m = 0;
-                rc = last ? cas_writer_finish(w, obuf, CAS__IO_CHUNK, &m)
-                          : cas_writer_update(w, buf + off, got - off, &u, obuf, CAS__IO_CHUNK, &m);
-                off += u;
-                if (rc < 0) {
-                    rc = cas__serr(err, errcap, rc, "Cannot migrate '%s': %s", bname, cas_strerror(rc));
-                    goto out;
-                }
-                if (m && (e = cas__write_all(tfd, obuf, m)) != 0) {
-                    rc = cas__serr(err, errcap, CAS_E_IO, "Cannot migrate '%s': %s", bname, strerror(e));
-                    goto out;
-                }
-                if (rc == CAS_DONE || (!last && rc == CAS_NEED_INPUT)) break;
-            }
-            if (last) break;
-        }
-        e = s->fsync_on && CAS_SYS_FSYNC(tfd) < 0 ? (errno ? errno : EIO) : 0;
-        if (close(tfd) < 0 && !e) e = errno ? errno : EIO;
-        tfd = -1;
-        if (e) {
-            rc = cas__serr(err, errcap, CAS_E_IO, "Cannot migrate '%s': %s", bname, strerror(e));
-            goto out;
-        }
+        if ((rc = cas__encode_into(s, w, cas__pull_stream, st, bw, what, err, errcap)) < 0) goto out;
     }
-    cas_meta_json(format, mjson, sizeof mjson, &ml);
-    snprintf(mbase, sizeof mbase, "%s_meta", key);
-    if ((e = cas__tmp_write(s, datafd, mbase, mjson, ml, tm, sizeof tm)) != 0) {
-        tm[0] = 0;
-        rc = cas__serr(err, errcap, CAS_E_IO, "Cannot migrate '%s': %s", bname, strerror(e));
-        goto out;
-    }
-    /* Blob first, then sidecar, under the lock: a crash between the two leaves
-     * bytes whose magic contradicts the sidecar, which readers report and a
-     * rerun repairs; cas.h readers take the lock and never see the gap. */
-    cas__flock(abfd, LOCK_EX);
-    rc = CAS_OK;
-    if (tb[0] && CAS_SYS_RENAMEAT(datafd, tb, abfd, key) < 0) e = errno ? errno : EIO;
-    else if (CAS_SYS_RENAMEAT(datafd, tm, abfd, mbase) < 0) e = errno ? errno : EIO;
-    cas__flock(abfd, LOCK_UN);
-    if (e) rc = cas__serr(err, errcap, CAS_E_IO, "Cannot migrate '%s': %s", bname, strerror(e));
-    else {
-        *changed = 1;
-        tb[0] = tm[0] = 0;
-        if (s->fsync_on && CAS_SYS_FSYNC(abfd) < 0)
-            rc = cas__serr(err, errcap, CAS_E_IO, "Cannot migrate '%s': fsync: %s", bname, strerror(errno));
-    }
+    rc = b->commit(b->user, bw, bname, bfmt == format ? CAS_COMMIT_META : CAS_COMMIT_REPLACE, &stored, msg,
+                   sizeof msg);
+    if (rc < 0) rc = cas__serr(err, errcap, rc, "%s: %s", what, msg);
+    else *changed = 1;
 out:
-    if (fd >= 0) close(fd);
-    if (tfd >= 0) close(tfd);
-    if (datafd >= 0 && tb[0]) unlinkat(datafd, tb, 0);
-    if (datafd >= 0 && tm[0]) unlinkat(datafd, tm, 0);
-    cas__close2(datafd, abfd);
+    if (bw) b->abort(b->user, bw);
     cas_stream_close(st);
     if (w) cas__put_writer(s, w);
-    cas__free(&s->alloc, buf);
-    cas__free(&s->alloc, obuf);
     return rc;
 }
 
@@ -4351,11 +4953,12 @@ out:
 /* A growable byte buffer from the store's allocator. */
 typedef struct cas__buf {
     char *p;
-    size_t len, cap;
+    size_t len, cap, count;
     const cas_allocator *a;
 } cas__buf;
 
-static int cas__buf_add(cas__buf *b, const char *s, size_t n) {
+/* Appends n bytes (and keeps a NUL after them). */
+static int cas__buf_put(cas__buf *b, const char *s, size_t n) {
     if (b->len + n + 1 > b->cap) {
         size_t nc = b->cap ? b->cap * 2 : 1024;
         char *np;
@@ -4372,135 +4975,97 @@ static int cas__buf_add(cas__buf *b, const char *s, size_t n) {
     return CAS_OK;
 }
 
-static int cas__is_dir_at(int dirfd, const char *name) {
-    struct stat st;
-    return fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode);
+/* Appends one item of a list (counted). */
+static int cas__buf_add(cas__buf *b, const char *s, size_t n) {
+    int rc = cas__buf_put(b, s, n);
+    if (rc == CAS_OK) b->count++;
+    return rc;
 }
 
 static int cas__strcmp_qsort(const void *a, const void *b) { return strcmp((const char *)a, (const char *)b); }
 
+static int cas__list_folders(void *ctx, const char *name, int kind, uint64_t size, int64_t mtime) {
+    (void)size, (void)mtime;
+    if (kind != CAS_ENTRY_DIR || cas_name_check(name) < 0) return 0;
+    return cas__buf_add((cas__buf *)ctx, name, strlen(name) + 1);
+}
+
+static int cas__list_any(void *ctx, const char *name, int kind, uint64_t size, int64_t mtime) {
+    (void)ctx, (void)name, (void)kind, (void)size, (void)mtime;
+    return 1; /* one entry is enough */
+}
+
+/* A key from a listing is used only once it checks out like any other. */
+static int cas__list_keys(void *ctx, const char *name, int kind, uint64_t size, int64_t mtime) {
+    size_t l = strlen(name);
+    char k[CAS_KEY_BUF];
+    (void)size, (void)mtime;
+    if (kind != CAS_ENTRY_FILE || l < 4 || name[2] != '/' || cas_key_check(name + 3, l - 3, NULL) < 0 ||
+        memcmp(name, name + 3, 2))
+        return 0;
+    memset(k, 0, sizeof k);
+    memcpy(k, name + 3, l - 3);
+    return cas__buf_add((cas__buf *)ctx, k, CAS_KEY_BUF);
+}
+
 CASDEF int cas_store_flows(cas_store *s, char **names, size_t *count, char *err, size_t errcap) {
-    cas__buf b;
-    DIR *d;
-    struct dirent *de;
-    int fd;
-    size_t n = 0;
+    cas__buf all, b;
+    const cas_backend *be;
+    char msg[CAS__MSG] = "", dir[300];
+    const char *f;
+    size_t i;
+    int rc;
     if (!s || !names || !count) return cas__serr(err, errcap, CAS_E_ARG, "invalid argument");
     *names = NULL, *count = 0;
-    memset(&b, 0, sizeof b);
-    b.a = &s->alloc;
-    if ((fd = openat(s->rootfd, ".", CAS__DIR_FLAGS)) < 0 || !(d = fdopendir(fd))) {
-        if (fd >= 0) close(fd);
-        return cas__serr(err, errcap, CAS_E_IO, "Cannot list '%s': %s", s->root, strerror(errno));
+    be = &s->be->b;
+    memset(&all, 0, sizeof all), memset(&b, 0, sizeof b);
+    all.a = b.a = &s->alloc;
+    if ((rc = be->list(be->user, "", 0, cas__list_folders, &all, msg, sizeof msg)) < 0 && rc != CAS_E_NOTFOUND) {
+        cas__free(&s->alloc, all.p);
+        return cas__serr(err, errcap, rc, "Cannot list '%s': %s", s->root, CAS__WHY(rc, msg));
     }
-    while ((de = readdir(d)) != NULL) {
-        int ffd;
-        if (cas_name_check(de->d_name) < 0 || !cas__is_dir_at(s->rootfd, de->d_name)) continue;
-        if ((ffd = openat(s->rootfd, de->d_name, CAS__DIR_FLAGS)) < 0) continue;
-        if (cas__is_dir_at(ffd, "data")) {
-            if (cas__buf_add(&b, de->d_name, strlen(de->d_name) + 1) < 0) {
-                close(ffd);
-                closedir(d);
-                cas__free(&s->alloc, b.p);
-                return cas__serr(err, errcap, CAS_E_NOMEM, "out of memory");
-            }
-            n++;
+    for (i = 0, f = all.p; i < all.count; i++, f += strlen(f) + 1) { /* a flow is a folder with a data folder */
+        snprintf(dir, sizeof dir, "%s/data", f);
+        if (be->list(be->user, dir, 0, cas__list_any, NULL, msg, sizeof msg) < 0) continue;
+        if (cas__buf_add(&b, f, strlen(f) + 1) < 0) {
+            cas__free(&s->alloc, all.p);
+            cas__free(&s->alloc, b.p);
+            return cas__serr(err, errcap, CAS_E_NOMEM, "out of memory");
         }
-        close(ffd);
     }
-    closedir(d);
-    *names = b.p, *count = n;
+    cas__free(&s->alloc, all.p);
+    *names = b.p, *count = b.count;
     return CAS_OK;
 }
 
 CASDEF int cas_store_keys(cas_store *s, const char *flow, char **keys, size_t *count, char *err, size_t errcap) {
     cas__buf b;
-    DIR *d, *sd;
-    struct dirent *de, *se;
-    int datafd, dummy, fd;
-    size_t n = 0;
+    char dir[300], msg[CAS__MSG] = "";
+    int rc;
     if (!s || !keys || !count) return cas__serr(err, errcap, CAS_E_ARG, "invalid argument");
     *keys = NULL, *count = 0;
     if (cas_name_check(flow) < 0) return cas__serr(err, errcap, CAS_E_NAME, "Invalid flow name '%.300s'", flow ? flow : "");
     memset(&b, 0, sizeof b);
     b.a = &s->alloc;
-    if (cas__dirs(s, flow, NULL, 0, &datafd, &dummy) < 0)
-        return cas__serr(err, errcap, errno == ENOENT ? CAS_E_NOTFOUND : CAS_E_IO, "Cannot open '%s/data': %s",
-                         flow, cas__errno_text(errno));
-    if (!(d = fdopendir(datafd))) {
-        close(datafd);
-        return cas__serr(err, errcap, CAS_E_IO, "Cannot list '%s/data': %s", flow, strerror(errno));
+    snprintf(dir, sizeof dir, "%s/data", flow);
+    if ((rc = s->be->b.list(s->be->b.user, dir, 1, cas__list_keys, &b, msg, sizeof msg)) < 0) {
+        cas__free(&s->alloc, b.p);
+        return cas__serr(err, errcap, rc, "Cannot open '%s/data': %s", flow, CAS__WHY(rc, msg));
     }
-    while ((de = readdir(d)) != NULL) {
-        const char *ab = de->d_name;
-        if (strlen(ab) != 2 || !strchr("0123456789abcdef", ab[0]) || !strchr("0123456789abcdef", ab[1])) continue;
-        if ((fd = openat(dirfd(d), ab, CAS__DIR_FLAGS)) < 0) continue;
-        if (!(sd = fdopendir(fd))) {
-            close(fd);
-            continue;
-        }
-        while ((se = readdir(sd)) != NULL) {
-            size_t l = strlen(se->d_name);
-            char k[CAS_KEY_BUF];
-            struct stat st;
-            if (cas_key_check(se->d_name, l, NULL) < 0 || memcmp(se->d_name, ab, 2)) continue;
-            if (fstatat(dirfd(sd), se->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode)) continue;
-            memset(k, 0, sizeof k);
-            memcpy(k, se->d_name, l);
-            if (cas__buf_add(&b, k, CAS_KEY_BUF) < 0) {
-                closedir(sd);
-                closedir(d);
-                cas__free(&s->alloc, b.p);
-                return cas__serr(err, errcap, CAS_E_NOMEM, "out of memory");
-            }
-            n++;
-        }
-        closedir(sd);
-    }
-    closedir(d);
-    if (n) qsort(b.p, n, CAS_KEY_BUF, cas__strcmp_qsort);
-    *keys = b.p, *count = n;
+    if (b.count) qsort(b.p, b.count, CAS_KEY_BUF, cas__strcmp_qsort);
+    *keys = b.p, *count = b.count;
     return CAS_OK;
 }
 
-/* ".<base>.cas-tmp-<pid>-..." : the writer's pid, or 0 if the name is not ours. */
-static long cas__tmp_pid(const char *name) {
-    const char *t;
-    if (name[0] != '.' || !(t = strstr(name, CAS__TMP_TAG))) return 0;
-    return strtol(t + strlen(CAS__TMP_TAG), NULL, 10);
-}
-
 CASDEF int cas_store_gc(cas_store *s, uint64_t *removed, char *err, size_t errcap) {
-    char *flows = NULL;
-    size_t nf = 0, i;
-    const char *f;
+    char msg[CAS__MSG] = "";
     uint64_t gone = 0;
     int rc;
     if (removed) *removed = 0;
-    if ((rc = cas_store_flows(s, &flows, &nf, err, errcap)) < 0) return rc;
-    for (i = 0, f = flows; i < nf; i++, f += strlen(f) + 1) {
-        int datafd, dummy;
-        DIR *d;
-        struct dirent *de;
-        time_t now = time(NULL);
-        if (cas__dirs(s, f, NULL, 0, &datafd, &dummy) < 0) continue;
-        if (!(d = fdopendir(datafd))) {
-            close(datafd);
-            continue;
-        }
-        while ((de = readdir(d)) != NULL) {
-            long pid = cas__tmp_pid(de->d_name);
-            struct stat st;
-            int dead;
-            if (pid <= 0 || fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode))
-                continue;
-            /* a live writer's temp stays, unless it is an hour old (another host's, or stuck) */
-            dead = (pid != (long)getpid() && kill((pid_t)pid, 0) < 0 && errno == ESRCH) || now - st.st_mtime > 3600;
-            if (dead && unlinkat(dirfd(d), de->d_name, 0) == 0) gone++;
-        }
-        closedir(d);
-    }
-    cas__free(&s->alloc, flows);
+    if (!s) return cas__serr(err, errcap, CAS_E_ARG, "invalid argument");
+    if (!s->be->b.gc) return CAS_OK;
+    if ((rc = s->be->b.gc(s->be->b.user, &gone, msg, sizeof msg)) < 0)
+        return cas__serr(err, errcap, rc, "Cannot clean up '%s': %s", s->root, msg);
     if (removed) *removed = gone;
     return CAS_OK;
 }
@@ -4522,10 +5087,29 @@ typedef struct cas__batch {
     int first_rc;
     char *err;
     size_t errcap;
+    cas__mutex mu;
+    /* get through the backend's fetch: fetched blobs wait in a queue for the decoders */
 #ifndef CAS_NO_THREADS
-    pthread_mutex_t mu;
+    pthread_cond_t cv;
 #endif
+    size_t *queue, qhead, qtail, *fidx, nfetch;
+    unsigned char **raw;
+    size_t *rawlen;
+    char **meta;
+    size_t *metalen;
+    int fetching;
 } cas__batch;
+
+static void cas__batch_fail(cas__batch *b, size_t i, int rc, const char *msg) {
+    if (b->status) b->status[i] = rc;
+    if (rc >= 0) return;
+    cas__mu_lock(&b->mu);
+    if (!b->first_rc) {
+        b->first_rc = rc;
+        cas__serr(b->err, b->errcap, rc, "%s", msg);
+    }
+    cas__mu_unlock(&b->mu);
+}
 
 static void *cas__batch_worker(void *arg) {
     cas__batch *b = (cas__batch *)arg;
@@ -4533,13 +5117,9 @@ static void *cas__batch_worker(void *arg) {
     for (;;) {
         size_t i;
         int rc;
-#ifndef CAS_NO_THREADS
-        pthread_mutex_lock(&b->mu);
-#endif
+        cas__mu_lock(&b->mu);
         i = b->next++;
-#ifndef CAS_NO_THREADS
-        pthread_mutex_unlock(&b->mu);
-#endif
+        cas__mu_unlock(&b->mu);
         if (i >= b->count) break;
         msg[0] = 0;
         if (b->put)
@@ -4547,43 +5127,33 @@ static void *cas__batch_worker(void *arg) {
                                 msg, sizeof msg, 1);
         else
             rc = cas_store_get(b->s, b->flow, b->gkeys[i], &b->outs[i], &b->lens[i], msg, sizeof msg);
-        if (b->status) b->status[i] = rc;
-        if (rc < 0) {
-#ifndef CAS_NO_THREADS
-            pthread_mutex_lock(&b->mu);
-#endif
-            if (!b->first_rc) {
-                b->first_rc = rc;
-                cas__serr(b->err, b->errcap, rc, "%s", msg);
-            }
-#ifndef CAS_NO_THREADS
-            pthread_mutex_unlock(&b->mu);
-#endif
-        }
+        cas__batch_fail(b, i, rc, msg);
     }
     return NULL;
 }
 
-static int cas__batch_run(cas__batch *b, int threads) {
-    int started = 0;
+/* Runs fn on the caller's thread and threads - 1 more; threads <= 0 means 2. */
+static void cas__batch_threads(cas__batch *b, int threads, void *(*fn)(void *)) {
 #ifndef CAS_NO_THREADS
     pthread_t th[16];
-    int i;
+    int i, started = 0;
     if (threads <= 0) threads = 2;
     if (threads > 16) threads = 16;
-    if ((size_t)threads > b->count) threads = (int)b->count;
-    if (pthread_mutex_init(&b->mu, NULL) != 0) threads = 1;
-    else
-        for (i = 1; i < threads; i++) /* the caller's thread is the first worker */
-            if (pthread_create(&th[started], NULL, cas__batch_worker, b) == 0) started++;
-    cas__batch_worker(b);
+    for (i = 1; i < threads; i++) /* the caller's thread is the first worker */
+        if (pthread_create(&th[started], NULL, fn, b) == 0) started++;
+    fn(b);
     for (i = 0; i < started; i++) pthread_join(th[i], NULL);
-    if (threads > 1 || started) pthread_mutex_destroy(&b->mu);
 #else
     (void)threads;
-    (void)started;
-    cas__batch_worker(b);
+    fn(b);
 #endif
+}
+
+static int cas__batch_run(cas__batch *b, int threads) {
+    if ((size_t)(threads <= 0 ? 2 : threads) > b->count) threads = (int)(b->count ? b->count : 1);
+    if (cas__mu_init(&b->mu) < 0) threads = 1;
+    cas__batch_threads(b, threads, cas__batch_worker);
+    cas__mu_destroy(&b->mu);
     return b->first_rc;
 }
 
@@ -4595,7 +5165,174 @@ CASDEF int cas_store_put_batch(cas_store *s, const char *flow, size_t count, con
     memset(&b, 0, sizeof b);
     b.s = s, b.flow = flow, b.count = count, b.put = 1, b.format = format;
     b.data = data, b.sizes = sizes, b.keys = keys, b.status = status, b.err = err, b.errcap = errcap;
+    if (threads <= 0 && (s->be->b.flags & CAS_BACKEND_REMOTE)) threads = 16; /* latency-bound: more in flight */
     return cas__batch_run(&b, threads);
+}
+
+static void *cas__batch_decoder(void *arg);
+
+/* fetch's callback, on the fetching thread: queue the blob for the decoders. */
+static void cas__batch_fetched(void *ctx, size_t j, int status, const char *msg, const char *meta, size_t ml,
+                               void *data, size_t len) {
+    cas__batch *b = (cas__batch *)ctx;
+    char bname[512], text[600];
+    size_t i;
+    if (j >= b->nfetch) {
+        cas__free(&b->s->alloc, data);
+        return;
+    }
+    i = b->fidx[j];
+    cas_store_blob_name(b->flow, b->gkeys[i], bname, sizeof bname);
+    if (status < 0) {
+        if (status == CAS_E_NOTFOUND) snprintf(text, sizeof text, "No blob '%s' in '%s'", bname, b->s->root);
+        else snprintf(text, sizeof text, "Cannot open '%s': %s", bname, msg ? msg : "");
+        cas__free(&b->s->alloc, data);
+        cas__batch_fail(b, i, status, text);
+        return;
+    }
+    if (meta && !(b->meta[i] = (char *)cas__alloc(&b->s->alloc, ml + 1))) {
+        cas__free(&b->s->alloc, data);
+        snprintf(text, sizeof text, "Cannot read '%s': %s", bname, strerror(ENOMEM));
+        cas__batch_fail(b, i, CAS_E_NOMEM, text);
+        return;
+    }
+    if (meta) memcpy(b->meta[i], meta, ml), b->meta[i][ml] = 0, b->metalen[i] = ml;
+    b->raw[i] = (unsigned char *)data, b->rawlen[i] = len;
+    cas__mu_lock(&b->mu);
+    b->queue[b->qtail++] = i;
+#ifndef CAS_NO_THREADS
+    pthread_cond_signal(&b->cv);
+#endif
+    cas__mu_unlock(&b->mu);
+#ifdef CAS_NO_THREADS
+    cas__batch_decoder(b);
+#endif
+}
+
+/* Decodes queued blobs until the fetch is over and the queue is empty. */
+static void *cas__batch_decoder(void *arg) {
+    cas__batch *b = (cas__batch *)arg;
+    char msg[512], bname[512];
+    for (;;) {
+        size_t i;
+        int rc;
+        cas__mu_lock(&b->mu);
+#ifndef CAS_NO_THREADS
+        while (b->qhead == b->qtail && b->fetching) pthread_cond_wait(&b->cv, &b->mu);
+#endif
+        if (b->qhead == b->qtail) {
+            cas__mu_unlock(&b->mu);
+            break;
+        }
+        i = b->queue[b->qhead++];
+        cas__mu_unlock(&b->mu);
+        cas_store_blob_name(b->flow, b->gkeys[i], bname, sizeof bname);
+        msg[0] = 0;
+        rc = cas__decode_blob(b->s, bname, b->gkeys[i], b->meta[i], b->metalen[i], b->raw[i], b->rawlen[i],
+                              &b->outs[i], &b->lens[i], msg, sizeof msg);
+        cas__free(&b->s->alloc, b->raw[i]);
+        cas__free(&b->s->alloc, b->meta[i]);
+        b->raw[i] = NULL, b->meta[i] = NULL;
+        cas__batch_fail(b, i, rc, msg);
+    }
+    return NULL;
+}
+
+/* A batch get over the backend's fetch: the caller's thread runs the requests
+ * (many in flight), `threads` decoder threads decode what arrives. */
+static int cas__batch_fetch(cas__batch *b, int threads) {
+    cas_store *s = b->s;
+    const cas_allocator *a = &s->alloc;
+    const cas_backend *be = &s->be->b;
+    char **names = NULL, msg[CAS__MSG] = "", bname[512];
+    size_t i, n = b->count;
+    int rc = CAS_OK;
+#ifndef CAS_NO_THREADS
+    pthread_t th[16];
+    int k, started = 0, cv = 0;
+#endif
+    if (cas__mu_init(&b->mu) < 0) return cas__serr(b->err, b->errcap, CAS_E_NOMEM, "cannot create a mutex");
+    b->queue = (size_t *)cas__calloc(a, (n + 1) * sizeof *b->queue);
+    b->fidx = (size_t *)cas__calloc(a, (n + 1) * sizeof *b->fidx);
+    b->raw = (unsigned char **)cas__calloc(a, (n + 1) * sizeof *b->raw);
+    b->rawlen = (size_t *)cas__calloc(a, (n + 1) * sizeof *b->rawlen);
+    b->meta = (char **)cas__calloc(a, (n + 1) * sizeof *b->meta);
+    b->metalen = (size_t *)cas__calloc(a, (n + 1) * sizeof *b->metalen);
+    names = (char **)cas__calloc(a, (n + 1) * sizeof *names);
+    if (!b->queue || !b->fidx || !b->raw || !b->rawlen || !b->meta || !b->metalen || !names) {
+        rc = cas__serr(b->err, b->errcap, CAS_E_NOMEM, "out of memory");
+        goto out;
+    }
+    for (i = 0; i < n; i++) { /* invalid items fail as cas_store_get fails them; the rest are fetched */
+        const char *key = b->gkeys[i];
+        if (cas_name_check(b->flow) < 0) {
+            snprintf(msg, sizeof msg, "Invalid flow name '%.300s'", b->flow ? b->flow : "");
+            cas__batch_fail(b, i, CAS_E_NAME, msg);
+        } else if (!cas__key_ok(key)) {
+            snprintf(msg, sizeof msg, "Invalid key '%.100s'", key ? key : "");
+            cas__batch_fail(b, i, CAS_E_KEY, msg);
+        } else {
+            size_t l;
+            cas_store_blob_name(b->flow, key, bname, sizeof bname);
+            l = strlen(bname) + 1;
+            if (!(names[b->nfetch] = (char *)cas__alloc(a, l))) {
+                rc = cas__serr(b->err, b->errcap, CAS_E_NOMEM, "out of memory");
+                goto out;
+            }
+            memcpy(names[b->nfetch], bname, l);
+            b->fidx[b->nfetch++] = i;
+        }
+    }
+    if (!b->nfetch) goto out;
+    b->fetching = 1;
+#ifndef CAS_NO_THREADS
+    if (pthread_cond_init(&b->cv, NULL) != 0) {
+        rc = cas__serr(b->err, b->errcap, CAS_E_NOMEM, "cannot create a condition variable");
+        goto out;
+    }
+    cv = 1;
+    if (threads <= 0) threads = 2;
+    if (threads > 16) threads = 16;
+    for (k = 0; k < threads; k++)
+        if (pthread_create(&th[started], NULL, cas__batch_decoder, b) == 0) started++;
+#else
+    (void)threads;
+#endif
+    msg[0] = 0;
+    rc = be->fetch(be->user, b->nfetch, (const char *const *)names, a, cas__batch_fetched, b, msg, sizeof msg);
+    cas__mu_lock(&b->mu);
+    b->fetching = 0;
+    if (rc < 0 && !b->first_rc) { /* every object was reported; this is the fetch's own failure */
+        b->first_rc = rc;
+        cas__serr(b->err, b->errcap, rc, "Cannot read from '%s': %s", s->root, msg);
+    }
+#ifndef CAS_NO_THREADS
+    pthread_cond_broadcast(&b->cv);
+#endif
+    cas__mu_unlock(&b->mu);
+#ifndef CAS_NO_THREADS
+    if (!started) cas__batch_decoder(b);
+    for (k = 0; k < started; k++) pthread_join(th[k], NULL);
+#endif
+    rc = CAS_OK;
+out:
+#ifndef CAS_NO_THREADS
+    if (cv) pthread_cond_destroy(&b->cv);
+#endif
+    for (i = 0; i < n; i++) {
+        if (names) cas__free(a, names[i]);
+        if (b->raw) cas__free(a, b->raw[i]);
+        if (b->meta) cas__free(a, b->meta[i]);
+    }
+    cas__free(a, names);
+    cas__free(a, b->queue);
+    cas__free(a, b->fidx);
+    cas__free(a, b->raw);
+    cas__free(a, b->rawlen);
+    cas__free(a, b->meta);
+    cas__free(a, b->metalen);
+    cas__mu_destroy(&b->mu);
+    return rc < 0 ? rc : b->first_rc;
 }
 
 CASDEF int cas_store_get_batch(cas_store *s, const char *flow, size_t count, const char *const *keys, void **outs,
@@ -4607,10 +5344,11 @@ CASDEF int cas_store_get_batch(cas_store *s, const char *flow, size_t count, con
     memset(&b, 0, sizeof b);
     b.s = s, b.flow = flow, b.count = count, b.put = 0;
     b.gkeys = keys, b.outs = outs, b.lens = lens, b.status = status, b.err = err, b.errcap = errcap;
+    if (s->be->b.fetch && count) return cas__batch_fetch(&b, threads);
     return cas__batch_run(&b, threads);
 }
 
-/* ---- tasks ---- */
+/* ---- tasks: parsing (bytes in hand) ---- */
 
 typedef struct cas__art {
     const char *name, *key, *encoding, *type;
@@ -4685,87 +5423,69 @@ static size_t cas__dedupe_arts(cas__art *a, size_t m, size_t *scratch) {
     return n;
 }
 
-CASDEF int cas_task_open(cas_store *s, const char *pathspec, cas_task **out, char *err, size_t errcap) {
+CASDEF int cas_task_pick_attempt(const char *names, size_t count) {
+    int i, attempt = -1;
+    /* Metaflow's rule: attempts 0..5, the last of the consecutive run of N.attempt.json */
+    for (i = 0; i < 6; i++) {
+        char want[32];
+        const char *p = names;
+        size_t k;
+        int found = 0;
+        snprintf(want, sizeof want, "%d.attempt.json", i);
+        for (k = 0; k < count && !found; k++, p += strlen(p) + 1) found = !strcmp(p, want);
+        if (found) attempt = i;
+        else if (attempt >= 0) break;
+    }
+    if (attempt >= 0) { /* and it finished */
+        char want[32];
+        const char *p = names;
+        size_t k;
+        snprintf(want, sizeof want, "%d.DONE.lock", attempt);
+        for (k = 0; k < count; k++, p += strlen(p) + 1)
+            if (!strcmp(p, want)) return attempt;
+        return -1;
+    }
+    return attempt;
+}
+
+CASDEF int cas_task_parse(cas_task **out, const char *pathspec, int attempt, const void *data_json, size_t tlen,
+                          const cas_allocator *alloc, char *err, size_t errcap) {
     char parts[4][256], fname[32];
-    int fd = -1, tfd, attempt = -1, i, e, rc;
-    unsigned char *text = NULL;
-    size_t tlen = 0;
+    const char *text = (const char *)data_json;
     cas__json j;
     cas_task *t;
     size_t objs, info, k, m, arena_size, left, ti, *toks = NULL;
     char *ap;
+    int rc;
     if (!out) return cas__serr(err, errcap, CAS_E_ARG, "invalid argument");
     *out = NULL;
-    if (!s) return cas__serr(err, errcap, CAS_E_ARG, "invalid argument");
+    if (!data_json && tlen) return cas__serr(err, errcap, CAS_E_ARG, "invalid argument");
     if (cas__split(pathspec, parts, 4) < 0)
         return cas__serr(err, errcap, CAS_E_NAME, "Invalid pathspec '%.300s': expected Flow/run/step/task",
                          pathspec ? pathspec : "");
-    tfd = s->rootfd;
-    for (i = 0; i < 4; i++) {
-        int nfd = openat(tfd, parts[i], CAS__DIR_FLAGS);
-        e = errno;
-        if (i) close(tfd);
-        if (nfd < 0)
-            return cas__serr(err, errcap, e == ENOENT ? CAS_E_NOTFOUND : CAS_E_IO, "Cannot open task '%s': %s",
-                             pathspec, e == ENOENT ? "no such task in this datastore" : cas__errno_text(e));
-        tfd = nfd;
-    }
-    /* Metaflow's rule: attempts 0..5, the last of the consecutive run of N.attempt.json */
-    for (i = 0; i < 6; i++) {
-        struct stat st;
-        snprintf(fname, sizeof fname, "%d.attempt.json", i);
-        if (fstatat(tfd, fname, &st, AT_SYMLINK_NOFOLLOW) == 0) attempt = i;
-        else if (attempt >= 0) break;
-    }
-    if (attempt >= 0) {
-        struct stat st;
-        snprintf(fname, sizeof fname, "%d.DONE.lock", attempt);
-        if (fstatat(tfd, fname, &st, AT_SYMLINK_NOFOLLOW) < 0) attempt = -1;
-    }
-    if (attempt < 0) {
-        close(tfd);
-        return cas__serr(err, errcap, CAS_E_NOTFOUND, "No completed attempts of the task was found for task '%s'",
-                         pathspec);
-    }
     snprintf(fname, sizeof fname, "%d.data.json", attempt);
-    fd = openat(tfd, fname, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-    e = errno;
-    close(tfd);
-    if (fd < 0)
-        return cas__serr(err, errcap, e == ENOENT ? CAS_E_NOTFOUND : CAS_E_IO, "Cannot open '%s/%s': %s", pathspec,
-                         fname, cas__errno_text(e));
-    e = cas__read_all(fd, &s->alloc, CAS__JSON_FILE_MAX, &text, &tlen);
-    close(fd);
-    if (e)
-        return cas__serr(err, errcap, e == ENOMEM ? CAS_E_NOMEM : CAS_E_IO, "Cannot read '%s/%s': %s", pathspec,
-                         fname, e == EFBIG ? "over 256 MiB" : strerror(e));
-    rc = cas__json_parse(&j, (const char *)text, tlen, &s->alloc);
+    rc = cas__json_parse(&j, text ? text : "", tlen, alloc);
     if (rc < 0 || j.t[0].type != CAS__J_OBJ) {
         rc = cas__serr(err, errcap, rc == CAS_E_NOMEM ? rc : CAS_E_JSON, "Malformed '%s/%s': %s", pathspec, fname,
                        rc < 0 ? j.err : "not a JSON object");
         cas__json_free(&j);
-        cas__free(&s->alloc, text);
         return rc;
     }
     objs = cas__json_get(&j, 0, "objects");
     info = cas__json_get(&j, 0, "info");
     if (!objs || j.t[objs].type != CAS__J_OBJ) {
         cas__json_free(&j);
-        cas__free(&s->alloc, text);
         return cas__serr(err, errcap, CAS_E_JSON, "Malformed '%s/%s': no \"objects\" map", pathspec, fname);
     }
     if (info && j.t[info].type != CAS__J_OBJ) info = 0; /* not a map: as if absent */
     m = j.t[objs].count;
-    t = (cas_task *)cas__calloc(&s->alloc, sizeof *t);
+    t = (cas_task *)cas__calloc(alloc, sizeof *t);
     if (t) {
-        cas__copy_allocator(&t->alloc, &s->alloc);
-        t->arts = (cas__art *)cas__calloc(&s->alloc, (m + 1) * sizeof *t->arts);
-        toks = (size_t *)cas__alloc(&s->alloc, (m + 1) * 4 * sizeof *toks);
+        cas__copy_allocator(&t->alloc, alloc);
+        t->arts = (cas__art *)cas__calloc(alloc, (m + 1) * sizeof *t->arts);
+        toks = (size_t *)cas__alloc(alloc, (m + 1) * 4 * sizeof *toks);
     }
-    if (!t || !t->arts || !toks) {
-        rc = CAS_E_NOMEM;
-        goto fail;
-    }
+    if (!t || !t->arts || !toks) goto fail;
     /* pass 1: the tokens of each artifact (name, key, encoding, type) and the
      * arena they need: a decoded string is never longer than its JSON text */
     arena_size = 1;
@@ -4788,10 +5508,7 @@ CASDEF int cas_task_open(cas_store *s, const char *pathspec, cas_task **out, cha
         }
         ti = j.t[vt].next;
     }
-    if (!(t->arena = (char *)cas__alloc(&s->alloc, arena_size))) {
-        rc = CAS_E_NOMEM;
-        goto fail;
-    }
+    if (!(t->arena = (char *)cas__alloc(alloc, arena_size))) goto fail;
     t->attempt = attempt;
     snprintf(t->flow, sizeof t->flow, "%s", parts[0]);
     ap = t->arena, left = arena_size;
@@ -4805,17 +5522,63 @@ CASDEF int cas_task_open(cas_store *s, const char *pathspec, cas_task **out, cha
         a->type = cas__arena_str(&j, tk[3], &ap, &left);
     }
     t->count = cas__dedupe_arts(t->arts, m, toks);
-    cas__free(&s->alloc, toks);
+    cas__free(alloc, toks);
     cas__json_free(&j);
-    cas__free(&s->alloc, text);
     *out = t;
     return CAS_OK;
 fail:
-    cas__free(&s->alloc, toks);
+    cas__free(alloc, toks);
     cas_task_close(t);
     cas__json_free(&j);
+    return cas__serr(err, errcap, CAS_E_NOMEM, "out of memory");
+}
+
+/* ---- tasks: over a store ---- */
+
+static int cas__list_names(void *ctx, const char *name, int kind, uint64_t size, int64_t mtime) {
+    (void)kind, (void)size, (void)mtime;
+    return cas__buf_add((cas__buf *)ctx, name, strlen(name) + 1);
+}
+
+CASDEF int cas_task_open(cas_store *s, const char *pathspec, cas_task **out, char *err, size_t errcap) {
+    char parts[4][256], name[1100], msg[CAS__MSG] = "";
+    const cas_backend *b;
+    cas__buf names;
+    cas_object_info info;
+    unsigned char *text = NULL;
+    size_t tlen = 0;
+    void *obj;
+    int attempt, rc;
+    if (!out) return cas__serr(err, errcap, CAS_E_ARG, "invalid argument");
+    *out = NULL;
+    if (!s) return cas__serr(err, errcap, CAS_E_ARG, "invalid argument");
+    if (cas__split(pathspec, parts, 4) < 0)
+        return cas__serr(err, errcap, CAS_E_NAME, "Invalid pathspec '%.300s': expected Flow/run/step/task",
+                         pathspec ? pathspec : "");
+    b = &s->be->b;
+    memset(&names, 0, sizeof names);
+    names.a = &s->alloc;
+    if ((rc = b->list(b->user, pathspec, 0, cas__list_names, &names, msg, sizeof msg)) < 0) {
+        cas__free(&s->alloc, names.p);
+        return cas__serr(err, errcap, rc, "Cannot open task '%s': %s", pathspec,
+                         rc == CAS_E_NOTFOUND ? "no such task in this datastore" : CAS__WHY(rc, msg));
+    }
+    attempt = cas_task_pick_attempt(names.p ? names.p : "", names.count);
+    cas__free(&s->alloc, names.p);
+    if (attempt < 0)
+        return cas__serr(err, errcap, CAS_E_NOTFOUND, "No completed attempts of the task was found for task '%s'",
+                         pathspec);
+    snprintf(name, sizeof name, "%s/%d.data.json", pathspec, attempt);
+    if ((rc = b->open(b->user, name, 0, &obj, &info, msg, sizeof msg)) < 0)
+        return cas__serr(err, errcap, rc, "Cannot open '%s': %s", name, msg);
+    rc = cas__slurp(b, obj, info.size, &s->alloc, CAS__JSON_FILE_MAX, &text, &tlen, msg, sizeof msg);
+    b->close(b->user, obj);
+    if (rc < 0)
+        return cas__serr(err, errcap, rc == CAS_E_LIMIT ? CAS_E_IO : rc, "Cannot read '%s': %s", name,
+                         rc == CAS_E_LIMIT ? "over 256 MiB" : msg);
+    rc = cas_task_parse(out, pathspec, attempt, text, tlen, &s->alloc, err, errcap);
     cas__free(&s->alloc, text);
-    return cas__serr(err, errcap, rc, "out of memory");
+    return rc;
 }
 
 CASDEF int cas_task_attempt(const cas_task *t) { return t ? t->attempt : -1; }
@@ -4844,6 +5607,118 @@ CASDEF int cas_task_find(const cas_task *t, const char *name, size_t *index) {
             return CAS_OK;
         }
     return CAS_E_NOTFOUND;
+}
+
+/* ---- Metaflow's configuration ---- */
+
+/* The value of "METAFLOW_<name>" in a config.json, if the file has one. */
+static int cas__config_file(const char *path, const char *key, char *buf, size_t cap) {
+    int fd = open(path, O_RDONLY | O_CLOEXEC), rc = CAS_E_NOTFOUND;
+    unsigned char *text = NULL;
+    size_t n = 0, tok;
+    cas__json j;
+    if (fd < 0) return CAS_E_NOTFOUND;
+    if (cas__read_all(fd, NULL, (size_t)1 << 20, &text, &n) != 0) {
+        close(fd);
+        return CAS_E_NOTFOUND;
+    }
+    close(fd);
+    if (cas__json_parse(&j, (const char *)text, n, NULL) == CAS_OK && j.t[0].type == CAS__J_OBJ &&
+        (tok = cas__json_get(&j, 0, key)) != 0) {
+        if (j.t[tok].type == CAS__J_STR) {
+            rc = cas__json_str(&j, tok, buf, cap) == (size_t)-1 ? CAS_NEED_OUTPUT : CAS_OK;
+        } else if (j.t[tok].type != CAS__J_NULL) { /* numbers and booleans as their JSON text */
+            size_t l = j.t[tok].end - j.t[tok].start;
+            if (l + 1 > cap) rc = CAS_NEED_OUTPUT;
+            else memcpy(buf, j.s + j.t[tok].start, l), buf[l] = 0, rc = CAS_OK;
+        }
+    }
+    cas__json_free(&j);
+    cas__free(NULL, text);
+    return rc;
+}
+
+/* The nearest `.metaflow` folder above the working directory (Metaflow's walk). */
+static int cas__find_dot_metaflow(char *buf, size_t cap) {
+    char cwd[4096];
+    struct stat st;
+    size_t l;
+    if (!getcwd(cwd, sizeof cwd)) return CAS_E_NOTFOUND;
+    for (;;) {
+        l = strlen(cwd);
+        snprintf(buf, cap, "%s/.metaflow", l == 1 ? "" : cwd);
+        if (strlen(buf) + 1 < cap && stat(buf, &st) == 0 && S_ISDIR(st.st_mode)) return CAS_OK;
+        if (l <= 1) return CAS_E_NOTFOUND;
+        while (l > 1 && cwd[l - 1] != '/') l--;
+        cwd[l > 1 ? l - 1 : 1] = 0;
+    }
+}
+
+CASDEF int cas_metaflow_config(const char *name, char *buf, size_t cap) {
+    char key[300], path[4200];
+    const char *v, *home, *profile;
+    int rc;
+    if (!name || !buf || !cap || strlen(name) > 200) return CAS_E_ARG;
+    snprintf(key, sizeof key, "METAFLOW_%s", name);
+    if ((v = getenv(key)) != NULL) {
+        if (strlen(v) + 1 > cap) return CAS_NEED_OUTPUT;
+        memcpy(buf, v, strlen(v) + 1);
+        return CAS_OK;
+    }
+    if (cas__find_dot_metaflow(path, sizeof path - 16) == CAS_OK) { /* the local config */
+        strcat(path, "/config.json");
+        if ((rc = cas__config_file(path, key, buf, cap)) != CAS_E_NOTFOUND) return rc;
+    }
+    home = getenv("METAFLOW_HOME");
+    profile = getenv("METAFLOW_PROFILE");
+    if (home && home[0]) snprintf(path, sizeof path, "%s", home);
+    else if ((v = getenv("HOME")) != NULL) snprintf(path, sizeof path, "%s/.metaflowconfig", v);
+    else return CAS_E_NOTFOUND;
+    if (path[0] == '~' && (v = getenv("HOME")) != NULL) { /* os.path.expanduser */
+        char tmp[4200];
+        snprintf(tmp, sizeof tmp, "%s%s", v, path + 1);
+        snprintf(path, sizeof path, "%s", tmp);
+    }
+    if (profile && profile[0]) snprintf(path + strlen(path), sizeof path - strlen(path), "/config_%s.json", profile);
+    else snprintf(path + strlen(path), sizeof path - strlen(path), "/config.json");
+    return cas__config_file(path, key, buf, cap);
+}
+
+CASDEF int cas_store_default_root(char *buf, size_t cap, char *err, size_t errcap) {
+    char ds[64], sys[4096];
+    int rc;
+    if (!buf || !cap) return cas__serr(err, errcap, CAS_E_ARG, "invalid argument");
+    buf[0] = 0;
+    if (cas_metaflow_config("DEFAULT_DATASTORE", ds, sizeof ds) != CAS_OK) snprintf(ds, sizeof ds, "local");
+    if (!strcmp(ds, "s3") || !strcmp(ds, "azure") || !strcmp(ds, "gs")) {
+        const char *var = !strcmp(ds, "s3") ? "DATASTORE_SYSROOT_S3"
+                          : !strcmp(ds, "azure") ? "DATASTORE_SYSROOT_AZURE" : "DATASTORE_SYSROOT_GS";
+        rc = cas_metaflow_config(var, sys, sizeof sys);
+        if (rc != CAS_OK || !sys[0])
+            return cas__serr(err, errcap, CAS_E_NOTFOUND,
+                             "METAFLOW_DEFAULT_DATASTORE is '%s' but METAFLOW_%s is not set", ds, var);
+        if (!strcmp(ds, "azure") && !strstr(sys, "://")) { /* Metaflow's form: container/prefix */
+            if (strlen(sys) + 9 > cap) return cas__serr(err, errcap, CAS_NEED_OUTPUT, "root too long");
+            snprintf(buf, cap, "azure://%s", sys);
+            return CAS_OK;
+        }
+        if (strlen(sys) + 1 > cap) return cas__serr(err, errcap, CAS_NEED_OUTPUT, "root too long");
+        memcpy(buf, sys, strlen(sys) + 1);
+        return CAS_OK;
+    }
+    if (strcmp(ds, "local"))
+        return cas__serr(err, errcap, CAS_E_UNSUPPORTED, "METAFLOW_DEFAULT_DATASTORE is '%.40s', which cas.h does not "
+                         "know; pass a root", ds);
+    if (cas_metaflow_config("DATASTORE_SYSROOT_LOCAL", sys, sizeof sys - 16) == CAS_OK && sys[0]) {
+        if (strlen(sys) + 11 > cap) return cas__serr(err, errcap, CAS_NEED_OUTPUT, "root too long");
+        snprintf(buf, cap, "%s/.metaflow", sys);
+        return CAS_OK;
+    }
+    if (cas__find_dot_metaflow(buf, cap) == CAS_OK) return CAS_OK;
+    buf[0] = 0;
+    return cas__serr(err, errcap, CAS_E_NOTFOUND,
+                     "no datastore found: no .metaflow above the working directory and "
+                     "METAFLOW_DATASTORE_SYSROOT_LOCAL is not set");
 }
 
 #endif /* CAS_NO_STORE */

@@ -42,10 +42,12 @@ static int fi_fsync(int fd) {
 #include "../cas.h"
 #include "test.h"
 #include <time.h>
+#include <pthread.h>
 
 #include "test_core.c"
 #include "test_store.c"
 #include "test_faults.c"
+#include "test_backend.c"
 
 static int run_group(const test_case *t, size_t n, const char *filter, int *pass, int *fail) {
     size_t i;
@@ -93,6 +95,7 @@ int main(int argc, char **argv) {
     run_group(core_tests, sizeof core_tests / sizeof *core_tests, filter, &pass, &fail);
     run_group(store_tests, sizeof store_tests / sizeof *store_tests, filter, &pass, &fail);
     run_group(fault_tests, sizeof fault_tests / sizeof *fault_tests, filter, &pass, &fail);
+    run_group(backend_tests, sizeof backend_tests / sizeof *backend_tests, filter, &pass, &fail);
     printf("%d passed, %d failed\n", pass, fail);
     return fail ? 1 : 0;
 }

@@ -842,8 +842,13 @@ class _Handle(object):
 
 
 class Store(_Closing):
-    """A local Metaflow datastore root (the `.metaflow` directory), read and
-    written as Metaflow does: <root>/<Flow>/data/<ab>/<key> + <key>_meta.
+    """A Metaflow datastore root, read and written as Metaflow does: a local
+    `.metaflow` directory (<root>/<Flow>/data/<ab>/<key> + <key>_meta), or an
+    object store, "s3://bucket/prefix" (the same keys, the sidecar as the
+    object's user metadata). root=None takes the root Metaflow would use: its
+    configuration (METAFLOW_DEFAULT_DATASTORE, METAFLOW_DATASTORE_SYSROOT_S3 /
+    _LOCAL, from the environment or ~/.metaflowconfig), else the nearest
+    .metaflow above the working directory.
 
     version: what put() writes by default, 1 (gzip, every Metaflow reads it)
     or 2 (LZ4 frame, readers need Metaflow PR #3090 or cas.h); raw=True stores
@@ -851,14 +856,15 @@ class Store(_Closing):
     puts. limit: the most bytes a blob may decode to. Settings are fixed here;
     after that the store may be shared by any number of threads."""
 
-    def __init__(self, root, version=1, raw=False, verify=False, fsync=False, level=None, limit=0, strict=False,
+    def __init__(self, root=None, version=1, raw=False, verify=False, fsync=False, level=None, limit=0, strict=False,
                  lz4_block=None, algo=SHA1):
         self._h = None
         s = _c_void_p()
         err = _err_buf()
-        _check_store(_c.cas_store_open(_byref(s), _name(os.fspath(root), "root"), _ALLOC, err, _ERR_CAP), err)
+        croot = None if root is None else _name(os.fspath(root), "root")
+        _check_store(_c.cas_store_open(_byref(s), croot, _ALLOC, err, _ERR_CAP), err)
         self._h = _Handle(s, _c.cas_store_close, "Store")
-        self.root = os.fspath(root)
+        self.root = os.fspath(root) if root is not None else _c.cas_store_root(s).decode()
         settings = ((_PARAM_FORMAT, _format(version, raw)), (_PARAM_VERIFY, int(bool(verify))),
                     (_PARAM_FSYNC, int(bool(fsync))), (_PARAM_LEVEL, level), (_PARAM_LIMIT, limit or None),
                     (_PARAM_STRICT, int(bool(strict))), (_PARAM_LZ4_BLOCK, lz4_block), (_PARAM_HASH, algo))

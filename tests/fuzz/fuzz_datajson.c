@@ -1,11 +1,10 @@
-/* fuzz_datajson: a task's N.data.json, through cas_task_open, and the internal
- * JSON parser directly.
+/* fuzz_datajson: a task's N.data.json, through cas_task_parse (what
+ * cas_task_open runs on the bytes any backend hands it), the internal JSON
+ * parser directly, and the attempt rule.
  *
- * Input: the data.json bytes. A temporary store is made once per process,
- * <tmp>/F/1/s/1/ with 0.attempt.json and 0.DONE.lock; each input is written as
- * its 0.data.json, then:
+ * Input: the data.json bytes; no files are involved.
  *
- * - cas_task_open(store, "F/1/s/1"): fails with a message, or lists the names
+ * - cas_task_parse(&t, "F/1/s/1", 0, bytes): fails with a message, or lists the names
  *   of "objects" as Python's json.loads builds the dict (a repeated name keeps
  *   its first position and its last value), with NUL-terminated strings
  *   (name, key, encoding, type) decoded from the JSON, sizes >= -1;
@@ -19,49 +18,6 @@
  *   scalar inside a container; cas__json_get finds the last of duplicate keys.
  */
 #include "fuzz_common.h"
-
-static char root[64];
-static cas_store *store;
-
-static void rm_store(void) {
-    static const char *const files[] = {"F/1/s/1/0.data.json", "F/1/s/1/0.attempt.json", "F/1/s/1/0.DONE.lock",
-                                        "F/1/s/1", "F/1/s", "F/1", "F", ""};
-    char p[128];
-    int i;
-    if (store) cas_store_close(store), store = NULL;
-    for (i = 0; files[i][0]; i++) {
-        snprintf(p, sizeof p, "%s/%s", root, files[i]);
-        if (unlink(p) < 0) rmdir(p);
-    }
-    rmdir(root);
-}
-
-static void write_file(const char *rel, const void *p, size_t n) {
-    char path[128];
-    int fd;
-    snprintf(path, sizeof path, "%s/%s", root, rel);
-    fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    FUZZ_ASSERT(fd >= 0, "cannot create %s", path);
-    FUZZ_ASSERT(cas__write_all(fd, p, n) == 0, "cannot write %s", path);
-    close(fd);
-}
-
-static void make_store(void) {
-    const char *tmp = getenv("TMPDIR");
-    char err[256], p[128];
-    static const char *const dirs[] = {"F", "F/1", "F/1/s", "F/1/s/1"};
-    int i;
-    snprintf(root, sizeof root, "%s/casfuzz-XXXXXX", tmp && strlen(tmp) < 40 ? tmp : "/tmp");
-    FUZZ_ASSERT(mkdtemp(root) != NULL, "mkdtemp %s", root);
-    for (i = 0; i < 4; i++) {
-        snprintf(p, sizeof p, "%s/%s", root, dirs[i]);
-        FUZZ_ASSERT(mkdir(p, 0755) == 0, "mkdir %s", p);
-    }
-    write_file("F/1/s/1/0.attempt.json", "{}", 2);
-    write_file("F/1/s/1/0.DONE.lock", "", 0);
-    FUZZ_ASSERT(cas_store_open(&store, root, NULL, err, sizeof err) == CAS_OK, "store: %s", err);
-    atexit(rm_store);
-}
 
 /* ---- the parser's tokens ---------------------------------------------------- */
 
@@ -188,10 +144,9 @@ static void check_task(const uint8_t *data, size_t size) {
     size_t objs = 0;
     char **names, **keys;
 
-    write_file("F/1/s/1/0.data.json", data, size);
     err[0] = 0;
-    rc = cas_task_open(store, "F/1/s/1", &t, err, sizeof err);
-    fuzz_log("task_open: %s %s\n", cas_status_name(rc), err);
+    rc = cas_task_parse(&t, "F/1/s/1", 0, data, size, NULL, err, sizeof err);
+    fuzz_log("task_parse: %s %s\n", cas_status_name(rc), err);
     if (rc != CAS_OK) {
         FUZZ_ASSERT(rc < 0 && t == NULL, "failed open: %d, task %p", rc, (void *)t);
         FUZZ_ASSERT(err[0] != 0, "failed open without a message");
@@ -241,9 +196,39 @@ static void check_task(const uint8_t *data, size_t size) {
     cas_task_close(t);
 }
 
+/* The attempt rule over the same bytes read as a folder listing ("a\0b\0..."):
+ * the answer is what the rule says for that set of names. */
+static void check_attempt(const uint8_t *data, size_t size) {
+    char *names = (char *)malloc(size + 1);
+    size_t count = 0, i;
+    int got, want = -1, present[6] = {0}, done[6] = {0};
+    const char *p;
+    memcpy(names, data, size);
+    names[size] = 0;
+    for (i = 0; i <= size; i++) count += names[i] == 0;
+    for (i = 0, p = names; i < count; i++, p += strlen(p) + 1) {
+        int n;
+        for (n = 0; n < 6; n++) {
+            char a[32], d[32];
+            snprintf(a, sizeof a, "%d.attempt.json", n);
+            snprintf(d, sizeof d, "%d.DONE.lock", n);
+            present[n] |= !strcmp(p, a);
+            done[n] |= !strcmp(p, d);
+        }
+    }
+    for (i = 0; i < 6; i++) {
+        if (present[i]) want = (int)i;
+        else if (want >= 0) break;
+    }
+    if (want >= 0 && !done[want]) want = -1;
+    got = cas_task_pick_attempt(names, count);
+    FUZZ_ASSERT(got == want, "pick_attempt %d, the rule says %d", got, want);
+    free(names);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-    if (!store) make_store();
     check_parser(data, size);
     check_task(data, size);
+    check_attempt(data, size);
     return 0;
 }

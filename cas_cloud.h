@@ -1,0 +1,2428 @@
+/* cas_cloud.h - object-store backends for cas.h: Metaflow datastores in S3
+ *
+ * Production Metaflow keeps its artifacts in S3: the object keys are the local
+ * datastore's paths under METAFLOW_DATASTORE_SYSROOT_S3, and the _meta sidecar
+ * is the object's user metadata (x-amz-meta-metaflow-user-attributes), sent in
+ * the same PUT as the bytes. This header is a cas_backend for such stores, so
+ * every store call of cas.h (put/get/verify/migrate/gc/batch/streams/tasks)
+ * works on "s3://bucket/prefix" as on a local directory.
+ *
+ * Do this, in the one C or C++ file that has cas.h's implementation:
+ *
+ *   #define CAS_IMPLEMENTATION
+ *   #define CAS_CLOUD_IMPLEMENTATION
+ *   #include "cas_cloud.h"        // includes cas.h, with CAS_CLOUD defined
+ *
+ * and link -lcurl -lcrypto -lexpat besides cas.h's libraries. A program that
+ * needs only local stores includes cas.h alone and links none of them.
+ * (The implementation shares cas.h's internals: it must be in the same file.)
+ *
+ * Usage:
+ *
+ *   cas_store *s;
+ *   char err[512];
+ *   if (cas_store_open(&s, "s3://my-bucket/metaflow", NULL, err, sizeof err) < 0)
+ *       fprintf(stderr, "%s\n", err);
+ *   // then any store call: cas_task_open(s, "MyFlow/12/train/3", ...), cas_store_get(...)
+ *
+ * Where the settings come from (the AWS SDKs' and Metaflow's own places):
+ *
+ *   endpoint     METAFLOW_S3_ENDPOINT_URL (environment or Metaflow's config.json),
+ *                AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL, else https://s3.REGION.amazonaws.com
+ *   region       AWS_REGION, AWS_DEFAULT_REGION, the profile's region in ~/.aws/config,
+ *                else us-east-1
+ *   addressing   virtual-hosted (bucket.host) on AWS, path-style (host/bucket) on any
+ *                other endpoint; CAS_S3_ADDRESSING_STYLE=path|virtual overrides
+ *   credentials  1. AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY (+ AWS_SESSION_TOKEN)
+ *                2. web identity: AWS_WEB_IDENTITY_TOKEN_FILE + AWS_ROLE_ARN (STS
+ *                   AssumeRoleWithWebIdentity; EKS IRSA), or the profile's
+ *                   web_identity_token_file + role_arn
+ *                3. the shared files (AWS_SHARED_CREDENTIALS_FILE, AWS_CONFIG_FILE,
+ *                   AWS_PROFILE): aws_access_key_id, aws_secret_access_key,
+ *                   aws_session_token
+ *                4. the container endpoint (AWS_CONTAINER_CREDENTIALS_RELATIVE_URI or
+ *                   _FULL_URI + AWS_CONTAINER_AUTHORIZATION_TOKEN[_FILE]; ECS, EKS pod identity)
+ *                5. EC2 instance metadata, IMDSv2 (AWS_EC2_METADATA_DISABLED=true skips it;
+ *                   AWS_EC2_METADATA_SERVICE_ENDPOINT moves it)
+ *                Temporary credentials are refreshed before they expire.
+ *   encryption   METAFLOW_S3_SERVER_SIDE_ENCRYPTION (x-amz-server-side-encryption on writes)
+ *   TLS          verified; AWS_CA_BUNDLE names other CA certificates
+ *   retries      AWS_MAX_ATTEMPTS tries per request (default 5), exponential backoff with
+ *                full jitter, on 5xx, SlowDown, throttling, resets and timeouts, for
+ *                requests that are safe to repeat; CAS_S3_CONNECT_TIMEOUT (s, default 10)
+ *                and CAS_S3_STALL_TIMEOUT (s without a byte, default 60);
+ *                CAS_S3_CONNECTIONS (requests in flight in a batch, default 16);
+ *                CAS_S3_PART_SIZE (bytes per multipart part, default 8 MiB)
+ *   or per store with cas_store_set_param and the CAS_PARAM_S3_* below.
+ *
+ * Secrets: a secret key or token never appears in a message; it is kept in one
+ * locked page excluded from core dumps and wiped when replaced, and libcurl gets
+ * a copy for the length of a request only.
+ *
+ * Thread rules: as for every store, one store may be used by many threads at
+ * once; streams are used by one thread at a time.
+ */
+#ifndef CAS_CLOUD_H
+#define CAS_CLOUD_H
+
+#ifndef CAS_CLOUD
+#define CAS_CLOUD /* cas_store_open() routes s3:// roots here */
+#endif
+#include "cas.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Object-store settings (cas_store_set_param on a store opened on a URL). */
+#define CAS_PARAM_S3_ATTEMPTS 60        /* tries per request, 1-100 (AWS_MAX_ATTEMPTS; default 5) */
+#define CAS_PARAM_S3_CONNECT_TIMEOUT 61 /* ms to connect, 1-600000 (default 10000) */
+#define CAS_PARAM_S3_STALL_TIMEOUT 62   /* ms without a byte before a request is dropped (default 60000) */
+#define CAS_PARAM_S3_CONNECTIONS 63     /* requests in flight in a batch or fetch, 1-256 (default 16) */
+#define CAS_PARAM_S3_PART_SIZE 64       /* multipart part size, 5 MiB - 5 GiB (default 8 MiB) */
+#define CAS_PARAM_S3_RETRY_BASE 65      /* ms, first backoff step, 1-60000 (default 100) */
+#define CAS_PARAM_S3_GC_AGE 66          /* s: gc aborts multipart uploads older than this (default 86400) */
+
+/* A backend for an object-store URL: "s3://bucket[/prefix]". Settings come from
+ * the environment and config files as listed above. The backend is usually
+ * handed straight to cas_store_open_backend; cas_store_open does this for you. */
+CASDEF int cas_cloud_backend(cas_backend *out, const char *url, const cas_allocator *alloc, char *err,
+                             size_t errcap);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* CAS_CLOUD_H */
+
+/* ========================================================================== */
+/*                               IMPLEMENTATION                               */
+/* ========================================================================== */
+
+#if defined(CAS_CLOUD_IMPLEMENTATION) && !defined(CAS_CLOUD_IMPLEMENTED)
+#define CAS_CLOUD_IMPLEMENTED
+#ifndef CAS_IMPLEMENTED
+#error "cas_cloud.h's implementation shares cas.h's internals: define CAS_IMPLEMENTATION in the same file"
+#endif
+#ifdef CAS_NO_STORE
+#error "cas_cloud.h is a backend of cas.h's store, which CAS_NO_STORE compiles out"
+#endif
+
+#include <ctype.h>
+#include <curl/curl.h>
+#include <expat.h>
+#include <openssl/evp.h>
+#include <sys/mman.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Layers, top down; each calls only those below it:
+ *   S3 backend (cas_backend callbacks)     objects, listings, multipart, gc
+ *     -> requests (cas__rq_*)              signing, retries, backoff, S3 error codes
+ *        -> credentials (cas__cred_*)      the AWS SDKs' chain, refresh, secret pages
+ *        -> XML (cas__xml_*)               expat; S3 listings, errors, STS answers
+ *        -> libcurl                        HTTP, TLS, SigV4 (CURLOPT_AWS_SIGV4) */
+
+#define CAS__EMPTY_SHA256 "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+#define CAS__S3_META_HEADER "x-amz-meta-metaflow-user-attributes"
+#define CAS__S3_META_MAX 2048          /* S3 holds at most 2 KB of user metadata */
+#define CAS__S3_XML_MAX ((size_t)16 << 20) /* a listing page or an error, at most */
+#define CAS__S3_SINGLE_PUT_MAX ((uint64_t)5 << 30)
+#define CAS__S3_MAX_PARTS 10000
+#define CAS__S3_STREAM_BUF ((size_t)512 << 10)
+#define CAS__MAXZ(a, b) ((a) > (b) ? (a) : (b))
+
+/* ---- parameters: one table, one check ------------------------------------ */
+
+typedef struct cas__s3_param {
+    int id;
+    const char *env; /* where the default may come from, NULL if nowhere */
+    int64_t lo, hi, dflt, env_scale;
+} cas__s3_param;
+
+static const cas__s3_param cas__s3_params[] = {
+    {CAS_PARAM_S3_ATTEMPTS, "AWS_MAX_ATTEMPTS", 1, 100, 5, 1},
+    {CAS_PARAM_S3_CONNECT_TIMEOUT, "CAS_S3_CONNECT_TIMEOUT", 1, 600000, 10000, 1000},
+    {CAS_PARAM_S3_STALL_TIMEOUT, "CAS_S3_STALL_TIMEOUT", 1000, 3600000, 60000, 1000},
+    {CAS_PARAM_S3_CONNECTIONS, "CAS_S3_CONNECTIONS", 1, 256, 16, 1},
+    {CAS_PARAM_S3_PART_SIZE, "CAS_S3_PART_SIZE", (int64_t)5 << 20, (int64_t)5 << 30, (int64_t)8 << 20, 1},
+    {CAS_PARAM_S3_RETRY_BASE, "CAS_S3_RETRY_BASE", 1, 60000, 100, 1},
+    {CAS_PARAM_S3_GC_AGE, "CAS_S3_GC_AGE", 0, (int64_t)1 << 40, 86400, 1},
+};
+#define CAS__S3_NPARAMS (sizeof cas__s3_params / sizeof cas__s3_params[0])
+
+static int cas__s3_param_index(int id) {
+    size_t i;
+    for (i = 0; i < CAS__S3_NPARAMS; i++)
+        if (cas__s3_params[i].id == id) return (int)i;
+    return -1;
+}
+
+/* ---- small helpers -------------------------------------------------------- */
+
+static int cas__buf_addz(cas__buf *b, const char *s) { return cas__buf_put(b, s, strlen(s)); }
+
+static int cas__hexval(char c) {
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+}
+
+static void cas__buf_fmt(cas__buf *b, const char *fmt, ...) {
+    char tmp[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(tmp, sizeof tmp, fmt, ap);
+    va_end(ap);
+    cas__buf_addz(b, tmp);
+}
+
+/* RFC 3986 percent-encoding (what SigV4 signs); '/' kept when keep_slash. */
+static void cas__uri_encode(cas__buf *b, const char *s, int keep_slash) {
+    static const char hx[] = "0123456789ABCDEF";
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.' ||
+            c == '_' || c == '~' || (c == '/' && keep_slash)) {
+            char ch = (char)c;
+            cas__buf_put(b, &ch, 1);
+        } else {
+            char e[3];
+            e[0] = '%', e[1] = hx[c >> 4], e[2] = hx[c & 15];
+            cas__buf_put(b, e, 3);
+        }
+    }
+}
+
+/* Decodes %XX in place (listings come URL-encoded); returns the new length. */
+static size_t cas__uri_decode(char *s) {
+    size_t i, o = 0;
+    for (i = 0; s[i]; i++) {
+        int h, l;
+        if (s[i] == '%' && s[i + 1] && s[i + 2] && (h = cas__hexval(s[i + 1])) >= 0 && (l = cas__hexval(s[i + 2])) >= 0) {
+            s[o++] = (char)(h * 16 + l);
+            i += 2;
+        } else {
+            s[o++] = s[i] == '+' ? ' ' : s[i];
+        }
+    }
+    s[o] = 0;
+    return o;
+}
+
+/* "2026-11-29T21:29:58.945Z" (ISO 8601, UTC) to seconds since the epoch; -1 if not that. */
+static int64_t cas__iso8601(const char *s) {
+    int y, mo, d, h, mi, se, n = 0;
+    int64_t days, yy;
+    unsigned m;
+    if (!s || sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi, &se, &n) != 6 || n < 19) return -1;
+    if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || se > 60 || y < 1970) return -1;
+    /* days from civil (Howard Hinnant's algorithm) */
+    yy = y - (mo <= 2);
+    m = (unsigned)mo;
+    days = 365 * yy + yy / 4 - yy / 100 + yy / 400 + (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1 - 719468;
+    return days * 86400 + h * 3600 + mi * 60 + se;
+}
+
+static void cas__sha256_hex(const void *p, size_t n, char out[65]) {
+    unsigned char d[32];
+    unsigned int len = 0;
+    if (EVP_Digest(p, n, d, &len, EVP_sha256(), NULL) != 1 || len != 32) memset(d, 0, sizeof d);
+    cas__hex(d, 32, out);
+}
+
+/* Wipes a buffer in a way the compiler keeps. */
+static void cas__wipe(void *p, size_t n) {
+    volatile unsigned char *v = (volatile unsigned char *)p;
+    while (n--) *v++ = 0;
+}
+
+static int cas__oom(char *msg, size_t cap) {
+    cas__fmt(msg, cap, "out of memory");
+    return CAS_E_NOMEM;
+}
+
+static void cas__sleep_ms(long ms) {
+    struct timespec ts;
+    ts.tv_sec = ms / 1000, ts.tv_nsec = (ms % 1000) * 1000000L;
+    while (nanosleep(&ts, &ts) < 0 && errno == EINTR) {
+    }
+}
+
+static int64_t cas__now(void) { return (int64_t)time(NULL); }
+
+static int64_t cas__ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+
+/* A getenv that treats "" as unset, as the AWS SDKs do. */
+static const char *cas__env(const char *name) {
+    const char *v = getenv(name);
+    return v && v[0] ? v : NULL;
+}
+
+/* ---- XML: expat underneath, element paths and leaf texts on top ---------- */
+/* S3's answers are small documents of a known shape. Each leaf's text comes to
+ * `leaf` with its path ("ListBucketResult/Contents/Key"), each element's end to
+ * `end`. DOCTYPEs and entity declarations are refused (S3 sends neither), depth
+ * is capped, texts are cut at CAS__XML_TEXT bytes (and flagged). */
+
+#define CAS__XML_DEPTH 16
+#define CAS__XML_TEXT 2048
+
+typedef struct cas__xml {
+    XML_Parser p;
+    char path[512];
+    size_t mark[CAS__XML_DEPTH + 1];
+    int depth, failed;
+    char text[CAS__XML_TEXT + 1];
+    size_t tlen;
+    int cut;
+    void (*leaf)(void *ctx, const char *path, const char *text, size_t len, int cut);
+    void (*end)(void *ctx, const char *path);
+    void *ctx;
+} cas__xml;
+
+static void XMLCALL cas__xml_start(void *u, const XML_Char *name, const XML_Char **attrs) {
+    cas__xml *x = (cas__xml *)u;
+    size_t l = strlen(name), at = x->depth ? x->mark[x->depth] : 0;
+    (void)attrs;
+    if (x->failed) return;
+    if (x->depth >= CAS__XML_DEPTH || at + l + 2 > sizeof x->path) {
+        x->failed = 1;
+        XML_StopParser(x->p, XML_FALSE);
+        return;
+    }
+    if (x->depth) x->path[at++] = '/';
+    memcpy(x->path + at, name, l + 1);
+    x->mark[++x->depth] = at + l;
+    x->tlen = 0, x->cut = 0;
+}
+
+static void XMLCALL cas__xml_chars(void *u, const XML_Char *s, int n) {
+    cas__xml *x = (cas__xml *)u;
+    size_t k;
+    if (x->failed || n <= 0) return;
+    k = CAS__MIN((size_t)n, CAS__XML_TEXT - x->tlen);
+    memcpy(x->text + x->tlen, s, k);
+    x->tlen += k;
+    if (k < (size_t)n) x->cut = 1;
+}
+
+static void XMLCALL cas__xml_finish(void *u, const XML_Char *name) {
+    cas__xml *x = (cas__xml *)u;
+    (void)name;
+    if (x->failed || !x->depth) return;
+    x->text[x->tlen] = 0;
+    if (x->leaf) x->leaf(x->ctx, x->path, x->text, x->tlen, x->cut);
+    if (x->end) x->end(x->ctx, x->path);
+    x->tlen = 0, x->cut = 0;
+    x->depth--;
+    x->path[x->depth ? x->mark[x->depth] : 0] = 0;
+}
+
+static void XMLCALL cas__xml_doctype(void *u, const XML_Char *a, const XML_Char *b, const XML_Char *c, int d) {
+    cas__xml *x = (cas__xml *)u;
+    (void)a, (void)b, (void)c, (void)d;
+    x->failed = 1;
+    XML_StopParser(x->p, XML_FALSE);
+}
+
+static void XMLCALL cas__xml_entity(void *u, const XML_Char *a, int b, const XML_Char *c, int d, const XML_Char *e,
+                                    const XML_Char *f, const XML_Char *g, const XML_Char *h) {
+    cas__xml *x = (cas__xml *)u;
+    (void)a, (void)b, (void)c, (void)d, (void)e, (void)f, (void)g, (void)h;
+    x->failed = 1;
+    XML_StopParser(x->p, XML_FALSE);
+}
+
+/* CAS_OK, or CAS_E_CORRUPT with the reason in msg. */
+static int cas__xml_parse(const char *doc, size_t len,
+                          void (*leaf)(void *, const char *, const char *, size_t, int),
+                          void (*end)(void *, const char *), void *ctx, char *msg, size_t cap) {
+    cas__xml xs, *x = &xs;
+    int ok;
+    memset(x, 0, sizeof *x);
+    if (len > (size_t)INT_MAX || !(x->p = XML_ParserCreate("UTF-8"))) {
+        cas__fmt(msg, cap, "cannot parse the XML answer");
+        return CAS_E_CORRUPT;
+    }
+    x->leaf = leaf, x->end = end, x->ctx = ctx;
+    XML_SetUserData(x->p, x);
+    XML_SetElementHandler(x->p, cas__xml_start, cas__xml_finish);
+    XML_SetCharacterDataHandler(x->p, cas__xml_chars);
+    XML_SetStartDoctypeDeclHandler(x->p, cas__xml_doctype);
+    XML_SetEntityDeclHandler(x->p, cas__xml_entity);
+    ok = XML_Parse(x->p, doc, (int)len, XML_TRUE) == XML_STATUS_OK && !x->failed;
+    if (!ok)
+        cas__fmt(msg, cap, "malformed XML answer (%s at line %lu)",
+                 x->failed ? "a DOCTYPE, an entity or nesting too deep" : XML_ErrorString(XML_GetErrorCode(x->p)),
+                 (unsigned long)XML_GetCurrentLineNumber(x->p));
+    cas__wipe(x->text, sizeof x->text); /* it may have held a secret (STS) */
+    XML_ParserFree(x->p);
+    return ok ? CAS_OK : CAS_E_CORRUPT;
+}
+
+/* The leaf at `suffix` (a path's tail, "Error/Code") into a fixed buffer. */
+typedef struct cas__xml_pick {
+    const char *suffix[4];
+    char *out[4];
+    size_t cap[4];
+} cas__xml_pick;
+
+static int cas__ends_with(const char *s, const char *tail) {
+    size_t a = strlen(s), b = strlen(tail);
+    return a >= b && !strcmp(s + a - b, tail) && (a == b || s[a - b - 1] == '/');
+}
+
+static void cas__xml_pick_leaf(void *ctx, const char *path, const char *text, size_t len, int cut) {
+    cas__xml_pick *p = (cas__xml_pick *)ctx;
+    int i;
+    (void)cut;
+    for (i = 0; i < 4 && p->suffix[i]; i++)
+        if (cas__ends_with(path, p->suffix[i])) {
+            size_t k = CAS__MIN(len, p->cap[i] - 1);
+            memcpy(p->out[i], text, k);
+            p->out[i][k] = 0;
+        }
+}
+
+/* S3's <Error><Code>..</Code><Message>..</Message></Error> (also STS's ErrorResponse). */
+static void cas__xml_error(const char *doc, size_t len, char *code, size_t ccap, char *message, size_t mcap) {
+    cas__xml_pick p;
+    char scratch[64];
+    memset(&p, 0, sizeof p);
+    code[0] = message[0] = 0;
+    p.suffix[0] = "Error/Code", p.out[0] = code, p.cap[0] = ccap;
+    p.suffix[1] = "Error/Message", p.out[1] = message, p.cap[1] = mcap;
+    cas__xml_parse(doc, len, cas__xml_pick_leaf, NULL, &p, scratch, sizeof scratch);
+}
+
+/* ---- the backend's state ------------------------------------------------- */
+
+typedef struct cas__cred {
+    int refs;
+    int64_t expires; /* 0: does not expire */
+    char *akid, *secret, *token; /* inside page; token "" when none */
+    void *page;
+    size_t page_len;
+} cas__cred;
+
+typedef struct cas__s3 {
+    cas_allocator alloc;
+    char *bucket, *prefix; /* prefix is "" or ends with '/' */
+    char *endpoint;        /* scheme://host[:port][/path], no trailing '/' */
+    char *sse, *ca_bundle;
+    int path_style;
+    char region[64], sigv4[128], profile[128];
+    char url[1100]; /* "s3://bucket/prefix": what messages call the store */
+    int64_t param[CAS__S3_NPARAMS];
+    cas__mutex cmu; /* the credentials */
+    cas__cred *cred;
+    int cred_source;
+    cas__mutex pmu; /* the handle pools and the random state */
+    CURL *easy[32];
+    int neasy;
+    CURLM *multi[8];
+    int nmulti;
+    uint64_t rng;
+    int64_t down_until; /* ms: the endpoint was unreachable just now */
+} cas__s3;
+
+static int64_t cas__s3p(const cas__s3 *s3, int id) { return s3->param[cas__s3_param_index(id)]; }
+
+static uint64_t cas__s3_random(cas__s3 *s3) {
+    uint64_t x;
+    cas__mu_lock(&s3->pmu);
+    x = s3->rng ^= s3->rng << 13, x = s3->rng ^= s3->rng >> 7, x = s3->rng ^= s3->rng << 17;
+    cas__mu_unlock(&s3->pmu);
+    return x;
+}
+
+#ifndef CAS_NO_THREADS
+static pthread_once_t cas__curl_once = PTHREAD_ONCE_INIT;
+#endif
+static CURLcode cas__curl_init_rc = CURLE_FAILED_INIT;
+static void cas__curl_init(void) { cas__curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT); }
+static int cas__curl_ready(void) {
+#ifndef CAS_NO_THREADS
+    pthread_once(&cas__curl_once, cas__curl_init);
+#else
+    if (cas__curl_init_rc != CURLE_OK) cas__curl_init();
+#endif
+    return cas__curl_init_rc == CURLE_OK;
+}
+
+static CURL *cas__easy_get(cas__s3 *s3) {
+    CURL *e = NULL;
+    cas__mu_lock(&s3->pmu);
+    if (s3->neasy) e = s3->easy[--s3->neasy];
+    cas__mu_unlock(&s3->pmu);
+    return e ? e : curl_easy_init();
+}
+
+/* Back to the pool: reset drops every option (libcurl's copy of a secret with
+ * them) but keeps the handle's open connections for the next request. */
+static void cas__easy_put(cas__s3 *s3, CURL *e) {
+    if (!e) return;
+    curl_easy_reset(e);
+    cas__mu_lock(&s3->pmu);
+    if (s3->neasy < 32) s3->easy[s3->neasy++] = e, e = NULL;
+    cas__mu_unlock(&s3->pmu);
+    if (e) curl_easy_cleanup(e);
+}
+
+/* Multi handles keep their own connection caches: pooled, they are reused. */
+static CURLM *cas__multi_get(cas__s3 *s3) {
+    CURLM *m = NULL;
+    cas__mu_lock(&s3->pmu);
+    if (s3->nmulti) m = s3->multi[--s3->nmulti];
+    cas__mu_unlock(&s3->pmu);
+    return m ? m : curl_multi_init();
+}
+
+static void cas__multi_put(cas__s3 *s3, CURLM *m) {
+    if (!m) return;
+    cas__mu_lock(&s3->pmu);
+    if (s3->nmulti < 8) s3->multi[s3->nmulti++] = m, m = NULL;
+    cas__mu_unlock(&s3->pmu);
+    if (m) curl_multi_cleanup(m);
+}
+
+/* ---- secrets ---------------------------------------------------------------- */
+/* Credentials live in one page of their own: locked (never swapped), excluded from
+ * core dumps, wiped before it is unmapped. */
+
+static cas__cred *cas__cred_new(const char *akid, const char *secret, const char *token, int64_t expires) {
+    size_t al = strlen(akid), sl = strlen(secret), tl = token ? strlen(token) : 0, need = al + sl + tl + 3, pl;
+    long pg = sysconf(_SC_PAGESIZE);
+    cas__cred *c;
+    void *page;
+    if (pg <= 0) pg = 4096;
+    pl = (need + (size_t)pg - 1) / (size_t)pg * (size_t)pg;
+    if (!al || !sl || al > 256 || sl > 256 || tl > 65536) return NULL;
+    page = mmap(NULL, pl, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (page == MAP_FAILED) return NULL;
+#ifdef MADV_DONTDUMP
+    madvise(page, pl, MADV_DONTDUMP);
+#endif
+    (void)mlock(page, pl); /* best effort: RLIMIT_MEMLOCK may say no */
+    if (!(c = (cas__cred *)calloc(1, sizeof *c))) {
+        munmap(page, pl);
+        return NULL;
+    }
+    c->page = page, c->page_len = pl, c->refs = 1, c->expires = expires;
+    c->akid = (char *)page;
+    memcpy(c->akid, akid, al + 1);
+    c->secret = c->akid + al + 1;
+    memcpy(c->secret, secret, sl + 1);
+    c->token = c->secret + sl + 1;
+    if (tl) memcpy(c->token, token, tl);
+    c->token[tl] = 0;
+    return c;
+}
+
+static void cas__cred_destroy(cas__cred *c) {
+    cas__wipe(c->page, c->page_len);
+    munlock(c->page, c->page_len);
+    munmap(c->page, c->page_len);
+    free(c);
+}
+
+static void cas__cred_unref(cas__s3 *s3, cas__cred *c) {
+    int left;
+    if (!c) return;
+    cas__mu_lock(&s3->cmu);
+    left = --c->refs;
+    cas__mu_unlock(&s3->cmu);
+    if (!left) cas__cred_destroy(c);
+}
+
+/* ---- requests: signing, retries, S3's error codes ------------------------- */
+
+typedef struct cas__rq {
+    /* the request */
+    const char *method;          /* GET, HEAD, PUT, POST, DELETE */
+    cas__buf url;
+    struct curl_slist *hdr;      /* the caller's headers (all signed) */
+    const unsigned char *up;     /* PUT / POST body */
+    size_t up_len;
+    const char *up_sha;          /* its hex SHA-256, or NULL to compute it */
+    int sign;                    /* SigV4 with the store's credentials */
+    int quick;                   /* credential endpoints: short timeouts, few tries */
+    size_t keep;                 /* bytes of a 2xx body to keep */
+    const cas_allocator *body_alloc;
+    /* the response */
+    CURL *e;
+    long status;
+    cas__buf body;
+    int64_t length;              /* Content-Length, -1 if none */
+    char etag[130], range[128];
+    char meta[CAS__S3_META_MAX + 1];
+    size_t meta_len;
+    int has_meta, too_big, hdr_done;
+    int64_t mtime;
+    char code[64], message[256]; /* S3's <Error> */
+    char curlerr[CURL_ERROR_SIZE];
+    size_t up_pos;
+    int tries;
+} cas__rq;
+
+static void cas__rq_init(cas__rq *r, const char *method, const cas_allocator *a) {
+    memset(r, 0, sizeof *r);
+    r->method = method;
+    r->url.a = r->body.a = r->body_alloc = a;
+    r->length = -1;
+    r->sign = 1;
+}
+
+static void cas__rq_reset_response(cas__rq *r) {
+    if (r->body.p) cas__wipe(r->body.p, r->body.len);
+    r->body.len = 0;
+    if (r->body.p) r->body.p[0] = 0;
+    r->status = 0, r->length = -1, r->has_meta = 0, r->meta_len = 0, r->too_big = 0, r->mtime = 0, r->hdr_done = 0;
+    r->etag[0] = r->range[0] = r->code[0] = r->message[0] = r->curlerr[0] = 0;
+    r->up_pos = 0;
+}
+
+static void cas__rq_free(cas__rq *r) {
+    cas__free(r->url.a, r->url.p);
+    if (r->body.p) cas__wipe(r->body.p, r->body.len); /* credential answers pass through here */
+    cas__free(r->body.a, r->body.p);
+    curl_slist_free_all(r->hdr);
+    memset(&r->url, 0, sizeof r->url), memset(&r->body, 0, sizeof r->body);
+    r->hdr = NULL;
+}
+
+/* The body handed over to the caller (allocated with body_alloc). */
+static unsigned char *cas__rq_take_body(cas__rq *r, size_t *len) {
+    unsigned char *p = (unsigned char *)r->body.p;
+    *len = r->body.len;
+    memset(&r->body, 0, sizeof r->body);
+    r->body.a = r->body_alloc;
+    return p;
+}
+
+static long cas__rq_status(cas__rq *r);
+
+static int cas__header_is(const char *line, size_t n, const char *name, const char **val, size_t *vlen) {
+    size_t l = strlen(name), i;
+    if (n <= l || line[l] != ':') return 0;
+    for (i = 0; i < l; i++)
+        if (tolower((unsigned char)line[i]) != name[i]) return 0;
+    i = l + 1;
+    while (i < n && (line[i] == ' ' || line[i] == '\t')) i++;
+    *val = line + i;
+    *vlen = n - i;
+    while (*vlen && (line[i + *vlen - 1] == '\r' || line[i + *vlen - 1] == '\n' || line[i + *vlen - 1] == ' '))
+        (*vlen)--;
+    return 1;
+}
+
+static size_t cas__rq_header(char *line, size_t size, size_t nitems, void *u) {
+    cas__rq *r = (cas__rq *)u;
+    size_t n = size * nitems, vl;
+    const char *v;
+    if (n >= 5 && !memcmp(line, "HTTP/", 5)) { /* a new response (after a 100 Continue, say) */
+        r->length = -1, r->has_meta = 0, r->meta_len = 0, r->etag[0] = r->range[0] = 0, r->mtime = 0;
+    } else if (n <= 2 && (line[0] == '\r' || line[0] == '\n')) { /* the end of a response's headers */
+        r->hdr_done = cas__rq_status(r) >= 200;
+    } else if (cas__header_is(line, n, "content-length", &v, &vl)) {
+        char tmp[32];
+        if (vl && vl < sizeof tmp) memcpy(tmp, v, vl), tmp[vl] = 0, r->length = (int64_t)strtoll(tmp, NULL, 10);
+    } else if (cas__header_is(line, n, "etag", &v, &vl)) {
+        if (vl < sizeof r->etag) memcpy(r->etag, v, vl), r->etag[vl] = 0;
+    } else if (cas__header_is(line, n, "content-range", &v, &vl)) {
+        if (vl < sizeof r->range) memcpy(r->range, v, vl), r->range[vl] = 0;
+    } else if (cas__header_is(line, n, CAS__S3_META_HEADER, &v, &vl)) {
+        if (vl <= CAS__S3_META_MAX) memcpy(r->meta, v, vl), r->meta[vl] = 0, r->meta_len = vl, r->has_meta = 1;
+    } else if (cas__header_is(line, n, "last-modified", &v, &vl)) {
+        char tmp[64];
+        time_t t;
+        if (vl < sizeof tmp) {
+            memcpy(tmp, v, vl), tmp[vl] = 0;
+            if ((t = curl_getdate(tmp, NULL)) > 0) r->mtime = (int64_t)t;
+        }
+    }
+    return n;
+}
+
+static long cas__rq_status(cas__rq *r) {
+    long st = 0;
+    if (r->e) curl_easy_getinfo(r->e, CURLINFO_RESPONSE_CODE, &st);
+    return st;
+}
+
+/* Keeps a 2xx body up to r->keep bytes, and any error body up to 64 KiB. */
+static size_t cas__rq_write(char *p, size_t size, size_t nitems, void *u) {
+    cas__rq *r = (cas__rq *)u;
+    size_t n = size * nitems;
+    long st = cas__rq_status(r);
+    size_t cap = st >= 200 && st < 300 ? r->keep : (size_t)64 << 10;
+    if (r->body.len + n > cap) {
+        if (st >= 200 && st < 300) {
+            r->too_big = 1;
+            return 0; /* aborts the transfer */
+        }
+        n = cap > r->body.len ? cap - r->body.len : 0;
+        if (!n) return size * nitems;
+    }
+    if (r->length > 0 && !r->body.cap && st >= 200 && st < 300 && (uint64_t)r->length < (uint64_t)cap) {
+        /* one allocation of the announced size */
+        r->body.p = (char *)cas__alloc(r->body.a, (size_t)r->length + 1);
+        r->body.cap = r->body.p ? (size_t)r->length + 1 : 0;
+    }
+    if (cas__buf_put(&r->body, p, n) < 0) return 0;
+    return size * nitems;
+}
+
+static size_t cas__rq_read(char *dst, size_t size, size_t nitems, void *u) {
+    cas__rq *r = (cas__rq *)u;
+    size_t n = CAS__MIN(size * nitems, r->up_len - r->up_pos);
+    if (n) memcpy(dst, r->up + r->up_pos, n);
+    r->up_pos += n;
+    return n;
+}
+
+/* Rewinding the body for a resend (a redirect, or an authentication retry). */
+static int cas__rq_seek(void *u, curl_off_t off, int origin) {
+    cas__rq *r = (cas__rq *)u;
+    if (origin != SEEK_SET || off < 0 || (uint64_t)off > r->up_len) return CURL_SEEKFUNC_CANTSEEK;
+    r->up_pos = (size_t)off;
+    return CURL_SEEKFUNC_OK;
+}
+
+/* Frees a header list whose strings may hold a token, wiping them first. */
+static void cas__slist_wipe(struct curl_slist *l) {
+    struct curl_slist *i;
+    for (i = l; i; i = i->next) cas__wipe(i->data, strlen(i->data));
+    curl_slist_free_all(l);
+}
+
+static int cas__cred_get(cas__s3 *s3, int force, cas__cred **out, char *msg, size_t cap);
+
+/* Sets every option of one try of r on e. *sent gets the header list to free after. */
+static int cas__rq_setup(cas__s3 *s3, CURL *e, cas__rq *r, cas__cred *c, struct curl_slist **sent) {
+    struct curl_slist *h = NULL, *i;
+    char line[CAS__S3_META_MAX + 200];
+    int ok = 1;
+    *sent = NULL;
+    r->e = e;
+    curl_easy_setopt(e, CURLOPT_URL, r->url.p);
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, r->curlerr);
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, r->quick ? 1000L : (long)cas__s3p(s3, CAS_PARAM_S3_CONNECT_TIMEOUT));
+    curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1L);
+    curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME,
+                     r->quick ? 2L : (long)(cas__s3p(s3, CAS_PARAM_S3_STALL_TIMEOUT) + 999) / 1000);
+    if (r->quick) curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, 5000L);
+    curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+    if (s3->ca_bundle) curl_easy_setopt(e, CURLOPT_CAINFO, s3->ca_bundle);
+    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, cas__rq_header);
+    curl_easy_setopt(e, CURLOPT_HEADERDATA, r);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, cas__rq_write);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
+    if (!strcmp(r->method, "HEAD")) {
+        curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
+    } else if (!strcmp(r->method, "PUT")) {
+        curl_easy_setopt(e, CURLOPT_UPLOAD, 1L);
+        curl_easy_setopt(e, CURLOPT_READFUNCTION, cas__rq_read);
+        curl_easy_setopt(e, CURLOPT_READDATA, r);
+        curl_easy_setopt(e, CURLOPT_SEEKFUNCTION, cas__rq_seek);
+        curl_easy_setopt(e, CURLOPT_SEEKDATA, r);
+        curl_easy_setopt(e, CURLOPT_INFILESIZE_LARGE, (curl_off_t)r->up_len);
+    } else if (!strcmp(r->method, "POST")) {
+        curl_easy_setopt(e, CURLOPT_POST, 1L);
+        curl_easy_setopt(e, CURLOPT_POSTFIELDS, r->up ? (const char *)r->up : "");
+        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)r->up_len);
+    } else if (strcmp(r->method, "GET")) {
+        curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, r->method);
+    }
+    for (i = r->hdr; i && ok; i = i->next) ok = (h = curl_slist_append(h, i->data)) != NULL;
+    if (r->sign && c) {
+        char sha[65];
+        if (!r->up_sha && r->up_len) cas__sha256_hex(r->up, r->up_len, sha);
+        snprintf(line, sizeof line, "x-amz-content-sha256: %s",
+                 r->up_sha ? r->up_sha : r->up_len ? sha : CAS__EMPTY_SHA256);
+        ok = ok && (h = curl_slist_append(h, line)) != NULL;
+        if (ok && c->token[0]) {
+            size_t tl = strlen(c->token);
+            char *t = (char *)malloc(tl + 32);
+            ok = t != NULL;
+            if (ok) {
+                snprintf(t, tl + 32, "x-amz-security-token: %s", c->token);
+                ok = (h = curl_slist_append(h, t)) != NULL;
+                cas__wipe(t, tl + 32);
+                free(t);
+            }
+        }
+        curl_easy_setopt(e, CURLOPT_AWS_SIGV4, s3->sigv4);
+        curl_easy_setopt(e, CURLOPT_USERNAME, c->akid);
+        curl_easy_setopt(e, CURLOPT_PASSWORD, c->secret);
+    }
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
+    *sent = h;
+    return ok ? CAS_OK : CAS_E_NOMEM;
+}
+
+static int cas__cc_transient(CURLcode cc) {
+    switch (cc) {
+    case CURLE_COULDNT_CONNECT:
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_OPERATION_TIMEDOUT:
+    case CURLE_SEND_ERROR:
+    case CURLE_RECV_ERROR:
+    case CURLE_GOT_NOTHING:
+    case CURLE_PARTIAL_FILE:
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_HTTP2:
+    case CURLE_HTTP2_STREAM:
+    case CURLE_HTTP3:
+    case CURLE_WEIRD_SERVER_REPLY:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+/* Nothing reached the server: any request may be tried again. */
+static int cas__cc_unsent(CURLcode cc) { return cc == CURLE_COULDNT_CONNECT || cc == CURLE_COULDNT_RESOLVE_HOST; }
+
+static int cas__code_is(const cas__rq *r, const char *const *codes) {
+    for (; *codes; codes++)
+        if (!strcmp(r->code, *codes)) return 1;
+    return 0;
+}
+
+/* After a complete response: 1 to try again, 2 to refresh the credentials first, 0 if final.
+ * Every request sent here is safe to repeat: GET, HEAD, PUT and DELETE are idempotent,
+ * a repeated CreateMultipartUpload leaves at worst an empty upload (gc aborts it), and
+ * a CompleteMultipartUpload whose answer was lost is judged by the object itself. */
+static int cas__rq_retryable(const cas__rq *r) {
+    static const char *const transient[] = {"SlowDown", "Throttling", "ThrottlingException", "RequestTimeout",
+                                            "InternalError", "ServiceUnavailable", "RequestLimitExceeded",
+                                            "OperationAborted", "ConditionalRequestConflict", "TooManyRequests",
+                                            NULL};
+    static const char *const expired[] = {"ExpiredToken", "TokenRefreshRequired", "RequestExpired", NULL};
+    if (r->status >= 200 && r->status < 400) return 0;
+    if (cas__code_is(r, expired)) return 2;
+    return r->status == 500 || r->status == 502 || r->status == 503 || r->status == 504 || r->status == 429 ||
+           cas__code_is(r, transient);
+}
+
+/* Exponential backoff with full jitter: uniform in [0, min(base * 2^(tries-1), 100 * base)] ms. */
+static long cas__s3_backoff_ms(cas__s3 *s3, int tries) {
+    int64_t base = cas__s3p(s3, CAS_PARAM_S3_RETRY_BASE), cap = base * 100, step = base;
+    int k;
+    for (k = 1; k < tries && step < cap; k++) step *= 2;
+    if (step > cap) step = cap;
+    return (long)(cas__s3_random(s3) % (uint64_t)(step + 1));
+}
+
+static void cas__s3_backoff(cas__s3 *s3, int tries) { cas__sleep_ms(cas__s3_backoff_ms(s3, tries)); }
+
+/* Why the last try of r failed, without a secret: S3's code and message, or curl's. */
+static void cas__rq_why(const cas__rq *r, CURLcode cc, char *msg, size_t cap) {
+    char tries[48];
+    tries[0] = 0;
+    if (r->tries > 1) snprintf(tries, sizeof tries, " (after %d tries)", r->tries);
+    if (cc != CURLE_OK)
+        cas__fmt(msg, cap, "%s%s", r->curlerr[0] ? r->curlerr : curl_easy_strerror(cc), tries);
+    else if (r->code[0])
+        cas__fmt(msg, cap, "HTTP %ld %s: %s%s", r->status, r->code, r->message[0] ? r->message : "(no message)",
+                 tries);
+    else
+        cas__fmt(msg, cap, "HTTP %ld%s%s", r->status,
+                 r->status == 403 && !strcmp(r->method, "HEAD") ? " (a HEAD answer carries no reason: check the "
+                                                                  "credentials and the bucket's policy)"
+                                                                : "",
+                 tries);
+}
+
+/* Runs r to a final answer: CAS_OK with r->status set (the caller judges it;
+ * r->code and r->message hold S3's error), or an error with the reason in msg
+ * when no answer came after the last try. */
+static int cas__rq_run(cas__s3 *s3, cas__rq *r, char *msg, size_t cap) {
+    int attempts = r->quick ? 2 : (int)cas__s3p(s3, CAS_PARAM_S3_ATTEMPTS), refreshed = 0, rc;
+    cas__mu_lock(&s3->pmu);
+    if (!r->quick && cas__ms() < s3->down_until) attempts = 1; /* just found unreachable: fail fast */
+    cas__mu_unlock(&s3->pmu);
+    for (r->tries = 1;; r->tries++) {
+        cas__cred *c = NULL;
+        struct curl_slist *sent = NULL;
+        CURL *e;
+        CURLcode cc;
+        int again;
+        cas__rq_reset_response(r);
+        if (r->sign && (rc = cas__cred_get(s3, 0, &c, msg, cap)) < 0) return rc;
+        if (!(e = cas__easy_get(s3))) {
+            cas__cred_unref(s3, c);
+            cas__fmt(msg, cap, "cannot create an HTTP handle");
+            return CAS_E_NOMEM;
+        }
+        if ((rc = cas__rq_setup(s3, e, r, c, &sent)) == CAS_OK) {
+            cc = curl_easy_perform(e);
+            r->status = cas__rq_status(r);
+        } else {
+            cc = CURLE_OUT_OF_MEMORY;
+        }
+        r->e = NULL;
+        cas__easy_put(s3, e);
+        cas__slist_wipe(sent);
+        cas__cred_unref(s3, c);
+        if (cc == CURLE_OUT_OF_MEMORY) {
+            cas__fmt(msg, cap, "out of memory");
+            return CAS_E_NOMEM;
+        }
+        if (cc == CURLE_WRITE_ERROR && r->too_big) {
+            cas__fmt(msg, cap, "the answer is larger than %lu bytes", (unsigned long)r->keep);
+            return CAS_E_LIMIT;
+        }
+        if (cc == CURLE_OK && r->status >= 300 && r->body.len)
+            cas__xml_error(r->body.p, r->body.len, r->code, sizeof r->code, r->message, sizeof r->message);
+        again = cc != CURLE_OK ? cas__cc_transient(cc) : cas__rq_retryable(r);
+        if (again == 2) { /* temporary credentials ran out: new ones, then once more */
+            cas__cred *fresh = NULL;
+            if (refreshed++ || !r->sign || cas__cred_get(s3, 1, &fresh, msg, cap) < 0) again = 0;
+            cas__cred_unref(s3, fresh);
+        }
+        if (again && r->tries < attempts) {
+            cas__s3_backoff(s3, r->tries);
+            continue;
+        }
+        if (cc != CURLE_OK) {
+            if (cas__cc_unsent(cc) && !r->quick) { /* the others of a batch need not wait as long */
+                cas__mu_lock(&s3->pmu);
+                s3->down_until = cas__ms() + 10000;
+                cas__mu_unlock(&s3->pmu);
+            }
+            cas__rq_why(r, cc, msg, cap);
+            return CAS_E_IO;
+        }
+        return CAS_OK;
+    }
+}
+
+/* ---- credentials: the AWS SDKs' chain ------------------------------------- */
+
+enum { CAS__CRED_ENV = 1, CAS__CRED_WEB, CAS__CRED_FILES, CAS__CRED_CONTAINER, CAS__CRED_IMDS };
+
+/* A small file read whole (config files, tokens); NULL if unreadable or larger than max. */
+static char *cas__slurp_file(const char *path, size_t max, size_t *len) {
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    unsigned char *t = NULL;
+    size_t n = 0;
+    if (fd < 0) return NULL;
+    if (cas__read_all(fd, NULL, max, &t, &n) != 0) t = NULL;
+    close(fd);
+    if (len) *len = n;
+    return (char *)t;
+}
+
+static void cas__trim(char **s, size_t *n) {
+    while (*n && isspace((unsigned char)(*s)[0])) (*s)++, (*n)--;
+    while (*n && isspace((unsigned char)(*s)[*n - 1])) (*n)--;
+}
+
+/* The value of `key` in section `section` of an AWS shared config/credentials
+ * file (INI: "[section]", "key = value", '#' or ';' comments, indented lines
+ * belong to a nested block and are skipped). Written by hand: the format is
+ * AWS's own (nested blocks, "profile " prefixes) and twenty lines long. */
+static int cas__ini_get(const char *text, size_t len, const char *section, const char *key, char *out, size_t cap) {
+    size_t i = 0, sl = strlen(section), kl = strlen(key);
+    int in = 0, found = 0;
+    while (i < len) {
+        size_t e = i, n;
+        char *line;
+        while (e < len && text[e] != '\n') e++;
+        line = (char *)text + i, n = e - i;
+        i = e + 1;
+        if (!n) continue;
+        if (line[0] == ' ' || line[0] == '\t') continue; /* a nested block's line */
+        cas__trim(&line, &n);
+        if (!n || line[0] == '#' || line[0] == ';') continue;
+        if (line[0] == '[') {
+            char *nm = line + 1;
+            size_t nl = n > 1 && line[n - 1] == ']' ? n - 2 : 0;
+            cas__trim(&nm, &nl);
+            in = nl == sl && !memcmp(nm, section, sl);
+            continue;
+        }
+        if (in && n > kl && !memcmp(line, key, kl)) {
+            char *v = line + kl;
+            size_t vl = n - kl;
+            cas__trim(&v, &vl);
+            if (!vl || v[0] != '=') continue;
+            v++, vl--;
+            cas__trim(&v, &vl);
+            if (vl + 1 > cap) return CAS_NEED_OUTPUT;
+            memcpy(out, v, vl), out[vl] = 0;
+            found = 1; /* the last one wins, as in botocore */
+        }
+    }
+    return found ? CAS_OK : CAS_E_NOTFOUND;
+}
+
+/* `key` of the active profile: the credentials file, then the config file. */
+static int cas__profile_get(const cas__s3 *s3, int creds_file, const char *key, char *out, size_t cap) {
+    const char *home = getenv("HOME"), *f;
+    char path[4096], section[200];
+    char *text;
+    size_t len = 0;
+    int rc;
+    f = cas__env(creds_file ? "AWS_SHARED_CREDENTIALS_FILE" : "AWS_CONFIG_FILE");
+    if (f && f[0] == '~' && home) snprintf(path, sizeof path, "%s%s", home, f + 1);
+    else if (f) snprintf(path, sizeof path, "%s", f);
+    else if (home) snprintf(path, sizeof path, "%s/.aws/%s", home, creds_file ? "credentials" : "config");
+    else return CAS_E_NOTFOUND;
+    if (!(text = cas__slurp_file(path, (size_t)1 << 20, &len))) return CAS_E_NOTFOUND;
+    if (creds_file || !strcmp(s3->profile, "default")) snprintf(section, sizeof section, "%s", s3->profile);
+    else snprintf(section, sizeof section, "profile %s", s3->profile);
+    rc = cas__ini_get(text, len, section, key, out, cap);
+    if (rc == CAS_E_NOTFOUND && !creds_file && !strcmp(s3->profile, "default"))
+        rc = cas__ini_get(text, len, "profile default", key, out, cap);
+    cas__wipe(text, len); /* the credentials file holds secrets */
+    free(text);
+    return rc;
+}
+
+/* {"AccessKeyId": .., "SecretAccessKey": .., "Token": .., "Expiration": ..} (container, IMDS) */
+static int cas__cred_from_json(const char *doc, size_t len, cas__cred **out, char *msg, size_t cap) {
+    cas__json j;
+    char akid[260], secret[260], exp[64], *token = NULL;
+    size_t a, s, t, x;
+    int rc = CAS_E_CORRUPT;
+    *out = NULL;
+    akid[0] = secret[0] = exp[0] = 0;
+    if (cas__json_parse(&j, doc, len, NULL) == CAS_OK && j.t[0].type == CAS__J_OBJ) {
+        a = cas__json_get(&j, 0, "AccessKeyId"), s = cas__json_get(&j, 0, "SecretAccessKey");
+        t = cas__json_get(&j, 0, "Token"), x = cas__json_get(&j, 0, "Expiration");
+        if (a && s && j.t[a].type == CAS__J_STR && j.t[s].type == CAS__J_STR &&
+            cas__json_str(&j, a, akid, sizeof akid) != (size_t)-1 &&
+            cas__json_str(&j, s, secret, sizeof secret) != (size_t)-1) {
+            size_t tl = t && j.t[t].type == CAS__J_STR ? j.t[t].end - j.t[t].start + 1 : 1;
+            if ((token = (char *)malloc(tl)) != NULL) {
+                token[0] = 0;
+                if (t && j.t[t].type == CAS__J_STR && cas__json_str(&j, t, token, tl) == (size_t)-1) token[0] = 0;
+                if (x && j.t[x].type == CAS__J_STR) cas__json_str(&j, x, exp, sizeof exp);
+                *out = cas__cred_new(akid, secret, token, exp[0] ? cas__iso8601(exp) : 0);
+                rc = *out ? CAS_OK : CAS_E_CORRUPT;
+                cas__wipe(token, tl);
+                free(token);
+            } else {
+                rc = CAS_E_NOMEM;
+            }
+        }
+    }
+    cas__json_free(&j);
+    cas__wipe(secret, sizeof secret);
+    if (rc < 0) cas__fmt(msg, cap, "the credentials answer is not the expected JSON");
+    return rc;
+}
+
+/* An unsigned request to a credentials endpoint; its body back (wipe it). */
+static int cas__cred_fetch(cas__s3 *s3, const char *method, const char *url, const char *h1, const char *h2,
+                           const char *body, cas__rq *r, char *msg, size_t cap) {
+    int rc;
+    cas__rq_init(r, method, NULL);
+    r->sign = 0, r->quick = 1, r->keep = (size_t)1 << 20;
+    if (body) r->up = (const unsigned char *)body, r->up_len = strlen(body);
+    if (cas__buf_addz(&r->url, url) < 0 || (h1 && !(r->hdr = curl_slist_append(r->hdr, h1))) ||
+        (h2 && !(r->hdr = curl_slist_append(r->hdr, h2)))) {
+        return cas__oom(msg, cap);
+    }
+    if ((rc = cas__rq_run(s3, r, msg, cap)) < 0) return rc;
+    if (r->status != 200) {
+        cas__rq_why(r, CURLE_OK, msg, cap);
+        return r->status == 404 ? CAS_E_NOTFOUND : CAS_E_IO;
+    }
+    if (!r->body.p) cas__buf_put(&r->body, "", 0);
+    return CAS_OK;
+}
+
+/* STS AssumeRoleWithWebIdentity (EKS IRSA): unsigned, the token is the proof. */
+static int cas__cred_web(cas__s3 *s3, const char *token_file, const char *role, cas__cred **out, char *msg,
+                         size_t cap) {
+    cas__buf form, url;
+    cas__rq r;
+    char akid[260], secret[260], token[4096], exp[64], session[128];
+    cas__xml_pick p;
+    char *jwt;
+    size_t jl = 0;
+    const char *ep = cas__env("AWS_ENDPOINT_URL_STS"), *sn = cas__env("AWS_ROLE_SESSION_NAME");
+    int rc;
+    if (!(jwt = cas__slurp_file(token_file, (size_t)64 << 10, &jl))) {
+        cas__fmt(msg, cap, "cannot read the web identity token file '%.300s'", token_file);
+        return CAS_E_IO;
+    }
+    memset(&form, 0, sizeof form), memset(&url, 0, sizeof url);
+    if (sn) snprintf(session, sizeof session, "%s", sn);
+    else snprintf(session, sizeof session, "cas-h-%ld", (long)cas__now());
+    {
+        char *t = jwt;
+        cas__trim(&t, &jl);
+        t[jl] = 0;
+        cas__buf_addz(&form, "Action=AssumeRoleWithWebIdentity&RoleArn=");
+        cas__uri_encode(&form, role, 0);
+        cas__buf_addz(&form, "&RoleSessionName=");
+        cas__uri_encode(&form, session, 0);
+        cas__buf_addz(&form, "&Version=2011-06-15&WebIdentityToken=");
+        cas__uri_encode(&form, t, 0);
+    }
+    cas__wipe(jwt, jl), free(jwt);
+    if (!ep) ep = cas__env("AWS_ENDPOINT_URL");
+    if (ep) cas__buf_addz(&url, ep);
+    else cas__buf_fmt(&url, "https://sts.%s.amazonaws.com", s3->region);
+    if (url.len && url.p[url.len - 1] != '/') cas__buf_addz(&url, "/");
+    if (!form.p || !url.p) {
+        cas__free(NULL, form.p), cas__free(NULL, url.p);
+        return cas__oom(msg, cap);
+    }
+    rc = cas__cred_fetch(s3, "POST", url.p, "Content-Type: application/x-www-form-urlencoded", NULL, form.p, &r, msg,
+                         cap);
+    cas__wipe(form.p, form.len);
+    cas__free(NULL, form.p);
+    cas__free(NULL, url.p);
+    if (rc == CAS_OK) {
+        memset(&p, 0, sizeof p);
+        akid[0] = secret[0] = token[0] = exp[0] = 0;
+        p.suffix[0] = "Credentials/AccessKeyId", p.out[0] = akid, p.cap[0] = sizeof akid;
+        p.suffix[1] = "Credentials/SecretAccessKey", p.out[1] = secret, p.cap[1] = sizeof secret;
+        p.suffix[2] = "Credentials/SessionToken", p.out[2] = token, p.cap[2] = sizeof token;
+        p.suffix[3] = "Credentials/Expiration", p.out[3] = exp, p.cap[3] = sizeof exp;
+        if (cas__xml_parse(r.body.p, r.body.len, cas__xml_pick_leaf, NULL, &p, msg, cap) < 0 || !akid[0] ||
+            !secret[0] || !(*out = cas__cred_new(akid, secret, token, cas__iso8601(exp)))) {
+            cas__fmt(msg, cap, "STS AssumeRoleWithWebIdentity gave no credentials");
+            rc = CAS_E_CORRUPT;
+        }
+        cas__wipe(secret, sizeof secret), cas__wipe(token, sizeof token);
+    } else {
+        char why[300];
+        snprintf(why, sizeof why, "%s", msg);
+        cas__fmt(msg, cap, "STS AssumeRoleWithWebIdentity for %.200s: %s", role, why);
+    }
+    cas__rq_free(&r);
+    return rc;
+}
+
+/* Hosts the SDKs let a container credentials URL name over plain http. */
+static int cas__container_host_ok(const char *url) {
+    static const char *const ok[] = {"http://127.", "http://localhost:", "http://localhost/", "http://[::1]",
+                                     "http://169.254.170.2:", "http://169.254.170.2/", "http://169.254.170.23:",
+                                     "http://169.254.170.23/", "http://[fd00:ec2::23]", NULL};
+    int i;
+    if (!strncmp(url, "https://", 8)) return 1;
+    for (i = 0; ok[i]; i++)
+        if (!strncmp(url, ok[i], strlen(ok[i]))) return 1;
+    return 0;
+}
+
+static int cas__cred_container(cas__s3 *s3, cas__cred **out, char *msg, size_t cap) {
+    const char *rel = cas__env("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI");
+    const char *full = cas__env("AWS_CONTAINER_CREDENTIALS_FULL_URI");
+    const char *tok = cas__env("AWS_CONTAINER_AUTHORIZATION_TOKEN");
+    const char *tokf = cas__env("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE");
+    char url[2048], *auth = NULL;
+    cas__rq r;
+    int rc;
+    if (rel) snprintf(url, sizeof url, "http://169.254.170.2%s", rel);
+    else if (full) snprintf(url, sizeof url, "%s", full);
+    else return CAS_E_NOTFOUND;
+    if (!rel && !cas__container_host_ok(url)) {
+        cas__fmt(msg, cap, "AWS_CONTAINER_CREDENTIALS_FULL_URI must be https or a loopback/ECS/EKS address");
+        return CAS_E_ARG;
+    }
+    if (tokf || tok) {
+        size_t tl = 0;
+        char *t = tokf ? cas__slurp_file(tokf, (size_t)16 << 10, &tl) : NULL, *v = t;
+        if (tokf && !t) {
+            cas__fmt(msg, cap, "cannot read AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE '%.300s'", tokf);
+            return CAS_E_IO;
+        }
+        if (!t) v = (char *)tok, tl = strlen(tok);
+        cas__trim(&v, &tl);
+        if ((auth = (char *)malloc(tl + 32)) != NULL) snprintf(auth, tl + 32, "Authorization: %.*s", (int)tl, v);
+        if (t) cas__wipe(t, strlen(t)), free(t);
+        if (!auth) {
+            cas__fmt(msg, cap, "out of memory");
+            return CAS_E_NOMEM;
+        }
+    }
+    rc = cas__cred_fetch(s3, "GET", url, auth, NULL, NULL, &r, msg, cap);
+    if (auth) cas__wipe(auth, strlen(auth)), free(auth);
+    if (rc == CAS_OK) rc = cas__cred_from_json(r.body.p, r.body.len, out, msg, cap);
+    else {
+        char why[300];
+        snprintf(why, sizeof why, "%s", msg);
+        cas__fmt(msg, cap, "the container credentials endpoint: %s", why);
+    }
+    cas__rq_free(&r);
+    return rc;
+}
+
+/* EC2 instance metadata, IMDSv2: a session token, the role's name, its credentials. */
+static int cas__cred_imds(cas__s3 *s3, cas__cred **out, char *msg, size_t cap) {
+    const char *ep = cas__env("AWS_EC2_METADATA_SERVICE_ENDPOINT"), *dis = cas__env("AWS_EC2_METADATA_DISABLED");
+    char base[512], url[1024], tokh[512], role[256];
+    cas__rq r;
+    int rc;
+    size_t n;
+    if (dis && !strcasecmp(dis, "true")) return CAS_E_NOTFOUND;
+    snprintf(base, sizeof base, "%s", ep ? ep : "http://169.254.169.254");
+    n = strlen(base);
+    if (n && base[n - 1] == '/') base[n - 1] = 0;
+    snprintf(url, sizeof url, "%s/latest/api/token", base);
+    if ((rc = cas__cred_fetch(s3, "PUT", url, "X-aws-ec2-metadata-token-ttl-seconds: 21600", NULL, NULL, &r, msg,
+                              cap)) < 0) {
+        cas__rq_free(&r);
+        return CAS_E_NOTFOUND; /* not on EC2 (or IMDS is off): the chain ends here */
+    }
+    snprintf(tokh, sizeof tokh, "X-aws-ec2-metadata-token: %.400s", r.body.p);
+    cas__rq_free(&r);
+    snprintf(url, sizeof url, "%s/latest/meta-data/iam/security-credentials/", base);
+    rc = cas__cred_fetch(s3, "GET", url, tokh, NULL, NULL, &r, msg, cap);
+    if (rc == CAS_OK) {
+        char *nl;
+        snprintf(role, sizeof role, "%s", r.body.p);
+        if ((nl = strchr(role, '\n')) != NULL) *nl = 0;
+        cas__rq_free(&r);
+        if (!role[0] || strchr(role, '/')) {
+            cas__fmt(msg, cap, "instance metadata names no IAM role");
+            rc = CAS_E_NOTFOUND;
+        } else {
+            snprintf(url, sizeof url, "%s/latest/meta-data/iam/security-credentials/%s", base, role);
+            rc = cas__cred_fetch(s3, "GET", url, tokh, NULL, NULL, &r, msg, cap);
+            if (rc == CAS_OK) rc = cas__cred_from_json(r.body.p, r.body.len, out, msg, cap);
+            cas__rq_free(&r);
+        }
+    } else {
+        cas__rq_free(&r);
+    }
+    cas__wipe(tokh, sizeof tokh);
+    if (rc < 0 && rc != CAS_E_NOTFOUND) {
+        char why[300];
+        snprintf(why, sizeof why, "%s", msg);
+        cas__fmt(msg, cap, "EC2 instance metadata: %s", why);
+    }
+    return rc;
+}
+
+/* One link of the chain: CAS_OK with *out, CAS_E_NOTFOUND when this link is not
+ * configured here (the next is tried), or an error when it is and fails. */
+static int cas__cred_link(cas__s3 *s3, int which, cas__cred **out, char *msg, size_t cap) {
+    char a[260], s[260], t[4096], file[1024], role[512];
+    const char *ak, *sk;
+    int rc = CAS_E_NOTFOUND;
+    *out = NULL;
+    switch (which) {
+    case CAS__CRED_ENV:
+        ak = cas__env("AWS_ACCESS_KEY_ID"), sk = cas__env("AWS_SECRET_ACCESS_KEY");
+        if (!ak && !sk) return CAS_E_NOTFOUND;
+        if (!ak || !sk) {
+            cas__fmt(msg, cap, "AWS_%s is set but AWS_%s is not", ak ? "ACCESS_KEY_ID" : "SECRET_ACCESS_KEY",
+                     ak ? "SECRET_ACCESS_KEY" : "ACCESS_KEY_ID");
+            return CAS_E_ARG;
+        }
+        *out = cas__cred_new(ak, sk, cas__env("AWS_SESSION_TOKEN"), 0);
+        break;
+    case CAS__CRED_WEB:
+        if (cas__env("AWS_WEB_IDENTITY_TOKEN_FILE") && cas__env("AWS_ROLE_ARN"))
+            return cas__cred_web(s3, cas__env("AWS_WEB_IDENTITY_TOKEN_FILE"), cas__env("AWS_ROLE_ARN"), out, msg, cap);
+        if (cas__profile_get(s3, 0, "web_identity_token_file", file, sizeof file) == CAS_OK &&
+            cas__profile_get(s3, 0, "role_arn", role, sizeof role) == CAS_OK)
+            return cas__cred_web(s3, file, role, out, msg, cap);
+        return CAS_E_NOTFOUND;
+    case CAS__CRED_FILES:
+        t[0] = 0;
+        if ((cas__profile_get(s3, 1, "aws_access_key_id", a, sizeof a) == CAS_OK &&
+             cas__profile_get(s3, 1, "aws_secret_access_key", s, sizeof s) == CAS_OK &&
+             (cas__profile_get(s3, 1, "aws_session_token", t, sizeof t), 1)) ||
+            (cas__profile_get(s3, 0, "aws_access_key_id", a, sizeof a) == CAS_OK &&
+             cas__profile_get(s3, 0, "aws_secret_access_key", s, sizeof s) == CAS_OK &&
+             (cas__profile_get(s3, 0, "aws_session_token", t, sizeof t), 1)))
+            *out = cas__cred_new(a, s, t, 0);
+        cas__wipe(s, sizeof s), cas__wipe(t, sizeof t);
+        if (!*out) return CAS_E_NOTFOUND;
+        break;
+    case CAS__CRED_CONTAINER: return cas__cred_container(s3, out, msg, cap);
+    case CAS__CRED_IMDS: return cas__cred_imds(s3, out, msg, cap);
+    }
+    if (*out) rc = CAS_OK;
+    else if (rc == CAS_E_NOTFOUND) rc = CAS_E_NOMEM, cas__fmt(msg, cap, "cannot store the credentials");
+    return rc;
+}
+
+/* The store's credentials, refreshed five minutes before they expire (or now,
+ * with force). The first success fixes which link serves this store. */
+static int cas__cred_get(cas__s3 *s3, int force, cas__cred **out, char *msg, size_t cap) {
+    int rc = CAS_OK, k;
+    cas__mu_lock(&s3->cmu);
+    if (!s3->cred || force || (s3->cred->expires && cas__now() > s3->cred->expires - 300)) {
+        cas__cred *fresh = NULL;
+        char why[400];
+        why[0] = 0;
+        rc = CAS_E_NOTFOUND;
+        for (k = s3->cred_source ? s3->cred_source : CAS__CRED_ENV; k <= CAS__CRED_IMDS; k++) {
+            rc = cas__cred_link(s3, k, &fresh, why, sizeof why);
+            if (rc != CAS_E_NOTFOUND || s3->cred_source) break;
+        }
+        if (rc == CAS_OK) {
+            cas__cred *old = s3->cred;
+            s3->cred = fresh, s3->cred_source = k;
+            if (old && --old->refs == 0) cas__cred_destroy(old);
+        } else if (s3->cred && (!s3->cred->expires || cas__now() < s3->cred->expires)) {
+            rc = CAS_OK; /* refresh failed, the old ones still hold: use them */
+        } else if (rc == CAS_E_NOTFOUND) {
+            cas__fmt(msg, cap,
+                     "no AWS credentials found (looked for AWS_ACCESS_KEY_ID, web identity, profile '%s' in the "
+                     "shared files, the container endpoint and EC2 instance metadata)",
+                     s3->profile);
+        } else {
+            cas__fmt(msg, cap, "%s", why);
+        }
+    }
+    if (rc == CAS_OK) {
+        s3->cred->refs++;
+        *out = s3->cred;
+    }
+    cas__mu_unlock(&s3->cmu);
+    return rc;
+}
+
+/* ---- S3: names, URLs, answers ------------------------------------------- */
+
+/* The URL of an object (name relative to the store's prefix, NULL for the
+ * bucket itself) with an already sorted and encoded query (SigV4 signs it as written). */
+static int cas__s3_url(const cas__s3 *s3, cas__buf *u, const char *name, const char *query) {
+    const char *sep = strstr(s3->endpoint, "://");
+    u->len = 0;
+    if (s3->path_style || !sep) {
+        cas__buf_addz(u, s3->endpoint);
+        cas__buf_addz(u, "/");
+        cas__uri_encode(u, s3->bucket, 0);
+    } else { /* virtual-hosted: https://bucket.host */
+        cas__buf_put(u, s3->endpoint, (size_t)(sep + 3 - s3->endpoint));
+        cas__buf_addz(u, s3->bucket);
+        cas__buf_addz(u, ".");
+        cas__buf_addz(u, sep + 3);
+    }
+    cas__buf_addz(u, "/");
+    if (name) {
+        cas__uri_encode(u, s3->prefix, 1);
+        cas__uri_encode(u, name, 1);
+    }
+    if (query) cas__buf_addz(u, "?"), cas__buf_addz(u, query);
+    return u->p ? CAS_OK : CAS_E_NOMEM;
+}
+
+/* The headers every write of an object carries: its metadata, and the
+ * encryption Metaflow asks for. */
+static int cas__s3_write_headers(const cas__s3 *s3, struct curl_slist **h, const char *meta, size_t ml) {
+    char line[CAS__S3_META_MAX + 64];
+    if (meta && ml > CAS__S3_META_MAX) return CAS_E_ARG;
+    if (meta) {
+        snprintf(line, sizeof line, CAS__S3_META_HEADER ": %.*s", (int)ml, meta);
+        if (!(*h = curl_slist_append(*h, line))) return CAS_E_NOMEM;
+    }
+    if (s3->sse) {
+        snprintf(line, sizeof line, "x-amz-server-side-encryption: %.100s", s3->sse);
+        if (!(*h = curl_slist_append(*h, line))) return CAS_E_NOMEM;
+    }
+    return CAS_OK;
+}
+
+/* A final answer that is not what was wanted, as a status and a reason. */
+static int cas__s3_answer_fail(const cas__rq *r, char *msg, size_t cap) {
+    cas__rq_why(r, CURLE_OK, msg, cap);
+    if (r->status == 404 && strcmp(r->code, "NoSuchBucket") && strcmp(r->code, "NoSuchUpload")) return CAS_E_NOTFOUND;
+    return CAS_E_IO;
+}
+
+/* ---- S3: reading an object as a stream ------------------------------------- */
+/* One GET whose bytes flow through a small buffer as the reader asks for them:
+ * the transfer pauses when the buffer is full, so memory stays bounded. A
+ * transfer that breaks resumes where it stopped (Range, If-Match on the ETag). */
+
+typedef struct cas__s3obj {
+    cas__s3 *s3;
+    cas__rq r;
+    CURLM *m;
+    CURL *e;
+    struct curl_slist *sent;
+    unsigned char *buf;
+    size_t cap, len, pos;
+    int paused, running, head_only;
+    CURLcode cc;
+    uint64_t size, delivered, skip;
+    char etag[130];
+    char meta[CAS__S3_META_MAX + 1];
+    size_t meta_len;
+    int has_meta, tries;
+} cas__s3obj;
+
+static size_t cas__obj_write(char *p, size_t size, size_t nitems, void *u) {
+    cas__s3obj *o = (cas__s3obj *)u;
+    size_t n = size * nitems, sk, rest;
+    long st = cas__rq_status(&o->r);
+    if (st < 200 || st >= 300) return cas__rq_write(p, size, nitems, &o->r); /* an error's body */
+    sk = (size_t)CAS__MIN((uint64_t)n, o->skip);
+    rest = n - sk;
+    if (o->pos == o->len) o->pos = o->len = 0;
+    if (o->cap - o->len < rest && o->pos) {
+        memmove(o->buf, o->buf + o->pos, o->len - o->pos);
+        o->len -= o->pos, o->pos = 0;
+    }
+    if (o->cap - o->len < rest) {
+        if (o->len) {
+            o->paused = 1;
+            return CURL_WRITEFUNC_PAUSE; /* delivered again once the reader drained the buffer */
+        }
+        return 0; /* a chunk larger than the whole buffer: cannot happen with BUFFERSIZE below cap */
+    }
+    o->skip -= sk;
+    memcpy(o->buf + o->len, p + sk, rest);
+    o->len += rest;
+    return n;
+}
+
+static void cas__obj_stop(cas__s3obj *o) {
+    if (o->e) {
+        if (o->m) curl_multi_remove_handle(o->m, o->e);
+        cas__easy_put(o->s3, o->e);
+        o->e = NULL;
+    }
+    cas__slist_wipe(o->sent);
+    o->sent = NULL;
+    o->running = 0, o->paused = 0;
+}
+
+/* Runs the transfer until the headers are in (headers), bytes are buffered, or it ends. */
+static void cas__obj_pump(cas__s3obj *o, int headers) {
+    for (;;) {
+        int still = 0, left;
+        CURLMsg *mm;
+        curl_multi_perform(o->m, &still);
+        while ((mm = curl_multi_info_read(o->m, &left)) != NULL)
+            if (mm->msg == CURLMSG_DONE) o->running = 0, o->cc = mm->data.result;
+        if (!o->running || o->paused) return;
+        if (headers ? o->r.hdr_done : o->len > o->pos) return;
+        curl_multi_poll(o->m, NULL, 0, 1000, NULL);
+    }
+}
+
+/* Starts (or resumes from o->delivered) the GET and waits for its answer's headers:
+ * CAS_OK when the bytes are flowing, else a status with the reason in msg. */
+static int cas__obj_start(cas__s3obj *o, char *msg, size_t cap) {
+    cas__s3 *s3 = o->s3;
+    int attempts = (int)cas__s3p(s3, CAS_PARAM_S3_ATTEMPTS), rc, again;
+    for (;;) {
+        cas__cred *c = NULL;
+        o->tries++;
+        o->r.tries = o->tries;
+        cas__rq_reset_response(&o->r);
+        curl_slist_free_all(o->r.hdr);
+        o->r.hdr = NULL;
+        if (o->delivered) { /* a resume: the rest of the same version */
+            char line[200];
+            snprintf(line, sizeof line, "Range: bytes=%llu-", (unsigned long long)o->delivered);
+            o->r.hdr = curl_slist_append(o->r.hdr, line);
+            if (o->etag[0]) {
+                snprintf(line, sizeof line, "If-Match: %s", o->etag);
+                o->r.hdr = curl_slist_append(o->r.hdr, line);
+            }
+        }
+        if ((rc = cas__cred_get(s3, 0, &c, msg, cap)) < 0) return rc;
+        if (!(o->e = cas__easy_get(s3)) || (rc = cas__rq_setup(s3, o->e, &o->r, c, &o->sent)) < 0) {
+            cas__cred_unref(s3, c);
+            cas__obj_stop(o);
+            cas__fmt(msg, cap, "out of memory");
+            return CAS_E_NOMEM;
+        }
+        cas__cred_unref(s3, c); /* libcurl has what it needs for this request */
+        curl_easy_setopt(o->e, CURLOPT_WRITEFUNCTION, cas__obj_write);
+        curl_easy_setopt(o->e, CURLOPT_WRITEDATA, o);
+        curl_easy_setopt(o->e, CURLOPT_BUFFERSIZE, 128L * 1024);
+        o->len = o->pos = 0, o->paused = 0, o->cc = CURLE_OK, o->running = 1;
+        if (curl_multi_add_handle(o->m, o->e) != CURLM_OK) {
+            cas__obj_stop(o);
+            cas__fmt(msg, cap, "cannot start the transfer");
+            return CAS_E_NOMEM;
+        }
+        cas__obj_pump(o, 1);
+        o->r.status = cas__rq_status(&o->r);
+        if (o->r.hdr_done && (o->r.status == 200 || o->r.status == 206)) {
+            if (o->r.status == 200 && o->delivered) o->skip = o->delivered; /* the server sent it all again */
+            if (!o->delivered) {
+                o->size = o->r.length >= 0 ? (uint64_t)o->r.length : 0;
+                snprintf(o->etag, sizeof o->etag, "%s", o->r.etag);
+                if ((o->has_meta = o->r.has_meta) != 0) memcpy(o->meta, o->r.meta, o->r.meta_len + 1);
+                o->meta_len = o->r.meta_len;
+            }
+            return CAS_OK;
+        }
+        while (o->running && !o->paused) cas__obj_pump(o, 0); /* an error: its body, to the end */
+        o->r.status = cas__rq_status(&o->r);
+        if (o->cc == CURLE_OK && o->r.status >= 300 && o->r.body.len)
+            cas__xml_error(o->r.body.p, o->r.body.len, o->r.code, sizeof o->r.code, o->r.message, sizeof o->r.message);
+        again = o->cc != CURLE_OK ? cas__cc_transient(o->cc) : cas__rq_retryable(&o->r);
+        cas__obj_stop(o);
+        if (o->cc == CURLE_OK && o->r.status == 412 && o->delivered) {
+            cas__fmt(msg, cap, "the object changed while it was being read");
+            return CAS_E_IO;
+        }
+        if (again == 2) cas__cred_unref(s3, (cas__cred_get(s3, 1, &c, msg, cap) == CAS_OK ? c : NULL));
+        if (again && o->tries < attempts) {
+            cas__s3_backoff(s3, o->tries);
+            continue;
+        }
+        if (o->cc != CURLE_OK) {
+            cas__rq_why(&o->r, o->cc, msg, cap);
+            return CAS_E_IO;
+        }
+        return cas__s3_answer_fail(&o->r, msg, cap);
+    }
+}
+
+static void cas__s3_close(void *u, void *obj) {
+    cas__s3obj *o = (cas__s3obj *)obj;
+    (void)u;
+    if (!o) return;
+    cas__obj_stop(o);
+    cas__multi_put(o->s3, o->m);
+    cas__rq_free(&o->r);
+    cas__free(&o->s3->alloc, o->buf);
+    cas__free(&o->s3->alloc, o);
+}
+
+static int cas__s3_open(void *u, const char *name, unsigned flags, void **out, cas_object_info *info, char *msg,
+                        size_t cap) {
+    cas__s3 *s3 = (cas__s3 *)u;
+    cas__s3obj *o = (cas__s3obj *)cas__calloc(&s3->alloc, sizeof *o);
+    int rc;
+    *out = NULL;
+    if (!o) {
+        return cas__oom(msg, cap);
+    }
+    o->s3 = s3;
+    o->head_only = (flags & CAS_OPEN_HEAD) != 0;
+    cas__rq_init(&o->r, o->head_only ? "HEAD" : "GET", &s3->alloc);
+    if (cas__s3_url(s3, &o->r.url, name, NULL) < 0) {
+        cas__s3_close(u, o);
+        return cas__oom(msg, cap);
+    }
+    if (o->head_only) { /* a HEAD: size and metadata, no transfer kept */
+        rc = cas__rq_run(s3, &o->r, msg, cap);
+        if (rc == CAS_OK && o->r.status != 200) rc = cas__s3_answer_fail(&o->r, msg, cap);
+        if (rc == CAS_OK) {
+            o->size = o->r.length >= 0 ? (uint64_t)o->r.length : 0;
+            if ((o->has_meta = o->r.has_meta) != 0) memcpy(o->meta, o->r.meta, o->r.meta_len + 1);
+            o->meta_len = o->r.meta_len;
+        }
+    } else {
+        o->cap = CAS__S3_STREAM_BUF;
+        o->buf = (unsigned char *)cas__alloc(&s3->alloc, o->cap);
+        o->m = cas__multi_get(s3);
+        rc = o->buf && o->m ? cas__obj_start(o, msg, cap) : cas__oom(msg, cap);
+    }
+    if (rc < 0) {
+        cas__s3_close(u, o);
+        return rc;
+    }
+    memset(info, 0, sizeof *info);
+    info->size = o->size;
+    info->mtime = o->r.mtime;
+    info->meta = o->has_meta ? o->meta : NULL;
+    info->meta_len = o->meta_len;
+    *out = o;
+    return CAS_OK;
+}
+
+static int cas__s3_read(void *u, void *obj, void *buf, size_t cap, size_t *got, char *msg, size_t mcap) {
+    cas__s3obj *o = (cas__s3obj *)obj;
+    (void)u;
+    *got = 0;
+    if (o->head_only) {
+        cas__fmt(msg, mcap, "opened for its metadata only");
+        return CAS_E_STATE;
+    }
+    for (;;) {
+        if (o->pos < o->len) {
+            size_t k = CAS__MIN(cap, o->len - o->pos);
+            memcpy(buf, o->buf + o->pos, k);
+            o->pos += k, o->delivered += k;
+            *got = k;
+            return CAS_OK;
+        }
+        if (!o->running) {
+            int rc;
+            if (o->cc == CURLE_OK && o->delivered >= o->size) return CAS_OK; /* the end */
+            /* the transfer broke (a reset, a stall, a body cut short): resume it */
+            if (o->tries >= (int)cas__s3p(o->s3, CAS_PARAM_S3_ATTEMPTS) ||
+                (o->cc != CURLE_OK && !cas__cc_transient(o->cc))) {
+                CURLcode cc = o->cc != CURLE_OK ? o->cc : CURLE_PARTIAL_FILE;
+                o->r.tries = o->tries;
+                cas__rq_why(&o->r, cc, msg, mcap);
+                return CAS_E_IO;
+            }
+            cas__obj_stop(o);
+            cas__s3_backoff(o->s3, o->tries);
+            if ((rc = cas__obj_start(o, msg, mcap)) < 0) return rc;
+            continue;
+        }
+        if (o->paused) {
+            o->paused = 0;
+            curl_easy_pause(o->e, CURLPAUSE_CONT);
+        }
+        cas__obj_pump(o, 0);
+    }
+}
+
+/* ---- S3: writing an object ------------------------------------------------- */
+/* Up to one part size an object goes in one PUT; beyond, a multipart upload
+ * (its metadata given when it starts, the object visible only when it
+ * completes, aborted on any failure). When the name is not known yet (the key
+ * is the hash of the bytes), the bytes beyond the first part wait in an
+ * unlinked temp file until commit names them. */
+
+typedef struct cas__s3w {
+    cas__s3 *s3;
+    char *name; /* NULL until commit when created without one */
+    char meta[CAS__S3_META_MAX + 1];
+    size_t meta_len;
+    unsigned char *buf;
+    size_t len, cap;
+    int spool; /* temp file fd, -1 if none */
+    uint64_t spooled, total;
+    char upload[512]; /* the multipart upload's id, "" if none */
+    cas__buf parts;   /* <Part> elements for CompleteMultipartUpload */
+    int nparts;
+} cas__s3w;
+
+static size_t cas__s3w_part(const cas__s3w *w) {
+    uint64_t p = (uint64_t)cas__s3p(w->s3, CAS_PARAM_S3_PART_SIZE);
+    int k;
+    for (k = 0; k < w->nparts / 1000 && p < ((uint64_t)1 << 30); k++) p *= 2; /* 10000 parts reach 5 TB */
+    return (size_t)p;
+}
+
+static int cas__s3w_fail(char *msg, size_t cap, const char *what, const char *why) {
+    char tmp[400];
+    snprintf(tmp, sizeof tmp, "%s", why);
+    cas__fmt(msg, cap, "%s: %s", what, tmp);
+    return CAS_E_IO;
+}
+
+/* POST ?uploads=: a new multipart upload, with the object's metadata. */
+static int cas__s3w_begin(cas__s3w *w, char *msg, size_t cap) {
+    cas__s3 *s3 = w->s3;
+    cas__rq r;
+    cas__xml_pick p;
+    int rc;
+    cas__rq_init(&r, "POST", &s3->alloc);
+    r.keep = (size_t)1 << 20; /* repeated after a lost answer, it leaves an empty upload behind, which gc removes */
+    if (cas__s3_url(s3, &r.url, w->name, "uploads=") < 0 || cas__s3_write_headers(s3, &r.hdr, w->meta, w->meta_len) < 0)
+        rc = cas__oom(msg, cap);
+    else if ((rc = cas__rq_run(s3, &r, msg, cap)) == CAS_OK && r.status != 200)
+        rc = cas__s3_answer_fail(&r, msg, cap);
+    if (rc == CAS_OK) {
+        memset(&p, 0, sizeof p);
+        w->upload[0] = 0;
+        p.suffix[0] = "UploadId", p.out[0] = w->upload, p.cap[0] = sizeof w->upload;
+        if (cas__xml_parse(r.body.p ? r.body.p : "", r.body.len, cas__xml_pick_leaf, NULL, &p, msg, cap) < 0 ||
+            !w->upload[0])
+            rc = cas__s3w_fail(msg, cap, "starting a multipart upload", "no UploadId in the answer");
+    } else {
+        char why[400];
+        snprintf(why, sizeof why, "%s", msg);
+        cas__s3w_fail(msg, cap, "starting a multipart upload", why);
+    }
+    cas__rq_free(&r);
+    return rc;
+}
+
+/* PUT ?partNumber=N&uploadId=..: one part, with its SHA-256 (a body changed in transit is refused). */
+static int cas__s3w_put_part(cas__s3w *w, const unsigned char *p, size_t n, char *msg, size_t cap) {
+    cas__s3 *s3 = w->s3;
+    cas__buf q;
+    cas__rq r;
+    char sha[65], line[300];
+    int rc;
+    if (!w->upload[0] && (rc = cas__s3w_begin(w, msg, cap)) < 0) return rc;
+    if (w->nparts >= CAS__S3_MAX_PARTS) return cas__s3w_fail(msg, cap, "uploading", "over 10000 parts");
+    memset(&q, 0, sizeof q);
+    q.a = &s3->alloc;
+    cas__buf_fmt(&q, "partNumber=%d&uploadId=", w->nparts + 1);
+    cas__uri_encode(&q, w->upload, 0);
+    cas__rq_init(&r, "PUT", &s3->alloc);
+    cas__sha256_hex(p, n, sha);
+    r.up = p, r.up_len = n, r.up_sha = sha;
+    if (!q.p || cas__s3_url(s3, &r.url, w->name, q.p) < 0) rc = cas__oom(msg, cap);
+    else if ((rc = cas__rq_run(s3, &r, msg, cap)) == CAS_OK && (r.status != 200 || !r.etag[0]))
+        rc = cas__s3_answer_fail(&r, msg, cap);
+    if (rc == CAS_OK) {
+        w->nparts++;
+        snprintf(line, sizeof line, "<Part><PartNumber>%d</PartNumber><ETag>%s</ETag></Part>", w->nparts, r.etag);
+        if (cas__buf_addz(&w->parts, line) < 0) rc = cas__oom(msg, cap);
+    } else {
+        char why[400];
+        snprintf(why, sizeof why, "%s", msg);
+        snprintf(line, sizeof line, "uploading part %d", w->nparts + 1);
+        rc = rc == CAS_E_NOMEM ? rc : cas__s3w_fail(msg, cap, line, why);
+    }
+    cas__free(&s3->alloc, q.p);
+    cas__rq_free(&r);
+    return rc;
+}
+
+/* DELETE ?uploadId=..: no parts are left behind (best effort; gc catches the rest). */
+static void cas__s3w_abort_upload(cas__s3w *w) {
+    cas__buf q;
+    cas__rq r;
+    char msg[300];
+    if (!w->upload[0]) return;
+    memset(&q, 0, sizeof q);
+    q.a = &w->s3->alloc;
+    cas__buf_addz(&q, "uploadId=");
+    cas__uri_encode(&q, w->upload, 0);
+    cas__rq_init(&r, "DELETE", &w->s3->alloc);
+    if (q.p && cas__s3_url(w->s3, &r.url, w->name, q.p) == CAS_OK) cas__rq_run(w->s3, &r, msg, sizeof msg);
+    cas__free(&w->s3->alloc, q.p);
+    cas__rq_free(&r);
+    w->upload[0] = 0;
+}
+
+static int cas__s3w_spool(cas__s3w *w, const unsigned char *p, size_t n, char *msg, size_t cap) {
+    if (w->spool < 0) {
+        const char *dir = getenv("TMPDIR");
+        char path[4096];
+        snprintf(path, sizeof path, "%s/cas-spool-XXXXXX", dir && dir[0] ? dir : "/tmp");
+        if ((w->spool = mkstemp(path)) < 0)
+            return cas__s3w_fail(msg, cap, "cannot create a temp file for the upload", strerror(errno));
+        unlink(path); /* gone with the process, whatever happens */
+    }
+    {
+        int e = cas__write_all(w->spool, p, n);
+        if (e) return cas__s3w_fail(msg, cap, "cannot write a temp file for the upload", strerror(e));
+    }
+    w->spooled += n;
+    return CAS_OK;
+}
+
+static int cas__s3_create(void *u, const char *dir, const char *name, const char *meta, size_t ml, void **out,
+                          char *msg, size_t cap) {
+    cas__s3 *s3 = (cas__s3 *)u;
+    cas__s3w *w;
+    (void)dir;
+    *out = NULL;
+    if (ml > CAS__S3_META_MAX) {
+        cas__fmt(msg, cap, "metadata over S3's 2 KB");
+        return CAS_E_ARG;
+    }
+    if (!(w = (cas__s3w *)cas__calloc(&s3->alloc, sizeof *w))) {
+        return cas__oom(msg, cap);
+    }
+    w->s3 = s3, w->spool = -1, w->parts.a = &s3->alloc;
+    if (meta) memcpy(w->meta, meta, ml), w->meta_len = ml;
+    w->meta[ml] = 0;
+    if (name && !(w->name = (char *)cas__alloc(&s3->alloc, strlen(name) + 1))) {
+        cas__free(&s3->alloc, w);
+        return cas__oom(msg, cap);
+    }
+    if (name) memcpy(w->name, name, strlen(name) + 1);
+    *out = w;
+    return CAS_OK;
+}
+
+static int cas__s3_write(void *u, void *wp, const void *data, size_t n, char *msg, size_t cap) {
+    cas__s3w *w = (cas__s3w *)wp;
+    const unsigned char *p = (const unsigned char *)data;
+    int rc;
+    (void)u;
+    while (n) {
+        size_t part = cas__s3w_part(w), k;
+        if (w->len == part) { /* a full part: up it goes (or into the spool, nameless) */
+            rc = w->name ? cas__s3w_put_part(w, w->buf, w->len, msg, cap) : cas__s3w_spool(w, w->buf, w->len, msg, cap);
+            if (rc < 0) return rc;
+            w->len = 0;
+            continue;
+        }
+        if (!w->len && w->name && (n > part || (w->upload[0] && n == part))) { /* straight from the caller's bytes */
+            if ((rc = cas__s3w_put_part(w, p, part, msg, cap)) < 0) return rc;
+            p += part, n -= part, w->total += part;
+            continue;
+        }
+        if (w->cap < part) { /* grows to one part at most */
+            size_t nc = CAS__MIN(part, CAS__MAXZ(w->len + n, CAS__MAXZ(w->cap * 2, (size_t)64 << 10)));
+            unsigned char *nb = (unsigned char *)cas__alloc(&w->s3->alloc, nc);
+            if (!nb) {
+                cas__fmt(msg, cap, "out of memory");
+                return CAS_E_NOMEM;
+            }
+            if (w->len) memcpy(nb, w->buf, w->len);
+            cas__free(&w->s3->alloc, w->buf);
+            w->buf = nb, w->cap = nc;
+        }
+        k = CAS__MIN(n, CAS__MIN(w->cap, part) - w->len);
+        memcpy(w->buf + w->len, p, k);
+        w->len += k, p += k, n -= k, w->total += k;
+    }
+    return CAS_OK;
+}
+
+/* PUT with x-amz-copy-source onto itself: new metadata, the same bytes. */
+static int cas__s3_set_meta(cas__s3w *w, int *stored, char *msg, size_t cap) {
+    cas__s3 *s3 = w->s3;
+    cas__rq r;
+    cas__buf src;
+    int rc;
+    memset(&src, 0, sizeof src);
+    src.a = &s3->alloc;
+    cas__buf_addz(&src, "x-amz-copy-source: /");
+    cas__uri_encode(&src, s3->bucket, 0);
+    cas__buf_addz(&src, "/");
+    cas__uri_encode(&src, s3->prefix, 1);
+    cas__uri_encode(&src, w->name, 1);
+    cas__rq_init(&r, "PUT", &s3->alloc);
+    r.keep = (size_t)1 << 20;
+    if (!src.p || cas__s3_url(s3, &r.url, w->name, NULL) < 0 || !(r.hdr = curl_slist_append(r.hdr, src.p)) ||
+        !(r.hdr = curl_slist_append(r.hdr, "x-amz-metadata-directive: REPLACE")) ||
+        cas__s3_write_headers(s3, &r.hdr, w->meta, w->meta_len) < 0)
+        rc = cas__oom(msg, cap);
+    else if ((rc = cas__rq_run(s3, &r, msg, cap)) == CAS_OK) {
+        char code[64], message[256];
+        cas__xml_error(r.body.p ? r.body.p : "", r.body.len, code, sizeof code, message, sizeof message);
+        if (r.status != 200 || code[0]) { /* a copy can fail with 200 and an <Error> */
+            if (code[0]) snprintf(r.code, sizeof r.code, "%s", code), snprintf(r.message, sizeof r.message, "%s", message);
+            rc = cas__s3_answer_fail(&r, msg, cap);
+            if (rc == CAS_E_NOTFOUND) rc = CAS_E_IO;
+        } else {
+            *stored = 1;
+        }
+    }
+    cas__free(&s3->alloc, src.p);
+    cas__rq_free(&r);
+    return rc;
+}
+
+/* After a completion whose answer was lost: is the object there, whole? */
+static int cas__s3w_landed(cas__s3w *w) {
+    cas__rq r;
+    char msg[200];
+    int ok;
+    cas__rq_init(&r, "HEAD", &w->s3->alloc);
+    ok = cas__s3_url(w->s3, &r.url, w->name, NULL) == CAS_OK && cas__rq_run(w->s3, &r, msg, sizeof msg) == CAS_OK &&
+         r.status == 200 && r.length >= 0 && (uint64_t)r.length == w->total && r.has_meta &&
+         r.meta_len == w->meta_len && !memcmp(r.meta, w->meta, w->meta_len);
+    cas__rq_free(&r);
+    return ok;
+}
+
+/* POST ?uploadId=..: the parts become the object. Repeated after a lost answer,
+ * it finds the upload gone; the object then tells whether the first try landed. */
+static int cas__s3w_complete(cas__s3w *w, char *msg, size_t cap) {
+    cas__s3 *s3 = w->s3;
+    cas__buf q, body;
+    cas__rq r;
+    int rc;
+    memset(&q, 0, sizeof q), memset(&body, 0, sizeof body);
+    q.a = body.a = &s3->alloc;
+    cas__buf_addz(&q, "uploadId=");
+    cas__uri_encode(&q, w->upload, 0);
+    cas__buf_addz(&body, "<CompleteMultipartUpload>");
+    cas__buf_put(&body, w->parts.p ? w->parts.p : "", w->parts.len);
+    cas__buf_addz(&body, "</CompleteMultipartUpload>");
+    cas__rq_init(&r, "POST", &s3->alloc);
+    r.keep = (size_t)1 << 20;
+    r.up = (const unsigned char *)body.p, r.up_len = body.len;
+    if (!q.p || !body.p || cas__s3_url(s3, &r.url, w->name, q.p) < 0 ||
+        !(r.hdr = curl_slist_append(r.hdr, "Content-Type: application/xml")))
+        rc = cas__oom(msg, cap);
+    else if ((rc = cas__rq_run(s3, &r, msg, cap)) == CAS_OK) {
+        char code[64], message[256];
+        cas__xml_error(r.body.p ? r.body.p : "", r.body.len, code, sizeof code, message, sizeof message);
+        if (r.tries > 1 && r.status == 404 && !strcmp(code, "NoSuchUpload") && cas__s3w_landed(w)) {
+            w->upload[0] = 0; /* an earlier try completed it; only its answer was lost */
+        } else if (r.status != 200 || code[0]) {
+            if (code[0]) snprintf(r.code, sizeof r.code, "%s", code), snprintf(r.message, sizeof r.message, "%s", message);
+            rc = cas__s3_answer_fail(&r, msg, cap);
+            if (rc == CAS_E_NOTFOUND) rc = CAS_E_IO;
+        } else {
+            w->upload[0] = 0; /* done: nothing to abort */
+        }
+    }
+    cas__free(&s3->alloc, q.p);
+    cas__free(&s3->alloc, body.p);
+    cas__rq_free(&r);
+    return rc;
+}
+
+static int cas__s3_exists(void *u, const char *name, char *msg, size_t cap);
+
+static int cas__s3_commit(void *u, void *wp, const char *name, int mode, int *stored, char *msg, size_t cap) {
+    cas__s3 *s3 = (cas__s3 *)u;
+    cas__s3w *w = (cas__s3w *)wp;
+    int rc;
+    *stored = 0;
+    if (!w->name || strcmp(w->name, name)) { /* named now */
+        char *nm = (char *)cas__alloc(&s3->alloc, strlen(name) + 1);
+        if (!nm) return cas__oom(msg, cap);
+        memcpy(nm, name, strlen(name) + 1);
+        cas__free(&s3->alloc, w->name);
+        w->name = nm;
+    }
+    if (mode == CAS_COMMIT_META) return cas__s3_set_meta(w, stored, msg, cap);
+    if (w->spooled) { /* the bytes waited for their name: all of them into the spool, then up in parts */
+        uint64_t off = 0;
+        size_t part;
+        if ((rc = cas__s3w_spool(w, w->buf, w->len, msg, cap)) < 0) return rc;
+        w->len = 0;
+        while (off < w->spooled) {
+            size_t k = 0;
+            part = cas__s3w_part(w);
+            if (w->cap < part) {
+                cas__free(&s3->alloc, w->buf);
+                if (!(w->buf = (unsigned char *)cas__alloc(&s3->alloc, part))) {
+                    w->cap = 0;
+                    return cas__oom(msg, cap);
+                }
+                w->cap = part;
+            }
+            while (k < part && off + k < w->spooled) {
+                ssize_t got = pread(w->spool, w->buf + k, part - k, (off_t)(off + k));
+                if (got < 0 && errno == EINTR) continue;
+                if (got <= 0) return cas__s3w_fail(msg, cap, "reading back the upload's temp file", strerror(errno ? errno : EIO));
+                k += (size_t)got;
+            }
+            if ((rc = cas__s3w_put_part(w, w->buf, k, msg, cap)) < 0) return rc;
+            off += k;
+        }
+    } else if (w->upload[0]) {
+        if ((w->len || !w->nparts) && (rc = cas__s3w_put_part(w, w->buf, w->len, msg, cap)) < 0) return rc;
+        w->len = 0;
+    } else { /* one PUT; If-None-Match makes "only if absent" the server's decision */
+        cas__rq r;
+        char sha[65];
+        cas__rq_init(&r, "PUT", &s3->alloc);
+        r.keep = (size_t)1 << 20;
+        cas__sha256_hex(w->buf ? w->buf : (const unsigned char *)"", w->len, sha);
+        r.up = w->buf, r.up_len = w->len, r.up_sha = sha;
+        if (cas__s3_url(s3, &r.url, w->name, NULL) < 0 || cas__s3_write_headers(s3, &r.hdr, w->meta, w->meta_len) < 0 ||
+            (mode == CAS_COMMIT_CREATE && !(r.hdr = curl_slist_append(r.hdr, "If-None-Match: *"))))
+            rc = cas__oom(msg, cap);
+        else if ((rc = cas__rq_run(s3, &r, msg, cap)) == CAS_OK) {
+            if (r.status == 200) *stored = 1;
+            else if (r.status == 412 && mode == CAS_COMMIT_CREATE) *stored = 0; /* it is there already */
+            else {
+                rc = cas__s3_answer_fail(&r, msg, cap);
+                if (rc == CAS_E_NOTFOUND) rc = CAS_E_IO;
+            }
+        }
+        cas__rq_free(&r);
+        return rc;
+    }
+    if (mode == CAS_COMMIT_CREATE && cas__s3_exists(u, w->name, msg, cap) > 0) { /* dedup: drop the upload */
+        cas__s3w_abort_upload(w);
+        return CAS_OK;
+    }
+    if ((rc = cas__s3w_complete(w, msg, cap)) == CAS_OK) *stored = 1;
+    return rc;
+}
+
+static void cas__s3_abort(void *u, void *wp) {
+    cas__s3w *w = (cas__s3w *)wp;
+    (void)u;
+    if (!w) return;
+    cas__s3w_abort_upload(w);
+    if (w->spool >= 0) close(w->spool);
+    cas__free(&w->s3->alloc, w->buf);
+    cas__free(&w->s3->alloc, w->name);
+    cas__free(&w->s3->alloc, w->parts.p);
+    cas__free(&w->s3->alloc, w);
+}
+
+/* ---- S3: existence, listings, removal, gc ----------------------------------- */
+
+static int cas__s3_exists(void *u, const char *name, char *msg, size_t cap) {
+    cas__s3 *s3 = (cas__s3 *)u;
+    cas__rq r;
+    int rc;
+    cas__rq_init(&r, "HEAD", &s3->alloc);
+    if (cas__s3_url(s3, &r.url, name, NULL) < 0) rc = cas__oom(msg, cap);
+    else if ((rc = cas__rq_run(s3, &r, msg, cap)) == CAS_OK) {
+        if (r.status == 200) rc = 1;
+        else if (r.status == 404) rc = 0;
+        else rc = cas__s3_answer_fail(&r, msg, cap);
+    }
+    cas__rq_free(&r);
+    return rc;
+}
+
+/* One ListObjectsV2 (or ListMultipartUploads) page, record by record. */
+typedef struct cas__s3_page {
+    const char *strip; /* the key prefix names are given relative to */
+    size_t strip_len;
+    cas_list_fn fn;                                                         /* objects and folders */
+    int (*ufn)(void *ctx, const char *key, const char *upload_id, int64_t began); /* or uploads */
+    void *ctx;
+    int rc, stop, truncated;
+    uint64_t entries;
+    char key[1100], size[32], mtime[64], upload_id[512];
+    char next[1100], next_upload[512]; /* NextContinuationToken / NextKeyMarker, NextUploadIdMarker */
+    int url_encoded, bad;
+} cas__s3_page;
+
+static void cas__s3_page_leaf(void *ctx, const char *path, const char *text, size_t len, int cut) {
+    cas__s3_page *pg = (cas__s3_page *)ctx;
+    char *dst = NULL;
+    size_t dcap = 0;
+    if (cas__ends_with(path, "Contents/Key") || cas__ends_with(path, "CommonPrefixes/Prefix") ||
+        cas__ends_with(path, "Upload/Key"))
+        dst = pg->key, dcap = sizeof pg->key;
+    else if (cas__ends_with(path, "Contents/Size")) dst = pg->size, dcap = sizeof pg->size;
+    else if (cas__ends_with(path, "Contents/LastModified") || cas__ends_with(path, "Upload/Initiated"))
+        dst = pg->mtime, dcap = sizeof pg->mtime;
+    else if (cas__ends_with(path, "Upload/UploadId")) dst = pg->upload_id, dcap = sizeof pg->upload_id;
+    else if (cas__ends_with(path, "NextContinuationToken") || cas__ends_with(path, "NextKeyMarker"))
+        dst = pg->next, dcap = sizeof pg->next;
+    else if (cas__ends_with(path, "NextUploadIdMarker")) dst = pg->next_upload, dcap = sizeof pg->next_upload;
+    else if (cas__ends_with(path, "IsTruncated")) pg->truncated = len == 4 && !memcmp(text, "true", 4);
+    else if (cas__ends_with(path, "EncodingType")) pg->url_encoded = len == 3 && !memcmp(text, "url", 3);
+    if (!dst) return;
+    if (cut || len + 1 > dcap) { /* a value longer than S3 allows: this record is skipped */
+        pg->bad = 1;
+        return;
+    }
+    memcpy(dst, text, len), dst[len] = 0;
+}
+
+static void cas__s3_page_end(void *ctx, const char *path) {
+    cas__s3_page *pg = (cas__s3_page *)ctx;
+    int kind, rc;
+    size_t kl;
+    char *name;
+    if (cas__ends_with(path, "Contents")) kind = CAS_ENTRY_FILE;
+    else if (cas__ends_with(path, "CommonPrefixes")) kind = CAS_ENTRY_DIR;
+    else if (cas__ends_with(path, "Upload")) kind = CAS_ENTRY_OTHER;
+    else return;
+    if (!pg->bad && !pg->stop && pg->rc >= 0) {
+        if (pg->url_encoded) cas__uri_decode(pg->key);
+        kl = strlen(pg->key);
+        if (kind == CAS_ENTRY_DIR && kl && pg->key[kl - 1] == '/') pg->key[--kl] = 0;
+        if (kl > pg->strip_len && !memcmp(pg->key, pg->strip, pg->strip_len)) { /* only what is under the folder */
+            name = pg->key + pg->strip_len;
+            pg->entries++;
+            if (pg->ufn) {
+                rc = pg->ufn(pg->ctx, name, pg->upload_id, cas__iso8601(pg->mtime));
+            } else {
+                int64_t t = cas__iso8601(pg->mtime);
+                rc = pg->fn(pg->ctx, name, kind, (uint64_t)strtoull(pg->size, NULL, 10), t < 0 ? 0 : t);
+            }
+            if (rc > 0) pg->stop = 1;
+            else if (rc < 0) pg->rc = rc;
+        }
+    }
+    pg->key[0] = pg->size[0] = pg->mtime[0] = pg->upload_id[0] = 0, pg->bad = 0;
+}
+
+/* Pages through a listing under key prefix `strip` (ListObjectsV2, or with
+ * uploads ListMultipartUploads), each record to fn. Returns the count of
+ * records seen, or an error. */
+static int64_t cas__s3_list_pages(cas__s3 *s3, const char *strip, int delimiter, cas_list_fn fn,
+                                  int (*ufn)(void *, const char *, const char *, int64_t), void *ctx, char *msg,
+                                  size_t cap) {
+    cas__s3_page *pg = (cas__s3_page *)cas__calloc(&s3->alloc, sizeof *pg);
+    cas__buf q;
+    int64_t total = 0;
+    int rc = CAS_OK;
+    if (!pg) return cas__oom(msg, cap);
+    memset(&q, 0, sizeof q);
+    q.a = &s3->alloc;
+    pg->strip = strip, pg->strip_len = strlen(strip), pg->fn = fn, pg->ufn = ufn, pg->ctx = ctx;
+    for (;;) {
+        cas__rq r;
+        char next[1100], next_upload[512];
+        q.len = 0;
+        /* every query in sorted order: SigV4 signs it as written */
+        if (ufn) {
+            if (pg->next[0]) cas__buf_addz(&q, "key-marker="), cas__uri_encode(&q, pg->next, 0), cas__buf_addz(&q, "&");
+            cas__buf_addz(&q, "prefix="), cas__uri_encode(&q, strip, 0);
+            if (pg->next_upload[0])
+                cas__buf_addz(&q, "&upload-id-marker="), cas__uri_encode(&q, pg->next_upload, 0);
+            cas__buf_addz(&q, "&uploads=");
+        } else {
+            if (pg->next[0])
+                cas__buf_addz(&q, "continuation-token="), cas__uri_encode(&q, pg->next, 0), cas__buf_addz(&q, "&");
+            if (delimiter) cas__buf_addz(&q, "delimiter=%2F&");
+            cas__buf_addz(&q, "encoding-type=url&list-type=2&max-keys=1000&prefix=");
+            cas__uri_encode(&q, strip, 0);
+        }
+        cas__rq_init(&r, "GET", &s3->alloc);
+        r.keep = CAS__S3_XML_MAX;
+        if (!q.p || cas__s3_url(s3, &r.url, NULL, q.p) < 0) rc = cas__oom(msg, cap);
+        else if ((rc = cas__rq_run(s3, &r, msg, cap)) == CAS_OK && r.status != 200) rc = cas__s3_answer_fail(&r, msg, cap);
+        if (rc == CAS_OK) {
+            snprintf(next, sizeof next, "%s", pg->next);
+            snprintf(next_upload, sizeof next_upload, "%s", pg->next_upload);
+            pg->truncated = 0, pg->next[0] = pg->next_upload[0] = 0;
+            rc = cas__xml_parse(r.body.p ? r.body.p : "", r.body.len, cas__s3_page_leaf, cas__s3_page_end, pg, msg, cap);
+            if (rc == CAS_OK && pg->rc < 0) rc = pg->rc, cas__fmt(msg, cap, "%s", cas_strerror(rc));
+            if (rc == CAS_OK && pg->truncated && !strcmp(next, pg->next) && !strcmp(next_upload, pg->next_upload)) {
+                cas__fmt(msg, cap, "the listing does not advance (the same continuation twice)");
+                rc = CAS_E_CORRUPT;
+            }
+        }
+        cas__rq_free(&r);
+        if (rc < 0 || pg->stop || !pg->truncated || (!pg->next[0] && !pg->next_upload[0])) break;
+    }
+    total = (int64_t)pg->entries;
+    cas__free(&s3->alloc, q.p);
+    cas__free(&s3->alloc, pg);
+    return rc < 0 ? rc : total;
+}
+
+static int cas__s3_list(void *u, const char *dir, int recursive, cas_list_fn fn, void *ctx, char *msg, size_t cap) {
+    cas__s3 *s3 = (cas__s3 *)u;
+    cas__buf strip;
+    int64_t n;
+    memset(&strip, 0, sizeof strip);
+    strip.a = &s3->alloc;
+    cas__buf_addz(&strip, s3->prefix);
+    if (dir[0]) cas__buf_addz(&strip, dir), cas__buf_addz(&strip, "/");
+    if (!strip.p) cas__buf_put(&strip, "", 0);
+    n = strip.p ? cas__s3_list_pages(s3, strip.p, !recursive, fn, NULL, ctx, msg, cap)
+                : cas__oom(msg, cap);
+    cas__free(&s3->alloc, strip.p);
+    if (n == 0) { /* an object store's folder exists when something is under it */
+        cas__fmt(msg, cap, "nothing under '%.300s'", dir);
+        return CAS_E_NOTFOUND;
+    }
+    return n < 0 ? (int)n : CAS_OK;
+}
+
+static int cas__s3_remove(void *u, const char *name, char *msg, size_t cap) {
+    cas__s3 *s3 = (cas__s3 *)u;
+    cas__rq r;
+    int rc = cas__s3_exists(u, name, msg, cap);
+    if (rc <= 0) return rc;
+    cas__rq_init(&r, "DELETE", &s3->alloc);
+    if (cas__s3_url(s3, &r.url, name, NULL) < 0) rc = cas__oom(msg, cap);
+    else if ((rc = cas__rq_run(s3, &r, msg, cap)) == CAS_OK) rc = r.status == 204 || r.status == 200 ? 1 : cas__s3_answer_fail(&r, msg, cap);
+    cas__rq_free(&r);
+    return rc;
+}
+
+typedef struct cas__s3_gcx {
+    cas__s3 *s3;
+    int64_t before;
+    uint64_t aborted;
+} cas__s3_gcx;
+
+static int cas__s3_gc_one(void *ctx, const char *name, const char *upload_id, int64_t initiated) {
+    cas__s3_gcx *g = (cas__s3_gcx *)ctx;
+    cas__s3w w;
+    if (initiated < 0 || initiated > g->before) return 0; /* a live writer's, or undated: left alone */
+    memset(&w, 0, sizeof w);
+    w.s3 = g->s3, w.name = (char *)name;
+    snprintf(w.upload, sizeof w.upload, "%s", upload_id);
+    cas__s3w_abort_upload(&w);
+    g->aborted++;
+    return 0;
+}
+
+/* Multipart uploads under the prefix older than CAS_PARAM_S3_GC_AGE: a killed
+ * writer's parts, which S3 keeps (and bills) until someone aborts them. */
+static int cas__s3_gc(void *u, uint64_t *removed, char *msg, size_t cap) {
+    cas__s3 *s3 = (cas__s3 *)u;
+    cas__s3_gcx g;
+    int64_t n;
+    g.s3 = s3, g.aborted = 0;
+    g.before = cas__now() - cas__s3p(s3, CAS_PARAM_S3_GC_AGE);
+    n = cas__s3_list_pages(s3, s3->prefix, 0, NULL, cas__s3_gc_one, &g, msg, cap);
+    *removed = g.aborted;
+    return n < 0 ? (int)n : CAS_OK;
+}
+
+/* ---- S3: many objects at once (batch gets) --------------------------------- */
+/* One multi handle, up to CAS_PARAM_S3_CONNECTIONS requests in flight, each
+ * object whole into a buffer from the caller's allocator; a failed request waits
+ * its backoff without holding up the others. */
+
+typedef struct cas__fitem {
+    cas__rq r;
+    CURL *e;
+    struct curl_slist *sent;
+    int64_t due;
+    int state; /* 0 waiting, 1 in flight, 2 reported */
+} cas__fitem;
+
+static int cas__s3_fetch(void *u, size_t count, const char *const *names, const cas_allocator *a, cas_fetch_fn fn,
+                         void *ctx, char *msg, size_t cap) {
+    cas__s3 *s3 = (cas__s3 *)u;
+    cas__fitem *it = (cas__fitem *)cas__calloc(&s3->alloc, (count + 1) * sizeof *it);
+    CURLM *m = cas__multi_get(s3);
+    long conns = (long)cas__s3p(s3, CAS_PARAM_S3_CONNECTIONS);
+    int attempts = (int)cas__s3p(s3, CAS_PARAM_S3_ATTEMPTS);
+    size_t i, done = 0, active = 0;
+    char why[CAS__MSG];
+    if (!it || !m) {
+        cas__free(&s3->alloc, it);
+        cas__multi_put(s3, m);
+        for (i = 0; i < count; i++) fn(ctx, i, CAS_E_NOMEM, "out of memory", NULL, 0, NULL, 0);
+        return cas__oom(msg, cap);
+    }
+    curl_multi_setopt(m, CURLMOPT_MAX_HOST_CONNECTIONS, conns);
+    curl_multi_setopt(m, CURLMOPT_MAX_TOTAL_CONNECTIONS, conns);
+    for (i = 0; i < count; i++) {
+        cas__rq_init(&it[i].r, "GET", a);
+        it[i].r.keep = (size_t)-1;
+    }
+    while (done < count) {
+        int64_t now = cas__ms(), wake = now + 1000;
+        int still, left;
+        CURLMsg *mm;
+        for (i = 0; i < count && active < (size_t)conns; i++) { /* start what is due */
+            cas__fitem *f = &it[i];
+            cas__cred *c = NULL;
+            int rc;
+            if (f->state != 0) continue;
+            if (f->due > now) {
+                if (f->due < wake) wake = f->due;
+                continue;
+            }
+            f->r.tries++;
+            cas__rq_reset_response(&f->r);
+            why[0] = 0;
+            if ((!f->r.url.len && cas__s3_url(s3, &f->r.url, names[i], NULL) < 0) ||
+                (rc = cas__cred_get(s3, 0, &c, why, sizeof why)) < 0 || !(f->e = cas__easy_get(s3)) ||
+                cas__rq_setup(s3, f->e, &f->r, c, &f->sent) < 0 ||
+                (curl_easy_setopt(f->e, CURLOPT_PRIVATE, (void *)f), curl_multi_add_handle(m, f->e)) != CURLM_OK) {
+                cas__cred_unref(s3, c);
+                cas__easy_put(s3, f->e), f->e = NULL;
+                cas__slist_wipe(f->sent), f->sent = NULL;
+                fn(ctx, i, why[0] ? CAS_E_IO : CAS_E_NOMEM, why[0] ? why : "out of memory", NULL, 0, NULL, 0);
+                f->state = 2, done++;
+                continue;
+            }
+            cas__cred_unref(s3, c);
+            f->state = 1, active++;
+        }
+        curl_multi_perform(m, &still);
+        while ((mm = curl_multi_info_read(m, &left)) != NULL) {
+            cas__fitem *f = NULL;
+            CURLcode cc = mm->data.result;
+            int again;
+            if (mm->msg != CURLMSG_DONE) continue;
+            curl_easy_getinfo(mm->easy_handle, CURLINFO_PRIVATE, (char **)&f);
+            i = (size_t)(f - it);
+            f->r.status = cas__rq_status(&f->r);
+            if (cc == CURLE_OK && f->r.status >= 300 && f->r.body.len)
+                cas__xml_error(f->r.body.p, f->r.body.len, f->r.code, sizeof f->r.code, f->r.message,
+                               sizeof f->r.message);
+            curl_multi_remove_handle(m, f->e);
+            f->r.e = NULL;
+            cas__easy_put(s3, f->e), f->e = NULL;
+            cas__slist_wipe(f->sent), f->sent = NULL;
+            active--;
+            again = cc != CURLE_OK ? cas__cc_transient(cc) : cas__rq_retryable(&f->r);
+            if (again == 2) {
+                cas__cred *fresh = NULL;
+                if (cas__cred_get(s3, 1, &fresh, why, sizeof why) < 0) again = 0;
+                cas__cred_unref(s3, fresh);
+            }
+            if (again && f->r.tries < attempts) {
+                f->state = 0, f->due = cas__ms() + cas__s3_backoff_ms(s3, f->r.tries);
+                continue;
+            }
+            f->state = 2, done++;
+            if (cc == CURLE_OK && f->r.status == 200) {
+                size_t len;
+                unsigned char *data = cas__rq_take_body(&f->r, &len);
+                if (!data && (data = (unsigned char *)cas__alloc(a, 1)) == NULL) { /* an empty object */
+                    fn(ctx, i, CAS_E_NOMEM, "out of memory", NULL, 0, NULL, 0);
+                    continue;
+                }
+                fn(ctx, i, CAS_OK, NULL, f->r.has_meta ? f->r.meta : NULL, f->r.meta_len, data, len);
+            } else {
+                int rc = cc != CURLE_OK ? CAS_E_IO : cas__s3_answer_fail(&f->r, why, sizeof why);
+                if (cc != CURLE_OK) cas__rq_why(&f->r, cc, why, sizeof why);
+                fn(ctx, i, rc, why, NULL, 0, NULL, 0);
+            }
+        }
+        if (done < count) {
+            int64_t t = cas__ms();
+            int timeout = active ? 1000 : (int)CAS__MAXZ(wake - t, 1);
+            curl_multi_poll(m, NULL, 0, timeout > 1000 ? 1000 : timeout, NULL);
+        }
+    }
+    for (i = 0; i < count; i++) cas__rq_free(&it[i].r);
+    cas__free(&s3->alloc, it);
+    cas__multi_put(s3, m);
+    return CAS_OK;
+}
+
+/* ---- the backend: settings, lifetime ---------------------------------------- */
+
+static int cas__s3_set_param(void *u, int param, int64_t v) {
+    cas__s3 *s3 = (cas__s3 *)u;
+    int k = cas__s3_param_index(param);
+    if (k < 0) return CAS_E_ARG;
+    if (v < cas__s3_params[k].lo || v > cas__s3_params[k].hi) return CAS_E_ARG;
+    s3->param[k] = v;
+    return CAS_OK;
+}
+
+static void cas__s3_destroy(void *u) {
+    cas__s3 *s3 = (cas__s3 *)u;
+    cas_allocator a;
+    if (!s3) return;
+    while (s3->neasy) curl_easy_cleanup(s3->easy[--s3->neasy]);
+    while (s3->nmulti) curl_multi_cleanup(s3->multi[--s3->nmulti]);
+    if (s3->cred) cas__cred_destroy(s3->cred);
+    cas__mu_destroy(&s3->cmu);
+    cas__mu_destroy(&s3->pmu);
+    a = s3->alloc;
+    cas__free(&a, s3->bucket);
+    cas__free(&a, s3->endpoint);
+    cas__free(&a, s3->sse);
+    cas__free(&a, s3->ca_bundle);
+    cas__free(&a, s3);
+}
+
+static char *cas__strdup_a(const cas_allocator *a, const char *s, size_t n) {
+    char *p = (char *)cas__alloc(a, n + 1);
+    if (p) memcpy(p, s, n), p[n] = 0;
+    return p;
+}
+
+/* S3's rules for bucket names, loosely (other servers allow more): 3-63 of [a-z0-9.-_]. */
+static int cas__bucket_ok(const char *b, size_t n) {
+    size_t i;
+    if (n < 3 || n > 63) return 0;
+    for (i = 0; i < n; i++)
+        if (!((b[i] >= 'a' && b[i] <= 'z') || (b[i] >= '0' && b[i] <= '9') || b[i] == '.' || b[i] == '-' ||
+              b[i] == '_' || (b[i] >= 'A' && b[i] <= 'Z')))
+            return 0;
+    return 1;
+}
+
+static int cas__s3_backend(cas_backend *out, const char *url, const cas_allocator *alloc, char *err, size_t errcap) {
+    cas__s3 *s3;
+    const char *rest = url + 5, *slash, *v;
+    char tmp[2048];
+    size_t bl, k, pl;
+    cas__cred *c = NULL;
+    int rc;
+    slash = strchr(rest, '/');
+    bl = slash ? (size_t)(slash - rest) : strlen(rest);
+    if (!cas__bucket_ok(rest, bl))
+        return cas__serr(err, errcap, CAS_E_ARG, "'%.300s' is not s3://BUCKET[/PREFIX] with a valid bucket name", url);
+    if (!cas__curl_ready()) return cas__serr(err, errcap, CAS_E_UNSUPPORTED, "libcurl failed to initialise");
+    if (!(s3 = (cas__s3 *)cas__calloc(alloc, sizeof *s3))) return cas__serr(err, errcap, CAS_E_NOMEM, "out of memory");
+    cas__copy_allocator(&s3->alloc, alloc);
+    if (cas__mu_init(&s3->cmu) < 0 || cas__mu_init(&s3->pmu) < 0) {
+        cas__free(alloc, s3);
+        return cas__serr(err, errcap, CAS_E_NOMEM, "cannot create a mutex");
+    }
+    /* bucket and prefix share one allocation: "bucket\0prefix/" */
+    v = slash ? slash : "";
+    while (*v == '/') v++;
+    pl = strlen(v);
+    while (pl && v[pl - 1] == '/') pl--;
+    s3->bucket = (char *)cas__alloc(&s3->alloc, bl + pl + 3);
+    if (!s3->bucket) goto nomem;
+    memcpy(s3->bucket, rest, bl), s3->bucket[bl] = 0;
+    s3->prefix = s3->bucket + bl + 1;
+    memcpy(s3->prefix, v, pl), s3->prefix[pl] = 0;
+    if (pl) s3->prefix[pl] = '/', s3->prefix[pl + 1] = 0;
+    snprintf(s3->url, sizeof s3->url, "s3://%s%s%.*s", s3->bucket, pl ? "/" : "", (int)pl, v);
+    for (k = 0; k < CAS__S3_NPARAMS; k++) { /* defaults, then the environment's */
+        const cas__s3_param *p = &cas__s3_params[k];
+        s3->param[k] = p->dflt;
+        if (p->env && (v = cas__env(p->env)) != NULL) {
+            char *end;
+            double d = strtod(v, &end);
+            int64_t x = (int64_t)(d * (double)p->env_scale);
+            if (*end || x < p->lo || x > p->hi) {
+                cas__s3_destroy(s3);
+                return cas__serr(err, errcap, CAS_E_ARG, "%s=%.40s is out of range", p->env, v);
+            }
+            s3->param[k] = x;
+        }
+    }
+    /* the profile, the region, the endpoint and its addressing */
+    v = cas__env("AWS_PROFILE");
+    if (!v) v = cas__env("AWS_DEFAULT_PROFILE");
+    snprintf(s3->profile, sizeof s3->profile, "%s", v ? v : "default");
+    if ((v = cas__env("AWS_REGION")) || (v = cas__env("AWS_DEFAULT_REGION")))
+        snprintf(s3->region, sizeof s3->region, "%s", v);
+    else if (cas__profile_get(s3, 0, "region", tmp, sizeof tmp) == CAS_OK)
+        snprintf(s3->region, sizeof s3->region, "%.63s", tmp);
+    else
+        snprintf(s3->region, sizeof s3->region, "us-east-1");
+    for (k = 0; s3->region[k]; k++)
+        if (!isalnum((unsigned char)s3->region[k]) && s3->region[k] != '-') {
+            cas__s3_destroy(s3);
+            return cas__serr(err, errcap, CAS_E_ARG, "'%.60s' is not an AWS region", s3->region);
+        }
+    snprintf(s3->sigv4, sizeof s3->sigv4, "aws:amz:%s:s3", s3->region);
+    if (cas_metaflow_config("S3_ENDPOINT_URL", tmp, sizeof tmp) == CAS_OK && tmp[0]) v = tmp;
+    else if (!(v = cas__env("AWS_ENDPOINT_URL_S3")) && !(v = cas__env("AWS_ENDPOINT_URL"))) {
+        snprintf(tmp, sizeof tmp, "https://s3.%s.amazonaws.com", s3->region);
+        v = tmp;
+    }
+    if (strncmp(v, "http://", 7) && strncmp(v, "https://", 8)) {
+        cas__s3_destroy(s3);
+        return cas__serr(err, errcap, CAS_E_ARG, "the S3 endpoint '%.300s' is not an http(s) URL", v);
+    }
+    k = strlen(v);
+    while (k && v[k - 1] == '/') k--;
+    if (!(s3->endpoint = cas__strdup_a(&s3->alloc, v, k))) goto nomem;
+    v = cas__env("CAS_S3_ADDRESSING_STYLE");
+    if (v && strcmp(v, "path") && strcmp(v, "virtual")) {
+        cas__s3_destroy(s3);
+        return cas__serr(err, errcap, CAS_E_ARG, "CAS_S3_ADDRESSING_STYLE is 'path' or 'virtual', not '%.40s'", v);
+    }
+    if (v) s3->path_style = !strcmp(v, "path");
+    else /* AWS: virtual-hosted, unless the name cannot be a host name; anything else: path-style */
+        s3->path_style = !strstr(s3->endpoint, ".amazonaws.com") || strchr(s3->bucket, '.') ||
+                         strpbrk(s3->bucket, "_ABCDEFGHIJKLMNOPQRSTUVWXYZ");
+    if (cas_metaflow_config("S3_SERVER_SIDE_ENCRYPTION", tmp, sizeof tmp) == CAS_OK && tmp[0] &&
+        !(s3->sse = cas__strdup_a(&s3->alloc, tmp, strlen(tmp))))
+        goto nomem;
+    if ((v = cas__env("AWS_CA_BUNDLE")) && !(s3->ca_bundle = cas__strdup_a(&s3->alloc, v, strlen(v)))) goto nomem;
+    s3->rng = (uint64_t)cas__ms() * 6364136223846793005ULL ^ (uint64_t)getpid() ^ (uint64_t)(uintptr_t)s3;
+    if (!s3->rng) s3->rng = 88172645463325252ULL;
+    /* credentials now, so that a store with none fails at open, not at its first read */
+    if ((rc = cas__cred_get(s3, 0, &c, tmp, sizeof tmp)) < 0) {
+        cas__s3_destroy(s3);
+        return cas__serr(err, errcap, rc, "Cannot open '%.300s': %s", url, tmp);
+    }
+    cas__cred_unref(s3, c);
+    memset(out, 0, sizeof *out);
+    out->user = s3, out->root = s3->url, out->flags = CAS_BACKEND_REMOTE;
+    out->open = cas__s3_open, out->read = cas__s3_read, out->close = cas__s3_close;
+    out->create = cas__s3_create, out->write = cas__s3_write, out->commit = cas__s3_commit;
+    out->abort = cas__s3_abort, out->exists = cas__s3_exists, out->list = cas__s3_list;
+    out->remove = cas__s3_remove, out->gc = cas__s3_gc, out->set_param = cas__s3_set_param;
+    out->fetch = cas__s3_fetch, out->destroy = cas__s3_destroy;
+    return CAS_OK;
+nomem:
+    cas__s3_destroy(s3);
+    return cas__serr(err, errcap, CAS_E_NOMEM, "out of memory");
+}
+
+CASDEF int cas_cloud_backend(cas_backend *out, const char *url, const cas_allocator *alloc, char *err,
+                             size_t errcap) {
+    if (!out || !url) return cas__serr(err, errcap, CAS_E_ARG, "invalid argument");
+    memset(out, 0, sizeof *out);
+    if (!strncmp(url, "s3://", 5)) return cas__s3_backend(out, url, alloc, err, errcap);
+    return cas__serr(err, errcap, CAS_E_UNSUPPORTED, "'%.300s': cas_cloud.h knows s3:// roots", url);
+}
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* CAS_CLOUD_IMPLEMENTATION */

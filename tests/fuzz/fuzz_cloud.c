@@ -1,0 +1,198 @@
+/* fuzz_cloud: the parsers of cas_cloud.h, on what an S3 server (or a
+ * credentials endpoint, or a config file) could send.
+ *
+ * Input: one selector byte, then the document.
+ *   0  a ListObjectsV2 / ListMultipartUploads page through the listing parser:
+ *      every name handed out is NUL-terminated, shorter than S3's key limit, and
+ *      under the listed prefix (relative to it, never empty); records stop when
+ *      the callback says so
+ *   1  an S3 <Error> body: Code and Message come back NUL-terminated within their caps
+ *   2  an AWS shared config / credentials file: the value of a few keys in a few
+ *      sections, NUL-terminated, within the cap, equal to what an independent
+ *      line-by-line model of the format says
+ *   3  a container / instance-metadata credentials JSON answer: either refused,
+ *      or credentials whose key id and secret are the JSON's strings
+ *   4  response header lines, one by one, through the header callback: the
+ *      metadata and ETag kept are NUL-terminated and within their caps
+ *   5  percent-decoding (listings come URL-encoded) and ISO 8601 times: a time
+ *      that parses formats back to the same seconds
+ */
+#include "fuzz_common.h"
+
+#define CAS_CLOUD_IMPLEMENTATION
+#include "../../cas_cloud.h"
+
+#include <time.h>
+
+typedef struct page_ctx {
+    int count, stop_at;
+} page_ctx;
+
+static int on_entry(void *ctx, const char *name, int kind, uint64_t size, int64_t mtime) {
+    page_ctx *p = (page_ctx *)ctx;
+    size_t l = strlen(name);
+    (void)size, (void)mtime;
+    FUZZ_ASSERT(l > 0 && l < 1100, "entry name of %zu bytes", l);
+    FUZZ_ASSERT(kind == CAS_ENTRY_FILE || kind == CAS_ENTRY_DIR, "kind %d", kind);
+    return ++p->count == p->stop_at ? 1 : 0;
+}
+
+static int on_upload(void *ctx, const char *key, const char *id, int64_t began) {
+    page_ctx *p = (page_ctx *)ctx;
+    (void)began;
+    FUZZ_ASSERT(strlen(key) > 0 && strlen(key) < 1100, "upload key of %zu bytes", strlen(key));
+    FUZZ_ASSERT(strlen(id) < 512, "upload id of %zu bytes", strlen(id));
+    p->count++;
+    return 0;
+}
+
+static void check_page(const char *doc, size_t n, int uploads) {
+    cas__s3_page pg;
+    page_ctx ctx;
+    char msg[256];
+    memset(&pg, 0, sizeof pg);
+    ctx.count = 0, ctx.stop_at = n % 7 ? (int)(n % 7) : -1;
+    pg.strip = "mf/", pg.strip_len = 3, pg.ctx = &ctx;
+    if (uploads) pg.ufn = on_upload;
+    else pg.fn = on_entry;
+    msg[0] = 0;
+    if (cas__xml_parse(doc, n, cas__s3_page_leaf, cas__s3_page_end, &pg, msg, sizeof msg) < 0)
+        FUZZ_ASSERT(msg[0] != 0, "refused without a reason");
+    FUZZ_ASSERT(strlen(pg.next) < sizeof pg.next && strlen(pg.next_upload) < sizeof pg.next_upload, "markers");
+    if (ctx.stop_at > 0 && !uploads) FUZZ_ASSERT(ctx.count <= ctx.stop_at, "%d records after a stop at %d", ctx.count, ctx.stop_at);
+}
+
+/* The model of AWS's INI: the last "key = value" of the section, indented lines skipped. */
+static int ini_model(const char *t, size_t n, const char *section, const char *key, char *out, size_t cap) {
+    char *copy = (char *)malloc(n + 1), *line, *save = NULL;
+    int in = 0, found = 0;
+    memcpy(copy, t, n);
+    copy[n] = 0;
+    for (line = copy; line; line = save) {
+        char *nl = memchr(line, '\n', (size_t)(copy + n - line)), *s, *e;
+        save = nl ? nl + 1 : NULL;
+        if (nl) *nl = 0;
+        if (line[0] == ' ' || line[0] == '\t') continue;
+        for (s = line; *s && isspace((unsigned char)*s); s++) {
+        }
+        for (e = line + strlen(line); e > s && isspace((unsigned char)e[-1]); e--) {
+        }
+        *e = 0;
+        if (!*s || *s == '#' || *s == ';') continue;
+        if (*s == '[') {
+            char *a = s + 1, *b = e > s + 1 && e[-1] == ']' ? e - 1 : a;
+            while (a < b && isspace((unsigned char)*a)) a++;
+            while (b > a && isspace((unsigned char)b[-1])) b--;
+            in = (size_t)(b - a) == strlen(section) && !memcmp(a, section, strlen(section));
+            continue;
+        }
+        if (in && strlen(s) > strlen(key) && !memcmp(s, key, strlen(key))) {
+            char *v = s + strlen(key);
+            while (*v && isspace((unsigned char)*v)) v++;
+            if (*v != '=') continue;
+            v++;
+            while (*v && isspace((unsigned char)*v)) v++;
+            if (strlen(v) + 1 > cap) {
+                free(copy);
+                return CAS_NEED_OUTPUT;
+            }
+            strcpy(out, v);
+            found = 1;
+        }
+    }
+    free(copy);
+    return found ? CAS_OK : CAS_E_NOTFOUND;
+}
+
+static void check_ini(const char *t, size_t n) {
+    static const char *const sections[] = {"default", "profile team", "team"};
+    static const char *const keys[] = {"aws_access_key_id", "region", "role_arn"};
+    size_t i, k;
+    if (memchr(t, 0, n)) return; /* text files; the model uses C strings */
+    for (i = 0; i < 3; i++)
+        for (k = 0; k < 3; k++) {
+            char got[64], want[64];
+            int rc = cas__ini_get(t, n, sections[i], keys[k], got, sizeof got);
+            int rm = ini_model(t, n, sections[i], keys[k], want, sizeof want);
+            FUZZ_ASSERT(rc == rm, "[%s] %s: %s, the model says %s", sections[i], keys[k], cas_status_name(rc),
+                        cas_status_name(rm));
+            if (rc == CAS_OK) FUZZ_ASSERT(!strcmp(got, want), "[%s] %s: '%s', the model says '%s'", sections[i], keys[k], got, want);
+        }
+}
+
+static void check_creds(const char *t, size_t n) {
+    cas__cred *c = NULL;
+    char msg[128];
+    int rc = cas__cred_from_json(t, n, &c, msg, sizeof msg);
+    if (rc == CAS_OK) {
+        FUZZ_ASSERT(c && c->akid[0] && c->secret[0], "credentials without a key id or secret");
+        FUZZ_ASSERT(strlen(c->akid) <= 256 && strlen(c->secret) <= 256, "oversized credentials");
+        cas__cred_destroy(c);
+    } else {
+        FUZZ_ASSERT(!c && msg[0], "refused without a reason, or with credentials");
+    }
+}
+
+static void check_headers(const char *t, size_t n) {
+    cas__rq r;
+    size_t i = 0;
+    cas__rq_init(&r, "GET", NULL);
+    while (i < n) {
+        size_t e = i;
+        while (e < n && t[e] != '\n') e++;
+        if (e < n) e++;
+        cas__rq_header((char *)t + i, 1, e - i, &r);
+        i = e;
+    }
+    FUZZ_ASSERT(strlen(r.etag) < sizeof r.etag && strlen(r.range) < sizeof r.range, "etag/range");
+    if (r.has_meta) FUZZ_ASSERT(r.meta_len <= CAS__S3_META_MAX && r.meta[r.meta_len] == 0, "meta of %zu", r.meta_len);
+    cas__rq_free(&r);
+}
+
+static void check_decode_and_time(const char *t, size_t n) {
+    char *s = (char *)malloc(n + 1);
+    size_t l;
+    int64_t sec;
+    memcpy(s, t, n);
+    s[n] = 0;
+    l = cas__uri_decode(s);
+    FUZZ_ASSERT(l <= n, "decoding grew the text");
+    FUZZ_ASSERT(s[l] == 0, "not terminated");
+    memcpy(s, t, n);
+    s[n] = 0;
+    sec = cas__iso8601(s);
+    if (sec >= 0 && sec < (int64_t)1 << 40) {
+        time_t tt = (time_t)sec;
+        struct tm tm;
+        int y, mo, d, h, mi, se;
+        FUZZ_ASSERT(gmtime_r(&tt, &tm) != NULL, "gmtime");
+        sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d", &y, &mo, &d, &h, &mi, &se);
+        if (d <= 28 && se < 60) /* days past a month's end roll over, as timegm does */
+            FUZZ_ASSERT(tm.tm_year + 1900 == y && tm.tm_mon + 1 == mo && tm.tm_mday == d && tm.tm_hour == h &&
+                            tm.tm_min == mi && tm.tm_sec == se,
+                        "'%.30s' became %04d-%02d-%02dT%02d:%02d:%02d", s, tm.tm_year + 1900, tm.tm_mon + 1,
+                        tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+    }
+    free(s);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+    const char *t = (const char *)data + 1;
+    size_t n = size ? size - 1 : 0;
+    if (!size) return 0;
+    switch (data[0] % 7) {
+    case 0: check_page(t, n, 0); break;
+    case 1: {
+        char code[64], message[256];
+        cas__xml_error(t, n, code, sizeof code, message, sizeof message);
+        FUZZ_ASSERT(strlen(code) < sizeof code && strlen(message) < sizeof message, "error fields");
+        break;
+    }
+    case 2: check_ini(t, n); break;
+    case 3: check_creds(t, n); break;
+    case 4: check_headers(t, n); break;
+    case 5: check_decode_and_time(t, n); break;
+    case 6: check_page(t, n, 1); break;
+    }
+    return 0;
+}

@@ -1,0 +1,809 @@
+#!/usr/bin/env python3
+"""cas.h on a real S3 server (Ceph radosgw on loopback, started by tests/s3/run.sh).
+
+Metaflow's S3 layout: the object keys are the local datastore's paths under the
+root, and a blob's sidecar JSON is its user metadata (x-amz-meta-metaflow-user-
+attributes). Here the real stores Metaflow wrote are uploaded in that layout with
+boto3 (as Metaflow's own S3 client writes them), then read, verified, migrated and
+written through `cas` and the Python binding, and checked back with boto3.
+Also: errors (wrong secret, no bucket, no object, expired token, no server), a
+fault proxy (resets, stalls, cut bodies, 503 SlowDown) over 1,000+ requests,
+SIGKILL during multipart puts, every credential source against local stand-ins,
+Metaflow's configuration file, server-side encryption.
+
+Needs the environment of tests/s3/s3server.sh (CAS_TEST_S3_ENDPOINT, keys).
+"""
+import gzip
+import hashlib
+import http.server
+import io
+import json
+import os
+import random
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import unittest
+import urllib.parse
+
+import boto3
+import botocore.config
+import lz4.frame
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+sys.path.insert(0, os.path.join(HERE, "s3"))
+sys.path.insert(0, os.path.join(REPO, "python"))
+import faultproxy  # noqa: E402
+
+CAS = os.environ.get("CAS", os.path.join(REPO, "build", "cas"))
+FIX = os.environ.get("CAS_FIXTURES", os.path.join(REPO, "..", "shared", "fixtures", "metaflow"))
+ENDPOINT = os.environ.get("CAS_TEST_S3_ENDPOINT")
+if not ENDPOINT:
+    sys.exit("tests/test_s3.py: no S3 server: run it through tests/s3/run.sh (make test-s3)")
+HOST, PORT = urllib.parse.urlparse(ENDPOINT).hostname, urllib.parse.urlparse(ENDPOINT).port
+AK, SK = os.environ["AWS_ACCESS_KEY_ID"], os.environ["AWS_SECRET_ACCESS_KEY"]
+# the binding, in this process, reads the same settings the `cas` runs get
+os.environ.update(METAFLOW_S3_ENDPOINT_URL=ENDPOINT, AWS_EC2_METADATA_DISABLED="true", AWS_REGION="us-east-1")
+# The variables a test may set; everything else of the caller's environment passes.
+_SCRUB = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_ROLE_ARN",
+          "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+          "AWS_CONTAINER_AUTHORIZATION_TOKEN", "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", "AWS_ENDPOINT_URL",
+          "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL_STS", "METAFLOW_S3_ENDPOINT_URL", "METAFLOW_DEFAULT_DATASTORE",
+          "METAFLOW_DATASTORE_SYSROOT_S3", "METAFLOW_S3_SERVER_SIDE_ENCRYPTION", "METAFLOW_PROFILE",
+          "AWS_SHARED_CREDENTIALS_FILE", "AWS_CONFIG_FILE", "AWS_CA_BUNDLE")
+
+
+def sha1(b):
+    return hashlib.sha1(b).hexdigest()
+
+
+def base_env(**extra):
+    env = {k: v for k, v in os.environ.items() if k not in _SCRUB}
+    home = tempfile.mkdtemp(prefix="cas-s3-home-")  # no ~/.aws, no ~/.metaflowconfig of the caller
+    env.update(HOME=home, METAFLOW_HOME=os.path.join(home, ".metaflowconfig"), AWS_EC2_METADATA_DISABLED="true",
+               METAFLOW_S3_ENDPOINT_URL=ENDPOINT, AWS_REGION="us-east-1", CAS_S3_RETRY_BASE="20")
+    for k, v in extra.items():
+        if v is None:
+            env.pop(k, None)
+        else:
+            env[k] = v
+    return env
+
+
+def cas(*args, env=None, input=None, timeout=300, cwd=None):
+    return subprocess.run([CAS] + list(args), capture_output=True, input=input, env=env or base_env(),
+                          timeout=timeout, cwd=cwd, check=False)
+
+
+def client():
+    return boto3.client("s3", endpoint_url=ENDPOINT, region_name="us-east-1", aws_access_key_id=AK,
+                        aws_secret_access_key=SK,
+                        config=botocore.config.Config(retries={"max_attempts": 5, "mode": "standard"}))
+
+
+S3 = client()
+_buckets = set()
+
+
+def bucket(name):
+    if name not in _buckets:
+        try:
+            S3.create_bucket(Bucket=name)
+        except S3.exceptions.BucketAlreadyOwnedByYou:
+            pass
+        _buckets.add(name)
+    return name
+
+
+def upload_store(local_root, bkt, prefix):
+    """A local datastore into S3 as Metaflow lays it out: the same keys under the
+    prefix, each sidecar as its blob's user metadata (byte for byte), the
+    local metadata provider's _meta folders left out. Returns the count."""
+    n = 0
+    for dirpath, dirs, files in os.walk(local_root):
+        dirs[:] = [d for d in dirs if d != "_meta"]
+        for f in files:
+            if f.endswith("_meta"):
+                continue
+            path = os.path.join(dirpath, f)
+            rel = os.path.relpath(path, local_root).replace(os.sep, "/")
+            kw = {}
+            if os.path.exists(path + "_meta"):
+                with open(path + "_meta") as m:
+                    kw["Metadata"] = {"metaflow-user-attributes": m.read()}
+            with open(path, "rb") as fh:
+                S3.put_object(Bucket=bkt, Key="%s/%s" % (prefix, rel), Body=fh.read(), **kw)
+            n += 1
+    return n
+
+
+def python_decode(blob, meta_text):
+    """What Metaflow (and PR #3090) reads a blob as, from its metadata."""
+    meta = json.loads(meta_text) if meta_text is not None else None
+    if meta and meta.get("cas_raw"):
+        return blob
+    if meta is None or meta["cas_version"] == 1:
+        return gzip.GzipFile(fileobj=io.BytesIO(blob)).read()
+    return lz4.frame.decompress(blob)
+
+
+def s3_blob(bkt, key):
+    r = S3.get_object(Bucket=bkt, Key=key)
+    return r["Body"].read(), r["Metadata"].get("metaflow-user-attributes")
+
+
+def no_secret(test, text):
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    test.assertNotIn(SK, text)
+    test.assertNotIn(SK[:12], text)
+
+
+_FIXTURES = {}
+
+
+def fixture_root(store):
+    """s3://fix-<store>/metaflow holding ../shared/fixtures/metaflow/<store>, uploaded once."""
+    if store not in _FIXTURES:
+        bkt = bucket("fix-" + store)
+        upload_store(os.path.join(FIX, store, ".metaflow"), bkt, "metaflow")
+        _FIXTURES[store] = "s3://%s/metaflow" % bkt
+    return _FIXTURES[store]
+
+
+def manifest(store):
+    path = os.path.join(FIX, store, "manifest.json")
+    if not os.path.exists(path):
+        raise AssertionError("fixture manifest not found: %s (set CAS_FIXTURES)" % path)
+    with open(path) as f:
+        return json.load(f)
+
+
+# ---- the real stores, in Metaflow's S3 layout ------------------------------------------------------------
+
+
+class TestFixtures(unittest.TestCase):
+    def test_every_artifact_of_every_store(self):
+        seen = 0
+        for store in ("v1", "v2", "mixed"):
+            root = fixture_root(store)
+            for a in manifest(store):
+                out = cas("artifact", "%s/%s" % (a["pathspec"], a["name"]), "--root", root, "--verify")
+                self.assertEqual(out.returncode, 0, out.stderr)
+                self.assertEqual(sha1(out.stdout), a["key"])
+                self.assertEqual(len(out.stdout), a["size"])
+                seen += 1
+        self.assertGreater(seen, 100)
+
+    def test_ls_every_task(self):
+        root = fixture_root("mixed")
+        tasks = sorted({a["pathspec"] for a in manifest("mixed")})
+        for t in tasks:
+            out = cas("ls", t, "--root", root)
+            self.assertEqual(out.returncode, 0, out.stderr)
+            names = {a["name"] for a in manifest("mixed") if a["pathspec"] == t}
+            for n in names:
+                self.assertIn(n.encode(), out.stdout)
+            self.assertNotIn(b"missing", out.stdout)
+            self.assertNotIn(b"bad-sidecar", out.stdout)
+
+    def test_edge_cases(self):
+        root = fixture_root("v1")
+        with open(os.path.join(FIX, "v1", "edge_cases.json")) as f:
+            edges = json.load(f)
+        for name, e in edges.items():
+            out = cas("get", "--flow", "EdgeFlow", e["key"], "--root", root, "--verify")
+            self.assertEqual(out.returncode, 0, (name, out.stderr))
+            self.assertEqual(len(out.stdout), e["size"], name)
+
+    def test_verify_whole_stores(self):
+        for store in ("v1", "v2", "mixed"):
+            out = cas("verify", "--root", fixture_root(store))
+            self.assertEqual(out.returncode, 0, out.stderr)
+            self.assertIn(b", 0 bad", out.stdout)
+
+    def test_example_program(self):
+        """examples/s3_read.c, as a C user builds it: an artifact from S3 to stdout."""
+        prog = os.path.join(REPO, "build", "s3_read")
+        root = fixture_root("v1")
+        a = max(manifest("v1"), key=lambda x: x["size"])
+        out = subprocess.run([prog, root, "%s/%s" % (a["pathspec"], a["name"])], capture_output=True, env=base_env())
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertEqual(sha1(out.stdout), a["key"])
+        out = subprocess.run([prog, root, "%s/no_such_artifact" % a["pathspec"]], capture_output=True, env=base_env())
+        self.assertEqual(out.returncode, 1)
+        self.assertIn(b"has no artifact 'no_such_artifact'", out.stderr)
+
+    def test_binding_batch_and_stream(self):
+        import cas_h
+        root = fixture_root("v2")
+        blobs = {(a["blob"].split("/")[0], a["key"]): a["size"] for a in manifest("v2")}
+        with cas_h.Store(root, verify=True) as st:
+            flows = {}
+            for (flow, key), size in blobs.items():
+                flows.setdefault(flow, []).append((key, size))
+            for flow, items in flows.items():
+                got = st.get_many(flow, [k for k, _ in items])
+                for (key, size), data in zip(items, got):
+                    self.assertEqual(sha1(data), key)
+                    self.assertEqual(len(data), size)
+            flow, (key, size) = next((f, max(i, key=lambda x: x[1])) for f, i in flows.items())
+            with st.open(flow, key) as f:
+                parts = []
+                while True:
+                    b = f.read(7777)
+                    if not b:
+                        break
+                    parts.append(b)
+            self.assertEqual(sha1(b"".join(parts)), key)
+
+
+# ---- writing through cas.h, read back by Metaflow's rules --------------------------------------------------
+
+
+class TestPutGetMigrate(unittest.TestCase):
+    ROOT = "s3://%s/mf" % "casput"
+
+    @classmethod
+    def setUpClass(cls):
+        bucket("casput")
+
+    def head(self, flow, key):
+        return S3.head_object(Bucket="casput", Key="mf/%s/data/%s/%s" % (flow, key[:2], key))
+
+    def test_put_formats_read_by_metaflow_rules(self):
+        rnd = random.Random(5)
+        for fmt, want in (("--v1", {"cas_raw": False, "cas_version": 1}), ("--v2", {"cas_raw": False, "cas_version": 2}),
+                          ("--raw", {"cas_raw": True, "cas_version": 1})):
+            data = bytes(rnd.getrandbits(8) for _ in range(50000)) + b"x" * 100000
+            out = cas("put", "--flow", "PutFlow", fmt, "--root", self.ROOT, input=data)
+            self.assertEqual(out.returncode, 0, out.stderr)
+            key = out.stdout.decode().strip()
+            self.assertEqual(key, sha1(data))
+            blob, meta = s3_blob("casput", "mf/PutFlow/data/%s/%s" % (key[:2], key))
+            self.assertEqual(json.loads(meta), want)
+            self.assertEqual(meta, json.dumps(want))  # byte for byte as Metaflow's json.dumps
+            self.assertEqual(python_decode(blob, meta), data)
+            got = cas("get", "--flow", "PutFlow", key, "--root", self.ROOT, "--verify")
+            self.assertEqual(got.returncode, 0, got.stderr)
+            self.assertEqual(got.stdout, data)
+
+    def test_dedup_writes_nothing(self):
+        data = b"dedup me " * 1000
+        cas("put", "--flow", "Dedup", "--root", self.ROOT, input=data)
+        key = sha1(data)
+        before = self.head("Dedup", key)
+        out = cas("put", "--flow", "Dedup", "--v2", "--root", self.ROOT, input=data)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        after = self.head("Dedup", key)
+        self.assertEqual(before["ETag"], after["ETag"])
+        self.assertEqual(after["Metadata"]["metaflow-user-attributes"], '{"cas_raw": false, "cas_version": 1}')
+
+    def test_multipart_file_and_pipe(self):
+        data = os.urandom(12 << 20) + b"\0" * (2 << 20)
+        env = base_env(CAS_S3_PART_SIZE=str(5 << 20))
+        with tempfile.NamedTemporaryFile() as f:
+            f.write(data)
+            f.flush()
+            out = cas("put", "--flow", "Big", "--v2", "--root", self.ROOT, f.name, env=env)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        key = out.stdout.decode().strip()
+        h = self.head("Big", key)
+        self.assertRegex(h["ETag"], r"-\d+\"$")  # a multipart object
+        self.assertEqual(h["Metadata"]["metaflow-user-attributes"], '{"cas_raw": false, "cas_version": 2}')
+        got = cas("get", "--flow", "Big", key, "--root", self.ROOT, "--verify")
+        self.assertEqual(got.stdout, data)
+        # the same bytes from a pipe, v1: the name comes last, the bytes wait in a temp file
+        data2 = data[::-1]
+        out = cas("put", "--flow", "Big", "--root", self.ROOT, input=data2, env=env)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        blob, meta = s3_blob("casput", "mf/Big/data/%s/%s" % (sha1(data2)[:2], sha1(data2)))
+        self.assertEqual(python_decode(blob, meta), data2)
+
+    def test_migrate_there_and_back(self):
+        root = "s3://casput/migr"
+        n = upload_store(os.path.join(FIX, "mixed", ".metaflow"), "casput", "migr")
+        self.assertGreater(n, 20)
+        for to, version in (("v2", 2), ("v1", 1), ("v1", 1)):
+            out = cas("migrate", "--to", to, "--root", root, "--quiet")
+            self.assertEqual(out.returncode, 0, out.stderr)
+            objs = S3.list_objects_v2(Bucket="casput", Prefix="migr/FixtureFlow/data/")["Contents"]
+            for o in objs:
+                blob, meta = s3_blob("casput", o["Key"])
+                m = json.loads(meta)
+                if not m["cas_raw"]:
+                    self.assertEqual(m["cas_version"], version, o["Key"])
+                self.assertEqual(sha1(python_decode(blob, meta)), o["Key"].rsplit("/", 1)[1])
+        self.assertIn(b"0 blobs rewritten", out.stdout)
+        out = cas("verify", "--root", root)
+        self.assertIn(b", 0 bad", out.stdout)
+        # every artifact still reads as Metaflow reads it
+        for a in manifest("mixed"):
+            out = cas("artifact", "%s/%s" % (a["pathspec"], a["name"]), "--root", root)
+            self.assertEqual(sha1(out.stdout), a["key"])
+
+    def test_legacy_and_mismatched_blobs(self):
+        data = b"legacy, before Metaflow 2.4" * 50
+        key = sha1(data)
+        name = "leg/L/data/%s/%s" % (key[:2], key)
+        S3.put_object(Bucket="casput", Key=name, Body=gzip.compress(data))  # no metadata at all
+        out = cas("get", "--flow", "L", key, "--root", "s3://casput/leg", "--verify")
+        self.assertEqual(out.stdout, data)
+        out = cas("migrate", "--to", "v1", "--root", "s3://casput/leg")  # gzip already: left as it is
+        self.assertIn(b"0 blobs rewritten", out.stdout)
+        self.assertIsNone(s3_blob("casput", name)[1])
+        out = cas("migrate", "--to", "v2", "--root", "s3://casput/leg")
+        self.assertIn(b"1 blobs rewritten", out.stdout)
+        blob, meta = s3_blob("casput", name)
+        self.assertEqual(meta, '{"cas_raw": false, "cas_version": 2}')
+        self.assertEqual(lz4.frame.decompress(blob), data)
+        # metadata that contradicts the bytes (LZ4 bytes, cas_version 1): reported, then
+        # repaired by migrate with a metadata-only copy, the bytes untouched
+        S3.put_object(Bucket="casput", Key=name, Body=blob,
+                      Metadata={"metaflow-user-attributes": '{"cas_raw": false, "cas_version": 1}'})
+        etag = S3.head_object(Bucket="casput", Key=name)["ETag"]
+        out = cas("get", "--flow", "L", key, "--root", "s3://casput/leg")
+        self.assertEqual(out.returncode, 1)
+        self.assertIn(b"metadata says cas_version 1 (gzip) but the bytes are an LZ4 frame", out.stderr)
+        out = cas("migrate", "--to", "v2", "--root", "s3://casput/leg")
+        self.assertEqual(out.returncode, 0, out.stderr)
+        h = S3.head_object(Bucket="casput", Key=name)
+        self.assertEqual(h["Metadata"]["metaflow-user-attributes"], '{"cas_raw": false, "cas_version": 2}')
+        self.assertEqual(h["ETag"], etag)
+        self.assertEqual(cas("get", "--flow", "L", key, "--root", "s3://casput/leg", "--verify").stdout, data)
+
+    def test_listing_pages(self):
+        import cas_h
+        root = "s3://casput/many"
+        rnd = random.Random(9)
+        items = [b"%d-%d" % (i, rnd.getrandbits(64)) for i in range(1100)]  # more than one 1000-key page
+        with cas_h.Store(root) as st:
+            keys = st.put_many("Many", items)
+            got = st.get_many("Many", keys)
+        self.assertEqual(got, items)
+        out = cas("verify", "--root", root, "Many")
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertIn(b"verified 1100 blobs: 1100 ok", out.stdout)
+
+    def test_hostile_keys_in_a_listing_are_skipped(self):
+        data = b"fine"
+        key = sha1(data)
+        out = cas("put", "--flow", "H", "--root", "s3://casput/host", input=data)
+        self.assertEqual(out.returncode, 0)
+        for bad in ("H/data/zz/../../../etc/passwd", "H/data/ab/ABCDEF", "H/data/%s/%s" % (key[:2], key[:39]),
+                    "H/data/00/%s" % key):
+            S3.put_object(Bucket="casput", Key="host/" + bad, Body=b"junk")
+        out = cas("verify", "--root", "s3://casput/host")
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertIn(b"verified 1 blobs", out.stdout)
+
+
+# ---- errors --------------------------------------------------------------------------------------------------
+
+
+class TestErrors(unittest.TestCase):
+    def setUp(self):
+        self.root = fixture_root("v1")
+        self.key = manifest("v1")[0]["key"]
+
+    def test_wrong_secret(self):
+        env = base_env(AWS_SECRET_ACCESS_KEY="not-the-" + SK[8:])
+        out = cas("get", "--flow", "FixtureFlow", self.key, "--root", self.root, env=env)
+        self.assertEqual(out.returncode, 1)
+        self.assertIn(b"SignatureDoesNotMatch", out.stderr)
+        no_secret(self, out.stderr)
+        self.assertNotIn(env["AWS_SECRET_ACCESS_KEY"].encode(), out.stderr)
+        out = cas("put", "--flow", "F", "--root", self.root, input=b"x", env=env)
+        self.assertEqual(out.returncode, 1)
+        self.assertIn(b"Could not store artifact 'F/data/", out.stderr)
+        self.assertIn(b"SignatureDoesNotMatch", out.stderr)
+
+    def test_unknown_access_key(self):
+        env = base_env(AWS_ACCESS_KEY_ID="AKIANOSUCHKEY0000000")
+        out = cas("ls", manifest("v1")[0]["pathspec"], "--root", self.root, env=env)
+        self.assertEqual(out.returncode, 1)
+        self.assertRegex(out.stderr, rb"HTTP 403 (InvalidAccessKeyId|AccessDenied)")
+        no_secret(self, out.stderr)
+
+    def test_unknown_bucket(self):
+        out = cas("get", "--flow", "F", self.key, "--root", "s3://no-such-bucket-here/x")
+        self.assertEqual(out.returncode, 1)
+        self.assertIn(b"NoSuchBucket", out.stderr)
+        out = cas("verify", "--root", "s3://no-such-bucket-here/x")
+        self.assertEqual(out.returncode, 1)
+        self.assertIn(b"NoSuchBucket", out.stderr)
+
+    def test_missing_object_and_task(self):
+        out = cas("get", "--flow", "FixtureFlow", "0" * 40, "--root", self.root)
+        self.assertEqual(out.returncode, 1)
+        self.assertIn(b"No blob 'FixtureFlow/data/00/0000000000000000000000000000000000000000' in 's3://fix-v1/metaflow'",
+                      out.stderr)
+        out = cas("ls", "FixtureFlow/1/start/1", "--root", self.root)
+        self.assertEqual(out.returncode, 1)
+        self.assertIn(b"no such task", out.stderr)
+
+    def test_expired_token(self):
+        with faultproxy.FaultProxy((HOST, PORT), rate=1.0, kinds=("expired",)) as p:
+            env = base_env(METAFLOW_S3_ENDPOINT_URL=p.endpoint, AWS_SESSION_TOKEN="FwoGZXIvYXdzEXPIREDTOKEN")
+            out = cas("get", "--flow", "FixtureFlow", self.key, "--root", self.root, env=env)
+        self.assertEqual(out.returncode, 1)
+        self.assertIn(b"HTTP 400 ExpiredToken: The provided token has expired.", out.stderr)
+        self.assertNotIn(b"EXPIREDTOKEN", out.stderr)
+
+    def test_no_server(self):
+        env = base_env(METAFLOW_S3_ENDPOINT_URL="http://127.0.0.1:9", AWS_MAX_ATTEMPTS="3")
+        t = time.time()
+        out = cas("get", "--flow", "F", self.key, "--root", self.root, env=env)
+        self.assertEqual(out.returncode, 1)
+        self.assertIn(b"after 3 tries", out.stderr)
+        self.assertLess(time.time() - t, 30)
+
+    def test_no_credentials(self):
+        env = base_env(AWS_ACCESS_KEY_ID=None, AWS_SECRET_ACCESS_KEY=None)
+        out = cas("ls", "F/1/s/1", "--root", self.root, env=env)
+        self.assertEqual(out.returncode, 1)
+        self.assertIn(b"no AWS credentials found", out.stderr)
+
+    def test_bad_roots_and_settings(self):
+        for root in ("s3://", "s3://a", "s3://bad bucket/x"):
+            out = cas("ls", "F/1/s/1", "--root", root)
+            self.assertEqual(out.returncode, 1, root)
+            self.assertIn(b"s3://BUCKET[/PREFIX]", out.stderr)
+        out = cas("ls", "F/1/s/1", "--root", self.root, env=base_env(AWS_MAX_ATTEMPTS="zero"))
+        self.assertEqual(out.returncode, 1)
+        self.assertIn(b"AWS_MAX_ATTEMPTS", out.stderr)
+
+    def test_corrupt_blob_on_s3(self):
+        data = b"corrupt me " * 100
+        key = sha1(data)
+        blob = bytearray(gzip.compress(data))
+        blob[len(blob) // 2] ^= 0xFF
+        bucket("casput")
+        S3.put_object(Bucket="casput", Key="bad/B/data/%s/%s" % (key[:2], key), Body=bytes(blob),
+                      Metadata={"metaflow-user-attributes": '{"cas_raw": false, "cas_version": 1}'})
+        out = cas("verify", "--root", "s3://casput/bad")
+        self.assertEqual(out.returncode, 1)
+        self.assertIn(b"Could not unpack artifact 'B/data/", out.stderr)
+        S3.put_object(Bucket="casput", Key="bad/B/data/%s/%s" % (key[:2], key), Body=gzip.compress(data),
+                      Metadata={"metaflow-user-attributes": '{"cas_raw": false, "cas_version": 9}'})
+        out = cas("get", "--flow", "B", key, "--root", "s3://casput/bad")
+        self.assertIn(b"Unknown encoding version 9 for 'B/data/", out.stderr)
+
+
+# ---- faults between client and server --------------------------------------------------------------------
+
+
+class TestFaults(unittest.TestCase):
+    def test_thousand_requests_through_faults(self):
+        """Resets, stalls, cut bodies and 503s on a seeded quarter of the requests:
+        every read is the right bytes or fails with a clear message; never a hang."""
+        import cas_h
+        bucket("casfault")
+        rnd = random.Random(11)
+        sizes = [rnd.choice((0, 10, 3000, 70000, 300000)) for _ in range(60)] + [6 << 20, 9 << 20]
+        items = [os.urandom(n) for n in sizes]
+        want = {sha1(b): b for b in items}
+        good = bad = 0
+        messages = set()
+        clear = re.compile(r"(HTTP \d{3} [A-Za-z]+: .+|after \d+ tries)")
+        with faultproxy.FaultProxy((HOST, PORT), rate=0.25, kinds=faultproxy.KINDS, seed=3, stall=2.5) as p:
+            os.environ.update(METAFLOW_S3_ENDPOINT_URL=p.endpoint, CAS_S3_STALL_TIMEOUT="1", CAS_S3_RETRY_BASE="10",
+                              CAS_S3_PART_SIZE=str(5 << 20))
+            try:
+                with cas_h.Store("s3://casfault/f") as st:
+                    rounds = 0
+                    while p.stats["requests"] < 1000 or rounds < 2:
+                        rounds += 1
+                        for i, b in enumerate(items):
+                            try:
+                                k = st.put("Fault", b, version=1 + (i % 2))
+                                self.assertEqual(k, sha1(b))
+                            except cas_h.CasError as e:
+                                bad += 1
+                                messages.add(str(e))
+                                self.assertRegex(str(e), clear)
+                        keys = list(want)
+                        try:
+                            got = st.get_many("Fault", keys)
+                            for k, b in zip(keys, got):
+                                self.assertEqual(sha1(b), k)
+                                good += 1
+                        except cas_h.CasError as e:
+                            bad += 1
+                            messages.add(str(e))
+                            self.assertRegex(str(e), clear)
+                        for k in keys[-3:]:  # streams: resumed after a break, or a clear error
+                            try:
+                                with st.open("Fault", k) as f:
+                                    data = f.read()
+                                self.assertEqual(data, want[k])
+                                good += 1
+                            except cas_h.CasError as e:
+                                bad += 1
+                                messages.add(str(e))
+                                self.assertRegex(str(e), clear)
+            finally:
+                for k in ("CAS_S3_STALL_TIMEOUT", "CAS_S3_RETRY_BASE", "CAS_S3_PART_SIZE"):
+                    os.environ.pop(k, None)
+                os.environ["METAFLOW_S3_ENDPOINT_URL"] = ENDPOINT
+            stats = dict(p.stats)
+        print("\n    fault proxy: %d requests, %d forwarded, faults %s; %d reads right, %d clear failures"
+              % (stats["requests"], stats["forwarded"], stats["faults"], good, bad), file=sys.stderr)
+        for m in sorted(messages)[:5]:
+            print("    e.g. " + m[:200], file=sys.stderr)
+        self.assertGreaterEqual(stats["requests"], 1000)
+        self.assertTrue(all(v > 0 for v in stats["faults"].values()), stats)
+        self.assertGreater(good, 10 * max(bad, 1))
+        # what the faults left is whole: every stored object decodes and hashes to its key
+        out = cas("verify", "--root", "s3://casfault/f")
+        self.assertEqual(out.returncode, 0, out.stderr)
+
+
+# ---- SIGKILL during multipart puts ----------------------------------------------------------------------
+
+
+class TestKill(unittest.TestCase):
+    def test_sigkill_multipart_put(self):
+        bkt = bucket("caskill")
+        env = base_env(CAS_S3_PART_SIZE=str(5 << 20))
+        rnd = random.Random(21)
+        kills = 0
+        with tempfile.TemporaryDirectory() as d:
+            for i in range(50):
+                path = os.path.join(d, "in%d" % i)
+                with open(path, "wb") as f:
+                    f.write(os.urandom(16 << 20))
+                proc = subprocess.Popen([CAS, "put", "--flow", "Kill", "--v2" if i % 2 else "--v1", "--root",
+                                         "s3://caskill/k", path], env=env, stdout=subprocess.PIPE,
+                                        stderr=subprocess.PIPE)
+                time.sleep(rnd.uniform(0.02, 0.6))
+                if proc.poll() is None:
+                    proc.send_signal(signal.SIGKILL)
+                    kills += 1
+                proc.communicate()
+                os.unlink(path)
+        self.assertGreaterEqual(kills, 25)
+        # nothing visible is broken: every object has its metadata and decodes to its key
+        objs = S3.list_objects_v2(Bucket=bkt, Prefix="k/").get("Contents", [])
+        for o in objs:
+            blob, meta = s3_blob(bkt, o["Key"])
+            self.assertIsNotNone(meta, o["Key"])
+            self.assertEqual(sha1(python_decode(blob, meta)), o["Key"].rsplit("/", 1)[1])
+        left = S3.list_multipart_uploads(Bucket=bkt, Prefix="k/").get("Uploads", [])
+        self.assertGreater(len(left), 0)  # killed mid-upload: parts S3 keeps until aborted
+        out = cas("gc", "--root", "s3://caskill/k", env=base_env(CAS_S3_GC_AGE="0"))
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertIn(b"aborted %d unfinished uploads" % len(left), out.stdout)
+        self.assertEqual(S3.list_multipart_uploads(Bucket=bkt, Prefix="k/").get("Uploads", []), [])
+        out = cas("verify", "--root", "s3://caskill/k")
+        self.assertEqual(out.returncode, 0, out.stderr)
+
+
+# ---- credentials: every link of the chain, against local stand-ins ---------------------------------------
+
+
+class _StandIn(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+
+
+def stand_in(handler_fn):
+    """A local HTTP server whose requests go to handler_fn(method, path, headers, body) -> (status, body)."""
+    calls = []
+
+    class H(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *a):
+            pass
+
+        def _do(self):
+            n = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(n) if n else b""
+            calls.append((self.command, self.path, dict(self.headers), body))
+            status, out = handler_fn(self.command, self.path, self.headers, body)
+            self.send_response(status)
+            self.send_header("Content-Length", str(len(out)))
+            self.end_headers()
+            self.wfile.write(out)
+
+        do_GET = do_PUT = do_POST = _do
+
+    srv = _StandIn(("127.0.0.1", 0), H)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    srv.calls = calls
+    return srv
+
+
+def _creds_json(expires_in=3600):
+    exp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + expires_in))
+    return json.dumps({"AccessKeyId": AK, "SecretAccessKey": SK, "Token": "", "Expiration": exp}).encode()
+
+
+class TestCredentials(unittest.TestCase):
+    def setUp(self):
+        self.root = fixture_root("v1")
+        self.a = manifest("v1")[3]
+        self.spec = "%s/%s" % (self.a["pathspec"], self.a["name"])
+
+    def read_with(self, env):
+        out = cas("artifact", self.spec, "--root", self.root, env=env)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertEqual(sha1(out.stdout), self.a["key"])
+
+    def test_shared_credentials_file_and_profile(self):
+        d = tempfile.mkdtemp()
+        with open(os.path.join(d, "credentials"), "w") as f:
+            f.write("[default]\naws_access_key_id = WRONG\naws_secret_access_key = wrong\n\n"
+                    "# the profile in use\n[team]\naws_access_key_id = %s\naws_secret_access_key=%s\n" % (AK, SK))
+        with open(os.path.join(d, "config"), "w") as f:
+            f.write("[profile team]\nregion = us-east-1\ns3 =\n  addressing_style = path\n")
+        self.read_with(base_env(AWS_ACCESS_KEY_ID=None, AWS_SECRET_ACCESS_KEY=None, AWS_PROFILE="team",
+                                AWS_SHARED_CREDENTIALS_FILE=os.path.join(d, "credentials"),
+                                AWS_CONFIG_FILE=os.path.join(d, "config")))
+        # the keys in ~/.aws/config work too
+        env = base_env(AWS_ACCESS_KEY_ID=None, AWS_SECRET_ACCESS_KEY=None)
+        os.makedirs(os.path.join(env["HOME"], ".aws"))
+        with open(os.path.join(env["HOME"], ".aws", "config"), "w") as f:
+            f.write("[default]\naws_access_key_id = %s\naws_secret_access_key = %s\n" % (AK, SK))
+        self.read_with(env)
+
+    def test_container_endpoint(self):
+        srv = stand_in(lambda m, p, h, b: (200, _creds_json()) if h.get("Authorization") == "tok-123" and p == "/v2/creds"
+                       else (401, b"no"))
+        try:
+            env = base_env(AWS_ACCESS_KEY_ID=None, AWS_SECRET_ACCESS_KEY=None,
+                           AWS_CONTAINER_CREDENTIALS_FULL_URI="http://127.0.0.1:%d/v2/creds" % srv.server_port,
+                           AWS_CONTAINER_AUTHORIZATION_TOKEN="tok-123")
+            self.read_with(env)
+            self.assertEqual(len(srv.calls), 1)
+            # the token from a file (EKS pod identity), and credentials close to expiry refreshed
+            tf = os.path.join(env["HOME"], "token")
+            with open(tf, "w") as f:
+                f.write("tok-123\n")
+            srv.calls.clear()
+            env.pop("AWS_CONTAINER_AUTHORIZATION_TOKEN")
+            env["AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE"] = tf
+            self.read_with(env)
+            self.assertGreaterEqual(len(srv.calls), 1)
+            # a wrong token: the endpoint's refusal, named
+            env["AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE"] = os.devnull
+            out = cas("artifact", self.spec, "--root", self.root, env=env)
+            self.assertEqual(out.returncode, 1)
+            self.assertIn(b"container credentials endpoint: HTTP 401", out.stderr)
+        finally:
+            srv.shutdown()
+            srv.server_close()
+
+    def test_refresh_before_expiry(self):
+        srv = stand_in(lambda m, p, h, b: (200, _creds_json(expires_in=120)))
+        try:
+            env = base_env(AWS_ACCESS_KEY_ID=None, AWS_SECRET_ACCESS_KEY=None,
+                           AWS_CONTAINER_CREDENTIALS_FULL_URI="http://127.0.0.1:%d/c" % srv.server_port)
+            out = cas("verify", "--root", self.root, env=env)
+            self.assertEqual(out.returncode, 0, out.stderr)
+            self.assertGreater(len(srv.calls), 2)  # every request found them within 5 minutes of expiry
+        finally:
+            srv.shutdown()
+            srv.server_close()
+
+    def test_container_url_must_be_local_or_https(self):
+        env = base_env(AWS_ACCESS_KEY_ID=None, AWS_SECRET_ACCESS_KEY=None,
+                       AWS_CONTAINER_CREDENTIALS_FULL_URI="http://example.com/creds")
+        out = cas("ls", "F/1/s/1", "--root", self.root, env=env)
+        self.assertEqual(out.returncode, 1)
+        self.assertIn(b"must be https or a loopback", out.stderr)
+
+    def test_instance_metadata_v2(self):
+        def imds(m, p, h, b):
+            if m == "PUT" and p == "/latest/api/token" and h.get("X-aws-ec2-metadata-token-ttl-seconds"):
+                return 200, b"imds-session-token"
+            if h.get("X-aws-ec2-metadata-token") != "imds-session-token":
+                return 401, b""
+            if p == "/latest/meta-data/iam/security-credentials/":
+                return 200, b"mf-role"
+            if p == "/latest/meta-data/iam/security-credentials/mf-role":
+                return 200, _creds_json()
+            return 404, b""
+        srv = stand_in(imds)
+        try:
+            self.read_with(base_env(AWS_ACCESS_KEY_ID=None, AWS_SECRET_ACCESS_KEY=None, AWS_EC2_METADATA_DISABLED=None,
+                                    AWS_EC2_METADATA_SERVICE_ENDPOINT="http://127.0.0.1:%d" % srv.server_port))
+            self.assertEqual([c[0] for c in srv.calls], ["PUT", "GET", "GET"])
+        finally:
+            srv.shutdown()
+            srv.server_close()
+
+    def test_web_identity(self):
+        exp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 3600))
+
+        def sts(m, p, h, b):
+            form = urllib.parse.parse_qs(b.decode())
+            if (form.get("Action") == ["AssumeRoleWithWebIdentity"] and form.get("WebIdentityToken") == ["jwt.of.pod"]
+                    and form.get("RoleArn") == ["arn:aws:iam::123:role/mf"]):
+                return 200, ("<AssumeRoleWithWebIdentityResponse><AssumeRoleWithWebIdentityResult><Credentials>"
+                             "<AccessKeyId>%s</AccessKeyId><SecretAccessKey>%s</SecretAccessKey>"
+                             "<SessionToken></SessionToken><Expiration>%s</Expiration></Credentials>"
+                             "</AssumeRoleWithWebIdentityResult></AssumeRoleWithWebIdentityResponse>"
+                             % (AK, SK, exp)).encode()
+            return 403, (b"<ErrorResponse><Error><Code>AccessDenied</Code><Message>Not authorized to perform "
+                         b"sts:AssumeRoleWithWebIdentity</Message></Error></ErrorResponse>")
+        srv = stand_in(sts)
+        try:
+            env = base_env(AWS_ACCESS_KEY_ID=None, AWS_SECRET_ACCESS_KEY=None,
+                           AWS_ROLE_ARN="arn:aws:iam::123:role/mf",
+                           AWS_ENDPOINT_URL_STS="http://127.0.0.1:%d" % srv.server_port)
+            tf = os.path.join(env["HOME"], "jwt")
+            with open(tf, "w") as f:
+                f.write("jwt.of.pod\n")
+            env["AWS_WEB_IDENTITY_TOKEN_FILE"] = tf
+            self.read_with(env)
+            with open(tf, "w") as f:
+                f.write("another.jwt\n")
+            out = cas("artifact", self.spec, "--root", self.root, env=env)
+            self.assertEqual(out.returncode, 1)
+            self.assertIn(b"AssumeRoleWithWebIdentity", out.stderr)
+            self.assertIn(b"HTTP 403 AccessDenied", out.stderr)
+            self.assertNotIn(b"another.jwt", out.stderr)
+        finally:
+            srv.shutdown()
+            srv.server_close()
+
+
+# ---- Metaflow's configuration ----------------------------------------------------------------------------
+
+
+class TestMetaflowConfig(unittest.TestCase):
+    def test_default_root_from_config_json(self):
+        root = fixture_root("v1")
+        a = manifest("v1")[5]
+        env = base_env(METAFLOW_S3_ENDPOINT_URL=None)
+        os.makedirs(env["METAFLOW_HOME"])
+        with open(os.path.join(env["METAFLOW_HOME"], "config.json"), "w") as f:
+            json.dump({"METAFLOW_DEFAULT_DATASTORE": "s3", "METAFLOW_DATASTORE_SYSROOT_S3": root,
+                       "METAFLOW_S3_ENDPOINT_URL": ENDPOINT}, f)
+        cwd = tempfile.mkdtemp()
+        out = cas("ls", a["pathspec"], env=env, cwd=cwd)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertIn(a["key"].encode(), out.stdout)
+        out = cas("artifact", "%s/%s" % (a["pathspec"], a["name"]), env=env, cwd=cwd)
+        self.assertEqual(sha1(out.stdout), a["key"])
+        # a profile's file, and the environment over the file
+        with open(os.path.join(env["METAFLOW_HOME"], "config_prod.json"), "w") as f:
+            json.dump({"METAFLOW_DEFAULT_DATASTORE": "s3", "METAFLOW_DATASTORE_SYSROOT_S3": "s3://no-such-bucket-here/x",
+                       "METAFLOW_S3_ENDPOINT_URL": ENDPOINT}, f)
+        env["METAFLOW_PROFILE"] = "prod"
+        out = cas("ls", a["pathspec"], env=env, cwd=cwd)
+        self.assertEqual(out.returncode, 1)
+        self.assertIn(b"NoSuchBucket", out.stderr)
+        env["METAFLOW_DATASTORE_SYSROOT_S3"] = root
+        out = cas("ls", a["pathspec"], env=env, cwd=cwd)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        # the binding's Store() takes the same default
+        code = "import cas_h; s = cas_h.Store(); print(s.root); print(len(s.get(%r, %r)))" % (
+            a["blob"].split("/")[0], a["key"])
+        env["PYTHONPATH"] = os.path.join(REPO, "python")
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, env=env, cwd=cwd)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertEqual(out.stdout.decode().split(), [root, str(a["size"])])
+
+    def test_server_side_encryption_header(self):
+        bucket("cassse")
+        with faultproxy.FaultProxy((HOST, PORT), record=True) as p:
+            env = base_env(METAFLOW_S3_ENDPOINT_URL=p.endpoint, METAFLOW_S3_SERVER_SIDE_ENCRYPTION="AES256",
+                           CAS_S3_PART_SIZE=str(5 << 20))
+            cas("put", "--flow", "Sse", "--root", "s3://cassse/e", input=b"small", env=env)
+            cas("put", "--flow", "Sse", "--root", "s3://cassse/e", input=os.urandom(11 << 20), env=env)
+            seen = list(p.seen)
+        writes = [(m, path, h) for m, path, h in seen if m == "PUT" and "partNumber" not in path
+                  or (m == "POST" and path.endswith("uploads="))]
+        self.assertGreaterEqual(len(writes), 2)
+        for m, path, h in writes:
+            self.assertEqual(h.get("x-amz-server-side-encryption"), "AES256", (m, path))
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
