@@ -156,6 +156,7 @@ fuzz: | $(B)
 
 bench: all
 	$(PYTHON) bench/run.py
+	$(PYTHON) bench/s3.py
 
 # ---- install ---------------------------------------------------------------
 

@@ -122,7 +122,7 @@ static int write_out(const void *p, size_t n) {
 
 /* Streams a decoded blob to stdout; memory stays at the stream's window. */
 static int pump(cas_stream *st) {
-    static unsigned char buf[1 << 16];
+    static unsigned char buf[1 << 20]; /* large writes: fewer system calls for a large artifact */
     for (;;) {
         size_t got;
         int rc = cas_stream_read(st, buf, sizeof buf, &got);

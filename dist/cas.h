@@ -30,8 +30,15 @@
  *   cas_reader_free_buffer(r, out); cas_reader_free(r);
  *
  *   cas_store *s;                                         // a datastore root
- *   cas_store_open(&s, ".metaflow", NULL, err, sizeof err);
- *   cas_store_put(s, "MyFlow", data, n, key, NULL, err, sizeof err);
+ *   cas_store_open(&s, ".metaflow", NULL, err, sizeof err); // or "s3://bucket/prefix"
+ *   cas_store_put(s, "MyFlow", data, n, 0, key, NULL, err, sizeof err);
+ *
+ * Layers (each calls only those below it):
+ *   store: put/get/verify/migrate/gc/batch/streams/tasks   names, dedup, formats, the attempt rule
+ *     backend seam (cas_backend)                           objects + metadata, listings; local
+ *       here (files + _meta sidecars), S3 in cas_cloud.h, or your own
+ *   reader / writer                                        Metaflow's read rules, keys, sidecar JSON
+ *   codecs (cas_codecs.h)                                  gzip, LZ4 frame, raw
  *
  * Config macros (define before including the implementation):
  *
@@ -45,6 +52,8 @@
  *   CAS_NO_THREADS       no pthreads: pack hashes and compresses on one core,
  *                        batch calls run serially
  *   CAS_NO_STORE         no POSIX file I/O: no store, task resolution or streams
+ *   CAS_CLOUD            cas_store_open() hands "s3://" roots to cas_cloud.h (which
+ *                        defines this for you when you include it)
  *   CAS_NO_GZIP, CAS_NO_LZ4, CAS_NO_RAW, CAS_USE_ISAL, CAS_USE_LIBDEFLATE,
  *   CAS_MALLOC, CAS_FREE see cas_codecs.h
  *

@@ -14,5 +14,5 @@ $SUDO apt-get install -y -q --no-install-recommends \
   zlib1g-dev liblz4-dev libxxhash-dev libisal-dev libdeflate-dev libssl-dev \
   libcurl4-openssl-dev libexpat1-dev \
   python3 python3-lz4 python3-numpy python3-boto3 \
-  radosgw ceph-mon ceph-osd ceph-common uuid-runtime procps \
+  radosgw ceph-mon ceph-osd ceph-common uuid-runtime procps curl \
   valgrind xxhash shellcheck cloud-init

@@ -13,6 +13,7 @@ Metaflow's configuration file, server-side encryption.
 
 Needs the environment of tests/s3/s3server.sh (CAS_TEST_S3_ENDPOINT, keys).
 """
+import atexit
 import gzip
 import hashlib
 import http.server
@@ -63,9 +64,13 @@ def sha1(b):
     return hashlib.sha1(b).hexdigest()
 
 
+_TMP = tempfile.mkdtemp(prefix="cas-s3-test-")
+atexit.register(shutil.rmtree, _TMP, True)
+
+
 def base_env(**extra):
     env = {k: v for k, v in os.environ.items() if k not in _SCRUB}
-    home = tempfile.mkdtemp(prefix="cas-s3-home-")  # no ~/.aws, no ~/.metaflowconfig of the caller
+    home = tempfile.mkdtemp(dir=_TMP)  # no ~/.aws, no ~/.metaflowconfig of the caller
     env.update(HOME=home, METAFLOW_HOME=os.path.join(home, ".metaflowconfig"), AWS_EC2_METADATA_DISABLED="true",
                METAFLOW_S3_ENDPOINT_URL=ENDPOINT, AWS_REGION="us-east-1", CAS_S3_RETRY_BASE="20")
     for k, v in extra.items():
@@ -299,6 +304,14 @@ class TestPutGetMigrate(unittest.TestCase):
         self.assertEqual(h["Metadata"]["metaflow-user-attributes"], '{"cas_raw": false, "cas_version": 2}')
         got = cas("get", "--flow", "Big", key, "--root", self.ROOT, "--verify")
         self.assertEqual(got.stdout, data)
+        # migrated in place as a multipart upload, metadata and all
+        out = cas("migrate", "--to", "v1", "--root", self.ROOT, "Big", env=env)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        h = self.head("Big", key)
+        self.assertRegex(h["ETag"], r"-\d+\"$")
+        self.assertEqual(h["Metadata"]["metaflow-user-attributes"], '{"cas_raw": false, "cas_version": 1}')
+        blob, meta = s3_blob("casput", "mf/Big/data/%s/%s" % (key[:2], key))
+        self.assertEqual(gzip.decompress(blob), data)
         # the same bytes from a pipe, v1: the name comes last, the bytes wait in a temp file
         data2 = data[::-1]
         out = cas("put", "--flow", "Big", "--root", self.ROOT, input=data2, env=env)
@@ -635,7 +648,7 @@ class TestCredentials(unittest.TestCase):
         self.assertEqual(sha1(out.stdout), self.a["key"])
 
     def test_shared_credentials_file_and_profile(self):
-        d = tempfile.mkdtemp()
+        d = tempfile.mkdtemp(dir=_TMP)
         with open(os.path.join(d, "credentials"), "w") as f:
             f.write("[default]\naws_access_key_id = WRONG\naws_secret_access_key = wrong\n\n"
                     "# the profile in use\n[team]\naws_access_key_id = %s\naws_secret_access_key=%s\n" % (AK, SK))
@@ -765,7 +778,7 @@ class TestMetaflowConfig(unittest.TestCase):
         with open(os.path.join(env["METAFLOW_HOME"], "config.json"), "w") as f:
             json.dump({"METAFLOW_DEFAULT_DATASTORE": "s3", "METAFLOW_DATASTORE_SYSROOT_S3": root,
                        "METAFLOW_S3_ENDPOINT_URL": ENDPOINT}, f)
-        cwd = tempfile.mkdtemp()
+        cwd = tempfile.mkdtemp(dir=_TMP)
         out = cas("ls", a["pathspec"], env=env, cwd=cwd)
         self.assertEqual(out.returncode, 0, out.stderr)
         self.assertIn(a["key"].encode(), out.stdout)
