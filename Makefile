@@ -4,7 +4,7 @@
 #                     libdeflate, OpenSSL SHA-1; all from Debian)
 #   make demo         the newcomer's tour on the bundled fixtures
 #   make test         everything CI runs (see the test-* targets)
-#   make bench        the benchmark table (bench/results/)
+#   make bench        the benchmark tables (bench/results/): codecs, S3, previews
 #   make install      PREFIX=/usr/local: cas, headers, libcas.so, cas.pc
 
 PREFIX   ?= /usr/local
@@ -17,11 +17,11 @@ STD      := -std=c99
 B        := build
 FIXTURES ?= ../shared/fixtures/metaflow
 
-BASE_LIBS := -lz -llz4 -lpthread
+BASE_LIBS := -lz -llz4 -lpthread -lm
 FAST_DEFS := -DCAS_USE_ISAL -DCAS_USE_LIBDEFLATE -DCAS_SHA1_OPENSSL
 FAST_LIBS := -lisal -ldeflate -lcrypto
 CLOUD_LIBS := -lcurl -lexpat -lcrypto
-HEADERS   := cas.h cas_codecs.h cas_cloud.h
+HEADERS   := cas.h cas_codecs.h cas_cloud.h cas_pickle.h
 VERSION   := $(shell sed -n 's/^\#define CAS_VERSION_STRING "\(.*\)"/\1/p' cas_codecs.h)
 
 export CAS_FIXTURES := $(FIXTURES)
@@ -62,7 +62,8 @@ demo: all
 
 # ---- tests -----------------------------------------------------------------
 
-TEST_SRC := tests/run_tests.c tests/test.h tests/test_core.c tests/test_store.c tests/test_faults.c tests/test_backend.c
+TEST_SRC := tests/run_tests.c tests/test.h tests/test_core.c tests/test_store.c tests/test_faults.c tests/test_backend.c \
+            tests/test_pickle.c
 
 $(B)/run_tests: $(TEST_SRC) $(HEADERS) | $(B)
 	$(CC) $(STD) -O1 -g $(WARN) -o $@ tests/run_tests.c $(BASE_LIBS)
@@ -96,6 +97,13 @@ test-configs: | $(B)
 	  for cxx in g++ clang++; do $$cxx -x c++ -std=c++11 $(WARN) $$d -c tests/cloud_check.c -o $(B)/cloud.o; done; \
 	  gcc $(STD) $(WARN) $$d tests/cloud_check.c -o $(B)/cloud $(BASE_LIBS) $(FAST_LIBS) $(CLOUD_LIBS); \
 	  printf '%-60s ' "[cas_cloud.h $${cfg:-default}]"; $(B)/cloud; \
+	done
+	@set -e; for cfg in "" CAS_NO_THREADS CAS_NO_STORE CAS_STATIC CAS_NO_GZIP CAS_NO_LZ4; do \
+	  d=$${cfg:+-D$$cfg}; \
+	  for cc in gcc clang; do for o in -O0 -O2; do $$cc $(STD) $$o $(WARN) $$d -c tests/pickle_check.c -o $(B)/pickle.o; done; done; \
+	  for cxx in g++ clang++; do $$cxx -x c++ -std=c++11 -O2 $(WARN) $$d -c tests/pickle_check.c -o $(B)/pickle.o; done; \
+	  gcc $(STD) $(WARN) $$d tests/pickle_check.c -o $(B)/pickle $(BASE_LIBS); \
+	  printf '%-60s ' "[cas_pickle.h $${cfg:-default}]"; $(B)/pickle; \
 	done
 
 # The amalgamated header is current, and a .c file holding only the
@@ -157,13 +165,14 @@ fuzz: | $(B)
 bench: all
 	$(PYTHON) bench/run.py
 	$(PYTHON) bench/s3.py
+	$(PYTHON) bench/preview.py
 
 # ---- install ---------------------------------------------------------------
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig
 	install -m 755 $(B)/cas $(DESTDIR)$(PREFIX)/bin/cas
-	install -m 644 cas.h cas_codecs.h cas_cloud.h $(DESTDIR)$(PREFIX)/include/
+	install -m 644 $(HEADERS) $(DESTDIR)$(PREFIX)/include/
 	install -m 755 $(B)/libcas.so $(DESTDIR)$(PREFIX)/lib/libcas.so.$(VERSION)
 	ln -sf libcas.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libcas.so.0
 	ln -sf libcas.so.0 $(DESTDIR)$(PREFIX)/lib/libcas.so

@@ -627,6 +627,11 @@ CASDEF int cas_key_check(const char *key, size_t len, int *algo) {
     return CAS_OK;
 }
 
+/* A hex digit's value, -1 if it is not one (cas_cloud.h's URL decoding, cas_pickle.h's text). */
+CAS__UNUSED static int cas__hexval(char c) {
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+}
+
 static void cas__hex(const unsigned char *d, size_t n, char *out) {
     static const char hx[] = "0123456789abcdef";
     size_t i;

@@ -163,9 +163,6 @@ static int cas__s3_param_index(int id) {
 
 static int cas__buf_addz(cas__buf *b, const char *s) { return cas__buf_put(b, s, strlen(s)); }
 
-static int cas__hexval(char c) {
-    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
-}
 
 static void cas__buf_fmt(cas__buf *b, const char *fmt, ...) {
     char tmp[1024];

@@ -1,7 +1,7 @@
 /* cas - read, write, verify and migrate Metaflow artifact stores with cas.h.
  * Exit status: 0 success, 1 data error (one line on stderr), 2 usage error. */
 #define _POSIX_C_SOURCE 200809L /* getcwd, isatty, PATH_MAX under -std=c99 */
-#include "../cas.h"
+#include "../cas_pickle.h" /* includes cas.h */
 
 #include <errno.h>
 #include <fcntl.h>
@@ -24,6 +24,8 @@ static const char usage_main[] =
     "  ls PATHSPEC [--root ROOT]                         a task's artifacts: name, key, size, encoding, format\n"
     "  cat BLOBFILE [--verify]                          decode one blob file (its sidecar beside it, if any)\n"
     "  stat BLOBFILE                                    format, version, stored and decoded size, ratio\n"
+    "  show PATHSPEC/NAME|BLOBFILE [--root ROOT] [--json] [--items N] [--depth N] [--max-bytes N]\n"
+    "                                                   the artifact's value, read without unpickling\n"
     "  put --flow FLOW [--root ROOT] [--v1|--v2|--raw] [FILE]  store a file or stdin; print the key\n"
     "  get --flow FLOW KEY [--root ROOT] [--verify]      decoded bytes to stdout\n"
     "  verify [--root ROOT] [--quiet] [FLOW...]          rehash every blob; non-zero exit if any is bad\n"
@@ -52,7 +54,8 @@ static const char usage_main[] =
 
 typedef struct opts {
     const char *root, *flow, *to;
-    int verify, quiet, format, help;
+    int verify, quiet, format, help, json;
+    const char *limit[4]; /* show: --max-bytes, --items, --depth, --max-read */
     const char *args[64];
     int nargs;
 } opts;
@@ -82,7 +85,11 @@ static int parse(int argc, char **argv, opts *o, const char *allowed) {
             if (!strcmp(a, "--root")) o->root = argv[++i];
             else if (!strcmp(a, "--flow")) o->flow = argv[++i];
             else o->to = argv[++i];
-        } else if (TAKES("--verify")) o->verify = 1;
+        } else if (TAKES("--max-bytes") || TAKES("--items") || TAKES("--depth") || TAKES("--max-read")) {
+            if (i + 1 >= argc) return usage_error("%s needs a value", a);
+            o->limit[a[2] == 'i' ? 1 : a[2] == 'd' ? 2 : a[6] == 'r' ? 3 : 0] = argv[++i];
+        } else if (TAKES("--json")) o->json = 1;
+        else if (TAKES("--verify")) o->verify = 1;
         else if (TAKES("--quiet") || (!strcmp(a, "-q") && strstr(allowed, "--quiet"))) o->quiet = 1;
         else if (TAKES("--v1")) o->format = CAS_FORMAT_V1;
         else if (TAKES("--v2")) o->format = CAS_FORMAT_V2;
@@ -147,15 +154,37 @@ static int split_artifact(const char *spec, char *pathspec, size_t cap, const ch
     return 0;
 }
 
+/* Opens the store and the stream of FLOW/RUN/STEP/TASK/NAME (the task's latest finished
+ * attempt, as Metaflow reads it); *size is data.json's size of the artifact. */
+static int open_artifact(const opts *o, const char *spec, cas_store **s, cas_stream **st, int64_t *size) {
+    cas_task *t;
+    char pathspec[1024], err[1024], msg[1200];
+    const char *name, *key;
+    size_t idx;
+    int rc;
+    if (split_artifact(spec, pathspec, sizeof pathspec, &name) < 0 || cas_pathspec_check(pathspec) < 0)
+        return usage_error("'%s' is not FLOW/RUN/STEP/TASK/NAME", spec);
+    if ((rc = open_store(o, s))) return rc;
+    if (cas_task_open(*s, pathspec, &t, err, sizeof err) < 0) rc = data_error(err);
+    else {
+        if (cas_task_find(t, name, &idx) < 0) {
+            snprintf(msg, sizeof msg, "task '%s' has no artifact '%s'", pathspec, name);
+            rc = data_error(msg);
+        } else {
+            cas_task_artifact(t, idx, NULL, &key, size, NULL, NULL);
+            if (cas_store_open_stream(*s, cas_task_flow(t), key, st, err, sizeof err) < 0) rc = data_error(err);
+        }
+        cas_task_close(t);
+    }
+    if (rc) cas_store_close(*s);
+    return rc;
+}
+
 static int cmd_artifact(int argc, char **argv) {
     opts o;
     cas_store *s;
-    cas_task *t;
     cas_stream *st;
-    char pathspec[1024], err[1024], msg[1200];
-    const char *name, *key;
     int64_t size;
-    size_t idx;
     int rc;
     if ((rc = parse(argc, argv, &o, "--root --verify"))) return rc;
     if (o.help) {
@@ -166,30 +195,86 @@ static int cmd_artifact(int argc, char **argv) {
         return 0;
     }
     if (o.nargs != 1) return usage_error("artifact takes one FLOW/RUN/STEP/TASK/NAME%s", NULL);
-    if (split_artifact(o.args[0], pathspec, sizeof pathspec, &name) < 0 || cas_pathspec_check(pathspec) < 0)
-        return usage_error("'%s' is not FLOW/RUN/STEP/TASK/NAME", o.args[0]);
-    if ((rc = open_store(&o, &s))) return rc;
-    if (cas_task_open(s, pathspec, &t, err, sizeof err) < 0) {
-        cas_store_close(s);
+    if ((rc = open_artifact(&o, o.args[0], &s, &st, &size))) return rc;
+    /* --verify: the stream rehashes against the key; data.json's size is checked too */
+    if (o.verify && size >= 0) cas_stream_set_param(st, CAS_PARAM_EXPECT_SIZE, size);
+    rc = pump(st);
+    cas_stream_close(st);
+    cas_store_close(s);
+    return rc;
+}
+
+static int cmd_show(int argc, char **argv) {
+    static const int params[4] = {CAS_PREVIEW_MAX_OUTPUT, CAS_PREVIEW_MAX_ITEMS, CAS_PREVIEW_MAX_DEPTH,
+                                  CAS_PREVIEW_MAX_READ};
+    static const char *const names[4] = {"--max-bytes", "--items", "--depth", "--max-read"};
+    opts o;
+    cas_store *s = NULL;
+    cas_stream *st;
+    cas_preview *p;
+    struct stat sb;
+    char err[1024];
+    int64_t size;
+    int rc, i;
+    if ((rc = parse(argc, argv, &o, "--root --json --max-bytes --items --depth --max-read"))) return rc;
+    if (o.help) {
+        printf("usage: cas show FLOW/RUN/STEP/TASK/NAME [--root ROOT] [OPTIONS]\n"
+               "       cas show BLOBFILE [OPTIONS]\n\n"
+               "Shows an artifact's value, like Python's repr, by reading its pickle opcodes: nothing\n"
+               "is unpickled or imported, so no code of the pickle runs and neither numpy, pandas nor\n"
+               "the flow's classes are needed. numpy arrays show their shape, dtype and first values\n"
+               "after reading only those; pandas frames their shape, columns and first rows (their\n"
+               "column names come last in the pickle: the whole artifact is read, in bounded memory).\n"
+               "A limit reached leaves a partial preview with a marker ('...', '<truncated: ...>').\n\n"
+               "  --json         a JSON tree ({\"type\": ..., \"repr\": ...}) instead of text\n"
+               "  --items N      items shown per container, values per array row (10)\n"
+               "  --depth N      nesting levels shown (8)\n"
+               "  --max-bytes N  bytes of output (4096)\n"
+               "  --max-read N   decoded bytes read at most (no limit)\n"
+               "Exit status 1 for a malformed pickle or a blob that cannot be read (what came before\n"
+               "is still shown).\n");
+        return 0;
+    }
+    if (o.nargs != 1) return usage_error("show takes one FLOW/RUN/STEP/TASK/NAME or BLOBFILE%s", NULL);
+    if (cas_preview_create(&p, NULL) < 0) return data_error("out of memory");
+    for (i = 0; i < 4; i++) {
+        char *end;
+        long long v;
+        if (!o.limit[i]) continue;
+        errno = 0;
+        v = strtoll(o.limit[i], &end, 10);
+        if (end == o.limit[i] || *end || errno || cas_preview_set_param(p, params[i], v) < 0) {
+            cas_preview_free(p);
+            snprintf(err, sizeof err, "%s %.100s: not a number in range", names[i], o.limit[i]);
+            return usage_error("%s", err);
+        }
+    }
+    if (o.json) cas_preview_set_param(p, CAS_PREVIEW_JSON, 1);
+    /* a file on disk is a blob file; anything else names an artifact */
+    if (stat(o.args[0], &sb) < 0 && (o.args[0][0] == '/' || o.args[0][0] == '.')) {
+        cas_preview_free(p);
+        snprintf(err, sizeof err, "Cannot open '%.900s': %s", o.args[0], strerror(errno));
         return data_error(err);
     }
-    if (cas_task_find(t, name, &idx) < 0) {
-        snprintf(msg, sizeof msg, "task '%s' has no artifact '%s'", pathspec, name);
-        cas_task_close(t);
-        cas_store_close(s);
-        return data_error(msg);
+    if (stat(o.args[0], &sb) == 0 && S_ISREG(sb.st_mode)) {
+        if (cas_stream_open_file(&st, o.args[0], NULL, 0, NULL, err, sizeof err) < 0) {
+            cas_preview_free(p);
+            return data_error(err);
+        }
+    } else if ((rc = open_artifact(&o, o.args[0], &s, &st, &size))) {
+        cas_preview_free(p);
+        return rc;
     }
-    cas_task_artifact(t, idx, NULL, &key, &size, NULL, NULL);
-    rc = cas_store_open_stream(s, cas_task_flow(t), key, &st, err, sizeof err);
-    if (rc < 0) rc = data_error(err);
-    else {
-        /* --verify: the stream rehashes against the key; data.json's size is checked too */
-        if (o.verify && size >= 0) cas_stream_set_param(st, CAS_PARAM_EXPECT_SIZE, size);
-        rc = pump(st);
-        cas_stream_close(st);
-    }
-    cas_task_close(t);
-    cas_store_close(s);
+    rc = cas_stream_preview(st, p);
+    printf("%s\n", cas_preview_text(p, NULL));
+    fflush(stdout);
+    if (rc < 0 && rc != CAS_E_LIMIT) {
+        snprintf(err, sizeof err, "%s: %s", o.args[0], cas_preview_message(p));
+        rc = data_error(err);
+    } else rc = 0;
+    cas_stream_close(st);
+    if (s) cas_store_close(s);
+    cas_preview_free(p);
     return rc;
 }
 
@@ -548,9 +633,9 @@ int main(int argc, char **argv) {
     static const struct {
         const char *name;
         int (*fn)(int, char **);
-    } cmds[] = {{"artifact", cmd_artifact}, {"ls", cmd_ls},       {"cat", cmd_cat},         {"stat", cmd_stat},
-                {"put", cmd_put},           {"get", cmd_get},     {"verify", cmd_verify},   {"migrate", cmd_migrate},
-                {"gc", cmd_gc}};
+    } cmds[] = {{"artifact", cmd_artifact}, {"ls", cmd_ls},     {"cat", cmd_cat},         {"stat", cmd_stat},
+                {"show", cmd_show},         {"put", cmd_put},   {"get", cmd_get},         {"verify", cmd_verify},
+                {"migrate", cmd_migrate},   {"gc", cmd_gc}};
     size_t i;
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
         fputs(usage_main, argc < 2 ? stderr : stdout);

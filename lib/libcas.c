@@ -1,6 +1,9 @@
 /* The implementation for libcas.so / libcas.a: cas.h with its object-store
- * backends (cas_cloud.h), so that the library, `cas` and the Python binding
- * open s3:// roots as they open local ones. */
+ * backends (cas_cloud.h) and the pickle preview (cas_pickle.h), so that the
+ * library, `cas` and the Python binding open s3:// roots as they open local
+ * ones, and show any artifact's value. */
 #define CAS_IMPLEMENTATION
 #define CAS_CLOUD_IMPLEMENTATION
+#define CAS_PICKLE_IMPLEMENTATION
 #include "../cas_cloud.h"
+#include "../cas_pickle.h"

@@ -40,6 +40,8 @@ static int fi_fsync(int fd) {
 
 #define CAS_IMPLEMENTATION
 #include "../cas.h"
+#define CAS_PICKLE_IMPLEMENTATION
+#include "../cas_pickle.h"
 #include "test.h"
 #include <time.h>
 #include <pthread.h>
@@ -48,6 +50,7 @@ static int fi_fsync(int fd) {
 #include "test_store.c"
 #include "test_faults.c"
 #include "test_backend.c"
+#include "test_pickle.c"
 
 static int run_group(const test_case *t, size_t n, const char *filter, int *pass, int *fail) {
     size_t i;
@@ -96,6 +99,7 @@ int main(int argc, char **argv) {
     run_group(store_tests, sizeof store_tests / sizeof *store_tests, filter, &pass, &fail);
     run_group(fault_tests, sizeof fault_tests / sizeof *fault_tests, filter, &pass, &fail);
     run_group(backend_tests, sizeof backend_tests / sizeof *backend_tests, filter, &pass, &fail);
+    run_group(pickle_tests, sizeof pickle_tests / sizeof *pickle_tests, filter, &pass, &fail);
     printf("%d passed, %d failed\n", pass, fail);
     return fail ? 1 : 0;
 }

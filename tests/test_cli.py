@@ -7,6 +7,7 @@ import hashlib
 import io
 import json
 import os
+import pickle
 import shutil
 import subprocess
 import sys
@@ -95,6 +96,90 @@ class TestArtifacts(unittest.TestCase):
             self.assertIn(b"decoded:  %d bytes" % e["size"], st.stdout)
 
 
+class _BuiltinsOnly(pickle.Unpickler):
+    """Unpickles built-in values only (what Python's repr can be compared with)."""
+
+    def find_class(self, module, name):
+        if module == "builtins" and name in ("set", "frozenset", "bytearray", "complex", "slice"):
+            return getattr(__import__("builtins"), name)
+        if module == "_codecs" and name == "encode":
+            import codecs
+
+            return codecs.encode
+        raise pickle.UnpicklingError("not a built-in: %s.%s" % (module, name))
+
+
+class TestShow(unittest.TestCase):
+    WIDE = ("--items", "1000", "--depth", "200", "--max-bytes", "100000000")
+
+    def test_every_manifest_artifact_previews_as_python_shows_it(self):
+        compared = arrays = 0
+        for store in ("v1", "v2", "mixed"):
+            root = os.path.join(FIX, store, ".metaflow")
+            with open(os.path.join(FIX, store, "manifest.json")) as f:
+                manifest = json.load(f)
+            for a in manifest:
+                spec = "%s/%s" % (a["pathspec"], a["name"])
+                out = cas("show", spec, "--root", root, *self.WIDE)
+                self.assertEqual(out.returncode, 0, (spec, out.stderr))
+                text = out.stdout.decode()[:-1]
+                data = cas("artifact", spec, "--root", root).stdout
+                try:
+                    value = _BuiltinsOnly(io.BytesIO(data)).load()
+                except pickle.UnpicklingError:
+                    value = None
+                if isinstance(value, (str, bytes)) and len(value) > 256:  # the first 256 bytes, and the length
+                    self.assertTrue(text.endswith("...<%d %s in all>" % (len(value), "bytes" if isinstance(
+                        value, bytes) else "chars")) or "in all>" in text, text[-60:])
+                    self.assertTrue(repr(value).startswith(text[:text.rindex("...<") - 1]), spec)
+                    compared += 1
+                elif value is not None or data in (b"\x80\x04N.",):
+                    self.assertEqual(text, repr(value), spec)
+                    compared += 1
+                elif text.startswith("array("):
+                    import numpy as np
+
+                    arr = pickle.loads(data)
+                    self.assertIn("dtype=%s, shape=%s)" % (arr.dtype.name, tuple(arr.shape)), text)
+                    arrays += 1
+                tree = json.loads(cas("show", spec, "--root", root, "--json").stdout)
+                self.assertIn("type", tree)
+        self.assertGreater(compared, 300)
+        self.assertGreater(arrays, 10)
+
+    def test_blob_file_limits_and_json(self):
+        root = os.path.join(FIX, "v1", ".metaflow")
+        with open(os.path.join(FIX, "v1", "manifest.json")) as f:
+            a = [x for x in json.load(f) if x["name"] == "_graph_info"][0]
+        whole = cas("show", os.path.join(root, a["blob"]), *self.WIDE)
+        self.assertEqual(whole.returncode, 0, whole.stderr)
+        self.assertTrue(whole.stdout.startswith(b"{'file': "), whole.stdout)
+        cut = cas("show", os.path.join(root, a["blob"]), "--max-bytes", "100")
+        self.assertEqual(cut.returncode, 0)
+        self.assertTrue(cut.stdout.endswith(b" <truncated: output limit>\n"), cut.stdout)
+        small = cas("show", "%s/%s" % (a["pathspec"], a["name"]), "--root", root, "--items", "2", "--depth", "1")
+        self.assertIn(b"'file': 'fixture_flow.py', 'start_step': 'start', ...<", small.stdout)
+        tree = json.loads(cas("show", os.path.join(root, a["blob"]), "--json", "--max-bytes", "300").stdout)
+        self.assertTrue(tree["output_truncated"])
+
+    def test_a_malformed_pickle_exits_1_naming_the_artifact(self):
+        tmp = tempfile.mkdtemp()
+        try:
+            store = os.path.join(tmp, ".metaflow")
+            os.makedirs(store)
+            key = cas("put", "--flow", "F", "--root", store, input=b"\x80\x04](K\x01K\x02").stdout.decode().strip()
+            path = os.path.join(store, "F", "data", key[:2], key)
+            out = cas("show", path)
+            self.assertEqual(out.returncode, 1)
+            self.assertEqual(out.stdout, b"[1, 2] <incomplete: the pickle ends at byte 8, before its STOP>\n")
+            self.assertEqual(out.stderr.decode(), "cas: %s: the pickle ends at byte 8, before its STOP\n" % path)
+            out = cas("show", "F/1/start/2/x", "--root", store)
+            self.assertEqual(out.returncode, 1)
+            self.assertIn(b"F/1/start/2", out.stderr)
+        finally:
+            shutil.rmtree(tmp)
+
+
 class TestMigrate(unittest.TestCase):
     def test_v2_then_v1(self):
         tmp = tempfile.mkdtemp()
@@ -136,7 +221,7 @@ class TestErrorsAndUsage(unittest.TestCase):
         shutil.rmtree(self.tmp)
 
     def test_help_everywhere(self):
-        for sub in ("artifact", "ls", "cat", "stat", "put", "get", "verify", "migrate", "gc"):
+        for sub in ("artifact", "ls", "cat", "stat", "show", "put", "get", "verify", "migrate", "gc"):
             out = cas(sub, "--help")
             self.assertEqual(out.returncode, 0, sub)
             self.assertTrue(out.stdout.startswith(b"usage: cas " + sub.encode()), sub)
@@ -146,7 +231,8 @@ class TestErrorsAndUsage(unittest.TestCase):
     def test_usage_errors_exit_2(self):
         for args in (["nosuch"], ["put"], ["put", "--flow", "../x"], ["get", "--flow", "F", "XYZ"],
                      ["migrate", "--to", "v3"], ["artifact", "a/b"], ["ls", "F/1/s"], ["verify", "--bogus"],
-                     ["put", "--flow"], ["cat"]):
+                     ["put", "--flow"], ["cat"], ["show"], ["show", "F/1/s/2/x", "--items", "0"],
+                     ["show", "F/1/s/2/x", "--depth", "x"], ["show", "F/1/s/2"]):
             out = cas(*args, cwd=self.tmp)  # the default root (self.store) is found from here
             self.assertEqual(out.returncode, 2, (args, out.stderr))
             self.assertTrue(out.stderr.startswith(b"cas: "), out.stderr)

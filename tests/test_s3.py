@@ -24,6 +24,7 @@ import random
 import re
 import shutil
 import signal
+import struct
 import subprocess
 import sys
 import tempfile
@@ -212,6 +213,27 @@ class TestFixtures(unittest.TestCase):
             out = cas("verify", "--root", fixture_root(store))
             self.assertEqual(out.returncode, 0, out.stderr)
             self.assertIn(b", 0 bad", out.stdout)
+
+    def test_show_previews_as_locally(self):
+        """`cas show` and cas_h.preview over S3 give what they give on the local copy."""
+        import cas_h
+        root = fixture_root("mixed")
+        local = os.path.join(FIX, "mixed", ".metaflow")
+        arts = manifest("mixed")
+        picked = [a for a in arts if a["name"] in ("config", "metrics", "embeddings", "weights", "_foreach_stack",
+                                                   "opaque", "text")]
+        self.assertGreater(len(picked), 10)
+        with cas_h.Store(root) as st:
+            for a in picked:
+                spec = "%s/%s" % (a["pathspec"], a["name"])
+                out = cas("show", spec, "--root", root)
+                want = cas("show", spec, "--root", local)
+                self.assertEqual(out.returncode, 0, out.stderr)
+                self.assertEqual(out.stdout, want.stdout, spec)
+                self.assertEqual(cas_h.preview(st, spec) + "\n", want.stdout.decode(), spec)
+        out = cas("show", "%s/no_such_artifact" % picked[0]["pathspec"], "--root", root)
+        self.assertEqual(out.returncode, 1)
+        self.assertIn(b"has no artifact 'no_such_artifact'", out.stderr)
 
     def test_example_program(self):
         """examples/s3_read.c, as a C user builds it: an artifact from S3 to stdout."""
@@ -563,25 +585,37 @@ class TestFaults(unittest.TestCase):
 
 class TestKill(unittest.TestCase):
     def test_sigkill_multipart_put(self):
+        """40 SIGKILLs during multipart `cas put` (3 parts), at times spread over a put's
+        own length (measured first, so a faster machine still kills mid-upload)."""
         bkt = bucket("caskill")
         env = base_env(CAS_S3_PART_SIZE=str(5 << 20))
         rnd = random.Random(21)
-        kills = 0
+        kills = attempts = 0
         with tempfile.TemporaryDirectory() as d:
-            for i in range(50):
-                path = os.path.join(d, "in%d" % i)
-                with open(path, "wb") as f:
-                    f.write(os.urandom(16 << 20))
-                proc = subprocess.Popen([CAS, "put", "--flow", "Kill", "--v2" if i % 2 else "--v1", "--root",
+            path = os.path.join(d, "in")
+            with open(path, "wb") as f:
+                f.write(os.urandom(11 << 20))  # incompressible: 3 parts in either format
+            whole = None
+            for i in range(3):  # the first multipart upload of a fresh radosgw also creates its pools: slow
+                with open(path, "r+b") as f:  # a new key each time
+                    f.write(struct.pack("<Q", 1000 + i))
+                t = time.time()
+                out = cas("put", "--flow", "Kill", "--root", "s3://caskill/k", path, env=env)
+                self.assertEqual(out.returncode, 0, out.stderr)
+                whole = min(whole or 1e9, time.time() - t)
+            while kills < 40 and attempts < 120:
+                attempts += 1
+                with open(path, "r+b") as f:
+                    f.write(struct.pack("<Q", attempts))
+                proc = subprocess.Popen([CAS, "put", "--flow", "Kill", "--v2" if attempts % 2 else "--v1", "--root",
                                          "s3://caskill/k", path], env=env, stdout=subprocess.PIPE,
                                         stderr=subprocess.PIPE)
-                time.sleep(rnd.uniform(0.02, 0.6))
+                time.sleep(rnd.uniform(0.05, 0.8) * whole)
                 if proc.poll() is None:
                     proc.send_signal(signal.SIGKILL)
                     kills += 1
                 proc.communicate()
-                os.unlink(path)
-        self.assertGreaterEqual(kills, 25)
+        self.assertGreaterEqual(kills, 40, "only %d of %d puts were still running when killed" % (kills, attempts))
         # nothing visible is broken: every object has its metadata and decodes to its key
         objs = S3.list_objects_v2(Bucket=bkt, Prefix="k/").get("Contents", [])
         for o in objs:

@@ -17,6 +17,8 @@ Loads libcas.so with ctypes (no compiler needed at import time) and offers:
           head = f.read(4096)
       x = store.artifact("MyFlow/12/start/3", "x")  # pathspec + name -> bytes
 
+  cas_h.preview(store, "MyFlow/12/start/3/x")   # its value as text, nothing unpickled
+
 Inputs: any contiguous buffer (bytes, bytearray, memoryview, mmap, numpy
 array), passed to C by address, never copied first.
 
@@ -49,7 +51,7 @@ __all__ = [
     "V1", "V2", "RAW", "LEGACY", "SHA1", "XXH3",
     "pack", "pack_into", "pack_bound", "compress", "unpack", "unpack_into", "size_hint", "hash_key", "sidecar", "sidecar_json",
     "meta_format", "format_name", "strerror", "status_name", "Packer", "Unpacker", "Store", "Reader",
-    "Task", "Artifact", "BlobStat", "open_blob", "preview", "library_path", "errors",
+    "Task", "Artifact", "BlobStat", "open_blob", "head", "preview", "preview_pickle", "library_path", "errors",
 ] + errors.__all__
 
 V1, V2, RAW, LEGACY = 1, 2, 3, 4  # CAS_FORMAT_*
@@ -635,6 +637,31 @@ class Reader(io.RawIOBase):
             parts.append(part)
         return b"".join(parts)
 
+    def preview(self, json=False, **limits):
+        """The value of the pickle this reader decodes, from where it stands:
+        text, or a JSON tree (see cas_h.preview). Reads only what it needs."""
+        return self._preview(json, limits, "blob")
+
+    def _preview(self, as_json, limits, what):
+        failure = []
+
+        def pull(user, buf, cap, got):
+            try:
+                got[0] = self._fill(buf, cap)
+                return 0
+            except Exception as e:  # a Python error cannot cross C: it is re-raised below
+                failure.append(e)
+                return _E_IO
+
+        fn = _lib._preview_read_fn(pull)
+        try:
+            return _preview(lambda p: _c.cas_preview_run(p, fn, None), as_json, limits, what)
+        except CasError as e:
+            if failure:  # the blob's own error (its codec's words), with the preview so far
+                failure[0].partial = getattr(e, "partial", None)
+                raise failure[0]
+            raise
+
     def close(self):
         if not self.closed:
             with self._lock:
@@ -669,6 +696,11 @@ class _StreamReader(Reader):
         if self._st is not None:
             _c.cas_stream_close(self._st)
             self._st = None
+
+    def _preview(self, as_json, limits, what):
+        with self._lock:  # C reads the stream itself: no Python between the chunks
+            self._checkClosed()
+            return _preview(lambda p: _c.cas_stream_preview(self._st, p), as_json, limits, what)
 
     @property
     def format(self):
@@ -761,11 +793,94 @@ def open_blob(src, meta=_NO_META, name=None, key=None, limit=0, expected_size=No
     return _FileReader(src, meta, name, key, limit, expected_size)
 
 
-def preview(src, n=4096, meta=_NO_META, name=None):
+def head(src, n=4096, meta=_NO_META, name=None):
     """The first n decoded bytes of a blob of any size (a path or a binary file
     object, as open_blob), decoding no further than needed."""
     with open_blob(src, meta, name) as f:
         return f.read(n)
+
+
+# ---- previews: an artifact's value, read from its pickle without unpickling ------
+
+_E_LIMIT, _E_IO = -8, -17
+_PREVIEW_LIMITS = {"max_bytes": 1, "items": 2, "depth": 3, "max_memo": 4, "max_read": 5, "max_ops": 6,
+                   "max_values": 7}
+_PREVIEW_JSON = 8
+
+
+def _preview(run, as_json, limits, what):
+    """Runs run(p) on a fresh cas_preview with the limits set; the text or the JSON tree."""
+    p = _c_void_p()
+    if _c.cas_preview_create(_byref(p), _ALLOC) < 0:
+        raise MemoryError("out of memory")
+    try:
+        for k, v in limits.items():
+            if k not in _PREVIEW_LIMITS:
+                raise TypeError("preview() got an unexpected keyword argument %r" % k)
+            if v is not None and _c.cas_preview_set_param(p, _PREVIEW_LIMITS[k], int(v)) < 0:
+                raise errors.InvalidArgument("%s=%r is out of range" % (k, v), -1)
+        if as_json:
+            _c.cas_preview_set_param(p, _PREVIEW_JSON, 1)
+        rc = run(p)
+        n = _c_size_t()
+        addr = _c.cas_preview_text(p, _byref(n))
+        text = ctypes.string_at(addr, n.value).decode("utf-8", "replace")
+        if rc < 0 and rc != _E_LIMIT:
+            msg = _text(_c.cas_preview_message(p))
+            e = error_class(rc)("%s: %s" % (what, msg) if what and not msg.startswith("blob ") else msg, rc)
+            e.partial = json.loads(text) if as_json else text  # what came before the fault
+            raise e
+        return json.loads(text) if as_json else text
+    finally:
+        _c.cas_preview_free(p)
+
+
+def preview_pickle(data, json=False, **limits):
+    """The value of a pickle (bytes-like: the decoded artifact), as repr-like
+    text or, with json=True, a JSON tree (dicts and lists). Nothing is
+    unpickled or imported. Limits: max_bytes (of text, 4096), items (per
+    container, 10), depth (8), max_read (decoded bytes), max_ops, max_memo,
+    max_values; a limit reached leaves a partial preview with markers ('...',
+    '<truncated: ...>'). A malformed pickle raises a DecodeError whose
+    .partial holds what came before the fault."""
+    with _Buffer(data) as b:
+        return _preview(lambda p: _c.cas_preview_bytes(p, b.addr, b.size), json, limits, "pickle")
+
+
+def preview(src, spec=None, meta=_NO_META, name=None, json=False, key=None, **limits):
+    """An artifact's value without unpickling it: repr-like text, or with
+    json=True a JSON tree. Reads no more of the blob than the preview needs
+    (a numpy array: its first values; a DataFrame: the whole stream, skipped
+    in bounded memory). Nothing is imported: numpy, pandas and the flow's
+    classes are not needed.
+
+      cas_h.preview("path/.metaflow/Flow/data/ab/ab12...")  # a blob file (its sidecar beside it)
+      cas_h.preview(fileobj, meta={"cas_version": 2, ...})  # a blob in a binary file object
+      cas_h.preview(store, "Flow/12/train/3/model")         # a task's artifact
+      cas_h.preview(store, "Flow", key="ab12...")           # a blob of the store
+
+    Limits and errors as preview_pickle. (preview(src, n) with a number n,
+    the 0.1.0 call, still returns the first n decoded bytes: that is head().)"""
+    if isinstance(src, Store):
+        if meta is not _NO_META or name is not None:
+            raise TypeError("preview(store, ...) takes no meta or name")
+        if not isinstance(spec, str):
+            raise TypeError("preview(store, 'Flow/run/step/task/name') or preview(store, 'Flow', key=KEY)")
+        if key is not None:
+            return src.preview(spec, key, json=json, **limits)
+        if spec.count("/") != 4:
+            raise InvalidName("%r is not Flow/run/step/task/name" % spec, -15)
+        pathspec, art = spec.rsplit("/", 1)
+        return src.preview_artifact(pathspec, art, json=json, **limits)
+    if spec is not None:
+        import warnings
+
+        warnings.warn("cas_h.preview(src, n) returns the first n bytes as in 0.1.0; call cas_h.head(src, n)",
+                      DeprecationWarning, stacklevel=2)
+        return head(src, spec, meta, name)
+    what = name or (os.fsdecode(src) if isinstance(src, (str, bytes, os.PathLike)) else "blob")
+    with open_blob(src, meta, name) as reader:
+        return reader._preview(json, limits, what)
 
 
 # ---- the store -----------------------------------------------------------------
@@ -1102,6 +1217,25 @@ class Store(_Closing):
             return self.get(task.flow, art.key)
         with self.open(task.flow, art.key, expected_size=art.size) as f:
             return f.readall()
+
+    def preview(self, flow, key, json=False, **limits):
+        """The value of blob `key` (a pickle) without unpickling it; see cas_h.preview."""
+        err = _err_buf()
+        fk = (_name(flow, "flow"), _name(key, "key"))
+
+        def run(p):
+            with self._h as s:
+                rc = _c.cas_store_preview(s, fk[0], fk[1], p, err, _ERR_CAP)
+            if rc < 0 and not ctypes.string_at(_c.cas_preview_text(p, None), 1).strip(b"\0"):
+                _check_store(rc, err)  # the blob could not be opened: no preview at all
+            return rc
+
+        return _preview(run, json, limits, "blob %s of flow %s" % (key, flow))
+
+    def preview_artifact(self, pathspec, name, json=False, **limits):
+        """The value of artifact `name` of task "Flow/run/step/task", without unpickling it."""
+        task, art = self._resolve(pathspec, name)
+        return self.preview(task.flow, art.key, json=json, **limits)
 
     def open_artifact(self, pathspec, name):
         """A Reader over artifact `name` of task "Flow/run/step/task"."""

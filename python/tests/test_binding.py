@@ -112,7 +112,7 @@ class TestInterop(unittest.TestCase):
             self.assertEqual(cas_h.unpack(blob, V1META, key=sha1(d)), d)
             self.assertEqual(cas_h.unpack(blob), d)  # no sidecar: legacy gzip
             self.assertEqual(cas_h.unpack(blob, b'{"cas_raw": false, "cas_version": 1}'), d)
-            self.assertEqual(cas_h.preview(io.BytesIO(blob), 10, meta=V1META), d[:10])
+            self.assertEqual(cas_h.head(io.BytesIO(blob), 10, meta=V1META), d[:10])
 
     def test_lz4_written_read_here(self):
         for d in samples():
@@ -396,7 +396,7 @@ class TestFileReader(unittest.TestCase):
                 f.write(cas_h.pack(d, version=2)[1])
             with open(p + "_meta", "wb") as f:
                 f.write(cas_h.sidecar_json(2))
-            self.assertEqual(cas_h.preview(p, 11), b"hello file ")
+            self.assertEqual(cas_h.head(p, 11), b"hello file ")
             with cas_h.open_blob(p, key=sha1(d)) as f:
                 self.assertEqual(f.format, cas_h.V2)
                 self.assertEqual(f.read(), d)

@@ -372,10 +372,71 @@ def seeds_roundtrip(out, fixtures):
             k += 1
 
 
+def seeds_pickle(out, fixtures):
+    """Pickles of every kind pickle_cases.py makes (protocols 0-5), the fixtures' own
+    pickles, and the known pickle attacks, behind the 4 parameter bytes."""
+    import pickle
+    import tempfile
+
+    sys.path.insert(0, os.path.join(HERE, "../../python/tests"))
+    import pickle_cases
+
+    d = os.path.join(out, "pickle")
+    k = 0
+    with tempfile.TemporaryDirectory() as tmp:
+        pickle_cases.write(tmp)
+        for name in sorted(os.listdir(tmp)):
+            with open(os.path.join(tmp, name), "rb") as f:
+                data = f.read()
+            if len(data) <= MAX_BLOB:
+                write(d, name, bytes([k & 0xff, (k * 7) % 5, 0, 0]) + data)
+                k += 1
+    for blob, meta, key in fixture_blobs(fixtures)[:40]:
+        try:
+            raw = zlib.decompress(blob, 31) if blob[:2] == b"\x1f\x8b" else lz4.frame.decompress(blob)
+        except Exception:
+            continue
+        if len(raw) <= MAX_BLOB:
+            write(d, "fix-" + key[:12], bytes([k & 0xff, 0, 0, 0]) + raw)
+            k += 1
+    n = 3000
+    attacks = {
+        "deep-lists": b"\x80\x04" + b"]" * n + b"a" * (n - 1) + b".",
+        "deep-tuples": b"\x80\x04" + b"(" * n + b"t" * n + b".",
+        "deep-dicts": b"\x80\x04}" + b"K\x01}" * n + b"s" * n + b".",
+        "mark-bomb": b"\x80\x04" + b"(" * n + b".",
+        "dup-bomb": b"\x80\x04]" + b"2" * n + b".",
+        "huge-binbytes8": b"\x80\x05\x8e" + struct.pack("<Q", 1 << 62) + b"abc.",
+        "huge-binunicode8": b"\x80\x05\x8d" + struct.pack("<Q", 1 << 62) + b"abc.",
+        "huge-bytearray8": b"\x80\x05\x96" + struct.pack("<Q", 1 << 62) + b"abc.",
+        "huge-long4": b"\x80\x04\x8b" + struct.pack("<i", 2 ** 31 - 1) + b"abc.",
+        "huge-frame": b"\x80\x04\x95" + struct.pack("<Q", 1 << 62) + b"N.",
+        "memo-unset": b"\x80\x04h\x05.",
+        "memo-big-index": b"\x80\x04Nr\xff\xff\xff\xffj\xff\xff\xff\xff.",
+        "memo-overwrite": b"\x80\x04]\x94K\x01p0\nh\x00.",
+        "self-list": b"\x80\x04]\x94h\x00a.",
+        "self-dict": b"\x80\x04}\x94(K\x01h\x00u.",
+        "set-self": b"\x80\x04\x8f\x94(h\x00\x90.",
+        "build-cycle": b"\x80\x04c__main__\nC\n)\x81\x94h\x00b.",
+        "reduce-chain": b"\x80\x04cos\nsystem\n\x8c\x02id\x85R.",
+        "ndarray-lies": b"\x80\x02cnumpy.core.multiarray\n_reconstruct\ncnumpy\nndarray\nK\x00\x85C\x01b\x87R(K\x01"
+                        b"J\xff\xff\xff\x7f\x85cnumpy\ndtype\nX\x02\x00\x00\x00f8\x89\x88\x87R\x89C\x08\x00\x00"
+                        b"\x00\x00\x00\x00\xf0?tb.",
+        "trailing": b"N.xyz",
+        "stop-in-mark": b"(N.",
+        "bad-utf8": b"\x80\x04\x8c\x03\xff\xfeA.",
+        "ext-persid-buffers": b"\x80\x05(\x82\x05P42\n\x97\x98l.",
+        "long-line": b"I" + b"9" * 70000 + b"\n.",
+    }
+    for name, data in attacks.items():
+        for mode in (0, 1, 0xe6):
+            write(d, "%s-%02x" % (name, mode), bytes([mode, 3, 1, 1]) + data[:MAX_BLOB])
+
+
 def main():
     out = sys.argv[1]
     fixtures = sys.argv[2] if len(sys.argv) > 2 else os.path.join(HERE, "../../../shared/fixtures/metaflow")
-    for fn in (seeds_unpack, seeds_stream, seeds_meta, seeds_datajson, seeds_names, seeds_roundtrip):
+    for fn in (seeds_unpack, seeds_stream, seeds_meta, seeds_datajson, seeds_names, seeds_roundtrip, seeds_pickle):
         fn(out, fixtures)
 
 
