@@ -872,6 +872,8 @@ def preview(src, spec=None, meta=_NO_META, name=None, json=False, key=None, **li
             raise InvalidName("%r is not Flow/run/step/task/name" % spec, -15)
         pathspec, art = spec.rsplit("/", 1)
         return src.preview_artifact(pathspec, art, json=json, **limits)
+    if spec is None and "n" in limits:  # 0.1.0's keyword
+        spec = limits.pop("n")
     if spec is not None:
         import warnings
 

@@ -322,6 +322,8 @@ class TestStores(unittest.TestCase):
             self.assertEqual(cas_h.head(path, 5), b"hello")
             with self.assertWarns(DeprecationWarning):
                 self.assertEqual(cas_h.preview(path, 5), b"hello")
+            with self.assertWarns(DeprecationWarning):
+                self.assertEqual(cas_h.preview(path, n=4), b"hell")
 
 
 if __name__ == "__main__":
