@@ -407,6 +407,24 @@ static int cmd_stat(int argc, char **argv) {
     return 0;
 }
 
+/* mkdir -p: every missing folder of path (0777 less the umask, as Metaflow's os.makedirs). */
+static int make_dirs(const char *path) {
+    char p[PATH_MAX], msg[PATH_MAX + 100];
+    size_t i, n = strlen(path);
+    if (n >= sizeof p) return usage_error("'%s': path too long", path);
+    memcpy(p, path, n + 1);
+    for (i = 1; i <= n; i++) {
+        if (p[i] != '/' && p[i] != 0) continue;
+        p[i] = 0;
+        if (mkdir(p, 0777) < 0 && errno != EEXIST) {
+            snprintf(msg, sizeof msg, "Cannot create the datastore root '%s': %s", path, strerror(errno));
+            return data_error(msg);
+        }
+        p[i] = i < n ? '/' : 0;
+    }
+    return 0;
+}
+
 static int cmd_put(int argc, char **argv) {
     opts o;
     cas_store *s;
@@ -426,6 +444,7 @@ static int cmd_put(int argc, char **argv) {
     if (!o.flow) return usage_error("put needs --flow FLOW%s", NULL);
     if (cas_name_check(o.flow) < 0) return usage_error("'%s' is not a valid flow name", o.flow);
     if (o.nargs > 1) return usage_error("put takes at most one FILE%s", NULL);
+    if (o.root && !strstr(o.root, "://") && (rc = make_dirs(o.root))) return rc; /* a new store, as Metaflow's first save */
     if ((rc = open_store(&o, &s))) return rc;
     if (o.nargs == 1 && strcmp(o.args[0], "-") && (fd = open(o.args[0], O_RDONLY)) < 0) {
         snprintf(err, sizeof err, "cannot open '%s': %s", o.args[0], strerror(errno));

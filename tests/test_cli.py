@@ -263,6 +263,20 @@ class TestErrorsAndUsage(unittest.TestCase):
         self.assertEqual(out.returncode, 1)
         self.assertIn(b"No blob 'F/data/00/0000000000000000000000000000000000000000'", out.stderr)
 
+    def test_put_creates_a_new_store(self):
+        root = os.path.join(self.tmp, "new", "deeper", ".metaflow")
+        out = cas("put", "--flow", "F", "--root", root, input=b"first artifact")
+        self.assertEqual(out.returncode, 0, out.stderr)
+        key = out.stdout.decode().strip()
+        self.assertEqual(cas("get", "--flow", "F", key, "--root", root).stdout, b"first artifact")
+        with open(os.path.join(self.tmp, "a_file"), "w"):
+            pass
+        out = cas("put", "--flow", "F", "--root", os.path.join(self.tmp, "a_file", "x"), input=b"x")
+        self.assertEqual(out.returncode, 1)
+        self.assertIn(b"Cannot create the datastore root", out.stderr)
+        self.assertEqual(cas("ls", "F/1/s/2", "--root", os.path.join(self.tmp, "nowhere")).returncode, 1)
+        self.assertFalse(os.path.exists(os.path.join(self.tmp, "nowhere")))  # only put creates
+
     def test_put_get_roundtrip_and_dedup(self):
         data = os.urandom(300000)
         for fmt in ("--v1", "--v2", "--raw"):

@@ -979,6 +979,12 @@ class Store(_Closing):
         s = _c_void_p()
         err = _err_buf()
         croot = None if root is None else _name(os.fspath(root), "root")
+        if croot is not None and b"://" not in croot and not os.path.isdir(croot):
+            try:  # a new datastore, as Metaflow makes .metaflow on its first save
+                os.makedirs(croot, exist_ok=True)
+            except OSError as e:
+                raise errors.CasIOError("Cannot create the datastore root '%s': %s" % (os.fsdecode(croot), e.strerror),
+                                        -17) from None
         _check_store(_c.cas_store_open(_byref(s), croot, _ALLOC, err, _ERR_CAP), err)
         self._h = _Handle(s, _c.cas_store_close, "Store")
         self.root = os.fspath(root) if root is not None else _c.cas_store_root(s).decode()

@@ -141,9 +141,15 @@ class TestStore(StoreCase):
                 st.get("F", key)
 
     def test_open_errors_and_close(self):
-        with self.assertRaises(cas_h.NotFound) as cm:
-            cas_h.Store(os.path.join(self.root, "missing"))
-        self.assertIn("Cannot open the datastore root", str(cm.exception))
+        fresh = os.path.join(self.root, "new", ".metaflow")  # created, as Metaflow creates .metaflow
+        with cas_h.Store(fresh) as st:
+            self.assertEqual(st.get("F", st.put("F", b"first")), b"first")
+        self.assertTrue(os.path.isdir(fresh))
+        with open(os.path.join(self.root, "a_file"), "w"):
+            pass
+        with self.assertRaises(cas_h.CasIOError) as cm:
+            cas_h.Store(os.path.join(self.root, "a_file", "root"))
+        self.assertIn("Cannot create the datastore root", str(cm.exception))
         st = cas_h.Store(self.root)
         key = st.put("F", b"x" * 100)
         r = st.open("F", key)

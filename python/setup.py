@@ -1,0 +1,59 @@
+"""Builds the cas-h Python package: cas_h (the ctypes binding), the Metaflow
+extension (metaflow_extensions.cas_h), and libcas.so inside cas_h/, built by
+the checkout's own Makefile from its sources (cas.h, cas_cloud.h,
+cas_pickle.h, lib/libcas.c), so that `import cas_h` finds it next to the
+package from any directory, without PYTHONPATH or LD_LIBRARY_PATH.
+
+The version is the library's (CAS_VERSION_STRING in cas_codecs.h): one place.
+Needs what `make` needs (Debian packages: infra/debian-deps.sh).
+"""
+import os
+import re
+import shutil
+import subprocess
+
+from setuptools import setup
+from setuptools.command.build_py import build_py
+from setuptools.dist import Distribution
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+
+
+def version():
+    with open(os.path.join(REPO, "cas_codecs.h")) as f:
+        return re.search(r'#define CAS_VERSION_STRING "([^"]+)"', f.read()).group(1)
+
+
+class BuildWithLibrary(build_py):
+    """build_py, then libcas.so into the built cas_h/ (make B=<a temp build folder>)."""
+
+    def run(self):
+        build_py.run(self)
+        out = os.path.join(os.path.abspath(self.build_lib), "cas_h")
+        tmp = os.path.abspath(os.path.join(self.build_lib, "..", "casbuild"))
+        os.makedirs(tmp, exist_ok=True)
+        subprocess.check_call(["make", "-C", REPO, "--no-print-directory", "B=" + tmp, os.path.join(tmp, "libcas.so")])
+        shutil.copy(os.path.join(tmp, "libcas.so"), os.path.join(out, "libcas.so"))
+
+
+class BinaryDistribution(Distribution):
+    """A platform wheel: the package carries a shared library."""
+
+    def has_ext_modules(self):
+        return True
+
+
+setup(
+    name="cas-h",
+    version=version(),
+    description="Metaflow's content-addressed artifact store, in C (cas.h), from Python, and a Metaflow extension",
+    license="MIT",
+    python_requires=">=3.8",
+    packages=["cas_h", "metaflow_extensions.cas_h", "metaflow_extensions.cas_h.config",
+              "metaflow_extensions.cas_h.toplevel"],
+    package_data={"cas_h": ["libcas.so"]},
+    cmdclass={"build_py": BuildWithLibrary},
+    distclass=BinaryDistribution,
+    zip_safe=False,
+)
