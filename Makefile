@@ -5,7 +5,8 @@
 #   make demo         the newcomer's tour on the bundled fixtures
 #   make test         everything CI runs (see the test-* targets)
 #   make bench        the benchmark tables (bench/results/): codecs, S3, previews
-#   make install      PREFIX=/usr/local: cas, headers, libcas.so, cas.pc
+#   make install      PREFIX=/usr/local: cas (and its man page), headers, libcas, cas.pc, casConfig.cmake
+#   make uninstall    removes exactly what install put
 
 PREFIX   ?= /usr/local
 CC       ?= cc
@@ -27,7 +28,7 @@ VERSION   := $(shell sed -n 's/^\#define CAS_VERSION_STRING "\(.*\)"/\1/p' cas_c
 export CAS_FIXTURES := $(FIXTURES)
 
 .PHONY: all demo test test-c test-configs test-single test-cli test-interop test-python test-s3 \
-        test-asan test-valgrind test-fuzz-replay test-infra install clean bench fuzz examples
+        test-asan test-valgrind test-fuzz-replay test-infra test-cmake install uninstall clean bench fuzz examples
 
 all: $(B)/libcas.so $(B)/libcas.a $(B)/cas dist/cas.h
 
@@ -140,7 +141,7 @@ test-valgrind: $(B)/run_tests_fast
 	  $(B)/run_tests_fast
 
 test: all test-c test-configs test-single test-cli test-interop test-python test-s3 test-asan test-valgrind \
-      test-fuzz-replay test-infra
+      test-fuzz-replay test-infra test-cmake
 	@echo "make test: all suites passed"
 
 # ---- fuzzing ---------------------------------------------------------------
@@ -169,16 +170,38 @@ bench: all
 
 # ---- install ---------------------------------------------------------------
 
-install: all
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig
+# What install puts under $(PREFIX), and uninstall removes: one list.
+INSTALLED := bin/cas $(addprefix include/,$(HEADERS)) lib/libcas.so.$(VERSION) lib/libcas.so.0 lib/libcas.so \
+             lib/libcas.a lib/pkgconfig/cas.pc lib/cmake/cas/casConfig.cmake lib/cmake/cas/casConfigVersion.cmake \
+             share/man/man1/cas.1
+
+# The man page is `cas --help`, as troff: one text for both.
+$(B)/cas.1: $(B)/cas
+	{ printf '.TH CAS 1 "" "cas.h $(VERSION)" "User Commands"\n.SH NAME\ncas \\- read, write, verify, migrate and show Metaflow artifact stores\n.SH SYNOPSIS\n.nf\n'; \
+	  $(B)/cas --help | sed -e 's/\\/\\e/g' -e 's/^[.'"'"']/\\\&&/'; printf '.fi\n.SH SEE ALSO\nEach subcommand: cas COMMAND \\-\\-help\n'; } > $@
+
+install: all $(B)/cas.1
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig \
+	  $(DESTDIR)$(PREFIX)/lib/cmake/cas $(DESTDIR)$(PREFIX)/share/man/man1
 	install -m 755 $(B)/cas $(DESTDIR)$(PREFIX)/bin/cas
 	install -m 644 $(HEADERS) $(DESTDIR)$(PREFIX)/include/
 	install -m 755 $(B)/libcas.so $(DESTDIR)$(PREFIX)/lib/libcas.so.$(VERSION)
 	ln -sf libcas.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libcas.so.0
 	ln -sf libcas.so.0 $(DESTDIR)$(PREFIX)/lib/libcas.so
 	install -m 644 $(B)/libcas.a $(DESTDIR)$(PREFIX)/lib/libcas.a
-	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' lib/cas.pc.in \
-	  > $(DESTDIR)$(PREFIX)/lib/pkgconfig/cas.pc
+	for f in lib/cas.pc.in:lib/pkgconfig/cas.pc lib/casConfig.cmake.in:lib/cmake/cas/casConfig.cmake \
+	         lib/casConfigVersion.cmake.in:lib/cmake/cas/casConfigVersion.cmake; do \
+	  sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' $${f%%:*} > $(DESTDIR)$(PREFIX)/$${f#*:} || exit 1; \
+	done
+	install -m 644 $(B)/cas.1 $(DESTDIR)$(PREFIX)/share/man/man1/cas.1
+
+uninstall:
+	rm -f $(addprefix $(DESTDIR)$(PREFIX)/,$(INSTALLED))
+	-rmdir $(DESTDIR)$(PREFIX)/lib/cmake/cas 2>/dev/null
+
+# CMake projects: find_package(cas CONFIG) after make install, and add_subdirectory().
+test-cmake: all
+	sh tests/cmake/run.sh
 
 clean:
 	rm -rf $(B)

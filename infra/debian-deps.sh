@@ -6,6 +6,7 @@
 # python3-boto3: the tests' and the benchmark's S3 client.
 # python3-numpy, python3-pandas: the pickle-preview tests pickle arrays and frames with them.
 # python3-venv, python3-pip, python3-setuptools: `pip install ./python` in a fresh venv, offline (a test).
+# cmake: a CMake project consuming cas.h (make test-cmake); man-db: the man page renders.
 set -eu
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
@@ -17,4 +18,4 @@ $SUDO apt-get install -y -q --no-install-recommends \
   libcurl4-openssl-dev libexpat1-dev \
   python3 python3-lz4 python3-numpy python3-pandas python3-boto3 python3-venv python3-pip python3-setuptools \
   radosgw ceph-mon ceph-osd ceph-common uuid-runtime procps curl \
-  valgrind xxhash shellcheck cloud-init
+  valgrind xxhash shellcheck cloud-init cmake man-db
