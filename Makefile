@@ -16,7 +16,7 @@ OPT      ?= -O2 -g
 WARN     := -Wall -Wextra -Wpedantic -Werror
 STD      := -std=c99
 B        := build
-FIXTURES ?= ../shared/fixtures/metaflow
+FIXTURES ?= tests/fixtures/metaflow
 
 BASE_LIBS := -lz -llz4 -lpthread -lm
 FAST_DEFS := -DCAS_USE_ISAL -DCAS_USE_LIBDEFLATE -DCAS_SHA1_OPENSSL
@@ -25,7 +25,7 @@ CLOUD_LIBS := -lcurl -lexpat -lcrypto
 HEADERS   := cas.h cas_codecs.h cas_cloud.h cas_pickle.h
 VERSION   := $(shell sed -n 's/^\#define CAS_VERSION_STRING "\(.*\)"/\1/p' cas_codecs.h)
 
-export CAS_FIXTURES := $(FIXTURES)
+export CAS_FIXTURES := $(abspath $(FIXTURES))
 
 .PHONY: all demo test test-c test-configs test-single test-cli test-interop test-python test-s3 \
         test-asan test-valgrind test-fuzz-replay test-infra test-cmake install uninstall clean bench fuzz examples

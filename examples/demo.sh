@@ -3,7 +3,7 @@
 # the migration runs on a copy in a temp directory).
 set -eu
 CAS=${CAS:-build/cas}
-FIX=${CAS_FIXTURES:-../shared/fixtures/metaflow}
+FIX=${CAS_FIXTURES:-tests/fixtures/metaflow}
 V1=$FIX/v1/.metaflow
 RUN=$(cat "$V1/FixtureFlow/latest_run")
 TASK=FixtureFlow/$RUN/start/1
@@ -15,6 +15,12 @@ say "cas ls $TASK --root $V1"
 say "cas artifact $TASK/config --root $V1 --verify | python3 -c 'unpickle and print'"
 "$CAS" artifact "$TASK/config" --root "$V1" --verify |
   python3 -c 'import pickle, sys; print(pickle.loads(sys.stdin.buffer.read()))'
+
+say "cas show $TASK/config --root $V1     # the same value, read from the pickle: nothing unpickled"
+"$CAS" show "$TASK/config" --root "$V1"
+
+say "cas show $TASK/weights --root $V1 --items 5     # a 1 MB array: only its first values are read"
+"$CAS" show "$TASK/weights" --root "$V1" --items 5
 
 say "cas artifact $TASK/weights --root $V1 --verify | wc -c     # 1 MB, streamed"
 "$CAS" artifact "$TASK/weights" --root "$V1" --verify | wc -c

@@ -128,7 +128,7 @@ static int t_quick(void) {
 
 static const char *t_fixtures(void) {
     const char *f = getenv("CAS_FIXTURES");
-    return f && *f ? f : "../shared/fixtures/metaflow";
+    return f && *f ? f : "tests/fixtures/metaflow"; /* bundled; make passes the absolute path */
 }
 
 #endif

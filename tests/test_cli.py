@@ -18,7 +18,7 @@ import lz4.frame
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CAS = os.environ.get("CAS", os.path.join(HERE, "..", "build", "cas"))
-FIX = os.environ.get("CAS_FIXTURES", os.path.join(HERE, "..", "..", "shared", "fixtures", "metaflow"))
+FIX = os.environ.get("CAS_FIXTURES") or os.path.join(HERE, "fixtures", "metaflow")
 
 
 def cas(*args, **kw):

@@ -44,7 +44,7 @@ sys.path.insert(0, os.path.join(REPO, "python"))
 import faultproxy  # noqa: E402
 
 CAS = os.environ.get("CAS", os.path.join(REPO, "build", "cas"))
-FIX = os.environ.get("CAS_FIXTURES", os.path.join(REPO, "..", "shared", "fixtures", "metaflow"))
+FIX = os.environ.get("CAS_FIXTURES") or os.path.join(REPO, "tests", "fixtures", "metaflow")
 ENDPOINT = os.environ.get("CAS_TEST_S3_ENDPOINT")
 if not ENDPOINT:
     sys.exit("tests/test_s3.py: no S3 server: run it through tests/s3/run.sh (make test-s3)")
@@ -155,7 +155,7 @@ _FIXTURES = {}
 
 
 def fixture_root(store):
-    """s3://fix-<store>/metaflow holding ../shared/fixtures/metaflow/<store>, uploaded once."""
+    """s3://fix-<store>/metaflow holding the fixture store <store> (tests/fixtures/metaflow), uploaded once."""
     if store not in _FIXTURES:
         bkt = bucket("fix-" + store)
         upload_store(os.path.join(FIX, store, ".metaflow"), bkt, "metaflow")

@@ -12,23 +12,25 @@ RAWMETA = {"cas_raw": True, "cas_version": 1}
 
 
 def fixtures_root():
-    """$CAS_FIXTURES (relative paths are taken from the repo root, as make
-    passes it) or ../shared/fixtures/metaflow beside the checkout."""
-    root = os.environ.get("CAS_FIXTURES") or "../shared/fixtures/metaflow"
+    """$CAS_FIXTURES (relative paths are taken from the repo root) or the
+    bundled stores, tests/fixtures/metaflow."""
+    root = os.environ.get("CAS_FIXTURES") or "tests/fixtures/metaflow"
     if not os.path.isabs(root):
         root = os.path.normpath(os.path.join(REPO, root))
     return root
 
 
 def fixture_stores():
-    """[(name, datastore root, manifest list)] for every fixture set present."""
+    """[(name, datastore root, manifest list)] for the three fixture sets; a
+    missing one fails the test, naming the path (no test skips for lack of one)."""
     out = []
     root = fixtures_root()
     for name in ("v1", "v2", "mixed"):
         mf = os.path.join(root, name, "manifest.json")
-        if os.path.isfile(mf):
-            with open(mf) as f:
-                out.append((name, os.path.join(root, name, ".metaflow"), json.load(f)))
+        if not os.path.isfile(mf):
+            raise AssertionError("fixture store missing: %s (CAS_FIXTURES=%s)" % (mf, os.environ.get("CAS_FIXTURES")))
+        with open(mf) as f:
+            out.append((name, os.path.join(root, name, ".metaflow"), json.load(f)))
     return out
 
 

@@ -30,8 +30,9 @@ except ImportError:  # pragma: no cover
     pd = None
 
 WIDE = dict(items=1000, depth=60, max_bytes=1 << 20)
-FIXTURES = os.environ.get("CAS_FIXTURES", os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared",
-                                                       "fixtures", "metaflow"))
+from tests._util import fixtures_root  # noqa: E402
+
+FIXTURES = fixtures_root()
 NUM = re.compile(r"-?(?:\d+\.?\d*(?:e[-+]?\d+)?|inf|nan)")
 
 
@@ -280,10 +281,10 @@ class TestHostile(unittest.TestCase):
         self.assertTrue(text.startswith("<nothing: "), text)
 
 
-@unittest.skipIf(not os.path.isdir(FIXTURES), "fixtures missing")
 class TestStores(unittest.TestCase):
     def test_every_fixture_artifact_previews(self):
         count = 0
+        self.assertTrue(os.path.isdir(FIXTURES), "fixture stores missing: %s" % FIXTURES)
         for kind in sorted(os.listdir(FIXTURES)):
             root = os.path.join(FIXTURES, kind, ".metaflow")
             with cas_h.Store(root) as st:

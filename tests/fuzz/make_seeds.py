@@ -4,7 +4,7 @@
     /usr/bin/python3 tests/fuzz/make_seeds.py OUTDIR [FIXTURES]
 
 OUTDIR/<target>/ receives the seeds: the fixture blobs and sidecars of
-../shared/fixtures/metaflow (wrapped into each target's input layout), the
+tests/fixtures/metaflow (wrapped into each target's input layout), the
 data.json files, and handmade edge cases (multi-member gzip, NUL padding,
 FEXTRA/FNAME/FCOMMENT/FHCRC headers, truncations, LZ4 frames with 4 MiB blocks,
 content size, block and content checksums, trailing bytes, wrong sidecars).
@@ -435,7 +435,7 @@ def seeds_pickle(out, fixtures):
 
 def main():
     out = sys.argv[1]
-    fixtures = sys.argv[2] if len(sys.argv) > 2 else os.path.join(HERE, "../../../shared/fixtures/metaflow")
+    fixtures = sys.argv[2] if len(sys.argv) > 2 else os.path.join(HERE, "../fixtures/metaflow")
     for fn in (seeds_unpack, seeds_stream, seeds_meta, seeds_datajson, seeds_names, seeds_roundtrip, seeds_pickle):
         fn(out, fixtures)
 
