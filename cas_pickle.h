@@ -33,7 +33,11 @@
  * the rendering: the text is a partial preview with explicit markers (`...`,
  * `<truncated: ...>`); CAS_E_CORRUPT / CAS_E_TRUNCATED / CAS_E_TRAILING, the
  * pickle is malformed (the message names the offset), the text shows what came
- * before; CAS_E_IO / CAS_E_NOMEM as their names say.
+ * before; CAS_E_IO / CAS_E_NOMEM as their names say. cas_store_preview also
+ * returns the store's own errors (CAS_E_NOTFOUND, ...) with its message in err,
+ * and then the text is "" (err names the blob in every case).
+ *
+ * Link: what cas.h needs, and -lm.
  *
  * Limits (cas_preview_set_param; CAS_E_ARG outside the range), with their defaults:
  *   CAS_PREVIEW_MAX_OUTPUT  4096    bytes of text                          64 .. 2^30
