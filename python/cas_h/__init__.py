@@ -818,7 +818,7 @@ def _preview(run, as_json, limits, what):
             if k not in _PREVIEW_LIMITS:
                 raise TypeError("preview() got an unexpected keyword argument %r" % k)
             if v is not None and _c.cas_preview_set_param(p, _PREVIEW_LIMITS[k], int(v)) < 0:
-                raise errors.InvalidArgument("%s=%r is out of range" % (k, v), -1)
+                raise errors.InvalidArgument("%s=%r is out of range" % (k, v), -2)  # CAS_E_ARG
         if as_json:
             _c.cas_preview_set_param(p, _PREVIEW_JSON, 1)
         rc = run(p)
@@ -828,7 +828,7 @@ def _preview(run, as_json, limits, what):
         if rc < 0 and rc != _E_LIMIT:
             msg = _text(_c.cas_preview_message(p))
             e = error_class(rc)("%s: %s" % (what, msg) if what and not msg.startswith("blob ") else msg, rc)
-            e.partial = json.loads(text) if as_json else text  # what came before the fault
+            e.partial = json.loads(text) if as_json and text else text  # what came before the fault
             raise e
         return json.loads(text) if as_json else text
     finally:
