@@ -1233,15 +1233,6 @@ static cas__pv *cas__pk_textnum(cas_preview *p, unsigned op, const char *s, size
     return cas__pv_textval(p, CAS__PV_BIGINT, s[0] == '+' ? s + 1 : s, s[0] == '+' ? n - 1 : n);
 }
 
-static int cas__utf8_put(char *d, uint32_t c) {
-    if (c < 0x80) return d[0] = (char)c, 1;
-    if (c < 0x800) return d[0] = (char)(0xc0 | c >> 6), d[1] = (char)(0x80 | (c & 63)), 2;
-    if (c < 0x10000)
-        return d[0] = (char)(0xe0 | c >> 12), d[1] = (char)(0x80 | (c >> 6 & 63)), d[2] = (char)(0x80 | (c & 63)), 3;
-    return d[0] = (char)(0xf0 | c >> 18), d[1] = (char)(0x80 | (c >> 12 & 63)), d[2] = (char)(0x80 | (c >> 6 & 63)),
-           d[3] = (char)(0x80 | (c & 63)), 4;
-}
-
 /* STRING ('...' with Python escapes, as protocol 0 bytes) and UNICODE (raw-unicode-escape). */
 static cas__pv *cas__pk_textstr(cas_preview *p, unsigned op, const char *s, size_t n) {
     char *d = (char *)cas__alloc(&p->alloc, n * 4 + 1);
@@ -1416,9 +1407,10 @@ static cas__pv *cas__pk_reduce(cas_preview *p, cas__pv *func, cas__pv *args) {
         if (v && (v->text = (char *)cas__alloc(&p->alloc, a0->tlen + 1)) != NULL) {
             const unsigned char *s = (const unsigned char *)a0->text;
             while (i < a0->tlen) {
-                if (s[i] < 0x80) v->text[o++] = (char)s[i++];
-                else if ((s[i] & 0xe0) == 0xc0 && i + 1 < a0->tlen) v->text[o++] = (char)((s[i] & 0x1f) << 6 | (s[i + 1] & 0x3f)), i += 2;
-                else break; /* beyond latin-1, or a sequence cut at the end of what was kept */
+                uint32_t cp;
+                int len = cas__utf8_seq(s + i, a0->tlen - i, &cp);
+                if (!len || cp > 0xff) break; /* beyond latin-1, or a sequence cut at the end of what was kept */
+                v->text[o++] = (char)cp, i += (size_t)len;
             }
             v->tlen = o, v->text[o] = 0;
             v->full = a0->flags & CAS__PVF_CUT ? o + 1 : o; /* its true length is unknown when cut */
@@ -1669,23 +1661,6 @@ static void cas__fmt_float(double d, char *out, size_t cap, int numpy_style) {
 
 /* Python's repr of a str (UTF-8 in) or bytes: quotes as Python picks them, escapes
  * for what is not printable; invalid UTF-8 shows as \x escapes of its bytes. */
-/* The length of the valid UTF-8 sequence at s (overlong forms, surrogates and code
- * points past U+10FFFF are not), with its code point; 0 if there is none. */
-static int cas__utf8_seq(const unsigned char *s, size_t n, uint32_t *cp) {
-    unsigned c = s[0];
-    int len = c < 0x80 ? 1 : c >= 0xf5 ? 0 : c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : c >= 0xc2 ? 2 : 0, k;
-    uint32_t v = len == 1 ? c : len == 2 ? c & 0x1fu : len == 3 ? c & 0x0fu : c & 0x07u;
-    if (!len || (size_t)len > n) return 0;
-    for (k = 1; k < len; k++) {
-        if ((s[k] & 0xc0) != 0x80) return 0;
-        v = v << 6 | (s[k] & 0x3f);
-    }
-    if ((len == 3 && v < 0x800) || (len == 4 && (v < 0x10000 || v > 0x10ffff)) || (v >= 0xd800 && v < 0xe000))
-        return 0;
-    *cp = v;
-    return len;
-}
-
 /* Code points Python's repr escapes (str.isprintable() is false), as far as they are
  * known without Unicode's tables: controls, separators other than ' ', format
  * characters (bidi overrides among them: shown, they could reorder the text around

@@ -2524,6 +2524,33 @@ static size_t cas__json_get(const cas__json *j, size_t obj, const char *key) {
     return found;
 }
 
+/* Writes code point c (at most U+10FFFF) as UTF-8 at d; returns its length (1-4). */
+CAS__UNUSED static int cas__utf8_put(char *d, uint32_t c) {
+    if (c < 0x80) return d[0] = (char)c, 1;
+    if (c < 0x800) return d[0] = (char)(0xc0 | c >> 6), d[1] = (char)(0x80 | (c & 63)), 2;
+    if (c < 0x10000)
+        return d[0] = (char)(0xe0 | c >> 12), d[1] = (char)(0x80 | (c >> 6 & 63)), d[2] = (char)(0x80 | (c & 63)), 3;
+    return d[0] = (char)(0xf0 | c >> 18), d[1] = (char)(0x80 | (c >> 12 & 63)), d[2] = (char)(0x80 | (c >> 6 & 63)),
+           d[3] = (char)(0x80 | (c & 63)), 4;
+}
+
+/* The length of the valid UTF-8 sequence at s (overlong forms, surrogates and code
+ * points past U+10FFFF are not), with its code point; 0 if there is none. */
+CAS__UNUSED static int cas__utf8_seq(const unsigned char *s, size_t n, uint32_t *cp) {
+    unsigned c = s[0];
+    int len = c < 0x80 ? 1 : c >= 0xf5 ? 0 : c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : c >= 0xc2 ? 2 : 0, k;
+    uint32_t v = len == 1 ? c : len == 2 ? c & 0x1fu : len == 3 ? c & 0x0fu : c & 0x07u;
+    if (!len || (size_t)len > n) return 0;
+    for (k = 1; k < len; k++) {
+        if ((s[k] & 0xc0) != 0x80) return 0;
+        v = v << 6 | (s[k] & 0x3f);
+    }
+    if ((len == 3 && v < 0x800) || (len == 4 && (v < 0x10000 || v > 0x10ffff)) || (v >= 0xd800 && v < 0xe000))
+        return 0;
+    *cp = v;
+    return len;
+}
+
 /* Decodes a string token into buf (UTF-8, escapes resolved). Returns the length,
  * or (size_t)-1 when it does not fit or holds a NUL or a lone surrogate. */
 CAS__UNUSED static size_t cas__json_str(const cas__json *j, size_t tok, char *buf, size_t cap) {
@@ -2566,20 +2593,7 @@ CAS__UNUSED static size_t cas__json_str(const cas__json *j, size_t tok, char *bu
         }
         if (cp == 0) return (size_t)-1; /* NUL would cut the C string */
         if (o + 5 >= cap) return (size_t)-1;
-        if (cp < 0x80) buf[o++] = (char)cp;
-        else if (cp < 0x800) {
-            buf[o++] = (char)(0xc0 | (cp >> 6));
-            buf[o++] = (char)(0x80 | (cp & 0x3f));
-        } else if (cp < 0x10000) {
-            buf[o++] = (char)(0xe0 | (cp >> 12));
-            buf[o++] = (char)(0x80 | ((cp >> 6) & 0x3f));
-            buf[o++] = (char)(0x80 | (cp & 0x3f));
-        } else {
-            buf[o++] = (char)(0xf0 | (cp >> 18));
-            buf[o++] = (char)(0x80 | ((cp >> 12) & 0x3f));
-            buf[o++] = (char)(0x80 | ((cp >> 6) & 0x3f));
-            buf[o++] = (char)(0x80 | (cp & 0x3f));
-        }
+        o += (size_t)cas__utf8_put(buf + o, (uint32_t)cp);
     }
     buf[o] = 0;
     return o;
