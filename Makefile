@@ -170,7 +170,8 @@ bench: all
 
 # ---- install ---------------------------------------------------------------
 
-# What install puts under $(PREFIX), and uninstall removes: one list.
+# What install puts under $(PREFIX), which uninstall removes (test-cmake checks that
+# uninstall leaves nothing: a file install adds must be listed here).
 INSTALLED := bin/cas $(addprefix include/,$(HEADERS)) lib/libcas.so.$(VERSION) lib/libcas.so.0 lib/libcas.so \
              lib/libcas.a lib/pkgconfig/cas.pc lib/cmake/cas/casConfig.cmake lib/cmake/cas/casConfigVersion.cmake \
              share/man/man1/cas.1
