@@ -34,7 +34,16 @@ ROOT = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(ROOT, "python"))
 
 import cas_h  # noqa: E402
-from cas_h import _lib  # noqa: E402
+
+# The C API itself (what a C program calls), for the bytes a preview read: a
+# second handle on libcas, with its own store, not the binding's internals.
+_C = ctypes.CDLL(cas_h.library_path)
+_C.cas_preview_text.restype = ctypes.c_void_p
+_C.cas_preview_bytes_read.restype = ctypes.c_uint64
+_C.cas_preview_bytes_read.argtypes = [ctypes.c_void_p]
+for _f in ("cas_store_open", "cas_store_close", "cas_preview_create", "cas_preview_free", "cas_store_preview",
+           "cas_preview_text"):
+    getattr(_C, _f).argtypes = None
 
 ROUNDS = 5
 
@@ -44,13 +53,15 @@ def log(*a):
 
 
 def preview_c(st, flow, key):
-    """Store.preview's C call, with the decoded bytes it read."""
-    c = _lib.lib
-    p = ctypes.c_void_p()
-    assert c.cas_preview_create(ctypes.byref(p), None) == 0
+    """Store.preview's C call (cas_store_preview on a C store of the same root),
+    with the decoded bytes it read."""
+    c = _C
+    p, s = ctypes.c_void_p(), ctypes.c_void_p()
     err = ctypes.create_string_buffer(1024)
-    with st._h as s:
-        rc = c.cas_store_preview(s, flow.encode(), key.encode(), p, err, 1024)
+    assert c.cas_store_open(ctypes.byref(s), st.root.encode(), None, err, ctypes.c_size_t(1024)) == 0, err.value
+    assert c.cas_preview_create(ctypes.byref(p), None) == 0
+    rc = c.cas_store_preview(s, flow.encode(), key.encode(), p, err, ctypes.c_size_t(1024))
+    c.cas_store_close(s)
     n = ctypes.c_size_t()
     text = ctypes.string_at(c.cas_preview_text(p, ctypes.byref(n)), n.value).decode()
     read = c.cas_preview_bytes_read(p)

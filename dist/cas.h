@@ -1709,6 +1709,30 @@ CASDEF uint64_t cas_reader_total_in(const cas_reader *r);
 CASDEF uint64_t cas_reader_total_out(const cas_reader *r);
 CASDEF void cas_reader_free(cas_reader *r);
 
+/* ---- many blobs at once (a task's artifacts) ------------------------------ */
+/* One call for count independent items, spread over `threads` threads (<= 0: 2):
+ * what a binding that pays per call (ctypes) hands over whole. Item i reads
+ * in[i] (in_len[i] bytes) and writes out[i] (cap[i] bytes of room), out_len[i]
+ * and status[i] (CAS_OK or the item's error; status may be NULL). An item's
+ * failure stops no other; the call returns CAS_OK or the status of the lowest
+ * failing item. Messages are not kept: redo a failed item alone (cas_pack,
+ * cas_reader_decode) for its words. Experimental until 1.0. */
+/* Keys and blobs in a format (CAS_FORMAT_V1, V2, RAW): with out == NULL only the
+ * keys (count * CAS_KEY_BUF bytes, key i at keys + i * CAS_KEY_BUF); with
+ * keys == NULL only the blobs; with both, both (a large item hashes on a second
+ * thread while it compresses, as cas_pack does, when threads allows). An item
+ * whose room is short is CAS_NEED_OUTPUT (cas_pack_bound is always enough). */
+CASDEF int cas_pack_many(int format, size_t count, const void *const *in, const size_t *in_len, void *const *out,
+                         const size_t *cap, size_t *out_len, char *keys, int *status, int threads);
+/* Blobs to bytes: format[i] says how item i is stored (CAS_FORMAT_V1, V2, RAW or
+ * LEGACY, as cas_meta_parse tells from its sidecar); keys, when not NULL, are
+ * checked (item i must decode to bytes that hash to key i, or CAS_E_HASH). An item
+ * whose room is short is CAS_NEED_OUTPUT with out_len[i] set to the size the
+ * blob states (0 if none): out == NULL asks every item for that size alone. */
+CASDEF int cas_unpack_many(size_t count, const int *format, const void *const *in, const size_t *in_len,
+                           void *const *out, const size_t *cap, size_t *out_len, const char *const *keys, int *status,
+                           int threads);
+
 #ifdef __cplusplus
 }
 #endif
@@ -2906,6 +2930,39 @@ CASDEF int cas_writer_format(const cas_writer *w) { return w ? w->format : 0; }
 
 CASDEF size_t cas_pack_bound(int format, size_t n) { return cas_encode_bound(cas_format_codec(format), n); }
 
+/* A mutex that compiles away under CAS_NO_THREADS. */
+#ifndef CAS_NO_THREADS
+typedef pthread_mutex_t cas__mutex;
+static int cas__mu_init(cas__mutex *m) { return pthread_mutex_init(m, NULL) == 0 ? 0 : -1; }
+static void cas__mu_lock(cas__mutex *m) { pthread_mutex_lock(m); }
+static void cas__mu_unlock(cas__mutex *m) { pthread_mutex_unlock(m); }
+static void cas__mu_destroy(cas__mutex *m) { pthread_mutex_destroy(m); }
+#else
+typedef int cas__mutex;
+static int cas__mu_init(cas__mutex *m) { *m = 0; return 0; }
+static void cas__mu_lock(cas__mutex *m) { (void)m; }
+static void cas__mu_unlock(cas__mutex *m) { (void)m; }
+static void cas__mu_destroy(cas__mutex *m) { (void)m; }
+#endif
+
+/* Runs fn(arg) on the caller's thread and on threads - 1 more (threads <= 0: 2,
+ * at most 16); returns when all have. Without threads, on the caller's alone. */
+static void cas__workers(void *arg, int threads, void *(*fn)(void *)) {
+#ifndef CAS_NO_THREADS
+    pthread_t th[16];
+    int i, started = 0;
+    if (threads <= 0) threads = 2;
+    if (threads > 16) threads = 16;
+    for (i = 1; i < threads; i++) /* a thread that cannot start leaves its share to the others */
+        if (pthread_create(&th[started], NULL, fn, arg) == 0) started++;
+    fn(arg);
+    for (i = 0; i < started; i++) pthread_join(th[i], NULL);
+#else
+    (void)threads;
+    fn(arg);
+#endif
+}
+
 /* Below this, a thread costs more than the overlap saves. */
 #define CAS__PARALLEL_MIN ((size_t)256 * 1024)
 
@@ -3108,6 +3165,7 @@ CASDEF int cas_reader_begin(cas_reader *r, const char *meta, size_t meta_len, co
         int64_t v = 0;
         size_t vt = 0;
         int fmt = 0;
+        memset(&j, 0, sizeof j); /* an oversized sidecar is refused unparsed, and j freed all the same */
         rc = meta_len > 65536 ? CAS_E_JSON : cas__json_parse(&j, meta, meta_len, &r->alloc);
         if (rc == CAS_E_NOMEM) {
             cas__json_free(&j);
@@ -3408,6 +3466,123 @@ CASDEF int cas_reader_unpack(cas_reader *r, const void *blob, size_t n, void **o
     }
 }
 
+/* ---- many blobs at once ---------------------------------------------------- */
+
+typedef struct cas__many {
+    size_t count, next, first_i;
+    const void *const *in;
+    const size_t *in_len, *cap;
+    void *const *out;
+    size_t *out_len;
+    char *keys;                /* pack: written */
+    const char *const *vkeys;  /* unpack: checked */
+    const int *formats;        /* unpack */
+    int format, inner, first_rc;
+    int *status;
+    cas__mutex mu;
+} cas__many;
+
+static size_t cas__many_take(cas__many *m) {
+    size_t i;
+    cas__mu_lock(&m->mu);
+    i = m->next++;
+    cas__mu_unlock(&m->mu);
+    return i;
+}
+
+static void cas__many_done(cas__many *m, size_t i, int rc) {
+    if (m->status) m->status[i] = rc;
+    if (rc == CAS_OK) return;
+    cas__mu_lock(&m->mu);
+    if (m->first_rc == CAS_OK || i < m->first_i) m->first_rc = rc, m->first_i = i;
+    cas__mu_unlock(&m->mu);
+}
+
+/* One worker's share of a pack: its own writer, reused item after item. */
+static void *cas__pack_worker(void *arg) {
+    cas__many *m = (cas__many *)arg;
+    cas_writer *w = NULL;
+    size_t i;
+    int made = cas_writer_create(&w, m->format, NULL);
+    if (made == CAS_OK) made = cas_writer_set_param(w, CAS_PARAM_THREADS, m->inner);
+    while ((i = cas__many_take(m)) < m->count) {
+        char *key = m->keys ? m->keys + i * CAS_KEY_BUF : NULL;
+        size_t len = 0;
+        int rc = made;
+        if (rc == CAS_OK && !m->in[i] && m->in_len[i]) rc = CAS_E_ARG;
+        if (rc == CAS_OK) {
+            if (m->out && key) {
+                rc = cas_pack(w, m->in[i], m->in_len[i], m->out[i], m->cap[i], &len, key);
+            } else if (m->out) {
+                if ((rc = cas_writer_reset(w, 0)) == CAS_OK)
+                    rc = cas_codec_encode_all(w->codec, m->in[i], m->in_len[i], m->out[i], m->cap[i], &len);
+                if (rc > 0) rc = CAS_NEED_OUTPUT; /* encode_all only stops short when out is too small */
+            } else {
+                rc = cas_hash(w->hash_algo, m->in[i], m->in_len[i], key);
+            }
+        }
+        if (m->out_len) m->out_len[i] = len;
+        cas__many_done(m, i, rc);
+    }
+    cas_writer_free(w);
+    return NULL;
+}
+
+/* One worker's share of an unpack: its own reader, reused. */
+static void *cas__unpack_worker(void *arg) {
+    cas__many *m = (cas__many *)arg;
+    cas_reader *r = NULL;
+    size_t i;
+    int made = cas_reader_create(&r, NULL);
+    while ((i = cas__many_take(m)) < m->count) {
+        char meta[CAS_META_MAX];
+        size_t ml = 0;
+        int f = m->formats[i], rc = made;
+        m->out_len[i] = 0;
+        if (rc == CAS_OK && f != CAS_FORMAT_LEGACY) rc = cas_meta_json(f, meta, sizeof meta, &ml);
+        if (rc == CAS_OK)
+            rc = cas_reader_decode(r, f == CAS_FORMAT_LEGACY ? NULL : meta, ml, NULL, m->vkeys ? m->vkeys[i] : NULL,
+                                   m->in[i], m->in_len[i], m->out ? m->out[i] : NULL, m->out ? m->cap[i] : 0,
+                                   &m->out_len[i]);
+        cas__many_done(m, i, rc);
+    }
+    cas_reader_free(r);
+    return NULL;
+}
+
+static int cas__many_run(cas__many *m, int threads, void *(*fn)(void *)) {
+    if (threads <= 0) threads = 2;
+    /* spare threads go inside the items (cas_pack's hash beside its compression) */
+    m->inner = m->count == 1 && threads > 1 ? 2 : 1;
+    if ((size_t)threads > m->count) threads = (int)(m->count ? m->count : 1);
+    if (!m->count) return CAS_OK;
+    if (cas__mu_init(&m->mu) < 0) return CAS_E_NOMEM;
+    cas__workers(m, threads, fn);
+    cas__mu_destroy(&m->mu);
+    return m->first_rc;
+}
+
+CASDEF int cas_pack_many(int format, size_t count, const void *const *in, const size_t *in_len, void *const *out,
+                         const size_t *cap, size_t *out_len, char *keys, int *status, int threads) {
+    cas__many m;
+    if (count && (!in || !in_len || (!out && !keys) || (out && (!cap || !out_len)))) return CAS_E_ARG;
+    memset(&m, 0, sizeof m);
+    m.format = format, m.count = count, m.in = in, m.in_len = in_len, m.out = out, m.cap = cap;
+    m.out_len = out_len, m.keys = keys, m.status = status;
+    return cas__many_run(&m, threads, cas__pack_worker);
+}
+
+CASDEF int cas_unpack_many(size_t count, const int *format, const void *const *in, const size_t *in_len,
+                           void *const *out, const size_t *cap, size_t *out_len, const char *const *keys, int *status,
+                           int threads) {
+    cas__many m;
+    if (count && (!format || !in || !in_len || !out_len || (out && !cap))) return CAS_E_ARG;
+    memset(&m, 0, sizeof m);
+    m.count = count, m.formats = format, m.in = in, m.in_len = in_len, m.out = out, m.cap = cap;
+    m.out_len = out_len, m.vkeys = keys, m.status = status;
+    return cas__many_run(&m, threads, cas__unpack_worker);
+}
+
 /* ---- the store ----------------------------------------------------------- */
 /* Layers, top down; each may call only those below it:
  *   store calls (put/get/verify/migrate/batch/streams/tasks)  policy: names, dedup, formats
@@ -3467,21 +3642,6 @@ static int cas__serr(char *err, size_t cap, int code, const char *fmt, ...) {
     }
     return code;
 }
-
-/* A mutex that compiles away under CAS_NO_THREADS. */
-#ifndef CAS_NO_THREADS
-typedef pthread_mutex_t cas__mutex;
-static int cas__mu_init(cas__mutex *m) { return pthread_mutex_init(m, NULL) == 0 ? 0 : -1; }
-static void cas__mu_lock(cas__mutex *m) { pthread_mutex_lock(m); }
-static void cas__mu_unlock(cas__mutex *m) { pthread_mutex_unlock(m); }
-static void cas__mu_destroy(cas__mutex *m) { pthread_mutex_destroy(m); }
-#else
-typedef int cas__mutex;
-static int cas__mu_init(cas__mutex *m) { *m = 0; return 0; }
-static void cas__mu_lock(cas__mutex *m) { (void)m; }
-static void cas__mu_unlock(cas__mutex *m) { (void)m; }
-static void cas__mu_destroy(cas__mutex *m) { (void)m; }
-#endif
 
 /* ---- names ---- */
 
@@ -5160,27 +5320,10 @@ static void *cas__batch_worker(void *arg) {
     return NULL;
 }
 
-/* Runs fn on the caller's thread and threads - 1 more; threads <= 0 means 2. */
-static void cas__batch_threads(cas__batch *b, int threads, void *(*fn)(void *)) {
-#ifndef CAS_NO_THREADS
-    pthread_t th[16];
-    int i, started = 0;
-    if (threads <= 0) threads = 2;
-    if (threads > 16) threads = 16;
-    for (i = 1; i < threads; i++) /* the caller's thread is the first worker */
-        if (pthread_create(&th[started], NULL, fn, b) == 0) started++;
-    fn(b);
-    for (i = 0; i < started; i++) pthread_join(th[i], NULL);
-#else
-    (void)threads;
-    fn(b);
-#endif
-}
-
 static int cas__batch_run(cas__batch *b, int threads) {
     if ((size_t)(threads <= 0 ? 2 : threads) > b->count) threads = (int)(b->count ? b->count : 1);
     if (cas__mu_init(&b->mu) < 0) threads = 1;
-    cas__batch_threads(b, threads, cas__batch_worker);
+    cas__workers(b, threads, cas__batch_worker);
     cas__mu_destroy(&b->mu);
     return b->first_rc;
 }

@@ -42,8 +42,10 @@ runner = files.get("/usr/local/sbin/cas-bench-run")
 problems = []
 if runner != open("cas-bench-run.sh").read():
     problems.append("the runner in cloud-init.yaml differs from infra/cas-bench-run.sh")
-deps = open("debian-deps.sh").read().split("--no-install-recommends", 1)[1]
-want = set(re.findall(r"[a-z0-9][a-z0-9.+-]+", deps.replace("\\\n", " ")))
+lists = re.findall(r'^(base|optional|s3|tools)="([^"]*)"', open("debian-deps.sh").read(), re.M)
+want = set(w for _, body in lists for w in body.split())
+if len(lists) != 4 or not want:
+    problems.append("debian-deps.sh's package lists (base, optional, s3, tools) were not found")
 missing = sorted(want - set(doc.get("packages", [])))
 if missing:
     problems.append("cloud-init.yaml lacks packages of debian-deps.sh: " + " ".join(missing))

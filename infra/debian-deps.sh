@@ -1,21 +1,37 @@
 #!/bin/sh
 # Installs everything cas.h builds, tests and benchmarks with, from Debian's
 # packages only (Debian 12 "bookworm" or later). Run as root or with sudo.
-# libcurl + expat: the object-store backends (cas_cloud.h); radosgw and the ceph
-# daemons: the real S3 server the tests start on loopback (tests/s3/s3server.sh);
-# python3-boto3: the tests' and the benchmark's S3 client.
-# python3-numpy, python3-pandas: the pickle-preview tests pickle arrays and frames with them.
-# python3-venv, python3-pip, python3-setuptools: `pip install ./python` in a fresh venv, offline (a test).
-# cmake: a CMake project consuming cas.h (make test-cmake); man-db: the man page renders.
+#
+#   infra/debian-deps.sh            everything (what the README's set-up runs)
+#   infra/debian-deps.sh --minimal  the two libraries cas.h needs (zlib, liblz4) and
+#                                   the test tools, none of the optional libraries:
+#                                   CI builds and tests this configuration first
+#
+# The optional libraries, each used by `make` when found (lib/configure.sh): ISA-L,
+# libdeflate, OpenSSL (SHA-1; and with libcurl + expat, the S3 backend, cas_cloud.h),
+# xxhash.h (XXH3 keys).
+# Test tools: clang (sanitizers, fuzz replay), valgrind, python3-lz4 (Metaflow's LZ4
+# path), python3-numpy + python3-pandas (the pickle-preview tests), python3-venv +
+# python3-pip + python3-setuptools (`pip install ./python` in a fresh venv, offline),
+# cmake (a CMake consumer), man-db (the man page renders).
+# With the S3 backend only: radosgw and the ceph daemons (the real S3 server the tests
+# start on loopback, tests/s3/s3server.sh), python3-boto3 (the tests' S3 client).
 set -eu
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 export DEBIAN_FRONTEND=noninteractive
+base="build-essential clang llvm libclang-rt-dev make pkg-config ca-certificates procps
+  zlib1g-dev liblz4-dev
+  python3 python3-lz4 python3-numpy python3-pandas python3-venv python3-pip python3-setuptools
+  valgrind cmake man-db"
+optional="libxxhash-dev libisal-dev libdeflate-dev libssl-dev libcurl4-openssl-dev libexpat1-dev"
+s3="python3-boto3 radosgw ceph-mon ceph-osd ceph-common uuid-runtime curl"
+tools="xxhash shellcheck cloud-init"
+case "${1:-}" in
+  --minimal) pkgs=$base ;;
+  "") pkgs="$base $optional $s3 $tools" ;;
+  *) echo "usage: $0 [--minimal]" >&2; exit 2 ;;
+esac
 $SUDO apt-get update -q
-$SUDO apt-get install -y -q --no-install-recommends \
-  build-essential clang llvm libclang-rt-dev make pkg-config ca-certificates \
-  zlib1g-dev liblz4-dev libxxhash-dev libisal-dev libdeflate-dev libssl-dev \
-  libcurl4-openssl-dev libexpat1-dev \
-  python3 python3-lz4 python3-numpy python3-pandas python3-boto3 python3-venv python3-pip python3-setuptools \
-  radosgw ceph-mon ceph-osd ceph-common uuid-runtime procps curl \
-  valgrind xxhash shellcheck cloud-init cmake man-db
+# shellcheck disable=SC2086 # package lists
+$SUDO apt-get install -y -q --no-install-recommends $pkgs

@@ -237,7 +237,7 @@ class TestFixtures(unittest.TestCase):
 
     def test_example_program(self):
         """examples/s3_read.c, as a C user builds it: an artifact from S3 to stdout."""
-        prog = os.path.join(REPO, "build", "s3_read")
+        prog = os.path.join(os.path.dirname(CAS), "s3_read")  # built beside cas
         root = fixture_root("v1")
         a = max(manifest("v1"), key=lambda x: x["size"])
         out = subprocess.run([prog, root, "%s/%s" % (a["pathspec"], a["name"])], capture_output=True, env=base_env())

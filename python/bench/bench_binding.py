@@ -11,6 +11,7 @@
 """
 
 import ctypes
+import json
 import gzip
 import hashlib
 import os
@@ -51,14 +52,16 @@ def payload(mib):
 
 
 def via_c_buffer(blob, meta):
-    u = cas_h.Unpacker()
-    mb = cas_h._meta_bytes(meta)
-    c.cas_reader_begin(u._r, mb, len(mb), None, None)
+    """The C API's own reader: decode into a C buffer, copy out."""
+    r = ctypes.c_void_p()
+    c.cas_reader_create(ctypes.byref(r), None)
+    mb = json.dumps(meta).encode()
+    c.cas_reader_begin(r, mb, len(mb), None, None)
     p, n = ctypes.c_void_p(), ctypes.c_size_t()
-    assert c.cas_reader_unpack(u._r, blob, len(blob), ctypes.byref(p), ctypes.byref(n)) == 0
+    assert c.cas_reader_unpack(r, blob, len(blob), ctypes.byref(p), ctypes.byref(n)) == 0
     out = ctypes.string_at(p, n.value)
-    c.cas_reader_free_buffer(u._r, p)
-    u.close()
+    c.cas_reader_free_buffer(r, p)
+    c.cas_reader_free(r)
     return out
 
 

@@ -10,6 +10,8 @@ import ctypes
 import ctypes.util
 import os
 
+from .errors import error_class
+
 __all__ = ["lib", "path", "acquire", "Buffer"]
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
@@ -58,11 +60,56 @@ def _load():
 lib, path = _load()
 
 
-def _proto(name, restype, *argtypes):
+def raw_function(name, restype):
+    """A second handle on a C function, with no argtypes: for hot calls whose
+    arguments are already C-ready (the prototyped handle stays as it is)."""
+    f = lib[name]  # item access: a new function object, not the cached attribute
+    f.restype = restype
+    return f
+
+
+def _proto(name, restype, *argtypes, errcheck=None):
     f = getattr(lib, name)
     f.restype = restype
     f.argtypes = list(argtypes)
+    if errcheck is not None:
+        f.errcheck = errcheck
 
+
+# ctypes errcheck functions: a call whose status is negative raises its CasError at
+# once, in the C library's words; non-negative statuses (CAS_OK, CAS_NEED_OUTPUT,
+# ...) come back to the caller. Calls whose failure a caller words its own way
+# (a bad parameter value) or cleans up after (a batch's partial outputs) have none.
+def _fail(rc, message):
+    raise error_class(rc)(message or lib.cas_strerror(rc).decode(), rc)
+
+
+def status(rc, func, args):
+    """The status alone says it."""
+    if rc < 0:
+        _fail(rc, "")
+    return rc
+
+
+def status_err(rc, func, args):
+    """The call wrote its message into the caller's (err, errcap), its last two arguments."""
+    if rc < 0:
+        err = args[-2]
+        _fail(rc, err.value.decode("utf-8", "replace") if err is not None else "")
+    return rc
+
+
+def status_of(message):
+    """The object the call was made on (its first argument) keeps the message."""
+    def check(rc, func, args):
+        if rc < 0:
+            _fail(rc, (message(args[0]) or b"").decode("utf-8", "replace"))
+        return rc
+    return check
+
+
+_reader_status = status_of(lambda r: lib.cas_reader_message(r))
+_stream_status = status_of(lambda st: lib.cas_stream_message(st))
 
 # status codes, versions, codecs
 _proto("cas_strerror", c_char_p, c_int)
@@ -75,14 +122,14 @@ _proto("cas_encode", c_int, c_int, c_int, c_void_p, c_size_t, c_void_p, c_size_t
 _proto("cas_hash_available", c_int, c_int)
 _proto("cas_key_length", c_size_t, c_int)
 _proto("cas_key_check", c_int, c_char_p, c_size_t, P(c_int))
-_proto("cas_hash", c_int, c_int, c_void_p, c_size_t, c_char_p)
+_proto("cas_hash", c_int, c_int, c_void_p, c_size_t, c_char_p, errcheck=status)
 # formats and sidecars
 _proto("cas_format_name", c_char_p, c_int)
 _proto("cas_format_codec", c_int, c_int)
-_proto("cas_meta_json", c_int, c_int, c_char_p, c_size_t, P(c_size_t))
-_proto("cas_meta_parse", c_int, c_char_p, c_size_t, P(c_int), P(c_int64))
+_proto("cas_meta_json", c_int, c_int, c_char_p, c_size_t, P(c_size_t), errcheck=status)
+_proto("cas_meta_parse", c_int, c_char_p, c_size_t, P(c_int), P(c_int64), errcheck=status)
 # writer
-_proto("cas_writer_create", c_int, P(c_void_p), c_int, c_void_p)
+_proto("cas_writer_create", c_int, P(c_void_p), c_int, c_void_p, errcheck=status)
 _proto("cas_writer_set_param", c_int, c_void_p, c_int, c_int64)
 _proto("cas_writer_update", c_int, c_void_p, c_void_p, c_size_t, P(c_size_t), c_void_p, c_size_t, P(c_size_t))
 _proto("cas_writer_finish", c_int, c_void_p, c_void_p, c_size_t, P(c_size_t))
@@ -93,13 +140,14 @@ _proto("cas_writer_free", None, c_void_p)
 _proto("cas_pack_bound", c_size_t, c_int, c_size_t)
 _proto("cas_pack", c_int, c_void_p, c_void_p, c_size_t, c_void_p, c_size_t, P(c_size_t), c_char_p)
 # reader
-_proto("cas_reader_create", c_int, P(c_void_p), c_void_p)
+_proto("cas_reader_create", c_int, P(c_void_p), c_void_p, errcheck=status)
 _proto("cas_reader_set_param", c_int, c_void_p, c_int, c_int64)
-_proto("cas_reader_begin", c_int, c_void_p, c_char_p, c_size_t, c_char_p, c_char_p)
+_proto("cas_reader_begin", c_int, c_void_p, c_char_p, c_size_t, c_char_p, c_char_p, errcheck=_reader_status)
 _proto("cas_reader_update", c_int, c_void_p, c_void_p, c_size_t, P(c_size_t), c_void_p, c_size_t,
-       P(c_size_t), c_int)
-_proto("cas_reader_unpack_into", c_int, c_void_p, c_void_p, c_size_t, c_void_p, c_size_t, P(c_size_t))
-_proto("cas_reader_unpack", c_int, c_void_p, c_void_p, c_size_t, P(c_void_p), P(c_size_t))
+       P(c_size_t), c_int, errcheck=_reader_status)
+_proto("cas_reader_unpack_into", c_int, c_void_p, c_void_p, c_size_t, c_void_p, c_size_t, P(c_size_t),
+       errcheck=_reader_status)
+_proto("cas_reader_unpack", c_int, c_void_p, c_void_p, c_size_t, P(c_void_p), P(c_size_t), errcheck=_reader_status)
 _proto("cas_reader_decode", c_int, c_void_p, c_char_p, c_size_t, c_char_p, c_char_p, c_void_p, c_size_t, c_void_p,
        c_size_t, P(c_size_t))
 _proto("cas_reader_free_buffer", None, c_void_p, c_void_p)
@@ -108,32 +156,41 @@ _proto("cas_reader_message", c_char_p, c_void_p)
 _proto("cas_reader_format", c_int, c_void_p)
 _proto("cas_reader_total_out", c_uint64, c_void_p)
 _proto("cas_reader_free", None, c_void_p)
+# many blobs in one call (arrays passed as c_void_p)
+_proto("cas_pack_many", c_int, c_int, c_size_t, c_void_p, c_void_p, c_void_p, c_void_p, c_void_p, c_void_p, c_void_p,
+       c_int)
+_proto("cas_unpack_many", c_int, c_size_t, c_void_p, c_void_p, c_void_p, c_void_p, c_void_p, c_void_p, c_void_p,
+       c_void_p, c_int)
 # store
-_proto("cas_store_open", c_int, P(c_void_p), c_char_p, c_void_p, c_char_p, c_size_t)
+_proto("cas_store_open", c_int, P(c_void_p), c_char_p, c_void_p, c_char_p, c_size_t, errcheck=status_err)
 _proto("cas_store_close", None, c_void_p)
 _proto("cas_store_root", c_char_p, c_void_p)
 _proto("cas_store_set_param", c_int, c_void_p, c_int, c_int64)
 _proto("cas_name_check", c_int, c_char_p)
 _proto("cas_pathspec_check", c_int, c_char_p)
-_proto("cas_store_blob_name", c_int, c_char_p, c_char_p, c_char_p, c_size_t)
+_proto("cas_store_blob_name", c_int, c_char_p, c_char_p, c_char_p, c_size_t, errcheck=status)
 _proto("cas_store_put", c_int, c_void_p, c_char_p, c_void_p, c_size_t, c_int, c_char_p, P(c_int), c_char_p,
-       c_size_t)
-_proto("cas_store_put_fd", c_int, c_void_p, c_char_p, c_int, c_int, c_char_p, P(c_int), c_char_p, c_size_t)
+       c_size_t, errcheck=status_err)
+_proto("cas_store_put_fd", c_int, c_void_p, c_char_p, c_int, c_int, c_char_p, P(c_int), c_char_p, c_size_t,
+       errcheck=status_err)
 _proto("cas_store_exists", c_int, c_void_p, c_char_p, c_char_p)
 _proto("cas_store_get", c_int, c_void_p, c_char_p, c_char_p, P(c_void_p), P(c_size_t), c_char_p, c_size_t)
 _proto("cas_store_free_buffer", None, c_void_p, c_void_p)
-_proto("cas_store_stat", c_int, c_void_p, c_char_p, c_char_p, P(c_int), P(c_uint64), c_char_p, c_size_t)
-_proto("cas_store_verify", c_int, c_void_p, c_char_p, c_char_p, P(c_uint64), c_char_p, c_size_t)
+_proto("cas_store_stat", c_int, c_void_p, c_char_p, c_char_p, P(c_int), P(c_uint64), c_char_p, c_size_t,
+       errcheck=status_err)
+_proto("cas_store_verify", c_int, c_void_p, c_char_p, c_char_p, P(c_uint64), c_char_p, c_size_t, errcheck=status_err)
 _proto("cas_store_keys", c_int, c_void_p, c_char_p, P(c_void_p), P(c_size_t), c_char_p, c_size_t)
 _proto("cas_store_flows", c_int, c_void_p, P(c_void_p), P(c_size_t), c_char_p, c_size_t)
 _proto("cas_store_put_batch", c_int, c_void_p, c_char_p, c_size_t, P(c_void_p), P(c_size_t), c_int, c_char_p,
-       P(c_int), c_int, c_char_p, c_size_t)
+       P(c_int), c_int, c_char_p, c_size_t, errcheck=status_err)
 _proto("cas_store_get_batch", c_int, c_void_p, c_char_p, c_size_t, P(c_char_p), P(c_void_p), P(c_size_t),
        P(c_int), c_int, c_char_p, c_size_t)
 # streams
-_proto("cas_store_open_stream", c_int, c_void_p, c_char_p, c_char_p, P(c_void_p), c_char_p, c_size_t)
-_proto("cas_stream_open_file", c_int, P(c_void_p), c_char_p, c_char_p, c_uint64, c_void_p, c_char_p, c_size_t)
-_proto("cas_stream_read", c_int, c_void_p, c_void_p, c_size_t, P(c_size_t))
+_proto("cas_store_open_stream", c_int, c_void_p, c_char_p, c_char_p, P(c_void_p), c_char_p, c_size_t,
+       errcheck=status_err)
+_proto("cas_stream_open_file", c_int, P(c_void_p), c_char_p, c_char_p, c_uint64, c_void_p, c_char_p, c_size_t,
+       errcheck=status_err)
+_proto("cas_stream_read", c_int, c_void_p, c_void_p, c_size_t, P(c_size_t), errcheck=_stream_status)
 _proto("cas_stream_set_param", c_int, c_void_p, c_int, c_int64)
 _proto("cas_stream_message", c_char_p, c_void_p)
 _proto("cas_stream_format", c_int, c_void_p)
@@ -152,7 +209,7 @@ _proto("cas_preview_free", None, c_void_p)
 _proto("cas_stream_preview", c_int, c_void_p, c_void_p)
 _proto("cas_store_preview", c_int, c_void_p, c_char_p, c_char_p, c_void_p, c_char_p, c_size_t)
 # tasks
-_proto("cas_task_open", c_int, c_void_p, c_char_p, P(c_void_p), c_char_p, c_size_t)
+_proto("cas_task_open", c_int, c_void_p, c_char_p, P(c_void_p), c_char_p, c_size_t, errcheck=status_err)
 _proto("cas_task_attempt", c_int, c_void_p)
 _proto("cas_task_count", c_size_t, c_void_p)
 _proto("cas_task_artifact", c_int, c_void_p, c_size_t, P(c_char_p), P(c_char_p), P(c_int64), P(c_char_p),
@@ -191,7 +248,27 @@ _api.PyBytes_FromStringAndSize.restype = ctypes.py_object
 _PyBUF_SIMPLE, _PyBUF_WRITABLE = 0, 1
 
 
-class Buffer(object):
+class Closing(object):
+    """Context manager and finalizer for objects that own a C handle or a buffer
+    export: close() runs on exit from a with block and, failing that, when
+    collected."""
+
+    __slots__ = ()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:
+            pass
+
+
+class Buffer(Closing):
     """A contiguous buffer's address and length, held without copying.
 
     bytes: the object's own storage (ctypes passes bytes as a pointer to it).
@@ -230,17 +307,7 @@ class Buffer(object):
             self._view = None
         self._obj = None
 
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.release()
-
-    def __del__(self):
-        try:
-            self.release()
-        except Exception:
-            pass
+    close = release
 
 
 def acquire(obj, writable=False):

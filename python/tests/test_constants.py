@@ -29,7 +29,9 @@ def defines():
 class TestConstants(unittest.TestCase):
     def test_match_headers(self):
         d = defines()
-        c = cas_h
+        c = cas_h._core  # the private numbers live there; the public ones are re-exported by cas_h
+        for name in ("V1", "V2", "RAW", "LEGACY", "SHA1", "XXH3"):
+            self.assertEqual(getattr(cas_h, name), getattr(c, name), name)
         expect = {
             "CAS_FORMAT_V1": c.V1, "CAS_FORMAT_V2": c.V2, "CAS_FORMAT_RAW": c.RAW, "CAS_FORMAT_LEGACY": c.LEGACY,
             "CAS_HASH_SHA1": c.SHA1, "CAS_HASH_XXH3": c.XXH3, "CAS_KEY_BUF": c._KEY_BUF,
@@ -38,7 +40,7 @@ class TestConstants(unittest.TestCase):
             "CAS_PARAM_HASH": c._PARAM_HASH, "CAS_PARAM_THREADS": c._PARAM_THREADS,
             "CAS_PARAM_LIMIT": c._PARAM_LIMIT, "CAS_PARAM_EXPECT_SIZE": c._PARAM_EXPECT_SIZE,
             "CAS_PARAM_FORMAT": c._PARAM_FORMAT, "CAS_PARAM_FSYNC": c._PARAM_FSYNC,
-            "CAS_PARAM_VERIFY": c._PARAM_VERIFY, "CAS_CODEC_GZIP": c._CODEC[c.V1], "CAS_CODEC_LZ4": c._CODEC[c.V2],
+            "CAS_PARAM_VERIFY": c._PARAM_VERIFY, "CAS_CODEC_GZIP": c._c.cas_format_codec(c.V1), "CAS_CODEC_LZ4": c._c.cas_format_codec(c.V2),
             "CAS_OK": c._OK, "CAS_NEED_INPUT": c._NEED_INPUT, "CAS_NEED_OUTPUT": c._NEED_OUTPUT,
         }
         for name, value in expect.items():

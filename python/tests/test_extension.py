@@ -298,6 +298,97 @@ class TestWrites(ExtCase):
         self.assertEqual(self.load(st, [res[2].key])[res[2].key], arr.tobytes())
 
 
+class TestBatches(ExtCase):
+    """save_blobs and load_blobs hand cas.h a batch at a time: what Metaflow's
+    own code stores, returns and raises, whatever the batch edges."""
+
+    def blobs(self):
+        rng = np.random.default_rng(11)
+        out = [b"", b"x", b"dup" * 40, b"dup" * 40, rng.integers(0, 4, 300000, dtype=np.uint8).tobytes()]
+        out += [("artifact %d" % i).encode() * (i + 1) for i in range(40)]
+        return out + [b"x"]  # again, in another batch
+
+    def small_batches(self):
+        """Batches of 7 blobs: the edges between batches are crossed."""
+        self.addCleanup(setattr, cas_store, "_BATCH_ITEMS", cas_store._BATCH_ITEMS)
+        cas_store._BATCH_ITEMS = 7
+
+    def check_save_load(self, cls, version):
+        blobs = self.blobs()
+        stock = self.store(cls, root=os.path.join(self.tmp, "stock"))
+        want = stock.save_blobs(blobs)  # Metaflow's own code (the stand-in)
+        on(cls, version)
+        st = self.store(cls)
+        st.save_blobs([blobs[1]])  # already there: not written again
+        before = len(st._storage_impl.saved)
+        got = st.save_blobs(iter(blobs), len_hint=len(blobs))
+        self.assertEqual(got, want)  # keys, in order, uris None
+        written = [p for p, _ in st._storage_impl.saved[before:]]
+        self.assertEqual(len(written), len(set(written)))  # a blob twice is written once
+        self.assertEqual(len(written), len(set(blobs)) - 1)
+        meta = {"cas_raw": False, "cas_version": version}
+        self.assertTrue(all(m == meta for _, m in st._storage_impl.saved))
+        keys = [r.key for r in got]
+        # read back by cas.h's batches and by the stand-in's own code: the same bytes
+        self.assertEqual(list(st.load_blobs(keys)), [(sha1(b), b) for b in blobs])
+        cas_store.uninstall(cls)
+        self.assertEqual(self.load(st if version == 1 or cls is CAS2 else self.store(CAS2), keys),
+                         {sha1(b): b for b in blobs})
+
+    def test_v1_and_v2(self):
+        for cls, version in ((CAS, 1), (CAS2, 2), (CAS, 2)):
+            with self.subTest(version=version, cls=cls.__name__):
+                self.check_save_load(cls, version)
+                shutil.rmtree(self.tmp)
+                os.makedirs(self.tmp)
+
+    def test_many_batches(self):
+        self.small_batches()
+        self.check_save_load(CAS2, 2)
+
+    def test_bad_blob_mid_batch(self):
+        """The blobs before a bad one come out, then Metaflow's DataException for it."""
+        self.small_batches()
+        on()
+        st = self.store()
+        blobs = [("blob %d" % i).encode() * 30 for i in range(10)]
+        keys = [r.key for r in st.save_blobs(blobs)]
+        bad = os.path.join(self.tmp, "TestFlow", "data", keys[4][:2], keys[4])
+        with open(bad, "r+b") as f:
+            f.truncate(os.path.getsize(bad) - 3)
+        got = []
+        with self.assertRaises(DataException) as cm:
+            for item in st.load_blobs(keys):
+                got.append(item)
+        self.assertEqual([k for k, _ in got], keys[:4])
+        self.assertEqual(str(cm.exception), "Could not unpack artifact 'TestFlow/data/%s/%s': Compressed file ended "
+                         "before the end-of-stream marker was reached" % (keys[4][:2], keys[4]))
+
+    def test_mixed_formats_and_foreign_unpacker(self):
+        """Raw, legacy, v1 and v2 blobs in one load; a subclass's own _unpack_v1 is still called."""
+        on(CAS2, 2)
+        st = self.store(CAS2)
+        v2 = st.save_blobs([b"two" * 50])[0].key
+        raw = st.save_blobs([b"raw bytes"], raw=True)[0].key
+        legacy = sha1(b"legacy" * 20)
+        path = os.path.join(self.tmp, "TestFlow", "data", legacy[:2], legacy)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "wb") as f:
+            f.write(gzip.compress(b"legacy" * 20))
+        self.assertEqual(self.load(st, [v2, raw, legacy]),
+                         {v2: b"two" * 50, raw: b"raw bytes", legacy: b"legacy" * 20})
+        calls = []
+
+        class Mine(CAS2):
+            def _unpack_v2(self, blob):
+                calls.append(1)
+                return lz4.frame.decompress(blob.read())
+
+        mine = self.store(Mine)
+        self.assertEqual(self.load(mine, [v2, legacy]), {v2: b"two" * 50, legacy: b"legacy" * 20})
+        self.assertEqual(calls, [1])
+
+
 class TestMessages(ExtCase):
     """DataException messages with the extension equal stock's word for word."""
 

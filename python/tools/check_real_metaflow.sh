@@ -7,26 +7,45 @@
 #
 # MF: a Metaflow source tree (2.19.38 was used); MF3090: the head of PR #3090
 # (optional). Needs python3-numpy and python3-lz4, and `make` run first.
+# PIP=1: the extension as a user installs it, `pip install ./python` into a fresh
+# venv (--system-site-packages, offline); Metaflow then finds it in site-packages,
+# with nothing of this checkout on PYTHONPATH.
 set -u
 PY=/usr/bin/python3
 HERE=$(cd "$(dirname "$0")" && pwd)
 EXT=$(cd "$HERE/.." && pwd)
 WORK=${WORK:-$(mktemp -d)}
+if [ "${PIP:-0}" = 1 ]; then
+  if ! { $PY -m venv --system-site-packages "$WORK/venv" &&
+          env -u PYTHONPATH "$WORK/venv/bin/pip" install -q --no-build-isolation --no-index "$EXT" \
+            > "$WORK/pip.log" 2>&1; }; then
+    cat "$WORK/pip.log"
+    exit 1
+  fi
+  PY=$WORK/venv/bin/python
+  EXT=$WORK/no-extension-on-the-path  # installed: found in the venv's site-packages
+  echo "extension installed by pip into $WORK/venv: $($PY -c 'import cas_h; print(cas_h.library_path)')"
+fi
 : "${MF:?set MF to a Metaflow source tree}"
 MF3090=${MF3090:-}
 export USERNAME=${USERNAME:-cas_h_check}
 
-run() { # label, dir, PYTHONPATH, env...
+STOCK_PY=/usr/bin/python3  # no venv: no installed extension either
+run() { # label, dir, PYTHONPATH, env...; stock runs name no extension path
   label=$1 dir=$2 pp=$3; shift 3
-  echo "== $label"
-  (cd "$dir" && env PYTHONPATH="$pp:$dir" "$@" timeout 900 $PY casflow.py run 2>&1 |
+  py=$PY
+  case $pp in *"$EXT"*) ;; *) py=$STOCK_PY ;; esac
+  echo "== $label ($py)"
+  (cd "$dir" && env PYTHONPATH="$pp:$dir" "$@" timeout 900 $py casflow.py run 2>&1 |
      grep -E "cas_h|total|Done|rror|xception" | sed 's/^[-0-9 :.]*\[[^]]*\] /  /')
 }
 read_all() { # label, dir, PYTHONPATH, env...
   label=$1 dir=$2 pp=$3; shift 3
+  py=$PY
+  case $pp in *"$EXT"*) ;; *) py=$STOCK_PY ;; esac
   echo "-- read by $label"
   cache=$(mktemp -d)   # a fresh client cache: no reader sees another's decoded blobs
-  (cd "$dir" && env PYTHONPATH="$pp" METAFLOW_CLIENT_CACHE_PATH="$cache" "$@" $PY "$HERE/mf_readall.py" 2>&1)
+  (cd "$dir" && env PYTHONPATH="$pp" METAFLOW_CLIENT_CACHE_PATH="$cache" "$@" $py "$HERE/mf_readall.py" 2>&1)
   rm -rf "$cache"
 }
 readers() { # dir

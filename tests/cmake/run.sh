@@ -11,6 +11,22 @@ repo=$(pwd)
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/cas-cmake-XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 make --no-print-directory install PREFIX="$tmp/prefix" > "$tmp/install.log"
+# pkg-config: a program linked with libcas.so, and one linked with libcas.a and what
+# cas.pc says a static libcas needs first-hand (Requires.private modules, Libs.private;
+# `pkg-config --static` would add those modules' own private libraries too, and Debian
+# does not install the -dev packages libcurl's list names, so that is left out here)
+pc() { PKG_CONFIG_PATH="$tmp/prefix/lib/pkgconfig" pkg-config "$@"; }
+app=tests/cmake/consumer/with_library.c
+# shellcheck disable=SC2046 # flag lists
+cc -o "$tmp/pc-shared" "$app" $(pc --cflags --libs cas) -Wl,-rpath,"$tmp/prefix/lib"
+printf '%-14s ' "pkg-config:"; "$tmp/pc-shared"
+requires=$(pc --print-requires-private cas | awk '{ print $1 }')
+# shellcheck disable=SC2046,SC2086
+cc -o "$tmp/pc-static" "$app" $(pc --cflags cas) "$tmp/prefix/lib/libcas.a" ${requires:+$(pc --libs $requires)} \
+  $(sed -n 's/^Libs.private: //p' "$tmp/prefix/lib/pkgconfig/cas.pc")
+printf '%-14s ' "libcas.a:"; "$tmp/pc-static"
+if ldd "$tmp/pc-static" | grep -q libcas; then echo "the static program loads libcas.so"; exit 1; fi
+pc --static --libs cas > /dev/null
 # 3. CMakeLists.txt's own build and `cmake --install` (a static libcas), then find_package
 if ! { cmake -S . -B "$tmp/own" > "$tmp/own.log" 2>&1 && cmake --build "$tmp/own" > "$tmp/own.build.log" 2>&1 &&
         cmake --install "$tmp/own" --prefix "$tmp/cmake-prefix" > /dev/null; }; then

@@ -5,15 +5,19 @@ Metaflow config file), this replaces the CPU half of Metaflow's
 content-addressed store and leaves the I/O half alone, so it works with every
 storage Metaflow has (local, S3, Azure, GCS):
 
-- save_blobs: the SHA-1 key through cas.h, the existence check, and only for
-  a blob the store lacks, compression through cas.h: cas_version 1 (gzip,
+- save_blobs: the SHA-1 keys through cas.h, the existence check, and only for
+  the blobs the store lacks, compression through cas.h: cas_version 1 (gzip,
   level 3, as Metaflow writes it) by default, 2 (LZ4 frame, Metaflow PR
   #3090) with METAFLOW_CAS_H_VERSION=2. Same keys, same sidecars / object
-  metadata ({"cas_raw": ..., "cas_version": ...}), same storage calls in the
-  same order as Metaflow's own.
-- _unpack_v1, _unpack_v2, _unpack_backward_compatible: decoding through
-  cas.h, called by Metaflow's own load_blobs, so the sidecar rules, the blob
-  cache, transfers and the DataException wording stay Metaflow's. _unpack_v2
+  metadata ({"cas_raw": ..., "cas_version": ...}), the same storage calls as
+  Metaflow's own. Blobs go to C a batch at a time (up to 64 MiB): one call
+  hashes a batch on both cores, one compresses what is missing (v2 compresses
+  beside the hash, and drops what the store has).
+- load_blobs: Metaflow's own steps (blob cache, sidecar rules, transfers,
+  DataException wording), with each batch of blobs decoded in one C call on
+  both cores; a bad blob is redone alone, so its error is Metaflow's.
+- _unpack_v1, _unpack_v2, _unpack_backward_compatible: decoding one blob
+  through cas.h (what load_blobs uses for a blob it does not batch); _unpack_v2
   is added when the Metaflow in use lacks PR #3090: v2 blobs read anyway.
 - _pack_v1 / _pack_v2: compression only, for anything else that calls them.
 - with METAFLOW_CAS_H_VERIFY=1, load_blobs also rehashes every blob against
@@ -42,11 +46,13 @@ _MISSING = object()
 _originals = {}  # class -> {attribute: what the class itself had, or _MISSING}
 _settings = {}  # class -> (version, verify)
 _SAVE_BLOBS_PARAMS = {"self", "blob_iter", "raw", "len_hint", "is_transfer"}
+_LOAD_BLOBS_PARAMS = {"self", "keys", "force_raw", "is_transfer"}
 # Blob files from this size on are decoded from an mmap, not read into memory.
 _MMAP_MIN = 1 << 20
 
 V1_META = {"cas_raw": False, "cas_version": 1}
 V2_META = {"cas_raw": False, "cas_version": 2}
+_FORMAT_META = {1: V1_META, 2: V2_META, 4: None}  # cas_h.V1, V2, LEGACY
 
 
 class CasUnpackError(Exception):
@@ -134,41 +140,259 @@ def _packer(cas_h, version):
     return pack
 
 
+# A save or a load hands cas.h its blobs a batch at a time: one C call hashes (or
+# packs, or decodes) a whole batch on both cores, where one call per blob would cost
+# more than a small blob's work. A batch holds at most _BATCH_BYTES of input (or
+# _BATCH_ITEMS blobs), so memory stays bounded: Metaflow pickles artifacts lazily.
+# (Computing one batch on a thread while the storage writes the one before was
+# tried: on two cores the file writes and the C threads compete, and a task saved
+# no faster; see bench/results/task.md.)
+_BATCH_BYTES = 64 << 20
+_BATCH_ITEMS = 1024
+
+
+def _batches(items, size):
+    batch, total = [], 0
+    for item in items:
+        batch.append(item)
+        total += size(item)
+        if total >= _BATCH_BYTES or len(batch) >= _BATCH_ITEMS:
+            yield batch
+            batch, total = [], 0
+    if batch:
+        yield batch
+
+
 def _save_blobs(cas_h, version):
     meta = V2_META if version == 2 else V1_META
 
     def save_blobs(self, blob_iter, raw=False, len_hint=0, is_transfer=False):
-        """Metaflow's save_blobs, with the key and the blob computed by cas.h
-        (cas_version %d)."""
+        """Metaflow's save_blobs, with keys and blobs computed by cas.h a batch
+        at a time (cas_version %d)."""
         results = []
         storage = self._storage_impl
 
-        def packing_iter():
-            for blob in blob_iter:
-                if is_transfer:
-                    # transfers carry decoded bytes: stored raw, as Metaflow does
-                    key, blob_data, _ = blob
-                    path = storage.path_join(self._prefix, key[:2], key)
-                    results.append(self.save_blobs_result(uri=storage.full_uri(path), key=key))
-                    yield path, (io.BytesIO(blob_data), {"cas_raw": True, "cas_version": 1})
-                    continue
-                # Hash first, then compress only what the store lacks: Metaflow
-                # re-saves every artifact a step has read (FlowSpec caches it as
-                # an attribute), so existing keys are common and cost a hash only.
-                key = cas_h.hash_key(blob)
+        def transfer_iter():
+            for key, blob_data, _ in blob_iter:
+                # transfers carry decoded bytes: stored raw, as Metaflow does
+                path = storage.path_join(self._prefix, key[:2], key)
+                results.append(self.save_blobs_result(uri=storage.full_uri(path), key=key))
+                yield path, (io.BytesIO(blob_data), {"cas_raw": True, "cas_version": 1})
+
+        def compute(batch):
+            """(keys, blobs or None): the keys, and for v2 the blobs beside them (LZ4 costs
+            about what SHA-1 does: a blob the store has costs its hash alone). For v1, gzip
+            costs several hashes: the keys alone, and emit() compresses what is missing
+            (Metaflow re-saves every artifact a step has read: a key the store has is common)."""
+            if len(batch) == 1 and not raw:  # one blob: the one-call paths cost less than a batch's set-up
+                if version == 2:
+                    key, blob = cas_h.pack(batch[0], 2)
+                    return [key], [blob]
+                return [cas_h.hash_key(batch[0])], None
+            if version == 2 and not raw:
+                return cas_h.pack_many(batch, 2)
+            return cas_h.pack_many(batch, compress=False)[0], None
+
+        def emit(batch, keys, packed):
+            missing, seen = [], set()
+            for i, key in enumerate(keys):
                 path = storage.path_join(self._prefix, key[:2], key)
                 results.append(self.save_blobs_result(uri=storage.full_uri(path) if raw else None, key=key))
-                if not storage.is_file([path])[0]:
-                    if raw:
-                        yield path, (io.BytesIO(blob), {"cas_raw": True, "cas_version": 1})
-                    else:
-                        yield path, (io.BytesIO(cas_h.compress(blob, version)), dict(meta))
+                # the existence check Metaflow makes, blob by blob; a blob twice in one batch is written once
+                if not storage.is_file([path])[0] and key not in seen:
+                    seen.add(key)
+                    missing.append((i, path))
+            if raw:
+                for i, path in missing:
+                    yield path, (io.BytesIO(batch[i]), {"cas_raw": True, "cas_version": 1})
+                return
+            if packed is None and len(missing) == 1:
+                packed = {missing[0][0]: cas_h.compress(batch[missing[0][0]], version)}
+            elif packed is None:
+                packed = dict(zip((i for i, _ in missing),
+                                  cas_h.pack_many([batch[i] for i, _ in missing], version, keys=False)[1]))
+            for i, path in missing:
+                yield path, (io.BytesIO(packed[i]), dict(meta))
 
-        storage.save_bytes(packing_iter(), overwrite=True, len_hint=len_hint)
+        def packing_iter():
+            for batch in _batches(blob_iter, len):
+                batch = [b if type(b) is bytes else bytes(b) for b in batch]
+                yield from emit(batch, *compute(batch))
+
+        storage.save_bytes(transfer_iter() if is_transfer else packing_iter(), overwrite=True, len_hint=len_hint)
         return results
 
     save_blobs.__doc__ = save_blobs.__doc__ % version
     return save_blobs
+
+
+_O_READ = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
+_FIRST_READ = 1 << 13  # most system artifacts fit; a larger file costs one more read of its whole
+
+
+def _read_file(path, most):
+    """A blob file's bytes (os.read: no file object for a blob read whole), or
+    None when it holds more than `most` bytes."""
+    fd = os.open(path, _O_READ)
+    try:
+        data = os.read(fd, _FIRST_READ)
+        if len(data) < _FIRST_READ:  # a regular file reads short only at its end: a small blob is one read
+            return data
+        size = os.fstat(fd).st_size
+        if size > most:
+            return None
+        data = os.pread(fd, size, 0)  # the whole file in one piece (joining pieces would copy it)
+        while len(data) < size:  # short only if the file shrank or a signal came; read on to its end
+            more = os.pread(fd, size - len(data), len(data))
+            if not more:
+                break
+            data += more
+        return data
+    finally:
+        os.close(fd)
+
+
+class _Load(object):
+    """One load_blobs call's state and Metaflow's steps for a blob."""
+
+    __slots__ = ("cas_h", "store", "storage", "force_raw", "is_transfer", "exc")
+    # (class, cas_version or None for no sidecar) -> the format cas.h decodes it as, or
+    # None when the class's unpacker for it is not this extension's; install() clears it
+    formats = {}
+
+    def __init__(self, cas_h, store, force_raw, is_transfer, exc):
+        self.cas_h, self.store, self.storage = cas_h, store, store._storage_impl
+        self.force_raw, self.is_transfer, self.exc = force_raw, is_transfer, exc
+
+    def done(self, path_key, blob, meta):
+        key = self.storage.path_split(path_key)[-1]
+        cache = self.store._blob_cache
+        if cache:
+            cache.store_key(key, blob)
+        return (key, blob, meta) if self.is_transfer else (key, blob)
+
+    def one(self, path_key, file_path, meta):
+        """Metaflow's own steps for one blob: its calls, its messages."""
+        store = self.store
+        with open(file_path, "rb") as f:
+            if self.force_raw or (meta and meta.get("cas_raw", False)):
+                return self.done(path_key, f.read(), meta)
+            if meta is None:
+                unpack_code = store._unpack_backward_compatible
+            else:
+                version = meta.get("cas_version", -1)
+                if version == -1:
+                    raise self.exc("Could not extract encoding version for '%s'" % path_key)
+                unpack_code = getattr(store, "_unpack_v%d" % version, None)
+                if unpack_code is None:
+                    raise self.exc("Unknown encoding version %d for '%s' -- the artifact is either corrupt or you "
+                                   "need to update Metaflow to the latest version" % (version, path_key))
+            try:
+                blob = unpack_code(f)
+            except Exception as e:
+                raise self.exc("Could not unpack artifact '%s': %s" % (path_key, e))
+        return self.done(path_key, blob, meta)
+
+    def plan(self, file_path, meta):
+        """The format cas.h decodes this blob as, or None for Metaflow's own steps
+        (a class whose unpacker is not this extension's, an odd sidecar)."""
+        cas_h = self.cas_h
+        if file_path is None or self.force_raw:
+            return None
+        if meta is None:
+            version = None
+        elif type(meta) is not dict:
+            return None
+        elif meta.get("cas_raw", False):
+            return cas_h.RAW
+        else:
+            version = meta.get("cas_version", -1)
+        if version is not None and type(version) is not int:
+            return None
+        cls = type(self.store)
+        try:
+            return _Load.formats[cls, version]
+        except KeyError:
+            pass
+        name = "_unpack_backward_compatible" if version is None else "_unpack_v%d" % version
+        ours = getattr(getattr(cls, name, None), "_cas_h", False) and name not in vars(self.store)
+        fmt = {None: cas_h.LEGACY, 1: cas_h.V1, 2: cas_h.V2}.get(version) if ours else None
+        if name not in vars(self.store):  # an unpacker set on the instance is not the class's
+            _Load.formats[cls, version] = fmt
+        return fmt
+
+    def decode_all(self, batch):
+        """The decoded bytes of a batch's non-raw blobs, in one C call; None when one
+        is bad."""
+        cas_h = self.cas_h
+        todo = [item for item in batch if item[4] != cas_h.RAW]
+        try:
+            if len(todo) == 1:  # one blob: the one-call path costs less than a batch's set-up
+                return [cas_h.unpack(todo[0][3], _FORMAT_META[todo[0][4]])]
+            return cas_h.unpack_many([item[3] for item in todo], [item[4] for item in todo])
+        except cas_h.CasError:
+            return None
+
+    def emit(self, batch, out):
+        """A decoded batch's items; after a bad blob, Metaflow's own steps blob by blob
+        (its message, at the right blob)."""
+        raw = self.cas_h.RAW
+        if out is None:
+            for path_key, file_path, meta, data, fmt in batch:
+                yield self.done(path_key, data, meta) if fmt == raw else self.one(path_key, file_path, meta)
+            return
+        out = iter(out)
+        for path_key, _, meta, data, fmt in batch:
+            yield self.done(path_key, data if fmt == raw else next(out), meta)
+
+
+def _load_blobs(cas_h, data_exception):
+    def load_blobs(self, keys, force_raw=False, is_transfer=False):
+        """Metaflow's load_blobs (the blob cache, the sidecar rules, the messages),
+        with the blobs decoded by cas.h a batch at a time."""
+        storage = self._storage_impl
+        load_paths = []
+        for key in keys:
+            blob = self._blob_cache.load_key(key) if self._blob_cache else None
+            if blob is not None:
+                yield (key, blob, {"cas_raw": False, "cas_version": 1}) if is_transfer else (key, blob)
+            else:
+                load_paths.append(storage.path_join(self._prefix, key[:2], key))
+        run = _Load(cas_h, self, force_raw, is_transfer, data_exception)
+        with storage.load_bytes(load_paths) as loaded:
+            if len(load_paths) == 1:  # one artifact (a client reading one): no batch to set up
+                for path_key, file_path, meta in loaded:
+                    fmt = run.plan(file_path, meta)
+                    data = _read_file(file_path, _BATCH_BYTES) if fmt is not None else None
+                    if data is None:
+                        yield run.one(path_key, file_path, meta)
+                        continue
+                    if fmt != cas_h.RAW:
+                        try:
+                            data = cas_h.unpack(data, _FORMAT_META[fmt])
+                        except cas_h.CasError:
+                            yield run.one(path_key, file_path, meta)  # Metaflow's words for it
+                            continue
+                    yield run.done(path_key, data, meta)
+                return
+            batch, total = [], 0
+            for path_key, file_path, meta in loaded:
+                fmt = run.plan(file_path, meta)
+                data = _read_file(file_path, _BATCH_BYTES) if fmt is not None else None
+                if data is not None:
+                    batch.append((path_key, file_path, meta, data, fmt))
+                    total += len(data)
+                    if total < _BATCH_BYTES and len(batch) < _BATCH_ITEMS:
+                        continue
+                if batch:
+                    yield from run.emit(batch, run.decode_all(batch))
+                    batch, total = [], 0
+                if data is None:  # another unpacker's, or a huge one (decoded from an mmap)
+                    yield run.one(path_key, file_path, meta)
+            if batch:
+                yield from run.emit(batch, run.decode_all(batch))
+
+    return load_blobs
 
 
 def _verifying_load_blobs(cas_h, original, data_exception):
@@ -185,12 +409,13 @@ def _verifying_load_blobs(cas_h, original, data_exception):
     return load_blobs
 
 
-def _save_blobs_compatible(original):
+def _signature_fits(method, first, allowed):
+    """Whether Metaflow's method has the parameters this extension was written for."""
     try:
-        params = set(inspect.signature(original).parameters)
+        params = set(inspect.signature(method).parameters)
     except (TypeError, ValueError):
         return False
-    return "blob_iter" in params and params <= _SAVE_BLOBS_PARAMS
+    return first in params and params <= allowed
 
 
 def install(version=1, verify=False, cls=None, data_exception=None):
@@ -220,13 +445,18 @@ def install(version=1, verify=False, cls=None, data_exception=None):
         "_unpack_v2": _decoder(cas_h, V2_META),
         "_unpack_backward_compatible": _decoder(cas_h, None),
     }
-    if _save_blobs_compatible(current_save):
+    if _signature_fits(current_save, "blob_iter", _SAVE_BLOBS_PARAMS):
         new["save_blobs"] = _save_blobs(cas_h, version)
     else:
         # an interface this extension was not written for: keep Metaflow's
         # save_blobs (it still compresses through the patched _pack_v1)
         _warn("%s.save_blobs has an unknown signature; writes keep Metaflow's own save_blobs%s"
               % (cls.__name__, " and its cas_version (METAFLOW_CAS_H_VERSION=2 ignored)" if version == 2 else ""))
+    if _signature_fits(current_load, "keys", _LOAD_BLOBS_PARAMS):
+        current_load = new["load_blobs"] = _load_blobs(cas_h, data_exception)
+    else:
+        _warn("%s.load_blobs has an unknown signature; reads keep Metaflow's own load_blobs (decoding "
+              "through cas.h blob by blob)" % cls.__name__)
     if verify:
         new["load_blobs"] = _verifying_load_blobs(cas_h, current_load, data_exception)
     for name, fn in new.items():
@@ -236,6 +466,7 @@ def install(version=1, verify=False, cls=None, data_exception=None):
         setattr(cls, name, fn)
     _originals[cls] = saved
     _settings[cls] = (version, verify)
+    _Load.formats.clear()
     return True
 
 
@@ -245,6 +476,7 @@ def uninstall(cls=None):
         cls = _metaflow_classes()[0]
     saved = _originals.pop(cls, None)
     _settings.pop(cls, None)
+    _Load.formats.clear()
     if saved is None:
         return False
     for name, value in saved.items():

@@ -1,0 +1,529 @@
+"""Bytes to key + blob and back: hashing, packing, unpacking, one blob or many in
+one C call."""
+
+import ctypes
+import json
+import threading
+
+from . import _lib
+from ._lib import Buffer as _Buffer, Closing as _Closing, lib as _c, new_bytes as _new_bytes
+from ._core import (LEGACY, RAW, SHA1, V1, V2, _KEY_BUF, _NEED_OUTPUT, _OK, _PARAM_EXPECT_SIZE, _PARAM_FORMAT,
+                    _PARAM_FSYNC, _PARAM_GZIP_BACKEND, _PARAM_HASH, _PARAM_LEVEL, _PARAM_LIMIT, _PARAM_LZ4_BLOCK,
+                    _PARAM_STRICT, _PARAM_THREADS, _PARAM_VERIFY, _alloc, _byref, _c_int, _c_size_t,
+                    _c_uint64, _c_void_p, _format, _meta_bytes, _name, _raise, _text, meta_format, sidecar, strerror)
+
+
+def hash_available(algo):
+    """True if libcas was built with this key algorithm: SHA-1 always, XXH3
+    when xxhash.h was found (otherwise hash_key raises Unsupported)."""
+    return bool(_c.cas_hash_available(algo))
+
+
+def hash_key(data, algo=SHA1):
+    """The key of some bytes: lowercase hex SHA-1 (Metaflow's) or XXH3-128."""
+    if type(data) is bytes:  # one C call: ctypes passes the bytes' own buffer
+        key = _scratch().key
+        _c.cas_hash(algo, data, len(data), key)
+        return key.value.decode()
+    key = ctypes.create_string_buffer(_KEY_BUF)
+    with _Buffer(data) as b:
+        _c.cas_hash(algo, b.addr, b.size, key)
+    return key.value.decode()
+
+
+class Packer(_Closing):
+    """Bytes to key + blob, reusing one C writer (its tables and buffers).
+
+    version 1 (gzip, the default: every Metaflow reads it) or 2 (LZ4 frame,
+    Metaflow PR #3090), or raw=True. level: gzip 1-9 (default 3, Metaflow's),
+    LZ4 1-12 (default 1). threads=2 hashes on a second thread while the first
+    compresses (inputs of 256 KiB and more). gzip_backend: "auto" (the fastest
+    compiled in, the default), "zlib" (byte-identical to CPython's gzip at the
+    same level, mtime 0) or "isal". One thread at a time (a lock serializes
+    concurrent use)."""
+
+    def __init__(self, version=1, raw=False, level=None, lz4_block=None, threads=2, algo=SHA1, gzip_backend=None):
+        self._fmt = _format(version, raw)
+        self._algo = algo
+        self._lock = threading.Lock()
+        self._w = None
+        w = _c_void_p()
+        _c.cas_writer_create(_byref(w), self._fmt, _alloc())
+        self._w = w
+        backend = {None: None, "auto": 0, "zlib": 1, "isal": 2}[gzip_backend]
+        for param, value in ((_PARAM_HASH, algo), (_PARAM_THREADS, threads), (_PARAM_LEVEL, level),
+                             (_PARAM_LZ4_BLOCK, lz4_block), (_PARAM_GZIP_BACKEND, backend)):
+            if value is not None:
+                rc = _c.cas_writer_set_param(w, param, value)
+                if rc < 0:
+                    self.close()
+                    _raise(rc, "Packer: bad value %r for %s: %s" % (value, _PARAM_NAMES[param], strerror(rc)))
+
+    @property
+    def format(self):
+        return self._fmt
+
+    @property
+    def meta(self):
+        """The sidecar dict for what this packer writes."""
+        return sidecar(2 if self._fmt == V2 else 1, self._fmt == RAW)
+
+    def close(self):
+        with self._lock:
+            if self._w is not None:
+                _c.cas_writer_free(self._w)
+                self._w = None
+
+    def _pack(self, b, out, cap):
+        blen = _c_size_t()
+        key = ctypes.create_string_buffer(_KEY_BUF)
+        with self._lock:
+            if self._w is None:
+                raise ValueError("Packer is closed")
+            rc = _c.cas_pack(self._w, b.addr, b.size, out, cap, _byref(blen), key)
+        if rc == _NEED_OUTPUT:
+            raise ValueError("output buffer too small: %d bytes, the blob needs up to %d (cas_h.pack_bound)"
+                             % (cap, _c.cas_pack_bound(self._fmt, b.size)))
+        if rc < 0:
+            _raise(rc, "Could not pack artifact: %s" % strerror(rc))
+        return key.value.decode(), blen.value
+
+    def pack(self, data):
+        """(key, blob bytes). A raw packer returns data itself as the blob when
+        it is bytes (raw blobs are the bytes as is)."""
+        with _Buffer(data) as b:
+            if self._fmt == RAW:
+                key = ctypes.create_string_buffer(_KEY_BUF)
+                _c.cas_hash(self._algo, b.addr, b.size, key)
+                return key.value.decode(), data if type(data) is bytes else ctypes.string_at(b.addr, b.size)
+            cap = _c.cas_pack_bound(self._fmt, b.size)
+            # scratch from malloc: pages past the blob's end are never touched
+            out = _lib.malloc(cap or 1)
+            if not out:
+                raise MemoryError("cannot allocate %d bytes for the blob" % cap)
+            try:
+                key, n = self._pack(b, out, cap)
+                return key, ctypes.string_at(out, n)
+            finally:
+                _lib.free(out)
+
+    def pack_into(self, data, out):
+        """Packs into a writable buffer of at least pack_bound(len) bytes:
+        (key, blob length)."""
+        with _Buffer(data) as b, _Buffer(out, writable=True) as o:
+            return self._pack(b, o.addr, o.size)
+
+    def bound(self, n):
+        """The largest blob n bytes can become in this format."""
+        return _c.cas_pack_bound(self._fmt, n)
+
+
+_PARAM_NAMES = {_PARAM_HASH: "algo", _PARAM_THREADS: "threads", _PARAM_LEVEL: "level",
+                _PARAM_LZ4_BLOCK: "lz4_block", _PARAM_LIMIT: "limit", _PARAM_STRICT: "strict",
+                _PARAM_FORMAT: "version", _PARAM_FSYNC: "fsync", _PARAM_VERIFY: "verify",
+                _PARAM_GZIP_BACKEND: "gzip_backend", _PARAM_EXPECT_SIZE: "expect_size"}
+
+_tls = threading.local()
+
+
+def _packer(fmt):
+    d = getattr(_tls, "packers", None)
+    if d is None:
+        d = _tls.packers = {}
+    p = d.get(fmt)
+    if p is None:
+        p = d[fmt] = Packer(2 if fmt == V2 else 1, fmt == RAW)
+    return p
+
+
+# Small artifacts (config dicts, flags, counters) are most of what a step saves,
+# and for them ctypes' per-call cost is the whole price: the module-level
+# pack/unpack take one C call each through per-thread scratch buffers.
+_SMALL = 64 << 10
+# Decoded sizes up to this go through the (cache-warm) scratch and a copy: measured
+# cheaper than decoding into a fresh bytes object; larger stated sizes are decoded
+# in place.
+_SCRATCH_MAX = _SMALL
+
+
+class _Scratch(object):
+    """Per-thread buffers and objects of the small fast path. Kept in _tls with
+    the thread's Packers and Unpacker, so that clearing _tls drops all of them
+    together and no C pointer outlives the object that owns it."""
+
+    def __init__(self):
+        cap = _c.cas_pack_bound(V1, _SMALL) + 1024
+        self.buf = ctypes.create_string_buffer(cap)
+        self.view = memoryview(self.buf).cast("B")
+        self.addr = ctypes.addressof(self.buf)
+        self.cap = cap
+        self.n = _c_size_t()
+        # the _raw calls' C-ready arguments (size_t as c_size_t: a bare int would be a C int)
+        self.addr_arg, self.cap_arg, self.n_arg = _c_void_p(self.addr), _c_size_t(cap), _byref(self.n)
+        self.key = ctypes.create_string_buffer(_KEY_BUF)
+        self.packers = {}  # version -> this thread's Packer
+        self.unpacker = None
+
+
+def _scratch():
+    sc = _tls.__dict__.get("scratch")
+    if sc is None:
+        sc = _tls.scratch = _Scratch()
+    return sc
+
+# The sidecars Metaflow writes, pre-encoded (json.dumps costs more than the
+# decode of a small blob); keyed by (cas_raw, cas_version): equal values give
+# the same answer under Metaflow's rules, whatever their JSON spelling.
+_META_JSON = {(r, v): json.dumps({"cas_raw": r, "cas_version": v}).encode()
+              for r, v in ((False, 1), (False, 2), (True, 1))}
+
+
+# The small fast path's two C calls, without argtypes: ctypes then converts
+# nothing (bytes and None pass as pointers; handles, sizes and the scratch are
+# ctypes objects), ~0.5 us of a 233-byte artifact's ~2 us. Every argument must be
+# C-ready: a bare Python int would go as a C int, not the size_t C reads.
+_cas_pack_raw = _lib.raw_function("cas_pack", ctypes.c_int)
+_LZ4_MAGIC = b"\x04\x22\x4d\x18"
+_cas_reader_decode_raw = _lib.raw_function("cas_reader_decode", ctypes.c_int)
+
+
+def pack(data, version=1, raw=False):
+    """(key, blob): the SHA-1 key of data and the blob Metaflow would store.
+    version=1 gzip (default), version=2 LZ4 frame, raw=True as is."""
+    if type(data) is bytes and len(data) <= _SMALL and not raw:
+        sc = _scratch()
+        p = sc.packers.get(version)
+        if p is None and (version == 1 or version == 2):
+            p = sc.packers[version] = _packer(version)
+        if p is not None and p._w is not None and \
+                _cas_pack_raw(p._w, data, _c_size_t(len(data)), sc.addr_arg, sc.cap_arg, sc.n_arg, sc.key) == _OK:
+            return sc.key.value.decode(), sc.view[:sc.n.value].tobytes()
+    return _packer(_format(version, raw)).pack(data)
+
+
+def pack_into(data, out, version=1, raw=False):
+    """Packs into a writable buffer: (key, blob length). pack_bound() sizes it."""
+    return _packer(_format(version, raw)).pack_into(data, out)
+
+
+def compress(data, version=1, level=0):
+    """The blob alone, without hashing: gzip (version 1, level 3 unless
+    given, mtime 0) or an LZ4 frame (version 2). For callers that already
+    know the key; pack() computes both at once."""
+    codec = _c.cas_format_codec(_format(version))  # the codec the format's blobs are in, as C says
+    if type(data) is bytes and len(data) <= _SMALL and not level:
+        sc = _scratch()  # one C call into this thread's scratch buffer
+        if _c.cas_encode(codec, 0, data, len(data), sc.addr, sc.cap, sc.n) == _OK:
+            return sc.view[:sc.n.value].tobytes()
+    with _Buffer(data) as b:
+        cap = _c.cas_encode_bound(codec, b.size)
+        out = _lib.malloc(cap or 1)
+        if not out:
+            raise MemoryError("cannot allocate %d bytes for the blob" % cap)
+        try:
+            n = _c_size_t()
+            rc = _c.cas_encode(codec, level or 0, b.addr, b.size, out, cap, _byref(n))
+            if rc != _OK:
+                _raise(rc if rc < 0 else -3, "Could not pack artifact: %s" % strerror(rc))
+            return ctypes.string_at(out, n.value)
+        finally:
+            _lib.free(out)
+
+
+def pack_bound(n, version=1, raw=False):
+    """The largest blob n bytes can become."""
+    return _c.cas_pack_bound(_format(version, raw), n)
+
+
+# ---- reading -------------------------------------------------------------------
+
+# Neither gzip (~1032:1) nor LZ4 (~255:1) expands more than this; a size hint
+# beyond it is a lie and is not used to allocate.
+_MAX_RATIO = 1100
+
+
+class Unpacker(_Closing):
+    """Blob (+ its sidecar) to bytes, reusing one C reader.
+
+    meta: the sidecar as a dict, JSON str or bytes, or None when the blob has
+    none (then Metaflow's legacy rule applies: gzip). name: what messages call
+    the blob (Metaflow uses the store-relative path "Flow/data/ab/abcd..").
+    key: verify that the bytes hash to it. limit: the most bytes a blob may
+    decode to (0 = none). One thread at a time (a lock serializes)."""
+
+    def __init__(self, limit=0, strict=False):
+        self._lock = threading.Lock()
+        self._r = None
+        r = _c_void_p()
+        _c.cas_reader_create(_byref(r), _alloc())
+        self._r = r
+        self._expect = None  # the expect_size the C reader holds (a sticky parameter)
+        self._limit = limit or 0
+        for param, value in ((_PARAM_LIMIT, limit), (_PARAM_STRICT, strict)):
+            if value:
+                rc = _c.cas_reader_set_param(r, param, int(value))
+                if rc < 0:
+                    self.close()
+                    _raise(rc, "Unpacker: bad value %r for %s" % (value, _PARAM_NAMES[param]))
+
+    def close(self):
+        with self._lock:
+            if self._r is not None:
+                _c.cas_reader_free(self._r)
+                self._r = None
+
+    def _begin(self, meta, name, key, expect_size):
+        r = self._r
+        if r is None:
+            raise ValueError("Unpacker is closed")
+        self._expect = expect_size
+        _c.cas_reader_set_param(r, _PARAM_EXPECT_SIZE, -1 if expect_size is None else int(expect_size))
+        mb = _meta_bytes(meta)
+        _c.cas_reader_begin(r, mb, len(mb) if mb is not None else 0, None if name is None else _name(name),
+                            None if key is None else _name(key, "key"))
+        return r
+
+    def _fail(self, rc):
+        _raise(rc, _text(_c.cas_reader_message(self._r)))
+
+    def size_hint(self, blob, meta=None):
+        """What the blob says it decodes to (LZ4 content size, gzip length
+        field), or None. Never trusted by the decoder."""
+        size = _c_uint64()
+        with self._lock, _Buffer(blob) as b:
+            r = self._begin(meta, None, None, None)
+            if _c.cas_reader_format(r) == RAW:
+                return b.size
+            rc = _c.cas_reader_size_hint(r, b.addr, b.size, _byref(size))
+        return size.value if rc == _OK else None
+
+    def unpack(self, blob, meta=None, name=None, key=None, expect_size=None):
+        """The decoded bytes, as a bytes object.
+
+        When the blob states its decoded size (gzip's length field, LZ4's
+        content size) C decodes straight into the bytes object returned: no
+        second copy. Otherwise C decodes into its own buffer and the bytes are
+        copied out once."""
+        with self._lock, _Buffer(blob) as b:
+            r = self._begin(meta, name, key, expect_size)
+            fmt = _c.cas_reader_format(r)
+            if fmt == RAW and type(blob) is bytes and key is None and expect_size is None and not self._limit:
+                return blob  # the bytes as stored, already a bytes object
+            size = _c_uint64()
+            n = _c_size_t()
+            if expect_size is not None:
+                hint = int(expect_size)
+            elif fmt == RAW:
+                hint = b.size
+            elif _c.cas_reader_size_hint(r, b.addr, b.size, _byref(size)) == _OK:
+                hint = size.value
+            else:
+                hint = -1
+            if 0 <= hint <= _MAX_RATIO * b.size + 65536 and not (self._limit and hint > self._limit):
+                out, addr = _new_bytes(hint)
+                if _c.cas_reader_unpack_into(r, b.addr, b.size, addr, hint, _byref(n)) == _OK:
+                    return out if n.value == hint else out[:n.value]
+                del out  # CAS_NEED_OUTPUT
+                self._begin(meta, name, key, expect_size)  # the hint lied: start over
+            p = _c_void_p()
+            _c.cas_reader_unpack(r, b.addr, b.size, _byref(p), _byref(n))  # on failure it allocates nothing
+            try:
+                return ctypes.string_at(p, n.value) if n.value else b""
+            finally:
+                if p.value:
+                    _c.cas_reader_free_buffer(r, p)
+
+    def unpack_into(self, blob, out, meta=None, name=None, key=None, expect_size=None):
+        """Decodes into a writable buffer; returns the decoded length. Raises
+        ValueError when the buffer is too small (size_hint() tells the size
+        most blobs decode to)."""
+        n = _c_size_t()
+        with self._lock, _Buffer(blob) as b, _Buffer(out, writable=True) as o:
+            r = self._begin(meta, name, key, expect_size)
+            if _c.cas_reader_unpack_into(r, b.addr, b.size, o.addr, o.size, _byref(n)) == _NEED_OUTPUT:
+                raise ValueError("output buffer of %d bytes is too small for the decoded blob" % o.size)
+        return n.value
+
+
+def _unpacker():
+    u = getattr(_tls, "unpacker", None)
+    if u is None:
+        u = _tls.unpacker = Unpacker()
+    return u
+
+
+def unpack(blob, meta=None, name=None, key=None, expect_size=None):
+    """Decoded bytes of a blob. meta: its sidecar (dict, JSON str/bytes) or None
+    for a blob without one (Metaflow's legacy rule: gzip). key: verify."""
+    # One C call when it can be: into the scratch buffer when the output likely
+    # fits (a blob that does not fit costs a partial decode, cheap for LZ4, not for
+    # gzip, so larger gzip blobs take the size-hinted path), or straight into the
+    # bytes object returned when an LZ4 frame states its size (no copy after).
+    if type(blob) is bytes and expect_size is None:
+        n = len(blob)
+        stated = -1
+        if n >= 14 and blob[4] & 0x08 and blob[:4] == _LZ4_MAGIC:  # FLG's content-size bit
+            stated = int.from_bytes(blob[6:14], "little")
+            if not _SCRATCH_MAX < stated <= _MAX_RATIO * n + 65536:
+                stated = -1
+        if stated > 0 or n <= 16384 or (n <= _SMALL and blob[:4] == _LZ4_MAGIC):
+            sc = _scratch()
+            u = sc.unpacker
+            if u is None:
+                u = sc.unpacker = _unpacker()
+            r = u._r
+            if u._expect is not None:  # left by a slow-path call that checked a size
+                _c.cas_reader_set_param(r, _PARAM_EXPECT_SIZE, -1)
+                u._expect = None
+            mb = None
+            if type(meta) is dict and len(meta) == 2:
+                mb = _META_JSON.get((meta.get("cas_raw"), meta.get("cas_version")))
+            if mb is None:
+                mb = _meta_bytes(meta)
+            if stated > 0:
+                out, addr = _new_bytes(stated)
+                dst, cap = _c_void_p(addr), _c_size_t(stated)
+            else:
+                dst, cap = sc.addr_arg, sc.cap_arg
+            rc = _cas_reader_decode_raw(r, mb, _c_size_t(len(mb) if mb is not None else 0),
+                                        None if name is None else _name(name),
+                                        None if key is None else _name(key, "key"), blob, _c_size_t(n), dst, cap,
+                                        sc.n_arg)
+            if rc == _OK:
+                if stated > 0:
+                    return out if sc.n.value == stated else out[:sc.n.value]
+                return sc.view[:sc.n.value].tobytes()
+            if rc != _NEED_OUTPUT:
+                u._fail(rc)
+    return _unpacker().unpack(blob, meta, name, key, expect_size)
+
+
+def unpack_into(blob, out, meta=None, name=None, key=None, expect_size=None):
+    """Decodes into a writable buffer; returns the length."""
+    return _unpacker().unpack_into(blob, out, meta, name, key, expect_size)
+
+
+# ---- many blobs in one C call ----------------------------------------------------
+
+# Outputs up to this size share one buffer and are sliced out of it (a copy costs
+# less than a call per item); larger ones get a bytes object each, filled in place.
+_ARENA_ITEM = 64 << 10
+
+
+def _bytes_array(blobs):
+    """C's view of a list of bytes: (char *[n], size_t[n]); no copies."""
+    n = len(blobs)
+    return (ctypes.c_char_p * n)(*blobs), (_c_size_t * n)(*map(len, blobs))
+
+
+def _outputs(sizes):
+    """Room for n outputs: (void *[n], size_t[n] capacities, fetch(i, length))."""
+    n = len(sizes)
+    outs, caps = (_c_void_p * n)(), (_c_size_t * n)(*sizes)
+    own = {}
+    small = sum(z for z in sizes if z <= _ARENA_ITEM)
+    arena, base = _new_bytes(small) if small else (b"", 0)
+    offsets = [0] * n
+    off = 0
+    for i, z in enumerate(sizes):
+        if z > _ARENA_ITEM:
+            own[i], outs[i] = _new_bytes(z)
+        else:
+            outs[i], offsets[i] = base + off, off
+            off += z
+
+    def fetch(i, length):
+        if i in own:
+            b = own.pop(i)
+            return b if length == len(b) else b[:length]
+        return arena[offsets[i]:offsets[i] + length]
+
+    return outs, caps, fetch
+
+
+def _keys_of(buf, n):
+    text = buf.raw.decode("ascii")
+    return [text[i * _KEY_BUF:i * _KEY_BUF + _KEY_BUF].split("\0", 1)[0] for i in range(n)]
+
+
+def pack_many(blobs, version=1, raw=False, keys=True, compress=True, threads=0):
+    """Keys and blobs of many artifacts in one C call over `threads` threads (0:
+    two): what pack() does to each, the same keys and bytes. blobs: a list of
+    bytes. Returns (keys, blobs), either None when not asked for (keys=False:
+    compression alone, for artifacts whose keys are known; compress=False: keys
+    alone). A single large artifact hashes beside its compression, as pack() does."""
+    if not keys and not compress:
+        raise ValueError("pack_many: nothing asked for (keys=False, compress=False)")
+    fmt = _format(version, raw)
+    blobs = [b if type(b) is bytes else bytes(b) for b in blobs]
+    n = len(blobs)
+    if not n:
+        return ([] if keys else None), ([] if compress else None)
+    ins, lens = _bytes_array(blobs)
+    kbuf = ctypes.create_string_buffer(n * _KEY_BUF) if keys else None
+    status = (_c_int * n)()
+    if compress:
+        bound = _c.cas_pack_bound
+        outs, caps, fetch = _outputs([bound(fmt, len(b)) for b in blobs])
+        made = (_c_size_t * n)()
+    else:
+        outs = caps = made = fetch = None
+    rc = _c.cas_pack_many(fmt, n, ins, lens, outs, caps, made, kbuf, status, int(threads))
+    if rc != _OK:
+        i = next(j for j in range(n) if status[j] != _OK)
+        _raise(status[i] if status[i] < 0 else -3, "Could not pack artifact %d of %d: %s" % (i, n, strerror(status[i])))
+    return (_keys_of(kbuf, n) if keys else None), ([fetch(i, made[i]) for i in range(n)] if compress else None)
+
+
+_FORMAT_OF_META = {(False, 1): V1, (False, 2): V2, (True, 1): RAW, (True, 2): RAW}
+
+
+def _format_of(meta):
+    if meta is None:
+        return LEGACY
+    if type(meta) is int:
+        if meta in (V1, V2, RAW, LEGACY):
+            return meta
+        raise ValueError("not a blob format: %r" % (meta,))
+    if type(meta) is dict and len(meta) == 2:
+        f = _FORMAT_OF_META.get((meta.get("cas_raw"), meta.get("cas_version")))
+        if f is not None:
+            return f
+    return meta_format(meta)
+
+
+def unpack_many(blobs, metas, keys=None, threads=0):
+    """The decoded bytes of many blobs in one C call over `threads` threads (0:
+    two), in order: what unpack() gives each. metas: each blob's sidecar (dict,
+    JSON, None for none) or format (V1, V2, RAW, LEGACY). keys: when given, each
+    blob must decode to bytes with that key. A blob that fails raises what
+    unpack() raises for it (the first such blob in order), with no name: callers
+    that name blobs redo that one with unpack(..., name=...)."""
+    blobs = [b if type(b) is bytes else bytes(b) for b in blobs]
+    n = len(blobs)
+    if len(metas) != n or (keys is not None and len(keys) != n):
+        raise ValueError("unpack_many: %d blobs, %d metas%s" % (n, len(metas), "" if keys is None else
+                                                               ", %d keys" % len(keys)))
+    if not n:
+        return []
+    fmts = (_c_int * n)(*[_format_of(m) for m in metas])
+    ins, lens = _bytes_array(blobs)
+    karr = None if keys is None else (ctypes.c_char_p * n)(*[_name(k, "key") for k in keys])
+    status, sizes = (_c_int * n)(), (_c_size_t * n)()
+    _c.cas_unpack_many(n, fmts, ins, lens, None, None, sizes, None, status, int(threads))  # the sizes they state
+    outs, caps, fetch = _outputs([sizes[i] if status[i] in (_OK, _NEED_OUTPUT) else 0 for i in range(n)])
+    if _c.cas_unpack_many(n, fmts, ins, lens, outs, caps, sizes, karr, status, int(threads)) == _OK:
+        return [fetch(i, sizes[i]) for i in range(n)]
+    # a size the blob stated was wrong, or a blob is bad: those alone again, for their own answer or error
+    return [fetch(i, sizes[i]) if status[i] == _OK else
+            unpack(blobs[i], _FORMAT_META.get(fmts[i]), key=None if keys is None else keys[i])
+            for i in range(n)]
+
+
+_FORMAT_META = {V1: {"cas_raw": False, "cas_version": 1}, V2: {"cas_raw": False, "cas_version": 2},
+                RAW: {"cas_raw": True, "cas_version": 1}}
+
+
+def size_hint(blob, meta=None):
+    """The decoded size the blob states, or None."""
+    return _unpacker().size_hint(blob, meta)

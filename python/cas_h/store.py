@@ -1,0 +1,372 @@
+"""A Metaflow datastore root, local or in an object store: blobs, batches,
+streams and tasks."""
+
+import collections
+import ctypes
+import os
+import threading
+
+from . import errors
+from ._lib import Buffer as _Buffer, Closing as _Closing, lib as _c
+from ._core import (SHA1, _ERR_CAP, _KEY_BUF, _PARAM_FORMAT, _PARAM_FSYNC, _PARAM_HASH, _PARAM_LEVEL,
+                    _PARAM_LIMIT, _PARAM_LZ4_BLOCK, _PARAM_STRICT, _PARAM_VERIFY, _alloc, _byref, _c_int, _c_int64,
+                    _c_size_t, _c_uint64, _c_void_p, _check_store, _err_buf, _format, _name, _preview, _raise, _text,
+                    strerror)
+from .codec import _PARAM_NAMES
+from .errors import InvalidKey, InvalidName, NotFound
+from .streams import _StreamReader
+
+
+# ---- the store -----------------------------------------------------------------
+
+BlobStat = collections.namedtuple("BlobStat", "format stored_size")
+BlobStat.__doc__ = "format: V1, V2, RAW or LEGACY (format_name() names it); stored_size: bytes on disk"
+Artifact = collections.namedtuple("Artifact", "name key size encoding type")
+Artifact.__doc__ = "One artifact of a task: size is the pickled size (-1 if unknown)"
+
+
+class Task(object):
+    """A task's latest attempt: its artifacts by name, as data.json lists them."""
+
+    def __init__(self, pathspec, flow, attempt, artifacts):
+        self.pathspec, self.flow, self.attempt = pathspec, flow, attempt
+        self.artifacts = collections.OrderedDict((a.name, a) for a in artifacts)
+
+    def __getitem__(self, name):
+        try:
+            return self.artifacts[name]
+        except KeyError:
+            raise NotFound("No artifact '%s' in task '%s'" % (name, self.pathspec), -16) from None
+
+    def __contains__(self, name):
+        return name in self.artifacts
+
+    def __iter__(self):
+        return iter(self.artifacts.values())
+
+    def __len__(self):
+        return len(self.artifacts)
+
+    def __repr__(self):
+        return "Task(%r, attempt=%d, %d artifacts)" % (self.pathspec, self.attempt, len(self.artifacts))
+
+
+class _Handle(object):
+    """A C object shared by threads: calls in flight keep it alive; close()
+    frees it once the last one returns, and refuses new calls."""
+
+    def __init__(self, ptr, free, what):
+        self._ptr, self._free, self._what = ptr, free, what
+        self._users = 0
+        self._closing = False
+        self._mu = threading.Lock()
+
+    def __enter__(self):
+        with self._mu:
+            if self._closing:
+                raise ValueError("%s is closed" % self._what)
+            self._users += 1
+            return self._ptr
+
+    def __exit__(self, *exc):
+        with self._mu:
+            self._users -= 1
+            if self._closing and not self._users:
+                self._do_free()
+
+    def _do_free(self):
+        if self._ptr is not None:
+            self._free(self._ptr)
+            self._ptr = None
+
+    def close(self):
+        with self._mu:
+            self._closing = True
+            if not self._users:
+                self._do_free()
+
+    @property
+    def closed(self):
+        return self._closing
+
+
+class Store(_Closing):
+    """A Metaflow datastore root, read and written as Metaflow does: a local
+    `.metaflow` directory (<root>/<Flow>/data/<ab>/<key> + <key>_meta), or an
+    object store, "s3://bucket/prefix" (the same keys, the sidecar as the
+    object's user metadata). root=None takes the root Metaflow would use: its
+    configuration (METAFLOW_DEFAULT_DATASTORE, METAFLOW_DATASTORE_SYSROOT_S3 /
+    _LOCAL, from the environment or ~/.metaflowconfig), else the nearest
+    .metaflow above the working directory.
+
+    version: what put() writes by default, 1 (gzip, every Metaflow reads it)
+    or 2 (LZ4 frame, readers need Metaflow PR #3090 or cas.h); raw=True stores
+    bytes as is. verify: every read rehashes against the key. fsync: durable
+    puts. limit: the most bytes a blob may decode to. Settings are fixed here;
+    after that the store may be shared by any number of threads."""
+
+    def __init__(self, root=None, version=1, raw=False, verify=False, fsync=False, level=None, limit=0, strict=False,
+                 lz4_block=None, algo=SHA1):
+        self._h = None
+        s = _c_void_p()
+        err = _err_buf()
+        croot = None if root is None else _name(os.fspath(root), "root")
+        if croot is not None and b"://" not in croot and not os.path.isdir(croot):
+            try:  # a new datastore, as Metaflow makes .metaflow on its first save
+                os.makedirs(croot, exist_ok=True)
+            except OSError as e:
+                raise errors.CasIOError("Cannot create the datastore root '%s': %s" % (os.fsdecode(croot), e.strerror),
+                                        -17) from None
+        _c.cas_store_open(_byref(s), croot, _alloc(), err, _ERR_CAP)
+        self._h = _Handle(s, _c.cas_store_close, "Store")
+        self.root = os.fspath(root) if root is not None else _c.cas_store_root(s).decode()
+        settings = ((_PARAM_FORMAT, _format(version, raw)), (_PARAM_VERIFY, int(bool(verify))),
+                    (_PARAM_FSYNC, int(bool(fsync))), (_PARAM_LEVEL, level), (_PARAM_LIMIT, limit or None),
+                    (_PARAM_STRICT, int(bool(strict))), (_PARAM_LZ4_BLOCK, lz4_block), (_PARAM_HASH, algo))
+        for param, value in settings:
+            if value is None:
+                continue
+            rc = _c.cas_store_set_param(s, param, value)
+            if rc < 0:
+                self.close()
+                _raise(rc, "Store: bad value %r for %s: %s" % (value, _PARAM_NAMES[param], strerror(rc)))
+
+    def close(self):
+        """Frees the C store once calls in flight return. Readers opened from
+        it stay usable."""
+        if self._h is not None:
+            self._h.close()
+
+    @property
+    def closed(self):
+        return self._h is None or self._h.closed
+
+    def __repr__(self):
+        return "Store(%r)" % self.root
+
+    @staticmethod
+    def _fmt_arg(version, raw):
+        return 0 if version is None and not raw else _format(version, raw)
+
+    def blob_name(self, flow, key):
+        """The store-relative path "Flow/data/ab/abcd..." messages use."""
+        buf = ctypes.create_string_buffer(512)
+        _c.cas_store_blob_name(_name(flow, "flow"), _name(key, "key"), buf, 512)
+        return buf.value.decode()
+
+    def put(self, flow, data, version=None, raw=False):
+        """Stores bytes (any contiguous buffer) in flow; returns the key. An
+        existing key writes nothing. version/raw override the store's default."""
+        key = ctypes.create_string_buffer(_KEY_BUF)
+        err = _err_buf()
+        with self._h as s, _Buffer(data) as b:
+            _c.cas_store_put(s, _name(flow, "flow"), b.addr, b.size, self._fmt_arg(version, raw), key, None, err,
+                             _ERR_CAP)
+        return key.value.decode()
+
+    def put_file(self, flow, src, version=None, raw=False):
+        """Stores a file's contents, streaming (memory bounded): src is a path,
+        a file object with fileno(), or a file descriptor. Returns the key."""
+        key = ctypes.create_string_buffer(_KEY_BUF)
+        err = _err_buf()
+        own = None
+        if isinstance(src, (str, bytes, os.PathLike)):
+            own = open(src, "rb")
+            fd = own.fileno()
+        elif isinstance(src, int):
+            fd = src
+        else:
+            fd = src.fileno()
+        try:
+            with self._h as s:
+                _c.cas_store_put_fd(s, _name(flow, "flow"), fd, self._fmt_arg(version, raw), key, None, err, _ERR_CAP)
+        finally:
+            if own is not None:
+                own.close()
+        return key.value.decode()
+
+    def exists(self, flow, key):
+        with self._h as s:
+            rc = _c.cas_store_exists(s, _name(flow, "flow"), _name(key, "key"))
+        if rc == -15:
+            raise InvalidName("Invalid flow name '%s'" % flow, rc)
+        if rc == -14:
+            raise InvalidKey("Invalid key '%s'" % key, rc)
+        if rc < 0:
+            _raise(rc)
+        return rc == 1
+
+    def get(self, flow, key):
+        """The decoded bytes of a blob."""
+        p, n = _c_void_p(), _c_size_t()
+        err = _err_buf()
+        with self._h as s:
+            rc = _c.cas_store_get(s, _name(flow, "flow"), _name(key, "key"), _byref(p), _byref(n), err, _ERR_CAP)
+            try:
+                _check_store(rc, err)
+                return ctypes.string_at(p, n.value) if n.value else b""
+            finally:
+                if p.value:
+                    _c.cas_store_free_buffer(s, p)
+
+    def stat(self, flow, key):
+        """BlobStat(format, stored_size) without decoding."""
+        fmt, size = _c_int(), _c_uint64()
+        err = _err_buf()
+        with self._h as s:
+            _c.cas_store_stat(s, _name(flow, "flow"), _name(key, "key"), _byref(fmt), _byref(size), err, _ERR_CAP)
+        return BlobStat(fmt.value, size.value)
+
+    def verify(self, flow, key):
+        """Decodes the blob and rehashes it against its key; returns the decoded
+        size, raises HashMismatch (or the decoding error) when it is bad."""
+        size = _c_uint64()
+        err = _err_buf()
+        with self._h as s:
+            _c.cas_store_verify(s, _name(flow, "flow"), _name(key, "key"), _byref(size), err, _ERR_CAP)
+        return size.value
+
+    def keys(self, flow):
+        """Every key stored for flow."""
+        p, n = _c_void_p(), _c_size_t()
+        err = _err_buf()
+        with self._h as s:
+            rc = _c.cas_store_keys(s, _name(flow, "flow"), _byref(p), _byref(n), err, _ERR_CAP)
+            try:
+                _check_store(rc, err)
+                raw = ctypes.string_at(p, n.value * _KEY_BUF) if n.value else b""
+            finally:
+                if p.value:
+                    _c.cas_store_free_buffer(s, p)
+        return [raw[i * _KEY_BUF:(i + 1) * _KEY_BUF].split(b"\0", 1)[0].decode() for i in range(n.value)]
+
+    def flows(self):
+        """The flows in the store."""
+        p, n = _c_void_p(), _c_size_t()
+        err = _err_buf()
+        with self._h as s:
+            rc = _c.cas_store_flows(s, _byref(p), _byref(n), err, _ERR_CAP)
+            try:
+                _check_store(rc, err)
+                names = []
+                at = p.value
+                for _ in range(n.value):
+                    name = ctypes.string_at(at)
+                    names.append(name.decode())
+                    at += len(name) + 1
+            finally:
+                if p.value:
+                    _c.cas_store_free_buffer(s, p)
+        return names
+
+    def put_many(self, flow, items, version=None, raw=False, threads=0):
+        """Stores many buffers at once on C threads (threads=0: 2); returns
+        their keys in order. Raises the first failure."""
+        bufs = []
+        try:
+            for d in items:
+                bufs.append(_Buffer(d))
+            count = len(bufs)
+            if not count:
+                return []
+            ptrs = (_c_void_p * count)(*[b.addr for b in bufs])
+            sizes = (_c_size_t * count)(*[b.size for b in bufs])
+            keys = ctypes.create_string_buffer(_KEY_BUF * count)
+            err = _err_buf()
+            with self._h as s:
+                _c.cas_store_put_batch(s, _name(flow, "flow"), count, ptrs, sizes, self._fmt_arg(version, raw), keys,
+                                       None, threads, err, _ERR_CAP)
+        finally:
+            for b in bufs:
+                b.release()
+        raw_keys = keys.raw
+        return [raw_keys[i * _KEY_BUF:(i + 1) * _KEY_BUF].split(b"\0", 1)[0].decode() for i in range(count)]
+
+    def get_many(self, flow, keys, threads=0):
+        """Decoded bytes of many blobs, read on C threads (threads=0: 2), in
+        the order of keys. Raises the first failure."""
+        keys = list(keys)
+        count = len(keys)
+        if not count:
+            return []
+        karr = (ctypes.c_char_p * count)(*[_name(k, "key") for k in keys])
+        outs = (_c_void_p * count)()
+        lens = (_c_size_t * count)()
+        err = _err_buf()
+        with self._h as s:
+            rc = _c.cas_store_get_batch(s, _name(flow, "flow"), count, karr, outs, lens, None, threads, err,
+                                        _ERR_CAP)
+            try:
+                _check_store(rc, err)
+                return [ctypes.string_at(outs[i], lens[i]) if lens[i] else b"" for i in range(count)]
+            finally:
+                for i in range(count):
+                    if outs[i]:
+                        _c.cas_store_free_buffer(s, outs[i])
+
+    def open(self, flow, key, expected_size=None):
+        """A Reader decoding the blob piece by piece (memory bounded). It stays
+        usable after the store is closed."""
+        st = _c_void_p()
+        err = _err_buf()
+        with self._h as s:
+            _c.cas_store_open_stream(s, _name(flow, "flow"), _name(key, "key"), _byref(st), err, _ERR_CAP)
+        return _StreamReader(st, expected_size)
+
+    # ---- tasks ----
+
+    def task(self, pathspec):
+        """Task("Flow/run/step/task"): its latest attempt and artifacts."""
+        t = _c_void_p()
+        err = _err_buf()
+        with self._h as s:
+            _c.cas_task_open(s, _name(pathspec, "pathspec"), _byref(t), err, _ERR_CAP)
+        try:
+            arts = []
+            name, key, enc, typ = ctypes.c_char_p(), ctypes.c_char_p(), ctypes.c_char_p(), ctypes.c_char_p()
+            size = _c_int64()
+            for i in range(_c.cas_task_count(t)):
+                if _c.cas_task_artifact(t, i, _byref(name), _byref(key), _byref(size), _byref(enc), _byref(typ)) < 0:
+                    continue
+                arts.append(Artifact(_text(name.value), _text(key.value), size.value, _text(enc.value),
+                                     _text(typ.value)))
+            return Task(pathspec, _text(_c.cas_task_flow(t)), _c.cas_task_attempt(t), arts)
+        finally:
+            _c.cas_task_close(t)
+
+    def _resolve(self, pathspec, name):
+        task = self.task(pathspec)
+        return task, task[name]
+
+    def artifact(self, pathspec, name):
+        """The bytes (the pickle) of artifact `name` of task "Flow/run/step/task".
+        Checks the decoded length against the size data.json records."""
+        task, art = self._resolve(pathspec, name)
+        if art.size < 0:
+            return self.get(task.flow, art.key)
+        with self.open(task.flow, art.key, expected_size=art.size) as f:
+            return f.readall()
+
+    def preview(self, flow, key, json=False, **limits):
+        """The value of blob `key` (a pickle) without unpickling it; see cas_h.preview."""
+        err = _err_buf()
+        fk = (_name(flow, "flow"), _name(key, "key"))
+
+        def run(p):
+            with self._h as s:
+                rc = _c.cas_store_preview(s, fk[0], fk[1], p, err, _ERR_CAP)
+            if rc < 0 and not ctypes.string_at(_c.cas_preview_text(p, None), 1).strip(b"\0"):
+                _check_store(rc, err)  # the blob could not be opened: no preview at all
+            return rc
+
+        return _preview(run, json, limits, "blob %s of flow %s" % (key, flow))
+
+    def preview_artifact(self, pathspec, name, json=False, **limits):
+        """The value of artifact `name` of task "Flow/run/step/task", without unpickling it."""
+        task, art = self._resolve(pathspec, name)
+        return self.preview(task.flow, art.key, json=json, **limits)
+
+    def open_artifact(self, pathspec, name):
+        """A Reader over artifact `name` of task "Flow/run/step/task"."""
+        task, art = self._resolve(pathspec, name)
+        return self.open(task.flow, art.key, expected_size=art.size if art.size >= 0 else None)
