@@ -38,15 +38,18 @@ export CAS_H_LIBRARY := $(abspath $(B))/libcas.so
 # since is seen; $(B)/config.mk only changes, and rebuilds, when the answer does.
 PKG_CONFIG ?= pkg-config
 WITHOUT    ?=
-ifeq ($(filter clean uninstall,$(MAKECMDGOALS)),)
-CFG_RUN := $(shell mkdir -p $(B) && CC='$(CC)' PKG_CONFIG='$(PKG_CONFIG)' WITHOUT='$(WITHOUT)' sh lib/configure.sh \
-             > $(B)/config.new 2> $(B)/config.err && { cmp -s $(B)/config.new $(B)/config.mk || \
-             mv $(B)/config.new $(B)/config.mk; } && echo ok)
+CONFIGURE  := CC='$(CC)' PKG_CONFIG='$(PKG_CONFIG)' WITHOUT='$(WITHOUT)' sh lib/configure.sh
+ifneq ($(if $(MAKECMDGOALS),$(filter-out clean uninstall,$(MAKECMDGOALS)),all),)
+CFG_RUN := $(shell mkdir -p $(B) && $(CONFIGURE) > $(B)/config.new 2> $(B)/config.err && \
+             { cmp -s $(B)/config.new $(B)/config.mk || mv $(B)/config.new $(B)/config.mk; } && echo ok)
 ifneq ($(CFG_RUN),ok)
 $(error $(shell cat $(B)/config.err))
 endif
 include $(B)/config.mk
 endif
+# after `make clean` in the same run (make clean all), the answer is written again
+$(B)/config.mk:
+	@mkdir -p $(B) && $(CONFIGURE) > $@
 # Every compile of the headers: the build's own view of xxhash.h and libcurl.
 CFG_DEFS := $(XXH_DEFS) $(FAST_CFLAGS)
 
@@ -59,7 +62,7 @@ all: $(B)/libcas.so $(B)/libcas.a $(B)/cas dist/cas.h
 $(B):
 	@mkdir -p $@
 
-$(B)/libcas.o: lib/libcas.c $(HEADERS) $(B)/config.mk
+$(B)/libcas.o: lib/libcas.c $(HEADERS) $(B)/config.mk | $(B)
 	$(CC) $(STD) $(OPT) $(WARN) -fPIC $(CFG_DEFS) $(FAST_DEFS) $(CLOUD_DEFS) -c $< -o $@
 
 $(B)/libcas.so: $(B)/libcas.o
@@ -76,7 +79,7 @@ dist/cas.h: $(HEADERS) amalgamate.py
 
 examples: $(B)/quickstart $(if $(CLOUD),$(B)/s3_read)
 
-$(B)/s3_read: examples/s3_read.c $(HEADERS) $(B)/config.mk
+$(B)/s3_read: examples/s3_read.c $(HEADERS) $(B)/config.mk | $(B)
 	$(CC) $(STD) $(OPT) $(WARN) $(CFG_DEFS) -o $@ examples/s3_read.c $(BASE_LIBS) $(CLOUD_LIBS)
 
 $(B)/quickstart: examples/quickstart.c $(B)/libcas.a
@@ -92,13 +95,13 @@ TEST_SRC := tests/run_tests.c tests/test.h tests/test_core.c tests/test_store.c 
 
 # run_tests: the portable code (zlib, liblz4, SHA-1 by hand); run_tests_fast: with the
 # optional backends this build found (the same program when it found none).
-$(B)/run_tests: $(TEST_SRC) $(HEADERS) $(B)/config.mk
+$(B)/run_tests: $(TEST_SRC) $(HEADERS) $(B)/config.mk | $(B)
 	$(CC) $(STD) -O1 -g $(WARN) $(CFG_DEFS) -o $@ tests/run_tests.c $(BASE_LIBS)
 
-$(B)/run_tests_fast: $(TEST_SRC) $(HEADERS) $(B)/config.mk
+$(B)/run_tests_fast: $(TEST_SRC) $(HEADERS) $(B)/config.mk | $(B)
 	$(CC) $(STD) -O1 -g $(WARN) $(CFG_DEFS) $(FAST_DEFS) -o $@ tests/run_tests.c $(BASE_LIBS) $(FAST_LIBS)
 
-$(B)/run_tests_asan: $(TEST_SRC) $(HEADERS) $(B)/config.mk
+$(B)/run_tests_asan: $(TEST_SRC) $(HEADERS) $(B)/config.mk | $(B)
 	clang $(STD) -O1 -g $(WARN) $(CFG_DEFS) $(FAST_DEFS) -fsanitize=address,undefined -fno-sanitize-recover=all \
 	  -fno-omit-frame-pointer -o $@ tests/run_tests.c $(BASE_LIBS) $(FAST_LIBS)
 
@@ -126,7 +129,7 @@ CHECK_ALL = pids=; \
   for p in $$pids; do wait $$p; done; \
   printf '%-60s ' "[$$what$${cfg:-default}]"; $(B)/chk
 
-test-configs: $(B)/config.mk
+test-configs: $(B)/config.mk | $(B)
 	@set -e; src=tests/config_check.c opts=-O0 xopt=-O0 libs="$(FAST_LIBS)" what=; \
 	for cfg in $(CONFIGS); do $(CONFIG_SKIP); $(CHECK_ALL); done
 	@set -e; [ -n "$(CLOUD)" ] || { echo "[cas_cloud.h] skipped: not built with libcurl, expat, OpenSSL"; exit 0; }; \
@@ -189,7 +192,7 @@ test-build: all test-c test-single test-cli test-interop test-python
 
 FUZZ_TARGETS := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
 
-test-fuzz-replay: $(B)/config.mk
+test-fuzz-replay: $(B)/config.mk | $(B)
 	@set -e; for t in $(FUZZ_TARGETS); do \
 	  if [ $$t = cloud ] && [ -z "$(CLOUD)" ]; then echo "fuzz_cloud: skipped, no S3 in this build"; continue; fi; \
 	  if [ $$t = stream ] && [ -n "$(XXH_DEFS)" ]; then echo "fuzz_stream: skipped, it forges checksums with xxhash.h"; continue; fi; \

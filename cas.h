@@ -204,13 +204,14 @@ CASDEF void cas_reader_free(cas_reader *r);
  * failure stops no other; the call returns CAS_OK or the status of the lowest
  * failing item. Messages are not kept: redo a failed item alone (cas_pack,
  * cas_reader_decode) for its words. Experimental until 1.0. */
-/* Keys and blobs in a format (CAS_FORMAT_V1, V2, RAW): with out == NULL only the
- * keys (count * CAS_KEY_BUF bytes, key i at keys + i * CAS_KEY_BUF); with
- * keys == NULL only the blobs; with both, both (a large item hashes on a second
- * thread while it compresses, as cas_pack does, when threads allows). An item
- * whose room is short is CAS_NEED_OUTPUT (cas_pack_bound is always enough). */
-CASDEF int cas_pack_many(int format, size_t count, const void *const *in, const size_t *in_len, void *const *out,
-                         const size_t *cap, size_t *out_len, char *keys, int *status, int threads);
+/* Keys and blobs in a format (CAS_FORMAT_V1, V2, RAW), keys by algo (CAS_HASH_*;
+ * 0: CAS_HASH_DEFAULT): with out == NULL only the keys (count * CAS_KEY_BUF
+ * bytes, key i at keys + i * CAS_KEY_BUF); with keys == NULL only the blobs;
+ * with both, both (a large item hashes on a second thread while it compresses,
+ * as cas_pack does, when threads allows). An item whose room is short is
+ * CAS_NEED_OUTPUT (cas_pack_bound is always enough). */
+CASDEF int cas_pack_many(int format, int algo, size_t count, const void *const *in, const size_t *in_len,
+                         void *const *out, const size_t *cap, size_t *out_len, char *keys, int *status, int threads);
 /* Blobs to bytes: format[i] says how item i is stored (CAS_FORMAT_V1, V2, RAW or
  * LEGACY, as cas_meta_parse tells from its sidecar); keys, when not NULL, are
  * checked (item i must decode to bytes that hash to key i, or CAS_E_HASH). An item
@@ -1964,7 +1965,7 @@ typedef struct cas__many {
     char *keys;                /* pack: written */
     const char *const *vkeys;  /* unpack: checked */
     const int *formats;        /* unpack */
-    int format, inner, first_rc;
+    int format, algo, inner, first_rc;
     int *status;
     cas__mutex mu;
 } cas__many;
@@ -1992,6 +1993,7 @@ static void *cas__pack_worker(void *arg) {
     size_t i;
     int made = cas_writer_create(&w, m->format, NULL);
     if (made == CAS_OK) made = cas_writer_set_param(w, CAS_PARAM_THREADS, m->inner);
+    if (made == CAS_OK && m->algo) made = cas_writer_set_param(w, CAS_PARAM_HASH, m->algo);
     while ((i = cas__many_take(m)) < m->count) {
         char *key = m->keys ? m->keys + i * CAS_KEY_BUF : NULL;
         size_t len = 0;
@@ -2049,12 +2051,12 @@ static int cas__many_run(cas__many *m, int threads, void *(*fn)(void *)) {
     return m->first_rc;
 }
 
-CASDEF int cas_pack_many(int format, size_t count, const void *const *in, const size_t *in_len, void *const *out,
-                         const size_t *cap, size_t *out_len, char *keys, int *status, int threads) {
+CASDEF int cas_pack_many(int format, int algo, size_t count, const void *const *in, const size_t *in_len,
+                         void *const *out, const size_t *cap, size_t *out_len, char *keys, int *status, int threads) {
     cas__many m;
     if (count && (!in || !in_len || (!out && !keys) || (out && (!cap || !out_len)))) return CAS_E_ARG;
     memset(&m, 0, sizeof m);
-    m.format = format, m.count = count, m.in = in, m.in_len = in_len, m.out = out, m.cap = cap;
+    m.format = format, m.algo = algo, m.count = count, m.in = in, m.in_len = in_len, m.out = out, m.cap = cap;
     m.out_len = out_len, m.keys = keys, m.status = status;
     return cas__many_run(&m, threads, cas__pack_worker);
 }

@@ -37,18 +37,21 @@ probe() {
     $CC $cflags "$tmp/p.c" -o "$tmp/p" $libs > /dev/null 2>&1
 }
 
-# What a static libcas.a needs: modules pkg-config knows go to Requires.private (so
-# pkg-config --static adds their own private libraries), the others to Libs.private.
+# What a static libcas.a needs. The required modules pkg-config knows go to
+# Requires.private (pkg-config --static adds their own private libraries); the
+# optional ones go to Libs.private as flags, so that cas.pc still works for a shared
+# link when one of their .pc files is gone (pkg-config refuses a Requires.private it
+# cannot find). Each goes first: libcurl, found last, needs OpenSSL after it.
 pc_requires="" pc_libs=""
-# Each goes first: libcurl, found last, needs OpenSSL and zlib after it on a static link line.
-private() { if [ -n "$pc" ]; then pc_requires="$pc $pc_requires"; else pc_libs="$libs $pc_libs"; fi; }
+private() { pc_libs="$libs $pc_libs"; }
+required() { if [ -n "$pc" ]; then pc_requires="$pc $pc_requires"; else pc_libs="$libs $pc_libs"; fi; }
 
 # required: say what is missing rather than fail in the middle of the build
 for req in "zlib zlib.h -lz zlib1g-dev" "liblz4 lz4frame.h -llz4 liblz4-dev"; do
     set -- $req
     probe required "$1" "$2" "$3" ||
         { echo "cas.h needs $1 (headers and library; Debian: $4), and $CC could not build with it" >&2; exit 1; }
-    private
+    required
 done
 
 fast_defs="" fast_cflags="" fast_libs="" found="" missing=""
@@ -65,7 +68,8 @@ if probe openssl libcrypto openssl/evp.h -lcrypto; then
     have_ssl=1 ssl_libs=$libs
 else missing="$missing, OpenSSL SHA-1"; fi
 xxh_defs=""
-if probe xxhash libxxhash xxhash.h ""; then found="$found, xxhash.h (XXH3 keys)" # header-only: nothing to link
+if probe xxhash libxxhash xxhash.h ""; then # header-only: nothing to link, but maybe a directory to include
+    found="$found, xxhash.h (XXH3 keys)" fast_cflags="$fast_cflags $cflags"
 else xxh_defs=-DCAS_NO_XXH3 missing="$missing, xxhash.h (XXH3 keys)"; fi
 
 cloud="" cloud_defs=-DCAS_NO_CLOUD cloud_libs=""

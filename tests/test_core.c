@@ -837,7 +837,7 @@ static void test_many(void) {
         }
         for (threads = 1; threads <= 3; threads++) {
             memset(keys, 'x', sizeof keys);
-            CHECK_EQ_INT(cas_pack_many(f, N, cin, sizes, (void *const *)blob, cap, blen, keys, st, threads), CAS_OK);
+            CHECK_EQ_INT(cas_pack_many(f, 0, N, cin, sizes, (void *const *)blob, cap, blen, keys, st, threads), CAS_OK);
             for (i = 0; i < N; i++) {
                 cas_writer *w;
                 unsigned char *ref = (unsigned char *)malloc(cap[i]);
@@ -852,9 +852,17 @@ static void test_many(void) {
                 kp[i] = keys + i * CAS_KEY_BUF;
             }
             /* keys alone; blobs alone */
-            CHECK_EQ_INT(cas_pack_many(f, N, cin, sizes, NULL, NULL, NULL, keys2, NULL, threads), CAS_OK);
+            CHECK_EQ_INT(cas_pack_many(f, 0, N, cin, sizes, NULL, NULL, NULL, keys2, NULL, threads), CAS_OK);
             CHECK(!memcmp(keys, keys2, sizeof keys));
-            CHECK_EQ_INT(cas_pack_many(f, N, cin, sizes, (void *const *)blob, cap, dlen, NULL, st, threads), CAS_OK);
+            if (cas_hash_available(CAS_HASH_XXH3)) { /* the algorithm asked for, not the build's default */
+                CHECK_EQ_INT(cas_pack_many(f, CAS_HASH_XXH3, N, cin, sizes, NULL, NULL, NULL, keys2, NULL, threads),
+                             CAS_OK);
+                for (i = 0; i < N; i++) {
+                    CHECK(cas_hash(CAS_HASH_XXH3, in[i], sizes[i], one) == CAS_OK);
+                    CHECK_STR(keys2 + i * CAS_KEY_BUF, one);
+                }
+            }
+            CHECK_EQ_INT(cas_pack_many(f, 0, N, cin, sizes, (void *const *)blob, cap, dlen, NULL, st, threads), CAS_OK);
             CHECK(!memcmp(blen, dlen, sizeof blen));
             /* sizes first (out == NULL), then the bytes, checked against the keys */
             CHECK_EQ_INT(cas_unpack_many(N, fmts, cblob, blen, NULL, NULL, dlen, NULL, st, threads), CAS_NEED_OUTPUT);
@@ -882,9 +890,9 @@ static void test_many(void) {
             wrong[i] = NULL, f4[i] = CAS_FORMAT_V2;
         }
         bc[3] = 8;
-        CHECK_EQ_INT(cas_pack_many(CAS_FORMAT_V2, 4, cin, l233, bo, bc, bl, keys, st, 2), CAS_NEED_OUTPUT);
+        CHECK_EQ_INT(cas_pack_many(CAS_FORMAT_V2, 0, 4, cin, l233, bo, bc, bl, keys, st, 2), CAS_NEED_OUTPUT);
         CHECK(st[0] == CAS_OK && st[1] == CAS_OK && st[2] == CAS_OK && st[3] == CAS_NEED_OUTPUT);
-        CHECK_EQ_INT(cas_pack_many(CAS_FORMAT_V2, 3, cin, l233, bo, bc, bl, keys, st, 2), CAS_OK);
+        CHECK_EQ_INT(cas_pack_many(CAS_FORMAT_V2, 0, 3, cin, l233, bo, bc, bl, keys, st, 2), CAS_OK);
         for (i = 0; i < 3; i++) cblob[i] = b[i];
         b[1][bl[1] - 1] ^= 1;          /* item 1: its checksum fails */
         wrong[2] = "0000000000000000000000000000000000000000"; /* item 2: verified against another key */
@@ -897,7 +905,7 @@ static void test_many(void) {
         CHECK(cas_unpack_many(3, f4, cblob, bl, oo, oc, dlen, NULL, st, 1) == st[1]); /* the lowest failing item's */
         CHECK(st[0] == CAS_OK && st[2] == CAS_OK);
         CHECK_EQ_INT(cas_unpack_many(0, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 0), CAS_OK);
-        CHECK_EQ_INT(cas_pack_many(CAS_FORMAT_V1, 1, cin, sizes, NULL, NULL, NULL, NULL, NULL, 0), CAS_E_ARG);
+        CHECK_EQ_INT(cas_pack_many(CAS_FORMAT_V1, 0, 1, cin, sizes, NULL, NULL, NULL, NULL, NULL, 0), CAS_E_ARG);
     }
     for (i = 0; i < N; i++) free(in[i]);
 }

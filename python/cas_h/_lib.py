@@ -157,8 +157,8 @@ _proto("cas_reader_format", c_int, c_void_p)
 _proto("cas_reader_total_out", c_uint64, c_void_p)
 _proto("cas_reader_free", None, c_void_p)
 # many blobs in one call (arrays passed as c_void_p)
-_proto("cas_pack_many", c_int, c_int, c_size_t, c_void_p, c_void_p, c_void_p, c_void_p, c_void_p, c_void_p, c_void_p,
-       c_int)
+_proto("cas_pack_many", c_int, c_int, c_int, c_size_t, c_void_p, c_void_p, c_void_p, c_void_p, c_void_p, c_void_p,
+       c_void_p, c_int)
 _proto("cas_unpack_many", c_int, c_size_t, c_void_p, c_void_p, c_void_p, c_void_p, c_void_p, c_void_p, c_void_p,
        c_void_p, c_int)
 # store

@@ -183,6 +183,8 @@ _META_JSON = {(r, v): json.dumps({"cas_raw": r, "cas_version": v}).encode()
 # ctypes objects), ~0.5 us of a 233-byte artifact's ~2 us. Every argument must be
 # C-ready: a bare Python int would go as a C int, not the size_t C reads.
 _cas_pack_raw = _lib.raw_function("cas_pack", ctypes.c_int)
+_META_V2 = _META_JSON[(False, 2)]
+_LZ4_RATIO = 256  # the most one byte of LZ4 frame decodes to (cas_reader_unpack's own bound)
 _LZ4_MAGIC = b"\x04\x22\x4d\x18"
 _cas_reader_decode_raw = _lib.raw_function("cas_reader_decode", ctypes.c_int)
 
@@ -361,10 +363,15 @@ def unpack(blob, meta=None, name=None, key=None, expect_size=None):
     # bytes object returned when an LZ4 frame states its size (no copy after).
     if type(blob) is bytes and expect_size is None:
         n = len(blob)
+        mb = None
+        if type(meta) is dict and len(meta) == 2:
+            mb = _META_JSON.get((meta.get("cas_raw"), meta.get("cas_version")))
+        if mb is None:
+            mb = _meta_bytes(meta)
         stated = -1
-        if n >= 14 and blob[4] & 0x08 and blob[:4] == _LZ4_MAGIC:  # FLG's content-size bit
+        if mb == _META_V2 and n >= 14 and blob[4] & 0x08 and blob[:4] == _LZ4_MAGIC:  # FLG's content-size bit
             stated = int.from_bytes(blob[6:14], "little")
-            if not _SCRATCH_MAX < stated <= _MAX_RATIO * n + 65536:
+            if not _SCRATCH_MAX < stated <= _LZ4_RATIO * n + 65536:
                 stated = -1
         if stated > 0 or n <= 16384 or (n <= _SMALL and blob[:4] == _LZ4_MAGIC):
             sc = _scratch()
@@ -375,11 +382,6 @@ def unpack(blob, meta=None, name=None, key=None, expect_size=None):
             if u._expect is not None:  # left by a slow-path call that checked a size
                 _c.cas_reader_set_param(r, _PARAM_EXPECT_SIZE, -1)
                 u._expect = None
-            mb = None
-            if type(meta) is dict and len(meta) == 2:
-                mb = _META_JSON.get((meta.get("cas_raw"), meta.get("cas_version")))
-            if mb is None:
-                mb = _meta_bytes(meta)
             if stated > 0:
                 out, addr = _new_bytes(stated)
                 dst, cap = _c_void_p(addr), _c_size_t(stated)
@@ -468,9 +470,11 @@ def pack_many(blobs, version=1, raw=False, keys=True, compress=True, threads=0):
         made = (_c_size_t * n)()
     else:
         outs = caps = made = fetch = None
-    rc = _c.cas_pack_many(fmt, n, ins, lens, outs, caps, made, kbuf, status, int(threads))
+    rc = _c.cas_pack_many(fmt, SHA1, n, ins, lens, outs, caps, made, kbuf, status, int(threads))
     if rc != _OK:
-        i = next(j for j in range(n) if status[j] != _OK)
+        i = next((j for j in range(n) if status[j] != _OK), None)
+        if i is None:  # the call itself failed (no item ran)
+            _raise(rc if rc < 0 else -3, "Could not pack %d artifacts: %s" % (n, strerror(rc)))
         _raise(status[i] if status[i] < 0 else -3, "Could not pack artifact %d of %d: %s" % (i, n, strerror(status[i])))
     return (_keys_of(kbuf, n) if keys else None), ([fetch(i, made[i]) for i in range(n)] if compress else None)
 
@@ -492,30 +496,56 @@ def _format_of(meta):
     return meta_format(meta)
 
 
-def unpack_many(blobs, metas, keys=None, threads=0):
+def _many_in(blobs, metas):
+    blobs = [b if type(b) is bytes else bytes(b) for b in blobs]
+    n = len(blobs)
+    if len(metas) != n:
+        raise ValueError("%d blobs, %d metas" % (n, len(metas)))
+    fmts = (_c_int * n)(*[_format_of(m) for m in metas])
+    ins, lens = _bytes_array(blobs)
+    return blobs, n, fmts, ins, lens
+
+
+def _stated(fmts, ins, lens, n, threads):
+    status, sizes = (_c_int * n)(), (_c_size_t * n)()
+    _c.cas_unpack_many(n, fmts, ins, lens, None, None, sizes, None, status, int(threads))
+    # a size no blob of that length can decode to is a lie (a corrupt field), not an allocation
+    return [sizes[i] if status[i] in (_OK, _NEED_OUTPUT) and sizes[i] <= _MAX_RATIO * lens[i] + 65536 else None
+            for i in range(n)]
+
+
+def decoded_sizes(blobs, metas, threads=0):
+    """What each blob says it decodes to (gzip's length field, an LZ4 frame's
+    content size, a raw blob's own length), or None where it says nothing (or a
+    size its length cannot hold). One C call; nothing is decoded. For sizing a
+    batch before unpack_many(..., sizes=)."""
+    blobs, n, fmts, ins, lens = _many_in(blobs, metas)
+    return _stated(fmts, ins, lens, n, threads) if n else []
+
+
+def unpack_many(blobs, metas, keys=None, threads=0, sizes=None):
     """The decoded bytes of many blobs in one C call over `threads` threads (0:
     two), in order: what unpack() gives each. metas: each blob's sidecar (dict,
     JSON, None for none) or format (V1, V2, RAW, LEGACY). keys: when given, each
-    blob must decode to bytes with that key. A blob that fails raises what
-    unpack() raises for it (the first such blob in order), with no name: callers
-    that name blobs redo that one with unpack(..., name=...)."""
-    blobs = [b if type(b) is bytes else bytes(b) for b in blobs]
-    n = len(blobs)
-    if len(metas) != n or (keys is not None and len(keys) != n):
-        raise ValueError("unpack_many: %d blobs, %d metas%s" % (n, len(metas), "" if keys is None else
-                                                               ", %d keys" % len(keys)))
+    blob must decode to bytes with that key. sizes: decoded_sizes()'s answer, if
+    the caller has it. A blob that fails raises what unpack() raises for it (the
+    first such blob in order), with no name: callers that name blobs redo that
+    one with unpack(..., name=...)."""
+    blobs, n, fmts, ins, lens = _many_in(blobs, metas)
+    if keys is not None and len(keys) != n:
+        raise ValueError("%d blobs, %d keys" % (n, len(keys)))
     if not n:
         return []
-    fmts = (_c_int * n)(*[_format_of(m) for m in metas])
-    ins, lens = _bytes_array(blobs)
+    if sizes is None:
+        sizes = _stated(fmts, ins, lens, n, threads)
     karr = None if keys is None else (ctypes.c_char_p * n)(*[_name(k, "key") for k in keys])
-    status, sizes = (_c_int * n)(), (_c_size_t * n)()
-    _c.cas_unpack_many(n, fmts, ins, lens, None, None, sizes, None, status, int(threads))  # the sizes they state
-    outs, caps, fetch = _outputs([sizes[i] if status[i] in (_OK, _NEED_OUTPUT) else 0 for i in range(n)])
-    if _c.cas_unpack_many(n, fmts, ins, lens, outs, caps, sizes, karr, status, int(threads)) == _OK:
-        return [fetch(i, sizes[i]) for i in range(n)]
+    # no stated size: 0 room makes the item come back CAS_NEED_OUTPUT, and unpack() answers for it alone
+    outs, caps, fetch = _outputs([z or 0 for z in sizes])
+    status, made = (_c_int * n)(), (_c_size_t * n)()
+    if _c.cas_unpack_many(n, fmts, ins, lens, outs, caps, made, karr, status, int(threads)) == _OK:
+        return [fetch(i, made[i]) for i in range(n)]
     # a size the blob stated was wrong, or a blob is bad: those alone again, for their own answer or error
-    return [fetch(i, sizes[i]) if status[i] == _OK else
+    return [fetch(i, made[i]) if status[i] == _OK else
             unpack(blobs[i], _FORMAT_META.get(fmts[i]), key=None if keys is None else keys[i])
             for i in range(n)]
 

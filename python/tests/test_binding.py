@@ -127,6 +127,13 @@ class TestMany(unittest.TestCase):
         with self.assertRaises(type(cm.exception)) as alone:
             cas_h.unpack(bad[1], cas_h.sidecar(1))
         self.assertEqual(str(cm.exception), str(alone.exception))
+        # a length field that states more than its blob could hold allocates nothing and is the blob's error
+        liar = gzip.compress(data)[:-4] + b"\xff\xff\xff\xff"
+        self.assertEqual(cas_h.decoded_sizes([liar, blobs[1], data], [cas_h.V1, cas_h.V2, cas_h.RAW]),
+                         [None, len(data), len(data)])
+        with self.assertRaises(cas_h.CorruptBlob) as cm:
+            cas_h.unpack_many([blobs[0], liar], [cas_h.V1, cas_h.V1])
+        self.assertIn("Incorrect length of data produced", str(cm.exception))
         with self.assertRaises(cas_h.HashMismatch):
             cas_h.unpack_many(blobs[:1], [cas_h.V1], keys=[sha1(b"other")])
         with self.assertRaises(cas_h.VersionMissing):

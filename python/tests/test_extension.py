@@ -12,6 +12,7 @@ import shutil
 import sys
 import tempfile
 import unittest
+import unittest.mock
 
 import lz4.frame
 import numpy as np
@@ -345,6 +346,26 @@ class TestBatches(ExtCase):
     def test_many_batches(self):
         self.small_batches()
         self.check_save_load(CAS2, 2)
+
+    def test_decoded_bytes_bound_a_group(self):
+        """A batch is decoded in groups whose stated decoded sizes fit the budget: a load
+        holds no more decoded bytes than that, whatever the blobs compress to."""
+        on(CAS2, 2)
+        st = self.store(CAS2)
+        blobs = [bytes([i]) * 3000 for i in range(12)]  # ~30 bytes each compressed, 3000 decoded
+        keys = [r.key for r in st.save_blobs(blobs)]
+        self.addCleanup(setattr, cas_store, "_BATCH_BYTES", cas_store._BATCH_BYTES)
+        cas_store._BATCH_BYTES = 7000
+        groups = []
+        real = cas_h.unpack_many
+
+        def spy(datas, metas, **kw):
+            groups.append(sum(kw["sizes"]))
+            return real(datas, metas, **kw)
+
+        with unittest.mock.patch.object(cas_h, "unpack_many", spy):
+            self.assertEqual(list(st.load_blobs(keys)), [(sha1(b), b) for b in blobs])
+        self.assertTrue(groups and max(groups) <= 7000, groups)
 
     def test_bad_blob_mid_batch(self):
         """The blobs before a bad one come out, then Metaflow's DataException for it."""

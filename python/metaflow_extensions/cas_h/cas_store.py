@@ -321,29 +321,47 @@ class _Load(object):
             _Load.formats[cls, version] = fmt
         return fmt
 
-    def decode_all(self, batch):
-        """The decoded bytes of a batch's non-raw blobs, in one C call; None when one
-        is bad."""
+    def decode(self, batch):
+        """A batch of (path_key, file_path, meta, bytes, format)'s items, decoded a group
+        per C call. A group's decoded bytes stay under _BATCH_BYTES (what each blob
+        states it decodes to), so a load never holds more than that beyond what
+        Metaflow's blob-at-a-time code holds; a blob that states more, or nothing, is
+        decoded alone."""
         cas_h = self.cas_h
-        todo = [item for item in batch if item[4] != cas_h.RAW]
+        raw = cas_h.RAW
+        coded = [item for item in batch if item[4] != raw]
+        stated = iter(cas_h.decoded_sizes([item[3] for item in coded], [item[4] for item in coded])
+                      if len(coded) > 1 else [None] * len(coded))
+        group, total = [], 0
+        for item in batch:
+            size = len(item[3]) if item[4] == raw else next(stated)
+            if group and (size is None or total + size > _BATCH_BYTES):
+                yield from self.decode_group(group)
+                group, total = [], 0
+            group.append((item, size))
+            total += size or 0
+            if size is None or total > _BATCH_BYTES:
+                yield from self.decode_group(group)
+                group, total = [], 0
+        if group:
+            yield from self.decode_group(group)
+
+    def decode_group(self, group):
+        cas_h = self.cas_h
+        todo = [(item, size) for item, size in group if item[4] != cas_h.RAW]
         try:
             if len(todo) == 1:  # one blob: the one-call path costs less than a batch's set-up
-                return [cas_h.unpack(todo[0][3], _FORMAT_META[todo[0][4]])]
-            return cas_h.unpack_many([item[3] for item in todo], [item[4] for item in todo])
-        except cas_h.CasError:
-            return None
-
-    def emit(self, batch, out):
-        """A decoded batch's items; after a bad blob, Metaflow's own steps blob by blob
-        (its message, at the right blob)."""
-        raw = self.cas_h.RAW
-        if out is None:
-            for path_key, file_path, meta, data, fmt in batch:
-                yield self.done(path_key, data, meta) if fmt == raw else self.one(path_key, file_path, meta)
+                out = [cas_h.unpack(todo[0][0][3], _FORMAT_META[todo[0][0][4]])]
+            else:
+                out = cas_h.unpack_many([item[3] for item, _ in todo], [item[4] for item, _ in todo],
+                                        sizes=[size for _, size in todo])
+        except Exception:  # a bad blob: Metaflow's own steps, blob by blob, raise at the right one
+            for (path_key, file_path, meta, data, fmt), _ in group:
+                yield self.done(path_key, data, meta) if fmt == cas_h.RAW else self.one(path_key, file_path, meta)
             return
         out = iter(out)
-        for path_key, _, meta, data, fmt in batch:
-            yield self.done(path_key, data if fmt == raw else next(out), meta)
+        for (path_key, _, meta, data, fmt), _ in group:
+            yield self.done(path_key, data if fmt == cas_h.RAW else next(out), meta)
 
 
 def _load_blobs(cas_h, data_exception):
@@ -385,12 +403,12 @@ def _load_blobs(cas_h, data_exception):
                     if total < _BATCH_BYTES and len(batch) < _BATCH_ITEMS:
                         continue
                 if batch:
-                    yield from run.emit(batch, run.decode_all(batch))
+                    yield from run.decode(batch)
                     batch, total = [], 0
                 if data is None:  # another unpacker's, or a huge one (decoded from an mmap)
                     yield run.one(path_key, file_path, meta)
             if batch:
-                yield from run.emit(batch, run.decode_all(batch))
+                yield from run.decode(batch)
 
     return load_blobs
 
