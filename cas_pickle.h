@@ -504,25 +504,21 @@ static int cas__pk_push(cas_preview *p, cas__pv *v) {
     return 0;
 }
 
+/* 1 (and the preview failed) when op finds nothing above the innermost mark. */
+static int cas__pk_underflow(cas_preview *p, unsigned op) {
+    size_t floor = p->nmarks ? p->marks[p->nmarks - 1] : 0;
+    if (p->sp > floor) return 0;
+    cas__pk_fail(p, CAS_E_CORRUPT, "stack underflow at byte %llu (opcode 0x%02x)", (unsigned long long)p->off - 1, op);
+    return 1;
+}
+
 /* The caller owns the reference it gets. */
 static cas__pv *cas__pk_pop(cas_preview *p, unsigned op) {
-    size_t floor = p->nmarks ? p->marks[p->nmarks - 1] : 0;
-    if (p->sp <= floor) {
-        cas__pk_fail(p, CAS_E_CORRUPT, "stack underflow at byte %llu (opcode 0x%02x)", (unsigned long long)p->off - 1,
-                     op);
-        return NULL;
-    }
-    return p->stack[--p->sp];
+    return cas__pk_underflow(p, op) ? NULL : p->stack[--p->sp];
 }
 
 static cas__pv *cas__pk_top(cas_preview *p, unsigned op) {
-    size_t floor = p->nmarks ? p->marks[p->nmarks - 1] : 0;
-    if (p->sp <= floor) {
-        cas__pk_fail(p, CAS_E_CORRUPT, "stack underflow at byte %llu (opcode 0x%02x)", (unsigned long long)p->off - 1,
-                     op);
-        return NULL;
-    }
-    return p->stack[p->sp - 1];
+    return cas__pk_underflow(p, op) ? NULL : p->stack[p->sp - 1];
 }
 
 static int cas__pk_mark(cas_preview *p) {

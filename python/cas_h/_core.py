@@ -6,7 +6,7 @@ import json
 import os
 import sys
 
-from ._lib import lib as _c
+from ._lib import fail as _lib_fail, lib as _c
 from . import errors
 from .errors import error_class
 
@@ -54,8 +54,7 @@ def _text(p):
     return p.decode("utf-8", "replace") if p else ""
 
 
-def _raise(code, message=None):
-    raise error_class(code)(message or strerror(code), code)
+_raise = _lib_fail  # raises a status's CasError (one rule, in _lib, shared with the errchecks)
 
 
 def _err_buf():

@@ -80,14 +80,15 @@ def _proto(name, restype, *argtypes, errcheck=None):
 # once, in the C library's words; non-negative statuses (CAS_OK, CAS_NEED_OUTPUT,
 # ...) come back to the caller. Calls whose failure a caller words its own way
 # (a bad parameter value) or cleans up after (a batch's partial outputs) have none.
-def _fail(rc, message):
+def fail(rc, message=None):
+    """Raises status rc's CasError: message, or the status's own words."""
     raise error_class(rc)(message or lib.cas_strerror(rc).decode(), rc)
 
 
 def status(rc, func, args):
     """The status alone says it."""
     if rc < 0:
-        _fail(rc, "")
+        fail(rc, "")
     return rc
 
 
@@ -95,7 +96,7 @@ def status_err(rc, func, args):
     """The call wrote its message into the caller's (err, errcap), its last two arguments."""
     if rc < 0:
         err = args[-2]
-        _fail(rc, err.value.decode("utf-8", "replace") if err is not None else "")
+        fail(rc, err.value.decode("utf-8", "replace") if err is not None else "")
     return rc
 
 
@@ -103,7 +104,7 @@ def status_of(message):
     """The object the call was made on (its first argument) keeps the message."""
     def check(rc, func, args):
         if rc < 0:
-            _fail(rc, (message(args[0]) or b"").decode("utf-8", "replace"))
+            fail(rc, (message(args[0]) or b"").decode("utf-8", "replace"))
         return rc
     return check
 

@@ -52,7 +52,6 @@ _MMAP_MIN = 1 << 20
 
 V1_META = {"cas_raw": False, "cas_version": 1}
 V2_META = {"cas_raw": False, "cas_version": 2}
-_FORMAT_META = {1: V1_META, 2: V2_META, 4: None}  # cas_h.V1, V2, LEGACY
 
 
 class CasUnpackError(Exception):
@@ -255,7 +254,7 @@ def _read_file(path, most):
 class _Load(object):
     """One load_blobs call's state and Metaflow's steps for a blob."""
 
-    __slots__ = ("cas_h", "store", "storage", "force_raw", "is_transfer", "exc")
+    __slots__ = ("cas_h", "store", "storage", "force_raw", "is_transfer", "exc", "metas")
     # (class, cas_version or None for no sidecar) -> the format cas.h decodes it as, or
     # None when the class's unpacker for it is not this extension's; install() clears it
     formats = {}
@@ -263,6 +262,7 @@ class _Load(object):
     def __init__(self, cas_h, store, force_raw, is_transfer, exc):
         self.cas_h, self.store, self.storage = cas_h, store, store._storage_impl
         self.force_raw, self.is_transfer, self.exc = force_raw, is_transfer, exc
+        self.metas = {cas_h.V1: V1_META, cas_h.V2: V2_META, cas_h.LEGACY: None}  # a format's sidecar, for unpack()
 
     def done(self, path_key, blob, meta):
         key = self.storage.path_split(path_key)[-1]
@@ -351,7 +351,7 @@ class _Load(object):
         todo = [(item, size) for item, size in group if item[4] != cas_h.RAW]
         try:
             if len(todo) == 1:  # one blob: the one-call path costs less than a batch's set-up
-                out = [cas_h.unpack(todo[0][0][3], _FORMAT_META[todo[0][0][4]])]
+                out = [cas_h.unpack(todo[0][0][3], self.metas[todo[0][0][4]])]
             else:
                 out = cas_h.unpack_many([item[3] for item, _ in todo], [item[4] for item, _ in todo],
                                         sizes=[size for _, size in todo])
@@ -387,7 +387,7 @@ def _load_blobs(cas_h, data_exception):
                         continue
                     if fmt != cas_h.RAW:
                         try:
-                            data = cas_h.unpack(data, _FORMAT_META[fmt])
+                            data = cas_h.unpack(data, run.metas[fmt])
                         except cas_h.CasError:
                             yield run.one(path_key, file_path, meta)  # Metaflow's words for it
                             continue
