@@ -7,10 +7,11 @@
 #   make demo         the newcomer's tour on the bundled fixtures
 #   make test         everything CI runs (see the test-* targets)
 #   make bench        the benchmark tables (bench/results/): codecs, a task through the
-#                     Metaflow extension, S3, previews
+#                     Metaflow extension, S3, Azure, previews
 #   make install      PREFIX=/usr/local: cas (and its man page), headers, libcas, cas.pc, casConfig.cmake
 #   make uninstall    removes exactly what install put
 
+.DEFAULT_GOAL := all
 PREFIX   ?= /usr/local
 CC       ?= cc
 CXX      ?= c++
@@ -53,7 +54,7 @@ $(B)/config.mk:
 # Every compile of the headers: the build's own view of xxhash.h and libcurl.
 CFG_DEFS := $(XXH_DEFS) $(FAST_CFLAGS)
 
-.PHONY: all demo test test-build test-c test-configs test-single test-cli test-interop test-python test-s3 \
+.PHONY: all demo test test-build test-c test-configs test-single test-cli test-interop test-python test-s3 test-azure \
         test-asan test-valgrind test-fuzz-replay test-infra test-cmake install uninstall clean bench fuzz examples
 
 all: $(B)/libcas.so $(B)/libcas.a $(B)/cas dist/cas.h
@@ -164,6 +165,15 @@ test-s3:
 	@echo "test-s3: skipped, this build has no S3 (it did not find libcurl, expat and OpenSSL)"
 endif
 
+# Azure Blob Storage: Microsoft's emulator azurite (npm), started and stopped by the script.
+ifeq ($(CLOUD),1)
+test-azure: all
+	sh tests/azure/run.sh
+else
+test-azure:
+	@echo "test-azure: skipped, this build has no object stores (it did not find libcurl, expat and OpenSSL)"
+endif
+
 test-python: all
 	$(PYTHON) -m unittest discover -s python/tests -t python
 
@@ -181,7 +191,7 @@ test-valgrind: $(B)/run_tests_fast
 
 # Everything, in the configuration lib/configure.sh found: suites that need a library
 # this build lacks say so and are left out (S3 without libcurl, ISA-L's configs...).
-test: all test-build test-configs test-s3 test-asan test-valgrind test-fuzz-replay test-infra test-cmake
+test: all test-build test-configs test-s3 test-azure test-asan test-valgrind test-fuzz-replay test-infra test-cmake
 	@echo "make test: all suites passed ($(B)/ with: $(CAS_FOUND); without: $(CAS_MISSING))"
 
 # The built library, cas and the binding themselves (CI runs this alone on a build with
@@ -216,6 +226,7 @@ bench: all
 	$(PYTHON) bench/run.py
 	$(PYTHON) bench/task.py
 	$(PYTHON) bench/s3.py
+	$(PYTHON) bench/azure_bench.py
 	$(PYTHON) bench/preview.py
 
 # ---- install ---------------------------------------------------------------

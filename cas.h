@@ -27,7 +27,7 @@
  *   cas_reader_free_buffer(r, out); cas_reader_free(r);
  *
  *   cas_store *s;                                         // a datastore root
- *   cas_store_open(&s, ".metaflow", NULL, err, sizeof err); // or "s3://bucket/prefix"
+ *   cas_store_open(&s, ".metaflow", NULL, err, sizeof err); // or "s3://bucket/prefix", "azure://container/prefix"
  *   cas_store_put(s, "MyFlow", data, n, 0, key, NULL, err, sizeof err);
  *
  * Layers (each calls only those below it):
@@ -49,7 +49,7 @@
  *   CAS_NO_THREADS       no pthreads: pack hashes and compresses on one core,
  *                        batch calls run serially
  *   CAS_NO_STORE         no POSIX file I/O: no store, task resolution or streams
- *   CAS_CLOUD            cas_store_open() hands "s3://" roots to cas_cloud.h (which
+ *   CAS_CLOUD            cas_store_open() hands "s3://" and "azure://" roots to cas_cloud.h (which
  *                        defines this for you when you include it)
  *   CAS_NO_GZIP, CAS_NO_LZ4, CAS_NO_RAW, CAS_USE_ISAL, CAS_USE_LIBDEFLATE,
  *   CAS_MALLOC, CAS_FREE see cas_codecs.h
@@ -243,7 +243,8 @@ typedef struct cas_task cas_task;
 
 /* Every store call is thread-safe once configured and reports failures into the
  * caller's err buffer (nullable, any size) naming the blob and the cause.
- * root: a local directory, or an object store's URL ("s3://bucket/prefix") when
+ * root: a local directory, or an object store's URL ("s3://bucket/prefix",
+ * "azure://container/prefix") when
  * the library is built with CAS_CLOUD and cas_cloud.h's implementation (libcas.so,
  * `cas` and the Python binding are); NULL or "" = cas_store_default_root(). */
 CASDEF int cas_store_open(cas_store **out, const char *root, const cas_allocator *alloc, char *err, size_t errcap);

@@ -1,11 +1,17 @@
-/* cas_cloud.h - object-store backends for cas.h: Metaflow datastores in S3
+/* cas_cloud.h - object-store backends for cas.h: Metaflow datastores in S3 and
+ * Azure Blob Storage
  *
  * Production Metaflow keeps its artifacts in S3: the object keys are the local
  * datastore's paths under METAFLOW_DATASTORE_SYSROOT_S3, and the _meta sidecar
  * is the object's user metadata (x-amz-meta-metaflow-user-attributes), sent in
- * the same PUT as the bytes. This header is a cas_backend for such stores, so
- * every store call of cas.h (put/get/verify/migrate/gc/batch/streams/tasks)
- * works on "s3://bucket/prefix" as on a local directory.
+ * the same PUT as the bytes. On Azure the same, in a container
+ * (METAFLOW_DATASTORE_SYSROOT_AZURE), the metadata named
+ * x-ms-meta-metaflow_user_attributes. This header is a cas_backend for such
+ * stores, so every store call of cas.h (put/get/verify/migrate/gc/batch/streams/
+ * tasks) works on "s3://bucket/prefix" and "azure://container/prefix" as on a
+ * local directory. Both dialects share one HTTP layer (requests, retries,
+ * streaming reads, batches, multipart writes, listings); they differ in URLs,
+ * authorization, a few answers, and the names of the multipart steps.
  *
  * Do this, in the one C or C++ file that has cas.h's implementation:
  *
@@ -25,7 +31,7 @@
  *       fprintf(stderr, "%s\n", err);
  *   // then any store call: cas_task_open(s, "MyFlow/12/train/3", ...), cas_store_get(...)
  *
- * Where the settings come from (the AWS SDKs' and Metaflow's own places):
+ * S3's settings (the AWS SDKs' and Metaflow's own places):
  *
  *   endpoint     METAFLOW_S3_ENDPOINT_URL (environment or Metaflow's config.json),
  *                AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL, else https://s3.REGION.amazonaws.com
@@ -55,9 +61,28 @@
  *                CAS_S3_PART_SIZE (bytes per multipart part, default 8 MiB)
  *   or per store with cas_store_set_param and the CAS_PARAM_S3_* below.
  *
- * Secrets: a secret key or token never appears in a message; it is kept in one
- * locked page excluded from core dumps and wiped when replaced, and libcurl gets
- * a copy for the length of a request only.
+ * Azure (the Azure SDKs' and Metaflow's own places):
+ *
+ *   endpoint     METAFLOW_AZURE_STORAGE_BLOB_SERVICE_ENDPOINT (environment or config.json),
+ *                AZURE_STORAGE_CONNECTION_STRING's BlobEndpoint, else
+ *                https://ACCOUNT.blob.core.windows.net (a SAS in the endpoint's query is used)
+ *   account      AZURE_STORAGE_ACCOUNT, the connection string's AccountName, else the
+ *                endpoint's first host label (an emulator's: the first part of its path)
+ *   credentials  1. a shared key: AZURE_STORAGE_KEY or AccountKey= (SharedKey, HMAC-SHA256)
+ *                2. a SAS token: AZURE_STORAGE_SAS_TOKEN, SharedAccessSignature=, or the
+ *                   endpoint's query
+ *                3. Microsoft Entra ID, in DefaultAzureCredential's order: a service
+ *                   principal (AZURE_TENANT_ID, AZURE_CLIENT_ID, AZURE_CLIENT_SECRET),
+ *                   workload identity (AZURE_FEDERATED_TOKEN_FILE), a managed identity
+ *                   (IDENTITY_ENDPOINT + IDENTITY_HEADER, else IMDS); AZURE_AUTHORITY_HOST.
+ *                   Tokens are replaced before they expire.
+ *   TLS          verified; REQUESTS_CA_BUNDLE or CURL_CA_BUNDLE names other CA certificates
+ *   tuning       the CAS_PARAM_S3_* and their environment variables, as for S3
+ *
+ * Secrets: a secret key or token (AWS's, or Azure's key, SAS or Entra ID token)
+ * never appears in a message; it is kept in one locked page excluded from core
+ * dumps and wiped when replaced, and libcurl gets a copy for the length of a
+ * request only.
  *
  * Thread rules: as for every store, one store may be used by many threads at
  * once; streams are used by one thread at a time.
@@ -82,8 +107,10 @@ extern "C" {
 #define CAS_PARAM_S3_PART_SIZE 64       /* multipart part size, 5 MiB - 5 GiB (default 8 MiB) */
 #define CAS_PARAM_S3_RETRY_BASE 65      /* ms, first backoff step, 1-60000 (default 100) */
 #define CAS_PARAM_S3_GC_AGE 66          /* s: gc aborts multipart uploads older than this (default 86400) */
+#define CAS_PARAM_S3_LIST_PAGE 67       /* names per listing page asked for, 1-5000 (default 1000; S3 gives 1000 at most) */
 
-/* A backend for an object-store URL: "s3://bucket[/prefix]". Settings come from
+/* A backend for an object-store URL: "s3://bucket[/prefix]" or
+ * "azure://container[/prefix]". Settings come from
  * the environment and config files as listed above. The backend is usually
  * handed straight to cas_store_open_backend; cas_store_open does this for you. */
 CASDEF int cas_cloud_backend(cas_backend *out, const char *url, const cas_allocator *alloc, char *err,
@@ -111,6 +138,7 @@ CASDEF int cas_cloud_backend(cas_backend *out, const char *url, const cas_alloca
 #include <curl/curl.h>
 #include <expat.h>
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <sys/mman.h>
 
 #ifdef __cplusplus
@@ -118,15 +146,19 @@ extern "C" {
 #endif
 
 /* Layers, top down; each calls only those below it:
- *   S3 backend (cas_backend callbacks)     objects, listings, multipart, gc
- *     -> requests (cas__rq_*)              signing, retries, backoff, S3 error codes
- *        -> credentials (cas__cred_*)      the AWS SDKs' chain, refresh, secret pages
- *        -> XML (cas__xml_*)               expat; S3 listings, errors, STS answers
+ *   backend (cas_backend callbacks)        objects, listings, multipart/blocks, gc;
+ *                                          s3->azure picks Azure's URLs, steps and answers
+ *     -> requests (cas__rq_*)              authorization, retries, backoff, error codes
+ *        -> credentials (cas__cred_*,      the AWS SDKs' chain / Azure's key or SAS,
+ *           cas__az_cred_link)             refresh, secret pages
+ *        -> SharedKey (cas__az_*)          Azure's canonical request, HMAC-SHA256
+ *        -> XML (cas__xml_*)               expat; listings, errors, STS answers
  *        -> libcurl                        HTTP, TLS, SigV4 (CURLOPT_AWS_SIGV4) */
 
 #define CAS__EMPTY_SHA256 "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 #define CAS__S3_META_HEADER "x-amz-meta-metaflow-user-attributes"
-#define CAS__S3_META_MAX 2048          /* S3 holds at most 2 KB of user metadata */
+#define CAS__AZ_META_HEADER "x-ms-meta-metaflow_user_attributes" /* Azure's names are identifiers */
+#define CAS__S3_META_MAX 2048          /* S3 holds at most 2 KB of user metadata (Azure 8 KB) */
 #define CAS__S3_XML_MAX ((size_t)16 << 20) /* a listing page or an error, at most */
 #define CAS__S3_SINGLE_PUT_MAX ((uint64_t)5 << 30)
 #define CAS__S3_MAX_PARTS 10000
@@ -149,6 +181,7 @@ static const cas__s3_param cas__s3_params[] = {
     {CAS_PARAM_S3_PART_SIZE, "CAS_S3_PART_SIZE", (int64_t)5 << 20, (int64_t)5 << 30, (int64_t)8 << 20, 1},
     {CAS_PARAM_S3_RETRY_BASE, "CAS_S3_RETRY_BASE", 1, 60000, 100, 1},
     {CAS_PARAM_S3_GC_AGE, "CAS_S3_GC_AGE", 0, (int64_t)1 << 40, 86400, 1},
+    {CAS_PARAM_S3_LIST_PAGE, "CAS_S3_LIST_PAGE", 1, 5000, 1000, 1},
 };
 #define CAS__S3_NPARAMS (sizeof cas__s3_params / sizeof cas__s3_params[0])
 
@@ -418,12 +451,16 @@ static void cas__xml_error(const char *doc, size_t len, char *code, size_t ccap,
     p.suffix[0] = "Error/Code", p.out[0] = code, p.cap[0] = ccap;
     p.suffix[1] = "Error/Message", p.out[1] = message, p.cap[1] = mcap;
     cas__xml_parse(doc, len, cas__xml_pick_leaf, NULL, &p, scratch, sizeof scratch);
+    message[strcspn(message, "\r\n")] = 0; /* Azure's goes on with "RequestId:..." lines */
 }
 
 /* ---- the backend's state ------------------------------------------------- */
 
+/* How a request proves who sends it. */
+enum { CAS__AUTH_SIGV4, CAS__AUTH_SHARED_KEY, CAS__AUTH_SAS, CAS__AUTH_BEARER };
+
 typedef struct cas__cred {
-    int refs;
+    int refs, kind;  /* kind: CAS__AUTH_*; akid is Azure's account name, secret its key, token a SAS or bearer token */
     int64_t expires; /* 0: does not expire */
     char *akid, *secret, *token; /* inside page; token "" when none */
     void *page;
@@ -440,7 +477,7 @@ typedef struct cas__s3 {
     char *bucket, *prefix; /* prefix is "" or ends with '/' */
     char *endpoint;        /* scheme://host[:port][/path], no trailing '/' */
     char *sse, *ca_bundle;
-    int path_style;
+    int path_style, azure; /* azure: Azure Blob Storage's dialect (bucket is the container) */
     char region[64], sigv4[128], profile[128];
     char url[1100]; /* "s3://bucket/prefix": what messages call the store */
     int64_t param[CAS__S3_NPARAMS];
@@ -521,14 +558,16 @@ static void cas__multi_put(cas__s3 *s3, CURLM *m) {
 /* Credentials live in one page of their own: locked (never swapped), excluded from
  * core dumps, wiped before it is unmapped. */
 
-static cas__cred *cas__cred_new(const char *akid, const char *secret, const char *token, int64_t expires) {
+/* kind: CAS__AUTH_*; a secret is required but for the token kinds (SAS, bearer). */
+static cas__cred *cas__cred_new(int kind, const char *akid, const char *secret, const char *token, int64_t expires) {
+    int tokens = kind == CAS__AUTH_SAS || kind == CAS__AUTH_BEARER;
     size_t al = strlen(akid), sl = strlen(secret), tl = token ? strlen(token) : 0, need = al + sl + tl + 3, pl;
     long pg = sysconf(_SC_PAGESIZE);
     cas__cred *c;
     void *page;
     if (pg <= 0) pg = 4096;
     pl = (need + (size_t)pg - 1) / (size_t)pg * (size_t)pg;
-    if (!al || !sl || al > 256 || sl > 256 || tl > 65536) return NULL;
+    if (!al || (tokens ? !tl : !sl) || al > 256 || sl > 256 || tl > 65536) return NULL;
     page = mmap(NULL, pl, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (page == MAP_FAILED) return NULL;
 #ifdef MADV_DONTDUMP
@@ -539,7 +578,7 @@ static cas__cred *cas__cred_new(const char *akid, const char *secret, const char
         munmap(page, pl);
         return NULL;
     }
-    c->page = page, c->page_len = pl, c->refs = 1, c->expires = expires;
+    c->page = page, c->page_len = pl, c->refs = 1, c->expires = expires, c->kind = kind;
     c->akid = (char *)page;
     memcpy(c->akid, akid, al + 1);
     c->secret = c->akid + al + 1;
@@ -652,7 +691,7 @@ static size_t cas__rq_header(char *line, size_t size, size_t nitems, void *u) {
     size_t n = size * nitems, vl;
     const char *v;
     if (n >= 5 && !memcmp(line, "HTTP/", 5)) { /* a new response (after a 100 Continue, say) */
-        r->length = -1, r->has_meta = 0, r->meta_len = 0, r->etag[0] = r->range[0] = 0, r->mtime = 0;
+        r->length = -1, r->has_meta = 0, r->meta_len = 0, r->etag[0] = r->range[0] = r->code[0] = 0, r->mtime = 0;
     } else if (n <= 2 && (line[0] == '\r' || line[0] == '\n')) { /* the end of a response's headers */
         r->hdr_done = cas__rq_status(r) >= 200;
     } else if (cas__header_is(line, n, "content-length", &v, &vl)) {
@@ -662,8 +701,11 @@ static size_t cas__rq_header(char *line, size_t size, size_t nitems, void *u) {
         if (vl < sizeof r->etag) memcpy(r->etag, v, vl), r->etag[vl] = 0;
     } else if (cas__header_is(line, n, "content-range", &v, &vl)) {
         if (vl < sizeof r->range) memcpy(r->range, v, vl), r->range[vl] = 0;
-    } else if (cas__header_is(line, n, CAS__S3_META_HEADER, &v, &vl)) {
+    } else if (cas__header_is(line, n, CAS__S3_META_HEADER, &v, &vl) ||
+               cas__header_is(line, n, CAS__AZ_META_HEADER, &v, &vl)) {
         if (vl <= CAS__S3_META_MAX) memcpy(r->meta, v, vl), r->meta[vl] = 0, r->meta_len = vl, r->has_meta = 1;
+    } else if (cas__header_is(line, n, "x-ms-error-code", &v, &vl)) { /* Azure's reason, also on a HEAD */
+        if (vl < sizeof r->code) memcpy(r->code, v, vl), r->code[vl] = 0;
     } else if (cas__header_is(line, n, "last-modified", &v, &vl)) {
         char tmp[64];
         time_t t;
@@ -729,6 +771,179 @@ static void cas__slist_wipe(struct curl_slist *l) {
 
 static int cas__cred_get(cas__s3 *s3, int force, cas__cred **out, char *msg, size_t cap);
 
+/* ---- Azure: SharedKey, SAS and bearer authorization ---------------------------- */
+/* libcurl signs SigV4 itself but knows nothing of Azure. SharedKey is an
+ * HMAC-SHA256 over a canonical form of the request ("Authorize with Shared Key"
+ * in Azure's Storage REST reference): the verb, eleven standard headers (empty
+ * when absent; Content-Length empty when zero), the x-ms-* headers sorted, and
+ * the resource: /account/path, then each query parameter sorted, URL-decoded. */
+
+#define CAS__AZ_VERSION "2021-08-06"
+
+static const char *cas__hdr_find(const struct curl_slist *h, const char *name, size_t *vl) {
+    const char *v;
+    for (; h; h = h->next)
+        if (cas__header_is(h->data, strlen(h->data), name, &v, vl)) return v;
+    return NULL;
+}
+
+static int cas__starts_ci(const char *s, const char *lower) {
+    for (; *lower; s++, lower++)
+        if (tolower((unsigned char)*s) != *lower) return 0;
+    return 1;
+}
+
+static int cas__hdr_cmp(const char *a, const char *b) { /* by lower-case name, up to ':' */
+    for (; *a && *a != ':' && tolower((unsigned char)*a) == tolower((unsigned char)*b); a++, b++) {
+    }
+    return (*a == ':' ? 0 : tolower((unsigned char)*a)) - (*b == ':' ? 0 : tolower((unsigned char)*b));
+}
+
+static int cas__az_string_to_sign(cas__buf *sts, const char *method, const struct curl_slist *h, size_t body_len,
+                                  const char *account, const char *url) {
+    static const char *const std[] = {"content-encoding", "content-language", "content-length", "content-md5",
+                                      "content-type", "date", "if-modified-since", "if-match", "if-none-match",
+                                      "if-unmodified-since", "range"};
+    const char *ms[32], *q[16], *qv[16], *path, *qs, *v;
+    char *query = NULL;
+    size_t i, j, n = 0, nq = 0, vl;
+    cas__buf_addz(sts, method);
+    for (i = 0; i < sizeof std / sizeof std[0]; i++) {
+        cas__buf_addz(sts, "\n");
+        if (!strcmp(std[i], "content-length")) {
+            if (body_len) cas__buf_fmt(sts, "%lu", (unsigned long)body_len);
+        } else if ((v = cas__hdr_find(h, std[i], &vl)) != NULL) {
+            cas__buf_put(sts, v, vl);
+        }
+    }
+    cas__buf_addz(sts, "\n");
+    for (; h; h = h->next) /* the x-ms-* headers, sorted by name (insertion sort: a handful) */
+        if (cas__starts_ci(h->data, "x-ms-")) {
+            if (n == sizeof ms / sizeof ms[0]) return CAS_E_LIMIT; /* never signs a part of them */
+            for (j = n++; j && cas__hdr_cmp(ms[j - 1], h->data) > 0; j--) ms[j] = ms[j - 1];
+            ms[j] = h->data;
+        }
+    for (i = 0; i < n; i++) {
+        const char *colon = strchr(ms[i], ':');
+        if (!colon) continue;
+        for (v = ms[i]; v < colon; v++) {
+            char c = (char)tolower((unsigned char)*v);
+            cas__buf_put(sts, &c, 1);
+        }
+        cas__buf_addz(sts, ":");
+        for (v = colon + 1; *v == ' '; v++) {
+        }
+        cas__buf_addz(sts, v);
+        cas__buf_addz(sts, "\n");
+    }
+    path = strstr(url, "://");
+    path = path ? strchr(path + 3, '/') : NULL;
+    qs = strchr(url, '?');
+    cas__buf_fmt(sts, "/%s", account);
+    if (!path || (qs && path > qs)) cas__buf_addz(sts, "/");
+    else cas__buf_put(sts, path, qs ? (size_t)(qs - path) : strlen(path));
+    if (qs && qs[1]) { /* the query's parameters, sorted by name (lower case), values decoded */
+        char *t, *next, *c;
+        size_t ql = strlen(qs + 1);
+        if (!(query = (char *)malloc(ql + 1))) return CAS_E_NOMEM;
+        memcpy(query, qs + 1, ql + 1);
+        for (t = query; t; t = next) {
+            char *eq;
+            if ((next = strchr(t, '&')) != NULL) *next++ = 0;
+            if (nq == sizeof q / sizeof q[0]) {
+                free(query);
+                return CAS_E_LIMIT; /* never signs a part of them */
+            }
+            if ((eq = strchr(t, '=')) != NULL) *eq = 0, cas__uri_decode(eq + 1);
+            for (c = t; *c; c++) *c = (char)tolower((unsigned char)*c);
+            for (j = nq++; j && strcmp(q[j - 1], t) > 0; j--) q[j] = q[j - 1], qv[j] = qv[j - 1];
+            q[j] = t, qv[j] = eq ? eq + 1 : "";
+        }
+        for (i = 0; i < nq; i++) {
+            cas__buf_addz(sts, "\n");
+            cas__buf_addz(sts, q[i]);
+            cas__buf_addz(sts, ":");
+            cas__buf_addz(sts, qv[i]);
+        }
+        free(query);
+    }
+    return sts->p ? CAS_OK : CAS_E_NOMEM;
+}
+
+/* Base64 of n bytes into out (4 * ((n + 2) / 3) + 1 bytes). */
+static void cas__b64(const unsigned char *p, size_t n, char *out) {
+    EVP_EncodeBlock((unsigned char *)out, p, (int)n);
+}
+
+/* Decodes base64 text; the length, or -1 if it is not base64. */
+static int cas__unb64(const char *s, unsigned char *out, size_t cap) {
+    size_t n = strlen(s), pad = 0;
+    int k;
+    if (!n || n % 4 || n / 4 * 3 > cap) return -1;
+    if (s[n - 1] == '=') pad++;
+    if (s[n - 2] == '=') pad++;
+    k = EVP_DecodeBlock(out, (const unsigned char *)s, (int)n);
+    return k < 0 ? -1 : k - (int)pad;
+}
+
+/* SharedKey's signature of a canonical request, into "Authorization: SharedKey account:sig". */
+static int cas__az_shared_key(const cas__cred *c, const cas__buf *sts, char *line, size_t cap) {
+    unsigned char key[256], mac[EVP_MAX_MD_SIZE];
+    unsigned int ml = 0;
+    char sig[EVP_MAX_MD_SIZE * 2];
+    int kl = cas__unb64(c->secret, key, sizeof key);
+    if (kl <= 0 || !HMAC(EVP_sha256(), key, kl, (const unsigned char *)sts->p, sts->len, mac, &ml)) {
+        cas__wipe(key, sizeof key);
+        return CAS_E_ARG;
+    }
+    cas__wipe(key, sizeof key);
+    cas__b64(mac, ml, sig);
+    snprintf(line, cap, "Authorization: SharedKey %s:%s", c->akid, sig);
+    return CAS_OK;
+}
+
+/* Adds Azure's date and version to *h, then the proof c holds: a SharedKey
+ * signature, a bearer token, or a SAS token appended to the URL libcurl gets. */
+static int cas__az_authorize(cas__s3 *s3, CURL *e, const cas__rq *r, const cas__cred *c, struct curl_slist **h) {
+    static const char *const wd[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
+    static const char *const mo[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                     "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+    char line[512];
+    struct tm tm;
+    time_t now = time(NULL);
+    int rc = CAS_OK;
+    gmtime_r(&now, &tm);
+    snprintf(line, sizeof line, "x-ms-date: %s, %02d %s %04d %02d:%02d:%02d GMT", wd[tm.tm_wday], tm.tm_mday,
+             mo[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
+    if (!(*h = curl_slist_append(*h, line)) || !(*h = curl_slist_append(*h, "x-ms-version: " CAS__AZ_VERSION)))
+        return CAS_E_NOMEM;
+    if (c->kind == CAS__AUTH_SHARED_KEY) {
+        cas__buf sts;
+        memset(&sts, 0, sizeof sts);
+        sts.a = &s3->alloc;
+        if ((rc = cas__az_string_to_sign(&sts, r->method, *h, !strcmp(r->method, "PUT") ? r->up_len : 0, c->akid,
+                                         r->url.p)) == CAS_OK &&
+            (rc = cas__az_shared_key(c, &sts, line, sizeof line)) == CAS_OK && !(*h = curl_slist_append(*h, line)))
+            rc = CAS_E_NOMEM;
+        cas__free(&s3->alloc, sts.p);
+    } else { /* a token: in a header (bearer) or in the URL (SAS); wiped from our copies after */
+        size_t ul = strlen(r->url.p), tl = strlen(c->token), need = ul + tl + 32;
+        char *t = (char *)malloc(need);
+        if (!t) return CAS_E_NOMEM;
+        if (c->kind == CAS__AUTH_BEARER) {
+            snprintf(t, need, "Authorization: Bearer %s", c->token);
+            if (!(*h = curl_slist_append(*h, t))) rc = CAS_E_NOMEM;
+        } else {
+            snprintf(t, need, "%s%c%s", r->url.p, strchr(r->url.p, '?') ? '&' : '?', c->token);
+            curl_easy_setopt(e, CURLOPT_URL, t);
+        }
+        cas__wipe(t, need);
+        free(t);
+    }
+    cas__wipe(line, sizeof line);
+    return rc;
+}
+
 /* Sets every option of one try of r on e. *sent gets the header list to free after. */
 static int cas__rq_setup(cas__s3 *s3, CURL *e, cas__rq *r, cas__cred *c, struct curl_slist **sent) {
     struct curl_slist *h = NULL, *i;
@@ -768,7 +983,9 @@ static int cas__rq_setup(cas__s3 *s3, CURL *e, cas__rq *r, cas__cred *c, struct 
         curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, r->method);
     }
     for (i = r->hdr; i && ok; i = i->next) ok = (h = curl_slist_append(h, i->data)) != NULL;
-    if (r->sign && c) {
+    if (r->sign && c && c->kind != CAS__AUTH_SIGV4) {
+        ok = ok && cas__az_authorize(s3, e, r, c, &h) == CAS_OK;
+    } else if (r->sign && c) {
         char sha[65];
         if (!r->up_sha && r->up_len) cas__sha256_hex(r->up, r->up_len, sha);
         snprintf(line, sizeof line, "x-amz-content-sha256: %s",
@@ -794,6 +1011,15 @@ static int cas__rq_setup(cas__s3 *s3, CURL *e, cas__rq *r, cas__cred *c, struct 
     return ok ? CAS_OK : CAS_E_NOMEM;
 }
 
+/* An error answer's code and message from its body; a code the headers gave
+ * (Azure's x-ms-error-code) stays when the body has none. */
+static void cas__rq_error_body(cas__rq *r) {
+    char code[sizeof r->code];
+    if (r->status < 300 || !r->body.len) return;
+    cas__xml_error(r->body.p, r->body.len, code, sizeof code, r->message, sizeof r->message);
+    if (code[0]) memcpy(r->code, code, sizeof code);
+}
+
 static int cas__cc_transient(CURLcode cc) {
     switch (cc) {
     case CURLE_COULDNT_CONNECT:
@@ -814,6 +1040,10 @@ static int cas__cc_transient(CURLcode cc) {
     }
 }
 
+/* A connection closed inside an answer's headers: libcurl may call that a whole
+ * answer with no body (seen through a proxy cutting it); it is a broken one. */
+static CURLcode cas__rq_whole(const cas__rq *r, CURLcode cc) { return cc == CURLE_OK && !r->hdr_done ? CURLE_GOT_NOTHING : cc; }
+
 /* Nothing reached the server: any request may be tried again. */
 static int cas__cc_unsent(CURLcode cc) { return cc == CURLE_COULDNT_CONNECT || cc == CURLE_COULDNT_RESOLVE_HOST; }
 
@@ -831,7 +1061,7 @@ static int cas__rq_retryable(const cas__rq *r) {
     static const char *const transient[] = {"SlowDown", "Throttling", "ThrottlingException", "RequestTimeout",
                                             "InternalError", "ServiceUnavailable", "RequestLimitExceeded",
                                             "OperationAborted", "ConditionalRequestConflict", "TooManyRequests",
-                                            NULL};
+                                            "ServerBusy", "OperationTimedOut", NULL}; /* the last two: Azure's */
     static const char *const expired[] = {"ExpiredToken", "TokenRefreshRequired", "RequestExpired", NULL};
     if (r->status >= 200 && r->status < 400) return 0;
     if (cas__code_is(r, expired)) return 2;
@@ -890,7 +1120,7 @@ static int cas__rq_run(cas__s3 *s3, cas__rq *r, char *msg, size_t cap) {
             return CAS_E_NOMEM;
         }
         if ((rc = cas__rq_setup(s3, e, r, c, &sent)) == CAS_OK) {
-            cc = curl_easy_perform(e);
+            cc = cas__rq_whole(r, curl_easy_perform(e));
             r->status = cas__rq_status(r);
         } else {
             cc = CURLE_OUT_OF_MEMORY;
@@ -907,8 +1137,7 @@ static int cas__rq_run(cas__s3 *s3, cas__rq *r, char *msg, size_t cap) {
             cas__fmt(msg, cap, "the answer is larger than %lu bytes", (unsigned long)r->keep);
             return CAS_E_LIMIT;
         }
-        if (cc == CURLE_OK && r->status >= 300 && r->body.len)
-            cas__xml_error(r->body.p, r->body.len, r->code, sizeof r->code, r->message, sizeof r->message);
+        if (cc == CURLE_OK) cas__rq_error_body(r);
         again = cc != CURLE_OK ? cas__cc_transient(cc) : cas__rq_retryable(r);
         if (again == 2) { /* temporary credentials ran out: new ones, then once more */
             cas__cred *fresh = NULL;
@@ -935,6 +1164,10 @@ static int cas__rq_run(cas__s3 *s3, cas__rq *r, char *msg, size_t cap) {
 /* ---- credentials: the AWS SDKs' chain ------------------------------------- */
 
 enum { CAS__CRED_ENV = 1, CAS__CRED_WEB, CAS__CRED_FILES, CAS__CRED_CONTAINER, CAS__CRED_IMDS };
+/* Azure's links (cas__az_cred_link): a shared key, a SAS token, Entra ID tokens */
+enum { CAS__AZC_KEY = 1, CAS__AZC_SAS, CAS__AZC_SECRET, CAS__AZC_WORKLOAD, CAS__AZC_MANAGED,
+       CAS__AZC_LAST = CAS__AZC_MANAGED };
+static int cas__az_cred_link(cas__s3 *s3, int which, cas__cred **out, char *msg, size_t cap);
 
 /* A small file read whole (config files, tokens); NULL if unreadable or larger than max. */
 static char *cas__slurp_file(const char *path, size_t max, size_t *len) {
@@ -1034,7 +1267,7 @@ static int cas__cred_from_json(const char *doc, size_t len, cas__cred **out, cha
                 token[0] = 0;
                 if (t && j.t[t].type == CAS__J_STR && cas__json_str(&j, t, token, tl) == (size_t)-1) token[0] = 0;
                 if (x && j.t[x].type == CAS__J_STR) cas__json_str(&j, x, exp, sizeof exp);
-                *out = cas__cred_new(akid, secret, token, exp[0] ? cas__iso8601(exp) : 0);
+                *out = cas__cred_new(CAS__AUTH_SIGV4, akid, secret, token, exp[0] ? cas__iso8601(exp) : 0);
                 rc = *out ? CAS_OK : CAS_E_CORRUPT;
                 cas__wipe(token, tl);
                 free(token);
@@ -1120,7 +1353,7 @@ static int cas__cred_web(cas__s3 *s3, const char *token_file, const char *role, 
         p.suffix[2] = "Credentials/SessionToken", p.out[2] = token, p.cap[2] = sizeof token;
         p.suffix[3] = "Credentials/Expiration", p.out[3] = exp, p.cap[3] = sizeof exp;
         if (cas__xml_parse(r.body.p, r.body.len, cas__xml_pick_leaf, NULL, &p, msg, cap) < 0 || !akid[0] ||
-            !secret[0] || !(*out = cas__cred_new(akid, secret, token, cas__iso8601(exp)))) {
+            !secret[0] || !(*out = cas__cred_new(CAS__AUTH_SIGV4, akid, secret, token, cas__iso8601(exp)))) {
             cas__fmt(msg, cap, "STS AssumeRoleWithWebIdentity gave no credentials");
             rc = CAS_E_CORRUPT;
         }
@@ -1252,7 +1485,7 @@ static int cas__cred_link(cas__s3 *s3, int which, cas__cred **out, char *msg, si
                      ak ? "SECRET_ACCESS_KEY" : "ACCESS_KEY_ID");
             return CAS_E_ARG;
         }
-        *out = cas__cred_new(ak, sk, cas__env("AWS_SESSION_TOKEN"), 0);
+        *out = cas__cred_new(CAS__AUTH_SIGV4, ak, sk, cas__env("AWS_SESSION_TOKEN"), 0);
         break;
     case CAS__CRED_WEB:
         if (cas__env("AWS_WEB_IDENTITY_TOKEN_FILE") && cas__env("AWS_ROLE_ARN"))
@@ -1269,7 +1502,7 @@ static int cas__cred_link(cas__s3 *s3, int which, cas__cred **out, char *msg, si
             (cas__profile_get(s3, 0, "aws_access_key_id", a, sizeof a) == CAS_OK &&
              cas__profile_get(s3, 0, "aws_secret_access_key", s, sizeof s) == CAS_OK &&
              (cas__profile_get(s3, 0, "aws_session_token", t, sizeof t), 1)))
-            *out = cas__cred_new(a, s, t, 0);
+            *out = cas__cred_new(CAS__AUTH_SIGV4, a, s, t, 0);
         cas__wipe(s, sizeof s), cas__wipe(t, sizeof t);
         if (!*out) return CAS_E_NOTFOUND;
         break;
@@ -1284,15 +1517,16 @@ static int cas__cred_link(cas__s3 *s3, int which, cas__cred **out, char *msg, si
 /* The store's credentials, refreshed five minutes before they expire (or now,
  * with force). The first success fixes which link serves this store. */
 static int cas__cred_get(cas__s3 *s3, int force, cas__cred **out, char *msg, size_t cap) {
-    int rc = CAS_OK, k;
+    int rc = CAS_OK, k, last = s3->azure ? (int)CAS__AZC_LAST : (int)CAS__CRED_IMDS;
     cas__mu_lock(&s3->cmu);
     if (!s3->cred || force || (s3->cred->expires && cas__now() > s3->cred->expires - 300)) {
         cas__cred *fresh = NULL;
         char why[400];
         why[0] = 0;
         rc = CAS_E_NOTFOUND;
-        for (k = s3->cred_source ? s3->cred_source : CAS__CRED_ENV; k <= CAS__CRED_IMDS; k++) {
-            rc = cas__cred_link(s3, k, &fresh, why, sizeof why);
+        for (k = s3->cred_source ? s3->cred_source : 1; k <= last; k++) {
+            rc = s3->azure ? cas__az_cred_link(s3, k, &fresh, why, sizeof why)
+                           : cas__cred_link(s3, k, &fresh, why, sizeof why);
             if (rc != CAS_E_NOTFOUND || s3->cred_source) break;
         }
         if (rc == CAS_OK) {
@@ -1301,6 +1535,11 @@ static int cas__cred_get(cas__s3 *s3, int force, cas__cred **out, char *msg, siz
             if (old && --old->refs == 0) cas__cred_destroy(old);
         } else if (s3->cred && (!s3->cred->expires || cas__now() < s3->cred->expires)) {
             rc = CAS_OK; /* refresh failed, the old ones still hold: use them */
+        } else if (rc == CAS_E_NOTFOUND && s3->azure) {
+            cas__fmt(msg, cap, "no Azure credentials found (looked for AZURE_STORAGE_KEY, AZURE_STORAGE_SAS_TOKEN, "
+                               "AZURE_STORAGE_CONNECTION_STRING, a SAS in the endpoint, a service principal "
+                               "(AZURE_CLIENT_SECRET), workload identity (AZURE_FEDERATED_TOKEN_FILE) and a managed "
+                               "identity)");
         } else if (rc == CAS_E_NOTFOUND) {
             cas__fmt(msg, cap,
                      "no AWS credentials found (looked for AWS_ACCESS_KEY_ID, web identity, profile '%s' in the "
@@ -1335,7 +1574,7 @@ static int cas__s3_url(const cas__s3 *s3, cas__buf *u, const char *name, const c
         cas__buf_addz(u, ".");
         cas__buf_addz(u, sep + 3);
     }
-    cas__buf_addz(u, "/");
+    if (name || !s3->azure) cas__buf_addz(u, "/"); /* Azure: "container?restype=container&..." */
     if (name) {
         cas__uri_encode(u, s3->prefix, 1);
         cas__uri_encode(u, name, 1);
@@ -1350,10 +1589,10 @@ static int cas__s3_write_headers(const cas__s3 *s3, struct curl_slist **h, const
     char line[CAS__S3_META_MAX + 64];
     if (meta && ml > CAS__S3_META_MAX) return CAS_E_ARG;
     if (meta) {
-        snprintf(line, sizeof line, CAS__S3_META_HEADER ": %.*s", (int)ml, meta);
+        snprintf(line, sizeof line, "%s: %.*s", s3->azure ? CAS__AZ_META_HEADER : CAS__S3_META_HEADER, (int)ml, meta);
         if (!(*h = curl_slist_append(*h, line))) return CAS_E_NOMEM;
     }
-    if (s3->sse) {
+    if (s3->sse) { /* S3 only: Azure encrypts every blob */
         snprintf(line, sizeof line, "x-amz-server-side-encryption: %.100s", s3->sse);
         if (!(*h = curl_slist_append(*h, line))) return CAS_E_NOMEM;
     }
@@ -1363,7 +1602,9 @@ static int cas__s3_write_headers(const cas__s3 *s3, struct curl_slist **h, const
 /* A final answer that is not what was wanted, as a status and a reason. */
 static int cas__s3_answer_fail(const cas__rq *r, char *msg, size_t cap) {
     cas__rq_why(r, CURLE_OK, msg, cap);
-    if (r->status == 404 && strcmp(r->code, "NoSuchBucket") && strcmp(r->code, "NoSuchUpload")) return CAS_E_NOTFOUND;
+    if (r->status == 404 && strcmp(r->code, "NoSuchBucket") && strcmp(r->code, "NoSuchUpload") &&
+        strcmp(r->code, "ContainerNotFound"))
+        return CAS_E_NOTFOUND;
     return CAS_E_IO;
 }
 
@@ -1503,8 +1744,7 @@ static int cas__obj_start(cas__s3obj *o, char *msg, size_t cap) {
         }
         while (o->running && !o->paused) cas__obj_pump(o, 0); /* an error: its body, to the end */
         o->r.status = cas__rq_status(&o->r);
-        if (o->cc == CURLE_OK && o->r.status >= 300 && o->r.body.len)
-            cas__xml_error(o->r.body.p, o->r.body.len, o->r.code, sizeof o->r.code, o->r.message, sizeof o->r.message);
+        if (o->cc == CURLE_OK) cas__rq_error_body(&o->r);
         again = o->cc != CURLE_OK ? cas__cc_transient(o->cc) : cas__rq_retryable(&o->r);
         cas__obj_stop(o);
         if (o->cc == CURLE_OK && o->r.status == 412 && o->delivered) {
@@ -1804,6 +2044,10 @@ static int cas__s3w_begin(cas__s3w *w, char *msg, size_t cap) {
     cas__rq r;
     cas__xml_pick p;
     int rc;
+    if (s3->azure) { /* Azure has nothing to start: the block ids carry a nonce of this writer's */
+        snprintf(w->upload, sizeof w->upload, "%016llx", (unsigned long long)cas__s3_random(s3));
+        return CAS_OK;
+    }
     cas__rq_init(&r, "POST", &s3->alloc);
     r.keep = (size_t)1 << 20; /* repeated after a lost answer, it leaves an empty upload behind, which gc removes */
     if (cas__s3_url(s3, &r.url, w->name, "uploads=") < 0 || cas__s3_write_headers(s3, &r.hdr, w->meta, w->meta_len) < 0)
@@ -1826,28 +2070,39 @@ static int cas__s3w_begin(cas__s3w *w, char *msg, size_t cap) {
     return rc;
 }
 
-/* PUT ?partNumber=N&uploadId=..: one part, with its SHA-256 (a body changed in transit is refused). */
+/* PUT ?partNumber=N&uploadId=..: one part, with its SHA-256 (a body changed in transit is refused).
+ * Azure: PUT ?blockid=..&comp=block, one uncommitted block of the blob. */
 static int cas__s3w_put_part(cas__s3w *w, const unsigned char *p, size_t n, char *msg, size_t cap) {
     cas__s3 *s3 = w->s3;
     cas__buf q;
     cas__rq r;
-    char sha[65], line[300];
+    char sha[65], line[300], id[64], b64[96];
     int rc;
     if (!w->upload[0] && (rc = cas__s3w_begin(w, msg, cap)) < 0) return rc;
     if (w->nparts >= CAS__S3_MAX_PARTS) return cas__s3w_fail(msg, cap, "uploading", "over 10000 parts");
     memset(&q, 0, sizeof q);
     q.a = &s3->alloc;
-    cas__buf_fmt(&q, "partNumber=%d&uploadId=", w->nparts + 1);
-    cas__uri_encode(&q, w->upload, 0);
+    if (s3->azure) { /* ids of one length (Azure's rule), unique to this writer */
+        snprintf(id, sizeof id, "cas-%.16s-%05d", w->upload, w->nparts + 1);
+        cas__b64((const unsigned char *)id, strlen(id), b64);
+        cas__buf_addz(&q, "blockid=");
+        cas__uri_encode(&q, b64, 0);
+        cas__buf_addz(&q, "&comp=block");
+    } else {
+        cas__buf_fmt(&q, "partNumber=%d&uploadId=", w->nparts + 1);
+        cas__uri_encode(&q, w->upload, 0);
+    }
     cas__rq_init(&r, "PUT", &s3->alloc);
     cas__sha256_hex(p, n, sha);
     r.up = p, r.up_len = n, r.up_sha = sha;
     if (!q.p || cas__s3_url(s3, &r.url, w->name, q.p) < 0) rc = cas__oom(msg, cap);
-    else if ((rc = cas__rq_run(s3, &r, msg, cap)) == CAS_OK && (r.status != 200 || !r.etag[0]))
+    else if ((rc = cas__rq_run(s3, &r, msg, cap)) == CAS_OK &&
+             (s3->azure ? r.status != 201 : r.status != 200 || !r.etag[0]))
         rc = cas__s3_answer_fail(&r, msg, cap);
     if (rc == CAS_OK) {
         w->nparts++;
-        snprintf(line, sizeof line, "<Part><PartNumber>%d</PartNumber><ETag>%s</ETag></Part>", w->nparts, r.etag);
+        if (s3->azure) snprintf(line, sizeof line, "<Latest>%s</Latest>", b64);
+        else snprintf(line, sizeof line, "<Part><PartNumber>%d</PartNumber><ETag>%s</ETag></Part>", w->nparts, r.etag);
         if (cas__buf_addz(&w->parts, line) < 0) rc = cas__oom(msg, cap);
     } else {
         char why[400];
@@ -1865,6 +2120,7 @@ static void cas__s3w_abort_upload(cas__s3w *w) {
     cas__buf q;
     cas__rq r;
     char msg[300];
+    if (w->s3->azure) w->upload[0] = 0; /* Azure drops uncommitted blocks itself, after a week at most */
     if (!w->upload[0]) return;
     memset(&q, 0, sizeof q);
     q.a = &w->s3->alloc;
@@ -1901,7 +2157,7 @@ static int cas__s3_create(void *u, const char *dir, const char *name, const char
     (void)dir;
     *out = NULL;
     if (ml > CAS__S3_META_MAX) {
-        cas__fmt(msg, cap, "metadata over S3's 2 KB");
+        cas__fmt(msg, cap, "metadata over 2 KB (S3's limit)");
         return CAS_E_ARG;
     }
     if (!(w = (cas__s3w *)cas__calloc(&s3->alloc, sizeof *w))) {
@@ -1955,12 +2211,25 @@ static int cas__s3_write(void *u, void *wp, const void *data, size_t n, char *ms
     return CAS_OK;
 }
 
-/* PUT with x-amz-copy-source onto itself: new metadata, the same bytes. */
+/* PUT with x-amz-copy-source onto itself: new metadata, the same bytes.
+ * Azure: PUT ?comp=metadata. */
 static int cas__s3_set_meta(cas__s3w *w, int *stored, char *msg, size_t cap) {
     cas__s3 *s3 = w->s3;
     cas__rq r;
     cas__buf src;
     int rc;
+    if (s3->azure) {
+        cas__rq_init(&r, "PUT", &s3->alloc);
+        if (cas__s3_url(s3, &r.url, w->name, "comp=metadata") < 0 ||
+            cas__s3_write_headers(s3, &r.hdr, w->meta, w->meta_len) < 0)
+            rc = cas__oom(msg, cap);
+        else if ((rc = cas__rq_run(s3, &r, msg, cap)) == CAS_OK) {
+            if (r.status == 200) *stored = 1;
+            else if ((rc = cas__s3_answer_fail(&r, msg, cap)) == CAS_E_NOTFOUND) rc = CAS_E_IO;
+        }
+        cas__rq_free(&r);
+        return rc;
+    }
     memset(&src, 0, sizeof src);
     src.a = &s3->alloc;
     cas__buf_addz(&src, "x-amz-copy-source: /");
@@ -2012,18 +2281,27 @@ static int cas__s3w_complete(cas__s3w *w, char *msg, size_t cap) {
     int rc;
     memset(&q, 0, sizeof q), memset(&body, 0, sizeof body);
     q.a = body.a = &s3->alloc;
-    cas__buf_addz(&q, "uploadId=");
-    cas__uri_encode(&q, w->upload, 0);
-    cas__buf_addz(&body, "<CompleteMultipartUpload>");
+    if (s3->azure) { /* Put Block List: the blocks become the blob, with its metadata (repeatable) */
+        cas__buf_addz(&q, "comp=blocklist");
+        cas__buf_addz(&body, "<?xml version=\"1.0\" encoding=\"utf-8\"?><BlockList>");
+    } else {
+        cas__buf_addz(&q, "uploadId=");
+        cas__uri_encode(&q, w->upload, 0);
+        cas__buf_addz(&body, "<CompleteMultipartUpload>");
+    }
     cas__buf_put(&body, w->parts.p ? w->parts.p : "", w->parts.len);
-    cas__buf_addz(&body, "</CompleteMultipartUpload>");
-    cas__rq_init(&r, "POST", &s3->alloc);
+    cas__buf_addz(&body, s3->azure ? "</BlockList>" : "</CompleteMultipartUpload>");
+    cas__rq_init(&r, s3->azure ? "PUT" : "POST", &s3->alloc);
     r.keep = (size_t)1 << 20;
     r.up = (const unsigned char *)body.p, r.up_len = body.len;
     if (!q.p || !body.p || cas__s3_url(s3, &r.url, w->name, q.p) < 0 ||
-        !(r.hdr = curl_slist_append(r.hdr, "Content-Type: application/xml")))
+        !(r.hdr = curl_slist_append(r.hdr, "Content-Type: application/xml")) ||
+        (s3->azure && cas__s3_write_headers(s3, &r.hdr, w->meta, w->meta_len) < 0))
         rc = cas__oom(msg, cap);
-    else if ((rc = cas__rq_run(s3, &r, msg, cap)) == CAS_OK) {
+    else if ((rc = cas__rq_run(s3, &r, msg, cap)) == CAS_OK && s3->azure) {
+        if (r.status == 201) w->upload[0] = 0;
+        else if ((rc = cas__s3_answer_fail(&r, msg, cap)) == CAS_E_NOTFOUND) rc = CAS_E_IO;
+    } else if (rc == CAS_OK) {
         char code[64], message[256];
         cas__xml_error(r.body.p ? r.body.p : "", r.body.len, code, sizeof code, message, sizeof message);
         if (r.tries > 1 && r.status == 404 && !strcmp(code, "NoSuchUpload") && cas__s3w_landed(w)) {
@@ -2093,11 +2371,13 @@ static int cas__s3_commit(void *u, void *wp, const char *name, int mode, int *st
         cas__sha256_hex(w->buf ? w->buf : (const unsigned char *)"", w->len, sha);
         r.up = w->buf, r.up_len = w->len, r.up_sha = sha;
         if (cas__s3_url(s3, &r.url, w->name, NULL) < 0 || cas__s3_write_headers(s3, &r.hdr, w->meta, w->meta_len) < 0 ||
+            (s3->azure && !(r.hdr = curl_slist_append(r.hdr, "x-ms-blob-type: BlockBlob"))) ||
             (mode == CAS_COMMIT_CREATE && !(r.hdr = curl_slist_append(r.hdr, "If-None-Match: *"))))
             rc = cas__oom(msg, cap);
         else if ((rc = cas__rq_run(s3, &r, msg, cap)) == CAS_OK) {
-            if (r.status == 200) *stored = 1;
-            else if (r.status == 412 && mode == CAS_COMMIT_CREATE) *stored = 0; /* it is there already */
+            if (r.status == 200 || r.status == 201) *stored = 1;
+            else if ((r.status == 412 || r.status == 409) && mode == CAS_COMMIT_CREATE)
+                *stored = 0; /* it is there already (Azure: 409 BlobAlreadyExists) */
             else {
                 rc = cas__s3_answer_fail(&r, msg, cap);
                 if (rc == CAS_E_NOTFOUND) rc = CAS_E_IO;
@@ -2161,15 +2441,21 @@ static void cas__s3_page_leaf(void *ctx, const char *path, const char *text, siz
     cas__s3_page *pg = (cas__s3_page *)ctx;
     char *dst = NULL;
     size_t dcap = 0;
+    /* S3's ListObjectsV2 and ListMultipartUploads, Azure's List Blobs */
     if (cas__ends_with(path, "Contents/Key") || cas__ends_with(path, "CommonPrefixes/Prefix") ||
-        cas__ends_with(path, "Upload/Key"))
+        cas__ends_with(path, "Upload/Key") || cas__ends_with(path, "Blob/Name") || cas__ends_with(path, "BlobPrefix/Name"))
         dst = pg->key, dcap = sizeof pg->key;
-    else if (cas__ends_with(path, "Contents/Size")) dst = pg->size, dcap = sizeof pg->size;
-    else if (cas__ends_with(path, "Contents/LastModified") || cas__ends_with(path, "Upload/Initiated"))
+    else if (cas__ends_with(path, "Contents/Size") || cas__ends_with(path, "Blob/Properties/Content-Length"))
+        dst = pg->size, dcap = sizeof pg->size;
+    else if (cas__ends_with(path, "Contents/LastModified") || cas__ends_with(path, "Upload/Initiated") ||
+             cas__ends_with(path, "Blob/Properties/Last-Modified"))
         dst = pg->mtime, dcap = sizeof pg->mtime;
     else if (cas__ends_with(path, "Upload/UploadId")) dst = pg->upload_id, dcap = sizeof pg->upload_id;
-    else if (cas__ends_with(path, "NextContinuationToken") || cas__ends_with(path, "NextKeyMarker"))
+    else if (cas__ends_with(path, "NextContinuationToken") || cas__ends_with(path, "NextKeyMarker") ||
+             cas__ends_with(path, "EnumerationResults/NextMarker")) {
         dst = pg->next, dcap = sizeof pg->next;
+        if (cas__ends_with(path, "NextMarker")) pg->truncated = len > 0; /* Azure says so by a marker alone */
+    }
     else if (cas__ends_with(path, "NextUploadIdMarker")) dst = pg->next_upload, dcap = sizeof pg->next_upload;
     else if (cas__ends_with(path, "IsTruncated")) pg->truncated = len == 4 && !memcmp(text, "true", 4);
     else if (cas__ends_with(path, "EncodingType")) pg->url_encoded = len == 3 && !memcmp(text, "url", 3);
@@ -2188,8 +2474,11 @@ static void cas__s3_page_end(void *ctx, const char *path) {
     char *name;
     /* only the records of the listing asked for (an <Upload> in an object listing is
      * not an object; found by fuzz_cloud) */
-    if (!pg->ufn && cas__ends_with(path, "Contents")) kind = CAS_ENTRY_FILE;
-    else if (!pg->ufn && cas__ends_with(path, "CommonPrefixes")) kind = CAS_ENTRY_DIR;
+    if (!pg->ufn && (cas__ends_with(path, "ListBucketResult/Contents") || cas__ends_with(path, "Blobs/Blob")))
+        kind = CAS_ENTRY_FILE;
+    else if (!pg->ufn && (cas__ends_with(path, "ListBucketResult/CommonPrefixes") ||
+                          cas__ends_with(path, "Blobs/BlobPrefix")))
+        kind = CAS_ENTRY_DIR;
     else if (pg->ufn && cas__ends_with(path, "Upload")) kind = CAS_ENTRY_OTHER;
     else return;
     if (!pg->bad && !pg->stop && pg->rc >= 0) {
@@ -2203,6 +2492,7 @@ static void cas__s3_page_end(void *ctx, const char *path) {
                 rc = pg->ufn(pg->ctx, name, pg->upload_id, cas__iso8601(pg->mtime));
             } else {
                 int64_t t = cas__iso8601(pg->mtime);
+                if (t < 0) t = (int64_t)curl_getdate(pg->mtime, NULL); /* Azure's: RFC 1123 */
                 rc = pg->fn(pg->ctx, name, kind, (uint64_t)strtoull(pg->size, NULL, 10), t < 0 ? 0 : t);
             }
             if (rc > 0) pg->stop = 1;
@@ -2237,11 +2527,18 @@ static int64_t cas__s3_list_pages(cas__s3 *s3, const char *strip, int delimiter,
             if (pg->next_upload[0])
                 cas__buf_addz(&q, "&upload-id-marker="), cas__uri_encode(&q, pg->next_upload, 0);
             cas__buf_addz(&q, "&uploads=");
+        } else if (s3->azure) {
+            cas__buf_addz(&q, "comp=list");
+            if (delimiter) cas__buf_addz(&q, "&delimiter=%2F");
+            if (pg->next[0]) cas__buf_addz(&q, "&marker="), cas__uri_encode(&q, pg->next, 0);
+            cas__buf_fmt(&q, "&maxresults=%d&prefix=", (int)cas__s3p(s3, CAS_PARAM_S3_LIST_PAGE));
+            cas__uri_encode(&q, strip, 0);
+            cas__buf_addz(&q, "&restype=container");
         } else {
             if (pg->next[0])
                 cas__buf_addz(&q, "continuation-token="), cas__uri_encode(&q, pg->next, 0), cas__buf_addz(&q, "&");
             if (delimiter) cas__buf_addz(&q, "delimiter=%2F&");
-            cas__buf_addz(&q, "encoding-type=url&list-type=2&max-keys=1000&prefix=");
+            cas__buf_fmt(&q, "encoding-type=url&list-type=2&max-keys=%d&prefix=", (int)cas__s3p(s3, CAS_PARAM_S3_LIST_PAGE));
             cas__uri_encode(&q, strip, 0);
         }
         cas__rq_init(&r, "GET", &s3->alloc);
@@ -2294,7 +2591,8 @@ static int cas__s3_remove(void *u, const char *name, char *msg, size_t cap) {
     if (rc <= 0) return rc;
     cas__rq_init(&r, "DELETE", &s3->alloc);
     if (cas__s3_url(s3, &r.url, name, NULL) < 0) rc = cas__oom(msg, cap);
-    else if ((rc = cas__rq_run(s3, &r, msg, cap)) == CAS_OK) rc = r.status == 204 || r.status == 200 ? 1 : cas__s3_answer_fail(&r, msg, cap);
+    else if ((rc = cas__rq_run(s3, &r, msg, cap)) == CAS_OK)
+        rc = r.status == 204 || r.status == 200 || r.status == 202 ? 1 : cas__s3_answer_fail(&r, msg, cap);
     cas__rq_free(&r);
     return rc;
 }
@@ -2324,6 +2622,8 @@ static int cas__s3_gc(void *u, uint64_t *removed, char *msg, size_t cap) {
     cas__s3_gcx g;
     int64_t n;
     g.s3 = s3, g.aborted = 0;
+    *removed = 0;
+    if (s3->azure) return CAS_OK; /* Azure drops a killed writer's uncommitted blocks itself */
     g.before = cas__now() - cas__s3p(s3, CAS_PARAM_S3_GC_AGE);
     n = cas__s3_list_pages(s3, s3->prefix, 0, NULL, cas__s3_gc_one, &g, msg, cap);
     *removed = g.aborted;
@@ -2397,15 +2697,14 @@ static int cas__s3_fetch(void *u, size_t count, const char *const *names, const 
         curl_multi_perform(m, &still);
         while ((mm = curl_multi_info_read(m, &left)) != NULL) {
             cas__fitem *f = NULL;
-            CURLcode cc = mm->data.result;
+            CURLcode cc;
             int again;
             if (mm->msg != CURLMSG_DONE) continue;
             curl_easy_getinfo(mm->easy_handle, CURLINFO_PRIVATE, (char **)&f);
+            cc = cas__rq_whole(&f->r, mm->data.result);
             i = (size_t)(f - it);
             f->r.status = cas__rq_status(&f->r);
-            if (cc == CURLE_OK && f->r.status >= 300 && f->r.body.len)
-                cas__xml_error(f->r.body.p, f->r.body.len, f->r.code, sizeof f->r.code, f->r.message,
-                               sizeof f->r.message);
+            if (cc == CURLE_OK) cas__rq_error_body(&f->r);
             curl_multi_remove_handle(m, f->e);
             f->r.e = NULL;
             cas__easy_put(s3, f->e), f->e = NULL;
@@ -2493,17 +2792,24 @@ static int cas__bucket_ok(const char *b, size_t n) {
     return 1;
 }
 
-static int cas__s3_backend(cas_backend *out, const char *url, const cas_allocator *alloc, char *err, size_t errcap) {
+/* Azure's rule for container names: 3-63 of [a-z0-9-]. */
+static int cas__container_ok(const char *b, size_t n) {
+    size_t i;
+    if (n < 3 || n > 63) return 0;
+    for (i = 0; i < n; i++)
+        if (!((b[i] >= 'a' && b[i] <= 'z') || (b[i] >= '0' && b[i] <= '9') || b[i] == '-')) return 0;
+    return 1;
+}
+
+/* What every object store starts with: "SCHEME://BUCKET[/PREFIX]" split, the
+ * parameters from their table and the environment, the locks. */
+static int cas__cloud_new(cas__s3 **out, const char *url, size_t scheme_len, int (*name_ok)(const char *, size_t),
+                          const char *form, const cas_allocator *alloc, char *err, size_t errcap) {
     cas__s3 *s3;
-    const char *rest = url + 5, *slash, *v;
-    char tmp[2048];
-    size_t bl, k, pl;
-    cas__cred *c = NULL;
-    int rc;
-    slash = strchr(rest, '/');
-    bl = slash ? (size_t)(slash - rest) : strlen(rest);
-    if (!cas__bucket_ok(rest, bl))
-        return cas__serr(err, errcap, CAS_E_ARG, "'%.300s' is not s3://BUCKET[/PREFIX] with a valid bucket name", url);
+    const char *rest = url + scheme_len, *slash = strchr(rest, '/'), *v;
+    size_t bl = slash ? (size_t)(slash - rest) : strlen(rest), k, pl;
+    *out = NULL;
+    if (!name_ok(rest, bl)) return cas__serr(err, errcap, CAS_E_ARG, "'%.300s' is not %s", url, form);
     if (!cas__curl_ready()) return cas__serr(err, errcap, CAS_E_UNSUPPORTED, "libcurl failed to initialise");
     if (!(s3 = (cas__s3 *)cas__calloc(alloc, sizeof *s3))) return cas__serr(err, errcap, CAS_E_NOMEM, "out of memory");
     cas__copy_allocator(&s3->alloc, alloc);
@@ -2516,13 +2822,15 @@ static int cas__s3_backend(cas_backend *out, const char *url, const cas_allocato
     while (*v == '/') v++;
     pl = strlen(v);
     while (pl && v[pl - 1] == '/') pl--;
-    s3->bucket = (char *)cas__alloc(&s3->alloc, bl + pl + 3);
-    if (!s3->bucket) goto nomem;
+    if (!(s3->bucket = (char *)cas__alloc(&s3->alloc, bl + pl + 3))) {
+        cas__s3_destroy(s3);
+        return cas__serr(err, errcap, CAS_E_NOMEM, "out of memory");
+    }
     memcpy(s3->bucket, rest, bl), s3->bucket[bl] = 0;
     s3->prefix = s3->bucket + bl + 1;
     memcpy(s3->prefix, v, pl), s3->prefix[pl] = 0;
     if (pl) s3->prefix[pl] = '/', s3->prefix[pl + 1] = 0;
-    snprintf(s3->url, sizeof s3->url, "s3://%s%s%.*s", s3->bucket, pl ? "/" : "", (int)pl, v);
+    snprintf(s3->url, sizeof s3->url, "%.*s%s%s%.*s", (int)scheme_len, url, s3->bucket, pl ? "/" : "", (int)pl, v);
     for (k = 0; k < CAS__S3_NPARAMS; k++) { /* defaults, then the environment's */
         const cas__s3_param *p = &cas__s3_params[k];
         s3->param[k] = p->dflt;
@@ -2537,6 +2845,41 @@ static int cas__s3_backend(cas_backend *out, const char *url, const cas_allocato
             s3->param[k] = x;
         }
     }
+    s3->rng = (uint64_t)cas__ms() * 6364136223846793005ULL ^ (uint64_t)getpid() ^ (uint64_t)(uintptr_t)s3;
+    if (!s3->rng) s3->rng = 88172645463325252ULL;
+    *out = s3;
+    return CAS_OK;
+}
+
+/* The store's credentials now, so that a store with none fails at open, not at
+ * its first read; then the backend's callbacks (one set for every object store). */
+static int cas__cloud_ready(cas__s3 *s3, cas_backend *out, const char *url, char *err, size_t errcap) {
+    char why[CAS__MSG];
+    cas__cred *c = NULL;
+    int rc = cas__cred_get(s3, 0, &c, why, sizeof why);
+    if (rc < 0) {
+        cas__s3_destroy(s3);
+        return cas__serr(err, errcap, rc, "Cannot open '%.300s': %s", url, why);
+    }
+    cas__cred_unref(s3, c);
+    memset(out, 0, sizeof *out);
+    out->user = s3, out->root = s3->url, out->flags = CAS_BACKEND_REMOTE;
+    out->open = cas__s3_open, out->read = cas__s3_read, out->close = cas__s3_close;
+    out->create = cas__s3_create, out->write = cas__s3_write, out->commit = cas__s3_commit;
+    out->abort = cas__s3_abort, out->exists = cas__s3_exists, out->list = cas__s3_list;
+    out->remove = cas__s3_remove, out->gc = cas__s3_gc, out->set_param = cas__s3_set_param;
+    out->fetch = cas__s3_fetch, out->destroy = cas__s3_destroy;
+    return CAS_OK;
+}
+
+static int cas__s3_backend(cas_backend *out, const char *url, const cas_allocator *alloc, char *err, size_t errcap) {
+    cas__s3 *s3;
+    const char *v;
+    char tmp[2048];
+    size_t k;
+    int rc = cas__cloud_new(&s3, url, 5, cas__bucket_ok, "s3://BUCKET[/PREFIX] with a valid bucket name", alloc, err,
+                            errcap);
+    if (rc < 0) return rc;
     /* the profile, the region, the endpoint and its addressing */
     v = cas__env("AWS_PROFILE");
     if (!v) v = cas__env("AWS_DEFAULT_PROFILE");
@@ -2578,25 +2921,317 @@ static int cas__s3_backend(cas_backend *out, const char *url, const cas_allocato
         !(s3->sse = cas__strdup_a(&s3->alloc, tmp, strlen(tmp))))
         goto nomem;
     if ((v = cas__env("AWS_CA_BUNDLE")) && !(s3->ca_bundle = cas__strdup_a(&s3->alloc, v, strlen(v)))) goto nomem;
-    s3->rng = (uint64_t)cas__ms() * 6364136223846793005ULL ^ (uint64_t)getpid() ^ (uint64_t)(uintptr_t)s3;
-    if (!s3->rng) s3->rng = 88172645463325252ULL;
-    /* credentials now, so that a store with none fails at open, not at its first read */
-    if ((rc = cas__cred_get(s3, 0, &c, tmp, sizeof tmp)) < 0) {
-        cas__s3_destroy(s3);
-        return cas__serr(err, errcap, rc, "Cannot open '%.300s': %s", url, tmp);
-    }
-    cas__cred_unref(s3, c);
-    memset(out, 0, sizeof *out);
-    out->user = s3, out->root = s3->url, out->flags = CAS_BACKEND_REMOTE;
-    out->open = cas__s3_open, out->read = cas__s3_read, out->close = cas__s3_close;
-    out->create = cas__s3_create, out->write = cas__s3_write, out->commit = cas__s3_commit;
-    out->abort = cas__s3_abort, out->exists = cas__s3_exists, out->list = cas__s3_list;
-    out->remove = cas__s3_remove, out->gc = cas__s3_gc, out->set_param = cas__s3_set_param;
-    out->fetch = cas__s3_fetch, out->destroy = cas__s3_destroy;
-    return CAS_OK;
+    return cas__cloud_ready(s3, out, url, err, errcap);
 nomem:
     cas__s3_destroy(s3);
     return cas__serr(err, errcap, CAS_E_NOMEM, "out of memory");
+}
+
+/* ---- Azure: settings ---------------------------------------------------------- */
+/* Where Metaflow's Azure datastore and the Azure SDKs look: the blob endpoint
+ * (METAFLOW_AZURE_STORAGE_BLOB_SERVICE_ENDPOINT, a connection string's
+ * BlobEndpoint, else https://ACCOUNT.blob.core.windows.net), the account
+ * (AZURE_STORAGE_ACCOUNT, the connection string's, else the endpoint's: the
+ * first label of its host, or on an emulator the first part of its path), and
+ * one secret: a shared key (AZURE_STORAGE_KEY or AccountKey=), or a SAS token
+ * (AZURE_STORAGE_SAS_TOKEN, SharedAccessSignature=, or the endpoint's query). */
+
+typedef struct cas__az_cfg {
+    char endpoint[1024], account[256], key[256], sas[4096];
+} cas__az_cfg;
+
+/* "Name=value" of a connection string ("A=1;B=2"), into out; 0 if absent. */
+static int cas__conn_get(const char *cs, const char *name, char *out, size_t cap) {
+    size_t nl = strlen(name);
+    while (cs && *cs) {
+        const char *end = strchr(cs, ';');
+        size_t l = end ? (size_t)(end - cs) : strlen(cs);
+        while (l && *cs == ' ') cs++, l--;
+        if (l > nl && cs[nl] == '=' && !strncmp(cs, name, nl)) {
+            snprintf(out, cap, "%.*s", (int)(l - nl - 1), cs + nl + 1);
+            return 1;
+        }
+        cs = end ? end + 1 : NULL;
+    }
+    return 0;
+}
+
+static void cas__az_cfg_wipe(cas__az_cfg *g) { cas__wipe(g, sizeof *g); }
+
+static int cas__az_settings(cas__az_cfg *g, char *msg, size_t cap) {
+    const char *cs = cas__env("AZURE_STORAGE_CONNECTION_STRING"), *v;
+    char tmp[256], proto[16] = "https", suffix[128] = "core.windows.net", *q;
+    memset(g, 0, sizeof *g);
+    if (cs && cas__conn_get(cs, "UseDevelopmentStorage", tmp, sizeof tmp) && !strcmp(tmp, "true")) {
+        /* the emulator's well-known account (azurite's documentation) */
+        snprintf(g->endpoint, sizeof g->endpoint, "http://127.0.0.1:10000/devstoreaccount1");
+        snprintf(g->account, sizeof g->account, "devstoreaccount1");
+        snprintf(g->key, sizeof g->key, "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/"
+                                        "KBHBeksoGMGw==");
+    }
+    if (cs) {
+        cas__conn_get(cs, "AccountName", g->account, sizeof g->account);
+        cas__conn_get(cs, "AccountKey", g->key, sizeof g->key);
+        cas__conn_get(cs, "SharedAccessSignature", g->sas, sizeof g->sas);
+        cas__conn_get(cs, "BlobEndpoint", g->endpoint, sizeof g->endpoint);
+        cas__conn_get(cs, "DefaultEndpointsProtocol", proto, sizeof proto);
+        cas__conn_get(cs, "EndpointSuffix", suffix, sizeof suffix);
+    }
+    if ((v = cas__env("AZURE_STORAGE_ACCOUNT")) != NULL) snprintf(g->account, sizeof g->account, "%s", v);
+    if ((v = cas__env("AZURE_STORAGE_KEY")) != NULL) snprintf(g->key, sizeof g->key, "%s", v);
+    if ((v = cas__env("AZURE_STORAGE_SAS_TOKEN")) != NULL) snprintf(g->sas, sizeof g->sas, "%s", v);
+    if (cas_metaflow_config("AZURE_STORAGE_BLOB_SERVICE_ENDPOINT", tmp, sizeof tmp) == CAS_OK && tmp[0])
+        snprintf(g->endpoint, sizeof g->endpoint, "%s", tmp);
+    if (!g->endpoint[0] && g->account[0])
+        snprintf(g->endpoint, sizeof g->endpoint, "%s://%s.blob.%s", proto, g->account, suffix);
+    if (!g->endpoint[0]) {
+        cas__fmt(msg, cap, "no Azure endpoint: set METAFLOW_AZURE_STORAGE_BLOB_SERVICE_ENDPOINT, AZURE_STORAGE_ACCOUNT "
+                           "or AZURE_STORAGE_CONNECTION_STRING");
+        return CAS_E_NOTFOUND;
+    }
+    if ((q = strchr(g->endpoint, '?')) != NULL) { /* a SAS in the endpoint (the portal's "Blob SAS URL") */
+        if (!g->sas[0]) snprintf(g->sas, sizeof g->sas, "%s", q + 1);
+        *q = 0;
+    }
+    if (g->sas[0] == '?') memmove(g->sas, g->sas + 1, strlen(g->sas));
+    if (strncmp(g->endpoint, "http://", 7) && strncmp(g->endpoint, "https://", 8)) {
+        cas__fmt(msg, cap, "the Azure endpoint '%.300s' is not an http(s) URL", g->endpoint);
+        return CAS_E_ARG;
+    }
+    if (!g->account[0]) { /* https://ACCOUNT.blob..., or an emulator's http://host:port/ACCOUNT */
+        const char *host = strstr(g->endpoint, "://") + 3, *path = strchr(host, '/');
+        size_t l;
+        if (path && path[1]) host = path + 1;
+        l = strcspn(host, path && path[1] ? "/" : ".:/");
+        snprintf(g->account, sizeof g->account, "%.*s", (int)l, host);
+    }
+    return CAS_OK;
+}
+
+/* ---- Azure: Microsoft Entra ID tokens (what Metaflow's DefaultAzureCredential gets) ---- */
+/* A service principal's secret, or a workload identity's federated token, each
+ * traded at the tenant's token endpoint (OAuth client credentials), or a managed
+ * identity's token from App Service's identity endpoint or the instance metadata
+ * service. Every answer is the same JSON: access_token and when it expires. */
+
+#define CAS__AZ_SCOPE "https%3A%2F%2Fstorage.azure.com%2F.default"
+#define CAS__AZ_RESOURCE "https%3A%2F%2Fstorage.azure.com%2F"
+
+/* expires_on / expires_in: a number, or a string of digits; 0 if absent or not one. */
+static int64_t cas__az_when(const cas__json *j, const char *key) {
+    size_t x = cas__json_get(j, 0, key);
+    char num[32], *end;
+    int64_t v = 0;
+    long long l;
+    if (!x) return 0;
+    if (j->t[x].type == CAS__J_NUM) return cas__json_int(j, x, &v) == 0 && v > 0 ? v : 0;
+    if (j->t[x].type != CAS__J_STR || cas__json_str(j, x, num, sizeof num) == (size_t)-1) return 0;
+    l = strtoll(num, &end, 10);
+    return end != num && !*end && l > 0 ? (int64_t)l : 0;
+}
+
+/* A token answer into bearer credentials for `account`. */
+static int cas__az_token_from_json(const char *doc, size_t len, const char *account, cas__cred **out, char *msg,
+                                   size_t cap) {
+    cas__json j;
+    char *tok = NULL;
+    size_t t, tl = 0;
+    int64_t on, in;
+    int rc = CAS_E_CORRUPT;
+    *out = NULL;
+    if (cas__json_parse(&j, doc, len, NULL) == CAS_OK && j.t[0].type == CAS__J_OBJ &&
+        (t = cas__json_get(&j, 0, "access_token")) != 0 && j.t[t].type == CAS__J_STR) {
+        on = cas__az_when(&j, "expires_on"), in = cas__az_when(&j, "expires_in");
+        tl = j.t[t].end - j.t[t].start + 1;
+        if (!(tok = (char *)malloc(tl))) rc = CAS_E_NOMEM;
+        else if (cas__json_str(&j, t, tok, tl) != (size_t)-1 && (on || in) &&
+                 (*out = cas__cred_new(CAS__AUTH_BEARER, account, "", tok, on ? on : cas__now() + in)) != NULL)
+            rc = CAS_OK;
+    }
+    if (tok) cas__wipe(tok, tl), free(tok);
+    cas__json_free(&j);
+    if (rc == CAS_E_NOMEM) cas__fmt(msg, cap, "out of memory");
+    else if (rc < 0) cas__fmt(msg, cap, "the token answer is not the expected JSON (access_token and its expiry)");
+    return rc;
+}
+
+/* An endpoint's refusal: its OAuth error code and the first line of its description. */
+static void cas__az_token_why(const cas__rq *r, const char *what, char *msg, size_t cap) {
+    cas__json j;
+    char code[64], desc[200];
+    size_t e, d;
+    code[0] = desc[0] = 0;
+    if (r->body.len && cas__json_parse(&j, r->body.p, r->body.len, NULL) == CAS_OK && j.t[0].type == CAS__J_OBJ) {
+        if ((e = cas__json_get(&j, 0, "error")) != 0 && j.t[e].type == CAS__J_STR &&
+            cas__json_str(&j, e, code, sizeof code) == (size_t)-1)
+            code[0] = 0;
+        if ((d = cas__json_get(&j, 0, "error_description")) != 0 && j.t[d].type == CAS__J_STR) {
+            char *big = (char *)malloc(j.t[d].end - j.t[d].start + 1);
+            if (big && cas__json_str(&j, d, big, j.t[d].end - j.t[d].start + 1) != (size_t)-1)
+                snprintf(desc, sizeof desc, "%.*s", (int)strcspn(big, "\r\n"), big);
+            free(big);
+        }
+        cas__json_free(&j);
+    }
+    if (code[0]) cas__fmt(msg, cap, "%s: HTTP %ld %s%s%s", what, r->status, code, desc[0] ? ": " : "", desc);
+}
+
+/* POST {AZURE_AUTHORITY_HOST}/{tenant}/oauth2/v2.0/token, client credentials: proof is
+ * "client_secret=..." or "client_assertion=...&client_assertion_type=...". */
+static int cas__az_token_grant(cas__s3 *s3, const char *tenant, const char *client, const char *proof_name,
+                               const char *proof, const char *extra, const char *what, const char *account,
+                               cas__cred **out, char *msg, size_t cap) {
+    const char *auth = cas__env("AZURE_AUTHORITY_HOST");
+    cas__buf url, form;
+    cas__rq r;
+    int rc;
+    memset(&url, 0, sizeof url), memset(&form, 0, sizeof form);
+    cas__buf_addz(&url, auth ? auth : "https://login.microsoftonline.com");
+    if (url.len && url.p[url.len - 1] == '/') url.p[--url.len] = 0;
+    cas__buf_addz(&url, "/");
+    cas__uri_encode(&url, tenant, 0);
+    cas__buf_addz(&url, "/oauth2/v2.0/token");
+    cas__buf_addz(&form, extra);
+    cas__buf_addz(&form, proof_name);
+    cas__buf_addz(&form, "=");
+    cas__uri_encode(&form, proof, 0);
+    cas__buf_addz(&form, "&client_id=");
+    cas__uri_encode(&form, client, 0);
+    cas__buf_addz(&form, "&grant_type=client_credentials&scope=" CAS__AZ_SCOPE);
+    if (!url.p || !form.p) rc = cas__oom(msg, cap);
+    else if ((rc = cas__cred_fetch(s3, "POST", url.p, "Content-Type: application/x-www-form-urlencoded", NULL, form.p,
+                                   &r, msg, cap)) == CAS_OK)
+        rc = cas__az_token_from_json(r.body.p, r.body.len, account, out, msg, cap);
+    else
+        cas__az_token_why(&r, what, msg, cap);
+    if (url.p && form.p) cas__rq_free(&r);
+    if (form.p) cas__wipe(form.p, form.len);
+    cas__free(NULL, form.p), cas__free(NULL, url.p);
+    if (rc < 0 && rc != CAS_E_NOMEM && strncmp(msg, what, strlen(what))) {
+        char why[300];
+        snprintf(why, sizeof why, "%s", msg);
+        cas__fmt(msg, cap, "%s: %s", what, why);
+    }
+    return rc;
+}
+
+/* A managed identity: App Service / Functions / Container Apps (IDENTITY_ENDPOINT and
+ * IDENTITY_HEADER), else the instance metadata service (VMs, AKS; unreachable: the end
+ * of the chain). AZURE_CLIENT_ID picks a user-assigned identity. */
+static int cas__az_managed(cas__s3 *s3, const char *account, cas__cred **out, char *msg, size_t cap) {
+    const char *ep = cas__env("IDENTITY_ENDPOINT"), *hv = cas__env("IDENTITY_HEADER"), *id = cas__env("AZURE_CLIENT_ID");
+    const char *imds = cas__env("AZURE_POD_IDENTITY_AUTHORITY_HOST");
+    char hdr[600];
+    cas__buf url;
+    cas__rq r;
+    int rc;
+    memset(&url, 0, sizeof url);
+    if (ep && hv) {
+        cas__buf_addz(&url, ep);
+        cas__buf_addz(&url, strchr(ep, '?') ? "&" : "?");
+        cas__buf_addz(&url, "api-version=2019-08-01&resource=" CAS__AZ_RESOURCE);
+        snprintf(hdr, sizeof hdr, "X-IDENTITY-HEADER: %.500s", hv);
+    } else {
+        cas__buf_addz(&url, imds ? imds : "http://169.254.169.254");
+        if (url.len && url.p[url.len - 1] == '/') url.p[--url.len] = 0;
+        cas__buf_addz(&url, "/metadata/identity/oauth2/token?api-version=2018-02-01&resource=" CAS__AZ_RESOURCE);
+        snprintf(hdr, sizeof hdr, "Metadata: true");
+    }
+    if (id) cas__buf_addz(&url, "&client_id="), cas__uri_encode(&url, id, 0);
+    if (!url.p) return cas__oom(msg, cap);
+    rc = cas__cred_fetch(s3, "GET", url.p, hdr, NULL, NULL, &r, msg, cap);
+    if (rc == CAS_OK) rc = cas__az_token_from_json(r.body.p, r.body.len, account, out, msg, cap);
+    else if (!(ep && hv) && (r.status == 0 || r.status == 400))
+        rc = CAS_E_NOTFOUND; /* no metadata service (not on Azure), or no identity assigned */
+    else cas__az_token_why(&r, "managed identity", msg, cap);
+    cas__wipe(hdr, sizeof hdr);
+    cas__rq_free(&r);
+    cas__free(NULL, url.p);
+    if (rc < 0 && rc != CAS_E_NOTFOUND && strncmp(msg, "managed identity", 16)) {
+        char why[300];
+        snprintf(why, sizeof why, "%s", msg);
+        cas__fmt(msg, cap, "managed identity: %s", why);
+    }
+    return rc;
+}
+
+/* The Azure links of the credential chain: static secrets first, then Entra ID as
+ * DefaultAzureCredential orders it (environment, workload identity, managed identity). */
+static int cas__az_cred_link(cas__s3 *s3, int which, cas__cred **out, char *msg, size_t cap) {
+    cas__az_cfg g;
+    unsigned char k[256];
+    int rc = cas__az_settings(&g, msg, cap);
+    *out = NULL;
+    if (rc == CAS_OK && which == CAS__AZC_KEY) {
+        if (!g.key[0]) rc = CAS_E_NOTFOUND;
+        else if (cas__unb64(g.key, k, sizeof k) <= 0)
+            rc = CAS_E_ARG, cas__fmt(msg, cap, "the Azure storage key is not base64");
+        else
+            *out = cas__cred_new(CAS__AUTH_SHARED_KEY, g.account, g.key, NULL, 0);
+        cas__wipe(k, sizeof k);
+    } else if (rc == CAS_OK && which == CAS__AZC_SAS) {
+        if (!g.sas[0]) rc = CAS_E_NOTFOUND;
+        else
+            *out = cas__cred_new(CAS__AUTH_SAS, g.account, "", g.sas, 0);
+    } else if (rc == CAS_OK) {
+        const char *ten = cas__env("AZURE_TENANT_ID"), *cl = cas__env("AZURE_CLIENT_ID");
+        const char *sec = cas__env("AZURE_CLIENT_SECRET"), *file = cas__env("AZURE_FEDERATED_TOKEN_FILE");
+        if (which == CAS__AZC_SECRET) {
+            rc = ten && cl && sec ? cas__az_token_grant(s3, ten, cl, "client_secret", sec, "", "service principal",
+                                                        g.account, out, msg, cap)
+                                  : CAS_E_NOTFOUND;
+        } else if (which == CAS__AZC_WORKLOAD) {
+            char *jwt, *t;
+            size_t jl = 0;
+            if (!ten || !cl || !file) rc = CAS_E_NOTFOUND;
+            else if (!(jwt = cas__slurp_file(file, (size_t)64 << 10, &jl)))
+                rc = CAS_E_IO, cas__fmt(msg, cap, "cannot read AZURE_FEDERATED_TOKEN_FILE '%.300s'", file);
+            else {
+                t = jwt;
+                cas__trim(&t, &jl);
+                t[jl] = 0;
+                rc = cas__az_token_grant(s3, ten, cl, "client_assertion", t,
+                                         "client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type"
+                                         "%3Ajwt-bearer&",
+                                         "workload identity", g.account, out, msg, cap);
+                cas__wipe(jwt, jl), free(jwt);
+            }
+        } else {
+            rc = cas__az_managed(s3, g.account, out, msg, cap);
+        }
+    }
+    if (rc == CAS_OK && !*out) rc = CAS_E_NOMEM, cas__fmt(msg, cap, "cannot store the credentials");
+    cas__az_cfg_wipe(&g);
+    return rc;
+}
+
+static int cas__az_backend(cas_backend *out, const char *url, const cas_allocator *alloc, char *err, size_t errcap) {
+    cas__s3 *s3;
+    cas__az_cfg g;
+    const char *v;
+    size_t k;
+    char why[CAS__MSG];
+    int rc = cas__cloud_new(&s3, url, 8, cas__container_ok, "azure://CONTAINER[/PREFIX] with a valid container name",
+                            alloc, err, errcap);
+    if (rc < 0) return rc;
+    s3->azure = 1, s3->path_style = 1;
+    if ((rc = cas__az_settings(&g, why, sizeof why)) < 0) {
+        cas__az_cfg_wipe(&g);
+        cas__s3_destroy(s3);
+        return cas__serr(err, errcap, rc, "Cannot open '%.300s': %s", url, why);
+    }
+    k = strlen(g.endpoint);
+    while (k && g.endpoint[k - 1] == '/') k--;
+    s3->endpoint = cas__strdup_a(&s3->alloc, g.endpoint, k);
+    cas__az_cfg_wipe(&g);
+    /* what the Azure SDK's HTTP stack (requests) takes for other CA certificates */
+    if ((v = cas__env("REQUESTS_CA_BUNDLE")) || (v = cas__env("CURL_CA_BUNDLE")))
+        s3->ca_bundle = cas__strdup_a(&s3->alloc, v, strlen(v));
+    if (!s3->endpoint || (v && !s3->ca_bundle)) {
+        cas__s3_destroy(s3);
+        return cas__serr(err, errcap, CAS_E_NOMEM, "out of memory");
+    }
+    return cas__cloud_ready(s3, out, url, err, errcap);
 }
 
 CASDEF int cas_cloud_backend(cas_backend *out, const char *url, const cas_allocator *alloc, char *err,
@@ -2604,7 +3239,8 @@ CASDEF int cas_cloud_backend(cas_backend *out, const char *url, const cas_alloca
     if (!out || !url) return cas__serr(err, errcap, CAS_E_ARG, "invalid argument");
     memset(out, 0, sizeof *out);
     if (!strncmp(url, "s3://", 5)) return cas__s3_backend(out, url, alloc, err, errcap);
-    return cas__serr(err, errcap, CAS_E_UNSUPPORTED, "'%.300s': cas_cloud.h knows s3:// roots", url);
+    if (!strncmp(url, "azure://", 8)) return cas__az_backend(out, url, alloc, err, errcap);
+    return cas__serr(err, errcap, CAS_E_UNSUPPORTED, "'%.300s': cas_cloud.h knows s3:// and azure:// roots", url);
 }
 
 #ifdef __cplusplus

@@ -58,11 +58,16 @@ def start_server():
     d = tempfile.mkdtemp(prefix="cas-bench-s3-")
     env = dict(os.environ, CAS_TEST_S3_BYTES=os.environ.get("CAS_TEST_S3_BYTES", str(10 << 30)))  # two 1 GiB objects and more
     subprocess.check_call(["sh", os.path.join(ROOT, "tests", "s3", "s3server.sh"), "start", d], env=env)
-    with open(os.path.join(d, "env")) as f:
+    load_env(os.path.join(d, "env"))
+    return d
+
+
+def load_env(path):
+    """A test server's env file (lines `export NAME=value`, the value maybe quoted) into os.environ."""
+    with open(path) as f:
         for line in f:
             k, v = line.strip()[len("export "):].split("=", 1)
-            os.environ[k] = v.strip('"')
-    return d
+            os.environ[k] = v.strip("'\"")
 
 
 def stop_server(d):
@@ -307,21 +312,24 @@ def main():
                 res["big_v%d" % v] = bench_big(s3, bucket, prefix, args.big_gib, args.big_rounds, v)
                 log("  1 GiB v%d     %5.1f s: %s" % (v, time.time() - t,
                                                     {k: round(x, 2) for k, x in res["big_v%d" % v]["median_s"].items()}))
-        rows = report_rows(res)
-        os.makedirs(args.out, exist_ok=True)
-        with open(os.path.join(args.out, "s3.json"), "w") as f:
-            json.dump(res, f, indent=1)
-        with open(os.path.join(args.out, "s3.md"), "w") as f:
-            f.write("# S3 benchmark (%s)\n\n" % res["date"])
-            f.write("| check | measured | target | result |\n|---|---|---|---|\n")
-            for check, value, target, result in rows:
-                f.write("| %s | %s | %s | %s |\n" % (check, value, target, "**%s**" % result if result else ""))
-        log("")
-        for r in rows:
-            log("  %-78s %12s  %-8s %s" % r)
+        write_results(args.out, "s3", "S3 benchmark (%s)" % res["date"], res, report_rows(res))
         return 0
     finally:
         stop_server(server)
+
+
+def write_results(out, stem, title, res, rows):
+    """<out>/<stem>.json (every round) and <stem>.md (the table), and the table to stdout."""
+    os.makedirs(out, exist_ok=True)
+    with open(os.path.join(out, stem + ".json"), "w") as f:
+        json.dump(res, f, indent=1)
+    with open(os.path.join(out, stem + ".md"), "w") as f:
+        f.write("# %s\n\n| check | measured | target | result |\n|---|---|---|---|\n" % title)
+        for check, value, target, result in rows:
+            f.write("| %s | %s | %s | %s |\n" % (check, value, target, "**%s**" % result if result else ""))
+    log("")
+    for r in rows:
+        log("  %-78s %12s  %-8s %s" % r)
 
 
 def report_rows(res):

@@ -33,10 +33,11 @@ static const char usage_main[] =
     "  gc [--root ROOT]                                  remove what crashed writers left behind\n"
     "  version                                          print the library version\n"
     "\n"
-    "The root is the datastore: a directory (the one holding Flow/ folders) or an S3 URL,\n"
-    "s3://bucket/prefix (Metaflow's METAFLOW_DATASTORE_SYSROOT_S3). By default it is the root\n"
-    "Metaflow would use: with METAFLOW_DEFAULT_DATASTORE=s3 (environment or\n"
-    "~/.metaflowconfig/config.json), METAFLOW_DATASTORE_SYSROOT_S3; else\n"
+    "The root is the datastore: a directory (the one holding Flow/ folders), an S3 URL,\n"
+    "s3://bucket/prefix (Metaflow's METAFLOW_DATASTORE_SYSROOT_S3), or an Azure one,\n"
+    "azure://container/prefix (METAFLOW_DATASTORE_SYSROOT_AZURE). By default it is the root\n"
+    "Metaflow would use: with METAFLOW_DEFAULT_DATASTORE=s3 or azure (environment or\n"
+    "~/.metaflowconfig/config.json), METAFLOW_DATASTORE_SYSROOT_S3 or _AZURE; else\n"
     "$METAFLOW_DATASTORE_SYSROOT_LOCAL/.metaflow, else the nearest .metaflow above the working\n"
     "directory. 'cas COMMAND --help' tells more.\n"
     "\n"
@@ -50,7 +51,16 @@ static const char usage_main[] =
     "  AWS_CA_BUNDLE                                                     CA certificates for TLS\n"
     "  AWS_MAX_ATTEMPTS (5), CAS_S3_CONNECT_TIMEOUT (10 s), CAS_S3_STALL_TIMEOUT (60 s),\n"
     "  CAS_S3_CONNECTIONS (16), CAS_S3_PART_SIZE (8 MiB), CAS_S3_ADDRESSING_STYLE (path|virtual),\n"
-    "  CAS_S3_GC_AGE (86400 s: gc aborts unfinished uploads older than this)\n";
+    "  CAS_S3_GC_AGE (86400 s: gc aborts unfinished uploads older than this), CAS_S3_LIST_PAGE (1000)\n"
+    "\n"
+    "Azure settings (Metaflow's and the Azure SDKs'); the CAS_S3_* tuning above applies too:\n"
+    "  METAFLOW_AZURE_STORAGE_BLOB_SERVICE_ENDPOINT   https://ACCOUNT.blob.core.windows.net/ (a SAS\n"
+    "      in its query is used), else the connection string's, else from AZURE_STORAGE_ACCOUNT\n"
+    "  AZURE_STORAGE_KEY, AZURE_STORAGE_CONNECTION_STRING (AccountName, AccountKey, BlobEndpoint,\n"
+    "      SharedAccessSignature), AZURE_STORAGE_SAS_TOKEN   a shared key or a SAS token, else\n"
+    "      Microsoft Entra ID: AZURE_TENANT_ID + AZURE_CLIENT_ID + AZURE_CLIENT_SECRET, or\n"
+    "      AZURE_FEDERATED_TOKEN_FILE (workload identity), or a managed identity\n"
+    "  REQUESTS_CA_BUNDLE, CURL_CA_BUNDLE                CA certificates for TLS\n";
 
 typedef struct opts {
     const char *root, *flow, *to;

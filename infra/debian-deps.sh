@@ -14,8 +14,11 @@
 # path), python3-numpy + python3-pandas (the pickle-preview tests), python3-venv +
 # python3-pip + python3-setuptools (`pip install ./python` in a fresh venv, offline),
 # cmake (a CMake consumer), man-db (the man page renders).
-# With the S3 backend only: radosgw and the ceph daemons (the real S3 server the tests
-# start on loopback, tests/s3/s3server.sh), python3-boto3 (the tests' S3 client).
+# With the object-store backends only: radosgw and the ceph daemons (the real S3 server
+# the tests start on loopback, tests/s3/s3server.sh), python3-boto3 (the tests' S3
+# client), python3-azure (the Azure SDK: the tests' Azure client), and azurite, the Azure
+# emulator, from npm (tests/azure/azurite.sh install; Node.js from Debian when the
+# machine has none).
 set -eu
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
@@ -25,7 +28,7 @@ base="build-essential clang llvm libclang-rt-dev make pkg-config ca-certificates
   python3 python3-lz4 python3-numpy python3-pandas python3-venv python3-pip python3-setuptools
   valgrind cmake man-db"
 optional="libxxhash-dev libisal-dev libdeflate-dev libssl-dev libcurl4-openssl-dev libexpat1-dev"
-s3="python3-boto3 radosgw ceph-mon ceph-osd ceph-common uuid-runtime curl"
+s3="python3-boto3 python3-azure radosgw ceph-mon ceph-osd ceph-common uuid-runtime curl"
 tools="xxhash shellcheck cloud-init"
 case "${1:-}" in
   --minimal) pkgs=$base ;;
@@ -35,3 +38,9 @@ esac
 $SUDO apt-get update -q
 # shellcheck disable=SC2086 # package lists
 $SUDO apt-get install -y -q --no-install-recommends $pkgs
+
+# azurite, for the user who runs the tests (not root's cache when run with sudo)
+if [ "${1:-}" != "--minimal" ]; then
+  command -v npm > /dev/null || $SUDO apt-get install -y -q --no-install-recommends nodejs npm
+  sh "$(dirname "$0")/../tests/azure/azurite.sh" install
+fi

@@ -93,10 +93,10 @@ class _Handle(object):
 class Store(_Closing):
     """A Metaflow datastore root, read and written as Metaflow does: a local
     `.metaflow` directory (<root>/<Flow>/data/<ab>/<key> + <key>_meta), or an
-    object store, "s3://bucket/prefix" (the same keys, the sidecar as the
-    object's user metadata). root=None takes the root Metaflow would use: its
-    configuration (METAFLOW_DEFAULT_DATASTORE, METAFLOW_DATASTORE_SYSROOT_S3 /
-    _LOCAL, from the environment or ~/.metaflowconfig), else the nearest
+    object store, "s3://bucket/prefix" or "azure://container/prefix" (the same
+    keys, the sidecar as the object's user metadata). root=None takes the root
+    Metaflow would use: its configuration (METAFLOW_DEFAULT_DATASTORE,
+    METAFLOW_DATASTORE_SYSROOT_S3 / _AZURE / _LOCAL, from the environment or ~/.metaflowconfig), else the nearest
     .metaflow above the working directory.
 
     version: what put() writes by default, 1 (gzip, every Metaflow reads it)

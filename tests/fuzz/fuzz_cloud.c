@@ -11,11 +11,20 @@
  *      sections, NUL-terminated, within the cap, equal to what an independent
  *      line-by-line model of the format says
  *   3  a container / instance-metadata credentials JSON answer: either refused,
- *      or credentials whose key id and secret are the JSON's strings
+ *      or credentials whose key id and secret are the JSON's strings; the same text
+ *      as a Microsoft Entra ID token answer: refused with a reason, or a bearer token
+ *      (not empty) with an expiry
  *   4  response header lines, one by one, through the header callback: the
  *      metadata and ETag kept are NUL-terminated and within their caps
  *   5  percent-decoding (listings come URL-encoded) and ISO 8601 times: a time
  *      that parses formats back to the very text it came from
+ *   6  as 0, a ListMultipartUploads page
+ *   7  Azure: the text as a connection string (each field read back is NUL-terminated,
+ *      within its cap, and equal to an independent split of the text on ';' and the
+ *      first '='), then as a request URL and header lines through SharedKey's
+ *      canonical form: it names the method first and the account's resource, and
+ *      holds each x-ms-* header's value (lists of Azure's Blobs / BlobPrefix go
+ *      through selector 0)
  */
 #include "fuzz_common.h"
 
@@ -131,6 +140,15 @@ static void check_creds(const char *t, size_t n) {
     } else {
         FUZZ_ASSERT(!c && msg[0], "refused without a reason, or with credentials");
     }
+    msg[0] = 0;
+    rc = cas__az_token_from_json(t, n, "acct", &c, msg, sizeof msg);
+    if (rc == CAS_OK) {
+        FUZZ_ASSERT(c && c->kind == CAS__AUTH_BEARER && c->token[0] && c->expires > 0, "a token without its parts");
+        FUZZ_ASSERT(!strcmp(c->akid, "acct"), "the account");
+        cas__cred_destroy(c);
+    } else {
+        FUZZ_ASSERT(!c && msg[0], "token refused without a reason, or with credentials");
+    }
 }
 
 static void check_headers(const char *t, size_t n) {
@@ -172,11 +190,76 @@ static void check_decode_and_time(const char *t, size_t n) {
     free(s);
 }
 
+/* The model of a connection string: the first "name=" field's value, cut to the cap. */
+static int conn_model(const char *t, const char *name, char *out, size_t cap) {
+    const char *f = t;
+    size_t nl = strlen(name);
+    while (f) {
+        const char *end = strchr(f, ';');
+        size_t l = end ? (size_t)(end - f) : strlen(f);
+        while (l && *f == ' ') f++, l--;
+        if (l > nl && f[nl] == '=' && !strncmp(f, name, nl)) {
+            size_t k = l - nl - 1 < cap - 1 ? l - nl - 1 : cap - 1;
+            memcpy(out, f + nl + 1, k), out[k] = 0;
+            return 1;
+        }
+        f = end ? end + 1 : NULL;
+    }
+    return 0;
+}
+
+static void check_azure(const char *t, size_t n) {
+    static const char *const names[] = {"AccountName", "AccountKey", "BlobEndpoint", "SharedAccessSignature"};
+    char *s = (char *)malloc(n + 1), got[64], want[64];
+    struct curl_slist *h = NULL;
+    const char *nl;
+    cas__buf sts;
+    size_t i;
+    memcpy(s, t, n);
+    s[n] = 0;
+    for (i = 0; i < 4; i++) {
+        int a = cas__conn_get(s, names[i], got, sizeof got), b = conn_model(s, names[i], want, sizeof want);
+        FUZZ_ASSERT(a == b, "%s: found %d, the model says %d", names[i], a, b);
+        if (a) FUZZ_ASSERT(strlen(got) < sizeof got && !strcmp(got, want), "%s: '%s' vs '%s'", names[i], got, want);
+    }
+    /* first line: the URL; the rest: header lines */
+    nl = strchr(s, '\n');
+    if (nl) {
+        const char *line = nl + 1;
+        s[nl - s] = 0;
+        while (*line) {
+            const char *e = strchr(line, '\n');
+            size_t l = e ? (size_t)(e - line) : strlen(line);
+            char hb[512];
+            snprintf(hb, sizeof hb, "%.*s", (int)(l < 511 ? l : 511), line);
+            h = curl_slist_append(h, hb);
+            line = e ? e + 1 : line + l;
+        }
+    }
+    memset(&sts, 0, sizeof sts);
+    if (cas__az_string_to_sign(&sts, "PUT", h, n, "acct", s) == CAS_OK) {
+        struct curl_slist *k;
+        FUZZ_ASSERT(sts.len >= 4 && !memcmp(sts.p, "PUT\n", 4), "the method first");
+        FUZZ_ASSERT(strstr(sts.p, "\n/acct") != NULL, "the account's resource");
+        for (k = h; k; k = k->next) {
+            const char *c = strchr(k->data, ':');
+            if (cas__starts_ci(k->data, "x-ms-") && c && (size_t)(c - k->data) < 64 && !strchr(k->data, '\r')) {
+                while (*++c == ' ') {
+                }
+                FUZZ_ASSERT(strstr(sts.p, c) != NULL, "x-ms header value '%s' not signed", c);
+            }
+        }
+    }
+    cas__free(NULL, sts.p);
+    curl_slist_free_all(h);
+    free(s);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     const char *t = (const char *)data + 1;
     size_t n = size ? size - 1 : 0;
     if (!size) return 0;
-    switch (data[0] % 7) {
+    switch (data[0] % 8) {
     case 0: check_page(t, n, 0); break;
     case 1: {
         char code[64], message[256];
@@ -189,6 +272,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     case 4: check_headers(t, n); break;
     case 5: check_decode_and_time(t, n); break;
     case 6: check_page(t, n, 1); break;
+    case 7: check_azure(t, n); break;
     }
     return 0;
 }

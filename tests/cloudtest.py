@@ -1,0 +1,423 @@
+"""What the object-store tests (test_s3.py, test_azure.py) share: the `cas` runner,
+the fixture stores and their manifests, Metaflow's decoding rules, a stand-in HTTP
+server for credential endpoints. Tests only."""
+import atexit
+import gzip
+import hashlib
+import http.server
+import io
+import json
+import os
+import random
+import shutil
+import signal
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+import lz4.frame
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+sys.path.insert(0, os.path.join(REPO, "python"))
+CAS = os.environ.get("CAS", os.path.join(REPO, "build", "cas"))
+FIX = os.environ.get("CAS_FIXTURES") or os.path.join(REPO, "tests", "fixtures", "metaflow")
+
+TMP = tempfile.mkdtemp(prefix="cas-cloud-test-")
+atexit.register(shutil.rmtree, TMP, True)
+
+
+def sha1(b):
+    return hashlib.sha1(b).hexdigest()
+
+
+def make_env(scrub, defaults, extra):
+    """The caller's environment without the variables in scrub, a fresh HOME (no
+    ~/.aws, ~/.metaflowconfig of the caller's), defaults, then extra (None removes)."""
+    env = {k: v for k, v in os.environ.items() if k not in scrub}
+    home = tempfile.mkdtemp(dir=TMP)
+    env.update(HOME=home, METAFLOW_HOME=os.path.join(home, ".metaflowconfig"))
+    env.update(defaults)
+    for k, v in extra.items():
+        if v is None:
+            env.pop(k, None)
+        else:
+            env[k] = v
+    return env
+
+
+def run_cas(args, env, input=None, timeout=300, cwd=None):
+    return subprocess.run([CAS] + list(args), capture_output=True, input=input, env=env, timeout=timeout, cwd=cwd,
+                          check=False)
+
+
+def store_files(local_root):
+    """A local datastore's blobs and files as Metaflow puts them in an object store:
+    (relative name, path, sidecar text or None), the local metadata provider's _meta
+    folders and the sidecars themselves left out."""
+    for dirpath, dirs, files in os.walk(local_root):
+        dirs[:] = [d for d in dirs if d != "_meta"]
+        for f in files:
+            if f.endswith("_meta"):
+                continue
+            path = os.path.join(dirpath, f)
+            meta = None
+            if os.path.exists(path + "_meta"):
+                with open(path + "_meta") as m:
+                    meta = m.read()
+            yield os.path.relpath(path, local_root).replace(os.sep, "/"), path, meta
+
+
+def python_decode(blob, meta_text):
+    """What Metaflow (and PR #3090) reads a blob as, from its metadata."""
+    meta = json.loads(meta_text) if meta_text is not None else None
+    if meta and meta.get("cas_raw"):
+        return blob
+    if meta is None or meta["cas_version"] == 1:
+        return gzip.GzipFile(fileobj=io.BytesIO(blob)).read()
+    return lz4.frame.decompress(blob)
+
+
+def manifest(store):
+    path = os.path.join(FIX, store, "manifest.json")
+    if not os.path.exists(path):
+        raise AssertionError("fixture manifest not found: %s (set CAS_FIXTURES)" % path)
+    with open(path) as f:
+        return json.load(f)
+
+
+def edge_cases():
+    with open(os.path.join(FIX, "v1", "edge_cases.json")) as f:
+        return json.load(f)
+
+
+class _StandIn(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+
+
+def stand_in(handler_fn):
+    """A local HTTP server whose requests go to handler_fn(method, path, headers, body) -> (status, body)."""
+    calls = []
+
+    class H(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *a):
+            pass
+
+        def _do(self):
+            n = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(n) if n else b""
+            calls.append((self.command, self.path, dict(self.headers), body))
+            status, out = handler_fn(self.command, self.path, self.headers, body)
+            self.send_response(status)
+            self.send_header("Content-Length", str(len(out)))
+            self.end_headers()
+            self.wfile.write(out)
+
+        do_GET = do_PUT = do_POST = _do
+
+    srv = _StandIn(("127.0.0.1", 0), H)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    srv.calls = calls
+    return srv
+
+
+# ---- what every object store is tested for, whatever its client ------------------------------------------
+
+
+class ObjectStore:
+    """An object store as its own client sees it (boto3, the Azure SDK): what the
+    shared checks below write with and check against. Subclasses fill in the rest."""
+    scheme = None                 # "s3://", "azure://"
+    meta_write_keeps_etag = True  # a metadata-only write leaves the ETag (S3's copy does; Azure's does not)
+    dot_segments = True           # its client can write a name with "/../" in it (the Azure SDK cannot)
+
+    def __init__(self):
+        self._containers, self._fixtures = set(), {}
+
+    def ensure(self, container):
+        if container not in self._containers:
+            self.create(container)
+            self._containers.add(container)
+        return container
+
+    def create(self, container):
+        raise NotImplementedError
+
+    def put(self, container, name, data, meta=None):
+        raise NotImplementedError
+
+    def get(self, container, name):
+        """(bytes, the metaflow user-attributes text or None)"""
+        raise NotImplementedError
+
+    def etag(self, container, name):
+        raise NotImplementedError
+
+    def names(self, container, prefix):
+        raise NotImplementedError
+
+    def upload_store(self, local_root, container, prefix):
+        """A local datastore as Metaflow lays it out in an object store; returns the count."""
+        self.ensure(container)
+        n = 0
+        for rel, path, meta in store_files(local_root):
+            with open(path, "rb") as fh:
+                self.put(container, "%s/%s" % (prefix, rel), fh.read(), meta)
+            n += 1
+        return n
+
+    def fixture_root(self, store):
+        """<scheme>fix-<store>/metaflow holding the fixture store <store>, uploaded once."""
+        if store not in self._fixtures:
+            self.upload_store(os.path.join(FIX, store, ".metaflow"), "fix-" + store, "metaflow")
+            self._fixtures[store] = "%sfix-%s/metaflow" % (self.scheme, store)
+        return self._fixtures[store]
+
+
+class FixtureChecks:
+    """The real stores Metaflow wrote, uploaded in its layout, read through cas and the
+    binding. Mixed into a unittest.TestCase with `objects` (an ObjectStore) and `cas`."""
+
+    def test_every_artifact_of_every_store(self):
+        seen = 0
+        for store in ("v1", "v2", "mixed"):
+            root = self.objects.fixture_root(store)
+            for a in manifest(store):
+                out = self.cas("artifact", "%s/%s" % (a["pathspec"], a["name"]), "--root", root, "--verify")
+                self.assertEqual(out.returncode, 0, out.stderr)
+                self.assertEqual(sha1(out.stdout), a["key"])
+                self.assertEqual(len(out.stdout), a["size"])
+                seen += 1
+        self.assertGreater(seen, 100)
+
+    def test_ls_every_task(self):
+        root = self.objects.fixture_root("mixed")
+        arts = manifest("mixed")
+        for t in sorted({a["pathspec"] for a in arts}):
+            out = self.cas("ls", t, "--root", root)
+            self.assertEqual(out.returncode, 0, out.stderr)
+            for n in {a["name"] for a in arts if a["pathspec"] == t}:
+                self.assertIn(n.encode(), out.stdout)
+            self.assertNotIn(b"missing", out.stdout)
+            self.assertNotIn(b"bad-sidecar", out.stdout)
+
+    def test_edge_cases(self):
+        root = self.objects.fixture_root("v1")
+        for name, e in edge_cases().items():
+            out = self.cas("get", "--flow", "EdgeFlow", e["key"], "--root", root, "--verify")
+            self.assertEqual(out.returncode, 0, (name, out.stderr))
+            self.assertEqual(len(out.stdout), e["size"], name)
+
+    def test_verify_whole_stores(self):
+        for store in ("v1", "v2", "mixed"):
+            out = self.cas("verify", "--root", self.objects.fixture_root(store))
+            self.assertEqual(out.returncode, 0, out.stderr)
+            self.assertIn(b", 0 bad", out.stdout)
+
+    def test_show_previews_as_locally(self):
+        """`cas show` and cas_h.preview give what they give on the local copy."""
+        import cas_h
+        root = self.objects.fixture_root("mixed")
+        local = os.path.join(FIX, "mixed", ".metaflow")
+        picked = [a for a in manifest("mixed") if a["name"] in ("config", "metrics", "embeddings", "weights",
+                                                                "_foreach_stack", "opaque", "text")]
+        self.assertGreater(len(picked), 10)
+        with cas_h.Store(root) as st:
+            for a in picked:
+                spec = "%s/%s" % (a["pathspec"], a["name"])
+                want = self.cas("show", spec, "--root", local)
+                out = self.cas("show", spec, "--root", root)
+                self.assertEqual(out.returncode, 0, out.stderr)
+                self.assertEqual(out.stdout, want.stdout, spec)
+                self.assertEqual(cas_h.preview(st, spec) + "\n", want.stdout.decode(), spec)
+        out = self.cas("show", "%s/no_such_artifact" % picked[0]["pathspec"], "--root", root)
+        self.assertEqual(out.returncode, 1)
+        self.assertIn(b"has no artifact 'no_such_artifact'", out.stderr)
+
+    def test_binding_batch_and_stream(self):
+        import cas_h
+        flows = {}
+        for a in manifest("v2"):
+            flows.setdefault(a["blob"].split("/")[0], {})[a["key"]] = a["size"]
+        with cas_h.Store(self.objects.fixture_root("v2"), verify=True) as st:
+            for flow, items in flows.items():
+                keys = sorted(items)
+                for key, data in zip(keys, st.get_many(flow, keys)):
+                    self.assertEqual(sha1(data), key)
+                    self.assertEqual(len(data), items[key])
+            flow, items = next(iter(flows.items()))
+            key = max(items, key=items.get)
+            with st.open(flow, key) as f:
+                self.assertEqual(sha1(b"".join(iter(lambda: f.read(7777), b""))), key)
+
+    def test_missing_blob_and_task(self):
+        root = self.objects.fixture_root("v1")
+        out = self.cas("get", "--flow", "FixtureFlow", "0" * 40, "--root", root)
+        self.assertEqual(out.returncode, 1)
+        self.assertIn(("No blob 'FixtureFlow/data/00/%s' in '%s'" % ("0" * 40, root)).encode(), out.stderr)
+        out = self.cas("ls", "FixtureFlow/1/start/1", "--root", root)
+        self.assertEqual(out.returncode, 1)
+        self.assertIn(b"no such task", out.stderr)
+
+
+class WriteChecks:
+    """Writing through cas and the binding, read back with the store's own client as
+    Metaflow reads (its metadata rules, Python's gzip and lz4). Mixed into a
+    unittest.TestCase with `objects`, `cas` and `env` (the environment, with extras)."""
+    C = "casput"
+
+    @classmethod
+    def setUpClass(cls):
+        cls.objects.ensure(cls.C)
+
+    def root(self, prefix):
+        return "%s%s/%s" % (self.objects.scheme, self.objects.ensure(self.C), prefix)
+
+    def test_put_formats_read_by_metaflow_rules(self):
+        rnd = random.Random(5)
+        for fmt, want in (("--v1", {"cas_raw": False, "cas_version": 1}), ("--v2", {"cas_raw": False, "cas_version": 2}),
+                          ("--raw", {"cas_raw": True, "cas_version": 1})):
+            data = bytes(rnd.getrandbits(8) for _ in range(50000)) + b"x" * 100000
+            out = self.cas("put", "--flow", "PutFlow", fmt, "--root", self.root("mf"), input=data)
+            self.assertEqual(out.returncode, 0, out.stderr)
+            key = out.stdout.decode().strip()
+            self.assertEqual(key, sha1(data))
+            blob, meta = self.objects.get(self.C, "mf/PutFlow/data/%s/%s" % (key[:2], key))
+            self.assertEqual(meta, json.dumps(want))  # byte for byte as Metaflow's json.dumps
+            self.assertEqual(python_decode(blob, meta), data)
+            got = self.cas("get", "--flow", "PutFlow", key, "--root", self.root("mf"), "--verify")
+            self.assertEqual(got.returncode, 0, got.stderr)
+            self.assertEqual(got.stdout, data)
+
+    def test_dedup_writes_nothing(self):
+        data = b"dedup me " * 1000
+        self.cas("put", "--flow", "Dedup", "--root", self.root("mf"), input=data)
+        key = sha1(data)
+        name = "mf/Dedup/data/%s/%s" % (key[:2], key)
+        before = self.objects.etag(self.C, name)
+        out = self.cas("put", "--flow", "Dedup", "--v2", "--root", self.root("mf"), input=data)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertEqual(self.objects.etag(self.C, name), before)
+        self.assertEqual(self.objects.get(self.C, name)[1], '{"cas_raw": false, "cas_version": 1}')
+
+    def test_migrate_there_and_back(self):
+        n = self.objects.upload_store(os.path.join(FIX, "mixed", ".metaflow"), self.C, "migr")
+        self.assertGreater(n, 20)
+        root = self.root("migr")
+        for to, version in (("v2", 2), ("v1", 1), ("v1", 1)):
+            out = self.cas("migrate", "--to", to, "--root", root, "--quiet")
+            self.assertEqual(out.returncode, 0, out.stderr)
+            for name in self.objects.names(self.C, "migr/FixtureFlow/data/"):
+                blob, meta = self.objects.get(self.C, name)
+                if not json.loads(meta)["cas_raw"]:
+                    self.assertEqual(json.loads(meta)["cas_version"], version, name)
+                self.assertEqual(sha1(python_decode(blob, meta)), name.rsplit("/", 1)[1])
+        self.assertIn(b"0 blobs rewritten", out.stdout)
+        out = self.cas("verify", "--root", root)
+        self.assertIn(b", 0 bad", out.stdout)
+        for a in manifest("mixed"):  # every artifact still reads as Metaflow reads it
+            out = self.cas("artifact", "%s/%s" % (a["pathspec"], a["name"]), "--root", root)
+            self.assertEqual(sha1(out.stdout), a["key"])
+
+    def test_legacy_and_mismatched_blobs(self):
+        data = b"legacy, before Metaflow 2.4" * 50
+        key = sha1(data)
+        name = "leg/L/data/%s/%s" % (key[:2], key)
+        root = self.root("leg")
+        self.objects.put(self.C, name, gzip.compress(data))  # no metadata at all
+        out = self.cas("get", "--flow", "L", key, "--root", root, "--verify")
+        self.assertEqual(out.stdout, data)
+        out = self.cas("migrate", "--to", "v1", "--root", root)  # gzip already: left as it is
+        self.assertIn(b"0 blobs rewritten", out.stdout)
+        self.assertIsNone(self.objects.get(self.C, name)[1])
+        out = self.cas("migrate", "--to", "v2", "--root", root)
+        self.assertIn(b"1 blobs rewritten", out.stdout)
+        blob, meta = self.objects.get(self.C, name)
+        self.assertEqual(meta, '{"cas_raw": false, "cas_version": 2}')
+        self.assertEqual(lz4.frame.decompress(blob), data)
+        # metadata that contradicts the bytes (LZ4 bytes, cas_version 1): reported, then
+        # repaired by migrate with a metadata-only write, the bytes untouched
+        self.objects.put(self.C, name, blob, '{"cas_raw": false, "cas_version": 1}')
+        etag = self.objects.etag(self.C, name)
+        out = self.cas("get", "--flow", "L", key, "--root", root)
+        self.assertEqual(out.returncode, 1)
+        self.assertIn(b"metadata says cas_version 1 (gzip) but the bytes are an LZ4 frame", out.stderr)
+        out = self.cas("migrate", "--to", "v2", "--root", root)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertEqual(self.objects.get(self.C, name), (blob, '{"cas_raw": false, "cas_version": 2}'))
+        self.assertEqual(self.objects.etag(self.C, name) == etag, self.objects.meta_write_keeps_etag)
+        self.assertEqual(self.cas("get", "--flow", "L", key, "--root", root, "--verify").stdout, data)
+
+    def test_listing_pages(self):
+        import cas_h
+        rnd = random.Random(9)
+        items = [b"%d-%d" % (i, rnd.getrandbits(64)) for i in range(350)]
+        with cas_h.Store(self.root("many")) as st:
+            keys = st.put_many("Many", items)
+            self.assertEqual(st.get_many("Many", keys), items)
+        out = self.cas("verify", "--root", self.root("many"), "Many", env=self.env(CAS_S3_LIST_PAGE="40"))  # 9 pages
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertIn(b"verified 350 blobs: 350 ok", out.stdout)
+
+    def test_hostile_names_in_a_listing_are_skipped(self):
+        data = b"fine"
+        key = sha1(data)
+        out = self.cas("put", "--flow", "H", "--root", self.root("host"), input=data)
+        self.assertEqual(out.returncode, 0)
+        for bad in ("H/data/zz/../../../etc/passwd", "H/data/ab/ABCDEF", "H/data/%s/%s" % (key[:2], key[:39]),
+                    "H/data/00/%s" % key):
+            if self.objects.dot_segments or "/../" not in bad:
+                self.objects.put(self.C, "host/" + bad, b"junk")
+        out = self.cas("verify", "--root", self.root("host"))
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertIn(b"verified 1 blobs", out.stdout)
+
+    def test_corrupt_blob(self):
+        data = b"corrupt me " * 100
+        key = sha1(data)
+        name = "bad/B/data/%s/%s" % (key[:2], key)
+        blob = bytearray(gzip.compress(data))
+        blob[len(blob) // 2] ^= 0xFF
+        self.objects.put(self.C, name, bytes(blob), '{"cas_raw": false, "cas_version": 1}')
+        out = self.cas("verify", "--root", self.root("bad"))
+        self.assertEqual(out.returncode, 1)
+        self.assertIn(b"Could not unpack artifact 'B/data/", out.stderr)
+        self.objects.put(self.C, name, gzip.compress(data), '{"cas_raw": false, "cas_version": 9}')
+        out = self.cas("get", "--flow", "B", key, "--root", self.root("bad"))
+        self.assertIn(b"Unknown encoding version 9 for 'B/data/", out.stderr)
+
+
+def kill_puts(test, root, env, kills_wanted, seed):
+    """SIGKILLs `cas put` of an 11 MiB file (3 parts of 5 MiB) at times spread over a
+    put's own length (measured first, so a faster machine still kills mid-upload),
+    v1 and v2 in turn, a new key each time. Returns (kills, attempts)."""
+    rnd = random.Random(seed)
+    kills = attempts = 0
+    with tempfile.TemporaryDirectory() as d:
+        path = os.path.join(d, "in")
+        with open(path, "wb") as f:
+            f.write(os.urandom(11 << 20))  # incompressible: 3 parts in either format
+        whole = None
+        for i in range(3):  # a fresh server's first large uploads can be slow (radosgw creates its pools)
+            with open(path, "r+b") as f:
+                f.write(struct.pack("<Q", 1000 + i))
+            t = time.time()
+            out = run_cas(("put", "--flow", "Kill", "--root", root, path), env)
+            test.assertEqual(out.returncode, 0, out.stderr)
+            whole = min(whole or 1e9, time.time() - t)
+        while kills < kills_wanted and attempts < 3 * kills_wanted:
+            attempts += 1
+            with open(path, "r+b") as f:
+                f.write(struct.pack("<Q", attempts))
+            proc = subprocess.Popen([CAS, "put", "--flow", "Kill", "--v2" if attempts % 2 else "--v1", "--root", root,
+                                     path], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            time.sleep(rnd.uniform(0.05, 0.8) * whole)
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGKILL)
+                kills += 1
+            proc.communicate()
+    test.assertGreaterEqual(kills, kills_wanted, "only %d of %d puts were still running when killed" % (kills, attempts))
+    return kills, attempts
