@@ -1080,6 +1080,24 @@ static long cas__s3_backoff_ms(cas__s3 *s3, int tries) {
 
 static void cas__s3_backoff(cas__s3 *s3, int tries) { cas__sleep_ms(cas__s3_backoff_ms(s3, tries)); }
 
+/* A transfer of a multi handle (a batch's, a ranged read's) ended with `result`:
+ * r's status and error read; returns whether to try it again, its credentials
+ * renewed first when they ran out. *cc gets the transfer's own code. */
+static int cas__rq_ended(cas__s3 *s3, cas__rq *r, CURLcode result, CURLcode *cc) {
+    int again;
+    char why[CAS__MSG];
+    *cc = cas__rq_whole(r, result);
+    r->status = cas__rq_status(r);
+    if (*cc == CURLE_OK) cas__rq_error_body(r);
+    again = *cc != CURLE_OK ? cas__cc_transient(*cc) : cas__rq_retryable(r);
+    if (again == 2) { /* temporary credentials ran out: new ones for the retry */
+        cas__cred *fresh = NULL;
+        if (cas__cred_get(s3, 1, &fresh, why, sizeof why) < 0) again = 0;
+        cas__cred_unref(s3, fresh);
+    }
+    return again;
+}
+
 /* Why the last try of r failed, without a secret: S3's code and message, or curl's. */
 static void cas__rq_why(const cas__rq *r, CURLcode cc, char *msg, size_t cap) {
     char tries[48];
@@ -1867,13 +1885,18 @@ static int cas__obj_read(cas__s3obj *o, void *buf, size_t cap, size_t *got, char
     }
 }
 
-/* Read-ahead for large objects: a thread moves the transfer into a ring of
- * CAS__AHEAD_CHUNKS chunks while the reader decodes, so that the network and
- * the decoder use a core each (a 1 GiB gzip artifact decodes at the speed of
- * its decoder, an LZ4 one at the speed of the network). */
+/* Read-ahead for large objects: a thread fills a ring of chunks while the reader
+ * decodes, so that the network and the decoder use a core each (a 1 GiB gzip
+ * artifact decodes at the speed of its decoder, an LZ4 one at the speed of the
+ * network). Objects of CAS__RANGED_MIN bytes and more come as ranged GETs of one
+ * chunk each, CAS__AHEAD_CHUNKS in flight (If-Match on the first answer's ETag):
+ * one connection to S3 or Azure carries some tens of MB/s, several carry more.
+ * Chunks may land out of order; the reader takes them in order. */
 #ifndef CAS_NO_THREADS
 #define CAS__AHEAD_MIN ((uint64_t)8 << 20)
-#define CAS__AHEAD_CHUNK ((size_t)1 << 20)
+#define CAS__AHEAD_CHUNK ((size_t)1 << 20)    /* one transfer: what each fill moves */
+#define CAS__RANGED_CHUNK ((size_t)4 << 20)   /* ranged: one GET each */
+#define CAS__RANGED_MIN ((uint64_t)32 << 20)
 #define CAS__AHEAD_CHUNKS 4
 
 struct cas__ahead {
@@ -1881,18 +1904,194 @@ struct cas__ahead {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     unsigned char *slab;
+    size_t chunk;                     /* bytes per slot */
     size_t fill[CAS__AHEAD_CHUNKS], rpos;
-    int head, count, eof, rc, stop;
+    int ready[CAS__AHEAD_CHUNKS];     /* the slot's bytes are all in */
+    int head, count, eof, rc, stop;   /* count: slots taken from head on (filling or ready) */
     char msg[CAS__MSG];
 };
+
+/* One ranged GET into its slot. */
+typedef struct cas__rslot {
+    cas__s3obj *o;
+    cas__rq r;
+    CURL *e;
+    struct curl_slist *sent;
+    unsigned char *dst;
+    size_t want, got;
+    uint64_t off;
+    int64_t due;
+    int state, slot; /* state: 0 idle, 1 waiting (due), 2 in flight */
+    int overflow;    /* the answer was not the range asked for */
+} cas__rslot;
+
+static size_t cas__range_write(char *p, size_t size, size_t nitems, void *u) {
+    cas__rslot *s = (cas__rslot *)u;
+    size_t n = size * nitems;
+    long st = cas__rq_status(&s->r);
+    if (st < 200 || st >= 300) return cas__rq_write(p, size, nitems, &s->r); /* an error's body */
+    if (st != 206 || n > s->want - s->got) { /* a whole object for a range, or more than asked */
+        s->overflow = 1;
+        return 0;
+    }
+    memcpy(s->dst + s->got, p, n);
+    s->got += n;
+    return n;
+}
+
+static int cas__range_start(cas__rslot *s, CURLM *m, char *msg, size_t cap) {
+    cas__s3obj *o = s->o;
+    cas__cred *c = NULL;
+    char line[200];
+    int rc;
+    s->r.tries++;
+    cas__rq_reset_response(&s->r);
+    curl_slist_free_all(s->r.hdr);
+    s->r.hdr = NULL, s->got = 0, s->overflow = 0;
+    if (!s->r.url.len && cas__buf_put(&s->r.url, o->r.url.p, o->r.url.len) < 0) return cas__oom(msg, cap);
+    snprintf(line, sizeof line, "Range: bytes=%llu-%llu", (unsigned long long)s->off,
+             (unsigned long long)(s->off + s->want - 1));
+    if (!(s->r.hdr = curl_slist_append(s->r.hdr, line))) return cas__oom(msg, cap);
+    if (o->etag[0]) {
+        snprintf(line, sizeof line, "If-Match: %s", o->etag);
+        if (!(s->r.hdr = curl_slist_append(s->r.hdr, line))) return cas__oom(msg, cap);
+    }
+    if ((rc = cas__cred_get(o->s3, 0, &c, msg, cap)) < 0) return rc;
+    if (!(s->e = cas__easy_get(o->s3)) || cas__rq_setup(o->s3, s->e, &s->r, c, &s->sent) < 0) {
+        cas__cred_unref(o->s3, c);
+        return cas__oom(msg, cap);
+    }
+    cas__cred_unref(o->s3, c);
+    curl_easy_setopt(s->e, CURLOPT_WRITEFUNCTION, cas__range_write);
+    curl_easy_setopt(s->e, CURLOPT_WRITEDATA, s);
+    curl_easy_setopt(s->e, CURLOPT_PRIVATE, (void *)s);
+    if (curl_multi_add_handle(m, s->e) != CURLM_OK) return cas__oom(msg, cap);
+    s->state = 2;
+    return CAS_OK;
+}
+
+static void cas__range_stop(cas__rslot *s, CURLM *m) {
+    if (s->e) {
+        curl_multi_remove_handle(m, s->e);
+        s->r.e = NULL;
+        cas__easy_put(s->o->s3, s->e);
+        s->e = NULL;
+    }
+    cas__slist_wipe(s->sent);
+    s->sent = NULL;
+}
+
+/* The ranged read-ahead: keeps every free slot's GET going, hands finished slots
+ * to the reader, retries a failed range after its backoff. Returns when the last
+ * chunk is in, on a final error, or when stopped. */
+static void cas__ahead_ranged(cas__s3obj *o) {
+    struct cas__ahead *a = o->ahead;
+    cas__rslot sl[CAS__AHEAD_CHUNKS];
+    CURLM *m = cas__multi_get(o->s3);
+    uint64_t next = 0; /* the offset of the next chunk to ask for */
+    int attempts = (int)cas__s3p(o->s3, CAS_PARAM_S3_ATTEMPTS), i, rc = CAS_OK, active = 0;
+    char msg[CAS__MSG];
+    msg[0] = 0;
+    memset(sl, 0, sizeof sl);
+    for (i = 0; i < CAS__AHEAD_CHUNKS; i++) {
+        sl[i].o = o, sl[i].slot = i;
+        cas__rq_init(&sl[i].r, "GET", &o->s3->alloc);
+    }
+    if (!m) rc = cas__oom(msg, sizeof msg);
+    while (rc == CAS_OK) {
+        int still = 0, left;
+        CURLMsg *mm;
+        int64_t now = cas__ms();
+        pthread_mutex_lock(&a->mu);
+        if (a->stop) {
+            pthread_mutex_unlock(&a->mu);
+            break;
+        }
+        while (a->count < CAS__AHEAD_CHUNKS && next < o->size) { /* a free slot: the next chunk */
+            cas__rslot *s = &sl[(a->head + a->count) % CAS__AHEAD_CHUNKS];
+            s->off = next, s->want = (size_t)CAS__MIN((uint64_t)a->chunk, o->size - next);
+            s->dst = a->slab + (size_t)s->slot * a->chunk, s->state = 1, s->due = 0, s->r.tries = 0;
+            a->ready[s->slot] = 0, a->count++;
+            next += s->want;
+        }
+        if (next >= o->size) a->eof = 1; /* every chunk asked for: the reader ends after the last */
+        pthread_mutex_unlock(&a->mu);
+        for (i = 0; i < CAS__AHEAD_CHUNKS && rc == CAS_OK; i++)
+            if (sl[i].state == 1 && sl[i].due <= now) {
+                if ((rc = cas__range_start(&sl[i], m, msg, sizeof msg)) < 0) cas__range_stop(&sl[i], m);
+                else active++;
+            }
+        if (rc < 0) break;
+        curl_multi_perform(m, &still);
+        while ((mm = curl_multi_info_read(m, &left)) != NULL) {
+            cas__rslot *s = NULL;
+            CURLcode cc;
+            int again;
+            if (mm->msg != CURLMSG_DONE) continue;
+            curl_easy_getinfo(mm->easy_handle, CURLINFO_PRIVATE, (char **)&s);
+            again = cas__rq_ended(o->s3, &s->r, mm->data.result, &cc);
+            cas__range_stop(s, m);
+            active--;
+            if (cc == CURLE_OK && s->r.status == 206 && s->got == s->want) { /* in: the reader's now */
+                pthread_mutex_lock(&a->mu);
+                a->fill[s->slot] = s->got, a->ready[s->slot] = 1, s->state = 0;
+                pthread_cond_broadcast(&a->cv);
+                pthread_mutex_unlock(&a->mu);
+                continue;
+            }
+            if (cc == CURLE_OK && s->r.status == 412) {
+                cas__fmt(msg, sizeof msg, "the object changed while it was being read");
+                rc = CAS_E_IO;
+                break;
+            }
+            if (cc == CURLE_OK && s->r.status == 206) again = 1; /* a range came short */
+            if (again && s->r.tries < attempts) {
+                s->state = 1, s->due = cas__ms() + cas__s3_backoff_ms(o->s3, s->r.tries);
+                continue;
+            }
+            if (s->overflow) cas__fmt(msg, sizeof msg, "the answer to a ranged GET was not the range asked for (HTTP %ld)",
+                                      s->r.status);
+            else if (cc != CURLE_OK) cas__rq_why(&s->r, cc, msg, sizeof msg);
+            else if (s->r.status == 206) cas__fmt(msg, sizeof msg, "a range came short (%lu of %lu bytes)",
+                                                   (unsigned long)s->got, (unsigned long)s->want);
+            else cas__s3_answer_fail(&s->r, msg, sizeof msg);
+            rc = CAS_E_IO;
+            break;
+        }
+        if (rc < 0) break;
+        pthread_mutex_lock(&a->mu);
+        if (a->eof && !active) { /* everything asked for is in */
+            int pending = 0;
+            for (i = 0; i < CAS__AHEAD_CHUNKS; i++) pending |= sl[i].state != 0;
+            if (!pending) {
+                pthread_mutex_unlock(&a->mu);
+                break;
+            }
+        }
+        pthread_mutex_unlock(&a->mu);
+        curl_multi_poll(m, NULL, 0, active ? 200 : 20, NULL);
+    }
+    for (i = 0; i < CAS__AHEAD_CHUNKS; i++) {
+        cas__range_stop(&sl[i], m);
+        cas__rq_free(&sl[i].r);
+    }
+    cas__multi_put(o->s3, m);
+    pthread_mutex_lock(&a->mu);
+    if (rc < 0) a->rc = rc, memcpy(a->msg, msg, sizeof msg);
+    pthread_cond_broadcast(&a->cv);
+    pthread_mutex_unlock(&a->mu);
+}
 
 static void *cas__ahead_run(void *arg) {
     cas__s3obj *o = (cas__s3obj *)arg;
     struct cas__ahead *a = o->ahead;
-    int slot = 0;
-    for (;;) {
+    if (a->chunk == CAS__RANGED_CHUNK) {
+        cas__ahead_ranged(o);
+        return NULL;
+    }
+    for (;;) { /* one transfer, chunk after chunk */
         size_t n = 0, got;
-        int rc = CAS_OK;
+        int rc = CAS_OK, slot;
         char msg[CAS__MSG];
         pthread_mutex_lock(&a->mu);
         while (a->count == CAS__AHEAD_CHUNKS && !a->stop) pthread_cond_wait(&a->cv, &a->mu);
@@ -1903,19 +2102,18 @@ static void *cas__ahead_run(void *arg) {
         slot = (a->head + a->count) % CAS__AHEAD_CHUNKS; /* a free chunk: the reader never touches it */
         pthread_mutex_unlock(&a->mu);
         msg[0] = 0;
-        while (n < CAS__AHEAD_CHUNK) {
-            rc = cas__obj_read(o, a->slab + (size_t)slot * CAS__AHEAD_CHUNK + n, CAS__AHEAD_CHUNK - n, &got, msg,
-                               sizeof msg);
+        while (n < a->chunk) {
+            rc = cas__obj_read(o, a->slab + (size_t)slot * a->chunk + n, a->chunk - n, &got, msg, sizeof msg);
             if (rc < 0 || !got) break;
             n += got;
         }
         pthread_mutex_lock(&a->mu);
-        if (n) a->fill[slot] = n, a->count++;
+        if (n) a->fill[slot] = n, a->ready[slot] = 1, a->count++;
         if (rc < 0) a->rc = rc, memcpy(a->msg, msg, sizeof msg);
-        else if (n < CAS__AHEAD_CHUNK) a->eof = 1;
+        else if (n < a->chunk) a->eof = 1;
         pthread_cond_broadcast(&a->cv);
         pthread_mutex_unlock(&a->mu);
-        if (rc < 0 || n < CAS__AHEAD_CHUNK) return NULL;
+        if (rc < 0 || n < a->chunk) return NULL;
     }
 }
 
@@ -1923,8 +2121,8 @@ static int cas__ahead_read(cas__s3obj *o, void *buf, size_t cap, size_t *got, ch
     struct cas__ahead *a = o->ahead;
     size_t k;
     pthread_mutex_lock(&a->mu);
-    while (!a->count && !a->eof && !a->rc) pthread_cond_wait(&a->cv, &a->mu);
-    if (!a->count) { /* drained: the end, or what stopped the transfer */
+    while (!(a->count && a->ready[a->head]) && !(a->eof && !a->count) && !a->rc) pthread_cond_wait(&a->cv, &a->mu);
+    if (!(a->count && a->ready[a->head])) { /* drained: the end, or what stopped the transfer */
         int rc = a->rc;
         if (rc) cas__fmt(msg, mcap, "%s", a->msg);
         pthread_mutex_unlock(&a->mu);
@@ -1932,12 +2130,12 @@ static int cas__ahead_read(cas__s3obj *o, void *buf, size_t cap, size_t *got, ch
     }
     pthread_mutex_unlock(&a->mu);
     k = CAS__MIN(cap, a->fill[a->head] - a->rpos); /* the head chunk is the reader's until it is handed back */
-    memcpy(buf, a->slab + (size_t)a->head * CAS__AHEAD_CHUNK + a->rpos, k);
+    memcpy(buf, a->slab + (size_t)a->head * a->chunk + a->rpos, k);
     a->rpos += k;
     *got = k;
     if (a->rpos == a->fill[a->head]) {
         pthread_mutex_lock(&a->mu);
-        a->head = (a->head + 1) % CAS__AHEAD_CHUNKS, a->count--, a->rpos = 0;
+        a->ready[a->head] = 0, a->head = (a->head + 1) % CAS__AHEAD_CHUNKS, a->count--, a->rpos = 0;
         pthread_cond_broadcast(&a->cv);
         pthread_mutex_unlock(&a->mu);
     }
@@ -1947,8 +2145,10 @@ static int cas__ahead_read(cas__s3obj *o, void *buf, size_t cap, size_t *got, ch
 /* Starts the read-ahead of a large object; without it (no memory, no thread) reads run inline. */
 static void cas__ahead_start(cas__s3obj *o) {
     struct cas__ahead *a;
+    int ranged = o->size >= CAS__RANGED_MIN && cas__s3p(o->s3, CAS_PARAM_S3_CONNECTIONS) > 1;
+    size_t chunk = ranged ? CAS__RANGED_CHUNK : CAS__AHEAD_CHUNK;
     if (o->size < CAS__AHEAD_MIN || !(a = (struct cas__ahead *)cas__calloc(&o->s3->alloc, sizeof *a))) return;
-    if (!(a->slab = (unsigned char *)cas__alloc(&o->s3->alloc, CAS__AHEAD_CHUNK * CAS__AHEAD_CHUNKS)) ||
+    if (!(a->slab = (unsigned char *)cas__alloc(&o->s3->alloc, chunk * CAS__AHEAD_CHUNKS)) ||
         pthread_mutex_init(&a->mu, NULL) != 0) {
         cas__free(&o->s3->alloc, a->slab);
         cas__free(&o->s3->alloc, a);
@@ -1960,6 +2160,8 @@ static void cas__ahead_start(cas__s3obj *o) {
         cas__free(&o->s3->alloc, a);
         return;
     }
+    a->chunk = chunk;
+    if (ranged) cas__obj_stop(o); /* the first GET gave the size and the ETag; ranges bring the bytes */
     o->ahead = a;
     if (pthread_create(&a->th, NULL, cas__ahead_run, o) != 0) {
         o->ahead = NULL;
@@ -1967,6 +2169,11 @@ static void cas__ahead_start(cas__s3obj *o) {
         pthread_mutex_destroy(&a->mu);
         cas__free(&o->s3->alloc, a->slab);
         cas__free(&o->s3->alloc, a);
+        if (ranged) { /* reads run inline on a new transfer from the start */
+            char msg[CAS__MSG];
+            o->tries = 0;
+            if (cas__obj_start(o, msg, sizeof msg) < 0) o->running = 0, o->cc = CURLE_COULDNT_CONNECT;
+        }
     }
 }
 
@@ -2701,21 +2908,13 @@ static int cas__s3_fetch(void *u, size_t count, const char *const *names, const 
             int again;
             if (mm->msg != CURLMSG_DONE) continue;
             curl_easy_getinfo(mm->easy_handle, CURLINFO_PRIVATE, (char **)&f);
-            cc = cas__rq_whole(&f->r, mm->data.result);
             i = (size_t)(f - it);
-            f->r.status = cas__rq_status(&f->r);
-            if (cc == CURLE_OK) cas__rq_error_body(&f->r);
+            again = cas__rq_ended(s3, &f->r, mm->data.result, &cc);
             curl_multi_remove_handle(m, f->e);
             f->r.e = NULL;
             cas__easy_put(s3, f->e), f->e = NULL;
             cas__slist_wipe(f->sent), f->sent = NULL;
             active--;
-            again = cc != CURLE_OK ? cas__cc_transient(cc) : cas__rq_retryable(&f->r);
-            if (again == 2) {
-                cas__cred *fresh = NULL;
-                if (cas__cred_get(s3, 1, &fresh, why, sizeof why) < 0) again = 0;
-                cas__cred_unref(s3, fresh);
-            }
             if (again && f->r.tries < attempts) {
                 f->state = 0, f->due = cas__ms() + cas__s3_backoff_ms(s3, f->r.tries);
                 continue;

@@ -23,6 +23,8 @@ import lz4.frame
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(REPO, "python"))
+sys.path.insert(0, os.path.join(HERE, "s3"))
+import faultproxy  # noqa: E402
 CAS = os.environ.get("CAS", os.path.join(REPO, "build", "cas"))
 FIX = os.environ.get("CAS_FIXTURES") or os.path.join(REPO, "tests", "fixtures", "metaflow")
 
@@ -266,7 +268,9 @@ class FixtureChecks:
 class WriteChecks:
     """Writing through cas and the binding, read back with the store's own client as
     Metaflow reads (its metadata rules, Python's gzip and lz4). Mixed into a
-    unittest.TestCase with `objects`, `cas` and `env` (the environment, with extras)."""
+    unittest.TestCase with `objects`, `cas`, `env` (the environment, with extras),
+    `upstream` (the server's host and port) and `env_through(endpoint)` (the
+    environment that sends requests to another endpoint: the fault proxy)."""
     C = "casput"
 
     @classmethod
@@ -374,6 +378,29 @@ class WriteChecks:
         out = self.cas("verify", "--root", self.root("host"))
         self.assertEqual(out.returncode, 0, out.stderr)
         self.assertIn(b"verified 1 blobs", out.stdout)
+
+    def test_large_blob_in_ranges(self):
+        """From 32 MiB on, a read is ranged GETs, several in flight, each checked against
+        the first answer's ETag; the bytes come out in order, through faults too."""
+        data = os.urandom(41 << 20)
+        out = self.cas("put", "--flow", "Ranged", "--v2", "--root", self.root("rng"), input=data)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        key = out.stdout.decode().strip()
+        for conns in ("16", "1"):  # 1 connection: one GET, streamed
+            got = self.cas("get", "--flow", "Ranged", key, "--root", self.root("rng"), "--verify",
+                           env=self.env(CAS_S3_CONNECTIONS=conns))
+            self.assertEqual(got.returncode, 0, got.stderr)
+            self.assertTrue(got.stdout == data, "wrong bytes with %s connections" % conns)
+        with faultproxy.FaultProxy(self.upstream, rate=0.25, kinds=("reset", "cut", "error500", "slowdown"), seed=5,
+                                   record=True) as p:
+            got = self.cas("get", "--flow", "Ranged", key, "--root", self.root("rng"), "--verify",
+                           env=self.env_through(p.endpoint))
+            ranges = [h["range"] for _, _, h in p.seen if "range" in h]
+            faults = sum(p.stats["faults"].values())
+        self.assertEqual(got.returncode, 0, got.stderr)
+        self.assertTrue(got.stdout == data, "wrong bytes through the fault proxy")
+        self.assertGreaterEqual(len(set(ranges)), 11, ranges)  # 41 MiB in 4 MiB ranges
+        self.assertGreater(faults, 0)
 
     def test_corrupt_blob(self):
         data = b"corrupt me " * 100

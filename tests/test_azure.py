@@ -128,7 +128,11 @@ class TestFixtures(cloudtest.FixtureChecks, unittest.TestCase):
 
 class TestPutGetMigrate(cloudtest.WriteChecks, unittest.TestCase):
     objects, cas, env = OBJECTS, staticmethod(cas), staticmethod(base_env)
+    upstream = (HOST, PORT)
     ROOT = "azure://casput/mf"
+
+    def env_through(self, endpoint):
+        return base_env(METAFLOW_AZURE_STORAGE_BLOB_SERVICE_ENDPOINT=endpoint + "/" + ACCOUNT)
 
     def props(self, flow, key):
         return OBJECTS.blob(self.C, "mf/%s/data/%s/%s" % (flow, key[:2], key)).get_blob_properties()

@@ -128,7 +128,11 @@ class TestFixtures(cloudtest.FixtureChecks, unittest.TestCase):
 
 class TestPutGetMigrate(cloudtest.WriteChecks, unittest.TestCase):
     objects, cas, env = OBJECTS, staticmethod(cas), staticmethod(base_env)
+    upstream = (HOST, PORT)
     ROOT = "s3://casput/mf"
+
+    def env_through(self, endpoint):
+        return base_env(METAFLOW_S3_ENDPOINT_URL=endpoint)
 
     def head(self, flow, key):
         return S3.head_object(Bucket=bucket("casput"), Key="mf/%s/data/%s/%s" % (flow, key[:2], key))
