@@ -509,15 +509,17 @@ static void progress(int show, size_t done, size_t total, const char *what) {
 
 typedef int (*blob_fn)(cas_store *s, const char *flow, const char *key, void *ctx, char *err, size_t cap);
 
-/* Runs fn over every blob of the chosen flows (all when none is named). */
-static int walk(cas_store *s, const opts *o, const char *what, blob_fn fn, void *ctx, size_t *total, size_t *bad) {
+/* Runs fn over every blob of the chosen flows (all when none is named): *total blobs,
+ * *bad of them failed; *unlisted flows whose blobs could not be listed (said on stderr). */
+static int walk(cas_store *s, const opts *o, const char *what, blob_fn fn, void *ctx, size_t *total, size_t *bad,
+                size_t *unlisted) {
     char *flows = NULL, err[1024];
     size_t nf = 0, i, k, all = 0, done = 0;
     const char *f;
     int show = !o->quiet && isatty(2);
     char **keylists;
     size_t *counts;
-    *total = *bad = 0;
+    *total = *bad = *unlisted = 0;
     if (o->nargs) {
         size_t len = 0;
         for (i = 0; i < (size_t)o->nargs; i++) len += strlen(o->args[i]) + 1;
@@ -539,7 +541,7 @@ static int walk(cas_store *s, const opts *o, const char *what, blob_fn fn, void 
     for (i = 0, f = flows; i < nf; i++, f += strlen(f) + 1) {
         if (cas_store_keys(s, f, &keylists[i], &counts[i], err, sizeof err) < 0) {
             fprintf(stderr, "%s: %s\n", prog, err);
-            (*bad)++;
+            (*unlisted)++;
             continue;
         }
         all += counts[i];
@@ -565,6 +567,13 @@ static int walk(cas_store *s, const opts *o, const char *what, blob_fn fn, void 
     return 0;
 }
 
+/* The end of a walk's summary line, and its exit status. */
+static int summary_end(size_t unlisted, size_t bad) {
+    if (unlisted) printf("; %lu flow%s could not be listed", (unsigned long)unlisted, unlisted == 1 ? "" : "s");
+    printf("\n");
+    return bad || unlisted ? EXIT_DATA : 0;
+}
+
 static int verify_one(cas_store *s, const char *flow, const char *key, void *ctx, char *err, size_t cap) {
     (void)ctx;
     return cas_store_verify(s, flow, key, NULL, err, cap);
@@ -573,7 +582,7 @@ static int verify_one(cas_store *s, const char *flow, const char *key, void *ctx
 static int cmd_verify(int argc, char **argv) {
     opts o;
     cas_store *s;
-    size_t total, bad;
+    size_t total, bad, unlisted;
     int rc;
     if ((rc = parse(argc, argv, &o, "--root --quiet"))) return rc;
     if (o.help) {
@@ -584,12 +593,12 @@ static int cmd_verify(int argc, char **argv) {
         return 0;
     }
     if ((rc = open_store(&o, &s))) return rc;
-    rc = walk(s, &o, "verify", verify_one, NULL, &total, &bad);
+    rc = walk(s, &o, "verify", verify_one, NULL, &total, &bad, &unlisted);
     cas_store_close(s);
     if (rc) return rc;
-    printf("verified %lu blobs: %lu ok, %lu bad\n", (unsigned long)total, (unsigned long)(total - bad),
+    printf("verified %lu blobs: %lu ok, %lu bad", (unsigned long)total, (unsigned long)(total - bad),
            (unsigned long)bad);
-    return bad ? EXIT_DATA : 0;
+    return summary_end(unlisted, bad);
 }
 
 typedef struct migrate_ctx {
@@ -607,7 +616,7 @@ static int migrate_one(cas_store *s, const char *flow, const char *key, void *ct
 static int cmd_migrate(int argc, char **argv) {
     opts o;
     cas_store *s;
-    size_t total, bad;
+    size_t total, bad, unlisted;
     migrate_ctx m;
     int rc;
     if ((rc = parse(argc, argv, &o, "--root --quiet --to"))) return rc;
@@ -624,12 +633,12 @@ static int cmd_migrate(int argc, char **argv) {
     m.format = !strcmp(o.to, "v1") ? CAS_FORMAT_V1 : CAS_FORMAT_V2;
     m.changed = 0;
     if ((rc = open_store(&o, &s))) return rc;
-    rc = walk(s, &o, "migrate", migrate_one, &m, &total, &bad);
+    rc = walk(s, &o, "migrate", migrate_one, &m, &total, &bad, &unlisted);
     cas_store_close(s);
     if (rc) return rc;
-    printf("migrated to %s: %lu blobs rewritten, %lu already there or raw, %lu failed\n", o.to,
+    printf("migrated to %s: %lu blobs rewritten, %lu already there or raw, %lu failed", o.to,
            (unsigned long)m.changed, (unsigned long)(total - m.changed - bad), (unsigned long)bad);
-    return bad ? EXIT_DATA : 0;
+    return summary_end(unlisted, bad);
 }
 
 static int cmd_gc(int argc, char **argv) {

@@ -83,6 +83,15 @@ class TestArtifacts(unittest.TestCase):
             self.assertIn(b", 0 bad", out.stdout)
             self.assertEqual(out.stderr, b"")  # no progress bar when stderr is not a terminal
 
+    def test_a_flow_that_cannot_be_listed_is_counted_apart(self):
+        root = os.path.join(FIX, "v1", ".metaflow")
+        for cmd in (("verify",), ("migrate", "--to", "v1")):
+            out = cas(*cmd, "--root", root, "NoSuchFlow")
+            self.assertEqual(out.returncode, 1, out.stderr)
+            self.assertIn(b"Cannot open 'NoSuchFlow/data'", out.stderr)
+            self.assertIn(b"0 failed; 1 flow could not be listed" if cmd[0] == "migrate" else
+                          b"verified 0 blobs: 0 ok, 0 bad; 1 flow could not be listed", out.stdout)
+
     def test_cat_and_stat_edge_blobs(self):
         with open(os.path.join(FIX, "v1", "edge_cases.json")) as f:
             edges = json.load(f)

@@ -1,0 +1,114 @@
+#!/bin/sh
+# Real Metaflow on an object store (a local radosgw, or azurite) against `cas`:
+# Metaflow writes, cas reads every artifact; cas migrates and writes, Metaflow's
+# client reads. Not part of CI: it needs Metaflow's source (e.g. fetched from
+# github.com/Netflix/metaflow).
+#
+#   MF=/path/to/metaflow sh python/tools/check_real_metaflow_cloud.sh s3|azure
+#
+# s3: starts its own S3 server (tests/s3/s3server.sh) unless CAS_TEST_S3_ENDPOINT
+# and the AWS keys name one. azure: starts azurite (tests/azure/azurite.sh) and a
+# stand-in for the instance metadata service; Metaflow (DefaultAzureCredential) and
+# cas both authenticate as a managed identity, with bearer tokens azurite checks
+# over HTTPS. Needs python3-boto3 / python3-azure, python3-numpy, `make` first.
+set -eu
+PY=/usr/bin/python3
+HERE=$(cd "$(dirname "$0")" && pwd)
+REPO=$(cd "$HERE/../.." && pwd)
+: "${MF:?set MF to a Metaflow source tree}"
+STORE=${1:?s3 or azure}
+CAS="$REPO/build/cas"
+WORK=$(mktemp -d)
+export USERNAME="${USERNAME:-cas_cloud_check}" METAFLOW_DEFAULT_METADATA=local METAFLOW_HOME="$WORK/mfhome"
+case "$STORE" in
+s3)
+  if [ -z "${CAS_TEST_S3_ENDPOINT:-}" ]; then
+    sh "$REPO/tests/s3/s3server.sh" start "$WORK/s3"
+    trap 'sh "$REPO/tests/s3/s3server.sh" stop "$WORK/s3"' EXIT
+    # shellcheck disable=SC1091
+    . "$WORK/s3/env"
+  fi
+  BUCKET=mfreal$$
+  ROOT="s3://$BUCKET/metaflow" MFROOT="$ROOT" IMPL="s3_storage import S3Storage as Impl"
+  export AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_DEFAULT_REGION=us-east-1
+  export METAFLOW_DEFAULT_DATASTORE=s3 METAFLOW_DATASTORE_SYSROOT_S3="$ROOT"
+  export METAFLOW_S3_ENDPOINT_URL="$CAS_TEST_S3_ENDPOINT"
+  $PY -c "import boto3,os; boto3.client('s3', endpoint_url=os.environ['METAFLOW_S3_ENDPOINT_URL']).create_bucket(Bucket='$BUCKET')"
+  ;;
+azure)
+  sh "$REPO/tests/azure/azurite.sh" start "$WORK/az"
+  $PY "$HERE/imds_standin.py" > "$WORK/imds.port" &
+  IMDS_PID=$!
+  trap 'kill $IMDS_PID 2>/dev/null; sh "$REPO/tests/azure/azurite.sh" stop "$WORK/az"' EXIT
+  # shellcheck disable=SC1091
+  . "$WORK/az/env"
+  while [ ! -s "$WORK/imds.port" ]; do sleep 0.1; done
+  CONTAINER=mfreal$$
+  ROOT="azure://$CONTAINER/metaflow" MFROOT="$CONTAINER/metaflow" IMPL="azure_storage import AzureStorage as Impl"
+  $PY -c "
+import os
+from azure.storage.blob import BlobServiceClient
+BlobServiceClient(account_url=os.environ['CAS_TEST_AZURE_OAUTH_ENDPOINT'], connection_verify=os.environ['CAS_TEST_AZURE_CA'],
+                  credential={'account_name': os.environ['AZURE_STORAGE_ACCOUNT'], 'account_key': os.environ['AZURE_STORAGE_KEY']}
+                  ).create_container('$CONTAINER')"
+  unset AZURE_STORAGE_KEY AZURE_STORAGE_ACCOUNT  # from here on, a managed identity's tokens only
+  export METAFLOW_DEFAULT_DATASTORE=azure METAFLOW_DATASTORE_SYSROOT_AZURE="$MFROOT"
+  export METAFLOW_AZURE_STORAGE_BLOB_SERVICE_ENDPOINT="$CAS_TEST_AZURE_OAUTH_ENDPOINT"
+  IMDS_PORT=$(cat "$WORK/imds.port")
+  export AZURE_POD_IDENTITY_AUTHORITY_HOST="http://127.0.0.1:$IMDS_PORT"
+  export REQUESTS_CA_BUNDLE="$CAS_TEST_AZURE_CA"
+  ;;
+*) echo "usage: $0 s3|azure" >&2; exit 2 ;;
+esac
+cp "$HERE/casflow.py" "$HERE/cas_h_probe.py" "$WORK/"
+cd "$WORK"
+
+echo "== stock Metaflow ($(cd "$MF" && $PY -c 'import metaflow.metaflow_version as v; print(v.get_version())' 2>/dev/null || echo '?')) runs CasFlow on $ROOT"
+PYTHONPATH="$MF" timeout 900 $PY casflow.py run 2>&1 | grep -E "total|Done|rror|xception" | sed 's/^[-0-9 :.]*\[[^]]*\] /  /'
+
+echo "== cas reads every artifact Metaflow wrote (no --root: Metaflow's own settings)"
+PYTHONPATH="$MF:$REPO/python" $PY - "$CAS" <<'PYEOF'
+import hashlib, subprocess, sys
+from metaflow import Flow, namespace
+namespace(None)
+cas = sys.argv[1]
+n = bad = 0
+for run in Flow("CasFlow").runs():
+    for step in run:
+        for task in step:
+            ls = subprocess.run([cas, "ls", task.pathspec], capture_output=True, text=True)
+            if ls.returncode:
+                print("  cas ls %s: %s" % (task.pathspec, ls.stderr.strip())); bad += 1; continue
+            for art in task.artifacts:
+                out = subprocess.run([cas, "artifact", "%s/%s" % (task.pathspec, art.id), "--verify"], capture_output=True)
+                if out.returncode or hashlib.sha1(out.stdout).hexdigest() != art.sha:
+                    print("  %s/%s: %s" % (task.pathspec, art.id, out.stderr.decode().strip())); bad += 1
+                n += 1
+print("  %d artifacts: %d read by cas with the key Metaflow recorded, %d bad" % (n, n - bad, bad))
+sys.exit(1 if bad else 0)
+PYEOF
+$CAS verify --quiet CasFlow
+
+echo "== digests of every unpickled artifact, as read by Metaflow's client"
+PYTHONPATH="$MF" $PY "$HERE/mf_readall.py" | tee before.txt
+echo "== cas migrate --to v2, then back to v1 (Metaflow releases read v1)"
+$CAS migrate --to v2 --quiet CasFlow
+PYTHONPATH="$MF:$REPO/python" METAFLOW_CAS_H=1 $PY "$HERE/mf_readall.py" | sed 's/^/  v2, Metaflow + extension: /'
+$CAS migrate --to v1 --quiet CasFlow
+PYTHONPATH="$MF" $PY "$HERE/mf_readall.py" | tee after.txt
+grep -v reader before.txt > b.txt; grep -v reader after.txt > a.txt
+if cmp -s a.txt b.txt; then echo "  same digests before and after the round trip"; else echo "  DIGESTS DIFFER"; exit 1; fi
+
+echo "== cas put into the flow; Metaflow's own $STORE datastore loads it"
+KEY=$(printf 'written by cas' | $CAS put --flow CasFlow)
+PYTHONPATH="$MF" $PY - "$KEY" "$MFROOT" "$IMPL" <<'PYEOF'
+import sys
+from metaflow.datastore import FlowDataStore
+key, root, impl = sys.argv[1], sys.argv[2], sys.argv[3]
+exec("from metaflow.plugins.datastores." + impl)
+fds = FlowDataStore("CasFlow", None, storage_impl=Impl, ds_root=root)  # noqa: F821
+got = dict(fds.ca_store.load_blobs([key]))
+assert got[key] == b"written by cas", got
+print("  Metaflow's ca_store.load_blobs read the blob cas put: %r" % got[key])
+PYEOF
+echo "work directory: $WORK"
