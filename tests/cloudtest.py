@@ -380,27 +380,34 @@ class WriteChecks:
         self.assertIn(b"verified 1 blobs", out.stdout)
 
     def test_large_blob_in_ranges(self):
-        """From 32 MiB on, a read is ranged GETs, several in flight, each checked against
-        the first answer's ETag; the bytes come out in order, through faults too."""
+        """CAS_S3_RANGED_MIN bytes and more are read as ranged GETs, several in flight, each
+        checked against the first answer's ETag; the bytes come out in order, through faults
+        too. A server on this machine is read in one GET unless the setting is given."""
         data = os.urandom(41 << 20)
         out = self.cas("put", "--flow", "Ranged", "--v2", "--root", self.root("rng"), input=data)
         self.assertEqual(out.returncode, 0, out.stderr)
         key = out.stdout.decode().strip()
-        for conns in ("16", "1"):  # 1 connection: one GET, streamed
+        ranged = {"CAS_S3_RANGED_MIN": str(32 << 20)}
+        for extra in (ranged, {"CAS_S3_RANGED_MIN": "0"}, dict(ranged, CAS_S3_CONNECTIONS="1")):
             got = self.cas("get", "--flow", "Ranged", key, "--root", self.root("rng"), "--verify",
-                           env=self.env(CAS_S3_CONNECTIONS=conns))
+                           env=self.env(**extra))
             self.assertEqual(got.returncode, 0, got.stderr)
-            self.assertTrue(got.stdout == data, "wrong bytes with %s connections" % conns)
-        with faultproxy.FaultProxy(self.upstream, rate=0.25, kinds=("reset", "cut", "error500", "slowdown"), seed=5,
-                                   record=True) as p:
-            got = self.cas("get", "--flow", "Ranged", key, "--root", self.root("rng"), "--verify",
-                           env=self.env_through(p.endpoint))
-            ranges = [h["range"] for _, _, h in p.seen if "range" in h]
-            faults = sum(p.stats["faults"].values())
-        self.assertEqual(got.returncode, 0, got.stderr)
-        self.assertTrue(got.stdout == data, "wrong bytes through the fault proxy")
-        self.assertGreaterEqual(len(set(ranges)), 11, ranges)  # 41 MiB in 4 MiB ranges
-        self.assertGreater(faults, 0)
+            self.assertTrue(got.stdout == data, "wrong bytes with %s" % extra)
+        for extra, want_ranges in ((ranged, True), ({}, False)):
+            with faultproxy.FaultProxy(self.upstream, rate=0.25 if want_ranges else 0.0,
+                                       kinds=("reset", "cut", "error500", "slowdown"), seed=5, record=True) as p:
+                env = self.env_through(p.endpoint)
+                env.update(extra)
+                got = self.cas("get", "--flow", "Ranged", key, "--root", self.root("rng"), "--verify", env=env)
+                ranges = {h["range"] for _, _, h in p.seen if "range" in h}
+                faults = sum(p.stats["faults"].values())
+            self.assertEqual(got.returncode, 0, got.stderr)
+            self.assertTrue(got.stdout == data, "wrong bytes through the fault proxy")
+            if want_ranges:
+                self.assertGreaterEqual(len(ranges), 11, ranges)  # 41 MiB in 4 MiB ranges
+                self.assertGreater(faults, 0)
+            else:
+                self.assertEqual(ranges, set())  # 127.0.0.1: one GET
 
     def test_corrupt_blob(self):
         data = b"corrupt me " * 100
