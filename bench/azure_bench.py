@@ -31,7 +31,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import zlib
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -76,59 +75,18 @@ def bench_task(st, cc, prefix, rounds):
 
 
 def bench_big(cc, container, prefix, gib, rounds, version):
-    import lz4.frame
     from azure.storage.blob import BlobSasPermissions, generate_blob_sas
-    path, n = common.big_payload(gib)
-    env = dict(os.environ)
-    flow = "BenchBigV%d" % version
-    root = "azure://%s/%s" % (container, prefix)
-    t = time.perf_counter()
-    out = subprocess.run([CAS, "put", "--flow", flow, "--v%d" % version, "--root", root, path], capture_output=True,
-                         env=env, check=True)
-    put_s = time.perf_counter() - t
-    key = out.stdout.decode().strip()
-    name = "%s/%s/data/%s/%s" % (prefix, flow, key[:2], key)
+    n, key, name, cas_cmd, put_s = common.put_big(gib, version, "azure://%s/%s" % (container, prefix), prefix)
     blob = cc.get_blob_client(name)
-    stored = blob.get_blob_properties().size
     sas = generate_blob_sas(os.environ["AZURE_STORAGE_ACCOUNT"], container, name,
                             account_key=os.environ["AZURE_STORAGE_KEY"], permission=BlobSasPermissions(read=True),
                             expiry=datetime.datetime.utcnow() + datetime.timedelta(hours=2))
-    cas_cmd = [CAS, "get", "--flow", flow, key, "--root", root]
     curl_cmd = ["curl", "-sf", "-o", "/dev/null", "%s/%s/%s?%s" % (os.environ["CAS_TEST_AZURE_ENDPOINT"], container,
                                                                  name, sas)]
-
-    def decoder():
-        return zlib.decompressobj(31) if version == 1 else lz4.frame.LZ4FrameDecompressor()
-
-    def py_stream():
-        d = decoder()
-        total = 0
-        for chunk in blob.download_blob().chunks():
-            total += len(d.decompress(chunk))
-        if version == 1:
-            total += len(d.flush())
-        assert total == n
-
-    def py_bytes():
-        body = blob.download_blob().readall()
-        data = gzip.decompress(body) if version == 1 else lz4.frame.decompress(body)
-        assert len(data) == n
-
-    def run(cmd, with_env=None):
-        subprocess.run(cmd, env=with_env or env, stdout=subprocess.DEVNULL, check=True)
-
-    ranged = dict(env, CAS_S3_RANGED_MIN=str(32 << 20))  # ranged GETs: loopback is read in one GET by default
-    sides = {"cas_get": lambda: run(cas_cmd), "cas_get_ranged": lambda: run(cas_cmd, ranged),
-             "curl": lambda: run(curl_cmd),
-             "py_stream": py_stream,
-             "py_bytes": py_bytes}
-    res = common.interleave(sides, rounds, "v%d" % version)
-    rss = common.own_rss(cas_cmd, env)
-    return {"version": version, "bytes": n, "stored": stored, "put_s": put_s, "rounds": res, "cas_rss_kib": rss,
-            "median_s": {k: statistics.median(r[k] for r in res) for k in sides},
-            "ratio": {k: common.median_ratio(res, k, "cas_get") for k in sides if k != "cas_get"},
-            "vs_curl_throughput": common.median_ratio(res, "curl", "cas_get"),
-            "ranged_vs_curl_throughput": common.median_ratio(res, "curl", "cas_get_ranged")}
+    res = common.time_big(cas_cmd, curl_cmd, lambda: blob.download_blob().chunks(),
+                          lambda: blob.download_blob().readall(), n, version, rounds)
+    res.update(stored=blob.get_blob_properties().size, put_s=put_s)
+    return res
 
 
 def bench_put(st, cc, prefix, rounds):

@@ -195,40 +195,35 @@ def big_payload(gib):
     return path, n
 
 
-def bench_big(s3, bucket, prefix, gib, rounds, version):
-    import lz4.frame
+def put_big(gib, version, root, prefix):
+    """The large artifact, put once with `cas put`: (bytes, key, blob name, cas get command, put seconds)."""
     path, n = big_payload(gib)
-    env = dict(os.environ)
     flow = "BenchBigV%d" % version
-    root = "s3://%s/%s" % (bucket, prefix)
     t = time.perf_counter()
     out = subprocess.run([CAS, "put", "--flow", flow, "--v%d" % version, "--root", root, path], capture_output=True,
-                         env=env, check=True)
+                         check=True)
     put_s = time.perf_counter() - t
     key = out.stdout.decode().strip()
     name = "%s/%s/data/%s/%s" % (prefix, flow, key[:2], key)
-    stored = s3.head_object(Bucket=bucket, Key=name)["ContentLength"]
-    ep = os.environ["CAS_TEST_S3_ENDPOINT"]
-    cas_cmd = [CAS, "get", "--flow", flow, key, "--root", root]
-    curl_cmd = ["curl", "-sf", "-o", "/dev/null", "--aws-sigv4", "aws:amz:us-east-1:s3", "-u",
-                "%s:%s" % (os.environ["AWS_ACCESS_KEY_ID"], os.environ["AWS_SECRET_ACCESS_KEY"]),
-                "-H", "x-amz-content-sha256: UNSIGNED-PAYLOAD", "%s/%s/%s" % (ep, bucket, name)]
+    return n, key, name, [CAS, "get", "--flow", flow, key, "--root", root], put_s
 
-    def decoder():
-        return zlib.decompressobj(31) if version == 1 else lz4.frame.LZ4FrameDecompressor()
+
+def time_big(cas_cmd, curl_cmd, chunks, whole, n, version, rounds):
+    """One large artifact, interleaved: `cas get` (as configured, and in forced ranged GETs),
+    a bare curl GET, and the Python paths: chunks() through a streaming decoder, whole()
+    to bytes and then decoded. Figures as the report rows read them."""
+    import lz4.frame
+    env = dict(os.environ)
 
     def py_stream():
-        body = s3.get_object(Bucket=bucket, Key=name)["Body"]
-        d = decoder()
-        total = 0
-        for chunk in body.iter_chunks(1 << 20):
-            total += len(d.decompress(chunk))
+        d = zlib.decompressobj(31) if version == 1 else lz4.frame.LZ4FrameDecompressor()
+        total = sum(len(d.decompress(chunk)) for chunk in chunks())
         if version == 1:
             total += len(d.flush())
         assert total == n
 
     def py_bytes():
-        body = s3.get_object(Bucket=bucket, Key=name)["Body"].read()
+        body = whole()
         data = gzip.decompress(body) if version == 1 else lz4.frame.decompress(body)
         assert len(data) == n
 
@@ -237,16 +232,25 @@ def bench_big(s3, bucket, prefix, gib, rounds, version):
 
     ranged = dict(env, CAS_S3_RANGED_MIN=str(32 << 20))  # ranged GETs: loopback is read in one GET by default
     sides = {"cas_get": lambda: run(cas_cmd), "cas_get_ranged": lambda: run(cas_cmd, ranged),
-             "curl": lambda: run(curl_cmd),
-             "py_stream": py_stream,
-             "py_bytes": py_bytes}
+             "curl": lambda: run(curl_cmd), "py_stream": py_stream, "py_bytes": py_bytes}
     res = interleave(sides, rounds, "v%d" % version)
-    rss = own_rss(cas_cmd, env)
-    return {"version": version, "bytes": n, "stored": stored, "put_s": put_s, "rounds": res, "cas_rss_kib": rss,
+    return {"version": version, "bytes": n, "rounds": res, "cas_rss_kib": own_rss(cas_cmd, env),
             "median_s": {k: statistics.median(r[k] for r in res) for k in sides},
             "ratio": {k: median_ratio(res, k, "cas_get") for k in sides if k != "cas_get"},
             "vs_curl_throughput": median_ratio(res, "curl", "cas_get"),
             "ranged_vs_curl_throughput": median_ratio(res, "curl", "cas_get_ranged")}
+
+
+def bench_big(s3, bucket, prefix, gib, rounds, version):
+    n, key, name, cas_cmd, put_s = put_big(gib, version, "s3://%s/%s" % (bucket, prefix), prefix)
+    curl_cmd = ["curl", "-sf", "-o", "/dev/null", "--aws-sigv4", "aws:amz:us-east-1:s3", "-u",
+                "%s:%s" % (os.environ["AWS_ACCESS_KEY_ID"], os.environ["AWS_SECRET_ACCESS_KEY"]),
+                "-H", "x-amz-content-sha256: UNSIGNED-PAYLOAD",
+                "%s/%s/%s" % (os.environ["CAS_TEST_S3_ENDPOINT"], bucket, name)]
+    res = time_big(cas_cmd, curl_cmd, lambda: s3.get_object(Bucket=bucket, Key=name)["Body"].iter_chunks(1 << 20),
+                   lambda: s3.get_object(Bucket=bucket, Key=name)["Body"].read(), n, version, rounds)
+    res.update(stored=s3.head_object(Bucket=bucket, Key=name)["ContentLength"], put_s=put_s)
+    return res
 
 
 def bench_put(st, s3, bucket, prefix, rounds):
