@@ -106,9 +106,22 @@ $(B)/run_tests_asan: $(TEST_SRC) $(HEADERS) $(B)/config.mk | $(B)
 	clang $(STD) -O1 -g $(WARN) $(CFG_DEFS) $(FAST_DEFS) -fsanitize=address,undefined -fno-sanitize-recover=all \
 	  -fno-omit-frame-pointer -o $@ tests/run_tests.c $(BASE_LIBS) $(FAST_LIBS)
 
-test-c: $(B)/run_tests $(if $(FAST_DEFS),$(B)/run_tests_fast)
+# A codec and a format added by one table row each (a test-only build), and a
+# program written against 0.1.0's API (tests/compat: examples/quickstart.c of feb9904, byte
+# for byte), compiled unchanged against today's headers with -Werror and run.
+$(B)/test_toy_codec: tests/test_toy_codec.c $(HEADERS) $(B)/config.mk | $(B)
+	$(CC) $(STD) -O1 -g $(WARN) $(CFG_DEFS) -o $@ tests/test_toy_codec.c $(BASE_LIBS)
+	$(CXX) -x c++ -std=c++11 -O0 $(WARN) $(CFG_DEFS) -c tests/test_toy_codec.c -o $(B)/test_toy_codec_cxx.o
+
+$(B)/compat_0_1_0: tests/compat/quickstart-0.1.0.c $(B)/libcas.a
+	$(CC) $(STD) $(OPT) $(WARN) $(CFG_DEFS) -Itests -o $@ tests/compat/quickstart-0.1.0.c $(B)/libcas.a $(BASE_LIBS) \
+	  $(FAST_LIBS) $(CLOUD_LIBS)
+
+test-c: $(B)/run_tests $(if $(FAST_DEFS),$(B)/run_tests_fast) $(B)/test_toy_codec $(B)/compat_0_1_0
 	$(B)/run_tests
 	$(if $(FAST_DEFS),$(B)/run_tests_fast)
+	$(B)/test_toy_codec
+	cd $(B) && ./compat_0_1_0 > compat_0_1_0.out
 
 # Every configuration the header promises, warning-free, as C99 and as C++; those
 # that need a library this build did not find say so and are left out.

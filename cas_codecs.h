@@ -387,37 +387,40 @@ CASDEF const char *cas_sniff_name(int sniff) {
     }
 }
 
-CASDEF int cas_codec_available(int codec) {
-    switch (codec) {
-#ifndef CAS_NO_RAW
-    case CAS_CODEC_RAW: return 1;
-#endif
-#ifndef CAS_NO_GZIP
-    case CAS_CODEC_GZIP: return 1;
-#endif
-#ifndef CAS_NO_LZ4
-    case CAS_CODEC_LZ4: return 1;
-#endif
-    default: return 0;
-    }
-}
-
-CASDEF const char *cas_codec_name(int codec) {
-    switch (codec) {
-    case CAS_CODEC_RAW: return "raw";
-    case CAS_CODEC_GZIP: return "gzip";
-    case CAS_CODEC_LZ4: return "lz4";
-    default: return "?";
-    }
-}
+#define CAS__GZ_NOT_OURS "Not a gzipped file (%s)" /* Python's words */
+#define CAS__LZ4_TRUNC "LZ4 frame ended before the end-of-stream marker was reached"
 
 /* ---- the codec object ---------------------------------------------------- */
+
+/* One row per codec: everything the layers above ask of a codec (the table,
+ * cas__codecs, is at the end of the codecs). Adding a codec is its functions, one
+ * row and one CAS_NO_* switch; a test build may append rows with CAS_EXTRA_CODECS,
+ * in this order. A compiled-out codec keeps its row, without functions. */
+typedef struct cas__codec_row {
+    int id;                /* CAS_CODEC_*, part of the ABI */
+    const char *name;      /* cas_codec_name() */
+    int level_max;         /* CAS_PARAM_LEVEL takes 0 (the default) .. level_max; 0 = no levels (any is ignored) */
+    int sniff;             /* the CAS_SNIFF_* its streams begin with; 0 = any bytes */
+    int empty_ok;          /* zero bytes are a valid, empty stream */
+    uint32_t ratio;        /* the most one input byte can decode to */
+    int hint_enforced;     /* the size hint is a field its decoder holds the stream to */
+    const char *not_ours;  /* the decoder's words for other bytes (%s: repr of 2 bytes); NULL = the reader's */
+    const char *cut_magic; /* the words for a stream that ends inside its magic; NULL = the decoder's */
+    size_t (*bound)(size_t n);
+    int (*size_hint)(const unsigned char *p, size_t n, uint64_t *size);
+    int (*reset)(cas_codec *c); /* NULL: compiled out */
+    int (*update)(cas_codec *c, const unsigned char *in, size_t n, size_t *used, unsigned char *out, size_t cap,
+                  size_t *made, int end);
+    void (*release)(cas_codec *c);
+} cas__codec_row;
+static const cas__codec_row *cas__codec_find(int id);
 
 enum { CAS__GZ_MAGIC, CAS__GZ_HEAD, CAS__GZ_XLEN, CAS__GZ_EXTRA, CAS__GZ_NAME, CAS__GZ_COMMENT,
        CAS__GZ_HCRC, CAS__GZ_BODY, CAS__GZ_TRAILER, CAS__GZ_PAD, CAS__GZ_END };
 
 struct cas_codec {
     cas_allocator alloc;
+    const cas__codec_row *row;
     int codec, encode;
     int failed; /* the error code, sticky until reset */
     int done;
@@ -545,41 +548,16 @@ static size_t cas__isal_level_buf(int l) {
 #endif
 #endif
 
-static void cas__codec_release(cas_codec *c) {
-    (void)c; /* nothing to release with every codec compiled out */
-#ifndef CAS_NO_GZIP
-    if (c->zinit == 1) deflateEnd(&c->z);
-    if (c->zinit == 2) inflateEnd(&c->z);
-    c->zinit = 0;
-#ifdef CAS_USE_ISAL
-    cas__free(&c->alloc, c->iz), c->iz = NULL;
-    cas__free(&c->alloc, c->ii), c->ii = NULL;
-    cas__free(&c->alloc, c->ilevel_buf), c->ilevel_buf = NULL;
-#endif
-#ifdef CAS_USE_LIBDEFLATE
-    if (c->ld) libdeflate_free_decompressor(c->ld);
-    if (c->lc_def) libdeflate_free_compressor(c->lc_def);
-    c->ld = NULL, c->lc_def = NULL;
-#endif
-#endif
-#ifndef CAS_NO_LZ4
-    if (c->lc) LZ4F_freeCompressionContext(c->lc);
-    if (c->ld4) LZ4F_freeDecompressionContext(c->ld4);
-    c->lc = NULL, c->ld4 = NULL;
-    cas__free(&c->alloc, c->stage), c->stage = NULL, c->stage_cap = 0;
-#endif
-}
-
 static int cas__codec_create(cas_codec **out, int codec, int encode, const cas_allocator *a) {
     cas_codec *c;
     if (!out) return CAS_E_ARG;
     *out = NULL;
-    if (codec != CAS_CODEC_RAW && codec != CAS_CODEC_GZIP && codec != CAS_CODEC_LZ4) return CAS_E_ARG;
+    if (!cas__codec_find(codec)) return CAS_E_ARG;
     if (!cas_codec_available(codec)) return CAS_E_UNSUPPORTED;
     c = (cas_codec *)cas__calloc(a, sizeof *c);
     if (!c) return CAS_E_NOMEM;
     cas__copy_allocator(&c->alloc, a);
-    c->codec = codec, c->encode = encode;
+    c->codec = codec, c->row = cas__codec_find(codec), c->encode = encode;
     c->level = 0, c->pledged = -1, c->lz4_block = 7;
     *out = c;
     return cas_codec_reset(c);
@@ -595,7 +573,7 @@ CASDEF int cas_decoder_create(cas_codec **out, int codec, const cas_allocator *a
 CASDEF void cas_codec_free(cas_codec *c) {
     cas_allocator a;
     if (!c) return;
-    cas__codec_release(c);
+    c->row->release(c);
     a = c->alloc;
     cas__free(&a, c);
 }
@@ -604,150 +582,42 @@ CASDEF const char *cas_codec_message(const cas_codec *c) { return c ? c->msg : "
 CASDEF uint64_t cas_codec_total_in(const cas_codec *c) { return c ? c->total_in : 0; }
 CASDEF uint64_t cas_codec_total_out(const cas_codec *c) { return c ? c->total_out : 0; }
 
-CASDEF int cas_codec_set_param(cas_codec *c, int param, int64_t v) {
-    if (!c) return CAS_E_ARG;
-    if (c->total_in || c->total_out) return CAS_E_STATE;
-    switch (param) {
-    case CAS_PARAM_LEVEL:
-        if (v < 0 || v > 12) return CAS_E_ARG;
-        if (c->codec == CAS_CODEC_GZIP && v > 9) return CAS_E_ARG;
-        c->level = (int)v;
-        break;
-    case CAS_PARAM_PLEDGED_SIZE:
-        if (v < -1) return CAS_E_ARG;
-        c->pledged = v;
-        break;
-    case CAS_PARAM_GZIP_BACKEND:
-        if (v < CAS_BACKEND_AUTO || v > CAS_BACKEND_ISAL) return CAS_E_ARG;
-#ifndef CAS_USE_ISAL
-        if (v == CAS_BACKEND_ISAL) return CAS_E_UNSUPPORTED;
-#endif
-        c->backend = (int)v;
-        break;
-    case CAS_PARAM_LZ4_BLOCK:
-        if (v < 4 || v > 7) return CAS_E_ARG;
-        c->lz4_block = (int)v;
-        break;
-    case CAS_PARAM_STRICT: c->strict = v != 0; break;
-    case CAS_PARAM_MTIME:
-        if (v < 0 || v > 0xffffffffLL) return CAS_E_ARG;
-        c->mtime = v;
-        break;
-    default: return CAS_E_ARG;
-    }
-    return cas_codec_reset(c); /* re-apply parameters to the backend */
-}
-
 CASDEF int cas_codec_reset(cas_codec *c) {
     if (!c) return CAS_E_ARG;
     c->failed = 0, c->done = 0, c->msg[0] = 0;
     c->total_in = c->total_out = 0;
-#ifndef CAS_NO_GZIP
-    if (c->codec == CAS_CODEC_GZIP) {
-        int be = cas__gzip_backend(c);
-        c->hb_len = c->hb_pos = 0, c->spill_n = 0;
-        c->gz_state = CAS__GZ_MAGIC, c->gz_flags = 0, c->gz_members = 0, c->gz_need = 0;
-        c->crc = 0, c->isize = 0;
-        c->use_isal = be == CAS_BACKEND_ISAL;
-        if (c->encode) {
-            int lvl = c->level ? c->level : 3;
-            unsigned char *h = c->hb;
-            uint32_t mt = (uint32_t)c->mtime;
-            /* CPython's header: XFL 2 at level 9, 4 at level 1, else 0; OS 255. */
-            h[0] = 0x1f, h[1] = 0x8b, h[2] = 8, h[3] = 0;
-            h[4] = (unsigned char)mt, h[5] = (unsigned char)(mt >> 8);
-            h[6] = (unsigned char)(mt >> 16), h[7] = (unsigned char)(mt >> 24);
-            h[8] = (unsigned char)(lvl == 9 ? 2 : lvl == 1 ? 4 : 0), h[9] = 0xff;
-            c->hb_len = 10;
-            c->gz_state = CAS__GZ_HEAD; /* encoder: header pending */
-#ifdef CAS_USE_ISAL
-            if (c->use_isal) {
-                int il = cas__isal_level(lvl);
-                size_t need = cas__isal_level_buf(il);
-                if (!c->iz) {
-                    c->iz = (struct isal_zstream *)cas__alloc(&c->alloc, sizeof *c->iz);
-                    if (!c->iz) return cas__fail(c, CAS_E_NOMEM, "out of memory");
-                }
-                if (c->ilevel_size < need) {
-                    cas__free(&c->alloc, c->ilevel_buf);
-                    c->ilevel_buf = (unsigned char *)cas__alloc(&c->alloc, need);
-                    c->ilevel_size = c->ilevel_buf ? need : 0;
-                    if (!c->ilevel_buf) return cas__fail(c, CAS_E_NOMEM, "out of memory");
-                }
-                isal_deflate_init(c->iz);
-                c->iz->level = (uint32_t)il;
-                c->iz->level_buf = c->ilevel_buf;
-                c->iz->level_buf_size = (uint32_t)need;
-                c->iz->gzip_flag = IGZIP_GZIP_NO_HDR; /* ISA-L writes CRC and length */
-                return CAS_OK;
-            }
-#endif
-            if (c->zinit == 1 && c->zlevel == lvl) {
-                if (deflateReset(&c->z) != Z_OK) return cas__fail(c, CAS_E_NOMEM, "deflateReset failed");
-            } else {
-                if (c->zinit == 1) deflateEnd(&c->z);
-                c->zinit = 0;
-                memset(&c->z, 0, sizeof c->z);
-                c->z.zalloc = cas__z_alloc, c->z.zfree = cas__z_free, c->z.opaque = &c->alloc;
-                /* CPython's GzipFile: raw deflate, window 15, memLevel 8, default strategy */
-                if (deflateInit2(&c->z, lvl, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY) != Z_OK)
-                    return cas__fail(c, CAS_E_NOMEM, "deflateInit2 failed");
-                c->zinit = 1, c->zlevel = lvl;
-            }
-        } else {
-#ifdef CAS_USE_ISAL
-            if (c->use_isal) {
-                if (!c->ii) {
-                    c->ii = (struct inflate_state *)cas__alloc(&c->alloc, sizeof *c->ii);
-                    if (!c->ii) return cas__fail(c, CAS_E_NOMEM, "out of memory");
-                }
-                isal_inflate_init(c->ii);
-                c->ii->crc_flag = ISAL_DEFLATE;
-                return CAS_OK;
-            }
-#endif
-            if (c->zinit == 2) {
-                if (inflateReset(&c->z) != Z_OK) return cas__fail(c, CAS_E_NOMEM, "inflateReset failed");
-            } else {
-                memset(&c->z, 0, sizeof c->z);
-                c->z.zalloc = cas__z_alloc, c->z.zfree = cas__z_free, c->z.opaque = &c->alloc;
-                if (inflateInit2(&c->z, -15) != Z_OK) return cas__fail(c, CAS_E_NOMEM, "inflateInit2 failed");
-                c->zinit = 2;
-            }
-        }
-    }
-#endif
-#ifndef CAS_NO_LZ4
-    if (c->codec == CAS_CODEC_LZ4) {
-        c->stage_len = c->stage_pos = 0;
-        c->lz4_begun = 0, c->lz4_magic_ok = 0, c->lz4_magic_len = 0;
-        if (c->encode) {
-            if (!c->lc) {
-                c->lc = LZ4F_createCompressionContext_advanced(cas__lz4_mem(c), LZ4F_VERSION);
-                if (!c->lc) return cas__fail(c, CAS_E_NOMEM, "out of memory");
-            }
-            c->lz4_block_bytes = (size_t)1 << (8 + 2 * c->lz4_block);
-        } else {
-            if (!c->ld4) {
-                c->ld4 = LZ4F_createDecompressionContext_advanced(cas__lz4_mem(c), LZ4F_VERSION);
-                if (!c->ld4) return cas__fail(c, CAS_E_NOMEM, "out of memory");
-            } else {
-                LZ4F_resetDecompressionContext(c->ld4);
-            }
-        }
-    }
-#endif
-    return CAS_OK;
+    return c->row->reset(c);
 }
 
 /* ---- raw ----------------------------------------------------------------- */
+
+/* A finished stream takes no more input; a decoder calls it trailing. */
+static int cas__after_done(cas_codec *c, size_t n) {
+    if (n && !c->encode) return cas__fail(c, CAS_E_TRAILING, "unexpected bytes after the end of the stream");
+    return n ? CAS_E_STATE : CAS_DONE;
+}
+
+static size_t cas__raw_bound(size_t n) { return n; }
+static int cas__raw_hint(const unsigned char *p, size_t n, uint64_t *size) {
+    (void)p;
+    *size = n;
+    return CAS_OK;
+}
+
 #ifndef CAS_NO_RAW
+static int cas__raw_reset(cas_codec *c) {
+    (void)c;
+    return CAS_OK;
+}
+static void cas__raw_release(cas_codec *c) { (void)c; }
 
 static int cas__raw_update(cas_codec *c, const unsigned char *in, size_t n, size_t *used, unsigned char *out,
                            size_t cap, size_t *made, int end) {
     size_t k = CAS__MIN(n, cap);
+    if (c->done) return cas__after_done(c, n);
     if (k) memcpy(out, in, k);
     *used = k, *made = k;
+    c->total_in += k, c->total_out += k;
     if (k < n) return CAS_NEED_OUTPUT;
     if (end) {
         c->done = 1;
@@ -759,6 +629,98 @@ static int cas__raw_update(cas_codec *c, const unsigned char *in, size_t n, size
 
 /* ---- gzip ---------------------------------------------------------------- */
 #ifndef CAS_NO_GZIP
+
+static int cas__gz_reset(cas_codec *c) {
+    int be = cas__gzip_backend(c);
+    c->hb_len = c->hb_pos = 0, c->spill_n = 0;
+    c->gz_state = CAS__GZ_MAGIC, c->gz_flags = 0, c->gz_members = 0, c->gz_need = 0;
+    c->crc = 0, c->isize = 0;
+    c->use_isal = be == CAS_BACKEND_ISAL;
+    if (c->encode) {
+        int lvl = c->level ? c->level : 3;
+        unsigned char *h = c->hb;
+        uint32_t mt = (uint32_t)c->mtime;
+        /* CPython's header: XFL 2 at level 9, 4 at level 1, else 0; OS 255. */
+        h[0] = 0x1f, h[1] = 0x8b, h[2] = 8, h[3] = 0;
+        h[4] = (unsigned char)mt, h[5] = (unsigned char)(mt >> 8);
+        h[6] = (unsigned char)(mt >> 16), h[7] = (unsigned char)(mt >> 24);
+        h[8] = (unsigned char)(lvl == 9 ? 2 : lvl == 1 ? 4 : 0), h[9] = 0xff;
+        c->hb_len = 10;
+        c->gz_state = CAS__GZ_HEAD; /* encoder: header pending */
+#ifdef CAS_USE_ISAL
+        if (c->use_isal) {
+            int il = cas__isal_level(lvl);
+            size_t need = cas__isal_level_buf(il);
+            if (!c->iz) {
+                c->iz = (struct isal_zstream *)cas__alloc(&c->alloc, sizeof *c->iz);
+                if (!c->iz) return cas__fail(c, CAS_E_NOMEM, "out of memory");
+            }
+            if (c->ilevel_size < need) {
+                cas__free(&c->alloc, c->ilevel_buf);
+                c->ilevel_buf = (unsigned char *)cas__alloc(&c->alloc, need);
+                c->ilevel_size = c->ilevel_buf ? need : 0;
+                if (!c->ilevel_buf) return cas__fail(c, CAS_E_NOMEM, "out of memory");
+            }
+            isal_deflate_init(c->iz);
+            c->iz->level = (uint32_t)il;
+            c->iz->level_buf = c->ilevel_buf;
+            c->iz->level_buf_size = (uint32_t)need;
+            c->iz->gzip_flag = IGZIP_GZIP_NO_HDR; /* ISA-L writes CRC and length */
+            return CAS_OK;
+        }
+#endif
+        if (c->zinit == 1 && c->zlevel == lvl) {
+            if (deflateReset(&c->z) != Z_OK) return cas__fail(c, CAS_E_NOMEM, "deflateReset failed");
+        } else {
+            if (c->zinit == 1) deflateEnd(&c->z);
+            c->zinit = 0;
+            memset(&c->z, 0, sizeof c->z);
+            c->z.zalloc = cas__z_alloc, c->z.zfree = cas__z_free, c->z.opaque = &c->alloc;
+            /* CPython's GzipFile: raw deflate, window 15, memLevel 8, default strategy */
+            if (deflateInit2(&c->z, lvl, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY) != Z_OK)
+                return cas__fail(c, CAS_E_NOMEM, "deflateInit2 failed");
+            c->zinit = 1, c->zlevel = lvl;
+        }
+    } else {
+#ifdef CAS_USE_ISAL
+        if (c->use_isal) {
+            if (!c->ii) {
+                c->ii = (struct inflate_state *)cas__alloc(&c->alloc, sizeof *c->ii);
+                if (!c->ii) return cas__fail(c, CAS_E_NOMEM, "out of memory");
+            }
+            isal_inflate_init(c->ii);
+            c->ii->crc_flag = ISAL_DEFLATE;
+            return CAS_OK;
+        }
+#endif
+        if (c->zinit == 2) {
+            if (inflateReset(&c->z) != Z_OK) return cas__fail(c, CAS_E_NOMEM, "inflateReset failed");
+        } else {
+            memset(&c->z, 0, sizeof c->z);
+            c->z.zalloc = cas__z_alloc, c->z.zfree = cas__z_free, c->z.opaque = &c->alloc;
+            if (inflateInit2(&c->z, -15) != Z_OK) return cas__fail(c, CAS_E_NOMEM, "inflateInit2 failed");
+            c->zinit = 2;
+        }
+    }
+    return CAS_OK;
+}
+
+static void cas__gz_release(cas_codec *c) {
+    if (c->zinit == 1) deflateEnd(&c->z);
+    if (c->zinit == 2) inflateEnd(&c->z);
+    c->zinit = 0;
+#ifdef CAS_USE_ISAL
+    cas__free(&c->alloc, c->iz), c->iz = NULL;
+    cas__free(&c->alloc, c->ii), c->ii = NULL;
+    cas__free(&c->alloc, c->ilevel_buf), c->ilevel_buf = NULL;
+#endif
+#ifdef CAS_USE_LIBDEFLATE
+    if (c->ld) libdeflate_free_decompressor(c->ld);
+    if (c->lc_def) libdeflate_free_compressor(c->lc_def);
+    c->ld = NULL, c->lc_def = NULL;
+#endif
+}
+
 
 /* Moves pending header/trailer bytes (hb[hb_pos..hb_len)) to out. */
 static size_t cas__drain_hb(cas_codec *c, unsigned char *out, size_t cap) {
@@ -1027,7 +989,7 @@ static int cas__inflate_restart(cas_codec *c) {
 static int cas__gz_not_gzip(cas_codec *c, const unsigned char *p, size_t n) {
     char rep[24];
     cas_bytes_repr(p, n, rep, sizeof rep);
-    return cas__fail(c, c->gz_members ? CAS_E_TRAILING : CAS_E_CORRUPT, "Not a gzipped file (%s)", rep);
+    return cas__fail(c, c->gz_members ? CAS_E_TRAILING : CAS_E_CORRUPT, CAS__GZ_NOT_OURS, rep);
 }
 
 /* Python's gzip reader, as a state machine: members back to back, NUL padding
@@ -1181,10 +1143,60 @@ need_input:
     }
     return CAS_NEED_INPUT;
 }
+
+static int cas__gz_update(cas_codec *c, const unsigned char *in, size_t n, size_t *used, unsigned char *out,
+                          size_t cap, size_t *made, int end) {
+    if (c->done) return cas__after_done(c, n);
+    return c->encode ? cas__gz_encode(c, in, n, used, out, cap, made, end)
+                     : cas__gz_decode(c, in, n, used, out, cap, made, end);
+}
 #endif /* CAS_NO_GZIP */
+
+/* zlib's deflateBound is n + n/4096 + n/16384 + 7; ISA-L's stored-block
+ * fallback costs a little more on incompressible input, so keep a margin. */
+static size_t cas__gz_bound(size_t n) {
+    size_t b = n + (n >> 8) + 1024;
+    return b < n ? (size_t)-1 : b + 18;
+}
+
+/* The last member's length field (mod 2^32): a hint only. */
+static int cas__gz_hint(const unsigned char *p, size_t n, uint64_t *size) {
+    if (n == 0) return CAS_OK;
+    if (n < 18 || p[0] != 0x1f || p[1] != 0x8b) return CAS_E_NOTFOUND;
+    *size = (uint64_t)p[n - 4] | (uint64_t)p[n - 3] << 8 | (uint64_t)p[n - 2] << 16 | (uint64_t)p[n - 1] << 24;
+    return CAS_OK;
+}
 
 /* ---- LZ4 frame ----------------------------------------------------------- */
 #ifndef CAS_NO_LZ4
+
+static int cas__lz4_reset(cas_codec *c) {
+    c->stage_len = c->stage_pos = 0;
+    c->lz4_begun = 0, c->lz4_magic_ok = 0, c->lz4_magic_len = 0;
+    if (c->encode) {
+        if (!c->lc) {
+            c->lc = LZ4F_createCompressionContext_advanced(cas__lz4_mem(c), LZ4F_VERSION);
+            if (!c->lc) return cas__fail(c, CAS_E_NOMEM, "out of memory");
+        }
+        c->lz4_block_bytes = (size_t)1 << (8 + 2 * c->lz4_block);
+    } else {
+        if (!c->ld4) {
+            c->ld4 = LZ4F_createDecompressionContext_advanced(cas__lz4_mem(c), LZ4F_VERSION);
+            if (!c->ld4) return cas__fail(c, CAS_E_NOMEM, "out of memory");
+        } else {
+            LZ4F_resetDecompressionContext(c->ld4);
+        }
+    }
+    return CAS_OK;
+}
+
+static void cas__lz4_release(cas_codec *c) {
+    if (c->lc) LZ4F_freeCompressionContext(c->lc);
+    if (c->ld4) LZ4F_freeDecompressionContext(c->ld4);
+    c->lc = NULL, c->ld4 = NULL;
+    cas__free(&c->alloc, c->stage), c->stage = NULL, c->stage_cap = 0;
+}
+
 
 static void cas__lz4_prefs(const cas_codec *c, LZ4F_preferences_t *p, int64_t content) {
     memset(p, 0, sizeof *p);
@@ -1270,8 +1282,6 @@ static int cas__lz4_encode(cas_codec *c, const unsigned char *in, size_t n, size
     return CAS_NEED_INPUT;
 }
 
-#define CAS__LZ4_TRUNC "LZ4 frame ended before the end-of-stream marker was reached"
-
 static int cas__lz4_decode(cas_codec *c, const unsigned char *in, size_t n, size_t *used, unsigned char *out,
                            size_t cap, size_t *made, int end) {
     size_t i = 0, o = 0;
@@ -1329,7 +1339,158 @@ static int cas__lz4_decode(cas_codec *c, const unsigned char *in, size_t n, size
     if (end && i == n) return cas__fail(c, CAS_E_TRUNCATED, CAS__LZ4_TRUNC);
     return CAS_NEED_INPUT;
 }
+
+static int cas__lz4_update(cas_codec *c, const unsigned char *in, size_t n, size_t *used, unsigned char *out,
+                           size_t cap, size_t *made, int end) {
+    /* a decoder past its frame words what follows itself (trailing bytes, CAS_PARAM_STRICT) */
+    if (c->done && c->encode && c->stage_pos == c->stage_len) return n ? CAS_E_STATE : CAS_DONE;
+    return c->encode ? cas__lz4_encode(c, in, n, used, out, cap, made, end)
+                     : cas__lz4_decode(c, in, n, used, out, cap, made, end);
+}
+
+static size_t cas__lz4_bound(size_t n) {
+    LZ4F_preferences_t p;
+    size_t b1, b2;
+    memset(&p, 0, sizeof p);
+    p.frameInfo.contentSize = n;
+    /* valid for every block size this library writes */
+    p.frameInfo.blockSizeID = LZ4F_max64KB;
+    b1 = LZ4F_compressFrameBound(n, &p);
+    p.frameInfo.blockSizeID = LZ4F_max4MB;
+    b2 = LZ4F_compressFrameBound(n, &p);
+    return (b1 > b2 ? b1 : b2) + 64;
+}
+
+/* The frame's content size field: FLG bit 3 says 8 bytes follow FLG and BD. */
+static int cas__lz4_hint(const unsigned char *p, size_t n, uint64_t *size) {
+    if (n < 15 || memcmp(p, "\x04\x22\x4d\x18", 4) || !(p[4] & 8)) return CAS_E_NOTFOUND;
+    *size = (uint64_t)p[6] | (uint64_t)p[7] << 8 | (uint64_t)p[8] << 16 | (uint64_t)p[9] << 24 |
+            (uint64_t)p[10] << 32 | (uint64_t)p[11] << 40 | (uint64_t)p[12] << 48 | (uint64_t)p[13] << 56;
+    return CAS_OK;
+}
 #endif /* CAS_NO_LZ4 */
+
+/* ---- the codec table ------------------------------------------------------ */
+
+#ifndef CAS_NO_RAW
+#define CAS__RAW_OPS cas__raw_reset, cas__raw_update, cas__raw_release
+#else
+#define CAS__RAW_OPS NULL, NULL, NULL
+#endif
+#ifndef CAS_NO_GZIP
+#define CAS__GZIP_OPS cas__gz_reset, cas__gz_update, cas__gz_release
+#else
+#define CAS__GZIP_OPS NULL, NULL, NULL
+#endif
+#ifndef CAS_NO_LZ4
+#define CAS__LZ4_OPS cas__lz4_bound, cas__lz4_hint, cas__lz4_reset, cas__lz4_update, cas__lz4_release
+#else
+#define CAS__LZ4_OPS NULL, NULL, NULL, NULL, NULL
+#endif
+
+/* Ratios: deflate reaches ~1032 bytes per input byte; an LZ4 sequence ~255. */
+static const cas__codec_row cas__codecs[] = {
+    {CAS_CODEC_RAW, "raw", 0, 0, 1, 1, 0, NULL, NULL, cas__raw_bound, cas__raw_hint, CAS__RAW_OPS},
+    {CAS_CODEC_GZIP, "gzip", 9, CAS_SNIFF_GZIP, 1, 1040, 0, CAS__GZ_NOT_OURS, NULL, cas__gz_bound, cas__gz_hint,
+     CAS__GZIP_OPS},
+    {CAS_CODEC_LZ4, "lz4", 12, CAS_SNIFF_LZ4, 0, 256, 1, NULL, CAS__LZ4_TRUNC, CAS__LZ4_OPS},
+#ifdef CAS_EXTRA_CODECS
+    CAS_EXTRA_CODECS
+#endif
+};
+#define CAS__CODEC_ROWS (sizeof cas__codecs / sizeof cas__codecs[0])
+
+static const cas__codec_row *cas__codec_find(int id) {
+    size_t i;
+    for (i = 0; i < CAS__CODEC_ROWS; i++)
+        if (cas__codecs[i].id == id) return &cas__codecs[i];
+    return NULL;
+}
+
+CASDEF int cas_codec_available(int codec) {
+    const cas__codec_row *r = cas__codec_find(codec);
+    return r && r->update;
+}
+
+CASDEF const char *cas_codec_name(int codec) {
+    const cas__codec_row *r = cas__codec_find(codec);
+    return r ? r->name : "?";
+}
+
+/* ---- parameters: one bounds table ----------------------------------------- */
+
+/* Who takes a parameter. The layer that numbers a parameter lists its row. */
+#define CAS__FOR_CODEC 1
+#define CAS__FOR_WRITER 2
+#define CAS__FOR_READER 4
+#define CAS__FOR_STORE 8
+
+typedef struct cas__param_row {
+    int id;
+    unsigned who;            /* CAS__FOR_* */
+    int64_t lo, hi;          /* outside: CAS_E_ARG */
+    int (*built)(int64_t v); /* nullable: CAS_OK, or why an in-bounds value cannot be had here */
+} cas__param_row;
+
+static int cas__level_built(int64_t v) { /* some codec compiled in takes it */
+    size_t i;
+    for (i = 0; i < CAS__CODEC_ROWS; i++)
+        if (cas__codecs[i].update && v <= cas__codecs[i].level_max) return CAS_OK;
+    return CAS_E_ARG;
+}
+static int cas__backend_built(int64_t v) {
+#ifndef CAS_USE_ISAL
+    if (v == CAS_BACKEND_ISAL) return CAS_E_UNSUPPORTED;
+#endif
+    (void)v;
+    return CAS_OK;
+}
+
+#define CAS__ANY INT64_MIN, INT64_MAX /* flags: 0 or not */
+static const cas__param_row cas__codec_params[] = {
+    {CAS_PARAM_LEVEL, CAS__FOR_CODEC | CAS__FOR_WRITER | CAS__FOR_STORE, 0, 64, cas__level_built},
+    {CAS_PARAM_PLEDGED_SIZE, CAS__FOR_CODEC | CAS__FOR_WRITER, -1, INT64_MAX, NULL},
+    {CAS_PARAM_GZIP_BACKEND, CAS__FOR_CODEC | CAS__FOR_WRITER | CAS__FOR_READER | CAS__FOR_STORE, CAS_BACKEND_AUTO,
+     CAS_BACKEND_ISAL, cas__backend_built},
+    {CAS_PARAM_LZ4_BLOCK, CAS__FOR_CODEC | CAS__FOR_WRITER | CAS__FOR_STORE, 4, 7, NULL},
+    {CAS_PARAM_STRICT, CAS__FOR_CODEC | CAS__FOR_READER | CAS__FOR_STORE, CAS__ANY, NULL},
+    {CAS_PARAM_MTIME, CAS__FOR_CODEC | CAS__FOR_WRITER, 0, 0xffffffffLL, NULL},
+};
+
+static const cas__param_row *cas__param_find(const cas__param_row *t, size_t n, int id) {
+    size_t i;
+    for (i = 0; i < n; i++)
+        if (t[i].id == id) return &t[i];
+    return NULL;
+}
+
+/* The one check: CAS_E_ARG for a parameter `who` does not take or a value out of
+ * bounds, CAS_E_UNSUPPORTED for one this build lacks, else CAS_OK. */
+static int cas__param_check(const cas__param_row *row, unsigned who, int64_t v) {
+    if (!row || !(row->who & who) || v < row->lo || v > row->hi) return CAS_E_ARG;
+    return row->built ? row->built(v) : CAS_OK;
+}
+#define CAS__CODEC_PARAM(id) cas__param_find(cas__codec_params, sizeof cas__codec_params / sizeof cas__codec_params[0], id)
+
+CASDEF int cas_codec_set_param(cas_codec *c, int param, int64_t v) {
+    int r;
+    if (!c) return CAS_E_ARG;
+    if (c->total_in || c->total_out) return CAS_E_STATE;
+    if ((r = cas__param_check(CAS__CODEC_PARAM(param), CAS__FOR_CODEC, v)) < 0) return r;
+    switch (param) {
+    case CAS_PARAM_LEVEL:
+        if (v > c->row->level_max && c->row->level_max) return CAS_E_ARG;
+        c->level = (int)v;
+        break;
+    case CAS_PARAM_PLEDGED_SIZE: c->pledged = v; break;
+    case CAS_PARAM_GZIP_BACKEND: c->backend = (int)v; break;
+    case CAS_PARAM_LZ4_BLOCK: c->lz4_block = (int)v; break;
+    case CAS_PARAM_STRICT: c->strict = v != 0; break;
+    case CAS_PARAM_MTIME: c->mtime = v; break;
+    default: return CAS_E_ARG;
+    }
+    return cas_codec_reset(c); /* re-apply parameters to the backend */
+}
 
 CASDEF int cas_codec_update(cas_codec *c, const void *in, size_t in_size, size_t *in_used, void *out,
                             size_t out_cap, size_t *out_made, int end) {
@@ -1343,62 +1504,14 @@ CASDEF int cas_codec_update(cas_codec *c, const void *in, size_t in_size, size_t
     if (c->failed) return c->failed;
     if (!in) ip = (const unsigned char *)"";
     if (!out) op = (unsigned char *)c->msg; /* never written: cap is 0 */
-    if (c->done && c->codec != CAS_CODEC_LZ4) {
-        if (in_size && !c->encode) return cas__fail(c, CAS_E_TRAILING, "unexpected bytes after the end of the stream");
-        return in_size ? CAS_E_STATE : CAS_DONE;
-    }
-    switch (c->codec) {
-#ifndef CAS_NO_RAW
-    case CAS_CODEC_RAW: {
-        int r = cas__raw_update(c, ip, in_size, in_used, op, out_cap, out_made, end);
-        c->total_in += *in_used, c->total_out += *out_made;
-        return r;
-    }
-#endif
-#ifndef CAS_NO_GZIP
-    case CAS_CODEC_GZIP:
-        return c->encode ? cas__gz_encode(c, ip, in_size, in_used, op, out_cap, out_made, end)
-                         : cas__gz_decode(c, ip, in_size, in_used, op, out_cap, out_made, end);
-#endif
-#ifndef CAS_NO_LZ4
-    case CAS_CODEC_LZ4:
-        if (c->done && c->encode && c->stage_pos == c->stage_len) return in_size ? CAS_E_STATE : CAS_DONE;
-        return c->encode ? cas__lz4_encode(c, ip, in_size, in_used, op, out_cap, out_made, end)
-                         : cas__lz4_decode(c, ip, in_size, in_used, op, out_cap, out_made, end);
-#endif
-    default: return CAS_E_UNSUPPORTED;
-    }
+    return c->row->update(c, ip, in_size, in_used, op, out_cap, out_made, end);
 }
 
 /* ---- one-shot ------------------------------------------------------------ */
 
 CASDEF size_t cas_encode_bound(int codec, size_t n) {
-    switch (codec) {
-    case CAS_CODEC_RAW: return n;
-#ifndef CAS_NO_GZIP
-    case CAS_CODEC_GZIP: {
-        /* zlib's deflateBound is n + n/4096 + n/16384 + 7; ISA-L's stored-block
-         * fallback costs a little more on incompressible input, so keep a margin. */
-        size_t b = n + (n >> 8) + 1024;
-        return b < n ? (size_t)-1 : b + 18;
-    }
-#endif
-#ifndef CAS_NO_LZ4
-    case CAS_CODEC_LZ4: {
-        LZ4F_preferences_t p;
-        size_t b1, b2;
-        memset(&p, 0, sizeof p);
-        p.frameInfo.contentSize = n;
-        /* valid for every block size this library writes */
-        p.frameInfo.blockSizeID = LZ4F_max64KB;
-        b1 = LZ4F_compressFrameBound(n, &p);
-        p.frameInfo.blockSizeID = LZ4F_max4MB;
-        b2 = LZ4F_compressFrameBound(n, &p);
-        return (b1 > b2 ? b1 : b2) + 64;
-    }
-#endif
-    default: return 0;
-    }
+    const cas__codec_row *r = cas__codec_find(codec);
+    return r && r->bound ? r->bound(n) : 0;
 }
 
 CASDEF int cas_codec_encode_all(cas_codec *c, const void *in, size_t n, void *out, size_t cap, size_t *out_len) {
@@ -1480,27 +1593,11 @@ CASDEF int cas_decode(int codec, const void *in, size_t n, void *out, size_t cap
 }
 
 CASDEF int cas_decoded_size_hint(int codec, const void *in, size_t n, uint64_t *size) {
-    const unsigned char *p = (const unsigned char *)in;
+    const cas__codec_row *r = cas__codec_find(codec);
     if (!size || (!in && n)) return CAS_E_ARG;
     *size = 0;
-    switch (codec) {
-    case CAS_CODEC_RAW: *size = n; return CAS_OK;
-    case CAS_CODEC_GZIP:
-        if (n == 0) return CAS_OK;
-        if (n < 18 || p[0] != 0x1f || p[1] != 0x8b) return CAS_E_NOTFOUND;
-        *size = (uint64_t)p[n - 4] | (uint64_t)p[n - 3] << 8 | (uint64_t)p[n - 2] << 16 | (uint64_t)p[n - 1] << 24;
-        return CAS_OK;
-#ifndef CAS_NO_LZ4
-    case CAS_CODEC_LZ4: {
-        /* FLG byte: bit 3 says an 8-byte content size follows FLG and BD */
-        if (n < 15 || memcmp(p, "\x04\x22\x4d\x18", 4) || !(p[4] & 8)) return CAS_E_NOTFOUND;
-        *size = (uint64_t)p[6] | (uint64_t)p[7] << 8 | (uint64_t)p[8] << 16 | (uint64_t)p[9] << 24 |
-                (uint64_t)p[10] << 32 | (uint64_t)p[11] << 40 | (uint64_t)p[12] << 48 | (uint64_t)p[13] << 56;
-        return CAS_OK;
-    }
-#endif
-    default: return CAS_E_UNSUPPORTED;
-    }
+    if (!r || !r->size_hint) return CAS_E_UNSUPPORTED;
+    return r->size_hint((const unsigned char *)(in ? in : ""), n, size);
 }
 
 #ifdef __cplusplus

@@ -65,9 +65,8 @@
  *   once configured: every store call reports into the caller's err buffer.
  * - Keys are lowercase hex, NUL-terminated, in char[CAS_KEY_BUF].
  */
-#ifndef CAS_H
-#define CAS_H
-
+/* Outside the guard: cas.h included again with CAS_IMPLEMENTATION brings the
+ * codecs' implementation too (cas_codecs.h has its own guards). */
 /* ---- begin cas_codecs.h ---- */
 /* cas_codecs.h - gzip, LZ4 frame and raw codecs for cas.h, one streaming shape
  *
@@ -458,37 +457,40 @@ CASDEF const char *cas_sniff_name(int sniff) {
     }
 }
 
-CASDEF int cas_codec_available(int codec) {
-    switch (codec) {
-#ifndef CAS_NO_RAW
-    case CAS_CODEC_RAW: return 1;
-#endif
-#ifndef CAS_NO_GZIP
-    case CAS_CODEC_GZIP: return 1;
-#endif
-#ifndef CAS_NO_LZ4
-    case CAS_CODEC_LZ4: return 1;
-#endif
-    default: return 0;
-    }
-}
-
-CASDEF const char *cas_codec_name(int codec) {
-    switch (codec) {
-    case CAS_CODEC_RAW: return "raw";
-    case CAS_CODEC_GZIP: return "gzip";
-    case CAS_CODEC_LZ4: return "lz4";
-    default: return "?";
-    }
-}
+#define CAS__GZ_NOT_OURS "Not a gzipped file (%s)" /* Python's words */
+#define CAS__LZ4_TRUNC "LZ4 frame ended before the end-of-stream marker was reached"
 
 /* ---- the codec object ---------------------------------------------------- */
+
+/* One row per codec: everything the layers above ask of a codec (the table,
+ * cas__codecs, is at the end of the codecs). Adding a codec is its functions, one
+ * row and one CAS_NO_* switch; a test build may append rows with CAS_EXTRA_CODECS,
+ * in this order. A compiled-out codec keeps its row, without functions. */
+typedef struct cas__codec_row {
+    int id;                /* CAS_CODEC_*, part of the ABI */
+    const char *name;      /* cas_codec_name() */
+    int level_max;         /* CAS_PARAM_LEVEL takes 0 (the default) .. level_max; 0 = no levels (any is ignored) */
+    int sniff;             /* the CAS_SNIFF_* its streams begin with; 0 = any bytes */
+    int empty_ok;          /* zero bytes are a valid, empty stream */
+    uint32_t ratio;        /* the most one input byte can decode to */
+    int hint_enforced;     /* the size hint is a field its decoder holds the stream to */
+    const char *not_ours;  /* the decoder's words for other bytes (%s: repr of 2 bytes); NULL = the reader's */
+    const char *cut_magic; /* the words for a stream that ends inside its magic; NULL = the decoder's */
+    size_t (*bound)(size_t n);
+    int (*size_hint)(const unsigned char *p, size_t n, uint64_t *size);
+    int (*reset)(cas_codec *c); /* NULL: compiled out */
+    int (*update)(cas_codec *c, const unsigned char *in, size_t n, size_t *used, unsigned char *out, size_t cap,
+                  size_t *made, int end);
+    void (*release)(cas_codec *c);
+} cas__codec_row;
+static const cas__codec_row *cas__codec_find(int id);
 
 enum { CAS__GZ_MAGIC, CAS__GZ_HEAD, CAS__GZ_XLEN, CAS__GZ_EXTRA, CAS__GZ_NAME, CAS__GZ_COMMENT,
        CAS__GZ_HCRC, CAS__GZ_BODY, CAS__GZ_TRAILER, CAS__GZ_PAD, CAS__GZ_END };
 
 struct cas_codec {
     cas_allocator alloc;
+    const cas__codec_row *row;
     int codec, encode;
     int failed; /* the error code, sticky until reset */
     int done;
@@ -616,41 +618,16 @@ static size_t cas__isal_level_buf(int l) {
 #endif
 #endif
 
-static void cas__codec_release(cas_codec *c) {
-    (void)c; /* nothing to release with every codec compiled out */
-#ifndef CAS_NO_GZIP
-    if (c->zinit == 1) deflateEnd(&c->z);
-    if (c->zinit == 2) inflateEnd(&c->z);
-    c->zinit = 0;
-#ifdef CAS_USE_ISAL
-    cas__free(&c->alloc, c->iz), c->iz = NULL;
-    cas__free(&c->alloc, c->ii), c->ii = NULL;
-    cas__free(&c->alloc, c->ilevel_buf), c->ilevel_buf = NULL;
-#endif
-#ifdef CAS_USE_LIBDEFLATE
-    if (c->ld) libdeflate_free_decompressor(c->ld);
-    if (c->lc_def) libdeflate_free_compressor(c->lc_def);
-    c->ld = NULL, c->lc_def = NULL;
-#endif
-#endif
-#ifndef CAS_NO_LZ4
-    if (c->lc) LZ4F_freeCompressionContext(c->lc);
-    if (c->ld4) LZ4F_freeDecompressionContext(c->ld4);
-    c->lc = NULL, c->ld4 = NULL;
-    cas__free(&c->alloc, c->stage), c->stage = NULL, c->stage_cap = 0;
-#endif
-}
-
 static int cas__codec_create(cas_codec **out, int codec, int encode, const cas_allocator *a) {
     cas_codec *c;
     if (!out) return CAS_E_ARG;
     *out = NULL;
-    if (codec != CAS_CODEC_RAW && codec != CAS_CODEC_GZIP && codec != CAS_CODEC_LZ4) return CAS_E_ARG;
+    if (!cas__codec_find(codec)) return CAS_E_ARG;
     if (!cas_codec_available(codec)) return CAS_E_UNSUPPORTED;
     c = (cas_codec *)cas__calloc(a, sizeof *c);
     if (!c) return CAS_E_NOMEM;
     cas__copy_allocator(&c->alloc, a);
-    c->codec = codec, c->encode = encode;
+    c->codec = codec, c->row = cas__codec_find(codec), c->encode = encode;
     c->level = 0, c->pledged = -1, c->lz4_block = 7;
     *out = c;
     return cas_codec_reset(c);
@@ -666,7 +643,7 @@ CASDEF int cas_decoder_create(cas_codec **out, int codec, const cas_allocator *a
 CASDEF void cas_codec_free(cas_codec *c) {
     cas_allocator a;
     if (!c) return;
-    cas__codec_release(c);
+    c->row->release(c);
     a = c->alloc;
     cas__free(&a, c);
 }
@@ -675,150 +652,42 @@ CASDEF const char *cas_codec_message(const cas_codec *c) { return c ? c->msg : "
 CASDEF uint64_t cas_codec_total_in(const cas_codec *c) { return c ? c->total_in : 0; }
 CASDEF uint64_t cas_codec_total_out(const cas_codec *c) { return c ? c->total_out : 0; }
 
-CASDEF int cas_codec_set_param(cas_codec *c, int param, int64_t v) {
-    if (!c) return CAS_E_ARG;
-    if (c->total_in || c->total_out) return CAS_E_STATE;
-    switch (param) {
-    case CAS_PARAM_LEVEL:
-        if (v < 0 || v > 12) return CAS_E_ARG;
-        if (c->codec == CAS_CODEC_GZIP && v > 9) return CAS_E_ARG;
-        c->level = (int)v;
-        break;
-    case CAS_PARAM_PLEDGED_SIZE:
-        if (v < -1) return CAS_E_ARG;
-        c->pledged = v;
-        break;
-    case CAS_PARAM_GZIP_BACKEND:
-        if (v < CAS_BACKEND_AUTO || v > CAS_BACKEND_ISAL) return CAS_E_ARG;
-#ifndef CAS_USE_ISAL
-        if (v == CAS_BACKEND_ISAL) return CAS_E_UNSUPPORTED;
-#endif
-        c->backend = (int)v;
-        break;
-    case CAS_PARAM_LZ4_BLOCK:
-        if (v < 4 || v > 7) return CAS_E_ARG;
-        c->lz4_block = (int)v;
-        break;
-    case CAS_PARAM_STRICT: c->strict = v != 0; break;
-    case CAS_PARAM_MTIME:
-        if (v < 0 || v > 0xffffffffLL) return CAS_E_ARG;
-        c->mtime = v;
-        break;
-    default: return CAS_E_ARG;
-    }
-    return cas_codec_reset(c); /* re-apply parameters to the backend */
-}
-
 CASDEF int cas_codec_reset(cas_codec *c) {
     if (!c) return CAS_E_ARG;
     c->failed = 0, c->done = 0, c->msg[0] = 0;
     c->total_in = c->total_out = 0;
-#ifndef CAS_NO_GZIP
-    if (c->codec == CAS_CODEC_GZIP) {
-        int be = cas__gzip_backend(c);
-        c->hb_len = c->hb_pos = 0, c->spill_n = 0;
-        c->gz_state = CAS__GZ_MAGIC, c->gz_flags = 0, c->gz_members = 0, c->gz_need = 0;
-        c->crc = 0, c->isize = 0;
-        c->use_isal = be == CAS_BACKEND_ISAL;
-        if (c->encode) {
-            int lvl = c->level ? c->level : 3;
-            unsigned char *h = c->hb;
-            uint32_t mt = (uint32_t)c->mtime;
-            /* CPython's header: XFL 2 at level 9, 4 at level 1, else 0; OS 255. */
-            h[0] = 0x1f, h[1] = 0x8b, h[2] = 8, h[3] = 0;
-            h[4] = (unsigned char)mt, h[5] = (unsigned char)(mt >> 8);
-            h[6] = (unsigned char)(mt >> 16), h[7] = (unsigned char)(mt >> 24);
-            h[8] = (unsigned char)(lvl == 9 ? 2 : lvl == 1 ? 4 : 0), h[9] = 0xff;
-            c->hb_len = 10;
-            c->gz_state = CAS__GZ_HEAD; /* encoder: header pending */
-#ifdef CAS_USE_ISAL
-            if (c->use_isal) {
-                int il = cas__isal_level(lvl);
-                size_t need = cas__isal_level_buf(il);
-                if (!c->iz) {
-                    c->iz = (struct isal_zstream *)cas__alloc(&c->alloc, sizeof *c->iz);
-                    if (!c->iz) return cas__fail(c, CAS_E_NOMEM, "out of memory");
-                }
-                if (c->ilevel_size < need) {
-                    cas__free(&c->alloc, c->ilevel_buf);
-                    c->ilevel_buf = (unsigned char *)cas__alloc(&c->alloc, need);
-                    c->ilevel_size = c->ilevel_buf ? need : 0;
-                    if (!c->ilevel_buf) return cas__fail(c, CAS_E_NOMEM, "out of memory");
-                }
-                isal_deflate_init(c->iz);
-                c->iz->level = (uint32_t)il;
-                c->iz->level_buf = c->ilevel_buf;
-                c->iz->level_buf_size = (uint32_t)need;
-                c->iz->gzip_flag = IGZIP_GZIP_NO_HDR; /* ISA-L writes CRC and length */
-                return CAS_OK;
-            }
-#endif
-            if (c->zinit == 1 && c->zlevel == lvl) {
-                if (deflateReset(&c->z) != Z_OK) return cas__fail(c, CAS_E_NOMEM, "deflateReset failed");
-            } else {
-                if (c->zinit == 1) deflateEnd(&c->z);
-                c->zinit = 0;
-                memset(&c->z, 0, sizeof c->z);
-                c->z.zalloc = cas__z_alloc, c->z.zfree = cas__z_free, c->z.opaque = &c->alloc;
-                /* CPython's GzipFile: raw deflate, window 15, memLevel 8, default strategy */
-                if (deflateInit2(&c->z, lvl, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY) != Z_OK)
-                    return cas__fail(c, CAS_E_NOMEM, "deflateInit2 failed");
-                c->zinit = 1, c->zlevel = lvl;
-            }
-        } else {
-#ifdef CAS_USE_ISAL
-            if (c->use_isal) {
-                if (!c->ii) {
-                    c->ii = (struct inflate_state *)cas__alloc(&c->alloc, sizeof *c->ii);
-                    if (!c->ii) return cas__fail(c, CAS_E_NOMEM, "out of memory");
-                }
-                isal_inflate_init(c->ii);
-                c->ii->crc_flag = ISAL_DEFLATE;
-                return CAS_OK;
-            }
-#endif
-            if (c->zinit == 2) {
-                if (inflateReset(&c->z) != Z_OK) return cas__fail(c, CAS_E_NOMEM, "inflateReset failed");
-            } else {
-                memset(&c->z, 0, sizeof c->z);
-                c->z.zalloc = cas__z_alloc, c->z.zfree = cas__z_free, c->z.opaque = &c->alloc;
-                if (inflateInit2(&c->z, -15) != Z_OK) return cas__fail(c, CAS_E_NOMEM, "inflateInit2 failed");
-                c->zinit = 2;
-            }
-        }
-    }
-#endif
-#ifndef CAS_NO_LZ4
-    if (c->codec == CAS_CODEC_LZ4) {
-        c->stage_len = c->stage_pos = 0;
-        c->lz4_begun = 0, c->lz4_magic_ok = 0, c->lz4_magic_len = 0;
-        if (c->encode) {
-            if (!c->lc) {
-                c->lc = LZ4F_createCompressionContext_advanced(cas__lz4_mem(c), LZ4F_VERSION);
-                if (!c->lc) return cas__fail(c, CAS_E_NOMEM, "out of memory");
-            }
-            c->lz4_block_bytes = (size_t)1 << (8 + 2 * c->lz4_block);
-        } else {
-            if (!c->ld4) {
-                c->ld4 = LZ4F_createDecompressionContext_advanced(cas__lz4_mem(c), LZ4F_VERSION);
-                if (!c->ld4) return cas__fail(c, CAS_E_NOMEM, "out of memory");
-            } else {
-                LZ4F_resetDecompressionContext(c->ld4);
-            }
-        }
-    }
-#endif
-    return CAS_OK;
+    return c->row->reset(c);
 }
 
 /* ---- raw ----------------------------------------------------------------- */
+
+/* A finished stream takes no more input; a decoder calls it trailing. */
+static int cas__after_done(cas_codec *c, size_t n) {
+    if (n && !c->encode) return cas__fail(c, CAS_E_TRAILING, "unexpected bytes after the end of the stream");
+    return n ? CAS_E_STATE : CAS_DONE;
+}
+
+static size_t cas__raw_bound(size_t n) { return n; }
+static int cas__raw_hint(const unsigned char *p, size_t n, uint64_t *size) {
+    (void)p;
+    *size = n;
+    return CAS_OK;
+}
+
 #ifndef CAS_NO_RAW
+static int cas__raw_reset(cas_codec *c) {
+    (void)c;
+    return CAS_OK;
+}
+static void cas__raw_release(cas_codec *c) { (void)c; }
 
 static int cas__raw_update(cas_codec *c, const unsigned char *in, size_t n, size_t *used, unsigned char *out,
                            size_t cap, size_t *made, int end) {
     size_t k = CAS__MIN(n, cap);
+    if (c->done) return cas__after_done(c, n);
     if (k) memcpy(out, in, k);
     *used = k, *made = k;
+    c->total_in += k, c->total_out += k;
     if (k < n) return CAS_NEED_OUTPUT;
     if (end) {
         c->done = 1;
@@ -830,6 +699,98 @@ static int cas__raw_update(cas_codec *c, const unsigned char *in, size_t n, size
 
 /* ---- gzip ---------------------------------------------------------------- */
 #ifndef CAS_NO_GZIP
+
+static int cas__gz_reset(cas_codec *c) {
+    int be = cas__gzip_backend(c);
+    c->hb_len = c->hb_pos = 0, c->spill_n = 0;
+    c->gz_state = CAS__GZ_MAGIC, c->gz_flags = 0, c->gz_members = 0, c->gz_need = 0;
+    c->crc = 0, c->isize = 0;
+    c->use_isal = be == CAS_BACKEND_ISAL;
+    if (c->encode) {
+        int lvl = c->level ? c->level : 3;
+        unsigned char *h = c->hb;
+        uint32_t mt = (uint32_t)c->mtime;
+        /* CPython's header: XFL 2 at level 9, 4 at level 1, else 0; OS 255. */
+        h[0] = 0x1f, h[1] = 0x8b, h[2] = 8, h[3] = 0;
+        h[4] = (unsigned char)mt, h[5] = (unsigned char)(mt >> 8);
+        h[6] = (unsigned char)(mt >> 16), h[7] = (unsigned char)(mt >> 24);
+        h[8] = (unsigned char)(lvl == 9 ? 2 : lvl == 1 ? 4 : 0), h[9] = 0xff;
+        c->hb_len = 10;
+        c->gz_state = CAS__GZ_HEAD; /* encoder: header pending */
+#ifdef CAS_USE_ISAL
+        if (c->use_isal) {
+            int il = cas__isal_level(lvl);
+            size_t need = cas__isal_level_buf(il);
+            if (!c->iz) {
+                c->iz = (struct isal_zstream *)cas__alloc(&c->alloc, sizeof *c->iz);
+                if (!c->iz) return cas__fail(c, CAS_E_NOMEM, "out of memory");
+            }
+            if (c->ilevel_size < need) {
+                cas__free(&c->alloc, c->ilevel_buf);
+                c->ilevel_buf = (unsigned char *)cas__alloc(&c->alloc, need);
+                c->ilevel_size = c->ilevel_buf ? need : 0;
+                if (!c->ilevel_buf) return cas__fail(c, CAS_E_NOMEM, "out of memory");
+            }
+            isal_deflate_init(c->iz);
+            c->iz->level = (uint32_t)il;
+            c->iz->level_buf = c->ilevel_buf;
+            c->iz->level_buf_size = (uint32_t)need;
+            c->iz->gzip_flag = IGZIP_GZIP_NO_HDR; /* ISA-L writes CRC and length */
+            return CAS_OK;
+        }
+#endif
+        if (c->zinit == 1 && c->zlevel == lvl) {
+            if (deflateReset(&c->z) != Z_OK) return cas__fail(c, CAS_E_NOMEM, "deflateReset failed");
+        } else {
+            if (c->zinit == 1) deflateEnd(&c->z);
+            c->zinit = 0;
+            memset(&c->z, 0, sizeof c->z);
+            c->z.zalloc = cas__z_alloc, c->z.zfree = cas__z_free, c->z.opaque = &c->alloc;
+            /* CPython's GzipFile: raw deflate, window 15, memLevel 8, default strategy */
+            if (deflateInit2(&c->z, lvl, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY) != Z_OK)
+                return cas__fail(c, CAS_E_NOMEM, "deflateInit2 failed");
+            c->zinit = 1, c->zlevel = lvl;
+        }
+    } else {
+#ifdef CAS_USE_ISAL
+        if (c->use_isal) {
+            if (!c->ii) {
+                c->ii = (struct inflate_state *)cas__alloc(&c->alloc, sizeof *c->ii);
+                if (!c->ii) return cas__fail(c, CAS_E_NOMEM, "out of memory");
+            }
+            isal_inflate_init(c->ii);
+            c->ii->crc_flag = ISAL_DEFLATE;
+            return CAS_OK;
+        }
+#endif
+        if (c->zinit == 2) {
+            if (inflateReset(&c->z) != Z_OK) return cas__fail(c, CAS_E_NOMEM, "inflateReset failed");
+        } else {
+            memset(&c->z, 0, sizeof c->z);
+            c->z.zalloc = cas__z_alloc, c->z.zfree = cas__z_free, c->z.opaque = &c->alloc;
+            if (inflateInit2(&c->z, -15) != Z_OK) return cas__fail(c, CAS_E_NOMEM, "inflateInit2 failed");
+            c->zinit = 2;
+        }
+    }
+    return CAS_OK;
+}
+
+static void cas__gz_release(cas_codec *c) {
+    if (c->zinit == 1) deflateEnd(&c->z);
+    if (c->zinit == 2) inflateEnd(&c->z);
+    c->zinit = 0;
+#ifdef CAS_USE_ISAL
+    cas__free(&c->alloc, c->iz), c->iz = NULL;
+    cas__free(&c->alloc, c->ii), c->ii = NULL;
+    cas__free(&c->alloc, c->ilevel_buf), c->ilevel_buf = NULL;
+#endif
+#ifdef CAS_USE_LIBDEFLATE
+    if (c->ld) libdeflate_free_decompressor(c->ld);
+    if (c->lc_def) libdeflate_free_compressor(c->lc_def);
+    c->ld = NULL, c->lc_def = NULL;
+#endif
+}
+
 
 /* Moves pending header/trailer bytes (hb[hb_pos..hb_len)) to out. */
 static size_t cas__drain_hb(cas_codec *c, unsigned char *out, size_t cap) {
@@ -1098,7 +1059,7 @@ static int cas__inflate_restart(cas_codec *c) {
 static int cas__gz_not_gzip(cas_codec *c, const unsigned char *p, size_t n) {
     char rep[24];
     cas_bytes_repr(p, n, rep, sizeof rep);
-    return cas__fail(c, c->gz_members ? CAS_E_TRAILING : CAS_E_CORRUPT, "Not a gzipped file (%s)", rep);
+    return cas__fail(c, c->gz_members ? CAS_E_TRAILING : CAS_E_CORRUPT, CAS__GZ_NOT_OURS, rep);
 }
 
 /* Python's gzip reader, as a state machine: members back to back, NUL padding
@@ -1252,10 +1213,60 @@ need_input:
     }
     return CAS_NEED_INPUT;
 }
+
+static int cas__gz_update(cas_codec *c, const unsigned char *in, size_t n, size_t *used, unsigned char *out,
+                          size_t cap, size_t *made, int end) {
+    if (c->done) return cas__after_done(c, n);
+    return c->encode ? cas__gz_encode(c, in, n, used, out, cap, made, end)
+                     : cas__gz_decode(c, in, n, used, out, cap, made, end);
+}
 #endif /* CAS_NO_GZIP */
+
+/* zlib's deflateBound is n + n/4096 + n/16384 + 7; ISA-L's stored-block
+ * fallback costs a little more on incompressible input, so keep a margin. */
+static size_t cas__gz_bound(size_t n) {
+    size_t b = n + (n >> 8) + 1024;
+    return b < n ? (size_t)-1 : b + 18;
+}
+
+/* The last member's length field (mod 2^32): a hint only. */
+static int cas__gz_hint(const unsigned char *p, size_t n, uint64_t *size) {
+    if (n == 0) return CAS_OK;
+    if (n < 18 || p[0] != 0x1f || p[1] != 0x8b) return CAS_E_NOTFOUND;
+    *size = (uint64_t)p[n - 4] | (uint64_t)p[n - 3] << 8 | (uint64_t)p[n - 2] << 16 | (uint64_t)p[n - 1] << 24;
+    return CAS_OK;
+}
 
 /* ---- LZ4 frame ----------------------------------------------------------- */
 #ifndef CAS_NO_LZ4
+
+static int cas__lz4_reset(cas_codec *c) {
+    c->stage_len = c->stage_pos = 0;
+    c->lz4_begun = 0, c->lz4_magic_ok = 0, c->lz4_magic_len = 0;
+    if (c->encode) {
+        if (!c->lc) {
+            c->lc = LZ4F_createCompressionContext_advanced(cas__lz4_mem(c), LZ4F_VERSION);
+            if (!c->lc) return cas__fail(c, CAS_E_NOMEM, "out of memory");
+        }
+        c->lz4_block_bytes = (size_t)1 << (8 + 2 * c->lz4_block);
+    } else {
+        if (!c->ld4) {
+            c->ld4 = LZ4F_createDecompressionContext_advanced(cas__lz4_mem(c), LZ4F_VERSION);
+            if (!c->ld4) return cas__fail(c, CAS_E_NOMEM, "out of memory");
+        } else {
+            LZ4F_resetDecompressionContext(c->ld4);
+        }
+    }
+    return CAS_OK;
+}
+
+static void cas__lz4_release(cas_codec *c) {
+    if (c->lc) LZ4F_freeCompressionContext(c->lc);
+    if (c->ld4) LZ4F_freeDecompressionContext(c->ld4);
+    c->lc = NULL, c->ld4 = NULL;
+    cas__free(&c->alloc, c->stage), c->stage = NULL, c->stage_cap = 0;
+}
+
 
 static void cas__lz4_prefs(const cas_codec *c, LZ4F_preferences_t *p, int64_t content) {
     memset(p, 0, sizeof *p);
@@ -1341,8 +1352,6 @@ static int cas__lz4_encode(cas_codec *c, const unsigned char *in, size_t n, size
     return CAS_NEED_INPUT;
 }
 
-#define CAS__LZ4_TRUNC "LZ4 frame ended before the end-of-stream marker was reached"
-
 static int cas__lz4_decode(cas_codec *c, const unsigned char *in, size_t n, size_t *used, unsigned char *out,
                            size_t cap, size_t *made, int end) {
     size_t i = 0, o = 0;
@@ -1400,7 +1409,158 @@ static int cas__lz4_decode(cas_codec *c, const unsigned char *in, size_t n, size
     if (end && i == n) return cas__fail(c, CAS_E_TRUNCATED, CAS__LZ4_TRUNC);
     return CAS_NEED_INPUT;
 }
+
+static int cas__lz4_update(cas_codec *c, const unsigned char *in, size_t n, size_t *used, unsigned char *out,
+                           size_t cap, size_t *made, int end) {
+    /* a decoder past its frame words what follows itself (trailing bytes, CAS_PARAM_STRICT) */
+    if (c->done && c->encode && c->stage_pos == c->stage_len) return n ? CAS_E_STATE : CAS_DONE;
+    return c->encode ? cas__lz4_encode(c, in, n, used, out, cap, made, end)
+                     : cas__lz4_decode(c, in, n, used, out, cap, made, end);
+}
+
+static size_t cas__lz4_bound(size_t n) {
+    LZ4F_preferences_t p;
+    size_t b1, b2;
+    memset(&p, 0, sizeof p);
+    p.frameInfo.contentSize = n;
+    /* valid for every block size this library writes */
+    p.frameInfo.blockSizeID = LZ4F_max64KB;
+    b1 = LZ4F_compressFrameBound(n, &p);
+    p.frameInfo.blockSizeID = LZ4F_max4MB;
+    b2 = LZ4F_compressFrameBound(n, &p);
+    return (b1 > b2 ? b1 : b2) + 64;
+}
+
+/* The frame's content size field: FLG bit 3 says 8 bytes follow FLG and BD. */
+static int cas__lz4_hint(const unsigned char *p, size_t n, uint64_t *size) {
+    if (n < 15 || memcmp(p, "\x04\x22\x4d\x18", 4) || !(p[4] & 8)) return CAS_E_NOTFOUND;
+    *size = (uint64_t)p[6] | (uint64_t)p[7] << 8 | (uint64_t)p[8] << 16 | (uint64_t)p[9] << 24 |
+            (uint64_t)p[10] << 32 | (uint64_t)p[11] << 40 | (uint64_t)p[12] << 48 | (uint64_t)p[13] << 56;
+    return CAS_OK;
+}
 #endif /* CAS_NO_LZ4 */
+
+/* ---- the codec table ------------------------------------------------------ */
+
+#ifndef CAS_NO_RAW
+#define CAS__RAW_OPS cas__raw_reset, cas__raw_update, cas__raw_release
+#else
+#define CAS__RAW_OPS NULL, NULL, NULL
+#endif
+#ifndef CAS_NO_GZIP
+#define CAS__GZIP_OPS cas__gz_reset, cas__gz_update, cas__gz_release
+#else
+#define CAS__GZIP_OPS NULL, NULL, NULL
+#endif
+#ifndef CAS_NO_LZ4
+#define CAS__LZ4_OPS cas__lz4_bound, cas__lz4_hint, cas__lz4_reset, cas__lz4_update, cas__lz4_release
+#else
+#define CAS__LZ4_OPS NULL, NULL, NULL, NULL, NULL
+#endif
+
+/* Ratios: deflate reaches ~1032 bytes per input byte; an LZ4 sequence ~255. */
+static const cas__codec_row cas__codecs[] = {
+    {CAS_CODEC_RAW, "raw", 0, 0, 1, 1, 0, NULL, NULL, cas__raw_bound, cas__raw_hint, CAS__RAW_OPS},
+    {CAS_CODEC_GZIP, "gzip", 9, CAS_SNIFF_GZIP, 1, 1040, 0, CAS__GZ_NOT_OURS, NULL, cas__gz_bound, cas__gz_hint,
+     CAS__GZIP_OPS},
+    {CAS_CODEC_LZ4, "lz4", 12, CAS_SNIFF_LZ4, 0, 256, 1, NULL, CAS__LZ4_TRUNC, CAS__LZ4_OPS},
+#ifdef CAS_EXTRA_CODECS
+    CAS_EXTRA_CODECS
+#endif
+};
+#define CAS__CODEC_ROWS (sizeof cas__codecs / sizeof cas__codecs[0])
+
+static const cas__codec_row *cas__codec_find(int id) {
+    size_t i;
+    for (i = 0; i < CAS__CODEC_ROWS; i++)
+        if (cas__codecs[i].id == id) return &cas__codecs[i];
+    return NULL;
+}
+
+CASDEF int cas_codec_available(int codec) {
+    const cas__codec_row *r = cas__codec_find(codec);
+    return r && r->update;
+}
+
+CASDEF const char *cas_codec_name(int codec) {
+    const cas__codec_row *r = cas__codec_find(codec);
+    return r ? r->name : "?";
+}
+
+/* ---- parameters: one bounds table ----------------------------------------- */
+
+/* Who takes a parameter. The layer that numbers a parameter lists its row. */
+#define CAS__FOR_CODEC 1
+#define CAS__FOR_WRITER 2
+#define CAS__FOR_READER 4
+#define CAS__FOR_STORE 8
+
+typedef struct cas__param_row {
+    int id;
+    unsigned who;            /* CAS__FOR_* */
+    int64_t lo, hi;          /* outside: CAS_E_ARG */
+    int (*built)(int64_t v); /* nullable: CAS_OK, or why an in-bounds value cannot be had here */
+} cas__param_row;
+
+static int cas__level_built(int64_t v) { /* some codec compiled in takes it */
+    size_t i;
+    for (i = 0; i < CAS__CODEC_ROWS; i++)
+        if (cas__codecs[i].update && v <= cas__codecs[i].level_max) return CAS_OK;
+    return CAS_E_ARG;
+}
+static int cas__backend_built(int64_t v) {
+#ifndef CAS_USE_ISAL
+    if (v == CAS_BACKEND_ISAL) return CAS_E_UNSUPPORTED;
+#endif
+    (void)v;
+    return CAS_OK;
+}
+
+#define CAS__ANY INT64_MIN, INT64_MAX /* flags: 0 or not */
+static const cas__param_row cas__codec_params[] = {
+    {CAS_PARAM_LEVEL, CAS__FOR_CODEC | CAS__FOR_WRITER | CAS__FOR_STORE, 0, 64, cas__level_built},
+    {CAS_PARAM_PLEDGED_SIZE, CAS__FOR_CODEC | CAS__FOR_WRITER, -1, INT64_MAX, NULL},
+    {CAS_PARAM_GZIP_BACKEND, CAS__FOR_CODEC | CAS__FOR_WRITER | CAS__FOR_READER | CAS__FOR_STORE, CAS_BACKEND_AUTO,
+     CAS_BACKEND_ISAL, cas__backend_built},
+    {CAS_PARAM_LZ4_BLOCK, CAS__FOR_CODEC | CAS__FOR_WRITER | CAS__FOR_STORE, 4, 7, NULL},
+    {CAS_PARAM_STRICT, CAS__FOR_CODEC | CAS__FOR_READER | CAS__FOR_STORE, CAS__ANY, NULL},
+    {CAS_PARAM_MTIME, CAS__FOR_CODEC | CAS__FOR_WRITER, 0, 0xffffffffLL, NULL},
+};
+
+static const cas__param_row *cas__param_find(const cas__param_row *t, size_t n, int id) {
+    size_t i;
+    for (i = 0; i < n; i++)
+        if (t[i].id == id) return &t[i];
+    return NULL;
+}
+
+/* The one check: CAS_E_ARG for a parameter `who` does not take or a value out of
+ * bounds, CAS_E_UNSUPPORTED for one this build lacks, else CAS_OK. */
+static int cas__param_check(const cas__param_row *row, unsigned who, int64_t v) {
+    if (!row || !(row->who & who) || v < row->lo || v > row->hi) return CAS_E_ARG;
+    return row->built ? row->built(v) : CAS_OK;
+}
+#define CAS__CODEC_PARAM(id) cas__param_find(cas__codec_params, sizeof cas__codec_params / sizeof cas__codec_params[0], id)
+
+CASDEF int cas_codec_set_param(cas_codec *c, int param, int64_t v) {
+    int r;
+    if (!c) return CAS_E_ARG;
+    if (c->total_in || c->total_out) return CAS_E_STATE;
+    if ((r = cas__param_check(CAS__CODEC_PARAM(param), CAS__FOR_CODEC, v)) < 0) return r;
+    switch (param) {
+    case CAS_PARAM_LEVEL:
+        if (v > c->row->level_max && c->row->level_max) return CAS_E_ARG;
+        c->level = (int)v;
+        break;
+    case CAS_PARAM_PLEDGED_SIZE: c->pledged = v; break;
+    case CAS_PARAM_GZIP_BACKEND: c->backend = (int)v; break;
+    case CAS_PARAM_LZ4_BLOCK: c->lz4_block = (int)v; break;
+    case CAS_PARAM_STRICT: c->strict = v != 0; break;
+    case CAS_PARAM_MTIME: c->mtime = v; break;
+    default: return CAS_E_ARG;
+    }
+    return cas_codec_reset(c); /* re-apply parameters to the backend */
+}
 
 CASDEF int cas_codec_update(cas_codec *c, const void *in, size_t in_size, size_t *in_used, void *out,
                             size_t out_cap, size_t *out_made, int end) {
@@ -1414,62 +1574,14 @@ CASDEF int cas_codec_update(cas_codec *c, const void *in, size_t in_size, size_t
     if (c->failed) return c->failed;
     if (!in) ip = (const unsigned char *)"";
     if (!out) op = (unsigned char *)c->msg; /* never written: cap is 0 */
-    if (c->done && c->codec != CAS_CODEC_LZ4) {
-        if (in_size && !c->encode) return cas__fail(c, CAS_E_TRAILING, "unexpected bytes after the end of the stream");
-        return in_size ? CAS_E_STATE : CAS_DONE;
-    }
-    switch (c->codec) {
-#ifndef CAS_NO_RAW
-    case CAS_CODEC_RAW: {
-        int r = cas__raw_update(c, ip, in_size, in_used, op, out_cap, out_made, end);
-        c->total_in += *in_used, c->total_out += *out_made;
-        return r;
-    }
-#endif
-#ifndef CAS_NO_GZIP
-    case CAS_CODEC_GZIP:
-        return c->encode ? cas__gz_encode(c, ip, in_size, in_used, op, out_cap, out_made, end)
-                         : cas__gz_decode(c, ip, in_size, in_used, op, out_cap, out_made, end);
-#endif
-#ifndef CAS_NO_LZ4
-    case CAS_CODEC_LZ4:
-        if (c->done && c->encode && c->stage_pos == c->stage_len) return in_size ? CAS_E_STATE : CAS_DONE;
-        return c->encode ? cas__lz4_encode(c, ip, in_size, in_used, op, out_cap, out_made, end)
-                         : cas__lz4_decode(c, ip, in_size, in_used, op, out_cap, out_made, end);
-#endif
-    default: return CAS_E_UNSUPPORTED;
-    }
+    return c->row->update(c, ip, in_size, in_used, op, out_cap, out_made, end);
 }
 
 /* ---- one-shot ------------------------------------------------------------ */
 
 CASDEF size_t cas_encode_bound(int codec, size_t n) {
-    switch (codec) {
-    case CAS_CODEC_RAW: return n;
-#ifndef CAS_NO_GZIP
-    case CAS_CODEC_GZIP: {
-        /* zlib's deflateBound is n + n/4096 + n/16384 + 7; ISA-L's stored-block
-         * fallback costs a little more on incompressible input, so keep a margin. */
-        size_t b = n + (n >> 8) + 1024;
-        return b < n ? (size_t)-1 : b + 18;
-    }
-#endif
-#ifndef CAS_NO_LZ4
-    case CAS_CODEC_LZ4: {
-        LZ4F_preferences_t p;
-        size_t b1, b2;
-        memset(&p, 0, sizeof p);
-        p.frameInfo.contentSize = n;
-        /* valid for every block size this library writes */
-        p.frameInfo.blockSizeID = LZ4F_max64KB;
-        b1 = LZ4F_compressFrameBound(n, &p);
-        p.frameInfo.blockSizeID = LZ4F_max4MB;
-        b2 = LZ4F_compressFrameBound(n, &p);
-        return (b1 > b2 ? b1 : b2) + 64;
-    }
-#endif
-    default: return 0;
-    }
+    const cas__codec_row *r = cas__codec_find(codec);
+    return r && r->bound ? r->bound(n) : 0;
 }
 
 CASDEF int cas_codec_encode_all(cas_codec *c, const void *in, size_t n, void *out, size_t cap, size_t *out_len) {
@@ -1551,27 +1663,11 @@ CASDEF int cas_decode(int codec, const void *in, size_t n, void *out, size_t cap
 }
 
 CASDEF int cas_decoded_size_hint(int codec, const void *in, size_t n, uint64_t *size) {
-    const unsigned char *p = (const unsigned char *)in;
+    const cas__codec_row *r = cas__codec_find(codec);
     if (!size || (!in && n)) return CAS_E_ARG;
     *size = 0;
-    switch (codec) {
-    case CAS_CODEC_RAW: *size = n; return CAS_OK;
-    case CAS_CODEC_GZIP:
-        if (n == 0) return CAS_OK;
-        if (n < 18 || p[0] != 0x1f || p[1] != 0x8b) return CAS_E_NOTFOUND;
-        *size = (uint64_t)p[n - 4] | (uint64_t)p[n - 3] << 8 | (uint64_t)p[n - 2] << 16 | (uint64_t)p[n - 1] << 24;
-        return CAS_OK;
-#ifndef CAS_NO_LZ4
-    case CAS_CODEC_LZ4: {
-        /* FLG byte: bit 3 says an 8-byte content size follows FLG and BD */
-        if (n < 15 || memcmp(p, "\x04\x22\x4d\x18", 4) || !(p[4] & 8)) return CAS_E_NOTFOUND;
-        *size = (uint64_t)p[6] | (uint64_t)p[7] << 8 | (uint64_t)p[8] << 16 | (uint64_t)p[9] << 24 |
-                (uint64_t)p[10] << 32 | (uint64_t)p[11] << 40 | (uint64_t)p[12] << 48 | (uint64_t)p[13] << 56;
-        return CAS_OK;
-    }
-#endif
-    default: return CAS_E_UNSUPPORTED;
-    }
+    if (!r || !r->size_hint) return CAS_E_UNSUPPORTED;
+    return r->size_hint((const unsigned char *)(in ? in : ""), n, size);
 }
 
 #ifdef __cplusplus
@@ -1579,6 +1675,8 @@ CASDEF int cas_decoded_size_hint(int codec, const void *in, size_t n, uint64_t *
 #endif
 #endif /* implementation */
 /* ---- end cas_codecs.h ---- */
+#ifndef CAS_H
+#define CAS_H
 
 #ifdef __cplusplus
 extern "C" {
@@ -2673,56 +2771,87 @@ static int cas__json_truthy(const cas__json *j, size_t tok) {
 
 /* ---- formats and the sidecar --------------------------------------------- */
 
+/* One row per blob format: everything the reader, the writer and the store ask
+ * of a format. A test build may append rows with CAS_EXTRA_FORMATS, in this order. */
+typedef struct cas__format_row {
+    int format;       /* CAS_FORMAT_* */
+    const char *name; /* cas_format_name() */
+    int codec;        /* what its bytes are in */
+    int raw;          /* the sidecar's cas_raw */
+    int64_t version;  /* the sidecar's cas_version */
+    const char *meta; /* the sidecar byte for byte as Metaflow's json.dumps writes it; NULL = none */
+    int writable;     /* put may write it (and migrate, unless raw) */
+    int reads_as;     /* a blob in this format is already in that one (legacy is v1 without its sidecar) */
+    const char *says; /* what the sidecar (or its absence) promised, for messages */
+    int lost;         /* without a sidecar: a mismatch may mean a lost one */
+} cas__format_row;
+
+static const cas__format_row cas__formats[] = {
+    {CAS_FORMAT_V1, "v1", CAS_CODEC_GZIP, 0, 1, "{\"cas_raw\": false, \"cas_version\": 1}", 1, CAS_FORMAT_V1,
+     "metadata says cas_version 1 (gzip)", 0},
+    {CAS_FORMAT_V2, "v2", CAS_CODEC_LZ4, 0, 2, "{\"cas_raw\": false, \"cas_version\": 2}", 1, CAS_FORMAT_V2,
+     "metadata says cas_version 2 (LZ4 frame)", 0},
+    {CAS_FORMAT_RAW, "raw", CAS_CODEC_RAW, 1, 1, "{\"cas_raw\": true, \"cas_version\": 1}", 1, CAS_FORMAT_RAW,
+     "metadata says cas_raw", 0},
+    {CAS_FORMAT_LEGACY, "legacy", CAS_CODEC_GZIP, 0, 0, NULL, 0, CAS_FORMAT_V1,
+     "no metadata, so legacy gzip was assumed,", 1},
+#ifdef CAS_EXTRA_FORMATS
+    CAS_EXTRA_FORMATS
+#endif
+};
+#define CAS__FORMAT_ROWS (sizeof cas__formats / sizeof cas__formats[0])
+
+static const cas__format_row *cas__format_find(int format) {
+    size_t i;
+    for (i = 0; i < CAS__FORMAT_ROWS; i++)
+        if (cas__formats[i].format == format) return &cas__formats[i];
+    return NULL;
+}
+
+/* CAS_OK when put may write the format in this build; CAS_E_ARG or CAS_E_UNSUPPORTED. */
+static int cas__format_writable(int64_t format) {
+    const cas__format_row *f = format > 0 && format <= INT_MAX ? cas__format_find((int)format) : NULL;
+    if (!f || !f->writable) return CAS_E_ARG;
+    return cas_codec_available(f->codec) ? CAS_OK : CAS_E_UNSUPPORTED;
+}
+
 CASDEF const char *cas_format_name(int format) {
-    switch (format) {
-    case CAS_FORMAT_V1: return "v1";
-    case CAS_FORMAT_V2: return "v2";
-    case CAS_FORMAT_RAW: return "raw";
-    case CAS_FORMAT_LEGACY: return "legacy";
-    default: return "?";
-    }
+    const cas__format_row *f = cas__format_find(format);
+    return f ? f->name : "?";
 }
 
 CASDEF int cas_format_codec(int format) {
-    switch (format) {
-    case CAS_FORMAT_V1:
-    case CAS_FORMAT_LEGACY: return CAS_CODEC_GZIP;
-    case CAS_FORMAT_V2: return CAS_CODEC_LZ4;
-    case CAS_FORMAT_RAW: return CAS_CODEC_RAW;
-    default: return 0;
-    }
+    const cas__format_row *f = cas__format_find(format);
+    return f ? f->codec : 0;
 }
 
 CASDEF int cas_meta_json(int format, char *buf, size_t cap, size_t *len) {
-    const char *s;
+    const cas__format_row *f = cas__format_find(format);
     size_t l;
     if (len) *len = 0;
-    switch (format) {
-    case CAS_FORMAT_V1: s = "{\"cas_raw\": false, \"cas_version\": 1}"; break;
-    case CAS_FORMAT_V2: s = "{\"cas_raw\": false, \"cas_version\": 2}"; break;
-    case CAS_FORMAT_RAW: s = "{\"cas_raw\": true, \"cas_version\": 1}"; break;
-    default: return CAS_E_ARG;
-    }
-    l = strlen(s);
+    if (!f || !f->meta) return CAS_E_ARG;
+    l = strlen(f->meta);
     if (!buf || cap <= l) return CAS_NEED_OUTPUT;
-    memcpy(buf, s, l + 1);
+    memcpy(buf, f->meta, l + 1);
     if (len) *len = l;
     return CAS_OK;
 }
 
 /* Metaflow's read rules; *vtok gets the version token for messages. */
 static int cas__meta_rules(const cas__json *j, int *format, int64_t *version, size_t *vtok) {
-    size_t raw, ver;
+    size_t raw, ver, i;
     int64_t v = -1;
     int r;
     *vtok = 0;
     if (!j->count || j->t[0].type != CAS__J_OBJ) return CAS_E_META;
     /* `meta and meta.get('cas_raw')`: an empty object is falsy, so {} falls through */
     raw = cas__json_get(j, 0, "cas_raw");
-    if (raw && cas__json_truthy(j, raw)) {
-        *format = CAS_FORMAT_RAW;
-        return CAS_OK;
-    }
+    if (raw && cas__json_truthy(j, raw))
+        for (i = 0; i < CAS__FORMAT_ROWS; i++)
+            if (cas__formats[i].raw && cas__formats[i].meta) {
+                *format = cas__formats[i].format;
+                return CAS_OK;
+            }
     ver = cas__json_get(j, 0, "cas_version");
     if (!ver) return CAS_E_VERSION_MISSING;
     *vtok = ver;
@@ -2734,20 +2863,20 @@ static int cas__meta_rules(const cas__json *j, int *format, int64_t *version, si
     }
     *version = v;
     if (v == -1) return CAS_E_VERSION_MISSING; /* Metaflow's own "missing" sentinel */
-    if (v == 1) *format = CAS_FORMAT_V1;
-    else if (v == 2) *format = CAS_FORMAT_V2;
-    else return CAS_E_VERSION_UNKNOWN;
-    return CAS_OK;
+    for (i = 0; i < CAS__FORMAT_ROWS; i++)
+        if (!cas__formats[i].raw && cas__formats[i].meta && cas__formats[i].version == v) {
+            *format = cas__formats[i].format;
+            return CAS_OK;
+        }
+    return CAS_E_VERSION_UNKNOWN;
 }
 
-/* The three sidecars Metaflow (and this library) write, recognised without parsing. */
+/* The sidecars Metaflow (and this library) write, recognised without parsing. */
 static int cas__meta_exact(const char *m, size_t n) {
-    static const char v1[] = "{\"cas_raw\": false, \"cas_version\": 1}";
-    static const char v2[] = "{\"cas_raw\": false, \"cas_version\": 2}";
-    static const char raw[] = "{\"cas_raw\": true, \"cas_version\": 1}";
-    if (n == sizeof v1 - 1 && !memcmp(m, v1, n)) return CAS_FORMAT_V1;
-    if (n == sizeof v2 - 1 && !memcmp(m, v2, n)) return CAS_FORMAT_V2;
-    if (n == sizeof raw - 1 && !memcmp(m, raw, n)) return CAS_FORMAT_RAW;
+    size_t i;
+    for (i = 0; i < CAS__FORMAT_ROWS; i++)
+        if (cas__formats[i].meta && strlen(cas__formats[i].meta) == n && !memcmp(m, cas__formats[i].meta, n))
+            return cas__formats[i].format;
     return 0;
 }
 
@@ -2772,12 +2901,36 @@ CASDEF int cas_meta_parse(const char *json, size_t len, int *format, int64_t *ve
     return r;
 }
 
+/* ---- parameters beyond the codecs' (the same bounds table, one check) ----- */
+
+static int cas__hash_built(int64_t v) { return cas_hash_available((int)v) ? CAS_OK : CAS_E_UNSUPPORTED; }
+
+static const cas__param_row cas__params[] = {
+    {CAS_PARAM_HASH, CAS__FOR_WRITER | CAS__FOR_STORE, CAS_HASH_SHA1, CAS_HASH_XXH3, cas__hash_built},
+    {CAS_PARAM_THREADS, CAS__FOR_WRITER, 1, 2, NULL},
+    {CAS_PARAM_LIMIT, CAS__FOR_READER | CAS__FOR_STORE, 0, INT64_MAX, NULL},
+    {CAS_PARAM_EXPECT_SIZE, CAS__FOR_READER, -1, INT64_MAX, NULL},
+#ifndef CAS_NO_STORE
+    {CAS_PARAM_FORMAT, CAS__FOR_STORE, 1, INT_MAX, cas__format_writable},
+    {CAS_PARAM_VERIFY, CAS__FOR_STORE, CAS__ANY, NULL},
+#endif
+};
+
+/* Any parameter's row: cas.h's, else the codecs'; NULL when none has the id. */
+static const cas__param_row *cas__param_row_of(int id) {
+    const cas__param_row *r = cas__param_find(cas__params, sizeof cas__params / sizeof cas__params[0], id);
+    return r ? r : CAS__CODEC_PARAM(id);
+}
+
 /* ---- writer -------------------------------------------------------------- */
+
+#define CAS__CODEC_PARAM_ROWS (sizeof cas__codec_params / sizeof cas__codec_params[0])
 
 struct cas_writer {
     cas_allocator alloc;
     int format, hash_algo, threads;
-    int64_t params[8]; /* codec parameters by id, -2 = unset */
+    int64_t params[CAS__CODEC_PARAM_ROWS]; /* codec parameters, by row of cas__codec_params */
+    unsigned params_set;                   /* bit i: params[i] was set */
     cas_codec *codec;
     int codec_id;
     cas_hasher *hasher;
@@ -2786,10 +2939,11 @@ struct cas_writer {
     char key[CAS_KEY_BUF];
 };
 
-#define CAS__CODEC_PARAMS 7 /* codec parameter ids are 1..6 */
-
+/* The writer's codec for its format, with every codec parameter set on the writer
+ * that this codec takes (an LZ4 level on a gzip writer waits for an LZ4 format). */
 static int cas__writer_codec(cas_writer *w) {
-    int id = cas_format_codec(w->format), r, p;
+    int id = cas_format_codec(w->format), r;
+    size_t i;
     if (w->codec && w->codec_id != id) {
         cas_codec_free(w->codec);
         w->codec = NULL;
@@ -2797,8 +2951,9 @@ static int cas__writer_codec(cas_writer *w) {
     if (!w->codec) {
         if ((r = cas_encoder_create(&w->codec, id, &w->alloc)) < 0) return r;
         w->codec_id = id;
-        for (p = 1; p < CAS__CODEC_PARAMS; p++)
-            if (w->params[p] != -2 && (r = cas_codec_set_param(w->codec, p, w->params[p])) < 0 && r != CAS_E_ARG)
+        for (i = 0; i < CAS__CODEC_PARAM_ROWS; i++)
+            if ((w->params_set >> i & 1) &&
+                (r = cas_codec_set_param(w->codec, cas__codec_params[i].id, w->params[i])) < 0 && r != CAS_E_ARG)
                 return r;
     }
     return cas_codec_reset(w->codec);
@@ -2808,8 +2963,7 @@ CASDEF int cas_writer_reset(cas_writer *w, int format) {
     int r;
     if (!w) return CAS_E_ARG;
     if (format) {
-        if (format != CAS_FORMAT_V1 && format != CAS_FORMAT_V2 && format != CAS_FORMAT_RAW) return CAS_E_ARG;
-        if (!cas_codec_available(cas_format_codec(format))) return CAS_E_UNSUPPORTED;
+        if ((r = cas__format_writable(format)) < 0) return r;
         w->format = format;
     }
     w->done = 0, w->key[0] = 0;
@@ -2833,14 +2987,13 @@ CASDEF void cas_writer_free(cas_writer *w) {
 
 CASDEF int cas_writer_create(cas_writer **out, int format, const cas_allocator *alloc) {
     cas_writer *w;
-    int r, p;
+    int r;
     if (!out) return CAS_E_ARG;
     *out = NULL;
     w = (cas_writer *)cas__calloc(alloc, sizeof *w);
     if (!w) return CAS_E_NOMEM;
     cas__copy_allocator(&w->alloc, alloc);
     w->hash_algo = CAS_HASH_DEFAULT, w->threads = 2;
-    for (p = 0; p < 8; p++) w->params[p] = -2;
     if ((r = cas_writer_reset(w, format ? format : CAS_FORMAT_V1)) < 0) {
         cas_writer_free(w);
         return r;
@@ -2850,36 +3003,20 @@ CASDEF int cas_writer_create(cas_writer **out, int format, const cas_allocator *
 }
 
 CASDEF int cas_writer_set_param(cas_writer *w, int param, int64_t v) {
+    const cas__param_row *row = cas__param_row_of(param);
     int r;
     if (!w) return CAS_E_ARG;
+    if ((r = cas__param_check(row, CAS__FOR_WRITER, v)) < 0) return r;
     if (param == CAS_PARAM_HASH) {
-        if (!cas_key_length((int)v)) return CAS_E_ARG;
-        if (!cas_hash_available((int)v)) return CAS_E_UNSUPPORTED;
         w->hash_algo = (int)v;
-        return cas_writer_reset(w, 0);
-    }
-    if (param == CAS_PARAM_THREADS) {
-        if (v < 1 || v > 2) return CAS_E_ARG;
+    } else if (param == CAS_PARAM_THREADS) {
         w->threads = (int)v;
         return CAS_OK;
+    } else {
+        size_t i = (size_t)(row - cas__codec_params);
+        w->params[i] = v, w->params_set |= 1u << i;
+        cas_codec_free(w->codec), w->codec = NULL; /* made again with every parameter */
     }
-    if (param < 1 || param >= CAS__CODEC_PARAMS || param == CAS_PARAM_STRICT) return CAS_E_ARG;
-    /* validate against a codec that takes it, then remember for later codecs */
-    if ((r = cas_codec_reset(w->codec)) < 0) return r;
-    r = cas_codec_set_param(w->codec, param, v);
-    if (r < 0 && r != CAS_E_ARG) return r;
-    if (r == CAS_E_ARG) {
-        /* e.g. an LZ4 level on a gzip writer: accept when some codec takes it */
-        cas_codec *probe;
-        int ok = 0, id;
-        for (id = CAS_CODEC_GZIP; id <= CAS_CODEC_LZ4 && !ok; id++) {
-            if (!cas_codec_available(id) || cas_encoder_create(&probe, id, &w->alloc) < 0) continue;
-            ok = cas_codec_set_param(probe, param, v) == CAS_OK;
-            cas_codec_free(probe);
-        }
-        if (!ok) return CAS_E_ARG;
-    }
-    w->params[param] = v;
     return cas_writer_reset(w, 0);
 }
 
@@ -3033,7 +3170,9 @@ CASDEF int cas_pack(cas_writer *w, const void *in, size_t n, void *out, size_t c
 struct cas_reader {
     cas_allocator alloc;
     int format, codec_id;
-    cas_codec *codecs[4]; /* by codec id, created on first use, reused */
+    const cas__format_row *frow;
+    const cas__codec_row *crow;
+    cas_codec *codecs[CAS__CODEC_ROWS]; /* by row of cas__codecs, created on first use, reused */
     cas_hasher *hasher;
     int hash_algo, state; /* 0 idle, 1 sniffing, 2 decoding, 3 done, <0 failed */
     char key[CAS_KEY_BUF];
@@ -3061,9 +3200,9 @@ CASDEF int cas_reader_create(cas_reader **out, const cas_allocator *alloc) {
 
 CASDEF void cas_reader_free(cas_reader *r) {
     cas_allocator a;
-    int i;
+    size_t i;
     if (!r) return;
-    for (i = 0; i < 4; i++) cas_codec_free(r->codecs[i]);
+    for (i = 0; i < CAS__CODEC_ROWS; i++) cas_codec_free(r->codecs[i]);
     cas_hasher_free(r->hasher);
     a = r->alloc;
     cas__free(&a, r->name);
@@ -3075,26 +3214,17 @@ CASDEF void cas_reader_free_buffer(cas_reader *r, void *p) {
 }
 
 CASDEF int cas_reader_set_param(cas_reader *r, int param, int64_t v) {
+    int rc;
     if (!r) return CAS_E_ARG;
+    if ((rc = cas__param_check(cas__param_row_of(param), CAS__FOR_READER, v)) < 0) return rc;
     switch (param) {
-    case CAS_PARAM_LIMIT:
-        if (v < 0) return CAS_E_ARG;
-        r->limit = (uint64_t)v;
-        return CAS_OK;
-    case CAS_PARAM_EXPECT_SIZE:
-        if (v < -1) return CAS_E_ARG;
-        r->expect_size = v;
-        return CAS_OK;
-    case CAS_PARAM_STRICT: r->strict = v != 0; return CAS_OK;
-    case CAS_PARAM_GZIP_BACKEND:
-        if (v < CAS_BACKEND_AUTO || v > CAS_BACKEND_ISAL) return CAS_E_ARG;
-#ifndef CAS_USE_ISAL
-        if (v == CAS_BACKEND_ISAL) return CAS_E_UNSUPPORTED;
-#endif
-        r->backend = (int)v;
-        return CAS_OK;
+    case CAS_PARAM_LIMIT: r->limit = (uint64_t)v; break;
+    case CAS_PARAM_EXPECT_SIZE: r->expect_size = v; break;
+    case CAS_PARAM_STRICT: r->strict = v != 0; break;
+    case CAS_PARAM_GZIP_BACKEND: r->backend = (int)v; break;
     default: return CAS_E_ARG;
     }
+    return CAS_OK;
 }
 
 CASDEF const char *cas_reader_message(const cas_reader *r) { return r ? r->msg : ""; }
@@ -3117,6 +3247,7 @@ static int cas__rfail(cas_reader *r, int code, const char *fmt, ...) {
 }
 
 CASDEF int cas_reader_begin(cas_reader *r, const char *meta, size_t meta_len, const char *name, const char *key) {
+    cas_codec **c;
     int rc, algo = 0;
     if (!r) return CAS_E_ARG;
     r->state = 0, r->format = 0, r->msg[0] = 0, r->reason[0] = 0;
@@ -3194,57 +3325,49 @@ CASDEF int cas_reader_begin(cas_reader *r, const char *meta, size_t meta_len, co
         if (rc < 0) return r->state = rc;
         r->format = fmt;
     }
-    r->codec_id = cas_format_codec(r->format);
+    r->frow = cas__format_find(r->format);
+    r->codec_id = r->frow->codec, r->crow = cas__codec_find(r->codec_id);
     if (!cas_codec_available(r->codec_id)) {
         cas__fmt(r->msg, sizeof r->msg, "Could not unpack artifact '%s': the %s codec is not compiled in",
                  cas__rname(r), cas_codec_name(r->codec_id));
         return r->state = CAS_E_UNSUPPORTED;
     }
-    if (!r->codecs[r->codec_id]) {
-        if ((rc = cas_decoder_create(&r->codecs[r->codec_id], r->codec_id, &r->alloc)) < 0) return r->state = rc;
-    }
-    if ((rc = cas_codec_reset(r->codecs[r->codec_id])) < 0) return r->state = rc;
-    if ((rc = cas_codec_set_param(r->codecs[r->codec_id], CAS_PARAM_STRICT, r->strict)) < 0) return r->state = rc;
-    if (r->codec_id == CAS_CODEC_GZIP &&
-        (rc = cas_codec_set_param(r->codecs[r->codec_id], CAS_PARAM_GZIP_BACKEND, r->backend)) < 0)
-        return r->state = rc;
-    r->state = r->codec_id == CAS_CODEC_RAW ? 2 : 1;
+    c = &r->codecs[r->crow - cas__codecs];
+    if (!*c && (rc = cas_decoder_create(c, r->codec_id, &r->alloc)) < 0) return r->state = rc;
+    if ((rc = cas_codec_reset(*c)) < 0) return r->state = rc;
+    if ((rc = cas_codec_set_param(*c, CAS_PARAM_STRICT, r->strict)) < 0) return r->state = rc;
+    if ((rc = cas_codec_set_param(*c, CAS_PARAM_GZIP_BACKEND, r->backend)) < 0) return r->state = rc;
+    r->state = r->crow->sniff ? 1 : 2;
     return CAS_OK;
 }
 
 /* Checks the first bytes against what the sidecar promised. 0 = decided and
  * consistent, 1 = need more bytes, < 0 = failed. */
 static int cas__reader_decide(cas_reader *r, int end) {
-    int s = cas_sniff(r->sniff, r->sniff_len);
-    char rep[40];
-    if (r->codec_id == CAS_CODEC_RAW) return 0;
+    const cas__codec_row *c = r->crow;
+    int s = cas_sniff(r->sniff, r->sniff_len), foreign;
+    char rep[40], ours[64];
+    if (!c->sniff) return 0;
     if (r->sniff_len < 4 && !end) return 1; /* decide on 4 bytes, as the one-shot path does */
-    if (r->codec_id == CAS_CODEC_GZIP) {
-        if (s == CAS_SNIFF_GZIP || s == CAS_SNIFF_EMPTY) return 0;
-        /* Python's gzip reads a 2-byte magic and shows it: Not a gzipped file (b'ra') */
+    if (s == c->sniff || (s == CAS_SNIFF_EMPTY && c->empty_ok)) return 0;
+    if ((s == CAS_SNIFF_EMPTY || s == CAS_SNIFF_SHORT) && c->cut_magic)
+        return cas__rfail(r, CAS_E_TRUNCATED, "%s", c->cut_magic);
+    foreign = s == CAS_SNIFF_GZIP || s == CAS_SNIFF_LZ4 || s == CAS_SNIFF_ZSTD;
+    if (c->not_ours) { /* the decoder's own words, as Python's gzip shows a 2-byte magic: b'ra' */
         cas_bytes_repr(r->sniff, CAS__MIN(r->sniff_len, 2), rep, sizeof rep);
-        if (r->format == CAS_FORMAT_LEGACY) {
-            if (s == CAS_SNIFF_LZ4 || s == CAS_SNIFF_ZSTD)
-                return cas__rfail(r, CAS_E_MISMATCH,
-                                  "no metadata, so legacy gzip was assumed, but the bytes are %s (a blob whose _meta "
-                                  "sidecar was lost?)",
-                                  cas_sniff_name(s));
-            return cas__rfail(r, CAS_E_MISMATCH,
-                              "Not a gzipped file (%s); no metadata, so legacy gzip was assumed, but the bytes are %s "
-                              "(a raw blob whose _meta sidecar was lost?)",
-                              rep, cas_sniff_name(s));
-        }
-        if (s == CAS_SNIFF_LZ4 || s == CAS_SNIFF_ZSTD)
-            return cas__rfail(r, CAS_E_MISMATCH, "metadata says cas_version 1 (gzip) but the bytes are %s",
-                              cas_sniff_name(s));
-        return 0; /* the gzip decoder words it as Python does: Not a gzipped file (...) */
+        cas__fmt(ours, sizeof ours, c->not_ours, rep);
+        if (!foreign && !r->frow->lost) return 0; /* the decoder says it */
+    } else {
+        cas_bytes_repr(r->sniff, r->sniff_len, rep, sizeof rep);
     }
-    if (s == CAS_SNIFF_LZ4) return 0; /* what a v2 sidecar promised */
-    cas_bytes_repr(r->sniff, r->sniff_len, rep, sizeof rep);
-    if (s == CAS_SNIFF_EMPTY || s == CAS_SNIFF_SHORT)
-        return cas__rfail(r, CAS_E_TRUNCATED, "LZ4 frame ended before the end-of-stream marker was reached");
-    return cas__rfail(r, CAS_E_MISMATCH, "metadata says cas_version 2 (LZ4 frame) but the bytes are %s (%s)",
-                      cas_sniff_name(s), rep);
+    if (r->frow->lost && foreign)
+        return cas__rfail(r, CAS_E_MISMATCH, "%s but the bytes are %s (a blob whose _meta sidecar was lost?)",
+                          r->frow->says, cas_sniff_name(s));
+    if (r->frow->lost)
+        return cas__rfail(r, CAS_E_MISMATCH, "%s%s%s but the bytes are %s (a raw blob whose _meta sidecar was lost?)",
+                          c->not_ours ? ours : "", c->not_ours ? "; " : "", r->frow->says, cas_sniff_name(s));
+    if (c->not_ours) return cas__rfail(r, CAS_E_MISMATCH, "%s but the bytes are %s", r->frow->says, cas_sniff_name(s));
+    return cas__rfail(r, CAS_E_MISMATCH, "%s but the bytes are %s (%s)", r->frow->says, cas_sniff_name(s), rep);
 }
 
 static int cas__reader_done(cas_reader *r) {
@@ -3265,7 +3388,7 @@ static int cas__reader_done(cas_reader *r) {
 /* Runs the codec on in; applies the limit, the hash and the counters. */
 static int cas__reader_run(cas_reader *r, const unsigned char *in, size_t n, size_t *used, unsigned char *out,
                            size_t cap, size_t *made, int end) {
-    cas_codec *c = r->codecs[r->codec_id];
+    cas_codec *c = r->codecs[r->crow - cas__codecs];
     size_t room = cap;
     int rc;
     if (r->limit && (uint64_t)room > r->limit - r->total_out + 1) room = (size_t)(r->limit - r->total_out + 1);
@@ -3357,10 +3480,10 @@ CASDEF int cas_reader_unpack_into(cas_reader *r, const void *blob, size_t n, voi
         r->state = 2;
     }
     if (r->limit && (uint64_t)room > r->limit + 1) room = (size_t)(r->limit + 1);
-    rc = cas_codec_decode_all(r->codecs[r->codec_id], ip, n, dst, room, &len);
+    rc = cas_codec_decode_all(r->codecs[r->crow - cas__codecs], ip, n, dst, room, &len);
     r->total_in = n;
     if (rc < 0) {
-        const char *m = cas_codec_message(r->codecs[r->codec_id]);
+        const char *m = cas_codec_message(r->codecs[r->crow - cas__codecs]);
         return cas__rfail(r, rc, "%s", m[0] ? m : cas_strerror(rc));
     }
     if (r->limit && (uint64_t)len > r->limit)
@@ -3370,9 +3493,9 @@ CASDEF int cas_reader_unpack_into(cas_reader *r, const void *blob, size_t n, voi
             return cas__rfail(r, CAS_E_LIMIT, "decoded size exceeds the limit of %llu bytes",
                               (unsigned long long)r->limit);
         /* may be retried with a bigger buffer */
-        r->state = r->codec_id == CAS_CODEC_RAW ? 2 : 1, r->sniff_len = r->sniff_fed = 0;
+        r->state = r->crow->sniff ? 1 : 2, r->sniff_len = r->sniff_fed = 0;
         r->total_in = 0;
-        cas_codec_reset(r->codecs[r->codec_id]);
+        cas_codec_reset(r->codecs[r->crow - cas__codecs]);
         return CAS_NEED_OUTPUT;
     }
     r->total_out = len;
@@ -3389,8 +3512,7 @@ CASDEF int cas_reader_decode(cas_reader *r, const char *meta, size_t meta_len, c
     if ((rc = cas_reader_begin(r, meta, meta_len, name, key)) < 0) return rc;
     rc = cas_reader_unpack_into(r, blob, n, dst, cap, out_len);
     if (rc == CAS_NEED_OUTPUT && out_len) {
-        if (r->codec_id == CAS_CODEC_RAW) *out_len = n;
-        else if (cas_decoded_size_hint(r->codec_id, blob, n, &hint) == CAS_OK && hint <= (uint64_t)(size_t)-1)
+        if (cas_decoded_size_hint(r->codec_id, blob, n, &hint) == CAS_OK && hint <= (uint64_t)(size_t)-1)
             *out_len = (size_t)hint;
     }
     return rc;
@@ -3411,28 +3533,27 @@ static void cas__hint_huge(void *p, size_t n) {
 CASDEF int cas_reader_unpack(cas_reader *r, const void *blob, size_t n, void **out, size_t *out_len) {
     uint64_t hint = 0;
     size_t cap;
-    int rc, codec;
-    /* the most one input byte can become: LZ4 ~255x, deflate ~1032x */
-    uint64_t ratio;
+    int rc, enforced, framed;
+    uint64_t most;
     if (out) *out = NULL;
     if (out_len) *out_len = 0;
     if (!r || !out || (!blob && n)) return CAS_E_ARG;
     if (r->state < 0) return r->state;
     if (r->state != 1 && r->state != 2) return CAS_E_STATE;
-    codec = r->codec_id;
-    ratio = codec == CAS_CODEC_LZ4 ? 256 : codec == CAS_CODEC_GZIP ? 1040 : 1;
-    if (cas_decoded_size_hint(codec, blob, n, &hint) == CAS_OK) {
-        if (codec == CAS_CODEC_LZ4 && hint > (uint64_t)n * ratio + 65536 &&
-            cas_sniff(blob, n) == CAS_SNIFF_LZ4)
-            return cas__rfail(r, CAS_E_CORRUPT,
-                              "LZ4 frame's content size field (%llu bytes) is more than %lu bytes of frame can hold",
-                              (unsigned long long)hint, (unsigned long)n);
-        if (hint > (uint64_t)n * ratio + 65536) hint = 0; /* a gzip length field can only be a hint */
+    most = (uint64_t)n * r->crow->ratio + 65536; /* what n bytes of this codec can decode to */
+    /* a size field the decoder holds the stream to can be refused now; others are hints */
+    framed = r->crow->sniff && cas_sniff(blob, n) == r->crow->sniff;
+    enforced = r->crow->hint_enforced && framed;
+    if (cas_decoded_size_hint(r->codec_id, blob, n, &hint) == CAS_OK) {
+        if (enforced && hint > most)
+            return cas__rfail(r, CAS_E_CORRUPT, "the content size field of %s (%llu bytes) is more than %lu bytes of it can hold",
+                              cas_sniff_name(r->crow->sniff), (unsigned long long)hint, (unsigned long)n);
+        if (hint > most) hint = 0;
     } else {
         hint = 0;
     }
     if (r->limit && hint > r->limit) {
-        if (codec == CAS_CODEC_LZ4 && cas_sniff(blob, n) == CAS_SNIFF_LZ4)
+        if (enforced)
             return cas__rfail(r, CAS_E_LIMIT, "decoded size exceeds the limit of %llu bytes",
                               (unsigned long long)r->limit);
         hint = r->limit;
@@ -3538,13 +3659,11 @@ static void *cas__unpack_worker(void *arg) {
     size_t i;
     int made = cas_reader_create(&r, NULL);
     while ((i = cas__many_take(m)) < m->count) {
-        char meta[CAS_META_MAX];
-        size_t ml = 0;
-        int f = m->formats[i], rc = made;
+        const cas__format_row *f = cas__format_find(m->formats[i]);
+        int rc = f ? made : CAS_E_ARG;
         m->out_len[i] = 0;
-        if (rc == CAS_OK && f != CAS_FORMAT_LEGACY) rc = cas_meta_json(f, meta, sizeof meta, &ml);
-        if (rc == CAS_OK)
-            rc = cas_reader_decode(r, f == CAS_FORMAT_LEGACY ? NULL : meta, ml, NULL, m->vkeys ? m->vkeys[i] : NULL,
+        if (rc == CAS_OK) /* a format without a sidecar (legacy) is read as such */
+            rc = cas_reader_decode(r, f->meta, f->meta ? strlen(f->meta) : 0, NULL, m->vkeys ? m->vkeys[i] : NULL,
                                    m->in[i], m->in_len[i], m->out ? m->out[i] : NULL, m->out ? m->cap[i] : 0,
                                    &m->out_len[i]);
         cas__many_done(m, i, rc);
@@ -4320,12 +4439,15 @@ static int cas__slurp(const cas_backend *b, void *obj, uint64_t size_hint, const
 
 /* ---- store lifetime and pools ---- */
 
+#define CAS__PARAM_IDS 48 /* every id in the bounds tables is below */
+#define CAS__SP(s, id) ((s)->param[id]) /* a store setting */
+
 struct cas_store {
     cas_allocator alloc;
     cas__be *be;
     char *root;
-    int format, verify, strict, backend, level, lz4_block, hash;
-    uint64_t limit;
+    int64_t param[CAS__PARAM_IDS]; /* the table's parameters by id, as set or by default */
+    uint64_t param_set;            /* bit id: set by the caller, so handed on to writers and readers */
     cas__mutex mu;
     cas_writer *wpool[CAS__POOL];
     cas_reader *rpool[CAS__POOL];
@@ -4399,8 +4521,7 @@ CASDEF int cas_store_open_backend(cas_store **out, const cas_backend *b, const c
     memcpy(s->root, b->root ? b->root : "", l + 1);
     be->b.root = s->root;
     s->be = be;
-    s->format = CAS_FORMAT_V1, s->hash = CAS_HASH_DEFAULT, s->lz4_block = -1, s->level = 0;
-    s->backend = CAS_BACKEND_AUTO;
+    s->param[CAS_PARAM_FORMAT] = CAS_FORMAT_V1, s->param[CAS_PARAM_HASH] = CAS_HASH_DEFAULT;
     *out = s;
     return CAS_OK;
 }
@@ -4425,50 +4546,31 @@ CASDEF void cas_store_close(cas_store *s) {
 CASDEF const char *cas_store_root(const cas_store *s) { return s ? s->root : ""; }
 
 CASDEF int cas_store_set_param(cas_store *s, int param, int64_t v) {
+    const cas__param_row *row = cas__param_row_of(param);
     int rc;
     if (!s) return CAS_E_ARG;
-    switch (param) {
-    case CAS_PARAM_FORMAT:
-        if (v != CAS_FORMAT_V1 && v != CAS_FORMAT_V2 && v != CAS_FORMAT_RAW) return CAS_E_ARG;
-        if (!cas_codec_available(cas_format_codec((int)v))) return CAS_E_UNSUPPORTED;
-        s->format = (int)v;
-        break;
-    case CAS_PARAM_VERIFY: s->verify = v != 0; break;
-    case CAS_PARAM_STRICT: s->strict = v != 0; break;
-    case CAS_PARAM_LIMIT:
-        if (v < 0) return CAS_E_ARG;
-        s->limit = (uint64_t)v;
-        break;
-    case CAS_PARAM_LEVEL:
-        if (v < 0 || v > 12) return CAS_E_ARG;
-        s->level = (int)v;
-        break;
-    case CAS_PARAM_LZ4_BLOCK:
-        if (v < 4 || v > 7) return CAS_E_ARG;
-        s->lz4_block = (int)v;
-        break;
-    case CAS_PARAM_GZIP_BACKEND:
-        if (v < CAS_BACKEND_AUTO || v > CAS_BACKEND_ISAL) return CAS_E_ARG;
-#ifndef CAS_USE_ISAL
-        if (v == CAS_BACKEND_ISAL) return CAS_E_UNSUPPORTED;
-#endif
-        s->backend = (int)v;
-        break;
-    case CAS_PARAM_HASH:
-        if (!cas_key_length((int)v)) return CAS_E_ARG;
-        if (!cas_hash_available((int)v)) return CAS_E_UNSUPPORTED;
-        s->hash = (int)v;
-        break;
-    default: /* the backend's own (CAS_PARAM_FSYNC, object-store settings) */
+    if (!row || !(row->who & CAS__FOR_STORE) || param >= CAS__PARAM_IDS) {
+        /* the backend's own (CAS_PARAM_FSYNC, object-store settings) */
         if (!s->be->b.set_param) return param == CAS_PARAM_FSYNC ? CAS_OK : CAS_E_ARG;
         rc = s->be->b.set_param(s->be->b.user, param, v);
         if (rc == CAS_E_ARG && param == CAS_PARAM_FSYNC) rc = CAS_OK; /* nothing to sync there */
         return rc;
     }
+    if ((rc = cas__param_check(row, CAS__FOR_STORE, v)) < 0) return rc;
     cas__mu_lock(&s->mu);
+    s->param[param] = v, s->param_set |= (uint64_t)1 << param;
     cas__pool_flush(s); /* pooled objects carry the old settings */
     cas__mu_unlock(&s->mu);
     return CAS_OK;
+}
+
+/* Hands the store's settings that `who` takes to a new writer or reader. */
+static int cas__apply_params(const cas_store *s, unsigned who, cas_writer *w, cas_reader *r) {
+    int id, rc = CAS_OK;
+    for (id = 1; id < CAS__PARAM_IDS && rc >= 0; id++)
+        if ((s->param_set >> id & 1) && (cas__param_row_of(id)->who & who))
+            rc = w ? cas_writer_set_param(w, id, s->param[id]) : cas_reader_set_param(r, id, s->param[id]);
+    return rc;
 }
 
 static int cas__get_writer(cas_store *s, int format, cas_writer **out) {
@@ -4479,11 +4581,7 @@ static int cas__get_writer(cas_store *s, int format, cas_writer **out) {
     cas__mu_unlock(&s->mu);
     if (!w) {
         if ((r = cas_writer_create(&w, format, &s->alloc)) < 0) return r;
-        r = cas_writer_set_param(w, CAS_PARAM_HASH, s->hash);
-        if (r >= 0 && s->level) r = cas_writer_set_param(w, CAS_PARAM_LEVEL, s->level);
-        if (r >= 0 && s->lz4_block > 0) r = cas_writer_set_param(w, CAS_PARAM_LZ4_BLOCK, s->lz4_block);
-        if (r >= 0) r = cas_writer_set_param(w, CAS_PARAM_GZIP_BACKEND, s->backend);
-        if (r < 0) {
+        if ((r = cas__apply_params(s, CAS__FOR_WRITER, w, NULL)) < 0) {
             cas_writer_free(w);
             return r;
         }
@@ -4511,9 +4609,10 @@ static int cas__get_reader(cas_store *s, cas_reader **out) {
     cas__mu_unlock(&s->mu);
     if (!r) {
         if ((rc = cas_reader_create(&r, &s->alloc)) < 0) return rc;
-        cas_reader_set_param(r, CAS_PARAM_LIMIT, (int64_t)s->limit);
-        cas_reader_set_param(r, CAS_PARAM_STRICT, s->strict);
-        cas_reader_set_param(r, CAS_PARAM_GZIP_BACKEND, s->backend);
+        if ((rc = cas__apply_params(s, CAS__FOR_READER, NULL, r)) < 0) {
+            cas_reader_free(r);
+            return rc;
+        }
     }
     cas_reader_set_param(r, CAS_PARAM_EXPECT_SIZE, -1);
     *out = r;
@@ -4625,20 +4724,20 @@ static int cas__store_put(cas_store *s, const char *flow, const void *data, size
     cas_writer *w;
     unsigned char *blob = NULL;
     size_t blen = 0, cap;
-    int rc, dummy, parallel;
+    int rc, dummy, parallel, as_is;
     if (!stored) stored = &dummy;
     *stored = 0;
     if (!s || !key || (!data && n)) return cas__serr(err, errcap, CAS_E_ARG, "invalid argument");
     key[0] = 0;
     if (cas_name_check(flow) < 0) return cas__serr(err, errcap, CAS_E_NAME, "Invalid flow name '%.300s'", flow ? flow : "");
-    if (!format) format = s->format;
-    if (format != CAS_FORMAT_V1 && format != CAS_FORMAT_V2 && format != CAS_FORMAT_RAW)
-        return cas__serr(err, errcap, CAS_E_ARG, "invalid format %d", format);
-    parallel = threads > 1 && n >= CAS__PARALLEL_MIN && format != CAS_FORMAT_RAW;
+    if (!format) format = (int)CAS__SP(s, CAS_PARAM_FORMAT);
+    if ((rc = cas__format_writable(format)) < 0) return cas__serr(err, errcap, rc, "invalid format %d", format);
+    as_is = cas_format_codec(format) == CAS_CODEC_RAW;
+    parallel = threads > 1 && n >= CAS__PARALLEL_MIN && !as_is;
     if (!parallel) { /* hash first: what is already stored costs no compression */
-        if ((rc = cas_hash(s->hash, data, n, key)) < 0) return cas__serr(err, errcap, rc, "hashing failed");
+        if ((rc = cas_hash((int)CAS__SP(s, CAS_PARAM_HASH), data, n, key)) < 0) return cas__serr(err, errcap, rc, "hashing failed");
         if (cas__blob_exists(s, flow, key)) return CAS_OK;
-        if (format == CAS_FORMAT_RAW) return cas__store_blob(s, flow, key, format, data, n, stored, err, errcap);
+        if (as_is) return cas__store_blob(s, flow, key, format, data, n, stored, err, errcap);
     }
     if ((rc = cas__get_writer(s, format, &w)) < 0) return cas__serr(err, errcap, rc, "%s", cas_strerror(rc));
     cap = cas_pack_bound(format, n);
@@ -4687,7 +4786,7 @@ CASDEF int cas_store_put_fd(cas_store *s, const char *flow, int fd, int format, 
     key[0] = 0;
     if (cas_name_check(flow) < 0) return cas__serr(err, errcap, CAS_E_NAME, "Invalid flow name '%.300s'", flow ? flow : "");
     b = &s->be->b;
-    if (!format) format = s->format;
+    if (!format) format = (int)CAS__SP(s, CAS_PARAM_FORMAT);
     if ((rc = cas__get_writer(s, format, &w)) < 0) return cas__serr(err, errcap, rc, "%s", cas_strerror(rc));
     snprintf(dir, sizeof dir, "%s/data", flow);
     snprintf(what, sizeof what, "Could not store into flow '%s'", flow);
@@ -4734,7 +4833,7 @@ static int cas__decode_blob(cas_store *s, const char *bname, const char *key, co
     cas_reader *r;
     int rc;
     if ((rc = cas__get_reader(s, &r)) < 0) return cas__serr(err, errcap, rc, "%s", cas_strerror(rc));
-    rc = cas_reader_begin(r, meta, ml, bname, s->verify ? key : NULL);
+    rc = cas_reader_begin(r, meta, ml, bname, CAS__SP(s, CAS_PARAM_VERIFY) ? key : NULL);
     if (rc >= 0) rc = cas_reader_unpack(r, blob, bl, out, len);
     if (rc < 0) cas__serr(err, errcap, rc, "%s", cas_reader_message(r)[0] ? cas_reader_message(r) : cas_strerror(rc));
     else rc = CAS_OK;
@@ -4914,7 +5013,7 @@ CASDEF int cas_store_open_stream(cas_store *s, const char *flow, const char *key
     if ((rc = cas__open_blob(s, flow, key, 0, &obj, &info, bname, err, errcap)) < 0) return rc;
     /* the stream holds the backend, so it outlives the store if need be */
     if ((rc = cas__stream_alloc(out, s->be, obj, -1, info.size, &s->alloc, err, errcap)) < 0) return rc;
-    rc = cas__stream_begin(*out, info.meta, info.meta_len, bname, s->verify ? key : NULL, s->limit, s->strict, err,
+    rc = cas__stream_begin(*out, info.meta, info.meta_len, bname, CAS__SP(s, CAS_PARAM_VERIFY) ? key : NULL, (uint64_t)CAS__SP(s, CAS_PARAM_LIMIT), (int)CAS__SP(s, CAS_PARAM_STRICT), err,
                            errcap);
     if (rc < 0) {
         cas_stream_close(*out);
@@ -5043,7 +5142,7 @@ CASDEF int cas_store_verify(cas_store *s, const char *flow, const char *key, uin
     if (cas_store_blob_name(flow ? flow : "", key ? key : "", bname, sizeof bname) < 0) bname[0] = 0;
     if ((rc = cas__open_blob(s, flow, key, 0, &obj, &info, bname, err, errcap)) < 0) return rc;
     if ((rc = cas__stream_alloc(&st, s->be, obj, -1, info.size, &s->alloc, err, errcap)) < 0) return rc;
-    rc = cas__stream_begin(st, info.meta, info.meta_len, bname, key, s->limit, s->strict, err, errcap);
+    rc = cas__stream_begin(st, info.meta, info.meta_len, bname, key, (uint64_t)CAS__SP(s, CAS_PARAM_LIMIT), (int)CAS__SP(s, CAS_PARAM_STRICT), err, errcap);
     if (rc >= 0) rc = cas__stream_drain(st, decoded_size, err, errcap);
     cas_stream_close(st);
     return rc;
@@ -5061,20 +5160,24 @@ static int cas__pull_stream(void *ctx, void *buf, size_t cap, size_t *got, char 
  * 0 nothing, else the format the bytes are in (decode as that). The bytes are
  * authoritative: an interrupted migrate leaves them ahead of the metadata. */
 static int cas__migrate_plan(int meta_fmt, int sniff, int target, int *bytes_fmt) {
-    *bytes_fmt = sniff == CAS_SNIFF_GZIP || sniff == CAS_SNIFF_EMPTY ? CAS_FORMAT_V1
-                 : sniff == CAS_SNIFF_LZ4                          ? CAS_FORMAT_V2
-                                                                   : 0;
-    if (meta_fmt == CAS_FORMAT_RAW) return 0; /* raw blobs are read by URI as they are: never re-encode */
+    const cas__format_row *m = cas__format_find(meta_fmt);
+    size_t i;
+    *bytes_fmt = 0;
+    for (i = 0; i < CAS__FORMAT_ROWS && !*bytes_fmt; i++) { /* the first writable format with such bytes */
+        const cas__codec_row *c = cas__codec_find(cas__formats[i].codec);
+        if (cas__formats[i].writable && c->sniff && (sniff == c->sniff || (sniff == CAS_SNIFF_EMPTY && c->empty_ok)))
+            *bytes_fmt = cas__formats[i].format;
+    }
+    if (m && m->raw) return 0; /* raw blobs are read by URI as they are: never re-encode */
     if (!*bytes_fmt) return CAS_E_CORRUPT;
-    if (*bytes_fmt == target && (meta_fmt == target || (meta_fmt == CAS_FORMAT_LEGACY && target == CAS_FORMAT_V1)))
-        return 0; /* already there */
+    if (*bytes_fmt == target && m && m->reads_as == target) return 0; /* already there */
     return *bytes_fmt;
 }
 
 CASDEF int cas_store_migrate(cas_store *s, const char *flow, const char *key, int format, int *changed,
                              char *err, size_t errcap) {
     const cas_backend *b;
-    unsigned char head[4];
+    unsigned char head[4] = {0};
     size_t hl = 0, ml = 0;
     char bname[512], dir[300], what[600], mjson[CAS_META_MAX], msg[CAS__MSG] = "";
     int rc, mfmt = CAS_FORMAT_LEGACY, bfmt, plan, dummy, stored = 0;
@@ -5084,7 +5187,7 @@ CASDEF int cas_store_migrate(cas_store *s, const char *flow, const char *key, in
     void *obj, *bw = NULL;
     if (!changed) changed = &dummy;
     *changed = 0;
-    if (format != CAS_FORMAT_V1 && format != CAS_FORMAT_V2)
+    if (cas__format_writable(format) < 0 || cas__format_find(format)->raw)
         return cas__serr(err, errcap, CAS_E_ARG, "migrate writes cas_version 1 or 2 only");
     if (cas_store_blob_name(flow ? flow : "", key ? key : "", bname, sizeof bname) < 0) bname[0] = 0;
     if ((rc = cas__open_blob(s, flow, key, 0, &obj, &info, bname, err, errcap)) < 0) return rc;
@@ -5099,7 +5202,7 @@ CASDEF int cas_store_migrate(cas_store *s, const char *flow, const char *key, in
     }
     if ((rc = cas__stream_alloc(&st, s->be, obj, -1, info.size, &s->alloc, err, errcap)) < 0) return rc;
     snprintf(what, sizeof what, "Cannot migrate '%s'", bname);
-    if (mfmt != CAS_FORMAT_RAW && (rc = cas__stream_peek(st, head, 4, &hl)) < 0) {
+    if (!cas__format_find(mfmt)->raw && (rc = cas__stream_peek(st, head, 4, &hl)) < 0) {
         rc = cas__serr(err, errcap, rc, "%s: %s", what, st->msg);
         goto out;
     }
@@ -5111,7 +5214,7 @@ CASDEF int cas_store_migrate(cas_store *s, const char *flow, const char *key, in
     }
     /* decode as the bytes say, always verifying: migrate never writes bytes that do not hash to the key */
     cas_meta_json(bfmt, mjson, sizeof mjson, &ml);
-    if ((rc = cas__stream_begin(st, mjson, ml, bname, key, s->limit, 0, err, errcap)) < 0) goto out;
+    if ((rc = cas__stream_begin(st, mjson, ml, bname, key, (uint64_t)CAS__SP(s, CAS_PARAM_LIMIT), 0, err, errcap)) < 0) goto out;
     snprintf(dir, sizeof dir, "%s/data", flow);
     cas_meta_json(format, mjson, sizeof mjson, &ml);
     if ((rc = b->create(b->user, dir, bname, mjson, ml, &bw, msg, sizeof msg)) < 0) {
