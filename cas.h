@@ -12,9 +12,31 @@
  * cas_codecs.h (keep the two side by side) or comes amalgamated as one file.
  * Link with -lz -llz4 (and -lpthread, -lcrypto, -lisal, -ldeflate as configured).
  *
+ * Layers (each calls only those below it; the tables are the one place a format,
+ * a codec or a parameter's bounds are written):
+ *   store: put/get/verify/migrate/gc/batch/streams/tasks   names, dedup, the attempt rule
+ *     backend seam (cas_backend, experimental)             objects + metadata, listings: a local
+ *       directory here, S3 and Azure in cas_cloud.h, or your own
+ *   reader / writer                                        Metaflow's read rules, keys, sidecars;
+ *     format table (cas__formats)                          name, codec, sidecar, what it promises
+ *   parameters: one bounds table, one check                cas__params + cas__codec_params
+ *   codecs (cas_codecs.h): codec table (cas__codecs)       gzip, LZ4 frame, raw
+ *
+ * Errors, one rule:
+ * - Every call returns CAS_OK (0), a progress code (> 0) or an error (< 0);
+ *   cas_strerror() names any code and never returns NULL.
+ * - Objects one thread uses (cas_codec, cas_reader, cas_stream) keep the words of
+ *   their last failure: cas_codec_message(), cas_reader_message(), cas_stream_message().
+ * - Calls that open something or work on a shared object (every cas_store_* call,
+ *   cas_stream_open_file, cas_task_*, cas_backend_local, cas_store_default_root) write
+ *   the words into the caller's err buffer (nullable, any size, cut to fit) naming
+ *   the object and the reason, never a secret.
+ * - Yes/no questions (cas_*_available, cas_store_exists, the *_check functions)
+ *   answer with the code alone.
+ *
  * Usage:
  *
- *   char key[CAS_KEY_BUF];
+ *   char key[CAS_KEY_BUF], err[512];
  *   size_t cap = cas_pack_bound(CAS_FORMAT_V1, n), blob_len;
  *   void *blob = malloc(cap);
  *   cas_pack(NULL, data, n, blob, cap, &blob_len, key);   // key + gzip blob
@@ -30,38 +52,49 @@
  *   cas_store_open(&s, ".metaflow", NULL, err, sizeof err); // or "s3://bucket/prefix", "azure://container/prefix"
  *   cas_store_put(s, "MyFlow", data, n, 0, key, NULL, err, sizeof err);
  *
- * Layers (each calls only those below it):
- *   store: put/get/verify/migrate/gc/batch/streams/tasks   names, dedup, formats, the attempt rule
- *     backend seam (cas_backend)                           objects + metadata, listings; local
- *       here (files + _meta sidecars), S3 in cas_cloud.h, or your own
- *   reader / writer                                        Metaflow's read rules, keys, sidecar JSON
- *   codecs (cas_codecs.h)                                  gzip, LZ4 frame, raw
- *
  * Config macros (define before including the implementation):
  *
  *   CAS_IMPLEMENTATION   emit the implementation (also cas_codecs.h's)
  *   CAS_STATIC           every function static to the including file
  *   CASDEF               linkage/visibility of the public functions
- *   CAS_KEY_XXH3         keys default to XXH3-128 (32 hex) instead of SHA-1 (40 hex)
+ *   CAS_EXPERIMENTAL     declare the experimental part (the backend seam)
+ *   CAS_USE_XXH3_KEYS    keys default to XXH3-128 (32 hex) instead of SHA-1 (40 hex)
+ *                        (0.1.0's CAS_KEY_XXH3 still works)
+ *   CAS_USE_OPENSSL      SHA-1 through OpenSSL's libcrypto (-lcrypto), ~3x the
+ *                        built-in portable SHA-1 (0.1.0's CAS_SHA1_OPENSSL still works)
  *   CAS_NO_XXH3          no XXH3-128 (no xxhash.h needed)
- *   CAS_SHA1_OPENSSL     SHA-1 through OpenSSL's libcrypto (-lcrypto), ~3x the
- *                        built-in portable SHA-1
  *   CAS_NO_THREADS       no pthreads: pack hashes and compresses on one core,
  *                        batch calls run serially
  *   CAS_NO_STORE         no POSIX file I/O: no store, task resolution or streams
  *   CAS_CLOUD            cas_store_open() hands "s3://" and "azure://" roots to cas_cloud.h (which
  *                        defines this for you when you include it)
+ *   CAS_SYS_WRITE, CAS_SYS_READ, CAS_SYS_RENAMEAT, CAS_SYS_FSYNC
+ *                        the local store's system calls (fault injection in tests)
  *   CAS_NO_GZIP, CAS_NO_LZ4, CAS_NO_RAW, CAS_USE_ISAL, CAS_USE_LIBDEFLATE,
  *   CAS_MALLOC, CAS_FREE see cas_codecs.h
  *
  * Contracts:
- * - Functions return CAS_OK (0), progress codes (> 0) or errors (< 0);
- *   cas_strerror() names any code and never returns NULL.
  * - Objects (cas_hasher, cas_writer, cas_reader, cas_codec, cas_stream) are
  *   used by one thread at a time. A cas_store is safe to share between threads
- *   once configured: every store call reports into the caller's err buffer.
+ *   once configured.
  * - Keys are lowercase hex, NUL-terminated, in char[CAS_KEY_BUF].
  */
+
+/* 0.1.0's names for two config macros */
+#if defined(CAS_SHA1_OPENSSL) && !defined(CAS_USE_OPENSSL)
+#define CAS_USE_OPENSSL
+#endif
+#if defined(CAS_KEY_XXH3) && !defined(CAS_USE_XXH3_KEYS)
+#define CAS_USE_XXH3_KEYS
+#endif
+
+/* The store uses POSIX.1-2008 calls (openat, renameat) and flock; under a strict
+ * -std=c99 nothing declares them unless asked before the first system header. */
+#if defined(CAS_IMPLEMENTATION) && !defined(CAS_NO_STORE) && defined(__STRICT_ANSI__) && \
+    !defined(_POSIX_C_SOURCE) && !defined(_GNU_SOURCE) && !defined(_DEFAULT_SOURCE)
+#define _POSIX_C_SOURCE 200809L
+#define _DEFAULT_SOURCE 1
+#endif
 /* Outside the guard: cas.h included again with CAS_IMPLEMENTATION brings the
  * codecs' implementation too (cas_codecs.h has its own guards). */
 #include "cas_codecs.h"
@@ -76,7 +109,7 @@ extern "C" {
 
 #define CAS_HASH_SHA1 1 /* Metaflow's key: 40 hex */
 #define CAS_HASH_XXH3 2 /* XXH3-128: 32 hex, ~10x faster, not Metaflow-compatible */
-#ifdef CAS_KEY_XXH3
+#ifdef CAS_USE_XXH3_KEYS
 #define CAS_HASH_DEFAULT CAS_HASH_XXH3
 #else
 #define CAS_HASH_DEFAULT CAS_HASH_SHA1
@@ -140,8 +173,11 @@ CASDEF int cas_writer_finish(cas_writer *w, void *out, size_t cap, size_t *out_m
 /* After CAS_DONE: the key, and the sidecar to store beside the blob. */
 CASDEF int cas_writer_key(const cas_writer *w, char key[CAS_KEY_BUF]);
 CASDEF int cas_writer_meta(const cas_writer *w, char *buf, size_t cap, size_t *len);
-CASDEF uint64_t cas_writer_size_in(const cas_writer *w);
-CASDEF uint64_t cas_writer_size_out(const cas_writer *w);
+/* Bytes in and blob bytes out so far, as cas_codec_total_in/out and cas_reader_total_in/out. */
+CASDEF uint64_t cas_writer_total_in(const cas_writer *w);
+CASDEF uint64_t cas_writer_total_out(const cas_writer *w);
+CASDEF uint64_t cas_writer_size_in(const cas_writer *w);  /* 0.1.0's name of cas_writer_total_in */
+CASDEF uint64_t cas_writer_size_out(const cas_writer *w); /* 0.1.0's name of cas_writer_total_out */
 CASDEF int cas_writer_format(const cas_writer *w);
 /* New blob, same parameters; format 0 keeps the current one. Keeps allocations. */
 CASDEF int cas_writer_reset(cas_writer *w, int format);
@@ -351,7 +387,25 @@ CASDEF int cas_metaflow_config(const char *name, char *buf, size_t cap);
  * the working directory). CAS_E_NOTFOUND, with the reason in err, if there is none. */
 CASDEF int cas_store_default_root(char *buf, size_t cap, char *err, size_t errcap);
 
-/* ---- storage backends: the store's I/O seam (experimental until 1.0) ------
+#ifdef __cplusplus
+}
+#endif
+#endif /* CAS_NO_STORE */
+
+#endif /* CAS_H */
+
+/* ---- experimental: seen with CAS_EXPERIMENTAL ------------------------------
+ * What 1.0 does not freeze yet, in the manner of LZ4F_STATIC_LINKING_ONLY: the
+ * store's backend seam. Define CAS_EXPERIMENTAL before including cas.h to use
+ * it (cas_cloud.h does); the implementation always sees it. */
+#if (defined(CAS_EXPERIMENTAL) || defined(CAS_IMPLEMENTATION)) && !defined(CAS_NO_STORE) && \
+    !defined(CAS_H_EXPERIMENTAL)
+#define CAS_H_EXPERIMENTAL
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- storage backends: the store's I/O seam ------------------------------
  *
  * Every store call above runs over this small interface, so that the same
  * logic (names, dedup, formats, verify, migrate, batch, streams, tasks) serves
@@ -448,9 +502,7 @@ CASDEF int cas_store_delete(cas_store *s, const char *flow, const char *key, cha
 #ifdef __cplusplus
 }
 #endif
-#endif /* CAS_NO_STORE */
-
-#endif /* CAS_H */
+#endif /* CAS_H_EXPERIMENTAL */
 
 /* ========================================================================== */
 /*                               IMPLEMENTATION                               */
@@ -469,10 +521,10 @@ CASDEF int cas_store_delete(cas_store *s, const char *flow, const char *key, cha
 #ifndef CAS_NO_THREADS
 #include <pthread.h>
 #endif
-#if defined(__linux__) && !defined(CAS_NO_STORE)
-#include <sys/mman.h>
+#ifdef __linux__
+#include <sys/mman.h> /* madvise: the reader's huge-page hint, the store's locked pages */
 #endif
-#ifdef CAS_SHA1_OPENSSL
+#ifdef CAS_USE_OPENSSL
 #include <openssl/evp.h>
 #endif
 #ifndef CAS_NO_XXH3
@@ -489,8 +541,8 @@ extern "C" {
 /* ---- hashing ------------------------------------------------------------- */
 
 /* The portable SHA-1 is the dependency-free default; no Debian library offers
- * SHA-1 without pulling a crypto library in, and CAS_SHA1_OPENSSL uses one. */
-#ifndef CAS_SHA1_OPENSSL
+ * SHA-1 without pulling a crypto library in, and CAS_USE_OPENSSL uses one. */
+#ifndef CAS_USE_OPENSSL
 typedef struct cas__sha1 {
     uint32_t h[5];
     uint64_t len;
@@ -598,12 +650,12 @@ static void cas__sha1_final(cas__sha1 *s, unsigned char out[20]) {
     cas__sha1_blocks(s->h, s->buf, 1);
     for (i = 0; i < 20; i++) out[i] = (unsigned char)(s->h[i / 4] >> (24 - 8 * (i % 4)));
 }
-#endif /* !CAS_SHA1_OPENSSL */
+#endif /* !CAS_USE_OPENSSL */
 
 struct cas_hasher {
     cas_allocator alloc;
     int algo, finished;
-#ifdef CAS_SHA1_OPENSSL
+#ifdef CAS_USE_OPENSSL
     EVP_MD_CTX *evp;
 #else
     cas__sha1 sha;
@@ -614,7 +666,7 @@ struct cas_hasher {
 #endif
 };
 
-#ifdef CAS_SHA1_OPENSSL
+#ifdef CAS_USE_OPENSSL
 /* EVP_sha1() makes OpenSSL 3 look the algorithm up on every init; fetching it
  * once halves the cost of hashing a small artifact. */
 static const EVP_MD *cas__sha1_md_ptr;
@@ -675,7 +727,7 @@ CASDEF int cas_hasher_reset(cas_hasher *h) {
         return CAS_OK;
     }
 #endif
-#ifdef CAS_SHA1_OPENSSL
+#ifdef CAS_USE_OPENSSL
     if (EVP_DigestInit_ex(h->evp, cas__sha1_md(), NULL) != 1) return CAS_E_NOMEM;
 #else
     cas__sha1_init(&h->sha);
@@ -686,7 +738,7 @@ CASDEF int cas_hasher_reset(cas_hasher *h) {
 CASDEF void cas_hasher_free(cas_hasher *h) {
     cas_allocator a;
     if (!h) return;
-#ifdef CAS_SHA1_OPENSSL
+#ifdef CAS_USE_OPENSSL
     if (h->evp) EVP_MD_CTX_free(h->evp);
 #endif
 #ifndef CAS_NO_XXH3
@@ -702,9 +754,7 @@ CASDEF int cas_hasher_create(cas_hasher **out, int algo, const cas_allocator *al
     *out = NULL;
     if (!cas_key_length(algo)) return CAS_E_ARG;
     if (!cas_hash_available(algo)) return CAS_E_UNSUPPORTED;
-    h = (cas_hasher *)cas__calloc(alloc, sizeof *h);
-    if (!h) return CAS_E_NOMEM;
-    cas__copy_allocator(&h->alloc, alloc);
+    if (!(h = (cas_hasher *)cas__obj_new(sizeof *h, alloc))) return CAS_E_NOMEM;
     h->algo = algo;
 #ifndef CAS_NO_XXH3
     if (algo == CAS_HASH_XXH3) {
@@ -717,7 +767,7 @@ CASDEF int cas_hasher_create(cas_hasher **out, int algo, const cas_allocator *al
         XXH3_INITSTATE(h->xst);
     }
 #endif
-#ifdef CAS_SHA1_OPENSSL
+#ifdef CAS_USE_OPENSSL
     if (algo == CAS_HASH_SHA1 && !(h->evp = EVP_MD_CTX_new())) {
         cas_hasher_free(h);
         return CAS_E_NOMEM;
@@ -741,7 +791,7 @@ CASDEF int cas_hasher_update(cas_hasher *h, const void *data, size_t n) {
         return CAS_OK;
     }
 #endif
-#ifdef CAS_SHA1_OPENSSL
+#ifdef CAS_USE_OPENSSL
     if (EVP_DigestUpdate(h->evp, data, n) != 1) return CAS_E_STATE;
 #else
     cas__sha1_update(&h->sha, (const unsigned char *)data, n);
@@ -762,7 +812,7 @@ CASDEF int cas_hasher_final(cas_hasher *h, char key[CAS_KEY_BUF]) {
         return CAS_OK;
     }
 #endif
-#ifdef CAS_SHA1_OPENSSL
+#ifdef CAS_USE_OPENSSL
     {
         unsigned int len = 0;
         if (EVP_DigestFinal_ex(h->evp, d, &len) != 1 || len != 20) return CAS_E_STATE;
@@ -786,7 +836,7 @@ CASDEF int cas_hash(int algo, const void *data, size_t n, char key[CAS_KEY_BUF])
         return CAS_OK;
     }
 #endif
-#ifdef CAS_SHA1_OPENSSL
+#ifdef CAS_USE_OPENSSL
     {
         unsigned char d[20];
         unsigned int len = 0;
@@ -1192,10 +1242,7 @@ static const cas__format_row cas__formats[] = {
 #define CAS__FORMAT_ROWS (sizeof cas__formats / sizeof cas__formats[0])
 
 static const cas__format_row *cas__format_find(int format) {
-    size_t i;
-    for (i = 0; i < CAS__FORMAT_ROWS; i++)
-        if (cas__formats[i].format == format) return &cas__formats[i];
-    return NULL;
+    return (const cas__format_row *)cas__row_find(cas__formats, CAS__FORMAT_ROWS, sizeof cas__formats[0], format);
 }
 
 /* CAS_OK when put may write the format in this build; CAS_E_ARG or CAS_E_UNSUPPORTED. */
@@ -1380,9 +1427,7 @@ CASDEF int cas_writer_create(cas_writer **out, int format, const cas_allocator *
     int r;
     if (!out) return CAS_E_ARG;
     *out = NULL;
-    w = (cas_writer *)cas__calloc(alloc, sizeof *w);
-    if (!w) return CAS_E_NOMEM;
-    cas__copy_allocator(&w->alloc, alloc);
+    if (!(w = (cas_writer *)cas__obj_new(sizeof *w, alloc))) return CAS_E_NOMEM;
     w->hash_algo = CAS_HASH_DEFAULT, w->threads = 2;
     if ((r = cas_writer_reset(w, format ? format : CAS_FORMAT_V1)) < 0) {
         cas_writer_free(w);
@@ -1408,6 +1453,13 @@ CASDEF int cas_writer_set_param(cas_writer *w, int param, int64_t v) {
         cas_codec_free(w->codec), w->codec = NULL; /* made again with every parameter */
     }
     return cas_writer_reset(w, 0);
+}
+
+/* The blob alone, for a caller that has the key already: no hashing. The writer
+ * is fresh from a reset. CAS_NEED_OUTPUT when cap is short. */
+static int cas__writer_encode(cas_writer *w, const void *in, size_t n, void *out, size_t cap, size_t *len) {
+    int rc = cas_codec_encode_all(w->codec, in, n, out, cap, len);
+    return rc > 0 ? CAS_NEED_OUTPUT : rc; /* encode_all only stops short when out is too small */
 }
 
 CASDEF int cas_writer_update(cas_writer *w, const void *in, size_t n, size_t *in_used, void *out, size_t cap,
@@ -1453,8 +1505,10 @@ CASDEF int cas_writer_meta(const cas_writer *w, char *buf, size_t cap, size_t *l
     return cas_meta_json(w->format, buf, cap, len);
 }
 
-CASDEF uint64_t cas_writer_size_in(const cas_writer *w) { return w ? cas_codec_total_in(w->codec) : 0; }
-CASDEF uint64_t cas_writer_size_out(const cas_writer *w) { return w ? cas_codec_total_out(w->codec) : 0; }
+CASDEF uint64_t cas_writer_total_in(const cas_writer *w) { return w ? cas_codec_total_in(w->codec) : 0; }
+CASDEF uint64_t cas_writer_total_out(const cas_writer *w) { return w ? cas_codec_total_out(w->codec) : 0; }
+CASDEF uint64_t cas_writer_size_in(const cas_writer *w) { return cas_writer_total_in(w); }
+CASDEF uint64_t cas_writer_size_out(const cas_writer *w) { return cas_writer_total_out(w); }
 CASDEF int cas_writer_format(const cas_writer *w) { return w ? w->format : 0; }
 
 CASDEF size_t cas_pack_bound(int format, size_t n) { return cas_encode_bound(cas_format_codec(format), n); }
@@ -1580,10 +1634,8 @@ struct cas_reader {
 CASDEF int cas_reader_create(cas_reader **out, const cas_allocator *alloc) {
     cas_reader *r;
     if (!out) return CAS_E_ARG;
-    r = (cas_reader *)cas__calloc(alloc, sizeof *r);
-    *out = r;
+    *out = r = (cas_reader *)cas__obj_new(sizeof *r, alloc);
     if (!r) return CAS_E_NOMEM;
-    cas__copy_allocator(&r->alloc, alloc);
     r->expect_size = -1;
     return CAS_OK;
 }
@@ -1636,71 +1688,62 @@ static int cas__rfail(cas_reader *r, int code, const char *fmt, ...) {
     return code;
 }
 
-CASDEF int cas_reader_begin(cas_reader *r, const char *meta, size_t meta_len, const char *name, const char *key) {
-    cas_codec **c;
-    int rc, algo = 0;
-    if (!r) return CAS_E_ARG;
-    r->state = 0, r->format = 0, r->msg[0] = 0, r->reason[0] = 0;
-    r->total_in = r->total_out = 0;
-    r->sniff_len = r->sniff_fed = 0;
-    r->key[0] = 0;
-    if (name) {
-        size_t l = strlen(name);
-        if (l + 1 > r->name_cap) {
-            cas__free(&r->alloc, r->name);
-            r->name = (char *)cas__alloc(&r->alloc, l + 1);
-            r->name_cap = r->name ? l + 1 : 0;
-            if (!r->name) return r->state = CAS_E_NOMEM;
-        }
-        memcpy(r->name, name, l + 1);
-    } else if (r->name) {
+/* The name messages give the blob, kept in the reader. */
+static int cas__reader_name(cas_reader *r, const char *name) {
+    size_t l = name ? strlen(name) : 0;
+    if (!name) {
         cas__free(&r->alloc, r->name);
         r->name = NULL, r->name_cap = 0;
+        return CAS_OK;
     }
-    if (key) {
-        if (cas_key_check(key, strlen(key), &algo) < 0) {
-            cas__fmt(r->msg, sizeof r->msg, "Invalid key for '%s': not 40 or 32 lowercase hex digits",
-                     cas__rname(r));
-            return r->state = CAS_E_KEY;
-        }
-        if (!cas_hash_available(algo)) {
-            cas__fmt(r->msg, sizeof r->msg, "Cannot verify '%s': its hash is not compiled in", cas__rname(r));
-            return r->state = CAS_E_UNSUPPORTED;
-        }
-        memcpy(r->key, key, cas_key_length(algo) + 1);
-        if (r->hasher && r->hash_algo != algo) {
-            cas_hasher_free(r->hasher);
-            r->hasher = NULL;
-        }
-        if (!r->hasher) {
-            if ((rc = cas_hasher_create(&r->hasher, algo, &r->alloc)) < 0) return r->state = rc;
-            r->hash_algo = algo;
-        } else if ((rc = cas_hasher_reset(r->hasher)) < 0) {
-            return r->state = rc;
-        }
+    if (l + 1 > r->name_cap) {
+        cas__free(&r->alloc, r->name);
+        r->name = (char *)cas__alloc(&r->alloc, l + 1);
+        r->name_cap = r->name ? l + 1 : 0;
+        if (!r->name) return CAS_E_NOMEM;
     }
-    if (!meta) {
-        r->format = CAS_FORMAT_LEGACY;
-    } else if ((r->format = cas__meta_exact(meta, meta_len)) != 0) {
-        /* byte for byte what Metaflow writes: no parse needed (small blobs pay for it) */
-    } else {
-        cas__json j;
-        int64_t v = 0;
-        size_t vt = 0;
-        int fmt = 0;
-        memset(&j, 0, sizeof j); /* an oversized sidecar is refused unparsed, and j freed all the same */
-        rc = meta_len > 65536 ? CAS_E_JSON : cas__json_parse(&j, meta, meta_len, &r->alloc);
-        if (rc == CAS_E_NOMEM) {
-            cas__json_free(&j);
-            return r->state = rc;
-        }
-        if (rc < 0) {
-            cas__fmt(r->msg, sizeof r->msg, "Could not extract encoding version for '%s': metadata is not valid JSON (%s)",
-                     cas__rname(r), meta_len > 65536 ? "over 64 KiB" : j.err);
-            cas__json_free(&j);
-            return r->state = CAS_E_META;
-        }
-        rc = cas__meta_rules(&j, &fmt, &v, &vt);
+    memcpy(r->name, name, l + 1);
+    return CAS_OK;
+}
+
+/* The key the decoded bytes must hash to, and a hasher for it. */
+static int cas__reader_key(cas_reader *r, const char *key) {
+    int algo = 0, rc;
+    if (cas_key_check(key, strlen(key), &algo) < 0) {
+        cas__fmt(r->msg, sizeof r->msg, "Invalid key for '%s': not 40 or 32 lowercase hex digits", cas__rname(r));
+        return CAS_E_KEY;
+    }
+    if (!cas_hash_available(algo)) {
+        cas__fmt(r->msg, sizeof r->msg, "Cannot verify '%s': its hash is not compiled in", cas__rname(r));
+        return CAS_E_UNSUPPORTED;
+    }
+    memcpy(r->key, key, cas_key_length(algo) + 1);
+    if (r->hasher && r->hash_algo != algo) {
+        cas_hasher_free(r->hasher);
+        r->hasher = NULL;
+    }
+    if (r->hasher) return cas_hasher_reset(r->hasher);
+    if ((rc = cas_hasher_create(&r->hasher, algo, &r->alloc)) < 0) return rc;
+    r->hash_algo = algo;
+    return CAS_OK;
+}
+
+/* The format a sidecar names, by Metaflow's rules and in Metaflow's words. */
+static int cas__reader_sidecar(cas_reader *r, const char *meta, size_t meta_len, int *format) {
+    cas__json j;
+    int64_t v = 0;
+    size_t vt = 0;
+    int rc;
+    if (!meta) return *format = CAS_FORMAT_LEGACY, CAS_OK;
+    if ((*format = cas__meta_exact(meta, meta_len)) != 0) return CAS_OK; /* what Metaflow writes: no parse */
+    memset(&j, 0, sizeof j); /* an oversized sidecar is refused unparsed, and j freed all the same */
+    rc = meta_len > 65536 ? CAS_E_JSON : cas__json_parse(&j, meta, meta_len, &r->alloc);
+    if (rc < 0 && rc != CAS_E_NOMEM) {
+        cas__fmt(r->msg, sizeof r->msg, "Could not extract encoding version for '%s': metadata is not valid JSON (%s)",
+                 cas__rname(r), meta_len > 65536 ? "over 64 KiB" : j.err);
+        rc = CAS_E_META;
+    } else if (rc >= 0) {
+        rc = cas__meta_rules(&j, format, &v, &vt);
         if (rc == CAS_E_VERSION_UNKNOWN) {
             /* print the version as the JSON has it: giant numbers stay exact */
             int len = (int)CAS__MIN(j.t[vt].end - j.t[vt].start, 64);
@@ -1711,10 +1754,22 @@ CASDEF int cas_reader_begin(cas_reader *r, const char *meta, size_t meta_len, co
         } else if (rc == CAS_E_VERSION_MISSING || rc == CAS_E_META) {
             cas__fmt(r->msg, sizeof r->msg, "Could not extract encoding version for '%s'", cas__rname(r));
         }
-        cas__json_free(&j);
-        if (rc < 0) return r->state = rc;
-        r->format = fmt;
     }
+    cas__json_free(&j);
+    return rc;
+}
+
+CASDEF int cas_reader_begin(cas_reader *r, const char *meta, size_t meta_len, const char *name, const char *key) {
+    cas_codec **c;
+    int rc;
+    if (!r) return CAS_E_ARG;
+    r->state = 0, r->format = 0, r->msg[0] = 0, r->reason[0] = 0;
+    r->total_in = r->total_out = 0;
+    r->sniff_len = r->sniff_fed = 0;
+    r->key[0] = 0;
+    if ((rc = cas__reader_name(r, name)) < 0 || (key && (rc = cas__reader_key(r, key)) < 0) ||
+        (rc = cas__reader_sidecar(r, meta, meta_len, &r->format)) < 0)
+        return r->state = rc;
     r->frow = cas__format_find(r->format);
     r->codec_id = r->frow->codec, r->crow = cas__codec_find(r->codec_id);
     if (!cas_codec_available(r->codec_id)) {
@@ -1911,7 +1966,7 @@ CASDEF int cas_reader_decode(cas_reader *r, const char *meta, size_t meta_len, c
 /* A big output buffer from malloc is faulted in 4 KiB at a time: asking for
  * huge pages halves the cost of decoding 64 MiB into fresh memory. */
 static void cas__hint_huge(void *p, size_t n) {
-#if defined(__linux__) && !defined(CAS_NO_STORE) && defined(MADV_HUGEPAGE)
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
     uintptr_t a = ((uintptr_t)p + ((uintptr_t)2 << 20) - 1) & ~(((uintptr_t)2 << 20) - 1);
     uintptr_t e = ((uintptr_t)p + n) & ~(((uintptr_t)2 << 20) - 1);
     if (e > a) madvise((void *)a, e - a, MADV_HUGEPAGE); /* advice only: failure changes nothing */
@@ -2029,8 +2084,7 @@ static void *cas__pack_worker(void *arg) {
                 rc = cas_pack(w, m->in[i], m->in_len[i], m->out[i], m->cap[i], &len, key);
             } else if (m->out) {
                 if ((rc = cas_writer_reset(w, 0)) == CAS_OK)
-                    rc = cas_codec_encode_all(w->codec, m->in[i], m->in_len[i], m->out[i], m->cap[i], &len);
-                if (rc > 0) rc = CAS_NEED_OUTPUT; /* encode_all only stops short when out is too small */
+                    rc = cas__writer_encode(w, m->in[i], m->in_len[i], m->out[i], m->cap[i], &len);
             } else {
                 rc = cas_hash(w->hash_algo, m->in[i], m->in_len[i], key);
             }
@@ -3137,7 +3191,7 @@ static int cas__store_put(cas_store *s, const char *flow, const void *data, size
         return cas__serr(err, errcap, CAS_E_NOMEM, "out of memory (%lu bytes)", (unsigned long)cap);
     }
     if (parallel) rc = cas_pack(w, data, n, blob, cap, &blen, key); /* key and blob at once */
-    else rc = cas_codec_encode_all(w->codec, data, n, blob, cap, &blen);
+    else rc = cas__writer_encode(w, data, n, blob, cap, &blen);
     cas__put_writer(s, w);
     if (rc < 0) {
         cas__free(&s->alloc, blob);

@@ -93,6 +93,9 @@
 #ifndef CAS_CLOUD
 #define CAS_CLOUD /* cas_store_open() routes s3:// roots here */
 #endif
+#ifndef CAS_EXPERIMENTAL
+#define CAS_EXPERIMENTAL /* cas_cloud_backend() gives a cas_backend, from cas.h's experimental part */
+#endif
 #include "cas.h"
 
 #ifdef __cplusplus

@@ -46,14 +46,6 @@
 #ifndef CAS_CODECS_H
 #define CAS_CODECS_H
 
-/* The store uses POSIX.1-2008 calls (openat, renameat) and flock; under a strict
- * -std=c99 nothing declares them unless asked before the first system header. */
-#if (defined(CAS_IMPLEMENTATION) || defined(CAS_CODECS_IMPLEMENTATION)) && defined(__STRICT_ANSI__) && \
-    !defined(_POSIX_C_SOURCE) && !defined(_GNU_SOURCE) && !defined(_DEFAULT_SOURCE)
-#define _POSIX_C_SOURCE 200809L
-#define _DEFAULT_SOURCE 1
-#endif
-
 /* The one place the version is defined; amalgamate.py reads these lines. */
 #define CAS_VERSION_MAJOR 0
 #define CAS_VERSION_MINOR 1
@@ -246,6 +238,9 @@ CASDEF size_t cas_bytes_repr(const void *p, size_t n, char *buf, size_t cap);
 #include <lz4frame.h>
 #endif
 
+#if defined(CAS_MALLOC) != defined(CAS_FREE)
+#error "define CAS_MALLOC and CAS_FREE together, or neither"
+#endif
 #ifndef CAS_MALLOC
 #define CAS_MALLOC(n) malloc(n)
 #define CAS_FREE(p) free(p)
@@ -315,6 +310,13 @@ static void *cas__calloc(const cas_allocator *a, size_t n) {
 static void cas__copy_allocator(cas_allocator *dst, const cas_allocator *src) {
     if (src && src->alloc) *dst = *src;
     else memset(dst, 0, sizeof *dst);
+}
+
+/* A zeroed object whose first member is the allocator it came from (a copy of a). */
+static void *cas__obj_new(size_t size, const cas_allocator *a) {
+    cas_allocator *o = (cas_allocator *)cas__calloc(a, size);
+    if (o) cas__copy_allocator(o, a);
+    return o;
 }
 
 /* A formatted message into a fixed buffer; never overflows, always terminated. */
@@ -554,9 +556,7 @@ static int cas__codec_create(cas_codec **out, int codec, int encode, const cas_a
     *out = NULL;
     if (!cas__codec_find(codec)) return CAS_E_ARG;
     if (!cas_codec_available(codec)) return CAS_E_UNSUPPORTED;
-    c = (cas_codec *)cas__calloc(a, sizeof *c);
-    if (!c) return CAS_E_NOMEM;
-    cas__copy_allocator(&c->alloc, a);
+    if (!(c = (cas_codec *)cas__obj_new(sizeof *c, a))) return CAS_E_NOMEM;
     c->codec = codec, c->row = cas__codec_find(codec), c->encode = encode;
     c->level = 0, c->pledged = -1, c->lz4_block = 7;
     *out = c;
@@ -1400,11 +1400,17 @@ static const cas__codec_row cas__codecs[] = {
 };
 #define CAS__CODEC_ROWS (sizeof cas__codecs / sizeof cas__codecs[0])
 
-static const cas__codec_row *cas__codec_find(int id) {
+/* The row whose first member, an int key, is key: every table here starts so. */
+static const void *cas__row_find(const void *table, size_t rows, size_t size, int key) {
+    const char *p = (const char *)table;
     size_t i;
-    for (i = 0; i < CAS__CODEC_ROWS; i++)
-        if (cas__codecs[i].id == id) return &cas__codecs[i];
+    for (i = 0; i < rows; i++, p += size)
+        if (*(const int *)(const void *)p == key) return p;
     return NULL;
+}
+
+static const cas__codec_row *cas__codec_find(int id) {
+    return (const cas__codec_row *)cas__row_find(cas__codecs, CAS__CODEC_ROWS, sizeof cas__codecs[0], id);
 }
 
 CASDEF int cas_codec_available(int codec) {
@@ -1458,10 +1464,7 @@ static const cas__param_row cas__codec_params[] = {
 };
 
 static const cas__param_row *cas__param_find(const cas__param_row *t, size_t n, int id) {
-    size_t i;
-    for (i = 0; i < n; i++)
-        if (t[i].id == id) return &t[i];
-    return NULL;
+    return (const cas__param_row *)cas__row_find(t, n, sizeof *t, id);
 }
 
 /* The one check: CAS_E_ARG for a parameter `who` does not take or a value out of

@@ -400,9 +400,7 @@ static int cmd_stat(int argc, char **argv) {
     snprintf(mpath, sizeof mpath, "%s_meta", o.args[0]);
     printf("file:     %s\n", o.args[0]);
     printf("sidecar:  %s\n", access(mpath, F_OK) == 0 ? mpath : "(none: legacy gzip)");
-    printf("format:   %s%s\n", cas_format_name(fmt),
-           fmt == CAS_FORMAT_V1 ? " (cas_version 1, gzip)" : fmt == CAS_FORMAT_V2 ? " (cas_version 2, LZ4 frame)"
-           : fmt == CAS_FORMAT_RAW ? " (cas_raw, stored as is)" : " (no sidecar, read as gzip)");
+    printf("format:   %s (%s)\n", cas_format_name(fmt), cas_codec_name(cas_format_codec(fmt)));
     printf("bytes:    %s\n", cas_sniff_name(cas_sniff(head, hl)));
     printf("stored:   %llu bytes\n", (unsigned long long)stored);
     if (rc < 0) {

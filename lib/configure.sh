@@ -9,7 +9,7 @@
 # zlib and liblz4 (and pthreads) are required; each of these is used when found:
 #   isal       ISA-L's igzip: the fastest gzip          (-DCAS_USE_ISAL)
 #   libdeflate libdeflate: whole-buffer gzip             (-DCAS_USE_LIBDEFLATE)
-#   openssl    OpenSSL's SHA-1 (SHA-NI); S3 needs it too   (-DCAS_SHA1_OPENSSL)
+#   openssl    OpenSSL's SHA-1 (SHA-NI); S3 needs it too   (-DCAS_USE_OPENSSL)
 #   xxhash     xxhash.h, for XXH3-128 keys               (else -DCAS_NO_XXH3)
 #   cloud      libcurl + expat + OpenSSL: s3:// roots    (else -DCAS_NO_CLOUD)
 # "Found" means pkg-config knows the module, or failing that, and in any case,
@@ -64,7 +64,7 @@ if probe libdeflate libdeflate libdeflate.h -ldeflate; then add libdeflate -DCAS
 else missing="$missing, libdeflate"; fi
 have_ssl=""
 if probe openssl libcrypto openssl/evp.h -lcrypto; then
-    add "OpenSSL SHA-1" -DCAS_SHA1_OPENSSL
+    add "OpenSSL SHA-1" -DCAS_USE_OPENSSL
     have_ssl=1 ssl_libs=$libs
 else missing="$missing, OpenSSL SHA-1"; fi
 xxh_defs=""

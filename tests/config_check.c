@@ -6,6 +6,14 @@
 #include <stdio.h>
 #include <string.h>
 
+/* 0.1.0's config names keep working */
+#if (defined(CAS_KEY_XXH3) || defined(CAS_USE_XXH3_KEYS)) && CAS_HASH_DEFAULT != CAS_HASH_XXH3
+#error "CAS_KEY_XXH3 / CAS_USE_XXH3_KEYS must make XXH3-128 the default key"
+#endif
+#if defined(CAS_SHA1_OPENSSL) && !defined(CAS_USE_OPENSSL)
+#error "CAS_SHA1_OPENSSL must turn CAS_USE_OPENSSL on"
+#endif
+
 int main(void) {
     static const int formats[] = {CAS_FORMAT_V1, CAS_FORMAT_V2, CAS_FORMAT_RAW};
     const char *data = "config check: the same bytes through every compiled codec";

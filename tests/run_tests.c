@@ -79,7 +79,7 @@ int main(int argc, char **argv) {
     int pass = 0, fail = 0;
     const char *filter = argc > 1 ? argv[1] : NULL;
     printf("cas.h %s tests (%s SHA-1%s%s)\n", cas_version_string(),
-#ifdef CAS_SHA1_OPENSSL
+#ifdef CAS_USE_OPENSSL
            "OpenSSL",
 #else
            "portable",

@@ -260,7 +260,7 @@ static int stream_encode(int format, const unsigned char *in, size_t n, unsigned
         o += m;
     } while (rc != CAS_DONE);
     cas_writer_key(w, key);
-    if (cas_writer_size_in(w) != n) return -2;
+    if (cas_writer_total_in(w) != n || cas_writer_size_in(w) != n) return -2; /* and 0.1.0's name */
     cas_writer_free(w);
     *blob = out, *blen = o;
     return 0;

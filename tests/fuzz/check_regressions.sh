@@ -11,7 +11,7 @@ bad=0
 for t in $targets; do
   [ -d tests/fuzz/regressions/$t ] || continue
   clang -std=c99 -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -DCAS_USE_ISAL \
-    -DCAS_USE_LIBDEFLATE -DCAS_SHA1_OPENSSL -DCAS_FUZZ_REPLAY -DFUZZ_STRICT -o "$out/strict_$t" \
+    -DCAS_USE_LIBDEFLATE -DCAS_USE_OPENSSL -DCAS_FUZZ_REPLAY -DFUZZ_STRICT -o "$out/strict_$t" \
     tests/fuzz/fuzz_$t.c -lz -llz4 -lpthread -lm -lisal -ldeflate -lcurl -lexpat -lcrypto || exit 2
   for f in tests/fuzz/regressions/$t/*; do
     if "$out/strict_$t" "$f" > "$out/log" 2>&1; then

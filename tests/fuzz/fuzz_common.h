@@ -4,7 +4,7 @@
  * implementation of cas.h (and its static internals) is compiled into it:
  *
  *   clang -g -O1 -fsanitize=fuzzer,address,undefined -DCAS_USE_ISAL -DCAS_USE_LIBDEFLATE \
- *     -DCAS_SHA1_OPENSSL tests/fuzz/fuzz_unpack.c -lz -llz4 -lpthread -lisal -ldeflate -lcrypto
+ *     -DCAS_USE_OPENSSL tests/fuzz/fuzz_unpack.c -lz -llz4 -lpthread -lisal -ldeflate -lcrypto
  *
  * With -DCAS_FUZZ_REPLAY (and without -fsanitize=fuzzer) a target gets a main()
  * that feeds every file under the directories (or files) named on the command
