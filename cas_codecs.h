@@ -102,6 +102,10 @@ typedef enum cas_status { CAS_STATUS_LIST(CAS__STATUS_ENUM) CAS__STATUS_END_ } c
 #undef CAS__STATUS_ENUM
 #define CAS_DONE CAS_OK /* a stream is complete */
 
+/* The longest message any object or call of this library writes, its NUL
+ * included: an err buffer this size never cuts one. */
+#define CAS_MESSAGE_MAX 512
+
 /* Never NULL; unknown codes give "unknown status". */
 CASDEF const char *cas_strerror(int code);
 /* The enumerator's name, e.g. "CAS_E_TRUNCATED"; never NULL. */

@@ -102,7 +102,7 @@ CASDEF void cas_preview_free(cas_preview *p);
 /* A blob of a store (any backend), decoded only as far as the preview reads. */
 CASDEF int cas_store_preview(cas_store *s, const char *flow, const char *key, cas_preview *p, char *err,
                              size_t errcap);
-/* A stream opened by the caller (cas_store_open_stream, cas_stream_open_file). */
+/* A stream opened by the caller (cas_stream_open, cas_stream_open_file). */
 CASDEF int cas_stream_preview(cas_stream *st, cas_preview *p);
 #endif
 
@@ -211,7 +211,7 @@ struct cas_preview {
     size_t nwork, wcap;
     /* the outcome */
     int rc;
-    char msg[512]; /* as long as a stream's message, which it may carry */
+    char msg[CAS_MESSAGE_MAX]; /* it may carry a stream's message */
     char *out;
     size_t olen, ocap;
     int out_full;
@@ -2970,7 +2970,7 @@ CASDEF int cas_store_preview(cas_store *s, const char *flow, const char *key, ca
     cas_stream *st;
     int rc;
     if (!p) return cas__serr(err, errcap, CAS_E_ARG, "invalid argument");
-    if ((rc = cas_store_open_stream(s, flow, key, &st, err, errcap)) < 0) { /* no preview: "" and the reason */
+    if ((rc = cas_stream_open(s, flow, key, &st, err, errcap)) < 0) { /* no preview: "" and the reason */
         cas__pk_reset(p);
         p->rc = rc;
         snprintf(p->msg, sizeof p->msg, "%s", err && errcap ? err : cas_strerror(rc));

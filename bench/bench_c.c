@@ -25,7 +25,7 @@
  *       time (the 1 GiB payload is never in memory at once).
  *
  *   bench_c stream ROOT FLOW KEY
- *       Streams one blob with cas_store_open_stream into a 64 KiB buffer and
+ *       Streams one blob with cas_stream_open into a 64 KiB buffer and
  *       prints the decoded size: the process whose peak RSS run.py reports.
  *
  *   bench_c rss OUTFILE COMMAND [ARG...]
@@ -616,7 +616,7 @@ static int mode_stream(int argc, char **argv) {
     unsigned long long total = 0;
     (void)argc;
     if (cas_store_open(&s, argv[2], NULL, err, sizeof err) != CAS_OK) die("cas_store_open", err);
-    if (cas_store_open_stream(s, argv[3], argv[4], &st, err, sizeof err) != CAS_OK) die("open_stream", err);
+    if (cas_stream_open(s, argv[3], argv[4], &st, err, sizeof err) != CAS_OK) die("open_stream", err);
     for (;;) {
         size_t got = 0;
         if (cas_stream_read(st, buf, sizeof buf, &got) < 0) die("cas_stream_read", cas_stream_message(st));

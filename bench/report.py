@@ -365,7 +365,7 @@ def markdown(res, rows):
             "untimed), threads=1 and threads=2 alternating.",
             "- Streaming: `bench_c gen-f32` pipes the float32 stream into `cas put --v1/--v2` (stdin, "
             "`cas_store_put_fd`), then separate processes `cas get KEY > /dev/null`, `cas get --verify` and a "
-            "`cas_store_open_stream` loop decode it; peak RSS is the child's `ru_maxrss` from `wait4`, taken by a "
+            "`cas_stream_open` loop decode it; peak RSS is the child's `ru_maxrss` from `wait4`, taken by a "
             "small C launcher (a child forked from Python would inherit Python's RSS high-water mark); the "
             "launcher's own floor is ~1.2 MiB (`bench_c rss F /bin/true`).",
             ""]

@@ -184,7 +184,7 @@ static int open_artifact(const opts *o, const char *spec, cas_store **s, cas_str
             rc = data_error(msg);
         } else {
             cas_task_artifact(t, idx, NULL, &key, size, NULL, NULL);
-            if (cas_store_open_stream(*s, cas_task_flow(t), key, st, err, sizeof err) < 0) rc = data_error(err);
+            if (cas_stream_open(*s, cas_task_flow(t), key, st, err, sizeof err) < 0) rc = data_error(err);
         }
         cas_task_close(t);
     }
@@ -486,7 +486,7 @@ static int cmd_get(int argc, char **argv) {
     if (cas_key_check(o.args[0], strlen(o.args[0]), NULL) < 0)
         return usage_error("'%s' is not a key (40 or 32 lowercase hex digits)", o.args[0]);
     if ((rc = open_store(&o, &s))) return rc;
-    if (cas_store_open_stream(s, o.flow, o.args[0], &st, err, sizeof err) < 0) rc = data_error(err);
+    if (cas_stream_open(s, o.flow, o.args[0], &st, err, sizeof err) < 0) rc = data_error(err);
     else {
         rc = pump(st);
         cas_stream_close(st);

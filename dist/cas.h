@@ -32,8 +32,8 @@
  *   their last failure: cas_codec_message(), cas_reader_message(), cas_stream_message().
  * - Calls that open something or work on a shared object (every cas_store_* call,
  *   cas_stream_open_file, cas_task_*, cas_backend_local, cas_store_default_root) write
- *   the words into the caller's err buffer (nullable, any size, cut to fit) naming
- *   the object and the reason, never a secret.
+ *   the words into the caller's err buffer (nullable, any size; CAS_MESSAGE_MAX bytes
+ *   hold any message whole) naming the object and the reason, never a secret.
  * - Yes/no questions (cas_*_available, cas_store_exists, the *_check functions)
  *   answer with the code alone.
  *
@@ -204,6 +204,10 @@ extern "C" {
 typedef enum cas_status { CAS_STATUS_LIST(CAS__STATUS_ENUM) CAS__STATUS_END_ } cas_status;
 #undef CAS__STATUS_ENUM
 #define CAS_DONE CAS_OK /* a stream is complete */
+
+/* The longest message any object or call of this library writes, its NUL
+ * included: an err buffer this size never cuts one. */
+#define CAS_MESSAGE_MAX 512
 
 /* Never NULL; unknown codes give "unknown status". */
 CASDEF const char *cas_strerror(int code);
@@ -1952,7 +1956,11 @@ CASDEF int cas_store_get_batch(cas_store *s, const char *flow, size_t count, con
                                size_t *lens, int *status, int threads, char *err, size_t errcap);
 
 /* Streams: decode a blob piece by piece with a fixed window (64 KiB of input
- * plus the codec's state), whatever its size. */
+ * plus the codec's state), whatever its size. Opened from a store as a task is
+ * (cas_task_open): store, what to open, the handle, err. */
+CASDEF int cas_stream_open(cas_store *s, const char *flow, const char *key, cas_stream **out, char *err,
+                           size_t errcap);
+/* 0.1.0's name of cas_stream_open. */
 CASDEF int cas_store_open_stream(cas_store *s, const char *flow, const char *key, cas_stream **out, char *err,
                                  size_t errcap);
 /* Any blob file; its sidecar is path + "_meta" when present. key (nullable)
@@ -3240,7 +3248,7 @@ struct cas_reader {
     size_t sniff_len, sniff_fed;
     char *name;
     size_t name_cap;
-    char msg[512];
+    char msg[CAS_MESSAGE_MAX];
     char reason[400]; /* msg without Metaflow's "Could not unpack artifact '...': " */
 };
 
@@ -3814,6 +3822,7 @@ extern "C" {
 
 static int cas__serr(char *err, size_t cap, int code, const char *fmt, ...) {
     va_list ap;
+    if (cap > CAS_MESSAGE_MAX) cap = CAS_MESSAGE_MAX; /* the same words whatever the caller's buffer */
     if (err && cap) {
         va_start(ap, fmt);
         vsnprintf(err, cap, fmt, ap);
@@ -4966,7 +4975,7 @@ struct cas_stream {
     unsigned char *in;
     size_t in_len, in_pos;
     uint64_t stored;
-    char msg[512];
+    char msg[CAS_MESSAGE_MAX];
 };
 
 /* A stream over a source, before its reader begins. The source is the stream's
@@ -5060,6 +5069,11 @@ static int cas__stream_peek(cas_stream *st, unsigned char *head, size_t want, si
 
 CASDEF int cas_store_open_stream(cas_store *s, const char *flow, const char *key, cas_stream **out, char *err,
                                  size_t errcap) {
+    return cas_stream_open(s, flow, key, out, err, errcap);
+}
+
+CASDEF int cas_stream_open(cas_store *s, const char *flow, const char *key, cas_stream **out, char *err,
+                           size_t errcap) {
     char bname[512];
     cas_object_info info;
     void *obj;

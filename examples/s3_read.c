@@ -48,7 +48,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "%s has no artifact '%s'\n", pathspec, name);
     } else {
         cas_task_artifact(t, i, NULL, &key, &size, NULL, NULL);
-        if (cas_store_open_stream(s, cas_task_flow(t), key, &st, err, sizeof err) < 0) {
+        if (cas_stream_open(s, cas_task_flow(t), key, &st, err, sizeof err) < 0) {
             fprintf(stderr, "%s\n", err);
         } else {
             cas_stream_set_param(st, CAS_PARAM_EXPECT_SIZE, size); /* data.json's size, checked */

@@ -121,7 +121,7 @@ static int fi_store(const cas_allocator *a, const char *dir) {
         cas_store_free_buffer(s, out);
         out = NULL;
         if ((rc = cas_store_verify(s, "FaultFlow", key, NULL, err, sizeof err)) < 0) goto done;
-        if ((rc = cas_store_open_stream(s, "FaultFlow", key, &st, err, sizeof err)) < 0) goto done;
+        if ((rc = cas_stream_open(s, "FaultFlow", key, &st, err, sizeof err)) < 0) goto done;
         {
             unsigned char buf[7000];
             size_t got, total = 0;

@@ -185,7 +185,7 @@ static void test_pickle_store(void) {
         CHECK(cas_store_put(s, "F", pk_frame, sizeof pk_frame, fmt, key, &stored, err, sizeof err) == CAS_OK);
         CHECK(cas_store_preview(s, "F", key, p, err, sizeof err) == CAS_OK);
         CHECK(!strcmp(cas_preview_text(p, NULL), pk_cases[3].want));
-        CHECK(cas_store_open_stream(s, "F", key, &st, err, sizeof err) == CAS_OK);
+        CHECK(cas_stream_open(s, "F", key, &st, err, sizeof err) == CAS_OK);
         CHECK(cas_stream_preview(st, p) == CAS_OK);
         CHECK(!strcmp(cas_preview_text(p, NULL), pk_cases[3].want));
         cas_stream_close(st);

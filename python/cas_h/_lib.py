@@ -187,7 +187,7 @@ _proto("cas_store_put_batch", c_int, c_void_p, c_char_p, c_size_t, P(c_void_p), 
 _proto("cas_store_get_batch", c_int, c_void_p, c_char_p, c_size_t, P(c_char_p), P(c_void_p), P(c_size_t),
        P(c_int), c_int, c_char_p, c_size_t)
 # streams
-_proto("cas_store_open_stream", c_int, c_void_p, c_char_p, c_char_p, P(c_void_p), c_char_p, c_size_t,
+_proto("cas_stream_open", c_int, c_void_p, c_char_p, c_char_p, P(c_void_p), c_char_p, c_size_t,
        errcheck=status_err)
 _proto("cas_stream_open_file", c_int, P(c_void_p), c_char_p, c_char_p, c_uint64, c_void_p, c_char_p, c_size_t,
        errcheck=status_err)

@@ -310,7 +310,7 @@ class Store(_Closing):
         st = _c_void_p()
         err = _err_buf()
         with self._h as s:
-            _c.cas_store_open_stream(s, _name(flow, "flow"), _name(key, "key"), _byref(st), err, _ERR_CAP)
+            _c.cas_stream_open(s, _name(flow, "flow"), _name(key, "key"), _byref(st), err, _ERR_CAP)
         return _StreamReader(st, expected_size)
 
     # ---- tasks ----
