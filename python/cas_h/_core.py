@@ -98,19 +98,28 @@ def _meta_bytes(meta):
     return bytes(meta)
 
 
+def _meta_json_of(fmt):
+    buf = ctypes.create_string_buffer(64)
+    n = _c_size_t()
+    _c.cas_meta_json(fmt, buf, 64, _byref(n))
+    return buf.raw[:n.value]
+
+
+# Each writable format's sidecar, as the C library's format table has it (the one
+# place they are written): bytes as Metaflow's json.dumps writes them, and as dicts.
+SIDECAR_JSON = {fmt: _meta_json_of(fmt) for fmt in (V1, V2, RAW)}
+SIDECARS = {fmt: json.loads(b) for fmt, b in SIDECAR_JSON.items()}
+
+
 def sidecar(version=1, raw=False):
     """The sidecar (object metadata) Metaflow stores beside a blob, as a dict:
     {"cas_raw": False, "cas_version": 1}; raw blobs keep cas_version 1."""
-    fmt = _format(version, raw)
-    return {"cas_raw": fmt == RAW, "cas_version": 2 if fmt == V2 else 1}
+    return dict(SIDECARS[_format(version, raw)])
 
 
 def sidecar_json(version=1, raw=False):
     """The sidecar as Metaflow writes it, byte for byte (json.dumps), as bytes."""
-    buf = ctypes.create_string_buffer(64)
-    n = _c_size_t()
-    _c.cas_meta_json(_format(version, raw), buf, 64, _byref(n))
-    return buf.raw[:n.value]
+    return SIDECAR_JSON[_format(version, raw)]
 
 
 def meta_format(meta):

@@ -2,15 +2,15 @@
 one C call."""
 
 import ctypes
-import json
 import threading
 
 from . import _lib
 from ._lib import Buffer as _Buffer, Closing as _Closing, lib as _c, new_bytes as _new_bytes
 from ._core import (LEGACY, RAW, SHA1, V1, V2, _KEY_BUF, _NEED_OUTPUT, _OK, _PARAM_EXPECT_SIZE, _PARAM_FORMAT,
                     _PARAM_FSYNC, _PARAM_GZIP_BACKEND, _PARAM_HASH, _PARAM_LEVEL, _PARAM_LIMIT, _PARAM_LZ4_BLOCK,
-                    _PARAM_STRICT, _PARAM_THREADS, _PARAM_VERIFY, _alloc, _byref, _c_int, _c_size_t,
-                    _c_uint64, _c_void_p, _format, _meta_bytes, _name, _raise, _text, meta_format, sidecar, strerror)
+                    _PARAM_STRICT, _PARAM_THREADS, _PARAM_VERIFY, SIDECAR_JSON, SIDECARS, _alloc, _byref, _c_int,
+                    _c_size_t, _c_uint64, _c_void_p, _format, _meta_bytes, _name, _raise, _text, meta_format, sidecar,
+                    strerror)
 
 
 def hash_available(algo):
@@ -174,8 +174,7 @@ def _scratch():
 # The sidecars Metaflow writes, pre-encoded (json.dumps costs more than the
 # decode of a small blob); keyed by (cas_raw, cas_version): equal values give
 # the same answer under Metaflow's rules, whatever their JSON spelling.
-_META_JSON = {(r, v): json.dumps({"cas_raw": r, "cas_version": v}).encode()
-              for r, v in ((False, 1), (False, 2), (True, 1))}
+_META_JSON = {(m["cas_raw"], m["cas_version"]): SIDECAR_JSON[f] for f, m in SIDECARS.items()}
 
 
 # The small fast path's two C calls, without argtypes: ctypes then converts
@@ -183,7 +182,7 @@ _META_JSON = {(r, v): json.dumps({"cas_raw": r, "cas_version": v}).encode()
 # ctypes objects), ~0.5 us of a 233-byte artifact's ~2 us. Every argument must be
 # C-ready: a bare Python int would go as a C int, not the size_t C reads.
 _cas_pack_raw = _lib.raw_function("cas_pack", ctypes.c_int)
-_META_V2 = _META_JSON[(False, 2)]
+_META_V2 = SIDECAR_JSON[V2]
 _LZ4_RATIO = 256  # the most one byte of LZ4 frame decodes to (cas_reader_unpack's own bound)
 _LZ4_MAGIC = b"\x04\x22\x4d\x18"
 _cas_reader_decode_raw = _lib.raw_function("cas_reader_decode", ctypes.c_int)
@@ -479,7 +478,9 @@ def pack_many(blobs, version=1, raw=False, keys=True, compress=True, threads=0):
     return (_keys_of(kbuf, n) if keys else None), ([fetch(i, made[i]) for i in range(n)] if compress else None)
 
 
-_FORMAT_OF_META = {(False, 1): V1, (False, 2): V2, (True, 1): RAW, (True, 2): RAW}
+# a truthy cas_raw decides alone (Metaflow's rule), whatever the version beside it
+_FORMAT_OF_META = {(m["cas_raw"], m["cas_version"]): f for f, m in SIDECARS.items()}
+_FORMAT_OF_META.update({(True, v): RAW for _, v in list(_FORMAT_OF_META)})
 
 
 def _format_of(meta):
@@ -550,8 +551,7 @@ def unpack_many(blobs, metas, keys=None, threads=0, sizes=None):
             for i in range(n)]
 
 
-_FORMAT_META = {V1: {"cas_raw": False, "cas_version": 1}, V2: {"cas_raw": False, "cas_version": 2},
-                RAW: {"cas_raw": True, "cas_version": 1}}
+_FORMAT_META = SIDECARS
 
 
 def size_hint(blob, meta=None):

@@ -50,9 +50,6 @@ _LOAD_BLOBS_PARAMS = {"self", "keys", "force_raw", "is_transfer"}
 # Blob files from this size on are decoded from an mmap, not read into memory.
 _MMAP_MIN = 1 << 20
 
-V1_META = {"cas_raw": False, "cas_version": 1}
-V2_META = {"cas_raw": False, "cas_version": 2}
-
 
 class CasUnpackError(Exception):
     """What the extension's _unpack_* raise; Metaflow's load_blobs wraps it as
@@ -163,7 +160,7 @@ def _batches(items, size):
 
 
 def _save_blobs(cas_h, version):
-    meta = V2_META if version == 2 else V1_META
+    meta = cas_h.sidecar(version)  # from the C library's format table
 
     def save_blobs(self, blob_iter, raw=False, len_hint=0, is_transfer=False):
         """Metaflow's save_blobs, with keys and blobs computed by cas.h a batch
@@ -262,7 +259,7 @@ class _Load(object):
     def __init__(self, cas_h, store, force_raw, is_transfer, exc):
         self.cas_h, self.store, self.storage = cas_h, store, store._storage_impl
         self.force_raw, self.is_transfer, self.exc = force_raw, is_transfer, exc
-        self.metas = {cas_h.V1: V1_META, cas_h.V2: V2_META, cas_h.LEGACY: None}  # a format's sidecar, for unpack()
+        self.metas = {cas_h.V1: cas_h.sidecar(1), cas_h.V2: cas_h.sidecar(2), cas_h.LEGACY: None}  # a format's sidecar, for unpack()
 
     def done(self, path_key, blob, meta):
         key = self.storage.path_split(path_key)[-1]
@@ -459,8 +456,8 @@ def install(version=1, verify=False, cls=None, data_exception=None):
     new = {
         "_pack_v1": _packer(cas_h, 1),
         "_pack_v2": _packer(cas_h, 2),
-        "_unpack_v1": _decoder(cas_h, V1_META),
-        "_unpack_v2": _decoder(cas_h, V2_META),
+        "_unpack_v1": _decoder(cas_h, cas_h.sidecar(1)),
+        "_unpack_v2": _decoder(cas_h, cas_h.sidecar(2)),
         "_unpack_backward_compatible": _decoder(cas_h, None),
     }
     if _signature_fits(current_save, "blob_iter", _SAVE_BLOBS_PARAMS):
