@@ -497,14 +497,30 @@ def _format_of(meta):
     return meta_format(meta)
 
 
-def _many_in(blobs, metas):
-    blobs = [b if type(b) is bytes else bytes(b) for b in blobs]
-    n = len(blobs)
-    if len(metas) != n:
-        raise ValueError("%d blobs, %d metas" % (n, len(metas)))
-    fmts = (_c_int * n)(*[_format_of(m) for m in metas])
-    ins, lens = _bytes_array(blobs)
-    return blobs, n, fmts, ins, lens
+class _ManyIn(_Closing):
+    """C's view of many blobs: bytes as they are, any other buffer (an mmap of a
+    blob file, a bytearray) held by its address without a copy until close()."""
+
+    __slots__ = ("held", "n", "fmts", "ins", "lens")
+
+    def __init__(self, blobs, metas):
+        self.held = []
+        n = self.n = len(blobs)
+        if len(metas) != n:
+            raise ValueError("%d blobs, %d metas" % (n, len(metas)))
+        self.fmts = (_c_int * n)(*[_format_of(m) for m in metas])
+        views = [b if type(b) is bytes else self._hold(b) for b in blobs]
+        self.ins = (ctypes.c_char_p * n)(*[b if type(b) is bytes else b.addr for b in views])
+        self.lens = (_c_size_t * n)(*[len(b) if type(b) is bytes else b.size for b in views])
+
+    def _hold(self, b):
+        view = _Buffer(b)
+        self.held.append(view)
+        return view
+
+    def close(self):
+        while self.held:
+            self.held.pop().release()
 
 
 def _stated(fmts, ins, lens, n, threads):
@@ -520,8 +536,8 @@ def decoded_sizes(blobs, metas, threads=0):
     content size, a raw blob's own length), or None where it says nothing (or a
     size its length cannot hold). One C call; nothing is decoded. For sizing a
     batch before unpack_many(..., sizes=)."""
-    blobs, n, fmts, ins, lens = _many_in(blobs, metas)
-    return _stated(fmts, ins, lens, n, threads) if n else []
+    with _ManyIn(blobs, metas) as m:
+        return _stated(m.fmts, m.ins, m.lens, m.n, threads) if m.n else []
 
 
 def unpack_many(blobs, metas, keys=None, threads=0, sizes=None):
@@ -531,20 +547,22 @@ def unpack_many(blobs, metas, keys=None, threads=0, sizes=None):
     blob must decode to bytes with that key. sizes: decoded_sizes()'s answer, if
     the caller has it. A blob that fails raises what unpack() raises for it (the
     first such blob in order), with no name: callers that name blobs redo that
-    one with unpack(..., name=...)."""
-    blobs, n, fmts, ins, lens = _many_in(blobs, metas)
-    if keys is not None and len(keys) != n:
-        raise ValueError("%d blobs, %d keys" % (n, len(keys)))
-    if not n:
-        return []
-    if sizes is None:
-        sizes = _stated(fmts, ins, lens, n, threads)
-    karr = None if keys is None else (ctypes.c_char_p * n)(*[_name(k, "key") for k in keys])
-    # no stated size: 0 room makes the item come back CAS_NEED_OUTPUT, and unpack() answers for it alone
-    outs, caps, fetch = _outputs([z or 0 for z in sizes])
-    status, made = (_c_int * n)(), (_c_size_t * n)()
-    if _c.cas_unpack_many(n, fmts, ins, lens, outs, caps, made, karr, status, int(threads)) == _OK:
-        return [fetch(i, made[i]) for i in range(n)]
+    one with unpack(..., name=...). blobs: bytes, or buffers (an mmap of a blob
+    file, a bytearray) C reads in place."""
+    with _ManyIn(blobs, metas) as m:
+        n, fmts = m.n, m.fmts
+        if keys is not None and len(keys) != n:
+            raise ValueError("%d blobs, %d keys" % (n, len(keys)))
+        if not n:
+            return []
+        if sizes is None:
+            sizes = _stated(fmts, m.ins, m.lens, n, threads)
+        karr = None if keys is None else (ctypes.c_char_p * n)(*[_name(k, "key") for k in keys])
+        # no stated size: 0 room makes the item come back CAS_NEED_OUTPUT, and unpack() answers for it alone
+        outs, caps, fetch = _outputs([z or 0 for z in sizes])
+        status, made = (_c_int * n)(), (_c_size_t * n)()
+        if _c.cas_unpack_many(n, fmts, m.ins, m.lens, outs, caps, made, karr, status, int(threads)) == _OK:
+            return [fetch(i, made[i]) for i in range(n)]
     # a size the blob stated was wrong, or a blob is bad: those alone again, for their own answer or error
     return [fetch(i, made[i]) if status[i] == _OK else
             unpack(blobs[i], _FORMAT_META.get(fmts[i]), key=None if keys is None else keys[i])

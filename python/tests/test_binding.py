@@ -111,6 +111,25 @@ class TestMany(unittest.TestCase):
         with self.assertRaises(ValueError):
             cas_h.pack_many(blobs, keys=False, compress=False)
 
+    def test_buffers_read_in_place(self):
+        """unpack_many and decoded_sizes take any buffer (a read-only mmap of a blob
+        file, a bytearray, a memoryview) beside bytes, and let go of it after: the
+        mmap can be closed once the call returns."""
+        data = bytes(range(256)) * 4000
+        blobs = [cas_h.compress(data, 2), cas_h.compress(data, 1)]
+        with tempfile.TemporaryFile() as f:
+            f.write(blobs[0])
+            f.flush()
+            mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+            got = cas_h.unpack_many([mm, bytearray(blobs[1]), memoryview(blobs[0])], [2, 1, 2])
+            self.assertEqual(got, [data] * 3)
+            self.assertEqual(cas_h.decoded_sizes([mm, blobs[1]], [2, 1]), [len(data)] * 2)
+            with self.assertRaises(cas_h.CasError):  # a bad blob beside a mapped one: its error, and let go
+                cas_h.unpack_many([mm, bytearray(blobs[1][:-9])], [2, 1])
+            mm.close()  # BufferError if an export were still held
+        with self.assertRaises(TypeError):
+            cas_h.unpack_many([object()], [2])
+
     def test_formats_and_errors(self):
         data = b"payload " * 100
         blobs = [gzip.compress(data), lz4.frame.compress(data), data, gzip.compress(data)]

@@ -347,6 +347,31 @@ class TestBatches(ExtCase):
         self.small_batches()
         self.check_save_load(CAS2, 2)
 
+    def test_large_blobs_decoded_from_mmaps(self):
+        """Blob files from _MMAP_MIN on are decoded in place from a read-only mmap
+        (in a batch and alone); raw blobs are read (their bytes are the artifact)."""
+        on(CAS2, 2)
+        st = self.store(CAS2)
+        self.addCleanup(setattr, cas_store, "_MMAP_MIN", cas_store._MMAP_MIN)
+        cas_store._MMAP_MIN = 1024
+        blobs = [bytes(range(256)) * 64, os.urandom(20000), b"small"]  # the second is over _FIRST_READ stored
+        keys = [r.key for r in st.save_blobs(blobs)]
+        raw = st.save_blobs([os.urandom(4000)], raw=True)[0].key
+        seen = []
+        real = cas_h.unpack_many
+
+        def spy(datas, metas, **kw):
+            seen.extend(type(d).__name__ for d in datas)
+            return real(datas, metas, **kw)
+
+        with unittest.mock.patch.object(cas_h, "unpack_many", spy):
+            self.assertEqual(list(st.load_blobs(keys)), [(sha1(b), b) for b in blobs])
+        self.assertIn("mmap", seen)
+        self.assertEqual(list(st.load_blobs(keys[:1])), [(keys[0], blobs[0])])
+        got = dict(st.load_blobs([raw, keys[1]]))
+        self.assertIs(type(got[raw]), bytes)
+        self.assertEqual(got[keys[1]], blobs[1])
+
     def test_decoded_bytes_bound_a_group(self):
         """A batch is decoded in groups whose stated decoded sizes fit the budget: a load
         holds no more decoded bytes than that, whatever the blobs compress to."""

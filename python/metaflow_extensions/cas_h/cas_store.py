@@ -226,9 +226,12 @@ _O_READ = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
 _FIRST_READ = 1 << 13  # most system artifacts fit; a larger file costs one more read of its whole
 
 
-def _read_file(path, most):
+def _read_file(path, most, mappable=False):
     """A blob file's bytes (os.read: no file object for a blob read whole), or
-    None when it holds more than `most` bytes."""
+    None when it holds more than `most` bytes. mappable: a blob to decode (not a
+    raw one, whose bytes are the artifact) from _MMAP_MIN on comes as a read-only
+    mmap, which C decodes in place: reading it into memory first costs more
+    than decoding it."""
     fd = os.open(path, _O_READ)
     try:
         data = os.read(fd, _FIRST_READ)
@@ -237,6 +240,11 @@ def _read_file(path, most):
         size = os.fstat(fd).st_size
         if size > most:
             return None
+        if mappable and size >= _MMAP_MIN:
+            try:
+                return mmap.mmap(fd, size, access=mmap.ACCESS_READ)
+            except (OSError, ValueError):
+                pass  # not mappable here: read it
         data = os.pread(fd, size, 0)  # the whole file in one piece (joining pieces would copy it)
         while len(data) < size:  # short only if the file shrank or a signal came; read on to its end
             more = os.pread(fd, size - len(data), len(data))
@@ -256,10 +264,10 @@ class _Load(object):
     # None when the class's unpacker for it is not this extension's; install() clears it
     formats = {}
 
-    def __init__(self, cas_h, store, force_raw, is_transfer, exc):
+    def __init__(self, cas_h, store, force_raw, is_transfer, exc, metas):
         self.cas_h, self.store, self.storage = cas_h, store, store._storage_impl
         self.force_raw, self.is_transfer, self.exc = force_raw, is_transfer, exc
-        self.metas = {cas_h.V1: cas_h.sidecar(1), cas_h.V2: cas_h.sidecar(2), cas_h.LEGACY: None}  # a format's sidecar, for unpack()
+        self.metas = metas  # a format's sidecar, for unpack()
 
     def done(self, path_key, blob, meta):
         key = self.storage.path_split(path_key)[-1]
@@ -362,6 +370,8 @@ class _Load(object):
 
 
 def _load_blobs(cas_h, data_exception):
+    metas = {cas_h.V1: cas_h.sidecar(1), cas_h.V2: cas_h.sidecar(2), cas_h.LEGACY: None}
+
     def load_blobs(self, keys, force_raw=False, is_transfer=False):
         """Metaflow's load_blobs (the blob cache, the sidecar rules, the messages),
         with the blobs decoded by cas.h a batch at a time."""
@@ -373,12 +383,12 @@ def _load_blobs(cas_h, data_exception):
                 yield (key, blob, {"cas_raw": False, "cas_version": 1}) if is_transfer else (key, blob)
             else:
                 load_paths.append(storage.path_join(self._prefix, key[:2], key))
-        run = _Load(cas_h, self, force_raw, is_transfer, data_exception)
+        run = _Load(cas_h, self, force_raw, is_transfer, data_exception, metas)
         with storage.load_bytes(load_paths) as loaded:
             if len(load_paths) == 1:  # one artifact (a client reading one): no batch to set up
                 for path_key, file_path, meta in loaded:
                     fmt = run.plan(file_path, meta)
-                    data = _read_file(file_path, _BATCH_BYTES) if fmt is not None else None
+                    data = _read_file(file_path, _BATCH_BYTES, fmt != cas_h.RAW) if fmt is not None else None
                     if data is None:
                         yield run.one(path_key, file_path, meta)
                         continue
@@ -393,7 +403,7 @@ def _load_blobs(cas_h, data_exception):
             batch, total = [], 0
             for path_key, file_path, meta in loaded:
                 fmt = run.plan(file_path, meta)
-                data = _read_file(file_path, _BATCH_BYTES) if fmt is not None else None
+                data = _read_file(file_path, _BATCH_BYTES, fmt != cas_h.RAW) if fmt is not None else None
                 if data is not None:
                     batch.append((path_key, file_path, meta, data, fmt))
                     total += len(data)
