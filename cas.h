@@ -70,8 +70,9 @@
  *                        defines this for you when you include it)
  *   CAS_SYS_WRITE, CAS_SYS_READ, CAS_SYS_RENAMEAT, CAS_SYS_FSYNC
  *                        the local store's system calls (fault injection in tests)
+ *   CAS_EXTRA_FORMATS    test builds: more rows for the format table (cas__format_row)
  *   CAS_NO_GZIP, CAS_NO_LZ4, CAS_NO_RAW, CAS_USE_ISAL, CAS_USE_LIBDEFLATE,
- *   CAS_MALLOC, CAS_FREE see cas_codecs.h
+ *   CAS_MALLOC, CAS_FREE, CAS_EXTRA_CODECS see cas_codecs.h
  *
  * Contracts:
  * - Objects (cas_hasher, cas_writer, cas_reader, cas_codec, cas_stream) are
@@ -1453,8 +1454,9 @@ CASDEF int cas_writer_set_param(cas_writer *w, int param, int64_t v) {
         return CAS_OK;
     } else {
         size_t i = (size_t)(row - cas__codec_params);
-        w->params[i] = v, w->params_set |= 1u << i;
-        cas_codec_free(w->codec), w->codec = NULL; /* made again with every parameter */
+        w->params[i] = v, w->params_set |= 1u << i; /* for this codec and the next */
+        if ((r = cas_codec_reset(w->codec)) < 0) return r;
+        if ((r = cas_codec_set_param(w->codec, param, v)) < 0 && r != CAS_E_ARG) return r;
     }
     return cas_writer_reset(w, 0);
 }

@@ -33,7 +33,9 @@
  *   CAS_USE_LIBDEFLATE         libdeflate (-ldeflate): whole-buffer gzip encode of compressible
  *                              data (beside ISA-L), or whole-buffer decode (without ISA-L: it
  *                              accepts the reserved length symbols 286/287 zlib and Python refuse)
- *   CAS_MALLOC(n), CAS_FREE(p) the default allocator (malloc/free)
+ *   CAS_MALLOC(n), CAS_FREE(p) the default allocator (malloc/free); both or neither
+ *   CAS_EXTRA_CODECS           test builds: more rows for the codec table (cas__codec_row),
+ *                              as tests/test_toy_codec.c does
  *
  * Link with -lz (gzip) and -llz4 (LZ4), plus -lisal / -ldeflate when enabled.
  *
@@ -1458,7 +1460,7 @@ static int cas__backend_built(int64_t v) {
 
 #define CAS__ANY INT64_MIN, INT64_MAX /* flags: 0 or not */
 static const cas__param_row cas__codec_params[] = {
-    {CAS_PARAM_LEVEL, CAS__FOR_CODEC | CAS__FOR_WRITER | CAS__FOR_STORE, 0, 64, cas__level_built},
+    {CAS_PARAM_LEVEL, CAS__FOR_CODEC | CAS__FOR_WRITER | CAS__FOR_STORE, 0, INT32_MAX, cas__level_built},
     {CAS_PARAM_PLEDGED_SIZE, CAS__FOR_CODEC | CAS__FOR_WRITER, -1, INT64_MAX, NULL},
     {CAS_PARAM_GZIP_BACKEND, CAS__FOR_CODEC | CAS__FOR_WRITER | CAS__FOR_READER | CAS__FOR_STORE, CAS_BACKEND_AUTO,
      CAS_BACKEND_ISAL, cas__backend_built},

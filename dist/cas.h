@@ -73,8 +73,9 @@
  *                        defines this for you when you include it)
  *   CAS_SYS_WRITE, CAS_SYS_READ, CAS_SYS_RENAMEAT, CAS_SYS_FSYNC
  *                        the local store's system calls (fault injection in tests)
+ *   CAS_EXTRA_FORMATS    test builds: more rows for the format table (cas__format_row)
  *   CAS_NO_GZIP, CAS_NO_LZ4, CAS_NO_RAW, CAS_USE_ISAL, CAS_USE_LIBDEFLATE,
- *   CAS_MALLOC, CAS_FREE see cas_codecs.h
+ *   CAS_MALLOC, CAS_FREE, CAS_EXTRA_CODECS see cas_codecs.h
  *
  * Contracts:
  * - Objects (cas_hasher, cas_writer, cas_reader, cas_codec, cas_stream) are
@@ -136,7 +137,9 @@
  *   CAS_USE_LIBDEFLATE         libdeflate (-ldeflate): whole-buffer gzip encode of compressible
  *                              data (beside ISA-L), or whole-buffer decode (without ISA-L: it
  *                              accepts the reserved length symbols 286/287 zlib and Python refuse)
- *   CAS_MALLOC(n), CAS_FREE(p) the default allocator (malloc/free)
+ *   CAS_MALLOC(n), CAS_FREE(p) the default allocator (malloc/free); both or neither
+ *   CAS_EXTRA_CODECS           test builds: more rows for the codec table (cas__codec_row),
+ *                              as tests/test_toy_codec.c does
  *
  * Link with -lz (gzip) and -llz4 (LZ4), plus -lisal / -ldeflate when enabled.
  *
@@ -1561,7 +1564,7 @@ static int cas__backend_built(int64_t v) {
 
 #define CAS__ANY INT64_MIN, INT64_MAX /* flags: 0 or not */
 static const cas__param_row cas__codec_params[] = {
-    {CAS_PARAM_LEVEL, CAS__FOR_CODEC | CAS__FOR_WRITER | CAS__FOR_STORE, 0, 64, cas__level_built},
+    {CAS_PARAM_LEVEL, CAS__FOR_CODEC | CAS__FOR_WRITER | CAS__FOR_STORE, 0, INT32_MAX, cas__level_built},
     {CAS_PARAM_PLEDGED_SIZE, CAS__FOR_CODEC | CAS__FOR_WRITER, -1, INT64_MAX, NULL},
     {CAS_PARAM_GZIP_BACKEND, CAS__FOR_CODEC | CAS__FOR_WRITER | CAS__FOR_READER | CAS__FOR_STORE, CAS_BACKEND_AUTO,
      CAS_BACKEND_ISAL, cas__backend_built},
@@ -3070,8 +3073,9 @@ CASDEF int cas_writer_set_param(cas_writer *w, int param, int64_t v) {
         return CAS_OK;
     } else {
         size_t i = (size_t)(row - cas__codec_params);
-        w->params[i] = v, w->params_set |= 1u << i;
-        cas_codec_free(w->codec), w->codec = NULL; /* made again with every parameter */
+        w->params[i] = v, w->params_set |= 1u << i; /* for this codec and the next */
+        if ((r = cas_codec_reset(w->codec)) < 0) return r;
+        if ((r = cas_codec_set_param(w->codec, param, v)) < 0 && r != CAS_E_ARG) return r;
     }
     return cas_writer_reset(w, 0);
 }
