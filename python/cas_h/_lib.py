@@ -323,6 +323,44 @@ def new_bytes(n):
     return b, (ctypes.cast(c_char_p(b), c_void_p).value or 0)
 
 
+# A bytes object C fills to a length known only after (a blob written into its
+# bound), held by its only reference, a raw pointer, until it is cut to that
+# length in place: _PyBytes_Resize, which the C API documents for building a new
+# bytes object, needs the object unseen by anyone else (a reference count of 1).
+# These functions keep the GIL and raise the error the C API sets.
+_raw_new = ctypes.PYFUNCTYPE(c_void_p, c_void_p, ctypes.c_ssize_t)(("PyBytes_FromStringAndSize", _api))
+_raw_resize = ctypes.PYFUNCTYPE(c_int, P(c_void_p), ctypes.c_ssize_t)(("_PyBytes_Resize", _api))
+_raw_decref = ctypes.PYFUNCTYPE(None, c_void_p)(("Py_DecRef", _api))
+_probe = b"probe"
+_BYTES_DATA = ctypes.cast(c_char_p(_probe), c_void_p).value - id(_probe)  # where a bytes object's bytes start
+
+
+class OwnedBytes(Closing):
+    """n bytes for C to fill at addr; take(length) hands out the bytes object cut
+    to length without a copy. Never taken, it is freed on close()."""
+
+    __slots__ = ("_p", "addr", "size")
+
+    def __init__(self, n):
+        self._p = None
+        self._p = _raw_new(None, n)  # MemoryError when it cannot be had
+        self.addr, self.size = self._p + _BYTES_DATA, n
+
+    def take(self, length):
+        p, self._p = self._p, None
+        cell = c_void_p(p)
+        if length != self.size:
+            _raw_resize(ctypes.byref(cell), length)  # on failure the object is gone and this raises
+        obj = ctypes.cast(cell.value, ctypes.py_object).value  # a second reference...
+        _raw_decref(cell.value)  # ...and the raw one let go: obj is the only one
+        return obj
+
+    def close(self):
+        p, self._p = self._p, None
+        if p:
+            _raw_decref(p)
+
+
 # libc's allocator, for scratch buffers C fills and Python copies out of:
 # pages a blob never reaches are never touched (bytearray(n) would zero them).
 _libc = ctypes.CDLL(ctypes.util.find_library("c") or None)

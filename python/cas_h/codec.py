@@ -5,7 +5,7 @@ import ctypes
 import threading
 
 from . import _lib
-from ._lib import Buffer as _Buffer, Closing as _Closing, lib as _c, new_bytes as _new_bytes
+from ._lib import Buffer as _Buffer, Closing as _Closing, OwnedBytes as _OwnedBytes, lib as _c, new_bytes as _new_bytes
 from ._core import (LEGACY, RAW, SHA1, V1, V2, _KEY_BUF, _NEED_OUTPUT, _OK, _PARAM_EXPECT_SIZE, _PARAM_FORMAT,
                     _PARAM_FSYNC, _PARAM_GZIP_BACKEND, _PARAM_HASH, _PARAM_LEVEL, _PARAM_LIMIT, _PARAM_LZ4_BLOCK,
                     _PARAM_STRICT, _PARAM_THREADS, _PARAM_VERIFY, SIDECAR_JSON, SIDECARS, _alloc, _byref, _c_int,
@@ -427,16 +427,16 @@ def _outputs(sizes):
     offsets = [0] * n
     off = 0
     for i, z in enumerate(sizes):
-        if z > _ARENA_ITEM:
-            own[i], outs[i] = _new_bytes(z)
+        if z > _ARENA_ITEM:  # cut to its length in place when fetched (a blob written into its bound)
+            own[i] = _OwnedBytes(z)
+            outs[i] = own[i].addr
         else:
             outs[i], offsets[i] = base + off, off
             off += z
 
     def fetch(i, length):
         if i in own:
-            b = own.pop(i)
-            return b if length == len(b) else b[:length]
+            return own.pop(i).take(length)
         return arena[offsets[i]:offsets[i] + length]
 
     return outs, caps, fetch

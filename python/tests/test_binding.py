@@ -1,6 +1,7 @@
 """cas_h: pack/unpack, interop with Python's gzip and lz4.frame, buffers
 without copies, messages word for word, readers over file objects."""
 
+import ctypes
 import gc
 import gzip
 import hashlib
@@ -8,6 +9,7 @@ import io
 import mmap
 import os
 import tempfile
+import sys
 import tracemalloc
 import unittest
 
@@ -110,6 +112,32 @@ class TestMany(unittest.TestCase):
         self.assertEqual(cas_h.unpack_many([], []), [])
         with self.assertRaises(ValueError):
             cas_h.pack_many(blobs, keys=False, compress=False)
+
+    def test_outputs_cut_in_place(self):
+        """A blob written into its bound comes out as a bytes object cut to its length
+        in place (no copy), the only reference to it; one never handed out is freed."""
+        from cas_h import _lib
+        ob = _lib.OwnedBytes(1 << 20)
+        ctypes.memset(ob.addr, 0x61, 10)
+        cut = ob.take(10)
+        refs = sys.getrefcount(cut)
+        self.assertEqual((cut, refs), (b"a" * 10, 2))  # 2: ours and getrefcount's
+        exact = _lib.OwnedBytes(3)
+        ctypes.memset(exact.addr, 0x62, 3)
+        self.assertEqual(exact.take(3), b"bbb")
+        self.assertEqual(_lib.OwnedBytes(5).take(0), b"")
+        tracemalloc.start()
+        try:
+            base = tracemalloc.get_traced_memory()[0]
+            for _ in range(40):
+                _lib.OwnedBytes(1 << 20).close()
+                _lib.OwnedBytes(1 << 20)  # dropped untaken: freed by its finalizer
+            self.assertLess(tracemalloc.get_traced_memory()[0] - base, 1 << 20)
+        finally:
+            tracemalloc.stop()
+        big = bytes(range(256)) * 8192  # 2 MiB: a bound-sized output per blob, each cut
+        self.assertEqual(cas_h.pack_many([big, big[:70000]], 2)[1], [cas_h.compress(big, 2),
+                                                                      cas_h.compress(big[:70000], 2)])
 
     def test_buffers_read_in_place(self):
         """unpack_many and decoded_sizes take any buffer (a read-only mmap of a blob
