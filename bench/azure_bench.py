@@ -89,33 +89,6 @@ def bench_big(cc, container, prefix, gib, rounds, version):
     return res
 
 
-def bench_put(st, cc, prefix, rounds):
-    import numpy as np
-    rng = np.random.default_rng(11)
-    res = []
-    for r in range(rounds):
-        # fresh bytes each round: both sides upload every blob (no dedup)
-        items = [(np.cumsum(rng.standard_normal(1 << 18)) * 1e-3).astype(np.float32).tobytes() for _ in range(64)]
-        pool = concurrent.futures.ThreadPoolExecutor(16)
-        row = {}
-
-        def py_put(b):
-            key = hashlib.sha1(b).hexdigest()
-            cc.upload_blob("%s/PyPut/data/%s/%s" % (prefix, key[:2], key), gzip.compress(b, compresslevel=3),
-                           overwrite=True, metadata={META: '{"cas_raw": false, "cas_version": 1}'})
-            return key
-
-        for side in (["cas", "py"] if r % 2 == 0 else ["py", "cas"]):
-            t = time.perf_counter()
-            keys = st.put_many("CasPut", items, version=1) if side == "cas" else list(pool.map(py_put, items))
-            row[side] = time.perf_counter() - t
-            assert keys == [hashlib.sha1(b).hexdigest() for b in items]
-        pool.shutdown()
-        res.append(row)
-    return {"rounds": res, "median_s": {k: statistics.median(r[k] for r in res) for k in ("cas", "py")},
-            "ratio": common.median_ratio(res, "py", "cas")}
-
-
 def report_rows(res):
     rows = []
 
@@ -179,7 +152,8 @@ def main():
             log("  task get     %5.1f s: %s" % (time.time() - t,
                                                 {k: round(v, 3) for k, v in res["task"]["median_s"].items()}))
             t = time.time()
-            res["put"] = bench_put(st, cc, prefix, args.rounds)
+            res["put"] = common.bench_put(st, lambda name, blob, meta: cc.upload_blob(
+                name, blob, overwrite=True, metadata={META: meta}), prefix, args.rounds)
             log("  64 x 1 MiB   %5.1f s: %s" % (time.time() - t,
                                                 {k: round(v, 3) for k, v in res["put"]["median_s"].items()}))
         if not args.skip_big:

@@ -253,7 +253,9 @@ def bench_big(s3, bucket, prefix, gib, rounds, version):
     return res
 
 
-def bench_put(st, s3, bucket, prefix, rounds):
+def bench_put(st, upload, prefix, rounds):
+    """64 x 1 MiB float32 through cas_h's put_many against SHA-1 + gzip + the store's
+    own SDK on a 16-thread pool; upload(name, blob, sidecar_json) is that SDK's put."""
     import numpy as np
     rng = np.random.default_rng(11)
     res = []
@@ -265,18 +267,13 @@ def bench_put(st, s3, bucket, prefix, rounds):
 
         def py_put(b):
             key = hashlib.sha1(b).hexdigest()
-            blob = gzip.compress(b, compresslevel=3)
-            s3.put_object(Bucket=bucket, Key="%s/PyPut/data/%s/%s" % (prefix, key[:2], key), Body=blob,
-                          Metadata={"metaflow-user-attributes": '{"cas_raw": false, "cas_version": 1}'})
+            upload("%s/PyPut/data/%s/%s" % (prefix, key[:2], key), gzip.compress(b, compresslevel=3),
+                   '{"cas_raw": false, "cas_version": 1}')
             return key
 
-        order = ["cas", "py"] if r % 2 == 0 else ["py", "cas"]
-        for side in order:
+        for side in (["cas", "py"] if r % 2 == 0 else ["py", "cas"]):
             t = time.perf_counter()
-            if side == "cas":
-                keys = st.put_many("CasPut", items, version=1)
-            else:
-                keys = list(pool.map(py_put, items))
+            keys = st.put_many("CasPut", items, version=1) if side == "cas" else list(pool.map(py_put, items))
             row[side] = time.perf_counter() - t
             assert keys == [hashlib.sha1(b).hexdigest() for b in items]
         pool.shutdown()
@@ -312,7 +309,8 @@ def main():
             res["task"] = bench_task(st, s3, bucket, prefix, args.rounds)
             log("  task get     %5.1f s: %s" % (time.time() - t, {k: round(v, 3) for k, v in res["task"]["median_s"].items()}))
             t = time.time()
-            res["put"] = bench_put(st, s3, bucket, prefix, args.rounds)
+            res["put"] = bench_put(st, lambda name, blob, meta: s3.put_object(
+                Bucket=bucket, Key=name, Body=blob, Metadata={"metaflow-user-attributes": meta}), prefix, args.rounds)
             log("  64 x 1 MiB   %5.1f s: %s" % (time.time() - t, {k: round(v, 3) for k, v in res["put"]["median_s"].items()}))
         if not args.skip_big:
             for v in (2, 1):
