@@ -54,11 +54,19 @@ $(B)/config.mk:
 # Every compile of the headers: the build's own view of xxhash.h and libcurl.
 CFG_DEFS := $(XXH_DEFS) $(FAST_CFLAGS)
 
-.PHONY: all demo test test-build test-c test-configs test-single test-cli test-interop test-python test-s3 test-azure \
-        test-asan test-valgrind test-fuzz-replay test-infra test-cmake install uninstall clean bench fuzz examples
+# cas_h's speedups (python/cas_h/_speedups.c), beside libcas.so, for $(PYTHON), when
+# it has Python.h; cas_h finds it next to the library it loads.
+PY_CONF  := $(shell $(PYTHON) -c "import sysconfig as s; print(s.get_paths()['include'], s.get_config_var('EXT_SUFFIX'))" \
+              2>/dev/null)
+SPEEDUPS := $(if $(wildcard $(firstword $(PY_CONF))/Python.h),$(B)/_speedups$(word 2,$(PY_CONF)))
 
-all: $(B)/libcas.so $(B)/libcas.a $(B)/cas dist/cas.h
+.PHONY: all demo test test-build test-c test-configs test-single test-cli test-interop test-python test-s3 test-azure \
+        test-asan test-valgrind test-fuzz-replay test-infra test-cmake install uninstall clean bench fuzz examples speedups
+
+all: $(B)/libcas.so $(B)/libcas.a $(B)/cas dist/cas.h $(SPEEDUPS)
 	@echo "cas.h $(VERSION) built in $(B)/ with: $(CAS_FOUND); without: $(CAS_MISSING)"
+	@echo "cas_h's speedups (a CPython extension for one-blob calls): $(if $(SPEEDUPS),$(SPEEDUPS),not built: \
+	  $(PYTHON) has no Python.h (Debian: python3-dev); cas_h makes those calls through ctypes)"
 
 $(B):
 	@mkdir -p $@
@@ -68,6 +76,14 @@ $(B)/libcas.o: lib/libcas.c $(HEADERS) $(B)/config.mk | $(B)
 
 $(B)/libcas.so: $(B)/libcas.o
 	$(CC) -shared -Wl,-soname,libcas.so.0 -o $@ $< $(BASE_LIBS) $(FAST_LIBS) $(CLOUD_LIBS)
+
+# C99 and -Wpedantic as the library: Python.h is written to compile under them.
+$(SPEEDUPS): python/cas_h/_speedups.c $(HEADERS) | $(B)
+	$(CC) $(STD) $(OPT) $(WARN) -fPIC -shared -I. -I$(firstword $(PY_CONF)) -o $@ python/cas_h/_speedups.c
+
+# the speedups alone, or a line saying why not (python/setup.py builds this)
+speedups: $(SPEEDUPS)
+	@[ -n "$(SPEEDUPS)" ] || echo "speedups: not built, $(PYTHON) has no Python.h (Debian: python3-dev)"
 
 $(B)/libcas.a: $(B)/libcas.o
 	ar rcs $@ $<

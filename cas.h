@@ -216,11 +216,14 @@ CASDEF int cas_reader_unpack(cas_reader *r, const void *blob, size_t n, void **o
 CASDEF void cas_reader_free_buffer(cas_reader *r, void *p);
 /* begin + unpack_into in one call, for bindings that pay per call (ctypes):
  * CAS_DONE, an error, or CAS_NEED_OUTPUT with *out_len set to the size the
- * blob states (0 if it states none) so that a retry can size its buffer. */
+ * blob states (0 if it states none, or one cas_reader_size_hint refuses) so that
+ * a retry can size its buffer. */
 CASDEF int cas_reader_decode(cas_reader *r, const char *meta, size_t meta_len, const char *name, const char *key,
                              const void *blob, size_t n, void *dst, size_t cap, size_t *out_len);
 /* What the blob says it decodes to (LZ4 content size, gzip length field) after
- * begin, or CAS_E_NOTFOUND. A hint for sizing buffers; never trusted. */
+ * begin, or CAS_E_NOTFOUND when it states nothing, or more than its n bytes of its
+ * codec can decode to (then *size is 0). A size to allocate for the output, never
+ * trusted: a blob that decodes to more fails with CAS_NEED_OUTPUT. */
 CASDEF int cas_reader_size_hint(cas_reader *r, const void *blob, size_t n, uint64_t *size);
 /* The last error in Metaflow's words, e.g. "Could not unpack artifact 'F/data/ab/abcd..':
  * Compressed file ended before the end-of-stream marker was reached"; "" if none. */
@@ -1908,10 +1911,20 @@ CASDEF int cas_reader_update(cas_reader *r, const void *in, size_t n, size_t *in
     return rc;
 }
 
+/* The most n bytes of the reader's codec can decode to: a stated size beyond it is a lie. */
+static uint64_t cas__reader_most(const cas_reader *r, size_t n) { return (uint64_t)n * r->crow->ratio + 65536; }
+
 CASDEF int cas_reader_size_hint(cas_reader *r, const void *blob, size_t n, uint64_t *size) {
+    int rc;
     if (!r || !size) return CAS_E_ARG;
+    *size = 0;
     if (r->state <= 0) return r->state < 0 ? r->state : CAS_E_STATE;
-    return cas_decoded_size_hint(r->codec_id, blob, n, size);
+    rc = cas_decoded_size_hint(r->codec_id, blob, n, size);
+    if (rc == CAS_OK && *size > cas__reader_most(r, n)) {
+        *size = 0;
+        return CAS_E_NOTFOUND;
+    }
+    return rc;
 }
 
 CASDEF int cas_reader_unpack_into(cas_reader *r, const void *blob, size_t n, void *dst, size_t cap,
@@ -1963,7 +1976,7 @@ CASDEF int cas_reader_decode(cas_reader *r, const char *meta, size_t meta_len, c
     if ((rc = cas_reader_begin(r, meta, meta_len, name, key)) < 0) return rc;
     rc = cas_reader_unpack_into(r, blob, n, dst, cap, out_len);
     if (rc == CAS_NEED_OUTPUT && out_len) {
-        if (cas_decoded_size_hint(r->codec_id, blob, n, &hint) == CAS_OK && hint <= (uint64_t)(size_t)-1)
+        if (cas_reader_size_hint(r, blob, n, &hint) == CAS_OK && hint <= (uint64_t)(size_t)-1)
             *out_len = (size_t)hint;
     }
     return rc;
@@ -1991,7 +2004,7 @@ CASDEF int cas_reader_unpack(cas_reader *r, const void *blob, size_t n, void **o
     if (!r || !out || (!blob && n)) return CAS_E_ARG;
     if (r->state < 0) return r->state;
     if (r->state != 1 && r->state != 2) return CAS_E_STATE;
-    most = (uint64_t)n * r->crow->ratio + 65536; /* what n bytes of this codec can decode to */
+    most = cas__reader_most(r, n);
     /* a size field the decoder holds the stream to can be refused now; others are hints */
     framed = r->crow->sniff && cas_sniff(blob, n) == r->crow->sniff;
     enforced = r->crow->hint_enforced && framed;

@@ -10,6 +10,8 @@
 # The optional libraries, each used by `make` when found (lib/configure.sh): ISA-L,
 # libdeflate, OpenSSL (SHA-1; and with libcurl + expat, the S3 backend, cas_cloud.h),
 # xxhash.h (XXH3 keys).
+# python3-dev: Python.h, for cas_h's speedups (python/cas_h/_speedups.c, the one-blob
+# calls as a CPython extension; without it cas_h makes them through ctypes).
 # Test tools: clang (sanitizers, fuzz replay), valgrind, python3-lz4 (Metaflow's LZ4
 # path), python3-numpy + python3-pandas (the pickle-preview tests), python3-venv +
 # python3-pip + python3-setuptools (`pip install ./python` in a fresh venv, offline),
@@ -25,7 +27,7 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 export DEBIAN_FRONTEND=noninteractive
 base="build-essential clang llvm libclang-rt-dev make pkg-config ca-certificates procps
   zlib1g-dev liblz4-dev
-  python3 python3-lz4 python3-numpy python3-pandas python3-venv python3-pip python3-setuptools
+  python3 python3-dev python3-lz4 python3-numpy python3-pandas python3-venv python3-pip python3-setuptools
   valgrind cmake man-db"
 optional="libxxhash-dev libisal-dev libdeflate-dev libssl-dev libcurl4-openssl-dev libexpat1-dev"
 s3="python3-boto3 python3-azure radosgw ceph-mon ceph-osd ceph-common uuid-runtime curl"

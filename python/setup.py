@@ -4,6 +4,9 @@ the checkout's own Makefile from its sources (cas.h, cas_cloud.h,
 cas_pickle.h, lib/libcas.c), so that `import cas_h` finds it next to the
 package from any directory, without PYTHONPATH or LD_LIBRARY_PATH.
 
+With Python.h (Debian: python3-dev) it also builds cas_h's speedups,
+python/cas_h/_speedups.c, a CPython extension module for the one-blob calls.
+
 The version is the library's (CAS_VERSION_STRING in cas_codecs.h): one place.
 Needs what `make` needs (Debian packages: infra/debian-deps.sh).
 """
@@ -11,6 +14,8 @@ import os
 import re
 import shutil
 import subprocess
+import sys
+import sysconfig
 
 from setuptools import setup
 from setuptools.command.build_py import build_py
@@ -26,15 +31,21 @@ def version():
 
 
 class BuildWithLibrary(build_py):
-    """build_py, then libcas.so into the built cas_h/ (make B=<a temp build folder>)."""
+    """build_py, then libcas.so and, for this Python when it has Python.h, cas_h's
+    speedups (the CPython extension for one-blob calls, _speedups.c) into the built
+    cas_h/ (make B=<a temp build folder> PYTHON=<this Python>)."""
 
     def run(self):
         build_py.run(self)
         out = os.path.join(os.path.abspath(self.build_lib), "cas_h")
         tmp = os.path.abspath(os.path.join(self.build_lib, "..", "casbuild"))
         os.makedirs(tmp, exist_ok=True)
-        subprocess.check_call(["make", "-C", REPO, "--no-print-directory", "B=" + tmp, os.path.join(tmp, "libcas.so")])
+        subprocess.check_call(["make", "-C", REPO, "--no-print-directory", "B=" + tmp, "PYTHON=" + sys.executable,
+                               os.path.join(tmp, "libcas.so"), "speedups"])
         shutil.copy(os.path.join(tmp, "libcas.so"), os.path.join(out, "libcas.so"))
+        speedups = os.path.join(tmp, "_speedups" + sysconfig.get_config_var("EXT_SUFFIX"))
+        if os.path.exists(speedups):  # else cas_h makes those calls through ctypes (make said why)
+            shutil.copy(speedups, os.path.join(out, os.path.basename(speedups)))
 
 
 class BinaryDistribution(Distribution):

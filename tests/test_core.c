@@ -706,6 +706,15 @@ static void test_lz4_quirks(void) {
             CHECK(cas_reader_begin(r, V2META, 36, NAME, NULL) == CAS_OK);
             CHECK_EQ_INT(cas_reader_unpack(r, lie, ln, &o, &len), CAS_E_CORRUPT);
             CHECK(strstr(cas_reader_message(r), "content size field") != NULL);
+            {   /* a size to allocate is never one these bytes cannot decode to */
+                uint64_t hint = 1;
+                char small[8];
+                CHECK(cas_reader_begin(r, V2META, 36, NAME, NULL) == CAS_OK);
+                CHECK_EQ_INT(cas_reader_size_hint(r, lie, ln, &hint), CAS_E_NOTFOUND);
+                CHECK(hint == 0);
+                CHECK_EQ_INT(cas_reader_decode(r, V2META, 36, NAME, NULL, lie, ln, small, sizeof small, &len),
+                             CAS_E_CORRUPT);
+            }
             cas_reader_free(r);
         }
     }
@@ -792,6 +801,11 @@ static void test_reader_decode_one_call(void) {
     cas_reader_create(&r, NULL);
     CHECK_EQ_INT(cas_reader_decode(r, V1META, 36, NAME, NULL, gz, gn, out, 4, &len), CAS_NEED_OUTPUT);
     CHECK_EQ_INT(len, 10); /* the gzip length field, for the retry */
+    {
+        uint64_t hint = 0;
+        CHECK_EQ_INT(cas_reader_size_hint(r, gz, gn, &hint), CAS_OK); /* begun by the decode above */
+        CHECK(hint == 10);
+    }
     CHECK_EQ_INT(cas_reader_decode(r, V1META, 36, NAME, NULL, gz, gn, out, sizeof out, &len), CAS_DONE);
     CHECK(len == 10 && !memcmp(out, "abcdefghij", 10));
     CHECK_EQ_INT(cas_reader_decode(r, "{}", 2, NAME, NULL, gz, gn, out, sizeof out, &len), CAS_E_VERSION_MISSING);

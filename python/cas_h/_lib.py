@@ -8,11 +8,13 @@ releases the GIL while C runs.
 
 import ctypes
 import ctypes.util
+import importlib.util
 import os
+import sysconfig
 
 from .errors import error_class
 
-__all__ = ["lib", "path", "acquire", "Buffer"]
+__all__ = ["lib", "path", "speedups", "acquire", "Buffer"]
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -58,6 +60,33 @@ def _load():
 
 
 lib, path = _load()
+
+
+def _load_speedups():
+    """(cas_h._speedups bound to lib's functions, its path, why not): the one-blob
+    calls without ctypes (python/cas_h/_speedups.c). It is looked for beside the
+    library loaded, then in the package; without it, or with CAS_H_SPEEDUPS=0,
+    cas_h makes the same calls through ctypes."""
+    if os.environ.get("CAS_H_SPEEDUPS", "1").strip().lower() in ("0", "no", "off", "false"):
+        return None, None, "switched off by CAS_H_SPEEDUPS"
+    name = "_speedups" + (sysconfig.get_config_var("EXT_SUFFIX") or ".so")
+    dirs = [os.path.dirname(path)] if os.sep in path else []
+    for where in [os.path.join(d, name) for d in dirs + [_HERE]]:
+        if not os.path.isfile(where):
+            continue
+        try:
+            spec = importlib.util.spec_from_file_location(__package__ + "._speedups", where)
+            mod = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(mod)
+            # each function's address in the library ctypes loaded: the shim calls that library
+            mod.bind(*[ctypes.cast(lib[f], c_void_p).value for f in mod.FUNCTIONS.split()])
+        except (ImportError, OSError, AttributeError, TypeError, ValueError) as e:
+            return None, None, "%s: %s" % (where, e)
+        return mod, where, None
+    return None, None, "no %s beside %s or in %s" % (name, path, _HERE)
+
+
+speedups, speedups_path, speedups_missing = _load_speedups()
 
 
 def raw_function(name, restype):

@@ -21,10 +21,12 @@ def hash_available(algo):
 
 def hash_key(data, algo=SHA1):
     """The key of some bytes: lowercase hex SHA-1 (Metaflow's) or XXH3-128."""
-    if type(data) is bytes:  # one C call: ctypes passes the bytes' own buffer
-        key = _scratch().key
-        _c.cas_hash(algo, data, len(data), key)
-        return key.value.decode()
+    if _fast is not None:
+        key = _fast.hash(algo, data)
+        if type(key) is str:
+            return key
+        if key is not None:
+            _lib.fail(key)
     key = ctypes.create_string_buffer(_KEY_BUF)
     with _Buffer(data) as b:
         _c.cas_hash(algo, b.addr, b.size, key)
@@ -137,68 +139,48 @@ def _packer(fmt):
 
 
 # Small artifacts (config dicts, flags, counters) are most of what a step saves,
-# and for them ctypes' per-call cost is the whole price: the module-level
-# pack/unpack take one C call each through per-thread scratch buffers.
-_SMALL = 64 << 10
-# Decoded sizes up to this go through the (cache-warm) scratch and a copy: measured
-# cheaper than decoding into a fresh bytes object; larger stated sizes are decoded
-# in place.
-_SCRATCH_MAX = _SMALL
+# and for them a ctypes call's own cost is more than the work: with cas_h's
+# speedups (_speedups.c) the module-level pack/unpack/compress/hash_key are one
+# call of a CPython extension each, on this thread's own Packer / Unpacker.
+_fast = _lib.speedups
 
 
-class _Scratch(object):
-    """Per-thread buffers and objects of the small fast path. Kept in _tls with
-    the thread's Packers and Unpacker, so that clearing _tls drops all of them
-    together and no C pointer outlives the object that owns it."""
+class _Fast(object):
+    """This thread's handles for the speedups, each beside the object that owns it
+    (kept in _tls: clearing _tls drops both, and no C pointer outlives its owner)."""
 
     def __init__(self):
-        cap = _c.cas_pack_bound(V1, _SMALL) + 1024
-        self.buf = ctypes.create_string_buffer(cap)
-        self.view = memoryview(self.buf).cast("B")
-        self.addr = ctypes.addressof(self.buf)
-        self.cap = cap
-        self.n = _c_size_t()
-        # the _raw calls' C-ready arguments (size_t as c_size_t: a bare int would be a C int)
-        self.addr_arg, self.cap_arg, self.n_arg = _c_void_p(self.addr), _c_size_t(cap), _byref(self.n)
-        self.key = ctypes.create_string_buffer(_KEY_BUF)
-        self.packers = {}  # version -> this thread's Packer
-        self.unpacker = None
+        self.writers = {}  # version -> (Packer, its cas_writer *, format)
+        self.reader = None  # (Unpacker, its cas_reader *)
 
 
-def _scratch():
-    sc = _tls.__dict__.get("scratch")
-    if sc is None:
-        sc = _tls.scratch = _Scratch()
-    return sc
-
-# The sidecars Metaflow writes, pre-encoded (json.dumps costs more than the
-# decode of a small blob); keyed by (cas_raw, cas_version): equal values give
-# the same answer under Metaflow's rules, whatever their JSON spelling.
-_META_JSON = {(m["cas_raw"], m["cas_version"]): SIDECAR_JSON[f] for f, m in SIDECARS.items()}
+def _fast_state():
+    f = _tls.__dict__.get("fast")
+    if f is None:
+        f = _tls.fast = _Fast()
+    return f
 
 
-# The small fast path's two C calls, without argtypes: ctypes then converts
-# nothing (bytes and None pass as pointers; handles, sizes and the scratch are
-# ctypes objects), ~0.5 us of a 233-byte artifact's ~2 us. Every argument must be
-# C-ready: a bare Python int would go as a C int, not the size_t C reads.
-_cas_pack_raw = _lib.raw_function("cas_pack", ctypes.c_int)
-_META_V2 = SIDECAR_JSON[V2]
-_LZ4_RATIO = 256  # the most one byte of LZ4 frame decodes to (cas_reader_unpack's own bound)
-_LZ4_MAGIC = b"\x04\x22\x4d\x18"
-_cas_reader_decode_raw = _lib.raw_function("cas_reader_decode", ctypes.c_int)
+def _writer(version):
+    """(Packer, cas_writer *, format) of this thread for version 1 or 2."""
+    fs = _fast_state()
+    w = fs.writers.get(version)
+    if w is None:
+        fmt = _format(version)
+        p = _packer(fmt)
+        w = fs.writers[version] = (p, p._w.value, fmt)
+    return w
 
 
 def pack(data, version=1, raw=False):
     """(key, blob): the SHA-1 key of data and the blob Metaflow would store.
     version=1 gzip (default), version=2 LZ4 frame, raw=True as is."""
-    if type(data) is bytes and len(data) <= _SMALL and not raw:
-        sc = _scratch()
-        p = sc.packers.get(version)
-        if p is None and (version == 1 or version == 2):
-            p = sc.packers[version] = _packer(version)
-        if p is not None and p._w is not None and \
-                _cas_pack_raw(p._w, data, _c_size_t(len(data)), sc.addr_arg, sc.cap_arg, sc.n_arg, sc.key) == _OK:
-            return sc.key.value.decode(), sc.view[:sc.n.value].tobytes()
+    if _fast is not None and not raw and (version == 1 or version == 2):
+        _, w, fmt = _writer(version)
+        out = _fast.pack(w, fmt, data)
+        if type(out) is tuple:
+            return out
+        # a failure: the Packer's own path words it
     return _packer(_format(version, raw)).pack(data)
 
 
@@ -207,15 +189,22 @@ def pack_into(data, out, version=1, raw=False):
     return _packer(_format(version, raw)).pack_into(data, out)
 
 
+_CODEC_OF = {}  # version -> the codec its blobs are in, as C says (cas_format_codec)
+
+
 def compress(data, version=1, level=0):
     """The blob alone, without hashing: gzip (version 1, level 3 unless
     given, mtime 0) or an LZ4 frame (version 2). For callers that already
     know the key; pack() computes both at once."""
-    codec = _c.cas_format_codec(_format(version))  # the codec the format's blobs are in, as C says
-    if type(data) is bytes and len(data) <= _SMALL and not level:
-        sc = _scratch()  # one C call into this thread's scratch buffer
-        if _c.cas_encode(codec, 0, data, len(data), sc.addr, sc.cap, sc.n) == _OK:
-            return sc.view[:sc.n.value].tobytes()
+    codec = _CODEC_OF.get(version)
+    if codec is None:
+        codec = _CODEC_OF[version] = _c.cas_format_codec(_format(version))
+    if _fast is not None:
+        out = _fast.encode(codec, level or 0, data)
+        if type(out) is bytes:
+            return out
+        if out is not None:
+            _raise(out if out < 0 else -3, "Could not pack artifact: %s" % strerror(out))
     with _Buffer(data) as b:
         cap = _c.cas_encode_bound(codec, b.size)
         out = _lib.malloc(cap or 1)
@@ -237,11 +226,6 @@ def pack_bound(n, version=1, raw=False):
 
 
 # ---- reading -------------------------------------------------------------------
-
-# Neither gzip (~1032:1) nor LZ4 (~255:1) expands more than this; a size hint
-# beyond it is a lie and is not used to allocate.
-_MAX_RATIO = 1100
-
 
 class Unpacker(_Closing):
     """Blob (+ its sidecar) to bytes, reusing one C reader.
@@ -312,15 +296,13 @@ class Unpacker(_Closing):
                 return blob  # the bytes as stored, already a bytes object
             size = _c_uint64()
             n = _c_size_t()
-            if expect_size is not None:
-                hint = int(expect_size)
-            elif fmt == RAW:
+            if fmt == RAW:
                 hint = b.size
             elif _c.cas_reader_size_hint(r, b.addr, b.size, _byref(size)) == _OK:
-                hint = size.value
+                hint = size.value  # a size these bytes can decode to: C refuses any other
             else:
                 hint = -1
-            if 0 <= hint <= _MAX_RATIO * b.size + 65536 and not (self._limit and hint > self._limit):
+            if 0 <= hint and not (self._limit and hint > self._limit):
                 out, addr = _new_bytes(hint)
                 if _c.cas_reader_unpack_into(r, b.addr, b.size, addr, hint, _byref(n)) == _OK:
                     return out if n.value == hint else out[:n.value]
@@ -353,49 +335,41 @@ def _unpacker():
     return u
 
 
+# The sidecars Metaflow writes, pre-encoded (json.dumps costs more than the
+# decode of a small blob); keyed by (cas_raw, cas_version): equal values give
+# the same answer under Metaflow's rules, whatever their JSON spelling.
+_META_JSON = {(m["cas_raw"], m["cas_version"]): SIDECAR_JSON[f] for f, m in SIDECARS.items()}
+
+
+def _fast_reader():
+    """(Unpacker, its cas_reader *) of this thread, ready for a decode."""
+    fs = _fast_state()
+    if fs.reader is None:
+        u = _unpacker()
+        fs.reader = (u, u._r.value)
+    u = fs.reader[0]
+    if u._expect is not None:  # left by an Unpacker call that checked a size
+        _c.cas_reader_set_param(u._r, _PARAM_EXPECT_SIZE, -1)
+        u._expect = None
+    return fs.reader
+
+
 def unpack(blob, meta=None, name=None, key=None, expect_size=None):
     """Decoded bytes of a blob. meta: its sidecar (dict, JSON str/bytes) or None
     for a blob without one (Metaflow's legacy rule: gzip). key: verify."""
-    # One C call when it can be: into the scratch buffer when the output likely
-    # fits (a blob that does not fit costs a partial decode, cheap for LZ4, not for
-    # gzip, so larger gzip blobs take the size-hinted path), or straight into the
-    # bytes object returned when an LZ4 frame states its size (no copy after).
-    if type(blob) is bytes and expect_size is None:
-        n = len(blob)
+    if _fast is not None and expect_size is None:
         mb = None
         if type(meta) is dict and len(meta) == 2:
             mb = _META_JSON.get((meta.get("cas_raw"), meta.get("cas_version")))
         if mb is None:
             mb = _meta_bytes(meta)
-        stated = -1
-        if mb == _META_V2 and n >= 14 and blob[4] & 0x08 and blob[:4] == _LZ4_MAGIC:  # FLG's content-size bit
-            stated = int.from_bytes(blob[6:14], "little")
-            if not _SCRATCH_MAX < stated <= _LZ4_RATIO * n + 65536:
-                stated = -1
-        if stated > 0 or n <= 16384 or (n <= _SMALL and blob[:4] == _LZ4_MAGIC):
-            sc = _scratch()
-            u = sc.unpacker
-            if u is None:
-                u = sc.unpacker = _unpacker()
-            r = u._r
-            if u._expect is not None:  # left by a slow-path call that checked a size
-                _c.cas_reader_set_param(r, _PARAM_EXPECT_SIZE, -1)
-                u._expect = None
-            if stated > 0:
-                out, addr = _new_bytes(stated)
-                dst, cap = _c_void_p(addr), _c_size_t(stated)
-            else:
-                dst, cap = sc.addr_arg, sc.cap_arg
-            rc = _cas_reader_decode_raw(r, mb, _c_size_t(len(mb) if mb is not None else 0),
-                                        None if name is None else _name(name),
-                                        None if key is None else _name(key, "key"), blob, _c_size_t(n), dst, cap,
-                                        sc.n_arg)
-            if rc == _OK:
-                if stated > 0:
-                    return out if sc.n.value == stated else out[:sc.n.value]
-                return sc.view[:sc.n.value].tobytes()
-            if rc != _NEED_OUTPUT:
-                u._fail(rc)
+        u, r = _fast_reader()
+        out = _fast.unpack(r, mb, blob, None if name is None else _name(name), None if key is None else _name(key, "key"))
+        if type(out) is bytes:
+            return out
+        if out is not None and out != _NEED_OUTPUT:
+            u._fail(out)
+        # a blob that decodes to more than it states, or states nothing and is large: the growing path
     return _unpacker().unpack(blob, meta, name, key, expect_size)
 
 
@@ -526,9 +500,8 @@ class _ManyIn(_Closing):
 def _stated(fmts, ins, lens, n, threads):
     status, sizes = (_c_int * n)(), (_c_size_t * n)()
     _c.cas_unpack_many(n, fmts, ins, lens, None, None, sizes, None, status, int(threads))
-    # a size no blob of that length can decode to is a lie (a corrupt field), not an allocation
-    return [sizes[i] if status[i] in (_OK, _NEED_OUTPUT) and sizes[i] <= _MAX_RATIO * lens[i] + 65536 else None
-            for i in range(n)]
+    # C states no size a blob of that length cannot decode to (a corrupt field)
+    return [sizes[i] if status[i] == _OK or (status[i] == _NEED_OUTPUT and sizes[i]) else None for i in range(n)]
 
 
 def decoded_sizes(blobs, metas, threads=0):

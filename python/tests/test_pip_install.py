@@ -10,6 +10,7 @@ import os
 import shutil
 import subprocess
 import sys
+import sysconfig
 import tempfile
 import textwrap
 import unittest
@@ -26,6 +27,11 @@ SCRIPT = textwrap.dedent(
     assert cas_h.__file__.startswith(venv), cas_h.__file__
     assert cas_h.library_path == os.path.join(os.path.dirname(cas_h.__file__), "libcas.so"), cas_h.library_path
     assert cas_store.__file__.startswith(venv), cas_store.__file__
+    if sys.argv[2] == "1":  # this Python has Python.h: the wheel carries the speedups, and they are used
+        import sysconfig
+        assert cas_h._lib.speedups_path == os.path.join(
+            os.path.dirname(cas_h.__file__), "_speedups" + sysconfig.get_config_var("EXT_SUFFIX")), \
+            cas_h._lib.speedups_missing
 
     sys.path.insert(0, sys.argv[1])  # python/tests: the Metaflow stand-in only
     import mf_standin
@@ -69,8 +75,9 @@ class TestPipInstall(unittest.TestCase):
                                   capture_output=True, env=env, cwd=d, text=True)
             self.assertEqual(site.returncode, 0, site.stderr)
             self.assertTrue(os.path.isfile(os.path.join(site.stdout.strip(), "libcas.so")))
-            run = subprocess.run([os.path.join(venv, "bin", "python"), "-c", SCRIPT, HERE], capture_output=True,
-                                 env=env, cwd=d, text=True, timeout=300)
+            has_python_h = os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h"))
+            run = subprocess.run([os.path.join(venv, "bin", "python"), "-c", SCRIPT, HERE, str(int(has_python_h))],
+                                 capture_output=True, env=env, cwd=d, text=True, timeout=300)
             self.assertEqual(run.returncode, 0, run.stdout + run.stderr)
             self.assertTrue(run.stdout.startswith("ok "), run.stdout)
 
