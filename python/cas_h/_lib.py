@@ -399,3 +399,70 @@ malloc.argtypes = [c_size_t]
 free = _libc.free
 free.restype = None
 free.argtypes = [c_void_p]
+
+
+class CtypesCalls(object):
+    """The speedups' four calls (same arguments, same answers: a result, a status,
+    or None for cas_h's general path) made through ctypes, for a cas_h without
+    _speedups. Each is one C call, on bytes of up to SMALL, into this thread's
+    scratch buffer, then one copy out; anything else answers None. The calls use
+    handles without argtypes, so every argument is made C-ready here (a bare
+    Python int would go as a C int, not the size_t or pointer C reads)."""
+
+    SMALL = 64 << 10
+
+    def __init__(self, formats, key_buf):
+        import threading
+
+        self._tls = threading.local()
+        self._cap = max(lib.cas_pack_bound(f, self.SMALL) for f in formats)
+        self._key_buf = key_buf
+        self._pack, self._decode, self._hash, self._encode = (
+            raw_function(f, c_int) for f in ("cas_pack", "cas_reader_decode", "cas_hash", "cas_encode"))
+
+    def _scratch(self):
+        sc = self._tls.__dict__.get("sc")
+        if sc is None:
+            sc = self._tls.sc = _Scratch(self._cap, self._key_buf)
+        return sc
+
+    def pack(self, w, fmt, data):
+        if type(data) is not bytes or len(data) > self.SMALL:
+            return None
+        sc = self._scratch()
+        rc = self._pack(c_void_p(w), data, c_size_t(len(data)), sc.addr, sc.cap, sc.n_ref, sc.key)
+        return (sc.key.value.decode(), sc.view[:sc.n.value].tobytes()) if rc == 0 else rc
+
+    def unpack(self, r, meta, blob, name, key):
+        if type(blob) is not bytes:
+            return None
+        sc = self._scratch()
+        rc = self._decode(c_void_p(r), meta, c_size_t(len(meta) if meta is not None else 0), name, key, blob,
+                          c_size_t(len(blob)), sc.addr, sc.cap, sc.n_ref)
+        return sc.view[:sc.n.value].tobytes() if rc == 0 else rc
+
+    def hash(self, algo, data):
+        if type(data) is not bytes:
+            return None
+        sc = self._scratch()
+        rc = self._hash(c_int(algo), data, c_size_t(len(data)), sc.key)
+        return sc.key.value.decode() if rc == 0 else rc
+
+    def encode(self, codec, level, data):
+        if type(data) is not bytes or len(data) > self.SMALL:
+            return None
+        sc = self._scratch()
+        rc = self._encode(c_int(codec), c_int(level), data, c_size_t(len(data)), sc.addr, sc.cap, sc.n_ref)
+        return sc.view[:sc.n.value].tobytes() if rc == 0 else rc
+
+
+class _Scratch(object):
+    """One thread's buffer for CtypesCalls, with its C-ready arguments."""
+
+    def __init__(self, cap, key_buf):
+        self.buf = ctypes.create_string_buffer(cap)
+        self.view = memoryview(self.buf).cast("B")
+        self.addr, self.cap = c_void_p(ctypes.addressof(self.buf)), c_size_t(cap)
+        self.n = c_size_t()
+        self.n_ref = ctypes.byref(self.n)
+        self.key = ctypes.create_string_buffer(key_buf)

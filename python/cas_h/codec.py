@@ -21,12 +21,11 @@ def hash_available(algo):
 
 def hash_key(data, algo=SHA1):
     """The key of some bytes: lowercase hex SHA-1 (Metaflow's) or XXH3-128."""
-    if _fast is not None:
-        key = _fast.hash(algo, data)
-        if type(key) is str:
-            return key
-        if key is not None:
-            _lib.fail(key)
+    key = _fast.hash(algo, data)
+    if type(key) is str:
+        return key
+    if key is not None:
+        _lib.fail(key)
     key = ctypes.create_string_buffer(_KEY_BUF)
     with _Buffer(data) as b:
         _c.cas_hash(algo, b.addr, b.size, key)
@@ -139,44 +138,34 @@ def _packer(fmt):
 
 
 # Small artifacts (config dicts, flags, counters) are most of what a step saves,
-# and for them a ctypes call's own cost is more than the work: with cas_h's
-# speedups (_speedups.c) the module-level pack/unpack/compress/hash_key are one
-# call of a CPython extension each, on this thread's own Packer / Unpacker.
-_fast = _lib.speedups
+# and for them a call's own cost is more than the work: the module-level
+# pack/unpack/compress/hash_key are one call each, on this thread's own Packer /
+# Unpacker, of cas_h's speedups (_speedups.c, a CPython extension) or, without
+# them, of the same calls through ctypes (slower per call, small bytes only).
+# Either answers None for what it leaves to the general path below.
+_fast = _lib.speedups or _lib.CtypesCalls((V1, V2), _KEY_BUF)
 
 
-class _Fast(object):
-    """This thread's handles for the speedups, each beside the object that owns it
-    (kept in _tls: clearing _tls drops both, and no C pointer outlives its owner)."""
-
-    def __init__(self):
-        self.writers = {}  # version -> (Packer, its cas_writer *, format)
-        self.reader = None  # (Unpacker, its cas_reader *)
-
-
-def _fast_state():
-    f = _tls.__dict__.get("fast")
-    if f is None:
-        f = _tls.fast = _Fast()
-    return f
-
-
-def _writer(version):
-    """(Packer, cas_writer *, format) of this thread for version 1 or 2."""
-    fs = _fast_state()
-    w = fs.writers.get(version)
+def _fast_writer(version):
+    """(Packer, its cas_writer *, format) of this thread for version 1 or 2, kept in
+    _tls.writers beside the Packer that owns the pointer (clearing _tls drops both)."""
+    d = _tls.__dict__.setdefault("writers", {})
+    w = d.get(version)
     if w is None:
         fmt = _format(version)
         p = _packer(fmt)
-        w = fs.writers[version] = (p, p._w.value, fmt)
+        w = d[version] = (p, p._w.value, fmt)
     return w
 
 
 def pack(data, version=1, raw=False):
     """(key, blob): the SHA-1 key of data and the blob Metaflow would store.
     version=1 gzip (default), version=2 LZ4 frame, raw=True as is."""
-    if _fast is not None and not raw and (version == 1 or version == 2):
-        _, w, fmt = _writer(version)
+    if not raw and (version == 1 or version == 2):
+        try:
+            _, w, fmt = _tls.writers[version]
+        except (AttributeError, KeyError):  # this thread's first pack of that version
+            _, w, fmt = _fast_writer(version)
         out = _fast.pack(w, fmt, data)
         if type(out) is tuple:
             return out
@@ -199,12 +188,11 @@ def compress(data, version=1, level=0):
     codec = _CODEC_OF.get(version)
     if codec is None:
         codec = _CODEC_OF[version] = _c.cas_format_codec(_format(version))
-    if _fast is not None:
-        out = _fast.encode(codec, level or 0, data)
-        if type(out) is bytes:
-            return out
-        if out is not None:
-            _raise(out if out < 0 else -3, "Could not pack artifact: %s" % strerror(out))
+    out = _fast.encode(codec, level or 0, data)
+    if type(out) is bytes:
+        return out
+    if out is not None and out < 0:
+        _raise(out, "Could not pack artifact: %s" % strerror(out))
     with _Buffer(data) as b:
         cap = _c.cas_encode_bound(codec, b.size)
         out = _lib.malloc(cap or 1)
@@ -263,7 +251,7 @@ class Unpacker(_Closing):
             raise ValueError("Unpacker is closed")
         self._expect = expect_size
         _c.cas_reader_set_param(r, _PARAM_EXPECT_SIZE, -1 if expect_size is None else int(expect_size))
-        mb = _meta_bytes(meta)
+        mb = _sidecar_bytes(meta)
         _c.cas_reader_begin(r, mb, len(mb) if mb is not None else 0, None if name is None else _name(name),
                             None if key is None else _name(key, "key"))
         return r
@@ -341,29 +329,36 @@ def _unpacker():
 _META_JSON = {(m["cas_raw"], m["cas_version"]): SIDECAR_JSON[f] for f, m in SIDECARS.items()}
 
 
+def _sidecar_bytes(meta):
+    if type(meta) is dict and len(meta) == 2:
+        mb = _META_JSON.get((meta.get("cas_raw"), meta.get("cas_version")))
+        if mb is not None:
+            return mb
+    return _meta_bytes(meta)
+
+
 def _fast_reader():
-    """(Unpacker, its cas_reader *) of this thread, ready for a decode."""
-    fs = _fast_state()
-    if fs.reader is None:
+    """(Unpacker, its cas_reader *) of this thread, kept in _tls.reader beside the
+    Unpacker that owns the pointer."""
+    r = _tls.__dict__.get("reader")
+    if r is None:
         u = _unpacker()
-        fs.reader = (u, u._r.value)
-    u = fs.reader[0]
-    if u._expect is not None:  # left by an Unpacker call that checked a size
-        _c.cas_reader_set_param(u._r, _PARAM_EXPECT_SIZE, -1)
-        u._expect = None
-    return fs.reader
+        r = _tls.reader = (u, u._r.value)
+    return r
 
 
 def unpack(blob, meta=None, name=None, key=None, expect_size=None):
     """Decoded bytes of a blob. meta: its sidecar (dict, JSON str/bytes) or None
     for a blob without one (Metaflow's legacy rule: gzip). key: verify."""
-    if _fast is not None and expect_size is None:
-        mb = None
-        if type(meta) is dict and len(meta) == 2:
-            mb = _META_JSON.get((meta.get("cas_raw"), meta.get("cas_version")))
-        if mb is None:
-            mb = _meta_bytes(meta)
-        u, r = _fast_reader()
+    if expect_size is None:
+        mb = _sidecar_bytes(meta)
+        try:
+            u, r = _tls.reader
+        except AttributeError:  # this thread's first unpack
+            u, r = _fast_reader()
+        if u._expect is not None:  # left by an Unpacker call that checked a size
+            _c.cas_reader_set_param(u._r, _PARAM_EXPECT_SIZE, -1)
+            u._expect = None
         out = _fast.unpack(r, mb, blob, None if name is None else _name(name), None if key is None else _name(key, "key"))
         if type(out) is bytes:
             return out

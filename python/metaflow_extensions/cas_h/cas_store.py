@@ -147,18 +147,6 @@ _BATCH_BYTES = 64 << 20
 _BATCH_ITEMS = 1024
 
 
-def _batches(items, size):
-    batch, total = [], 0
-    for item in items:
-        batch.append(item)
-        total += size(item)
-        if total >= _BATCH_BYTES or len(batch) >= _BATCH_ITEMS:
-            yield batch
-            batch, total = [], 0
-    if batch:
-        yield batch
-
-
 def _save_blobs(cas_h, version):
     meta = cas_h.sidecar(version)  # from the C library's format table
 
@@ -166,60 +154,75 @@ def _save_blobs(cas_h, version):
         """Metaflow's save_blobs, with keys and blobs computed by cas.h a batch
         at a time (cas_version %d)."""
         results = []
-        storage = self._storage_impl
-
-        def transfer_iter():
-            for key, blob_data, _ in blob_iter:
-                # transfers carry decoded bytes: stored raw, as Metaflow does
-                path = storage.path_join(self._prefix, key[:2], key)
-                results.append(self.save_blobs_result(uri=storage.full_uri(path), key=key))
-                yield path, (io.BytesIO(blob_data), {"cas_raw": True, "cas_version": 1})
-
-        def compute(batch):
-            """(keys, blobs or None): the keys, and for v2 the blobs beside them (LZ4 costs
-            about what SHA-1 does: a blob the store has costs its hash alone). For v1, gzip
-            costs several hashes: the keys alone, and emit() compresses what is missing
-            (Metaflow re-saves every artifact a step has read: a key the store has is common)."""
-            if len(batch) == 1 and not raw:  # one blob: the one-call paths cost less than a batch's set-up
-                if version == 2:
-                    key, blob = cas_h.pack(batch[0], 2)
-                    return [key], [blob]
-                return [cas_h.hash_key(batch[0])], None
-            if version == 2 and not raw:
-                return cas_h.pack_many(batch, 2)
-            return cas_h.pack_many(batch, compress=False)[0], None
-
-        def emit(batch, keys, packed):
-            missing, seen = [], set()
-            for i, key in enumerate(keys):
-                path = storage.path_join(self._prefix, key[:2], key)
-                results.append(self.save_blobs_result(uri=storage.full_uri(path) if raw else None, key=key))
-                # the existence check Metaflow makes, blob by blob; a blob twice in one batch is written once
-                if not storage.is_file([path])[0] and key not in seen:
-                    seen.add(key)
-                    missing.append((i, path))
-            if raw:
-                for i, path in missing:
-                    yield path, (io.BytesIO(batch[i]), {"cas_raw": True, "cas_version": 1})
-                return
-            if packed is None and len(missing) == 1:
-                packed = {missing[0][0]: cas_h.compress(batch[missing[0][0]], version)}
-            elif packed is None:
-                packed = dict(zip((i for i, _ in missing),
-                                  cas_h.pack_many([batch[i] for i, _ in missing], version, keys=False)[1]))
-            for i, path in missing:
-                yield path, (io.BytesIO(packed[i]), dict(meta))
-
-        def packing_iter():
-            for batch in _batches(blob_iter, len):
-                batch = [b if type(b) is bytes else bytes(b) for b in batch]
-                yield from emit(batch, *compute(batch))
-
-        storage.save_bytes(transfer_iter() if is_transfer else packing_iter(), overwrite=True, len_hint=len_hint)
+        items = (_transfers(self, blob_iter, results) if is_transfer
+                 else _packed(cas_h, version, meta, self, blob_iter, raw, results))
+        self._storage_impl.save_bytes(items, overwrite=True, len_hint=len_hint)
         return results
 
     save_blobs.__doc__ = save_blobs.__doc__ % version
     return save_blobs
+
+
+def _transfers(store, blob_iter, results):
+    """Transfers carry decoded bytes: stored raw, as Metaflow does."""
+    storage = store._storage_impl
+    for key, blob_data, _ in blob_iter:
+        path = storage.path_join(store._prefix, key[:2], key)
+        results.append(store.save_blobs_result(uri=storage.full_uri(path), key=key))
+        yield path, (io.BytesIO(blob_data), {"cas_raw": True, "cas_version": 1})
+
+
+def _packed(cas_h, version, meta, store, blob_iter, raw, results):
+    """(path, (blob, sidecar)) for each blob the store lacks, a batch at a time."""
+    batch, total = [], 0
+    for b in blob_iter:  # Metaflow pickles artifacts lazily: a batch at a time bounds memory
+        if type(b) is not bytes:
+            b = bytes(b)
+        batch.append(b)
+        total += len(b)
+        if total >= _BATCH_BYTES or len(batch) >= _BATCH_ITEMS:
+            yield from _packed_batch(cas_h, version, meta, store, batch, raw, results)
+            batch, total = [], 0
+    if batch:
+        yield from _packed_batch(cas_h, version, meta, store, batch, raw, results)
+
+
+def _packed_batch(cas_h, version, meta, store, batch, raw, results):
+    """One batch: its keys (and for v2 its blobs beside them: LZ4 costs about what
+    SHA-1 does, so a blob the store has costs its hash alone); the existence check
+    Metaflow makes, blob by blob; then, for v1, the missing blobs compressed (gzip
+    costs several hashes, and Metaflow re-saves every artifact a step has read: a
+    key the store has is common)."""
+    storage = store._storage_impl
+    packed = None
+    if len(batch) == 1 and not raw:  # one blob: the one-call paths cost less than a batch's set-up
+        if version == 2:
+            key, blob = cas_h.pack(batch[0], 2)
+            keys, packed = [key], [blob]
+        else:
+            keys = [cas_h.hash_key(batch[0])]
+    elif version == 2 and not raw:
+        keys, packed = cas_h.pack_many(batch, 2)
+    else:
+        keys = cas_h.pack_many(batch, compress=False)[0]
+    missing, seen = [], set()
+    for i, key in enumerate(keys):
+        path = storage.path_join(store._prefix, key[:2], key)
+        results.append(store.save_blobs_result(uri=storage.full_uri(path) if raw else None, key=key))
+        if not storage.is_file([path])[0] and key not in seen:  # a blob twice in one batch is written once
+            seen.add(key)
+            missing.append((i, path))
+    if raw:
+        for i, path in missing:
+            yield path, (io.BytesIO(batch[i]), {"cas_raw": True, "cas_version": 1})
+        return
+    if packed is None and len(missing) == 1:
+        packed = {missing[0][0]: cas_h.compress(batch[missing[0][0]], version)}
+    elif packed is None:
+        packed = dict(zip((i for i, _ in missing),
+                          cas_h.pack_many([batch[i] for i, _ in missing], version, keys=False)[1]))
+    for i, path in missing:
+        yield path, (io.BytesIO(packed[i]), dict(meta))
 
 
 _O_READ = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
