@@ -14,7 +14,9 @@ artifacts (decoded from the bundled fixture stores: _foreach_stack, _graph_info,
 names, flags...), in one save_blobs and one load_blobs.
 
 Every figure is a ratio of two sides timed in this run, round by round interleaved
-(rotating order), the median of per-round ratios. Allocator state: the whole run
+(per op, every side back to back in an order shuffled per round, the same number of
+stores per sample on every side),
+the median of per-round ratios. Allocator state: the whole run
 has MALLOC_MMAP_THRESHOLD_ and MALLOC_TOP_PAD_ set (this script re-executes itself
 with them), so that neither side pays this machine's fresh-page faults (see
 PERF-NOTES) for what the other side left behind; both sides get the same heap.
@@ -29,6 +31,7 @@ import argparse
 import gc
 import json
 import os
+import random
 import shutil
 import statistics
 import sys
@@ -139,18 +142,24 @@ def calibrate(fn, target_s):
 
 
 def measure(blobs, rounds, target_s, tmp):
+    """Per round and op, every side timed once, back to back (the figures compared
+    are taken close in time), in an order shuffled per round (seeded): no side
+    always follows the same one (a save's untimed rmtree leaves kernel work that
+    the next timed block pays). Every side of an op saves into, or loads from, as
+    many stores per sample (the slowest side's calibrated count), so that each
+    pays the same per-store set-up and clean-up."""
     sides = {name: Side(cls, blobs, tmp) for name, cls in SIDES.items()}
-    ops = [(name, op) for name in sides for op in ("save", "load")]
-    ks = {(name, op): calibrate(getattr(sides[name], op), target_s) for name, op in ops}
+    ks = {op: min(calibrate(getattr(side, op), target_s) for side in sides.values()) for op in ("save", "load")}
+    order = random.Random(1729)
     rows = []
     for r in range(rounds):
         rec = {}
         gc.collect()
         gc.disable()
         try:
-            for j in range(len(ops)):
-                name, op = ops[(j + r) % len(ops)]
-                rec[(name, op)] = getattr(sides[name], op)(ks[(name, op)])
+            for op in order.sample(["save", "load"], 2):
+                for name in order.sample(list(sides), len(sides)):
+                    rec[(name, op)] = getattr(sides[name], op)(ks[op])
         finally:
             gc.enable()
         rows.append(rec)
