@@ -28,6 +28,17 @@
 #include "cas.h"
 
 #define SP_KEEP_GIL (64 << 10)
+/* call, keeping the GIL for less than SP_KEEP_GIL bytes of work: the rule, in one place */
+#define SP_RUN(work, call)         \
+    do {                           \
+        if ((work) < SP_KEEP_GIL) { \
+            call;                  \
+        } else {                   \
+            Py_BEGIN_ALLOW_THREADS  \
+            call;                  \
+            Py_END_ALLOW_THREADS   \
+        }                          \
+    } while (0)
 /* a small blob without a stated size decodes here first (then one copy out) */
 #define SP_SCRATCH (64 << 10)
 
@@ -151,13 +162,7 @@ static PyObject *sp_pack(PyObject *self, PyObject *const *args, Py_ssize_t nargs
         PyBuffer_Release(&in);
         return NULL;
     }
-    if (in.len < SP_KEEP_GIL) {
-        rc = sp_cas_pack(w, in.buf, (size_t)in.len, PyBytes_AS_STRING(out), cap, &len, key);
-    } else {
-        Py_BEGIN_ALLOW_THREADS
-        rc = sp_cas_pack(w, in.buf, (size_t)in.len, PyBytes_AS_STRING(out), cap, &len, key);
-        Py_END_ALLOW_THREADS
-    }
+    SP_RUN(in.len, rc = sp_cas_pack(w, in.buf, (size_t)in.len, PyBytes_AS_STRING(out), cap, &len, key));
     PyBuffer_Release(&in);
     if (rc != CAS_OK) {
         Py_DECREF(out);
@@ -180,13 +185,7 @@ static PyObject *sp_hash(PyObject *self, PyObject *const *args, Py_ssize_t nargs
     if (!_PyArg_CheckPositional("hash", nargs, 2, 2) || !sp_bound()) return NULL;
     if ((algo = _PyLong_AsInt(args[0])) == -1 && PyErr_Occurred()) return NULL;
     if (sp_input(args[1], &in) < 0) Py_RETURN_NONE;
-    if (in.len < SP_KEEP_GIL) {
-        rc = sp_cas_hash(algo, in.buf, (size_t)in.len, key);
-    } else {
-        Py_BEGIN_ALLOW_THREADS
-        rc = sp_cas_hash(algo, in.buf, (size_t)in.len, key);
-        Py_END_ALLOW_THREADS
-    }
+    SP_RUN(in.len, rc = sp_cas_hash(algo, in.buf, (size_t)in.len, key));
     PyBuffer_Release(&in);
     if (rc != CAS_OK) return PyLong_FromLong(rc);
     return PyUnicode_DecodeASCII(key, (Py_ssize_t)strlen(key), NULL);
@@ -208,13 +207,7 @@ static PyObject *sp_encode(PyObject *self, PyObject *const *args, Py_ssize_t nar
         PyBuffer_Release(&in);
         return NULL;
     }
-    if (in.len < SP_KEEP_GIL) {
-        rc = sp_cas_encode(codec, level, in.buf, (size_t)in.len, PyBytes_AS_STRING(out), cap, &len);
-    } else {
-        Py_BEGIN_ALLOW_THREADS
-        rc = sp_cas_encode(codec, level, in.buf, (size_t)in.len, PyBytes_AS_STRING(out), cap, &len);
-        Py_END_ALLOW_THREADS
-    }
+    SP_RUN(in.len, rc = sp_cas_encode(codec, level, in.buf, (size_t)in.len, PyBytes_AS_STRING(out), cap, &len));
     PyBuffer_Release(&in);
     if (rc != CAS_OK) {
         Py_DECREF(out);
@@ -247,13 +240,8 @@ static PyObject *sp_unpack(PyObject *self, PyObject *const *args, Py_ssize_t nar
     if (sp_input(args[2], &in) < 0) Py_RETURN_NONE;
     if (sp_cas_reader_size_hint(r, in.buf, (size_t)in.len, &hint) == CAS_OK && hint <= (uint64_t)PY_SSIZE_T_MAX) {
         if (!(out = sp_new_bytes((size_t)hint))) goto fail;
-        if (hint < SP_KEEP_GIL && (size_t)in.len < SP_KEEP_GIL) {
-            rc = sp_cas_reader_unpack_into(r, in.buf, (size_t)in.len, PyBytes_AS_STRING(out), (size_t)hint, &len);
-        } else {
-            Py_BEGIN_ALLOW_THREADS
-            rc = sp_cas_reader_unpack_into(r, in.buf, (size_t)in.len, PyBytes_AS_STRING(out), (size_t)hint, &len);
-            Py_END_ALLOW_THREADS
-        }
+        SP_RUN(hint + (uint64_t)in.len, rc = sp_cas_reader_unpack_into(r, in.buf, (size_t)in.len, PyBytes_AS_STRING(out),
+                                                                      (size_t)hint, &len));
         if (rc == CAS_OK) out = sp_cut(out, len);
     } else {
         rc = sp_cas_reader_unpack_into(r, in.buf, (size_t)in.len, sp_scratch, sizeof sp_scratch, &len);
