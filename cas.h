@@ -248,8 +248,8 @@ CASDEF void cas_reader_free(cas_reader *r);
 /* Keys and blobs in a format (CAS_FORMAT_V1, V2, RAW), keys by algo (CAS_HASH_*;
  * 0: CAS_HASH_DEFAULT): with out == NULL only the keys (count * CAS_KEY_BUF
  * bytes, key i at keys + i * CAS_KEY_BUF); with keys == NULL only the blobs;
- * with both, both (a large item hashes on a second thread while it compresses,
- * as cas_pack does, when threads allows). An item whose room is short is
+ * with both, both (a large item's hash and its compression are two jobs, so
+ * that two threads share it, as cas_pack's own two do). An item whose room is short is
  * CAS_NEED_OUTPUT (cas_pack_bound is always enough). */
 CASDEF int cas_pack_many(int format, int algo, size_t count, const void *const *in, const size_t *in_len,
                          void *const *out, const size_t *cap, size_t *out_len, char *keys, int *status, int threads);
@@ -2056,7 +2056,7 @@ CASDEF int cas_reader_unpack(cas_reader *r, const void *blob, size_t n, void **o
 /* ---- many blobs at once ---------------------------------------------------- */
 
 typedef struct cas__many {
-    size_t count, next, first_i;
+    size_t count, jobs, next, first_i; /* jobs: count, or 2 * count when large items split */
     const void *const *in;
     const size_t *in_len, *cap;
     void *const *out;
@@ -2066,6 +2066,7 @@ typedef struct cas__many {
     const int *formats;        /* unpack */
     int format, algo, inner, first_rc;
     int *status;
+    int *hash_rc; /* pack, split: job count + i hashes large item i (its status here) */
     cas__mutex mu;
 } cas__many;
 
@@ -2089,17 +2090,25 @@ static void cas__many_done(cas__many *m, size_t i, int rc) {
 static void *cas__pack_worker(void *arg) {
     cas__many *m = (cas__many *)arg;
     cas_writer *w = NULL;
-    size_t i;
+    size_t i, j;
     int made = cas_writer_create(&w, m->format, NULL);
     if (made == CAS_OK) made = cas_writer_set_param(w, CAS_PARAM_THREADS, m->inner);
     if (made == CAS_OK && m->algo) made = cas_writer_set_param(w, CAS_PARAM_HASH, m->algo);
-    while ((i = cas__many_take(m)) < m->count) {
-        char *key = m->keys ? m->keys + i * CAS_KEY_BUF : NULL;
+    while ((j = cas__many_take(m)) < m->jobs) {
+        char *key;
         size_t len = 0;
-        int rc = made;
+        int rc = made, split;
+        i = j < m->count ? j : j - m->count;
+        key = m->keys ? m->keys + i * CAS_KEY_BUF : NULL;
+        /* a large item's hash is a job of its own, so both cores share the largest items */
+        split = m->hash_rc && m->in_len[i] >= CAS__PARALLEL_MIN;
         if (rc == CAS_OK && !m->in[i] && m->in_len[i]) rc = CAS_E_ARG;
+        if (j >= m->count) {
+            if (split) m->hash_rc[i] = rc == CAS_OK ? cas_hash(w->hash_algo, m->in[i], m->in_len[i], key) : rc;
+            continue;
+        }
         if (rc == CAS_OK) {
-            if (m->out && key) {
+            if (m->out && key && !split) {
                 rc = cas_pack(w, m->in[i], m->in_len[i], m->out[i], m->cap[i], &len, key);
             } else if (m->out) {
                 if ((rc = cas_writer_reset(w, 0)) == CAS_OK)
@@ -2139,6 +2148,7 @@ static int cas__many_run(cas__many *m, int threads, void *(*fn)(void *)) {
     if (threads <= 0) threads = 2;
     /* spare threads go inside the items (cas_pack's hash beside its compression) */
     m->inner = m->count == 1 && threads > 1 ? 2 : 1;
+    if (!m->jobs) m->jobs = m->count;
     if ((size_t)threads > m->count) threads = (int)(m->count ? m->count : 1);
     if (!m->count) return CAS_OK;
     if (cas__mu_init(&m->mu) < 0) return CAS_E_NOMEM;
@@ -2150,11 +2160,31 @@ static int cas__many_run(cas__many *m, int threads, void *(*fn)(void *)) {
 CASDEF int cas_pack_many(int format, int algo, size_t count, const void *const *in, const size_t *in_len,
                          void *const *out, const size_t *cap, size_t *out_len, char *keys, int *status, int threads) {
     cas__many m;
+    int rc;
     if (count && (!in || !in_len || (!out && !keys) || (out && (!cap || !out_len)))) return CAS_E_ARG;
     memset(&m, 0, sizeof m);
     m.format = format, m.algo = algo, m.count = count, m.in = in, m.in_len = in_len, m.out = out, m.cap = cap;
     m.out_len = out_len, m.keys = keys, m.status = status;
-    return cas__many_run(&m, threads, cas__pack_worker);
+    if (out && keys && count > 1 && threads != 1) { /* threads <= 0: the default, 2 */
+        size_t i;
+        for (i = 0; i < count && in_len[i] < CAS__PARALLEL_MIN; i++) {}
+        /* without the room for the hashes' statuses, items are not split */
+        if (i < count && (m.hash_rc = (int *)CAS_MALLOC(count * sizeof *m.hash_rc)) != NULL) {
+            memset(m.hash_rc, 0, count * sizeof *m.hash_rc);
+            m.jobs = 2 * count;
+        }
+    }
+    rc = cas__many_run(&m, threads, cas__pack_worker);
+    if (m.hash_rc) { /* the workers are done: a hash's failure joins its item's */
+        size_t i;
+        for (i = 0; i < count; i++) {
+            if (m.hash_rc[i] == CAS_OK || (status && status[i] < 0)) continue;
+            if (status) status[i] = m.hash_rc[i];
+            if (rc == CAS_OK || i < m.first_i) rc = m.hash_rc[i], m.first_i = i;
+        }
+        CAS_FREE(m.hash_rc);
+    }
+    return rc;
 }
 
 CASDEF int cas_unpack_many(size_t count, const int *format, const void *const *in, const size_t *in_len,

@@ -921,6 +921,23 @@ static void test_many(void) {
         CHECK_EQ_INT(cas_unpack_many(0, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 0), CAS_OK);
         CHECK_EQ_INT(cas_pack_many(CAS_FORMAT_V1, 0, 1, cin, sizes, NULL, NULL, NULL, NULL, NULL, 0), CAS_E_ARG);
     }
+    {   /* large items, whose hash is a job of its own: a failure is still the item's */
+        const void *big[3];
+        size_t bl3[3] = {1200000, 1200000, 300000}, bc3[3], ol[3];
+        void *bo3[3];
+        for (i = 0; i < 3; i++) {
+            big[i] = in[6];
+            bc3[i] = cas_pack_bound(CAS_FORMAT_V2, bl3[i]);
+            bo3[i] = malloc(bc3[i]);
+        }
+        bc3[1] = 100; /* item 1: short room */
+        big[2] = NULL; /* item 2: no input */
+        CHECK_EQ_INT(cas_pack_many(CAS_FORMAT_V2, 0, 3, big, bl3, bo3, bc3, ol, keys, st, 2), CAS_NEED_OUTPUT);
+        CHECK(st[0] == CAS_OK && st[1] == CAS_NEED_OUTPUT && st[2] == CAS_E_ARG);
+        CHECK(cas_hash(CAS_HASH_SHA1, in[6], 1200000, one) == CAS_OK);
+        CHECK_STR(keys, one);
+        for (i = 0; i < 3; i++) free(bo3[i]);
+    }
     for (i = 0; i < N; i++) free(in[i]);
 }
 
