@@ -101,6 +101,8 @@ def _open_source(f):
     """The blob's bytes to decode, without a copy for large files: (buffer, mmap or None)."""
     if isinstance(f, (bytes, bytearray, memoryview)):
         return f, None
+    if type(f) is io.BytesIO:  # in memory already (and fileno() would raise, which costs)
+        return f.read(), None
     try:
         fd = f.fileno()
         size = os.fstat(fd).st_size
