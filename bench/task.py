@@ -100,6 +100,7 @@ class Side:
     def __init__(self, cls, blobs, tmp):
         self.cls, self.blobs, self.tmp = cls, blobs, tmp
         self.n = 0
+        self.written = []
         src = self.fresh()
         self.keys = [r.key for r in src.save_blobs(list(blobs))]
         self.src = src
@@ -118,9 +119,16 @@ class Side:
         for st in stores:
             st.save_blobs(iter(self.blobs), len_hint=len(self.blobs))
         t = time.perf_counter_ns() - t0
-        for st in stores:
-            shutil.rmtree(st._storage_impl.datastore_root)
+        self.written.extend(stores)  # removed by clean(), between rounds
         return t / k
+
+    def clean(self):
+        """Removes the stores saves wrote. Not right after a save: the kernel's work
+        for a removal goes on after rmtree returns, and would land on the next timed
+        block."""
+        for st in self.written:
+            shutil.rmtree(st._storage_impl.datastore_root)
+        self.written = []
 
     def load(self, k):
         t0 = time.perf_counter_ns()
@@ -144,12 +152,14 @@ def calibrate(fn, target_s):
 def measure(blobs, rounds, target_s, tmp):
     """Per round and op, every side timed once, back to back (the figures compared
     are taken close in time), in an order shuffled per round (seeded): no side
-    always follows the same one (a save's untimed rmtree leaves kernel work that
-    the next timed block pays). Every side of an op saves into, or loads from, as
+    always follows the same one. The stores saves wrote are removed between rounds
+    (Side.clean). Every side of an op saves into, or loads from, as
     many stores per sample (the slowest side's calibrated count), so that each
     pays the same per-store set-up and clean-up."""
     sides = {name: Side(cls, blobs, tmp) for name, cls in SIDES.items()}
     ks = {op: min(calibrate(getattr(side, op), target_s) for side in sides.values()) for op in ("save", "load")}
+    for side in sides.values():
+        side.clean()
     order = random.Random(1729)
     rows = []
     for r in range(rounds):
@@ -162,7 +172,11 @@ def measure(blobs, rounds, target_s, tmp):
                     rec[(name, op)] = getattr(sides[name], op)(ks[op])
         finally:
             gc.enable()
+            for side in sides.values():
+                side.clean()
         rows.append(rec)
+    for side in sides.values():
+        side.clean()
     return rows
 
 
