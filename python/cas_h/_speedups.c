@@ -239,7 +239,11 @@ static PyObject *sp_unpack(PyObject *self, PyObject *const *args, Py_ssize_t nar
     if ((rc = sp_cas_reader_begin(r, meta, meta_len, name, key)) < 0) return PyLong_FromLong(rc);
     if (sp_input(args[2], &in) < 0) Py_RETURN_NONE;
     if (sp_cas_reader_size_hint(r, in.buf, (size_t)in.len, &hint) == CAS_OK && hint <= (uint64_t)PY_SSIZE_T_MAX) {
-        if (!(out = sp_new_bytes((size_t)hint))) goto fail;
+        if (!(out = sp_new_bytes((size_t)hint))) { /* the general path sizes it its own way, and words a failure */
+            PyErr_Clear();
+            PyBuffer_Release(&in);
+            return PyLong_FromLong(CAS_NEED_OUTPUT);
+        }
         SP_RUN(hint + (uint64_t)in.len, rc = sp_cas_reader_unpack_into(r, in.buf, (size_t)in.len, PyBytes_AS_STRING(out),
                                                                       (size_t)hint, &len));
         if (rc == CAS_OK) out = sp_cut(out, len);
@@ -251,9 +255,6 @@ static PyObject *sp_unpack(PyObject *self, PyObject *const *args, Py_ssize_t nar
     if (rc == CAS_OK) return out;
     Py_XDECREF(out);
     return PyLong_FromLong(rc < 0 ? rc : CAS_NEED_OUTPUT);
-fail:
-    PyBuffer_Release(&in);
-    return NULL;
 }
 
 static PyMethodDef sp_methods[] = {
