@@ -148,6 +148,10 @@ _proto("cas_version_string", c_char_p)
 _proto("cas_codec_available", c_int, c_int)
 _proto("cas_encode_bound", c_size_t, c_int, c_size_t)
 _proto("cas_encode", c_int, c_int, c_int, c_void_p, c_size_t, c_void_p, c_size_t, P(c_size_t))
+_proto("cas_encoder_create", c_int, P(c_void_p), c_int, c_void_p)
+_proto("cas_codec_set_param", c_int, c_void_p, c_int, c_int64)
+_proto("cas_codec_free", None, c_void_p)
+_proto("cas_codec_encode_all", c_int, c_void_p, c_void_p, c_size_t, c_void_p, c_size_t, P(c_size_t))
 # keys
 _proto("cas_hash_available", c_int, c_int)
 _proto("cas_key_length", c_size_t, c_int)
@@ -418,7 +422,7 @@ class CtypesCalls(object):
         self._cap = max(lib.cas_pack_bound(f, self.SMALL) for f in formats)
         self._key_buf = key_buf
         self._pack, self._decode, self._hash, self._encode = (
-            raw_function(f, c_int) for f in ("cas_pack", "cas_reader_decode", "cas_hash", "cas_encode"))
+            raw_function(f, c_int) for f in ("cas_pack", "cas_reader_decode", "cas_hash", "cas_codec_encode_all"))
 
     def _scratch(self):
         sc = self._tls.__dict__.get("sc")
@@ -448,11 +452,11 @@ class CtypesCalls(object):
         rc = self._hash(c_int(algo), data, c_size_t(len(data)), sc.key)
         return sc.key.value.decode() if rc == 0 else rc
 
-    def encode(self, codec, level, data):
+    def encode(self, c, codec, data):
         if type(data) is not bytes or len(data) > self.SMALL:
             return None
         sc = self._scratch()
-        rc = self._encode(c_int(codec), c_int(level), data, c_size_t(len(data)), sc.addr, sc.cap, sc.n_ref)
+        rc = self._encode(c_void_p(c), data, c_size_t(len(data)), sc.addr, sc.cap, sc.n_ref)
         return sc.view[:sc.n.value].tobytes() if rc == 0 else rc
 
 

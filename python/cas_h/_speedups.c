@@ -45,7 +45,7 @@
 typedef int (*sp_pack_fn)(cas_writer *, const void *, size_t, void *, size_t, size_t *, char *);
 typedef size_t (*sp_bound_fn)(int, size_t);
 typedef int (*sp_hash_fn)(int, const void *, size_t, char *);
-typedef int (*sp_encode_fn)(int, int, const void *, size_t, void *, size_t, size_t *);
+typedef int (*sp_encode_fn)(cas_codec *, const void *, size_t, void *, size_t, size_t *);
 typedef int (*sp_begin_fn)(cas_reader *, const char *, size_t, const char *, const char *);
 typedef int (*sp_size_fn)(cas_reader *, const void *, size_t, uint64_t *);
 typedef int (*sp_into_fn)(cas_reader *, const void *, size_t, void *, size_t, size_t *);
@@ -55,7 +55,7 @@ typedef int (*sp_into_fn)(cas_reader *, const void *, size_t, void *, size_t, si
     X(sp_pack_fn, cas_pack)                                \
     X(sp_bound_fn, cas_pack_bound)                         \
     X(sp_hash_fn, cas_hash)                                \
-    X(sp_encode_fn, cas_encode)                            \
+    X(sp_encode_fn, cas_codec_encode_all)                  \
     X(sp_bound_fn, cas_encode_bound)                       \
     X(sp_begin_fn, cas_reader_begin)                       \
     X(sp_size_fn, cas_reader_size_hint)                    \
@@ -191,23 +191,25 @@ static PyObject *sp_hash(PyObject *self, PyObject *const *args, Py_ssize_t nargs
     return PyUnicode_DecodeASCII(key, (Py_ssize_t)strlen(key), NULL);
 }
 
-/* encode(codec, level, data) -> blob | status */
+/* encode(encoder, codec, data) -> blob | status: an encoder of cas_encoder_create,
+ * kept by the caller (making one per call costs more than a small blob's work). */
 static PyObject *sp_encode(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     Py_buffer in;
     PyObject *out;
+    cas_codec *c;
     size_t cap, len = 0;
-    int codec, level, rc;
+    int codec, rc;
     (void)self;
     if (!_PyArg_CheckPositional("encode", nargs, 3, 3) || !sp_bound()) return NULL;
-    if ((codec = _PyLong_AsInt(args[0])) == -1 && PyErr_Occurred()) return NULL;
-    if ((level = _PyLong_AsInt(args[1])) == -1 && PyErr_Occurred()) return NULL;
+    if (!(c = (cas_codec *)sp_handle(args[0]))) return NULL;
+    if ((codec = _PyLong_AsInt(args[1])) == -1 && PyErr_Occurred()) return NULL;
     if (sp_input(args[2], &in) < 0) Py_RETURN_NONE;
     cap = sp_cas_encode_bound(codec, (size_t)in.len);
     if (!(out = sp_new_bytes(cap ? cap : 1))) {
         PyBuffer_Release(&in);
         return NULL;
     }
-    SP_RUN(in.len, rc = sp_cas_encode(codec, level, in.buf, (size_t)in.len, PyBytes_AS_STRING(out), cap, &len));
+    SP_RUN(in.len, rc = sp_cas_codec_encode_all(c, in.buf, (size_t)in.len, PyBytes_AS_STRING(out), cap, &len));
     PyBuffer_Release(&in);
     if (rc != CAS_OK) {
         Py_DECREF(out);
@@ -264,7 +266,7 @@ static PyMethodDef sp_methods[] = {
      "pack(writer, format, data) -> (key, blob), or a cas status"},
     {"hash", (PyCFunction)(void (*)(void))sp_hash, METH_FASTCALL, "hash(algo, data) -> key, or a cas status"},
     {"encode", (PyCFunction)(void (*)(void))sp_encode, METH_FASTCALL,
-     "encode(codec, level, data) -> blob, or a cas status"},
+     "encode(encoder, codec, data) -> blob, or a cas status"},
     {"unpack", (PyCFunction)(void (*)(void))sp_unpack, METH_FASTCALL,
      "unpack(reader, meta, blob, name, key) -> bytes, or a cas status"},
     {NULL, NULL, 0, NULL}};

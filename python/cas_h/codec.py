@@ -178,21 +178,55 @@ def pack_into(data, out, version=1, raw=False):
     return _packer(_format(version, raw)).pack_into(data, out)
 
 
-_CODEC_OF = {}  # version -> the codec its blobs are in, as C says (cas_format_codec)
+class _Encoder(_Closing):
+    """A codec's encoder at one level, kept per thread for compress(): making one
+    per call cost more than encoding a small artifact."""
+
+    __slots__ = ("_c", "addr", "codec")
+
+    def __init__(self, version, level):
+        self._c = None
+        self.codec = _c.cas_format_codec(_format(version))  # the codec the format's blobs are in, as C says
+        c = _c_void_p()
+        rc = _c.cas_encoder_create(_byref(c), self.codec, _alloc())
+        if rc == _OK and level:
+            rc = _c.cas_codec_set_param(c, _PARAM_LEVEL, level)
+        if rc != _OK:
+            if c.value:
+                _c.cas_codec_free(c)
+            _raise(rc, "Could not pack artifact: %s" % strerror(rc))
+        self._c, self.addr = c, c.value
+
+    def close(self):
+        if self._c is not None:
+            _c.cas_codec_free(self._c)
+            self._c = None
+
+
+def _fast_encoder(version, level):
+    """This thread's _Encoder for (version, level), kept in _tls.encoders."""
+    d = _tls.__dict__.setdefault("encoders", {})
+    e = d.get((version, level))
+    if e is None:
+        e = d[version, level] = _Encoder(version, level)
+    return e
 
 
 def compress(data, version=1, level=0):
     """The blob alone, without hashing: gzip (version 1, level 3 unless
     given, mtime 0) or an LZ4 frame (version 2). For callers that already
     know the key; pack() computes both at once."""
-    codec = _CODEC_OF.get(version)
-    if codec is None:
-        codec = _CODEC_OF[version] = _c.cas_format_codec(_format(version))
-    out = _fast.encode(codec, level or 0, data)
+    level = level or 0
+    try:
+        enc = _tls.encoders[version, level]
+    except (AttributeError, KeyError):  # this thread's first compress at that version and level
+        enc = _fast_encoder(version, level)
+    out = _fast.encode(enc.addr, enc.codec, data)
     if type(out) is bytes:
         return out
     if out is not None and out < 0:
         _raise(out, "Could not pack artifact: %s" % strerror(out))
+    codec = enc.codec
     with _Buffer(data) as b:
         cap = _c.cas_encode_bound(codec, b.size)
         out = _lib.malloc(cap or 1)
@@ -200,7 +234,7 @@ def compress(data, version=1, level=0):
             raise MemoryError("cannot allocate %d bytes for the blob" % cap)
         try:
             n = _c_size_t()
-            rc = _c.cas_encode(codec, level or 0, b.addr, b.size, out, cap, _byref(n))
+            rc = _c.cas_codec_encode_all(enc._c, b.addr, b.size, out, cap, _byref(n))
             if rc != _OK:
                 _raise(rc if rc < 0 else -3, "Could not pack artifact: %s" % strerror(rc))
             return ctypes.string_at(out, n.value)

@@ -56,6 +56,15 @@ class TestSpeedups(unittest.TestCase):
             self.assertEqual(cas_h.hash_key(bytearray(data)), cas_h.hash_key(data))
             if cas_h.hash_available(cas_h.XXH3):
                 self.assertEqual(len(cas_h.hash_key(data, cas_h.XXH3)), 32)
+        # compress at a level: as a Packer at that level makes the blob; a level no codec has is refused
+        text = b"metaflow artifact " * 4000
+        for version, level in ((1, 1), (1, 9), (2, 9)):
+            with cas_h.Packer(version=version, level=level) as p:
+                self.assertEqual(cas_h.compress(text, version, level), p.pack(text)[1])
+        self.assertNotEqual(cas_h.compress(text, 1, 1), cas_h.compress(text, 1, 9))
+        with self.assertRaises(cas_h.CasError) as cm:
+            cas_h.compress(text, 1, 99)
+        self.assertIn("Could not pack artifact", str(cm.exception))
         # legacy (no sidecar): gzip by Python's own module
         self.assertEqual(cas_h.unpack(gzip.compress(b"legacy" * 100)), b"legacy" * 100)
 
