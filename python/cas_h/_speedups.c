@@ -144,31 +144,46 @@ static PyObject *sp_cut(PyObject *out, size_t n) {
     return out;
 }
 
+/* The input and a bytes object of bound(id, its length) bytes for C to fill: 1; 0
+ * when the input is no buffer (the call answers None); -1 with an exception set. */
+static int sp_in_out(PyObject *arg, sp_bound_fn bound, int id, Py_buffer *in, PyObject **out, size_t *cap) {
+    if (sp_input(arg, in) < 0) return 0;
+    *cap = bound(id, (size_t)in->len);
+    if (!(*out = sp_new_bytes(*cap ? *cap : 1))) {
+        PyBuffer_Release(in);
+        return -1;
+    }
+    return 1;
+}
+
+/* After C filled out: out cut to len, or the status rc (out dropped). */
+static PyObject *sp_filled(PyObject *out, int rc, size_t len) {
+    if (rc != CAS_OK) {
+        Py_DECREF(out);
+        return PyLong_FromLong(rc);
+    }
+    return sp_cut(out, len);
+}
+
 /* pack(writer, format, data) -> (key, blob) | status */
 static PyObject *sp_pack(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     Py_buffer in;
     cas_writer *w;
-    PyObject *out, *key_obj;
+    PyObject *out = NULL, *key_obj;
     char key[CAS_KEY_BUF];
-    size_t cap, len = 0;
+    size_t cap = 0, len = 0;
     int fmt, rc;
     (void)self;
     if (!_PyArg_CheckPositional("pack", nargs, 3, 3) || !sp_bound()) return NULL;
     if (!(w = (cas_writer *)sp_handle(args[0]))) return NULL;
     if ((fmt = _PyLong_AsInt(args[1])) == -1 && PyErr_Occurred()) return NULL;
-    if (sp_input(args[2], &in) < 0) Py_RETURN_NONE;
-    cap = sp_cas_pack_bound(fmt, (size_t)in.len);
-    if (!(out = sp_new_bytes(cap ? cap : 1))) {
-        PyBuffer_Release(&in);
-        return NULL;
+    if ((rc = sp_in_out(args[2], sp_cas_pack_bound, fmt, &in, &out, &cap)) <= 0) {
+        if (rc < 0) return NULL;
+        Py_RETURN_NONE;
     }
     SP_RUN(in.len, rc = sp_cas_pack(w, in.buf, (size_t)in.len, PyBytes_AS_STRING(out), cap, &len, key));
     PyBuffer_Release(&in);
-    if (rc != CAS_OK) {
-        Py_DECREF(out);
-        return PyLong_FromLong(rc);
-    }
-    if (!(out = sp_cut(out, len))) return NULL;
+    if (!(out = sp_filled(out, rc, len)) || rc != CAS_OK) return out;
     if (!(key_obj = PyUnicode_DecodeASCII(key, (Py_ssize_t)strlen(key), NULL))) {
         Py_DECREF(out);
         return NULL;
@@ -195,27 +210,21 @@ static PyObject *sp_hash(PyObject *self, PyObject *const *args, Py_ssize_t nargs
  * kept by the caller (making one per call costs more than a small blob's work). */
 static PyObject *sp_encode(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     Py_buffer in;
-    PyObject *out;
+    PyObject *out = NULL;
     cas_codec *c;
-    size_t cap, len = 0;
+    size_t cap = 0, len = 0;
     int codec, rc;
     (void)self;
     if (!_PyArg_CheckPositional("encode", nargs, 3, 3) || !sp_bound()) return NULL;
     if (!(c = (cas_codec *)sp_handle(args[0]))) return NULL;
     if ((codec = _PyLong_AsInt(args[1])) == -1 && PyErr_Occurred()) return NULL;
-    if (sp_input(args[2], &in) < 0) Py_RETURN_NONE;
-    cap = sp_cas_encode_bound(codec, (size_t)in.len);
-    if (!(out = sp_new_bytes(cap ? cap : 1))) {
-        PyBuffer_Release(&in);
-        return NULL;
+    if ((rc = sp_in_out(args[2], sp_cas_encode_bound, codec, &in, &out, &cap)) <= 0) {
+        if (rc < 0) return NULL;
+        Py_RETURN_NONE;
     }
     SP_RUN(in.len, rc = sp_cas_codec_encode_all(c, in.buf, (size_t)in.len, PyBytes_AS_STRING(out), cap, &len));
     PyBuffer_Release(&in);
-    if (rc != CAS_OK) {
-        Py_DECREF(out);
-        return PyLong_FromLong(rc);
-    }
-    return sp_cut(out, len);
+    return sp_filled(out, rc, len);
 }
 
 /* unpack(reader, meta, blob, name, key) -> bytes | status
