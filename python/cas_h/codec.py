@@ -146,16 +146,25 @@ def _packer(fmt):
 _fast = _lib.speedups or _lib.CtypesCalls((V1, V2), _KEY_BUF)
 
 
+def _kept(slot, key, make):
+    """This thread's make() for key, kept in the dict _tls.<slot> (the fast paths read
+    it there directly; clearing _tls drops each C pointer with the object owning it)."""
+    d = _tls.__dict__.setdefault(slot, {})
+    v = d.get(key)
+    if v is None:
+        v = d[key] = make()
+    return v
+
+
+def _writer_entry(version):
+    fmt = _format(version)
+    p = _packer(fmt)
+    return p, p._w.value, fmt
+
+
 def _fast_writer(version):
-    """(Packer, its cas_writer *, format) of this thread for version 1 or 2, kept in
-    _tls.writers beside the Packer that owns the pointer (clearing _tls drops both)."""
-    d = _tls.__dict__.setdefault("writers", {})
-    w = d.get(version)
-    if w is None:
-        fmt = _format(version)
-        p = _packer(fmt)
-        w = d[version] = (p, p._w.value, fmt)
-    return w
+    """(Packer, its cas_writer *, format) of this thread for version 1 or 2."""
+    return _kept("writers", version, lambda: _writer_entry(version))
 
 
 def pack(data, version=1, raw=False):
@@ -204,12 +213,8 @@ class _Encoder(_Closing):
 
 
 def _fast_encoder(version, level):
-    """This thread's _Encoder for (version, level), kept in _tls.encoders."""
-    d = _tls.__dict__.setdefault("encoders", {})
-    e = d.get((version, level))
-    if e is None:
-        e = d[version, level] = _Encoder(version, level)
-    return e
+    """This thread's _Encoder for (version, level)."""
+    return _kept("encoders", (version, level), lambda: _Encoder(version, level))
 
 
 def compress(data, version=1, level=0):
