@@ -175,8 +175,6 @@ def measure(blobs, rounds, target_s, tmp):
             for side in sides.values():
                 side.clean()
         rows.append(rec)
-    for side in sides.values():
-        side.clean()
     return rows
 
 
