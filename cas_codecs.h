@@ -471,7 +471,7 @@ struct cas_codec {
     unsigned char *stage; /* compressed bytes waiting for output room */
     size_t stage_cap, stage_len, stage_pos;
     size_t lz4_block_bytes;
-    int lz4_begun, lz4_magic_ok;
+    int lz4_begun, lz4_magic_ok; /* lz4_begun: a frame is under way (encoder or ld4) */
     unsigned char lz4_magic[4];
     size_t lz4_magic_len;
 #endif
@@ -1177,6 +1177,13 @@ static int cas__gz_hint(const unsigned char *p, size_t n, uint64_t *size) {
 #ifndef CAS_NO_LZ4
 
 static int cas__lz4_reset(cas_codec *c) {
+    /* A decoder's lz4_begun: a frame is open in ld4. LZ4F_resetDecompressionContext
+     * (lz4 1.9.4) keeps the unfinished frame's remaining size, which fails the next
+     * frame that states none ("content size disagrees"): such a context is replaced. */
+    if (!c->encode && c->ld4 && c->lz4_begun) {
+        LZ4F_freeDecompressionContext(c->ld4);
+        c->ld4 = NULL;
+    }
     c->stage_len = c->stage_pos = 0;
     c->lz4_begun = 0, c->lz4_magic_ok = 0, c->lz4_magic_len = 0;
     if (c->encode) {
@@ -1308,7 +1315,7 @@ static int cas__lz4_decode(cas_codec *c, const unsigned char *in, size_t n, size
             if (end) return cas__fail(c, CAS_E_TRUNCATED, CAS__LZ4_TRUNC);
             return CAS_NEED_INPUT;
         }
-        c->lz4_magic_ok = 1;
+        c->lz4_magic_ok = c->lz4_begun = 1;
         {
             size_t ds = 0, ss = 4;
             size_t r = LZ4F_decompress(c->ld4, NULL, &ds, magic, &ss, NULL);
@@ -1325,7 +1332,7 @@ static int cas__lz4_decode(cas_codec *c, const unsigned char *in, size_t n, size
         }
         i += ss, o += ds;
         if (r == 0) { /* end of frame */
-            c->done = 1;
+            c->done = 1, c->lz4_begun = 0;
             *used = i, *made = o;
             c->total_in += i, c->total_out += o;
             if (c->strict && i < n) return cas__fail(c, CAS_E_TRAILING, "unexpected bytes after the LZ4 frame");

@@ -824,6 +824,40 @@ static void test_reader_decode_one_call(void) {
     cas_reader_free(r);
 }
 
+/* A reader is reused blob after blob (cas_unpack_many's workers, the Python
+ * binding's per-thread reader): a frame left unfinished (short room, cut, corrupt)
+ * must not fail the next one. lz4 1.9.4's context reset kept the unfinished frame's
+ * remaining size, so an LZ4 frame stating no content size (cas.h's empty blob)
+ * was refused after it. */
+static void test_reader_reuse_after_unfinished(void) {
+    unsigned char one[64], empty[64], bad[64], out[8];
+    size_t on, en, len, k;
+    char key[CAS_KEY_BUF];
+    cas_writer *w;
+    cas_reader *r;
+    cas_writer_create(&w, CAS_FORMAT_V2, NULL);
+    CHECK(cas_pack(w, "x", 1, one, sizeof one, &on, key) == CAS_DONE);
+    CHECK(cas_writer_reset(w, 0) == CAS_OK);
+    CHECK(cas_pack(w, "", 0, empty, sizeof empty, &en, key) == CAS_DONE);
+    cas_writer_free(w);
+    CHECK(!(empty[4] & 0x08)); /* the empty frame states no content size: the case that failed */
+    memcpy(bad, one, on);
+    bad[on - 2] ^= 0xff; /* the end mark broken */
+    cas_reader_create(&r, NULL);
+    for (k = 0; k < 4; k++) {
+        int rc = k == 0   ? cas_reader_decode(r, V2META, 36, NAME, NULL, one, on, NULL, 0, &len)
+                 : k == 1 ? cas_reader_decode(r, V2META, 36, NAME, NULL, one, on - 3, out, sizeof out, &len)
+                 : k == 2 ? cas_reader_decode(r, V2META, 36, NAME, NULL, bad, on, out, sizeof out, &len)
+                          : cas_reader_decode(r, V2META, 36, NAME, NULL, one, on, out, sizeof out, &len);
+        CHECK(k == 3 ? rc == CAS_DONE : rc == CAS_NEED_OUTPUT || rc < 0);
+        CHECK_EQ_INT(cas_reader_decode(r, V2META, 36, NAME, NULL, empty, en, NULL, 0, &len), CAS_DONE);
+        CHECK_EQ_INT(len, 0);
+        CHECK_EQ_INT(cas_reader_decode(r, V2META, 36, NAME, NULL, one, on, out, sizeof out, &len), CAS_DONE);
+        CHECK(len == 1 && out[0] == 'x');
+    }
+    cas_reader_free(r);
+}
+
 /* cas_pack_many / cas_unpack_many: each item as cas_pack / cas_reader_decode
  * would do it alone, whatever the thread count; failures stay with their item. */
 static void test_many(void) {
@@ -1107,6 +1141,7 @@ static test_case core_tests[] = {
     {"expect_size", test_expect_size},
     {"raw_blobs", test_raw_blobs},
     {"reader_decode_one_call", test_reader_decode_one_call},
+    {"reader_reuse_after_unfinished", test_reader_reuse_after_unfinished},
     {"many", test_many},
     {"codec_contract", test_codec_contract},
 };
