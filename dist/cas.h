@@ -3681,6 +3681,10 @@ CASDEF int cas_reader_unpack(cas_reader *r, const void *blob, size_t n, void **o
 
 /* ---- many blobs at once ---------------------------------------------------- */
 
+typedef struct cas__job {
+    size_t weight, job;
+} cas__job;
+
 typedef struct cas__many {
     size_t count, jobs, next, first_i; /* jobs: count, or 2 * count when large items split */
     const void *const *in;
@@ -3693,15 +3697,37 @@ typedef struct cas__many {
     int format, algo, inner, first_rc;
     int *status;
     int *hash_rc; /* pack, split: job count + i hashes large item i (its status here) */
+    cas__job *order; /* the jobs as workers take them, largest first; NULL: index order */
     cas__mutex mu;
 } cas__many;
+
+static int cas__job_cmp(const void *a, const void *b) {
+    const cas__job *x = (const cas__job *)a, *y = (const cas__job *)b;
+    if (x->weight != y->weight) return x->weight > y->weight ? -1 : 1;
+    return x->job < y->job ? -1 : x->job > y->job;
+}
+
+/* Largest first (LPT): the item that takes longest starts first, and the small ones
+ * fill in on the other cores, rather than a large item taken last holding one core
+ * while the rest wait. A job weighs its output room (a decode's size) or input
+ * length. Without memory for the order, index order: the same results, slower. */
+static void cas__many_order(cas__many *m) {
+    size_t j;
+    if (m->jobs < 2 || !(m->order = (cas__job *)CAS_MALLOC(m->jobs * sizeof *m->order))) return;
+    for (j = 0; j < m->jobs; j++) {
+        size_t i = j % m->count;
+        m->order[j].weight = m->out ? m->cap[i] : m->in_len[i];
+        m->order[j].job = j;
+    }
+    qsort(m->order, m->jobs, sizeof *m->order, cas__job_cmp);
+}
 
 static size_t cas__many_take(cas__many *m) {
     size_t i;
     cas__mu_lock(&m->mu);
     i = m->next++;
     cas__mu_unlock(&m->mu);
-    return i;
+    return m->order && i < m->jobs ? m->order[i].job : i;
 }
 
 static void cas__many_done(cas__many *m, size_t i, int rc) {
@@ -3778,7 +3804,9 @@ static int cas__many_run(cas__many *m, int threads, void *(*fn)(void *)) {
     if ((size_t)threads > m->count) threads = (int)(m->count ? m->count : 1);
     if (!m->count) return CAS_OK;
     if (cas__mu_init(&m->mu) < 0) return CAS_E_NOMEM;
+    if (threads > 1) cas__many_order(m);
     cas__workers(m, threads, fn);
+    if (m->order) CAS_FREE(m->order);
     cas__mu_destroy(&m->mu);
     return m->first_rc;
 }
