@@ -78,6 +78,9 @@
  * - Objects (cas_hasher, cas_writer, cas_reader, cas_codec, cas_stream) are
  *   used by one thread at a time. A cas_store is safe to share between threads
  *   once configured.
+ * - A cas_writer with CAS_PARAM_THREADS 2 (the default) that packs again keeps one
+ *   helper thread, idle between packs, until cas_writer_free joins it. After
+ *   fork() the child's copy of the writer starts its own; free it in either.
  * - Keys are lowercase hex, NUL-terminated, in char[CAS_KEY_BUF].
  */
 
@@ -187,7 +190,9 @@ CASDEF void cas_writer_free(cas_writer *w);
 /* The largest blob n bytes can become in this format. */
 CASDEF size_t cas_pack_bound(int format, size_t n);
 /* Whole artifact to key + blob. w may be NULL (a v1 writer for this call).
- * Large inputs hash on a second thread while the first compresses.
+ * With CAS_PARAM_THREADS 2, inputs of 256 KiB and more hash on a second thread
+ * while the first compresses; on a writer used again, inputs from 32 KiB do, on
+ * the writer's kept helper thread (see Contracts).
  * CAS_NEED_OUTPUT if cap < the blob (cas_pack_bound is always enough). */
 CASDEF int cas_pack(cas_writer *w, const void *in, size_t n, void *out, size_t cap, size_t *blob_len,
                     char key[CAS_KEY_BUF]);
@@ -528,6 +533,7 @@ CASDEF int cas_store_delete(cas_store *s, const char *flow, const char *key, cha
 
 #ifndef CAS_NO_THREADS
 #include <pthread.h>
+#include <unistd.h> /* getpid: a forked child's writer starts its own helper */
 #endif
 #ifdef __linux__
 #include <sys/mman.h> /* madvise: the reader's huge-page hint, the store's locked pages */
@@ -1371,9 +1377,36 @@ static const cas__param_row *cas__param_row_of(int id) {
 
 #define CAS__CODEC_PARAM_ROWS (sizeof cas__codec_params / sizeof cas__codec_params[0])
 
+#ifndef CAS_NO_THREADS
+typedef struct cas__hash_job {
+    int algo;
+    const void *data;
+    size_t n;
+    char key[CAS_KEY_BUF];
+    int rc;
+} cas__hash_job;
+
+/* A reused writer's kept hashing thread: starting a thread per pack costs 30-45 us
+ * on a small VM, more than SHA-1 of 52 KB, so mid-size inputs could not hash
+ * beside their compression. Started on demand, joined by cas_writer_free. A
+ * forked child's copy of the writer has no such thread: pid tells it to start its own. */
+typedef struct cas__helper {
+    pthread_t th;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;   /* a job posted, or the job done: one waiter at a time */
+    cas__hash_job *job;  /* posted, until the helper takes it */
+    int busy, stop;
+    long pid;            /* the process it runs in; 0: none */
+} cas__helper;
+#endif
+
 struct cas_writer {
     cas_allocator alloc;
     int format, hash_algo, threads;
+#ifndef CAS_NO_THREADS
+    cas__helper helper;
+    unsigned long packs; /* cas_pack calls so far: a writer used again keeps a helper */
+#endif
     int64_t params[CAS__CODEC_PARAM_ROWS]; /* codec parameters, by row of cas__codec_params */
     unsigned params_set;                   /* bit i: params[i] was set */
     cas_codec *codec;
@@ -1383,6 +1416,78 @@ struct cas_writer {
     int done;
     char key[CAS_KEY_BUF];
 };
+
+/* Below this, a thread started for the call costs more than the overlap saves. */
+#define CAS__PARALLEL_MIN ((size_t)256 * 1024)
+/* A kept helper is worth its handoff (~10-15 us) from about this size on. */
+#define CAS__HELPER_MIN ((size_t)32 * 1024)
+
+#ifndef CAS_NO_THREADS
+static void *cas__helper_main(void *arg) {
+    cas__helper *h = (cas__helper *)arg;
+    pthread_mutex_lock(&h->mu);
+    for (;;) {
+        cas__hash_job *j;
+        while (!h->job && !h->stop) pthread_cond_wait(&h->cv, &h->mu);
+        if (!h->job) break; /* stop */
+        j = h->job, h->job = NULL;
+        pthread_mutex_unlock(&h->mu);
+        j->rc = cas_hash(j->algo, j->data, j->n, j->key);
+        pthread_mutex_lock(&h->mu);
+        h->busy = 0;
+        pthread_cond_signal(&h->cv);
+    }
+    pthread_mutex_unlock(&h->mu);
+    return NULL;
+}
+
+/* 1 when w's helper runs in this process (started now if need be), 0 when it
+ * cannot start: the caller hashes on its own thread. */
+static int cas__helper_ready(cas_writer *w) {
+    cas__helper *h = &w->helper;
+    long pid = (long)getpid();
+    if (h->pid == pid) return 1;
+    /* none yet, or the parent's (after fork): its mutex may hold the parent's state */
+    memset(h, 0, sizeof *h);
+    if (pthread_mutex_init(&h->mu, NULL) != 0) return 0;
+    if (pthread_cond_init(&h->cv, NULL) != 0) {
+        pthread_mutex_destroy(&h->mu);
+        return 0;
+    }
+    if (pthread_create(&h->th, NULL, cas__helper_main, h) != 0) {
+        pthread_cond_destroy(&h->cv);
+        pthread_mutex_destroy(&h->mu);
+        return 0;
+    }
+    h->pid = pid;
+    return 1;
+}
+
+static void cas__helper_post(cas__helper *h, cas__hash_job *j) {
+    pthread_mutex_lock(&h->mu);
+    h->job = j, h->busy = 1;
+    pthread_cond_signal(&h->cv);
+    pthread_mutex_unlock(&h->mu);
+}
+
+static void cas__helper_wait(cas__helper *h) {
+    pthread_mutex_lock(&h->mu);
+    while (h->busy) pthread_cond_wait(&h->cv, &h->mu);
+    pthread_mutex_unlock(&h->mu);
+}
+
+static void cas__helper_end(cas__helper *h) {
+    if (!h->pid || h->pid != (long)getpid()) return; /* none, or the parent's */
+    pthread_mutex_lock(&h->mu);
+    h->stop = 1;
+    pthread_cond_signal(&h->cv);
+    pthread_mutex_unlock(&h->mu);
+    pthread_join(h->th, NULL);
+    pthread_cond_destroy(&h->cv);
+    pthread_mutex_destroy(&h->mu);
+    h->pid = 0;
+}
+#endif
 
 /* The writer's codec for its format, with every codec parameter set on the writer
  * that this codec takes (an LZ4 level on a gzip writer waits for an LZ4 format). */
@@ -1424,6 +1529,9 @@ CASDEF int cas_writer_reset(cas_writer *w, int format) {
 CASDEF void cas_writer_free(cas_writer *w) {
     cas_allocator a;
     if (!w) return;
+#ifndef CAS_NO_THREADS
+    cas__helper_end(&w->helper);
+#endif
     cas_codec_free(w->codec);
     cas_hasher_free(w->hasher);
     a = w->alloc;
@@ -1555,24 +1663,6 @@ static void cas__workers(void *arg, int threads, void *(*fn)(void *)) {
 #endif
 }
 
-/* Below this, a thread costs more than the overlap saves. */
-#define CAS__PARALLEL_MIN ((size_t)256 * 1024)
-
-#ifndef CAS_NO_THREADS
-typedef struct cas__hash_job {
-    int algo;
-    const void *data;
-    size_t n;
-    char key[CAS_KEY_BUF];
-    int rc;
-} cas__hash_job;
-
-static void *cas__hash_thread(void *arg) {
-    cas__hash_job *j = (cas__hash_job *)arg;
-    j->rc = cas_hash(j->algo, j->data, j->n, j->key);
-    return NULL;
-}
-#endif
 
 CASDEF int cas_pack(cas_writer *w, const void *in, size_t n, void *out, size_t cap, size_t *blob_len,
                     char key[CAS_KEY_BUF]) {
@@ -1589,18 +1679,19 @@ CASDEF int cas_pack(cas_writer *w, const void *in, size_t n, void *out, size_t c
         return r;
     }
 #ifndef CAS_NO_THREADS
-    if (w->threads > 1 && n >= CAS__PARALLEL_MIN) {
-        pthread_t th;
+    /* the hash beside the compression: large inputs always (a thread start is
+     * worth it), mid-size ones on a writer used again (its kept helper) */
+    if (w->threads > 1 && n >= CAS__HELPER_MIN && (n >= CAS__PARALLEL_MIN || w->packs) && cas__helper_ready(w)) {
         cas__hash_job job;
         job.algo = w->hash_algo, job.data = in, job.n = n, job.rc = CAS_E_STATE;
-        if (pthread_create(&th, NULL, cas__hash_thread, &job) == 0) {
-            r = cas_codec_encode_all(w->codec, in, n, out, cap, &len);
-            pthread_join(th, NULL);
-            if (r == CAS_DONE && job.rc < 0) r = job.rc;
-            memcpy(w->key, job.key, CAS_KEY_BUF);
-            hashed = 1;
-        }
+        cas__helper_post(&w->helper, &job);
+        r = cas_codec_encode_all(w->codec, in, n, out, cap, &len);
+        cas__helper_wait(&w->helper);
+        if (r == CAS_DONE && job.rc < 0) r = job.rc;
+        memcpy(w->key, job.key, CAS_KEY_BUF);
+        hashed = 1;
     }
+    w->packs++;
 #endif
     if (!hashed) { /* the writer's own hasher: its context is already set up */
         r = cas_codec_encode_all(w->codec, in, n, out, cap, &len);

@@ -45,6 +45,9 @@ static int fi_fsync(int fd) {
 #include "test.h"
 #include <time.h>
 #include <pthread.h>
+#include <dirent.h>
+#include <signal.h>
+#include <sys/wait.h> /* test_core.c: a forked child packs with its copy of a writer */
 
 #include "test_core.c"
 #include "test_store.c"

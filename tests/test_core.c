@@ -858,6 +858,86 @@ static void test_reader_reuse_after_unfinished(void) {
     cas_reader_free(r);
 }
 
+#ifdef __linux__
+static int t_threads(void) { /* this process's threads */
+    DIR *d = opendir("/proc/self/task");
+    struct dirent *e;
+    int n = 0;
+    if (!d) return -1;
+    while ((e = readdir(d)) != NULL) n += e->d_name[0] != '.';
+    closedir(d);
+    return n;
+}
+#endif
+
+/* A writer used again hashes mid-size inputs (32 KiB on) on its kept helper thread,
+ * beside the compression: the same key and blob as hashing and encoding alone, pack
+ * after pack, at every size around the thresholds, with THREADS 1 and 2; a forked
+ * child packs with its copy of the writer (the parent's helper is not in it) and
+ * frees it; the parent's writer still works after. */
+static void test_writer_helper(void) {
+    static const size_t sizes[] = {100, 32767, 32768, 52000, 262143, 262144, 1 << 20, 40000, 0, 70000};
+    size_t cap = cas_pack_bound(CAS_FORMAT_V2, (size_t)1 << 20), i, len, rl;
+    unsigned char *in = (unsigned char *)malloc((size_t)1 << 20), *blob = (unsigned char *)malloc(cap),
+                  *ref = (unsigned char *)malloc(cap);
+    char key[CAS_KEY_BUF], want[CAS_KEY_BUF];
+    int f, threads, round;
+    cas_codec *c;
+    t_fill(in, (size_t)1 << 20, 2);
+    for (f = CAS_FORMAT_V1; f <= CAS_FORMAT_V2; f++) {
+        for (threads = 1; threads <= 2; threads++) {
+            cas_writer *w;
+            CHECK(cas_writer_create(&w, f, NULL) == CAS_OK);
+            CHECK(cas_writer_set_param(w, CAS_PARAM_THREADS, threads) == CAS_OK);
+            CHECK(cas_encoder_create(&c, cas_format_codec(f), NULL) == CAS_OK);
+            for (round = 0; round < 2; round++) {
+                for (i = 0; i < sizeof sizes / sizeof *sizes; i++) {
+                    in[0] = (unsigned char)(round * 31 + i); /* a new key each time */
+                    CHECK_EQ_INT(cas_pack(w, in, sizes[i], blob, cap, &len, key), CAS_DONE);
+                    CHECK(cas_hash(CAS_HASH_DEFAULT, in, sizes[i], want) == CAS_OK);
+                    CHECK_STR(key, want);
+                    CHECK(cas_codec_encode_all(c, in, sizes[i], ref, cap, &rl) == CAS_DONE);
+                    CHECK(rl == len && !memcmp(ref, blob, len));
+                    /* short room: CAS_NEED_OUTPUT, the helper's job ended all the same */
+                    if (sizes[i] > 1000) CHECK_EQ_INT(cas_pack(w, in, sizes[i], blob, 64, &len, key), CAS_NEED_OUTPUT);
+                }
+            }
+#if defined(__unix__) && !defined(CAS_NO_THREADS)
+            {
+                int status = -1;
+                pid_t pid = fork();
+                CHECK(pid >= 0);
+                if (pid == 0) { /* the child: its own helper, its own free; 0 when all is well */
+                    int bad = cas_pack(w, in, 52000, blob, cap, &len, key) != CAS_DONE;
+                    bad |= cas_hash(CAS_HASH_DEFAULT, in, 52000, want) != CAS_OK || strcmp(key, want) != 0;
+                    cas_writer_free(w);
+                    cas_codec_free(c);
+                    free(in), free(blob), free(ref); /* valgrind checks the child's leaks too */
+                    _exit(bad);
+                }
+                for (round = 0; round < 2000 && waitpid(pid, &status, WNOHANG) == 0; round++) usleep(10000);
+                if (round == 2000) kill(pid, SIGKILL), waitpid(pid, &status, 0); /* hung: fail, not hang */
+                CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+            }
+#endif
+            CHECK_EQ_INT(cas_pack(w, in, 52000, blob, cap, &len, key), CAS_DONE);
+            CHECK(cas_hash(CAS_HASH_DEFAULT, in, 52000, want) == CAS_OK);
+            CHECK_STR(key, want);
+            cas_codec_free(c);
+#if defined(__linux__) && !defined(CAS_NO_THREADS)
+            { /* one kept thread with THREADS 2, none with 1; cas_writer_free joins it */
+                int before = t_threads();
+                cas_writer_free(w);
+                CHECK_EQ_INT(t_threads(), before - (threads == 2));
+            }
+#else
+            cas_writer_free(w);
+#endif
+        }
+    }
+    free(in), free(blob), free(ref);
+}
+
 /* cas_pack_many / cas_unpack_many: each item as cas_pack / cas_reader_decode
  * would do it alone, whatever the thread count; failures stay with their item. */
 static void test_many(void) {
@@ -1142,6 +1222,7 @@ static test_case core_tests[] = {
     {"raw_blobs", test_raw_blobs},
     {"reader_decode_one_call", test_reader_decode_one_call},
     {"reader_reuse_after_unfinished", test_reader_reuse_after_unfinished},
+    {"writer_helper", test_writer_helper},
     {"many", test_many},
     {"codec_contract", test_codec_contract},
 };

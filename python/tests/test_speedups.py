@@ -10,6 +10,7 @@ import subprocess
 import sys
 import sysconfig
 import threading
+import time
 import unittest
 
 import cas_h
@@ -143,6 +144,30 @@ class TestSpeedups(unittest.TestCase):
         for t in ts:
             t.join()
         self.assertEqual(errors, [])
+
+    @unittest.skipUnless(hasattr(os, "fork"), "no fork here")
+    def test_fork(self):
+        """A forked child (Metaflow's parallel_map forks) packs with its copy of this
+        thread's writer, whose kept helper thread is not in the child."""
+        data = os.urandom(52000)
+        want = slow_pack(data, 2)
+        for _ in range(2):  # a writer used again: its helper thread runs in this process
+            self.assertEqual(cas_h.pack(data, 2), want)
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - the child's answer is its exit code
+            ok = all(cas_h.pack(data, 2) == want for _ in range(3))
+            os._exit(0 if ok else 1)
+        for _ in range(2000):  # a child that hangs fails the test, not the suite
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                break
+            time.sleep(0.01)
+        else:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+            self.fail("the forked child hung packing")
+        self.assertEqual(os.waitstatus_to_exitcode(status), 0)
+        self.assertEqual(cas_h.pack(data, 2), want)
 
     @unittest.skipIf(os.environ.get("CAS_H_SPEEDUPS") == "0", "already switched off")
     def test_suites_without_speedups(self):
