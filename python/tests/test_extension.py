@@ -11,6 +11,7 @@ import os
 import shutil
 import sys
 import tempfile
+import threading
 import unittest
 import unittest.mock
 
@@ -346,6 +347,42 @@ class TestBatches(ExtCase):
     def test_many_batches(self):
         self.small_batches()
         self.check_save_load(CAS2, 2)
+
+    def test_largest_packed_beside_the_writes(self):
+        """v2: a batch's largest blob (from _LATE_MIN on) is packed on a thread while
+        the storage writes the others: the same results, files and reads as Metaflow's
+        code, and no thread outlives the save, also when that pack fails or the
+        storage stops early."""
+        self.addCleanup(setattr, cas_store, "_LATE_MIN", cas_store._LATE_MIN)
+        cas_store._LATE_MIN = 1000
+        self.check_save_load(CAS2, 2)
+        on(CAS2, 2)
+        st = self.store(CAS2, root=os.path.join(self.tmp, "late"))
+        big = os.urandom(5000)
+        st.save_blobs([big])
+        before = len(st._storage_impl.saved)
+        batch = [b"a", big, b"b", big]  # the largest already stored, and twice in the batch
+        self.assertEqual([r.key for r in st.save_blobs(batch)], [sha1(b) for b in batch])
+        self.assertEqual(len(st._storage_impl.saved), before + 2)
+        other = os.urandom(6000)
+        got = st.save_blobs([other, b"c", other])  # the largest first, and twice
+        self.assertEqual([r.key for r in got], [sha1(other), sha1(b"c"), sha1(other)])
+        self.assertEqual(self.load(st, [sha1(other), sha1(b"c")]), {sha1(other): other, sha1(b"c"): b"c"})
+        threads = threading.active_count()
+        with unittest.mock.patch.object(cas_h, "pack", side_effect=MemoryError("late pack failed")):
+            with self.assertRaisesRegex(MemoryError, "late pack failed"):
+                st.save_blobs([b"d", os.urandom(3000)])
+        self.assertEqual(threading.active_count(), threads)
+
+        class StopsEarly(mf_standin.LocalBackend):
+            def save_bytes(self, items, overwrite=False, len_hint=0):
+                for _ in items:
+                    raise OSError("disk full")
+
+        stops = CAS2("TestFlow/data", StopsEarly(os.path.join(self.tmp, "full")))
+        with self.assertRaisesRegex(OSError, "disk full"):
+            stops.save_blobs([b"e", os.urandom(3000)])
+        self.assertEqual(threading.active_count(), threads)
 
     def test_large_blobs_decoded_from_mmaps(self):
         """Blob files from _MMAP_MIN on are decoded in place from a read-only mmap

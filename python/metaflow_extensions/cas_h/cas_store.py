@@ -12,7 +12,8 @@ storage Metaflow has (local, S3, Azure, GCS):
   metadata ({"cas_raw": ..., "cas_version": ...}), the same storage calls as
   Metaflow's own. Blobs go to C a batch at a time (up to 64 MiB): one call
   hashes a batch on both cores, one compresses what is missing (v2 compresses
-  beside the hash, and drops what the store has).
+  beside the hash, and drops what the store has; a v2 batch's largest blob, from
+  1 MiB, is packed on a thread while the storage writes the others).
 - load_blobs: Metaflow's own steps (blob cache, sidecar rules, transfers,
   DataException wording), with each batch of blobs decoded in one C call on
   both cores; a bad blob is redone alone, so its error is Metaflow's.
@@ -37,6 +38,7 @@ import io
 import mmap
 import os
 import sys
+import threading
 
 __all__ = ["install", "uninstall", "installed", "install_from_config", "config", "CasUnpackError"]
 
@@ -144,9 +146,13 @@ def _packer(cas_h, version):
 # _BATCH_ITEMS blobs), so memory stays bounded: Metaflow pickles artifacts lazily.
 # (Computing one batch on a thread while the storage writes the one before was
 # tried: on two cores the file writes and the C threads compete, and a task saved
-# no faster; see bench/results/task.md.)
+# no faster; see bench/results/task.md.) Within a v2 batch, the largest blob from
+# _LATE_MIN on is packed last, on a thread, while the storage writes the others:
+# its SHA-1 is the longest single job of a task (8 MB: ~5 ms), and the writes
+# before it then cost no wall time (the task: ~22.6 -> ~20 ms).
 _BATCH_BYTES = 64 << 20
 _BATCH_ITEMS = 1024
+_LATE_MIN = 1 << 20
 
 
 def _save_blobs(cas_h, version):
@@ -195,6 +201,11 @@ def _packed_batch(cas_h, version, meta, store, batch, raw, results):
     Metaflow makes, blob by blob; then, for v1, the missing blobs compressed (gzip
     costs several hashes, and Metaflow re-saves every artifact a step has read: a
     key the store has is common)."""
+    if version == 2 and not raw and len(batch) > 1:
+        late = max(range(len(batch)), key=lambda i: len(batch[i]))
+        if len(batch[late]) >= _LATE_MIN:
+            yield from _packed_late(cas_h, meta, store, batch, late, results)
+            return
     storage = store._storage_impl
     packed = None
     if len(batch) == 1 and not raw:  # one blob: the one-call paths cost less than a batch's set-up
@@ -209,10 +220,9 @@ def _packed_batch(cas_h, version, meta, store, batch, raw, results):
         keys = cas_h.pack_many(batch, compress=False)[0]
     missing, seen = [], set()
     for i, key in enumerate(keys):
-        path = storage.path_join(store._prefix, key[:2], key)
+        path = _blob_path(store, key)
         results.append(store.save_blobs_result(uri=storage.full_uri(path) if raw else None, key=key))
-        if not storage.is_file([path])[0] and key not in seen:  # a blob twice in one batch is written once
-            seen.add(key)
+        if _lacks(store, path, key, seen):
             missing.append((i, path))
     if raw:
         for i, path in missing:
@@ -225,6 +235,54 @@ def _packed_batch(cas_h, version, meta, store, batch, raw, results):
                           cas_h.pack_many([batch[i] for i, _ in missing], version, keys=False)[1]))
     for i, path in missing:
         yield path, (io.BytesIO(packed[i]), dict(meta))
+
+
+def _blob_path(store, key):
+    return store._storage_impl.path_join(store._prefix, key[:2], key)
+
+
+def _lacks(store, path, key, seen):
+    """Whether to write this blob: the store lacks it (Metaflow's existence check,
+    blob by blob) and this batch has not written it (a blob twice is written once)."""
+    if key in seen or store._storage_impl.is_file([path])[0]:
+        return False
+    seen.add(key)
+    return True
+
+
+def _packed_late(cas_h, meta, store, batch, late, results):
+    """A v2 batch whose item `late` is large: the others packed in one call, then
+    written while a thread packs `late` (C runs it without the GIL, on the writer's
+    two threads); `late` is written last. Results keep the batch's order."""
+    others = [i for i in range(len(batch)) if i != late]
+    keys, packed = cas_h.pack_many([batch[i] for i in others], 2)
+    done = []
+
+    def pack_late():
+        try:
+            done.append(cas_h.pack(batch[late], 2))
+        except BaseException as e:  # raised again on the caller's thread
+            done.append(e)
+
+    helper = threading.Thread(target=pack_late, name="cas_h pack")
+    helper.start()
+    try:
+        res, seen = [None] * len(batch), set()
+        for j, i in enumerate(others):
+            res[i] = store.save_blobs_result(uri=None, key=keys[j])
+            path = _blob_path(store, keys[j])
+            if _lacks(store, path, keys[j], seen):
+                yield path, (io.BytesIO(packed[j]), dict(meta))
+    finally:  # also when the storage stops early: no thread outlives the save
+        helper.join()
+    if isinstance(done[0], BaseException):
+        raise done[0]
+    key, blob = done[0]
+    res[late] = store.save_blobs_result(uri=None, key=key)
+    results.extend(res)
+    path = _blob_path(store, key)
+    if _lacks(store, path, key, seen):
+        yield path, (io.BytesIO(blob), dict(meta))
 
 
 _O_READ = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
