@@ -1663,7 +1663,6 @@ static void cas__workers(void *arg, int threads, void *(*fn)(void *)) {
 #endif
 }
 
-
 CASDEF int cas_pack(cas_writer *w, const void *in, size_t n, void *out, size_t cap, size_t *blob_len,
                     char key[CAS_KEY_BUF]) {
     cas_writer *tmp = NULL;

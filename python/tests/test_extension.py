@@ -379,6 +379,10 @@ class TestBatches(ExtCase):
                 for _ in items:
                     raise OSError("disk full")
 
+        with unittest.mock.patch.object(threading.Thread, "start", side_effect=RuntimeError("can't start new thread")):
+            batch = [b"f", os.urandom(4000), b"g"]  # no thread to be had: packed on the caller's
+            self.assertEqual([r.key for r in st.save_blobs(batch)], [sha1(b) for b in batch])
+        self.assertEqual(self.load(st, [sha1(batch[1])]), {sha1(batch[1]): batch[1]})
         stops = CAS2("TestFlow/data", StopsEarly(os.path.join(self.tmp, "full")))
         with self.assertRaisesRegex(OSError, "disk full"):
             stops.save_blobs([b"e", os.urandom(3000)])

@@ -265,7 +265,11 @@ def _packed_late(cas_h, meta, store, batch, late, results):
             done.append(e)
 
     helper = threading.Thread(target=pack_late, name="cas_h pack")
-    helper.start()
+    try:
+        helper.start()
+    except RuntimeError:  # no thread to be had: packed here, before the others are written
+        helper = None
+        pack_late()
     try:
         res, seen = [None] * len(batch), set()
         for j, i in enumerate(others):
@@ -274,7 +278,8 @@ def _packed_late(cas_h, meta, store, batch, late, results):
             if _lacks(store, path, keys[j], seen):
                 yield path, (io.BytesIO(packed[j]), dict(meta))
     finally:  # also when the storage stops early: no thread outlives the save
-        helper.join()
+        if helper is not None:
+            helper.join()
     if isinstance(done[0], BaseException):
         raise done[0]
     key, blob = done[0]
