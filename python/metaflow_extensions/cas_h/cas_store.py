@@ -175,7 +175,7 @@ def _transfers(store, blob_iter, results):
     """Transfers carry decoded bytes: stored raw, as Metaflow does."""
     storage = store._storage_impl
     for key, blob_data, _ in blob_iter:
-        path = storage.path_join(store._prefix, key[:2], key)
+        path = _blob_path(store, key)
         results.append(store.save_blobs_result(uri=storage.full_uri(path), key=key))
         yield path, (io.BytesIO(blob_data), {"cas_raw": True, "cas_version": 1})
 
@@ -238,6 +238,7 @@ def _packed_batch(cas_h, version, meta, store, batch, raw, results):
 
 
 def _blob_path(store, key):
+    """Where Metaflow keeps the blob of key: <prefix>/<key[:2]>/<key>."""
     return store._storage_impl.path_join(store._prefix, key[:2], key)
 
 
@@ -450,7 +451,7 @@ def _load_blobs(cas_h, data_exception):
             if blob is not None:
                 yield (key, blob, {"cas_raw": False, "cas_version": 1}) if is_transfer else (key, blob)
             else:
-                load_paths.append(storage.path_join(self._prefix, key[:2], key))
+                load_paths.append(_blob_path(self, key))
         run = _Load(cas_h, self, force_raw, is_transfer, data_exception, metas)
         with storage.load_bytes(load_paths) as loaded:
             if len(load_paths) == 1:  # one artifact (a client reading one): no batch to set up
@@ -494,7 +495,7 @@ def _verifying_load_blobs(cas_h, original, data_exception):
             key, blob = item[0], item[1]
             got = cas_h.hash_key(blob)
             if got != key:
-                path = self._storage_impl.path_join(self._prefix, key[:2], key)
+                path = _blob_path(self, key)
                 raise data_exception("Could not unpack artifact '%s': content hashes to %s, not to its key %s"
                                      % (path, got, key))
             yield item
