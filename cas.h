@@ -1470,10 +1470,17 @@ static void cas__helper_post(cas__helper *h, cas__hash_job *j) {
     pthread_mutex_unlock(&h->mu);
 }
 
-static void cas__helper_wait(cas__helper *h) {
+/* 1 once the helper has done the posted job. 0 when it had not yet taken it: the job
+ * is taken back and the caller does it itself. Between artifacts the helper's core
+ * often sleeps, and waking it on a VM can take longer than the hash. */
+static int cas__helper_finish(cas__helper *h) {
+    int back;
     pthread_mutex_lock(&h->mu);
+    back = h->job != NULL;
+    if (back) h->job = NULL, h->busy = 0;
     while (h->busy) pthread_cond_wait(&h->cv, &h->mu);
     pthread_mutex_unlock(&h->mu);
+    return !back;
 }
 
 static void cas__helper_end(cas__helper *h) {
@@ -1685,7 +1692,7 @@ CASDEF int cas_pack(cas_writer *w, const void *in, size_t n, void *out, size_t c
         job.algo = w->hash_algo, job.data = in, job.n = n, job.rc = CAS_E_STATE;
         cas__helper_post(&w->helper, &job);
         r = cas_codec_encode_all(w->codec, in, n, out, cap, &len);
-        cas__helper_wait(&w->helper);
+        if (!cas__helper_finish(&w->helper)) job.rc = cas_hash(job.algo, in, n, job.key);
         if (r == CAS_DONE && job.rc < 0) r = job.rc;
         memcpy(w->key, job.key, CAS_KEY_BUF);
         hashed = 1;

@@ -13,10 +13,9 @@ load_blobs([its key])), then the whole task: the five payloads plus 30 small sys
 artifacts (decoded from the bundled fixture stores: _foreach_stack, _graph_info,
 names, flags...), in one save_blobs and one load_blobs.
 
-Every figure is a ratio of two sides timed in this run, round by round interleaved
-(per op, every side back to back in an order shuffled per round, the same number of
-stores per sample on every side),
-the median of per-round ratios. Allocator state: the whole run
+Every figure is a ratio of two sides timed in this run, interleaved run by run (per
+op, run i of every side in an order shuffled per run, then run i + 1; the same number
+of stores per sample on every side), the median of per-round ratios. Allocator state: the whole run
 has MALLOC_MMAP_THRESHOLD_ and MALLOC_TOP_PAD_ set (this script re-executes itself
 with them), so that neither side pays this machine's fresh-page faults (see
 PERF-NOTES) for what the other side left behind; both sides get the same heap.
@@ -114,13 +113,15 @@ class Side:
         return self.cls(backend.path_join("BenchFlow", "data"), backend)
 
     def save(self, k):
-        stores = [self.fresh() for _ in range(k)]  # empty stores: every blob is written
+        return sum(self.save_once(self.fresh()) for _ in range(k)) / k
+
+    def save_once(self, store):
+        """One save_blobs into an empty store (every blob is written), in ns."""
         t0 = time.perf_counter_ns()
-        for st in stores:
-            st.save_blobs(iter(self.blobs), len_hint=len(self.blobs))
+        store.save_blobs(iter(self.blobs), len_hint=len(self.blobs))
         t = time.perf_counter_ns() - t0
-        self.written.extend(stores)  # removed by clean(), between rounds
-        return t / k
+        self.written.append(store)  # removed by clean(), between rounds
+        return t
 
     def clean(self):
         """Removes the stores saves wrote. Not right after a save: the kernel's work
@@ -131,11 +132,14 @@ class Side:
         self.written = []
 
     def load(self, k):
+        return sum(self.load_once() for _ in range(k)) / k
+
+    def load_once(self, _store=None):
+        """One load_blobs of every key, in ns."""
         t0 = time.perf_counter_ns()
-        for _ in range(k):
-            for _ in self.src.load_blobs(self.keys):
-                pass
-        return (time.perf_counter_ns() - t0) / k
+        for _ in self.src.load_blobs(self.keys):
+            pass
+        return time.perf_counter_ns() - t0
 
 
 def calibrate(fn, target_s):
@@ -150,12 +154,13 @@ def calibrate(fn, target_s):
 
 
 def measure(blobs, rounds, target_s, tmp):
-    """Per round and op, every side timed once, back to back (the figures compared
-    are taken close in time), in an order shuffled per round (seeded): no side
-    always follows the same one. The stores saves wrote are removed between rounds
-    (Side.clean). Every side of an op saves into, or loads from, as
-    many stores per sample (the slowest side's calibrated count), so that each
-    pays the same per-store set-up and clean-up."""
+    """Per round and op, every side runs the op k times (the slowest side's
+    calibrated count, so that each pays the same per-store set-up and clean-up),
+    interleaved run by run: run i of every side, in an order shuffled per run
+    (seeded), then run i + 1. The sides' figures are thus taken in the same
+    moments: this machine's slow spells (its file system's deferred work, its
+    host) fall on every side alike instead of on whichever side ran then. The
+    stores saves wrote are removed between rounds (Side.clean)."""
     sides = {name: Side(cls, blobs, tmp) for name, cls in SIDES.items()}
     ks = {op: min(calibrate(getattr(side, op), target_s) for side in sides.values()) for op in ("save", "load")}
     for side in sides.values():
@@ -168,8 +173,15 @@ def measure(blobs, rounds, target_s, tmp):
         gc.disable()
         try:
             for op in order.sample(["save", "load"], 2):
-                for name in order.sample(list(sides), len(sides)):
-                    rec[(name, op)] = getattr(sides[name], op)(ks[op])
+                k = ks[op]
+                stores = {name: [side.fresh() if op == "save" else None for _ in range(k)]
+                          for name, side in sides.items()}
+                total = dict.fromkeys(sides, 0)
+                for i in range(k):
+                    for name in order.sample(list(sides), len(sides)):
+                        total[name] += getattr(sides[name], op + "_once")(stores[name][i])
+                for name in sides:
+                    rec[(name, op)] = total[name] / k
         finally:
             gc.enable()
             for side in sides.values():

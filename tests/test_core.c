@@ -883,7 +883,8 @@ static int t_threads_wait(int want) {
 
 /* A writer used again hashes mid-size inputs (32 KiB on) on its kept helper thread,
  * beside the compression: the same key and blob as hashing and encoding alone, pack
- * after pack, at every size around the thresholds, with THREADS 1 and 2; a forked
+ * after pack, at every size around the thresholds, with THREADS 1 and 2, also when the
+ * compression ends first and the hash is taken back from the helper; a forked
  * child packs with its copy of the writer (the parent's helper is not in it) and
  * frees it; the parent's writer still works after. */
 static void test_writer_helper(void) {
@@ -912,6 +913,20 @@ static void test_writer_helper(void) {
                     /* short room: CAS_NEED_OUTPUT, the helper's job ended all the same */
                     if (sizes[i] > 1000) CHECK_EQ_INT(cas_pack(w, in, sizes[i], blob, 64, &len, key), CAS_NEED_OUTPUT);
                 }
+            }
+            { /* input that compresses in a few us: the pack is done before the helper
+                 wakes, and takes its hash back (or not: either way the same key) */
+                unsigned char *zeros = (unsigned char *)calloc(40000, 1);
+                for (round = 0; round < 64 && zeros; round++) {
+                    zeros[39999] = (unsigned char)round;
+#ifdef __unix__
+                    if (round % 8 == 7) usleep(2000); /* the helper's core falls asleep */
+#endif
+                    CHECK_EQ_INT(cas_pack(w, zeros, 40000, blob, cap, &len, key), CAS_DONE);
+                    CHECK(cas_hash(CAS_HASH_DEFAULT, zeros, 40000, want) == CAS_OK);
+                    CHECK_STR(key, want);
+                }
+                free(zeros);
             }
 #if defined(__unix__) && !defined(CAS_NO_THREADS)
             {

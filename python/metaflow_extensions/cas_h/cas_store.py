@@ -191,30 +191,31 @@ def _packed(cas_h, version, meta, store, blob_iter, raw, results):
         if total >= _BATCH_BYTES or len(batch) >= _BATCH_ITEMS:
             yield from _packed_batch(cas_h, version, meta, store, batch, raw, results)
             batch, total = [], 0
-    if batch:
+    if len(batch) == 1 and not raw:  # one blob (a client saving one artifact): no batch to set up
+        data = batch[0]
+        key, blob = cas_h.pack(data, 2) if version == 2 else (cas_h.hash_key(data), None)
+        path = _blob_path(store, key)
+        results.append(store.save_blobs_result(uri=None, key=key))
+        if not store._storage_impl.is_file([path])[0]:
+            yield path, (io.BytesIO(cas_h.compress(data, version) if blob is None else blob), dict(meta))
+    elif batch:
         yield from _packed_batch(cas_h, version, meta, store, batch, raw, results)
 
 
 def _packed_batch(cas_h, version, meta, store, batch, raw, results):
-    """One batch: its keys (and for v2 its blobs beside them: LZ4 costs about what
-    SHA-1 does, so a blob the store has costs its hash alone); the existence check
-    Metaflow makes, blob by blob; then, for v1, the missing blobs compressed (gzip
-    costs several hashes, and Metaflow re-saves every artifact a step has read: a
-    key the store has is common)."""
+    """One batch's (path, (blob, sidecar)) items to write: its keys (and for v2 its
+    blobs beside them: LZ4 costs about what SHA-1 does, so a blob the store has costs
+    its hash alone); the existence check Metaflow makes, blob by blob; then, for v1,
+    the missing blobs compressed (gzip costs several hashes, and Metaflow re-saves
+    every artifact a step has read: a key the store has is common). A list, not a
+    generator, but for a late pack (its writes overlap its thread)."""
     if version == 2 and not raw and len(batch) > 1:
         late = max(range(len(batch)), key=lambda i: len(batch[i]))
         if len(batch[late]) >= _LATE_MIN:
-            yield from _packed_late(cas_h, meta, store, batch, late, results)
-            return
+            return _packed_late(cas_h, meta, store, batch, late, results)
     storage = store._storage_impl
     packed = None
-    if len(batch) == 1 and not raw:  # one blob: the one-call paths cost less than a batch's set-up
-        if version == 2:
-            key, blob = cas_h.pack(batch[0], 2)
-            keys, packed = [key], [blob]
-        else:
-            keys = [cas_h.hash_key(batch[0])]
-    elif version == 2 and not raw:
+    if version == 2 and not raw:
         keys, packed = cas_h.pack_many(batch, 2)
     else:
         keys = cas_h.pack_many(batch, compress=False)[0]
@@ -225,16 +226,13 @@ def _packed_batch(cas_h, version, meta, store, batch, raw, results):
         if _lacks(store, path, key, seen):
             missing.append((i, path))
     if raw:
-        for i, path in missing:
-            yield path, (io.BytesIO(batch[i]), {"cas_raw": True, "cas_version": 1})
-        return
+        return [(path, (io.BytesIO(batch[i]), {"cas_raw": True, "cas_version": 1})) for i, path in missing]
     if packed is None and len(missing) == 1:
         packed = {missing[0][0]: cas_h.compress(batch[missing[0][0]], version)}
     elif packed is None:
         packed = dict(zip((i for i, _ in missing),
                           cas_h.pack_many([batch[i] for i, _ in missing], version, keys=False)[1]))
-    for i, path in missing:
-        yield path, (io.BytesIO(packed[i]), dict(meta))
+    return [(path, (io.BytesIO(packed[i]), dict(meta))) for i, path in missing]
 
 
 def _blob_path(store, key):
