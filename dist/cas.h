@@ -1888,7 +1888,8 @@ CASDEF int cas_pack_many(int format, int algo, size_t count, const void *const *
  * LEGACY, as cas_meta_parse tells from its sidecar); keys, when not NULL, are
  * checked (item i must decode to bytes that hash to key i, or CAS_E_HASH). An item
  * whose room is short is CAS_NEED_OUTPUT with out_len[i] set to the size the
- * blob states (0 if none): out == NULL asks every item for that size alone. */
+ * blob states (0 if none): out == NULL asks every item for that size alone (on the
+ * calling thread: no item is decoded but those that state no size). */
 CASDEF int cas_unpack_many(size_t count, const int *format, const void *const *in, const size_t *in_len,
                            void *const *out, const size_t *cap, size_t *out_len, const char *const *keys, int *status,
                            int threads);
@@ -3882,11 +3883,20 @@ static void *cas__unpack_worker(void *arg) {
     while ((i = cas__many_take(m)) < m->count) {
         const cas__format_row *f = cas__format_find(m->formats[i]);
         int rc = f ? made : CAS_E_ARG;
+        const char *meta = f ? f->meta : NULL; /* a format without a sidecar (legacy) is read as such */
+        size_t meta_len = meta ? strlen(meta) : 0;
+        uint64_t size = 0;
         m->out_len[i] = 0;
-        if (rc == CAS_OK) /* a format without a sidecar (legacy) is read as such */
-            rc = cas_reader_decode(r, f->meta, f->meta ? strlen(f->meta) : 0, NULL, m->vkeys ? m->vkeys[i] : NULL,
-                                   m->in[i], m->in_len[i], m->out ? m->out[i] : NULL, m->out ? m->cap[i] : 0,
-                                   &m->out_len[i]);
+        /* sizes alone: a size the blob states is the answer (what a decode into no
+         * room ends with), without setting up its decoder; the rest are decoded so */
+        if (rc == CAS_OK && !m->out && cas_reader_begin(r, meta, meta_len, NULL, NULL) == CAS_OK &&
+            cas_reader_size_hint(r, m->in[i], m->in_len[i], &size) == CAS_OK && size && size <= (size_t)-1) {
+            m->out_len[i] = (size_t)size;
+            rc = CAS_NEED_OUTPUT;
+        } else if (rc == CAS_OK) {
+            rc = cas_reader_decode(r, meta, meta_len, NULL, m->vkeys ? m->vkeys[i] : NULL, m->in[i], m->in_len[i],
+                                   m->out ? m->out[i] : NULL, m->out ? m->cap[i] : 0, &m->out_len[i]);
+        }
         cas__many_done(m, i, rc);
     }
     cas_reader_free(r);
@@ -3946,7 +3956,8 @@ CASDEF int cas_unpack_many(size_t count, const int *format, const void *const *i
     memset(&m, 0, sizeof m);
     m.count = count, m.formats = format, m.in = in, m.in_len = in_len, m.out = out, m.cap = cap;
     m.out_len = out_len, m.vkeys = keys, m.status = status;
-    return cas__many_run(&m, threads, cas__unpack_worker);
+    /* sizes alone cost less than starting a thread */
+    return cas__many_run(&m, out ? threads : 1, cas__unpack_worker);
 }
 
 /* ---- the store ----------------------------------------------------------- */

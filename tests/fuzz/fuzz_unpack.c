@@ -14,7 +14,8 @@
  * against their own SHA-1 and XXH3 keys (verify on read), a wrong key gives
  * CAS_E_HASH, unpack_into agrees (exact room: CAS_DONE; one byte short:
  * CAS_NEED_OUTPUT, then a retry on the same reader succeeds), and
- * CAS_PARAM_EXPECT_SIZE accepts the right size and rejects another.
+ * CAS_PARAM_EXPECT_SIZE accepts the right size and rejects another; cas_unpack_many
+ * asked for sizes alone answers the size the blob states.
  */
 #include "fuzz_common.h"
 
@@ -115,7 +116,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         return 0;
     }
     FUZZ_ASSERT(rc == CAS_OK, "begin returned %d", rc);
-    (void)cas_reader_size_hint(r, blob, n, &hint);
+    { /* cas_unpack_many asked for sizes alone: what size_hint states (decoded into no
+         room when it states none) */
+        int fmt = cas_reader_format(r), st = 1;
+        const void *ins[1];
+        size_t lens[1], sz[1] = {7};
+        int hrc = cas_reader_size_hint(r, blob, n, &hint);
+        ins[0] = blob, lens[0] = n;
+        rc = cas_unpack_many(1, &fmt, ins, lens, NULL, NULL, sz, NULL, &st, 1);
+        FUZZ_ASSERT(rc == st, "cas_unpack_many returned %d, its item %d", rc, st);
+        if (hrc == CAS_OK && hint)
+            FUZZ_ASSERT(st == CAS_NEED_OUTPUT && sz[0] == hint, "sizes alone: %s, %zu where the blob states %llu",
+                        cas_status_name(st), sz[0], (unsigned long long)hint);
+        else
+            FUZZ_ASSERT(st == CAS_OK ? sz[0] == 0 : st == CAS_NEED_OUTPUT || st < 0, "sizes alone: %s, %zu",
+                        cas_status_name(st), sz[0]);
+    }
 
     rc = cas_reader_unpack(r, blob, n, &out, &len);
     fuzz_log("sidecar %s flags %#x: %s, %zu bytes %s\n", meta ? meta : "(none)", flags, cas_status_name(rc), len,
