@@ -881,6 +881,15 @@ static int t_threads_wait(int want) {
 }
 #endif
 
+/* cas_pack of in into blob: CAS_DONE, and the key cas_hash gives the same bytes. */
+static void t_pack_keyed(cas_writer *w, const void *in, size_t n, void *blob, size_t cap) {
+    char key[CAS_KEY_BUF], want[CAS_KEY_BUF];
+    size_t len;
+    CHECK_EQ_INT(cas_pack(w, in, n, blob, cap, &len, key), CAS_DONE);
+    CHECK(cas_hash(CAS_HASH_DEFAULT, in, n, want) == CAS_OK);
+    CHECK_STR(key, want);
+}
+
 /* A writer used again hashes mid-size inputs (32 KiB on) on its kept helper thread,
  * beside the compression: the same key and blob as hashing and encoding alone, pack
  * after pack, at every size around the thresholds, with THREADS 1 and 2, also when the
@@ -922,9 +931,7 @@ static void test_writer_helper(void) {
 #ifdef __unix__
                     if (round % 8 == 7) usleep(2000); /* the helper's core falls asleep */
 #endif
-                    CHECK_EQ_INT(cas_pack(w, zeros, 40000, blob, cap, &len, key), CAS_DONE);
-                    CHECK(cas_hash(CAS_HASH_DEFAULT, zeros, 40000, want) == CAS_OK);
-                    CHECK_STR(key, want);
+                    t_pack_keyed(w, zeros, 40000, blob, cap);
                 }
                 free(zeros);
             }
@@ -946,9 +953,7 @@ static void test_writer_helper(void) {
                 CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
             }
 #endif
-            CHECK_EQ_INT(cas_pack(w, in, 52000, blob, cap, &len, key), CAS_DONE);
-            CHECK(cas_hash(CAS_HASH_DEFAULT, in, 52000, want) == CAS_OK);
-            CHECK_STR(key, want);
+            t_pack_keyed(w, in, 52000, blob, cap);
             cas_codec_free(c);
 #if defined(__linux__) && !defined(CAS_NO_THREADS)
             { /* the runner's thread alone, plus one kept thread with THREADS 2 (none with
