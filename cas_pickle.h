@@ -47,7 +47,10 @@
  *   CAS_PREVIEW_MAX_MEMO    200000  memo entries                           1 .. 2^28
  *   CAS_PREVIEW_MAX_READ    0       decoded bytes read (0: no limit)       0 ..
  *   CAS_PREVIEW_MAX_OPS     0       opcodes (0: no limit)                  0 ..
- *   CAS_PREVIEW_MAX_VALUES  400000  values held at once                    16 .. 2^28
+ *   CAS_PREVIEW_MAX_VALUES  400000  values held at once, and references on 16 .. 2^28
+ *                                   the pickle machine's stack
+ *   CAS_PREVIEW_MAX_MEMORY  256 MiB bytes the preview holds at once, its   1 MiB .. 2^40
+ *                                   text aside (every allocation counted)
  *   CAS_PREVIEW_JSON        0       1: a JSON tree instead of text         0, 1
  * The JSON tree is valid JSON whatever stopped it: a tree the output limit cut is
  * closed after its last whole value (a few bytes past the limit) and its root says
@@ -59,6 +62,15 @@
  * are in (a 1 GiB array previews from its first MiBs); anything else, pandas
  * frames included (their column names come after their data), is read to the end,
  * skipping what it does not keep: time grows with the size, memory does not.
+ *
+ * What a hostile pickle cannot do: run code (globals are names, compared, never
+ * looked up); hold more memory than CAS_PREVIEW_MAX_MEMORY plus the text
+ * (CAS_PREVIEW_MAX_OUTPUT); take time beyond a constant per input byte (every
+ * opcode is O(1) amortised, the memo hash is seeded per run, every loop over a
+ * value's elements is bounded by the bytes it holds, not by the count it
+ * declares, and rendering is bounded by the output, item and depth limits);
+ * recurse without bound (every walk of the value graph, pandas' and numpy's
+ * included, has a depth limit, and shared values are shown once).
  *
  * Thread rules: a cas_preview is used by one thread at a time.
  */
@@ -79,6 +91,7 @@ extern "C" {
 #define CAS_PREVIEW_MAX_OPS 6
 #define CAS_PREVIEW_MAX_VALUES 7
 #define CAS_PREVIEW_JSON 8 /* 1: cas_preview_text gives a JSON tree, not repr-like text */
+#define CAS_PREVIEW_MAX_MEMORY 9
 
 typedef struct cas_preview cas_preview;
 
@@ -122,6 +135,7 @@ CASDEF int cas_stream_preview(cas_stream *st, cas_preview *p);
 #endif
 
 #include <math.h>
+#include <time.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -186,8 +200,11 @@ typedef struct cas__memo_slot {
 } cas__memo_slot;
 
 struct cas_preview {
-    cas_allocator alloc;
-    int64_t max_output, max_items, max_depth, max_memo, max_read, max_ops, max_values, json;
+    cas_allocator alloc;      /* every allocation but the text's: counted against max_memory */
+    cas_allocator user_alloc; /* the caller's: the object itself and its text */
+    int64_t max_output, max_items, max_depth, max_memo, max_read, max_ops, max_values, max_memory, json;
+    uint64_t mem_now;
+    int mem_over; /* an allocation was refused by max_memory (not by the system) */
     /* the byte source */
     cas_preview_read_fn read;
     void *user;
@@ -204,6 +221,7 @@ struct cas_preview {
     size_t nmarks, mcap;
     cas__memo_slot *memo;
     size_t memo_n, memo_cap;
+    uint64_t memo_seed; /* the memo hash's key, new every run: the pickle cannot aim at its slots */
     int proto, stopped_early;
     uint64_t ops;
     cas__pv *result;
@@ -220,13 +238,43 @@ struct cas_preview {
 
 static int cas__pk_fail(cas_preview *p, int rc, const char *fmt, ...) {
     va_list ap;
-    if (p->rc == CAS_OK || p->rc == CAS_E_LIMIT) {
+    if (rc == CAS_E_NOMEM && p->mem_over) rc = CAS_E_LIMIT; /* the preview's own budget said no, not the system */
+    if (p->rc != CAS_OK && p->rc != CAS_E_LIMIT) return rc; /* the first fault is the one told */
+    if (rc == CAS_E_LIMIT && p->mem_over) {
+        snprintf(p->msg, sizeof p->msg, "the preview would hold more than %lld bytes (CAS_PREVIEW_MAX_MEMORY)",
+                 (long long)p->max_memory);
+    } else {
         va_start(ap, fmt);
         vsnprintf(p->msg, sizeof p->msg, fmt, ap);
         va_end(ap);
-        p->rc = rc;
     }
+    p->rc = rc;
     return rc;
+}
+
+/* The preview's allocator: the caller's, each block counted (a size word in front),
+ * refused past CAS_PREVIEW_MAX_MEMORY. */
+#define CAS__PK_HDR 16 /* keeps the caller's alignment */
+static void *cas__pk_mem_alloc(void *user, size_t n) {
+    cas_preview *p = (cas_preview *)user;
+    unsigned char *b;
+    if (n > (uint64_t)p->max_memory - CAS__MIN(p->mem_now, (uint64_t)p->max_memory) || n > (size_t)-1 - CAS__PK_HDR) {
+        p->mem_over = 1;
+        return NULL;
+    }
+    if (!(b = (unsigned char *)cas__alloc(&p->user_alloc, n + CAS__PK_HDR))) return NULL;
+    memcpy(b, &n, sizeof n);
+    p->mem_now += n;
+    return b + CAS__PK_HDR;
+}
+
+static void cas__pk_mem_free(void *user, void *ptr) {
+    cas_preview *p = (cas_preview *)user;
+    unsigned char *b = (unsigned char *)ptr - CAS__PK_HDR;
+    size_t n;
+    memcpy(&n, b, sizeof n);
+    p->mem_now -= n;
+    cas__free(&p->user_alloc, b);
 }
 
 static cas__pv *cas__pv_new(cas_preview *p, int kind) {
@@ -492,6 +540,11 @@ static char *cas__pk_line(cas_preview *p, size_t *len) {
 
 static int cas__pk_push(cas_preview *p, cas__pv *v) {
     if (!v) return -1; /* its creation failed and said why */
+    if ((int64_t)p->sp >= p->max_values) { /* DUP, GET: references the values limit does not see */
+        cas__pv_unref(p, v);
+        return cas__pk_fail(p, CAS_E_LIMIT, "the pickle's stack holds more than %lld values (CAS_PREVIEW_MAX_VALUES)",
+                            (long long)p->max_values);
+    }
     if (p->sp == p->scap) {
         void *stack = p->stack;
         if (cas__pk_grow(p, &stack, p->sp, &p->scap, sizeof *p->stack, 64, (size_t)-1 / sizeof *p->stack) < 0) {
@@ -548,7 +601,27 @@ static void cas__pk_drop_to(cas_preview *p, size_t from) {
 }
 
 /* The memo: an open-addressing table keyed by the index the pickle gives (any 32-bit
- * number: LONG_BINPUT may name 4,000,000,000), holding a reference each. */
+ * number: LONG_BINPUT may name 4,000,000,000), holding a reference each. The slot
+ * comes from a keyed mix (splitmix64's finaliser over key ^ seed, a new seed each
+ * run): keys chosen to share slots under a fixed hash made the probes quadratic. */
+static uint64_t cas__pk_mix(uint64_t x) {
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9u;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebu;
+    return x ^ (x >> 31);
+}
+
+static size_t cas__memo_slot_of(const cas_preview *p, uint32_t key, size_t mask) {
+    return (size_t)cas__pk_mix(key ^ p->memo_seed) & mask;
+}
+
+/* A run's seed: what the pickle's author cannot know (where this process's heap and
+ * stack are, the time), stirred with the last seed. */
+static void cas__memo_reseed(cas_preview *p) {
+    uint64_t here = (uint64_t)(uintptr_t)&here;
+    p->memo_seed = cas__pk_mix(p->memo_seed ^ (uint64_t)(uintptr_t)p ^ here << 21 ^ (uint64_t)time(NULL) << 40 ^
+                               (uint64_t)clock() ^ 0x9e3779b97f4a7c15u);
+}
+
 static int cas__memo_put(cas_preview *p, uint32_t key, cas__pv *v) {
     size_t i, mask;
     if (p->memo_n * 2 + 2 > p->memo_cap) {
@@ -561,7 +634,7 @@ static int cas__memo_put(cas_preview *p, uint32_t key, cas__pv *v) {
             return cas__pk_fail(p, CAS_E_NOMEM, "out of memory");
         for (k = 0; k < p->memo_cap; k++) {
             if (!p->memo[k].v) continue;
-            for (i = (p->memo[k].key * 2654435761u) & (nc - 1); nm[i].v; i = (i + 1) & (nc - 1)) {
+            for (i = cas__memo_slot_of(p, p->memo[k].key, nc - 1); nm[i].v; i = (i + 1) & (nc - 1)) {
             }
             nm[i] = p->memo[k];
         }
@@ -569,7 +642,7 @@ static int cas__memo_put(cas_preview *p, uint32_t key, cas__pv *v) {
         p->memo = nm, p->memo_cap = nc;
     }
     mask = p->memo_cap - 1;
-    for (i = (key * 2654435761u) & mask; p->memo[i].v; i = (i + 1) & mask)
+    for (i = cas__memo_slot_of(p, key, mask); p->memo[i].v; i = (i + 1) & mask)
         if (p->memo[i].key == key) { /* a PUT again under the same index replaces the value */
             cas__pv_unref(p, p->memo[i].v);
             p->memo[i].v = cas__pv_ref(v);
@@ -584,7 +657,7 @@ static cas__pv *cas__memo_get(cas_preview *p, uint32_t key) {
     size_t i, mask;
     if (!p->memo_cap) return NULL;
     mask = p->memo_cap - 1;
-    for (i = (key * 2654435761u) & mask; p->memo[i].v; i = (i + 1) & mask)
+    for (i = cas__memo_slot_of(p, key, mask); p->memo[i].v; i = (i + 1) & mask)
         if (p->memo[i].key == key) return p->memo[i].v;
     return NULL;
 }
@@ -696,7 +769,7 @@ static size_t cas__dtype_item(const cas__pv *dt, char *kind) {
     s = dt->text;
     while (*s == '<' || *s == '>' || *s == '|' || *s == '=') s++;
     *kind = *s;
-    if (*s == 'O') return 0;
+    if (!*s || *s == 'O') return 0; /* "" or "<": no kind letter, nothing to step past (found by fuzz_pickle) */
     for (s++; *s >= '0' && *s <= '9' && n < ((size_t)1 << 32); s++) n = n * 10 + (size_t)(*s - '0');
     if (*kind == 'U') n *= 4; /* UCS-4 */
     if (*kind == 'b' && !n) n = 1;
@@ -770,10 +843,10 @@ static size_t cas__array_windows(const uint64_t *shape, int ndim, int fortran, s
  * Then the windows to keep (none for protocol 2's latin-1 text and protocol 5's
  * _frombuffer, whose shape comes too late: *latin1 asks for a longer prefix), and
  * whether the array is the whole pickle (its reading may stop after them). */
-static size_t cas__pk_array_context(cas_preview *p, uint64_t *win, int *top, int *latin1) {
+static size_t cas__pk_array_context(cas_preview *p, uint64_t len, uint64_t *win, int *top, int *latin1) {
     size_t m, n;
-    uint64_t shape[CAS__PK_NDIM];
-    int ndim;
+    uint64_t shape[CAS__PK_NDIM], total = 1;
+    int ndim, d;
     char kind;
     size_t isz;
     *top = 0, *latin1 = 0;
@@ -793,6 +866,10 @@ static size_t cas__pk_array_context(cas_preview *p, uint64_t *win, int *top, int
         *latin1 = 1;
         return 0;
     }
+    /* windows only for data as long as the shape says: they cost up to CAS__PK_WINDOWS x
+     * ndim steps, which a lying shape could otherwise ask for with every 2-byte payload */
+    for (d = 0; d < ndim; d++) total = shape[d] && total > UINT64_MAX / shape[d] ? UINT64_MAX : total * shape[d];
+    if (total > UINT64_MAX / isz || total * isz != len) return 0;
     return cas__array_windows(shape, ndim, (int)p->stack[m + 3]->i, isz, (size_t)p->max_items, win,
                               CAS__PK_WINDOWS);
 }
@@ -806,7 +883,7 @@ static int cas__pk_sized(cas_preview *p, int kind, uint64_t len) {
     cas__pv *v = cas__pv_new(p, kind);
     if (!v) return -1;
     nwin = kind == CAS__PV_STR || kind == CAS__PV_BYTES || kind == CAS__PV_BYTEARRAY
-               ? cas__pk_array_context(p, win, &top, &latin1)
+               ? cas__pk_array_context(p, len, win, &top, &latin1)
                : 0;
     if (nwin) {
         v->flags |= CAS__PVF_WIN;
@@ -1555,13 +1632,13 @@ static void cas__out_put(cas_preview *p, const char *s, size_t n) {
         char *no;
         while (nc < need) nc *= 2;
         if (nc > limit + sizeof CAS__PK_MARKER) nc = CAS__MAX64(need, limit + sizeof CAS__PK_MARKER);
-        if (!(no = (char *)cas__alloc(&p->alloc, nc))) {
+        if (!(no = (char *)cas__alloc(&p->user_alloc, nc))) { /* the text is bounded by its own limit */
             p->out_full = 1;
             cas__pk_fail(p, CAS_E_NOMEM, "out of memory");
             return;
         }
         if (p->olen) memcpy(no, p->out, p->olen);
-        cas__free(&p->alloc, p->out);
+        cas__free(&p->user_alloc, p->out);
         p->out = no, p->ocap = nc;
     }
     room = limit > p->olen ? limit - p->olen : 0;
@@ -2076,6 +2153,10 @@ static void cas__render_object(cas_preview *p, cas__pv *v, int depth) {
 static void cas__render(cas_preview *p, cas__pv *v, int depth) {
     char t[96];
     if (p->out_full || !v) return;
+    if (depth > p->max_depth) { /* a scalar's own parts past the depth limit (a datetime whose tzinfo is itself) */
+        cas__out_s(p, "...");
+        return;
+    }
     if (!cas__pv_scalar(v)) {
         if (v->flags & CAS__PVF_SHOWN) { /* shown before (a shared value, or a cycle): its number */
             cas__out_f(p, "#%u#", v->label);
@@ -2252,13 +2333,13 @@ static cas__pv *cas__dict_get(cas__pv *d, const char *key) {
 }
 
 /* The ndarray behind a column or an index's data: an ndarray, or a pandas array
- * backed by one (DatetimeArray: its BUILD state is (dtype, ndarray, attrs)). */
+ * backed by one (DatetimeArray: its BUILD state is (dtype, ndarray, attrs)). One
+ * hop: a backed array's state holds an ndarray, never another backed array (a
+ * pickle can make one hold itself). */
 static cas__pv *cas__pd_ndarray(cas__pv *v) {
-    if (!v) return NULL;
-    if (v->kind == CAS__PV_NDARRAY) return v;
-    if (v->kind == CAS__PV_PANDAS && v->sub == CAS__PD_BACKED && v->aux && v->aux->kind == CAS__PV_TUPLE)
-        return cas__pd_ndarray(cas__pv_kid(v->aux, 1));
-    return NULL;
+    if (v && v->kind == CAS__PV_PANDAS && v->sub == CAS__PD_BACKED && v->aux && v->aux->kind == CAS__PV_TUPLE)
+        v = cas__pv_kid(v->aux, 1);
+    return v && v->kind == CAS__PV_NDARRAY ? v : NULL;
 }
 
 #define CAS__PD_LEVELS 8
@@ -2284,8 +2365,20 @@ static int64_t cas__arr_int(cas_preview *p, const cas__pv *v, uint64_t i) {
     return (int64_t)u;
 }
 
-/* An index from _new_Index(cls, {...}) or _new_DatetimeIndex(cls, {...}). */
-static int cas__pd_index(cas_preview *p, cas__pv *ix, cas__pdix *o) {
+/* The count of a range: |stop - start| / |step|, rounded up, in unsigned arithmetic
+ * (int64_t overflows for RangeIndex(-2**63, 2**63 - 1)). */
+static uint64_t cas__range_len(int64_t start, int64_t stop, int64_t step) {
+    uint64_t span, by;
+    if (step > 0 ? stop <= start : stop >= start) return 0;
+    span = step > 0 ? (uint64_t)stop - (uint64_t)start : (uint64_t)start - (uint64_t)stop;
+    by = step > 0 ? (uint64_t)step : (uint64_t)0 - (uint64_t)step;
+    return (span - 1) / by + 1;
+}
+
+/* An index from _new_Index(cls, {...}) or _new_DatetimeIndex(cls, {...}). `level`:
+ * a MultiIndex's level, which is never a MultiIndex itself (a pickle can make an
+ * index its own level). */
+static int cas__pd_index(cas_preview *p, cas__pv *ix, cas__pdix *o, int level) {
     cas__pv *cls = NULL, *d = NULL;
     cas__arr a;
     memset(o, 0, sizeof *o);
@@ -2298,10 +2391,11 @@ static int cas__pd_index(cas_preview *p, cas__pv *ix, cas__pdix *o) {
         cas__pv *st = cas__dict_get(d, "start"), *sp = cas__dict_get(d, "stop"), *se = cas__dict_get(d, "step");
         int64_t a0 = st && st->kind == CAS__PV_INT ? st->i : 0, b0 = sp && sp->kind == CAS__PV_INT ? sp->i : 0;
         o->start = a0, o->step = se && se->kind == CAS__PV_INT && se->i ? se->i : 1;
-        o->len = (o->step > 0 ? b0 > a0 : b0 < a0) ? (uint64_t)((b0 - a0 + o->step + (o->step > 0 ? -1 : 1)) / o->step) : 0;
+        o->len = cas__range_len(a0, b0, o->step);
         return 0;
     }
     if (cas__pv_is_global(cls, "pandas.core.indexes.multi", "MultiIndex")) {
+        if (level) return -1;
         cas__pv *lv = cas__dict_get(d, "levels"), *cd = cas__dict_get(d, "codes");
         o->name = cas__dict_get(d, "names");
         if (!lv || !cd || (lv->kind != CAS__PV_LIST && lv->kind != CAS__PV_TUPLE) || lv->nkids != cd->nkids ||
@@ -2310,7 +2404,7 @@ static int cas__pd_index(cas_preview *p, cas__pv *ix, cas__pdix *o) {
         o->len = a.shape[0];
         for (o->nlev = 0; o->nlev < (int)lv->nkids && o->nlev < CAS__PD_LEVELS; o->nlev++) {
             cas__pdix l;
-            o->lev[o->nlev] = cas__pd_index(p, lv->kids[o->nlev], &l) < 0 ? NULL : l.arr;
+            o->lev[o->nlev] = cas__pd_index(p, lv->kids[o->nlev], &l, 1) < 0 ? NULL : l.arr;
             o->codes[o->nlev] = cd->kids[o->nlev];
         }
         return 0;
@@ -2329,7 +2423,7 @@ static cas__pv *cas__pd_categories(cas_preview *p, cas__pv *v) {
         return NULL;
     dt = cas__pv_kid(v->aux, 0);
     if (!dt || dt->kind != CAS__PV_OBJ || !cas__pv_is_global(cas__pv_kid(dt, 0), "pandas.core.dtypes.dtypes", "CategoricalDtype") ||
-        cas__pd_index(p, cas__dict_get(cas__pv_kid(dt, 2), "categories"), &ix) < 0)
+        cas__pd_index(p, cas__dict_get(cas__pv_kid(dt, 2), "categories"), &ix, 1) < 0)
         return NULL;
     return ix.arr;
 }
@@ -2427,8 +2521,8 @@ static void cas__pd_label(cas_preview *p, const cas__pdix *ix, uint64_t i, char 
         }
         n = strlen(buf);
         snprintf(buf + n, cap - n, ")");
-    } else if (!ix->arr)
-        snprintf(buf, cap, "%lld", (long long)(ix->start + (int64_t)i * ix->step));
+    } else if (!ix->arr) /* start + i * step, wrapping as numbers in two's complement do, never overflowing */
+        snprintf(buf, cap, "%lld", (long long)(int64_t)((uint64_t)ix->start + i * (uint64_t)ix->step));
     else
         cas__pd_cell(p, ix->arr, 0, i, buf, cap);
 }
@@ -2470,7 +2564,9 @@ static int cas__pd_mgr(cas__pv *m, cas__pdmgr *o) {
     return -1;
 }
 
-/* Which block holds column j, and at which of its rows (2-D values are (columns, rows)). */
+/* Which block holds column j, and at which of its rows (2-D values are (columns, rows)).
+ * A placement array is searched only through the values it holds: its shape may
+ * claim 2**62 of them over 8 bytes. */
 static int cas__pd_find(cas_preview *p, const cas__pdmgr *m, uint64_t j, uint64_t *pos) {
     int b;
     for (b = 0; b < m->nblocks; b++) {
@@ -2478,23 +2574,23 @@ static int cas__pd_find(cas_preview *p, const cas__pdmgr *m, uint64_t j, uint64_
         if (pl && pl->kind == CAS__PV_SLICE) {
             cas__pv *a = cas__pv_kid(pl, 0), *z = cas__pv_kid(pl, 1), *st = cas__pv_kid(pl, 2);
             int64_t s0 = a && a->kind == CAS__PV_INT ? a->i : 0, s1 = z && z->kind == CAS__PV_INT ? z->i : 0;
-            int64_t sp = st && st->kind == CAS__PV_INT && st->i > 0 ? st->i : 1;
-            if ((int64_t)j >= s0 && (int64_t)j < s1 && ((int64_t)j - s0) % sp == 0) {
-                *pos = (uint64_t)(((int64_t)j - s0) / sp);
+            uint64_t sp = st && st->kind == CAS__PV_INT && st->i > 0 ? (uint64_t)st->i : 1;
+            uint64_t from = (uint64_t)j - (uint64_t)s0; /* j - s0, which int64_t may not hold */
+            if (j <= (uint64_t)INT64_MAX && (int64_t)j >= s0 && (int64_t)j < s1 && from % sp == 0) {
+                *pos = from / sp;
                 return b;
             }
         } else if (pl && pl->kind == CAS__PV_NDARRAY) { /* an int64 array of column numbers */
             cas__arr a;
             uint64_t i;
+            int64_t at;
             if (cas__arr_open(p, pl, &a) < 0 || a.kind != 'i' || a.isz != 8 || a.ndim != 1) continue;
-            for (i = 0; i < a.shape[0]; i++) {
-                int64_t at = cas__arr_kept(&a, i);
-                if (at >= 0 && (uint64_t)at + 8 <= a.data->tlen &&
-                    cas__load((const unsigned char *)a.data->text + at, 8, a.big) == j) {
+            /* 1-D: what is held is a prefix; the first element not held ends the search */
+            for (i = 0; i < a.shape[0] && (at = cas__arr_kept(&a, i)) >= 0 && (uint64_t)at + 8 <= a.data->tlen; i++)
+                if (cas__load((const unsigned char *)a.data->text + at, 8, a.big) == j) {
                     *pos = i;
                     return b;
                 }
-            }
         }
     }
     return -1;
@@ -2513,13 +2609,14 @@ static void cas__render_pandas(cas_preview *p, cas__pv *v, int depth) {
     cas__pdmgr m;
     cas__pdix cols, rows;
     int frame = v->sub == CAS__PD_FRAME;
-    uint64_t nr, nc, r, j, shownr, shownc;
+    uint64_t nr, nc, r, j, shownr, shownc, pos[CAS__PK_KEEP_KIDS];
+    int blk[CAS__PK_KEEP_KIDS]; /* where each shown column is: its block, and its row there */
     char (*cell)[CAS__PD_CELL];
     size_t w[CAS__PK_KEEP_KIDS + 1], ncell;
     if (v->sub == CAS__PD_BLOCK || v->sub == CAS__PD_MGR || v->sub == CAS__PD_INDEX || v->sub == CAS__PD_BACKED ||
         !(mgr = cas__dict_get(st, "_mgr")) || cas__pd_mgr(mgr, &m) < 0 ||
-        cas__pd_index(p, cas__pv_kid(m.axes, frame ? 1 : 0), &rows) < 0 ||
-        (frame && cas__pd_index(p, cas__pv_kid(m.axes, 0), &cols) < 0)) {
+        cas__pd_index(p, cas__pv_kid(m.axes, frame ? 1 : 0), &rows, 0) < 0 ||
+        (frame && cas__pd_index(p, cas__pv_kid(m.axes, 0), &cols, 0) < 0)) {
         /* a part of a frame seen alone, or a layout not understood: the generic object */
         cas__out_s(p, v->sub == CAS__PD_FRAME ? "pandas.DataFrame" : v->sub == CAS__PD_SERIES ? "pandas.Series" : "pandas");
         cas__out_s(p, "(<state not understood>)");
@@ -2529,14 +2626,16 @@ static void cas__render_pandas(cas_preview *p, cas__pv *v, int depth) {
     nr = rows.len, nc = cols.len;
     shownr = CAS__MIN(nr, (uint64_t)p->max_items);
     shownc = CAS__MIN(CAS__MIN(nc, (uint64_t)p->max_items), (uint64_t)CAS__PK_KEEP_KIDS); /* w[] */
+    for (j = 0; j < shownc; j++) {
+        pos[j] = 0;
+        blk[j] = frame ? cas__pd_find(p, &m, j, &pos[j]) : 0;
+    }
     if (frame) {
         cas__out_f(p, "DataFrame(shape=(%llu, %llu), columns=[", (unsigned long long)nr, (unsigned long long)nc);
         for (j = 0; j < shownc && !p->out_full; j++) {
             char lab[CAS__PD_CELL], dn[64] = "?";
-            uint64_t pos;
-            int b = cas__pd_find(p, &m, j, &pos);
             cas__pd_label(p, &cols, j, lab, sizeof lab);
-            if (b >= 0) cas__pd_dtype(p, m.values[b], dn, sizeof dn);
+            if (blk[j] >= 0) cas__pd_dtype(p, m.values[blk[j]], dn, sizeof dn);
             cas__out_f(p, "%s%s: %s", j ? ", " : "", lab, dn);
         }
         if (nc > shownc) cas__out_f(p, ", ...<%llu more>", (unsigned long long)(nc - shownc));
@@ -2564,10 +2663,8 @@ static void cas__render_pandas(cas_preview *p, cas__pv *v, int depth) {
         char *row = cell[(r + 1) * (shownc + 1)];
         cas__pd_label(p, &rows, r, row, CAS__PD_CELL);
         for (j = 0; j < shownc; j++) {
-            uint64_t pos = 0;
-            int b = frame ? cas__pd_find(p, &m, j, &pos) : 0;
             char *c = cell[(r + 1) * (shownc + 1) + j + 1];
-            if (b >= 0 && b < m.nblocks) cas__pd_value(p, m.values[b], pos, r, c, CAS__PD_CELL);
+            if (blk[j] >= 0 && blk[j] < m.nblocks) cas__pd_value(p, m.values[blk[j]], pos[j], r, c, CAS__PD_CELL);
             else snprintf(c, CAS__PD_CELL, "?");
         }
     }
@@ -2807,9 +2904,13 @@ static void cas__pk_reset(cas_preview *p) {
     cas__pv_unref(p, p->result);
     p->result = NULL;
     while (p->live) cas__pv_destroy(p, p->live); /* cycles, whose counts never reach zero */
+    /* a hostile run's stacks are not kept for the next (they would count against its budget) */
+    if (p->scap > 1024) cas__free(&p->alloc, p->stack), p->stack = NULL, p->scap = 0;
+    if (p->mcap > 1024) cas__free(&p->alloc, p->marks), p->marks = NULL, p->mcap = 0;
+    if (p->wcap > 1024) cas__free(&p->alloc, p->work), p->work = NULL, p->wcap = 0;
     p->nmarks = 0, p->proto = 0, p->stopped_early = 0, p->ops = 0;
     p->wpos = p->wlen = 0, p->eof = 0, p->off = 0;
-    p->rc = CAS_OK, p->msg[0] = 0;
+    p->rc = CAS_OK, p->msg[0] = 0, p->mem_over = 0;
     p->olen = 0, p->out_full = 0, p->next_id = 0;
     if (p->out) p->out[0] = 0;
 }
@@ -2819,6 +2920,7 @@ CASDEF int cas_preview_run(cas_preview *p, cas_preview_read_fn read, void *user)
     cas__pv *v;
     if (!p || !read) return CAS_E_ARG;
     cas__pk_reset(p);
+    cas__memo_reseed(p);
     p->read = read, p->user = user;
     if (cas__pk_loop(p) == 0 && !p->stopped_early) { /* STOP: nothing may follow it */
         unsigned char c;
@@ -2887,13 +2989,14 @@ CASDEF int cas_preview_create(cas_preview **out, const cas_allocator *alloc) {
     if (!out) return CAS_E_ARG;
     *out = NULL;
     if (!(p = (cas_preview *)cas__calloc(alloc, sizeof *p))) return CAS_E_NOMEM;
-    cas__copy_allocator(&p->alloc, alloc);
+    cas__copy_allocator(&p->user_alloc, alloc);
+    p->alloc.alloc = cas__pk_mem_alloc, p->alloc.free = cas__pk_mem_free, p->alloc.user = p;
+    p->max_output = 4096, p->max_items = 10, p->max_depth = 8, p->max_memo = 200000;
+    p->max_values = 400000, p->max_memory = (int64_t)256 << 20;
     if (!(p->win = (unsigned char *)cas__alloc(&p->alloc, CAS__PK_WINDOW))) {
-        cas__free(&p->alloc, p);
+        cas__free(&p->user_alloc, p);
         return CAS_E_NOMEM;
     }
-    p->max_output = 4096, p->max_items = 10, p->max_depth = 8, p->max_memo = 200000;
-    p->max_values = 400000;
     *out = p;
     return CAS_OK;
 }
@@ -2907,6 +3010,7 @@ static const struct {
     {CAS_PREVIEW_MAX_DEPTH, 1, 200},                {CAS_PREVIEW_MAX_MEMO, 1, (int64_t)1 << 28},
     {CAS_PREVIEW_MAX_READ, 0, INT64_MAX},           {CAS_PREVIEW_MAX_OPS, 0, INT64_MAX},
     {CAS_PREVIEW_MAX_VALUES, 16, (int64_t)1 << 28}, {CAS_PREVIEW_JSON, 0, 1},
+    {CAS_PREVIEW_MAX_MEMORY, (int64_t)1 << 20, (int64_t)1 << 40},
 };
 
 CASDEF int cas_preview_set_param(cas_preview *p, int param, int64_t v) {
@@ -2923,6 +3027,7 @@ CASDEF int cas_preview_set_param(cas_preview *p, int param, int64_t v) {
         case CAS_PREVIEW_MAX_READ: p->max_read = v; break;
         case CAS_PREVIEW_MAX_OPS: p->max_ops = v; break;
         case CAS_PREVIEW_MAX_VALUES: p->max_values = v; break;
+        case CAS_PREVIEW_MAX_MEMORY: p->max_memory = v; break;
         default: p->json = v; break;
         }
         return CAS_OK;
@@ -2942,12 +3047,12 @@ CASDEF void cas_preview_free(cas_preview *p) {
     cas_allocator a;
     if (!p) return;
     cas__pk_reset(p);
-    a = p->alloc;
-    cas__free(&a, p->stack);
-    cas__free(&a, p->marks);
-    cas__free(&a, p->work);
+    cas__free(&p->alloc, p->stack);
+    cas__free(&p->alloc, p->marks);
+    cas__free(&p->alloc, p->work);
+    cas__free(&p->alloc, p->win);
+    a = p->user_alloc;
     cas__free(&a, p->out);
-    cas__free(&a, p->win);
     cas__free(&a, p);
 }
 

@@ -204,8 +204,95 @@ static void test_pickle_store(void) {
     ts_rmrf(dir);
 }
 
+/* ---- hostile pickles (issue 23): the stack, the memo, the memory budget ---- */
+
+typedef struct pk_count {
+    size_t now, peak;
+} pk_count;
+
+static void *pk_count_alloc(void *user, size_t n) {
+    pk_count *c = (pk_count *)user;
+    size_t *b = (size_t *)malloc(n + 16);
+    if (!b) return NULL;
+    b[0] = n, c->now += n;
+    if (c->now > c->peak) c->peak = c->now;
+    return b + 2;
+}
+
+static void pk_count_free(void *user, void *ptr) {
+    pk_count *c = (pk_count *)user;
+    size_t *b = (size_t *)ptr - 2;
+    c->now -= b[0];
+    free(b);
+}
+
+static void test_pickle_hostile_bounds(void) {
+    pk_count cnt = {0, 0};
+    cas_allocator al;
+    cas_preview *p;
+    size_t n = 2000000, i, k;
+    unsigned char *pk = (unsigned char *)malloc(20000 * 206 + 16); /* the larger of the two pickles below */
+    al.alloc = pk_count_alloc, al.free = pk_count_free, al.user = &cnt;
+    CHECK(pk != NULL && cas_preview_create(&p, &al) == CAS_OK);
+    /* PROTO, NONE, 2 million DUPs: references pile up on the stack, not values */
+    memcpy(pk, "\x80\x04N", 3);
+    memset(pk + 3, '2', n - 4), pk[n - 1] = '.';
+    CHECK(cas_preview_bytes(p, pk, n) == CAS_E_LIMIT);
+    CHECK(strstr(cas_preview_message(p), "stack holds more than 400000 values (CAS_PREVIEW_MAX_VALUES)") != NULL);
+    CHECK(!strcmp(cas_preview_text(p, NULL), "None <truncated: a limit was reached>"));
+    CHECK(cnt.peak < ((size_t)8 << 20)); /* 400,000 slots; the 2 million took 16 MiB and more */
+    printf("    2,000,000 DUPs: stopped at the values limit, peak %zu KiB\n", cnt.peak >> 10);
+    /* a list of distinct memoised 200-byte strings under a 1 MiB budget: stops there */
+    for (i = 0, k = 0; k < 20000; k++) {
+        if (!i) memcpy(pk, "\x80\x04]\x94(", 5), i = 5;
+        pk[i++] = 'X', pk[i++] = 200, pk[i++] = 0, pk[i++] = 0, pk[i++] = 0;
+        memset(pk + i, 'x', 200), snprintf((char *)pk + i, 8, "%06u", (unsigned)k), pk[i + 6] = 'x', i += 200;
+        pk[i++] = 0x94;
+    }
+    pk[i++] = 'e', pk[i++] = '.';
+    CHECK(cas_preview_bytes(p, "N.", 2) == CAS_OK); /* the last run's stack goes with the next run */
+    cnt.peak = cnt.now;
+    CHECK(cas_preview_set_param(p, CAS_PREVIEW_MAX_MEMORY, 1 << 20) == CAS_OK);
+    CHECK(cas_preview_bytes(p, pk, i) == CAS_E_LIMIT);
+    CHECK(strstr(cas_preview_message(p), "more than 1048576 bytes (CAS_PREVIEW_MAX_MEMORY)") != NULL);
+    CHECK(!strncmp(cas_preview_text(p, NULL), "['000000xxx", 11));
+    /* the budget (payloads), the text, and the size word the budget puts before each block */
+    printf("    20,000 memoised strings under a 1 MiB budget: stopped there, peak %zu KiB\n", cnt.peak >> 10);
+    CHECK(cnt.peak <= ((size_t)5 << 20) / 4 + 8192);
+    CHECK(cas_preview_set_param(p, CAS_PREVIEW_MAX_MEMORY, (int64_t)256 << 20) == CAS_OK);
+    CHECK(cas_preview_bytes(p, pk, i) == CAS_OK);
+    CHECK(cas_preview_set_param(p, CAS_PREVIEW_MAX_MEMORY, (1 << 20) - 1) == CAS_E_ARG);
+    cas_preview_free(p);
+    CHECK(cnt.now == 0);
+    free(pk);
+}
+
+/* Memo keys chosen so that key * 2654435761 (the old hash) agrees in its low 19
+ * bits but for 32 values: one probe run at every table size. Under the seeded hash
+ * they spread: the longest run of taken slots stays short. */
+static void test_pickle_memo_spread(void) {
+    cas_preview *p;
+    cas__pv *v;
+    uint32_t h, inv = 1;
+    size_t i, run = 0, longest = 0;
+    int k;
+    for (k = 0; k < 5; k++) inv *= 2 - 2654435761u * inv; /* Newton's step: the inverse mod 2^32 */
+    CHECK(inv * 2654435761u == 1);
+    CHECK(cas_preview_create(&p, NULL) == CAS_OK);
+    CHECK(cas_preview_bytes(p, "N.", 2) == CAS_OK); /* a run: a seed */
+    CHECK((v = cas__pv_new(p, CAS__PV_NONE)) != NULL);
+    for (h = 0; h < 100000; h++) CHECK(cas__memo_put(p, (h >> 5 << 19 | (h & 31)) * inv, v) == 0);
+    for (i = 0; i < p->memo_cap; i++) run = p->memo[i].v ? run + 1 : 0, longest = run > longest ? run : longest;
+    CHECK(p->memo_n == 100000 && longest < 200);
+    printf("    100,000 keys aimed at one slot: the longest probe run is %zu of %zu slots\n", longest, p->memo_cap);
+    cas__pv_unref(p, v);
+    cas_preview_free(p);
+}
+
 static const test_case pickle_tests[] = {
     {"pickle_fault_alloc", test_pickle_fault_alloc},
     {"pickle_reader_contract", test_pickle_reader_contract},
     {"pickle_store", test_pickle_store},
+    {"pickle_hostile_bounds", test_pickle_hostile_bounds},
+    {"pickle_memo_spread", test_pickle_memo_spread},
 };

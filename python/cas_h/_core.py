@@ -138,7 +138,7 @@ def meta_format(meta):
 
 _E_LIMIT, _E_IO = -8, -17
 _PREVIEW_LIMITS = {"max_bytes": 1, "items": 2, "depth": 3, "max_memo": 4, "max_read": 5, "max_ops": 6,
-                   "max_values": 7}
+                   "max_values": 7, "max_memory": 9}
 _PREVIEW_JSON = 8
 
 

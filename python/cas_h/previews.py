@@ -14,7 +14,7 @@ def preview_pickle(data, json=False, **limits):
     text or, with json=True, a JSON tree (dicts and lists). Nothing is
     unpickled or imported. Limits: max_bytes (of text, 4096), items (per
     container, 10), depth (8), max_read (decoded bytes), max_ops, max_memo,
-    max_values; a limit reached leaves a partial preview with markers ('...',
+    max_values, max_memory (bytes held, 256 MiB); a limit reached leaves a partial preview with markers ('...',
     '<truncated: ...>'). A malformed pickle raises a DecodeError whose
     .partial holds what came before the fault."""
     with _Buffer(data) as b:

@@ -11,6 +11,7 @@ import os
 import pickle
 import re
 import struct
+import subprocess
 import sys
 import tempfile
 import unittest
@@ -279,6 +280,98 @@ class TestHostile(unittest.TestCase):
     def test_mark_bomb_hits_a_limit(self):
         text = cas_h.preview_pickle(b"\x80\x04" + b"(" * 1000000 + b".")
         self.assertTrue(text.startswith("<nothing: "), text)
+
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def in_child(code, timeout=120):
+    """Runs `code` in a fresh interpreter with cas_h and hostile.py importable: a
+    preview that crashed or hung would fail the test, not take the test runner
+    with it. Returns what the child printed as JSON (its last line)."""
+    prelude = ("import json, os, resource, sys, time\n"
+               "sys.path[:0] = [%r, %r]\n"
+               "import cas_h, hostile\n" % (os.path.dirname(os.path.dirname(cas_h.__file__)), HERE))
+    r = subprocess.run([sys.executable, "-c", prelude + code], capture_output=True, timeout=timeout, check=False)
+    if r.returncode:
+        raise AssertionError("the child exited %d: %s" % (r.returncode, r.stderr.decode(errors="replace")[-2000:]))
+    return json.loads(r.stdout.decode().strip().splitlines()[-1])
+
+
+class TestHostileStructures(unittest.TestCase):
+    """Pickles that lie (shapes, lengths), hold themselves (an index, a backed
+    array, a categorical, a datetime), aim at the memo's slots or fill the stack
+    with references: each previews, as text and as JSON, in seconds and in
+    bounded memory (issue 23). Built by hostile.py, opcode by opcode."""
+
+    def test_structures_that_lie_or_hold_themselves(self):
+        got = in_child(
+            "out = {}\n"
+            "for name, fn in hostile.CASES.items():\n"
+            "    data = fn()\n"
+            "    for js in (False, True):\n"
+            "        t = time.monotonic()\n"
+            "        kw = dict(max_bytes=1 << 30, depth=200, items=1000) if name.startswith('datetime') else {}\n"
+            "        v = cas_h.preview_pickle(data, json=js, **kw)\n"
+            "        out['%s/%d' % (name, js)] = [v, time.monotonic() - t]\n"
+            "print(json.dumps(out))\n")
+        for key, (value, took) in got.items():
+            self.assertLess(took, 5.0, key)
+        text = {k.split("/")[0]: v for k, (v, _) in got.items() if k.endswith("/0")}
+        tree = {k.split("/")[0]: v for k, (v, _) in got.items() if k.endswith("/1")}
+        # a placement array that says (2**62,) over 8 bytes: searched through what it holds
+        self.assertTrue(text["lying-placement"].startswith("DataFrame(shape=(1, 2), columns=[0: ?, 1: ?])"),
+                        text["lying-placement"])
+        self.assertTrue(text["lying-codes"].startswith("DataFrame(shape=(4611686018427387904, 1)"))
+        # what holds itself is walked one level down, not forever
+        for name in ("multiindex-holds-itself", "backed-holds-itself", "categorical-holds-itself"):
+            self.assertTrue(text[name].startswith("DataFrame(shape=(1, 1), columns=[0: "), (name, text[name]))
+            self.assertEqual(tree[name]["type"], "DataFrame")
+        # a datetime whose tzinfo is itself: levels 0 to 200 (the depth limit), then "..."
+        self.assertEqual(text["datetime-tz-is-itself"].count("tzinfo="), 201)
+        self.assertIn("tzinfo=...)", text["datetime-tz-is-itself"])
+        # RangeIndex(-2**63, 2**63 - 1): its length in unsigned arithmetic, its labels exact
+        self.assertIn("DataFrame(shape=(2, 18446744073709551615), columns=[-9223372036854775808: float64, "
+                      "-9223372036854775807: float64", text["rangeindex-extremes"])
+        self.assertIn("9223372036854775807", text["rangeindex-extremes"])
+        self.assertTrue(text["wide-shape"].startswith("array(<8 bytes of data; shape x itemsize says 34359738368>"))
+
+    def test_memo_keys_aimed_at_one_slot(self):
+        """199,000 keys that shared one probe run under the old fixed hash (53 s on
+        b60c343), then as many GETs: the seeded hash keeps the probes short."""
+        took = in_child("data = hostile.memo_collisions()\nt = time.monotonic()\n"
+                        "assert cas_h.preview_pickle(data) == 'None'\n"
+                        "print(json.dumps(time.monotonic() - t))\n")
+        self.assertLess(took, 10.0)
+
+    def test_reference_bombs_stop_at_the_values_limit(self):
+        """DUP and BINGET push references, not values: 40 million of them used to
+        take 320 MB of stack; now the stack counts against CAS_PREVIEW_MAX_VALUES."""
+        got = in_child(
+            "out = {}\n"
+            "for name, data in (('dup', hostile.dup_bomb(40_000_000)), ('get', hostile.get_bomb(8_000_000))):\n"
+            "    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+            "    tree = cas_h.preview_pickle(data, json=True, max_memo=10 ** 7)\n"
+            "    out[name] = [tree, (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024]\n"
+            "    del data\n"
+            "print(json.dumps(out))\n")
+        for name, (tree, grew_mb) in got.items():
+            self.assertEqual(tree["type"], "None", name)
+            self.assertIn("the pickle's stack holds more than 400000 values (CAS_PREVIEW_MAX_VALUES)",
+                          tree["limit"], name)
+            self.assertLess(grew_mb, 64, name)
+
+    def test_memory_limit_holds_whatever_the_pickle_keeps(self):
+        """Distinct memoised strings are all held (the memo keeps them): past
+        max_memory the preview stops with a partial result naming the limit."""
+        data = pickle.dumps(["%06d" % k + "x" * 200 for k in range(20000)], protocol=4)
+        tree = cas_h.preview_pickle(data, json=True, max_memory=1 << 20)
+        self.assertEqual(tree["type"], "list")
+        self.assertIn("CAS_PREVIEW_MAX_MEMORY", tree["limit"])
+        self.assertEqual(cas_h.preview_pickle(data, items=2), "['000000%s', '000001%s', ...<19998 more>]"
+                         % ("x" * 200, "x" * 200))
+        with self.assertRaises(cas_h.InvalidArgument):
+            cas_h.preview_pickle(data, max_memory=1000)
 
 
 class TestStores(unittest.TestCase):
