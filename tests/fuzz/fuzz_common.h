@@ -201,7 +201,23 @@ static const char *const fuzz_sidecars[] = {
 /* ---- replay main ---------------------------------------------------------- */
 #ifdef CAS_FUZZ_REPLAY
 #include <dirent.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <unistd.h>
+
+/* A time budget per input, as libFuzzer's -timeout: a hang is a finding, not a
+ * stuck CI job (FUZZ_TIMEOUT seconds, default 30: sanitizers slow a run 2-5x). */
+static const char *fuzz_current = "";
+static unsigned fuzz_timeout = 30;
+
+static void fuzz_on_alarm(int sig) {
+    static const char head[] = "\nreplay: an input ran past its time budget (FUZZ_TIMEOUT): ";
+    (void)sig;
+    (void)!write(2, head, sizeof head - 1);
+    (void)!write(2, fuzz_current, strlen(fuzz_current));
+    (void)!write(2, "\n", 1);
+    abort();
+}
 
 static int fuzz_replay_file(const char *path) {
     FILE *f = fopen(path, "rb");
@@ -237,7 +253,10 @@ static int fuzz_replay_file(const char *path) {
         }
         if (len) memcpy(exact, buf, len);
         free(buf);
+        fuzz_current = path;
+        alarm(fuzz_timeout);
         LLVMFuzzerTestOneInput(exact, len);
+        alarm(0);
         free(exact);
     }
     return 0;
@@ -278,6 +297,8 @@ int main(int argc, char **argv) {
     unsigned long count = 0;
     int i;
     fuzz_verbose = getenv("FUZZ_VERBOSE") != NULL;
+    if (getenv("FUZZ_TIMEOUT")) fuzz_timeout = (unsigned)atoi(getenv("FUZZ_TIMEOUT"));
+    signal(SIGALRM, fuzz_on_alarm);
     if (argc < 2) {
         fprintf(stderr, "usage: %s CORPUS_DIR_OR_FILE...\n", argv[0]);
         return 2;

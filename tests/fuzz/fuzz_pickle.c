@@ -3,20 +3,25 @@
  * Input: byte 0 = mode (bit 0: JSON; bits 1-2: items 1/3/10/40; bits 3-4: depth
  * 2/4/8/12; bits 5-7: output limit 64 << k); byte 1 = read-size schedule of the
  * second run (0: whole windows, else 1..255 bytes a call); bytes 2-3 = memo and
- * value limits (0: defaults); the rest is the pickle.
+ * value limits (0: defaults); the rest is the pickle, or with byte 3 = 0xff a
+ * program for pickle_gen.h, which builds numpy and pandas values, references and
+ * cycles, lying shapes and lengths (the values limit then stays at its default).
  *
  * Checks: no crash, leak or read past the input; the status is one of the
  * documented ones and a message is set exactly when it is not CAS_OK; the text
  * is NUL-terminated, as long as it says, valid UTF-8, within the output limit
  * (plus the marker; JSON's closing may add a few bytes) and never empty; a JSON
  * preview parses as JSON with an object at its root; bytes read never exceed
- * the input; memory stays bounded by the input (an allocator counts it); a
- * second run reading the same bytes in other slices gives the same status and
+ * the input; memory stays bounded by the input and by CAS_PREVIEW_MAX_MEMORY (an
+ * allocator counts every byte, the text and the size words aside); a second run reading the same bytes in other slices gives the same status and
  * text; a preview object can be run again.
  */
 #include "fuzz_common.h"
 #define CAS_PICKLE_IMPLEMENTATION
 #include "../../cas_pickle.h"
+#include "pickle_gen.h"
+
+#define FZ_MEMORY ((size_t)8 << 20) /* the budget the runs get: what a pickle may hold */
 
 typedef struct fz_alloc {
     size_t now, peak;
@@ -97,6 +102,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     cas_allocator al;
     cas_preview *p;
     fz_src src;
+    fuzz_buf gen = {NULL, 0, 0};
     char *t1, *t2;
     size_t n1, n2, slack;
     const char *msg;
@@ -108,7 +114,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     FUZZ_ASSERT(cas_preview_set_param(p, CAS_PREVIEW_MAX_OUTPUT, limit) == CAS_OK, "output");
     FUZZ_ASSERT(cas_preview_set_param(p, CAS_PREVIEW_JSON, json) == CAS_OK, "json");
     if (memo) FUZZ_ASSERT(cas_preview_set_param(p, CAS_PREVIEW_MAX_MEMO, memo * 16) == CAS_OK, "memo");
-    if (vals) FUZZ_ASSERT(cas_preview_set_param(p, CAS_PREVIEW_MAX_VALUES, vals * 64) == CAS_OK, "values");
+    if (vals && vals != 0xff) FUZZ_ASSERT(cas_preview_set_param(p, CAS_PREVIEW_MAX_VALUES, vals * 64) == CAS_OK, "values");
+    FUZZ_ASSERT(cas_preview_set_param(p, CAS_PREVIEW_MAX_MEMORY, (int64_t)FZ_MEMORY) == CAS_OK, "memory");
+    if (vals == 0xff) { /* a program: the pickle it builds */
+        pg_generate(in.p, in.n, &gen);
+        in.p = gen.p, in.n = gen.len;
+        fuzz_log("generated %zu bytes\n", gen.len);
+    }
     src.p = in.p, src.n = in.n, src.slice = 0;
 
     run(p, &src, &rc, &t1, &n1);
@@ -127,6 +139,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 (unsigned long long)cas_preview_bytes_read(p), in.n);
     FUZZ_ASSERT(counts.peak <= ((size_t)1 << 20) + 1024 * in.n, "peak memory %zu for %zu input bytes", counts.peak,
                 in.n);
+    /* the budget counts payloads; each block has a 16-byte size word before it (and one of ours) */
+    FUZZ_ASSERT(counts.peak <= FZ_MEMORY / 2 * 3 + (size_t)limit * 2 + 4096, "peak memory %zu past the budget",
+                counts.peak);
     if (json) {
         cas__json j;
         FUZZ_ASSERT(cas__json_parse(&j, t1, n1, NULL) == CAS_OK, "not JSON: %s", t1);
@@ -140,6 +155,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     FUZZ_ASSERT(rc2 == rc && n2 == n1 && !memcmp(t1, t2, n1), "slices of %u: %s '%s' vs %s '%s'", sched,
                 cas_status_name(rc2), t2, cas_status_name(rc), t1);
     free(t1), free(t2);
+    fb_free(&gen);
     cas_preview_free(p);
     FUZZ_ASSERT(counts.now == 0, "%zu bytes not freed", counts.now);
     return 0;
