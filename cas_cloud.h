@@ -79,10 +79,24 @@
  *   TLS          verified; REQUESTS_CA_BUNDLE or CURL_CA_BUNDLE names other CA certificates
  *   tuning       the CAS_PARAM_S3_* and their environment variables, as for S3
  *
+ * Answers: a resumed GET must be a 206 whose Content-Range starts where asked and
+ * states the object's size, with the first answer's ETag (or the whole object
+ * again); a ranged GET exactly its range. Otherwise it is retried, then refused.
+ * Reads of an object store rehash by default (CAS_PARAM_VERIFY): a server lying
+ * in its headers too cannot make a read return wrong bytes.
+ *
  * Secrets: a secret key or token (AWS's, or Azure's key, SAS or Entra ID token)
- * never appears in a message; it is kept in one locked page excluded from core
- * dumps and wiped when replaced, and libcurl gets a copy for the length of a
- * request only.
+ * never appears in a message and is never sent cut (tokens up to CAS__TOKEN_MAX,
+ * 64 KiB, keys up to 256 bytes; longer ones are refused by name). Bearer tokens,
+ * client secrets and assertions, web identity tokens go over https only, or
+ * plain http to this machine; a container credentials URL is parsed (curl_url),
+ * never names a user, and over http names this machine or the ECS/EKS agent.
+ * In memory: cas.h's copies sit in one page, locked, excluded from core dumps,
+ * wiped when replaced; every buffer that held one is wiped before it is freed,
+ * libcurl's included (a wiping allocator through curl_global_init_mem, which
+ * libcurl takes when cas.h is the first in the process to initialise it). Not
+ * covered: a dump taken while a request is in flight (libcurl's live buffers,
+ * OpenSSL's TLS records, socket buffers), and the environment a secret came from.
  *
  * Thread rules: as for every store, one store may be used by many threads at
  * once; streams are used by one thread at a time.
@@ -144,6 +158,7 @@ CASDEF int cas_cloud_backend(cas_backend *out, const char *url, const cas_alloca
 #include <expat.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <arpa/inet.h> /* inet_pton: which hosts may be sent a secret over plain HTTP */
 #include <sys/mman.h>
 
 #ifdef __cplusplus
@@ -322,21 +337,76 @@ static const char *cas__env(const char *name) {
     return v && v[0] ? v : NULL;
 }
 
+/* ---- where a secret may go ---------------------------------------------------- */
+/* A URL as libcurl itself will read it (curl_url): its scheme and host, and whether
+ * it names a user ("http://127.0.0.1@elsewhere/" is elsewhere). CAS_E_ARG if it is
+ * not a URL. IPv6 hosts come without their brackets. */
+static int cas__url_host(const char *url, char *scheme, size_t scap, char *host, size_t hcap, int *userinfo) {
+    CURLU *u = curl_url();
+    char *s = NULL, *h = NULL, *usr = NULL, *pw = NULL;
+    int rc = CAS_E_ARG;
+    if (u && curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
+        curl_url_get(u, CURLUPART_SCHEME, &s, 0) == CURLUE_OK && curl_url_get(u, CURLUPART_HOST, &h, 0) == CURLUE_OK) {
+        size_t hl = strlen(h);
+        if (h[0] == '[' && hl > 1 && h[hl - 1] == ']') memmove(h, h + 1, hl -= 2), h[hl] = 0;
+        *userinfo = curl_url_get(u, CURLUPART_USER, &usr, 0) == CURLUE_OK ||
+                    curl_url_get(u, CURLUPART_PASSWORD, &pw, 0) == CURLUE_OK;
+        if (strlen(s) < scap && hl < hcap) {
+            memcpy(scheme, s, strlen(s) + 1), memcpy(host, h, hl + 1);
+            rc = CAS_OK;
+        }
+    }
+    curl_free(s), curl_free(h), curl_free(usr), curl_free(pw);
+    curl_url_cleanup(u);
+    return rc;
+}
+
+/* This machine: localhost, 127.0.0.0/8, ::1. */
+static int cas__host_loopback(const char *host) {
+    unsigned char a[16];
+    static const unsigned char one6[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+    if (!strcasecmp(host, "localhost")) return 1;
+    if (inet_pton(AF_INET, host, a) == 1) return a[0] == 127;
+    return inet_pton(AF_INET6, host, a) == 1 && !memcmp(a, one6, 16);
+}
+
+/* May a secret (a bearer token, a client secret, a web identity token) be sent to
+ * url? Over https, yes; over plain http only to this machine (an emulator, a
+ * stand-in), as the Azure and AWS SDKs allow; never with a user in the URL.
+ * Otherwise CAS_E_ARG, with the reason in msg naming `what`. */
+static int cas__secret_may_go(const char *url, const char *what, char *msg, size_t cap) {
+    char scheme[16], host[256];
+    int user = 0;
+    if (cas__url_host(url, scheme, sizeof scheme, host, sizeof host, &user) < 0) {
+        cas__fmt(msg, cap, "%s: '%.200s' is not a URL", what, url);
+        return CAS_E_ARG;
+    }
+    if (user) {
+        cas__fmt(msg, cap, "%s: the URL names a user (userinfo before '@'): refused", what);
+        return CAS_E_ARG;
+    }
+    if (!strcasecmp(scheme, "https") || (!strcasecmp(scheme, "http") && cas__host_loopback(host))) return CAS_OK;
+    cas__fmt(msg, cap, "%s: a secret is not sent over plain HTTP to '%.200s' (https, or http to this machine only)",
+             what, host);
+    return CAS_E_ARG;
+}
+
 /* ---- XML: expat underneath, element paths and leaf texts on top ---------- */
 /* S3's answers are small documents of a known shape. Each leaf's text comes to
  * `leaf` with its path ("ListBucketResult/Contents/Key"), each element's end to
  * `end`. DOCTYPEs and entity declarations are refused (S3 sends neither), depth
- * is capped, texts are cut at CAS__XML_TEXT bytes (and flagged). */
+ * is capped, texts are cut at CAS__XML_TEXT bytes (and flagged: a reader that
+ * needs the whole text, a credential, refuses a cut one). */
 
 #define CAS__XML_DEPTH 16
-#define CAS__XML_TEXT 2048
+#define CAS__XML_TEXT 65536 /* as long as a credential may be (CAS__TOKEN_MAX) */
 
 typedef struct cas__xml {
     XML_Parser p;
     char path[512];
     size_t mark[CAS__XML_DEPTH + 1];
     int depth, failed;
-    char text[CAS__XML_TEXT + 1];
+    char *text; /* CAS__XML_TEXT + 1 bytes */
     size_t tlen;
     int cut;
     void (*leaf)(void *ctx, const char *path, const char *text, size_t len, int cut);
@@ -404,7 +474,9 @@ static int cas__xml_parse(const char *doc, size_t len,
     cas__xml xs, *x = &xs;
     int ok;
     memset(x, 0, sizeof *x);
-    if (len > (size_t)INT_MAX || !(x->p = XML_ParserCreate("UTF-8"))) {
+    if (len > (size_t)INT_MAX || !(x->text = (char *)malloc(CAS__XML_TEXT + 1)) ||
+        !(x->p = XML_ParserCreate("UTF-8"))) {
+        free(x->text);
         cas__fmt(msg, cap, "cannot parse the XML answer");
         return CAS_E_CORRUPT;
     }
@@ -419,16 +491,19 @@ static int cas__xml_parse(const char *doc, size_t len,
         cas__fmt(msg, cap, "malformed XML answer (%s at line %lu)",
                  x->failed ? "a DOCTYPE, an entity or nesting too deep" : XML_ErrorString(XML_GetErrorCode(x->p)),
                  (unsigned long)XML_GetCurrentLineNumber(x->p));
-    cas__wipe(x->text, sizeof x->text); /* it may have held a secret (STS) */
+    cas__wipe(x->text, CAS__XML_TEXT + 1); /* it may have held a secret (STS) */
+    free(x->text);
     XML_ParserFree(x->p);
     return ok ? CAS_OK : CAS_E_CORRUPT;
 }
 
-/* The leaf at `suffix` (a path's tail, "Error/Code") into a fixed buffer. */
+/* The leaf at `suffix` (a path's tail, "Error/Code") into a fixed buffer; cut[i]
+ * says the text did not fit (the buffer holds its start). */
 typedef struct cas__xml_pick {
     const char *suffix[4];
     char *out[4];
     size_t cap[4];
+    int cut[4];
 } cas__xml_pick;
 
 static int cas__ends_with(const char *s, const char *tail) {
@@ -439,12 +514,12 @@ static int cas__ends_with(const char *s, const char *tail) {
 static void cas__xml_pick_leaf(void *ctx, const char *path, const char *text, size_t len, int cut) {
     cas__xml_pick *p = (cas__xml_pick *)ctx;
     int i;
-    (void)cut;
     for (i = 0; i < 4 && p->suffix[i]; i++)
         if (cas__ends_with(path, p->suffix[i])) {
             size_t k = CAS__MIN(len, p->cap[i] - 1);
             memcpy(p->out[i], text, k);
             p->out[i][k] = 0;
+            p->cut[i] = cut || k < len;
         }
 }
 
@@ -510,7 +585,53 @@ static uint64_t cas__s3_random(cas__s3 *s3) {
 static pthread_once_t cas__curl_once = PTHREAD_ONCE_INIT;
 #endif
 static CURLcode cas__curl_init_rc = CURLE_FAILED_INIT;
-static void cas__curl_init(void) { cas__curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT); }
+
+/* libcurl's memory, wiped when it is freed: its request buffers held the
+ * Authorization header or the session token, its receive buffers a credentials
+ * answer. Each block carries its size in front (a portable malloc_usable_size). */
+#define CAS__CW_HDR 16
+static void *cas__cw_malloc(size_t n) {
+    unsigned char *b = n <= (size_t)-1 - CAS__CW_HDR ? (unsigned char *)malloc(n + CAS__CW_HDR) : NULL;
+    if (!b) return NULL;
+    memcpy(b, &n, sizeof n);
+    return b + CAS__CW_HDR;
+}
+static size_t cas__cw_size(void *p) {
+    size_t n;
+    memcpy(&n, (unsigned char *)p - CAS__CW_HDR, sizeof n);
+    return n;
+}
+static void cas__cw_free(void *p) {
+    if (!p) return;
+    cas__wipe(p, cas__cw_size(p));
+    free((unsigned char *)p - CAS__CW_HDR);
+}
+static void *cas__cw_realloc(void *p, size_t n) { /* moves, so that the old block is wiped */
+    void *q;
+    if (!p) return cas__cw_malloc(n);
+    if (!(q = cas__cw_malloc(n ? n : 1))) return NULL;
+    memcpy(q, p, CAS__MIN(n, cas__cw_size(p)));
+    cas__cw_free(p);
+    return q;
+}
+static char *cas__cw_strdup(const char *s) {
+    size_t n = strlen(s) + 1;
+    char *d = (char *)cas__cw_malloc(n);
+    if (d) memcpy(d, s, n);
+    return d;
+}
+static void *cas__cw_calloc(size_t k, size_t n) {
+    void *p = k && n > (size_t)-1 / k ? NULL : cas__cw_malloc(k * n);
+    if (p) memset(p, 0, k * n);
+    return p;
+}
+
+/* libcurl takes these only when it is first initialised in the process: a program
+ * that set libcurl up before cas.h keeps its own allocator (see "Secrets" above). */
+static void cas__curl_init(void) {
+    cas__curl_init_rc = curl_global_init_mem(CURL_GLOBAL_DEFAULT, cas__cw_malloc, cas__cw_free, cas__cw_realloc,
+                                             cas__cw_strdup, cas__cw_calloc);
+}
 static int cas__curl_ready(void) {
 #ifndef CAS_NO_THREADS
     pthread_once(&cas__curl_once, cas__curl_init);
@@ -564,8 +685,17 @@ static void cas__multi_put(cas__s3 *s3, CURLM *m) {
 /* Credentials live in one page of their own: locked (never swapped), excluded from
  * core dumps, wiped before it is unmapped. */
 
-/* kind: CAS__AUTH_*; a secret is required but for the token kinds (SAS, bearer). */
-static cas__cred *cas__cred_new(int kind, const char *akid, const char *secret, const char *token, int64_t expires) {
+/* The longest credentials kept: a key id or an account name, a secret or a shared
+ * key, and a session token, SAS or bearer token (STS tokens with session tags and
+ * policies run to several KiB; Entra ID tokens to a few). Longer ones are refused,
+ * never cut. */
+#define CAS__KEY_MAX 256
+#define CAS__TOKEN_MAX 65536
+
+/* kind: CAS__AUTH_*; a secret is required but for the token kinds (SAS, bearer).
+ * NULL with the reason in msg (which never holds a secret). */
+static cas__cred *cas__cred_new(int kind, const char *akid, const char *secret, const char *token, int64_t expires,
+                                char *msg, size_t cap) {
     int tokens = kind == CAS__AUTH_SAS || kind == CAS__AUTH_BEARER;
     size_t al = strlen(akid), sl = strlen(secret), tl = token ? strlen(token) : 0, need = al + sl + tl + 3, pl;
     long pg = sysconf(_SC_PAGESIZE);
@@ -573,15 +703,29 @@ static cas__cred *cas__cred_new(int kind, const char *akid, const char *secret, 
     void *page;
     if (pg <= 0) pg = 4096;
     pl = (need + (size_t)pg - 1) / (size_t)pg * (size_t)pg;
-    if (!al || (tokens ? !tl : !sl) || al > 256 || sl > 256 || tl > 65536) return NULL;
+    if (!al || (tokens ? !tl : !sl)) {
+        cas__fmt(msg, cap, "the credentials have an empty %s", !al ? "key id or account" : tokens ? "token" : "secret");
+        return NULL;
+    }
+    if (al > CAS__KEY_MAX || sl > CAS__KEY_MAX || tl > CAS__TOKEN_MAX) {
+        int key = al > CAS__KEY_MAX || sl > CAS__KEY_MAX;
+        cas__fmt(msg, cap, "the credentials' %s is %lu bytes long, more than cas.h keeps (%d)",
+                 al > CAS__KEY_MAX ? "key id or account" : sl > CAS__KEY_MAX ? "secret" : "token",
+                 (unsigned long)(al > CAS__KEY_MAX ? al : sl > CAS__KEY_MAX ? sl : tl), key ? CAS__KEY_MAX : CAS__TOKEN_MAX);
+        return NULL;
+    }
     page = mmap(NULL, pl, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (page == MAP_FAILED) return NULL;
+    if (page == MAP_FAILED) {
+        cas__fmt(msg, cap, "cannot map a page for the credentials: %s", strerror(errno));
+        return NULL;
+    }
 #ifdef MADV_DONTDUMP
     madvise(page, pl, MADV_DONTDUMP);
 #endif
     (void)mlock(page, pl); /* best effort: RLIMIT_MEMLOCK may say no */
     if (!(c = (cas__cred *)calloc(1, sizeof *c))) {
         munmap(page, pl);
+        cas__fmt(msg, cap, "out of memory");
         return NULL;
     }
     c->page = page, c->page_len = pl, c->refs = 1, c->expires = expires, c->kind = kind;
@@ -690,6 +834,22 @@ static int cas__header_is(const char *line, size_t n, const char *name, const ch
     while (*vlen && (line[i + *vlen - 1] == '\r' || line[i + *vlen - 1] == '\n' || line[i + *vlen - 1] == ' '))
         (*vlen)--;
     return 1;
+}
+
+/* Content-Range: "bytes FIRST-LAST/TOTAL" (RFC 9110 14.4), digits only; 0 if not that
+ * (a "*" total included: a resume needs the object's size). */
+static int cas__content_range(const char *s, uint64_t *first, uint64_t *last, uint64_t *total) {
+    uint64_t *v[3];
+    const char seps[3] = {'-', '/', 0};
+    int k;
+    v[0] = first, v[1] = last, v[2] = total;
+    if (strncasecmp(s, "bytes ", 6)) return 0;
+    for (s += 6, k = 0; k < 3; k++, s++) {
+        const char *d = s;
+        for (*v[k] = 0; *s >= '0' && *s <= '9' && s - d < 19; s++) *v[k] = *v[k] * 10 + (uint64_t)(*s - '0');
+        if (s == d || *s != seps[k]) return 0;
+    }
+    return *first <= *last && *last < *total;
 }
 
 static size_t cas__rq_header(char *line, size_t size, size_t nitems, void *u) {
@@ -934,8 +1094,10 @@ static int cas__az_authorize(cas__s3 *s3, CURL *e, const cas__rq *r, const cas__
         cas__free(&s3->alloc, sts.p);
     } else { /* a token: in a header (bearer) or in the URL (SAS); wiped from our copies after */
         size_t ul = strlen(r->url.p), tl = strlen(c->token), need = ul + tl + 32;
-        char *t = (char *)malloc(need);
-        if (!t) return CAS_E_NOMEM;
+        char *t;
+        if (c->kind == CAS__AUTH_BEARER && cas__secret_may_go(r->url.p, "bearer token", line, sizeof line) < 0)
+            return CAS_E_ARG; /* refused at open already (cas__cloud_ready): this is the last line */
+        if (!(t = (char *)malloc(need))) return CAS_E_NOMEM;
         if (c->kind == CAS__AUTH_BEARER) {
             snprintf(t, need, "Authorization: Bearer %s", c->token);
             if (!(*h = curl_slist_append(*h, t))) rc = CAS_E_NOMEM;
@@ -1272,37 +1434,46 @@ static int cas__profile_get(const cas__s3 *s3, int creds_file, const char *key, 
     return rc;
 }
 
+/* A JSON string member, whole, in a new buffer ("" when absent and allowed): its
+ * length is what the caller judges, nothing is cut. NULL if it is not a string. */
+static char *cas__json_dup(const cas__json *j, const char *key, int optional) {
+    size_t x = cas__json_get(j, 0, key), n;
+    char *s;
+    if (!x && optional) return (char *)calloc(1, 1);
+    if (!x || j->t[x].type != CAS__J_STR) return NULL;
+    n = j->t[x].end - j->t[x].start + 1;
+    if ((s = (char *)malloc(n)) != NULL && cas__json_str(j, x, s, n) == (size_t)-1) free(s), s = NULL;
+    return s;
+}
+
+static void cas__free_secret(char *s) {
+    if (s) cas__wipe(s, strlen(s)), free(s);
+}
+
 /* {"AccessKeyId": .., "SecretAccessKey": .., "Token": .., "Expiration": ..} (container, IMDS) */
 static int cas__cred_from_json(const char *doc, size_t len, cas__cred **out, char *msg, size_t cap) {
     cas__json j;
-    char akid[260], secret[260], exp[64], *token = NULL;
-    size_t a, s, t, x;
+    char *akid = NULL, *secret = NULL, *token = NULL, exp[64];
+    size_t x;
     int rc = CAS_E_CORRUPT;
     *out = NULL;
-    akid[0] = secret[0] = exp[0] = 0;
+    exp[0] = 0;
     if (cas__json_parse(&j, doc, len, NULL) == CAS_OK && j.t[0].type == CAS__J_OBJ) {
-        a = cas__json_get(&j, 0, "AccessKeyId"), s = cas__json_get(&j, 0, "SecretAccessKey");
-        t = cas__json_get(&j, 0, "Token"), x = cas__json_get(&j, 0, "Expiration");
-        if (a && s && j.t[a].type == CAS__J_STR && j.t[s].type == CAS__J_STR &&
-            cas__json_str(&j, a, akid, sizeof akid) != (size_t)-1 &&
-            cas__json_str(&j, s, secret, sizeof secret) != (size_t)-1) {
-            size_t tl = t && j.t[t].type == CAS__J_STR ? j.t[t].end - j.t[t].start + 1 : 1;
-            if ((token = (char *)malloc(tl)) != NULL) {
-                token[0] = 0;
-                if (t && j.t[t].type == CAS__J_STR && cas__json_str(&j, t, token, tl) == (size_t)-1) token[0] = 0;
-                if (x && j.t[x].type == CAS__J_STR) cas__json_str(&j, x, exp, sizeof exp);
-                *out = cas__cred_new(CAS__AUTH_SIGV4, akid, secret, token, exp[0] ? cas__iso8601(exp) : 0);
-                rc = *out ? CAS_OK : CAS_E_CORRUPT;
-                cas__wipe(token, tl);
-                free(token);
-            } else {
-                rc = CAS_E_NOMEM;
-            }
+        akid = cas__json_dup(&j, "AccessKeyId", 0), secret = cas__json_dup(&j, "SecretAccessKey", 0);
+        token = cas__json_dup(&j, "Token", 1);
+        if ((x = cas__json_get(&j, 0, "Expiration")) != 0 && j.t[x].type == CAS__J_STR)
+            cas__json_str(&j, x, exp, sizeof exp);
+        if (akid && secret && token) {
+            *out = cas__cred_new(CAS__AUTH_SIGV4, akid, secret, token, exp[0] ? cas__iso8601(exp) : 0, msg, cap);
+            rc = *out ? CAS_OK : CAS_E_CORRUPT;
+        } else {
+            cas__fmt(msg, cap, "the credentials answer is not the expected JSON");
         }
+    } else {
+        cas__fmt(msg, cap, "the credentials answer is not the expected JSON");
     }
     cas__json_free(&j);
-    cas__wipe(secret, sizeof secret);
-    if (rc < 0) cas__fmt(msg, cap, "the credentials answer is not the expected JSON");
+    cas__free_secret(akid), cas__free_secret(secret), cas__free_secret(token);
     return rc;
 }
 
@@ -1312,15 +1483,16 @@ static int cas__cred_fetch(cas__s3 *s3, const char *method, const char *url, con
     int rc;
     cas__rq_init(r, method, NULL);
     r->sign = 0, r->quick = 1, r->keep = (size_t)1 << 20;
+    r->body.secret = 1; /* credentials come in it */
     if (body) r->up = (const unsigned char *)body, r->up_len = strlen(body);
     if (cas__buf_addz(&r->url, url) < 0 || (h1 && !(r->hdr = curl_slist_append(r->hdr, h1))) ||
         (h2 && !(r->hdr = curl_slist_append(r->hdr, h2)))) {
         return cas__oom(msg, cap);
     }
     if ((rc = cas__rq_run(s3, r, msg, cap)) < 0) return rc;
-    if (r->status != 200) {
+    if (r->status != 200) { /* CAS_E_IO even for a 404: CAS_E_NOTFOUND would pass on to the chain's next link */
         cas__rq_why(r, CURLE_OK, msg, cap);
-        return r->status == 404 ? CAS_E_NOTFOUND : CAS_E_IO;
+        return CAS_E_IO;
     }
     if (!r->body.p) cas__buf_put(&r->body, "", 0);
     return CAS_OK;
@@ -1331,7 +1503,7 @@ static int cas__cred_web(cas__s3 *s3, const char *token_file, const char *role, 
                          size_t cap) {
     cas__buf form, url;
     cas__rq r;
-    char akid[260], secret[260], token[4096], exp[64], session[128];
+    char akid[CAS__KEY_MAX + 2], secret[CAS__KEY_MAX + 2], *token, exp[64], session[128];
     cas__xml_pick p;
     char *jwt;
     size_t jl = 0;
@@ -1342,6 +1514,7 @@ static int cas__cred_web(cas__s3 *s3, const char *token_file, const char *role, 
         return CAS_E_IO;
     }
     memset(&form, 0, sizeof form), memset(&url, 0, sizeof url);
+    form.secret = 1; /* it will hold the web identity token */
     if (sn) snprintf(session, sizeof session, "%s", sn);
     else snprintf(session, sizeof session, "cas-h-%ld", (long)cas__now());
     {
@@ -1364,24 +1537,40 @@ static int cas__cred_web(cas__s3 *s3, const char *token_file, const char *role, 
         cas__free(NULL, form.p), cas__free(NULL, url.p);
         return cas__oom(msg, cap);
     }
-    rc = cas__cred_fetch(s3, "POST", url.p, "Content-Type: application/x-www-form-urlencoded", NULL, form.p, &r, msg,
-                         cap);
+    cas__rq_init(&r, "POST", NULL);
+    rc = cas__secret_may_go(url.p, "the STS endpoint, with a web identity token", msg, cap);
+    if (rc == CAS_OK)
+        rc = cas__cred_fetch(s3, "POST", url.p, "Content-Type: application/x-www-form-urlencoded", NULL, form.p, &r,
+                             msg, cap);
     cas__wipe(form.p, form.len);
     cas__free(NULL, form.p);
     cas__free(NULL, url.p);
-    if (rc == CAS_OK) {
+    if (rc == CAS_OK && !(token = (char *)malloc(CAS__TOKEN_MAX + 2))) {
+        rc = cas__oom(msg, cap);
+    } else if (rc == CAS_OK) { /* each field whole: a cut one (cut[i]) is refused, not sent */
+        char why[200];
         memset(&p, 0, sizeof p);
         akid[0] = secret[0] = token[0] = exp[0] = 0;
         p.suffix[0] = "Credentials/AccessKeyId", p.out[0] = akid, p.cap[0] = sizeof akid;
         p.suffix[1] = "Credentials/SecretAccessKey", p.out[1] = secret, p.cap[1] = sizeof secret;
-        p.suffix[2] = "Credentials/SessionToken", p.out[2] = token, p.cap[2] = sizeof token;
+        p.suffix[2] = "Credentials/SessionToken", p.out[2] = token, p.cap[2] = CAS__TOKEN_MAX + 2;
         p.suffix[3] = "Credentials/Expiration", p.out[3] = exp, p.cap[3] = sizeof exp;
-        if (cas__xml_parse(r.body.p, r.body.len, cas__xml_pick_leaf, NULL, &p, msg, cap) < 0 || !akid[0] ||
-            !secret[0] || !(*out = cas__cred_new(CAS__AUTH_SIGV4, akid, secret, token, cas__iso8601(exp)))) {
-            cas__fmt(msg, cap, "STS AssumeRoleWithWebIdentity gave no credentials");
+        why[0] = 0;
+        if (cas__xml_parse(r.body.p, r.body.len, cas__xml_pick_leaf, NULL, &p, why, sizeof why) < 0 || !akid[0] ||
+            !secret[0]) {
+            cas__fmt(msg, cap, "STS AssumeRoleWithWebIdentity gave no credentials%s%s", why[0] ? ": " : "", why);
+            rc = CAS_E_CORRUPT;
+        } else if (p.cut[0] || p.cut[1] || p.cut[2]) {
+            cas__fmt(msg, cap, "STS AssumeRoleWithWebIdentity gave a%s longer than cas.h keeps (%d bytes)",
+                     p.cut[2] ? " SessionToken" : p.cut[1] ? " SecretAccessKey" : "n AccessKeyId",
+                     p.cut[2] ? CAS__TOKEN_MAX : CAS__KEY_MAX);
+            rc = CAS_E_LIMIT;
+        } else if (!(*out = cas__cred_new(CAS__AUTH_SIGV4, akid, secret, token, cas__iso8601(exp), why, sizeof why))) {
+            cas__fmt(msg, cap, "STS AssumeRoleWithWebIdentity: %s", why);
             rc = CAS_E_CORRUPT;
         }
-        cas__wipe(secret, sizeof secret), cas__wipe(token, sizeof token);
+        cas__wipe(secret, sizeof secret), cas__wipe(token, CAS__TOKEN_MAX + 2);
+        free(token);
     } else {
         char why[300];
         snprintf(why, sizeof why, "%s", msg);
@@ -1391,15 +1580,23 @@ static int cas__cred_web(cas__s3 *s3, const char *token_file, const char *role, 
     return rc;
 }
 
-/* Hosts the SDKs let a container credentials URL name over plain http. */
-static int cas__container_host_ok(const char *url) {
-    static const char *const ok[] = {"http://127.", "http://localhost:", "http://localhost/", "http://[::1]",
-                                     "http://169.254.170.2:", "http://169.254.170.2/", "http://169.254.170.23:",
-                                     "http://169.254.170.23/", "http://[fd00:ec2::23]", NULL};
-    int i;
-    if (!strncmp(url, "https://", 8)) return 1;
-    for (i = 0; ok[i]; i++)
-        if (!strncmp(url, ok[i], strlen(ok[i]))) return 1;
+/* A container credentials URL, as the AWS SDKs judge it: https to any host, or
+ * http to this machine or the ECS / EKS pod identity agents (169.254.170.2,
+ * 169.254.170.23, fd00:ec2::23); no user in it. The pod's authorization token
+ * goes with the request. */
+static int cas__container_url_ok(const char *url) {
+    static const char *const agents[] = {"169.254.170.2", "169.254.170.23", "fd00:ec2::23"};
+    char scheme[16], host[256];
+    unsigned char a[16], b[16];
+    int user = 0, i, fam;
+    if (cas__url_host(url, scheme, sizeof scheme, host, sizeof host, &user) < 0 || user) return 0;
+    if (!strcasecmp(scheme, "https")) return 1;
+    if (strcasecmp(scheme, "http")) return 0;
+    if (cas__host_loopback(host)) return 1;
+    fam = strchr(host, ':') ? AF_INET6 : AF_INET;
+    if (inet_pton(fam, host, a) != 1) return 0;
+    for (i = 0; i < 3; i++)
+        if (inet_pton(fam, agents[i], b) == 1 && !memcmp(a, b, fam == AF_INET ? 4 : 16)) return 1;
     return 0;
 }
 
@@ -1411,11 +1608,12 @@ static int cas__cred_container(cas__s3 *s3, cas__cred **out, char *msg, size_t c
     char url[2048], *auth = NULL;
     cas__rq r;
     int rc;
-    if (rel) snprintf(url, sizeof url, "http://169.254.170.2%s", rel);
+    if (rel) snprintf(url, sizeof url, "http://169.254.170.2%s%s", rel[0] == '/' ? "" : "/", rel);
     else if (full) snprintf(url, sizeof url, "%s", full);
     else return CAS_E_NOTFOUND;
-    if (!rel && !cas__container_host_ok(url)) {
-        cas__fmt(msg, cap, "AWS_CONTAINER_CREDENTIALS_FULL_URI must be https or a loopback/ECS/EKS address");
+    if (!cas__container_url_ok(url)) { /* the relative form too: "@host/..." would make 169.254.170.2 a user */
+        cas__fmt(msg, cap, "%s must be https, or http to this machine or the ECS/EKS credential agent, without a user",
+                 rel ? "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI" : "AWS_CONTAINER_CREDENTIALS_FULL_URI");
         return CAS_E_ARG;
     }
     if (tokf || tok) {
@@ -1496,9 +1694,9 @@ static int cas__cred_imds(cas__s3 *s3, cas__cred **out, char *msg, size_t cap) {
 /* One link of the chain: CAS_OK with *out, CAS_E_NOTFOUND when this link is not
  * configured here (the next is tried), or an error when it is and fails. */
 static int cas__cred_link(cas__s3 *s3, int which, cas__cred **out, char *msg, size_t cap) {
-    char a[260], s[260], t[4096], file[1024], role[512];
+    char a[CAS__KEY_MAX + 1], s[CAS__KEY_MAX + 1], *t, file[1024], role[512];
     const char *ak, *sk;
-    int rc = CAS_E_NOTFOUND;
+    int rc = CAS_E_NOTFOUND, f;
     *out = NULL;
     switch (which) {
     case CAS__CRED_ENV:
@@ -1509,8 +1707,10 @@ static int cas__cred_link(cas__s3 *s3, int which, cas__cred **out, char *msg, si
                      ak ? "SECRET_ACCESS_KEY" : "ACCESS_KEY_ID");
             return CAS_E_ARG;
         }
-        *out = cas__cred_new(CAS__AUTH_SIGV4, ak, sk, cas__env("AWS_SESSION_TOKEN"), 0);
-        break;
+        if ((*out = cas__cred_new(CAS__AUTH_SIGV4, ak, sk, cas__env("AWS_SESSION_TOKEN"), 0, role, sizeof role)))
+            return CAS_OK;
+        cas__fmt(msg, cap, "AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN: %s", role);
+        return CAS_E_ARG;
     case CAS__CRED_WEB:
         if (cas__env("AWS_WEB_IDENTITY_TOKEN_FILE") && cas__env("AWS_ROLE_ARN"))
             return cas__cred_web(s3, cas__env("AWS_WEB_IDENTITY_TOKEN_FILE"), cas__env("AWS_ROLE_ARN"), out, msg, cap);
@@ -1518,23 +1718,33 @@ static int cas__cred_link(cas__s3 *s3, int which, cas__cred **out, char *msg, si
             cas__profile_get(s3, 0, "role_arn", role, sizeof role) == CAS_OK)
             return cas__cred_web(s3, file, role, out, msg, cap);
         return CAS_E_NOTFOUND;
-    case CAS__CRED_FILES:
-        t[0] = 0;
-        if ((cas__profile_get(s3, 1, "aws_access_key_id", a, sizeof a) == CAS_OK &&
-             cas__profile_get(s3, 1, "aws_secret_access_key", s, sizeof s) == CAS_OK &&
-             (cas__profile_get(s3, 1, "aws_session_token", t, sizeof t), 1)) ||
-            (cas__profile_get(s3, 0, "aws_access_key_id", a, sizeof a) == CAS_OK &&
-             cas__profile_get(s3, 0, "aws_secret_access_key", s, sizeof s) == CAS_OK &&
-             (cas__profile_get(s3, 0, "aws_session_token", t, sizeof t), 1)))
-            *out = cas__cred_new(CAS__AUTH_SIGV4, a, s, t, 0);
-        cas__wipe(s, sizeof s), cas__wipe(t, sizeof t);
-        if (!*out) return CAS_E_NOTFOUND;
-        break;
+    case CAS__CRED_FILES: /* the credentials file, then the config file: the first with a key and a secret */
+        if (!(t = (char *)malloc(CAS__TOKEN_MAX + 1))) return cas__oom(msg, cap);
+        for (f = 1; f >= 0 && rc == CAS_E_NOTFOUND; f--) {
+            static const char *const keys[3] = {"aws_access_key_id", "aws_secret_access_key", "aws_session_token"};
+            char *outs[3];
+            size_t caps[3];
+            int k, got[3];
+            outs[0] = a, outs[1] = s, outs[2] = t, caps[0] = caps[1] = CAS__KEY_MAX + 1, caps[2] = CAS__TOKEN_MAX + 1;
+            for (k = 0; k < 3; k++) {
+                outs[k][0] = 0;
+                got[k] = cas__profile_get(s3, f, keys[k], outs[k], caps[k]);
+                if (got[k] == CAS_NEED_OUTPUT) { /* never cut: a cut secret only fails later, unexplained */
+                    cas__fmt(msg, cap, "%s of profile '%s' in the shared %s file is longer than cas.h keeps (%d bytes)",
+                             keys[k], s3->profile, f ? "credentials" : "config", k < 2 ? CAS__KEY_MAX : CAS__TOKEN_MAX);
+                    rc = CAS_E_LIMIT;
+                    break;
+                }
+            }
+            if (rc == CAS_E_NOTFOUND && got[0] == CAS_OK && got[1] == CAS_OK)
+                rc = (*out = cas__cred_new(CAS__AUTH_SIGV4, a, s, t, 0, msg, cap)) != NULL ? CAS_OK : CAS_E_ARG;
+        }
+        cas__wipe(s, sizeof s), cas__wipe(t, CAS__TOKEN_MAX + 1);
+        free(t);
+        return rc;
     case CAS__CRED_CONTAINER: return cas__cred_container(s3, out, msg, cap);
     case CAS__CRED_IMDS: return cas__cred_imds(s3, out, msg, cap);
     }
-    if (*out) rc = CAS_OK;
-    else if (rc == CAS_E_NOTFOUND) rc = CAS_E_NOMEM, cas__fmt(msg, cap, "cannot store the credentials");
     return rc;
 }
 
@@ -1648,6 +1858,7 @@ typedef struct cas__s3obj {
     int paused, running, head_only;
     CURLcode cc;
     uint64_t size, delivered, skip;
+    int size_known; /* the first answer stated its length */
     char etag[130];
     char meta[CAS__S3_META_MAX + 1];
     size_t meta_len;
@@ -1716,6 +1927,40 @@ static void cas__obj_pump(cas__s3obj *o, int headers) {
     }
 }
 
+/* Is a 200/206 the answer asked for? The first GET asks for the whole object: a
+ * 206 is not that. A resume asks for bytes=DELIVERED-: a 206 must start there and
+ * state the object's size (Content-Range), a 200 must be the whole object again;
+ * either must be the same version (its ETag). 0 if so; 1 if not (retried, as a
+ * server's fault); -1 if the object changed (not retried). why gets the reason. */
+static int cas__obj_answer_bad(cas__s3obj *o, char *why, size_t cap) {
+    const cas__rq *r = &o->r;
+    uint64_t first, last, total;
+    if (!o->delivered) {
+        if (r->status == 200) return 0;
+        cas__fmt(why, cap, "the server answered a GET for the whole object with HTTP %ld", r->status);
+        return 1;
+    }
+    if (o->etag[0] && r->etag[0] && strcmp(o->etag, r->etag)) {
+        cas__fmt(why, cap, "the object changed while it was being read (its ETag went from %.64s to %.64s)", o->etag,
+                 r->etag);
+        return -1;
+    }
+    if (r->status == 200) {
+        if (!o->size_known || (r->length >= 0 && (uint64_t)r->length == o->size)) return 0;
+        cas__fmt(why, cap, "the server answered the resume at byte %llu with the whole object, %lld bytes, not %llu",
+                 (unsigned long long)o->delivered, (long long)r->length, (unsigned long long)o->size);
+        return 1;
+    }
+    if (!cas__content_range(r->range, &first, &last, &total) || first != o->delivered || last + 1 != total ||
+        (o->size_known && total != o->size) || (r->length >= 0 && (uint64_t)r->length != last - first + 1)) {
+        cas__fmt(why, cap, "the server answered the resume at byte %llu of %llu with Content-Range '%.60s'",
+                 (unsigned long long)o->delivered, (unsigned long long)o->size, r->range[0] ? r->range : "(none)");
+        return 1;
+    }
+    if (!o->size_known) o->size = total, o->size_known = 1;
+    return 0;
+}
+
 /* Starts (or resumes from o->delivered) the GET and waits for its answer's headers:
  * CAS_OK when the bytes are flowing, else a status with the reason in msg. */
 static int cas__obj_start(cas__s3obj *o, char *msg, size_t cap) {
@@ -1748,7 +1993,7 @@ static int cas__obj_start(cas__s3obj *o, char *msg, size_t cap) {
         curl_easy_setopt(o->e, CURLOPT_WRITEFUNCTION, cas__obj_write);
         curl_easy_setopt(o->e, CURLOPT_WRITEDATA, o);
         curl_easy_setopt(o->e, CURLOPT_BUFFERSIZE, 512L * 1024); /* libcurl's largest */
-        o->len = o->pos = 0, o->paused = 0, o->cc = CURLE_OK, o->running = 1;
+        o->len = o->pos = 0, o->skip = 0, o->paused = 0, o->cc = CURLE_OK, o->running = 1;
         if (curl_multi_add_handle(o->m, o->e) != CURLM_OK) {
             cas__obj_stop(o);
             cas__fmt(msg, cap, "cannot start the transfer");
@@ -1756,10 +2001,19 @@ static int cas__obj_start(cas__s3obj *o, char *msg, size_t cap) {
         }
         cas__obj_pump(o, 1);
         o->r.status = cas__rq_status(&o->r);
+        if (o->r.hdr_done && (o->r.status == 200 || o->r.status == 206) && (rc = cas__obj_answer_bad(o, msg, cap))) {
+            cas__obj_stop(o); /* not the bytes asked for: none of them is taken */
+            if (rc < 0) return CAS_E_IO;
+            if (o->tries < attempts) {
+                cas__s3_backoff(s3, o->tries);
+                continue;
+            }
+            return CAS_E_IO;
+        }
         if (o->r.hdr_done && (o->r.status == 200 || o->r.status == 206)) {
             if (o->r.status == 200 && o->delivered) o->skip = o->delivered; /* the server sent it all again */
             if (!o->delivered) {
-                o->size = o->r.length >= 0 ? (uint64_t)o->r.length : 0;
+                o->size = o->r.length >= 0 ? (uint64_t)o->r.length : 0, o->size_known = o->r.length >= 0;
                 snprintf(o->etag, sizeof o->etag, "%s", o->r.etag);
                 if ((o->has_meta = o->r.has_meta) != 0) memcpy(o->meta, o->r.meta, o->r.meta_len + 1);
                 o->meta_len = o->r.meta_len;
@@ -1932,15 +2186,29 @@ typedef struct cas__rslot {
     uint64_t off;
     int64_t due;
     int state, slot; /* state: 0 idle, 1 waiting (due), 2 in flight */
-    int overflow;    /* the answer was not the range asked for */
+    int overflow;    /* the answer was not the range asked for (retried) */
+    int changed;     /* ... nor the version the first answer was (not retried) */
 } cas__rslot;
 
 static size_t cas__range_write(char *p, size_t size, size_t nitems, void *u) {
     cas__rslot *s = (cas__rslot *)u;
     size_t n = size * nitems;
     long st = cas__rq_status(&s->r);
+    uint64_t first, last, total;
     if (st < 200 || st >= 300) return cas__rq_write(p, size, nitems, &s->r); /* an error's body */
-    if (st != 206 || n > s->want - s->got) { /* a whole object for a range, or more than asked */
+    if (!s->got) { /* the answer's first bytes: are they the range asked for, of the same version? */
+        const char *etag = s->o->etag;
+        if (etag[0] && s->r.etag[0] && strcmp(etag, s->r.etag)) {
+            s->changed = 1;
+            return 0;
+        }
+        if (st != 206 || !cas__content_range(s->r.range, &first, &last, &total) || first != s->off ||
+            last + 1 != s->off + s->want || total != s->o->size) {
+            s->overflow = 1;
+            return 0;
+        }
+    }
+    if (st != 206 || n > s->want - s->got) { /* more than asked */
         s->overflow = 1;
         return 0;
     }
@@ -1957,7 +2225,7 @@ static int cas__range_start(cas__rslot *s, CURLM *m, char *msg, size_t cap) {
     s->r.tries++;
     cas__rq_reset_response(&s->r);
     curl_slist_free_all(s->r.hdr);
-    s->r.hdr = NULL, s->got = 0, s->overflow = 0;
+    s->r.hdr = NULL, s->got = 0, s->overflow = 0, s->changed = 0;
     if (!s->r.url.len && cas__buf_put(&s->r.url, o->r.url.p, o->r.url.len) < 0) return cas__oom(msg, cap);
     snprintf(line, sizeof line, "Range: bytes=%llu-%llu", (unsigned long long)s->off,
              (unsigned long long)(s->off + s->want - 1));
@@ -2052,18 +2320,20 @@ static void cas__ahead_ranged(cas__s3obj *o) {
                 pthread_mutex_unlock(&a->mu);
                 continue;
             }
-            if (cc == CURLE_OK && s->r.status == 412) {
-                cas__fmt(msg, sizeof msg, "the object changed while it was being read");
+            if ((cc == CURLE_OK && s->r.status == 412) || s->changed) {
+                cas__fmt(msg, sizeof msg, "the object changed while it was being read%s", s->changed ? " (its ETag)" : "");
                 rc = CAS_E_IO;
                 break;
             }
-            if (cc == CURLE_OK && s->r.status == 206) again = 1; /* a range came short */
+            if ((cc == CURLE_OK && s->r.status == 206) || s->overflow) again = 1; /* short, or not the range asked */
             if (again && s->r.tries < attempts) {
                 s->state = 1, s->due = cas__ms() + cas__s3_backoff_ms(o->s3, s->r.tries);
                 continue;
             }
-            if (s->overflow) cas__fmt(msg, sizeof msg, "the answer to a ranged GET was not the range asked for (HTTP %ld)",
-                                      s->r.status);
+            if (s->overflow)
+                cas__fmt(msg, sizeof msg, "the answer to a ranged GET of bytes %llu-%llu was not that range (HTTP %ld, "
+                         "Content-Range '%.60s')", (unsigned long long)s->off, (unsigned long long)(s->off + s->want - 1),
+                         s->r.status, s->r.range[0] ? s->r.range : "(none)");
             else if (cc != CURLE_OK) cas__rq_why(&s->r, cc, msg, sizeof msg);
             else if (s->r.status == 206) cas__fmt(msg, sizeof msg, "a range came short (%lu of %lu bytes)",
                                                    (unsigned long)s->got, (unsigned long)s->want);
@@ -2358,12 +2628,16 @@ static void cas__s3w_abort_upload(cas__s3w *w) {
 }
 
 static int cas__s3w_spool(cas__s3w *w, const unsigned char *p, size_t n, char *msg, size_t cap) {
-    if (w->spool < 0) {
+    if (w->spool < 0) { /* mkstemp's file, close-on-exec from its first moment (mkostemp is not POSIX) */
         const char *dir = getenv("TMPDIR");
         char path[4096];
-        snprintf(path, sizeof path, "%s/cas-spool-XXXXXX", dir && dir[0] ? dir : "/tmp");
-        if ((w->spool = mkstemp(path)) < 0)
-            return cas__s3w_fail(msg, cap, "cannot create a temp file for the upload", strerror(errno));
+        int tries = 0;
+        do {
+            snprintf(path, sizeof path, "%s/cas-spool-%016llx", dir && dir[0] ? dir : "/tmp",
+                     (unsigned long long)cas__s3_random(w->s3));
+            w->spool = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+        } while (w->spool < 0 && errno == EEXIST && ++tries < 100);
+        if (w->spool < 0) return cas__s3w_fail(msg, cap, "cannot create a temp file for the upload", strerror(errno));
         unlink(path); /* gone with the process, whatever happens */
     }
     {
@@ -2706,8 +2980,8 @@ static void cas__s3_page_end(void *ctx, const char *path) {
     else if (pg->ufn && cas__ends_with(path, "Upload")) kind = CAS_ENTRY_OTHER;
     else return;
     if (!pg->bad && !pg->stop && pg->rc >= 0) {
-        if (pg->url_encoded) cas__uri_decode(pg->key);
-        kl = strlen(pg->key);
+        kl = pg->url_encoded ? cas__uri_decode(pg->key) : strlen(pg->key);
+        if (memchr(pg->key, 0, kl)) kl = 0; /* "%00" in a name: refused (skipped), not cut at the NUL */
         if (kind == CAS_ENTRY_DIR && kl && pg->key[kl - 1] == '/') pg->key[--kl] = 0;
         if (kl > pg->strip_len && !memcmp(pg->key, pg->strip, pg->strip_len)) { /* only what is under the folder */
             name = pg->key + pg->strip_len;
@@ -3070,9 +3344,9 @@ static int cas__cloud_new(cas__s3 **out, const char *url, size_t scheme_len, int
 /* A server on this machine (127.0.0.0/8, localhost, [::1]): one stream from it is not
  * the limit, so large objects are read in one GET unless CAS_S3_RANGED_MIN says otherwise. */
 static int cas__endpoint_local(const char *endpoint) {
-    const char *h = strstr(endpoint, "://");
-    h = h ? h + 3 : endpoint;
-    return !strncmp(h, "127.", 4) || !strncmp(h, "localhost", 9) || !strncmp(h, "[::1]", 5);
+    char scheme[16], host[256];
+    int user = 0;
+    return cas__url_host(endpoint, scheme, sizeof scheme, host, sizeof host, &user) == CAS_OK && cas__host_loopback(host);
 }
 
 /* The store's credentials now, so that a store with none fails at open, not at
@@ -3084,11 +3358,13 @@ static int cas__cloud_ready(cas__s3 *s3, cas_backend *out, const char *url, char
     if (cas__endpoint_local(s3->endpoint) && !cas__env("CAS_S3_RANGED_MIN"))
         s3->param[cas__s3_param_index(CAS_PARAM_S3_RANGED_MIN)] = 0; /* see cas__ahead_start */
     rc = cas__cred_get(s3, 0, &c, why, sizeof why);
+    if (rc == CAS_OK && c->kind == CAS__AUTH_BEARER) /* Entra ID tokens: https, or an emulator here */
+        rc = cas__secret_may_go(s3->endpoint, "the Azure endpoint, with a Microsoft Entra ID token", why, sizeof why);
+    cas__cred_unref(s3, c);
     if (rc < 0) {
         cas__s3_destroy(s3);
         return cas__serr(err, errcap, rc, "Cannot open '%.300s': %s", url, why);
     }
-    cas__cred_unref(s3, c);
     memset(out, 0, sizeof *out);
     out->user = s3, out->root = s3->url, out->flags = CAS_BACKEND_REMOTE;
     out->open = cas__s3_open, out->read = cas__s3_read, out->close = cas__s3_close;
@@ -3167,17 +3443,26 @@ typedef struct cas__az_cfg {
     char endpoint[1024], account[256], key[256], sas[4096];
 } cas__az_cfg;
 
+/* A setting into its buffer whole, or not at all: the first that does not fit is
+ * named in *cut (a key or a SAS cut short would fail later, unexplained). */
+static int cas__setting(char *dst, size_t cap, const char *src, size_t n, const char *name, const char **cut) {
+    if (n >= cap) {
+        if (!*cut) *cut = name;
+        return 0;
+    }
+    memcpy(dst, src, n), dst[n] = 0;
+    return 1;
+}
+
 /* "Name=value" of a connection string ("A=1;B=2"), into out; 0 if absent. */
-static int cas__conn_get(const char *cs, const char *name, char *out, size_t cap) {
+static int cas__conn_get(const char *cs, const char *name, char *out, size_t cap, const char **cut) {
     size_t nl = strlen(name);
     while (cs && *cs) {
         const char *end = strchr(cs, ';');
         size_t l = end ? (size_t)(end - cs) : strlen(cs);
         while (l && *cs == ' ') cs++, l--;
-        if (l > nl && cs[nl] == '=' && !strncmp(cs, name, nl)) {
-            snprintf(out, cap, "%.*s", (int)(l - nl - 1), cs + nl + 1);
-            return 1;
-        }
+        if (l > nl && cs[nl] == '=' && !strncmp(cs, name, nl))
+            return cas__setting(out, cap, cs + nl + 1, l - nl - 1, name, cut);
         cs = end ? end + 1 : NULL;
     }
     return 0;
@@ -3186,10 +3471,11 @@ static int cas__conn_get(const char *cs, const char *name, char *out, size_t cap
 static void cas__az_cfg_wipe(cas__az_cfg *g) { cas__wipe(g, sizeof *g); }
 
 static int cas__az_settings(cas__az_cfg *g, char *msg, size_t cap) {
-    const char *cs = cas__env("AZURE_STORAGE_CONNECTION_STRING"), *v;
-    char tmp[256], proto[16] = "https", suffix[128] = "core.windows.net", *q;
+    const char *cs = cas__env("AZURE_STORAGE_CONNECTION_STRING"), *v, *cut = NULL;
+    char tmp[sizeof g->endpoint + sizeof g->sas], proto[16] = "https", suffix[128] = "core.windows.net", *q;
+    int rc;
     memset(g, 0, sizeof *g);
-    if (cs && cas__conn_get(cs, "UseDevelopmentStorage", tmp, sizeof tmp) && !strcmp(tmp, "true")) {
+    if (cs && cas__conn_get(cs, "UseDevelopmentStorage", tmp, sizeof tmp, &cut) && !strcmp(tmp, "true")) {
         /* the emulator's well-known account (azurite's documentation) */
         snprintf(g->endpoint, sizeof g->endpoint, "http://127.0.0.1:10000/devstoreaccount1");
         snprintf(g->account, sizeof g->account, "devstoreaccount1");
@@ -3197,18 +3483,26 @@ static int cas__az_settings(cas__az_cfg *g, char *msg, size_t cap) {
                                         "KBHBeksoGMGw==");
     }
     if (cs) {
-        cas__conn_get(cs, "AccountName", g->account, sizeof g->account);
-        cas__conn_get(cs, "AccountKey", g->key, sizeof g->key);
-        cas__conn_get(cs, "SharedAccessSignature", g->sas, sizeof g->sas);
-        cas__conn_get(cs, "BlobEndpoint", g->endpoint, sizeof g->endpoint);
-        cas__conn_get(cs, "DefaultEndpointsProtocol", proto, sizeof proto);
-        cas__conn_get(cs, "EndpointSuffix", suffix, sizeof suffix);
+        cas__conn_get(cs, "AccountName", g->account, sizeof g->account, &cut);
+        cas__conn_get(cs, "AccountKey", g->key, sizeof g->key, &cut);
+        cas__conn_get(cs, "SharedAccessSignature", g->sas, sizeof g->sas, &cut);
+        cas__conn_get(cs, "BlobEndpoint", g->endpoint, sizeof g->endpoint, &cut);
+        cas__conn_get(cs, "DefaultEndpointsProtocol", proto, sizeof proto, &cut);
+        cas__conn_get(cs, "EndpointSuffix", suffix, sizeof suffix, &cut);
     }
-    if ((v = cas__env("AZURE_STORAGE_ACCOUNT")) != NULL) snprintf(g->account, sizeof g->account, "%s", v);
-    if ((v = cas__env("AZURE_STORAGE_KEY")) != NULL) snprintf(g->key, sizeof g->key, "%s", v);
-    if ((v = cas__env("AZURE_STORAGE_SAS_TOKEN")) != NULL) snprintf(g->sas, sizeof g->sas, "%s", v);
-    if (cas_metaflow_config("AZURE_STORAGE_BLOB_SERVICE_ENDPOINT", tmp, sizeof tmp) == CAS_OK && tmp[0])
-        snprintf(g->endpoint, sizeof g->endpoint, "%s", tmp);
+    if ((v = cas__env("AZURE_STORAGE_ACCOUNT")) != NULL)
+        cas__setting(g->account, sizeof g->account, v, strlen(v), "AZURE_STORAGE_ACCOUNT", &cut);
+    if ((v = cas__env("AZURE_STORAGE_KEY")) != NULL) cas__setting(g->key, sizeof g->key, v, strlen(v), "AZURE_STORAGE_KEY", &cut);
+    if ((v = cas__env("AZURE_STORAGE_SAS_TOKEN")) != NULL)
+        cas__setting(g->sas, sizeof g->sas, v, strlen(v), "AZURE_STORAGE_SAS_TOKEN", &cut);
+    rc = cas_metaflow_config("AZURE_STORAGE_BLOB_SERVICE_ENDPOINT", tmp, sizeof tmp);
+    if (rc == CAS_NEED_OUTPUT && !cut) cut = "METAFLOW_AZURE_STORAGE_BLOB_SERVICE_ENDPOINT";
+    else if (rc == CAS_OK && tmp[0])
+        cas__setting(g->endpoint, sizeof g->endpoint, tmp, strlen(tmp), "METAFLOW_AZURE_STORAGE_BLOB_SERVICE_ENDPOINT", &cut);
+    if (cut) {
+        cas__fmt(msg, cap, "%s is longer than cas.h keeps", cut);
+        return CAS_E_ARG;
+    }
     if (!g->endpoint[0] && g->account[0])
         snprintf(g->endpoint, sizeof g->endpoint, "%s://%s.blob.%s", proto, g->account, suffix);
     if (!g->endpoint[0]) {
@@ -3217,7 +3511,7 @@ static int cas__az_settings(cas__az_cfg *g, char *msg, size_t cap) {
         return CAS_E_NOTFOUND;
     }
     if ((q = strchr(g->endpoint, '?')) != NULL) { /* a SAS in the endpoint (the portal's "Blob SAS URL") */
-        if (!g->sas[0]) snprintf(g->sas, sizeof g->sas, "%s", q + 1);
+        if (!g->sas[0]) snprintf(g->sas, sizeof g->sas, "%s", q + 1); /* it fits: the endpoint is shorter */
         *q = 0;
     }
     if (g->sas[0] == '?') memmove(g->sas, g->sas + 1, strlen(g->sas));
@@ -3271,14 +3565,15 @@ static int cas__az_token_from_json(const char *doc, size_t len, const char *acco
         on = cas__az_when(&j, "expires_on"), in = cas__az_when(&j, "expires_in");
         tl = j.t[t].end - j.t[t].start + 1;
         if (!(tok = (char *)malloc(tl))) rc = CAS_E_NOMEM;
-        else if (cas__json_str(&j, t, tok, tl) != (size_t)-1 && (on || in) &&
-                 (*out = cas__cred_new(CAS__AUTH_BEARER, account, "", tok, on ? on : cas__now() + in)) != NULL)
-            rc = CAS_OK;
+        else if (cas__json_str(&j, t, tok, tl) != (size_t)-1 && (on || in))
+            rc = (*out = cas__cred_new(CAS__AUTH_BEARER, account, "", tok, on ? on : cas__now() + in, msg, cap)) != NULL
+                     ? CAS_OK
+                     : CAS_E_LIMIT; /* its reason said */
     }
     if (tok) cas__wipe(tok, tl), free(tok);
     cas__json_free(&j);
     if (rc == CAS_E_NOMEM) cas__fmt(msg, cap, "out of memory");
-    else if (rc < 0) cas__fmt(msg, cap, "the token answer is not the expected JSON (access_token and its expiry)");
+    else if (rc == CAS_E_CORRUPT) cas__fmt(msg, cap, "the token answer is not the expected JSON (access_token and its expiry)");
     return rc;
 }
 
@@ -3313,6 +3608,8 @@ static int cas__az_token_grant(cas__s3 *s3, const char *tenant, const char *clie
     cas__rq r;
     int rc;
     memset(&url, 0, sizeof url), memset(&form, 0, sizeof form);
+    form.secret = 1; /* it will hold the client secret or assertion */
+    cas__rq_init(&r, "POST", NULL);
     cas__buf_addz(&url, auth ? auth : "https://login.microsoftonline.com");
     if (url.len && url.p[url.len - 1] == '/') url.p[--url.len] = 0;
     cas__buf_addz(&url, "/");
@@ -3325,13 +3622,15 @@ static int cas__az_token_grant(cas__s3 *s3, const char *tenant, const char *clie
     cas__buf_addz(&form, "&client_id=");
     cas__uri_encode(&form, client, 0);
     cas__buf_addz(&form, "&grant_type=client_credentials&scope=" CAS__AZ_SCOPE);
-    if (!url.p || !form.p) rc = cas__oom(msg, cap);
-    else if ((rc = cas__cred_fetch(s3, "POST", url.p, "Content-Type: application/x-www-form-urlencoded", NULL, form.p,
-                                   &r, msg, cap)) == CAS_OK)
-        rc = cas__az_token_from_json(r.body.p, r.body.len, account, out, msg, cap);
-    else
-        cas__az_token_why(&r, what, msg, cap);
-    if (url.p && form.p) cas__rq_free(&r);
+    if (!url.p || !form.p) {
+        rc = cas__oom(msg, cap);
+    } else if ((rc = cas__secret_may_go(url.p, auth ? "AZURE_AUTHORITY_HOST" : "the token endpoint", msg, cap)) == 0) {
+        rc = cas__cred_fetch(s3, "POST", url.p, "Content-Type: application/x-www-form-urlencoded", NULL, form.p, &r, msg,
+                             cap);
+        if (rc == CAS_OK) rc = cas__az_token_from_json(r.body.p, r.body.len, account, out, msg, cap);
+        else cas__az_token_why(&r, what, msg, cap);
+    }
+    cas__rq_free(&r);
     if (form.p) cas__wipe(form.p, form.len);
     cas__free(NULL, form.p), cas__free(NULL, url.p);
     if (rc < 0 && rc != CAS_E_NOMEM && strncmp(msg, what, strlen(what))) {
@@ -3393,13 +3692,13 @@ static int cas__az_cred_link(cas__s3 *s3, int which, cas__cred **out, char *msg,
         if (!g.key[0]) rc = CAS_E_NOTFOUND;
         else if (cas__unb64(g.key, k, sizeof k) <= 0)
             rc = CAS_E_ARG, cas__fmt(msg, cap, "the Azure storage key is not base64");
-        else
-            *out = cas__cred_new(CAS__AUTH_SHARED_KEY, g.account, g.key, NULL, 0);
+        else if (!(*out = cas__cred_new(CAS__AUTH_SHARED_KEY, g.account, g.key, NULL, 0, msg, cap)))
+            rc = CAS_E_ARG;
         cas__wipe(k, sizeof k);
     } else if (rc == CAS_OK && which == CAS__AZC_SAS) {
         if (!g.sas[0]) rc = CAS_E_NOTFOUND;
-        else
-            *out = cas__cred_new(CAS__AUTH_SAS, g.account, "", g.sas, 0);
+        else if (!(*out = cas__cred_new(CAS__AUTH_SAS, g.account, "", g.sas, 0, msg, cap)))
+            rc = CAS_E_ARG;
     } else if (rc == CAS_OK) {
         const char *ten = cas__env("AZURE_TENANT_ID"), *cl = cas__env("AZURE_CLIENT_ID");
         const char *sec = cas__env("AZURE_CLIENT_SECRET"), *file = cas__env("AZURE_FEDERATED_TOKEN_FILE");
@@ -3427,7 +3726,6 @@ static int cas__az_cred_link(cas__s3 *s3, int which, cas__cred **out, char *msg,
             rc = cas__az_managed(s3, g.account, out, msg, cap);
         }
     }
-    if (rc == CAS_OK && !*out) rc = CAS_E_NOMEM, cas__fmt(msg, cap, "cannot store the credentials");
     cas__az_cfg_wipe(&g);
     return rc;
 }

@@ -11,6 +11,9 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#ifdef __linux__
+#include <sys/prctl.h> /* PR_SET_DUMPABLE: no core dump holds a credential */
+#endif
 
 #define EXIT_DATA 1
 #define EXIT_USAGE 2
@@ -127,7 +130,7 @@ static int open_store(const opts *o, cas_store **s) {
         root = rootbuf;
     }
     if (cas_store_open(s, root, NULL, err, sizeof err) < 0) return data_error(err);
-    if (o->verify) cas_store_set_param(*s, CAS_PARAM_VERIFY, 1);
+    if (o->verify) cas_store_set_param(*s, CAS_PARAM_VERIFY, 1); /* an object store's reads always are */
     return 0;
 }
 
@@ -478,7 +481,8 @@ static int cmd_get(int argc, char **argv) {
     if ((rc = parse(argc, argv, &o, "--root --flow --verify"))) return rc;
     if (o.help) {
         printf("usage: cas get --flow FLOW KEY [--root ROOT] [--verify]\n\n"
-               "Writes the blob's decoded bytes to stdout, streaming. --verify rehashes them.\n");
+               "Writes the blob's decoded bytes to stdout, streaming. --verify rehashes them (always\n"
+               "on an object store); bytes that do not hash to KEY end in exit 1.\n");
         return 0;
     }
     if (!o.flow || o.nargs != 1) return usage_error("get needs --flow FLOW and one KEY%s", NULL);
@@ -675,6 +679,11 @@ int main(int argc, char **argv) {
                 {"show", cmd_show},         {"put", cmd_put},   {"get", cmd_get},         {"verify", cmd_verify},
                 {"migrate", cmd_migrate},   {"gc", cmd_gc}};
     size_t i;
+#ifdef __linux__
+    /* the process holds object-store credentials: no core dump, no ptrace by others of this user
+     * (CAS_CORE_DUMPS=1 keeps them, to debug a crash) */
+    if (!getenv("CAS_CORE_DUMPS")) prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+#endif
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
         fputs(usage_main, argc < 2 ? stderr : stdout);
         return argc < 2 ? EXIT_USAGE : 0;

@@ -1908,7 +1908,8 @@ extern "C" {
  * CAS_PARAM_LZ4_BLOCK, CAS_PARAM_HASH, CAS_PARAM_LIMIT and CAS_PARAM_STRICT. */
 #define CAS_PARAM_FORMAT 40 /* what put writes: CAS_FORMAT_V1 (default), _V2 or _RAW */
 #define CAS_PARAM_FSYNC 41  /* 1: fsync blob, sidecar and directory before a put returns */
-#define CAS_PARAM_VERIFY 42 /* 1: every read rehashes and compares with the key */
+#define CAS_PARAM_VERIFY 42 /* 1: every read rehashes and compares with the key (default 0, and 1 on
+                               * an object store, CAS_BACKEND_REMOTE: a server's answer is never trusted) */
 
 typedef struct cas_store cas_store;
 typedef struct cas_stream cas_stream;
@@ -4778,6 +4779,7 @@ CASDEF int cas_store_open_backend(cas_store **out, const cas_backend *b, const c
     be->b.root = s->root;
     s->be = be;
     s->param[CAS_PARAM_FORMAT] = CAS_FORMAT_V1, s->param[CAS_PARAM_HASH] = CAS_HASH_DEFAULT;
+    s->param[CAS_PARAM_VERIFY] = (b->flags & CAS_BACKEND_REMOTE) != 0;
     *out = s;
     return CAS_OK;
 }
@@ -5510,6 +5512,7 @@ typedef struct cas__buf {
     char *p;
     size_t len, cap, count;
     const cas_allocator *a;
+    int secret; /* a block it outgrows is wiped before it is freed (a form holding a client secret) */
 } cas__buf;
 
 /* Appends n bytes (and keeps a NUL after them). */
@@ -5521,6 +5524,11 @@ static int cas__buf_put(cas__buf *b, const char *s, size_t n) {
         np = (char *)cas__alloc(b->a, nc);
         if (!np) return CAS_E_NOMEM;
         if (b->len) memcpy(np, b->p, b->len);
+        if (b->secret && b->p) {
+            volatile char *w = b->p; /* volatile: a wipe the compiler keeps */
+            size_t i;
+            for (i = 0; i < b->cap; i++) w[i] = 0;
+        }
         cas__free(b->a, b->p);
         b->p = np, b->cap = nc;
     }

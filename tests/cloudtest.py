@@ -100,8 +100,27 @@ class _StandIn(http.server.ThreadingHTTPServer):
     daemon_threads = True
 
 
-def stand_in(handler_fn):
-    """A local HTTP server whose requests go to handler_fn(method, path, headers, body) -> (status, body)."""
+def machine_address():
+    """This machine's address on its network (not loopback), or None: where a secret must
+    not go over plain HTTP (a stand-in listening there sees whether it came)."""
+    import socket
+    for probe in ("192.0.2.1", "10.255.255.255"):
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            s.connect((probe, 9))  # no packet is sent: this only picks the route's source address
+            ip = s.getsockname()[0]
+            if ip and not ip.startswith("127.") and ip != "0.0.0.0":
+                return ip
+        except OSError:
+            pass
+        finally:
+            s.close()
+    return None
+
+
+def stand_in(handler_fn, host="127.0.0.1"):
+    """A local HTTP server whose requests go to handler_fn(method, path, headers, body) -> (status, body);
+    host "0.0.0.0" listens on every address."""
     calls = []
 
     class H(http.server.BaseHTTPRequestHandler):
@@ -120,7 +139,7 @@ def stand_in(handler_fn):
 
         do_GET = do_PUT = do_POST = _do
 
-    srv = _StandIn(("127.0.0.1", 0), H)
+    srv = _StandIn((host, 0), H)
     threading.Thread(target=srv.serve_forever, daemon=True).start()
     srv.calls = calls
     return srv

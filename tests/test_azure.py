@@ -363,6 +363,48 @@ class TestEntra(unittest.TestCase):
         self.assertEqual(out.returncode, 0, out.stderr)
         self.assertGreater(len(self.srv.calls) - before, 2)
 
+    def test_secrets_stay_off_plain_http(self):
+        """A client secret or a federated token is POSTed only to an https authority (or
+        one on this machine), a bearer token sent only to an https blob endpoint (or an
+        emulator here), as the Azure SDK does (issue 23). A stand-in on this machine's
+        network address sees whether anything came."""
+        here = cloudtest.machine_address()
+        if not here:
+            self.skipTest("this machine has no address but loopback")
+        far = stand_in(self.answer, host="0.0.0.0")
+        far_url = "http://%s:%d" % (here, far.server_address[1])
+        path = os.path.join(TMP, "federated-token-2")
+        with open(path, "w") as f:
+            f.write("federated.jwt.token\n")
+        try:
+            for creds in (dict(AZURE_CLIENT_SECRET=SECRET), dict(AZURE_FEDERATED_TOKEN_FILE=path)):
+                env = self.env(AZURE_TENANT_ID=TENANT, AZURE_CLIENT_ID=CLIENT, **creds)
+                env["AZURE_AUTHORITY_HOST"] = far_url
+                out = cas("ls", "F/1/s/1", "--root", self.root, env=env)
+                self.assertEqual(out.returncode, 1)
+                self.assertIn(b"AZURE_AUTHORITY_HOST: a secret is not sent over plain HTTP to '%s'" % here.encode(),
+                              out.stderr)
+            # a token from the (loopback) authority, for a blob endpoint over plain HTTP elsewhere
+            env = self.env(AZURE_TENANT_ID=TENANT, AZURE_CLIENT_ID=CLIENT, AZURE_CLIENT_SECRET=SECRET)
+            env["METAFLOW_AZURE_STORAGE_BLOB_SERVICE_ENDPOINT"] = far_url + "/" + ACCOUNT
+            out = cas("ls", "F/1/s/1", "--root", self.root, env=env)
+            self.assertEqual(out.returncode, 1)
+            self.assertIn(b"the Azure endpoint, with a Microsoft Entra ID token: a secret is not sent over plain HTTP",
+                          out.stderr)
+            self.assertEqual(far.calls, [])
+        finally:
+            far.shutdown()
+            far.server_close()
+
+    def test_a_refusing_endpoint_is_named_not_skipped(self):
+        """A 404 from the token endpoint (a wrong tenant) is the service principal's
+        failure, not "not configured here" passed on to the managed identity (issue 23)."""
+        out = cas("ls", "F/1/s/1", "--root", self.root,
+                  env=self.env(AZURE_TENANT_ID="no-such-tenant", AZURE_CLIENT_ID=CLIENT, AZURE_CLIENT_SECRET=SECRET))
+        self.assertEqual(out.returncode, 1)
+        self.assertIn(b"service principal: HTTP 404", out.stderr)
+        self.assertNotIn(b"managed identity", out.stderr)
+
     def test_bearer_needs_no_key_and_says_what_it_looked_for(self):
         out = cas("ls", "F/1/s/1", "--root", self.root, env=self.env())
         self.assertEqual(out.returncode, 1)

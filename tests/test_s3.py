@@ -304,6 +304,88 @@ class TestFaults(unittest.TestCase):
         self.assertEqual(out.returncode, 0, out.stderr)
 
 
+# ---- a lying server: answers whose headers, or bytes, are not the range asked for ---------------------------
+
+
+class TestLyingServer(unittest.TestCase):
+    """The fault proxy as a lying server (faultproxy.LIES): every whole GET is cut
+    halfway, every resume and every ranged GET answered with a lie. A read never
+    returns wrong bytes: answers that are not the range asked for (start, size,
+    length, version) are retried, then refused by name; one that lies in every
+    header is caught by the rehash object stores always get (issue 23)."""
+
+    WANT = {"range_from_zero": rb"Content-Range 'bytes 0-",
+            "range_no_header": rb"Content-Range '\(none\)'",
+            "short206": rb"Content-Range 'bytes \d+-\d+/\d+'",
+            "etag_change": rb"the object changed while it was being read",
+            "consistent": rb"content hashes to [0-9a-f]{40}, not to its key"}
+
+    @classmethod
+    def setUpClass(cls):
+        import cas_h
+        bucket("caslie")
+        cls.root = "s3://caslie/mf"
+        cls.blobs = {}
+        with cas_h.Store(cls.root, raw=True) as st:  # raw: nothing but the hash can tell wrong bytes
+            for name, n in (("small", 300000), ("large", 9 << 20)):
+                data = os.urandom(n)
+                cls.blobs[name] = (st.put("Lie", data), data)
+
+    def read(self, lie, which, **extra):
+        key, data = self.blobs[which]
+        with faultproxy.FaultProxy((HOST, PORT), lie=lie) as p:
+            out = cas("get", "--flow", "Lie", key, "--root", self.root,
+                      env=base_env(METAFLOW_S3_ENDPOINT_URL=p.endpoint, AWS_MAX_ATTEMPTS="3", **extra), timeout=120)
+            stats = dict(p.stats)
+        self.assertFalse(out.returncode == 0 and out.stdout != data, "%s: exit 0 with wrong bytes" % lie)
+        return out, stats
+
+    def test_resumes_that_lie(self):
+        for lie in faultproxy.LIES:
+            with self.subTest(lie=lie):
+                out, stats = self.read(lie, "small")
+                self.assertEqual(out.returncode, 1, (lie, out.stderr))
+                self.assertRegex(out.stderr, self.WANT[lie])
+                self.assertGreater(stats["cuts"], 0, stats)
+                self.assertGreater(stats["lies"], 0, stats)
+
+    def test_read_ahead_and_ranged_reads_that_lie(self):
+        """A 9 MiB object: the read-ahead thread's resumes, then ranged GETs from the
+        start (CAS_S3_RANGED_MIN=1), each lied to."""
+        for lie in faultproxy.LIES:
+            for extra in ({}, {"CAS_S3_RANGED_MIN": "1"}):
+                with self.subTest(lie=lie, **extra):
+                    out, stats = self.read(lie, "large", **extra)
+                    self.assertEqual(out.returncode, 1, (lie, out.stderr))
+                    self.assertRegex(out.stderr, rb"a range came short" if lie == "short206" and extra
+                                     else self.WANT[lie])
+                    self.assertGreater(stats["lies"], 0, stats)
+
+    def test_the_binding_refuses_them_too(self):
+        import cas_h
+        key, data = self.blobs["small"]
+        with faultproxy.FaultProxy((HOST, PORT), lie="range_from_zero") as p:
+            os.environ.update(METAFLOW_S3_ENDPOINT_URL=p.endpoint, AWS_MAX_ATTEMPTS="3")
+            try:
+                with cas_h.Store(self.root, verify=False) as st:  # the Content-Range check alone
+                    with self.assertRaisesRegex(cas_h.CasError, "Content-Range 'bytes 0-"):
+                        with st.open("Lie", key) as f:
+                            f.read()
+            finally:
+                os.environ.update(METAFLOW_S3_ENDPOINT_URL=ENDPOINT)
+                os.environ.pop("AWS_MAX_ATTEMPTS")
+        with faultproxy.FaultProxy((HOST, PORT), lie="consistent") as p:
+            os.environ.update(METAFLOW_S3_ENDPOINT_URL=p.endpoint, AWS_MAX_ATTEMPTS="3")
+            try:
+                with cas_h.Store(self.root) as st:  # an object store's reads are rehashed by default
+                    with self.assertRaises(cas_h.HashMismatch):
+                        with st.open("Lie", key) as f:
+                            f.read()
+            finally:
+                os.environ.update(METAFLOW_S3_ENDPOINT_URL=ENDPOINT)
+                os.environ.pop("AWS_MAX_ATTEMPTS")
+
+
 # ---- SIGKILL during multipart puts ----------------------------------------------------------------------
 
 
@@ -405,11 +487,40 @@ class TestCredentials(unittest.TestCase):
             srv.server_close()
 
     def test_container_url_must_be_local_or_https(self):
-        env = base_env(AWS_ACCESS_KEY_ID=None, AWS_SECRET_ACCESS_KEY=None,
-                       AWS_CONTAINER_CREDENTIALS_FULL_URI="http://example.com/creds")
-        out = cas("ls", "F/1/s/1", "--root", self.root, env=env)
-        self.assertEqual(out.returncode, 1)
-        self.assertIn(b"must be https or a loopback", out.stderr)
+        """The URL is parsed as libcurl reads it, not matched by prefix: a user part
+        ("127.0.0.1@elsewhere"), a look-alike host or a relative URI starting with "@"
+        would send the pod's authorization token elsewhere over plain HTTP (issue 23)."""
+        srv = stand_in(lambda m, p, h, b: (200, _creds_json()), host="0.0.0.0")
+        here = cloudtest.machine_address()
+        port = srv.server_port
+        try:
+            urls = ["http://example.com/creds", "http://127.0.0.1@%s:%d/creds" % (here or "192.0.2.1", port),
+                    "http://127.0.0.1:x@%s:%d/creds" % (here or "192.0.2.1", port),
+                    "http://169.254.170.2.%s.nip.io/creds" % (here or "x"), "http://[fd00:ec2::24]/creds",
+                    "ftp://127.0.0.1/creds", "not a url"]
+            if here:
+                urls.append("http://%s:%d/creds" % (here, port))
+            for url in urls:
+                env = base_env(AWS_ACCESS_KEY_ID=None, AWS_SECRET_ACCESS_KEY=None,
+                               AWS_CONTAINER_CREDENTIALS_FULL_URI=url, AWS_CONTAINER_AUTHORIZATION_TOKEN="pod-token")
+                out = cas("ls", "F/1/s/1", "--root", self.root, env=env)
+                self.assertEqual(out.returncode, 1, url)
+                self.assertIn(b"AWS_CONTAINER_CREDENTIALS_FULL_URI must be https, or http to this machine or the "
+                              b"ECS/EKS credential agent, without a user", out.stderr, url)
+            env = base_env(AWS_ACCESS_KEY_ID=None, AWS_SECRET_ACCESS_KEY=None,
+                           AWS_CONTAINER_CREDENTIALS_RELATIVE_URI="@%s:%d/creds" % (here or "192.0.2.1", port),
+                           AWS_CONTAINER_AUTHORIZATION_TOKEN="pod-token", CAS_S3_CONNECT_TIMEOUT="1")
+            out = cas("ls", "F/1/s/1", "--root", self.root, env=env)  # 169.254.170.2 here: nothing answers
+            self.assertEqual(out.returncode, 1)
+            self.assertEqual(srv.calls, [])  # the token went nowhere
+            # what the SDKs allow still works: loopback by any of its names
+            for host in ("127.0.0.1", "localhost", "127.1.2.3"):
+                env = base_env(AWS_ACCESS_KEY_ID=None, AWS_SECRET_ACCESS_KEY=None,
+                               AWS_CONTAINER_CREDENTIALS_FULL_URI="http://%s:%d/creds" % (host, port))
+                self.read_with(env)
+        finally:
+            srv.shutdown()
+            srv.server_close()
 
     def test_instance_metadata_v2(self):
         def imds(m, p, h, b):
@@ -462,6 +573,177 @@ class TestCredentials(unittest.TestCase):
             self.assertIn(b"AssumeRoleWithWebIdentity", out.stderr)
             self.assertIn(b"HTTP 403 AccessDenied", out.stderr)
             self.assertNotIn(b"another.jwt", out.stderr)
+        finally:
+            srv.shutdown()
+            srv.server_close()
+
+
+class TestLongCredentials(unittest.TestCase):
+    """Session tokens run to several KiB (session tags, policies, role chains):
+    they are sent whole, from every source, or refused by name; never cut (issue 23)."""
+
+    def setUp(self):
+        self.seen = []
+
+        def s3(m, p, h, b):  # the S3 endpoint: records what it was sent
+            self.seen.append(h.get("x-amz-security-token"))
+            return 404, b"<Error><Code>NoSuchKey</Code><Message>none</Message></Error>"
+        self.s3 = stand_in(s3)
+
+    def tearDown(self):
+        self.s3.shutdown()
+        self.s3.server_close()
+
+    def run_with(self, **extra):
+        env = dict(AWS_ACCESS_KEY_ID=None, AWS_SECRET_ACCESS_KEY=None,
+                   METAFLOW_S3_ENDPOINT_URL="http://127.0.0.1:%d" % self.s3.server_port)
+        env = base_env(**dict(env, **extra))
+        return cas("ls", "F/1/s/1", "--root", "s3://caslong/x", env=env)
+
+    def sts(self, token, status=200):
+        exp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 3600))
+        body = ("<AssumeRoleWithWebIdentityResponse><AssumeRoleWithWebIdentityResult><Credentials>"
+                "<AccessKeyId>%s</AccessKeyId><SecretAccessKey>%s</SecretAccessKey><SessionToken>%s</SessionToken>"
+                "<Expiration>%s</Expiration></Credentials></AssumeRoleWithWebIdentityResult>"
+                "</AssumeRoleWithWebIdentityResponse>" % (AK, SK, token, exp)).encode()
+        srv = stand_in(lambda m, p, h, b: (status, body if status == 200 else b"not here"))
+        jwt = os.path.join(tempfile.mkdtemp(dir=_TMP), "jwt")
+        with open(jwt, "w") as f:
+            f.write("jwt.of.pod\n")
+        return srv, dict(AWS_ROLE_ARN="arn:aws:iam::123:role/mf", AWS_WEB_IDENTITY_TOKEN_FILE=jwt,
+                         AWS_ENDPOINT_URL_STS="http://127.0.0.1:%d" % srv.server_port)
+
+    def sent_whole_or_refused(self, out, token, ok, refusal):
+        """The token reached the server whole in every request, or no request was made
+        and the refusal was said; never a cut token, never the token in a message."""
+        if ok:
+            self.assertTrue(self.seen and all(s == token for s in self.seen), [len(s or "") for s in self.seen])
+        else:
+            self.assertEqual(self.seen, [])
+            self.assertIn(refusal, out.stderr)
+        self.assertNotIn(token[20:40].encode(), out.stderr)
+
+    def test_sts_session_token_whole_or_refused(self):
+        for n, ok in ((3000, True), (20000, True), (70000, False)):
+            token = "FQoGZXIvYXdzE" + "x" * (n - 14) + "="
+            srv, env = self.sts(token)
+            try:
+                self.seen.clear()
+                out = self.run_with(**env)
+                self.assertEqual(out.returncode, 1)  # the stand-in holds no task: only what it was sent matters
+                self.sent_whole_or_refused(out, token, ok, b"STS AssumeRoleWithWebIdentity gave a SessionToken longer "
+                                                           b"than cas.h keeps (65536 bytes)")
+            finally:
+                srv.shutdown()
+                srv.server_close()
+
+    def test_files_and_environment_whole_or_refused(self):
+        d = tempfile.mkdtemp(dir=_TMP)
+        for n, ok in ((5000, True), (70000, False)):
+            token = "T" * 19 + "%d" % n + "T" * (n - 19 - len(str(n)))
+            with open(os.path.join(d, "credentials"), "w") as f:
+                f.write("[default]\naws_access_key_id = %s\naws_secret_access_key = %s\naws_session_token = %s\n"
+                        % (AK, SK, token))
+            for env, refusal in (
+                    (dict(AWS_SHARED_CREDENTIALS_FILE=os.path.join(d, "credentials")),
+                     b"aws_session_token of profile 'default' in the shared credentials file is longer than cas.h "
+                     b"keeps (65536 bytes)"),
+                    (dict(AWS_ACCESS_KEY_ID=AK, AWS_SECRET_ACCESS_KEY=SK, AWS_SESSION_TOKEN=token),
+                     b"AWS_SESSION_TOKEN: the credentials' token is 70000 bytes long, more than cas.h keeps (65536)")):
+                self.seen.clear()
+                self.sent_whole_or_refused(self.run_with(**env), token, ok, refusal)
+
+    def test_a_refusing_link_is_named_not_skipped(self):
+        """A 404 from the STS endpoint is that link's failure, not "no credentials here"."""
+        srv, env = self.sts("t", status=404)
+        try:
+            out = self.run_with(**env)
+            self.assertEqual(out.returncode, 1)
+            self.assertIn(b"STS AssumeRoleWithWebIdentity for arn:aws:iam::123:role/mf: HTTP 404", out.stderr)
+            self.assertEqual(self.seen, [])
+        finally:
+            srv.shutdown()
+            srv.server_close()
+
+    def test_web_identity_token_stays_off_plain_http(self):
+        here = cloudtest.machine_address()
+        if not here:
+            self.skipTest("this machine has no address but loopback")
+        srv = stand_in(lambda m, p, h, b: (500, b""), host="0.0.0.0")
+        try:
+            _, env = self.sts("t")
+            env["AWS_ENDPOINT_URL_STS"] = "http://%s:%d" % (here, srv.server_port)
+            out = self.run_with(**env)
+            self.assertEqual(out.returncode, 1)
+            self.assertIn(b"the STS endpoint, with a web identity token: a secret is not sent over plain HTTP",
+                          out.stderr)
+            self.assertEqual(srv.calls, [])
+        finally:
+            srv.shutdown()
+            srv.server_close()
+
+
+_SCAN = r"""
+import gc, json, os, sys
+sys.path.insert(0, sys.argv[1])
+import cas_h
+mask = bytes.fromhex(sys.argv[2])  # the secrets, each byte ^ 0x5a: their plain bytes are never in this process
+needles = [bytes.fromhex(h) for h in sys.argv[3:]]
+with cas_h.Store("s3://fix-v1/metaflow") as st:
+    for k in json.loads(os.environ["KEYS"]):
+        try:
+            st.get("FixtureFlow", k)
+        except cas_h.CasError:
+            pass
+    try:
+        st.get_many("FixtureFlow", json.loads(os.environ["KEYS"]))
+    except cas_h.CasError:
+        pass
+del st
+gc.collect()
+table = bytes(b ^ 0x5A for b in range(256))
+found = []
+with open("/proc/self/maps") as maps, open("/proc/self/mem", "rb", 0) as mem:
+    for line in maps:
+        addr, perms = line.split()[:2]
+        if not perms.startswith("r") or line.rstrip().endswith(("[vvar]", "[vsyscall]", "[vvar_vclock]")):
+            continue
+        lo, hi = (int(x, 16) for x in addr.split("-"))
+        try:
+            mem.seek(lo)
+            region = mem.read(hi - lo).translate(table)
+        except (OSError, ValueError, OverflowError):
+            continue
+        for i, n in enumerate(needles):
+            if n in region:
+                found.append([i, line.strip()])
+        del region
+print(json.dumps(found))
+"""
+
+
+class TestSecretsInMemory(unittest.TestCase):
+    def test_freed_buffers_hold_no_credential(self):
+        """Credentials from a container endpoint (a session token, a secret key) pass
+        through libcurl's request and receive buffers and cas.h's own; once the store
+        is closed no byte of this process's memory holds either: libcurl's blocks are
+        wiped as they are freed (curl_global_init_mem), cas.h's copies too (issue 23)."""
+        import secrets
+        token = ("IQoJb3JpZ2luX2VjE" + secrets.token_hex(600)).encode()  # a session token's length, ~1.2 KB
+        body = json.dumps({"AccessKeyId": AK, "SecretAccessKey": SK, "Token": token.decode(),
+                           "Expiration": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 3600))}).encode()
+        srv = stand_in(lambda m, p, h, b: (200, body))
+        try:
+            fixture_root("v1")
+            keys = [a["key"] for a in manifest("v1")[:6]]
+            env = base_env(AWS_ACCESS_KEY_ID=None, AWS_SECRET_ACCESS_KEY=None, KEYS=json.dumps(keys),
+                           AWS_CONTAINER_CREDENTIALS_FULL_URI="http://127.0.0.1:%d/creds" % srv.server_port)
+            masked = [bytes(b ^ 0x5A for b in s).hex() for s in (token, SK.encode(), token[-200:])]
+            r = subprocess.run([sys.executable, "-c", _SCAN, os.path.join(REPO, "python"), "5a"] + masked,
+                               capture_output=True, env=env, timeout=120, check=False)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertGreaterEqual(len(srv.calls), 1)
+            self.assertEqual(json.loads(r.stdout.decode().strip().splitlines()[-1]), [])
         finally:
             srv.shutdown()
             srv.server_close()

@@ -101,11 +101,12 @@ class Store(_Closing):
 
     version: what put() writes by default, 1 (gzip, every Metaflow reads it)
     or 2 (LZ4 frame, readers need Metaflow PR #3090 or cas.h); raw=True stores
-    bytes as is. verify: every read rehashes against the key. fsync: durable
+    bytes as is. verify: every read rehashes against the key (None: only on an
+    object store, whose answers are never trusted). fsync: durable
     puts. limit: the most bytes a blob may decode to. Settings are fixed here;
     after that the store may be shared by any number of threads."""
 
-    def __init__(self, root=None, version=1, raw=False, verify=False, fsync=False, level=None, limit=0, strict=False,
+    def __init__(self, root=None, version=1, raw=False, verify=None, fsync=False, level=None, limit=0, strict=False,
                  lz4_block=None, algo=SHA1):
         self._h = None
         s = _c_void_p()
@@ -120,7 +121,7 @@ class Store(_Closing):
         _c.cas_store_open(_byref(s), croot, _alloc(), err, _ERR_CAP)
         self._h = _Handle(s, _c.cas_store_close, "Store")
         self.root = os.fspath(root) if root is not None else _c.cas_store_root(s).decode()
-        settings = ((_PARAM_FORMAT, _format(version, raw)), (_PARAM_VERIFY, int(bool(verify))),
+        settings = ((_PARAM_FORMAT, _format(version, raw)), (_PARAM_VERIFY, None if verify is None else int(bool(verify))),
                     (_PARAM_FSYNC, int(bool(fsync))), (_PARAM_LEVEL, level), (_PARAM_LIMIT, limit or None),
                     (_PARAM_STRICT, int(bool(strict))), (_PARAM_LZ4_BLOCK, lz4_block), (_PARAM_HASH, algo))
         for param, value in settings:

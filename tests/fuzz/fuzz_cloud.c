@@ -6,7 +6,9 @@
  *      every name handed out is NUL-terminated, shorter than S3's key limit, and
  *      under the listed prefix (relative to it, never empty); records stop when
  *      the callback says so
- *   1  an S3 <Error> body: Code and Message come back NUL-terminated within their caps
+ *   1  an S3 <Error> body: Code and Message come back NUL-terminated within their caps;
+ *      a leaf picked into a small buffer says it was cut exactly when it did not fit
+ *      (credentials are never sent cut)
  *   2  an AWS shared config / credentials file: the value of a few keys in a few
  *      sections, NUL-terminated, within the cap, equal to what an independent
  *      line-by-line model of the format says
@@ -15,13 +17,17 @@
  *      as a Microsoft Entra ID token answer: refused with a reason, or a bearer token
  *      (not empty) with an expiry
  *   4  response header lines, one by one, through the header callback: the
- *      metadata and ETag kept are NUL-terminated and within their caps
+ *      metadata and ETag kept are NUL-terminated and within their caps; a
+ *      Content-Range accepted is "bytes A-B/T" with A <= B < T, the numbers those
+ *      digits spell (an independent split)
  *   5  percent-decoding (listings come URL-encoded) and ISO 8601 times: a time
- *      that parses formats back to the very text it came from
+ *      that parses formats back to the very text it came from; the text as a URL a
+ *      secret might go to: accepted only with https, or http to a loopback host,
+ *      never with a user ('@') before the host
  *   6  as 0, a ListMultipartUploads page
  *   7  Azure: the text as a connection string (each field read back is NUL-terminated,
  *      within its cap, and equal to an independent split of the text on ';' and the
- *      first '='), then as a request URL and header lines through SharedKey's
+ *      first '='; one longer than its cap is refused by name, never cut), then as a request URL and header lines through SharedKey's
  *      canonical form: it names the method first and the account's resource, and
  *      holds each x-ms-* header's value (lists of Azure's Blobs / BlobPrefix go
  *      through selector 0)
@@ -31,6 +37,7 @@
 #define CAS_CLOUD_IMPLEMENTATION
 #include "../../cas_cloud.h"
 
+#include <arpa/inet.h>
 #include <time.h>
 
 typedef struct page_ctx {
@@ -135,7 +142,8 @@ static void check_creds(const char *t, size_t n) {
     int rc = cas__cred_from_json(t, n, &c, msg, sizeof msg);
     if (rc == CAS_OK) {
         FUZZ_ASSERT(c && c->akid[0] && c->secret[0], "credentials without a key id or secret");
-        FUZZ_ASSERT(strlen(c->akid) <= 256 && strlen(c->secret) <= 256, "oversized credentials");
+        FUZZ_ASSERT(strlen(c->akid) <= CAS__KEY_MAX && strlen(c->secret) <= CAS__KEY_MAX &&
+                        strlen(c->token) <= CAS__TOKEN_MAX, "oversized credentials");
         cas__cred_destroy(c);
     } else {
         FUZZ_ASSERT(!c && msg[0], "refused without a reason, or with credentials");
@@ -163,6 +171,20 @@ static void check_headers(const char *t, size_t n) {
         i = e;
     }
     FUZZ_ASSERT(strlen(r.etag) < sizeof r.etag && strlen(r.range) < sizeof r.range, "etag/range");
+    { /* Content-Range: what is accepted is exactly "bytes A-B/T", A <= B < T */
+        uint64_t a, b, tot;
+        if (cas__content_range(r.range, &a, &b, &tot)) {
+            char *d = r.range + 6, *m = strchr(d, '-'), *sl = m ? strchr(m, '/') : NULL;
+            FUZZ_ASSERT(!strncasecmp(r.range, "bytes ", 6) && m && sl, "'%s' accepted", r.range);
+            FUZZ_ASSERT(strspn(d, "0123456789") == (size_t)(m - d) && strspn(m + 1, "0123456789") == (size_t)(sl - m - 1) &&
+                            strspn(sl + 1, "0123456789") == strlen(sl + 1),
+                        "'%s' accepted with other than digits", r.range);
+            FUZZ_ASSERT(a == strtoull(d, NULL, 10) && b == strtoull(m + 1, NULL, 10) && tot == strtoull(sl + 1, NULL, 10),
+                        "'%s' read as %llu-%llu/%llu", r.range, (unsigned long long)a, (unsigned long long)b,
+                        (unsigned long long)tot);
+            FUZZ_ASSERT(a <= b && b < tot, "'%s' accepted out of order", r.range);
+        }
+    }
     if (r.has_meta) FUZZ_ASSERT(r.meta_len <= CAS__S3_META_MAX && r.meta[r.meta_len] == 0, "meta of %zu", r.meta_len);
     cas__rq_free(&r);
 }
@@ -178,6 +200,31 @@ static void check_decode_and_time(const char *t, size_t n) {
     FUZZ_ASSERT(s[l] == 0, "not terminated");
     memcpy(s, t, n);
     s[n] = 0;
+    { /* where a secret may go: https, or http to this machine, never with a user */
+        char msg[160];
+        if (cas__secret_may_go(s, "fuzz", msg, sizeof msg) == CAS_OK) {
+            /* the authority as libcurl takes it: after the scheme's colon and any slashes ("https:/host" too) */
+            const char *auth = strchr(s, ':');
+            size_t al;
+            FUZZ_ASSERT(auth && (!strncasecmp(s, "https:", 6) || !strncasecmp(s, "http:", 5)), "'%s' accepted", s);
+            while (*++auth == '/' || *auth == '\\') {
+            }
+            al = strcspn(auth, "/\\?#");
+            FUZZ_ASSERT(!memchr(auth, '@', al), "'%s' accepted with a user", s);
+            if (!strncasecmp(s, "http:", 5)) { /* the host as inet_aton reads it (127.1 too): loopback */
+                char host[300];
+                struct in_addr in;
+                size_t hl = al < sizeof host - 1 ? al : sizeof host - 1;
+                memcpy(host, auth, hl), host[hl] = 0;
+                if (host[0] != '[') host[strcspn(host, ":")] = 0;
+                if (inet_aton(host, &in))
+                    FUZZ_ASSERT((ntohl(in.s_addr) >> 24) == 127, "'%s' accepted over http to %s", s, host);
+            }
+        } else {
+            FUZZ_ASSERT(strstr(msg, "fuzz: ") == msg, "refused without a reason: '%s'", msg);
+        }
+        (void)cas__container_url_ok(s);
+    }
     sec = cas__iso8601(s);
     if (sec >= 0) { /* what parses is exactly the date it spells */
         time_t tt = (time_t)sec;
@@ -190,7 +237,8 @@ static void check_decode_and_time(const char *t, size_t n) {
     free(s);
 }
 
-/* The model of a connection string: the first "name=" field's value, cut to the cap. */
+/* The model of a connection string: the first "name=" field's value; -1 when it does
+ * not fit the cap (refused, never cut). */
 static int conn_model(const char *t, const char *name, char *out, size_t cap) {
     const char *f = t;
     size_t nl = strlen(name);
@@ -199,8 +247,8 @@ static int conn_model(const char *t, const char *name, char *out, size_t cap) {
         size_t l = end ? (size_t)(end - f) : strlen(f);
         while (l && *f == ' ') f++, l--;
         if (l > nl && f[nl] == '=' && !strncmp(f, name, nl)) {
-            size_t k = l - nl - 1 < cap - 1 ? l - nl - 1 : cap - 1;
-            memcpy(out, f + nl + 1, k), out[k] = 0;
+            if (l - nl - 1 >= cap) return -1;
+            memcpy(out, f + nl + 1, l - nl - 1), out[l - nl - 1] = 0;
             return 1;
         }
         f = end ? end + 1 : NULL;
@@ -218,8 +266,10 @@ static void check_azure(const char *t, size_t n) {
     memcpy(s, t, n);
     s[n] = 0;
     for (i = 0; i < 4; i++) {
-        int a = cas__conn_get(s, names[i], got, sizeof got), b = conn_model(s, names[i], want, sizeof want);
-        FUZZ_ASSERT(a == b, "%s: found %d, the model says %d", names[i], a, b);
+        const char *cut = NULL;
+        int a = cas__conn_get(s, names[i], got, sizeof got, &cut), b = conn_model(s, names[i], want, sizeof want);
+        FUZZ_ASSERT(a == (b > 0) && (b < 0) == (cut != NULL), "%s: found %d (cut: %s), the model says %d", names[i], a,
+                    cut ? cut : "no", b);
         if (a) FUZZ_ASSERT(strlen(got) < sizeof got && !strcmp(got, want), "%s: '%s' vs '%s'", names[i], got, want);
     }
     /* first line: the URL; the rest: header lines */
@@ -262,9 +312,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     switch (data[0] % 8) {
     case 0: check_page(t, n, 0); break;
     case 1: {
-        char code[64], message[256];
+        char code[64], message[256], whole[CAS__XML_TEXT + 1], small[9], why[64];
+        cas__xml_pick big, tiny;
         cas__xml_error(t, n, code, sizeof code, message, sizeof message);
         FUZZ_ASSERT(strlen(code) < sizeof code && strlen(message) < sizeof message, "error fields");
+        memset(&big, 0, sizeof big), memset(&tiny, 0, sizeof tiny);
+        whole[0] = small[0] = 0;
+        big.suffix[0] = tiny.suffix[0] = "Error/Code";
+        big.out[0] = whole, big.cap[0] = sizeof whole, tiny.out[0] = small, tiny.cap[0] = sizeof small;
+        if (cas__xml_parse(t, n, cas__xml_pick_leaf, NULL, &big, why, sizeof why) == CAS_OK &&
+            cas__xml_parse(t, n, cas__xml_pick_leaf, NULL, &tiny, why, sizeof why) == CAS_OK && !big.cut[0]) {
+            /* cut exactly when the whole text does not fit, and then its first bytes */
+            FUZZ_ASSERT(tiny.cut[0] == (strlen(whole) >= sizeof small), "'%s' in %zu bytes: cut %d", whole, sizeof small,
+                        tiny.cut[0]);
+            FUZZ_ASSERT(!strncmp(small, whole, sizeof small - 1), "'%s' picked as '%s'", whole, small);
+        }
         break;
     }
     case 2: check_ini(t, n); break;

@@ -11,7 +11,20 @@ server (and its answer relayed) or met with a fault, by a seeded schedule:
   expired    400 ExpiredToken ("The provided token has expired.")
 
 The proxy never changes a signed byte: SigV4 covers the method, path, query,
-the Host header and the x-amz-* headers, all relayed as they came. It drops
+the Host header and the x-amz-* headers, all relayed as they came.
+
+With lie=KIND it is a lying server instead. Every whole-object GET of 1 KB or
+more is cut halfway (the proxy keeps the whole answer), so that the client
+resumes with Range: bytes=N-, and every ranged GET (relayed as signed: SigV4 and
+SharedKey cover Range) is answered with the lie:
+
+  range_from_zero  a 206 with the object from byte 0 and a Content-Range that
+                   says so (not the range asked for)
+  range_no_header  the same bytes, a 206 without Content-Range
+  short206         the server's own 206, one byte shorter than its Content-Range
+  etag_change      the server's own 206 with another ETag (a new version)
+  consistent       the object from byte 0 under the headers of the range asked
+                   for: nothing but a rehash can tell It drops
 `Expect: 100-continue` (answering the 100 itself) and asks the server to close
 after each answer, so that answers are framed by the server's Content-Length.
 
@@ -30,6 +43,7 @@ import struct
 import threading
 
 KINDS = ("reset", "stall", "cut", "slowdown", "error500", "expired")
+LIES = ("range_from_zero", "range_no_header", "short206", "etag_change", "consistent")
 
 _ERR = {
     "slowdown": (503, "Slow Down", "SlowDown", "Please reduce your request rate."),
@@ -58,7 +72,9 @@ def _headers(head):
 
 
 class FaultProxy:
-    def __init__(self, upstream, rate=0.0, kinds=KINDS, seed=1, stall=3.0, record=False, only=None):
+    def __init__(self, upstream, rate=0.0, kinds=KINDS, seed=1, stall=3.0, record=False, only=None, lie=None):
+        assert lie is None or lie in LIES, lie
+        self.lie = lie
         self.upstream = upstream
         self.rate = rate
         self.kinds = tuple(kinds)
@@ -66,7 +82,8 @@ class FaultProxy:
         self.stall = stall
         self.record = record
         self.only = only  # a predicate (method, path) -> bool: faults only where it says so
-        self.stats = {"requests": 0, "forwarded": 0, "faults": {k: 0 for k in KINDS}}
+        self.stats = {"requests": 0, "forwarded": 0, "faults": {k: 0 for k in KINDS}, "lies": 0, "cuts": 0}
+        self._whole = {}  # path -> the object's bytes, from its whole GET
         self.seen = []
         self.port = None
         self._loop = None
@@ -149,6 +166,11 @@ class FaultProxy:
                     with self._lock:
                         self.seen.append((method, path, dict(hdrs)))
                 kind = self._pick(method, path)
+                if self.lie and method == "GET" and "?" not in path:  # objects; listings are relayed
+                    if not await self._lie(head, path, hdrs, body, writer):
+                        writer.close()
+                        return
+                    continue
                 if kind == "reset":
                     sock = writer.get_extra_info("socket")
                     sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
@@ -171,6 +193,77 @@ class FaultProxy:
                 writer.close()
             except Exception:
                 pass
+
+    async def _fetch(self, head, body):
+        """One request upstream, its whole answer: (status line, [(name, value)], body)."""
+        ur, uw = await asyncio.open_connection(*self.upstream)
+        lines = head[:-4].split(b"\r\n")
+        out = [lines[0]] + [l for l in lines[1:] if l.split(b":", 1)[0].strip().lower() not in (b"expect", b"connection")]
+        uw.write(b"\r\n".join(out + [b"Connection: close"]) + b"\r\n\r\n" + body)
+        await uw.drain()
+        try:
+            rhead = await ur.readuntil(b"\r\n\r\n")
+            first, rh = _headers(rhead[:-4])
+            length = next((int(v) for k, v in rh if k == "content-length"), None)
+            data = await ur.readexactly(length) if length else await ur.read()
+            return first, rh, data
+        finally:
+            uw.close()
+
+    async def _lie(self, head, path, hdrs, body, writer):
+        """A GET as the lying server answers it; whether the connection stays open."""
+        rng = dict(hdrs).get("range", "")
+        with self._lock:
+            self.stats["forwarded"] += 1
+        first, rh, data = await self._fetch(head, body)
+        if not first.split(" ")[1].startswith("2"):
+            await self._answer(writer, first, rh, data)
+            return True
+        if not rng.startswith("bytes="):  # a whole object: cut halfway, so that the client resumes
+            if len(data) < 1024:
+                await self._answer(writer, first, rh, data)
+                return True
+            with self._lock:
+                self.stats["cuts"] += 1
+                self._whole[path] = data
+            await self._answer(writer, first, rh, data[:len(data) // 2], length=len(data))
+            return False
+        with self._lock:
+            whole = self._whole.get(path)
+            self.stats["lies"] += whole is not None or self.lie in ("short206", "etag_change")
+        if self.lie == "short206":  # the server's own answer, altered
+            await self._answer(writer, first, rh, data[:-1])
+            return True
+        if self.lie == "etag_change":
+            await self._answer(writer, first, [(k, '"another-version"' if k == "etag" else v) for k, v in rh], data)
+            return True
+        if whole is None:  # nothing to lie with
+            await self._answer(writer, first, rh, data)
+            return True
+        start = int(rng[6:].split("-")[0])
+        end = rng[6:].split("-")[1]
+        size = len(whole)
+        last = min(int(end), size - 1) if end else size - 1
+        keep = [(k, v) for k, v in rh if k not in ("content-range", "content-length")]
+        if self.lie == "range_from_zero":
+            keep.append(("content-range", "bytes 0-%d/%d" % (size - 1, size)))
+            data = whole
+        elif self.lie == "range_no_header":
+            data = whole
+        else:  # consistent: the range asked for, in every header; the bytes from 0
+            keep.append(("content-range", "bytes %d-%d/%d" % (start, last, size)))
+            data = whole[:last - start + 1]
+        await self._answer(writer, "HTTP/1.1 206 Partial Content", keep, data)
+        return True
+
+    async def _answer(self, writer, first, hdrs, data, length=None):
+        """An answer as given: the status line, the headers, Content-Length (the body's,
+        or `length` to announce more than is sent), the body."""
+        lines = [first] + ["%s: %s" % (k, v) for k, v in hdrs if k not in ("content-length", "connection",
+                                                                             "transfer-encoding")]
+        lines.append("Content-Length: %d" % (len(data) if length is None else length))
+        writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + data)
+        await writer.drain()
 
     async def _forward(self, head, body, method, writer, cut=False):
         """Relays one request and streams its answer back (a large body is never
