@@ -65,12 +65,13 @@
  *
  * What a hostile pickle cannot do: run code (globals are names, compared, never
  * looked up); hold more memory than CAS_PREVIEW_MAX_MEMORY plus the text
- * (CAS_PREVIEW_MAX_OUTPUT); take time beyond a constant per input byte (every
- * opcode is O(1) amortised, the memo hash is seeded per run, every loop over a
- * value's elements is bounded by the bytes it holds, not by the count it
- * declares, and rendering is bounded by the output, item and depth limits);
- * recurse without bound (every walk of the value graph, pandas' and numpy's
- * included, has a depth limit, and shared values are shown once).
+ * (CAS_PREVIEW_MAX_OUTPUT); take time beyond a constant per decoded byte read,
+ * which CAS_PREVIEW_MAX_READ caps (every opcode is O(1) amortised, the memo hash
+ * is seeded per run, every loop over a value's elements is bounded by the bytes
+ * it holds, not by the count it declares, and rendering is bounded by the output,
+ * item and depth limits); recurse without bound (every walk of the value graph,
+ * pandas' and numpy's included, has a depth limit, and shared values are shown
+ * once).
  *
  * Thread rules: a cas_preview is used by one thread at a time.
  */
