@@ -1434,12 +1434,13 @@ static int cas__profile_get(const cas__s3 *s3, int creds_file, const char *key, 
     return rc;
 }
 
-/* A JSON string member, whole, in a new buffer ("" when absent and allowed): its
- * length is what the caller judges, nothing is cut. NULL if it is not a string. */
+/* A JSON string member, whole, in a new buffer ("" when it is optional and absent or
+ * not a string, as a null Token): its length is what the caller judges, nothing is
+ * cut. NULL if a required one is not a string (or holds a NUL). */
 static char *cas__json_dup(const cas__json *j, const char *key, int optional) {
     size_t x = cas__json_get(j, 0, key), n;
     char *s;
-    if (!x && optional) return (char *)calloc(1, 1);
+    if (optional && (!x || j->t[x].type != CAS__J_STR)) return (char *)calloc(1, 1);
     if (!x || j->t[x].type != CAS__J_STR) return NULL;
     n = j->t[x].end - j->t[x].start + 1;
     if ((s = (char *)malloc(n)) != NULL && cas__json_str(j, x, s, n) == (size_t)-1) free(s), s = NULL;
