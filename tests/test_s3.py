@@ -474,6 +474,20 @@ class TestCredentials(unittest.TestCase):
             srv.shutdown()
             srv.server_close()
 
+    def test_container_answer_without_a_session_token(self):
+        """Long-lived keys from an endpoint: "Token" null or absent is no session token."""
+        for token in (None, "absent"):
+            body = {"AccessKeyId": AK, "SecretAccessKey": SK, "Token": token}
+            if token == "absent":
+                del body["Token"]
+            srv = stand_in(lambda m, p, h, b: (200, json.dumps(body).encode()))
+            try:
+                self.read_with(base_env(AWS_ACCESS_KEY_ID=None, AWS_SECRET_ACCESS_KEY=None,
+                                        AWS_CONTAINER_CREDENTIALS_FULL_URI="http://127.0.0.1:%d/c" % srv.server_port))
+            finally:
+                srv.shutdown()
+                srv.server_close()
+
     def test_refresh_before_expiry(self):
         srv = stand_in(lambda m, p, h, b: (200, _creds_json(expires_in=120)))
         try:
