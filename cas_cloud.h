@@ -304,12 +304,6 @@ static void cas__sha256_hex(const void *p, size_t n, char out[65]) {
     cas__hex(d, 32, out);
 }
 
-/* Wipes a buffer in a way the compiler keeps. */
-static void cas__wipe(void *p, size_t n) {
-    volatile unsigned char *v = (volatile unsigned char *)p;
-    while (n--) *v++ = 0;
-}
-
 static int cas__oom(char *msg, size_t cap) {
     cas__fmt(msg, cap, "out of memory");
     return CAS_E_NOMEM;
@@ -2002,16 +1996,15 @@ static int cas__obj_start(cas__s3obj *o, char *msg, size_t cap) {
         }
         cas__obj_pump(o, 1);
         o->r.status = cas__rq_status(&o->r);
-        if (o->r.hdr_done && (o->r.status == 200 || o->r.status == 206) && (rc = cas__obj_answer_bad(o, msg, cap))) {
-            cas__obj_stop(o); /* not the bytes asked for: none of them is taken */
-            if (rc < 0) return CAS_E_IO;
-            if (o->tries < attempts) {
-                cas__s3_backoff(s3, o->tries);
-                continue;
-            }
-            return CAS_E_IO;
-        }
         if (o->r.hdr_done && (o->r.status == 200 || o->r.status == 206)) {
+            if ((rc = cas__obj_answer_bad(o, msg, cap)) != 0) {
+                cas__obj_stop(o); /* not the bytes asked for: none of them is taken */
+                if (rc > 0 && o->tries < attempts) {
+                    cas__s3_backoff(s3, o->tries);
+                    continue;
+                }
+                return CAS_E_IO;
+            }
             if (o->r.status == 200 && o->delivered) o->skip = o->delivered; /* the server sent it all again */
             if (!o->delivered) {
                 o->size = o->r.length >= 0 ? (uint64_t)o->r.length : 0, o->size_known = o->r.length >= 0;
@@ -2209,7 +2202,7 @@ static size_t cas__range_write(char *p, size_t size, size_t nitems, void *u) {
             return 0;
         }
     }
-    if (st != 206 || n > s->want - s->got) { /* more than asked */
+    if (n > s->want - s->got) { /* more than asked (a 206 of the range asked for: checked above) */
         s->overflow = 1;
         return 0;
     }

@@ -5507,6 +5507,12 @@ out:
 
 /* ---- listing and gc ---- */
 
+/* Wipes a buffer in a way the compiler keeps (secrets: cas__buf's, cas_cloud.h's). */
+static void cas__wipe(void *p, size_t n) {
+    volatile unsigned char *v = (volatile unsigned char *)p;
+    while (n--) *v++ = 0;
+}
+
 /* A growable byte buffer from the store's allocator. */
 typedef struct cas__buf {
     char *p;
@@ -5524,11 +5530,7 @@ static int cas__buf_put(cas__buf *b, const char *s, size_t n) {
         np = (char *)cas__alloc(b->a, nc);
         if (!np) return CAS_E_NOMEM;
         if (b->len) memcpy(np, b->p, b->len);
-        if (b->secret && b->p) {
-            volatile char *w = b->p; /* volatile: a wipe the compiler keeps */
-            size_t i;
-            for (i = 0; i < b->cap; i++) w[i] = 0;
-        }
+        if (b->secret && b->p) cas__wipe(b->p, b->cap);
         cas__free(b->a, b->p);
         b->p = np, b->cap = nc;
     }
