@@ -474,3 +474,203 @@ def kill_puts(test, root, env, kills_wanted, seed):
             proc.communicate()
     test.assertGreaterEqual(kills, kills_wanted, "only %d of %d puts were still running when killed" % (kills, attempts))
     return kills, attempts
+
+
+# ---- the Metaflow extension on an object store --------------------------------------------------------------
+
+
+class StandInStorage:
+    """Metaflow's S3Storage / AzureStorage as ContentAddressedStore sees them
+    (TYPE, datastore_root, is_file, save_bytes, load_bytes into temp files), over
+    the store's own client (boto3, the Azure SDK): the stock I/O the extension
+    replaces, and what reads back what it wrote. Counts its calls."""
+
+    def __init__(self, objects, container, prefix, kind):
+        self.objects, self.container, self.prefix, self.TYPE = objects, container, prefix, kind
+        objects.ensure(container)
+        self.datastore_root = ("s3://%s/%s" if kind == "s3" else "%s/%s") % (container, prefix)
+        self.calls = 0
+
+    @staticmethod
+    def path_join(*parts):
+        return "/".join([parts[0].rstrip("/")] + [p.strip("/") for p in parts[1:]])
+
+    @staticmethod
+    def path_split(path):
+        return path.split("/")
+
+    def full_uri(self, path):
+        return self.path_join(self.datastore_root, path)
+
+    def _name(self, path):
+        return "%s/%s" % (self.prefix, path)
+
+    def is_file(self, paths):
+        self.calls += 1
+        return [self._name(p) in self.objects.names(self.container, self._name(p)) for p in paths]
+
+    def save_bytes(self, items, overwrite=False, len_hint=0):
+        self.calls += 1
+        for path, (fileobj, meta) in items:
+            self.objects.put(self.container, self._name(path), fileobj.read(), json.dumps(meta))
+
+    def load_bytes(self, paths):
+        self.calls += 1
+        tmp = tempfile.mkdtemp(dir=TMP)
+
+        def gen():
+            for i, path in enumerate(paths):
+                if self._name(path) not in self.objects.names(self.container, self._name(path)):
+                    yield path, None, None
+                    continue
+                data, meta = self.objects.get(self.container, self._name(path))
+                local = os.path.join(tmp, str(i))
+                with open(local, "wb") as f:
+                    f.write(data)
+                yield path, local, None if meta is None else json.loads(meta)
+
+        class Closing:
+            def __enter__(self):
+                return gen()
+
+            def __exit__(self, *exc):
+                shutil.rmtree(tmp, True)
+
+        return Closing()
+
+
+class ExtensionChecks:
+    """Metaflow's ContentAddressedStore on this object store with the extension on:
+    the object I/O goes through cas.h (the stock storage is never called), what it
+    writes is what stock Metaflow writes and reads, and what stock Metaflow wrote it
+    reads; a configuration cas.h cannot honour keeps the stock I/O, said once.
+    The subclass sets OBJECTS, KIND, UNSUPPORTED (an environment cas.h cannot honour)."""
+    OBJECTS = KIND = UNSUPPORTED = None
+
+    @classmethod
+    def setUpClass(cls):
+        sys.path.insert(0, os.path.join(REPO, "python", "tests"))
+        import mf_standin
+        from metaflow_extensions.cas_h import cas_store
+        cls.mf, cls.ext = mf_standin, cas_store
+
+        class Stock(mf_standin.ContentAddressedStore):
+            pass
+
+        class StockV2(mf_standin.StandInStoreV2):
+            pass
+
+        class Patched(mf_standin.ContentAddressedStore):
+            pass
+
+        cls.Stock, cls.StockV2, cls.Patched = Stock, StockV2, Patched
+
+    def tearDown(self):
+        self.ext.uninstall(self.Patched)
+
+    def storage(self, tag):
+        return StandInStorage(self.OBJECTS, "ext-%s-%d" % (tag, os.getpid()), "mf", self.KIND)
+
+    def install(self, version=1):
+        self.ext.install(version=version, cls=self.Patched, data_exception=self.mf.DataException)
+
+    @staticmethod
+    def payloads():
+        rnd = random.Random(24)
+        big = [bytes(rnd.getrandbits(8) for _ in range(300)) * (n * 1000 + 7) for n in (1, 3, 9)]
+        small = [b"system artifact %d" % i for i in range(30)]
+        return big + small + [small[3], b""]  # a blob twice, an empty one
+
+    def test_save_through_cas_h_read_by_stock(self):
+        for version, Reader in ((1, self.Stock), (2, self.StockV2)):
+            st = self.storage("save%d" % version)
+            self.install(version)
+            blobs = self.payloads()
+            res = self.Patched("Flow/data", st).save_blobs(iter(blobs), len_hint=len(blobs))
+            raw = self.Patched("Flow/data", st).save_blobs([b"a log line\n"], raw=True)
+            self.assertEqual(st.calls, 0, "the extension used the stock storage")
+            self.assertEqual([r.key for r in res], [sha1(b) for b in blobs])
+            self.assertEqual([r.uri for r in res], [None] * len(blobs))
+            self.assertEqual(raw[0].uri, st.full_uri("Flow/data/%s/%s" % (raw[0].key[:2], raw[0].key)))
+            back = dict(Reader("Flow/data", st).load_blobs([r.key for r in res + raw]))
+            self.assertEqual([back[r.key] for r in res], blobs)
+            self.assertEqual(back[raw[0].key], b"a log line\n")
+            for r, b in zip(res, blobs):
+                data, meta = self.OBJECTS.get(st.container, "mf/Flow/data/%s/%s" % (r.key[:2], r.key))
+                self.assertEqual(meta, json.dumps({"cas_raw": False, "cas_version": version}))
+            data, meta = self.OBJECTS.get(st.container, "mf/Flow/data/%s/%s" % (raw[0].key[:2], raw[0].key))
+            self.assertEqual((data, meta), (b"a log line\n", json.dumps({"cas_raw": True, "cas_version": 1})))
+            before = len(self.OBJECTS.names(st.container, "mf/"))
+            self.Patched("Flow/data", st).save_blobs(iter(blobs))  # all there: nothing new
+            self.assertEqual(len(self.OBJECTS.names(st.container, "mf/")), before)
+
+    def test_load_what_stock_wrote(self):
+        st = self.storage("load")
+        blobs = self.payloads()
+        keys = [r.key for r in self.Stock("Flow/data", st).save_blobs(iter(blobs))]
+        keys += [r.key for r in self.StockV2("Flow/data", st).save_blobs([b"v2 " * 5000])]
+        keys += [r.key for r in self.Stock("Flow/data", st).save_blobs([b"raw bytes"], raw=True)]
+        legacy = b"legacy, no metadata" * 99
+        self.OBJECTS.put(st.container, "mf/Flow/data/%s/%s" % (sha1(legacy)[:2], sha1(legacy)), gzip.compress(legacy))
+        keys.append(sha1(legacy))
+        want = dict(self.StockV2("Flow/data", st).load_blobs(keys))
+        self.install()
+        cache = self.mf.DictBlobCache()
+        store = self.Patched("Flow/data", st)
+        store.set_blob_cache(cache)
+        st.calls = 0
+        got = list(store.load_blobs(keys))
+        self.assertEqual(st.calls, 0, "the extension used the stock storage")
+        self.assertEqual([k for k, _ in got], keys)  # unique keys here: in their order
+        self.assertEqual(dict(got), want)
+        self.assertEqual(cache.d, want)
+        many = [keys[i % len(keys)] for i in range(200)]  # more than one get_many, cached now
+        self.assertEqual([b for _, b in store.load_blobs(many)], [want[k] for k in many])
+
+    def test_missing_blob_as_stock_metaflow(self):
+        st = self.storage("missing")
+        key = self.Stock("Flow/data", st).save_blobs([b"here"])[0].key
+        gone = sha1(b"never written")
+        with self.assertRaises(Exception) as stock:
+            list(self.Stock("Flow/data", st).load_blobs([key, gone]))
+        self.install()
+        with self.assertRaises(Exception) as ours:
+            list(self.Patched("Flow/data", st).load_blobs([key, gone]))
+        self.assertIs(type(ours.exception), type(stock.exception))
+        self.assertEqual(str(ours.exception), str(stock.exception))
+
+    def test_wrong_bytes_refused(self):
+        st = self.storage("wrong")
+        key = sha1(b"what the key says")
+        self.OBJECTS.put(st.container, "mf/Flow/data/%s/%s" % (key[:2], key), gzip.compress(b"something else"),
+                         json.dumps({"cas_raw": False, "cas_version": 1}))
+        self.install()
+        with self.assertRaises(self.mf.DataException) as cm:
+            list(self.Patched("Flow/data", st).load_blobs([key]))
+        self.assertIn(key, str(cm.exception))
+
+    def test_unsupported_configuration_keeps_stock_io(self):
+        st = self.storage("unsup")
+        blobs = self.payloads()[:5]
+        name, value = self.UNSUPPORTED
+        saved = os.environ.get(name)
+        os.environ[name] = value
+        try:
+            self.install()
+            err = io.StringIO()
+            real, sys.stderr = sys.stderr, err
+            try:
+                keys = [r.key for r in self.Patched("Flow/data", st).save_blobs(iter(blobs))]
+                got = [b for _, b in self.Patched("Flow/data", st).load_blobs(keys)]
+            finally:
+                sys.stderr = real
+        finally:
+            if saved is None:
+                del os.environ[name]
+            else:
+                os.environ[name] = saved
+        self.assertEqual(got, blobs)
+        self.assertGreater(st.calls, 0)
+        said = err.getvalue()
+        self.assertEqual(said.count("Metaflow's own I/O"), 1, said)
+        self.assertIn(name, said)

@@ -185,6 +185,11 @@ class TestPutGetMigrate(cloudtest.WriteChecks, unittest.TestCase):
 # ---- credentials and settings --------------------------------------------------------------------------------
 
 
+class TestExtension(cloudtest.ExtensionChecks, unittest.TestCase):
+    OBJECTS, KIND = OBJECTS, "azure"
+    UNSUPPORTED = ("AZURE_CLIENT_CERTIFICATE_PATH", "/etc/ssl/private/client.pem")
+
+
 class TestCredentials(unittest.TestCase):
     def setUp(self):
         self.root = fixture_root("v1")

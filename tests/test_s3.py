@@ -170,6 +170,11 @@ class TestPutGetMigrate(cloudtest.WriteChecks, unittest.TestCase):
 # ---- errors --------------------------------------------------------------------------------------------------
 
 
+class TestExtension(cloudtest.ExtensionChecks, unittest.TestCase):
+    OBJECTS, KIND = OBJECTS, "s3"
+    UNSUPPORTED = ("METAFLOW_DEFAULT_AWS_CLIENT_PROVIDER", "my-provider")
+
+
 class TestErrors(unittest.TestCase):
     def setUp(self):
         self.root = fixture_root("v1")

@@ -23,6 +23,11 @@ storage Metaflow has (local, S3, Azure, GCS):
 - _pack_v1 / _pack_v2: compression only, for anything else that calls them.
 - with METAFLOW_CAS_H_VERIFY=1, load_blobs also rehashes every blob against
   its key (Metaflow never does).
+- On S3 and Azure, the object I/O as well: load_blobs and save_blobs go through
+  a cas_h.Store on the same root (see _Remote), a batch per call, many requests
+  in flight, decoding on both cores, every read rehashed against its key. A
+  store configured in a way cas.h cannot honour keeps Metaflow's own I/O, said
+  once on stderr.
 
 Switched off (the default), nothing is patched and Metaflow runs its own code.
 When switched on but cas_h or libcas.so cannot load, a warning goes to stderr
@@ -33,8 +38,11 @@ Programmatic use (a notebook, a UI backend): install(version=2),
 uninstall(), installed().
 """
 
+import configparser
 import inspect
 import io
+import itertools
+import json
 import mmap
 import os
 import sys
@@ -158,14 +166,20 @@ _LATE_MIN = 1 << 20
 def _save_blobs(cas_h, version):
     meta = cas_h.sidecar(version)  # from the C library's format table
 
-    def save_blobs(self, blob_iter, raw=False, len_hint=0, is_transfer=False):
-        """Metaflow's save_blobs, with keys and blobs computed by cas.h a batch
-        at a time (cas_version %d)."""
+    def local_save(self, blob_iter, raw=False, len_hint=0, is_transfer=False):
         results = []
         items = (_transfers(self, blob_iter, results) if is_transfer
                  else _packed(cas_h, version, meta, self, blob_iter, raw, results))
         self._storage_impl.save_bytes(items, overwrite=True, len_hint=len_hint)
         return results
+
+    def save_blobs(self, blob_iter, raw=False, len_hint=0, is_transfer=False):
+        """Metaflow's save_blobs, with keys and blobs computed by cas.h a batch
+        at a time (cas_version %d); on S3 and Azure, written by cas.h too."""
+        remote = None if is_transfer else _Remote.find(cas_h, self, version)
+        if remote is not None:
+            return remote.save(cas_h, self, blob_iter, raw, len_hint, local_save)
+        return local_save(self, blob_iter, raw, len_hint, is_transfer)
 
     save_blobs.__doc__ = save_blobs.__doc__ % version
     return save_blobs
@@ -436,12 +450,29 @@ class _Load(object):
             yield self.done(path_key, data if fmt == cas_h.RAW else next(out), meta)
 
 
-def _load_blobs(cas_h, data_exception):
+def _load_blobs(cas_h, data_exception, version):
     metas = {cas_h.V1: cas_h.sidecar(1), cas_h.V2: cas_h.sidecar(2), cas_h.LEGACY: None}
 
     def load_blobs(self, keys, force_raw=False, is_transfer=False):
         """Metaflow's load_blobs (the blob cache, the sidecar rules, the messages),
-        with the blobs decoded by cas.h a batch at a time."""
+        with the blobs decoded by cas.h a batch at a time; on S3 and Azure, read
+        by cas.h too."""
+        remote = None if force_raw or is_transfer else _Remote.find(cas_h, self, version)
+        if remote is None:
+            return local_load(self, keys, force_raw, is_transfer)
+        return remote_load(remote, self, keys)
+
+    def remote_load(remote, self, keys):
+        cache, wanted = self._blob_cache, []
+        for key in keys:
+            blob = cache.load_key(key) if cache else None
+            if blob is not None:
+                yield key, blob
+            else:
+                wanted.append(key)
+        yield from remote.load(cas_h, self, wanted, local_load, data_exception)
+
+    def local_load(self, keys, force_raw=False, is_transfer=False):
         storage = self._storage_impl
         load_paths = []
         for key in keys:
@@ -485,6 +516,217 @@ def _load_blobs(cas_h, data_exception):
                 yield from run.decode(batch)
 
     return load_blobs
+
+
+# ---- S3 and Azure: the object I/O through cas.h as well -------------------------
+#
+# Metaflow's S3 client starts worker processes for a batch (and reads a few blobs one
+# request at a time), its Azure client a thread per blob; every blob lands in a temp
+# file before it is decoded. A cas_h.Store on the same root reads a batch over one
+# connection pool, many requests in flight, decodes on both cores straight from
+# memory, and rehashes every blob against its key (an object store's answers are not
+# trusted). The object names and their user metadata are Metaflow's, so Metaflow
+# without the extension reads what this writes, and the other way round.
+#
+# A configuration cas.h cannot honour (_s3_unsupported, _azure_unsupported) keeps
+# Metaflow's own I/O for that store, said once on stderr; so does a store cas.h fails
+# to reach, from that failure on (the call is redone by Metaflow's own code, which
+# raises its own exceptions in its own words: access denied, no such object).
+
+_REMOTE_KEYS = 64  # keys per get_many: a load holds at most this many decoded blobs at once
+# AWS profile settings naming a credential source cas.h does not have (boto3 would use it)
+_AWS_FOREIGN = ("credential_process", "sso_start_url", "sso_session", "source_profile", "credential_source")
+# Azure credentials DefaultAzureCredential takes from the environment and cas.h does not
+_AZURE_FOREIGN = ("AZURE_CLIENT_CERTIFICATE_PATH", "AZURE_USERNAME")
+
+
+def _mf_setting(name, default=None):
+    """Metaflow's setting `name`: metaflow_config's value once Metaflow is loaded
+    (the environment, then its config files), else METAFLOW_<name> (JSON decoded
+    where it is JSON, as Metaflow's from_conf does for dicts)."""
+    mc = sys.modules.get("metaflow.metaflow_config")
+    if mc is not None:
+        return getattr(mc, name, default)
+    value = os.environ.get("METAFLOW_" + name)
+    if value is None:
+        return default
+    if value[:1] in ("{", "["):
+        try:
+            return json.loads(value)
+        except ValueError:
+            pass
+    return value
+
+
+def _aws_profile_unsupported(env):
+    """Why boto3 would take credentials from a source cas.h lacks, or None."""
+    if env.get("AWS_ACCESS_KEY_ID") and env.get("AWS_SECRET_ACCESS_KEY"):
+        return None  # first in both chains
+    if env.get("AWS_WEB_IDENTITY_TOKEN_FILE") and env.get("AWS_ROLE_ARN"):
+        return None
+    profile = env.get("AWS_PROFILE") or env.get("AWS_DEFAULT_PROFILE") or "default"
+    parser = configparser.RawConfigParser()
+    path = env.get("AWS_CONFIG_FILE") or os.path.expanduser("~/.aws/config")
+    try:
+        parser.read(path)
+    except (configparser.Error, OSError, UnicodeDecodeError) as e:
+        return "the AWS config file %s does not parse (%s)" % (path, type(e).__name__)
+    for section in ("profile " + profile, profile):
+        if parser.has_section(section):
+            opts = parser[section]
+            for name in _AWS_FOREIGN:
+                if name in opts:
+                    return "the AWS profile '%s' sets %s" % (profile, name)
+            if "role_arn" in opts and "web_identity_token_file" not in opts:
+                return "the AWS profile '%s' assumes a role (role_arn)" % profile
+            break
+    return None
+
+
+def _client_config_options(config):
+    """The options a botocore Config (or its dict form) was given."""
+    if isinstance(config, dict):
+        return set(config)
+    return set(getattr(config, "_user_provided_options", None) or ())
+
+
+def _s3_unsupported(env=None):
+    """Why Metaflow's S3 settings are ones cas.h cannot honour, or None."""
+    env = os.environ if env is None else env
+    provider = _mf_setting("DEFAULT_AWS_CLIENT_PROVIDER", "boto3")
+    if provider != "boto3":
+        return "METAFLOW_DEFAULT_AWS_CLIENT_PROVIDER is '%s'" % provider
+    if _truthy(_mf_setting("AWS_SANDBOX_ENABLED", False)):
+        return "the Metaflow AWS sandbox is on"
+    params = _mf_setting("DATATOOLS_CLIENT_PARAMS") or {}
+    if not isinstance(params, dict):
+        return "METAFLOW_DATATOOLS_CLIENT_PARAMS is not a JSON object"
+    # metaflow_config copies S3_ENDPOINT_URL into it, cas.h reads S3_ENDPOINT_URL itself;
+    # Metaflow's boto3 provider adds a botocore config holding its retry policy
+    extra = sorted(set(params) - {"endpoint_url", "config"})
+    if "config" in params and _client_config_options(params["config"]) - {"retries"}:
+        extra.append("config (%s)" % ", ".join(sorted(_client_config_options(params["config"]) - {"retries"})))
+    if extra:
+        return "METAFLOW_DATATOOLS_CLIENT_PARAMS sets %s" % ", ".join(map(str, extra))
+    if params.get("endpoint_url", None) not in (None, _mf_setting("S3_ENDPOINT_URL")):
+        return "METAFLOW_DATATOOLS_CLIENT_PARAMS names another endpoint_url than METAFLOW_S3_ENDPOINT_URL"
+    for name in ("S3_CLIENT_PARAMS", "DATATOOLS_SESSION_VARS", "S3_VERIFY_CERTIFICATE"):
+        if _mf_setting(name):
+            return "METAFLOW_%s is set" % name
+    return _aws_profile_unsupported(env)
+
+
+def _azure_unsupported(env=None):
+    """Why Metaflow's Azure settings are ones cas.h cannot honour, or None."""
+    env = os.environ if env is None else env
+    provider = _mf_setting("DEFAULT_AZURE_CLIENT_PROVIDER", "azure-default")
+    if provider != "azure-default":
+        return "METAFLOW_DEFAULT_AZURE_CLIENT_PROVIDER is '%s'" % provider
+    if not _mf_setting("AZURE_STORAGE_BLOB_SERVICE_ENDPOINT"):
+        return "METAFLOW_AZURE_STORAGE_BLOB_SERVICE_ENDPOINT is not set"
+    for name in _AZURE_FOREIGN:
+        if env.get(name):
+            return "%s names a credential cas.h does not take" % name
+    return None
+
+
+class _Remote(object):
+    """The cas_h.Store each object-store root's blobs go through, or None where
+    Metaflow's own I/O stays (said once, with why)."""
+
+    lock = threading.Lock()
+    stores = {}  # (TYPE, root, version) -> cas_h.Store, or None
+
+    def __init__(self, store, flow, ident):
+        self.store, self.flow, self.ident = store, flow, ident
+
+    @classmethod
+    def find(cls, cas_h, ca_store, version):
+        """The _Remote for a ContentAddressedStore on S3 or Azure, else None."""
+        storage = ca_store._storage_impl
+        kind = getattr(storage, "TYPE", None)
+        if kind not in ("s3", "azure"):
+            return None
+        flow, _, tail = str(ca_store._prefix).rpartition("/")
+        root = str(getattr(storage, "datastore_root", "") or "")
+        if tail != "data" or not flow or "/" in flow:
+            return None  # not a flow's blobs: not a layout cas.h addresses
+        if kind == "azure":
+            root = "azure://" + root.strip("/")
+        elif not root.startswith("s3://"):
+            return None
+        ident = (kind, root, version)
+        store = cls.stores.get(ident, _MISSING)
+        if store is _MISSING:
+            with cls.lock:
+                store = cls.stores.get(ident, _MISSING)
+                if store is _MISSING:
+                    store = cls.stores[ident] = cls.open(cas_h, kind, root, version)
+        return None if store is None else cls(store, flow, ident)
+
+    @staticmethod
+    def open(cas_h, kind, root, version):
+        why = _s3_unsupported() if kind == "s3" else _azure_unsupported()
+        if why is None:
+            try:
+                return cas_h.Store(root, version=version)
+            except Exception as e:
+                why = str(e)
+        _warn("%s: Metaflow's own I/O, not cas.h's: %s" % (root, why))
+        return None
+
+    def failed(self, cas_h, error):
+        """After a failure Metaflow's own code may not have (access, network,
+        credentials), the store keeps Metaflow's I/O. A missing or bad blob is
+        Metaflow's to report; a blob that does not hash to its key is the
+        caller's (Metaflow would return its bytes)."""
+        if isinstance(error, (cas_h.NotFound, cas_h.DecodeError, cas_h.MetadataError, cas_h.LimitExceeded)):
+            return
+        with _Remote.lock:
+            if _Remote.stores.get(self.ident) is self.store:
+                _Remote.stores[self.ident] = None
+                _warn("%s: Metaflow's own I/O from now on, not cas.h's: %s" % (self.ident[1], error))
+
+    def load(self, cas_h, ca_store, keys, local_load, data_exception):
+        """load_blobs' items for keys not in the blob cache, in their order."""
+        cache = ca_store._blob_cache
+        for at in range(0, len(keys), _REMOTE_KEYS):
+            chunk = keys[at:at + _REMOTE_KEYS]
+            try:
+                blobs = self.store.get_many(self.flow, chunk)
+            except cas_h.HashMismatch as e:
+                raise data_exception("Could not unpack artifact in '%s': %s" % (self.ident[1], e)) from None
+            except cas_h.CasError as e:
+                self.failed(cas_h, e)
+                yield from local_load(ca_store, keys[at:], False, False)
+                return
+            for key, blob in zip(chunk, blobs):
+                if cache:
+                    cache.store_key(key, blob)
+                yield key, blob
+
+    def save(self, cas_h, ca_store, blob_iter, raw, len_hint, local_save):
+        """save_blobs' results: put_many a batch at a time (hash, existence check,
+        pack, one PUT with the metadata, multipart when large, all in C)."""
+        storage, results = ca_store._storage_impl, []
+        blobs = iter(blob_iter)
+        while True:
+            batch, total = [], 0
+            for b in blobs:
+                batch.append(b)
+                total += len(b)
+                if total >= _BATCH_BYTES or len(batch) >= _BATCH_ITEMS:
+                    break
+            if not batch:
+                return results
+            try:
+                keys = self.store.put_many(self.flow, batch, raw=raw)
+            except cas_h.CasError as e:
+                self.failed(cas_h, e)
+                return results + local_save(ca_store, itertools.chain(batch, blobs), raw, len_hint, False)
+            for key in keys:
+                uri = storage.full_uri(_blob_path(ca_store, key)) if raw else None
+                results.append(ca_store.save_blobs_result(uri=uri, key=key))
 
 
 def _verifying_load_blobs(cas_h, original, data_exception):
@@ -545,7 +787,7 @@ def install(version=1, verify=False, cls=None, data_exception=None):
         _warn("%s.save_blobs has an unknown signature; writes keep Metaflow's own save_blobs%s"
               % (cls.__name__, " and its cas_version (METAFLOW_CAS_H_VERSION=2 ignored)" if version == 2 else ""))
     if _signature_fits(current_load, "keys", _LOAD_BLOBS_PARAMS):
-        current_load = new["load_blobs"] = _load_blobs(cas_h, data_exception)
+        current_load = new["load_blobs"] = _load_blobs(cas_h, data_exception, version)
     else:
         _warn("%s.load_blobs has an unknown signature; reads keep Metaflow's own load_blobs (decoding "
               "through cas.h blob by blob)" % cls.__name__)
@@ -559,6 +801,7 @@ def install(version=1, verify=False, cls=None, data_exception=None):
     _originals[cls] = saved
     _settings[cls] = (version, verify)
     _Load.formats.clear()
+    _Remote.stores.clear()
     return True
 
 
