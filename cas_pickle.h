@@ -112,12 +112,23 @@ CASDEF const char *cas_preview_message(const cas_preview *p);
 CASDEF uint64_t cas_preview_bytes_read(const cas_preview *p);
 CASDEF void cas_preview_free(cas_preview *p);
 
+/* An artifact that is not a pickle (cas_encoding_is_pickle(encoding) == 0): never
+ * parsed; the preview names the encoding and the size (-1: unknown) and shows the
+ * first bytes (8 per CAS_PREVIEW_MAX_ITEMS, at most 1 KiB), the only ones read:
+ * <'json' artifact, not a pickle, 123 bytes: b'{"a": 1, '...>, or in JSON
+ * {"type": "encoded", "encoding": "json", "size": 123, "repr": "<...>"}. */
+CASDEF int cas_preview_encoded(cas_preview *p, const char *encoding, int64_t size, cas_preview_read_fn read,
+                               void *user);
+
 #ifndef CAS_NO_STORE
 /* A blob of a store (any backend), decoded only as far as the preview reads. */
 CASDEF int cas_store_preview(cas_store *s, const char *flow, const char *key, cas_preview *p, char *err,
                              size_t errcap);
 /* A stream opened by the caller (cas_stream_open, cas_stream_open_file). */
 CASDEF int cas_stream_preview(cas_stream *st, cas_preview *p);
+/* cas_preview_encoded of a blob of a store. */
+CASDEF int cas_store_preview_encoded(cas_store *s, const char *flow, const char *key, const char *encoding,
+                                     int64_t size, cas_preview *p, char *err, size_t errcap);
 #endif
 
 #ifdef __cplusplus
@@ -3002,6 +3013,65 @@ CASDEF int cas_preview_create(cas_preview **out, const cas_allocator *alloc) {
     return CAS_OK;
 }
 
+/* ---- artifacts of other serializers: named, never parsed --------------------------------- */
+
+#define CAS__ENC_HEAD 1024
+
+typedef struct cas__encoded {
+    const char *encoding;
+    const unsigned char *head;
+    size_t n;
+    int cut;
+    int64_t size;
+} cas__encoded;
+
+static void cas__encoded_text(cas_preview *p, void *ctx, uint64_t depth) {
+    const cas__encoded *e = (const cas__encoded *)ctx;
+    (void)depth;
+    cas__out_s(p, "<");
+    cas__out_quoted(p, e->encoding, strlen(e->encoding), CAS__Q_STR);
+    cas__out_s(p, " artifact, not a pickle");
+    if (e->size >= 0) cas__out_f(p, ", %lld bytes", (long long)e->size);
+    cas__out_s(p, ": ");
+    cas__out_quoted(p, (const char *)e->head, e->n, CAS__Q_BYTES | (e->cut ? CAS__Q_CUT : 0));
+    cas__out_s(p, e->cut ? "...>" : ">");
+}
+
+CASDEF int cas_preview_encoded(cas_preview *p, const char *encoding, int64_t size, cas_preview_read_fn read,
+                               void *user) {
+    unsigned char head[CAS__ENC_HEAD + 1];
+    size_t want, got;
+    cas__encoded e;
+    int rc = CAS_OK;
+    if (!p || !encoding || !read) return CAS_E_ARG;
+    cas__pk_reset(p);
+    want = (size_t)CAS__MIN((uint64_t)p->max_items * 8, (uint64_t)CAS__ENC_HEAD);
+    e.encoding = encoding, e.head = head, e.n = 0, e.size = size;
+    while (e.n <= want && rc == CAS_OK) { /* one byte past the head: whether it is all */
+        if ((rc = read(user, head + e.n, want + 1 - e.n, &got)) < 0 || !got) break;
+        e.n += got;
+    }
+    e.cut = e.n > want;
+    if (e.cut) e.n = want;
+    p->off = e.n;
+    if (rc < 0) cas__pk_fail(p, rc, "reading the artifact: %s", cas_strerror(rc));
+    if (p->json) {
+        char buf[4200];
+        cas__capture(p, buf, sizeof buf, cas__encoded_text, &e, 0);
+        cas__out_s(p, "{\"type\": \"encoded\", \"encoding\": ");
+        cas__json_out_str(p, encoding, strlen(encoding));
+        if (size >= 0) cas__out_f(p, ", \"size\": %lld", (long long)size);
+        else cas__out_s(p, ", \"size\": null");
+        cas__out_s(p, ", \"repr\": ");
+        cas__json_out_str(p, buf, strlen(buf));
+        cas__out_s(p, "}");
+    } else {
+        cas__encoded_text(p, &e, 0);
+    }
+    if (!p->out) cas__out_put(p, "", 0);
+    return p->rc;
+}
+
 /* One bounds table: each parameter's range. */
 static const struct {
     int id;
@@ -3068,6 +3138,23 @@ CASDEF int cas_stream_preview(cas_stream *st, cas_preview *p) {
     rc = cas_preview_run(p, cas__read_stream, st);
     if (rc < 0 && cas_stream_message(st)[0] && (rc == CAS_E_IO || p->rc == rc) && strstr(p->msg, "reading the pickle"))
         snprintf(p->msg, sizeof p->msg, "%s", cas_stream_message(st)); /* the blob's own error, in its words */
+    return rc;
+}
+
+CASDEF int cas_store_preview_encoded(cas_store *s, const char *flow, const char *key, const char *encoding,
+                                     int64_t size, cas_preview *p, char *err, size_t errcap) {
+    cas_stream *st;
+    int rc;
+    if (!p || !encoding) return cas__serr(err, errcap, CAS_E_ARG, "invalid argument");
+    if ((rc = cas_stream_open(s, flow, key, &st, err, errcap)) < 0) {
+        cas__pk_reset(p);
+        p->rc = rc;
+        snprintf(p->msg, sizeof p->msg, "%s", err && errcap ? err : cas_strerror(rc));
+        return rc;
+    }
+    rc = cas_preview_encoded(p, encoding, size, cas__read_stream, st);
+    if (rc < 0) cas__serr(err, errcap, rc, "blob %s of flow %s: %s", key, flow, cas_preview_message(p));
+    cas_stream_close(st);
     return rc;
 }
 

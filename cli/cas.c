@@ -171,7 +171,9 @@ static int split_artifact(const char *spec, char *pathspec, size_t cap, const ch
 
 /* Opens the store and the stream of FLOW/RUN/STEP/TASK/NAME (the task's latest finished
  * attempt, as Metaflow reads it); *size is data.json's size of the artifact. */
-static int open_artifact(const opts *o, const char *spec, cas_store **s, cas_stream **st, int64_t *size) {
+/* enc (nullable) receives data.json's encoding of the artifact ("" when none is recorded). */
+static int open_artifact(const opts *o, const char *spec, cas_store **s, cas_stream **st, int64_t *size, char *enc,
+                         size_t enccap) {
     cas_task *t;
     char pathspec[1024], err[1024], msg[1200];
     const char *name, *key;
@@ -186,7 +188,9 @@ static int open_artifact(const opts *o, const char *spec, cas_store **s, cas_str
             snprintf(msg, sizeof msg, "task '%s' has no artifact '%s'", pathspec, name);
             rc = data_error(msg);
         } else {
-            cas_task_artifact(t, idx, NULL, &key, size, NULL, NULL);
+            const char *encoding = NULL;
+            cas_task_artifact(t, idx, NULL, &key, size, &encoding, NULL);
+            if (enc) snprintf(enc, enccap, "%s", encoding ? encoding : "");
             if (cas_stream_open(*s, cas_task_flow(t), key, st, err, sizeof err) < 0) rc = data_error(err);
         }
         cas_task_close(t);
@@ -204,19 +208,23 @@ static int cmd_artifact(int argc, char **argv) {
     if ((rc = parse(argc, argv, &o, "--root --verify"))) return rc;
     if (o.help) {
         printf("usage: cas artifact FLOW/RUN/STEP/TASK/NAME [--root ROOT] [--verify]\n\n"
-               "Writes the artifact's decoded (pickled) bytes to stdout, streaming: memory stays\n"
+               "Writes the artifact's decoded bytes (its pickle, or its serializer's bytes) to stdout, streaming: memory stays\n"
                "bounded whatever the size. The task's latest finished attempt is used, as Metaflow\n"
                "does. --verify rehashes the bytes against the key and checks the recorded size.\n");
         return 0;
     }
     if (o.nargs != 1) return usage_error("artifact takes one FLOW/RUN/STEP/TASK/NAME%s", NULL);
-    if ((rc = open_artifact(&o, o.args[0], &s, &st, &size))) return rc;
+    if ((rc = open_artifact(&o, o.args[0], &s, &st, &size, NULL, 0))) return rc;
     /* --verify: the stream rehashes against the key; data.json's size is checked too */
     if (o.verify && size >= 0) cas_stream_set_param(st, CAS_PARAM_EXPECT_SIZE, size);
     rc = pump(st);
     cas_stream_close(st);
     cas_store_close(s);
     return rc;
+}
+
+static int read_stream(void *user, void *buf, size_t cap, size_t *got) {
+    return cas_stream_read((cas_stream *)user, buf, cap, got);
 }
 
 static int cmd_show(int argc, char **argv) {
@@ -228,8 +236,8 @@ static int cmd_show(int argc, char **argv) {
     cas_stream *st;
     cas_preview *p;
     struct stat sb;
-    char err[1024];
-    int64_t size;
+    char err[1024], enc[256] = "";
+    int64_t size = -1;
     int rc, i;
     if ((rc = parse(argc, argv, &o, "--root --json --max-bytes --items --depth --max-read"))) return rc;
     if (o.help) {
@@ -240,7 +248,9 @@ static int cmd_show(int argc, char **argv) {
                "the flow's classes are needed. numpy arrays show their shape, dtype and first values\n"
                "after reading only those; pandas frames their shape, columns and first rows (their\n"
                "column names come last in the pickle: the whole artifact is read, in bounded memory).\n"
-               "A limit reached leaves a partial preview with a marker ('...', '<truncated: ...>').\n\n"
+               "A limit reached leaves a partial preview with a marker ('...', '<truncated: ...>').\n"
+               "An artifact another serializer wrote (data.json's encoding is not pickle-vN or\n"
+               "gzip+pickle-vN, Metaflow 2.20+) is never parsed: its encoding, size and first bytes.\n\n"
                "  --json         a JSON tree ({\"type\": ..., \"repr\": ...}) instead of text\n"
                "  --items N      items shown per container, values per array row (10)\n"
                "  --depth N      nesting levels shown (8)\n"
@@ -276,11 +286,13 @@ static int cmd_show(int argc, char **argv) {
             cas_preview_free(p);
             return data_error(err);
         }
-    } else if ((rc = open_artifact(&o, o.args[0], &s, &st, &size))) {
+    } else if ((rc = open_artifact(&o, o.args[0], &s, &st, &size, enc, sizeof enc))) {
         cas_preview_free(p);
         return rc;
     }
-    rc = cas_stream_preview(st, p);
+    /* another serializer's bytes (data.json's encoding) are named, never parsed as a pickle */
+    rc = enc[0] && !cas_encoding_is_pickle(enc) ? cas_preview_encoded(p, enc, size, read_stream, st)
+                                                : cas_stream_preview(st, p);
     printf("%s\n", cas_preview_text(p, NULL));
     fflush(stdout);
     if (rc < 0 && rc != CAS_E_LIMIT) {

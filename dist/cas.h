@@ -2003,6 +2003,11 @@ CASDEF size_t cas_task_count(const cas_task *t);
 /* Artifact i: pointers stay valid until cas_task_close; *size is -1 if unknown. */
 CASDEF int cas_task_artifact(const cas_task *t, size_t i, const char **name, const char **key, int64_t *size,
                              const char **encoding, const char **type);
+/* 1 if data.json's encoding names a pickle (Metaflow's PickleSerializer takes
+ * "pickle-vN" and "gzip+pickle-vN"; NULL, no encoding recorded, is "gzip+pickle-v2"),
+ * 0 for another serializer's bytes (Metaflow PR #3117: "json", an extension's...),
+ * which must never be parsed as a pickle. */
+CASDEF int cas_encoding_is_pickle(const char *encoding);
 /* Index of an artifact by name, or CAS_E_NOTFOUND. */
 CASDEF int cas_task_find(const cas_task *t, const char *name, size_t *index);
 CASDEF const char *cas_task_flow(const cas_task *t);
@@ -6132,6 +6137,16 @@ CASDEF int cas_task_open(cas_store *s, const char *pathspec, cas_task **out, cha
 CASDEF int cas_task_attempt(const cas_task *t) { return t ? t->attempt : -1; }
 CASDEF size_t cas_task_count(const cas_task *t) { return t ? t->count : 0; }
 CASDEF const char *cas_task_flow(const cas_task *t) { return t ? t->flow : ""; }
+
+CASDEF int cas_encoding_is_pickle(const char *encoding) {
+    const char *e = encoding;
+    if (!e) return 1;
+    if (!strncmp(e, "gzip+", 5)) e += 5;
+    if (strncmp(e, "pickle-v", 8) || !e[8]) return 0;
+    for (e += 8; *e; e++)
+        if (*e < '0' || *e > '9') return 0;
+    return 1;
+}
 
 CASDEF int cas_task_artifact(const cas_task *t, size_t i, const char **name, const char **key, int64_t *size,
                              const char **encoding, const char **type) {

@@ -172,6 +172,36 @@ static void test_pickle_reader_contract(void) {
     CHECK(!strcmp(cas_preview_text(NULL, NULL), "") && !strcmp(cas_preview_message(NULL), ""));
 }
 
+/* Another serializer's artifact (data.json's encoding): named, its first bytes
+ * shown, no more read than those, never parsed (a pickle under another name too). */
+static void test_pickle_encoded(void) {
+    static const unsigned char json_bytes[] = "{\"lr\": 0.1}";
+    const char *want;
+    cas_preview *p;
+    pk_src src;
+    CHECK(cas_encoding_is_pickle(NULL) && cas_encoding_is_pickle("pickle-v4") && cas_encoding_is_pickle("gzip+pickle-v2"));
+    CHECK(!cas_encoding_is_pickle("json") && !cas_encoding_is_pickle("pickle-v") && !cas_encoding_is_pickle("x+pickle-v4"));
+    CHECK(cas_preview_create(&p, NULL) == CAS_OK);
+    memset(&src, 0, sizeof src);
+    src.p = json_bytes, src.n = sizeof json_bytes - 1;
+    CHECK(cas_preview_encoded(p, "json", 12, pk_read, &src) == CAS_OK);
+    CHECK(!strcmp(cas_preview_text(p, NULL), "<'json' artifact, not a pickle, 12 bytes: b'{\"lr\": 0.1}'>"));
+    memset(&src, 0, sizeof src); /* a valid pickle, 8 bytes per item shown, 9 read */
+    src.p = pk_frame, src.n = sizeof pk_frame;
+    CHECK(cas_preview_set_param(p, CAS_PREVIEW_MAX_ITEMS, 1) == CAS_OK);
+    CHECK(cas_preview_set_param(p, CAS_PREVIEW_JSON, 1) == CAS_OK);
+    CHECK(cas_preview_encoded(p, "ext\"v1", -1, pk_read, &src) == CAS_OK);
+    CHECK(cas_preview_bytes_read(p) == 8);
+    want = "{\"type\": \"encoded\", \"encoding\": \"ext\\\"v1\", \"size\": null, \"repr\": \"<'ext\\\"v1' artifact";
+    CHECK(!strncmp(cas_preview_text(p, NULL), want, strlen(want)));
+    memset(&src, 0, sizeof src);
+    src.p = pk_frame, src.n = sizeof pk_frame, src.fail_at = 1;
+    CHECK(cas_preview_encoded(p, "json", -1, pk_read, &src) == CAS_E_IO);
+    CHECK(strstr(cas_preview_message(p), "reading the artifact") != NULL);
+    CHECK(cas_preview_encoded(p, NULL, -1, pk_read, &src) == CAS_E_ARG);
+    cas_preview_free(p);
+}
+
 static void test_pickle_store(void) {
     char dir[256], key[CAS_KEY_BUF], err[512];
     cas_store *s;
@@ -295,4 +325,5 @@ static const test_case pickle_tests[] = {
     {"pickle_store", test_pickle_store},
     {"pickle_hostile_bounds", test_pickle_hostile_bounds},
     {"pickle_memo_spread", test_pickle_memo_spread},
+    {"pickle_encoded", test_pickle_encoded},
 };

@@ -242,6 +242,10 @@ _proto("cas_preview_bytes_read", c_uint64, c_void_p)
 _proto("cas_preview_free", None, c_void_p)
 _proto("cas_stream_preview", c_int, c_void_p, c_void_p)
 _proto("cas_store_preview", c_int, c_void_p, c_char_p, c_char_p, c_void_p, c_char_p, c_size_t)
+_proto("cas_preview_encoded", c_int, c_void_p, c_char_p, c_int64, _preview_read_fn, c_void_p)
+_proto("cas_store_preview_encoded", c_int, c_void_p, c_char_p, c_char_p, c_char_p, c_int64, c_void_p, c_char_p,
+       c_size_t)
+_proto("cas_encoding_is_pickle", c_int, c_char_p)
 # tasks
 _proto("cas_task_open", c_int, c_void_p, c_char_p, P(c_void_p), c_char_p, c_size_t, errcheck=status_err)
 _proto("cas_task_attempt", c_int, c_void_p)

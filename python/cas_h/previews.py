@@ -21,7 +21,7 @@ def preview_pickle(data, json=False, **limits):
         return _preview(lambda p: _c.cas_preview_bytes(p, b.addr, b.size), json, limits, "pickle")
 
 
-def preview(src, spec=None, meta=_NO_META, name=None, json=False, key=None, **limits):
+def preview(src, spec=None, meta=_NO_META, name=None, json=False, key=None, encoding=None, **limits):
     """An artifact's value without unpickling it: repr-like text, or with
     json=True a JSON tree. Reads no more of the blob than the preview needs
     (a numpy array: its first values; a DataFrame: the whole stream, skipped
@@ -33,6 +33,10 @@ def preview(src, spec=None, meta=_NO_META, name=None, json=False, key=None, **li
       cas_h.preview(store, "Flow/12/train/3/model")         # a task's artifact
       cas_h.preview(store, "Flow", key="ab12...")           # a blob of the store
 
+    encoding: data.json's for the artifact (a task's artifact: read from
+    data.json); one that is not a pickle's ("pickle-v4", "gzip+pickle-v2" are)
+    is never parsed: the preview names it and shows the first bytes.
+
     Limits and errors as preview_pickle. (preview(src, n) with a number n,
     the 0.1.0 call, still returns the first n decoded bytes: that is head().)"""
     if isinstance(src, Store):
@@ -41,7 +45,7 @@ def preview(src, spec=None, meta=_NO_META, name=None, json=False, key=None, **li
         if not isinstance(spec, str):
             raise TypeError("preview(store, 'Flow/run/step/task/name') or preview(store, 'Flow', key=KEY)")
         if key is not None:
-            return src.preview(spec, key, json=json, **limits)
+            return src.preview(spec, key, json=json, encoding=encoding, **limits)
         if spec.count("/") != 4:
             raise InvalidName("%r is not Flow/run/step/task/name" % spec, -15)
         pathspec, art = spec.rsplit("/", 1)
@@ -56,4 +60,4 @@ def preview(src, spec=None, meta=_NO_META, name=None, json=False, key=None, **li
         return head(src, spec, meta, name)
     what = name or (os.fsdecode(src) if isinstance(src, (str, bytes, os.PathLike)) else "blob")
     with open_blob(src, meta, name) as reader:
-        return reader._preview(json, limits, what)
+        return reader._preview(json, limits, what, encoding)

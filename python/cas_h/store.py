@@ -348,14 +348,19 @@ class Store(_Closing):
         with self.open(task.flow, art.key, expected_size=art.size) as f:
             return f.readall()
 
-    def preview(self, flow, key, json=False, **limits):
-        """The value of blob `key` (a pickle) without unpickling it; see cas_h.preview."""
+    def preview(self, flow, key, json=False, encoding=None, size=-1, **limits):
+        """The value of blob `key` (a pickle) without unpickling it; see cas_h.preview.
+        encoding (data.json's): another serializer's bytes are named, never parsed."""
         err = _err_buf()
         fk = (_name(flow, "flow"), _name(key, "key"))
+        enc = None if encoding is None or _c.cas_encoding_is_pickle(encoding.encode()) else encoding.encode()
 
         def run(p):
             with self._h as s:
-                rc = _c.cas_store_preview(s, fk[0], fk[1], p, err, _ERR_CAP)
+                if enc is not None:
+                    rc = _c.cas_store_preview_encoded(s, fk[0], fk[1], enc, size, p, err, _ERR_CAP)
+                else:
+                    rc = _c.cas_store_preview(s, fk[0], fk[1], p, err, _ERR_CAP)
             if rc < 0 and not ctypes.string_at(_c.cas_preview_text(p, None), 1).strip(b"\0"):
                 _check_store(rc, err)  # the blob could not be opened: no preview at all
             return rc
@@ -365,7 +370,7 @@ class Store(_Closing):
     def preview_artifact(self, pathspec, name, json=False, **limits):
         """The value of artifact `name` of task "Flow/run/step/task", without unpickling it."""
         task, art = self._resolve(pathspec, name)
-        return self.preview(task.flow, art.key, json=json, **limits)
+        return self.preview(task.flow, art.key, json=json, encoding=art.encoding, size=art.size, **limits)
 
     def open_artifact(self, pathspec, name):
         """A Reader over artifact `name` of task "Flow/run/step/task"."""

@@ -76,7 +76,8 @@ class Reader(io.RawIOBase):
         text, or a JSON tree (see cas_h.preview). Reads only what it needs."""
         return self._preview(json, limits, "blob")
 
-    def _preview(self, as_json, limits, what):
+    def _preview(self, as_json, limits, what, encoding=None):
+        """encoding: data.json's; another serializer's bytes are named, never parsed."""
         failure = []
 
         def pull(user, buf, cap, got):
@@ -89,6 +90,9 @@ class Reader(io.RawIOBase):
 
         fn = _lib._preview_read_fn(pull)
         try:
+            if encoding is not None and not _c.cas_encoding_is_pickle(encoding.encode()):
+                return _preview(lambda p: _c.cas_preview_encoded(p, encoding.encode(), -1, fn, None), as_json,
+                                limits, what)
             return _preview(lambda p: _c.cas_preview_run(p, fn, None), as_json, limits, what)
         except CasError as e:
             if failure:  # the blob's own error (its codec's words), with the preview so far
@@ -129,7 +133,9 @@ class _StreamReader(Reader):
             _c.cas_stream_close(self._st)
             self._st = None
 
-    def _preview(self, as_json, limits, what):
+    def _preview(self, as_json, limits, what, encoding=None):
+        if encoding is not None and not _c.cas_encoding_is_pickle(encoding.encode()):
+            return Reader._preview(self, as_json, limits, what, encoding)  # its first bytes only
         with self._lock:  # C reads the stream itself: no Python between the chunks
             self._checkClosed()
             return _preview(lambda p: _c.cas_stream_preview(self._st, p), as_json, limits, what)

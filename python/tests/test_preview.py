@@ -6,6 +6,7 @@ against Python's own repr (built-ins) or against the shape, dtype, column names 
 first values of the array or frame. Then limits, hostile pickles and the stores.
 """
 
+import ast
 import json
 import os
 import pickle
@@ -422,3 +423,80 @@ class TestStores(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class TestEncodings(unittest.TestCase):
+    """Metaflow 2.20+ (PR #3117) records each artifact's serializer in data.json's
+    encoding ("pickle-v4", or another serializer's: "json", an extension's, with
+    serializer_info). Only a pickle's bytes are parsed as a pickle; any other
+    artifact is named by its encoding and shown as bytes, by cas show, the binding
+    and cas_h.preview alike."""
+
+    CAS = os.path.join(os.path.dirname(os.path.dirname(HERE)), "build", "cas")
+
+    def task(self, d):
+        with cas_h.Store(d) as st:
+            arts = {"model": (pickle.dumps({"w": [1, 2]}, protocol=4), "pickle-v4"),
+                    "old": (pickle.dumps([3], protocol=2), None),  # before PR #3117: no encoding at all
+                    "cfg": (b'{"lr": 0.1, "note": "\\u00e9"}', "json"),
+                    # a pickle's bytes under another serializer's name: still never parsed
+                    "odd": (pickle.dumps(("x",) * 40, protocol=4), "my-ext/v1")}
+            objects, info = {}, {}
+            for name, (data, enc) in arts.items():
+                objects[name] = st.put("EncFlow", data)
+                info[name] = {"size": len(data), "type": "<class 'object'>"}
+                if enc:
+                    info[name]["encoding"] = enc
+            info["cfg"]["serializer_info"] = {"source": "metaflow-json-ext"}
+        folder = os.path.join(d, "EncFlow", "1", "start", "1")
+        os.makedirs(folder)
+        with open(os.path.join(folder, "0.data.json"), "w") as f:
+            json.dump({"datastore": "local", "version": "1.0", "attributes": {}, "objects": objects, "info": info}, f)
+        for name in ("0.attempt.json", "0.DONE.lock"):
+            with open(os.path.join(folder, name), "w") as f:
+                f.write("{}")
+        return arts
+
+    def test_pickle_encodings_only(self):
+        for enc in (None, "pickle-v2", "pickle-v4", "gzip+pickle-v2", "gzip+pickle-v4", "pickle-v5"):
+            self.assertTrue(cas_h._lib.lib.cas_encoding_is_pickle(None if enc is None else enc.encode()), enc)
+        for enc in ("json", "", "pickle", "pickle-v", "pickle-v4x", "gzip+json", "my-ext/pickle-v4", "gzip+pickle"):
+            self.assertFalse(cas_h._lib.lib.cas_encoding_is_pickle(enc.encode()), enc)
+
+    def test_binding_and_cli(self):
+        with tempfile.TemporaryDirectory() as d:
+            arts = self.task(d)
+            with cas_h.Store(d) as st:
+                self.assertEqual(st.preview_artifact("EncFlow/1/start/1", "model"), "{'w': [1, 2]}")
+                self.assertEqual(st.preview_artifact("EncFlow/1/start/1", "old"), "[3]")
+                self.assertEqual(st.preview_artifact("EncFlow/1/start/1", "cfg"),
+                                 "<'json' artifact, not a pickle, %d bytes: b'{\"lr\": 0.1, \"note\": \"\\\\u00e9\"}'>"
+                                 % len(arts["cfg"][0]))
+                odd = st.preview_artifact("EncFlow/1/start/1", "odd", items=2)
+                self.assertTrue(odd.startswith("<'my-ext/v1' artifact, not a pickle, %d bytes: b'\\x80\\x04"
+                                               % len(arts["odd"][0])), odd)
+                self.assertTrue(odd.endswith("'...>") and len(odd) < 120, odd)
+                tree = cas_h.preview(st, "EncFlow/1/start/1/cfg", json=True)
+                self.assertEqual((tree["type"], tree["encoding"], tree["size"]), ("encoded", "json", len(arts["cfg"][0])))
+                self.assertIn("lr", tree["repr"])
+                key = st.task("EncFlow/1/start/1")["odd"].key
+                text = cas_h.preview(os.path.join(d, st.blob_name("EncFlow", key)), encoding="my-ext/v1", items=1)
+                prefix = "<'my-ext/v1' artifact, not a pickle: "
+                self.assertTrue(text.startswith(prefix) and text.endswith("...>"), text)
+                head = ast.literal_eval(text[len(prefix):-4])  # the first 8 bytes (items=1), as Python's repr
+                self.assertEqual(head, arts["odd"][0][:8])
+            if not os.path.exists(self.CAS):
+                self.skipTest("no build/cas")
+            out = subprocess.run([self.CAS, "show", "EncFlow/1/start/1/cfg", "--root", d], capture_output=True,
+                                 text=True)
+            self.assertEqual(out.returncode, 0, out.stderr)
+            self.assertTrue(out.stdout.startswith("<'json' artifact, not a pickle"), out.stdout)
+            out = subprocess.run([self.CAS, "show", "EncFlow/1/start/1/odd", "--json", "--root", d],
+                                 capture_output=True, text=True)
+            self.assertEqual(json.loads(out.stdout)["encoding"], "my-ext/v1")
+            out = subprocess.run([self.CAS, "show", "EncFlow/1/start/1/model", "--root", d], capture_output=True,
+                                 text=True)
+            self.assertEqual(out.stdout.strip(), "{'w': [1, 2]}")
+            raw = subprocess.run([self.CAS, "artifact", "EncFlow/1/start/1/cfg", "--verify", "--root", d],
+                                 capture_output=True)
+            self.assertEqual(raw.stdout, arts["cfg"][0])
