@@ -66,6 +66,23 @@ cd "$WORK"
 echo "== stock Metaflow ($(cd "$MF" && $PY -c 'import metaflow.metaflow_version as v; print(v.get_version())' 2>/dev/null || echo '?')) runs CasFlow on $ROOT"
 PYTHONPATH="$MF" timeout 900 $PY casflow.py run 2>&1 | grep -E "total|Done|rror|xception" | sed 's/^[-0-9 :.]*\[[^]]*\] /  /'
 
+echo "== the extension, installed by pip in a fresh venv, runs CasFlow (METAFLOW_CAS_H=1, then =1 with v2)"
+$PY -m venv --system-site-packages "$WORK/venv"
+PIP_NO_INDEX=1 "$WORK/venv/bin/pip" install -q --no-build-isolation "$REPO/python" > "$WORK/pip.log" 2>&1 ||
+  { cat "$WORK/pip.log"; exit 1; }
+rm -rf "$REPO/python/build" "$REPO/python/cas_h.egg-info"
+# each into a root of its own (the blobs of one root are shared by its runs: a v2 run into
+# the stock run's root would find most of its blobs there already, as v1), from a folder of
+# its own (the local metadata lives in the working directory)
+root_of() { echo "${MFROOT}-ext$1"; }
+if [ "$STORE" = s3 ]; then RV=METAFLOW_DATASTORE_SYSROOT_S3; else RV=METAFLOW_DATASTORE_SYSROOT_AZURE; fi
+for v in 1 2; do
+  mkdir "$WORK/ext$v" && cp casflow.py cas_h_probe.py "$WORK/ext$v/"
+  (cd "$WORK/ext$v" && env "$RV=$(root_of $v)" METAFLOW_DATASTORE_SYSROOT_LOCAL="$WORK/ext$v" PYTHONPATH="$MF" METAFLOW_CAS_H=1 METAFLOW_CAS_H_VERSION=$v \
+    timeout 900 "$WORK/venv/bin/python" casflow.py run 2>&1) |
+    grep -E "cas_h|total|Done|rror|xception" | sed 's/^[-0-9 :.]*\[[^]]*\] /  /'
+done
+
 echo "== cas reads every artifact Metaflow wrote (no --root: Metaflow's own settings)"
 PYTHONPATH="$MF:$REPO/python" $PY - "$CAS" <<'PYEOF'
 import hashlib, subprocess, sys
@@ -89,14 +106,30 @@ sys.exit(1 if bad else 0)
 PYEOF
 $CAS verify --quiet CasFlow
 
-echo "== digests of every unpickled artifact, as read by Metaflow's client"
-PYTHONPATH="$MF" $PY "$HERE/mf_readall.py" | tee before.txt
+echo "== digests of every unpickled artifact, as read by Metaflow's client (no client cache shared)"
+echo "   stock's run by stock, then the extension's runs (v1: by stock and the extension; v2: by the"
+echo "   extension, and by stock, which reads cas_version 2 only with Metaflow PR #3090)"
+readall() { # TAG FOLDER ENV... PYTHON
+  tag=$1 dir=$2; shift 2
+  (cd "$dir" && env METAFLOW_CLIENT_CACHE_PATH="$WORK/cache-$tag" METAFLOW_DATASTORE_SYSROOT_LOCAL="$dir" \
+    PYTHONPATH="$MF" "$@" "$HERE/mf_readall.py")
+}
+readall stock "$WORK" $PY | tee before.txt
+readall ext1s "$WORK/ext1" "$RV=$(root_of 1)" $PY | tee ext1_stock.txt
+readall ext1e "$WORK/ext1" "$RV=$(root_of 1)" METAFLOW_CAS_H=1 "$WORK/venv/bin/python" | tee ext1.txt
+readall ext2e "$WORK/ext2" "$RV=$(root_of 2)" METAFLOW_CAS_H=1 "$WORK/venv/bin/python" | tee ext2.txt
+readall ext2s "$WORK/ext2" "$RV=$(root_of 2)" $PY | sed 's/^/  stock on v2: /'
+digests() { cat "$@" | grep "artifacts read" | awk '{print $NF}' | sort -u; }
+if [ "$(digests before.txt ext1_stock.txt ext1.txt ext2.txt | wc -l)" -ne 1 ] || grep -q FAILED ext*.txt; then
+  echo "  RUNS DIFFER"; exit 1
+fi
+echo "  stock's run, the extension's v1 and v2 runs, read by stock and the extension: one digest, $(digests ext2.txt)"
 echo "== cas migrate --to v2, then back to v1 (Metaflow releases read v1)"
 $CAS migrate --to v2 --quiet CasFlow
 PYTHONPATH="$MF:$REPO/python" METAFLOW_CAS_H=1 $PY "$HERE/mf_readall.py" | sed 's/^/  v2, Metaflow + extension: /'
 $CAS migrate --to v1 --quiet CasFlow
 PYTHONPATH="$MF" $PY "$HERE/mf_readall.py" | tee after.txt
-grep -v reader before.txt > b.txt; grep -v reader after.txt > a.txt
+grep "digest" before.txt | awk '{print $NF}' | sort -u > b.txt; grep "digest" after.txt | awk '{print $NF}' | sort -u > a.txt
 if cmp -s a.txt b.txt; then echo "  same digests before and after the round trip"; else echo "  DIGESTS DIFFER"; exit 1; fi
 
 echo "== cas put into the flow; Metaflow's own $STORE datastore loads it"

@@ -18,12 +18,15 @@ for run in Flow("CasFlow").runs():
     h = hashlib.sha1()
     n = 0
     try:
+        values = {}  # (step/task, name) -> digest: a foreach's tasks are listed in no set order
         for step in run:
             for task in step:
                 for art in task.artifacts:
-                    h.update(task.pathspec.split("/", 2)[2].encode() + art.id.encode())
-                    h.update(pickle.dumps(art.data, protocol=4))
+                    values[task.pathspec.split("/", 2)[2], art.id] = hashlib.sha1(
+                        pickle.dumps(art.data, protocol=4)).hexdigest()
                     n += 1
+        for k in sorted(values):
+            h.update(("%s %s %s\n" % (k[0], k[1], values[k])).encode())
         print("  run %s: %d artifacts read, digest %s" % (run.id, n, h.hexdigest()[:16]))
     except Exception as e:
         print("  run %s: FAILED after %d artifacts: %s: %s" % (run.id, n, type(e).__name__, e))
