@@ -340,6 +340,21 @@ CASDEF int cas_store_gc(cas_store *s, uint64_t *removed, char *err, size_t errca
 CASDEF int cas_store_flows(cas_store *s, char **names, size_t *count, char *err, size_t errcap);
 CASDEF int cas_store_keys(cas_store *s, const char *flow, char **keys, size_t *count, char *err, size_t errcap);
 
+/* The datastore's other objects, as Metaflow's storage layer keeps them (a task's
+ * N.data.json and N.attempt.json, its DONE marker, logs): store-relative names
+ * ("Flow/12/start/3/0.data.json": '/'-separated parts, none empty, "." or "..", no
+ * control character, at most 1024 bytes), bytes as they are, and the object's
+ * metadata JSON (Metaflow's user attributes; NULL: none). exists: 1, 0 or < 0.
+ * get: the whole object (at most max bytes; 0: 256 MiB) and its metadata (meta
+ * nullable; NULL if none), both NUL-terminated, in buffers for cas_store_free_buffer.
+ * put: replace = 0 keeps an object already there (*stored = 0); the metadata is
+ * printable ASCII, at most 2 KiB (what S3 and Azure take in a header). */
+CASDEF int cas_store_file_exists(cas_store *s, const char *name, char *err, size_t errcap);
+CASDEF int cas_store_file_get(cas_store *s, const char *name, size_t max, void **out, size_t *len, char **meta,
+                              char *err, size_t errcap);
+CASDEF int cas_store_file_put(cas_store *s, const char *name, const void *data, size_t n, const char *meta,
+                              int replace, int *stored, char *err, size_t errcap);
+
 /* Batch calls spread the items over `threads` threads (0 = 2). They return
  * CAS_OK or the first failure's code; status[i] (nullable) holds each item's.
  * put: keys receives count * CAS_KEY_BUF chars. get: outs[i] as cas_store_get. */
@@ -2779,6 +2794,19 @@ static int cas__local_commit(void *u, void *wp, const char *name, int mode, int 
     }
     if ((abfd = cas__local_parent(l, name, 1, &base)) < 0) return cas__lfail_w(msg, cap, errno);
     snprintf(meta_name, sizeof meta_name, "%s_meta", base);
+    if (!w->meta_len && mode != CAS_COMMIT_META) { /* an object without metadata (data.json): no sidecar */
+        cas__flock(abfd, LOCK_EX);
+        if (mode == CAS_COMMIT_CREATE && fstatat(abfd, base, &st, AT_SYMLINK_NOFOLLOW) == 0) *stored = 0;
+        else if (CAS_SYS_RENAMEAT(w->dirfd, w->tmp, abfd, base) < 0) e = errno ? errno : EIO;
+        else *stored = 1;
+        cas__flock(abfd, LOCK_UN);
+        if (!*stored) unlinkat(w->dirfd, w->tmp, 0);
+        w->tmp[0] = 0;
+        if (!e && *stored && l->fsync_on && CAS_SYS_FSYNC(abfd) < 0) e = errno ? errno : EIO;
+        if (e) cas__fmt(msg, cap, "%s", strerror(e));
+        close(abfd);
+        return e ? CAS_E_IO : CAS_OK;
+    }
     if ((e = cas__tmp_write(l, w->dirfd, meta_name, w->meta, w->meta_len, tm, sizeof tm)) != 0) {
         close(abfd);
         cas__fmt(msg, cap, "%s", strerror(e));
@@ -3280,6 +3308,94 @@ static int cas__write_object(cas_store *s, const char *dir, const char *name, co
     if (rc >= 0) rc = b->commit(b->user, w, name, mode, stored, msg, cap);
     b->abort(b->user, w);
     return rc;
+}
+
+/* ---- the datastore's other objects (data.json, markers, logs) ---- */
+
+#define CAS__FILE_NAME_MAX 1024
+#define CAS__FILE_META_MAX 2048
+
+static int cas__file_name_check(const char *name) {
+    const char *part = name, *c;
+    if (!name || !*name || strlen(name) > CAS__FILE_NAME_MAX) return CAS_E_NAME;
+    for (c = name;; c++) {
+        if (*c == '/' || !*c) {
+            size_t n = (size_t)(c - part);
+            if (!n || (n == 1 && part[0] == '.') || (n == 2 && part[0] == '.' && part[1] == '.')) return CAS_E_NAME;
+            if (!*c) return CAS_OK;
+            part = c + 1;
+        } else if ((unsigned char)*c < 0x20 || *c == 0x7f) {
+            return CAS_E_NAME;
+        }
+    }
+}
+
+#define CAS__FILE_NAME_OK(s, name, err, errcap)                                                                 \
+    do {                                                                                                        \
+        if (!(s)) return cas__serr(err, errcap, CAS_E_ARG, "invalid argument");                                \
+        if (cas__file_name_check(name) < 0)                                                                     \
+            return cas__serr(err, errcap, CAS_E_NAME, "Invalid object name '%.300s'", (name) ? (name) : ""); \
+    } while (0)
+
+CASDEF int cas_store_file_exists(cas_store *s, const char *name, char *err, size_t errcap) {
+    char msg[CAS__MSG] = "";
+    int rc;
+    CAS__FILE_NAME_OK(s, name, err, errcap);
+    rc = s->be->b.exists(s->be->b.user, name, msg, sizeof msg);
+    return rc < 0 ? cas__serr(err, errcap, rc, "Cannot check '%s' in '%s': %s", name, s->root, CAS__WHY(rc, msg)) : rc;
+}
+
+CASDEF int cas_store_file_get(cas_store *s, const char *name, size_t max, void **out, size_t *len, char **meta,
+                              char *err, size_t errcap) {
+    const cas_backend *b;
+    cas_object_info info;
+    unsigned char *text = NULL;
+    char msg[CAS__MSG] = "", *m = NULL;
+    size_t tlen = 0;
+    void *obj;
+    int rc;
+    if (out) *out = NULL;
+    if (len) *len = 0;
+    if (meta) *meta = NULL;
+    if (!out || !len) return cas__serr(err, errcap, CAS_E_ARG, "invalid argument");
+    CAS__FILE_NAME_OK(s, name, err, errcap);
+    b = &s->be->b;
+    if ((rc = b->open(b->user, name, 0, &obj, &info, msg, sizeof msg)) < 0) {
+        if (rc == CAS_E_NOTFOUND) return cas__serr(err, errcap, rc, "No object '%s' in '%s'", name, s->root);
+        return cas__serr(err, errcap, rc, "Cannot open '%s' in '%s': %s", name, s->root, CAS__WHY(rc, msg));
+    }
+    if (meta && info.meta && !(m = (char *)cas__alloc(&s->alloc, info.meta_len + 1))) rc = CAS_E_NOMEM;
+    if (m) memcpy(m, info.meta, info.meta_len), m[info.meta_len] = 0;
+    if (rc >= 0) rc = cas__slurp(b, obj, info.size, &s->alloc, max ? max : CAS__JSON_FILE_MAX, &text, &tlen, msg, sizeof msg);
+    b->close(b->user, obj);
+    if (rc < 0) {
+        cas__free(&s->alloc, m);
+        return cas__serr(err, errcap, rc, "Cannot read '%s' in '%s': %s", name, s->root, CAS__WHY(rc, msg));
+    }
+    *out = text, *len = tlen;
+    if (meta) *meta = m;
+    return CAS_OK;
+}
+
+CASDEF int cas_store_file_put(cas_store *s, const char *name, const void *data, size_t n, const char *meta,
+                              int replace, int *stored, char *err, size_t errcap) {
+    char dir[CAS__FILE_NAME_MAX + 1], msg[CAS__MSG] = "";
+    const char *slash, *c;
+    int rc, dummy;
+    if (!stored) stored = &dummy;
+    *stored = 0;
+    if (!data && n) return cas__serr(err, errcap, CAS_E_ARG, "invalid argument");
+    CAS__FILE_NAME_OK(s, name, err, errcap);
+    for (c = meta; c && *c; c++)
+        if (*c < 0x20 || *c > 0x7e || c - meta >= CAS__FILE_META_MAX)
+            return cas__serr(err, errcap, CAS_E_ARG, "The metadata of '%s' is not printable ASCII of at most %d bytes",
+                             name, CAS__FILE_META_MAX);
+    slash = strrchr(name, '/');
+    snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - name) : 0, name);
+    rc = cas__write_object(s, dir, name, data, n, meta, meta ? strlen(meta) : 0,
+                           replace ? CAS_COMMIT_REPLACE : CAS_COMMIT_CREATE, stored, msg, sizeof msg);
+    return rc < 0 ? cas__serr(err, errcap, rc, "Could not write '%s' in '%s': %s", name, s->root, CAS__WHY(rc, msg))
+                  : CAS_OK;
 }
 
 /* Pulls bytes from a source until it ends, through the writer, into a backend

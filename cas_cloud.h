@@ -1817,7 +1817,7 @@ static int cas__s3_url(const cas__s3 *s3, cas__buf *u, const char *name, const c
 static int cas__s3_write_headers(const cas__s3 *s3, struct curl_slist **h, const char *meta, size_t ml) {
     char line[CAS__S3_META_MAX + 64];
     if (meta && ml > CAS__S3_META_MAX) return CAS_E_ARG;
-    if (meta) {
+    if (meta && ml) { /* none: no header (curl would drop an empty one after it was signed) */
         snprintf(line, sizeof line, "%s: %.*s", s3->azure ? CAS__AZ_META_HEADER : CAS__S3_META_HEADER, (int)ml, meta);
         if (!(*h = curl_slist_append(*h, line))) return CAS_E_NOMEM;
     }

@@ -341,6 +341,60 @@ static void test_store_symlinks(void) {
     ts_rmrf(outside);
 }
 
+/* The datastore's other objects: by name, with or without metadata, create or
+ * replace; names that could leave the root refused; a symlink never followed. */
+static void test_store_files(void) {
+    char root[256], outside[256], path[1200], err[600], *meta;
+    cas_store *s;
+    void *out;
+    size_t len;
+    int stored;
+    struct stat st;
+    static const char *const bad[] = {"", "/abs", "a//b", "../x", "a/../b", "a/.", "a/b/", "a\nb", "a\x7f"};
+    size_t i;
+    CHECK(ts_mkroot(root, sizeof root) != NULL);
+    CHECK(ts_mkroot(outside, sizeof outside) != NULL);
+    CHECK((s = ts_open(root)) != NULL);
+    CHECK_EQ_INT(cas_store_file_exists(s, "F/1/start/2/0.data.json", err, sizeof err), 0);
+    CHECK_EQ_INT(cas_store_file_put(s, "F/1/start/2/0.data.json", "{}", 2, NULL, 1, &stored, err, sizeof err), CAS_OK);
+    CHECK(stored == 1);
+    snprintf(path, sizeof path, "%s/F/1/start/2/0.data.json_meta", root);
+    CHECK(stat(path, &st) < 0 && errno == ENOENT); /* no metadata: no sidecar, as Metaflow's LocalStorage */
+    CHECK_EQ_INT(cas_store_file_exists(s, "F/1/start/2/0.data.json", err, sizeof err), 1);
+    CHECK_EQ_INT(cas_store_file_put(s, "F/1/start/2/0.data.json", "{1}", 3, NULL, 0, &stored, err, sizeof err), CAS_OK);
+    CHECK(stored == 0); /* kept */
+    CHECK_EQ_INT(cas_store_file_get(s, "F/1/start/2/0.data.json", 0, &out, &len, &meta, err, sizeof err), CAS_OK);
+    CHECK(len == 2 && !memcmp(out, "{}", 2) && meta == NULL);
+    cas_store_free_buffer(s, out);
+    CHECK_EQ_INT(cas_store_file_put(s, "F/1/start/2/x.log", "log", 3, "{\"a\": 1}", 1, &stored, err, sizeof err), CAS_OK);
+    CHECK_EQ_INT(cas_store_file_get(s, "F/1/start/2/x.log", 0, &out, &len, &meta, err, sizeof err), CAS_OK);
+    CHECK(len == 3 && meta && !strcmp(meta, "{\"a\": 1}"));
+    cas_store_free_buffer(s, out);
+    cas_store_free_buffer(s, meta);
+    CHECK_EQ_INT(cas_store_file_get(s, "F/1/start/2/x.log", 2, &out, &len, NULL, err, sizeof err), CAS_E_LIMIT);
+    CHECK(strstr(err, "over") != NULL);
+    CHECK_EQ_INT(cas_store_file_get(s, "F/9", 0, &out, &len, NULL, err, sizeof err), CAS_E_NOTFOUND);
+    CHECK(strstr(err, "No object 'F/9'") != NULL);
+    CHECK_EQ_INT(cas_store_file_put(s, "F/m", "", 0, "a\nb", 1, &stored, err, sizeof err), CAS_E_ARG);
+    for (i = 0; i < sizeof bad / sizeof *bad; i++) {
+        t_setnote("name %zu", i);
+        CHECK_EQ_INT(cas_store_file_exists(s, bad[i], err, sizeof err), CAS_E_NAME);
+        CHECK_EQ_INT(cas_store_file_get(s, bad[i], 0, &out, &len, NULL, err, sizeof err), CAS_E_NAME);
+        CHECK_EQ_INT(cas_store_file_put(s, bad[i], "x", 1, NULL, 1, &stored, err, sizeof err), CAS_E_NAME);
+    }
+    t_note[0] = 0;
+    /* a folder on the way is a symlink out of the root: not followed, either way */
+    snprintf(path, sizeof path, "%s/G", root);
+    CHECK(symlink(outside, path) == 0);
+    CHECK(cas_store_file_put(s, "G/secret", "x", 1, NULL, 1, &stored, err, sizeof err) < 0);
+    snprintf(path, sizeof path, "%s/secret", outside);
+    CHECK(stat(path, &st) < 0);
+    CHECK(cas_store_file_get(s, "G/x", 0, &out, &len, NULL, err, sizeof err) < 0);
+    cas_store_close(s);
+    ts_rmrf(root);
+    ts_rmrf(outside);
+}
+
 /* ---- tasks ---- */
 
 static void test_task_fixtures(void) {
@@ -1083,6 +1137,7 @@ static test_case store_tests[] = {
     {"store_put_fd", test_store_put_fd},
     {"store_verify_and_corruption", test_store_verify_and_corruption},
     {"store_hostile_names", test_store_hostile_names},
+    {"store_files", test_store_files},
     {"store_symlinks", test_store_symlinks},
     {"task_fixtures", test_task_fixtures},
     {"task_attempts", test_task_attempts},

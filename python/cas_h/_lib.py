@@ -210,6 +210,11 @@ _proto("cas_store_put_fd", c_int, c_void_p, c_char_p, c_int, c_int, c_char_p, P(
 _proto("cas_store_exists", c_int, c_void_p, c_char_p, c_char_p)
 _proto("cas_store_get", c_int, c_void_p, c_char_p, c_char_p, P(c_void_p), P(c_size_t), c_char_p, c_size_t)
 _proto("cas_store_free_buffer", None, c_void_p, c_void_p)
+_proto("cas_store_file_exists", c_int, c_void_p, c_char_p, c_char_p, c_size_t, errcheck=status_err)
+_proto("cas_store_file_get", c_int, c_void_p, c_char_p, c_size_t, P(c_void_p), P(c_size_t), P(c_void_p), c_char_p,
+       c_size_t, errcheck=status_err)
+_proto("cas_store_file_put", c_int, c_void_p, c_char_p, c_void_p, c_size_t, c_char_p, c_int, P(c_int), c_char_p,
+       c_size_t, errcheck=status_err)
 _proto("cas_store_stat", c_int, c_void_p, c_char_p, c_char_p, P(c_int), P(c_uint64), c_char_p, c_size_t,
        errcheck=status_err)
 _proto("cas_store_verify", c_int, c_void_p, c_char_p, c_char_p, P(c_uint64), c_char_p, c_size_t, errcheck=status_err)

@@ -305,6 +305,40 @@ class Store(_Closing):
                     if outs[i]:
                         _c.cas_store_free_buffer(s, outs[i])
 
+    # ---- the datastore's other objects (data.json, markers, logs) ----
+
+    def file_exists(self, name):
+        """Whether the object "Flow/12/start/3/0.DONE.lock" (store-relative) exists."""
+        err = _err_buf()
+        with self._h as s:
+            return _c.cas_store_file_exists(s, _name(name, "name"), err, _ERR_CAP) == 1
+
+    def file_get(self, name, max_bytes=0):
+        """(bytes, metadata JSON text or None) of a store-relative object, read
+        whole (at most max_bytes; 0: 256 MiB). NotFound when there is none."""
+        p, n, m = _c_void_p(), _c_size_t(), _c_void_p()
+        err = _err_buf()
+        with self._h as s:
+            try:
+                _c.cas_store_file_get(s, _name(name, "name"), max_bytes, _byref(p), _byref(n), _byref(m), err,
+                                      _ERR_CAP)
+                return (ctypes.string_at(p, n.value) if n.value else b"",
+                        ctypes.string_at(m).decode("utf-8", "replace") if m.value else None)
+            finally:
+                for q in (p, m):
+                    if q.value:
+                        _c.cas_store_free_buffer(s, q)
+
+    def file_put(self, name, data, meta=None, replace=True):
+        """Writes a store-relative object whole, with its metadata JSON text (None:
+        none); replace=False keeps one already there. Returns whether it wrote."""
+        stored = _c_int()
+        err = _err_buf()
+        with self._h as s, _Buffer(data) as b:
+            _c.cas_store_file_put(s, _name(name, "name"), b.addr, b.size, None if meta is None else meta.encode(),
+                                  int(bool(replace)), _byref(stored), err, _ERR_CAP)
+        return bool(stored.value)
+
     def open(self, flow, key, expected_size=None):
         """A Reader decoding the blob piece by piece (memory bounded). It stays
         usable after the store is closed."""
