@@ -23,7 +23,10 @@ per round), each side in the same process, with the same heap settings:
          flow no blob of which exists yet
 
   sides  stock: Metaflow's own code; ext: cas_store.install(1) on Metaflow's
-         ContentAddressedStore (cas_version 1, as stock writes; reads rehashed)
+         ContentAddressedStore and storage (cas_version 1, as stock writes; reads
+         rehashed); ext_nocache: the same without the extension's in-memory cache of
+         small blobs (CAS_H_CACHE_MB=0), which a run's tasks share (stock Metaflow's
+         client keeps such a cache on disk; FlowDataStore alone has none)
   floor  the same objects through a bare client with 16 threads, nothing decoded:
          per task its data.json then its blobs (load); the 35 packed blobs PUT (save)
 
@@ -264,23 +267,23 @@ def run(args, work):
 
     # the same artifacts on both sides, before any timing
     digests = {}
-    for side in ("stock", "ext"):
+    for side in ("stock", "ext", "ext_nocache"):
         set_side(cas_store, side)
         got = load_all()
         digests[side] = {t: {n: hashlib.sha1(pickle.dumps(o, protocol=4)).hexdigest() for n, o in a.items()}
                          for t, a in got.items()}
         del got
-    if digests["stock"] != digests["ext"]:
+    if digests["stock"] != digests["ext"] or digests["stock"] != digests["ext_nocache"]:
         sys.exit("bench: the extension loaded other artifacts than stock Metaflow")
     n_arts = sum(len(v) for v in digests["stock"].values())
     distinct = len({k for v in keys_of.values() for k in v})
     print("checked: the extension loads the same %d artifacts (%d distinct blobs) as stock Metaflow" % (
         n_arts, distinct))
 
-    timing = {("load", s): [] for s in ("stock", "ext", "floor")}
-    timing.update({("save", s): [] for s in ("stock", "ext", "floor")})
+    sides = ("stock", "ext", "ext_nocache", "floor")
+    timing = {(op, s): [] for s in sides for op in ("load", "save")}
     for r in range(args.rounds):
-        order = ["stock", "ext", "floor"]
+        order = list(sides)
         random.Random(r).shuffle(order)
         for side in order:
             if side == "floor":
@@ -295,22 +298,24 @@ def run(args, work):
             timing["load", side].append(time.perf_counter() - t)
             timing["save", side].append(save_one())
         print("  round %d: %s" % (r + 1, ", ".join("%s %s %.2f s" % (op, s, timing[op, s][-1])
-                                                     for op in ("load", "save") for s in ("stock", "ext", "floor"))))
+                                                     for op in ("load", "save") for s in sides)))
     cas_store.uninstall()
 
     lines = ["# Real Metaflow on %s: stock vs the cas_h extension (bench/metaflow_cloud.py)" % args.store, "",
              "Metaflow %s; run of %d tasks, %d artifacts, %d distinct blobs; %d rounds interleaved, medians; "
              "machine: %s." % (get_version(), len(tasks), n_arts, distinct, args.rounds, state), "",
-             "| op | stock | ext | floor (bare client, 16 threads, no decoding) | ext vs stock | ext vs floor | target |",
-             "|---|---|---|---|---|---|---|"]
+             "| op | stock | ext | ext, no blob cache | floor (bare client, 16 threads, no decoding) | ext vs stock "
+             "| ext (no cache) vs stock | ext vs floor | target |",
+             "|---|---|---|---|---|---|---|---|---|"]
     targets = {("load", "s3"): 10, ("load", "azure"): 5, ("save", "s3"): 3, ("save", "azure"): 3}
     verdicts = []
     for op, what in (("load", "every artifact of every task, task by task"), ("save", "one task's 35 artifacts")):
-        st, ex, fl = (statistics.median(timing[op, s]) for s in ("stock", "ext", "floor"))
+        st, ex, nc, fl = (statistics.median(timing[op, s]) for s in sides)
         ratio = statistics.median(a / b for a, b in zip(timing[op, "stock"], timing[op, "ext"]))
+        ratio_nc = statistics.median(a / b for a, b in zip(timing[op, "stock"], timing[op, "ext_nocache"]))
         want = targets[op, args.store]
-        lines.append("| %s: %s | %.3f s | %.3f s | %.3f s | %.1fx | %.2fx | >= %dx |" % (
-            op, what, st, ex, fl, ratio, fl / ex, want))
+        lines.append("| %s: %s | %.3f s | %.3f s | %.3f s | %.3f s | %.1fx | %.1fx | %.2fx | >= %dx |" % (
+            op, what, st, ex, nc, fl, ratio, ratio_nc, fl / ex, want))
         verdicts.append("- %s %s: ext >= %dx stock (%.1fx)" % ("PASS" if ratio >= want else "FAIL", op, want, ratio))
     text = "\n".join(lines + [""] + verdicts) + "\n"
     print(text)
@@ -319,10 +324,14 @@ def run(args, work):
 
 
 def set_side(cas_store, side):
-    if side == "ext":
-        cas_store.install(version=1)
-    else:
+    """stock: Metaflow's code; ext: the extension; ext_nocache: without its cache of
+    small blobs (each side starts with it empty)."""
+    from metaflow import metaflow_config
+    metaflow_config.CAS_H_CACHE_MB = 0 if side == "ext_nocache" else 64
+    if side == "stock":
         cas_store.uninstall()
+    else:
+        cas_store.install(version=1)
 
 
 def write_task(fds, step, tid, arts):

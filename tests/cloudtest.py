@@ -479,6 +479,11 @@ def kill_puts(test, root, env, kills_wanted, seed):
 # ---- the Metaflow extension on an object store --------------------------------------------------------------
 
 
+def slurp(path):
+    with open(path, "rb") as f:
+        return f.read()
+
+
 class StandInStorage:
     """Metaflow's S3Storage / AzureStorage as ContentAddressedStore sees them
     (TYPE, datastore_root, is_file, save_bytes, load_bytes into temp files), over
@@ -572,7 +577,8 @@ class ExtensionChecks:
         return StandInStorage(self.OBJECTS, "ext-%s-%d" % (tag, os.getpid()), "mf", self.KIND)
 
     def install(self, version=1):
-        self.ext.install(version=version, cls=self.Patched, data_exception=self.mf.DataException)
+        self.ext.install(version=version, cls=self.Patched, data_exception=self.mf.DataException,
+                         storage=[StandInStorage])
 
     @staticmethod
     def payloads():
@@ -674,3 +680,41 @@ class ExtensionChecks:
         said = err.getvalue()
         self.assertEqual(said.count("Metaflow's own I/O"), 1, said)
         self.assertIn(name, said)
+
+    def test_task_metadata_through_cas_h(self):
+        """What TaskDataStore does around the blobs (data.json, attempt and DONE
+        markers, logs), through cas.h, as Metaflow's storage does it."""
+        st = self.storage("meta")
+        files = [("Flow/1/start/2/0.attempt.json", io.BytesIO(b'{"time": 1}')),
+                 ("Flow/1/start/2/0.data.json", io.BytesIO(b'{"objects": {"x": "ab"}}')),
+                 ("Flow/1/start/2/0.runtime_stdout.log", (io.BytesIO(b"log\n" * 999), {"size": 3996}))]
+        self.install()
+        st.save_bytes(iter(files), overwrite=True)
+        self.assertEqual(st.is_file(["Flow/1/start/2/0.data.json", "Flow/1/start/2/0.DONE.lock"]), [True, False])
+        st.save_bytes([("Flow/1/start/2/0.data.json", io.BytesIO(b"{}"))], overwrite=False)  # kept
+        st.save_bytes([("Flow/1/start/2/0.DONE.lock", io.BytesIO(b""))], overwrite=True)
+        with st.load_bytes(["Flow/1/start/2/0.data.json", "Flow/1/start/2/9.data.json",
+                            "Flow/1/start/2/0.runtime_stdout.log"]) as loaded:
+            got = [(p, slurp(f) if f else None, m) for p, f, m in loaded]
+        self.assertEqual(got, [("Flow/1/start/2/0.data.json", b'{"objects": {"x": "ab"}}', None),
+                               ("Flow/1/start/2/9.data.json", None, None),
+                               ("Flow/1/start/2/0.runtime_stdout.log", b"log\n" * 999, {"size": 3996})])
+        self.assertEqual(st.calls, 0, "the extension used the stock storage")
+        self.ext.uninstall(self.Patched)  # stock Metaflow reads what cas.h wrote, the same
+        self.assertEqual(st.is_file(["Flow/1/start/2/0.DONE.lock", "Flow/1/start/2/1.attempt.json"]), [True, False])
+        with st.load_bytes(["Flow/1/start/2/0.runtime_stdout.log", "Flow/1/start/2/0.attempt.json"]) as loaded:
+            back = [(slurp(f), m) for _, f, m in loaded]
+        self.assertEqual(back, [(b"log\n" * 999, {"size": 3996}), (b'{"time": 1}', None)])
+        _, meta = self.OBJECTS.get(st.container, "mf/Flow/1/start/2/0.runtime_stdout.log")
+        self.assertEqual(meta, json.dumps({"size": 3996}))
+        _, meta = self.OBJECTS.get(st.container, "mf/Flow/1/start/2/0.data.json")
+        self.assertIsNone(meta)
+
+    def test_load_bytes_leaves_no_temp_files(self):
+        st = self.storage("tmp")
+        self.install()
+        st.save_bytes([("F/1/s/1/0.data.json", io.BytesIO(b"{}"))], overwrite=True)
+        with st.load_bytes(["F/1/s/1/0.data.json"]) as loaded:
+            (_, local, _), = list(loaded)
+            self.assertTrue(os.path.exists(local))
+        self.assertFalse(os.path.exists(os.path.dirname(local)))

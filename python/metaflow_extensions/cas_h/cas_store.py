@@ -55,6 +55,8 @@ _PATCHED = ("save_blobs", "load_blobs", "_pack_v1", "_pack_v2", "_unpack_v1", "_
 _MISSING = object()
 _originals = {}  # class -> {attribute: what the class itself had, or _MISSING}
 _settings = {}  # class -> (version, verify)
+_storage_originals = {}  # storage class -> {attribute: what the class itself had, or _MISSING}
+_storage_owner = None  # the class whose install() patched the storage classes
 _SAVE_BLOBS_PARAMS = {"self", "blob_iter", "raw", "len_hint", "is_transfer"}
 _LOAD_BLOBS_PARAMS = {"self", "keys", "force_raw", "is_transfer"}
 # Blob files from this size on are decoded from an mmap, not read into memory.
@@ -630,6 +632,63 @@ def _azure_unsupported(env=None):
     return None
 
 
+class _Small(object):
+    """Small decoded blobs of object stores, by key, the most recently used kept.
+    A run's tasks share most of their small artifacts (a real 44-task run: 757
+    artifacts, 143 distinct blobs), and on an object store each read is a request,
+    which a browsing client pays task after task. The key is the content's hash and
+    every read of an object store was rehashed: nothing cached is ever stale.
+    Metaflow's client keeps such a cache too, on disk. METAFLOW_CAS_H_CACHE_MB
+    (default 64; 0: none); blobs over 1 MiB are not kept."""
+
+    lock = threading.Lock()
+    items = None  # key -> bytes (an OrderedDict, oldest first)
+    size = 0
+    largest = 1 << 20
+
+    @classmethod
+    def budget(cls):
+        try:
+            return max(0, int(float(_mf_setting("CAS_H_CACHE_MB", 64)) * (1 << 20)))
+        except (TypeError, ValueError):
+            return 64 << 20
+
+    @classmethod
+    def get_many(cls, keys):
+        if not cls.items:
+            return {}
+        found = {}
+        with cls.lock:
+            for k in keys:
+                blob = cls.items.get(k)
+                if blob is not None:
+                    cls.items.move_to_end(k)
+                    found[k] = blob
+        return found
+
+    @classmethod
+    def put_many(cls, pairs):
+        budget = cls.budget()
+        if not budget:
+            return
+        import collections
+        with cls.lock:
+            if cls.items is None:
+                cls.items = collections.OrderedDict()
+            for k, blob in pairs:
+                if len(blob) > cls.largest or k in cls.items:
+                    continue
+                cls.items[k] = blob
+                cls.size += len(blob)
+            while cls.size > budget and cls.items:
+                cls.size -= len(cls.items.popitem(last=False)[1])
+
+    @classmethod
+    def clear(cls):
+        with cls.lock:
+            cls.items, cls.size = None, 0
+
+
 class _Remote(object):
     """The cas_h.Store each object-store root's blobs go through, or None where
     Metaflow's own I/O stays (said once, with why)."""
@@ -643,14 +702,18 @@ class _Remote(object):
     @classmethod
     def find(cls, cas_h, ca_store, version):
         """The _Remote for a ContentAddressedStore on S3 or Azure, else None."""
-        storage = ca_store._storage_impl
+        flow, _, tail = str(ca_store._prefix).rpartition("/")
+        if tail != "data" or not flow or "/" in flow:
+            return None  # not a flow's blobs: not a layout cas.h addresses
+        return cls.of_storage(cas_h, ca_store._storage_impl, version, flow)
+
+    @classmethod
+    def of_storage(cls, cas_h, storage, version, flow=None):
+        """The _Remote for a Metaflow storage on S3 or Azure, else None."""
         kind = getattr(storage, "TYPE", None)
         if kind not in ("s3", "azure"):
             return None
-        flow, _, tail = str(ca_store._prefix).rpartition("/")
         root = str(getattr(storage, "datastore_root", "") or "")
-        if tail != "data" or not flow or "/" in flow:
-            return None  # not a flow's blobs: not a layout cas.h addresses
         if kind == "azure":
             root = "azure://" + root.strip("/")
         elif not root.startswith("s3://"):
@@ -692,15 +755,20 @@ class _Remote(object):
         cache = ca_store._blob_cache
         for at in range(0, len(keys), _REMOTE_KEYS):
             chunk = keys[at:at + _REMOTE_KEYS]
+            have = _Small.get_many(chunk)
+            todo = [k for k in chunk if k not in have]
             try:
-                blobs = self.store.get_many(self.flow, chunk)
+                blobs = self.store.get_many(self.flow, todo) if todo else []
             except cas_h.HashMismatch as e:
                 raise data_exception("Could not unpack artifact in '%s': %s" % (self.ident[1], e)) from None
             except cas_h.CasError as e:
                 self.failed(cas_h, e)
                 yield from local_load(ca_store, keys[at:], False, False)
                 return
-            for key, blob in zip(chunk, blobs):
+            have.update(zip(todo, blobs))
+            _Small.put_many(zip(todo, blobs))
+            for key in chunk:
+                blob = have[key]
                 if cache:
                     cache.store_key(key, blob)
                 yield key, blob
@@ -729,6 +797,144 @@ class _Remote(object):
                 results.append(ca_store.save_blobs_result(uri=uri, key=key))
 
 
+# The storage's own calls on S3 and Azure (a task's data.json, attempt and DONE
+# markers, logs: what TaskDataStore reads and writes around the blobs), through the
+# same cas_h.Store: Metaflow's storage opens a client (an S3 worker process for more
+# than 10 paths) per call, which costs more than the requests. Same contracts:
+# is_file a list of bools; load_bytes (path, local file or None, metadata dict or
+# None) items in a context manager that removes its temp files; save_bytes with
+# overwrite. Anything else (listing, info, sizes) stays Metaflow's.
+
+_STORAGE_PATCHED = ("is_file", "load_bytes", "save_bytes")
+_STORAGE_CLASSES = (("metaflow.plugins.datastores.s3_storage", "S3Storage"),
+                    ("metaflow.plugins.datastores.azure_storage", "AzureStorage"))
+_FILE_ITEMS = 64  # objects written per round of threads
+
+
+class _Pool(object):
+    """Threads for many small objects at once (ctypes releases the GIL), made in the
+    process that uses them (Metaflow forks)."""
+
+    pid, pool, lock = None, None, threading.Lock()
+
+    @classmethod
+    def map(cls, fn, items):
+        items = list(items)
+        if len(items) < 2:
+            return [fn(i) for i in items]
+        with cls.lock:
+            if cls.pid != os.getpid():
+                import concurrent.futures
+                cls.pool, cls.pid = concurrent.futures.ThreadPoolExecutor(16, "cas_h io"), os.getpid()
+        return list(cls.pool.map(fn, items))
+
+
+class _Loaded(object):
+    """load_bytes' answer: `with` gives the items; leaving removes the temp files."""
+
+    def __init__(self, items, tmp):
+        self.items, self.tmp = items, tmp
+
+    def __enter__(self):
+        return iter(self.items)
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def close(self):
+        import shutil
+        shutil.rmtree(self.tmp, True)
+
+
+def _storage_methods(cas_h, version, original):
+    def is_file(self, paths):
+        remote = _Remote.of_storage(cas_h, self, version)
+        if remote is not None:
+            try:
+                return _Pool.map(remote.store.file_exists, paths)
+            except cas_h.CasError as e:
+                remote.failed(cas_h, e)
+        return original["is_file"](self, paths)
+
+    def load_bytes(self, paths):
+        remote = _Remote.of_storage(cas_h, self, version)
+        if remote is not None and paths:
+            import tempfile
+            tmp = tempfile.mkdtemp(prefix="metaflow.cas_h.load_bytes.")
+
+            def one(item):
+                i, path = item
+                try:
+                    data, meta = remote.store.file_get(path)
+                except cas_h.NotFound:
+                    return path, None, None
+                local = os.path.join(tmp, str(i))
+                with open(local, "wb") as f:
+                    f.write(data)
+                return path, local, None if meta is None else json.loads(meta)
+
+            try:
+                return _Loaded(_Pool.map(one, enumerate(paths)), tmp)
+            except cas_h.CasError as e:
+                _Loaded((), tmp).close()
+                remote.failed(cas_h, e)
+        return original["load_bytes"](self, paths)
+
+    def save_bytes(self, path_and_bytes_iter, overwrite=False, len_hint=0):
+        remote = _Remote.of_storage(cas_h, self, version)
+        if remote is None:
+            return original["save_bytes"](self, path_and_bytes_iter, overwrite, len_hint)
+        items = iter(path_and_bytes_iter)
+
+        def one(item):
+            path, obj = item
+            fileobj, meta = obj if isinstance(obj, tuple) else (obj, None)
+            remote.store.file_put(path, fileobj.read(), None if meta is None else json.dumps(meta), overwrite)
+
+        while True:
+            batch = list(itertools.islice(items, _FILE_ITEMS))
+            if not batch:
+                return None
+            try:
+                _Pool.map(one, batch)
+            except cas_h.CasError as e:  # Metaflow's own writes, from this batch on (a write is whole or not at all)
+                remote.failed(cas_h, e)
+                for _, obj in batch:
+                    (obj[0] if isinstance(obj, tuple) else obj).seek(0)
+                return original["save_bytes"](self, itertools.chain(batch, items), overwrite, len_hint)
+
+    return {"is_file": is_file, "load_bytes": load_bytes, "save_bytes": save_bytes}
+
+
+def _install_storage(cas_h, version, classes):
+    """Routes the storage classes' object calls through cas.h (on S3 and Azure)."""
+    _uninstall_storage()
+    if classes is None:
+        classes = []
+        for module, name in _STORAGE_CLASSES:
+            try:
+                classes.append(getattr(__import__(module, fromlist=[name]), name))
+            except Exception:  # a storage whose dependencies are missing: Metaflow cannot use it either
+                pass
+    for cls in classes:
+        _storage_originals[cls] = {name: cls.__dict__.get(name, _MISSING) for name in _STORAGE_PATCHED}
+        current = {name: getattr(cls, name) for name in _STORAGE_PATCHED}
+        for name, fn in _storage_methods(cas_h, version, current).items():
+            fn.__name__, fn.__qualname__, fn._cas_h = name, "%s.%s" % (cls.__name__, name), True
+            setattr(cls, name, fn)
+
+
+def _uninstall_storage():
+    for cls, saved in list(_storage_originals.items()):
+        for name, value in saved.items():
+            if value is _MISSING:
+                if name in cls.__dict__:
+                    delattr(cls, name)
+            else:
+                setattr(cls, name, value)
+        del _storage_originals[cls]
+
+
 def _verifying_load_blobs(cas_h, original, data_exception):
     def load_blobs(self, keys, *args, **kwargs):
         for item in original(self, keys, *args, **kwargs):
@@ -752,16 +958,21 @@ def _signature_fits(method, first, allowed):
     return first in params and params <= allowed
 
 
-def install(version=1, verify=False, cls=None, data_exception=None):
+def install(version=1, verify=False, cls=None, data_exception=None, storage=None):
     """Routes cls's (default: Metaflow's ContentAddressedStore) hashing,
-    packing and unpacking through cas.h. version: the cas_version new blobs
+    packing and unpacking through cas.h, and on S3 and Azure its object I/O
+    and that of the storage classes (default with Metaflow's class: S3Storage,
+    AzureStorage; else the list `storage`). version: the cas_version new blobs
     get (1 gzip, 2 LZ4 frame). verify: rehash loaded blobs. Raises ImportError
     when cas_h / libcas.so cannot load. Calling it again reconfigures."""
+    global _storage_owner
     if version not in (1, 2):
         raise ValueError("cas_version must be 1 or 2, not %r" % (version,))
     import cas_h  # ImportError (with what it tried) when libcas.so is missing
 
+    default_storage = cls is None
     if cls is None:
+        storage = None
         cls, default_exception = _metaflow_classes()
         data_exception = data_exception or default_exception
     if data_exception is None:
@@ -802,6 +1013,10 @@ def install(version=1, verify=False, cls=None, data_exception=None):
     _settings[cls] = (version, verify)
     _Load.formats.clear()
     _Remote.stores.clear()
+    _Small.clear()
+    if storage is not None or default_storage:
+        _install_storage(cas_h, version, storage)
+        _storage_owner = cls
     return True
 
 
@@ -812,6 +1027,8 @@ def uninstall(cls=None):
     saved = _originals.pop(cls, None)
     _settings.pop(cls, None)
     _Load.formats.clear()
+    if _storage_owner is cls:
+        _uninstall_storage()
     if saved is None:
         return False
     for name, value in saved.items():

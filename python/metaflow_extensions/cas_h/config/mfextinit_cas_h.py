@@ -11,3 +11,6 @@ CAS_H = from_conf("CAS_H", False)
 CAS_H_VERSION = from_conf("CAS_H_VERSION", 1)
 # Rehash every loaded artifact against its key (Metaflow never does).
 CAS_H_VERIFY = from_conf("CAS_H_VERIFY", False)
+# MiB of small decoded blobs (up to 1 MiB each) kept in memory per process when
+# reading from S3 or Azure: a run's tasks share most small artifacts (0: none).
+CAS_H_CACHE_MB = from_conf("CAS_H_CACHE_MB", 64)
