@@ -257,6 +257,9 @@ bench: all
 	@[ "$(CAS_MISSING)" = none ] || { echo "make bench needs the full build (missing: $(CAS_MISSING)); sudo infra/debian-deps.sh"; exit 2; }
 	$(PYTHON) bench/run.py
 	$(PYTHON) bench/task.py
+	@if [ -n "$(MF)" ]; then $(PYTHON) bench/metaflow_cloud.py s3 --fan 40 --rounds 2 && \
+	  $(PYTHON) bench/metaflow_cloud.py azure --fan 40 --rounds 2; \
+	else echo "bench/metaflow_cloud.py (real Metaflow on radosgw and azurite): skipped, set MF=/path/to/metaflow"; fi
 	$(PYTHON) bench/s3.py
 	$(PYTHON) bench/azure_bench.py
 	$(PYTHON) bench/preview.py

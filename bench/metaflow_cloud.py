@@ -37,11 +37,9 @@ bench/results/metaflow_<store>.md.
 import argparse
 import concurrent.futures
 import hashlib
-import io
 import json
 import os
 import pickle
-import platform
 import random
 import shutil
 import statistics
@@ -59,17 +57,6 @@ if any(os.environ.get(k) != v for k, v in ENV.items()):
 PAYLOADS = ["config_233", "metrics_52k", "emb_800k", "weights_8m", "random_5m"]
 FLOW = "CloudBenchFlow"
 RUN = "1"
-
-
-def machine_state():
-    up = float(open("/proc/uptime").read().split()[0])
-    try:
-        thp = open("/sys/kernel/mm/transparent_hugepage/enabled").read().strip()
-    except OSError:
-        thp = "?"
-    load = open("/proc/loadavg").read().split()[:3]
-    return "up %.0f min, load %s, THP %s, %s, %d CPUs" % (up / 60, " ".join(load), thp, platform.release(),
-                                                         os.cpu_count())
 
 
 def start_server(kind, work):
@@ -223,7 +210,8 @@ def run(args, work):
     print("store %s (%s), Metaflow %s; run %s/%s: %d tasks, %d artifacts, written by stock Metaflow in %.1f s" % (
         args.store, root, get_version(), FLOW, RUN, len(tasks), sum(len(a) for _, _, a in tasks),
         time.perf_counter() - t0))
-    state = machine_state()
+    import report
+    state = report.machine_state()
     print("machine: " + state)
 
     bare = Bare(args.store)

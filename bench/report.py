@@ -6,6 +6,25 @@ from html import escape
 MiB = 1 << 20
 
 
+def machine_state():
+    """The machine state a figure was taken in (PERF-NOTES: a freshly booted machine
+    is not a warm one): uptime, load, transparent huge pages, a memory monitor."""
+    import os
+    import platform
+    up = float(open("/proc/uptime").read().split()[0])
+    try:
+        thp = open("/sys/kernel/mm/transparent_hugepage/enabled").read().split("[")[1].split("]")[0]
+    except (OSError, IndexError):
+        thp = "?"
+    try:
+        kdamond = any(open("/proc/%s/comm" % p).read().startswith("kdamond") for p in os.listdir("/proc") if p.isdigit())
+    except OSError:
+        kdamond = False
+    return "%s (up %.0f min), load %s, THP %s, kdamond %s, kernel %s, %d CPUs" % (
+        "fresh boot" if up < 1800 else "warm", up / 60, " ".join(open("/proc/loadavg").read().split()[:3]), thp,
+        "running" if kdamond else "not running", platform.release(), os.cpu_count())
+
+
 def med(xs):
     xs = [x for x in xs if x is not None]
     return statistics.median(xs) if xs else None

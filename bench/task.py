@@ -47,6 +47,7 @@ sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(ROOT, "python"))
 os.environ.setdefault("CAS_H_LIBRARY", os.path.join(ROOT, "build", "libcas.so"))
 import payloads  # noqa: E402
+import report  # noqa: E402
 import cas_h  # noqa: E402
 from metaflow_extensions.cas_h import cas_store  # noqa: E402
 from tests import mf_standin  # noqa: E402
@@ -205,6 +206,7 @@ def main():
     ap.add_argument("--target-ms", type=float, default=40.0)
     ap.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
     args = ap.parse_args()
+    print("machine: %s" % report.machine_state(), flush=True)
     pdir = os.path.join(ROOT, "build", "bench", "payloads")
     paths = payloads.ensure(pdir, log=lambda *a: None)
     data = {}
@@ -227,7 +229,9 @@ def main():
     lines.append("# The extension's save_blobs / load_blobs on a task (bench/task.py)\n")
     lines.append("Stand-in store on tmpfs; %d rounds interleaved; medians of per-round ratios (x = times faster "
                  "than the side named); malloc state: MALLOC_MMAP_THRESHOLD_=1 GiB, MALLOC_TOP_PAD_=256 MiB for "
-                 "the whole run. libcas: %s.\n" % (args.rounds, cas_h.library_path))
+                 "the whole run. libcas: %s. Machine: %s (the figures depend on it: PERF-NOTES, \"A fresh "
+                 "machine is not a warm one\"); blob files in the page cache (tmpfs).\n"
+                 % (args.rounds, cas_h.library_path, report.machine_state()))
     lines.append("| blobs | op | ext_v2 vs pr3090 | ext_v2 vs metaflow_gzip | ext_v1 vs metaflow_gzip | "
                  "pr3090 | ext_v2 | metaflow_gzip | ext_v1 |")
     lines.append("|---|---|---|---|---|---|---|---|---|")
