@@ -710,6 +710,37 @@ class ExtensionChecks:
         _, meta = self.OBJECTS.get(st.container, "mf/Flow/1/start/2/0.data.json")
         self.assertIsNone(meta)
 
+    def test_access_denied_hands_over_to_metaflow(self):
+        """cas.h refused by the server (here: a wrong secret that Metaflow's own client,
+        with the right one, does not share): the call and the store go to Metaflow's
+        code, said once; nothing fails that Metaflow would have done."""
+        st = self.storage("denied")
+        blobs = self.payloads()[:4]
+        keys = [r.key for r in self.Stock("Flow/data", st).save_blobs(iter(blobs))]
+        name, value = self.WRONG_SECRET
+        saved = os.environ.get(name)
+        os.environ[name] = value
+        err = io.StringIO()
+        real, sys.stderr = sys.stderr, err
+        try:
+            self.install()
+            got = [b for _, b in self.Patched("Flow/data", st).load_blobs(keys)]
+            again = [b for _, b in self.Patched("Flow/data", st).load_blobs(keys)]
+            more = self.Patched("Flow/data", st).save_blobs([b"after the refusal"])
+        finally:
+            sys.stderr = real
+            if saved is None:
+                del os.environ[name]
+            else:
+                os.environ[name] = saved
+        self.assertEqual(got, blobs)
+        self.assertEqual(again, blobs)
+        self.assertEqual(more[0].key, sha1(b"after the refusal"))
+        self.assertGreater(st.calls, 0)
+        said = err.getvalue()
+        self.assertEqual(said.count("Metaflow's own I/O from now on"), 1, said)
+        self.assertNotIn(value, said)
+
     def test_load_bytes_leaves_no_temp_files(self):
         st = self.storage("tmp")
         self.install()

@@ -188,6 +188,7 @@ class TestPutGetMigrate(cloudtest.WriteChecks, unittest.TestCase):
 class TestExtension(cloudtest.ExtensionChecks, unittest.TestCase):
     OBJECTS, KIND = OBJECTS, "azure"
     UNSUPPORTED = ("AZURE_CLIENT_CERTIFICATE_PATH", "/etc/ssl/private/client.pem")
+    WRONG_SECRET = ("AZURE_STORAGE_KEY", base64.b64encode(b"not the account key, 32 bytes..!").decode())
 
 
 class TestCredentials(unittest.TestCase):

@@ -173,6 +173,7 @@ class TestPutGetMigrate(cloudtest.WriteChecks, unittest.TestCase):
 class TestExtension(cloudtest.ExtensionChecks, unittest.TestCase):
     OBJECTS, KIND = OBJECTS, "s3"
     UNSUPPORTED = ("METAFLOW_DEFAULT_AWS_CLIENT_PROVIDER", "my-provider")
+    WRONG_SECRET = ("AWS_SECRET_ACCESS_KEY", "not-the-secret-0123456789abcdef0123456")
 
 
 class TestErrors(unittest.TestCase):
