@@ -11,7 +11,7 @@ python/tools/imds_standin.py, as Metaflow's DefaultAzureCredential does in Azure
 
 A run is written by Metaflow's own TaskDataStore (stock, the extension off): a
 start task with the five PR #3090 payloads (bench/payloads.py, without the 64 MiB
-text) and 30 small system artifacts, --fan foreach tasks with the system artifacts,
+text) and 28 small system artifacts, --fan foreach tasks with the system artifacts,
 an 800 KB array and a 52 KB dict of their own, a join and an end task that carry
 the payloads on. Then, interleaved round by round (the order of the sides shuffled
 per round), each side in the same process, with the same heap settings:
@@ -19,7 +19,7 @@ per round), each side in the same process, with the same heap settings:
   load   every artifact of every task, task by task, as the client's Task.data
          does: FlowDataStore -> get_task_datastore (data.json, DONE) ->
          TaskDataStore.load_artifacts -> ContentAddressedStore.load_blobs
-  save   one task's 35 artifacts (5 payloads + 30 system), save_artifacts into a
+  save   one task's 33 artifacts (5 payloads + 28 system), save_artifacts into a
          flow no blob of which exists yet
 
   sides  stock: Metaflow's own code; ext: cas_store.install(1) on Metaflow's
@@ -28,7 +28,7 @@ per round), each side in the same process, with the same heap settings:
          small blobs (CAS_H_CACHE_MB=0), which a run's tasks share (stock Metaflow's
          client keeps such a cache on disk; FlowDataStore alone has none)
   floor  the same objects through a bare client with 16 threads, nothing decoded:
-         per task its data.json then its blobs (load); the 35 packed blobs PUT (save)
+         per task its data.json then its blobs (load); the 33 packed blobs PUT (save)
 
 Each side's artifacts are checked equal (pickled again, hashed) before timing.
 Prints medians per side and the median of per-round ratios; writes
@@ -190,8 +190,7 @@ def run(args, work):
     paths = payloads.ensure(os.path.join(ROOT, "build", "bench", "payloads"), log=lambda *a: None)
     data = {n: pickle.loads(open(paths[n], "rb").read()) for n in PAYLOADS}
     sys.path.insert(0, HERE)
-    fix = os.environ.get("CAS_FIXTURES") or os.path.join(ROOT, "tests", "fixtures", "metaflow")
-    system = small_objects(fix, cas_h)
+    system = [pickle.loads(b) for b in payloads.system_artifacts(cas_h, 28, keep=_unpickles)]
 
     # the run, written by stock Metaflow
     cas_store.uninstall()
@@ -297,7 +296,7 @@ def run(args, work):
              "|---|---|---|---|---|---|---|---|---|"]
     targets = {("load", "s3"): 10, ("load", "azure"): 5, ("save", "s3"): 3, ("save", "azure"): 3}
     verdicts = []
-    for op, what in (("load", "every artifact of every task, task by task"), ("save", "one task's 35 artifacts")):
+    for op, what in (("load", "every artifact of every task, task by task"), ("save", "one task's %d artifacts" % len(save_arts))):
         st, ex, nc, fl = (statistics.median(timing[op, s]) for s in sides)
         ratio = statistics.median(a / b for a, b in zip(timing[op, "stock"], timing[op, "ext"]))
         ratio_nc = statistics.median(a / b for a, b in zip(timing[op, "stock"], timing[op, "ext_nocache"]))
@@ -309,6 +308,15 @@ def run(args, work):
     print(text)
     with open(os.path.join(HERE, "results", "metaflow_%s.md" % args.store), "w") as f:
         f.write(text)
+
+
+def _unpickles(data):
+    """Whether data is a pickle (the project's own fixtures: safe to unpickle)."""
+    try:
+        pickle.loads(data)
+        return True
+    except Exception:
+        return False
 
 
 def set_side(cas_store, side):
@@ -327,24 +335,6 @@ def write_task(fds, step, tid, arts):
     tds.init_task()
     tds.save_artifacts(iter(arts.items()))
     tds.done()
-
-
-def small_objects(fix, cas_h, n=30):
-    """Small artifacts as Metaflow writes them for every task, from the bundled stores."""
-    found = {}
-    for dp, _, files in sorted(os.walk(fix)):
-        for f in sorted(files):
-            p = os.path.join(dp, f)
-            if len(f) != 40 or os.sep + "data" + os.sep not in p:
-                continue
-            meta = json.load(open(p + "_meta")) if os.path.exists(p + "_meta") else None
-            try:
-                blob = cas_h.unpack(open(p, "rb").read(), meta)
-                if len(blob) < 16384:
-                    found[f] = pickle.loads(blob)  # the project's own fixtures
-            except Exception:
-                continue
-    return [found[k] for k in sorted(found)[:n]]
 
 
 if __name__ == "__main__":

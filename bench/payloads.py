@@ -119,6 +119,34 @@ GENERATORS = {
 }
 
 
+def system_artifacts(cas_h, n=30, keep=None):
+    """Small artifacts as Metaflow writes them for every task (under 16 KiB), decoded
+    from the bundled fixture stores; the first n by key (of those keep(data) takes)."""
+    import sys
+    here = os.path.dirname(os.path.abspath(__file__))
+    root = os.environ.get("CAS_FIXTURES") or os.path.join(os.path.dirname(here), "tests", "fixtures", "metaflow")
+    found = {}
+    for dp, _, files in sorted(os.walk(root)):
+        for f in sorted(files):
+            p = os.path.join(dp, f)
+            if len(f) != 40 or os.sep + "data" + os.sep not in p:
+                continue
+            meta = None
+            if os.path.exists(p + "_meta"):
+                with open(p + "_meta") as m:
+                    meta = json.load(m)
+            with open(p, "rb") as b:
+                try:
+                    data = cas_h.unpack(b.read(), meta)
+                except cas_h.CasError:
+                    continue
+            if len(data) < 16384 and (keep is None or keep(data)):
+                found[f] = data
+    if len(found) < n:
+        sys.exit("bench: %d small artifacts in %s, need %d" % (len(found), root, n))
+    return [found[k] for k in sorted(found)[:n]]
+
+
 def ensure(directory, log=print):
     """Writes every payload file that is missing or stale; returns {name: path}."""
     os.makedirs(directory, exist_ok=True)

@@ -28,7 +28,6 @@ bench/results/task.md and prints PASS/FAIL per target; exit 1 on a FAIL with --c
 """
 import argparse
 import gc
-import json
 import os
 import random
 import shutil
@@ -67,31 +66,6 @@ cas_store.install(1, cls=ExtV1, data_exception=mf_standin.DataException)
 cas_store.install(2, cls=ExtV2, data_exception=mf_standin.DataException)
 SIDES = {"metaflow_gzip": mf_standin.ContentAddressedStore, "pr3090": mf_standin.StandInStoreV2,
          "ext_v1": ExtV1, "ext_v2": ExtV2}
-
-
-def system_artifacts(n=30):
-    """Small artifacts as Metaflow writes them for every task, from the bundled stores."""
-    root = os.environ.get("CAS_FIXTURES") or os.path.join(ROOT, "tests", "fixtures", "metaflow")
-    found = {}
-    for dp, _, files in sorted(os.walk(root)):
-        for f in sorted(files):
-            p = os.path.join(dp, f)
-            if len(f) != 40 or os.sep + "data" + os.sep not in p:
-                continue
-            meta = None
-            if os.path.exists(p + "_meta"):
-                with open(p + "_meta") as m:
-                    meta = json.load(m)
-            with open(p, "rb") as b:
-                try:
-                    data = cas_h.unpack(b.read(), meta)
-                except cas_h.CasError:
-                    continue
-            if len(data) < 16384:
-                found[f] = data
-    if len(found) < n:
-        sys.exit("bench/task.py: %d small artifacts in %s, need %d" % (len(found), root, n))
-    return [found[k] for k in sorted(found)[:n]]
 
 
 class Side:
@@ -213,7 +187,7 @@ def main():
     for name in PAYLOADS:
         with open(paths[name], "rb") as f:
             data[name] = f.read()
-    small = system_artifacts()
+    small = payloads.system_artifacts(cas_h)
     tmp = tempfile.mkdtemp(prefix="cas-bench-task-", dir="/dev/shm" if os.access("/dev/shm", os.W_OK) else None)
     results, lines, fails = {}, [], []
     try:

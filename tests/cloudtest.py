@@ -24,7 +24,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(REPO, "python"))
 sys.path.insert(0, os.path.join(HERE, "s3"))
+sys.path.insert(0, os.path.join(REPO, "python", "tests"))
 import faultproxy  # noqa: E402
+import mf_standin  # noqa: E402
 CAS = os.environ.get("CAS", os.path.join(REPO, "build", "cas"))
 FIX = os.environ.get("CAS_FIXTURES") or os.path.join(REPO, "tests", "fixtures", "metaflow")
 
@@ -484,28 +486,18 @@ def slurp(path):
         return f.read()
 
 
-class StandInStorage:
+class StandInStorage(mf_standin.LocalBackend):
     """Metaflow's S3Storage / AzureStorage as ContentAddressedStore sees them
     (TYPE, datastore_root, is_file, save_bytes, load_bytes into temp files), over
     the store's own client (boto3, the Azure SDK): the stock I/O the extension
-    replaces, and what reads back what it wrote. Counts its calls."""
+    replaces, and what reads back what it wrote. Counts its calls. Its paths are
+    the local stand-in's."""
 
     def __init__(self, objects, container, prefix, kind):
         self.objects, self.container, self.prefix, self.TYPE = objects, container, prefix, kind
         objects.ensure(container)
         self.datastore_root = ("s3://%s/%s" if kind == "s3" else "%s/%s") % (container, prefix)
         self.calls = 0
-
-    @staticmethod
-    def path_join(*parts):
-        return "/".join([parts[0].rstrip("/")] + [p.strip("/") for p in parts[1:]])
-
-    @staticmethod
-    def path_split(path):
-        return path.split("/")
-
-    def full_uri(self, path):
-        return self.path_join(self.datastore_root, path)
 
     def _name(self, path):
         return "%s/%s" % (self.prefix, path)
@@ -554,8 +546,6 @@ class ExtensionChecks:
 
     @classmethod
     def setUpClass(cls):
-        sys.path.insert(0, os.path.join(REPO, "python", "tests"))
-        import mf_standin
         from metaflow_extensions.cas_h import cas_store
         cls.mf, cls.ext = mf_standin, cas_store
 

@@ -924,14 +924,19 @@ def _install_storage(cas_h, version, classes):
             setattr(cls, name, fn)
 
 
+def _restore(cls, saved):
+    """Puts back what the class itself had ({attribute: value or _MISSING})."""
+    for name, value in saved.items():
+        if value is _MISSING:
+            if name in cls.__dict__:
+                delattr(cls, name)
+        else:
+            setattr(cls, name, value)
+
+
 def _uninstall_storage():
     for cls, saved in list(_storage_originals.items()):
-        for name, value in saved.items():
-            if value is _MISSING:
-                if name in cls.__dict__:
-                    delattr(cls, name)
-            else:
-                setattr(cls, name, value)
+        _restore(cls, saved)
         del _storage_originals[cls]
 
 
@@ -1031,12 +1036,7 @@ def uninstall(cls=None):
         _uninstall_storage()
     if saved is None:
         return False
-    for name, value in saved.items():
-        if value is _MISSING:
-            if name in cls.__dict__:
-                delattr(cls, name)
-        else:
-            setattr(cls, name, value)
+    _restore(cls, saved)
     return True
 
 
