@@ -731,6 +731,31 @@ class ExtensionChecks:
         self.assertEqual(said.count("Metaflow's own I/O from now on"), 1, said)
         self.assertNotIn(value, said)
 
+    def test_forked_child_uses_its_own_connections(self):
+        """Metaflow's parallel_map forks; a child loads artifacts on its own
+        connections (not the parent's, which it must neither use nor close), and the
+        parent's go on working."""
+        st = self.storage("fork")
+        blobs = self.payloads()[:6]
+        self.install()
+        keys = [r.key for r in self.Patched("Flow/data", st).save_blobs(iter(blobs))]
+        self.assertEqual([b for _, b in self.Patched("Flow/data", st).load_blobs(keys)], blobs)
+        ext = self.ext
+        ext._Small.clear()
+        pid = os.fork()
+        if pid == 0:  # the child: exit status 0 only if it read everything right
+            ok = 1
+            try:
+                ext._Small.clear()
+                ok = 0 if [b for _, b in self.Patched("Flow/data", st).load_blobs(keys)] == blobs else 3
+            finally:
+                os._exit(ok)
+        _, status = os.waitpid(pid, 0)
+        self.assertEqual(status, 0)
+        self.assertEqual([b for _, b in self.Patched("Flow/data", st).load_blobs(keys)], blobs)
+        self.assertEqual(st.calls, 0, "the extension used the stock storage")
+        self.assertEqual(len([i for i, v in ext._Remote.stores.items() if v is not None and i[3] == os.getpid()]), 1)
+
     def test_load_bytes_leaves_no_temp_files(self):
         st = self.storage("tmp")
         self.install()

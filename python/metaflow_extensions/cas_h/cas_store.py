@@ -694,7 +694,7 @@ class _Remote(object):
     Metaflow's own I/O stays (said once, with why)."""
 
     lock = threading.Lock()
-    stores = {}  # (TYPE, root, version) -> cas_h.Store, or None
+    stores = {}  # (TYPE, root, version, pid) -> cas_h.Store, or None
 
     def __init__(self, store, flow, ident):
         self.store, self.flow, self.ident = store, flow, ident
@@ -718,7 +718,9 @@ class _Remote(object):
             root = "azure://" + root.strip("/")
         elif not root.startswith("s3://"):
             return None
-        ident = (kind, root, version)
+        # per process: a child forked by user code (Metaflow's parallel_map) must never
+        # use its parent's connections, nor close them (TLS would say goodbye on them)
+        ident = (kind, root, version, os.getpid())
         store = cls.stores.get(ident, _MISSING)
         if store is _MISSING:
             with cls.lock:
