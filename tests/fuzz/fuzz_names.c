@@ -13,11 +13,14 @@
  *   leading or trailing '/', no empty, "." or ".." component.
  * - cas_key_check(bytes, len): accepted iff 40 or 32 lowercase hex digits (the
  *   bytes as given, NULs included), with the matching algorithm.
+ * - cas__file_name_check(s) (cas_store_file_*'s names) and cas_encoding_is_pickle(s)
+ *   agree with a model of their rules.
  * - cas_store_blob_name(s, t, buf, cap): CAS_OK only for a valid name and key,
  *   giving exactly "<flow>/data/<key[0:2]>/<key>"; never writes past cap; the
  *   result is relative and holds no "." or ".." component, no "//".
  */
 #include "fuzz_common.h"
+#include <ctype.h>
 
 static int model_name(const char *s) {
     size_t i, n = strlen(s);
@@ -51,6 +54,35 @@ static int model_key(const uint8_t *k, size_t n, int *algo) {
     for (i = 0; i < n; i++)
         if (!((k[i] >= '0' && k[i] <= '9') || (k[i] >= 'a' && k[i] <= 'f'))) return 0;
     *algo = n == 40 ? CAS_HASH_SHA1 : CAS_HASH_XXH3;
+    return 1;
+}
+
+/* A store-relative object name (cas_store_file_*): parts split on '/', none empty,
+ * "." or "..", no control character, at most 1024 bytes. */
+static int model_file_name(const char *s) {
+    size_t i, n = strlen(s), part = 0;
+    if (n < 1 || n > 1024) return 0;
+    for (i = 0; i <= n; i++) {
+        if (i == n || s[i] == '/') {
+            if (!part || (part == 1 && s[i - 1] == '.') || (part == 2 && s[i - 1] == '.' && s[i - 2] == '.'))
+                return 0;
+            part = 0;
+        } else if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f) {
+            return 0;
+        } else {
+            part++;
+        }
+    }
+    return 1;
+}
+
+/* Metaflow's PickleSerializer's encodings: [gzip+]pickle-v<digits>. */
+static int model_pickle_encoding(const char *s) {
+    const char *d;
+    if (!strncmp(s, "gzip+", 5)) s += 5;
+    if (strncmp(s, "pickle-v", 8) || !s[8]) return 0;
+    for (d = s + 8; *d; d++)
+        if (!isdigit((unsigned char)*d)) return 0;
     return 1;
 }
 
@@ -95,6 +127,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         FUZZ_ASSERT(!strchr(s, '/') && strcmp(s, ".") && strcmp(s, ".."), "accepted name '%s'", s);
         check_safe_path("name", s);
     }
+
+    /* store-relative object names: never one that could leave the root */
+    rc = cas__file_name_check(s);
+    FUZZ_ASSERT(rc == CAS_OK || rc == CAS_E_NAME, "file_name_check returned %d", rc);
+    FUZZ_ASSERT((rc == CAS_OK) == model_file_name(s), "file_name_check('%s') = %s, the rule says %s", s,
+                cas_status_name(rc), model_file_name(s) ? "valid" : "invalid");
+    if (rc == CAS_OK) FUZZ_ASSERT(s[0] != '/' && !strstr(s, "//") && !strstr(s, "/../"), "accepted '%s'", s);
+    FUZZ_ASSERT(cas_encoding_is_pickle(s) == model_pickle_encoding(s), "encoding_is_pickle('%s')", s);
 
     /* pathspecs */
     rc = cas_pathspec_check(s);
