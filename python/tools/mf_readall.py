@@ -30,3 +30,6 @@ for run in Flow("CasFlow").runs():
         print("  run %s: %d artifacts read, digest %s" % (run.id, n, h.hexdigest()[:16]))
     except Exception as e:
         print("  run %s: FAILED after %d artifacts: %s: %s" % (run.id, n, type(e).__name__, e))
+if state not in (None, "extension not on PYTHONPATH"):
+    print("  reader: object stores read through cas.h: %s" % (
+        sorted(i[1] for i, v in cas_store._Remote.stores.items() if v is not None) or "none"))

@@ -1,9 +1,10 @@
-"""Metaflow's ContentAddressedStore, hashing, packing and unpacking through cas.h.
+"""Metaflow's ContentAddressedStore, hashing, packing and unpacking through cas.h,
+and on S3 and Azure its object I/O too.
 
 Switched on by configuration (METAFLOW_CAS_H=1 in the environment or in a
 Metaflow config file), this replaces the CPU half of Metaflow's
-content-addressed store and leaves the I/O half alone, so it works with every
-storage Metaflow has (local, S3, Azure, GCS):
+content-addressed store on every storage Metaflow has (local, S3, Azure, GCS),
+and on S3 and Azure the I/O half as well (the last item below):
 
 - save_blobs: the SHA-1 keys through cas.h, the existence check, and only for
   the blobs the store lacks, compression through cas.h: cas_version 1 (gzip,
@@ -25,9 +26,10 @@ storage Metaflow has (local, S3, Azure, GCS):
   its key (Metaflow never does).
 - On S3 and Azure, the object I/O as well: load_blobs and save_blobs go through
   a cas_h.Store on the same root (see _Remote), a batch per call, many requests
-  in flight, decoding on both cores, every read rehashed against its key. A
-  store configured in a way cas.h cannot honour keeps Metaflow's own I/O, said
-  once on stderr.
+  in flight, decoding on both cores, every read rehashed against its key; so do
+  the storage classes' is_file, load_bytes and save_bytes (a task's data.json,
+  markers, logs). A store configured in a way cas.h cannot honour keeps
+  Metaflow's own I/O, said once on stderr.
 
 Switched off (the default), nothing is patched and Metaflow runs its own code.
 When switched on but cas_h or libcas.so cannot load, a warning goes to stderr
@@ -891,7 +893,8 @@ def _storage_methods(cas_h, version, original):
         def one(item):
             path, obj = item
             fileobj, meta = obj if isinstance(obj, tuple) else (obj, None)
-            remote.store.file_put(path, fileobj.read(), None if meta is None else json.dumps(meta), overwrite)
+            data = fileobj if isinstance(fileobj, (bytes, bytearray, memoryview)) else fileobj.read()
+            remote.store.file_put(path, data, None if meta is None else json.dumps(meta), overwrite)
 
         while True:
             batch = list(itertools.islice(items, _FILE_ITEMS))
@@ -902,7 +905,9 @@ def _storage_methods(cas_h, version, original):
             except cas_h.CasError as e:  # Metaflow's own writes, from this batch on (a write is whole or not at all)
                 remote.failed(cas_h, e)
                 for _, obj in batch:
-                    (obj[0] if isinstance(obj, tuple) else obj).seek(0)
+                    fileobj = obj[0] if isinstance(obj, tuple) else obj
+                    if hasattr(fileobj, "seek"):
+                        fileobj.seek(0)
                 return original["save_bytes"](self, itertools.chain(batch, items), overwrite, len_hint)
 
     return {"is_file": is_file, "load_bytes": load_bytes, "save_bytes": save_bytes}
