@@ -4956,11 +4956,21 @@ static int cas__file_name_check(const char *name) {
     }
 }
 
-#define CAS__FILE_NAME_OK(s, name, err, errcap)                                                                 \
-    do {                                                                                                        \
-        if (!(s)) return cas__serr(err, errcap, CAS_E_ARG, "invalid argument");                                \
-        if (cas__file_name_check(name) < 0)                                                                     \
-            return cas__serr(err, errcap, CAS_E_NAME, "Invalid object name '%.300s'", (name) ? (name) : ""); \
+/* A refused name as messages show it: its first 300 bytes, control characters as '?'
+ * (a message is one line, whatever a caller passed). */
+static int cas__file_name_refused(const char *name, char *err, size_t errcap) {
+    char shown[301];
+    size_t i;
+    for (i = 0; name && name[i] && i < sizeof shown - 1; i++)
+        shown[i] = (unsigned char)name[i] < 0x20 || name[i] == 0x7f ? '?' : name[i];
+    shown[i] = 0;
+    return cas__serr(err, errcap, CAS_E_NAME, "Invalid object name '%s'", shown);
+}
+
+#define CAS__FILE_NAME_OK(s, name, err, errcap)                                              \
+    do {                                                                                     \
+        if (!(s)) return cas__serr(err, errcap, CAS_E_ARG, "invalid argument");             \
+        if (cas__file_name_check(name) < 0) return cas__file_name_refused(name, err, errcap); \
     } while (0)
 
 CASDEF int cas_store_file_exists(cas_store *s, const char *name, char *err, size_t errcap) {
