@@ -378,6 +378,16 @@ CASDEF int cas_stream_open_file(cas_stream **out, const char *path, const char *
                                 const cas_allocator *alloc, char *err, size_t errcap);
 /* Up to cap decoded bytes; *got == 0 with CAS_OK means the end of the blob. */
 CASDEF int cas_stream_read(cas_stream *st, void *buf, size_t cap, size_t *got);
+/* A cas_version 2 blob file (an LZ4 frame) decoded straight into dst[cap], its
+ * stored blocks read into place (no mapping, no copy through a buffer): what a
+ * large blob on a local disk costs least to load, whatever the machine's memory
+ * state. Plain frames only (no checksums, no dictionary, nothing after the end
+ * mark, as cas.h and Metaflow write them); anything else is CAS_E_UNSUPPORTED,
+ * and any failure the caller's cue to take the general path, which words it.
+ * Experimental until 1.0. */
+#ifndef CAS_NO_LZ4
+CASDEF int cas_unpack_v2_fd(int fd, void *dst, size_t cap, size_t *out_len);
+#endif
 /* CAS_PARAM_LIMIT or CAS_PARAM_EXPECT_SIZE for this stream, before the end. */
 CASDEF int cas_stream_set_param(cas_stream *st, int param, int64_t value);
 CASDEF const char *cas_stream_message(const cas_stream *st);
@@ -3789,6 +3799,91 @@ CASDEF int cas_stream_open(cas_store *s, const char *flow, const char *key, cas_
     }
     return rc;
 }
+
+#ifndef CAS_NO_LZ4
+/* pread until n bytes are in, or the file ends (CAS_E_TRUNCATED). */
+static int cas__pread_all(int fd, void *buf, size_t n, uint64_t off) {
+    size_t got = 0;
+    while (got < n) {
+        ssize_t r = pread(fd, (unsigned char *)buf + got, CAS__MIN(n - got, CAS__CHUNK_MAX), (off_t)(off + got));
+        if (r < 0 && errno == EINTR) continue;
+        if (r < 0) return CAS_E_IO;
+        if (r == 0) return CAS_E_TRUNCATED;
+        got += (size_t)r;
+    }
+    return CAS_OK;
+}
+
+CASDEF int cas_unpack_v2_fd(int fd, void *dst, size_t cap, size_t *out_len) {
+    static const unsigned char magic[4] = {0x04, 0x22, 0x4d, 0x18};
+    unsigned char hdr[LZ4F_HEADER_SIZE_MAX], word[4], *buf = NULL;
+    LZ4F_dctx *dc = NULL;
+    LZ4F_frameInfo_t fi;
+    struct stat sb;
+    uint64_t off, fsize;
+    size_t hsz, o = 0, bmax;
+    int rc;
+    if (out_len) *out_len = 0;
+    if (fd < 0 || (!dst && cap) || !out_len) return CAS_E_ARG;
+    if (fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode)) return CAS_E_UNSUPPORTED;
+    fsize = (uint64_t)sb.st_size;
+    hsz = (size_t)CAS__MIN(fsize, (uint64_t)sizeof hdr);
+    if ((rc = cas__pread_all(fd, hdr, hsz, 0)) < 0) return rc;
+    if (hsz < 7 || memcmp(hdr, magic, 4)) return CAS_E_UNSUPPORTED;
+    if (LZ4F_isError(LZ4F_createDecompressionContext(&dc, LZ4F_VERSION))) return CAS_E_NOMEM;
+    memset(&fi, 0, sizeof fi);
+    rc = LZ4F_isError(LZ4F_getFrameInfo(dc, &fi, hdr, &hsz)) ? CAS_E_CORRUPT : CAS_OK;
+    LZ4F_freeDecompressionContext(dc);
+    if (rc < 0) return rc;
+    if (fi.blockChecksumFlag || fi.contentChecksumFlag || fi.dictID || fi.frameType != LZ4F_frame)
+        return CAS_E_UNSUPPORTED; /* plain frames only: the general path checks the rest */
+    bmax = fi.blockSizeID == LZ4F_max256KB ? (size_t)256 << 10 : fi.blockSizeID == LZ4F_max1MB ? (size_t)1 << 20
+         : fi.blockSizeID == LZ4F_max4MB   ? (size_t)4 << 20   : (size_t)64 << 10;
+    for (off = hsz;;) {
+        uint32_t n;
+        if ((rc = cas__pread_all(fd, word, 4, off)) < 0) break;
+        off += 4;
+        n = (uint32_t)word[0] | (uint32_t)word[1] << 8 | (uint32_t)word[2] << 16 | (uint32_t)word[3] << 24;
+        if (!n) { /* the end mark: the frame must end the file and hold what it says */
+            rc = off != fsize ? CAS_E_UNSUPPORTED
+               : fi.contentSize && fi.contentSize != (unsigned long long)o ? CAS_E_CORRUPT : CAS_OK;
+            break;
+        }
+        if ((n & 0x7fffffffu) > bmax || off + (n & 0x7fffffffu) > fsize) {
+            rc = CAS_E_CORRUPT;
+            break;
+        }
+        if (n & 0x80000000u) { /* a stored block: read into place, no copy through a buffer */
+            n &= 0x7fffffffu;
+            if (n > cap - o) {
+                rc = CAS_NEED_OUTPUT;
+                break;
+            }
+            if ((rc = cas__pread_all(fd, (unsigned char *)dst + o, n, off)) < 0) break;
+            o += n;
+        } else {
+            int d;
+            size_t dict = fi.blockMode == LZ4F_blockLinked ? CAS__MIN(o, (size_t)64 << 10) : 0;
+            if (!buf && !(buf = (unsigned char *)malloc(bmax))) {
+                rc = CAS_E_NOMEM;
+                break;
+            }
+            if ((rc = cas__pread_all(fd, buf, n, off)) < 0) break;
+            d = LZ4_decompress_safe_usingDict((const char *)buf, (char *)dst + o, (int)n,
+                                              (int)CAS__MIN(cap - o, bmax), (const char *)dst + o - dict, (int)dict);
+            if (d < 0) {
+                rc = cap - o < bmax ? CAS_NEED_OUTPUT : CAS_E_CORRUPT;
+                break;
+            }
+            o += (size_t)d;
+        }
+        off += n;
+    }
+    free(buf);
+    if (rc == CAS_OK) *out_len = o;
+    return rc;
+}
+#endif
 
 CASDEF int cas_stream_open_file(cas_stream **out, const char *path, const char *key, uint64_t limit,
                                 const cas_allocator *alloc, char *err, size_t errcap) {

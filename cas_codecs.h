@@ -241,6 +241,7 @@ CASDEF size_t cas_bytes_repr(const void *p, size_t n, char *buf, size_t cap);
 
 #ifndef CAS_NO_LZ4
 #define LZ4F_STATIC_LINKING_ONLY /* for the allocator-taking constructors */
+#include <lz4.h> /* the block decoder: cas_unpack_v2_fd decodes a frame's blocks itself */
 #include <lz4frame.h>
 #endif
 

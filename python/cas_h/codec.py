@@ -2,6 +2,7 @@
 one C call."""
 
 import ctypes
+import os
 import threading
 
 from . import _lib
@@ -536,6 +537,29 @@ def _stated(fmts, ins, lens, n, threads):
     _c.cas_unpack_many(n, fmts, ins, lens, None, None, sizes, None, status, int(threads))
     # C states no size a blob of that length cannot decode to (a corrupt field)
     return [sizes[i] if status[i] == _OK or (status[i] == _NEED_OUTPUT and sizes[i]) else None for i in range(n)]
+
+
+_LZ4_MAGIC = b"\x04\x22\x4d\x18"
+
+
+def unpack_v2_fd(fd, head=None, most=1 << 30):
+    """The bytes of a cas_version 2 blob file (fd, read from its start), decoded
+    straight into them (cas_unpack_v2_fd: stored blocks read into place, no
+    mapping); None when the frame states no content size (or more than most
+    bytes), is not a plain frame, or fails: take the general path then, which
+    words any error. head: the file's first bytes, if already read."""
+    if head is None or len(head) < 14:
+        head = os.pread(fd, 14, 0)
+    if head[:4] != _LZ4_MAGIC or len(head) < 14 or not head[4] & 8:
+        return None
+    size = int.from_bytes(head[6:14], "little")
+    if size > most:
+        return None
+    out, addr = _new_bytes(size)
+    got = _c_size_t()
+    if _c.cas_unpack_v2_fd(fd, addr, size, _byref(got)) != 0 or got.value != size:
+        return None
+    return out
 
 
 def decoded_sizes(blobs, metas, threads=0):

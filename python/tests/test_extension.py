@@ -8,6 +8,7 @@ import importlib
 import io
 import json
 import os
+import random
 import shutil
 import sys
 import tempfile
@@ -412,6 +413,75 @@ class TestBatches(ExtCase):
         got = dict(st.load_blobs([raw, keys[1]]))
         self.assertIs(type(got[raw]), bytes)
         self.assertEqual(got[keys[1]], blobs[1])
+
+    def test_large_v2_decoded_straight_from_files(self):
+        """A v2 blob file from _DIRECT_MIN on, loaded alone, is decoded straight into
+        its bytes (cas_unpack_v2_fd: no mapping); frames that path does not take
+        (checksums, no content size, bytes after the end) and bad ones come out
+        exactly as the general path gives them; a batch decodes as before."""
+        on(CAS2, 2)
+        st = self.store(CAS2)
+        rnd = random.Random(7)
+        stored = bytes(rnd.getrandbits(8) for _ in range(300000))  # incompressible: stored blocks
+        linked = b"".join(b"row %d: %s\n" % (i, b"x" * (i % 50)) for i in range(20000))  # compressed, linked
+        blobs = [stored, linked, b"small"]
+        keys = [r.key for r in st.save_blobs(blobs)]
+        sources = {"checksums": stored[:150000], "no size": stored[:200000],
+                   "4 MB independent": stored[:100000] + linked[:150000]}
+        odd = {  # frames written by python-lz4 with what cas.h's writer never sets
+            "checksums": lz4.frame.compress(sources["checksums"], content_checksum=True, block_checksum=True),
+            "no size": lz4.frame.compress(sources["no size"], store_size=False),
+            "4 MB independent": lz4.frame.compress(sources["4 MB independent"], block_size=lz4.frame.BLOCKSIZE_MAX4MB,
+                                                   block_linked=False),
+        }
+        for name, frame in odd.items():
+            key = sha1(sources[name])
+            path = os.path.join(self.tmp, "TestFlow", "data", key[:2], key)
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(path, "wb") as f:
+                f.write(frame)
+            with open(path + "_meta", "w") as f:
+                f.write('{"cas_raw": false, "cas_version": 2}')
+            keys.append(key)
+            blobs.append(sources[name])
+        used = []
+        real = cas_h.unpack_v2_fd
+
+        def spy(fd, head=None, most=1 << 30):
+            out = real(fd, head, most)
+            used.append(out is not None)
+            return out
+
+        with unittest.mock.patch.object(cas_h, "unpack_v2_fd", spy):
+            self.assertEqual(list(st.load_blobs(keys)), [(sha1(b), b) for b in blobs])  # a batch: mmaps
+            self.assertEqual(used, [])
+            for key, blob in zip(keys, blobs):  # alone
+                self.assertEqual(list(st.load_blobs([key])), [(key, blob)])
+        # the small one never asks; checksums and no size take the general path
+        self.assertEqual(used, [True, True, False, False, True], used)
+        # bad files: the same outcome as the general path's, word for word
+        cases = {"truncated": lambda b: b[:-5], "flipped": lambda b: b[:5000] + bytes([b[5000] ^ 0xff]) + b[5001:],
+                 "trailing": lambda b: b + b"junk", "bad block size": lambda b: b[:7] + b"\xff\xff\xff\x7f" + b[11:]}
+        self.addCleanup(setattr, cas_store, "_DIRECT_MIN", cas_store._DIRECT_MIN)
+        for name, spoil in cases.items():
+            key = keys[1]
+            path = os.path.join(self.tmp, "TestFlow", "data", key[:2], key)
+            good = cas_h.compress(linked, 2)
+            with open(path, "wb") as f:
+                f.write(spoil(good))
+            outcomes = []
+            for direct_min in (cas_store._DIRECT_MIN, 1 << 62):
+                cas_store._DIRECT_MIN = direct_min
+                for ks in (keys[:2], keys[1:2]):
+                    try:
+                        outcomes.append(("ok", [b for _, b in st.load_blobs(ks)] == [blobs[k] for k in range(2)][
+                            -len(ks):]))
+                    except Exception as e:
+                        outcomes.append((type(e).__name__, str(e)))
+            cas_store._DIRECT_MIN = 1 << 16
+            self.assertEqual(outcomes[:2], outcomes[2:], name)
+            with open(path, "wb") as f:
+                f.write(good)
 
     def test_decoded_bytes_bound_a_group(self):
         """A batch is decoded in groups whose stated decoded sizes fit the budget: a load
