@@ -3141,38 +3141,35 @@ CASDEF int cas_stream_preview(cas_stream *st, cas_preview *p) {
     return rc;
 }
 
-CASDEF int cas_store_preview_encoded(cas_store *s, const char *flow, const char *key, const char *encoding,
-                                     int64_t size, cas_preview *p, char *err, size_t errcap) {
+/* A blob of a store previewed as a pickle (encoding NULL) or as another serializer's
+ * bytes; no preview ("" and the reason) when the blob cannot be opened. */
+static int cas__store_preview_as(cas_store *s, const char *flow, const char *key, const char *encoding, int64_t size,
+                                 cas_preview *p, char *err, size_t errcap) {
     cas_stream *st;
     int rc;
-    if (!p || !encoding) return cas__serr(err, errcap, CAS_E_ARG, "invalid argument");
+    if (!p) return cas__serr(err, errcap, CAS_E_ARG, "invalid argument");
     if ((rc = cas_stream_open(s, flow, key, &st, err, errcap)) < 0) {
         cas__pk_reset(p);
         p->rc = rc;
         snprintf(p->msg, sizeof p->msg, "%s", err && errcap ? err : cas_strerror(rc));
         return rc;
     }
-    rc = cas_preview_encoded(p, encoding, size, cas__read_stream, st);
+    rc = encoding ? cas_preview_encoded(p, encoding, size, cas__read_stream, st) : cas_stream_preview(st, p);
     if (rc < 0) cas__serr(err, errcap, rc, "blob %s of flow %s: %s", key, flow, cas_preview_message(p));
     cas_stream_close(st);
     return rc;
 }
 
+CASDEF int cas_store_preview_encoded(cas_store *s, const char *flow, const char *key, const char *encoding,
+                                     int64_t size, cas_preview *p, char *err, size_t errcap) {
+    if (!encoding) return cas__serr(err, errcap, CAS_E_ARG, "invalid argument");
+    return cas__store_preview_as(s, flow, key, encoding, size, p, err, errcap);
+}
+
+
 CASDEF int cas_store_preview(cas_store *s, const char *flow, const char *key, cas_preview *p, char *err,
                              size_t errcap) {
-    cas_stream *st;
-    int rc;
-    if (!p) return cas__serr(err, errcap, CAS_E_ARG, "invalid argument");
-    if ((rc = cas_stream_open(s, flow, key, &st, err, errcap)) < 0) { /* no preview: "" and the reason */
-        cas__pk_reset(p);
-        p->rc = rc;
-        snprintf(p->msg, sizeof p->msg, "%s", err && errcap ? err : cas_strerror(rc));
-        return rc;
-    }
-    rc = cas_stream_preview(st, p);
-    if (rc < 0) cas__serr(err, errcap, rc, "blob %s of flow %s: %s", key, flow, cas_preview_message(p));
-    cas_stream_close(st);
-    return rc;
+    return cas__store_preview_as(s, flow, key, NULL, -1, p, err, errcap);
 }
 #endif
 
