@@ -78,8 +78,9 @@
  * - Objects (cas_hasher, cas_writer, cas_reader, cas_codec, cas_stream) are
  *   used by one thread at a time. A cas_store is safe to share between threads
  *   once configured.
- * - A cas_writer with CAS_PARAM_THREADS 2 (the default) that packs again keeps one
- *   helper thread, idle between packs, until cas_writer_free joins it. After
+ * - A cas_writer with CAS_PARAM_THREADS 2 (the default) that packs a large input
+ *   (256 KiB on) keeps one helper thread, idle between packs, until
+ *   cas_writer_free joins it. After
  *   fork() the child's copy of the writer starts its own; free it in either.
  * - Keys are lowercase hex, NUL-terminated, in char[CAS_KEY_BUF].
  */
@@ -387,6 +388,11 @@ CASDEF int cas_stream_read(cas_stream *st, void *buf, size_t cap, size_t *got);
  * Experimental until 1.0. */
 #ifndef CAS_NO_LZ4
 CASDEF int cas_unpack_v2_fd(int fd, void *dst, size_t cap, size_t *out_len);
+/* Many such files on `threads` threads (0: two), largest room first, as
+ * cas_unpack_many does; item i's status in status[i] (when not NULL), the
+ * first failure returned. Experimental until 1.0. */
+CASDEF int cas_unpack_v2_fd_many(size_t count, const int *fd, void *const *dst, const size_t *cap, size_t *out_len,
+                                 int *status, int threads);
 #endif
 /* CAS_PARAM_LIMIT or CAS_PARAM_EXPECT_SIZE for this stream, before the end. */
 CASDEF int cas_stream_set_param(cas_stream *st, int param, int64_t value);
@@ -1418,10 +1424,10 @@ typedef struct cas__hash_job {
     int rc;
 } cas__hash_job;
 
-/* A reused writer's kept hashing thread: starting a thread per pack costs 30-45 us
- * on a small VM, more than SHA-1 of 52 KB, so mid-size inputs could not hash
- * beside their compression. Started on demand, joined by cas_writer_free. A
- * forked child's copy of the writer has no such thread: pid tells it to start its own. */
+/* A writer's kept hashing thread for large inputs: a thread started per pack costs
+ * 30-45 us on a small VM. Started on the first large pack, joined by
+ * cas_writer_free. A forked child's copy of the writer has no such thread: pid
+ * tells it to start its own. */
 typedef struct cas__helper {
     pthread_t th;
     pthread_mutex_t mu;
@@ -1437,7 +1443,6 @@ struct cas_writer {
     int format, hash_algo, threads;
 #ifndef CAS_NO_THREADS
     cas__helper helper;
-    unsigned long packs; /* cas_pack calls so far: a writer used again keeps a helper */
 #endif
     int64_t params[CAS__CODEC_PARAM_ROWS]; /* codec parameters, by row of cas__codec_params */
     unsigned params_set;                   /* bit i: params[i] was set */
@@ -1449,10 +1454,12 @@ struct cas_writer {
     char key[CAS_KEY_BUF];
 };
 
-/* Below this, a thread started for the call costs more than the overlap saves. */
+/* Below this, the hash runs after the compression on the caller's thread. Handing
+ * a mid-size hash (52 KB) to a kept helper won in a tight loop of packs (53 us vs
+ * 75) but lost where packs come between file writes, as a save's do: waking the
+ * helper's idle core and the cross-core traffic cost more than the hash (a one-blob
+ * save of 52 KB: 0.81-0.97x PR #3090 with the handoff, 0.97x without). */
 #define CAS__PARALLEL_MIN ((size_t)256 * 1024)
-/* A kept helper is worth its handoff (~10-15 us) from about this size on. */
-#define CAS__HELPER_MIN ((size_t)32 * 1024)
 
 #ifndef CAS_NO_THREADS
 static void *cas__helper_main(void *arg) {
@@ -1717,9 +1724,8 @@ CASDEF int cas_pack(cas_writer *w, const void *in, size_t n, void *out, size_t c
         return r;
     }
 #ifndef CAS_NO_THREADS
-    /* the hash beside the compression: large inputs always (a thread start is
-     * worth it), mid-size ones on a writer used again (its kept helper) */
-    if (w->threads > 1 && n >= CAS__HELPER_MIN && (n >= CAS__PARALLEL_MIN || w->packs) && cas__helper_ready(w)) {
+    /* the hash beside the compression, on the writer's kept helper */
+    if (w->threads > 1 && n >= CAS__PARALLEL_MIN && cas__helper_ready(w)) {
         cas__hash_job job;
         job.algo = w->hash_algo, job.data = in, job.n = n, job.rc = CAS_E_STATE;
         cas__helper_post(&w->helper, &job);
@@ -1729,7 +1735,6 @@ CASDEF int cas_pack(cas_writer *w, const void *in, size_t n, void *out, size_t c
         memcpy(w->key, job.key, CAS_KEY_BUF);
         hashed = 1;
     }
-    w->packs++;
 #endif
     if (!hashed) { /* the writer's own hasher: its context is already set up */
         r = cas_codec_encode_all(w->codec, in, n, out, cap, &len);
@@ -2197,6 +2202,7 @@ typedef struct cas__many {
     char *keys;                /* pack: written */
     const char *const *vkeys;  /* unpack: checked */
     const int *formats;        /* unpack */
+    const int *fds;            /* unpack from files */
     int format, algo, inner, first_rc;
     int *status;
     int *hash_rc; /* pack, split: job count + i hashes large item i (its status here) */
@@ -3882,6 +3888,23 @@ CASDEF int cas_unpack_v2_fd(int fd, void *dst, size_t cap, size_t *out_len) {
     free(buf);
     if (rc == CAS_OK) *out_len = o;
     return rc;
+}
+
+static void *cas__unpack_fd_worker(void *arg) {
+    cas__many *m = (cas__many *)arg;
+    size_t i;
+    while ((i = cas__many_take(m)) < m->count)
+        cas__many_done(m, i, cas_unpack_v2_fd(m->fds[i], m->out[i], m->cap[i], &m->out_len[i]));
+    return NULL;
+}
+
+CASDEF int cas_unpack_v2_fd_many(size_t count, const int *fd, void *const *dst, const size_t *cap, size_t *out_len,
+                                 int *status, int threads) {
+    cas__many m;
+    if (count && (!fd || !dst || !cap || !out_len)) return CAS_E_ARG;
+    memset(&m, 0, sizeof m);
+    m.count = count, m.fds = fd, m.out = dst, m.cap = cap, m.out_len = out_len, m.status = status;
+    return cas__many_run(&m, threads, cas__unpack_fd_worker);
 }
 #endif
 

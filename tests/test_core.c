@@ -890,8 +890,8 @@ static void t_pack_keyed(cas_writer *w, const void *in, size_t n, void *blob, si
     CHECK_STR(key, want);
 }
 
-/* A writer used again hashes mid-size inputs (32 KiB on) on its kept helper thread,
- * beside the compression: the same key and blob as hashing and encoding alone, pack
+/* A writer hashes large inputs (256 KiB on) on its kept helper thread, beside the
+ * compression: the same key and blob as hashing and encoding alone, pack
  * after pack, at every size around the thresholds, with THREADS 1 and 2, also when the
  * compression ends first and the hash is taken back from the helper; a forked
  * child packs with its copy of the writer (the parent's helper is not in it) and
@@ -925,13 +925,13 @@ static void test_writer_helper(void) {
             }
             { /* input that compresses in a few us: the pack is done before the helper
                  wakes, and takes its hash back (or not: either way the same key) */
-                unsigned char *zeros = (unsigned char *)calloc(40000, 1);
+                unsigned char *zeros = (unsigned char *)calloc(300000, 1);
                 for (round = 0; round < 64 && zeros; round++) {
-                    zeros[39999] = (unsigned char)round;
+                    zeros[299999] = (unsigned char)round;
 #ifdef __unix__
                     if (round % 8 == 7) usleep(2000); /* the helper's core falls asleep */
 #endif
-                    t_pack_keyed(w, zeros, 40000, blob, cap);
+                    t_pack_keyed(w, zeros, 300000, blob, cap);
                 }
                 free(zeros);
             }
@@ -941,8 +941,8 @@ static void test_writer_helper(void) {
                 pid_t pid = fork();
                 CHECK(pid >= 0);
                 if (pid == 0) { /* the child: its own helper, its own free; 0 when all is well */
-                    int bad = cas_pack(w, in, 52000, blob, cap, &len, key) != CAS_DONE;
-                    bad |= cas_hash(CAS_HASH_DEFAULT, in, 52000, want) != CAS_OK || strcmp(key, want) != 0;
+                    int bad = cas_pack(w, in, 300000, blob, cap, &len, key) != CAS_DONE;
+                    bad |= cas_hash(CAS_HASH_DEFAULT, in, 300000, want) != CAS_OK || strcmp(key, want) != 0;
                     cas_writer_free(w);
                     cas_codec_free(c);
                     free(in), free(blob), free(ref); /* valgrind checks the child's leaks too */
@@ -953,7 +953,7 @@ static void test_writer_helper(void) {
                 CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
             }
 #endif
-            t_pack_keyed(w, in, 52000, blob, cap);
+            t_pack_keyed(w, in, 300000, blob, cap);
             cas_codec_free(c);
 #if defined(__linux__) && !defined(CAS_NO_THREADS)
             { /* the runner's thread alone, plus one kept thread with THREADS 2 (none with

@@ -847,6 +847,48 @@ static void test_stream(void) {
     free(data), free(back);
 }
 
+/* Blob files decoded straight from their fds (cas_unpack_v2_fd and _many): the
+ * bytes put, item by item, on one and two threads; a file that path does not take
+ * (v1) or a short room fails in its own slot, and the first failure is returned. */
+static void test_unpack_fd(void) {
+    enum { N = 5 };
+    static const size_t sizes[N] = {300000, 2000000, 70000, 100, 900000};
+    char root[256], key[CAS_KEY_BUF], err[600], path[1200];
+    unsigned char *data[N], *dst[N];
+    void *out[N];
+    size_t cap[N], got[N], one;
+    int fd[N], st[N], i, threads;
+    cas_store *s;
+    CHECK(ts_mkroot(root, sizeof root) != NULL);
+    CHECK((s = ts_open(root)) != NULL);
+    for (i = 0; i < N; i++) {
+        data[i] = (unsigned char *)malloc(sizes[i]);
+        t_fill(data[i], sizes[i], i % 3); /* incompressible (stored blocks) and compressible */
+        CHECK_EQ_INT(cas_store_put(s, "FdFlow", data[i], sizes[i], i == 2 ? CAS_FORMAT_V1 : CAS_FORMAT_V2, key, NULL,
+                                   err, sizeof err),
+                     CAS_OK);
+        snprintf(path, sizeof path, "%s/FdFlow/data/%.2s/%s", root, key, key);
+        CHECK((fd[i] = open(path, O_RDONLY)) >= 0);
+        cap[i] = i == 4 ? sizes[i] - 1 : sizes[i];
+        out[i] = dst[i] = (unsigned char *)malloc(sizes[i]);
+    }
+    for (threads = 1; threads <= 2; threads++) {
+        memset(st, 0x55, sizeof st);
+        CHECK_EQ_INT(cas_unpack_v2_fd_many(N, fd, out, cap, got, st, threads), CAS_E_UNSUPPORTED); /* item 2's */
+        for (i = 0; i < N; i++) {
+            int want = i == 2 ? CAS_E_UNSUPPORTED : i == 4 ? CAS_NEED_OUTPUT : CAS_OK;
+            CHECK_EQ_INT(st[i], want);
+            CHECK_EQ_INT(cas_unpack_v2_fd(fd[i], dst[i], cap[i], &one), want);
+            if (want == CAS_OK) CHECK(got[i] == sizes[i] && one == sizes[i] && !memcmp(dst[i], data[i], sizes[i]));
+        }
+    }
+    CHECK_EQ_INT(cas_unpack_v2_fd_many(0, NULL, NULL, NULL, NULL, NULL, 0), CAS_OK);
+    CHECK_EQ_INT(cas_unpack_v2_fd_many(1, fd, NULL, cap, got, NULL, 0), CAS_E_ARG);
+    for (i = 0; i < N; i++) close(fd[i]), free(data[i]), free(dst[i]);
+    cas_store_close(s);
+    ts_rmrf(root);
+}
+
 /* ---- processes: 8 writers at once, and SIGKILL ---- */
 
 static void ts_child_puts(const char *root, int id, int count) {
@@ -1147,6 +1189,7 @@ static test_case store_tests[] = {
     {"batch", test_batch},
     {"threads_4", test_threads},
     {"stream", test_stream},
+    {"unpack_fd", test_unpack_fd},
     {"eight_processes", test_eight_processes},
     {"sigkill_put_x120", test_sigkill_put},
     {"sigkill_migrate_x100", test_sigkill_migrate},

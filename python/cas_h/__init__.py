@@ -45,7 +45,8 @@ from ._core import (LEGACY, RAW, SHA1, V1, V2, XXH3, format_name, meta_format, s
                     sidecar_json, status_name, strerror)
 from ._lib import lib as _c
 from .codec import (Packer, Unpacker, _tls, compress, hash_available, hash_key, pack, pack_bound,  # noqa: F401
-                    pack_into, pack_many, size_hint, unpack, unpack_into, unpack_many, unpack_v2_fd, decoded_sizes)
+                    pack_into, pack_many, size_hint, unpack, unpack_into, unpack_many, unpack_v2_fd, unpack_v2_fd_many,
+                    decoded_sizes)
 from .errors import *  # noqa: F401,F403
 from .previews import preview, preview_pickle  # noqa: F401
 from .store import Artifact, BlobStat, Store, Task  # noqa: F401
@@ -54,7 +55,7 @@ from .streams import Reader, head, open_blob  # noqa: F401
 __all__ = [
     "V1", "V2", "RAW", "LEGACY", "SHA1", "XXH3", "hash_available",
     "pack", "pack_into", "pack_bound", "compress", "unpack", "unpack_into", "pack_many", "unpack_many",
-    "unpack_v2_fd", "decoded_sizes",
+    "unpack_v2_fd", "unpack_v2_fd_many", "decoded_sizes",
     "size_hint",
     "hash_key", "sidecar", "sidecar_json",
     "meta_format", "format_name", "strerror", "status_name", "Packer", "Unpacker", "Store", "Reader",

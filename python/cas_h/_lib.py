@@ -231,6 +231,7 @@ _proto("cas_stream_open_file", c_int, P(c_void_p), c_char_p, c_char_p, c_uint64,
        errcheck=status_err)
 _proto("cas_stream_read", c_int, c_void_p, c_void_p, c_size_t, P(c_size_t), errcheck=_stream_status)
 _proto("cas_unpack_v2_fd", c_int, c_int, c_void_p, c_size_t, P(c_size_t))
+_proto("cas_unpack_v2_fd_many", c_int, c_size_t, P(c_int), P(c_void_p), P(c_size_t), P(c_size_t), P(c_int), c_int)
 _proto("cas_stream_set_param", c_int, c_void_p, c_int, c_int64)
 _proto("cas_stream_message", c_char_p, c_void_p)
 _proto("cas_stream_format", c_int, c_void_p)

@@ -418,7 +418,9 @@ class TestBatches(ExtCase):
         """A v2 blob file from _DIRECT_MIN on, loaded alone, is decoded straight into
         its bytes (cas_unpack_v2_fd: no mapping); frames that path does not take
         (checksums, no content size, bytes after the end) and bad ones come out
-        exactly as the general path gives them; a batch decodes as before."""
+        exactly as the general path gives them. In a batch, such files are decoded
+        the same way by one call (cas_unpack_v2_fd_many), and none is left open,
+        also when the caller stops early."""
         on(CAS2, 2)
         st = self.store(CAS2)
         rnd = random.Random(7)
@@ -444,19 +446,31 @@ class TestBatches(ExtCase):
                 f.write('{"cas_raw": false, "cas_version": 2}')
             keys.append(key)
             blobs.append(sources[name])
-        used = []
-        real = cas_h.unpack_v2_fd
+        used, many = [], []
+        real, real_many = cas_h.unpack_v2_fd, cas_h.unpack_v2_fd_many
 
         def spy(fd, head=None, most=1 << 30):
             out = real(fd, head, most)
             used.append(out is not None)
             return out
 
-        with unittest.mock.patch.object(cas_h, "unpack_v2_fd", spy):
-            self.assertEqual(list(st.load_blobs(keys)), [(sha1(b), b) for b in blobs])  # a batch: mmaps
-            self.assertEqual(used, [])
+        def spy_many(fds, heads=None, most=1 << 30, threads=0):
+            outs = real_many(fds, heads, most, threads)
+            many.append([out is not None for out in outs])
+            return outs
+
+        fds = set(os.listdir("/proc/self/fd"))
+        with unittest.mock.patch.object(cas_h, "unpack_v2_fd", spy), \
+                unittest.mock.patch.object(cas_h, "unpack_v2_fd_many", spy_many):
+            self.assertEqual(list(st.load_blobs(keys)), [(sha1(b), b) for b in blobs])  # a batch
+            # one call for the large ones that state their size (not "no size"); checksums: the general path
+            self.assertEqual((used, many), ([], [[True, True, False, True]]))
             for key, blob in zip(keys, blobs):  # alone
                 self.assertEqual(list(st.load_blobs([key])), [(key, blob)])
+            gen = st.load_blobs(keys)
+            self.assertEqual(next(gen), (keys[0], blobs[0]))
+            gen.close()  # stopped early: the batch's files are closed
+            self.assertEqual(set(os.listdir("/proc/self/fd")), fds)
         # the small one never asks; checksums and no size take the general path
         self.assertEqual(used, [True, True, False, False, True], used)
         # bad files: the same outcome as the general path's, word for word

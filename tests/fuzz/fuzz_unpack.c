@@ -102,6 +102,22 @@ static void direct_agrees(cas_reader *r, const uint8_t *blob, size_t n, int rc, 
                     len);
     else
         FUZZ_ASSERT(got == 0 && drc < 0, "the file path failed (%s) but says %zu bytes", cas_status_name(drc), got);
+    { /* the batch call: each item as the call alone, on two threads */
+        int fds[2], st[2], mrc;
+        void *dsts[2];
+        size_t caps[2], gots[2];
+        fds[0] = fds[1] = fd, caps[0] = caps[1] = cap / 2;
+        dsts[0] = dst, dsts[1] = (char *)dst + cap / 2;
+        mrc = cas_unpack_v2_fd_many(2, fds, dsts, caps, gots, st, 2);
+        if (drc == CAS_OK && got <= cap / 2)
+            FUZZ_ASSERT(mrc == CAS_OK && gots[0] == got && gots[1] == got &&
+                            (rc != CAS_DONE || !got || (!memcmp(dst, out, got) && !memcmp(dsts[1], out, got))),
+                        "the batch file path gave %s, %zu and %zu bytes, where alone it decoded %zu",
+                        cas_status_name(mrc), gots[0], gots[1], got);
+        else
+            FUZZ_ASSERT(mrc != CAS_OK && st[0] == mrc && st[1] == mrc, "the batch file path gave %s (%s, %s) where alone %s",
+                        cas_status_name(mrc), cas_status_name(st[0]), cas_status_name(st[1]), cas_status_name(drc));
+    }
     free(dst);
     close(fd);
 }

@@ -319,9 +319,38 @@ class _Decoded(object):
     def __init__(self, data):
         self.data = data
 _FIRST_READ = 1 << 13  # most system artifacts fit; a larger file costs one more read of its whole
+_DIRECT_FDS = 64  # files a batch holds open for its one direct decode
 
 
-def _read_file(path, most, mappable=False, v2=None):
+class _Direct(object):
+    """A large cas_version 2 blob file a batch holds open, to be decoded straight
+    from it with the batch's others in one cas_unpack_v2_fd_many call."""
+
+    __slots__ = ("fd", "head", "size")
+
+    def __init__(self, fd, head, size):
+        self.fd, self.head, self.size = fd, head, size  # size: what the frame states it decodes to
+
+    def read(self):
+        return _pread_whole(self.fd, os.fstat(self.fd).st_size)
+
+    def close(self):
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+
+def _pread_whole(fd, size):
+    data = os.pread(fd, size, 0)  # the whole file in one piece (joining pieces would copy it)
+    while len(data) < size:  # short only if the file shrank or a signal came; read on to its end
+        more = os.pread(fd, size - len(data), len(data))
+        if not more:
+            break
+        data += more
+    return data
+
+
+def _read_file(path, most, mappable=False, v2=None, batch=False):
     """A blob file's bytes (os.read: no file object for a blob read whole), or
     None when it holds more than `most` bytes. mappable: a blob to decode (not a
     raw one, whose bytes are the artifact) from _MMAP_MIN on comes as a read-only
@@ -330,7 +359,9 @@ def _read_file(path, most, mappable=False, v2=None):
     _DIRECT_MIN on, the blob comes decoded, as a _Decoded, read straight into its
     bytes (cas_unpack_v2_fd: no mapping, whose page faults made a freshly booted
     machine's loads 2-3x slower than PR #3090's read(), and one copy fewer than
-    reading it first); a frame that path does not take comes as above."""
+    reading it first); a frame that path does not take comes as above. batch:
+    such a blob comes as a _Direct instead (the file held open, the caller's to
+    close), for a batch to decode with its others on both cores."""
     fd = os.open(path, _O_READ)
     try:
         data = os.read(fd, _FIRST_READ)
@@ -340,23 +371,24 @@ def _read_file(path, most, mappable=False, v2=None):
         if size > most:
             return None
         if v2 is not None and size >= _DIRECT_MIN:
-            out = v2.unpack_v2_fd(fd, data, most)
-            if out is not None:
-                return _Decoded(out)
+            if batch:
+                stated = v2.size_hint(data, v2.sidecar(2))
+                if stated is not None and stated <= most:
+                    held, fd = _Direct(fd, data, stated), -1
+                    return held
+            else:
+                out = v2.unpack_v2_fd(fd, data, most)
+                if out is not None:
+                    return _Decoded(out)
         if mappable and size >= _MMAP_MIN:
             try:
                 return mmap.mmap(fd, size, access=mmap.ACCESS_READ)
             except (OSError, ValueError):
                 pass  # not mappable here: read it
-        data = os.pread(fd, size, 0)  # the whole file in one piece (joining pieces would copy it)
-        while len(data) < size:  # short only if the file shrank or a signal came; read on to its end
-            more = os.pread(fd, size - len(data), len(data))
-            if not more:
-                break
-            data += more
-        return data
+        return _pread_whole(fd, size)
     finally:
-        os.close(fd)
+        if fd >= 0:
+            os.close(fd)
 
 
 class _Load(object):
@@ -429,6 +461,25 @@ class _Load(object):
             _Load.formats[cls, version] = fmt
         return fmt
 
+    def direct(self, batch):
+        """The batch's _Direct items decoded in one C call, in place: as RAW items
+        holding their bytes; one that call does not take, read whole for the
+        general path (which words its errors). Closes their files."""
+        cas_h = self.cas_h
+        held = [i for i, item in enumerate(batch) if type(item[3]) is _Direct]
+        files = [batch[i][3] for i in held]
+        try:
+            if not held:
+                return
+            outs = cas_h.unpack_v2_fd_many([d.fd for d in files], [d.head for d in files], _BATCH_BYTES)
+            for i, d, out in zip(held, files, outs):
+                path_key, file_path, meta, _, fmt = batch[i]
+                batch[i] = (path_key, file_path, meta, out, cas_h.RAW) if out is not None else \
+                    (path_key, file_path, meta, d.read(), fmt)
+        finally:
+            for d in files:
+                d.close()
+
     def decode(self, batch):
         """A batch of (path_key, file_path, meta, bytes, format)'s items, decoded a group
         per C call. A group's decoded bytes stay under _BATCH_BYTES (what each blob
@@ -437,6 +488,7 @@ class _Load(object):
         decoded alone."""
         cas_h = self.cas_h
         raw = cas_h.RAW
+        self.direct(batch)
         coded = [item for item in batch if item[4] != raw]
         stated = iter(cas_h.decoded_sizes([item[3] for item in coded], [item[4] for item in coded])
                       if len(coded) > 1 else [None] * len(coded))
@@ -470,6 +522,13 @@ class _Load(object):
         out = iter(out)
         for (path_key, _, meta, data, fmt), _ in group:
             yield self.done(path_key, data if fmt == cas_h.RAW else next(out), meta)
+
+
+def _close_held(batch):
+    """Closes the files a batch holds (a _Direct not yet decoded)."""
+    for item in batch:
+        if type(item[3]) is _Direct:
+            item[3].close()
 
 
 def _load_blobs(cas_h, data_exception, version):
@@ -523,25 +582,32 @@ def _load_blobs(cas_h, data_exception, version):
                             continue
                     yield run.done(path_key, data, meta)
                 return
-            # (a batch's large blobs stay mmaps that one C call decodes on both cores: the
-            # file path below, one blob at a time, measured 1.24-1.56x PR #3090 on the task
-            # against 1.5-1.7x, done two at a time on Python threads)
-            batch, total = [], 0
-            for path_key, file_path, meta in loaded:
-                fmt = run.plan(file_path, meta)
-                data = _read_file(file_path, _BATCH_BYTES, fmt != cas_h.RAW) if fmt is not None else None
-                if data is not None:
-                    batch.append((path_key, file_path, meta, data, fmt))
-                    total += len(data)
-                    if total < _BATCH_BYTES and len(batch) < _BATCH_ITEMS:
-                        continue
+            # A batch's large v2 blobs are decoded straight from their files by one C call on
+            # both cores (decoding them one at a time on Python threads measured 1.24-1.56x
+            # PR #3090 on the task, against 1.5-1.7x for one call); other large blobs come as
+            # mmaps that one C call decodes in place.
+            batch, total, held = [], 0, 0
+            try:
+                for path_key, file_path, meta in loaded:
+                    fmt = run.plan(file_path, meta)
+                    data = (_read_file(file_path, _BATCH_BYTES, fmt != cas_h.RAW, cas_h if fmt == cas_h.V2 else None,
+                                       batch=True) if fmt is not None else None)
+                    if data is not None:
+                        batch.append((path_key, file_path, meta, data, fmt))
+                        direct = type(data) is _Direct
+                        total += data.size if direct else len(data)
+                        held += direct
+                        if total < _BATCH_BYTES and len(batch) < _BATCH_ITEMS and held < _DIRECT_FDS:
+                            continue
+                    if batch:
+                        yield from run.decode(batch)
+                        batch, total, held = [], 0, 0
+                    if data is None:  # another unpacker's, or a huge one (decoded from an mmap)
+                        yield run.one(path_key, file_path, meta)
                 if batch:
                     yield from run.decode(batch)
-                    batch, total = [], 0
-                if data is None:  # another unpacker's, or a huge one (decoded from an mmap)
-                    yield run.one(path_key, file_path, meta)
-            if batch:
-                yield from run.decode(batch)
+            finally:  # also when the caller stops early: no file left open
+                _close_held(batch)
 
     return load_blobs
 
