@@ -5,11 +5,13 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <getopt.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #ifdef __linux__
 #include <sys/prctl.h> /* PR_SET_DUMPABLE: no core dump holds a credential */
@@ -24,7 +26,8 @@ static const char usage_main[] =
     "usage: cas COMMAND [ARGS]\n"
     "\n"
     "  artifact PATHSPEC/NAME [--root ROOT] [--verify]   decoded artifact bytes to stdout\n"
-    "  ls PATHSPEC [--root ROOT]                         a task's artifacts: name, key, size, encoding, format\n"
+    "  ls [FLOW[/RUN[/STEP[/TASK]]]] [--root ROOT] [--json]  flows, runs (newest first; RUN may\n"
+    "                                                   be 'latest'), steps, tasks, a task's artifacts\n"
     "  cat BLOBFILE [--verify]                          decode one blob file (its sidecar beside it, if any)\n"
     "  stat BLOBFILE                                    format, version, stored and decoded size, ratio\n"
     "  show PATHSPEC/NAME|BLOBFILE [--root ROOT] [--json] [--items N] [--depth N] [--max-bytes N]\n"
@@ -69,7 +72,7 @@ static const char usage_main[] =
 
 typedef struct opts {
     const char *root, *flow, *to;
-    int verify, quiet, format, help, json;
+    int verify, quiet, verbose, format, help, json;
     const char *limit[4]; /* show: --max-bytes, --items, --depth, --max-read */
     const char *args[64];
     int nargs;
@@ -87,34 +90,63 @@ static int data_error(const char *msg) {
     return EXIT_DATA;
 }
 
-/* Parses the options every subcommand shares; unknown options are usage errors. */
+/* The options of every subcommand, one table; each subcommand names those it takes. */
+enum { O_ROOT = 256, O_FLOW, O_TO, O_MAX_BYTES, O_ITEMS, O_DEPTH, O_MAX_READ, O_JSON, O_VERIFY, O_V1, O_V2, O_RAW };
+static const struct option options[] = {
+    {"help", no_argument, NULL, 'h'},         {"quiet", no_argument, NULL, 'q'},
+    {"verbose", no_argument, NULL, 'v'},      {"root", required_argument, NULL, O_ROOT},
+    {"flow", required_argument, NULL, O_FLOW}, {"to", required_argument, NULL, O_TO},
+    {"max-bytes", required_argument, NULL, O_MAX_BYTES}, {"items", required_argument, NULL, O_ITEMS},
+    {"depth", required_argument, NULL, O_DEPTH}, {"max-read", required_argument, NULL, O_MAX_READ},
+    {"json", no_argument, NULL, O_JSON},      {"verify", no_argument, NULL, O_VERIFY},
+    {"v1", no_argument, NULL, O_V1},          {"v2", no_argument, NULL, O_V2},
+    {"raw", no_argument, NULL, O_RAW},        {NULL, 0, NULL, 0}};
+
+/* 1 if the space-separated list names "--name". */
+static int takes(const char *allowed, const char *name) {
+    size_t n = strlen(name);
+    const char *p = allowed;
+    while ((p = strstr(p, name)) != NULL) {
+        if (p >= allowed + 2 && p[-1] == '-' && p[-2] == '-' && (p[n] == ' ' || !p[n])) return 1;
+        p += n;
+    }
+    return 0;
+}
+
+/* Parses a subcommand's arguments (argv[0] is its name) with getopt_long: --opt=VALUE
+ * or --opt VALUE, options anywhere, "--" ends them, "-" is an argument (stdin). An
+ * option the subcommand does not take is a usage error. */
 static int parse(int argc, char **argv, opts *o, const char *allowed) {
-    int i;
+    int c, li;
     memset(o, 0, sizeof *o);
-    for (i = 0; i < argc; i++) {
-        const char *a = argv[i];
-#define TAKES(flag) (!strcmp(a, flag) && strstr(allowed, flag))
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) o->help = 1;
-        else if (TAKES("--root") || TAKES("--flow") || TAKES("--to")) {
-            if (i + 1 >= argc) return usage_error("%s needs a value", a);
-            if (!strcmp(a, "--root")) o->root = argv[++i];
-            else if (!strcmp(a, "--flow")) o->flow = argv[++i];
-            else o->to = argv[++i];
-        } else if (TAKES("--max-bytes") || TAKES("--items") || TAKES("--depth") || TAKES("--max-read")) {
-            if (i + 1 >= argc) return usage_error("%s needs a value", a);
-            o->limit[a[2] == 'i' ? 1 : a[2] == 'd' ? 2 : a[6] == 'r' ? 3 : 0] = argv[++i];
-        } else if (TAKES("--json")) o->json = 1;
-        else if (TAKES("--verify")) o->verify = 1;
-        else if (TAKES("--quiet") || (!strcmp(a, "-q") && strstr(allowed, "--quiet"))) o->quiet = 1;
-        else if (TAKES("--v1")) o->format = CAS_FORMAT_V1;
-        else if (TAKES("--v2")) o->format = CAS_FORMAT_V2;
-        else if (TAKES("--raw")) o->format = CAS_FORMAT_RAW;
-        else if (a[0] == '-' && a[1]) return usage_error("unknown option '%s'", a);
-        else {
-            if (o->nargs == 64) return usage_error("too many arguments%s", NULL);
-            o->args[o->nargs++] = a;
+    opterr = 0;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, ":hqv", options, &li)) != -1) {
+        const char *name = NULL;
+        size_t i;
+        if (c == '?') return usage_error("unknown option '%s'", argv[optind - 1]);
+        if (c == ':') return usage_error("%s needs a value", argv[optind - 1]);
+        for (i = 0; options[i].name; i++)
+            if (options[i].val == c) name = options[i].name;
+        if (c != 'h' && !takes(allowed, name)) return usage_error("unknown option '%s'", argv[optind - 1]);
+        switch (c) {
+        case 'h': o->help = 1; break;
+        case 'q': o->quiet = 1; break;
+        case 'v': o->verbose = 1; break;
+        case O_ROOT: o->root = optarg; break;
+        case O_FLOW: o->flow = optarg; break;
+        case O_TO: o->to = optarg; break;
+        case O_MAX_BYTES: case O_ITEMS: case O_DEPTH: case O_MAX_READ: o->limit[c - O_MAX_BYTES] = optarg; break;
+        case O_JSON: o->json = 1; break;
+        case O_VERIFY: o->verify = 1; break;
+        case O_V1: o->format = CAS_FORMAT_V1; break;
+        case O_V2: o->format = CAS_FORMAT_V2; break;
+        default: o->format = CAS_FORMAT_RAW; break;
         }
-#undef TAKES
+    }
+    for (; optind < argc; optind++) {
+        if (o->nargs == 64) return usage_error("too many arguments%s", NULL);
+        o->args[o->nargs++] = argv[optind];
     }
     return 0;
 }
@@ -305,50 +337,272 @@ static int cmd_show(int argc, char **argv) {
     return rc;
 }
 
-static int cmd_ls(int argc, char **argv) {
-    opts o;
-    cas_store *s;
+/* A JSON string: names from data.json may hold any character. */
+static void json_str(const char *p) {
+    putchar('"');
+    for (; *p; p++) {
+        unsigned char c = (unsigned char)*p;
+        if (c == '"' || c == '\\') printf("\\%c", c);
+        else if (c < 0x20) printf("\\u%04x", c);
+        else putchar(c);
+    }
+    putchar('"');
+}
+
+/* A folder's entries; NULL (with the message printed) on failure. */
+static cas_file_entry *list_dir(cas_store *s, const char *dir, size_t *n, int quiet_missing) {
+    cas_file_entry *e = NULL;
+    char err[1024];
+    int rc = cas_store_file_list(s, dir, &e, n, err, sizeof err);
+    if (rc < 0 && !(quiet_missing && rc == CAS_E_NOTFOUND)) data_error(err);
+    return rc < 0 ? NULL : e;
+}
+
+/* A task folder, a step's or a run's, as Metaflow names them (not "_meta", "data"). */
+static int is_part(const cas_file_entry *e) {
+    return e->is_dir && cas_name_check(e->name) == 0 && strcmp(e->name, "_meta") && strcmp(e->name, "data");
+}
+
+typedef struct run_info {
+    char id[256];
+    int64_t started; /* the earliest object of its _parameters task (what a run writes first); 0 unknown */
+    int finished;    /* its end step has a task with a DONE marker */
+} run_info;
+
+/* The earliest mtime of the objects in the first task of dir (a step), or of a DONE marker. */
+static int64_t step_probe(cas_store *s, const char *dir, int want_done) {
+    char sub[1100];
+    cas_file_entry *tasks, *files;
+    size_t nt, nf, i, j;
+    int64_t best = 0;
+    if (!(tasks = list_dir(s, dir, &nt, 1))) return 0;
+    for (i = 0; i < nt && !best; i++) {
+        if (!is_part(&tasks[i])) continue;
+        snprintf(sub, sizeof sub, "%s/%s", dir, tasks[i].name);
+        if (!(files = list_dir(s, sub, &nf, 1))) continue;
+        for (j = 0; j < nf; j++) {
+            size_t l = strlen(files[j].name);
+            if (files[j].is_dir) continue;
+            if (want_done && l > 10 && !strcmp(files[j].name + l - 10, ".DONE.lock")) best = 1;
+            if (!want_done && files[j].mtime > 0 && (!best || files[j].mtime < best)) best = files[j].mtime;
+        }
+        cas_store_free_buffer(s, files);
+        if (!want_done) break;
+    }
+    cas_store_free_buffer(s, tasks);
+    return best;
+}
+
+static int run_cmp(const void *a, const void *b) {
+    const run_info *x = (const run_info *)a, *y = (const run_info *)b;
+    if (x->started != y->started) return x->started > y->started ? -1 : 1;
+    return strcmp(y->id, x->id);
+}
+
+/* A flow's runs, newest first. NULL on failure (printed). */
+static run_info *flow_runs(cas_store *s, const char *flow, size_t *count) {
+    cas_file_entry *e;
+    run_info *runs;
+    size_t n, i;
+    char dir[1100];
+    *count = 0;
+    if (!(e = list_dir(s, flow, &n, 0))) return NULL;
+    if (!(runs = (run_info *)calloc(n + 1, sizeof *runs))) {
+        cas_store_free_buffer(s, e);
+        data_error("out of memory");
+        return NULL;
+    }
+    for (i = 0; i < n; i++) {
+        run_info *r = &runs[*count];
+        if (!is_part(&e[i])) continue;
+        snprintf(r->id, sizeof r->id, "%s", e[i].name);
+        snprintf(dir, sizeof dir, "%s/%s/_parameters", flow, e[i].name);
+        r->started = step_probe(s, dir, 0);
+        snprintf(dir, sizeof dir, "%s/%s/end", flow, e[i].name);
+        r->finished = step_probe(s, dir, 1) != 0;
+        (*count)++;
+    }
+    cas_store_free_buffer(s, e);
+    qsort(runs, *count, sizeof *runs, run_cmp);
+    return runs;
+}
+
+static void when(int64_t t, char *buf, size_t cap) {
+    time_t tt = (time_t)t;
+    struct tm tm;
+    if (t <= 0 || !gmtime_r(&tt, &tm) || !strftime(buf, cap, "%Y-%m-%dT%H:%M:%SZ", &tm)) snprintf(buf, cap, "?");
+}
+
+static int ls_flows(cas_store *s, const opts *o) {
+    char *flows = NULL, err[1024];
+    const char *f;
+    size_t n, i;
+    if (cas_store_flows(s, &flows, &n, err, sizeof err) < 0) return data_error(err);
+    for (i = 0, f = flows; i < n; i++, f += strlen(f) + 1) {
+        if (o->json) printf("{\"flow\": \"%s\"}\n", f);
+        else printf("%s\n", f);
+    }
+    cas_store_free_buffer(s, flows);
+    if (!n) return data_error("no Metaflow flows under this root");
+    return 0;
+}
+
+static int ls_runs(cas_store *s, const opts *o, const char *flow) {
+    size_t n, i;
+    run_info *runs = flow_runs(s, flow, &n);
+    char t[64];
+    if (!runs) return EXIT_DATA;
+    if (!o->json) printf("%-24s  %-20s  %s\n", "RUN", "STARTED", "FINISHED");
+    for (i = 0; i < n; i++) {
+        when(runs[i].started, t, sizeof t);
+        if (o->json) {
+            printf("{\"flow\": \"%s\", \"run\": \"%s\", \"pathspec\": \"%s/%s\", \"started\": ", flow, runs[i].id, flow,
+                   runs[i].id);
+            if (runs[i].started > 0) printf("\"%s\"", t);
+            else printf("null");
+            printf(", \"finished\": %s}\n", runs[i].finished ? "true" : "false");
+        } else {
+            printf("%-24s  %-20s  %s\n", runs[i].id, t, runs[i].finished ? "yes" : "no");
+        }
+    }
+    free(runs);
+    return 0;
+}
+
+/* The tasks (folders) of a step, or the steps of a run. */
+static int ls_parts(cas_store *s, const opts *o, const char *dir, int steps) {
+    cas_file_entry *e, *sub;
+    size_t n, ns, i, j;
+    char path[1100];
+    if (!(e = list_dir(s, dir, &n, 0))) return EXIT_DATA;
+    if (!o->json) printf(steps ? "%-32s  %s\n" : "%-24s  %-8s  %s\n", steps ? "STEP" : "TASK", steps ? "TASKS" : "ATTEMPT",
+                         "DONE");
+    for (i = 0; i < n; i++) {
+        size_t count = 0;
+        int attempt = -1;
+        if (!is_part(&e[i])) continue;
+        snprintf(path, sizeof path, "%s/%s", dir, e[i].name);
+        if ((sub = list_dir(s, path, &ns, 1)) != NULL) {
+            if (steps) {
+                for (j = 0; j < ns; j++) count += is_part(&sub[j]);
+            } else { /* Metaflow's rule over the task folder's names */
+                size_t len = 0;
+                char *names;
+                for (j = 0; j < ns; j++) len += strlen(sub[j].name) + 1;
+                if ((names = (char *)malloc(len + 1)) != NULL) {
+                    for (j = 0, len = 0; j < ns; j++) {
+                        memcpy(names + len, sub[j].name, strlen(sub[j].name) + 1);
+                        len += strlen(sub[j].name) + 1;
+                    }
+                    attempt = cas_task_pick_attempt(names, ns);
+                    free(names);
+                }
+            }
+            cas_store_free_buffer(s, sub);
+        }
+        if (o->json && steps)
+            printf("{\"pathspec\": \"%s\", \"step\": \"%s\", \"tasks\": %lu}\n", path, e[i].name, (unsigned long)count);
+        else if (o->json)
+            printf("{\"pathspec\": \"%s\", \"task\": \"%s\", \"attempt\": %d, \"done\": %s}\n", path, e[i].name,
+                   attempt, attempt >= 0 ? "true" : "false");
+        else if (steps) printf("%-32s  %lu\n", e[i].name, (unsigned long)count);
+        else if (attempt >= 0) printf("%-24s  %-8d  yes\n", e[i].name, attempt);
+        else printf("%-24s  %-8s  no\n", e[i].name, "-");
+    }
+    cas_store_free_buffer(s, e);
+    return 0;
+}
+
+static int ls_task(cas_store *s, const opts *o, const char *pathspec) {
     cas_task *t;
     char err[1024];
     size_t i, wname = 4;
-    int rc;
-    if ((rc = parse(argc, argv, &o, "--root"))) return rc;
-    if (o.help) {
-        printf("usage: cas ls FLOW/RUN/STEP/TASK [--root ROOT]\n\n"
-               "Lists the artifacts of the task's latest finished attempt: name, key, size (pickled\n"
-               "bytes, from data.json), encoding, and the blob's format on disk (v1 gzip, v2 LZ4,\n"
-               "raw, legacy = gzip without a sidecar, or 'missing').\n");
-        return 0;
-    }
-    if (o.nargs != 1) return usage_error("ls takes one FLOW/RUN/STEP/TASK%s", NULL);
-    if (cas_pathspec_check(o.args[0]) < 0) return usage_error("'%s' is not FLOW/RUN/STEP/TASK", o.args[0]);
-    if ((rc = open_store(&o, &s))) return rc;
-    if (cas_task_open(s, o.args[0], &t, err, sizeof err) < 0) {
-        cas_store_close(s);
-        return data_error(err);
-    }
+    if (cas_task_open(s, pathspec, &t, err, sizeof err) < 0) return data_error(err);
     for (i = 0; i < cas_task_count(t); i++) {
         const char *name;
         cas_task_artifact(t, i, &name, NULL, NULL, NULL, NULL);
         if (strlen(name) > wname) wname = strlen(name);
     }
-    printf("# %s, attempt %d\n", o.args[0], cas_task_attempt(t));
-    printf("%-*s  %-40s  %10s  %-16s  %s\n", (int)wname, "NAME", "KEY", "SIZE", "ENCODING", "FORMAT");
+    if (!o->json) {
+        printf("# %s, attempt %d\n", pathspec, cas_task_attempt(t));
+        printf("%-*s  %-40s  %10s  %-16s  %s\n", (int)wname, "NAME", "KEY", "SIZE", "ENCODING", "FORMAT");
+    }
     for (i = 0; i < cas_task_count(t); i++) {
-        const char *name, *key, *enc;
+        const char *name, *key, *enc, *fname;
         int64_t size;
-        int fmt = 0;
+        int fmt = 0, rc;
         char sz[32];
         cas_task_artifact(t, i, &name, &key, &size, &enc, NULL);
         if (size >= 0) snprintf(sz, sizeof sz, "%lld", (long long)size);
         else snprintf(sz, sizeof sz, "?");
         rc = cas_store_stat(s, cas_task_flow(t), key, &fmt, NULL, NULL, 0);
-        printf("%-*s  %-40s  %10s  %-16s  %s\n", (int)wname, name, key, sz, enc,
-               rc == CAS_E_NOTFOUND ? "missing" : rc < 0 ? "bad-sidecar" : cas_format_name(fmt));
+        fname = rc == CAS_E_NOTFOUND ? "missing" : rc < 0 ? "bad-sidecar" : cas_format_name(fmt);
+        if (o->json) {
+            printf("{\"pathspec\": \"%s\", \"attempt\": %d, \"name\": ", pathspec, cas_task_attempt(t));
+            json_str(name);
+            printf(", \"key\": \"%s\", \"size\": %s, \"encoding\": ", key, size >= 0 ? sz : "null");
+            json_str(enc);
+            printf(", \"format\": \"%s\"}\n", fname);
+        } else {
+            printf("%-*s  %-40s  %10s  %-16s  %s\n", (int)wname, name, key, sz, enc, fname);
+        }
     }
     cas_task_close(t);
-    cas_store_close(s);
     return 0;
+}
+
+static int cmd_ls(int argc, char **argv) {
+    opts o;
+    cas_store *s;
+    char spec[1100], *part[4];
+    int rc, n = 0;
+    if ((rc = parse(argc, argv, &o, "--root --json"))) return rc;
+    if (o.help) {
+        printf("usage: cas ls [FLOW[/RUN[/STEP[/TASK]]]] [--root ROOT] [--json]\n\n"
+               "Lists a level of the datastore: its flows; a flow's runs, newest first (start time:\n"
+               "when its _parameters task wrote; finished: its end step has a DONE task); a run's\n"
+               "steps and their task counts; a step's tasks (the attempt Metaflow reads, done or\n"
+               "not); a task's artifacts (name, key, size from data.json, encoding, the blob's\n"
+               "format: v1 gzip, v2 LZ4, raw, legacy, or 'missing'). RUN may be 'latest', the\n"
+               "newest run. --json prints one JSON object per row (NDJSON).\n");
+        return 0;
+    }
+    if (o.nargs > 1) return usage_error("ls takes at most one FLOW/RUN/STEP/TASK%s", NULL);
+    snprintf(spec, sizeof spec, "%s", o.nargs ? o.args[0] : "");
+    if (o.nargs && (strlen(o.args[0]) >= sizeof spec - 300 || !*spec))
+        return usage_error("'%s' is not FLOW[/RUN[/STEP[/TASK]]]", o.args[0]);
+    if (*spec) {
+        char *p = spec, *slash;
+        while (p && n < 4) {
+            part[n++] = p;
+            if ((slash = strchr(p, '/')) != NULL) *slash = 0;
+            p = slash ? slash + 1 : NULL;
+            if (cas_name_check(part[n - 1]) < 0 || (p && n == 4))
+                return usage_error("'%s' is not FLOW[/RUN[/STEP[/TASK]]]", o.args[0]);
+        }
+    }
+    if ((rc = open_store(&o, &s))) return rc;
+    if (n >= 2 && !strcmp(part[1], "latest")) { /* the newest run */
+        size_t count;
+        run_info *runs = flow_runs(s, part[0], &count);
+        static char latest[256];
+        if (!runs) rc = EXIT_DATA;
+        else if (!count) rc = data_error("the flow has no runs");
+        else snprintf(latest, sizeof latest, "%s", runs[0].id), part[1] = latest;
+        free(runs);
+    }
+    if (!rc) {
+        char path[1100];
+        path[0] = 0;
+        if (n >= 1) snprintf(path, sizeof path, "%s", part[0]);
+        if (n >= 2) snprintf(path + strlen(path), sizeof path - strlen(path), "/%s", part[1]);
+        if (n >= 3) snprintf(path + strlen(path), sizeof path - strlen(path), "/%s", part[2]);
+        if (n >= 4) snprintf(path + strlen(path), sizeof path - strlen(path), "/%s", part[3]);
+        rc = n == 0 ? ls_flows(s, &o) : n == 1 ? ls_runs(s, &o, path) : n == 2 ? ls_parts(s, &o, path, 1)
+           : n == 3 ? ls_parts(s, &o, path, 0) : ls_task(s, &o, path);
+    }
+    cas_store_close(s);
+    return rc;
 }
 
 /* The key a blob file's name gives, if its name is one. */
@@ -683,6 +937,16 @@ static int cmd_gc(int argc, char **argv) {
     return 0;
 }
 
+/* A command's exit status, or 1 if what it printed could not all be written (a full
+ * disk, a closed pipe): output cut short is never a success. */
+static int finish(int rc) {
+    if (fflush(stdout) != 0 || ferror(stdout)) {
+        fprintf(stderr, "%s: cannot write to stdout: %s\n", prog, errno ? strerror(errno) : "write error");
+        return rc ? rc : EXIT_DATA;
+    }
+    return rc;
+}
+
 int main(int argc, char **argv) {
     static const struct {
         const char *name;
@@ -696,15 +960,23 @@ int main(int argc, char **argv) {
      * (CAS_CORE_DUMPS=1 keeps them, to debug a crash) */
     if (!getenv("CAS_CORE_DUMPS")) prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 #endif
+    if (argc == 3 && !strcmp(argv[1], "help")) { /* cas help CMD: CMD --help */
+        static char help[] = "--help";
+        char *args[3];
+        args[0] = argv[2], args[1] = help, args[2] = NULL;
+        for (i = 0; i < sizeof cmds / sizeof *cmds; i++)
+            if (!strcmp(args[0], cmds[i].name)) return finish(cmds[i].fn(2, args));
+        return usage_error("unknown command '%s'", args[0]);
+    }
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
         fputs(usage_main, argc < 2 ? stderr : stdout);
-        return argc < 2 ? EXIT_USAGE : 0;
+        return argc < 2 ? EXIT_USAGE : finish(0);
     }
     if (!strcmp(argv[1], "version") || !strcmp(argv[1], "--version")) {
         printf("cas %s\n", cas_version_string());
-        return 0;
+        return finish(0);
     }
     for (i = 0; i < sizeof cmds / sizeof *cmds; i++)
-        if (!strcmp(argv[1], cmds[i].name)) return cmds[i].fn(argc - 2, argv + 2);
+        if (!strcmp(argv[1], cmds[i].name)) return finish(cmds[i].fn(argc - 1, argv + 1));
     return usage_error("unknown command '%s'", argv[1]);
 }

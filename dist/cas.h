@@ -1983,6 +1983,20 @@ CASDEF int cas_store_file_get(cas_store *s, const char *name, size_t max, void *
 CASDEF int cas_store_file_put(cas_store *s, const char *name, const void *data, size_t n, const char *meta,
                               int replace, int *stored, char *err, size_t errcap);
 
+/* A folder's entries ("" = the root; "Flow/12" a run's steps), sorted by name: its
+ * objects and its folders (an object store's common prefixes), in one buffer for
+ * cas_store_free_buffer. Names are the last part; an entry whose name the store would
+ * refuse is skipped. CAS_E_NOTFOUND if there is no such folder (on an object store: if
+ * nothing is under it). Object stores are listed page by page inside. */
+typedef struct cas_file_entry {
+    const char *name;
+    int is_dir;
+    uint64_t size; /* bytes; 0 for a folder */
+    int64_t mtime; /* seconds since the epoch; 0 if unknown (an object store's folders) */
+} cas_file_entry;
+CASDEF int cas_store_file_list(cas_store *s, const char *dir, cas_file_entry **entries, size_t *count, char *err,
+                               size_t errcap);
+
 /* Batch calls spread the items over `threads` threads (0 = 2). They return
  * CAS_OK or the first failure's code; status[i] (nullable) holds each item's.
  * put: keys receives count * CAS_KEY_BUF chars. get: outs[i] as cas_store_get. */
@@ -5850,6 +5864,66 @@ CASDEF int cas_store_flows(cas_store *s, char **names, size_t *count, char *err,
     }
     cas__free(&s->alloc, all.p);
     *names = b.p, *count = b.count;
+    return CAS_OK;
+}
+
+typedef struct cas__entry_rec {
+    size_t off; /* of the name, in the names buffer */
+    int is_dir;
+    uint64_t size;
+    int64_t mtime;
+} cas__entry_rec;
+
+typedef struct cas__listing {
+    cas__buf recs, names;
+} cas__listing;
+
+static int cas__list_entry(void *ctx, const char *name, int kind, uint64_t size, int64_t mtime) {
+    cas__listing *l = (cas__listing *)ctx;
+    cas__entry_rec r;
+    int rc;
+    if (kind == CAS_ENTRY_OTHER || strchr(name, '/') || cas__file_name_check(name) < 0) return 0;
+    r.off = l->names.len, r.is_dir = kind == CAS_ENTRY_DIR, r.size = r.is_dir ? 0 : size, r.mtime = mtime;
+    if ((rc = cas__buf_put(&l->names, name, strlen(name) + 1)) < 0) return rc;
+    return cas__buf_add(&l->recs, (const char *)&r, sizeof r);
+}
+
+static int cas__entry_cmp(const void *a, const void *b) {
+    return strcmp(((const cas_file_entry *)a)->name, ((const cas_file_entry *)b)->name);
+}
+
+CASDEF int cas_store_file_list(cas_store *s, const char *dir, cas_file_entry **entries, size_t *count, char *err,
+                               size_t errcap) {
+    cas__listing l;
+    char msg[CAS__MSG] = "";
+    cas_file_entry *e;
+    size_t i, head;
+    int rc;
+    if (!s || !dir || !entries || !count) return cas__serr(err, errcap, CAS_E_ARG, "invalid argument");
+    *entries = NULL, *count = 0;
+    if (*dir && cas__file_name_check(dir) < 0) return cas__file_name_refused(dir, err, errcap);
+    memset(&l, 0, sizeof l);
+    l.recs.a = l.names.a = &s->alloc;
+    rc = s->be->b.list(s->be->b.user, dir, 0, cas__list_entry, &l, msg, sizeof msg);
+    if (rc >= 0) { /* one block: the entries, then their names */
+        head = l.recs.count * sizeof *e;
+        if (!(e = (cas_file_entry *)cas__alloc(&s->alloc, head + l.names.len + 1))) rc = CAS_E_NOMEM;
+        for (i = 0; rc >= 0 && i < l.recs.count; i++) {
+            cas__entry_rec r;
+            memcpy(&r, l.recs.p + i * sizeof r, sizeof r);
+            e[i].name = (const char *)e + head + r.off, e[i].is_dir = r.is_dir, e[i].size = r.size;
+            e[i].mtime = r.mtime;
+        }
+        if (rc >= 0) {
+            if (l.names.len) memcpy((char *)e + head, l.names.p, l.names.len);
+            qsort(e, l.recs.count, sizeof *e, cas__entry_cmp);
+            *entries = e, *count = l.recs.count;
+        }
+    }
+    cas__free(&s->alloc, l.recs.p);
+    cas__free(&s->alloc, l.names.p);
+    if (rc < 0)
+        return cas__serr(err, errcap, rc, "Cannot list '%s' in '%s': %s", *dir ? dir : "/", s->root, CAS__WHY(rc, msg));
     return CAS_OK;
 }
 

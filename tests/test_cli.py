@@ -239,7 +239,7 @@ class TestErrorsAndUsage(unittest.TestCase):
 
     def test_usage_errors_exit_2(self):
         for args in (["nosuch"], ["put"], ["put", "--flow", "../x"], ["get", "--flow", "F", "XYZ"],
-                     ["migrate", "--to", "v3"], ["artifact", "a/b"], ["ls", "F/1/s"], ["verify", "--bogus"],
+                     ["migrate", "--to", "v3"], ["artifact", "a/b"], ["ls", "F/1/s/2/x"], ["verify", "--bogus"],
                      ["put", "--flow"], ["cat"], ["show"], ["show", "F/1/s/2/x", "--items", "0"],
                      ["show", "F/1/s/2/x", "--depth", "x"], ["show", "F/1/s/2"]):
             out = cas(*args, cwd=self.tmp)  # the default root (self.store) is found from here
@@ -321,6 +321,91 @@ class TestErrorsAndUsage(unittest.TestCase):
         self.assertEqual(out.returncode, 0)
         self.assertEqual(out.stdout, b"removed 1 temp files\n")
         self.assertFalse(os.path.exists(tmpfile))
+
+
+class TestBrowse(unittest.TestCase):
+    """`cas ls` at every level, on a copy of a real run plus a newer, unfinished one."""
+
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="cas_ls_")
+        self.addCleanup(shutil.rmtree, self.tmp)
+        self.root = os.path.join(self.tmp, ".metaflow")
+        shutil.copytree(os.path.join(FIX, "v1", ".metaflow"), self.root, symlinks=True)
+        flow = os.path.join(self.root, "FixtureFlow")
+        self.old = [d for d in os.listdir(flow) if d.isdigit()][0]
+        self.new = "1900000000000000"  # sorts after, and is made newer by its files' times too
+        shutil.copytree(os.path.join(flow, self.old), os.path.join(flow, self.new), symlinks=True)
+        for d in (self.old, self.new):
+            t = 1700000000 if d == self.old else 1800000000
+            for dirpath, _, files in os.walk(os.path.join(flow, d)):
+                for f in files:
+                    os.utime(os.path.join(dirpath, f), (t, t))
+        end = os.path.join(flow, self.new, "end")
+        for task in os.listdir(end):  # the new run has not finished: no DONE marker on end
+            for f in os.listdir(os.path.join(end, task)):
+                if f.endswith(".DONE.lock"):
+                    os.unlink(os.path.join(end, task, f))
+
+    def ls(self, *args):
+        out = cas("ls", "--root=" + self.root, *args)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        return out.stdout.decode()
+
+    def rows(self, *args):
+        return [json.loads(l) for l in self.ls("--json", *args).splitlines()]
+
+    def test_every_level(self):
+        self.assertEqual(sorted(self.ls().split()), ["EdgeFlow", "FixtureFlow"])
+        self.assertEqual(sorted(r["flow"] for r in self.rows()), ["EdgeFlow", "FixtureFlow"])
+        runs = self.rows("FixtureFlow")
+        self.assertEqual([(r["run"], r["finished"], r["started"]) for r in runs],
+                         [(self.new, False, "2027-01-15T08:00:00Z"), (self.old, True, "2023-11-14T22:13:20Z")])
+        text = self.ls("FixtureFlow").splitlines()
+        self.assertEqual(text[1].split(), [self.new, "2027-01-15T08:00:00Z", "no"])
+        steps = self.rows("FixtureFlow/" + self.old)
+        self.assertEqual({r["step"]: r["tasks"] for r in steps},
+                         {"_parameters": 1, "start": 1, "fan": 3, "join": 1, "end": 1})
+        self.assertEqual(self.rows("FixtureFlow/latest"), [dict(r, pathspec=r["pathspec"].replace(self.old, self.new))
+                                                           for r in steps])
+        tasks = self.rows("FixtureFlow/latest/end")
+        self.assertEqual([(t["attempt"], t["done"]) for t in tasks], [(-1, False)])
+        tasks = self.rows("FixtureFlow/%s/fan" % self.old)
+        self.assertEqual([(t["attempt"], t["done"]) for t in tasks], [(0, True)] * 3)
+        task = tasks[0]["pathspec"]
+        arts = self.rows(task)
+        text = self.ls(task)
+        self.assertEqual(len(arts), len(text.splitlines()) - 2)
+        for a in arts:
+            self.assertEqual(set(a), {"pathspec", "attempt", "name", "key", "size", "encoding", "format"})
+            self.assertIn("  %s  " % a["key"], text)
+            self.assertEqual(a["format"], "v1")
+
+    def test_conventions(self):
+        """getopt_long's: --root=X or --root X, options anywhere, --, help CMD; a
+        failed write to stdout and an empty root are errors."""
+        a = cas("ls", "FixtureFlow", "--root", self.root)
+        b = cas("ls", "--root", self.root, "--", "FixtureFlow")
+        self.assertEqual((a.returncode, a.stdout), (b.returncode, b.stdout))
+        self.assertEqual(self.ls("FixtureFlow"), a.stdout.decode())
+        h = cas("help", "ls")
+        self.assertEqual(h.returncode, 0)
+        self.assertEqual(h.stdout, cas("ls", "--help").stdout)
+        self.assertIn(b"latest", h.stdout)
+        for bad in (("ls", "--bogus"), ("ls", "--root"), ("ls", "a/b/c/d/e"), ("ls", "Flow/../x"), ("verify", "-v")):
+            out = cas(*bad)
+            self.assertEqual(out.returncode, 2, bad)
+        with open("/dev/full", "w") as full:
+            out = subprocess.run([CAS, "ls", "--root", self.root, "FixtureFlow"], stdout=full, stderr=subprocess.PIPE)
+        self.assertEqual(out.returncode, 1)
+        self.assertIn(b"cannot write to stdout", out.stderr)
+        empty = os.path.join(self.tmp, "empty")
+        os.mkdir(empty)
+        out = cas("ls", "--root", empty)
+        self.assertEqual(out.returncode, 1)
+        self.assertIn(b"no Metaflow flows", out.stderr)
+        out = cas("ls", "--root", self.root, "NoSuchFlow/latest")
+        self.assertEqual(out.returncode, 1)
+        self.assertIn(b"NoSuchFlow", out.stderr)
 
 
 if __name__ == "__main__":
