@@ -416,7 +416,8 @@ class WriteChecks:
             self.assertTrue(got.stdout == data, "wrong bytes with %s" % extra)
         for extra, want_ranges in ((ranged, True), ({}, False)):
             with faultproxy.FaultProxy(self.upstream, rate=0.25 if want_ranges else 0.0,
-                                       kinds=("reset", "cut", "error500", "slowdown"), seed=5, record=True) as p:
+                                       kinds=("reset", "cut", "error500", "slowdown"), seed=5, record=True,
+                                       max_run=3) as p:
                 env = self.env_through(p.endpoint)
                 env.update(extra)
                 got = self.cas("get", "--flow", "Ranged", key, "--root", self.root("rng"), "--verify", env=env)

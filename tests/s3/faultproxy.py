@@ -72,8 +72,14 @@ def _headers(head):
 
 
 class FaultProxy:
-    def __init__(self, upstream, rate=0.0, kinds=KINDS, seed=1, stall=3.0, record=False, only=None, lie=None):
+    def __init__(self, upstream, rate=0.0, kinds=KINDS, seed=1, stall=3.0, record=False, only=None, lie=None,
+                 max_run=None):
         assert lie is None or lie in LIES, lie
+        # At most max_run faults in a row on one request (method, path, Range): with fewer
+        # than the client's tries, a test that must come through does, whatever order
+        # concurrent requests arrive in (the seeded schedule follows arrival order).
+        self.max_run = max_run
+        self._runs = {}
         self.lie = lie
         self.upstream = upstream
         self.rate = rate
@@ -132,15 +138,19 @@ class FaultProxy:
             self._loop.run_until_complete(asyncio.sleep(0))
             self._loop.close()
 
-    def _pick(self, method, path):
+    def _pick(self, method, path, hdrs=()):
         with self._lock:
             self.stats["requests"] += 1
             if self.only is not None and not self.only(method, path):
                 return None
+            key = (method, path, dict(hdrs).get("range"))
             if self.rate and self.rng.random() < self.rate:
                 kind = self.rng.choice(self.kinds)
-                self.stats["faults"][kind] += 1
-                return kind
+                if self.max_run is None or self._runs.get(key, 0) < self.max_run:
+                    self._runs[key] = self._runs.get(key, 0) + 1
+                    self.stats["faults"][kind] += 1
+                    return kind
+            self._runs.pop(key, None)
             return None
 
     # ---- one client connection ---------------------------------------------
@@ -165,7 +175,7 @@ class FaultProxy:
                 if self.record:
                     with self._lock:
                         self.seen.append((method, path, dict(hdrs)))
-                kind = self._pick(method, path)
+                kind = self._pick(method, path, hdrs)
                 if self.lie and method == "GET" and "?" not in path:  # objects; listings are relayed
                     if not await self._lie(head, path, hdrs, body, writer):
                         writer.close()
