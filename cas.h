@@ -369,6 +369,13 @@ typedef struct cas_file_entry {
 } cas_file_entry;
 CASDEF int cas_store_file_list(cas_store *s, const char *dir, cas_file_entry **entries, size_t *count, char *err,
                                size_t errcap);
+/* Every object below dir, in one listing (an object store's pages, no request per
+ * folder): names relative to dir ("start/3/0.data.json"), no folders, sorted. */
+CASDEF int cas_store_file_walk(cas_store *s, const char *dir, cas_file_entry **entries, size_t *count, char *err,
+                               size_t errcap);
+/* Removes an object by name (with its sidecar on a local store), or an empty folder
+ * of a local store (object stores have none to remove). 1 if it was there, 0 if not. */
+CASDEF int cas_store_file_remove(cas_store *s, const char *name, char *err, size_t errcap);
 
 /* Batch calls spread the items over `threads` threads (0 = 2). They return
  * CAS_OK or the first failure's code; status[i] (nullable) holds each item's.
@@ -2947,8 +2954,10 @@ static int cas__local_remove(void *u, const char *name, char *msg, size_t cap) {
     if (dfd < 0) return errno == ENOENT ? 0 : cas__lfail(msg, cap, errno);
     snprintf(meta_name, sizeof meta_name, "%s_meta", base);
     cas__flock(dfd, LOCK_EX);
-    /* the blob first: a blob without its sidecar would read as legacy gzip */
-    if (unlinkat(dfd, base, 0) < 0) rc = errno == ENOENT ? 0 : cas__lfail(msg, cap, errno);
+    /* the blob first: a blob without its sidecar would read as legacy gzip; a folder
+     * goes only when empty (a pruned run's) */
+    if (unlinkat(dfd, base, 0) < 0 && !((errno == EISDIR || errno == EPERM) && unlinkat(dfd, base, AT_REMOVEDIR) == 0))
+        rc = errno == ENOENT ? 0 : cas__lfail(msg, cap, errno);
     if (rc >= 0 && unlinkat(dfd, meta_name, 0) < 0 && errno != ENOENT) rc = cas__lfail(msg, cap, errno);
     cas__flock(dfd, LOCK_UN);
     close(dfd);
@@ -3415,6 +3424,14 @@ CASDEF int cas_store_file_get(cas_store *s, const char *name, size_t max, void *
     *out = text, *len = tlen;
     if (meta) *meta = m;
     return CAS_OK;
+}
+
+CASDEF int cas_store_file_remove(cas_store *s, const char *name, char *err, size_t errcap) {
+    char msg[CAS__MSG] = "";
+    int rc;
+    CAS__FILE_NAME_OK(s, name, err, errcap);
+    rc = s->be->b.remove(s->be->b.user, name, msg, sizeof msg);
+    return rc < 0 ? cas__serr(err, errcap, rc, "Cannot remove '%s' in '%s': %s", name, s->root, CAS__WHY(rc, msg)) : rc;
 }
 
 CASDEF int cas_store_file_put(cas_store *s, const char *name, const void *data, size_t n, const char *meta,
@@ -4249,13 +4266,15 @@ typedef struct cas__entry_rec {
 
 typedef struct cas__listing {
     cas__buf recs, names;
+    int recursive;
 } cas__listing;
 
 static int cas__list_entry(void *ctx, const char *name, int kind, uint64_t size, int64_t mtime) {
     cas__listing *l = (cas__listing *)ctx;
     cas__entry_rec r;
     int rc;
-    if (kind == CAS_ENTRY_OTHER || strchr(name, '/') || cas__file_name_check(name) < 0) return 0;
+    if (kind == CAS_ENTRY_OTHER || (!l->recursive && strchr(name, '/')) || cas__file_name_check(name) < 0) return 0;
+    if (l->recursive && kind == CAS_ENTRY_DIR) return 0;
     r.off = l->names.len, r.is_dir = kind == CAS_ENTRY_DIR, r.size = r.is_dir ? 0 : size, r.mtime = mtime;
     if ((rc = cas__buf_put(&l->names, name, strlen(name) + 1)) < 0) return rc;
     return cas__buf_add(&l->recs, (const char *)&r, sizeof r);
@@ -4265,8 +4284,8 @@ static int cas__entry_cmp(const void *a, const void *b) {
     return strcmp(((const cas_file_entry *)a)->name, ((const cas_file_entry *)b)->name);
 }
 
-CASDEF int cas_store_file_list(cas_store *s, const char *dir, cas_file_entry **entries, size_t *count, char *err,
-                               size_t errcap) {
+static int cas__file_list(cas_store *s, const char *dir, int recursive, cas_file_entry **entries, size_t *count,
+                          char *err, size_t errcap) {
     cas__listing l;
     char msg[CAS__MSG] = "";
     cas_file_entry *e;
@@ -4277,7 +4296,8 @@ CASDEF int cas_store_file_list(cas_store *s, const char *dir, cas_file_entry **e
     if (*dir && cas__file_name_check(dir) < 0) return cas__file_name_refused(dir, err, errcap);
     memset(&l, 0, sizeof l);
     l.recs.a = l.names.a = &s->alloc;
-    rc = s->be->b.list(s->be->b.user, dir, 0, cas__list_entry, &l, msg, sizeof msg);
+    l.recursive = recursive;
+    rc = s->be->b.list(s->be->b.user, dir, recursive, cas__list_entry, &l, msg, sizeof msg);
     if (rc >= 0) { /* one block: the entries, then their names */
         head = l.recs.count * sizeof *e;
         if (!(e = (cas_file_entry *)cas__alloc(&s->alloc, head + l.names.len + 1))) rc = CAS_E_NOMEM;
@@ -4298,6 +4318,16 @@ CASDEF int cas_store_file_list(cas_store *s, const char *dir, cas_file_entry **e
     if (rc < 0)
         return cas__serr(err, errcap, rc, "Cannot list '%s' in '%s': %s", *dir ? dir : "/", s->root, CAS__WHY(rc, msg));
     return CAS_OK;
+}
+
+CASDEF int cas_store_file_list(cas_store *s, const char *dir, cas_file_entry **entries, size_t *count, char *err,
+                               size_t errcap) {
+    return cas__file_list(s, dir, 0, entries, count, err, errcap);
+}
+
+CASDEF int cas_store_file_walk(cas_store *s, const char *dir, cas_file_entry **entries, size_t *count, char *err,
+                               size_t errcap) {
+    return cas__file_list(s, dir, 1, entries, count, err, errcap);
 }
 
 CASDEF int cas_store_keys(cas_store *s, const char *flow, char **keys, size_t *count, char *err, size_t errcap) {

@@ -1,6 +1,7 @@
 /* cas - read, write, verify and migrate Metaflow artifact stores with cas.h.
  * Exit status: 0 success, 1 data error (one line on stderr), 2 usage error. */
 #define _POSIX_C_SOURCE 200809L /* getcwd, isatty, PATH_MAX under -std=c99 */
+#define CAS_EXPERIMENTAL /* cas_store_delete, for gc */
 #include "../cas_pickle.h" /* includes cas.h */
 
 #include <errno.h>
@@ -36,7 +37,12 @@ static const char usage_main[] =
     "  get --flow FLOW KEY [--root ROOT] [--verify]      decoded bytes to stdout\n"
     "  verify [--root ROOT] [--quiet] [FLOW...]          rehash every blob; non-zero exit if any is bad\n"
     "  migrate --to v1|v2 [--root ROOT] [--quiet] [FLOW...]  re-encode blobs in place; keys unchanged\n"
+    "  fsck [FLOW[/RUN[/STEP[/TASK]]]] [--root ROOT] [--json] [-j N]  check every artifact every\n"
+    "                                                   data.json names; DONE markers; unreferenced blobs\n"
     "  gc [--root ROOT]                                  remove what crashed writers left behind\n"
+    "  gc --unreferenced [FLOW...] [--grace 1d] [--dry-run] [--json]  remove blobs no run references\n"
+    "  prune FLOW (--keep-last N | --before DATE | RUN...) [--dry-run] [--unfinished]  remove runs'\n"
+    "                                                   metadata, so gc --unreferenced frees their blobs\n"
     "  version                                          print the library version\n"
     "\n"
     "The root is the datastore: a directory (the one holding Flow/ folders), an S3 URL,\n"
@@ -72,7 +78,8 @@ static const char usage_main[] =
 
 typedef struct opts {
     const char *root, *flow, *to;
-    int verify, quiet, verbose, format, help, json;
+    int verify, quiet, verbose, format, help, json, dry_run, unfinished, unreferenced, jobs;
+    const char *grace, *keep_last, *before;
     const char *limit[4]; /* show: --max-bytes, --items, --depth, --max-read */
     const char *args[64];
     int nargs;
@@ -91,7 +98,10 @@ static int data_error(const char *msg) {
 }
 
 /* The options of every subcommand, one table; each subcommand names those it takes. */
-enum { O_ROOT = 256, O_FLOW, O_TO, O_MAX_BYTES, O_ITEMS, O_DEPTH, O_MAX_READ, O_JSON, O_VERIFY, O_V1, O_V2, O_RAW };
+enum {
+    O_ROOT = 256, O_FLOW, O_TO, O_MAX_BYTES, O_ITEMS, O_DEPTH, O_MAX_READ, O_JSON, O_VERIFY, O_V1, O_V2, O_RAW,
+    O_DRY_RUN, O_UNFINISHED, O_UNREFERENCED, O_GRACE, O_KEEP_LAST, O_BEFORE
+};
 static const struct option options[] = {
     {"help", no_argument, NULL, 'h'},         {"quiet", no_argument, NULL, 'q'},
     {"verbose", no_argument, NULL, 'v'},      {"root", required_argument, NULL, O_ROOT},
@@ -100,7 +110,11 @@ static const struct option options[] = {
     {"depth", required_argument, NULL, O_DEPTH}, {"max-read", required_argument, NULL, O_MAX_READ},
     {"json", no_argument, NULL, O_JSON},      {"verify", no_argument, NULL, O_VERIFY},
     {"v1", no_argument, NULL, O_V1},          {"v2", no_argument, NULL, O_V2},
-    {"raw", no_argument, NULL, O_RAW},        {NULL, 0, NULL, 0}};
+    {"raw", no_argument, NULL, O_RAW},        {"jobs", required_argument, NULL, 'j'},
+    {"dry-run", no_argument, NULL, O_DRY_RUN}, {"unfinished", no_argument, NULL, O_UNFINISHED},
+    {"unreferenced", no_argument, NULL, O_UNREFERENCED}, {"grace", required_argument, NULL, O_GRACE},
+    {"keep-last", required_argument, NULL, O_KEEP_LAST}, {"before", required_argument, NULL, O_BEFORE},
+    {NULL, 0, NULL, 0}};
 
 /* 1 if the space-separated list names "--name". */
 static int takes(const char *allowed, const char *name) {
@@ -121,7 +135,7 @@ static int parse(int argc, char **argv, opts *o, const char *allowed) {
     memset(o, 0, sizeof *o);
     opterr = 0;
     optind = 1;
-    while ((c = getopt_long(argc, argv, ":hqv", options, &li)) != -1) {
+    while ((c = getopt_long(argc, argv, ":hqvj:", options, &li)) != -1) {
         const char *name = NULL;
         size_t i;
         if (c == '?') return usage_error("unknown option '%s'", argv[optind - 1]);
@@ -139,6 +153,19 @@ static int parse(int argc, char **argv, opts *o, const char *allowed) {
         case O_MAX_BYTES: case O_ITEMS: case O_DEPTH: case O_MAX_READ: o->limit[c - O_MAX_BYTES] = optarg; break;
         case O_JSON: o->json = 1; break;
         case O_VERIFY: o->verify = 1; break;
+        case O_DRY_RUN: o->dry_run = 1; break;
+        case O_UNFINISHED: o->unfinished = 1; break;
+        case O_UNREFERENCED: o->unreferenced = 1; break;
+        case O_GRACE: o->grace = optarg; break;
+        case O_KEEP_LAST: o->keep_last = optarg; break;
+        case O_BEFORE: o->before = optarg; break;
+        case 'j': {
+            char *end;
+            long j = strtol(optarg, &end, 10);
+            if (*end || end == optarg || j < 1 || j > 64) return usage_error("-j takes 1 to 64, not '%s'", optarg);
+            o->jobs = (int)j;
+            break;
+        }
         case O_V1: o->format = CAS_FORMAT_V1; break;
         case O_V2: o->format = CAS_FORMAT_V2; break;
         default: o->format = CAS_FORMAT_RAW; break;
@@ -164,6 +191,51 @@ static int open_store(const opts *o, cas_store **s) {
     if (cas_store_open(s, root, NULL, err, sizeof err) < 0) return data_error(err);
     if (o->verify) cas_store_set_param(*s, CAS_PARAM_VERIFY, 1); /* an object store's reads always are */
     return 0;
+}
+
+/* The flows a command covers: those named, else every flow of the store ("a\0b\0"). */
+static char *flows_of(cas_store *s, const opts *o, size_t *n, int *rc) {
+    char *flows = NULL, err[1024];
+    size_t len = 0, i;
+    *n = 0, *rc = 0;
+    if (o->nargs) {
+        for (i = 0; i < (size_t)o->nargs; i++) {
+            if (cas_name_check(o->args[i]) < 0) {
+                *rc = usage_error("'%s' is not a valid flow name", o->args[i]);
+                return NULL;
+            }
+            len += strlen(o->args[i]) + 1;
+        }
+        if (!(flows = (char *)malloc(len))) {
+            *rc = data_error("out of memory");
+            return NULL;
+        }
+        for (i = 0, len = 0; i < (size_t)o->nargs; i++, (*n)++) {
+            memcpy(flows + len, o->args[i], strlen(o->args[i]) + 1);
+            len += strlen(o->args[i]) + 1;
+        }
+        return flows;
+    }
+    if (cas_store_flows(s, &flows, n, err, sizeof err) < 0) {
+        *rc = data_error(err);
+        return NULL;
+    }
+    if (!*n) {
+        snprintf(err, sizeof err, "no Metaflow datastore under '%s' (no flow folder with a data folder)",
+                 cas_store_root(s));
+        cas_store_free_buffer(s, flows);
+        *rc = data_error(err);
+        return NULL;
+    }
+    len = 0;
+    for (i = 0; i < *n; i++) len += strlen(flows + len) + 1;
+    {
+        char *copy = (char *)malloc(len); /* one owner, whichever way the list came */
+        if (copy) memcpy(copy, flows, len);
+        cas_store_free_buffer(s, flows);
+        if (!copy) *rc = data_error("out of memory");
+        return copy;
+    }
 }
 
 static int write_out(const void *p, size_t n) {
@@ -551,10 +623,44 @@ static int ls_task(cas_store *s, const opts *o, const char *pathspec) {
     return 0;
 }
 
+/* FLOW[/RUN[/STEP[/TASK]]] split in place (spec) into parts: their count, or -1. */
+static int split_spec(const char *arg, char *spec, size_t cap, char **part) {
+    char *p = spec, *slash;
+    int n = 0;
+    if (!*arg || strlen(arg) >= cap - 300) return -1;
+    snprintf(spec, cap, "%s", arg);
+    while (p && n < 4) {
+        part[n++] = p;
+        if ((slash = strchr(p, '/')) != NULL) *slash = 0;
+        p = slash ? slash + 1 : NULL;
+        if (cas_name_check(part[n - 1]) < 0 || (p && n == 4)) return -1;
+    }
+    return n;
+}
+
+/* The parts joined into path, RUN 'latest' standing for the flow's newest run. */
+static int resolve_spec(cas_store *s, char **part, int n, char *path, size_t cap) {
+    static char latest[256];
+    int i;
+    if (n >= 2 && !strcmp(part[1], "latest")) {
+        size_t count;
+        int rc = 0;
+        run_info *runs = flow_runs(s, part[0], &count);
+        if (!runs) rc = EXIT_DATA;
+        else if (!count) rc = data_error("the flow has no runs");
+        else snprintf(latest, sizeof latest, "%s", runs[0].id), part[1] = latest;
+        free(runs);
+        if (rc) return rc;
+    }
+    path[0] = 0;
+    for (i = 0; i < n; i++) snprintf(path + strlen(path), cap - strlen(path), "%s%s", i ? "/" : "", part[i]);
+    return 0;
+}
+
 static int cmd_ls(int argc, char **argv) {
     opts o;
     cas_store *s;
-    char spec[1100], *part[4];
+    char spec[1100], *part[4], path[1100];
     int rc, n = 0;
     if ((rc = parse(argc, argv, &o, "--root --json"))) return rc;
     if (o.help) {
@@ -568,39 +674,12 @@ static int cmd_ls(int argc, char **argv) {
         return 0;
     }
     if (o.nargs > 1) return usage_error("ls takes at most one FLOW/RUN/STEP/TASK%s", NULL);
-    snprintf(spec, sizeof spec, "%s", o.nargs ? o.args[0] : "");
-    if (o.nargs && (strlen(o.args[0]) >= sizeof spec - 300 || !*spec))
+    if (o.nargs && (n = split_spec(o.args[0], spec, sizeof spec, part)) < 0)
         return usage_error("'%s' is not FLOW[/RUN[/STEP[/TASK]]]", o.args[0]);
-    if (*spec) {
-        char *p = spec, *slash;
-        while (p && n < 4) {
-            part[n++] = p;
-            if ((slash = strchr(p, '/')) != NULL) *slash = 0;
-            p = slash ? slash + 1 : NULL;
-            if (cas_name_check(part[n - 1]) < 0 || (p && n == 4))
-                return usage_error("'%s' is not FLOW[/RUN[/STEP[/TASK]]]", o.args[0]);
-        }
-    }
     if ((rc = open_store(&o, &s))) return rc;
-    if (n >= 2 && !strcmp(part[1], "latest")) { /* the newest run */
-        size_t count;
-        run_info *runs = flow_runs(s, part[0], &count);
-        static char latest[256];
-        if (!runs) rc = EXIT_DATA;
-        else if (!count) rc = data_error("the flow has no runs");
-        else snprintf(latest, sizeof latest, "%s", runs[0].id), part[1] = latest;
-        free(runs);
-    }
-    if (!rc) {
-        char path[1100];
-        path[0] = 0;
-        if (n >= 1) snprintf(path, sizeof path, "%s", part[0]);
-        if (n >= 2) snprintf(path + strlen(path), sizeof path - strlen(path), "/%s", part[1]);
-        if (n >= 3) snprintf(path + strlen(path), sizeof path - strlen(path), "/%s", part[2]);
-        if (n >= 4) snprintf(path + strlen(path), sizeof path - strlen(path), "/%s", part[3]);
+    if (!(rc = resolve_spec(s, part, n, path, sizeof path)))
         rc = n == 0 ? ls_flows(s, &o) : n == 1 ? ls_runs(s, &o, path) : n == 2 ? ls_parts(s, &o, path, 1)
            : n == 3 ? ls_parts(s, &o, path, 0) : ls_task(s, &o, path);
-    }
     cas_store_close(s);
     return rc;
 }
@@ -783,29 +862,14 @@ typedef int (*blob_fn)(cas_store *s, const char *flow, const char *key, void *ct
  * *bad of them failed; *unlisted flows whose blobs could not be listed (said on stderr). */
 static int walk(cas_store *s, const opts *o, const char *what, blob_fn fn, void *ctx, size_t *total, size_t *bad,
                 size_t *unlisted) {
-    char *flows = NULL, err[1024];
+    char *flows, err[1024];
     size_t nf = 0, i, k, all = 0, done = 0;
     const char *f;
-    int show = !o->quiet && isatty(2);
+    int show = !o->quiet && isatty(2), rc;
     char **keylists;
     size_t *counts;
     *total = *bad = *unlisted = 0;
-    if (o->nargs) {
-        size_t len = 0;
-        for (i = 0; i < (size_t)o->nargs; i++) len += strlen(o->args[i]) + 1;
-        flows = (char *)malloc(len);
-        for (i = 0, len = 0; i < (size_t)o->nargs; i++) {
-            if (cas_name_check(o->args[i]) < 0) {
-                free(flows);
-                return usage_error("'%s' is not a valid flow name", o->args[i]);
-            }
-            memcpy(flows + len, o->args[i], strlen(o->args[i]) + 1);
-            len += strlen(o->args[i]) + 1;
-        }
-        nf = (size_t)o->nargs;
-    } else if (cas_store_flows(s, &flows, &nf, err, sizeof err) < 0) {
-        return data_error(err);
-    }
+    if (!(flows = flows_of(s, o, &nf, &rc))) return rc;
     keylists = (char **)calloc(nf + 1, sizeof *keylists);
     counts = (size_t *)calloc(nf + 1, sizeof *counts);
     for (i = 0, f = flows; i < nf; i++, f += strlen(f) + 1) {
@@ -831,8 +895,7 @@ static int walk(cas_store *s, const opts *o, const char *what, blob_fn fn, void 
     }
     free(keylists);
     free(counts);
-    if (o->nargs) free(flows);
-    else cas_store_free_buffer(s, flows);
+    free(flows);
     *total = all;
     return 0;
 }
@@ -911,22 +974,681 @@ static int cmd_migrate(int argc, char **argv) {
     return summary_end(unlisted, bad);
 }
 
+/* ---- a datastore's references: fsck, gc --unreferenced, prune ----
+ * A flow's artifacts are named by the N.data.json of every attempt of every task of
+ * its runs, and by nothing else in the datastore. Raw blobs (Metaflow's save_data:
+ * code packages, metadata tarballs) are named from outside it (a metadata service,
+ * a deployed workflow), so gc never removes those. */
+
+typedef struct ref {
+    char key[CAS_KEY_BUF];
+    int64_t size; /* data.json's, -1 unknown */
+    size_t where; /* offset in text: "Flow/run/step/task attempt N artifact 'name'" */
+} ref;
+
+typedef struct refs {
+    ref *v;
+    size_t n, cap;
+    char *text;
+    size_t tlen, tcap;
+    size_t *seen; /* offsets in text of the data.json names read, sorted after a pass */
+    size_t nseen, seencap;
+    size_t files, problems;
+    int failed; /* something could not be read: what it names is unknown */
+} refs;
+
+static const char *ref_where(const refs *r, const ref *x) { return r->text + x->where; }
+
+/* Grows an array of n items of size sz to hold one more; 0 or -1 (out of memory). */
+static int grow(void **v, size_t *cap, size_t n, size_t sz) {
+    void *p;
+    size_t want;
+    if (n < *cap) return 0;
+    want = *cap ? *cap * 2 : 64;
+    if (!(p = realloc(*v, want * sz))) return -1;
+    *v = p, *cap = want;
+    return 0;
+}
+
+/* Adds a NUL-terminated string to the text pool; its offset, or (size_t)-1. */
+static size_t text_add(refs *r, const char *s) {
+    size_t n = strlen(s) + 1, at = r->tlen;
+    while (r->tlen + n > r->tcap) {
+        char *p = (char *)realloc(r->text, r->tcap ? r->tcap * 2 : 4096);
+        if (!p) return (size_t)-1;
+        r->text = p, r->tcap = r->tcap ? r->tcap * 2 : 4096;
+    }
+    memcpy(r->text + at, s, n);
+    r->tlen += n;
+    return at;
+}
+
+static void refs_free(refs *r) {
+    free(r->v);
+    free(r->text);
+    free(r->seen);
+    memset(r, 0, sizeof *r);
+}
+
+static void problem(refs *r, const opts *o, const char *what, const char *why) {
+    r->problems++;
+    if (o->json) {
+        printf("{\"problem\": ");
+        json_str(what);
+        printf(", \"reason\": ");
+        json_str(why);
+        printf("}\n");
+    } else {
+        printf("BAD %s: %s\n", what, why);
+    }
+}
+
+static int ref_cmp(const void *a, const void *b) { return strcmp(((const ref *)a)->key, ((const ref *)b)->key); }
+
+static const refs *seen_of; /* qsort has no user pointer */
+static int seen_cmp(const void *a, const void *b) {
+    return strcmp(seen_of->text + *(const size_t *)a, seen_of->text + *(const size_t *)b);
+}
+
+static int referenced(const refs *r, const char *key) {
+    ref probe;
+    snprintf(probe.key, sizeof probe.key, "%s", key);
+    return r->n && bsearch(&probe, r->v, r->n, sizeof *r->v, ref_cmp) != NULL;
+}
+
+/* "N.data.json" (or "N.DONE.lock" with suffix ".DONE.lock"): N, else -1. */
+static int attempt_file(const char *name, const char *suffix) {
+    char *end;
+    long n = strtol(name, &end, 10);
+    if (end == name || end - name > 3 || name[0] == '-' || name[0] == '+' || strcmp(end, suffix)) return -1;
+    return (int)n;
+}
+
+static int entry_find(const cas_file_entry *e, size_t n, const char *name) {
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(e[mid].name, name);
+        if (!c) return 1;
+        if (c < 0) lo = mid + 1;
+        else hi = mid;
+    }
+    return 0;
+}
+
+/* Reads one N.data.json and adds what it names. */
+static void mark_data_json(cas_store *s, const opts *o, const char *name, const char *pathspec, int attempt,
+                           refs *r) {
+    void *out = NULL;
+    size_t len = 0, i;
+    cas_task *t = NULL;
+    char err[1024], where[2600];
+    if (cas_store_file_get(s, name, 64 << 20, &out, &len, NULL, err, sizeof err) < 0 ||
+        cas_task_parse(&t, pathspec, attempt, out, len, NULL, err, sizeof err) < 0) {
+        r->failed = 1;
+        problem(r, o, name, err);
+        if (out) cas_store_free_buffer(s, out);
+        return;
+    }
+    cas_store_free_buffer(s, out);
+    r->files++;
+    for (i = 0; i < cas_task_count(t); i++) {
+        const char *aname, *key;
+        int64_t size;
+        size_t at;
+        cas_task_artifact(t, i, &aname, &key, &size, NULL, NULL);
+        snprintf(where, sizeof where, "%s attempt %d artifact '%s'", pathspec, attempt, aname);
+        if (grow((void **)&r->v, &r->cap, r->n, sizeof *r->v) < 0 || (at = text_add(r, where)) == (size_t)-1) {
+            r->failed = 1;
+            problem(r, o, name, "out of memory");
+            break;
+        }
+        snprintf(r->v[r->n].key, sizeof r->v[r->n].key, "%s", key);
+        r->v[r->n].size = size, r->v[r->n].where = at;
+        r->n++;
+    }
+    cas_task_close(t);
+}
+
+/* Marks what the data.json files below dir (a run, "Flow/RUN", or a step or task of
+ * it) name, checking each task's DONE markers against them. With pass2 only files
+ * the first pass did not see are read (gc's second look, for runs that wrote since). */
+static void mark_dir(cas_store *s, const opts *o, const char *dir, refs *r, int pass2) {
+    cas_file_entry *e;
+    size_t n, i;
+    char err[1024], full[1400], pathspec[1400], twin[1400];
+    int parts = 1; /* of dir below the flow: RUN = 1, RUN/STEP = 2, ... */
+    const char *c;
+    for (c = strchr(dir, '/'); c; c = strchr(c + 1, '/')) parts++;
+    if (cas_store_file_walk(s, dir, &e, &n, err, sizeof err) < 0) {
+        r->failed = 1;
+        problem(r, o, dir, err);
+        return;
+    }
+    for (i = 0; i < n; i++) {
+        const char *name = e[i].name, *file = strrchr(name, '/');
+        int slashes = 0, attempt;
+        for (c = name; *c; c++) slashes += *c == '/';
+        if (slashes != 4 - parts) continue; /* FILE directly in a task folder */
+        file = file ? file + 1 : name;
+        snprintf(full, sizeof full, "%s/%s", dir, name);
+        snprintf(pathspec, sizeof pathspec, "%.*s", (int)(strlen(full) - strlen(file) - 1), full);
+        if ((attempt = attempt_file(file, ".data.json")) >= 0) {
+            if (pass2) {
+                size_t at = text_add(r, full), *hit;
+                if (at == (size_t)-1) continue;
+                seen_of = r;
+                hit = r->nseen ? (size_t *)bsearch(&at, r->seen, r->nseen, sizeof *r->seen, seen_cmp) : NULL;
+                r->tlen = at; /* the probe only */
+                if (hit) continue;
+            } else {
+                size_t at = text_add(r, full);
+                if (at == (size_t)-1 || grow((void **)&r->seen, &r->seencap, r->nseen, sizeof *r->seen) < 0) {
+                    r->failed = 1;
+                    problem(r, o, full, "out of memory");
+                    continue;
+                }
+                r->seen[r->nseen++] = at;
+            }
+            mark_data_json(s, o, full, pathspec, attempt, r);
+        } else if ((attempt = attempt_file(file, ".DONE.lock")) >= 0 && !pass2) {
+            snprintf(twin, sizeof twin, "%.*s%d.data.json", (int)(strlen(name) - strlen(file)), name, attempt);
+            if (!entry_find(e, n, twin)) problem(r, o, full, "a DONE marker, but no data.json for that attempt");
+        }
+    }
+    cas_store_free_buffer(s, e);
+}
+
+/* After a pass: references by key, the data.json names read by name. */
+static void refs_sort(refs *r) {
+    qsort(r->v, r->n, sizeof *r->v, ref_cmp);
+    seen_of = r;
+    qsort(r->seen, r->nseen, sizeof *r->seen, seen_cmp);
+}
+
+/* Marks every run of a flow; 0, or the exit status when the flow cannot be listed. */
+static int mark_flow(cas_store *s, const opts *o, const char *flow, refs *r, int pass2) {
+    cas_file_entry *e;
+    size_t n, i;
+    char dir[1100];
+    if (!(e = list_dir(s, flow, &n, 0))) {
+        r->failed = 1;
+        return EXIT_DATA;
+    }
+    for (i = 0; i < n; i++) {
+        if (!is_part(&e[i])) continue;
+        snprintf(dir, sizeof dir, "%s/%s", flow, e[i].name);
+        mark_dir(s, o, dir, r, pass2);
+    }
+    cas_store_free_buffer(s, e);
+    refs_sort(r);
+    return 0;
+}
+
+static int64_t now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* bytes, rate and ETA on a terminal's stderr */
+static void progress_bytes(int show, size_t done, size_t total, uint64_t bytes, uint64_t all, int64_t t0,
+                           const char *what) {
+    double secs, rate;
+    if (!show) return;
+    secs = (double)(now_ms() - t0) / 1000.0;
+    rate = secs > 0 ? (double)bytes / secs : 0;
+    fprintf(stderr, "\r%s %lu/%lu blobs, %.1f/%.1f MB, %.1f MB/s", what, (unsigned long)done, (unsigned long)total,
+            (double)bytes / 1e6, (double)all / 1e6, rate / 1e6);
+    if (rate > 0 && all > bytes) fprintf(stderr, ", %.0f s left   ", (double)(all - bytes) / rate);
+    else fprintf(stderr, "              ");
+    if (done == total) fputc('\n', stderr);
+    fflush(stderr);
+}
+
+#define CHECK_BATCH 64
+#define CHECK_BATCH_BYTES (256u << 20)
+
+/* Rehashes each blob the references name, once: in batches through the store's batch
+ * read (many requests in flight on an object store, decoding on `threads` threads)
+ * where data.json gives a size, one at a time (streamed) where a blob is large or its
+ * size unknown. Each failure is a problem named by the first reference to it. */
+static void check_blobs(cas_store *s, const opts *o, const char *flow, refs *r, int threads) {
+    const char *keys[CHECK_BATCH];
+    const ref *who[CHECK_BATCH];
+    void *outs[CHECK_BATCH];
+    size_t lens[CHECK_BATCH], i = 0, nb, k, done = 0, unique = 0;
+    int status[CHECK_BATCH], show = !o->quiet && !o->json && isatty(2);
+    uint64_t bytes = 0, all = 0, in_batch;
+    int64_t t0 = now_ms();
+    char err[1024], why[1200];
+    for (k = 0; k < r->n; k++)
+        if (!k || strcmp(r->v[k].key, r->v[k - 1].key)) unique++, all += r->v[k].size > 0 ? (uint64_t)r->v[k].size : 0;
+    while (i < r->n) {
+        for (nb = 0, in_batch = 0; i < r->n && nb < CHECK_BATCH; i++) {
+            const ref *x = &r->v[i];
+            if (i && !strcmp(x->key, r->v[i - 1].key)) continue; /* checked with the first */
+            if (x->size < 0 || (uint64_t)x->size > CHECK_BATCH_BYTES / 4 ||
+                in_batch + (uint64_t)x->size > CHECK_BATCH_BYTES) {
+                if (nb) break; /* the batch so far first; this one next round */
+                if (cas_store_verify(s, flow, x->key, NULL, err, sizeof err) < 0) {
+                    snprintf(why, sizeof why, "%s", err);
+                    problem(r, o, ref_where(r, x), why);
+                }
+                bytes += x->size > 0 ? (uint64_t)x->size : 0;
+                progress_bytes(show, ++done, unique, bytes, all, t0, "fsck");
+                continue;
+            }
+            keys[nb] = x->key, who[nb] = x, in_batch += (uint64_t)x->size, nb++;
+        }
+        if (!nb) continue;
+        cas_store_get_batch(s, flow, nb, keys, outs, lens, status, threads, err, sizeof err);
+        for (k = 0; k < nb; k++) {
+            if (status[k] < 0 && cas_store_verify(s, flow, keys[k], NULL, err, sizeof err) < 0)
+                problem(r, o, ref_where(r, who[k]), err); /* read again alone, for its own message */
+            else if (lens[k] != (size_t)who[k]->size && who[k]->size >= 0 && status[k] >= 0) {
+                snprintf(why, sizeof why, "data.json says %lld bytes, the blob decodes to %lu", (long long)who[k]->size,
+                         (unsigned long)lens[k]);
+                problem(r, o, ref_where(r, who[k]), why);
+            }
+            if (outs[k]) cas_store_free_buffer(s, outs[k]);
+        }
+        done += nb, bytes += in_batch;
+        progress_bytes(show, done, unique, bytes, all, t0, "fsck");
+    }
+}
+
+/* "90", "90s", "15m", "12h", "7d": seconds, or -1. */
+static int64_t parse_duration(const char *p) {
+    char *end;
+    long long v = strtoll(p, &end, 10);
+    int64_t unit = !*end ? 1 : !strcmp(end, "s") ? 1 : !strcmp(end, "m") ? 60 : !strcmp(end, "h") ? 3600
+                 : !strcmp(end, "d") ? 86400 : -1;
+    if (end == p || v < 0 || unit < 0 || v > INT64_MAX / 86400) return -1;
+    return (int64_t)v * unit;
+}
+
+/* "YYYY-MM-DD" or "YYYY-MM-DDTHH:MM[:SS][Z]", UTC: seconds since the epoch, or -1. */
+static int64_t parse_date(const char *p) {
+    int y, mo, d, h = 0, mi = 0, sec = 0, used = 0;
+    int64_t days, yy, era, yoe, doy, doe;
+    char tail[4] = "";
+    if (sscanf(p, "%4d-%2d-%2d%n", &y, &mo, &d, &used) != 3) return -1;
+    if (p[used] == 'T' || p[used] == ' ') {
+        int more = 0;
+        if (sscanf(p + used + 1, "%2d:%2d%n", &h, &mi, &more) != 2) return -1;
+        used += 1 + more;
+        if (p[used] == ':' && sscanf(p + used + 1, "%2d%n", &sec, &more) == 1) used += 1 + more;
+    }
+    snprintf(tail, sizeof tail, "%s", p + used);
+    if ((tail[0] && strcmp(tail, "Z")) || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60)
+        return -1;
+    yy = mo <= 2 ? y - 1 : y; /* days from civil (H. Hinnant's algorithm) */
+    era = (yy >= 0 ? yy : yy - 399) / 400;
+    yoe = yy - era * 400;
+    doy = (153 * (mo + (mo > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    days = era * 146097 + doe - 719468;
+    return days * 86400 + h * 3600 + mi * 60 + sec;
+}
+
+static int cmd_fsck(int argc, char **argv) {
+    opts o;
+    cas_store *s;
+    char spec[1100], *part[4], path[1100], err[1024];
+    char *flows = NULL;
+    const char *f;
+    size_t nf, i, problems = 0;
+    int rc, n = 0;
+    if ((rc = parse(argc, argv, &o, "--root --quiet --json --jobs"))) return rc;
+    if (o.help) {
+        printf("usage: cas fsck [FLOW[/RUN[/STEP[/TASK]]]] [--root ROOT] [--json] [-j N] [--quiet]\n\n"
+               "Checks the datastore by its references: every artifact that the data.json of every\n"
+               "attempt of every task names exists, has valid metadata, decodes and hashes to its\n"
+               "key, and is the size data.json says; every DONE marker has its attempt's data.json.\n"
+               "For a whole flow it also counts the blobs nothing references (not a problem: 'cas gc\n"
+               "--unreferenced' frees them). Blobs are read in batches, -j N decoding threads (2),\n"
+               "many requests in flight on an object store; a terminal shows bytes, rate and ETA.\n"
+               "Prints each problem (BAD WHAT: WHY, or with --json {\"problem\", \"reason\"} rows) and\n"
+               "a summary per flow; exits 1 on any problem, and when the root holds no datastore.\n");
+        return 0;
+    }
+    if (o.nargs > 1) return usage_error("fsck takes at most one FLOW[/RUN[/STEP[/TASK]]]%s", NULL);
+    if (o.nargs && (n = split_spec(o.args[0], spec, sizeof spec, part)) < 0)
+        return usage_error("'%s' is not FLOW[/RUN[/STEP[/TASK]]]", o.args[0]);
+    if ((rc = open_store(&o, &s))) return rc;
+    cas_store_set_param(s, CAS_PARAM_VERIFY, 1);
+    if (n) {
+        if ((rc = resolve_spec(s, part, n, path, sizeof path))) {
+            cas_store_close(s);
+            return rc;
+        }
+        nf = 1;
+        flows = (char *)malloc(strlen(part[0]) + 1);
+        if (flows) memcpy(flows, part[0], strlen(part[0]) + 1);
+        else rc = data_error("out of memory");
+    } else {
+        o.nargs = 0;
+        flows = flows_of(s, &o, &nf, &rc);
+    }
+    for (i = 0, f = flows; !rc && i < nf; i++, f += strlen(f) + 1) {
+        refs r;
+        size_t unique = 0, k, unref = 0;
+        char *keys = NULL;
+        size_t nkeys = 0;
+        memset(&r, 0, sizeof r);
+        if (n <= 1) mark_flow(s, &o, f, &r, 0);
+        else {
+            mark_dir(s, &o, path, &r, 0);
+            refs_sort(&r);
+        }
+        check_blobs(s, &o, f, &r, o.jobs);
+        for (k = 0; k < r.n; k++) unique += !k || strcmp(r.v[k].key, r.v[k - 1].key);
+        if (n <= 1) { /* a whole flow: what nothing references */
+            if (cas_store_keys(s, f, &keys, &nkeys, err, sizeof err) < 0) problem(&r, &o, f, err);
+            for (k = 0; k < nkeys; k++) unref += !referenced(&r, keys + k * CAS_KEY_BUF);
+            if (keys) cas_store_free_buffer(s, keys);
+        }
+        if (o.json) {
+            printf("{\"flow\": \"%s\", \"scope\": ", f);
+            json_str(n ? path : f);
+            printf(", \"data_json\": %lu, \"artifacts\": %lu, \"blobs\": %lu, \"unreferenced\": ", (unsigned long)r.files,
+                   (unsigned long)r.n, (unsigned long)unique);
+            if (n <= 1) printf("%lu", (unsigned long)unref);
+            else printf("null");
+            printf(", \"problems\": %lu}\n", (unsigned long)r.problems);
+        } else {
+            printf("fsck %s: %lu data.json files, %lu artifacts in %lu blobs, %lu problem%s", n ? path : f,
+                   (unsigned long)r.files, (unsigned long)r.n, (unsigned long)unique, (unsigned long)r.problems,
+                   r.problems == 1 ? "" : "s");
+            if (n <= 1) printf("; %lu blob%s nothing references", (unsigned long)unref, unref == 1 ? "" : "s");
+            printf("\n");
+        }
+        problems += r.problems;
+        refs_free(&r);
+    }
+    free(flows);
+    cas_store_close(s);
+    return rc ? rc : problems ? EXIT_DATA : 0;
+}
+
+typedef struct gc_totals {
+    size_t removed, young, raw, referenced, failed;
+    uint64_t bytes;
+} gc_totals;
+
+/* One unreferenced blob (or an orphan sidecar: its blob gone, the sidecar left). */
+static void gc_remove(cas_store *s, const opts *o, const char *flow, const char *key, const char *orphan,
+                      uint64_t bytes, gc_totals *t) {
+    char err[1024];
+    int rc = 0;
+    if (!o->dry_run) rc = orphan ? cas_store_file_remove(s, orphan, err, sizeof err)
+                                 : cas_store_delete(s, flow, key, err, sizeof err);
+    if (rc < 0) {
+        t->failed++;
+        fprintf(stderr, "%s: %s\n", prog, err);
+        return;
+    }
+    t->removed++, t->bytes += bytes;
+    if (o->json) printf("{\"flow\": \"%s\", \"key\": \"%s\", \"bytes\": %llu, \"removed\": %s}\n", flow, key,
+                        (unsigned long long)bytes, o->dry_run ? "false" : "true");
+    else if (o->verbose) printf("%s %s/%s (%llu bytes)\n", o->dry_run ? "would remove" : "removed", flow, key,
+                                (unsigned long long)bytes);
+}
+
+/* Mark (every data.json of the flow), list the blobs, mark again what was written
+ * meanwhile, then sweep: unreferenced artifact blobs older than the grace period. */
+static int gc_flow(cas_store *s, const opts *o, const char *flow, int64_t grace, gc_totals *t) {
+    refs r;
+    cas_file_entry *e = NULL;
+    size_t n = 0, i, *cand = NULL, nc = 0, ccap = 0;
+    char dir[300], err[1024], name[400];
+    int64_t cutoff = (int64_t)time(NULL) - grace;
+    memset(&r, 0, sizeof r);
+    mark_flow(s, o, flow, &r, 0);
+    snprintf(dir, sizeof dir, "%s/data", flow);
+    if (!r.failed && cas_store_file_walk(s, dir, &e, &n, err, sizeof err) < 0) r.failed = 1, problem(&r, o, dir, err);
+    for (i = 0; !r.failed && i < n; i++) { /* "ab/KEY", "ab/KEY_meta" */
+        const char *nm = e[i].name, *key = nm + 3;
+        size_t kl = strlen(nm) > 3 ? strlen(nm) - 3 : 0;
+        int sidecar = kl > 5 && !strcmp(nm + strlen(nm) - 5, "_meta");
+        if (sidecar) kl -= 5;
+        if (kl < 2 || nm[2] != '/' || memcmp(nm, key, 2) || cas_key_check(key, kl, NULL) != CAS_OK) continue;
+        if (sidecar && i && !strncmp(e[i - 1].name, nm, kl + 3) && !e[i - 1].name[kl + 3]) continue; /* its blob's */
+        if (!sidecar && referenced(&r, key)) {
+            t->referenced++;
+            continue;
+        }
+        if (e[i].mtime <= 0 || e[i].mtime > cutoff) {
+            t->young++;
+            continue;
+        }
+        if (grow((void **)&cand, &ccap, nc, sizeof *cand) < 0) {
+            r.failed = 1, problem(&r, o, dir, "out of memory");
+            break;
+        }
+        cand[nc++] = i;
+    }
+    if (!r.failed) mark_flow(s, o, flow, &r, 1); /* data.json files written since the first pass */
+    if (r.failed) {
+        fprintf(stderr, "%s: not collecting '%s': not every reference to its blobs could be read\n", prog, flow);
+        t->failed++;
+    }
+    for (i = 0; !r.failed && i < nc; i++) {
+        const cas_file_entry *b = &e[cand[i]];
+        char key[CAS_KEY_BUF];
+        int fmt = 0, sidecar = strlen(b->name) > 5 && !strcmp(b->name + strlen(b->name) - 5, "_meta");
+        uint64_t bytes = b->size;
+        snprintf(key, sizeof key, "%.*s", (int)(strlen(b->name) - 3 - (sidecar ? 5 : 0)), b->name + 3);
+        if (referenced(&r, key)) {
+            t->referenced++;
+            continue;
+        }
+        if (sidecar) { /* a blob removed by a gc that was stopped before its sidecar */
+            snprintf(name, sizeof name, "%s/%s", dir, b->name);
+            gc_remove(s, o, flow, key, name, bytes, t);
+            continue;
+        }
+        if (cas_store_stat(s, flow, key, &fmt, NULL, err, sizeof err) < 0) {
+            if (cas_store_exists(s, flow, key) == 0) continue; /* gone meanwhile */
+            fmt = -1; /* sidecar unreadable: not ours to judge */
+        }
+        if (fmt != CAS_FORMAT_V1 && fmt != CAS_FORMAT_V2) { /* raw, legacy: named from outside */
+            t->raw++;
+            continue;
+        }
+        if (cand[i] + 1 < n && !strncmp(e[cand[i] + 1].name, b->name, strlen(b->name)) &&
+            !strcmp(e[cand[i] + 1].name + strlen(b->name), "_meta"))
+            bytes += e[cand[i] + 1].size;
+        gc_remove(s, o, flow, key, NULL, bytes, t);
+    }
+    free(cand);
+    if (e) cas_store_free_buffer(s, e);
+    refs_free(&r);
+    return 0;
+}
+
+static int gc_unreferenced(cas_store *s, const opts *o) {
+    gc_totals t;
+    char *flows;
+    const char *f;
+    size_t nf, i;
+    int64_t grace = o->grace ? parse_duration(o->grace) : 86400;
+    int rc;
+    if (grace < 0) return usage_error("'%s' is not a duration (90, 90s, 15m, 12h, 7d)", o->grace);
+    if (!(flows = flows_of(s, o, &nf, &rc))) return rc;
+    memset(&t, 0, sizeof t);
+    for (i = 0, f = flows; i < nf; i++, f += strlen(f) + 1) gc_flow(s, o, f, grace, &t);
+    free(flows);
+    if (o->json)
+        printf("{\"summary\": true, \"dry_run\": %s, \"blobs\": %lu, \"bytes\": %llu, \"referenced\": %lu, "
+               "\"younger_than_grace\": %lu, \"raw_or_legacy\": %lu, \"failed\": %lu}\n",
+               o->dry_run ? "true" : "false", (unsigned long)t.removed, (unsigned long long)t.bytes,
+               (unsigned long)t.referenced, (unsigned long)t.young, (unsigned long)t.raw, (unsigned long)t.failed);
+    else
+        printf("%s %lu unreferenced blobs (%llu bytes); kept %lu referenced, %lu younger than the grace period, "
+               "%lu raw or legacy%s\n",
+               o->dry_run ? "would remove" : "removed", (unsigned long)t.removed, (unsigned long long)t.bytes,
+               (unsigned long)t.referenced, (unsigned long)t.young, (unsigned long)t.raw,
+               t.failed ? "; some could not be collected (above)" : "");
+    return t.failed ? EXIT_DATA : 0;
+}
+
+/* Removes what is left below dir once its objects are gone: a local store's folders,
+ * deepest first (an object store has none: its listing is empty). */
+static void remove_folders(cas_store *s, const char *dir, int depth) {
+    cas_file_entry *e;
+    size_t n, i;
+    char sub[1400], err[1024];
+    if (depth > 0 && cas_store_file_list(s, dir, &e, &n, err, sizeof err) == CAS_OK) {
+        for (i = 0; i < n; i++) {
+            if (!e[i].is_dir) continue;
+            snprintf(sub, sizeof sub, "%s/%s", dir, e[i].name);
+            remove_folders(s, sub, depth - 1);
+        }
+        cas_store_free_buffer(s, e);
+    }
+    cas_store_file_remove(s, dir, err, sizeof err);
+}
+
+/* A run's metadata, every object below Flow/RUN; its end step's DONE markers last,
+ * so that a prune stopped midway leaves a run that still reads as finished and is
+ * pruned again by the same command. */
+static int prune_run(cas_store *s, const opts *o, const char *flow, const char *run, size_t *objects) {
+    cas_file_entry *e;
+    size_t n, i;
+    int pass, failed = 0;
+    char dir[1100], name[1400], err[1024];
+    snprintf(dir, sizeof dir, "%s/%s", flow, run);
+    *objects = 0;
+    if (cas_store_file_walk(s, dir, &e, &n, err, sizeof err) < 0) return data_error(err);
+    for (pass = 0; pass < 2; pass++)
+        for (i = 0; i < n; i++) {
+            const char *nm = e[i].name, *file = strrchr(nm, '/');
+            int last = !strncmp(nm, "end/", 4) && file && attempt_file(file + 1, ".DONE.lock") >= 0;
+            if (last != pass) continue;
+            (*objects)++;
+            if (o->dry_run) continue;
+            snprintf(name, sizeof name, "%s/%s", dir, nm);
+            if (cas_store_file_remove(s, name, err, sizeof err) < 0) {
+                fprintf(stderr, "%s: %s\n", prog, err);
+                failed = 1;
+                pass = 2;
+                break;
+            }
+        }
+    cas_store_free_buffer(s, e);
+    if (!o->dry_run && !failed) remove_folders(s, dir, 8);
+    return failed ? EXIT_DATA : 0;
+}
+
+static int cmd_prune(int argc, char **argv) {
+    opts o;
+    cas_store *s;
+    run_info *runs;
+    size_t n, i, k, objects, pruned = 0, skipped = 0;
+    int64_t before = -1;
+    long keep = -1;
+    int rc, failed = 0;
+    const char *flow;
+    if ((rc = parse(argc, argv, &o, "--root --json --keep-last --before --dry-run --unfinished --quiet"))) return rc;
+    if (o.help) {
+        printf("usage: cas prune FLOW (--keep-last N | --before DATE | RUN...) [--dry-run] [--unfinished]\n"
+               "                [--root ROOT] [--json]\n\n"
+               "Removes whole runs' metadata: every object below FLOW/RUN (data.json, attempt and\n"
+               "DONE files, logs, a local store's metadata folders), so that the next 'cas gc\n"
+               "--unreferenced' frees the blobs only they used. Chooses the runs older than the N\n"
+               "newest, those started before DATE (YYYY-MM-DD[THH:MM[:SS]][Z], UTC), or those named.\n"
+               "A run that has not finished is kept unless --unfinished is given. Idempotent; a\n"
+               "prune stopped midway is finished by running it again.\n");
+        return 0;
+    }
+    if (o.nargs < 1) return usage_error("prune needs a FLOW%s", NULL);
+    flow = o.args[0];
+    if (cas_name_check(flow) < 0) return usage_error("'%s' is not a valid flow name", flow);
+    if (o.keep_last) {
+        char *end;
+        keep = strtol(o.keep_last, &end, 10);
+        if (*end || end == o.keep_last || keep < 0) return usage_error("--keep-last takes a count, not '%s'", o.keep_last);
+    }
+    if (o.before && (before = parse_date(o.before)) < 0) return usage_error("'%s' is not a date (YYYY-MM-DD)", o.before);
+    if ((o.keep_last != NULL) + (o.before != NULL) + (o.nargs > 1) != 1)
+        return usage_error("prune takes one of --keep-last N, --before DATE or RUN...%s", NULL);
+    for (k = 1; k < (size_t)o.nargs; k++)
+        if (cas_name_check(o.args[k]) < 0) return usage_error("'%s' is not a valid run id", o.args[k]);
+    if ((rc = open_store(&o, &s))) return rc;
+    if (!(runs = flow_runs(s, flow, &n))) {
+        cas_store_close(s);
+        return EXIT_DATA;
+    }
+    for (k = 1; k < (size_t)o.nargs; k++) { /* named runs must exist */
+        for (i = 0; i < n && strcmp(runs[i].id, o.args[k]); i++) {}
+        if (i == n) {
+            fprintf(stderr, "%s: flow '%s' has no run '%s'\n", prog, flow, o.args[k]);
+            failed = 1;
+        }
+    }
+    for (i = 0; i < n; i++) { /* newest first */
+        int chosen = 0;
+        if (keep >= 0) chosen = i >= (size_t)keep;
+        else if (before >= 0) chosen = runs[i].started > 0 && runs[i].started < before;
+        else
+            for (k = 1; k < (size_t)o.nargs; k++) chosen |= !strcmp(runs[i].id, o.args[k]);
+        if (!chosen) continue;
+        if (!runs[i].finished && !o.unfinished) {
+            skipped++;
+            if (!o.quiet) fprintf(stderr, "%s: kept %s/%s: it has not finished (--unfinished prunes it)\n", prog, flow,
+                                  runs[i].id);
+            continue;
+        }
+        if (prune_run(s, &o, flow, runs[i].id, &objects)) {
+            failed = 1;
+            continue;
+        }
+        pruned++;
+        if (o.json) printf("{\"flow\": \"%s\", \"run\": \"%s\", \"objects\": %lu, \"removed\": %s}\n", flow, runs[i].id,
+                           (unsigned long)objects, o.dry_run ? "false" : "true");
+        else printf("%s %s/%s (%lu objects)\n", o.dry_run ? "would prune" : "pruned", flow, runs[i].id,
+                    (unsigned long)objects);
+    }
+    if (!o.json && !o.quiet)
+        printf("%s %lu run%s of %lu; %lu unfinished kept\n", o.dry_run ? "would prune" : "pruned", (unsigned long)pruned,
+               pruned == 1 ? "" : "s", (unsigned long)n, (unsigned long)skipped);
+    free(runs);
+    cas_store_close(s);
+    return failed ? EXIT_DATA : 0;
+}
+
 static int cmd_gc(int argc, char **argv) {
     opts o;
     cas_store *s;
     char err[1024];
     uint64_t removed = 0;
     int rc, remote;
-    if ((rc = parse(argc, argv, &o, "--root"))) return rc;
+    if ((rc = parse(argc, argv, &o, "--root --unreferenced --grace --dry-run --json --verbose"))) return rc;
     if (o.help) {
-        printf("usage: cas gc [--root ROOT]\n\n"
+        printf("usage: cas gc [--root ROOT]\n"
+               "       cas gc --unreferenced [FLOW...] [--grace DURATION] [--dry-run] [--json] [-v]\n\n"
+               "--unreferenced: removes the artifact blobs (v1, v2) that no data.json of any attempt\n"
+               "of any task of any run (finished or not) names and that are older than the grace\n"
+               "period (default 1d; 90s, 15m, 12h, 7d). Raw and legacy blobs (code packages,\n"
+               "metadata tarballs, named from outside the datastore) are kept. A flow whose\n"
+               "references cannot all be read is not collected. Reports what was (or with\n"
+               "--dry-run would be) freed, count and bytes; -v or --json names each blob.\n\n"
+               "Without it:\n"
                "Removes what writers killed mid-put left behind. Local stores: temp files (their\n"
                "process is gone, or they are over an hour old). S3: multipart uploads begun over a\n"
                "day ago (CAS_S3_GC_AGE seconds) and never completed, whose parts S3 keeps and bills\n"
                "until they are aborted. Readers never see either; this only frees the space.\n");
         return 0;
     }
-    if (o.nargs) return usage_error("gc takes no arguments%s", NULL);
+    if (o.unreferenced) {
+        if ((rc = open_store(&o, &s))) return rc;
+        rc = gc_unreferenced(s, &o);
+        cas_store_close(s);
+        return rc;
+    }
+    if (o.nargs || o.grace || o.dry_run || o.json) return usage_error("gc takes these only with --unreferenced%s", NULL);
     if ((rc = open_store(&o, &s))) return rc;
     rc = cas_store_gc(s, &removed, err, sizeof err);
     remote = strstr(cas_store_root(s), "://") != NULL;
@@ -953,7 +1675,7 @@ int main(int argc, char **argv) {
         int (*fn)(int, char **);
     } cmds[] = {{"artifact", cmd_artifact}, {"ls", cmd_ls},     {"cat", cmd_cat},         {"stat", cmd_stat},
                 {"show", cmd_show},         {"put", cmd_put},   {"get", cmd_get},         {"verify", cmd_verify},
-                {"migrate", cmd_migrate},   {"gc", cmd_gc}};
+                {"migrate", cmd_migrate},   {"gc", cmd_gc},     {"fsck", cmd_fsck},       {"prune", cmd_prune}};
     size_t i;
 #ifdef __linux__
     /* the process holds object-store credentials: no core dump, no ptrace by others of this user

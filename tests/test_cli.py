@@ -2,6 +2,7 @@
 """The `cas` command on the real Metaflow stores: every artifact of every
 manifest, verify, migrate there and back (checked with Python's own readers),
 exit codes, messages, --help, root discovery."""
+import glob
 import gzip
 import hashlib
 import io
@@ -321,6 +322,188 @@ class TestErrorsAndUsage(unittest.TestCase):
         self.assertEqual(out.returncode, 0)
         self.assertEqual(out.stdout, b"removed 1 temp files\n")
         self.assertFalse(os.path.exists(tmpfile))
+
+
+RUNS = {"old": "1600000000000000", "mid": "1700000000000000", "new": "1800000000000000"}
+RUN_TIMES = {"old": 1600100000, "mid": 1700000000, "new": 1800000000}  # 2020-09-14, 2023-11-14, 2027-01-15
+OLD_TIME = 1600000000
+
+
+def _set_times(top, t):
+    for dirpath, _, files in os.walk(top):
+        for f in files:
+            os.utime(os.path.join(dirpath, f), (t, t))
+
+
+def gc_store(tmp, cas_run=None):
+    """A store for fsck, prune and gc: a copy of a real run as three runs (old and mid
+    finished, new not finished), each with an artifact only it names, and blobs nothing
+    names: an old v1 one, an old raw one (what a code package is) and a young one.
+    Returns (root, {what: key})."""
+    cas_run = cas_run or cas
+    root = os.path.join(tmp, ".metaflow")
+    shutil.copytree(os.path.join(FIX, "v1", ".metaflow"), root, symlinks=True)
+    flow = os.path.join(root, "FixtureFlow")
+    shutil.rmtree(os.path.join(root, "EdgeFlow"))
+    base = [d for d in os.listdir(flow) if d.isdigit()][0]
+    os.rename(os.path.join(flow, base), os.path.join(flow, RUNS["old"]))
+    for what in ("mid", "new"):
+        shutil.copytree(os.path.join(flow, RUNS["old"]), os.path.join(flow, RUNS[what]), symlinks=True)
+    keys = {}
+
+    def put(data, *opts):
+        out = cas_run("put", "--flow", "FixtureFlow", "--root", root, *opts, input=data)
+        assert out.returncode == 0, out.stderr
+        return out.stdout.decode().strip()
+
+    _set_times(os.path.join(flow, "data"), OLD_TIME)  # every blob old: only references keep them
+    for what, run in sorted(RUNS.items()):
+        data = pickle.dumps("only in the %s run" % what, 4)
+        keys[what] = put(data)
+        start = os.path.join(flow, run, "start")
+        dj = os.path.join(start, [t for t in os.listdir(start) if t.isdigit()][0], "0.data.json")
+        with open(dj) as fh:
+            doc = json.load(fh)
+        doc["objects"]["only_" + what] = keys[what]
+        doc["info"]["only_" + what] = {"size": len(data), "type": "<class 'str'>", "encoding": "pickle-v4"}
+        with open(dj, "w") as fh:
+            json.dump(doc, fh)
+        _set_times(os.path.join(flow, run), RUN_TIMES[what])
+    for name in os.listdir(os.path.join(flow, RUNS["new"], "end")):
+        for f in os.listdir(os.path.join(flow, RUNS["new"], "end", name)):
+            if f.endswith(".DONE.lock"):
+                os.unlink(os.path.join(flow, RUNS["new"], "end", name, f))
+    keys["unreferenced"] = put(b"nothing names me")
+    keys["raw"] = put(b"a code package, say", "--raw")
+    for what in ("old", "mid", "new", "unreferenced", "raw"):
+        for suffix in ("", "_meta"):
+            path = os.path.join(flow, "data", keys[what][:2], keys[what] + suffix)
+            if os.path.exists(path):
+                os.utime(path, (OLD_TIME, OLD_TIME))
+    keys["young"] = put(b"written a moment ago, its data.json not yet")
+    return root, keys
+
+
+def blob_path(root, key):
+    return os.path.join(root, "FixtureFlow", "data", key[:2], key)
+
+
+class TestCheckAndCollect(unittest.TestCase):
+    """fsck by references, prune, gc --unreferenced: after prune and gc every artifact of
+    every remaining run still reads, and nothing unreferenced and old is left."""
+
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="cas_gc_")
+        self.addCleanup(shutil.rmtree, self.tmp)
+        self.root, self.keys = gc_store(self.tmp)
+
+    def run_cas(self, *args, rc=0):
+        out = cas(*args, "--root", self.root)
+        self.assertEqual(out.returncode, rc, out.stderr + out.stdout)
+        return out
+
+    def every_artifact_reads(self, runs):
+        for run in runs:
+            listing = [json.loads(l) for l in self.run_cas("ls", "--json", "FixtureFlow/" + run).stdout.splitlines()]
+            for step in listing:
+                for task in [json.loads(l) for l in self.run_cas("ls", "--json", step["pathspec"]).stdout.splitlines()]:
+                    if not task["done"]:
+                        continue
+                    for art in [json.loads(l) for l in self.run_cas("ls", "--json", task["pathspec"]).stdout.splitlines()]:
+                        out = self.run_cas("artifact", "%s/%s" % (task["pathspec"], art["name"]), "--verify")
+                        self.assertEqual(hashlib.sha1(out.stdout).hexdigest(), art["key"])
+
+    def test_fsck_clean_then_each_problem_named(self):
+        rows = [json.loads(l) for l in self.run_cas("fsck", "--json").stdout.splitlines()]
+        self.assertEqual(rows[-1]["problems"], 0)
+        self.assertEqual(rows[-1]["unreferenced"], 3)  # the unreferenced, raw and young blobs
+        self.assertGreater(rows[-1]["data_json"], 20)
+        task = self.run_cas("fsck", "FixtureFlow/latest/start")
+        self.assertIn(b"FixtureFlow/%s/start: 1 data.json files" % RUNS["new"].encode(), task.stdout)
+        os.unlink(blob_path(self.root, self.keys["mid"]))  # an artifact's blob gone
+        with open(blob_path(self.root, self.keys["old"]), "r+b") as fh:  # another's corrupt
+            fh.seek(12)
+            fh.write(b"\xff\xff")
+        done = glob.glob(os.path.join(self.root, "FixtureFlow", RUNS["old"], "end", "*", "0.data.json"))[0]
+        os.unlink(done)  # a DONE marker whose data.json is gone
+        out = self.run_cas("fsck", rc=1)
+        text = out.stdout.decode()
+        self.assertIn("BAD FixtureFlow/%s/start/" % RUNS["mid"], text)
+        self.assertIn("artifact 'only_mid': No blob", text)
+        self.assertIn("artifact 'only_old': ", text)
+        self.assertIn("0.DONE.lock: a DONE marker, but no data.json for that attempt", text)
+        self.assertIn("3 problems", text)
+        rows = [json.loads(l) for l in self.run_cas("fsck", "--json", rc=1).stdout.splitlines()]
+        self.assertEqual(len([r for r in rows if "problem" in r]), 3)
+        empty = os.path.join(self.tmp, "empty")
+        os.mkdir(empty)
+        out = cas("fsck", "--root", empty)
+        self.assertEqual(out.returncode, 1)
+        self.assertIn(b"no Metaflow datastore under", out.stderr)
+
+    def test_prune_then_gc_frees_only_what_pruned_runs_used(self):
+        out = self.run_cas("prune", "FixtureFlow", "--keep-last", "1", "--dry-run")
+        self.assertIn(b"would prune 2 runs of 3", out.stdout)
+        self.assertEqual(len(os.listdir(os.path.join(self.root, "FixtureFlow"))), 6)  # nothing removed
+        out = self.run_cas("prune", "FixtureFlow", RUNS["new"])  # named, but not finished: kept
+        self.assertIn(b"it has not finished", out.stderr)
+        self.assertTrue(os.path.isdir(os.path.join(self.root, "FixtureFlow", RUNS["new"])))
+        self.run_cas("prune", "FixtureFlow", "--before", "2020-09-20")  # old only (1600100000)
+        self.assertFalse(os.path.exists(os.path.join(self.root, "FixtureFlow", RUNS["old"])))
+        self.run_cas("prune", "FixtureFlow", "--keep-last", "1")  # mid; new is newest
+        self.assertEqual([r.split()[0] for r in self.run_cas("ls", "FixtureFlow").stdout.decode().splitlines()[1:]],
+                         [RUNS["new"]])
+        self.run_cas("prune", "FixtureFlow", "--keep-last", "1")  # idempotent
+        dry = [json.loads(l) for l in self.run_cas("gc", "--unreferenced", "--dry-run", "--json").stdout.splitlines()]
+        self.assertEqual(sorted(r["key"] for r in dry if "key" in r),
+                         sorted([self.keys["old"], self.keys["mid"], self.keys["unreferenced"]]))
+        self.assertTrue(all(r["removed"] is False for r in dry if "key" in r))
+        self.assertEqual(dry[-1]["blobs"], 3)
+        self.assertTrue(os.path.exists(blob_path(self.root, self.keys["old"])))
+        out = self.run_cas("gc", "--unreferenced")
+        self.assertIn(b"removed 3 unreferenced blobs", out.stdout)
+        self.assertIn(b"1 younger than the grace period, 1 raw or legacy", out.stdout)
+        for what, there in (("old", False), ("mid", False), ("unreferenced", False), ("new", True), ("raw", True),
+                            ("young", True)):
+            self.assertEqual(os.path.exists(blob_path(self.root, self.keys[what])), there, what)
+            self.assertEqual(os.path.exists(blob_path(self.root, self.keys[what]) + "_meta"), there, what)
+        self.run_cas("fsck")
+        self.every_artifact_reads([RUNS["new"]])
+        out = self.run_cas("gc", "--unreferenced", "--grace", "0")  # now the young one goes; raw never
+        self.assertIn(b"removed 1 unreferenced blobs", out.stdout)
+        self.assertTrue(os.path.exists(blob_path(self.root, self.keys["raw"])))
+        self.run_cas("fsck")
+
+    def test_gc_killed_anywhere_leaves_every_remaining_artifact_readable(self):
+        import random
+        import signal
+        import time
+        self.run_cas("prune", "FixtureFlow", "--keep-last", "1")
+        for i in range(1500):  # enough unreferenced blobs that a kill lands mid-sweep
+            out = cas("put", "--flow", "FixtureFlow", "--root", self.root, input=b"spare %d" % i)
+            key = out.stdout.decode().strip()
+            for suffix in ("", "_meta"):
+                os.utime(blob_path(self.root, key) + suffix, (OLD_TIME, OLD_TIME))
+        start = time.monotonic()
+        self.run_cas("gc", "--unreferenced", "--dry-run")
+        took = time.monotonic() - start
+        rnd = random.Random(7)
+        kills = 0
+        for _ in range(8):
+            p = subprocess.Popen([CAS, "gc", "--unreferenced", "--root", self.root], stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.DEVNULL)
+            time.sleep(rnd.uniform(0, took * 2))
+            if p.poll() is None:
+                p.send_signal(signal.SIGKILL)
+                kills += 1
+            p.wait()
+            self.run_cas("fsck")
+        self.run_cas("gc", "--unreferenced")
+        left = [f for f in glob.glob(os.path.join(self.root, "FixtureFlow", "data", "*", "*"))]
+        self.assertFalse([f for f in left if f.endswith("_meta") and not os.path.exists(f[:-5])], "orphan sidecars")
+        self.assertFalse(os.path.exists(blob_path(self.root, self.keys["mid"])))
+        self.every_artifact_reads([RUNS["new"]])
+        self.assertGreater(kills, 0)
 
 
 class TestBrowse(unittest.TestCase):
