@@ -376,6 +376,47 @@ class WriteChecks:
         self.assertEqual(self.objects.etag(self.C, name) == etag, self.objects.meta_write_keeps_etag)
         self.assertEqual(self.cas("get", "--flow", "L", key, "--root", root, "--verify").stdout, data)
 
+    def test_fsck_prune_gc_by_references(self):
+        """fsck, prune and gc --unreferenced on the object store: after them every artifact of
+        the remaining run reads and verifies, the blobs only pruned runs used are gone, the
+        raw blob (a code package's kind) is kept."""
+        import test_cli
+        tmp = tempfile.mkdtemp(prefix="cas_gc_")
+        self.addCleanup(shutil.rmtree, tmp)
+        local, keys = test_cli.gc_store(tmp)
+        prefix = "gc%d" % random.getrandbits(32)
+        self.objects.upload_store(local, self.C, prefix)
+        root = self.root(prefix)
+
+        def ok(*args, rc=0):
+            out = self.cas(*args, "--root", root)
+            self.assertEqual(out.returncode, rc, out.stderr + out.stdout)
+            return out
+
+        rows = [json.loads(l) for l in ok("fsck", "--json", "-j", "3").stdout.splitlines()]
+        self.assertEqual((rows[-1]["problems"], rows[-1]["unreferenced"]), (0, 3), rows)
+        ok("prune", "FixtureFlow", test_cli.RUNS["old"], test_cli.RUNS["mid"])  # (start times: the upload's)
+        runs = [json.loads(l)["run"] for l in ok("ls", "--json", "FixtureFlow").stdout.splitlines()]
+        self.assertEqual(runs, [test_cli.RUNS["new"]])
+        out = ok("gc", "--unreferenced", "--grace", "0", "--json")
+        gone = sorted(json.loads(l)["key"] for l in out.stdout.splitlines() if b'"key"' in l)
+        self.assertEqual(gone, sorted(keys[w] for w in ("old", "mid", "unreferenced", "young")))
+        names = set(self.objects.names(self.C, prefix + "/FixtureFlow/data/"))
+        for what, there in (("new", True), ("raw", True), ("old", False), ("mid", False)):
+            self.assertEqual("%s/FixtureFlow/data/%s/%s" % (prefix, keys[what][:2], keys[what]) in names, there, what)
+        self.assertFalse([n for n in self.objects.names(self.C, prefix + "/FixtureFlow/") if
+                          "/%s/" % test_cli.RUNS["old"] in n], "the pruned run's objects")
+        ok("fsck")
+        for step in ok("ls", "--json", "FixtureFlow/latest").stdout.splitlines():
+            for task in ok("ls", "--json", json.loads(step)["pathspec"]).stdout.splitlines():
+                task = json.loads(task)
+                if not task["done"]:
+                    continue
+                for art in ok("ls", "--json", task["pathspec"]).stdout.splitlines():
+                    art = json.loads(art)
+                    got = ok("artifact", "%s/%s" % (task["pathspec"], art["name"]), "--verify")
+                    self.assertEqual(sha1(got.stdout), art["key"])
+
     def test_listing_pages(self):
         import cas_h
         rnd = random.Random(9)
