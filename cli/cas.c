@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,6 +42,7 @@ static const char usage_main[] =
     "                                                   data.json names; DONE markers; unreferenced blobs\n"
     "  gc [--root ROOT]                                  remove what crashed writers left behind\n"
     "  gc --unreferenced [FLOW...] [--grace 1d] [--dry-run] [--json]  remove blobs no run references\n"
+    "  cp SRC_ROOT DST_ROOT FLOW[/RUN[/STEP[/TASK]]] [--to v1|v2]  copy runs and the blobs they use\n"
     "  prune FLOW (--keep-last N | --before DATE | RUN...) [--dry-run] [--unfinished]  remove runs'\n"
     "                                                   metadata, so gc --unreferenced frees their blobs\n"
     "  version                                          print the library version\n"
@@ -51,7 +53,9 @@ static const char usage_main[] =
     "Metaflow would use: with METAFLOW_DEFAULT_DATASTORE=s3 or azure (environment or\n"
     "~/.metaflowconfig/config.json), METAFLOW_DATASTORE_SYSROOT_S3 or _AZURE; else\n"
     "$METAFLOW_DATASTORE_SYSROOT_LOCAL/.metaflow, else the nearest .metaflow above the working\n"
-    "directory. 'cas COMMAND --help' tells more.\n"
+    "directory. 'cas COMMAND --help' tells more.\n";
+
+static const char usage_settings[] = /* apart: C99 compilers need take no longer string */
     "\n"
     "S3 settings (the AWS SDKs' and Metaflow's own):\n"
     "  METAFLOW_S3_ENDPOINT_URL, AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL   the endpoint (else AWS's)\n"
@@ -1619,6 +1623,212 @@ static int cmd_prune(int argc, char **argv) {
     return failed ? EXIT_DATA : 0;
 }
 
+/* ---- cp: a flow, run, step or task, with every blob it references ---- */
+
+typedef struct pump_ctx {
+    cas_stream *st;
+    int fd;
+    int rc;
+} pump_ctx;
+
+/* Feeds a decoded stream into a pipe, for a put that reads it: a large blob is copied
+ * in a fixed window, never whole in memory. */
+static void *pump_thread(void *arg) {
+    pump_ctx *p = (pump_ctx *)arg;
+    static unsigned char buf[1 << 20];
+    size_t got;
+    p->rc = 0;
+    for (;;) {
+        size_t off = 0;
+        if (cas_stream_read(p->st, buf, sizeof buf, &got) < 0) {
+            p->rc = -1;
+            break;
+        }
+        if (!got) break;
+        while (off < got) {
+            ssize_t w = write(p->fd, buf + off, got - off);
+            if (w < 0 && errno == EINTR) continue;
+            if (w <= 0) {
+                p->rc = -1;
+                break;
+            }
+            off += (size_t)w;
+        }
+        if (p->rc) break;
+    }
+    close(p->fd);
+    return NULL;
+}
+
+#define CP_WHOLE_MAX (64u << 20) /* larger blobs (or of unknown size) are copied streaming */
+
+/* One blob from src to dst unless dst has it: in its own format, or `to` (v1, v2)
+ * for an artifact; legacy blobs are written as v1 (the same gzip, now with metadata). */
+static int cp_blob(cas_store *src, cas_store *dst, const char *flow, const ref *x, int to, int *copied, char *err,
+                   size_t cap) {
+    int fmt = 0, rc, stored = 0;
+    char key[CAS_KEY_BUF];
+    *copied = 0;
+    if ((rc = cas_store_exists(dst, flow, x->key)) == 1) return 0;
+    if (rc < 0) return snprintf(err, cap, "invalid key '%s'", x->key), -1;
+    if (cas_store_stat(src, flow, x->key, &fmt, NULL, err, cap) < 0) return -1;
+    if (fmt != CAS_FORMAT_RAW) fmt = to ? to : fmt == CAS_FORMAT_LEGACY ? CAS_FORMAT_V1 : fmt;
+    if (x->size >= 0 && (uint64_t)x->size <= CP_WHOLE_MAX) {
+        void *data;
+        size_t len;
+        if (cas_store_get(src, flow, x->key, &data, &len, err, cap) < 0) return -1;
+        rc = cas_store_put(dst, flow, data, len, fmt, key, &stored, err, cap);
+        cas_store_free_buffer(src, data);
+    } else {
+        pthread_t th;
+        pump_ctx p;
+        int fds[2];
+        if (cas_stream_open(src, flow, x->key, &p.st, err, cap) < 0) return -1;
+        if (pipe(fds) < 0) {
+            cas_stream_close(p.st);
+            return snprintf(err, cap, "pipe: %s", strerror(errno)), -1;
+        }
+        p.fd = fds[1];
+        if (pthread_create(&th, NULL, pump_thread, &p) != 0) {
+            close(fds[0]), close(fds[1]);
+            cas_stream_close(p.st);
+            return snprintf(err, cap, "cannot start a thread"), -1;
+        }
+        rc = cas_store_put_fd(dst, flow, fds[0], fmt, key, &stored, err, cap);
+        close(fds[0]); /* a put that stopped early: the pump's writes fail, and it ends */
+        pthread_join(th, NULL);
+        if (rc >= 0 && p.rc < 0) rc = -1, snprintf(err, cap, "%s", cas_stream_message(p.st));
+        cas_stream_close(p.st);
+    }
+    if (rc < 0) return -1;
+    if (strcmp(key, x->key)) return snprintf(err, cap, "blob '%s' decodes to another key (%s)", x->key, key), -1;
+    *copied = stored;
+    return 0;
+}
+
+/* One object from src to dst (replace = 0: one dst has is kept). */
+static int cp_file(cas_store *src, cas_store *dst, const char *name, int replace, size_t *copied) {
+    void *data = NULL;
+    char *meta = NULL, err[1024];
+    size_t len;
+    int stored = 0, rc = 0;
+    if (!replace && cas_store_file_exists(dst, name, err, sizeof err) == 1) return 0;
+    if (cas_store_file_get(src, name, 0, &data, &len, &meta, err, sizeof err) < 0 ||
+        cas_store_file_put(dst, name, data, len, meta, replace, &stored, err, sizeof err) < 0)
+        rc = data_error(err);
+    *copied += (size_t)stored;
+    if (data) cas_store_free_buffer(src, data);
+    if (meta) cas_store_free_buffer(src, meta);
+    return rc;
+}
+
+/* The objects below dir (a folder of a flow) from src to dst, those dst has kept; the
+ * end step's DONE markers last, so an interrupted copy never looks finished. */
+static int cp_files(cas_store *src, cas_store *dst, const char *dir, size_t *copied) {
+    cas_file_entry *e;
+    size_t n, i;
+    int pass, rc = 0;
+    char name[3400], err[1024];
+    if (cas_store_file_walk(src, dir, &e, &n, err, sizeof err) < 0) return data_error(err);
+    for (pass = 0; pass < 2 && !rc; pass++)
+        for (i = 0; i < n && !rc; i++) {
+            const char *file = strrchr(e[i].name, '/');
+            if ((attempt_file(file ? file + 1 : e[i].name, ".DONE.lock") >= 0) != pass) continue;
+            snprintf(name, sizeof name, "%s/%s", dir, e[i].name);
+            rc = cp_file(src, dst, name, 0, copied);
+        }
+    cas_store_free_buffer(src, e);
+    return rc;
+}
+
+static int cmd_cp(int argc, char **argv) {
+    opts o;
+    cas_store *src = NULL, *dst = NULL;
+    char spec[1100], *part[4], path[1100], dir[2300], err[1024];
+    cas_file_entry *runs = NULL;
+    size_t nruns = 0, i, k, blobs = 0, files = 0, skipped = 0;
+    int rc, n = 0, to = 0, failed = 0;
+    if ((rc = parse(argc, argv, &o, "--to --json --quiet"))) return rc;
+    if (o.help) {
+        printf("usage: cas cp SRC_ROOT DST_ROOT FLOW[/RUN[/STEP[/TASK]]] [--to v1|v2] [--json]\n\n"
+               "Copies a flow, run, step or task between any two roots (local, s3://, azure://): every\n"
+               "blob its data.json files reference, then its metadata files (data.json, attempt and\n"
+               "DONE markers, logs; the end step's DONE markers last, so an interrupted copy never\n"
+               "looks finished). What the destination has is skipped: run it again to finish an\n"
+               "interrupted copy. Blobs are verified as they are read; large ones stream. --to\n"
+               "re-encodes artifacts as v1 (gzip) or v2 (LZ4) on the way; raw blobs stay raw.\n");
+        return 0;
+    }
+    if (o.nargs != 3) return usage_error("cp takes SRC_ROOT DST_ROOT FLOW[/RUN[/STEP[/TASK]]]%s", NULL);
+    if (o.to && strcmp(o.to, "v1") && strcmp(o.to, "v2")) return usage_error("--to takes v1 or v2, not '%s'", o.to);
+    if (o.to) to = !strcmp(o.to, "v1") ? CAS_FORMAT_V1 : CAS_FORMAT_V2;
+    if ((n = split_spec(o.args[2], spec, sizeof spec, part)) < 0)
+        return usage_error("'%s' is not FLOW[/RUN[/STEP[/TASK]]]", o.args[2]);
+    if (cas_store_open(&src, o.args[0], NULL, err, sizeof err) < 0) return data_error(err);
+    cas_store_set_param(src, CAS_PARAM_VERIFY, 1);
+    if (!strstr(o.args[1], "://") && (rc = make_dirs(o.args[1]))) {
+        cas_store_close(src);
+        return rc;
+    }
+    if (cas_store_open(&dst, o.args[1], NULL, err, sizeof err) < 0) {
+        cas_store_close(src);
+        return data_error(err);
+    }
+    if ((rc = resolve_spec(src, part, n, path, sizeof path))) goto out;
+    if (n == 1) { /* a flow: its runs, and what lies beside them (_meta, latest_run) */
+        if (!(runs = list_dir(src, path, &nruns, 0))) {
+            rc = EXIT_DATA;
+            goto out;
+        }
+        for (i = 0; i < nruns; i++) {
+            if (!strcmp(runs[i].name, "data")) continue;
+            snprintf(dir, sizeof dir, "%s/%s", path, runs[i].name);
+            if (!runs[i].is_dir && cp_file(src, dst, dir, 1, &files)) failed = 1; /* latest_run: the source's */
+        }
+    }
+    for (i = 0; i < (n == 1 ? nruns : 1); i++) {
+        refs r;
+        if (n == 1 && (!runs[i].is_dir || !strcmp(runs[i].name, "data"))) continue;
+        if (n == 1) snprintf(dir, sizeof dir, "%s/%s", path, runs[i].name);
+        else snprintf(dir, sizeof dir, "%s", path);
+        memset(&r, 0, sizeof r);
+        if (strcmp(runs ? runs[i].name : "", "_meta")) {
+            mark_dir(src, &o, dir, &r, 0);
+            refs_sort(&r);
+        }
+        if (r.failed) { /* a data.json that cannot be read: its blobs are unknown */
+            fprintf(stderr, "%s: not copying '%s': not every data.json below it could be read\n", prog, dir);
+            failed = 1;
+            refs_free(&r);
+            continue;
+        }
+        for (k = 0; k < r.n; k++) {
+            int copied = 0;
+            if (k && !strcmp(r.v[k].key, r.v[k - 1].key)) continue;
+            if (cp_blob(src, dst, part[0], &r.v[k], to, &copied, err, sizeof err) < 0) {
+                fprintf(stderr, "%s: %s: %s\n", prog, ref_where(&r, &r.v[k]), err);
+                failed = 1;
+                continue;
+            }
+            if (copied) blobs++;
+            else skipped++;
+            if (copied && o.json) printf("{\"flow\": \"%s\", \"key\": \"%s\", \"copied\": true}\n", part[0], r.v[k].key);
+        }
+        refs_free(&r);
+        if (!failed && cp_files(src, dst, dir, &files)) failed = 1; /* blobs first: never a data.json without its blobs */
+    }
+    if (o.json) printf("{\"summary\": true, \"blobs\": %lu, \"blobs_there\": %lu, \"files\": %lu, \"failed\": %s}\n",
+                       (unsigned long)blobs, (unsigned long)skipped, (unsigned long)files, failed ? "true" : "false");
+    else if (!o.quiet)
+        printf("copied %s: %lu blobs (%lu already there), %lu files%s\n", path, (unsigned long)blobs,
+               (unsigned long)skipped, (unsigned long)files, failed ? "; some failed (above)" : "");
+out:
+    if (runs) cas_store_free_buffer(src, runs);
+    cas_store_close(src);
+    cas_store_close(dst);
+    return rc ? rc : failed ? EXIT_DATA : 0;
+}
+
 static int cmd_gc(int argc, char **argv) {
     opts o;
     cas_store *s;
@@ -1675,7 +1885,8 @@ int main(int argc, char **argv) {
         int (*fn)(int, char **);
     } cmds[] = {{"artifact", cmd_artifact}, {"ls", cmd_ls},     {"cat", cmd_cat},         {"stat", cmd_stat},
                 {"show", cmd_show},         {"put", cmd_put},   {"get", cmd_get},         {"verify", cmd_verify},
-                {"migrate", cmd_migrate},   {"gc", cmd_gc},     {"fsck", cmd_fsck},       {"prune", cmd_prune}};
+                {"migrate", cmd_migrate},   {"gc", cmd_gc},     {"fsck", cmd_fsck},       {"prune", cmd_prune},
+                {"cp", cmd_cp}};
     size_t i;
 #ifdef __linux__
     /* the process holds object-store credentials: no core dump, no ptrace by others of this user
@@ -1692,6 +1903,7 @@ int main(int argc, char **argv) {
     }
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
         fputs(usage_main, argc < 2 ? stderr : stdout);
+        fputs(usage_settings, argc < 2 ? stderr : stdout);
         return argc < 2 ? EXIT_USAGE : finish(0);
     }
     if (!strcmp(argv[1], "version") || !strcmp(argv[1], "--version")) {

@@ -417,6 +417,28 @@ class WriteChecks:
                     got = ok("artifact", "%s/%s" % (task["pathspec"], art["name"]), "--verify")
                     self.assertEqual(sha1(got.stdout), art["key"])
 
+    def test_cp_there_and_back(self):
+        """cas cp of a run local -> object store, of the flow back -> local (re-encoded to v1):
+        the same artifacts, each verified; a second copy finds everything there."""
+        import test_cli
+        src = os.path.join(FIX, "mixed", ".metaflow")
+        root = self.root("cp%d" % random.getrandbits(32))
+        back = tempfile.mkdtemp(prefix="cas_cp_")
+        self.addCleanup(shutil.rmtree, back)
+        run = json.loads(test_cli.cas("ls", "--json", "FixtureFlow", "--root", src).stdout.splitlines()[0])["run"]
+        out = self.cas("cp", src, root, "FixtureFlow/" + run)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertEqual(self.cas("fsck", "--root", root).returncode, 0)
+        out = self.cas("cp", src, root, "FixtureFlow/" + run)
+        self.assertIn(b"copied FixtureFlow/%s: 0 blobs" % run.encode(), out.stdout)
+        out = self.cas("cp", root, back, "FixtureFlow", "--to", "v1")
+        self.assertEqual(out.returncode, 0, out.stderr)
+        want = test_cli.TestCopy.artifacts(self, src, run)
+        got = test_cli.TestCopy.artifacts(self, back, run)
+        self.assertEqual({k: v[0] for k, v in got.items()}, {k: v[0] for k, v in want.items()})
+        self.assertTrue(all(f in ("v1", "raw") for _, f in got.values()))
+        self.assertEqual(test_cli.cas("fsck", "--root", back).returncode, 0)
+
     def test_listing_pages(self):
         import cas_h
         rnd = random.Random(9)

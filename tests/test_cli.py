@@ -506,6 +506,63 @@ class TestCheckAndCollect(unittest.TestCase):
         self.assertGreater(kills, 0)
 
 
+class TestCopy(unittest.TestCase):
+    """cas cp: a run with every blob it references, re-encoded on the way, resumable."""
+
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="cas_cp_")
+        self.addCleanup(shutil.rmtree, self.tmp)
+        self.src = os.path.join(FIX, "mixed", ".metaflow")
+
+    def artifacts(self, root, run):
+        got = {}
+        for step in cas("ls", "--json", "FixtureFlow/" + run, "--root", root).stdout.splitlines():
+            for task in cas("ls", "--json", json.loads(step)["pathspec"], "--root", root).stdout.splitlines():
+                task = json.loads(task)
+                if task["done"]:
+                    for art in cas("ls", "--json", task["pathspec"], "--root", root).stdout.splitlines():
+                        art = json.loads(art)
+                        got["%s/%s" % (task["pathspec"], art["name"])] = (art["key"], art["format"])
+        return got
+
+    def test_a_run_then_the_flow_reencoded_and_resumed(self):
+        import signal
+        import time
+        dst = os.path.join(self.tmp, "dst")
+        runs = [json.loads(l)["run"] for l in cas("ls", "--json", "FixtureFlow", "--root", self.src).stdout.splitlines()]
+        self.assertEqual(len(runs), 2)
+        out = cas("cp", self.src, dst, "FixtureFlow/" + runs[1], "--to=v2")
+        self.assertEqual(out.returncode, 0, out.stderr)
+        want, got = self.artifacts(self.src, runs[1]), self.artifacts(dst, runs[1])
+        self.assertEqual({k: v[0] for k, v in got.items()}, {k: v[0] for k, v in want.items()})
+        self.assertTrue(all(fmt in ("v2", "raw") for _, fmt in got.values()), got)
+        self.assertEqual(cas("fsck", "--root", dst).returncode, 0)
+        self.assertFalse(os.path.exists(os.path.join(dst, "FixtureFlow", runs[0])))
+        again = cas("cp", self.src, dst, "FixtureFlow/" + runs[1])
+        self.assertIn(b"0 blobs (", again.stdout)
+        self.assertIn(b", 0 files", again.stdout)
+        # the whole flow, killed midway and run again
+        for delay in (0.02, 0.05):
+            p = subprocess.Popen([CAS, "cp", self.src, dst, "FixtureFlow"], stdout=subprocess.DEVNULL)
+            time.sleep(delay)
+            p.send_signal(signal.SIGKILL)
+            p.wait()
+            fsck = cas("fsck", "--root", dst)  # never a data.json whose blobs are missing
+            self.assertEqual(fsck.returncode, 0, fsck.stdout)
+        out = cas("cp", self.src, dst, "FixtureFlow", "--json")
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertEqual(json.loads(out.stdout.splitlines()[-1])["failed"], False)
+        for run in runs:
+            self.assertEqual({k: v[0] for k, v in self.artifacts(dst, run).items()},
+                             {k: v[0] for k, v in self.artifacts(self.src, run).items()})
+            for name, (key, _) in self.artifacts(dst, run).items():
+                a = cas("artifact", name, "--root", dst, "--verify")
+                self.assertEqual(hashlib.sha1(a.stdout).hexdigest(), key)
+        self.assertEqual(cas("cp", self.src, dst, "FixtureFlow/x/y/z/w").returncode, 2)
+        self.assertEqual(cas("cp", self.src, dst).returncode, 2)
+        self.assertEqual(cas("cp", self.src, dst, "NoSuchFlow").returncode, 1)
+
+
 class TestBrowse(unittest.TestCase):
     """`cas ls` at every level, on a copy of a real run plus a newer, unfinished one."""
 
