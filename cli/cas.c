@@ -1412,13 +1412,12 @@ static int gc_flow(cas_store *s, const opts *o, const char *flow, int64_t grace,
     mark_flow(s, o, flow, &r, 0);
     snprintf(dir, sizeof dir, "%s/data", flow);
     if (!r.failed && cas_store_file_walk(s, dir, &e, &n, err, sizeof err) < 0) r.failed = 1, problem(&r, o, dir, err);
-    for (i = 0; !r.failed && i < n; i++) { /* "ab/KEY", "ab/KEY_meta" */
+    for (i = 0; !r.failed && i < n; i++) { /* "ab/KEY"; "ab/KEY_meta" only when its blob is gone */
         const char *nm = e[i].name, *key = nm + 3;
         size_t kl = strlen(nm) > 3 ? strlen(nm) - 3 : 0;
         int sidecar = kl > 5 && !strcmp(nm + strlen(nm) - 5, "_meta");
         if (sidecar) kl -= 5;
         if (kl < 2 || nm[2] != '/' || memcmp(nm, key, 2) || cas_key_check(key, kl, NULL) != CAS_OK) continue;
-        if (sidecar && i && !strncmp(e[i - 1].name, nm, kl + 3) && !e[i - 1].name[kl + 3]) continue; /* its blob's */
         if (!sidecar && referenced(&r, key)) {
             t->referenced++;
             continue;
@@ -1461,9 +1460,6 @@ static int gc_flow(cas_store *s, const opts *o, const char *flow, int64_t grace,
             t->raw++;
             continue;
         }
-        if (cand[i] + 1 < n && !strncmp(e[cand[i] + 1].name, b->name, strlen(b->name)) &&
-            !strcmp(e[cand[i] + 1].name + strlen(b->name), "_meta"))
-            bytes += e[cand[i] + 1].size;
         gc_remove(s, o, flow, key, NULL, bytes, t);
     }
     free(cand);

@@ -4545,6 +4545,16 @@ static int cas__local_walk(int fd, char *prefix, size_t plen, size_t pcap, int r
         if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..") || plen + nl + 2 > pcap) continue;
         if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0) continue;
         kind = S_ISDIR(st.st_mode) ? CAS_ENTRY_DIR : S_ISREG(st.st_mode) ? CAS_ENTRY_FILE : CAS_ENTRY_OTHER;
+        if (kind == CAS_ENTRY_FILE && nl > 5 && !strcmp(de->d_name + nl - 5, "_meta")) {
+            /* X_meta is X's metadata (an object store keeps it on the object): not an
+             * entry of its own while X is there; an orphan one is listed */
+            char of[256];
+            struct stat xs;
+            if (nl - 5 < sizeof of) {
+                memcpy(of, de->d_name, nl - 5), of[nl - 5] = 0;
+                if (fstatat(dirfd(d), of, &xs, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(xs.st_mode)) continue;
+            }
+        }
         memcpy(prefix + plen, de->d_name, nl + 1);
         if (recursive && kind == CAS_ENTRY_DIR) {
             int sub = depth > 0 ? openat(dirfd(d), de->d_name, CAS__DIR_FLAGS) : -1;

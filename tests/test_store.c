@@ -384,6 +384,29 @@ static void test_store_files(void) {
         CHECK(!strpbrk(err, "\n\x7f")); /* one line, whatever the name held */
     }
     t_note[0] = 0;
+    { /* walk: every object below a folder in one listing, names relative to it; remove:
+       * an object with its sidecar, then the emptied folders (a pruned run's) */
+        cas_file_entry *e;
+        size_t n;
+        CHECK_EQ_INT(cas_store_file_put(s, "F/1/_meta/_self.json", "{}", 2, NULL, 1, &stored, err, sizeof err), CAS_OK);
+        CHECK_EQ_INT(cas_store_file_walk(s, "F/1", &e, &n, err, sizeof err), CAS_OK);
+        CHECK(n == 3 && !strcmp(e[0].name, "_meta/_self.json") && !strcmp(e[1].name, "start/2/0.data.json") &&
+              !strcmp(e[2].name, "start/2/x.log") && e[2].size == 3 && !e[2].is_dir);
+        cas_store_free_buffer(s, e);
+        CHECK_EQ_INT(cas_store_file_walk(s, "F/7", &e, &n, err, sizeof err), CAS_E_NOTFOUND);
+        CHECK_EQ_INT(cas_store_file_remove(s, "F/1/start/2/x.log", err, sizeof err), 1);
+        snprintf(path, sizeof path, "%s/F/1/start/2/x.log_meta", root);
+        CHECK(stat(path, &st) < 0 && errno == ENOENT); /* its sidecar too */
+        CHECK_EQ_INT(cas_store_file_remove(s, "F/1/start/2/x.log", err, sizeof err), 0);
+        CHECK(cas_store_file_remove(s, "F/1/start/2", err, sizeof err) < 0); /* not empty: kept */
+        CHECK_EQ_INT(cas_store_file_remove(s, "F/1/start/2/0.data.json", err, sizeof err), 1);
+        CHECK_EQ_INT(cas_store_file_remove(s, "F/1/start/2", err, sizeof err), 1);
+        CHECK_EQ_INT(cas_store_file_remove(s, "F/1/start", err, sizeof err), 1);
+        CHECK_EQ_INT(cas_store_file_remove(s, "../x", err, sizeof err), CAS_E_NAME);
+        CHECK_EQ_INT(cas_store_file_walk(s, "F/1", &e, &n, err, sizeof err), CAS_OK);
+        CHECK(n == 1);
+        cas_store_free_buffer(s, e);
+    }
     /* a folder on the way is a symlink out of the root: not followed, either way */
     snprintf(path, sizeof path, "%s/G", root);
     CHECK(symlink(outside, path) == 0);
