@@ -9,6 +9,7 @@
 #include <getopt.h>
 #include <limits.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1121,7 +1122,7 @@ static void mark_dir(cas_store *s, const opts *o, const char *dir, refs *r, int 
     cas_file_entry *e;
     size_t n, i;
     char err[1024], full[1400], pathspec[1400], twin[1400];
-    int parts = 1; /* of dir below the flow: RUN = 1, RUN/STEP = 2, ... */
+    int parts = 1; /* of dir: Flow/RUN = 2, ... Flow/RUN/STEP/TASK = 4 */
     const char *c;
     for (c = strchr(dir, '/'); c; c = strchr(c + 1, '/')) parts++;
     if (cas_store_file_walk(s, dir, &e, &n, err, sizeof err) < 0) {
@@ -1680,6 +1681,7 @@ static int cp_blob(cas_store *src, cas_store *dst, const char *flow, const ref *
         pump_ctx p;
         int fds[2];
         if (cas_stream_open(src, flow, x->key, &p.st, err, cap) < 0) return -1;
+        signal(SIGPIPE, SIG_IGN); /* a put that stops early closes the pipe: the pump's write fails */
         if (pipe(fds) < 0) {
             cas_stream_close(p.st);
             return snprintf(err, cap, "pipe: %s", strerror(errno)), -1;
