@@ -336,83 +336,6 @@ static int read_stream(void *user, void *buf, size_t cap, size_t *got) {
     return cas_stream_read((cas_stream *)user, buf, cap, got);
 }
 
-static int cmd_show(int argc, char **argv) {
-    static const int params[4] = {CAS_PREVIEW_MAX_OUTPUT, CAS_PREVIEW_MAX_ITEMS, CAS_PREVIEW_MAX_DEPTH,
-                                  CAS_PREVIEW_MAX_READ};
-    static const char *const names[4] = {"--max-bytes", "--items", "--depth", "--max-read"};
-    opts o;
-    cas_store *s = NULL;
-    cas_stream *st;
-    cas_preview *p;
-    struct stat sb;
-    char err[1024], enc[256] = "";
-    int64_t size = -1;
-    int rc, i;
-    if ((rc = parse(argc, argv, &o, "--root --json --max-bytes --items --depth --max-read"))) return rc;
-    if (o.help) {
-        printf("usage: cas show FLOW/RUN/STEP/TASK/NAME [--root ROOT] [OPTIONS]\n"
-               "       cas show BLOBFILE [OPTIONS]\n\n"
-               "Shows an artifact's value, like Python's repr, by reading its pickle opcodes: nothing\n"
-               "is unpickled or imported, so no code of the pickle runs and neither numpy, pandas nor\n"
-               "the flow's classes are needed. numpy arrays show their shape, dtype and first values\n"
-               "after reading only those; pandas frames their shape, columns and first rows (their\n"
-               "column names come last in the pickle: the whole artifact is read, in bounded memory).\n"
-               "A limit reached leaves a partial preview with a marker ('...', '<truncated: ...>').\n"
-               "An artifact another serializer wrote (data.json's encoding is not pickle-vN or\n"
-               "gzip+pickle-vN, Metaflow 2.20+) is never parsed: its encoding, size and first bytes.\n\n"
-               "  --json         a JSON tree ({\"type\": ..., \"repr\": ...}) instead of text\n"
-               "  --items N      items shown per container, values per array row (10)\n"
-               "  --depth N      nesting levels shown (8)\n"
-               "  --max-bytes N  bytes of output (4096)\n"
-               "  --max-read N   decoded bytes read at most (no limit)\n"
-               "Exit status 1 for a malformed pickle or a blob that cannot be read (what came before\n"
-               "is still shown).\n");
-        return 0;
-    }
-    if (o.nargs != 1) return usage_error("show takes one FLOW/RUN/STEP/TASK/NAME or BLOBFILE%s", NULL);
-    if (cas_preview_create(&p, NULL) < 0) return data_error("out of memory");
-    for (i = 0; i < 4; i++) {
-        char *end;
-        long long v;
-        if (!o.limit[i]) continue;
-        errno = 0;
-        v = strtoll(o.limit[i], &end, 10);
-        if (end == o.limit[i] || *end || errno || cas_preview_set_param(p, params[i], v) < 0) {
-            cas_preview_free(p);
-            snprintf(err, sizeof err, "%s %.100s: not a number in range", names[i], o.limit[i]);
-            return usage_error("%s", err);
-        }
-    }
-    if (o.json) cas_preview_set_param(p, CAS_PREVIEW_JSON, 1);
-    /* a file on disk is a blob file; anything else names an artifact */
-    if (stat(o.args[0], &sb) < 0 && (o.args[0][0] == '/' || o.args[0][0] == '.')) {
-        cas_preview_free(p);
-        snprintf(err, sizeof err, "Cannot open '%.900s': %s", o.args[0], strerror(errno));
-        return data_error(err);
-    }
-    if (stat(o.args[0], &sb) == 0 && S_ISREG(sb.st_mode)) {
-        if (cas_stream_open_file(&st, o.args[0], NULL, 0, NULL, err, sizeof err) < 0) {
-            cas_preview_free(p);
-            return data_error(err);
-        }
-    } else if ((rc = open_artifact(&o, o.args[0], &s, &st, &size, enc, sizeof enc))) {
-        cas_preview_free(p);
-        return rc;
-    }
-    /* another serializer's bytes (data.json's encoding) are named, never parsed as a pickle */
-    rc = enc[0] && !cas_encoding_is_pickle(enc) ? cas_preview_encoded(p, enc, size, read_stream, st)
-                                                : cas_stream_preview(st, p);
-    printf("%s\n", cas_preview_text(p, NULL));
-    fflush(stdout);
-    if (rc < 0 && rc != CAS_E_LIMIT) {
-        snprintf(err, sizeof err, "%s: %s", o.args[0], cas_preview_message(p));
-        rc = data_error(err);
-    } else rc = 0;
-    cas_stream_close(st);
-    if (s) cas_store_close(s);
-    cas_preview_free(p);
-    return rc;
-}
 
 /* A JSON string: names from data.json may hold any character. */
 static void json_str(const char *p) {
@@ -440,67 +363,14 @@ static int is_part(const cas_file_entry *e) {
     return e->is_dir && cas_name_check(e->name) == 0 && strcmp(e->name, "_meta") && strcmp(e->name, "data");
 }
 
-typedef struct run_info {
-    char id[256];
-    int64_t started; /* the earliest object of its _parameters task (what a run writes first); 0 unknown */
-    int finished;    /* its end step has a task with a DONE marker */
-} run_info;
-
-/* The earliest mtime of the objects in the first task of dir (a step), or of a DONE marker. */
-static int64_t step_probe(cas_store *s, const char *dir, int want_done) {
-    char sub[1100];
-    cas_file_entry *tasks, *files;
-    size_t nt, nf, i, j;
-    int64_t best = 0;
-    if (!(tasks = list_dir(s, dir, &nt, 1))) return 0;
-    for (i = 0; i < nt && !best; i++) {
-        if (!is_part(&tasks[i])) continue;
-        snprintf(sub, sizeof sub, "%s/%s", dir, tasks[i].name);
-        if (!(files = list_dir(s, sub, &nf, 1))) continue;
-        for (j = 0; j < nf; j++) {
-            size_t l = strlen(files[j].name);
-            if (files[j].is_dir) continue;
-            if (want_done && l > 10 && !strcmp(files[j].name + l - 10, ".DONE.lock")) best = 1;
-            if (!want_done && files[j].mtime > 0 && (!best || files[j].mtime < best)) best = files[j].mtime;
-        }
-        cas_store_free_buffer(s, files);
-        if (!want_done) break;
-    }
-    cas_store_free_buffer(s, tasks);
-    return best;
-}
-
-static int run_cmp(const void *a, const void *b) {
-    const run_info *x = (const run_info *)a, *y = (const run_info *)b;
-    if (x->started != y->started) return x->started > y->started ? -1 : 1;
-    return strcmp(y->id, x->id);
-}
-
-/* A flow's runs, newest first. NULL on failure (printed). */
-static run_info *flow_runs(cas_store *s, const char *flow, size_t *count) {
-    cas_file_entry *e;
-    run_info *runs;
-    size_t n, i;
-    char dir[1100];
-    *count = 0;
-    if (!(e = list_dir(s, flow, &n, 0))) return NULL;
-    if (!(runs = (run_info *)calloc(n + 1, sizeof *runs))) {
-        cas_store_free_buffer(s, e);
-        data_error("out of memory");
+/* A flow's runs, newest first (cas_store_runs); NULL on failure (printed). */
+static cas_run_info *flow_runs(cas_store *s, const char *flow, size_t *count) {
+    cas_run_info *runs;
+    char err[1024];
+    if (cas_store_runs(s, flow, &runs, count, err, sizeof err) < 0) {
+        data_error(err);
         return NULL;
     }
-    for (i = 0; i < n; i++) {
-        run_info *r = &runs[*count];
-        if (!is_part(&e[i])) continue;
-        snprintf(r->id, sizeof r->id, "%s", e[i].name);
-        snprintf(dir, sizeof dir, "%s/%s/_parameters", flow, e[i].name);
-        r->started = step_probe(s, dir, 0);
-        snprintf(dir, sizeof dir, "%s/%s/end", flow, e[i].name);
-        r->finished = step_probe(s, dir, 1) != 0;
-        (*count)++;
-    }
-    cas_store_free_buffer(s, e);
-    qsort(runs, *count, sizeof *runs, run_cmp);
     return runs;
 }
 
@@ -526,10 +396,10 @@ static int ls_flows(cas_store *s, const opts *o) {
 
 static int ls_runs(cas_store *s, const opts *o, const char *flow) {
     size_t n, i;
-    run_info *runs = flow_runs(s, flow, &n);
+    cas_run_info *runs = flow_runs(s, flow, &n);
     char t[64];
     if (!runs) return EXIT_DATA;
-    if (!o->json) printf("%-24s  %-20s  %s\n", "RUN", "STARTED", "FINISHED");
+    if (!o->json) printf("%-24s  %-20s  %-8s  %-12s  %s\n", "RUN", "STARTED", "FINISHED", "USER", "TAGS");
     for (i = 0; i < n; i++) {
         when(runs[i].started, t, sizeof t);
         if (o->json) {
@@ -537,12 +407,17 @@ static int ls_runs(cas_store *s, const opts *o, const char *flow) {
                    runs[i].id);
             if (runs[i].started > 0) printf("\"%s\"", t);
             else printf("null");
-            printf(", \"finished\": %s}\n", runs[i].finished ? "true" : "false");
+            printf(", \"finished\": %s, \"user\": ", runs[i].finished ? "true" : "false");
+            if (*runs[i].user) json_str(runs[i].user);
+            else printf("null");
+            printf(", \"tags\": %s, \"system_tags\": %s}\n", *runs[i].tags ? runs[i].tags : "[]",
+                   *runs[i].system_tags ? runs[i].system_tags : "[]");
         } else {
-            printf("%-24s  %-20s  %s\n", runs[i].id, t, runs[i].finished ? "yes" : "no");
+            printf("%-24s  %-20s  %-8s  %-12s  %s\n", runs[i].id, t, runs[i].finished ? "yes" : "no",
+                   *runs[i].user ? runs[i].user : "-", *runs[i].tags && strcmp(runs[i].tags, "[]") ? runs[i].tags : "-");
         }
     }
-    free(runs);
+    cas_store_free_buffer(s, runs);
     return 0;
 }
 
@@ -650,11 +525,11 @@ static int resolve_spec(cas_store *s, char **part, int n, char *path, size_t cap
     if (n >= 2 && !strcmp(part[1], "latest")) {
         size_t count;
         int rc = 0;
-        run_info *runs = flow_runs(s, part[0], &count);
+        cas_run_info *runs = flow_runs(s, part[0], &count);
         if (!runs) rc = EXIT_DATA;
         else if (!count) rc = data_error("the flow has no runs");
         else snprintf(latest, sizeof latest, "%s", runs[0].id), part[1] = latest;
-        free(runs);
+        if (runs) cas_store_free_buffer(s, runs);
         if (rc) return rc;
     }
     path[0] = 0;
@@ -686,6 +561,155 @@ static int cmd_ls(int argc, char **argv) {
         rc = n == 0 ? ls_flows(s, &o) : n == 1 ? ls_runs(s, &o, path) : n == 2 ? ls_parts(s, &o, path, 1)
            : n == 3 ? ls_parts(s, &o, path, 0) : ls_task(s, &o, path);
     cas_store_close(s);
+    return rc;
+}
+
+/* A preview with the command's limits (--items, --depth, --max-bytes, --max-read, --json). */
+static int new_preview(const opts *o, cas_preview **p) {
+    static const int params[4] = {CAS_PREVIEW_MAX_OUTPUT, CAS_PREVIEW_MAX_ITEMS, CAS_PREVIEW_MAX_DEPTH,
+                                  CAS_PREVIEW_MAX_READ};
+    static const char *const names[4] = {"--max-bytes", "--items", "--depth", "--max-read"};
+    char err[300];
+    int i;
+    if (cas_preview_create(p, NULL) < 0) return data_error("out of memory");
+    for (i = 0; i < 4; i++) {
+        char *end;
+        long long v;
+        if (!o->limit[i]) continue;
+        errno = 0;
+        v = strtoll(o->limit[i], &end, 10);
+        if (end == o->limit[i] || *end || errno || cas_preview_set_param(*p, params[i], v) < 0) {
+            cas_preview_free(*p);
+            snprintf(err, sizeof err, "%s %.100s: not a number in range", names[i], o->limit[i]);
+            return usage_error("%s", err);
+        }
+    }
+    if (o->json) cas_preview_set_param(*p, CAS_PREVIEW_JSON, 1);
+    return 0;
+}
+
+/* Every artifact of a task: with --json a row each ({"pathspec", "name", "key", "size",
+ * "encoding", "preview"}; a failure adds "error" beside what came before it), else a
+ * "NAME: preview" block each. Exit 1 if any failed. */
+static int show_task(const opts *o, const char *pathspec) {
+    cas_store *s;
+    cas_task *t;
+    char err[1024];
+    size_t i;
+    int rc, failed = 0;
+    if ((rc = open_store(o, &s))) return rc;
+    if (cas_task_open(s, pathspec, &t, err, sizeof err) < 0) {
+        cas_store_close(s);
+        return data_error(err);
+    }
+    for (i = 0; i < cas_task_count(t) && !rc; i++) {
+        const char *name, *key, *enc;
+        int64_t size;
+        cas_preview *p;
+        cas_task_artifact(t, i, &name, &key, &size, &enc, NULL);
+        if ((rc = new_preview(o, &p))) break;
+        err[0] = 0;
+        rc = enc && *enc && !cas_encoding_is_pickle(enc)
+                 ? cas_store_preview_encoded(s, cas_task_flow(t), key, enc, size, p, err, sizeof err)
+                 : cas_store_preview(s, cas_task_flow(t), key, p, err, sizeof err);
+        if (rc < 0 && rc != CAS_E_LIMIT) failed = 1;
+        if (o->json) {
+            const char *text = cas_preview_text(p, NULL);
+            printf("{\"pathspec\": \"%s\", \"name\": ", pathspec);
+            json_str(name);
+            printf(", \"key\": \"%s\", \"size\": %lld, \"encoding\": ", key, (long long)size);
+            json_str(enc ? enc : "");
+            printf(", \"preview\": %s", *text ? text : "null");
+            if (rc < 0 && rc != CAS_E_LIMIT) {
+                printf(", \"error\": ");
+                json_str(err[0] ? err : cas_preview_message(p));
+            }
+            printf("}\n");
+        } else {
+            printf("%s: %s\n", name, cas_preview_text(p, NULL));
+            if (rc < 0 && rc != CAS_E_LIMIT)
+                fprintf(stderr, "%s: %s/%s: %s\n", prog, pathspec, name, err[0] ? err : cas_preview_message(p));
+        }
+        cas_preview_free(p);
+        rc = 0;
+    }
+    cas_task_close(t);
+    cas_store_close(s);
+    return rc ? rc : failed ? EXIT_DATA : 0;
+}
+
+static int cmd_show(int argc, char **argv) {
+    opts o;
+    cas_store *s = NULL;
+    cas_stream *st;
+    cas_preview *p;
+    struct stat sb;
+    char err[1024], enc[256] = "";
+    int64_t size = -1;
+    int rc;
+    if ((rc = parse(argc, argv, &o, "--root --json --max-bytes --items --depth --max-read"))) return rc;
+    if (o.help) {
+        printf("usage: cas show FLOW/RUN/STEP/TASK/NAME [--root ROOT] [OPTIONS]\n"
+               "       cas show FLOW/RUN/STEP/TASK [--root ROOT] [OPTIONS]   every artifact of the task\n"
+               "       cas show BLOBFILE [OPTIONS]\n\n"
+               "Shows an artifact's value, like Python's repr, by reading its pickle opcodes: nothing\n"
+               "is unpickled or imported, so no code of the pickle runs and neither numpy, pandas nor\n"
+               "the flow's classes are needed. numpy arrays show their shape, dtype and first values\n"
+               "after reading only those; pandas frames their shape, columns and first rows (their\n"
+               "column names come last in the pickle: the whole artifact is read, in bounded memory).\n"
+               "A limit reached leaves a partial preview with a marker ('...', '<truncated: ...>').\n"
+               "An artifact another serializer wrote (data.json's encoding is not pickle-vN or\n"
+               "gzip+pickle-vN, Metaflow 2.20+) is never parsed: its encoding, size and first bytes.\n"
+               "A task (RUN may be 'latest') shows every artifact: with --json one row each,\n"
+               "{\"pathspec\", \"name\", \"key\", \"size\", \"encoding\", \"preview\"} (+ \"error\").\n\n"
+               "  --json         a JSON tree ({\"type\": ..., \"repr\": ...}) instead of text\n"
+               "  --items N      items shown per container, values per array row (10)\n"
+               "  --depth N      nesting levels shown (8)\n"
+               "  --max-bytes N  bytes of output (4096)\n"
+               "  --max-read N   decoded bytes read at most (no limit)\n"
+               "Exit status 1 for a malformed pickle or a blob that cannot be read (what came before\n"
+               "is still shown).\n");
+        return 0;
+    }
+    if (o.nargs != 1) return usage_error("show takes one FLOW/RUN/STEP/TASK[/NAME] or BLOBFILE%s", NULL);
+    if (stat(o.args[0], &sb) < 0) { /* not a file: a task names 4 parts, an artifact 5 */
+        char spec[1100], *part[4], path[1100];
+        int n;
+        if (o.args[0][0] == '/' || o.args[0][0] == '.') {
+            snprintf(err, sizeof err, "Cannot open '%.900s': %s", o.args[0], strerror(errno));
+            return data_error(err);
+        }
+        if ((n = split_spec(o.args[0], spec, sizeof spec, part)) == 4) {
+            if ((rc = new_preview(&o, &p))) return rc; /* the limits are checked before the store opens */
+            cas_preview_free(p);
+            if ((rc = open_store(&o, &s))) return rc;
+            rc = resolve_spec(s, part, n, path, sizeof path);
+            cas_store_close(s);
+            return rc ? rc : show_task(&o, path);
+        }
+    }
+    if ((rc = new_preview(&o, &p))) return rc;
+    if (stat(o.args[0], &sb) == 0 && S_ISREG(sb.st_mode)) {
+        if (cas_stream_open_file(&st, o.args[0], NULL, 0, NULL, err, sizeof err) < 0) {
+            cas_preview_free(p);
+            return data_error(err);
+        }
+    } else if ((rc = open_artifact(&o, o.args[0], &s, &st, &size, enc, sizeof enc))) {
+        cas_preview_free(p);
+        return rc;
+    }
+    /* another serializer's bytes (data.json's encoding) are named, never parsed as a pickle */
+    rc = enc[0] && !cas_encoding_is_pickle(enc) ? cas_preview_encoded(p, enc, size, read_stream, st)
+                                                : cas_stream_preview(st, p);
+    printf("%s\n", cas_preview_text(p, NULL));
+    fflush(stdout);
+    if (rc < 0 && rc != CAS_E_LIMIT) {
+        snprintf(err, sizeof err, "%s: %s", o.args[0], cas_preview_message(p));
+        rc = data_error(err);
+    } else rc = 0;
+    cas_stream_close(st);
+    if (s) cas_store_close(s);
+    cas_preview_free(p);
     return rc;
 }
 
@@ -1546,7 +1570,7 @@ static int prune_run(cas_store *s, const opts *o, const char *flow, const char *
 static int cmd_prune(int argc, char **argv) {
     opts o;
     cas_store *s;
-    run_info *runs;
+    cas_run_info *runs;
     size_t n, i, k, objects, pruned = 0, skipped = 0;
     int64_t before = -1;
     long keep = -1;
@@ -1615,7 +1639,7 @@ static int cmd_prune(int argc, char **argv) {
     if (!o.json && !o.quiet)
         printf("%s %lu run%s of %lu; %lu unfinished kept\n", o.dry_run ? "would prune" : "pruned", (unsigned long)pruned,
                pruned == 1 ? "" : "s", (unsigned long)n, (unsigned long)skipped);
-    free(runs);
+    cas_store_free_buffer(s, runs);
     cas_store_close(s);
     return failed ? EXIT_DATA : 0;
 }

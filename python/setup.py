@@ -41,8 +41,9 @@ class BuildWithLibrary(build_py):
         tmp = os.path.abspath(os.path.join(self.build_lib, "..", "casbuild"))
         os.makedirs(tmp, exist_ok=True)
         subprocess.check_call(["make", "-C", REPO, "--no-print-directory", "B=" + tmp, "PYTHON=" + sys.executable,
-                               os.path.join(tmp, "libcas.so"), "speedups"])
+                               os.path.join(tmp, "libcas.so"), os.path.join(tmp, "cas"), "speedups"])
         shutil.copy(os.path.join(tmp, "libcas.so"), os.path.join(out, "libcas.so"))
+        shutil.copy(os.path.join(tmp, "cas"), os.path.join(out, "cas"))  # the command, run by cas_h._cli
         speedups = os.path.join(tmp, "_speedups" + sysconfig.get_config_var("EXT_SUFFIX"))
         if os.path.exists(speedups):  # else cas_h makes those calls through ctypes (make said why)
             shutil.copy(speedups, os.path.join(out, os.path.basename(speedups)))
@@ -63,7 +64,8 @@ setup(
     python_requires=">=3.8",
     packages=["cas_h", "metaflow_extensions.cas_h", "metaflow_extensions.cas_h.config",
               "metaflow_extensions.cas_h.toplevel"],
-    package_data={"cas_h": ["libcas.so"]},
+    package_data={"cas_h": ["libcas.so", "cas"]},
+    entry_points={"console_scripts": ["cas = cas_h._cli:main"]},  # venv/bin/cas
     cmdclass={"build_py": BuildWithLibrary},
     distclass=BinaryDistribution,
     zip_safe=False,

@@ -439,6 +439,32 @@ class WriteChecks:
         self.assertTrue(all(f in ("v1", "raw") for _, f in got.values()))
         self.assertEqual(test_cli.cas("fsck", "--root", back).returncode, 0)
 
+    def test_readme_commands_as_written(self):
+        """The README's example for this store, run line by line as written: Metaflow's
+        config.json from its comments (in a fresh HOME), a store at the root it names
+        holding MyFlow/12/train/3 with a 'model' artifact, `cas` on the PATH."""
+        import test_cli
+        which = {"s3://": "from S3", "azure://": "from Azure"}[self.objects.scheme]
+        (block,) = test_cli.readme_blocks("# the task's artifacts, " + which)
+        config = test_cli.readme_config(block)
+        config.pop("METAFLOW_S3_SERVER_SIDE_ENCRYPTION", None)  # optional there; KMS is AWS's
+        sysroot = [v for k, v in config.items() if k.startswith("METAFLOW_DATASTORE_SYSROOT_")][0]
+        container, prefix = sysroot.split("://")[-1].split("/", 1)
+        tmp = tempfile.mkdtemp(prefix="cas_readme_")
+        self.addCleanup(shutil.rmtree, tmp)
+        local, model = test_cli.readme_store(tmp)
+        self.objects.upload_store(local, self.objects.ensure(container), prefix)
+        env = self.env()
+        os.makedirs(os.path.join(env["HOME"], ".metaflowconfig"), exist_ok=True)
+        with open(os.path.join(env["HOME"], ".metaflowconfig", "config.json"), "w") as fh:
+            json.dump(config, fh)
+        env["PATH"] = os.path.dirname(os.path.abspath(CAS)) + os.pathsep + env.get("PATH", "")
+        test_cli.run_readme_block(self, block, tmp, env)
+        outs = [f for f in os.listdir(tmp) if f.endswith(".pkl")]
+        self.assertEqual(len(outs), 1, outs)
+        with open(os.path.join(tmp, outs[0]), "rb") as fh:
+            self.assertEqual(fh.read(), model)
+
     def test_listing_pages(self):
         import cas_h
         rnd = random.Random(9)

@@ -122,6 +122,35 @@ class _BuiltinsOnly(pickle.Unpickler):
 class TestShow(unittest.TestCase):
     WIDE = ("--items", "1000", "--depth", "200", "--max-bytes", "100000000")
 
+    def test_a_task_every_artifact_one_row_each(self):
+        """cas show TASK --json: a row per artifact of data.json, each preview the one
+        `cas show TASK/NAME --json` gives; a blob that fails is its own row's error."""
+        tmp = tempfile.mkdtemp(prefix="cas_show_")
+        self.addCleanup(shutil.rmtree, tmp)
+        root = os.path.join(tmp, ".metaflow")
+        shutil.copytree(os.path.join(FIX, "mixed", ".metaflow"), root, symlinks=True)
+        listing = [json.loads(l) for l in cas("ls", "--json", "FixtureFlow/latest/start/1", "--root", root).stdout.splitlines()]
+        out = cas("show", "FixtureFlow/latest/start/1", "--json", "--items", "4", "--root", root)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        rows = [json.loads(l) for l in out.stdout.splitlines()]
+        self.assertEqual([(r["name"], r["key"]) for r in rows], [(a["name"], a["key"]) for a in listing])
+        for r in rows[:6]:
+            one = cas("show", "%s/%s" % (r["pathspec"], r["name"]), "--json", "--items", "4", "--root", root)
+            self.assertEqual(json.loads(one.stdout), r["preview"])
+        victim = rows[1]
+        path = os.path.join(root, "FixtureFlow", "data", victim["key"][:2], victim["key"])
+        with open(path, "r+b") as fh:
+            fh.truncate(max(1, os.path.getsize(path) // 2))
+        out = cas("show", "FixtureFlow/latest/start/1", "--json", "--root", root)
+        self.assertEqual(out.returncode, 1)
+        rows = [json.loads(l) for l in out.stdout.splitlines()]
+        self.assertEqual(len(rows), len(listing))
+        self.assertEqual([r["name"] for r in rows if "error" in r], [victim["name"]])
+        text = cas("show", "FixtureFlow/latest/start/1", "--root", root)
+        self.assertEqual(text.returncode, 1)
+        self.assertIn(("%s: " % victim["name"]).encode(), text.stderr)
+        self.assertEqual(len(text.stdout.decode().splitlines()), len(listing))
+
     def test_every_manifest_artifact_previews_as_python_shows_it(self):
         compared = arrays = 0
         for store in ("v1", "v2", "mixed"):
@@ -242,7 +271,7 @@ class TestErrorsAndUsage(unittest.TestCase):
         for args in (["nosuch"], ["put"], ["put", "--flow", "../x"], ["get", "--flow", "F", "XYZ"],
                      ["migrate", "--to", "v3"], ["artifact", "a/b"], ["ls", "F/1/s/2/x"], ["verify", "--bogus"],
                      ["put", "--flow"], ["cat"], ["show"], ["show", "F/1/s/2/x", "--items", "0"],
-                     ["show", "F/1/s/2/x", "--depth", "x"], ["show", "F/1/s/2"]):
+                     ["show", "F/1/s/2/x", "--depth", "x"], ["show", "F/1/s"]):
             out = cas(*args, cwd=self.tmp)  # the default root (self.store) is found from here
             self.assertEqual(out.returncode, 2, (args, out.stderr))
             self.assertTrue(out.stderr.startswith(b"cas: "), out.stderr)
@@ -368,6 +397,12 @@ def gc_store(tmp, cas_run=None):
         doc["info"]["only_" + what] = {"size": len(data), "type": "<class 'str'>", "encoding": "pickle-v4"}
         with open(dj, "w") as fh:
             json.dump(doc, fh)
+        self_json = os.path.join(flow, run, "_meta", "_self.json")  # the start Metaflow recorded
+        with open(self_json) as fh:
+            meta = json.load(fh)
+        meta["ts_epoch"] = RUN_TIMES[what] * 1000
+        with open(self_json, "w") as fh:
+            json.dump(meta, fh)
         _set_times(os.path.join(flow, run), RUN_TIMES[what])
     for name in os.listdir(os.path.join(flow, RUNS["new"], "end")):
         for f in os.listdir(os.path.join(flow, RUNS["new"], "end", name)):
@@ -563,6 +598,74 @@ class TestCopy(unittest.TestCase):
         self.assertEqual(cas("cp", self.src, dst, "NoSuchFlow").returncode, 1)
 
 
+def readme_blocks(containing):
+    """The README's ```sh blocks whose text holds `containing`, as written."""
+    with open(os.path.join(HERE, "..", "README.md")) as fh:
+        text = fh.read()
+    found = [b for b in text.split("```sh\n")[1:]]
+    return [b.split("```")[0] for b in found if containing in b.split("```")[0]]
+
+
+def readme_config(block):
+    """The config.json a README block shows in its comments ("#   {...}"), as JSON."""
+    lines = [l.lstrip("#").split("(optional)")[0].strip() for l in block.splitlines() if l.startswith("#")]
+    text = " ".join(lines)
+    return json.loads(text[text.index("{"):text.index("}") + 1])
+
+
+def readme_store(tmp):
+    """A local store holding what the README's examples name: MyFlow/12/train/3 with an
+    artifact 'model' (a real task of the v1 fixture, renamed). Returns (root, model bytes)."""
+    src = os.path.join(FIX, "v1", ".metaflow", "FixtureFlow")
+    root = os.path.join(tmp, "readme", ".metaflow")
+    run = [d for d in os.listdir(src) if d.isdigit()][0]
+    task = os.path.join(src, run, "start", "1")
+    shutil.copytree(os.path.join(src, "data"), os.path.join(root, "MyFlow", "data"))
+    shutil.copytree(task, os.path.join(root, "MyFlow", "12", "train", "3"))
+    dj = os.path.join(root, "MyFlow", "12", "train", "3", "0.data.json")
+    with open(dj) as fh:
+        doc = json.load(fh)
+    name = sorted(doc["objects"])[0]
+    doc["objects"]["model"], doc["info"]["model"] = doc["objects"][name], doc["info"][name]
+    with open(dj, "w") as fh:
+        json.dump(doc, fh)
+    model = cas("get", "--flow", "MyFlow", doc["objects"]["model"], "--root", root)
+    assert model.returncode == 0, model.stderr
+    return root, model.stdout
+
+
+def run_readme_block(test, block, cwd, env):
+    """Each command line of a README block, as written, through sh; every one exits 0."""
+    for line in block.splitlines():
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        out = subprocess.run(["sh", "-ec", line], cwd=cwd, env=env, capture_output=True, timeout=600)
+        test.assertEqual(out.returncode, 0, "%s\n%s%s" % (line, out.stdout[-2000:], out.stderr[-2000:]))
+
+
+class TestReadme(unittest.TestCase):
+    """The README's Python set-up, run as written in a fresh folder (a venv, pip install
+    offline, the cas command on the venv's PATH)."""
+
+    def test_python_setup_as_written(self):
+        (block,) = readme_blocks("venv/bin/pip install")
+        tmp = tempfile.mkdtemp(prefix="cas_readme_")
+        self.addCleanup(shutil.rmtree, tmp)
+        py = os.path.join(tmp, "python")
+        shutil.copytree(os.path.join(HERE, "..", "python"), py, symlinks=True,
+                        ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__", "*.so"))
+        env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "CAS_H_LIBRARY", "LD_LIBRARY_PATH")}
+        env["PATH"] = "/usr/bin:/bin:" + env.get("PATH", "")  # Debian's python3, as on a fresh machine
+        env["PIP_NO_INDEX"] = "1"
+        # ./python's setup.py builds from the checkout around it: the copy needs one
+        for f in ("Makefile", "cas.h", "cas_codecs.h", "cas_cloud.h", "cas_pickle.h", "lib", "cli"):
+            os.symlink(os.path.join(HERE, "..", f), os.path.join(tmp, f))
+        run_readme_block(self, block, tmp, env)
+        out = subprocess.run([os.path.join(tmp, "venv", "bin", "cas"), "ls", "--root",
+                              os.path.join(FIX, "v1", ".metaflow")], capture_output=True)
+        self.assertEqual(out.returncode, 0, out.stderr)
+
+
 class TestBrowse(unittest.TestCase):
     """`cas ls` at every level, on a copy of a real run plus a newer, unfinished one."""
 
@@ -575,6 +678,15 @@ class TestBrowse(unittest.TestCase):
         self.old = [d for d in os.listdir(flow) if d.isdigit()][0]
         self.new = "1900000000000000"  # sorts after, and is made newer by its files' times too
         shutil.copytree(os.path.join(flow, self.old), os.path.join(flow, self.new), symlinks=True)
+        # the new run's start, user and tags from its _meta/_self.json (Metaflow's local
+        # metadata); the old run has none (as on an object store): its objects' times tell
+        os.unlink(os.path.join(flow, self.old, "_meta", "_self.json"))
+        self_json = os.path.join(flow, self.new, "_meta", "_self.json")
+        with open(self_json) as fh:
+            doc = json.load(fh)
+        doc.update(ts_epoch=1800000000000 + 123, tags=["exp:1", "team \"a\""], user_name="ana")
+        with open(self_json, "w") as fh:
+            json.dump(doc, fh)
         for d in (self.old, self.new):
             t = 1700000000 if d == self.old else 1800000000
             for dirpath, _, files in os.walk(os.path.join(flow, d)):
@@ -600,8 +712,11 @@ class TestBrowse(unittest.TestCase):
         runs = self.rows("FixtureFlow")
         self.assertEqual([(r["run"], r["finished"], r["started"]) for r in runs],
                          [(self.new, False, "2027-01-15T08:00:00Z"), (self.old, True, "2023-11-14T22:13:20Z")])
+        self.assertEqual([(r["user"], r["tags"]) for r in runs], [("ana", ["exp:1", 'team "a"']), (None, [])])
+        self.assertIn("metaflow_version:2.19.38", runs[0]["system_tags"])
         text = self.ls("FixtureFlow").splitlines()
-        self.assertEqual(text[1].split(), [self.new, "2027-01-15T08:00:00Z", "no"])
+        self.assertEqual(text[1].split()[:4], [self.new, "2027-01-15T08:00:00Z", "no", "ana"])
+        self.assertEqual(text[2].split(), [self.old, "2023-11-14T22:13:20Z", "yes", "-", "-"])
         steps = self.rows("FixtureFlow/" + self.old)
         self.assertEqual({r["step"]: r["tasks"] for r in steps},
                          {"_parameters": 1, "start": 1, "fan": 3, "join": 1, "end": 1})

@@ -482,6 +482,42 @@ static int ts_write(const char *root, const char *rel, const char *text) {
     return t_write_file(path, text, strlen(text));
 }
 
+/* A flow's runs: newest first by _self.json's ts_epoch, else by the objects of the
+ * _parameters task; finished by the end step's done attempt; a _self.json that is
+ * not what Metaflow writes gives nothing, never a failure. */
+static void test_store_runs(void) {
+    char root[256], err[600], cmd[800];
+    cas_store *s;
+    cas_run_info *r;
+    size_t n;
+    CHECK(ts_mkroot(root, sizeof root) != NULL);
+    snprintf(cmd, sizeof cmd, "cd '%s' && mkdir -p F/data F/1/_meta F/1/_parameters/1 F/1/end/5 F/2/_meta "
+             "F/2/_parameters/1 F/3/_meta F/3/end/9 F/_meta && touch -d @1500000000 F/1/_parameters/1/0.attempt.json "
+             "&& touch -d @1600000000 F/2/_parameters/1/0.attempt.json", root);
+    CHECK(system(cmd) == 0);
+    CHECK(ts_write(root, "F/1/end/5/0.attempt.json", "{}"));
+    CHECK(ts_write(root, "F/1/end/5/0.DONE.lock", ""));
+    CHECK(ts_write(root, "F/1/_meta/_self.json", "{\"ts_epoch\": 1700000000999, \"user_name\": \"u\\u00e9\", "
+                   "\"tags\": [\"a\", \"b\"], \"system_tags\": []}"));
+    CHECK(ts_write(root, "F/2/_meta/_self.json", "{\"ts_epoch\": \"soon\", \"user_name\": 7, \"tags\": {}}"));
+    CHECK(ts_write(root, "F/3/_meta/_self.json", "[1, 2"));
+    CHECK(ts_write(root, "F/3/end/9/0.DONE.lock", "")); /* no attempt file: not done */
+    CHECK((s = ts_open(root)) != NULL);
+    CHECK_EQ_INT(cas_store_runs(s, "F", &r, &n, err, sizeof err), CAS_OK);
+    CHECK(n == 3);
+    if (n == 3) {
+        CHECK(!strcmp(r[0].id, "1") && r[0].started == 1700000000 && r[0].finished && !strcmp(r[0].user, "u\xc3\xa9"));
+        CHECK(!strcmp(r[0].tags, "[\"a\", \"b\"]") && !strcmp(r[0].system_tags, "[]"));
+        CHECK(!strcmp(r[1].id, "2") && r[1].started == 1600000000 && !r[1].finished && !*r[1].user && !*r[1].tags);
+        CHECK(!strcmp(r[2].id, "3") && r[2].started == 0 && !r[2].finished);
+    }
+    cas_store_free_buffer(s, r);
+    CHECK_EQ_INT(cas_store_runs(s, "G", &r, &n, err, sizeof err), CAS_E_NOTFOUND);
+    CHECK_EQ_INT(cas_store_runs(s, "../F", &r, &n, err, sizeof err), CAS_E_NAME);
+    cas_store_close(s);
+    ts_rmrf(root);
+}
+
 static void test_task_attempts(void) {
     char root[256], err[600];
     cas_store *s;
@@ -1204,6 +1240,7 @@ static test_case store_tests[] = {
     {"store_verify_and_corruption", test_store_verify_and_corruption},
     {"store_hostile_names", test_store_hostile_names},
     {"store_files", test_store_files},
+    {"store_runs", test_store_runs},
     {"store_symlinks", test_store_symlinks},
     {"task_fixtures", test_task_fixtures},
     {"task_attempts", test_task_attempts},

@@ -49,7 +49,7 @@ from .codec import (Packer, Unpacker, _tls, compress, hash_available, hash_key, 
                     decoded_sizes)
 from .errors import *  # noqa: F401,F403
 from .previews import preview, preview_pickle  # noqa: F401
-from .store import Artifact, BlobStat, Store, Task  # noqa: F401
+from .store import Artifact, BlobStat, FileEntry, Run, Step, Store, Task, TaskInfo  # noqa: F401
 from .streams import Reader, head, open_blob  # noqa: F401
 
 __all__ = [
@@ -59,7 +59,7 @@ __all__ = [
     "size_hint",
     "hash_key", "sidecar", "sidecar_json",
     "meta_format", "format_name", "strerror", "status_name", "Packer", "Unpacker", "Store", "Reader",
-    "Task", "Artifact", "BlobStat", "open_blob", "head", "preview", "preview_pickle", "library_path", "errors",
+    "Task", "Artifact", "BlobStat", "Run", "Step", "TaskInfo", "FileEntry", "open_blob", "head", "preview", "preview_pickle", "library_path", "errors",
 ] + errors.__all__
 
 # The cas_allocator every C object is created with (a ctypes pointer to one),

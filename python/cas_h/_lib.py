@@ -253,6 +253,24 @@ _proto("cas_preview_encoded", c_int, c_void_p, c_char_p, c_int64, _preview_read_
 _proto("cas_store_preview_encoded", c_int, c_void_p, c_char_p, c_char_p, c_char_p, c_int64, c_void_p, c_char_p,
        c_size_t)
 _proto("cas_encoding_is_pickle", c_int, c_char_p)
+# browsing: folders, runs
+class FileEntry(ctypes.Structure):
+    _fields_ = [("name", c_char_p), ("is_dir", c_int), ("size", c_uint64), ("mtime", c_int64)]
+
+
+class RunInfo(ctypes.Structure):
+    _fields_ = [("id", c_char_p), ("user", c_char_p), ("tags", c_char_p), ("system_tags", c_char_p),
+                ("started", c_int64), ("finished", c_int)]
+
+
+_proto("cas_store_file_list", c_int, c_void_p, c_char_p, P(P(FileEntry)), P(c_size_t), c_char_p, c_size_t,
+       errcheck=status_err)
+_proto("cas_store_file_walk", c_int, c_void_p, c_char_p, P(P(FileEntry)), P(c_size_t), c_char_p, c_size_t,
+       errcheck=status_err)
+_proto("cas_store_file_remove", c_int, c_void_p, c_char_p, c_char_p, c_size_t, errcheck=status_err)
+_proto("cas_store_runs", c_int, c_void_p, c_char_p, P(P(RunInfo)), P(c_size_t), c_char_p, c_size_t,
+       errcheck=status_err)
+_proto("cas_task_pick_attempt", c_int, c_char_p, c_size_t)
 # tasks
 _proto("cas_task_open", c_int, c_void_p, c_char_p, P(c_void_p), c_char_p, c_size_t, errcheck=status_err)
 _proto("cas_task_attempt", c_int, c_void_p)

@@ -3,10 +3,11 @@ streams and tasks."""
 
 import collections
 import ctypes
+import json as _json
 import os
 import threading
 
-from . import errors
+from . import _lib, errors
 from ._lib import Buffer as _Buffer, Closing as _Closing, lib as _c
 from ._core import (SHA1, _ERR_CAP, _KEY_BUF, _PARAM_FORMAT, _PARAM_FSYNC, _PARAM_HASH, _PARAM_LEVEL,
                     _PARAM_LIMIT, _PARAM_LZ4_BLOCK, _PARAM_STRICT, _PARAM_VERIFY, _alloc, _byref, _c_int, _c_int64,
@@ -23,6 +24,20 @@ BlobStat = collections.namedtuple("BlobStat", "format stored_size")
 BlobStat.__doc__ = "format: V1, V2, RAW or LEGACY (format_name() names it); stored_size: bytes on disk"
 Artifact = collections.namedtuple("Artifact", "name key size encoding type")
 Artifact.__doc__ = "One artifact of a task: size is the pickled size (-1 if unknown)"
+FileEntry = collections.namedtuple("FileEntry", "name is_dir size mtime")
+FileEntry.__doc__ = "An entry of a store folder: size in bytes (0 for a folder), mtime in seconds (0 if unknown)"
+Run = collections.namedtuple("Run", "pathspec id started finished user tags system_tags")
+Run.__doc__ = ("A run: started in seconds since the epoch (None if unknown), finished (its end step is done), "
+               "user (None if unknown), tags and system_tags (lists) from Metaflow's local metadata")
+Step = collections.namedtuple("Step", "pathspec name tasks")
+Step.__doc__ = "A step of a run, with its task count"
+TaskInfo = collections.namedtuple("TaskInfo", "pathspec id attempt done")
+TaskInfo.__doc__ = "A task of a step: the attempt Metaflow reads (-1 if none is done)"
+
+
+def _is_part(e):
+    """A run's, step's or task's folder (as cas.c's is_part and cas.h's cas__is_part)."""
+    return e.is_dir and e.name not in ("_meta", "data") and _c.cas_name_check(e.name.encode()) == 0
 
 
 class Task(object):
@@ -348,12 +363,91 @@ class Store(_Closing):
             _c.cas_stream_open(s, _name(flow, "flow"), _name(key, "key"), _byref(st), err, _ERR_CAP)
         return _StreamReader(st, expected_size)
 
+    # ---- browsing: flows, runs, steps, tasks ----
+
+    def _entries(self, fn, folder):
+        p, n = ctypes.POINTER(_lib.FileEntry)(), _c_size_t()
+        err = _err_buf()
+        with self._h as s:
+            try:
+                fn(s, folder.encode("utf-8") if isinstance(folder, str) else folder, _byref(p), _byref(n), err,
+                   _ERR_CAP)
+                return [FileEntry(_text(p[i].name), bool(p[i].is_dir), p[i].size, p[i].mtime) for i in range(n.value)]
+            finally:
+                if p:
+                    _c.cas_store_free_buffer(s, p)
+
+    def file_list(self, folder=""):
+        """A folder's entries ("" the root; "Flow/12" a run's steps), sorted: FileEntry
+        rows. An object store's folders are its common prefixes; it is listed page by
+        page inside. NotFound when there is no such folder."""
+        return self._entries(_c.cas_store_file_list, folder)
+
+    def file_walk(self, folder):
+        """Every object below a folder, names relative to it, in one listing."""
+        return self._entries(_c.cas_store_file_walk, folder)
+
+    def runs(self, flow):
+        """A flow's runs, newest first: an iterator of Run."""
+        p, n = ctypes.POINTER(_lib.RunInfo)(), _c_size_t()
+        err = _err_buf()
+        with self._h as s:
+            try:
+                _c.cas_store_runs(s, _name(flow, "flow"), _byref(p), _byref(n), err, _ERR_CAP)
+                rows = [(_text(p[i].id), p[i].started, bool(p[i].finished), _text(p[i].user), _text(p[i].tags),
+                         _text(p[i].system_tags)) for i in range(n.value)]
+            finally:
+                if p:
+                    _c.cas_store_free_buffer(s, p)
+        for rid, started, finished, user, tags, system_tags in rows:
+            yield Run("%s/%s" % (flow, rid), rid, started or None, finished, user or None,
+                      _json.loads(tags) if tags else [], _json.loads(system_tags) if system_tags else [])
+
+    def latest(self, flow):
+        """The newest run of a flow (NotFound when it has none)."""
+        for run in self.runs(flow):
+            return run
+        raise NotFound("flow '%s' has no runs" % flow)
+
+    def _path(self, pathspec, parts):
+        """pathspec with exactly `parts` parts, 'latest' for the run resolved."""
+        got = pathspec.split("/")
+        if len(got) != parts or not all(got):
+            raise InvalidName("'%s' is not %s" % (pathspec, "/".join(("Flow", "run", "step", "task")[:parts])))
+        if parts >= 2 and got[1] == "latest":
+            got[1] = self.latest(got[0]).id
+        return "/".join(got)
+
+    def steps(self, run):
+        """The steps of "Flow/run" (run may be 'latest'): an iterator of Step."""
+        run = self._path(run, 2)
+        for e in self.file_list(run):
+            if _is_part(e):
+                yield Step("%s/%s" % (run, e.name), e.name, sum(1 for t in self._parts("%s/%s" % (run, e.name))))
+
+    def _parts(self, folder):
+        try:
+            return [e for e in self.file_list(folder) if _is_part(e)]
+        except NotFound:
+            return []
+
+    def tasks(self, step):
+        """The tasks of "Flow/run/step": an iterator of TaskInfo (the attempt Metaflow's
+        rule picks from the task folder's names, -1 if none is done)."""
+        step = self._path(step, 3)
+        for e in self._parts(step):
+            names = [f.name.encode("utf-8") for f in self.file_list("%s/%s" % (step, e.name))]
+            attempt = _c.cas_task_pick_attempt(b"".join(n + b"\0" for n in names), len(names))
+            yield TaskInfo("%s/%s" % (step, e.name), e.name, attempt, attempt >= 0)
+
     # ---- tasks ----
 
     def task(self, pathspec):
-        """Task("Flow/run/step/task"): its latest attempt and artifacts."""
+        """Task("Flow/run/step/task"; run may be 'latest'): its latest attempt and artifacts."""
         t = _c_void_p()
         err = _err_buf()
+        if isinstance(pathspec, str) and pathspec.count("/") == 3 and pathspec.split("/")[1] == "latest":
+            pathspec = self._path(pathspec, 4)
         with self._h as s:
             _c.cas_task_open(s, _name(pathspec, "pathspec"), _byref(t), err, _ERR_CAP)
         try:
@@ -405,6 +499,27 @@ class Store(_Closing):
         """The value of artifact `name` of task "Flow/run/step/task", without unpickling it."""
         task, art = self._resolve(pathspec, name)
         return self.preview(task.flow, art.key, json=json, encoding=art.encoding, size=art.size, **limits)
+
+    def preview_task(self, pathspec, threads=8, **limits):
+        """Every artifact of task "Flow/run/step/task" (run may be 'latest') previewed as a
+        JSON tree (see cas_h.preview; limits as there), read `threads` at a time: each C
+        call releases the GIL, so an object store's reads overlap. {name: {"key", "size",
+        "encoding", "preview"}}, in data.json's order; an artifact that cannot be previewed
+        carries "error" (its message) and "preview" (what came before, or None)."""
+        from concurrent.futures import ThreadPoolExecutor
+        task = self.task(pathspec)
+
+        def one(a):
+            row = {"key": a.key, "size": a.size, "encoding": a.encoding}
+            try:
+                row["preview"] = self.preview(task.flow, a.key, json=True, encoding=a.encoding, size=a.size, **limits)
+            except errors.CasError as e:
+                row.update(preview=getattr(e, "partial", None) or None, error=str(e))
+            return a.name, row
+
+        arts = list(task.artifacts.values())
+        with ThreadPoolExecutor(max_workers=max(1, min(int(threads), len(arts) or 1))) as ex:
+            return collections.OrderedDict(ex.map(one, arts))
 
     def open_artifact(self, pathspec, name):
         """A Reader over artifact `name` of task "Flow/run/step/task"."""

@@ -121,3 +121,45 @@ class TestFixtures(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class TestBrowse(unittest.TestCase):
+    """Store.runs/latest/steps/tasks/task and preview_task on the fixture stores, against
+    what Metaflow recorded (the manifest): every task it lists is found at its level."""
+
+    def test_every_level_matches_the_manifest(self):
+        for name, root, manifest in fixture_stores():
+            with self.subTest(store=name), cas_h.Store(root) as st:
+                want_tasks = {a["pathspec"] for a in manifest}
+                want_runs = {p.split("/")[1] for p in want_tasks}
+                runs = list(st.runs("FixtureFlow"))
+                self.assertEqual({r.id for r in runs}, want_runs)
+                self.assertEqual([r.started for r in runs], sorted((r.started for r in runs), reverse=True))
+                self.assertTrue(all(r.finished and r.user == "fixture" and r.started for r in runs), runs)
+                self.assertEqual(st.latest("FixtureFlow"), runs[0])
+                got_tasks = set()
+                for run in runs:
+                    for step in st.steps(run.pathspec):
+                        tasks = list(st.tasks(step.pathspec))
+                        self.assertEqual(step.tasks, len(tasks))
+                        got_tasks |= {t.pathspec for t in tasks if t.done}
+                self.assertEqual(got_tasks, want_tasks)
+                latest = [s.name for s in st.steps("FixtureFlow/latest")]
+                self.assertIn("start", latest)
+                one = sorted(p for p in want_tasks if p.split("/")[1] == runs[0].id)[0]
+                spec = "FixtureFlow/latest/" + "/".join(one.split("/")[2:])
+                self.assertEqual(st.task(spec).pathspec, one)
+                with self.assertRaises(cas_h.InvalidName):
+                    list(st.steps("FixtureFlow"))
+                with self.assertRaises(cas_h.NotFound):
+                    st.latest("NoSuchFlow")
+
+    def test_preview_task_is_preview_artifact_for_each(self):
+        name, root, manifest = fixture_stores()[2]
+        pathspec = sorted({a["pathspec"] for a in manifest})[-1]
+        with cas_h.Store(root) as st:
+            got = st.preview_task(pathspec, threads=4, items=3)
+            self.assertEqual(list(got), list(st.task(pathspec).artifacts))
+            for art, row in got.items():
+                self.assertEqual(row["preview"], st.preview_artifact(pathspec, art, json=True, items=3))
+                self.assertNotIn("error", row)

@@ -80,6 +80,15 @@ class TestPipInstall(unittest.TestCase):
                                  capture_output=True, env=env, cwd=d, text=True, timeout=300)
             self.assertEqual(run.returncode, 0, run.stdout + run.stderr)
             self.assertTrue(run.stdout.startswith("ok "), run.stdout)
+            cas = os.path.join(venv, "bin", "cas")  # the command, on the venv's PATH
+            out = subprocess.run([cas, "version"], capture_output=True, env=env, cwd=d, text=True)
+            self.assertEqual((out.returncode, out.stdout), (0, "cas %s\n" % run.stdout.split()[1]), out.stderr)
+            root = os.path.join(HERE, "..", "..", "tests", "fixtures", "metaflow", "v1", ".metaflow")
+            out = subprocess.run([cas, "ls", "--root", root], capture_output=True, env=env, cwd=d, text=True)
+            self.assertEqual(out.returncode, 0, out.stderr)
+            self.assertIn("FixtureFlow", out.stdout.split())
+            out = subprocess.run([cas, "ls", "NoSuchFlow", "--root", root], capture_output=True, env=env, cwd=d)
+            self.assertEqual(out.returncode, 1)  # its exit status, through the entry point
 
 
 if __name__ == "__main__":
