@@ -875,132 +875,232 @@ static int cmd_get(int argc, char **argv) {
 
 /* ---- walking a store: verify and migrate ---- */
 
-static void progress(int show, size_t done, size_t total, const char *what) {
-    int width = 30, fill;
+static int64_t now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* bytes, rate and ETA on a terminal's stderr */
+static void progress_bytes(int show, size_t done, size_t total, uint64_t bytes, uint64_t all, int64_t t0,
+                           const char *what) {
+    double secs, rate;
     if (!show) return;
-    fill = total ? (int)((double)done / (double)total * width) : width;
-    fprintf(stderr, "\r%s [%.*s%*s] %lu/%lu", what, fill, "##############################", width - fill, "",
-            (unsigned long)done, (unsigned long)total);
+    secs = (double)(now_ms() - t0) / 1000.0;
+    rate = secs > 0 ? (double)bytes / secs : 0;
+    fprintf(stderr, "\r%s %lu/%lu blobs, %.1f/%.1f MB, %.1f MB/s", what, (unsigned long)done, (unsigned long)total,
+            (double)bytes / 1e6, (double)all / 1e6, rate / 1e6);
+    if (rate > 0 && all > bytes) fprintf(stderr, ", %.0f s left   ", (double)(all - bytes) / rate);
+    else fprintf(stderr, "              ");
     if (done == total) fputc('\n', stderr);
     fflush(stderr);
 }
 
-typedef int (*blob_fn)(cas_store *s, const char *flow, const char *key, void *ctx, char *err, size_t cap);
+/* "ab/KEY" in a listing of FLOW/data: the key, or NULL; *sidecar when it is a local
+ * store's "ab/KEY_meta" (listed only once its blob is gone). */
+static const char *entry_key(const char *name, int *sidecar) {
+    size_t kl = strlen(name) > 3 ? strlen(name) - 3 : 0;
+    *sidecar = kl > 5 && !strcmp(name + strlen(name) - 5, "_meta");
+    if (*sidecar) kl -= 5;
+    if (kl < 2 || name[2] != '/' || memcmp(name, name + 3, 2) || cas_key_check(name + 3, kl, NULL) != CAS_OK)
+        return NULL;
+    return name + 3;
+}
 
-/* Runs fn over every blob of the chosen flows (all when none is named): *total blobs,
- * *bad of them failed; *unlisted flows whose blobs could not be listed (said on stderr). */
-static int walk(cas_store *s, const opts *o, const char *what, blob_fn fn, void *ctx, size_t *total, size_t *bad,
-                size_t *unlisted) {
-    char *flows, err[1024];
-    size_t nf = 0, i, k, all = 0, done = 0;
+typedef int (*blob_fn)(cas_store *s, const char *flow, const char *key, void *ctx, int *changed, char *err,
+                       size_t cap);
+
+typedef struct walker {
+    const char *what; /* "verify", "migrate" */
+    blob_fn one;
+    void *ctx;
+    int batch; /* read small blobs many at a time first (verify): many requests in flight */
+    size_t total, bad, unlisted, changed;
+} walker;
+
+#define WALK_BATCH 16
+#define WALK_BATCH_STORED (4u << 20)   /* larger stored blobs are read alone, streaming */
+#define WALK_BATCH_DECODED (32 << 20)  /* a batch item decoding to more is read again alone */
+
+static void walk_report(const opts *o, walker *w, const char *flow, const char *key, int rc, int changed,
+                        const char *err, int show) {
+    if (rc < 0) w->bad++;
+    if (changed > 0) w->changed++;
+    if (o->json) {
+        printf("{\"flow\": \"%s\", \"key\": \"%s\", \"ok\": %s", flow, key, rc < 0 ? "false" : "true");
+        if (changed >= 0) printf(", \"changed\": %s", changed ? "true" : "false");
+        if (rc < 0) {
+            printf(", \"error\": ");
+            json_str(err);
+        }
+        printf("}\n");
+    } else if (rc < 0) {
+        if (show) fputc('\n', stderr);
+        fprintf(stderr, "BAD %s\n", err);
+    }
+}
+
+/* Runs w->one over every blob of the chosen flows (all when none is named), listed
+ * from each flow's data folder in one paged listing; with w->batch, small blobs are
+ * read WALK_BATCH at a time first and only those that fail are read again alone
+ * (for the verdict and its words). Progress: stored bytes, rate, ETA. */
+static int walk(cas_store *s, const opts *o, walker *w) {
+    char *flows, err[1024], dir[300];
+    size_t nf = 0, i, k, done = 0;
     const char *f;
-    int show = !o->quiet && isatty(2), rc;
-    char **keylists;
+    int show = !o->quiet && !o->json && isatty(2), rc;
+    cas_file_entry **lists;
     size_t *counts;
-    *total = *bad = *unlisted = 0;
+    uint64_t all = 0, bytes = 0;
+    int64_t t0 = now_ms();
     if (!(flows = flows_of(s, o, &nf, &rc))) return rc;
-    keylists = (char **)calloc(nf + 1, sizeof *keylists);
+    lists = (cas_file_entry **)calloc(nf + 1, sizeof *lists);
     counts = (size_t *)calloc(nf + 1, sizeof *counts);
+    if (!lists || !counts) {
+        free(lists), free(counts), free(flows);
+        return data_error("out of memory");
+    }
     for (i = 0, f = flows; i < nf; i++, f += strlen(f) + 1) {
-        if (cas_store_keys(s, f, &keylists[i], &counts[i], err, sizeof err) < 0) {
+        snprintf(dir, sizeof dir, "%s/data", f);
+        if (cas_store_file_walk(s, dir, &lists[i], &counts[i], err, sizeof err) < 0) {
             fprintf(stderr, "%s: %s\n", prog, err);
-            (*unlisted)++;
+            w->unlisted++;
             continue;
         }
-        all += counts[i];
+        for (k = 0; k < counts[i]; k++) {
+            int sc;
+            if (entry_key(lists[i][k].name, &sc) && !sc) w->total++, all += lists[i][k].size;
+        }
     }
     for (i = 0, f = flows; i < nf; i++, f += strlen(f) + 1) {
-        for (k = 0; k < counts[i]; k++) {
-            const char *key = keylists[i] + k * CAS_KEY_BUF;
-            err[0] = 0;
-            if (fn(s, f, key, ctx, err, sizeof err) < 0) {
-                if (show) fputc('\n', stderr);
-                fprintf(stderr, "BAD %s\n", err);
-                (*bad)++;
+        const cas_file_entry *e = lists[i];
+        for (k = 0; k < counts[i];) {
+            const char *keys[WALK_BATCH];
+            void *outs[WALK_BATCH];
+            size_t lens[WALK_BATCH], nb = 0, j;
+            int status[WALK_BATCH], sc;
+            const char *key = entry_key(e[k].name, &sc);
+            if (!key || sc) {
+                k++;
+                continue;
             }
-            progress(show, ++done, all, what);
+            if (w->batch) /* a run of small blobs: one batch read */
+                for (; k < counts[i] && nb < WALK_BATCH; k++) {
+                    const char *bk = entry_key(e[k].name, &sc);
+                    if (!bk || sc) continue;
+                    if (e[k].size > WALK_BATCH_STORED) break;
+                    keys[nb++] = bk, bytes += e[k].size;
+                }
+            if (nb) {
+                cas_store_set_param(s, CAS_PARAM_LIMIT, WALK_BATCH_DECODED);
+                cas_store_get_batch(s, f, nb, keys, outs, lens, status, o->jobs, err, sizeof err);
+                cas_store_set_param(s, CAS_PARAM_LIMIT, 0);
+                for (j = 0; j < nb; j++) {
+                    int changed = -1;
+                    if (outs[j]) cas_store_free_buffer(s, outs[j]);
+                    err[0] = 0;
+                    rc = status[j] >= 0 ? 0 : w->one(s, f, keys[j], w->ctx, &changed, err, sizeof err);
+                    walk_report(o, w, f, keys[j], rc, changed, err, show);
+                }
+                done += nb;
+            } else { /* one blob alone (large, or a walk without batches) */
+                int changed = -1;
+                err[0] = 0;
+                rc = w->one(s, f, key, w->ctx, &changed, err, sizeof err);
+                walk_report(o, w, f, key, rc, changed, err, show);
+                bytes += e[k].size, done++, k++;
+            }
+            progress_bytes(show, done, w->total, bytes, all, t0, w->what);
         }
-        cas_store_free_buffer(s, keylists[i]);
+        if (lists[i]) cas_store_free_buffer(s, lists[i]);
     }
-    free(keylists);
+    free(lists);
     free(counts);
     free(flows);
-    *total = all;
     return 0;
 }
 
-/* The end of a walk's summary line, and its exit status. */
-static int summary_end(size_t unlisted, size_t bad) {
-    if (unlisted) printf("; %lu flow%s could not be listed", (unsigned long)unlisted, unlisted == 1 ? "" : "s");
-    printf("\n");
-    return bad || unlisted ? EXIT_DATA : 0;
+/* A walk's summary (a line, or with --json its last row) and its exit status. */
+static int walk_summary(const opts *o, const walker *w, const char *to) {
+    if (o->json) {
+        printf("{\"summary\": true, \"command\": \"%s\", \"blobs\": %lu, \"ok\": %lu, \"bad\": %lu, ", w->what,
+               (unsigned long)w->total, (unsigned long)(w->total - w->bad), (unsigned long)w->bad);
+        if (to) printf("\"to\": \"%s\", \"rewritten\": %lu, ", to, (unsigned long)w->changed);
+        printf("\"unlisted_flows\": %lu}\n", (unsigned long)w->unlisted);
+    } else {
+        if (to)
+            printf("migrated to %s: %lu blobs rewritten, %lu already there or raw, %lu failed", to,
+                   (unsigned long)w->changed, (unsigned long)(w->total - w->changed - w->bad), (unsigned long)w->bad);
+        else
+            printf("verified %lu blobs: %lu ok, %lu bad", (unsigned long)w->total, (unsigned long)(w->total - w->bad),
+                   (unsigned long)w->bad);
+        if (w->unlisted)
+            printf("; %lu flow%s could not be listed", (unsigned long)w->unlisted, w->unlisted == 1 ? "" : "s");
+        printf("\n");
+    }
+    return w->bad || w->unlisted ? EXIT_DATA : 0;
 }
 
-static int verify_one(cas_store *s, const char *flow, const char *key, void *ctx, char *err, size_t cap) {
-    (void)ctx;
+static int verify_one(cas_store *s, const char *flow, const char *key, void *ctx, int *changed, char *err,
+                      size_t cap) {
+    (void)ctx, (void)changed;
     return cas_store_verify(s, flow, key, NULL, err, cap);
 }
 
 static int cmd_verify(int argc, char **argv) {
     opts o;
     cas_store *s;
-    size_t total, bad, unlisted;
+    walker w;
     int rc;
-    if ((rc = parse(argc, argv, &o, "--root --quiet"))) return rc;
+    if ((rc = parse(argc, argv, &o, "--root --quiet --json --jobs"))) return rc;
     if (o.help) {
-        printf("usage: cas verify [--root ROOT] [--quiet] [FLOW...]\n\n"
+        printf("usage: cas verify [--root ROOT] [--quiet] [--json] [-j N] [FLOW...]\n\n"
                "Decodes every blob of the named flows (all flows by default) and rehashes it\n"
-               "against its key. Prints each bad blob with the reason and a summary; exits 1 if\n"
-               "any blob is bad. A progress bar shows on a terminal; --quiet hides it.\n");
+               "against its key. Small blobs are read many at a time (many requests in flight on\n"
+               "an object store, -j N decoding threads, 2 by default). Prints each bad blob with\n"
+               "the reason and a summary; exits 1 if any blob is bad. A terminal shows progress\n"
+               "(bytes, rate, ETA); --quiet hides it. --json: a row per blob, {\"flow\", \"key\",\n"
+               "\"ok\"} (+ \"error\"), then {\"summary\": true, \"blobs\", \"ok\", \"bad\", ...}.\n");
         return 0;
     }
+    memset(&w, 0, sizeof w);
+    w.what = "verify", w.one = verify_one, w.batch = 1;
     if ((rc = open_store(&o, &s))) return rc;
-    rc = walk(s, &o, "verify", verify_one, NULL, &total, &bad, &unlisted);
+    cas_store_set_param(s, CAS_PARAM_VERIFY, 1);
+    rc = walk(s, &o, &w);
     cas_store_close(s);
-    if (rc) return rc;
-    printf("verified %lu blobs: %lu ok, %lu bad", (unsigned long)total, (unsigned long)(total - bad),
-           (unsigned long)bad);
-    return summary_end(unlisted, bad);
+    return rc ? rc : walk_summary(&o, &w, NULL);
 }
 
-typedef struct migrate_ctx {
-    int format;
-    size_t changed;
-} migrate_ctx;
-
-static int migrate_one(cas_store *s, const char *flow, const char *key, void *ctx, char *err, size_t cap) {
-    migrate_ctx *m = (migrate_ctx *)ctx;
-    int changed = 0, rc = cas_store_migrate(s, flow, key, m->format, &changed, err, cap);
-    m->changed += (size_t)changed;
-    return rc;
+static int migrate_one(cas_store *s, const char *flow, const char *key, void *ctx, int *changed, char *err,
+                       size_t cap) {
+    return cas_store_migrate(s, flow, key, *(const int *)ctx, changed, err, cap);
 }
 
 static int cmd_migrate(int argc, char **argv) {
     opts o;
     cas_store *s;
-    size_t total, bad, unlisted;
-    migrate_ctx m;
-    int rc;
-    if ((rc = parse(argc, argv, &o, "--root --quiet --to"))) return rc;
+    walker w;
+    int rc, format;
+    if ((rc = parse(argc, argv, &o, "--root --quiet --to --json"))) return rc;
     if (o.help) {
-        printf("usage: cas migrate --to v1|v2 [--root ROOT] [--quiet] [FLOW...]\n\n"
+        printf("usage: cas migrate --to v1|v2 [--root ROOT] [--quiet] [--json] [FLOW...]\n\n"
                "Re-encodes every blob of the named flows (all by default) as cas_version 1 (gzip,\n"
                "readable by every Metaflow) or 2 (LZ4 frame, Metaflow PR #3090). Keys do not change;\n"
                "raw blobs are left alone; every blob is verified before it is rewritten. Resumable:\n"
                "blobs already in the target format are skipped, and a blob left half-migrated by a\n"
-               "crash (bytes and sidecar disagreeing) is repaired.\n");
+               "crash (bytes and sidecar disagreeing) is repaired. --json: a row per blob, {\"flow\",\n"
+               "\"key\", \"ok\", \"changed\"} (+ \"error\"), then a summary row.\n");
         return 0;
     }
     if (!o.to || (strcmp(o.to, "v1") && strcmp(o.to, "v2"))) return usage_error("migrate needs --to v1 or --to v2%s", NULL);
-    m.format = !strcmp(o.to, "v1") ? CAS_FORMAT_V1 : CAS_FORMAT_V2;
-    m.changed = 0;
+    format = !strcmp(o.to, "v1") ? CAS_FORMAT_V1 : CAS_FORMAT_V2;
+    memset(&w, 0, sizeof w);
+    w.what = "migrate", w.one = migrate_one, w.ctx = &format;
     if ((rc = open_store(&o, &s))) return rc;
-    rc = walk(s, &o, "migrate", migrate_one, &m, &total, &bad, &unlisted);
+    rc = walk(s, &o, &w);
     cas_store_close(s);
-    if (rc) return rc;
-    printf("migrated to %s: %lu blobs rewritten, %lu already there or raw, %lu failed", o.to,
-           (unsigned long)m.changed, (unsigned long)(total - m.changed - bad), (unsigned long)bad);
-    return summary_end(unlisted, bad);
+    return rc ? rc : walk_summary(&o, &w, o.to);
 }
 
 /* ---- a datastore's references: fsck, gc --unreferenced, prune ----
@@ -1214,27 +1314,6 @@ static int mark_flow(cas_store *s, const opts *o, const char *flow, refs *r, int
     return 0;
 }
 
-static int64_t now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* bytes, rate and ETA on a terminal's stderr */
-static void progress_bytes(int show, size_t done, size_t total, uint64_t bytes, uint64_t all, int64_t t0,
-                           const char *what) {
-    double secs, rate;
-    if (!show) return;
-    secs = (double)(now_ms() - t0) / 1000.0;
-    rate = secs > 0 ? (double)bytes / secs : 0;
-    fprintf(stderr, "\r%s %lu/%lu blobs, %.1f/%.1f MB, %.1f MB/s", what, (unsigned long)done, (unsigned long)total,
-            (double)bytes / 1e6, (double)all / 1e6, rate / 1e6);
-    if (rate > 0 && all > bytes) fprintf(stderr, ", %.0f s left   ", (double)(all - bytes) / rate);
-    else fprintf(stderr, "              ");
-    if (done == total) fputc('\n', stderr);
-    fflush(stderr);
-}
-
 #define CHECK_BATCH 64
 #define CHECK_BATCH_BYTES (256u << 20)
 
@@ -1438,12 +1517,12 @@ static int gc_flow(cas_store *s, const opts *o, const char *flow, int64_t grace,
     snprintf(dir, sizeof dir, "%s/data", flow);
     if (!r.failed && cas_store_file_walk(s, dir, &e, &n, err, sizeof err) < 0) r.failed = 1, problem(&r, o, dir, err);
     for (i = 0; !r.failed && i < n; i++) { /* "ab/KEY"; "ab/KEY_meta" only when its blob is gone */
-        const char *nm = e[i].name, *key = nm + 3;
-        size_t kl = strlen(nm) > 3 ? strlen(nm) - 3 : 0;
-        int sidecar = kl > 5 && !strcmp(nm + strlen(nm) - 5, "_meta");
-        if (sidecar) kl -= 5;
-        if (kl < 2 || nm[2] != '/' || memcmp(nm, key, 2) || cas_key_check(key, kl, NULL) != CAS_OK) continue;
-        if (!sidecar && referenced(&r, key)) {
+        int sidecar;
+        const char *key = entry_key(e[i].name, &sidecar);
+        char kb[CAS_KEY_BUF];
+        if (!key) continue;
+        snprintf(kb, sizeof kb, "%.*s", (int)(strlen(key) - (sidecar ? 5 : 0)), key);
+        if (!sidecar && referenced(&r, kb)) {
             t->referenced++;
             continue;
         }
