@@ -308,20 +308,11 @@ static int open_artifact(const opts *o, const char *spec, cas_store **s, cas_str
     return rc;
 }
 
-static int cmd_artifact(int argc, char **argv) {
-    opts o;
+static int cmd_artifact(opts o) {
     cas_store *s;
     cas_stream *st;
     int64_t size;
     int rc;
-    if ((rc = parse(argc, argv, &o, "--root --verify"))) return rc;
-    if (o.help) {
-        printf("usage: cas artifact FLOW/RUN/STEP/TASK/NAME [--root ROOT] [--verify]\n\n"
-               "Writes the artifact's decoded bytes (its pickle, or its serializer's bytes) to stdout, streaming: memory stays\n"
-               "bounded whatever the size. The task's latest finished attempt is used, as Metaflow\n"
-               "does. --verify rehashes the bytes against the key and checks the recorded size.\n");
-        return 0;
-    }
     if (o.nargs != 1) return usage_error("artifact takes one FLOW/RUN/STEP/TASK/NAME%s", NULL);
     if ((rc = open_artifact(&o, o.args[0], &s, &st, &size, NULL, 0))) return rc;
     /* --verify: the stream rehashes against the key; data.json's size is checked too */
@@ -537,22 +528,10 @@ static int resolve_spec(cas_store *s, char **part, int n, char *path, size_t cap
     return 0;
 }
 
-static int cmd_ls(int argc, char **argv) {
-    opts o;
+static int cmd_ls(opts o) {
     cas_store *s;
     char spec[1100], *part[4], path[1100];
     int rc, n = 0;
-    if ((rc = parse(argc, argv, &o, "--root --json"))) return rc;
-    if (o.help) {
-        printf("usage: cas ls [FLOW[/RUN[/STEP[/TASK]]]] [--root ROOT] [--json]\n\n"
-               "Lists a level of the datastore: its flows; a flow's runs, newest first (start time:\n"
-               "when its _parameters task wrote; finished: its end step has a DONE task); a run's\n"
-               "steps and their task counts; a step's tasks (the attempt Metaflow reads, done or\n"
-               "not); a task's artifacts (name, key, size from data.json, encoding, the blob's\n"
-               "format: v1 gzip, v2 LZ4, raw, legacy, or 'missing'). RUN may be 'latest', the\n"
-               "newest run. --json prints one JSON object per row (NDJSON).\n");
-        return 0;
-    }
     if (o.nargs > 1) return usage_error("ls takes at most one FLOW/RUN/STEP/TASK%s", NULL);
     if (o.nargs && (n = split_spec(o.args[0], spec, sizeof spec, part)) < 0)
         return usage_error("'%s' is not FLOW[/RUN[/STEP[/TASK]]]", o.args[0]);
@@ -638,8 +617,7 @@ static int show_task(const opts *o, const char *pathspec) {
     return rc ? rc : failed ? EXIT_DATA : 0;
 }
 
-static int cmd_show(int argc, char **argv) {
-    opts o;
+static int cmd_show(opts o) {
     cas_store *s = NULL;
     cas_stream *st;
     cas_preview *p;
@@ -647,30 +625,6 @@ static int cmd_show(int argc, char **argv) {
     char err[1024], enc[256] = "";
     int64_t size = -1;
     int rc;
-    if ((rc = parse(argc, argv, &o, "--root --json --max-bytes --items --depth --max-read"))) return rc;
-    if (o.help) {
-        printf("usage: cas show FLOW/RUN/STEP/TASK/NAME [--root ROOT] [OPTIONS]\n"
-               "       cas show FLOW/RUN/STEP/TASK [--root ROOT] [OPTIONS]   every artifact of the task\n"
-               "       cas show BLOBFILE [OPTIONS]\n\n"
-               "Shows an artifact's value, like Python's repr, by reading its pickle opcodes: nothing\n"
-               "is unpickled or imported, so no code of the pickle runs and neither numpy, pandas nor\n"
-               "the flow's classes are needed. numpy arrays show their shape, dtype and first values\n"
-               "after reading only those; pandas frames their shape, columns and first rows (their\n"
-               "column names come last in the pickle: the whole artifact is read, in bounded memory).\n"
-               "A limit reached leaves a partial preview with a marker ('...', '<truncated: ...>').\n"
-               "An artifact another serializer wrote (data.json's encoding is not pickle-vN or\n"
-               "gzip+pickle-vN, Metaflow 2.20+) is never parsed: its encoding, size and first bytes.\n"
-               "A task (RUN may be 'latest') shows every artifact: with --json one row each,\n"
-               "{\"pathspec\", \"name\", \"key\", \"size\", \"encoding\", \"preview\"} (+ \"error\").\n\n"
-               "  --json         a JSON tree ({\"type\": ..., \"repr\": ...}) instead of text\n"
-               "  --items N      items shown per container, values per array row (10)\n"
-               "  --depth N      nesting levels shown (8)\n"
-               "  --max-bytes N  bytes of output (4096)\n"
-               "  --max-read N   decoded bytes read at most (no limit)\n"
-               "Exit status 1 for a malformed pickle or a blob that cannot be read (what came before\n"
-               "is still shown).\n");
-        return 0;
-    }
     if (o.nargs != 1) return usage_error("show takes one FLOW/RUN/STEP/TASK[/NAME] or BLOBFILE%s", NULL);
     if (stat(o.args[0], &sb) < 0) { /* not a file: a task names 4 parts, an artifact 5 */
         char spec[1100], *part[4], path[1100];
@@ -720,20 +674,11 @@ static const char *file_key(const char *path) {
     return cas_key_check(b, strlen(b), NULL) == CAS_OK ? b : NULL;
 }
 
-static int cmd_cat(int argc, char **argv) {
-    opts o;
+static int cmd_cat(opts o) {
     cas_stream *st;
     char err[1024];
     const char *key = NULL;
     int rc;
-    if ((rc = parse(argc, argv, &o, "--verify"))) return rc;
-    if (o.help) {
-        printf("usage: cas cat BLOBFILE [--verify]\n\n"
-               "Decodes one blob file to stdout, by the rules Metaflow applies: its sidecar\n"
-               "BLOBFILE_meta when present, else legacy gzip. --verify rehashes against the key\n"
-               "the file is named after.\n");
-        return 0;
-    }
     if (o.nargs != 1) return usage_error("cat takes one BLOBFILE%s", NULL);
     if (o.verify && !(key = file_key(o.args[0])))
         return usage_error("--verify needs a file named after its key ('%s' is not)", o.args[0]);
@@ -743,8 +688,7 @@ static int cmd_cat(int argc, char **argv) {
     return rc;
 }
 
-static int cmd_stat(int argc, char **argv) {
-    opts o;
+static int cmd_stat(opts o) {
     cas_stream *st;
     char err[1024], mpath[PATH_MAX + 8];
     unsigned char head[4], buf[1 << 16];
@@ -753,13 +697,6 @@ static int cmd_stat(int argc, char **argv) {
     FILE *f;
     size_t hl = 0, got;
     int rc, fmt;
-    if ((rc = parse(argc, argv, &o, ""))) return rc;
-    if (o.help) {
-        printf("usage: cas stat BLOBFILE\n\n"
-               "Shows how a blob is stored: the format its sidecar names and the format its bytes\n"
-               "are in, stored and decoded size, the ratio, and whether it hashes to its file name.\n");
-        return 0;
-    }
     if (o.nargs != 1) return usage_error("stat takes one BLOBFILE%s", NULL);
     key = file_key(o.args[0]);
     if ((f = fopen(o.args[0], "rb"))) {
@@ -812,22 +749,10 @@ static int make_dirs(const char *path) {
     return 0;
 }
 
-static int cmd_put(int argc, char **argv) {
-    opts o;
+static int cmd_put(opts o) {
     cas_store *s;
     char key[CAS_KEY_BUF], err[1024];
     int rc, fd = 0, stored = 0;
-    if ((rc = parse(argc, argv, &o, "--root --flow --v1 --v2 --raw"))) return rc;
-    if (o.help) {
-        printf("usage: cas put --flow FLOW [--root ROOT] [--v1|--v2|--raw] [FILE]\n\n"
-               "Stores FILE (or stdin) in FLOW's content-addressed store and prints its key.\n"
-               "--v1 (default) writes gzip, readable by every Metaflow release; --v2 writes an LZ4\n"
-               "frame (Metaflow PR #3090 readers only); --raw stores the bytes as they are.\n"
-               "An existing key writes nothing. The write is atomic: on a local store temp files,\n"
-               "then rename; on S3 one PUT with the metadata (If-None-Match: *), or a multipart\n"
-               "upload that becomes visible only when complete (aborted on failure).\n");
-        return 0;
-    }
     if (!o.flow) return usage_error("put needs --flow FLOW%s", NULL);
     if (cas_name_check(o.flow) < 0) return usage_error("'%s' is not a valid flow name", o.flow);
     if (o.nargs > 1) return usage_error("put takes at most one FILE%s", NULL);
@@ -846,19 +771,11 @@ static int cmd_put(int argc, char **argv) {
     return 0;
 }
 
-static int cmd_get(int argc, char **argv) {
-    opts o;
+static int cmd_get(opts o) {
     cas_store *s;
     cas_stream *st;
     char err[1024];
     int rc;
-    if ((rc = parse(argc, argv, &o, "--root --flow --verify"))) return rc;
-    if (o.help) {
-        printf("usage: cas get --flow FLOW KEY [--root ROOT] [--verify]\n\n"
-               "Writes the blob's decoded bytes to stdout, streaming. --verify rehashes them (always\n"
-               "on an object store); bytes that do not hash to KEY end in exit 1.\n");
-        return 0;
-    }
     if (!o.flow || o.nargs != 1) return usage_error("get needs --flow FLOW and one KEY%s", NULL);
     if (cas_name_check(o.flow) < 0) return usage_error("'%s' is not a valid flow name", o.flow);
     if (cas_key_check(o.args[0], strlen(o.args[0]), NULL) < 0)
@@ -1047,22 +964,10 @@ static int verify_one(cas_store *s, const char *flow, const char *key, void *ctx
     return cas_store_verify(s, flow, key, NULL, err, cap);
 }
 
-static int cmd_verify(int argc, char **argv) {
-    opts o;
+static int cmd_verify(opts o) {
     cas_store *s;
     walker w;
     int rc;
-    if ((rc = parse(argc, argv, &o, "--root --quiet --json --jobs"))) return rc;
-    if (o.help) {
-        printf("usage: cas verify [--root ROOT] [--quiet] [--json] [-j N] [FLOW...]\n\n"
-               "Decodes every blob of the named flows (all flows by default) and rehashes it\n"
-               "against its key. Small blobs are read many at a time (many requests in flight on\n"
-               "an object store, -j N decoding threads, 2 by default). Prints each bad blob with\n"
-               "the reason and a summary; exits 1 if any blob is bad. A terminal shows progress\n"
-               "(bytes, rate, ETA); --quiet hides it. --json: a row per blob, {\"flow\", \"key\",\n"
-               "\"ok\"} (+ \"error\"), then {\"summary\": true, \"blobs\", \"ok\", \"bad\", ...}.\n");
-        return 0;
-    }
     memset(&w, 0, sizeof w);
     w.what = "verify", w.one = verify_one, w.batch = 1;
     if ((rc = open_store(&o, &s))) return rc;
@@ -1077,22 +982,10 @@ static int migrate_one(cas_store *s, const char *flow, const char *key, void *ct
     return cas_store_migrate(s, flow, key, *(const int *)ctx, changed, err, cap);
 }
 
-static int cmd_migrate(int argc, char **argv) {
-    opts o;
+static int cmd_migrate(opts o) {
     cas_store *s;
     walker w;
     int rc, format;
-    if ((rc = parse(argc, argv, &o, "--root --quiet --to --json"))) return rc;
-    if (o.help) {
-        printf("usage: cas migrate --to v1|v2 [--root ROOT] [--quiet] [--json] [FLOW...]\n\n"
-               "Re-encodes every blob of the named flows (all by default) as cas_version 1 (gzip,\n"
-               "readable by every Metaflow) or 2 (LZ4 frame, Metaflow PR #3090). Keys do not change;\n"
-               "raw blobs are left alone; every blob is verified before it is rewritten. Resumable:\n"
-               "blobs already in the target format are skipped, and a blob left half-migrated by a\n"
-               "crash (bytes and sidecar disagreeing) is repaired. --json: a row per blob, {\"flow\",\n"
-               "\"key\", \"ok\", \"changed\"} (+ \"error\"), then a summary row.\n");
-        return 0;
-    }
     if (!o.to || (strcmp(o.to, "v1") && strcmp(o.to, "v2"))) return usage_error("migrate needs --to v1 or --to v2%s", NULL);
     format = !strcmp(o.to, "v1") ? CAS_FORMAT_V1 : CAS_FORMAT_V2;
     memset(&w, 0, sizeof w);
@@ -1400,27 +1293,13 @@ static int64_t parse_date(const char *p) {
     return days * 86400 + h * 3600 + mi * 60 + sec;
 }
 
-static int cmd_fsck(int argc, char **argv) {
-    opts o;
+static int cmd_fsck(opts o) {
     cas_store *s;
     char spec[1100], *part[4], path[1100], err[1024];
     char *flows = NULL;
     const char *f;
     size_t nf, i, problems = 0;
     int rc, n = 0;
-    if ((rc = parse(argc, argv, &o, "--root --quiet --json --jobs"))) return rc;
-    if (o.help) {
-        printf("usage: cas fsck [FLOW[/RUN[/STEP[/TASK]]]] [--root ROOT] [--json] [-j N] [--quiet]\n\n"
-               "Checks the datastore by its references: every artifact that the data.json of every\n"
-               "attempt of every task names exists, has valid metadata, decodes and hashes to its\n"
-               "key, and is the size data.json says; every DONE marker has its attempt's data.json.\n"
-               "For a whole flow it also counts the blobs nothing references (not a problem: 'cas gc\n"
-               "--unreferenced' frees them). Blobs are read in batches, -j N decoding threads (2),\n"
-               "many requests in flight on an object store; a terminal shows bytes, rate and ETA.\n"
-               "Prints each problem (BAD WHAT: WHY, or with --json {\"problem\", \"reason\"} rows) and\n"
-               "a summary per flow; exits 1 on any problem, and when the root holds no datastore.\n");
-        return 0;
-    }
     if (o.nargs > 1) return usage_error("fsck takes at most one FLOW[/RUN[/STEP[/TASK]]]%s", NULL);
     if (o.nargs && (n = split_spec(o.args[0], spec, sizeof spec, part)) < 0)
         return usage_error("'%s' is not FLOW[/RUN[/STEP[/TASK]]]", o.args[0]);
@@ -1646,8 +1525,7 @@ static int prune_run(cas_store *s, const opts *o, const char *flow, const char *
     return failed ? EXIT_DATA : 0;
 }
 
-static int cmd_prune(int argc, char **argv) {
-    opts o;
+static int cmd_prune(opts o) {
     cas_store *s;
     cas_run_info *runs;
     size_t n, i, k, objects, pruned = 0, skipped = 0;
@@ -1655,18 +1533,6 @@ static int cmd_prune(int argc, char **argv) {
     long keep = -1;
     int rc, failed = 0;
     const char *flow;
-    if ((rc = parse(argc, argv, &o, "--root --json --keep-last --before --dry-run --unfinished --quiet"))) return rc;
-    if (o.help) {
-        printf("usage: cas prune FLOW (--keep-last N | --before DATE | RUN...) [--dry-run] [--unfinished]\n"
-               "                [--root ROOT] [--json]\n\n"
-               "Removes whole runs' metadata: every object below FLOW/RUN (data.json, attempt and\n"
-               "DONE files, logs, a local store's metadata folders), so that the next 'cas gc\n"
-               "--unreferenced' frees the blobs only they used. Chooses the runs older than the N\n"
-               "newest, those started before DATE (YYYY-MM-DD[THH:MM[:SS]][Z], UTC), or those named.\n"
-               "A run that has not finished is kept unless --unfinished is given. Idempotent; a\n"
-               "prune stopped midway is finished by running it again.\n");
-        return 0;
-    }
     if (o.nargs < 1) return usage_error("prune needs a FLOW%s", NULL);
     flow = o.args[0];
     if (cas_name_check(flow) < 0) return usage_error("'%s' is not a valid flow name", flow);
@@ -1842,24 +1708,12 @@ static int cp_files(cas_store *src, cas_store *dst, const char *dir, size_t *cop
     return rc;
 }
 
-static int cmd_cp(int argc, char **argv) {
-    opts o;
+static int cmd_cp(opts o) {
     cas_store *src = NULL, *dst = NULL;
     char spec[1100], *part[4], path[1100], dir[2300], err[1024];
     cas_file_entry *runs = NULL;
     size_t nruns = 0, i, k, blobs = 0, files = 0, skipped = 0;
     int rc, n = 0, to = 0, failed = 0;
-    if ((rc = parse(argc, argv, &o, "--to --json --quiet"))) return rc;
-    if (o.help) {
-        printf("usage: cas cp SRC_ROOT DST_ROOT FLOW[/RUN[/STEP[/TASK]]] [--to v1|v2] [--json]\n\n"
-               "Copies a flow, run, step or task between any two roots (local, s3://, azure://): every\n"
-               "blob its data.json files reference, then its metadata files (data.json, attempt and\n"
-               "DONE markers, logs; the end step's DONE markers last, so an interrupted copy never\n"
-               "looks finished). What the destination has is skipped: run it again to finish an\n"
-               "interrupted copy. Blobs are verified as they are read; large ones stream. --to\n"
-               "re-encodes artifacts as v1 (gzip) or v2 (LZ4) on the way; raw blobs stay raw.\n");
-        return 0;
-    }
     if (o.nargs != 3) return usage_error("cp takes SRC_ROOT DST_ROOT FLOW[/RUN[/STEP[/TASK]]]%s", NULL);
     if (o.to && strcmp(o.to, "v1") && strcmp(o.to, "v2")) return usage_error("--to takes v1 or v2, not '%s'", o.to);
     if (o.to) to = !strcmp(o.to, "v1") ? CAS_FORMAT_V1 : CAS_FORMAT_V2;
@@ -1930,29 +1784,11 @@ out:
     return rc ? rc : failed ? EXIT_DATA : 0;
 }
 
-static int cmd_gc(int argc, char **argv) {
-    opts o;
+static int cmd_gc(opts o) {
     cas_store *s;
     char err[1024];
     uint64_t removed = 0;
     int rc, remote;
-    if ((rc = parse(argc, argv, &o, "--root --unreferenced --grace --dry-run --json --verbose"))) return rc;
-    if (o.help) {
-        printf("usage: cas gc [--root ROOT]\n"
-               "       cas gc --unreferenced [FLOW...] [--grace DURATION] [--dry-run] [--json] [-v]\n\n"
-               "--unreferenced: removes the artifact blobs (v1, v2) that no data.json of any attempt\n"
-               "of any task of any run (finished or not) names and that are older than the grace\n"
-               "period (default 1d; 90s, 15m, 12h, 7d). Raw and legacy blobs (code packages,\n"
-               "metadata tarballs, named from outside the datastore) are kept. A flow whose\n"
-               "references cannot all be read is not collected. Reports what was (or with\n"
-               "--dry-run would be) freed, count and bytes; -v or --json names each blob.\n\n"
-               "Without it:\n"
-               "Removes what writers killed mid-put left behind. Local stores: temp files (their\n"
-               "process is gone, or they are over an hour old). S3: multipart uploads begun over a\n"
-               "day ago (CAS_S3_GC_AGE seconds) and never completed, whose parts S3 keeps and bills\n"
-               "until they are aborted. Readers never see either; this only frees the space.\n");
-        return 0;
-    }
     if (o.unreferenced) {
         if ((rc = open_store(&o, &s))) return rc;
         rc = gc_unreferenced(s, &o);
@@ -1980,27 +1816,150 @@ static int finish(int rc) {
     return rc;
 }
 
-int main(int argc, char **argv) {
-    static const struct {
-        const char *name;
-        int (*fn)(int, char **);
-    } cmds[] = {{"artifact", cmd_artifact}, {"ls", cmd_ls},     {"cat", cmd_cat},         {"stat", cmd_stat},
-                {"show", cmd_show},         {"put", cmd_put},   {"get", cmd_get},         {"verify", cmd_verify},
-                {"migrate", cmd_migrate},   {"gc", cmd_gc},     {"fsck", cmd_fsck},       {"prune", cmd_prune},
-                {"cp", cmd_cp}};
+/* The subcommands: name, the options each takes (parse's check), what it runs, and
+ * its help. One opening for all (main): parse, --help, run, finish. */
+typedef struct command {
+    const char *name, *takes;
+    int (*fn)(opts o);
+    const char *help;
+} command;
+
+static const command commands[] = {
+    {"artifact", "--root --verify", cmd_artifact,
+     "usage: cas artifact FLOW/RUN/STEP/TASK/NAME [--root ROOT] [--verify]\n\n"
+     "Writes the artifact's decoded bytes (its pickle, or its serializer's bytes) to stdout, streaming: memory stays\n"
+     "bounded whatever the size. The task's latest finished attempt is used, as Metaflow\n"
+     "does. --verify rehashes the bytes against the key and checks the recorded size.\n"},
+    {"ls", "--root --json", cmd_ls,
+     "usage: cas ls [FLOW[/RUN[/STEP[/TASK]]]] [--root ROOT] [--json]\n\n"
+     "Lists a level of the datastore: its flows; a flow's runs, newest first (start time:\n"
+     "Metaflow's own record of it where the local metadata kept one, else when its\n"
+     "_parameters task wrote; finished: its end step has a done task; user and tags where\n"
+     "recorded); a run's steps and their task counts; a step's tasks (the attempt Metaflow reads, done or\n"
+     "not); a task's artifacts (name, key, size from data.json, encoding, the blob's\n"
+     "format: v1 gzip, v2 LZ4, raw, legacy, or 'missing'). RUN may be 'latest', the\n"
+     "newest run. --json prints one JSON object per row (NDJSON).\n"},
+    {"cat", "--verify", cmd_cat,
+     "usage: cas cat BLOBFILE [--verify]\n\n"
+     "Decodes one blob file to stdout, by the rules Metaflow applies: its sidecar\n"
+     "BLOBFILE_meta when present, else legacy gzip. --verify rehashes against the key\n"
+     "the file is named after.\n"},
+    {"stat", "", cmd_stat,
+     "usage: cas stat BLOBFILE\n\n"
+     "Shows how a blob is stored: the format its sidecar names and the format its bytes\n"
+     "are in, stored and decoded size, the ratio, and whether it hashes to its file name.\n"},
+    {"show", "--root --json --max-bytes --items --depth --max-read", cmd_show,
+     "usage: cas show FLOW/RUN/STEP/TASK/NAME [--root ROOT] [OPTIONS]\n"
+     "       cas show FLOW/RUN/STEP/TASK [--root ROOT] [OPTIONS]   every artifact of the task\n"
+     "       cas show BLOBFILE [OPTIONS]\n\n"
+     "Shows an artifact's value, like Python's repr, by reading its pickle opcodes: nothing\n"
+     "is unpickled or imported, so no code of the pickle runs and neither numpy, pandas nor\n"
+     "the flow's classes are needed. numpy arrays show their shape, dtype and first values\n"
+     "after reading only those; pandas frames their shape, columns and first rows (their\n"
+     "column names come last in the pickle: the whole artifact is read, in bounded memory).\n"
+     "A limit reached leaves a partial preview with a marker ('...', '<truncated: ...>').\n"
+     "An artifact another serializer wrote (data.json's encoding is not pickle-vN or\n"
+     "gzip+pickle-vN, Metaflow 2.20+) is never parsed: its encoding, size and first bytes.\n"
+     "A task (RUN may be 'latest') shows every artifact: with --json one row each,\n"
+     "{\"pathspec\", \"name\", \"key\", \"size\", \"encoding\", \"preview\"} (+ \"error\").\n\n"
+     "  --json         a JSON tree ({\"type\": ..., \"repr\": ...}) instead of text\n"
+     "  --items N      items shown per container, values per array row (10)\n"
+     "  --depth N      nesting levels shown (8)\n"
+     "  --max-bytes N  bytes of output (4096)\n"
+     "  --max-read N   decoded bytes read at most (no limit)\n"
+     "Exit status 1 for a malformed pickle or a blob that cannot be read (what came before\n"
+     "is still shown).\n"},
+    {"put", "--root --flow --v1 --v2 --raw", cmd_put,
+     "usage: cas put --flow FLOW [--root ROOT] [--v1|--v2|--raw] [FILE]\n\n"
+     "Stores FILE (or stdin) in FLOW's content-addressed store and prints its key.\n"
+     "--v1 (default) writes gzip, readable by every Metaflow release; --v2 writes an LZ4\n"
+     "frame (Metaflow PR #3090 readers only); --raw stores the bytes as they are.\n"
+     "An existing key writes nothing. The write is atomic: on a local store temp files,\n"
+     "then rename; on S3 one PUT with the metadata (If-None-Match: *), or a multipart\n"
+     "upload that becomes visible only when complete (aborted on failure).\n"},
+    {"get", "--root --flow --verify", cmd_get,
+     "usage: cas get --flow FLOW KEY [--root ROOT] [--verify]\n\n"
+     "Writes the blob's decoded bytes to stdout, streaming. --verify rehashes them (always\n"
+     "on an object store); bytes that do not hash to KEY end in exit 1.\n"},
+    {"verify", "--root --quiet --json --jobs", cmd_verify,
+     "usage: cas verify [--root ROOT] [--quiet] [--json] [-j N] [FLOW...]\n\n"
+     "Decodes every blob of the named flows (all flows by default) and rehashes it\n"
+     "against its key. Small blobs are read many at a time (many requests in flight on\n"
+     "an object store, -j N decoding threads, 2 by default). Prints each bad blob with\n"
+     "the reason and a summary; exits 1 if any blob is bad. A terminal shows progress\n"
+     "(bytes, rate, ETA); --quiet hides it. --json: a row per blob, {\"flow\", \"key\",\n"
+     "\"ok\"} (+ \"error\"), then {\"summary\": true, \"blobs\", \"ok\", \"bad\", ...}.\n"},
+    {"migrate", "--root --quiet --to --json", cmd_migrate,
+     "usage: cas migrate --to v1|v2 [--root ROOT] [--quiet] [--json] [FLOW...]\n\n"
+     "Re-encodes every blob of the named flows (all by default) as cas_version 1 (gzip,\n"
+     "readable by every Metaflow) or 2 (LZ4 frame, Metaflow PR #3090). Keys do not change;\n"
+     "raw blobs are left alone; every blob is verified before it is rewritten. Resumable:\n"
+     "blobs already in the target format are skipped, and a blob left half-migrated by a\n"
+     "crash (bytes and sidecar disagreeing) is repaired. --json: a row per blob, {\"flow\",\n"
+     "\"key\", \"ok\", \"changed\"} (+ \"error\"), then a summary row.\n"},
+    {"fsck", "--root --quiet --json --jobs", cmd_fsck,
+     "usage: cas fsck [FLOW[/RUN[/STEP[/TASK]]]] [--root ROOT] [--json] [-j N] [--quiet]\n\n"
+     "Checks the datastore by its references: every artifact that the data.json of every\n"
+     "attempt of every task names exists, has valid metadata, decodes and hashes to its\n"
+     "key, and is the size data.json says; every DONE marker has its attempt's data.json.\n"
+     "For a whole flow it also counts the blobs nothing references (not a problem: 'cas gc\n"
+     "--unreferenced' frees them). Blobs are read in batches, -j N decoding threads (2),\n"
+     "many requests in flight on an object store; a terminal shows bytes, rate and ETA.\n"
+     "Prints each problem (BAD WHAT: WHY, or with --json {\"problem\", \"reason\"} rows) and\n"
+     "a summary per flow; exits 1 on any problem, and when the root holds no datastore.\n"},
+    {"gc", "--root --unreferenced --grace --dry-run --json --verbose", cmd_gc,
+     "usage: cas gc [--root ROOT]\n"
+     "       cas gc --unreferenced [FLOW...] [--grace DURATION] [--dry-run] [--json] [-v]\n\n"
+     "--unreferenced: removes the artifact blobs (v1, v2) that no data.json of any attempt\n"
+     "of any task of any run (finished or not) names and that are older than the grace\n"
+     "period (default 1d; 90s, 15m, 12h, 7d). Raw and legacy blobs (code packages,\n"
+     "metadata tarballs, named from outside the datastore) are kept. A flow whose\n"
+     "references cannot all be read is not collected. Reports what was (or with\n"
+     "--dry-run would be) freed, count and bytes; -v or --json names each blob.\n\n"
+     "Without it:\n"
+     "Removes what writers killed mid-put left behind. Local stores: temp files (their\n"
+     "process is gone, or they are over an hour old). S3: multipart uploads begun over a\n"
+     "day ago (CAS_S3_GC_AGE seconds) and never completed, whose parts S3 keeps and bills\n"
+     "until they are aborted. Readers never see either; this only frees the space.\n"},
+    {"prune", "--root --json --keep-last --before --dry-run --unfinished --quiet", cmd_prune,
+     "usage: cas prune FLOW (--keep-last N | --before DATE | RUN...) [--dry-run] [--unfinished]\n"
+     "                [--root ROOT] [--json]\n\n"
+     "Removes whole runs' metadata: every object below FLOW/RUN (data.json, attempt and\n"
+     "DONE files, logs, a local store's metadata folders), so that the next 'cas gc\n"
+     "--unreferenced' frees the blobs only they used. Chooses the runs older than the N\n"
+     "newest, those started before DATE (YYYY-MM-DD[THH:MM[:SS]][Z], UTC), or those named.\n"
+     "A run that has not finished is kept unless --unfinished is given. Idempotent; a\n"
+     "prune stopped midway is finished by running it again.\n"},
+    {"cp", "--to --json --quiet", cmd_cp,
+     "usage: cas cp SRC_ROOT DST_ROOT FLOW[/RUN[/STEP[/TASK]]] [--to v1|v2] [--json]\n\n"
+     "Copies a flow, run, step or task between any two roots (local, s3://, azure://): every\n"
+     "blob its data.json files reference, then its metadata files (data.json, attempt and\n"
+     "DONE markers, logs; the end step's DONE markers last, so an interrupted copy never\n"
+     "looks finished). What the destination has is skipped: run it again to finish an\n"
+     "interrupted copy. Blobs are verified as they are read; large ones stream. --to\n"
+     "re-encodes artifacts as v1 (gzip) or v2 (LZ4) on the way; raw blobs stay raw.\n"},
+};
+
+static const command *find_command(const char *name) {
     size_t i;
+    for (i = 0; i < sizeof commands / sizeof *commands; i++)
+        if (!strcmp(name, commands[i].name)) return &commands[i];
+    return NULL;
+}
+
+int main(int argc, char **argv) {
+    const command *cmd;
+    opts o;
+    int rc;
 #ifdef __linux__
     /* the process holds object-store credentials: no core dump, no ptrace by others of this user
      * (CAS_CORE_DUMPS=1 keeps them, to debug a crash) */
     if (!getenv("CAS_CORE_DUMPS")) prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 #endif
-    if (argc == 3 && !strcmp(argv[1], "help")) { /* cas help CMD: CMD --help */
-        static char help[] = "--help";
-        char *args[3];
-        args[0] = argv[2], args[1] = help, args[2] = NULL;
-        for (i = 0; i < sizeof cmds / sizeof *cmds; i++)
-            if (!strcmp(args[0], cmds[i].name)) return finish(cmds[i].fn(2, args));
-        return usage_error("unknown command '%s'", args[0]);
+    if (argc == 3 && !strcmp(argv[1], "help")) { /* cas help CMD */
+        if (!(cmd = find_command(argv[2]))) return usage_error("unknown command '%s'", argv[2]);
+        fputs(cmd->help, stdout);
+        return finish(0);
     }
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
         fputs(usage_main, argc < 2 ? stderr : stdout);
@@ -2011,7 +1970,11 @@ int main(int argc, char **argv) {
         printf("cas %s\n", cas_version_string());
         return finish(0);
     }
-    for (i = 0; i < sizeof cmds / sizeof *cmds; i++)
-        if (!strcmp(argv[1], cmds[i].name)) return finish(cmds[i].fn(argc - 1, argv + 1));
-    return usage_error("unknown command '%s'", argv[1]);
+    if (!(cmd = find_command(argv[1]))) return usage_error("unknown command '%s'", argv[1]);
+    if ((rc = parse(argc - 1, argv + 1, &o, cmd->takes))) return rc;
+    if (o.help) {
+        fputs(cmd->help, stdout);
+        return finish(0);
+    }
+    return finish(cmd->fn(o));
 }
