@@ -272,10 +272,11 @@ INSTALLED := bin/cas $(addprefix include/,$(HEADERS)) lib/libcas.so.$(VERSION) l
              lib/libcas.a lib/pkgconfig/cas.pc lib/cmake/cas/casConfig.cmake lib/cmake/cas/casConfigVersion.cmake \
              share/man/man1/cas.1
 
-# The man page is `cas --help`, as troff: one text for both.
+# The man page is `cas --help-all` (the usage, then every command's help with its
+# --json fields), as troff: one text for both.
 $(B)/cas.1: $(B)/cas
 	{ printf '.TH CAS 1 "" "cas.h $(VERSION)" "User Commands"\n.SH NAME\ncas \\- read, write, verify, migrate and show Metaflow artifact stores\n.SH SYNOPSIS\n.nf\n'; \
-	  $(B)/cas --help | sed -e 's/\\/\\e/g' -e 's/^[.'"'"']/\\\&&/'; printf '.fi\n.SH SEE ALSO\nEach subcommand: cas COMMAND \\-\\-help\n'; } > $@
+	  $(B)/cas --help-all | sed -e 's/\\/\\e/g' -e 's/^[.'"'"']/\\\&&/'; printf '.fi\n'; } > $@
 
 install: all $(B)/cas.1 $(B)/config.mk
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig \

@@ -1838,7 +1838,11 @@ static const command commands[] = {
      "recorded); a run's steps and their task counts; a step's tasks (the attempt Metaflow reads, done or\n"
      "not); a task's artifacts (name, key, size from data.json, encoding, the blob's\n"
      "format: v1 gzip, v2 LZ4, raw, legacy, or 'missing'). RUN may be 'latest', the\n"
-     "newest run. --json prints one JSON object per row (NDJSON).\n"},
+     "newest run. --json prints one JSON object per row (NDJSON), by level: {\"flow\"};\n"
+     "{\"flow\", \"run\", \"pathspec\", \"started\" (ISO 8601 UTC or null), \"finished\", \"user\"\n"
+     "(or null), \"tags\", \"system_tags\"}; {\"pathspec\", \"step\", \"tasks\"}; {\"pathspec\",\n"
+     "\"task\", \"attempt\" (-1: none done), \"done\"}; {\"pathspec\", \"attempt\", \"name\",\n"
+     "\"key\", \"size\" (or null), \"encoding\", \"format\"}.\n"},
     {"cat", "--verify", cmd_cat,
      "usage: cas cat BLOBFILE [--verify]\n\n"
      "Decodes one blob file to stdout, by the rules Metaflow applies: its sidecar\n"
@@ -1929,7 +1933,8 @@ static const command commands[] = {
      "--unreferenced' frees the blobs only they used. Chooses the runs older than the N\n"
      "newest, those started before DATE (YYYY-MM-DD[THH:MM[:SS]][Z], UTC), or those named.\n"
      "A run that has not finished is kept unless --unfinished is given. Idempotent; a\n"
-     "prune stopped midway is finished by running it again.\n"},
+     "prune stopped midway is finished by running it again. --json: a row per run,\n"
+     "{\"flow\", \"run\", \"objects\", \"removed\"} (false with --dry-run).\n"},
     {"cp", "--to --json --quiet", cmd_cp,
      "usage: cas cp SRC_ROOT DST_ROOT FLOW[/RUN[/STEP[/TASK]]] [--to v1|v2] [--json]\n\n"
      "Copies a flow, run, step or task between any two roots (local, s3://, azure://): every\n"
@@ -1937,7 +1942,9 @@ static const command commands[] = {
      "DONE markers, logs; the end step's DONE markers last, so an interrupted copy never\n"
      "looks finished). What the destination has is skipped: run it again to finish an\n"
      "interrupted copy. Blobs are verified as they are read; large ones stream. --to\n"
-     "re-encodes artifacts as v1 (gzip) or v2 (LZ4) on the way; raw blobs stay raw.\n"},
+     "re-encodes artifacts as v1 (gzip) or v2 (LZ4) on the way; raw blobs stay raw.\n"
+     "--json: a row per blob copied, {\"flow\", \"key\", \"copied\"}, then {\"summary\": true,\n"
+     "\"blobs\", \"blobs_there\", \"files\", \"failed\"}.\n"},
 };
 
 static const command *find_command(const char *name) {
@@ -1965,6 +1972,13 @@ int main(int argc, char **argv) {
         fputs(usage_main, argc < 2 ? stderr : stdout);
         fputs(usage_settings, argc < 2 ? stderr : stdout);
         return argc < 2 ? EXIT_USAGE : finish(0);
+    }
+    if (!strcmp(argv[1], "--help-all")) { /* the man page's text: the usage, then every command's help */
+        size_t i;
+        fputs(usage_main, stdout);
+        fputs(usage_settings, stdout);
+        for (i = 0; i < sizeof commands / sizeof *commands; i++) printf("\ncas %s\n\n%s", commands[i].name, commands[i].help);
+        return finish(0);
     }
     if (!strcmp(argv[1], "version") || !strcmp(argv[1], "--version")) {
         printf("cas %s\n", cas_version_string());

@@ -48,6 +48,9 @@ grep -h "optional backends" "$tmp/subdirectory.log" | sed 's/^-- /subdirectory: 
 # the man page renders; uninstall takes away exactly what install put
 man -l "$tmp/prefix/share/man/man1/cas.1" 2>/dev/null | grep -q "cas - read, write" || [ ! -x /usr/bin/man ] || {
   echo "cas.1 does not render"; exit 1; }
+# every subcommand's help, with the --json field names scripts rely on
+man -l "$tmp/prefix/share/man/man1/cas.1" 2>/dev/null | grep -q '"system_tags"' || [ ! -x /usr/bin/man ] || {
+  echo "cas.1 lacks the subcommands' help (the --json fields)"; exit 1; }
 make --no-print-directory uninstall PREFIX="$tmp/prefix" > /dev/null
 left=$(find "$tmp/prefix" ! -type d | wc -l)
 [ "$left" -eq 0 ] || { echo "uninstall left:"; find "$tmp/prefix" ! -type d; exit 1; }
