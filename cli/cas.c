@@ -996,6 +996,42 @@ static int cmd_migrate(opts o) {
     return rc ? rc : walk_summary(&o, &w, o.to);
 }
 
+/* ---- running many object operations side by side ---- */
+
+typedef struct par_job {
+    size_t next, n;
+    pthread_mutex_t mu;
+    void (*fn)(void *ctx, size_t i);
+    void *ctx;
+} par_job;
+
+static void *par_worker(void *arg) {
+    par_job *j = (par_job *)arg;
+    for (;;) {
+        size_t i;
+        pthread_mutex_lock(&j->mu);
+        i = j->next++;
+        pthread_mutex_unlock(&j->mu);
+        if (i >= j->n) return NULL;
+        j->fn(j->ctx, i);
+    }
+}
+
+/* fn(ctx, i) for every i below n, on `threads` threads (the calling one among them):
+ * on an object store their requests overlap. fn locks what it shares. */
+static void par_run(size_t n, int threads, void (*fn)(void *ctx, size_t i), void *ctx) {
+    pthread_t th[64];
+    par_job j;
+    int k, started = 0;
+    j.next = 0, j.n = n, j.fn = fn, j.ctx = ctx;
+    pthread_mutex_init(&j.mu, NULL);
+    for (k = 1; k < threads && k < 64 && (size_t)k < n; k++)
+        if (pthread_create(&th[started], NULL, par_worker, &j) == 0) started++;
+    par_worker(&j);
+    for (k = 0; k < started; k++) pthread_join(th[k], NULL);
+    pthread_mutex_destroy(&j.mu);
+}
+
 /* ---- a datastore's references: fsck, gc --unreferenced, prune ----
  * A flow's artifacts are named by the N.data.json of every attempt of every task of
  * its runs, and by nothing else in the datastore. Raw blobs (Metaflow's save_data:
@@ -1364,32 +1400,57 @@ typedef struct gc_totals {
     uint64_t bytes;
 } gc_totals;
 
-/* One unreferenced blob (or an orphan sidecar: its blob gone, the sidecar left). */
-static void gc_remove(cas_store *s, const opts *o, const char *flow, const char *key, const char *orphan,
-                      uint64_t bytes, gc_totals *t) {
-    char err[1024];
-    int rc = 0;
-    if (!o->dry_run) rc = orphan ? cas_store_file_remove(s, orphan, err, sizeof err)
-                                 : cas_store_delete(s, flow, key, err, sizeof err);
-    if (rc < 0) {
-        t->failed++;
-        fprintf(stderr, "%s: %s\n", prog, err);
-        return;
+typedef struct gc_sweep {
+    cas_store *s;
+    const opts *o;
+    const char *flow, *dir;
+    const refs *r;
+    const cas_file_entry *e;
+    const size_t *cand;
+    gc_totals *t;
+    pthread_mutex_t mu;
+} gc_sweep;
+
+/* One candidate of the sweep: an unreferenced blob, removed if it is an artifact's
+ * (v1, v2), or an orphan sidecar (its blob removed by a gc stopped before it). */
+static void gc_one(void *arg, size_t i) {
+    gc_sweep *g = (gc_sweep *)arg;
+    const cas_file_entry *b = &g->e[g->cand[i]];
+    char key[CAS_KEY_BUF], err[1024], name[400];
+    int fmt = 0, rc = 0, sidecar = strlen(b->name) > 5 && !strcmp(b->name + strlen(b->name) - 5, "_meta");
+    enum { KEPT_REF, KEPT_RAW, GONE, REMOVED } what = REMOVED;
+    snprintf(key, sizeof key, "%.*s", (int)(strlen(b->name) - 3 - (sidecar ? 5 : 0)), b->name + 3);
+    snprintf(name, sizeof name, "%s/%s", g->dir, b->name);
+    if (referenced(g->r, key)) what = KEPT_REF;
+    else if (!sidecar && cas_store_stat(g->s, g->flow, key, &fmt, NULL, err, sizeof err) < 0)
+        what = cas_store_exists(g->s, g->flow, key) == 0 ? GONE : KEPT_RAW; /* an unreadable sidecar: not ours to judge */
+    else if (!sidecar && fmt != CAS_FORMAT_V1 && fmt != CAS_FORMAT_V2)
+        what = KEPT_RAW; /* raw, legacy: named from outside the datastore */
+    if (what == REMOVED && !g->o->dry_run)
+        rc = sidecar ? cas_store_file_remove(g->s, name, err, sizeof err) : cas_store_delete(g->s, g->flow, key, err,
+                                                                                              sizeof err);
+    pthread_mutex_lock(&g->mu);
+    if (what == KEPT_REF) g->t->referenced++;
+    else if (what == KEPT_RAW) g->t->raw++;
+    else if (what == REMOVED && rc < 0) g->t->failed++, fprintf(stderr, "%s: %s\n", prog, err);
+    else if (what == REMOVED) {
+        g->t->removed++, g->t->bytes += b->size;
+        if (g->o->json) printf("{\"flow\": \"%s\", \"key\": \"%s\", \"bytes\": %llu, \"removed\": %s}\n", g->flow,
+                               key, (unsigned long long)b->size, g->o->dry_run ? "false" : "true");
+        else if (g->o->verbose) printf("%s %s/%s (%llu bytes)\n", g->o->dry_run ? "would remove" : "removed", g->flow,
+                                       key, (unsigned long long)b->size);
     }
-    t->removed++, t->bytes += bytes;
-    if (o->json) printf("{\"flow\": \"%s\", \"key\": \"%s\", \"bytes\": %llu, \"removed\": %s}\n", flow, key,
-                        (unsigned long long)bytes, o->dry_run ? "false" : "true");
-    else if (o->verbose) printf("%s %s/%s (%llu bytes)\n", o->dry_run ? "would remove" : "removed", flow, key,
-                                (unsigned long long)bytes);
+    pthread_mutex_unlock(&g->mu);
 }
 
 /* Mark (every data.json of the flow), list the blobs, mark again what was written
- * meanwhile, then sweep: unreferenced artifact blobs older than the grace period. */
+ * meanwhile, then sweep (-j requests at a time): unreferenced artifact blobs older
+ * than the grace period. */
 static int gc_flow(cas_store *s, const opts *o, const char *flow, int64_t grace, gc_totals *t) {
     refs r;
     cas_file_entry *e = NULL;
     size_t n = 0, i, *cand = NULL, nc = 0, ccap = 0;
-    char dir[300], err[1024], name[400];
+    char dir[300], err[1024];
     int64_t cutoff = (int64_t)time(NULL) - grace;
     memset(&r, 0, sizeof r);
     mark_flow(s, o, flow, &r, 0);
@@ -1419,31 +1480,12 @@ static int gc_flow(cas_store *s, const opts *o, const char *flow, int64_t grace,
     if (r.failed) {
         fprintf(stderr, "%s: not collecting '%s': not every reference to its blobs could be read\n", prog, flow);
         t->failed++;
-    }
-    for (i = 0; !r.failed && i < nc; i++) {
-        const cas_file_entry *b = &e[cand[i]];
-        char key[CAS_KEY_BUF];
-        int fmt = 0, sidecar = strlen(b->name) > 5 && !strcmp(b->name + strlen(b->name) - 5, "_meta");
-        uint64_t bytes = b->size;
-        snprintf(key, sizeof key, "%.*s", (int)(strlen(b->name) - 3 - (sidecar ? 5 : 0)), b->name + 3);
-        if (referenced(&r, key)) {
-            t->referenced++;
-            continue;
-        }
-        if (sidecar) { /* a blob removed by a gc that was stopped before its sidecar */
-            snprintf(name, sizeof name, "%s/%s", dir, b->name);
-            gc_remove(s, o, flow, key, name, bytes, t);
-            continue;
-        }
-        if (cas_store_stat(s, flow, key, &fmt, NULL, err, sizeof err) < 0) {
-            if (cas_store_exists(s, flow, key) == 0) continue; /* gone meanwhile */
-            fmt = -1; /* sidecar unreadable: not ours to judge */
-        }
-        if (fmt != CAS_FORMAT_V1 && fmt != CAS_FORMAT_V2) { /* raw, legacy: named from outside */
-            t->raw++;
-            continue;
-        }
-        gc_remove(s, o, flow, key, NULL, bytes, t);
+    } else {
+        gc_sweep g;
+        g.s = s, g.o = o, g.flow = flow, g.dir = dir, g.r = &r, g.e = e, g.cand = cand, g.t = t;
+        pthread_mutex_init(&g.mu, NULL);
+        par_run(nc, o->jobs ? o->jobs : 8, gc_one, &g);
+        pthread_mutex_destroy(&g.mu);
     }
     free(cand);
     if (e) cas_store_free_buffer(s, e);
@@ -1601,12 +1643,13 @@ typedef struct pump_ctx {
  * in a fixed window, never whole in memory. */
 static void *pump_thread(void *arg) {
     pump_ctx *p = (pump_ctx *)arg;
-    static unsigned char buf[1 << 20];
+    const size_t cap = 1 << 20;
+    unsigned char *buf = (unsigned char *)malloc(cap); /* one per copy: copies run side by side */
     size_t got;
-    p->rc = 0;
-    for (;;) {
+    p->rc = buf ? 0 : -1;
+    while (buf) {
         size_t off = 0;
-        if (cas_stream_read(p->st, buf, sizeof buf, &got) < 0) {
+        if (cas_stream_read(p->st, buf, cap, &got) < 0) {
             p->rc = -1;
             break;
         }
@@ -1622,6 +1665,7 @@ static void *pump_thread(void *arg) {
         }
         if (p->rc) break;
     }
+    free(buf);
     close(p->fd);
     return NULL;
 }
@@ -1650,7 +1694,6 @@ static int cp_blob(cas_store *src, cas_store *dst, const char *flow, const ref *
         pump_ctx p;
         int fds[2];
         if (cas_stream_open(src, flow, x->key, &p.st, err, cap) < 0) return -1;
-        signal(SIGPIPE, SIG_IGN); /* a put that stops early closes the pipe: the pump's write fails */
         if (pipe(fds) < 0) {
             cas_stream_close(p.st);
             return snprintf(err, cap, "pipe: %s", strerror(errno)), -1;
@@ -1673,50 +1716,119 @@ static int cp_blob(cas_store *src, cas_store *dst, const char *flow, const ref *
     return 0;
 }
 
-/* One object from src to dst (replace = 0: one dst has is kept). */
-static int cp_file(cas_store *src, cas_store *dst, const char *name, int replace, size_t *copied) {
+/* One object from src to dst (replace = 0: one dst has is kept); *copied = 1 if written. */
+static int cp_file(cas_store *src, cas_store *dst, const char *name, int replace, int *copied) {
     void *data = NULL;
     char *meta = NULL, err[1024];
     size_t len;
     int stored = 0, rc = 0;
+    *copied = 0;
     if (!replace && cas_store_file_exists(dst, name, err, sizeof err) == 1) return 0;
     if (cas_store_file_get(src, name, 0, &data, &len, &meta, err, sizeof err) < 0 ||
         cas_store_file_put(dst, name, data, len, meta, replace, &stored, err, sizeof err) < 0)
         rc = data_error(err);
-    *copied += (size_t)stored;
+    *copied = stored;
     if (data) cas_store_free_buffer(src, data);
     if (meta) cas_store_free_buffer(src, meta);
     return rc;
 }
 
-/* The objects below dir (a folder of a flow) from src to dst, those dst has kept; the
- * end step's DONE markers last, so an interrupted copy never looks finished. */
-static int cp_files(cas_store *src, cas_store *dst, const char *dir, size_t *copied) {
-    cas_file_entry *e;
-    size_t n, i;
-    int pass, rc = 0;
-    char name[3400], err[1024];
-    if (cas_store_file_walk(src, dir, &e, &n, err, sizeof err) < 0) return data_error(err);
-    for (pass = 0; pass < 2 && !rc; pass++)
-        for (i = 0; i < n && !rc; i++) {
-            const char *file = strrchr(e[i].name, '/');
-            if ((attempt_file(file ? file + 1 : e[i].name, ".DONE.lock") >= 0) != pass) continue;
-            snprintf(name, sizeof name, "%s/%s", dir, e[i].name);
-            rc = cp_file(src, dst, name, 0, copied);
+typedef struct cp_ctx {
+    cas_store *src, *dst;
+    const char *flow, *dir;
+    const opts *o;
+    int to, failed;
+    const refs *r;
+    const size_t *pick; /* the refs or walk entries this pass copies */
+    const cas_file_entry *files;
+    size_t blobs, there, copied_files;
+    pthread_mutex_t mu;
+} cp_ctx;
+
+static void cp_blob_at(void *arg, size_t i) {
+    cp_ctx *c = (cp_ctx *)arg;
+    const ref *x = &c->r->v[c->pick[i]];
+    char err[1024];
+    int copied = 0, rc = cp_blob(c->src, c->dst, c->flow, x, c->to, &copied, err, sizeof err);
+    pthread_mutex_lock(&c->mu);
+    if (rc < 0) {
+        fprintf(stderr, "%s: %s: %s\n", prog, ref_where(c->r, x), err);
+        c->failed = 1;
+    } else if (copied) {
+        c->blobs++;
+        if (c->o->json) printf("{\"flow\": \"%s\", \"key\": \"%s\", \"copied\": true}\n", c->flow, x->key);
+    } else {
+        c->there++;
+    }
+    pthread_mutex_unlock(&c->mu);
+}
+
+static void cp_file_at(void *arg, size_t i) {
+    cp_ctx *c = (cp_ctx *)arg;
+    char name[3400];
+    int copied = 0, rc;
+    snprintf(name, sizeof name, "%s/%s", c->dir, c->files[c->pick[i]].name);
+    rc = cp_file(c->src, c->dst, name, 0, &copied);
+    pthread_mutex_lock(&c->mu);
+    if (rc) c->failed = 1;
+    c->copied_files += (size_t)copied;
+    pthread_mutex_unlock(&c->mu);
+}
+
+/* Copies what lies below dir: every blob its data.json files reference (once each), then
+ * its objects (those dst has are kept), the end step's DONE markers last, so that an
+ * interrupted copy never leaves a data.json without its blobs nor looks finished. */
+static void cp_dir(cp_ctx *c, const char *dir) {
+    refs r;
+    cas_file_entry *e = NULL;
+    size_t n = 0, i, np, *pick;
+    char err[1024];
+    int pass, threads = c->o->jobs ? c->o->jobs : 8;
+    memset(&r, 0, sizeof r);
+    mark_dir(c->src, c->o, dir, &r, 0);
+    refs_sort(&r);
+    if (r.failed) { /* a data.json that cannot be read: its blobs are unknown */
+        fprintf(stderr, "%s: not copying '%s': not every data.json below it could be read\n", prog, dir);
+        c->failed = 1;
+        refs_free(&r);
+        return;
+    }
+    if (cas_store_file_walk(c->src, dir, &e, &n, err, sizeof err) < 0) {
+        fprintf(stderr, "%s: %s\n", prog, err);
+        c->failed = 1;
+        refs_free(&r);
+        return;
+    }
+    if (!(pick = (size_t *)malloc((r.n + n + 1) * sizeof *pick))) {
+        c->failed = 1;
+    } else {
+        for (i = np = 0; i < r.n; i++)
+            if (!i || strcmp(r.v[i].key, r.v[i - 1].key)) pick[np++] = i;
+        c->r = &r, c->pick = pick;
+        par_run(np, threads, cp_blob_at, c);
+        c->dir = dir, c->files = e;
+        for (pass = 0; pass < 2 && !c->failed; pass++) { /* blobs first, DONE markers last */
+            for (i = np = 0; i < n; i++) {
+                const char *file = strrchr(e[i].name, '/');
+                if ((attempt_file(file ? file + 1 : e[i].name, ".DONE.lock") >= 0) == pass) pick[np++] = i;
+            }
+            par_run(np, threads, cp_file_at, c);
         }
-    cas_store_free_buffer(src, e);
-    return rc;
+        free(pick);
+    }
+    cas_store_free_buffer(c->src, e);
+    refs_free(&r);
 }
 
 static int cmd_cp(opts o) {
     cas_store *src = NULL, *dst = NULL;
     char spec[1100], *part[4], path[1100], dir[2300], err[1024];
     cas_file_entry *runs = NULL;
-    size_t nruns = 0, i, k, blobs = 0, files = 0, skipped = 0;
-    int rc, n = 0, to = 0, failed = 0;
+    size_t nruns = 0, i;
+    int rc, n = 0;
+    cp_ctx c;
     if (o.nargs != 3) return usage_error("cp takes SRC_ROOT DST_ROOT FLOW[/RUN[/STEP[/TASK]]]%s", NULL);
     if (o.to && strcmp(o.to, "v1") && strcmp(o.to, "v2")) return usage_error("--to takes v1 or v2, not '%s'", o.to);
-    if (o.to) to = !strcmp(o.to, "v1") ? CAS_FORMAT_V1 : CAS_FORMAT_V2;
     if ((n = split_spec(o.args[2], spec, sizeof spec, part)) < 0)
         return usage_error("'%s' is not FLOW[/RUN[/STEP[/TASK]]]", o.args[2]);
     if (cas_store_open(&src, o.args[0], NULL, err, sizeof err) < 0) return data_error(err);
@@ -1729,59 +1841,34 @@ static int cmd_cp(opts o) {
         cas_store_close(src);
         return data_error(err);
     }
+    memset(&c, 0, sizeof c);
+    c.src = src, c.dst = dst, c.flow = part[0], c.o = &o;
+    c.to = !o.to ? 0 : !strcmp(o.to, "v1") ? CAS_FORMAT_V1 : CAS_FORMAT_V2;
+    pthread_mutex_init(&c.mu, NULL);
+    signal(SIGPIPE, SIG_IGN); /* a put that stops early closes its pipe: the pump's write fails */
     if ((rc = resolve_spec(src, part, n, path, sizeof path))) goto out;
-    if (n == 1) { /* a flow: its runs, and what lies beside them (_meta, latest_run) */
-        if (!(runs = list_dir(src, path, &nruns, 0))) {
-            rc = EXIT_DATA;
-            goto out;
-        }
-        for (i = 0; i < nruns; i++) {
-            if (!strcmp(runs[i].name, "data")) continue;
-            snprintf(dir, sizeof dir, "%s/%s", path, runs[i].name);
-            if (!runs[i].is_dir && cp_file(src, dst, dir, 1, &files)) failed = 1; /* latest_run: the source's */
-        }
+    if (n > 1) cp_dir(&c, path);
+    else if (!(runs = list_dir(src, path, &nruns, 0))) rc = EXIT_DATA;
+    for (i = 0; i < nruns; i++) { /* a flow: its runs, its _meta, its latest_run */
+        int copied = 0;
+        if (!strcmp(runs[i].name, "data")) continue;
+        snprintf(dir, sizeof dir, "%s/%s", path, runs[i].name);
+        if (runs[i].is_dir) cp_dir(&c, dir);
+        else if (cp_file(src, dst, dir, 1, &copied)) c.failed = 1; /* the source's */
+        c.copied_files += (size_t)copied;
     }
-    for (i = 0; i < (n == 1 ? nruns : 1); i++) {
-        refs r;
-        if (n == 1 && (!runs[i].is_dir || !strcmp(runs[i].name, "data"))) continue;
-        if (n == 1) snprintf(dir, sizeof dir, "%s/%s", path, runs[i].name);
-        else snprintf(dir, sizeof dir, "%s", path);
-        memset(&r, 0, sizeof r);
-        if (strcmp(runs ? runs[i].name : "", "_meta")) {
-            mark_dir(src, &o, dir, &r, 0);
-            refs_sort(&r);
-        }
-        if (r.failed) { /* a data.json that cannot be read: its blobs are unknown */
-            fprintf(stderr, "%s: not copying '%s': not every data.json below it could be read\n", prog, dir);
-            failed = 1;
-            refs_free(&r);
-            continue;
-        }
-        for (k = 0; k < r.n; k++) {
-            int copied = 0;
-            if (k && !strcmp(r.v[k].key, r.v[k - 1].key)) continue;
-            if (cp_blob(src, dst, part[0], &r.v[k], to, &copied, err, sizeof err) < 0) {
-                fprintf(stderr, "%s: %s: %s\n", prog, ref_where(&r, &r.v[k]), err);
-                failed = 1;
-                continue;
-            }
-            if (copied) blobs++;
-            else skipped++;
-            if (copied && o.json) printf("{\"flow\": \"%s\", \"key\": \"%s\", \"copied\": true}\n", part[0], r.v[k].key);
-        }
-        refs_free(&r);
-        if (!failed && cp_files(src, dst, dir, &files)) failed = 1; /* blobs first: never a data.json without its blobs */
-    }
-    if (o.json) printf("{\"summary\": true, \"blobs\": %lu, \"blobs_there\": %lu, \"files\": %lu, \"failed\": %s}\n",
-                       (unsigned long)blobs, (unsigned long)skipped, (unsigned long)files, failed ? "true" : "false");
-    else if (!o.quiet)
-        printf("copied %s: %lu blobs (%lu already there), %lu files%s\n", path, (unsigned long)blobs,
-               (unsigned long)skipped, (unsigned long)files, failed ? "; some failed (above)" : "");
+    if (!rc && o.json)
+        printf("{\"summary\": true, \"blobs\": %lu, \"blobs_there\": %lu, \"files\": %lu, \"failed\": %s}\n",
+               (unsigned long)c.blobs, (unsigned long)c.there, (unsigned long)c.copied_files, c.failed ? "true" : "false");
+    else if (!rc && !o.quiet)
+        printf("copied %s: %lu blobs (%lu already there), %lu files%s\n", path, (unsigned long)c.blobs,
+               (unsigned long)c.there, (unsigned long)c.copied_files, c.failed ? "; some failed (above)" : "");
 out:
+    pthread_mutex_destroy(&c.mu);
     if (runs) cas_store_free_buffer(src, runs);
     cas_store_close(src);
     cas_store_close(dst);
-    return rc ? rc : failed ? EXIT_DATA : 0;
+    return rc ? rc : c.failed ? EXIT_DATA : 0;
 }
 
 static int cmd_gc(opts o) {
@@ -1911,15 +1998,18 @@ static const command commands[] = {
      "many requests in flight on an object store; a terminal shows bytes, rate and ETA.\n"
      "Prints each problem (BAD WHAT: WHY, or with --json {\"problem\", \"reason\"} rows) and\n"
      "a summary per flow; exits 1 on any problem, and when the root holds no datastore.\n"},
-    {"gc", "--root --unreferenced --grace --dry-run --json --verbose", cmd_gc,
+    {"gc", "--root --unreferenced --grace --dry-run --json --verbose --jobs", cmd_gc,
      "usage: cas gc [--root ROOT]\n"
-     "       cas gc --unreferenced [FLOW...] [--grace DURATION] [--dry-run] [--json] [-v]\n\n"
+     "       cas gc --unreferenced [FLOW...] [--grace DURATION] [--dry-run] [--json] [-v] [-j N]\n\n"
      "--unreferenced: removes the artifact blobs (v1, v2) that no data.json of any attempt\n"
      "of any task of any run (finished or not) names and that are older than the grace\n"
      "period (default 1d; 90s, 15m, 12h, 7d). Raw and legacy blobs (code packages,\n"
      "metadata tarballs, named from outside the datastore) are kept. A flow whose\n"
      "references cannot all be read is not collected. Reports what was (or with\n"
-     "--dry-run would be) freed, count and bytes; -v or --json names each blob.\n\n"
+     "--dry-run would be) freed, count and bytes; -v or --json names each blob. -j N:\n"
+     "removals at a time (8). --json rows: {\"flow\", \"key\", \"bytes\", \"removed\"} (false\n"
+     "with --dry-run), then {\"summary\": true, \"dry_run\", \"blobs\", \"bytes\", \"referenced\",\n"
+     "\"younger_than_grace\", \"raw_or_legacy\", \"failed\"}.\n\n"
      "Without it:\n"
      "Removes what writers killed mid-put left behind. Local stores: temp files (their\n"
      "process is gone, or they are over an hour old). S3: multipart uploads begun over a\n"
@@ -1935,14 +2025,15 @@ static const command commands[] = {
      "A run that has not finished is kept unless --unfinished is given. Idempotent; a\n"
      "prune stopped midway is finished by running it again. --json: a row per run,\n"
      "{\"flow\", \"run\", \"objects\", \"removed\"} (false with --dry-run).\n"},
-    {"cp", "--to --json --quiet", cmd_cp,
-     "usage: cas cp SRC_ROOT DST_ROOT FLOW[/RUN[/STEP[/TASK]]] [--to v1|v2] [--json]\n\n"
+    {"cp", "--to --json --quiet --jobs", cmd_cp,
+     "usage: cas cp SRC_ROOT DST_ROOT FLOW[/RUN[/STEP[/TASK]]] [--to v1|v2] [--json] [-j N]\n\n"
      "Copies a flow, run, step or task between any two roots (local, s3://, azure://): every\n"
      "blob its data.json files reference, then its metadata files (data.json, attempt and\n"
      "DONE markers, logs; the end step's DONE markers last, so an interrupted copy never\n"
      "looks finished). What the destination has is skipped: run it again to finish an\n"
      "interrupted copy. Blobs are verified as they are read; large ones stream. --to\n"
      "re-encodes artifacts as v1 (gzip) or v2 (LZ4) on the way; raw blobs stay raw.\n"
+     "-j N: copies at a time (8), so that an object store's requests overlap.\n"
      "--json: a row per blob copied, {\"flow\", \"key\", \"copied\"}, then {\"summary\": true,\n"
      "\"blobs\", \"blobs_there\", \"files\", \"failed\"}.\n"},
 };
