@@ -227,6 +227,39 @@ class FixtureChecks:
             self.assertNotIn(b"missing", out.stdout)
             self.assertNotIn(b"bad-sidecar", out.stdout)
 
+    def test_browse_every_level(self):
+        """cas ls --json and Store.runs/steps/tasks at every level of an uploaded real store
+        find every task Metaflow recorded (the manifest), paged as on a local disk; the
+        runs come newest first; preview_task previews a task whole."""
+        import cas_h
+        root = self.objects.fixture_root("mixed")
+        want = {a["pathspec"] for a in manifest("mixed")}
+
+        def rows(*spec):
+            out = self.cas("ls", "--json", *spec, "--root", root, env=self.env(CAS_S3_LIST_PAGE="2"))
+            self.assertEqual(out.returncode, 0, out.stderr)
+            return [json.loads(l) for l in out.stdout.splitlines()]
+
+        self.assertEqual([r["flow"] for r in rows()], ["FixtureFlow"])
+        runs = rows("FixtureFlow")
+        self.assertEqual({r["run"] for r in runs}, {p.split("/")[1] for p in want})
+        # no _meta folders in an object store's layout: start times are the objects', no user
+        self.assertTrue(all(r["finished"] and r["started"] and r["user"] is None for r in runs), runs)
+        self.assertEqual([r["started"] for r in runs], sorted((r["started"] for r in runs), reverse=True))
+        got = {t["pathspec"] for r in runs for s in rows(r["pathspec"]) for t in rows(s["pathspec"]) if t["done"]}
+        self.assertEqual(got, want)
+        self.assertEqual({r["pathspec"] for r in rows("FixtureFlow/latest")},
+                         {"%s/%s" % (runs[0]["pathspec"], p.split("/")[2]) for p in want if runs[0]["run"] in p})
+        with cas_h.Store(root) as st:
+            py = {t.pathspec for r in st.runs("FixtureFlow") for s in st.steps(r.pathspec)
+                  for t in st.tasks(s.pathspec) if t.done}
+            self.assertEqual(py, want)
+            self.assertEqual(st.latest("FixtureFlow").id, runs[0]["run"])
+            task = sorted(want)[0]
+            previews = st.preview_task(task, items=3)
+            self.assertEqual(list(previews), list(st.task(task).artifacts))
+            self.assertFalse([n for n, v in previews.items() if "error" in v])
+
     def test_edge_cases(self):
         root = self.objects.fixture_root("v1")
         for name, e in edge_cases().items():

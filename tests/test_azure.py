@@ -120,7 +120,7 @@ def sas(cont, **perms):
 
 
 class TestFixtures(cloudtest.FixtureChecks, unittest.TestCase):
-    objects, cas = OBJECTS, staticmethod(cas)
+    objects, cas, env = OBJECTS, staticmethod(cas), staticmethod(base_env)
 
 
 # ---- writing through cas.h, read back with the Azure SDK as Metaflow reads ---------------------------------

@@ -109,7 +109,7 @@ def no_secret(test, text):
 
 
 class TestFixtures(cloudtest.FixtureChecks, unittest.TestCase):
-    objects, cas = OBJECTS, staticmethod(cas)
+    objects, cas, env = OBJECTS, staticmethod(cas), staticmethod(base_env)
 
     def test_example_program(self):
         """examples/s3_read.c, as a C user builds it: an artifact from S3 to stdout."""
