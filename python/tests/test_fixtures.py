@@ -163,3 +163,40 @@ class TestBrowse(unittest.TestCase):
             for art, row in got.items():
                 self.assertEqual(row["preview"], st.preview_artifact(pathspec, art, json=True, items=3))
                 self.assertNotIn("error", row)
+
+
+class TestUiExample(unittest.TestCase):
+    """examples/ui_preview.py answers a task's artifacts as JSON previews."""
+
+    def test_endpoint(self):
+        import importlib.util
+        import threading
+        import urllib.error
+        import urllib.request
+        here = os.path.dirname(os.path.abspath(__file__))
+        spec = importlib.util.spec_from_file_location("ui_preview", os.path.join(here, "..", "..", "examples",
+                                                                                 "ui_preview.py"))
+        ui = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(ui)
+        name, root, manifest = fixture_stores()[2]
+        task = sorted({a["pathspec"] for a in manifest})[-1]
+        flow, run, step, tid = task.split("/")
+        import http.server
+        with cas_h.Store(root) as st:
+            srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), ui.handler_for(st))
+            threading.Thread(target=srv.serve_forever, daemon=True).start()
+            try:
+                base = "http://127.0.0.1:%d/api/flows/%s/runs/latest/steps/%s/tasks/" % (srv.server_address[1], flow, step)
+                with urllib.request.urlopen(base + tid + "/artifacts") as r:
+                    doc = json.loads(r.read())
+                want = {a["name"]: a for a in manifest if a["pathspec"] == task}
+                self.assertEqual({d["name"] for d in doc}, set(want))
+                for d in doc:
+                    self.assertEqual(d["preview"], st.preview_artifact(task, d["name"], json=True, items=5,
+                                                                       max_bytes=2048))
+                with self.assertRaises(urllib.error.HTTPError) as e:
+                    urllib.request.urlopen(base + "999999/artifacts")
+                self.assertEqual(e.exception.code, 404)
+            finally:
+                srv.shutdown()
+                srv.server_close()
