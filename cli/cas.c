@@ -688,6 +688,18 @@ static int cmd_cat(opts o) {
     return rc;
 }
 
+/* cas_sniff's verdict as a --json token (its name is prose, for messages). */
+static const char *sniff_token(int sniff) {
+    switch (sniff) {
+    case CAS_SNIFF_GZIP: return "gzip";
+    case CAS_SNIFF_LZ4: return "lz4";
+    case CAS_SNIFF_ZSTD: return "zstd";
+    case CAS_SNIFF_EMPTY: return "empty";
+    case CAS_SNIFF_SHORT: return "short";
+    default: return "other";
+    }
+}
+
 static int cmd_stat(opts o) {
     cas_stream *st;
     char err[1024], mpath[PATH_MAX + 8];
@@ -712,6 +724,19 @@ static int cmd_stat(opts o) {
         decoded += got;
     }
     snprintf(mpath, sizeof mpath, "%s_meta", o.args[0]);
+    if (o.json) { /* one row: {"file", "sidecar", "format", "bytes", "stored", "decoded", "ratio", "key_ok"} */
+        printf("{\"file\": ");
+        json_str(o.args[0]);
+        printf(", \"sidecar\": %s, \"format\": \"%s\", \"bytes\": \"%s\", \"stored\": %llu, \"decoded\": ",
+               access(mpath, F_OK) == 0 ? "true" : "false", cas_format_name(fmt), sniff_token(cas_sniff(head, hl)),
+               (unsigned long long)stored);
+        if (rc < 0) printf("null, \"ratio\": null, \"error\": "), json_str(cas_stream_message(st));
+        else printf("%llu, \"ratio\": %.4f", (unsigned long long)decoded, stored ? (double)decoded / (double)stored : 0.0);
+        printf(", \"key_ok\": %s}\n", key && rc >= 0 ? "true" : "false");
+        rc = rc < 0 ? EXIT_DATA : 0;
+        cas_stream_close(st);
+        return rc;
+    }
     printf("file:     %s\n", o.args[0]);
     printf("sidecar:  %s\n", access(mpath, F_OK) == 0 ? mpath : "(none: legacy gzip)");
     printf("format:   %s (%s)\n", cas_format_name(fmt), cas_codec_name(cas_format_codec(fmt)));
@@ -767,7 +792,8 @@ static int cmd_put(opts o) {
     if (fd) close(fd);
     cas_store_close(s);
     if (rc < 0) return data_error(err);
-    printf("%s\n", key);
+    if (o.json) printf("{\"flow\": \"%s\", \"key\": \"%s\", \"stored\": %s}\n", o.flow, key, stored ? "true" : "false");
+    else printf("%s\n", key);
     return 0;
 }
 
@@ -1935,10 +1961,12 @@ static const command commands[] = {
      "Decodes one blob file to stdout, by the rules Metaflow applies: its sidecar\n"
      "BLOBFILE_meta when present, else legacy gzip. --verify rehashes against the key\n"
      "the file is named after.\n"},
-    {"stat", "", cmd_stat,
-     "usage: cas stat BLOBFILE\n\n"
+    {"stat", "--json", cmd_stat,
+     "usage: cas stat BLOBFILE [--json]\n\n"
      "Shows how a blob is stored: the format its sidecar names and the format its bytes\n"
-     "are in, stored and decoded size, the ratio, and whether it hashes to its file name.\n"},
+     "are in, stored and decoded size, the ratio, and whether it hashes to its file name.\n"
+     "--json: {\"file\", \"sidecar\", \"format\", \"bytes\" (gzip, lz4, zstd, empty, short, other),\n"
+     "\"stored\", \"decoded\", \"ratio\", \"key_ok\"} (+ \"error\"; decoded and ratio null then).\n"},
     {"show", "--root --json --max-bytes --items --depth --max-read", cmd_show,
      "usage: cas show FLOW/RUN/STEP/TASK/NAME [--root ROOT] [OPTIONS]\n"
      "       cas show FLOW/RUN/STEP/TASK [--root ROOT] [OPTIONS]   every artifact of the task\n"
@@ -1960,9 +1988,10 @@ static const command commands[] = {
      "  --max-read N   decoded bytes read at most (no limit)\n"
      "Exit status 1 for a malformed pickle or a blob that cannot be read (what came before\n"
      "is still shown).\n"},
-    {"put", "--root --flow --v1 --v2 --raw", cmd_put,
-     "usage: cas put --flow FLOW [--root ROOT] [--v1|--v2|--raw] [FILE]\n\n"
-     "Stores FILE (or stdin) in FLOW's content-addressed store and prints its key.\n"
+    {"put", "--root --flow --v1 --v2 --raw --json", cmd_put,
+     "usage: cas put --flow FLOW [--root ROOT] [--v1|--v2|--raw] [--json] [FILE|-]\n\n"
+     "Stores FILE (or stdin, also as -) in FLOW's content-addressed store and prints its key\n"
+     "(--json: {\"flow\", \"key\", \"stored\"}, stored false when the key was there).\n"
      "--v1 (default) writes gzip, readable by every Metaflow release; --v2 writes an LZ4\n"
      "frame (Metaflow PR #3090 readers only); --raw stores the bytes as they are.\n"
      "An existing key writes nothing. The write is atomic: on a local store temp files,\n"

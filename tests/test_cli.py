@@ -289,6 +289,30 @@ class TestWalkJson(unittest.TestCase):
         self.assertEqual(out.returncode, 1)
 
 
+class TestOneRowJson(unittest.TestCase):
+    def test_put_and_stat(self):
+        tmp = tempfile.mkdtemp(prefix="cas_json_")
+        self.addCleanup(shutil.rmtree, tmp)
+        root = os.path.join(tmp, ".metaflow")
+        data = b"json me " * 1000
+        rows = [json.loads(cas("put", "--json", "--v2", "--flow", "F", "--root", root, "-", input=data).stdout)
+                for _ in range(2)]
+        key = hashlib.sha1(data).hexdigest()
+        self.assertEqual(rows, [{"flow": "F", "key": key, "stored": True}, {"flow": "F", "key": key, "stored": False}])
+        path = os.path.join(root, "F", "data", key[:2], key)
+        st = json.loads(cas("stat", "--json", path).stdout)
+        self.assertEqual((st["format"], st["bytes"], st["decoded"], st["key_ok"], st["sidecar"]),
+                         ("v2", "lz4", len(data), True, True))
+        self.assertEqual(st["stored"], os.path.getsize(path))
+        with open(path, "r+b") as fh:
+            fh.truncate(os.path.getsize(path) - 3)
+        out = cas("stat", "--json", path)
+        self.assertEqual(out.returncode, 1)
+        st = json.loads(out.stdout)
+        self.assertEqual((st["decoded"], st["key_ok"]), (None, False))
+        self.assertTrue(st["error"])
+
+
 class TestErrorsAndUsage(unittest.TestCase):
     def setUp(self):
         self.tmp = tempfile.mkdtemp()
