@@ -16,7 +16,8 @@
  * a codec or a parameter's bounds are written):
  *   store: put/get/verify/migrate/gc/batch/streams/tasks   names, dedup, the attempt rule
  *     backend seam (cas_backend, experimental)             objects + metadata, listings: a local
- *       directory here, S3 and Azure in cas_cloud.h, or your own
+ *       directory here; URL roots by scheme from a registry   S3 and Azure (cas_cloud.h registers
+ *       (cas_backend_register)                                them), or your own
  *   reader / writer                                        Metaflow's read rules, keys, sidecars;
  *     format table (cas__formats)                          name, codec, sidecar, what it promises
  *   parameters: one bounds table, one check                cas__params + cas__codec_params
@@ -66,8 +67,8 @@
  *   CAS_NO_THREADS       no pthreads: pack hashes and compresses on one core,
  *                        batch calls run serially
  *   CAS_NO_STORE         no POSIX file I/O: no store, task resolution or streams
- *   CAS_CLOUD            cas_store_open() hands "s3://" and "azure://" roots to cas_cloud.h (which
- *                        defines this for you when you include it)
+ *   CAS_BACKEND_MODULE   a registrar cas_store_open() calls before it opens the first URL root:
+ *                        cas_cloud.h sets it to its own (s3://, azure://) when you include it
  *   CAS_SYS_WRITE, CAS_SYS_READ, CAS_SYS_RENAMEAT, CAS_SYS_FSYNC
  *                        the local store's system calls (fault injection in tests)
  *   CAS_EXTRA_FORMATS    test builds: more rows for the format table (cas__format_row)
@@ -292,10 +293,10 @@ typedef struct cas_task cas_task;
 
 /* Every store call is thread-safe once configured and reports failures into the
  * caller's err buffer (nullable, any size) naming the blob and the cause.
- * root: a local directory, or an object store's URL ("s3://bucket/prefix",
- * "azure://container/prefix") when
- * the library is built with CAS_CLOUD and cas_cloud.h's implementation (libcas.so,
- * `cas` and the Python binding are); NULL or "" = cas_store_default_root(). */
+ * root: a local directory, or a URL whose scheme has a registered backend
+ * (cas_backend_register: "s3://bucket/prefix" and "azure://container/prefix" when
+ * cas_cloud.h's implementation is built in, as in libcas.so, `cas` and the Python
+ * binding); NULL or "" = cas_store_default_root(). */
 CASDEF int cas_store_open(cas_store **out, const char *root, const cas_allocator *alloc, char *err, size_t errcap);
 CASDEF void cas_store_close(cas_store *s);
 CASDEF const char *cas_store_root(const cas_store *s);
@@ -584,6 +585,17 @@ CASDEF int cas_store_open_backend(cas_store **out, const cas_backend *backend, c
 /* Removes a blob (the store itself never does; for tools that prune). 1 if it
  * was there, 0 if not. */
 CASDEF int cas_store_delete(cas_store *s, const char *flow, const char *key, char *err, size_t errcap);
+
+/* Backends by URL scheme, in the manner of sqlite's VFS: cas_store_open("mem://shelf")
+ * calls the opener registered for "mem" with the whole URL and opens the store on the
+ * backend it fills. Schemes: letters, digits, '+', '-', '.' (at most 15); registering a
+ * scheme again replaces its opener, NULL removes it. Process-wide and thread-safe, at
+ * most 16 schemes. A module built with cas.h names its registrar in
+ * CAS_BACKEND_MODULE (cas_cloud.h does, for s3 and azure), called before the first
+ * URL root is opened. */
+typedef int (*cas_backend_opener)(cas_backend *out, const char *url, const cas_allocator *alloc, char *err,
+                                  size_t errcap);
+CASDEF int cas_backend_register(const char *scheme, cas_backend_opener open);
 
 #ifdef __cplusplus
 }
@@ -3181,11 +3193,77 @@ struct cas_store {
     int nw, nr;
 };
 
-#ifdef CAS_CLOUD
-/* cas_cloud.h's implementation, compiled in this or another translation unit. */
-CASDEF int cas_cloud_backend(cas_backend *out, const char *url, const cas_allocator *alloc, char *err,
-                             size_t errcap);
+/* ---- backends by scheme ---- */
+
+#define CAS__SCHEMES 16
+static struct {
+    char scheme[16];
+    cas_backend_opener open;
+} cas__schemes[CAS__SCHEMES];
+#ifndef CAS_NO_THREADS
+static pthread_mutex_t cas__schemes_mu = PTHREAD_MUTEX_INITIALIZER;
+#define CAS__SCHEMES_LOCK() pthread_mutex_lock(&cas__schemes_mu)
+#define CAS__SCHEMES_UNLOCK() pthread_mutex_unlock(&cas__schemes_mu)
+#else
+#define CAS__SCHEMES_LOCK() (void)0
+#define CAS__SCHEMES_UNLOCK() (void)0
 #endif
+
+#ifdef CAS_BACKEND_MODULE
+/* The registrar of a module compiled in this or another translation unit. */
+CASDEF int CAS_BACKEND_MODULE(void);
+#endif
+
+static int cas__scheme_ok(const char *s, size_t n) {
+    size_t i;
+    if (!n || n > 15) return 0;
+    for (i = 0; i < n; i++)
+        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') || (s[i] >= '0' && s[i] <= '9') ||
+              s[i] == '+' || s[i] == '-' || s[i] == '.'))
+            return 0;
+    return 1;
+}
+
+CASDEF int cas_backend_register(const char *scheme, cas_backend_opener open) {
+    int i, free_slot = -1, rc = CAS_OK;
+    if (!scheme || !cas__scheme_ok(scheme, strlen(scheme))) return CAS_E_ARG;
+    CAS__SCHEMES_LOCK();
+    for (i = 0; i < CAS__SCHEMES; i++) {
+        if (!strcmp(cas__schemes[i].scheme, scheme)) break;
+        if (free_slot < 0 && !cas__schemes[i].scheme[0]) free_slot = i;
+    }
+    if (i == CAS__SCHEMES) i = free_slot;
+    if (i < 0) rc = open ? CAS_E_LIMIT : CAS_OK;
+    else if (open) memcpy(cas__schemes[i].scheme, scheme, strlen(scheme) + 1), cas__schemes[i].open = open;
+    else cas__schemes[i].scheme[0] = 0, cas__schemes[i].open = NULL;
+    CAS__SCHEMES_UNLOCK();
+    return rc;
+}
+
+/* The opener for url's scheme, the modules' registrars run first (once); NULL with
+ * the reason in err when none is registered. */
+static cas_backend_opener cas__opener(const char *url, char *err, size_t errcap) {
+    const char *sep = strstr(url, "://");
+    cas_backend_opener open = NULL;
+    size_t n = (size_t)(sep - url);
+    int i;
+#ifdef CAS_BACKEND_MODULE
+    static int modules_in;
+    CAS__SCHEMES_LOCK();
+    i = modules_in, modules_in = 1;
+    CAS__SCHEMES_UNLOCK();
+    if (!i) CAS_BACKEND_MODULE();
+#endif
+    CAS__SCHEMES_LOCK();
+    for (i = 0; i < CAS__SCHEMES && cas__scheme_ok(url, n); i++)
+        if (strlen(cas__schemes[i].scheme) == n && !memcmp(cas__schemes[i].scheme, url, n)) open = cas__schemes[i].open;
+    CAS__SCHEMES_UNLOCK();
+    if (!open)
+        cas__serr(err, errcap, CAS_E_UNSUPPORTED,
+                  "'%.300s': no backend is registered for '%.*s://' roots in this build of cas.h "
+                  "(cas_backend_register)", url, (int)(n < 16 ? n : 16), url);
+    return open;
+}
 
 CASDEF int cas_store_open(cas_store **out, const char *root, const cas_allocator *alloc, char *err, size_t errcap) {
     cas_backend b;
@@ -3197,15 +3275,11 @@ CASDEF int cas_store_open(cas_store **out, const char *root, const cas_allocator
         if ((rc = cas_store_default_root(dflt, sizeof dflt, err, errcap)) < 0) return rc;
         root = dflt;
     }
+    memset(&b, 0, sizeof b);
     if (strstr(root, "://")) {
-#ifdef CAS_CLOUD
-        rc = cas_cloud_backend(&b, root, alloc, err, errcap);
-#else
-        return cas__serr(err, errcap, CAS_E_UNSUPPORTED,
-                         "'%.300s' is an object-store root, and this build of cas.h has no object-store backends "
-                         "(build with CAS_CLOUD and cas_cloud.h)",
-                         root);
-#endif
+        cas_backend_opener open = cas__opener(root, err, errcap);
+        if (!open) return CAS_E_UNSUPPORTED;
+        rc = open(&b, root, alloc, err, errcap);
     } else {
         rc = cas_backend_local(&b, root, alloc, err, errcap);
     }

@@ -105,7 +105,10 @@
 #define CAS_CLOUD_H
 
 #ifndef CAS_CLOUD
-#define CAS_CLOUD /* cas_store_open() routes s3:// roots here */
+#define CAS_CLOUD /* this build has the object-store backends */
+#endif
+#ifndef CAS_BACKEND_MODULE
+#define CAS_BACKEND_MODULE cas_cloud_register /* cas_store_open() registers s3:// and azure:// first */
 #endif
 #ifndef CAS_EXPERIMENTAL
 #define CAS_EXPERIMENTAL /* cas_cloud_backend() gives a cas_backend, from cas.h's experimental part */
@@ -134,6 +137,9 @@ extern "C" {
  * handed straight to cas_store_open_backend; cas_store_open does this for you. */
 CASDEF int cas_cloud_backend(cas_backend *out, const char *url, const cas_allocator *alloc, char *err,
                              size_t errcap);
+/* Registers cas_cloud_backend for the s3 and azure schemes (cas_backend_register);
+ * cas_store_open calls it before it opens the first URL root. */
+CASDEF int cas_cloud_register(void);
 
 #ifdef __cplusplus
 }
@@ -3760,6 +3766,11 @@ CASDEF int cas_cloud_backend(cas_backend *out, const char *url, const cas_alloca
     if (!strncmp(url, "s3://", 5)) return cas__s3_backend(out, url, alloc, err, errcap);
     if (!strncmp(url, "azure://", 8)) return cas__az_backend(out, url, alloc, err, errcap);
     return cas__serr(err, errcap, CAS_E_UNSUPPORTED, "'%.300s': cas_cloud.h knows s3:// and azure:// roots", url);
+}
+
+CASDEF int cas_cloud_register(void) {
+    int rc = cas_backend_register("s3", cas_cloud_backend);
+    return rc < 0 ? rc : cas_backend_register("azure", cas_cloud_backend);
 }
 
 #ifdef __cplusplus

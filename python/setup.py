@@ -56,17 +56,8 @@ class BinaryDistribution(Distribution):
         return True
 
 
-setup(
-    name="cas-h",
+setup(  # the metadata is pyproject.toml's; here what a build computes
     version=version(),
-    description="Metaflow's content-addressed artifact store, in C (cas.h), from Python, and a Metaflow extension",
-    license="MIT",
-    python_requires=">=3.8",
-    packages=["cas_h", "metaflow_extensions.cas_h", "metaflow_extensions.cas_h.config",
-              "metaflow_extensions.cas_h.toplevel"],
-    package_data={"cas_h": ["libcas.so", "cas"]},
-    entry_points={"console_scripts": ["cas = cas_h._cli:main"]},  # venv/bin/cas
     cmdclass={"build_py": BuildWithLibrary},
     distclass=BinaryDistribution,
-    zip_safe=False,
 )

@@ -379,11 +379,61 @@ static void test_backend_contract(void) {
     CHECK(strstr(err, "required callbacks") != NULL);
 #ifndef CAS_CLOUD /* this runner builds cas.h alone: a URL root says what is missing */
     CHECK_EQ_INT(cas_store_open(&s, "s3://bucket/x", NULL, err, sizeof err), CAS_E_UNSUPPORTED);
-    CHECK(strstr(err, "no object-store backends") != NULL);
+    CHECK(strstr(err, "no backend is registered for 's3://' roots") != NULL);
 #endif
 }
 
+/* A user's backend under its own scheme: cas_store_open("mem://...") finds it by the
+ * registry, as it finds s3:// and azure://; replaced, removed, refused names. */
+static mem_be reg_mem;
+static int reg_opens;
+
+static int mem_opener(cas_backend *out, const char *url, const cas_allocator *alloc, char *err, size_t errcap) {
+    (void)alloc, (void)err, (void)errcap;
+    reg_opens++;
+    memset(out, 0, sizeof *out);
+    pthread_mutex_init(&reg_mem.mu, NULL);
+    reg_mem.destroyed = 0;
+    out->user = &reg_mem, out->root = url;
+    out->open = mem_open, out->read = mem_read, out->close = mem_close, out->create = mem_create;
+    out->write = mem_write, out->commit = mem_commit, out->abort = mem_abort, out->exists = mem_exists;
+    out->list = mem_list, out->remove = mem_remove, out->destroy = mem_destroy;
+    return CAS_OK;
+}
+
+static void test_backend_registry(void) {
+    cas_store *s = NULL;
+    char key[CAS_KEY_BUF], err[300];
+    int stored;
+    void *out;
+    size_t len;
+    CHECK_EQ_INT(cas_store_open(&s, "mem://shelf", NULL, err, sizeof err), CAS_E_UNSUPPORTED);
+    CHECK(strstr(err, "no backend is registered for 'mem://' roots") != NULL);
+    CHECK_EQ_INT(cas_backend_register("mem", mem_opener), CAS_OK);
+    CHECK_EQ_INT(cas_store_open(&s, "mem://shelf", NULL, err, sizeof err), CAS_OK);
+    CHECK(reg_opens == 1);
+    CHECK_STR(cas_store_root(s), "mem://shelf");
+    CHECK_EQ_INT(cas_store_put(s, "RegFlow", "hello", 5, CAS_FORMAT_V2, key, &stored, err, sizeof err), CAS_OK);
+    CHECK_EQ_INT(cas_store_get(s, "RegFlow", key, &out, &len, err, sizeof err), CAS_OK);
+    CHECK(len == 5 && !memcmp(out, "hello", 5));
+    cas_store_free_buffer(s, out);
+    cas_store_close(s);
+    CHECK(reg_mem.destroyed == 1);
+    CHECK_EQ_INT(cas_store_open(&s, "mem://shelf", NULL, err, sizeof err), CAS_OK); /* opened anew */
+    CHECK(reg_opens == 2);
+    cas_store_close(s);
+    CHECK_EQ_INT(cas_backend_register("mem", NULL), CAS_OK); /* removed */
+    CHECK_EQ_INT(cas_store_open(&s, "mem://shelf", NULL, err, sizeof err), CAS_E_UNSUPPORTED);
+    CHECK_EQ_INT(cas_store_open(&s, "me/m://shelf", NULL, err, sizeof err), CAS_E_UNSUPPORTED);
+    CHECK(!strpbrk(err, "\n"));
+    CHECK_EQ_INT(cas_backend_register("", mem_opener), CAS_E_ARG);
+    CHECK_EQ_INT(cas_backend_register("a/b", mem_opener), CAS_E_ARG);
+    CHECK_EQ_INT(cas_backend_register("sixteen-bytes-xx", mem_opener), CAS_E_ARG);
+    CHECK_EQ_INT(cas_backend_register(NULL, mem_opener), CAS_E_ARG);
+}
+
 static test_case backend_tests[] = {
+    {"backend_registry", test_backend_registry},
     {"backend_user_store", test_backend_user_store},
     {"backend_tasks_and_streams", test_backend_tasks_and_streams},
     {"backend_contract", test_backend_contract},

@@ -1,6 +1,8 @@
 """Bytes to key + blob and back: hashing, packing, unpacking, one blob or many in
 one C call."""
 
+from typing import Any, Dict, Iterator, List, Optional, Tuple, Union  # noqa: F401 (annotations)
+
 import ctypes
 import os
 import threading
@@ -14,13 +16,13 @@ from ._core import (LEGACY, RAW, SHA1, V1, V2, _KEY_BUF, _NEED_OUTPUT, _OK, _PAR
                     strerror)
 
 
-def hash_available(algo):
+def hash_available(algo: int) -> bool:
     """True if libcas was built with this key algorithm: SHA-1 always, XXH3
     when xxhash.h was found (otherwise hash_key raises Unsupported)."""
     return bool(_c.cas_hash_available(algo))
 
 
-def hash_key(data, algo=SHA1):
+def hash_key(data: Any, algo: int = SHA1) -> str:
     """The key of some bytes: lowercase hex SHA-1 (Metaflow's) or XXH3-128."""
     key = _fast.hash(algo, data)
     if type(key) is str:
@@ -168,7 +170,7 @@ def _fast_writer(version):
     return _kept("writers", version, lambda: _writer_entry(version))
 
 
-def pack(data, version=1, raw=False):
+def pack(data: Any, version: int = 1, raw: bool = False) -> Tuple[str, bytes]:
     """(key, blob): the SHA-1 key of data and the blob Metaflow would store.
     version=1 gzip (default), version=2 LZ4 frame, raw=True as is."""
     if not raw and (version == 1 or version == 2):
@@ -183,7 +185,7 @@ def pack(data, version=1, raw=False):
     return _packer(_format(version, raw)).pack(data)
 
 
-def pack_into(data, out, version=1, raw=False):
+def pack_into(data: Any, out: Any, version: int = 1, raw: bool = False) -> Tuple[str, int]:
     """Packs into a writable buffer: (key, blob length). pack_bound() sizes it."""
     return _packer(_format(version, raw)).pack_into(data, out)
 
@@ -218,7 +220,7 @@ def _fast_encoder(version, level):
     return _kept("encoders", (version, level), lambda: _Encoder(version, level))
 
 
-def compress(data, version=1, level=0):
+def compress(data: Any, version: int = 1, level: int = 0) -> bytes:
     """The blob alone, without hashing: gzip (version 1, level 3 unless
     given, mtime 0) or an LZ4 frame (version 2). For callers that already
     know the key; pack() computes both at once."""
@@ -248,7 +250,7 @@ def compress(data, version=1, level=0):
             _lib.free(out)
 
 
-def pack_bound(n, version=1, raw=False):
+def pack_bound(n: int, version: int = 1, raw: bool = False) -> int:
     """The largest blob n bytes can become."""
     return _c.cas_pack_bound(_format(version, raw), n)
 
@@ -387,7 +389,8 @@ def _fast_reader():
     return r
 
 
-def unpack(blob, meta=None, name=None, key=None, expect_size=None):
+def unpack(blob: Any, meta: Any = None, name: Optional[str] = None, key: Optional[str] = None,
+           expect_size: Optional[int] = None) -> bytes:
     """Decoded bytes of a blob. meta: its sidecar (dict, JSON str/bytes) or None
     for a blob without one (Metaflow's legacy rule: gzip). key: verify."""
     if expect_size is None:
@@ -408,7 +411,8 @@ def unpack(blob, meta=None, name=None, key=None, expect_size=None):
     return _unpacker().unpack(blob, meta, name, key, expect_size)
 
 
-def unpack_into(blob, out, meta=None, name=None, key=None, expect_size=None):
+def unpack_into(blob: Any, out: Any, meta: Any = None, name: Optional[str] = None, key: Optional[str] = None,
+                expect_size: Optional[int] = None) -> int:
     """Decodes into a writable buffer; returns the length."""
     return _unpacker().unpack_into(blob, out, meta, name, key, expect_size)
 
@@ -634,6 +638,6 @@ def unpack_many(blobs, metas, keys=None, threads=0, sizes=None):
 _FORMAT_META = SIDECARS
 
 
-def size_hint(blob, meta=None):
+def size_hint(blob: Any, meta: Any = None) -> Optional[int]:
     """The decoded size the blob states, or None."""
     return _unpacker().size_hint(blob, meta)

@@ -1,6 +1,8 @@
 """A Metaflow datastore root, local or in an object store: blobs, batches,
 streams and tasks."""
 
+from typing import Any, Dict, Iterator, List, Optional, Tuple, Union  # noqa: F401 (annotations)
+
 import collections
 import ctypes
 import json as _json
@@ -121,8 +123,9 @@ class Store(_Closing):
     puts. limit: the most bytes a blob may decode to. Settings are fixed here;
     after that the store may be shared by any number of threads."""
 
-    def __init__(self, root=None, version=1, raw=False, verify=None, fsync=False, level=None, limit=0, strict=False,
-                 lz4_block=None, algo=SHA1):
+    def __init__(self, root: Optional[Union[str, bytes, "os.PathLike[str]"]] = None, version: int = 1, raw: bool = False,
+                 verify: Optional[bool] = None, fsync: bool = False, level: Optional[int] = None, limit: int = 0,
+                 strict: bool = False, lz4_block: Optional[int] = None, algo: int = SHA1) -> None:
         self._h = None
         s = _c_void_p()
         err = _err_buf()
@@ -164,13 +167,13 @@ class Store(_Closing):
     def _fmt_arg(version, raw):
         return 0 if version is None and not raw else _format(version, raw)
 
-    def blob_name(self, flow, key):
+    def blob_name(self, flow: str, key: str) -> str:
         """The store-relative path "Flow/data/ab/abcd..." messages use."""
         buf = ctypes.create_string_buffer(512)
         _c.cas_store_blob_name(_name(flow, "flow"), _name(key, "key"), buf, 512)
         return buf.value.decode()
 
-    def put(self, flow, data, version=None, raw=False):
+    def put(self, flow: str, data: Any, version: Optional[int] = None, raw: bool = False) -> str:
         """Stores bytes (any contiguous buffer) in flow; returns the key. An
         existing key writes nothing. version/raw override the store's default."""
         key = ctypes.create_string_buffer(_KEY_BUF)
@@ -180,7 +183,7 @@ class Store(_Closing):
                              _ERR_CAP)
         return key.value.decode()
 
-    def put_file(self, flow, src, version=None, raw=False):
+    def put_file(self, flow: str, src: Any, version: Optional[int] = None, raw: bool = False) -> str:
         """Stores a file's contents, streaming (memory bounded): src is a path,
         a file object with fileno(), or a file descriptor. Returns the key."""
         key = ctypes.create_string_buffer(_KEY_BUF)
@@ -201,7 +204,7 @@ class Store(_Closing):
                 own.close()
         return key.value.decode()
 
-    def exists(self, flow, key):
+    def exists(self, flow: str, key: str) -> bool:
         with self._h as s:
             rc = _c.cas_store_exists(s, _name(flow, "flow"), _name(key, "key"))
         if rc == -15:
@@ -212,7 +215,7 @@ class Store(_Closing):
             _raise(rc)
         return rc == 1
 
-    def get(self, flow, key):
+    def get(self, flow: str, key: str) -> bytes:
         """The decoded bytes of a blob."""
         p, n = _c_void_p(), _c_size_t()
         err = _err_buf()
@@ -225,7 +228,7 @@ class Store(_Closing):
                 if p.value:
                     _c.cas_store_free_buffer(s, p)
 
-    def stat(self, flow, key):
+    def stat(self, flow: str, key: str) -> BlobStat:
         """BlobStat(format, stored_size) without decoding."""
         fmt, size = _c_int(), _c_uint64()
         err = _err_buf()
@@ -233,7 +236,7 @@ class Store(_Closing):
             _c.cas_store_stat(s, _name(flow, "flow"), _name(key, "key"), _byref(fmt), _byref(size), err, _ERR_CAP)
         return BlobStat(fmt.value, size.value)
 
-    def verify(self, flow, key):
+    def verify(self, flow: str, key: str) -> int:
         """Decodes the blob and rehashes it against its key; returns the decoded
         size, raises HashMismatch (or the decoding error) when it is bad."""
         size = _c_uint64()
@@ -242,7 +245,7 @@ class Store(_Closing):
             _c.cas_store_verify(s, _name(flow, "flow"), _name(key, "key"), _byref(size), err, _ERR_CAP)
         return size.value
 
-    def keys(self, flow):
+    def keys(self, flow: str) -> List[str]:
         """Every key stored for flow."""
         p, n = _c_void_p(), _c_size_t()
         err = _err_buf()
@@ -256,7 +259,7 @@ class Store(_Closing):
                     _c.cas_store_free_buffer(s, p)
         return [raw[i * _KEY_BUF:(i + 1) * _KEY_BUF].split(b"\0", 1)[0].decode() for i in range(n.value)]
 
-    def flows(self):
+    def flows(self) -> List[str]:
         """The flows in the store."""
         p, n = _c_void_p(), _c_size_t()
         err = _err_buf()
@@ -275,7 +278,8 @@ class Store(_Closing):
                     _c.cas_store_free_buffer(s, p)
         return names
 
-    def put_many(self, flow, items, version=None, raw=False, threads=0):
+    def put_many(self, flow: str, items: Any, version: Optional[int] = None, raw: bool = False,
+                 threads: int = 0) -> List[str]:
         """Stores many buffers at once on C threads (threads=0: 2); returns
         their keys in order. Raises the first failure."""
         bufs = []
@@ -298,7 +302,7 @@ class Store(_Closing):
         raw_keys = keys.raw
         return [raw_keys[i * _KEY_BUF:(i + 1) * _KEY_BUF].split(b"\0", 1)[0].decode() for i in range(count)]
 
-    def get_many(self, flow, keys, threads=0):
+    def get_many(self, flow: str, keys: List[str], threads: int = 0) -> List[bytes]:
         """Decoded bytes of many blobs, read on C threads (threads=0: 2), in
         the order of keys. Raises the first failure."""
         keys = list(keys)
@@ -322,13 +326,13 @@ class Store(_Closing):
 
     # ---- the datastore's other objects (data.json, markers, logs) ----
 
-    def file_exists(self, name):
+    def file_exists(self, name: str) -> bool:
         """Whether the object "Flow/12/start/3/0.DONE.lock" (store-relative) exists."""
         err = _err_buf()
         with self._h as s:
             return _c.cas_store_file_exists(s, _name(name, "name"), err, _ERR_CAP) == 1
 
-    def file_get(self, name, max_bytes=0):
+    def file_get(self, name: str, max_bytes: int = 0) -> Tuple[bytes, Optional[str]]:
         """(bytes, metadata JSON text or None) of a store-relative object, read
         whole (at most max_bytes; 0: 256 MiB). NotFound when there is none."""
         p, n, m = _c_void_p(), _c_size_t(), _c_void_p()
@@ -344,7 +348,7 @@ class Store(_Closing):
                     if q.value:
                         _c.cas_store_free_buffer(s, q)
 
-    def file_put(self, name, data, meta=None, replace=True):
+    def file_put(self, name: str, data: Any, meta: Optional[str] = None, replace: bool = True) -> bool:
         """Writes a store-relative object whole, with its metadata JSON text (None:
         none); replace=False keeps one already there. Returns whether it wrote."""
         stored = _c_int()
@@ -354,7 +358,7 @@ class Store(_Closing):
                                   int(bool(replace)), _byref(stored), err, _ERR_CAP)
         return bool(stored.value)
 
-    def open(self, flow, key, expected_size=None):
+    def open(self, flow: str, key: str, expected_size: Optional[int] = None) -> "_StreamReader":
         """A Reader decoding the blob piece by piece (memory bounded). It stays
         usable after the store is closed."""
         st = _c_void_p()
@@ -377,17 +381,17 @@ class Store(_Closing):
                 if p:
                     _c.cas_store_free_buffer(s, p)
 
-    def file_list(self, folder=""):
+    def file_list(self, folder: str = "") -> List[FileEntry]:
         """A folder's entries ("" the root; "Flow/12" a run's steps), sorted: FileEntry
         rows. An object store's folders are its common prefixes; it is listed page by
         page inside. NotFound when there is no such folder."""
         return self._entries(_c.cas_store_file_list, folder)
 
-    def file_walk(self, folder):
+    def file_walk(self, folder: str) -> List[FileEntry]:
         """Every object below a folder, names relative to it, in one listing."""
         return self._entries(_c.cas_store_file_walk, folder)
 
-    def runs(self, flow):
+    def runs(self, flow: str) -> Iterator[Run]:
         """A flow's runs, newest first: an iterator of Run."""
         p, n = ctypes.POINTER(_lib.RunInfo)(), _c_size_t()
         err = _err_buf()
@@ -403,7 +407,7 @@ class Store(_Closing):
             yield Run("%s/%s" % (flow, rid), rid, started or None, finished, user or None,
                       _json.loads(tags) if tags else [], _json.loads(system_tags) if system_tags else [])
 
-    def latest(self, flow):
+    def latest(self, flow: str) -> Run:
         """The newest run of a flow (NotFound when it has none)."""
         for run in self.runs(flow):
             return run
@@ -418,7 +422,7 @@ class Store(_Closing):
             got[1] = self.latest(got[0]).id
         return "/".join(got)
 
-    def steps(self, run):
+    def steps(self, run: str) -> Iterator[Step]:
         """The steps of "Flow/run" (run may be 'latest'): an iterator of Step."""
         run = self._path(run, 2)
         for e in self.file_list(run):
@@ -431,7 +435,7 @@ class Store(_Closing):
         except NotFound:
             return []
 
-    def tasks(self, step):
+    def tasks(self, step: str) -> Iterator[TaskInfo]:
         """The tasks of "Flow/run/step": an iterator of TaskInfo (the attempt Metaflow's
         rule picks from the task folder's names, -1 if none is done)."""
         step = self._path(step, 3)
@@ -442,7 +446,7 @@ class Store(_Closing):
 
     # ---- tasks ----
 
-    def task(self, pathspec):
+    def task(self, pathspec: str) -> "Task":
         """Task("Flow/run/step/task"; run may be 'latest'): its latest attempt and artifacts."""
         t = _c_void_p()
         err = _err_buf()
@@ -467,7 +471,7 @@ class Store(_Closing):
         task = self.task(pathspec)
         return task, task[name]
 
-    def artifact(self, pathspec, name):
+    def artifact(self, pathspec: str, name: str) -> bytes:
         """The bytes (the pickle) of artifact `name` of task "Flow/run/step/task".
         Checks the decoded length against the size data.json records."""
         task, art = self._resolve(pathspec, name)
@@ -476,7 +480,8 @@ class Store(_Closing):
         with self.open(task.flow, art.key, expected_size=art.size) as f:
             return f.readall()
 
-    def preview(self, flow, key, json=False, encoding=None, size=-1, **limits):
+    def preview(self, flow: str, key: str, json: bool = False, encoding: Optional[str] = None, size: int = -1,
+                **limits: Optional[int]) -> Any:
         """The value of blob `key` (a pickle) without unpickling it; see cas_h.preview.
         encoding (data.json's): another serializer's bytes are named, never parsed."""
         err = _err_buf()
@@ -495,12 +500,12 @@ class Store(_Closing):
 
         return _preview(run, json, limits, "blob %s of flow %s" % (key, flow))
 
-    def preview_artifact(self, pathspec, name, json=False, **limits):
+    def preview_artifact(self, pathspec: str, name: str, json: bool = False, **limits: Optional[int]) -> Any:
         """The value of artifact `name` of task "Flow/run/step/task", without unpickling it."""
         task, art = self._resolve(pathspec, name)
         return self.preview(task.flow, art.key, json=json, encoding=art.encoding, size=art.size, **limits)
 
-    def preview_task(self, pathspec, threads=8, **limits):
+    def preview_task(self, pathspec: str, threads: int = 8, **limits: Optional[int]) -> Dict[str, Dict[str, Any]]:
         """Every artifact of task "Flow/run/step/task" (run may be 'latest') previewed as a
         JSON tree (see cas_h.preview; limits as there), read `threads` at a time: each C
         call releases the GIL, so an object store's reads overlap. {name: {"key", "size",
@@ -521,7 +526,7 @@ class Store(_Closing):
         with ThreadPoolExecutor(max_workers=max(1, min(int(threads), len(arts) or 1))) as ex:
             return collections.OrderedDict(ex.map(one, arts))
 
-    def open_artifact(self, pathspec, name):
+    def open_artifact(self, pathspec: str, name: str) -> "_StreamReader":
         """A Reader over artifact `name` of task "Flow/run/step/task"."""
         task, art = self._resolve(pathspec, name)
         return self.open(task.flow, art.key, expected_size=art.size if art.size >= 0 else None)
