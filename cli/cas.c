@@ -1562,35 +1562,65 @@ static void remove_folders(cas_store *s, const char *dir, int depth) {
     cas_store_file_remove(s, dir, err, sizeof err);
 }
 
-/* A run's metadata, every object below Flow/RUN; its end step's DONE markers last,
- * so that a prune stopped midway leaves a run that still reads as finished and is
- * pruned again by the same command. */
+#define PRUNING ".cas-pruning" /* Flow/RUN/.cas-pruning: a prune of this run has begun */
+
+typedef struct prune_job {
+    cas_store *s;
+    const char *dir;
+    const cas_file_entry *e;
+    const size_t *pick;
+    int failed;
+    pthread_mutex_t mu;
+} prune_job;
+
+static void prune_one(void *arg, size_t i) {
+    prune_job *p = (prune_job *)arg;
+    char name[3400], err[1024];
+    snprintf(name, sizeof name, "%s/%s", p->dir, p->e[p->pick[i]].name);
+    if (cas_store_file_remove(p->s, name, err, sizeof err) < 0) {
+        pthread_mutex_lock(&p->mu);
+        fprintf(stderr, "%s: %s\n", prog, err);
+        p->failed = 1;
+        pthread_mutex_unlock(&p->mu);
+    }
+}
+
+/* A run's metadata, every object below Flow/RUN (-j removals at a time). A marker
+ * goes first: a prune stopped midway leaves a run that any prune of the flow
+ * finishes, whatever it chose and however little of the run is left to read. */
 static int prune_run(cas_store *s, const opts *o, const char *flow, const char *run, size_t *objects) {
     cas_file_entry *e;
-    size_t n, i;
-    int pass, failed = 0;
+    size_t n, i, np = 0, *pick;
     char dir[1100], name[1400], err[1024];
+    int stored, rc = 0;
+    prune_job p;
     snprintf(dir, sizeof dir, "%s/%s", flow, run);
     *objects = 0;
     if (cas_store_file_walk(s, dir, &e, &n, err, sizeof err) < 0) return data_error(err);
-    for (pass = 0; pass < 2; pass++)
-        for (i = 0; i < n; i++) {
-            const char *nm = e[i].name, *file = strrchr(nm, '/');
-            int last = !strncmp(nm, "end/", 4) && file && attempt_file(file + 1, ".DONE.lock") >= 0;
-            if (last != pass) continue;
-            (*objects)++;
-            if (o->dry_run) continue;
-            snprintf(name, sizeof name, "%s/%s", dir, nm);
-            if (cas_store_file_remove(s, name, err, sizeof err) < 0) {
-                fprintf(stderr, "%s: %s\n", prog, err);
-                failed = 1;
-                pass = 2;
-                break;
-            }
-        }
+    for (i = 0; i < n; i++) *objects += strcmp(e[i].name, PRUNING) != 0;
+    snprintf(name, sizeof name, "%s/%s", dir, PRUNING);
+    if (o->dry_run) {
+        cas_store_free_buffer(s, e);
+        return 0;
+    }
+    if (cas_store_file_put(s, name, "", 0, NULL, 1, &stored, err, sizeof err) < 0 ||
+        !(pick = (size_t *)malloc((n + 1) * sizeof *pick))) {
+        cas_store_free_buffer(s, e);
+        return data_error(err);
+    }
+    for (i = 0; i < n; i++)
+        if (strcmp(e[i].name, PRUNING)) pick[np++] = i;
+    p.s = s, p.dir = dir, p.e = e, p.pick = pick, p.failed = 0;
+    pthread_mutex_init(&p.mu, NULL);
+    par_run(np, o->jobs ? o->jobs : 8, prune_one, &p);
+    pthread_mutex_destroy(&p.mu);
+    free(pick);
     cas_store_free_buffer(s, e);
-    if (!o->dry_run && !failed) remove_folders(s, dir, 8);
-    return failed ? EXIT_DATA : 0;
+    if (p.failed) return EXIT_DATA;
+    remove_folders(s, dir, 8); /* a local store's emptied folders, deepest first */
+    if (cas_store_file_remove(s, name, err, sizeof err) < 0) rc = data_error(err); /* the marker, last */
+    remove_folders(s, dir, 1);
+    return rc;
 }
 
 static int cmd_prune(opts o) {
@@ -1632,6 +1662,17 @@ static int cmd_prune(opts o) {
         else if (before >= 0) chosen = runs[i].started > 0 && runs[i].started < before;
         else
             for (k = 1; k < (size_t)o.nargs; k++) chosen |= !strcmp(runs[i].id, o.args[k]);
+        if ((!chosen || !runs[i].finished) && !o.dry_run) { /* a prune stopped midway: finished now */
+            char marker[1100], err[1024];
+            snprintf(marker, sizeof marker, "%s/%s/%s", flow, runs[i].id, PRUNING);
+            if (cas_store_file_exists(s, marker, err, sizeof err) == 1) {
+                chosen = 1;
+                if (!o.quiet) fprintf(stderr, "%s: finishing the prune of %s/%s begun before\n", prog, flow, runs[i].id);
+                if (!prune_run(s, &o, flow, runs[i].id, &objects)) pruned++;
+                else failed = 1;
+                continue;
+            }
+        }
         if (!chosen) continue;
         if (!runs[i].finished && !o.unfinished) {
             skipped++;
@@ -2044,15 +2085,17 @@ static const command commands[] = {
      "process is gone, or they are over an hour old). S3: multipart uploads begun over a\n"
      "day ago (CAS_S3_GC_AGE seconds) and never completed, whose parts S3 keeps and bills\n"
      "until they are aborted. Readers never see either; this only frees the space.\n"},
-    {"prune", "--root --json --keep-last --before --dry-run --unfinished --quiet", cmd_prune,
+    {"prune", "--root --json --keep-last --before --dry-run --unfinished --quiet --jobs", cmd_prune,
      "usage: cas prune FLOW (--keep-last N | --before DATE | RUN...) [--dry-run] [--unfinished]\n"
      "                [--root ROOT] [--json]\n\n"
      "Removes whole runs' metadata: every object below FLOW/RUN (data.json, attempt and\n"
      "DONE files, logs, a local store's metadata folders), so that the next 'cas gc\n"
      "--unreferenced' frees the blobs only they used. Chooses the runs older than the N\n"
      "newest, those started before DATE (YYYY-MM-DD[THH:MM[:SS]][Z], UTC), or those named.\n"
-     "A run that has not finished is kept unless --unfinished is given. Idempotent; a\n"
-     "prune stopped midway is finished by running it again. --json: a row per run,\n"
+     "A run that has not finished is kept unless --unfinished is given. -j N: removals at\n"
+     "a time (8). A prune marks a run (FLOW/RUN/.cas-pruning) before it removes anything,\n"
+     "and the marker last: any later prune of the flow finishes a run a stopped prune left\n"
+     "marked. Idempotent. --json: a row per run,\n"
      "{\"flow\", \"run\", \"objects\", \"removed\"} (false with --dry-run).\n"},
     {"cp", "--to --json --quiet --jobs", cmd_cp,
      "usage: cas cp SRC_ROOT DST_ROOT FLOW[/RUN[/STEP[/TASK]]] [--to v1|v2] [--json] [-j N]\n\n"

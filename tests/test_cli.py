@@ -572,6 +572,25 @@ class TestCheckAndCollect(unittest.TestCase):
         self.assertTrue(os.path.exists(blob_path(self.root, self.keys["raw"])))
         self.run_cas("fsck")
 
+    def test_a_stopped_prune_is_finished_by_the_next(self):
+        """A prune stopped midway (its marker written, part of the run removed: here the
+        end step's attempt files, so the run no longer reads as finished) is finished
+        by any later prune of the flow, even one that chooses no run."""
+        mid = os.path.join(self.root, "FixtureFlow", RUNS["mid"])
+        with open(os.path.join(mid, ".cas-pruning"), "w"):
+            pass
+        for f in glob.glob(os.path.join(mid, "end", "*", "0.attempt.json")) + glob.glob(os.path.join(mid, "_parameters", "*", "*.*")):
+            os.unlink(f)
+        runs = {r["run"]: r for r in map(json.loads, self.run_cas("ls", "--json", "FixtureFlow").stdout.splitlines())}
+        self.assertFalse(runs[RUNS["mid"]]["finished"])
+        out = self.run_cas("prune", "FixtureFlow", "--before", "2000-01-01")
+        self.assertIn(b"finishing the prune of FixtureFlow/%s" % RUNS["mid"].encode(), out.stderr)
+        self.assertFalse(os.path.exists(mid))
+        self.assertEqual(sorted(r["run"] for r in map(json.loads, self.run_cas("ls", "--json", "FixtureFlow").stdout.splitlines())),
+                         sorted([RUNS["old"], RUNS["new"]]))
+        self.run_cas("prune", "FixtureFlow", RUNS["old"])  # an ordinary prune: no marker left behind
+        self.assertFalse(os.path.exists(os.path.join(self.root, "FixtureFlow", RUNS["old"])))
+
     def test_gc_killed_anywhere_leaves_every_remaining_artifact_readable(self):
         import random
         import signal
