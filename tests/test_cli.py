@@ -263,8 +263,8 @@ class TestWalkJson(unittest.TestCase):
         big = os.urandom(5 << 20)  # stored over the batch limit: read alone, streaming
         big_key = cas("put", "--flow", "FixtureFlow", "--raw", "--root", store, input=big).stdout.decode().strip()
         blobs = sorted(blobs_of(store))
-        bad = [p for p in blobs if os.path.getsize(p) > 200][:2] + [os.path.join(os.path.dirname(blobs[0]), "..",
-                                                                                   big_key[:2], big_key)]
+        big_path = os.path.join(store, "FixtureFlow", "data", big_key[:2], big_key)
+        bad = [p for p in blobs if os.path.getsize(p) > 200 and p != big_path][:2] + [big_path]
         for p in bad:
             with open(p, "r+b") as fh:
                 fh.seek(os.path.getsize(p) - 20)
