@@ -137,9 +137,10 @@ extern "C" {
  * handed straight to cas_store_open_backend; cas_store_open does this for you. */
 CASDEF int cas_cloud_backend(cas_backend *out, const char *url, const cas_allocator *alloc, char *err,
                              size_t errcap);
-/* Registers cas_cloud_backend for the s3 and azure schemes (cas_backend_register);
- * cas_store_open calls it before it opens the first URL root. */
-CASDEF int cas_cloud_register(void);
+/* Adds cas_cloud_backend for the s3 and azure schemes through add: cas.h calls it
+ * with its own adder before the first URL root opens (a scheme the user registered
+ * stays theirs); cas_cloud_register(cas_backend_register) makes them win instead. */
+CASDEF int cas_cloud_register(int (*add)(const char *scheme, cas_backend_opener open));
 
 #ifdef __cplusplus
 }
@@ -3768,9 +3769,11 @@ CASDEF int cas_cloud_backend(cas_backend *out, const char *url, const cas_alloca
     return cas__serr(err, errcap, CAS_E_UNSUPPORTED, "'%.300s': cas_cloud.h knows s3:// and azure:// roots", url);
 }
 
-CASDEF int cas_cloud_register(void) {
-    int rc = cas_backend_register("s3", cas_cloud_backend);
-    return rc < 0 ? rc : cas_backend_register("azure", cas_cloud_backend);
+CASDEF int cas_cloud_register(int (*add)(const char *scheme, cas_backend_opener open)) {
+    int rc;
+    if (!add) return CAS_E_ARG;
+    rc = add("s3", cas_cloud_backend);
+    return rc < 0 ? rc : add("azure", cas_cloud_backend);
 }
 
 #ifdef __cplusplus

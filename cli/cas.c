@@ -935,6 +935,7 @@ static int walk(cas_store *s, const opts *o, walker *w) {
                     keys[nb++] = bk, bytes += e[k].size;
                 }
             if (nb) {
+                for (j = 0; j < nb; j++) status[j] = CAS_E_IO; /* one the batch never reached: read alone */
                 cas_store_set_param(s, CAS_PARAM_LIMIT, WALK_BATCH_DECODED);
                 cas_store_get_batch(s, f, nb, keys, outs, lens, status, o->jobs, err, sizeof err);
                 cas_store_set_param(s, CAS_PARAM_LIMIT, 0);
@@ -1197,18 +1198,13 @@ static void mark_data_json(cas_store *s, const opts *o, const char *name, const 
 /* Marks what the data.json files below dir (a run, "Flow/RUN", or a step or task of
  * it) name, checking each task's DONE markers against them. With pass2 only files
  * the first pass did not see are read (gc's second look, for runs that wrote since). */
-static void mark_dir(cas_store *s, const opts *o, const char *dir, refs *r, int pass2) {
-    cas_file_entry *e;
-    size_t n, i;
-    char err[1024], full[1400], pathspec[1400], twin[1400];
+static void mark_entries(cas_store *s, const opts *o, const char *dir, const cas_file_entry *e, size_t n, refs *r,
+                         int pass2) {
+    size_t i;
+    char full[1400], pathspec[1400], twin[1400];
     int parts = 1; /* of dir: Flow/RUN = 2, ... Flow/RUN/STEP/TASK = 4 */
     const char *c;
     for (c = strchr(dir, '/'); c; c = strchr(c + 1, '/')) parts++;
-    if (cas_store_file_walk(s, dir, &e, &n, err, sizeof err) < 0) {
-        r->failed = 1;
-        problem(r, o, dir, err);
-        return;
-    }
     for (i = 0; i < n; i++) {
         const char *name = e[i].name, *file = strrchr(name, '/');
         int slashes = 0, attempt;
@@ -1220,7 +1216,11 @@ static void mark_dir(cas_store *s, const opts *o, const char *dir, refs *r, int 
         if ((attempt = attempt_file(file, ".data.json")) >= 0) {
             if (pass2) {
                 size_t at = text_add(r, full), *hit;
-                if (at == (size_t)-1) continue;
+                if (at == (size_t)-1) {
+                    r->failed = 1;
+                    problem(r, o, full, "out of memory");
+                    continue;
+                }
                 seen_of = r;
                 hit = r->nseen ? (size_t *)bsearch(&at, r->seen, r->nseen, sizeof *r->seen, seen_cmp) : NULL;
                 r->tlen = at; /* the probe only */
@@ -1240,14 +1240,27 @@ static void mark_dir(cas_store *s, const opts *o, const char *dir, refs *r, int 
             if (!entry_find(e, n, twin)) problem(r, o, full, "a DONE marker, but no data.json for that attempt");
         }
     }
+}
+
+/* Marks what the data.json files below dir name, from one listing of it. */
+static void mark_dir(cas_store *s, const opts *o, const char *dir, refs *r, int pass2) {
+    cas_file_entry *e;
+    size_t n;
+    char err[1024];
+    if (cas_store_file_walk(s, dir, &e, &n, err, sizeof err) < 0) {
+        r->failed = 1;
+        problem(r, o, dir, err);
+        return;
+    }
+    mark_entries(s, o, dir, e, n, r, pass2);
     cas_store_free_buffer(s, e);
 }
 
 /* After a pass: references by key, the data.json names read by name. */
 static void refs_sort(refs *r) {
-    qsort(r->v, r->n, sizeof *r->v, ref_cmp);
+    if (r->n) qsort(r->v, r->n, sizeof *r->v, ref_cmp);
     seen_of = r;
-    qsort(r->seen, r->nseen, sizeof *r->seen, seen_cmp);
+    if (r->nseen) qsort(r->seen, r->nseen, sizeof *r->seen, seen_cmp);
 }
 
 /* Marks every run of a flow; 0, or the exit status when the flow cannot be listed. */
@@ -1259,9 +1272,14 @@ static int mark_flow(cas_store *s, const opts *o, const char *flow, refs *r, int
         r->failed = 1;
         return EXIT_DATA;
     }
-    for (i = 0; i < n; i++) {
-        if (!is_part(&e[i])) continue;
+    for (i = 0; i < n; i++) { /* every folder but data and _meta: a run's, or one that fails the mark */
+        if (!e[i].is_dir || !strcmp(e[i].name, "data") || !strcmp(e[i].name, "_meta")) continue;
         snprintf(dir, sizeof dir, "%s/%s", flow, e[i].name);
+        if (cas_name_check(e[i].name) < 0) {
+            r->failed = 1; /* what its data.json files name stays unknown */
+            problem(r, o, dir, "a folder Metaflow would not name a run");
+            continue;
+        }
         mark_dir(s, o, dir, r, pass2);
     }
     cas_store_free_buffer(s, e);
@@ -1276,6 +1294,19 @@ static int mark_flow(cas_store *s, const opts *o, const char *flow, refs *r, int
  * read (many requests in flight on an object store, decoding on `threads` threads)
  * where data.json gives a size, one at a time (streamed) where a blob is large or its
  * size unknown. Each failure is a problem named by the first reference to it. */
+/* One blob alone, streamed (its size unbounded by data.json's word): hash and size. */
+static void check_one(cas_store *s, const opts *o, const char *flow, refs *r, const ref *x) {
+    char err[1024], why[1200];
+    uint64_t got = 0;
+    if (cas_store_verify(s, flow, x->key, &got, err, sizeof err) < 0) {
+        problem(r, o, ref_where(r, x), err);
+    } else if (x->size >= 0 && got != (uint64_t)x->size) {
+        snprintf(why, sizeof why, "data.json says %lld bytes, the blob decodes to %llu", (long long)x->size,
+                 (unsigned long long)got);
+        problem(r, o, ref_where(r, x), why);
+    }
+}
+
 static void check_blobs(cas_store *s, const opts *o, const char *flow, refs *r, int threads) {
     const char *keys[CHECK_BATCH];
     const ref *who[CHECK_BATCH];
@@ -1284,7 +1315,7 @@ static void check_blobs(cas_store *s, const opts *o, const char *flow, refs *r, 
     int status[CHECK_BATCH], show = !o->quiet && !o->json && isatty(2);
     uint64_t bytes = 0, all = 0, in_batch;
     int64_t t0 = now_ms();
-    char err[1024], why[1200];
+    char err[1024];
     for (k = 0; k < r->n; k++)
         if (!k || strcmp(r->v[k].key, r->v[k - 1].key)) unique++, all += r->v[k].size > 0 ? (uint64_t)r->v[k].size : 0;
     while (i < r->n) {
@@ -1294,10 +1325,7 @@ static void check_blobs(cas_store *s, const opts *o, const char *flow, refs *r, 
             if (x->size < 0 || (uint64_t)x->size > CHECK_BATCH_BYTES / 4 ||
                 in_batch + (uint64_t)x->size > CHECK_BATCH_BYTES) {
                 if (nb) break; /* the batch so far first; this one next round */
-                if (cas_store_verify(s, flow, x->key, NULL, err, sizeof err) < 0) {
-                    snprintf(why, sizeof why, "%s", err);
-                    problem(r, o, ref_where(r, x), why);
-                }
+                check_one(s, o, flow, r, x);
                 bytes += x->size > 0 ? (uint64_t)x->size : 0;
                 progress_bytes(show, ++done, unique, bytes, all, t0, "fsck");
                 continue;
@@ -1305,16 +1333,13 @@ static void check_blobs(cas_store *s, const opts *o, const char *flow, refs *r, 
             keys[nb] = x->key, who[nb] = x, in_batch += (uint64_t)x->size, nb++;
         }
         if (!nb) continue;
+        for (k = 0; k < nb; k++) status[k] = CAS_E_IO; /* an item the batch never reached is read again alone */
+        cas_store_set_param(s, CAS_PARAM_LIMIT, CHECK_BATCH_BYTES / 4); /* data.json's sizes are no bound */
         cas_store_get_batch(s, flow, nb, keys, outs, lens, status, threads, err, sizeof err);
+        cas_store_set_param(s, CAS_PARAM_LIMIT, 0);
         for (k = 0; k < nb; k++) {
-            if (status[k] < 0 && cas_store_verify(s, flow, keys[k], NULL, err, sizeof err) < 0)
-                problem(r, o, ref_where(r, who[k]), err); /* read again alone, for its own message */
-            else if (lens[k] != (size_t)who[k]->size && who[k]->size >= 0 && status[k] >= 0) {
-                snprintf(why, sizeof why, "data.json says %lld bytes, the blob decodes to %lu", (long long)who[k]->size,
-                         (unsigned long)lens[k]);
-                problem(r, o, ref_where(r, who[k]), why);
-            }
             if (outs[k]) cas_store_free_buffer(s, outs[k]);
+            if (status[k] < 0 || lens[k] != (size_t)who[k]->size) check_one(s, o, flow, r, who[k]); /* its words */
         }
         done += nb, bytes += in_batch;
         progress_bytes(show, done, unique, bytes, all, t0, "fsck");
@@ -1386,8 +1411,9 @@ static int cmd_fsck(opts o) {
         char *keys = NULL;
         size_t nkeys = 0;
         memset(&r, 0, sizeof r);
-        if (n <= 1) mark_flow(s, &o, f, &r, 0);
-        else {
+        if (n <= 1) {
+            if (mark_flow(s, &o, f, &r, 0)) r.problems++; /* the flow could not be listed (said) */
+        } else {
             mark_dir(s, &o, path, &r, 0);
             refs_sort(&r);
         }
@@ -1603,6 +1629,7 @@ static int prune_run(cas_store *s, const opts *o, const char *flow, const char *
         cas_store_free_buffer(s, e);
         return 0;
     }
+    snprintf(err, sizeof err, "out of memory");
     if (cas_store_file_put(s, name, "", 0, NULL, 1, &stored, err, sizeof err) < 0 ||
         !(pick = (size_t *)malloc((n + 1) * sizeof *pick))) {
         cas_store_free_buffer(s, e);
@@ -1618,6 +1645,15 @@ static int prune_run(cas_store *s, const opts *o, const char *flow, const char *
     cas_store_free_buffer(s, e);
     if (p.failed) return EXIT_DATA;
     remove_folders(s, dir, 8); /* a local store's emptied folders, deepest first */
+    /* the marker goes only once nothing else is left (else the next prune finishes the run) */
+    if (cas_store_file_walk(s, dir, &e, &n, err, sizeof err) < 0) return data_error(err);
+    for (i = 0, np = 0; i < n; i++) np += strcmp(e[i].name, PRUNING) != 0;
+    cas_store_free_buffer(s, e);
+    if (np) {
+        snprintf(err, sizeof err, "'%.600s': %lu objects could not be removed; the next prune tries again", dir,
+                 (unsigned long)np);
+        return data_error(err);
+    }
     if (cas_store_file_remove(s, name, err, sizeof err) < 0) rc = data_error(err); /* the marker, last */
     remove_folders(s, dir, 1);
     return rc;
@@ -1662,6 +1698,20 @@ static int cmd_prune(opts o) {
         else if (before >= 0) chosen = runs[i].started > 0 && runs[i].started < before;
         else
             for (k = 1; k < (size_t)o.nargs; k++) chosen |= !strcmp(runs[i].id, o.args[k]);
+        if (!runs[i].finished && !runs[i].started && !o.dry_run) { /* a local folder left empty: gone now */
+            cas_file_entry *left;
+            size_t nl;
+            char dir[1100], err[1024];
+            snprintf(dir, sizeof dir, "%s/%s", flow, runs[i].id);
+            if (cas_store_file_walk(s, dir, &left, &nl, err, sizeof err) == CAS_OK) {
+                cas_store_free_buffer(s, left);
+                if (!nl) {
+                    remove_folders(s, dir, 8);
+                    if (!o.quiet) fprintf(stderr, "%s: removed the empty run folder %s\n", prog, dir);
+                    continue;
+                }
+            }
+        }
         if ((!chosen || !runs[i].finished) && !o.dry_run) { /* a prune stopped midway: finished now */
             char marker[1100], err[1024];
             snprintf(marker, sizeof marker, "%s/%s/%s", flow, runs[i].id, PRUNING);
@@ -1740,23 +1790,32 @@ static void *pump_thread(void *arg) {
 #define CP_WHOLE_MAX (64u << 20) /* larger blobs (or of unknown size) are copied streaming */
 
 /* One blob from src to dst unless dst has it: in its own format, or `to` (v1, v2)
- * for an artifact; legacy blobs are written as v1 (the same gzip, now with metadata). */
-static int cp_blob(cas_store *src, cas_store *dst, const char *flow, const ref *x, int to, int *copied, char *err,
-                   size_t cap) {
-    int fmt = 0, rc, stored = 0;
+ * for an artifact; legacy blobs are written as v1 (the same gzip, now with metadata).
+ * Read whole through `whole` (src, its decoded size capped at CP_WHOLE_MAX: data.json's
+ * size is the store's word, not a bound) where data.json says it is small, else (or
+ * past the cap) streamed through a pipe into a put: memory stays bounded. A put of
+ * bytes that are not the blob's (a source that failed midway) is taken back. */
+static int cp_blob(cas_store *src, cas_store *whole, cas_store *dst, const char *flow, const ref *x, int to,
+                   int *copied, char *err, size_t cap) {
+    int fmt = 0, rc, stored = 0, streamed = !(x->size >= 0 && (uint64_t)x->size <= CP_WHOLE_MAX);
     char key[CAS_KEY_BUF];
     *copied = 0;
+    key[0] = 0;
     if ((rc = cas_store_exists(dst, flow, x->key)) == 1) return 0;
     if (rc < 0) return snprintf(err, cap, "invalid key '%s'", x->key), -1;
     if (cas_store_stat(src, flow, x->key, &fmt, NULL, err, cap) < 0) return -1;
     if (fmt != CAS_FORMAT_RAW) fmt = to ? to : fmt == CAS_FORMAT_LEGACY ? CAS_FORMAT_V1 : fmt;
-    if (x->size >= 0 && (uint64_t)x->size <= CP_WHOLE_MAX) {
+    if (!streamed) {
         void *data;
         size_t len;
-        if (cas_store_get(src, flow, x->key, &data, &len, err, cap) < 0) return -1;
-        rc = cas_store_put(dst, flow, data, len, fmt, key, &stored, err, cap);
-        cas_store_free_buffer(src, data);
-    } else {
+        if ((rc = cas_store_get(whole, flow, x->key, &data, &len, err, cap)) == CAS_E_LIMIT) streamed = 1;
+        else if (rc < 0) return -1;
+        else {
+            rc = cas_store_put(dst, flow, data, len, fmt, key, &stored, err, cap);
+            cas_store_free_buffer(whole, data);
+        }
+    }
+    if (streamed) {
         pthread_t th;
         pump_ctx p;
         int fds[2];
@@ -1776,6 +1835,12 @@ static int cp_blob(cas_store *src, cas_store *dst, const char *flow, const ref *
         pthread_join(th, NULL);
         if (rc >= 0 && p.rc < 0) rc = -1, snprintf(err, cap, "%s", cas_stream_message(p.st));
         cas_stream_close(p.st);
+    }
+    if (stored && strcmp(key, x->key)) { /* not the blob: nothing may find it under a key of its own */
+        char why[300];
+        cas_store_delete(dst, flow, key, why, sizeof why);
+        if (rc >= 0) snprintf(err, cap, "blob '%s' decodes to another key (%s)", x->key, key);
+        return -1;
     }
     if (rc < 0) return -1;
     if (strcmp(key, x->key)) return snprintf(err, cap, "blob '%s' decodes to another key (%s)", x->key, key), -1;
@@ -1801,10 +1866,10 @@ static int cp_file(cas_store *src, cas_store *dst, const char *name, int replace
 }
 
 typedef struct cp_ctx {
-    cas_store *src, *dst;
+    cas_store *src, *whole, *dst;
     const char *flow, *dir;
     const opts *o;
-    int to, failed;
+    int to, failed, dir_failed; /* failed: the command's; dir_failed: the folder being copied */
     const refs *r;
     const size_t *pick; /* the refs or walk entries this pass copies */
     const cas_file_entry *files;
@@ -1816,11 +1881,11 @@ static void cp_blob_at(void *arg, size_t i) {
     cp_ctx *c = (cp_ctx *)arg;
     const ref *x = &c->r->v[c->pick[i]];
     char err[1024];
-    int copied = 0, rc = cp_blob(c->src, c->dst, c->flow, x, c->to, &copied, err, sizeof err);
+    int copied = 0, rc = cp_blob(c->src, c->whole, c->dst, c->flow, x, c->to, &copied, err, sizeof err);
     pthread_mutex_lock(&c->mu);
     if (rc < 0) {
         fprintf(stderr, "%s: %s: %s\n", prog, ref_where(c->r, x), err);
-        c->failed = 1;
+        c->failed = c->dir_failed = 1;
     } else if (copied) {
         c->blobs++;
         if (c->o->json) printf("{\"flow\": \"%s\", \"key\": \"%s\", \"copied\": true}\n", c->flow, x->key);
@@ -1837,14 +1902,17 @@ static void cp_file_at(void *arg, size_t i) {
     snprintf(name, sizeof name, "%s/%s", c->dir, c->files[c->pick[i]].name);
     rc = cp_file(c->src, c->dst, name, 0, &copied);
     pthread_mutex_lock(&c->mu);
-    if (rc) c->failed = 1;
+    if (rc) c->failed = c->dir_failed = 1;
     c->copied_files += (size_t)copied;
     pthread_mutex_unlock(&c->mu);
 }
 
-/* Copies what lies below dir: every blob its data.json files reference (once each), then
- * its objects (those dst has are kept), the end step's DONE markers last, so that an
- * interrupted copy never leaves a data.json without its blobs nor looks finished. */
+/* Copies what lies below dir, from one listing of it: every blob its data.json files
+ * reference (once each), then its objects (those dst has are kept; a prune's marker
+ * never), the end step's DONE markers last. A data.json is copied only once every blob
+ * it names is there, and only one whose names were read: what was written below dir
+ * after the listing waits for the next copy. A folder that fails is reported and the
+ * others go on. */
 static void cp_dir(cp_ctx *c, const char *dir) {
     refs r;
     cas_file_entry *e = NULL;
@@ -1852,21 +1920,16 @@ static void cp_dir(cp_ctx *c, const char *dir) {
     char err[1024];
     int pass, threads = c->o->jobs ? c->o->jobs : 8;
     memset(&r, 0, sizeof r);
-    mark_dir(c->src, c->o, dir, &r, 0);
-    refs_sort(&r);
-    if (r.failed) { /* a data.json that cannot be read: its blobs are unknown */
-        fprintf(stderr, "%s: not copying '%s': not every data.json below it could be read\n", prog, dir);
-        c->failed = 1;
-        refs_free(&r);
-        return;
-    }
+    c->dir_failed = 0;
     if (cas_store_file_walk(c->src, dir, &e, &n, err, sizeof err) < 0) {
         fprintf(stderr, "%s: %s\n", prog, err);
         c->failed = 1;
-        refs_free(&r);
         return;
     }
-    if (!(pick = (size_t *)malloc((r.n + n + 1) * sizeof *pick))) {
+    mark_entries(c->src, c->o, dir, e, n, &r, 0);
+    refs_sort(&r);
+    if (r.failed || !(pick = (size_t *)malloc((r.n + n + 1) * sizeof *pick))) {
+        fprintf(stderr, "%s: not copying '%s': not every data.json below it could be read\n", prog, dir);
         c->failed = 1;
     } else {
         for (i = np = 0; i < r.n; i++)
@@ -1874,10 +1937,12 @@ static void cp_dir(cp_ctx *c, const char *dir) {
         c->r = &r, c->pick = pick;
         par_run(np, threads, cp_blob_at, c);
         c->dir = dir, c->files = e;
-        for (pass = 0; pass < 2 && !c->failed; pass++) { /* blobs first, DONE markers last */
+        for (pass = 0; pass < 2 && !c->dir_failed; pass++) { /* blobs first, DONE markers last */
             for (i = np = 0; i < n; i++) {
                 const char *file = strrchr(e[i].name, '/');
-                if ((attempt_file(file ? file + 1 : e[i].name, ".DONE.lock") >= 0) == pass) pick[np++] = i;
+                file = file ? file + 1 : e[i].name;
+                if (!strcmp(file, PRUNING)) continue;
+                if ((attempt_file(file, ".DONE.lock") >= 0) == pass) pick[np++] = i;
             }
             par_run(np, threads, cp_file_at, c);
         }
@@ -1888,7 +1953,7 @@ static void cp_dir(cp_ctx *c, const char *dir) {
 }
 
 static int cmd_cp(opts o) {
-    cas_store *src = NULL, *dst = NULL;
+    cas_store *src = NULL, *whole = NULL, *dst = NULL;
     char spec[1100], *part[4], path[1100], dir[2300], err[1024];
     cas_file_entry *runs = NULL;
     size_t nruns = 0, i;
@@ -1900,16 +1965,22 @@ static int cmd_cp(opts o) {
         return usage_error("'%s' is not FLOW[/RUN[/STEP[/TASK]]]", o.args[2]);
     if (cas_store_open(&src, o.args[0], NULL, err, sizeof err) < 0) return data_error(err);
     cas_store_set_param(src, CAS_PARAM_VERIFY, 1);
-    if (!strstr(o.args[1], "://") && (rc = make_dirs(o.args[1]))) {
-        cas_store_close(src);
-        return rc;
-    }
-    if (cas_store_open(&dst, o.args[1], NULL, err, sizeof err) < 0) {
+    if (cas_store_open(&whole, o.args[0], NULL, err, sizeof err) < 0) {
         cas_store_close(src);
         return data_error(err);
     }
+    cas_store_set_param(whole, CAS_PARAM_VERIFY, 1);
+    cas_store_set_param(whole, CAS_PARAM_LIMIT, CP_WHOLE_MAX);
+    if (!strstr(o.args[1], "://") && (rc = make_dirs(o.args[1]))) {
+        cas_store_close(src), cas_store_close(whole);
+        return rc;
+    }
+    if (cas_store_open(&dst, o.args[1], NULL, err, sizeof err) < 0) {
+        cas_store_close(src), cas_store_close(whole);
+        return data_error(err);
+    }
     memset(&c, 0, sizeof c);
-    c.src = src, c.dst = dst, c.flow = part[0], c.o = &o;
+    c.src = src, c.whole = whole, c.dst = dst, c.flow = part[0], c.o = &o;
     c.to = !o.to ? 0 : !strcmp(o.to, "v1") ? CAS_FORMAT_V1 : CAS_FORMAT_V2;
     pthread_mutex_init(&c.mu, NULL);
     signal(SIGPIPE, SIG_IGN); /* a put that stops early closes its pipe: the pump's write fails */
@@ -1934,6 +2005,7 @@ out:
     pthread_mutex_destroy(&c.mu);
     if (runs) cas_store_free_buffer(src, runs);
     cas_store_close(src);
+    cas_store_close(whole);
     cas_store_close(dst);
     return rc ? rc : c.failed ? EXIT_DATA : 0;
 }

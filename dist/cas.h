@@ -4554,22 +4554,41 @@ static int cas__local_exists(void *u, const char *name, char *msg, size_t cap) {
 }
 
 /* Lists dirfd into fn: its entries, or with recursive every object below it
- * (depth folders deep at most), never through a symlink. */
+ * (depth folders deep at most), never through a symlink. A walk that cannot see
+ * everything below it fails (a folder it cannot open or read, one too deep, a name
+ * too long): its caller may be deciding what nothing refers to. An entry removed
+ * meanwhile is not an error. */
 static int cas__local_walk(int fd, char *prefix, size_t plen, size_t pcap, int recursive, int depth,
-                           cas_list_fn fn, void *ctx, int *stop) {
+                           cas_list_fn fn, void *ctx, int *stop, char *msg, size_t mcap) {
     DIR *d = fdopendir(fd);
     struct dirent *de;
     int rc = CAS_OK;
     if (!d) {
         close(fd);
-        return CAS_E_IO;
+        return cas__lfail_w(msg, mcap, errno);
     }
-    while (!*stop && (de = readdir(d)) != NULL) {
+    while (!*stop) {
         struct stat st;
-        size_t nl = strlen(de->d_name);
+        size_t nl;
         int kind;
-        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..") || plen + nl + 2 > pcap) continue;
-        if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0) continue;
+        errno = 0;
+        if (!(de = readdir(d))) {
+            if (errno) rc = cas__lfail_w(msg, mcap, errno);
+            break;
+        }
+        nl = strlen(de->d_name);
+        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) continue;
+        if (plen + nl + 2 > pcap) {
+            if (!recursive) continue; /* a name no store call could use */
+            cas__fmt(msg, mcap, "a name below it is over %lu bytes", (unsigned long)(pcap - 2));
+            rc = CAS_E_IO;
+            break;
+        }
+        if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+            if (errno == ENOENT) continue;
+            rc = cas__lfail_w(msg, mcap, errno);
+            break;
+        }
         kind = S_ISDIR(st.st_mode) ? CAS_ENTRY_DIR : S_ISREG(st.st_mode) ? CAS_ENTRY_FILE : CAS_ENTRY_OTHER;
         if (kind == CAS_ENTRY_FILE && nl > 5 && !strcmp(de->d_name + nl - 5, "_meta")) {
             /* X_meta is X's metadata (an object store keeps it on the object): not an
@@ -4583,11 +4602,19 @@ static int cas__local_walk(int fd, char *prefix, size_t plen, size_t pcap, int r
         }
         memcpy(prefix + plen, de->d_name, nl + 1);
         if (recursive && kind == CAS_ENTRY_DIR) {
-            int sub = depth > 0 ? openat(dirfd(d), de->d_name, CAS__DIR_FLAGS) : -1;
-            if (sub < 0) continue; /* too deep or unreadable: skipped */
+            int sub;
+            if (depth <= 0) {
+                cas__fmt(msg, mcap, "folders below it nest deeper than this walk goes ('%.300s')", prefix);
+                rc = CAS_E_IO;
+                break;
+            }
+            if ((sub = openat(dirfd(d), de->d_name, CAS__DIR_FLAGS)) < 0) {
+                if (errno == ENOENT) continue;
+                rc = cas__lfail_w(msg, mcap, errno);
+                break;
+            }
             prefix[plen + nl] = '/', prefix[plen + nl + 1] = 0;
-            rc = cas__local_walk(sub, prefix, plen + nl + 1, pcap, recursive, depth - 1, fn, ctx, stop);
-            if (rc == CAS_E_IO) rc = CAS_OK;
+            rc = cas__local_walk(sub, prefix, plen + nl + 1, pcap, recursive, depth - 1, fn, ctx, stop, msg, mcap);
             if (rc < 0) break;
             continue;
         }
@@ -4602,12 +4629,11 @@ static int cas__local_walk(int fd, char *prefix, size_t plen, size_t pcap, int r
 static int cas__local_list(void *u, const char *dir, int recursive, cas_list_fn fn, void *ctx, char *msg,
                            size_t cap) {
     char prefix[1024];
-    int fd = cas__local_dir((cas__local *)u, dir, strlen(dir), 0), stop = 0, rc;
+    int fd = cas__local_dir((cas__local *)u, dir, strlen(dir), 0), stop = 0;
     if (fd < 0) return cas__lfail(msg, cap, errno);
     prefix[0] = 0;
-    rc = cas__local_walk(fd, prefix, 0, sizeof prefix, recursive, 8, fn, ctx, &stop);
-    if (rc == CAS_E_IO) cas__fmt(msg, cap, "%s", strerror(errno));
-    return rc;
+    if (cap) msg[0] = 0;
+    return cas__local_walk(fd, prefix, 0, sizeof prefix, recursive, 8, fn, ctx, &stop, msg, cap);
 }
 
 static int cas__local_remove(void *u, const char *name, char *msg, size_t cap) {
@@ -4616,12 +4642,26 @@ static int cas__local_remove(void *u, const char *name, char *msg, size_t cap) {
     int dfd = cas__local_parent((cas__local *)u, name, 0, &base), rc = 1;
     if (dfd < 0) return errno == ENOENT ? 0 : cas__lfail(msg, cap, errno);
     snprintf(meta_name, sizeof meta_name, "%s_meta", base);
-    cas__flock(dfd, LOCK_EX);
+    cas__flock(dfd, LOCK_EX); /* writers take it to rename a blob in: no put lands halfway through */
+    if (strlen(base) > 5 && !strcmp(base + strlen(base) - 5, "_meta")) {
+        /* X_meta alone: only an orphan (X gone); a put of X that landed meanwhile keeps it */
+        char of[300];
+        struct stat xs;
+        snprintf(of, sizeof of, "%.*s", (int)(strlen(base) - 5), base);
+        if (fstatat(dfd, of, &xs, AT_SYMLINK_NOFOLLOW) == 0) rc = 0;
+        else if (unlinkat(dfd, base, 0) < 0) rc = errno == ENOENT ? 0 : cas__lfail(msg, cap, errno);
+        cas__flock(dfd, LOCK_UN);
+        close(dfd);
+        return rc;
+    }
     /* the blob first: a blob without its sidecar would read as legacy gzip; a folder
-     * goes only when empty (a pruned run's) */
-    if (unlinkat(dfd, base, 0) < 0 && !((errno == EISDIR || errno == EPERM) && unlinkat(dfd, base, AT_REMOVEDIR) == 0))
+     * goes only when empty (a pruned run's), and is no blob: no sidecar of its own */
+    if (unlinkat(dfd, base, 0) < 0) {
+        if ((errno == EISDIR || errno == EPERM) && unlinkat(dfd, base, AT_REMOVEDIR) == 0) goto done;
         rc = errno == ENOENT ? 0 : cas__lfail(msg, cap, errno);
+    }
     if (rc >= 0 && unlinkat(dfd, meta_name, 0) < 0 && errno != ENOENT) rc = cas__lfail(msg, cap, errno);
+done:
     cas__flock(dfd, LOCK_UN);
     close(dfd);
     return rc;
@@ -4837,8 +4877,9 @@ static pthread_mutex_t cas__schemes_mu = PTHREAD_MUTEX_INITIALIZER;
 #endif
 
 #ifdef CAS_BACKEND_MODULE
-/* The registrar of a module compiled in this or another translation unit. */
-CASDEF int CAS_BACKEND_MODULE(void);
+/* The registrar of a module compiled in this or another translation unit: it adds
+ * its schemes through the function it is given. */
+CASDEF int CAS_BACKEND_MODULE(int (*add)(const char *scheme, cas_backend_opener open));
 #endif
 
 static int cas__scheme_ok(const char *s, size_t n) {
@@ -4851,13 +4892,18 @@ static int cas__scheme_ok(const char *s, size_t n) {
     return 1;
 }
 
-CASDEF int cas_backend_register(const char *scheme, cas_backend_opener open) {
+/* Sets scheme's opener (replace = 0: only if it has none). */
+static int cas__scheme_set(const char *scheme, cas_backend_opener open, int replace) {
     int i, free_slot = -1, rc = CAS_OK;
     if (!scheme || !cas__scheme_ok(scheme, strlen(scheme))) return CAS_E_ARG;
     CAS__SCHEMES_LOCK();
     for (i = 0; i < CAS__SCHEMES; i++) {
         if (!strcmp(cas__schemes[i].scheme, scheme)) break;
         if (free_slot < 0 && !cas__schemes[i].scheme[0]) free_slot = i;
+    }
+    if (i < CAS__SCHEMES && !replace) {
+        CAS__SCHEMES_UNLOCK();
+        return CAS_OK;
     }
     if (i == CAS__SCHEMES) i = free_slot;
     if (i < 0) rc = open ? CAS_E_LIMIT : CAS_OK;
@@ -4867,20 +4913,34 @@ CASDEF int cas_backend_register(const char *scheme, cas_backend_opener open) {
     return rc;
 }
 
-/* The opener for url's scheme, the modules' registrars run first (once); NULL with
- * the reason in err when none is registered. */
+/* A module's schemes, added once, before any lookup and before any of the user's
+ * registrations (which then replace them): every caller waits for it to be done. */
+#ifdef CAS_BACKEND_MODULE
+static int cas__scheme_add(const char *scheme, cas_backend_opener open) { return cas__scheme_set(scheme, open, 0); }
+static void cas__modules(void) { CAS_BACKEND_MODULE(cas__scheme_add); }
+#else
+static void cas__modules(void) {}
+#endif
+#ifndef CAS_NO_THREADS
+static pthread_once_t cas__modules_once = PTHREAD_ONCE_INIT;
+#define CAS__MODULES() pthread_once(&cas__modules_once, cas__modules)
+#else
+static int cas__modules_done;
+#define CAS__MODULES() (cas__modules_done ? (void)0 : (cas__modules_done = 1, cas__modules()))
+#endif
+
+CASDEF int cas_backend_register(const char *scheme, cas_backend_opener open) {
+    CAS__MODULES();
+    return cas__scheme_set(scheme, open, 1);
+}
+
+/* The opener for url's scheme; NULL with the reason in err when none is registered. */
 static cas_backend_opener cas__opener(const char *url, char *err, size_t errcap) {
     const char *sep = strstr(url, "://");
     cas_backend_opener open = NULL;
     size_t n = (size_t)(sep - url);
     int i;
-#ifdef CAS_BACKEND_MODULE
-    static int modules_in;
-    CAS__SCHEMES_LOCK();
-    i = modules_in, modules_in = 1;
-    CAS__SCHEMES_UNLOCK();
-    if (!i) CAS_BACKEND_MODULE();
-#endif
+    CAS__MODULES();
     CAS__SCHEMES_LOCK();
     for (i = 0; i < CAS__SCHEMES && cas__scheme_ok(url, n); i++)
         if (strlen(cas__schemes[i].scheme) == n && !memcmp(cas__schemes[i].scheme, url, n)) open = cas__schemes[i].open;
@@ -6448,13 +6508,57 @@ CASDEF int cas_task_pick_attempt(const char *names, size_t count) {
     return attempt;
 }
 
+/* Raw-text order of two string tokens, then document order: info's keys sorted so
+ * that each lookup is a binary search, the last duplicate winning as in Python. */
+static int cas__tok_cmp(const cas__json *j, size_t a, size_t b) {
+    size_t la = j->t[a].end - j->t[a].start, lb = j->t[b].end - j->t[b].start;
+    int c = memcmp(j->s + j->t[a].start, j->s + j->t[b].start, la < lb ? la : lb);
+    if (c) return c;
+    if (la != lb) return la < lb ? -1 : 1;
+    return a < b ? -1 : a > b;
+}
+
+/* Merge sort of token indices by cas__tok_cmp (no qsort: it takes no context, and
+ * parses run on many threads at once). tmp holds n. */
+static void cas__tok_sort(const cas__json *j, size_t *v, size_t *tmp, size_t n) {
+    size_t width, i;
+    for (width = 1; width < n; width *= 2) {
+        for (i = 0; i < n; i += 2 * width) {
+            size_t lo = i, mid = i + width < n ? i + width : n, hi = i + 2 * width < n ? i + 2 * width : n;
+            size_t a = lo, b = mid, o = lo;
+            while (a < mid && b < hi) tmp[o++] = cas__tok_cmp(j, v[a], v[b]) <= 0 ? v[a++] : v[b++];
+            while (a < mid) tmp[o++] = v[a++];
+            while (b < hi) tmp[o++] = v[b++];
+        }
+        memcpy(v, tmp, n * sizeof *v);
+    }
+}
+
+/* The value token of the last member of info whose key is kt's text, or 0. */
+static size_t cas__info_find(const cas__json *j, const size_t *sorted, size_t n, size_t kt) {
+    size_t lo = 0, hi = n, found = 0;
+    size_t lk = j->t[kt].end - j->t[kt].start;
+    while (lo < hi) { /* the first key >= kt's text */
+        size_t mid = lo + (hi - lo) / 2, lm = j->t[sorted[mid]].end - j->t[sorted[mid]].start;
+        int c = memcmp(j->s + j->t[sorted[mid]].start, j->s + j->t[kt].start, lm < lk ? lm : lk);
+        if (c < 0 || (c == 0 && lm < lk)) lo = mid + 1;
+        else hi = mid;
+    }
+    for (; lo < n; lo++) { /* equal texts, in document order: the last wins */
+        size_t q = sorted[lo];
+        if (j->t[q].end - j->t[q].start != lk || memcmp(j->s + j->t[q].start, j->s + j->t[kt].start, lk)) break;
+        found = q + 1;
+    }
+    return found;
+}
+
 CASDEF int cas_task_parse(cas_task **out, const char *pathspec, int attempt, const void *data_json, size_t tlen,
                           const cas_allocator *alloc, char *err, size_t errcap) {
     char parts[4][256], fname[32];
     const char *text = (const char *)data_json;
     cas__json j;
     cas_task *t;
-    size_t objs, info, k, m, arena_size, left, ti, *toks = NULL;
+    size_t objs, info, k, m, arena_size, left, ti, *toks = NULL, *ikeys = NULL, ni = 0;
     char *ap;
     int rc;
     if (!out) return cas__serr(err, errcap, CAS_E_ARG, "invalid argument");
@@ -6486,16 +6590,18 @@ CASDEF int cas_task_parse(cas_task **out, const char *pathspec, int attempt, con
         toks = (size_t *)cas__alloc(alloc, (m + 1) * 4 * sizeof *toks);
     }
     if (!t || !t->arts || !toks) goto fail;
+    if (info && (ni = j.t[info].count) > 0) { /* info's keys, sorted once */
+        size_t c, q, *tmp = (size_t *)cas__alloc(alloc, 2 * ni * sizeof *ikeys);
+        if (!(ikeys = tmp)) goto fail;
+        for (c = 0, q = info + 1; c < ni; c++, q = j.t[q + 1].next) ikeys[c] = q;
+        cas__tok_sort(&j, ikeys, ikeys + ni, ni);
+    }
     /* pass 1: the tokens of each artifact (name, key, encoding, type) and the
      * arena they need: a decoded string is never longer than its JSON text */
     arena_size = 1;
     for (k = 0, ti = objs + 1; k < m; k++) {
-        size_t kt = ti, vt = kt + 1, it = 0, c, q, *tk = toks + 4 * k;
-        if (info) /* info is keyed by the same names; the last match wins, as in Python */
-            for (c = 0, q = info + 1; c < j.t[info].count; c++, q = j.t[q + 1].next)
-                if (j.t[q].end - j.t[q].start == j.t[kt].end - j.t[kt].start &&
-                    !memcmp(j.s + j.t[q].start, j.s + j.t[kt].start, j.t[kt].end - j.t[kt].start))
-                    it = q + 1;
+        size_t kt = ti, vt = kt + 1, c, *tk = toks + 4 * k;
+        size_t it = ni ? cas__info_find(&j, ikeys, ni, kt) : 0; /* keyed by the same names; the last match wins */
         tk[0] = kt, tk[1] = vt;
         tk[2] = it ? cas__json_get(&j, it, "encoding") : 0;
         tk[3] = it ? cas__json_get(&j, it, "type") : 0;
@@ -6523,11 +6629,13 @@ CASDEF int cas_task_parse(cas_task **out, const char *pathspec, int attempt, con
     }
     t->count = cas__dedupe_arts(t->arts, m, toks);
     cas__free(alloc, toks);
+    cas__free(alloc, ikeys);
     cas__json_free(&j);
     *out = t;
     return CAS_OK;
 fail:
     cas__free(alloc, toks);
+    cas__free(alloc, ikeys);
     cas_task_close(t);
     cas__json_free(&j);
     return cas__serr(err, errcap, CAS_E_NOMEM, "out of memory");
@@ -6626,6 +6734,21 @@ typedef struct cas__runrec {
 /* What Metaflow's local metadata keeps in FLOW/RUN/_meta/_self.json: the start time
  * (ts_epoch, ms), the user, the tags. Absent (an object store's datastore keeps
  * metadata in a service): nothing is set. */
+/* Appends a JSON value's text as one line (whitespace outside strings only: a raw
+ * newline cannot be inside one), NUL-terminated; its offset, or 0 ("") on failure. */
+static size_t cas__run_text(cas__buf *text, const char *p, size_t n) {
+    size_t at = text->len, i;
+    for (i = 0; i < n; i++) {
+        char ch = p[i] == '\n' || p[i] == '\r' || p[i] == '\t' ? ' ' : p[i];
+        if (cas__buf_put(text, &ch, 1) < 0) break;
+    }
+    if (i < n || cas__buf_put(text, "", 1) < 0) {
+        if (text->p) text->len = at, text->p[at] = 0;
+        return 0;
+    }
+    return at;
+}
+
 static void cas__run_self(cas_store *s, const char *dir, cas__runrec *r, cas__buf *text) {
     char name[1100], user[256];
     void *doc;
@@ -6637,20 +6760,12 @@ static void cas__run_self(cas_store *s, const char *dir, cas__runrec *r, cas__bu
     if (cas__json_parse(&j, (const char *)doc, len, &s->alloc) == CAS_OK && j.t[0].type == CAS__J_OBJ) {
         if ((tok = cas__json_get(&j, 0, "ts_epoch")) && cas__json_int(&j, tok, &ms) == 0 && ms > 0)
             r->started = ms / 1000;
-        if ((tok = cas__json_get(&j, 0, "user_name")) && cas__json_str(&j, tok, user, sizeof user) != (size_t)-1) {
-            r->user = text->len;
-            cas__buf_put(text, user, strlen(user) + 1);
-        }
-        if ((tok = cas__json_get(&j, 0, "tags")) && j.t[tok].type == CAS__J_ARR) {
-            r->tags = text->len;
-            cas__buf_put(text, j.s + j.t[tok].start, j.t[tok].end - j.t[tok].start);
-            cas__buf_put(text, "", 1);
-        }
-        if ((tok = cas__json_get(&j, 0, "system_tags")) && j.t[tok].type == CAS__J_ARR) {
-            r->system_tags = text->len;
-            cas__buf_put(text, j.s + j.t[tok].start, j.t[tok].end - j.t[tok].start);
-            cas__buf_put(text, "", 1);
-        }
+        if ((tok = cas__json_get(&j, 0, "user_name")) && cas__json_str(&j, tok, user, sizeof user) != (size_t)-1)
+            r->user = cas__run_text(text, user, strlen(user));
+        if ((tok = cas__json_get(&j, 0, "tags")) && j.t[tok].type == CAS__J_ARR)
+            r->tags = cas__run_text(text, j.s + j.t[tok].start, j.t[tok].end - j.t[tok].start);
+        if ((tok = cas__json_get(&j, 0, "system_tags")) && j.t[tok].type == CAS__J_ARR)
+            r->system_tags = cas__run_text(text, j.s + j.t[tok].start, j.t[tok].end - j.t[tok].start);
     }
     cas__json_free(&j);
     cas__free(&s->alloc, doc);
@@ -6701,6 +6816,7 @@ CASDEF int cas_store_runs(cas_store *s, const char *flow, cas_run_info **runs, s
         else {
             char *t = (char *)out + head;
             memcpy(t, text.p, text.len);
+            t[text.len] = 0;
             for (i = 0; i < recs.count; i++) {
                 cas__runrec r;
                 memcpy(&r, recs.p + i * sizeof r, sizeof r);

@@ -572,6 +572,38 @@ class TestCheckAndCollect(unittest.TestCase):
         self.assertTrue(os.path.exists(blob_path(self.root, self.keys["raw"])))
         self.run_cas("fsck")
 
+    def test_references_that_cannot_be_read_stop_gc(self):
+        """Whatever hides a data.json from the walk (a folder nested past its depth, a run
+        folder Metaflow would not name) makes gc leave the flow whole and fsck fail."""
+        deep = os.path.join(self.root, "FixtureFlow", RUNS["mid"], "start", *["d%d" % i for i in range(10)])
+        os.makedirs(deep)
+        with open(os.path.join(deep, "0.data.json"), "w") as fh:
+            fh.write("{}")
+        out = self.run_cas("gc", "--unreferenced", rc=1)
+        self.assertIn(b"not collecting 'FixtureFlow'", out.stderr)
+        self.assertIn(b"nest deeper", out.stdout)
+        self.assertTrue(os.path.exists(blob_path(self.root, self.keys["unreferenced"])))
+        self.assertEqual(cas("fsck", "--root", self.root).returncode, 1)
+        shutil.rmtree(os.path.join(self.root, "FixtureFlow", RUNS["mid"], "start", "d0"))
+        os.rename(os.path.join(self.root, "FixtureFlow", RUNS["old"]), os.path.join(self.root, "FixtureFlow", "run+1"))
+        out = self.run_cas("gc", "--unreferenced", rc=1)
+        self.assertIn(b"a folder Metaflow would not name a run", out.stdout)
+        self.assertTrue(os.path.exists(blob_path(self.root, self.keys["old"])))  # only run+1 names it
+
+    def test_cp_goes_on_past_a_run_that_fails(self):
+        os.unlink(blob_path(self.root, self.keys["old"]))  # the old run's own artifact is gone
+        dst = os.path.join(self.tmp, "dst")
+        with open(os.path.join(self.root, "FixtureFlow", RUNS["mid"], ".cas-pruning"), "w"):
+            pass
+        out = cas("cp", self.root, dst, "FixtureFlow")
+        self.assertEqual(out.returncode, 1)
+        self.assertIn(b"only_old", out.stderr)
+        self.assertFalse(os.path.exists(os.path.join(dst, "FixtureFlow", RUNS["old"])))  # no data.json without blobs
+        for run in ("mid", "new"):  # the others copied whole; a prune's marker never
+            self.assertTrue(glob.glob(os.path.join(dst, "FixtureFlow", RUNS[run], "start", "*", "0.data.json")), run)
+        self.assertFalse(os.path.exists(os.path.join(dst, "FixtureFlow", RUNS["mid"], ".cas-pruning")))
+        self.assertEqual(cas("fsck", "--root", dst).returncode, 0)
+
     def test_a_stopped_prune_is_finished_by_the_next(self):
         """A prune stopped midway (its marker written, part of the run removed: here the
         end step's attempt files, so the run no longer reads as finished) is finished

@@ -403,9 +403,21 @@ static void test_store_files(void) {
         CHECK_EQ_INT(cas_store_file_remove(s, "F/1/start/2", err, sizeof err), 1);
         CHECK_EQ_INT(cas_store_file_remove(s, "F/1/start", err, sizeof err), 1);
         CHECK_EQ_INT(cas_store_file_remove(s, "../x", err, sizeof err), CAS_E_NAME);
+        /* a sidecar alone goes only when its object is gone (gc's orphans; never a put's) */
+        CHECK_EQ_INT(cas_store_file_put(s, "F/1/y.log", "y", 1, "{\"a\": 2}", 1, &stored, err, sizeof err), CAS_OK);
+        CHECK_EQ_INT(cas_store_file_remove(s, "F/1/y.log_meta", err, sizeof err), 0);
+        snprintf(path, sizeof path, "%s/F/1/y.log_meta", root);
+        CHECK(stat(path, &st) == 0);
+        snprintf(path, sizeof path, "%s/F/1/y.log", root);
+        CHECK(unlink(path) == 0);
+        CHECK_EQ_INT(cas_store_file_remove(s, "F/1/y.log_meta", err, sizeof err), 1);
+        snprintf(path, sizeof path, "%s/F/1/_meta", root); /* an emptied folder goes */
+        CHECK_EQ_INT(cas_store_file_remove(s, "F/1/_meta/_self.json", err, sizeof err), 1);
         CHECK_EQ_INT(cas_store_file_walk(s, "F/1", &e, &n, err, sizeof err), CAS_OK);
-        CHECK(n == 1);
+        CHECK(n == 0); /* folders only (the emptied _meta): no objects */
         cas_store_free_buffer(s, e);
+        CHECK_EQ_INT(cas_store_file_remove(s, "F/1/_meta", err, sizeof err), 1);
+        CHECK(stat(path, &st) < 0);
     }
     /* a folder on the way is a symlink out of the root: not followed, either way */
     snprintf(path, sizeof path, "%s/G", root);
@@ -498,7 +510,7 @@ static void test_store_runs(void) {
     CHECK(ts_write(root, "F/1/end/5/0.attempt.json", "{}"));
     CHECK(ts_write(root, "F/1/end/5/0.DONE.lock", ""));
     CHECK(ts_write(root, "F/1/_meta/_self.json", "{\"ts_epoch\": 1700000000999, \"user_name\": \"u\\u00e9\", "
-                   "\"tags\": [\"a\", \"b\"], \"system_tags\": []}"));
+                   "\"tags\": [\"a\",\n  \"b\"], \"system_tags\": []}"));
     CHECK(ts_write(root, "F/2/_meta/_self.json", "{\"ts_epoch\": \"soon\", \"user_name\": 7, \"tags\": {}}"));
     CHECK(ts_write(root, "F/3/_meta/_self.json", "[1, 2"));
     CHECK(ts_write(root, "F/3/end/9/0.DONE.lock", "")); /* no attempt file: not done */
@@ -507,7 +519,7 @@ static void test_store_runs(void) {
     CHECK(n == 3);
     if (n == 3) {
         CHECK(!strcmp(r[0].id, "1") && r[0].started == 1700000000 && r[0].finished && !strcmp(r[0].user, "u\xc3\xa9"));
-        CHECK(!strcmp(r[0].tags, "[\"a\", \"b\"]") && !strcmp(r[0].system_tags, "[]"));
+        CHECK(!strcmp(r[0].tags, "[\"a\",   \"b\"]") && !strcmp(r[0].system_tags, "[]")); /* one line */
         CHECK(!strcmp(r[1].id, "2") && r[1].started == 1600000000 && !r[1].finished && !*r[1].user && !*r[1].tags);
         CHECK(!strcmp(r[2].id, "3") && r[2].started == 0 && !r[2].finished);
     }

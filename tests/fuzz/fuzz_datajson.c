@@ -163,6 +163,25 @@ static void check_task(const uint8_t *data, size_t size) {
     objs = cas__json_get(&j, 0, "objects");
     FUZZ_ASSERT(objs && j.t[objs].type == CAS__J_OBJ, "task opened without an objects map");
     m = j.t[objs].count;
+    { /* info's sorted lookup finds, for every object name, what a scan for the last match finds */
+        size_t info = cas__json_get(&j, 0, "info"), ni, c, q, kt, *ik;
+        if (info && j.t[info].type == CAS__J_OBJ && (ni = j.t[info].count) > 0) {
+            ik = (size_t *)malloc(2 * ni * sizeof *ik);
+            for (c = 0, q = info + 1; c < ni; c++, q = j.t[q + 1].next) ik[c] = q;
+            cas__tok_sort(&j, ik, ik + ni, ni);
+            for (c = 1; c < ni; c++) FUZZ_ASSERT(cas__tok_cmp(&j, ik[c - 1], ik[c]) < 0, "info keys out of order at %zu", c);
+            for (k = 0, kt = objs + 1; k < m; k++, kt = j.t[kt + 1].next) {
+                size_t want = 0;
+                for (c = 0, q = info + 1; c < ni; c++, q = j.t[q + 1].next)
+                    if (j.t[q].end - j.t[q].start == j.t[kt].end - j.t[kt].start &&
+                        !memcmp(data + j.t[q].start, data + j.t[kt].start, j.t[kt].end - j.t[kt].start))
+                        want = q + 1;
+                FUZZ_ASSERT(cas__info_find(&j, ik, ni, kt) == want, "object %zu: info lookup %zu, scan %zu", k,
+                            cas__info_find(&j, ik, ni, kt), want);
+            }
+            free(ik);
+        }
+    }
     names = (char **)calloc(m + 1, sizeof *names);
     keys = (char **)calloc(m + 1, sizeof *keys);
     for (k = 0, idx = objs + 1, uniq = 0; k < m; k++, idx = j.t[idx + 1].next) {
