@@ -3544,12 +3544,20 @@ static int cas__file_name_refused(const char *name, char *err, size_t errcap) {
         if (cas__file_name_check(name) < 0) return cas__file_name_refused(name, err, errcap); \
     } while (0)
 
-CASDEF int cas_store_file_exists(cas_store *s, const char *name, char *err, size_t errcap) {
+/* A yes/no object call of the backend (exists, remove): its answer, or its failure in words. */
+static int cas__file_ask(cas_store *s, const char *name, int remove, char *err, size_t errcap) {
     char msg[CAS__MSG] = "";
     int rc;
     CAS__FILE_NAME_OK(s, name, err, errcap);
-    rc = s->be->b.exists(s->be->b.user, name, msg, sizeof msg);
-    return rc < 0 ? cas__serr(err, errcap, rc, "Cannot check '%s' in '%s': %s", name, s->root, CAS__WHY(rc, msg)) : rc;
+    rc = remove ? s->be->b.remove(s->be->b.user, name, msg, sizeof msg) : s->be->b.exists(s->be->b.user, name, msg,
+                                                                                        sizeof msg);
+    return rc < 0 ? cas__serr(err, errcap, rc, "Cannot %s '%s' in '%s': %s", remove ? "remove" : "check", name, s->root,
+                              CAS__WHY(rc, msg))
+                  : rc;
+}
+
+CASDEF int cas_store_file_exists(cas_store *s, const char *name, char *err, size_t errcap) {
+    return cas__file_ask(s, name, 0, err, errcap);
 }
 
 CASDEF int cas_store_file_get(cas_store *s, const char *name, size_t max, void **out, size_t *len, char **meta,
@@ -3585,11 +3593,7 @@ CASDEF int cas_store_file_get(cas_store *s, const char *name, size_t max, void *
 }
 
 CASDEF int cas_store_file_remove(cas_store *s, const char *name, char *err, size_t errcap) {
-    char msg[CAS__MSG] = "";
-    int rc;
-    CAS__FILE_NAME_OK(s, name, err, errcap);
-    rc = s->be->b.remove(s->be->b.user, name, msg, sizeof msg);
-    return rc < 0 ? cas__serr(err, errcap, rc, "Cannot remove '%s' in '%s': %s", name, s->root, CAS__WHY(rc, msg)) : rc;
+    return cas__file_ask(s, name, 1, err, errcap);
 }
 
 CASDEF int cas_store_file_put(cas_store *s, const char *name, const void *data, size_t n, const char *meta,
