@@ -67,8 +67,9 @@
  *   CAS_NO_THREADS       no pthreads: pack hashes and compresses on one core,
  *                        batch calls run serially
  *   CAS_NO_STORE         no POSIX file I/O: no store, task resolution or streams
- *   CAS_BACKEND_MODULE   a registrar cas_store_open() calls before it opens the first URL root:
- *                        cas_cloud.h sets it to its own (s3://, azure://) when you include it
+ *   CAS_BACKEND_MODULE   a registrar, int f(int (*add)(const char *, cas_backend_opener)), run
+ *                        before the first URL root opens: cas_cloud.h sets it to its own
+ *                        (s3://, azure://) when you include it
  *   CAS_SYS_WRITE, CAS_SYS_READ, CAS_SYS_RENAMEAT, CAS_SYS_FSYNC
  *                        the local store's system calls (fault injection in tests)
  *   CAS_EXTRA_FORMATS    test builds: more rows for the format table (cas__format_row)
@@ -367,11 +368,15 @@ typedef struct cas_file_entry {
     int is_dir;
     uint64_t size; /* bytes; 0 for a folder */
     int64_t mtime; /* seconds since the epoch; 0 if unknown (an object store's folders) */
+    int other;     /* 1: a symbolic link or special file (a local store's), which the store never follows */
 } cas_file_entry;
 CASDEF int cas_store_file_list(cas_store *s, const char *dir, cas_file_entry **entries, size_t *count, char *err,
                                size_t errcap);
 /* Every object below dir, in one listing (an object store's pages, no request per
- * folder): names relative to dir ("start/3/0.data.json"), no folders, sorted. */
+ * folder): names relative to dir ("start/3/0.data.json"), no folders, sorted. Strict:
+ * it fails, naming the entry, where it cannot see everything below (a symbolic link,
+ * a special file, a name the store refuses, a folder it cannot read or too deep), as
+ * a caller deciding what nothing refers to must. */
 CASDEF int cas_store_file_walk(cas_store *s, const char *dir, cas_file_entry **entries, size_t *count, char *err,
                                size_t errcap);
 /* Removes an object by name (with its sidecar on a local store), or an empty folder
@@ -590,9 +595,10 @@ CASDEF int cas_store_delete(cas_store *s, const char *flow, const char *key, cha
  * calls the opener registered for "mem" with the whole URL and opens the store on the
  * backend it fills. Schemes: letters, digits, '+', '-', '.' (at most 15); registering a
  * scheme again replaces its opener, NULL removes it. Process-wide and thread-safe, at
- * most 16 schemes. A module built with cas.h names its registrar in
- * CAS_BACKEND_MODULE (cas_cloud.h does, for s3 and azure), called before the first
- * URL root is opened. */
+ * most 16 schemes. A module built with cas.h names its registrar,
+ * int f(int (*add)(const char *scheme, cas_backend_opener open)), in CAS_BACKEND_MODULE
+ * (cas_cloud.h does, for s3 and azure): it runs once, before the first lookup or
+ * registration, and adds its schemes where none is registered (a user's win). */
 typedef int (*cas_backend_opener)(cas_backend *out, const char *url, const cas_allocator *alloc, char *err,
                                   size_t errcap);
 CASDEF int cas_backend_register(const char *scheme, cas_backend_opener open);
@@ -2931,6 +2937,13 @@ static int cas__local_exists(void *u, const char *name, char *msg, size_t cap) {
  * everything below it fails (a folder it cannot open or read, one too deep, a name
  * too long): its caller may be deciding what nothing refers to. An entry removed
  * meanwhile is not an error. */
+/* A walk's failure at the entry `what` (prefix + name): its words name it. */
+static int cas__walk_fail(char *msg, size_t mcap, const char *prefix, size_t plen, const char *name, int e) {
+    int rc = cas__lfail_w(msg, mcap, e);
+    cas__fmt(msg, mcap, "'%.*s%.200s': %s", (int)(plen < 300 ? plen : 300), prefix, name, cas__errno_text(e));
+    return rc;
+}
+
 static int cas__local_walk(int fd, char *prefix, size_t plen, size_t pcap, int recursive, int depth,
                            cas_list_fn fn, void *ctx, int *stop, char *msg, size_t mcap) {
     DIR *d = fdopendir(fd);
@@ -2946,7 +2959,7 @@ static int cas__local_walk(int fd, char *prefix, size_t plen, size_t pcap, int r
         int kind;
         errno = 0;
         if (!(de = readdir(d))) {
-            if (errno) rc = cas__lfail_w(msg, mcap, errno);
+            if (errno) rc = cas__walk_fail(msg, mcap, prefix, plen, "", errno);
             break;
         }
         nl = strlen(de->d_name);
@@ -2959,7 +2972,7 @@ static int cas__local_walk(int fd, char *prefix, size_t plen, size_t pcap, int r
         }
         if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
             if (errno == ENOENT) continue;
-            rc = cas__lfail_w(msg, mcap, errno);
+            rc = cas__walk_fail(msg, mcap, prefix, plen, de->d_name, errno);
             break;
         }
         kind = S_ISDIR(st.st_mode) ? CAS_ENTRY_DIR : S_ISREG(st.st_mode) ? CAS_ENTRY_FILE : CAS_ENTRY_OTHER;
@@ -2983,7 +2996,7 @@ static int cas__local_walk(int fd, char *prefix, size_t plen, size_t pcap, int r
             }
             if ((sub = openat(dirfd(d), de->d_name, CAS__DIR_FLAGS)) < 0) {
                 if (errno == ENOENT) continue;
-                rc = cas__lfail_w(msg, mcap, errno);
+                rc = cas__walk_fail(msg, mcap, prefix, plen, de->d_name, errno);
                 break;
             }
             prefix[plen + nl] = '/', prefix[plen + nl + 1] = 0;
@@ -3012,29 +3025,27 @@ static int cas__local_list(void *u, const char *dir, int recursive, cas_list_fn 
 static int cas__local_remove(void *u, const char *name, char *msg, size_t cap) {
     const char *base;
     char meta_name[300];
+    struct stat st, xs;
     int dfd = cas__local_parent((cas__local *)u, name, 0, &base), rc = 1;
+    size_t bl;
     if (dfd < 0) return errno == ENOENT ? 0 : cas__lfail(msg, cap, errno);
+    bl = strlen(base);
     snprintf(meta_name, sizeof meta_name, "%s_meta", base);
     cas__flock(dfd, LOCK_EX); /* writers take it to rename a blob in: no put lands halfway through */
-    if (strlen(base) > 5 && !strcmp(base + strlen(base) - 5, "_meta")) {
+    if (fstatat(dfd, base, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+        rc = errno == ENOENT ? 0 : cas__lfail(msg, cap, errno);
+    } else if (S_ISDIR(st.st_mode)) { /* a folder goes only when empty (a pruned run's); no sidecar of its own */
+        if (unlinkat(dfd, base, AT_REMOVEDIR) < 0) rc = errno == ENOENT ? 0 : cas__lfail(msg, cap, errno);
+    } else if (S_ISREG(st.st_mode) && bl > 5 && !strcmp(base + bl - 5, "_meta")) {
         /* X_meta alone: only an orphan (X gone); a put of X that landed meanwhile keeps it */
         char of[300];
-        struct stat xs;
-        snprintf(of, sizeof of, "%.*s", (int)(strlen(base) - 5), base);
-        if (fstatat(dfd, of, &xs, AT_SYMLINK_NOFOLLOW) == 0) rc = 0;
+        snprintf(of, sizeof of, "%.*s", (int)(bl - 5), base);
+        if (fstatat(dfd, of, &xs, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(xs.st_mode)) rc = 0;
         else if (unlinkat(dfd, base, 0) < 0) rc = errno == ENOENT ? 0 : cas__lfail(msg, cap, errno);
-        cas__flock(dfd, LOCK_UN);
-        close(dfd);
-        return rc;
+    } else { /* the blob first: a blob without its sidecar would read as legacy gzip */
+        if (unlinkat(dfd, base, 0) < 0) rc = errno == ENOENT ? 0 : cas__lfail(msg, cap, errno);
+        if (rc >= 0 && unlinkat(dfd, meta_name, 0) < 0 && errno != ENOENT) rc = cas__lfail(msg, cap, errno);
     }
-    /* the blob first: a blob without its sidecar would read as legacy gzip; a folder
-     * goes only when empty (a pruned run's), and is no blob: no sidecar of its own */
-    if (unlinkat(dfd, base, 0) < 0) {
-        if ((errno == EISDIR || errno == EPERM) && unlinkat(dfd, base, AT_REMOVEDIR) == 0) goto done;
-        rc = errno == ENOENT ? 0 : cas__lfail(msg, cap, errno);
-    }
-    if (rc >= 0 && unlinkat(dfd, meta_name, 0) < 0 && errno != ENOENT) rc = cas__lfail(msg, cap, errno);
-done:
     cas__flock(dfd, LOCK_UN);
     close(dfd);
     return rc;
@@ -3288,12 +3299,34 @@ static int cas__scheme_set(const char *scheme, cas_backend_opener open, int repl
 
 /* A module's schemes, added once, before any lookup and before any of the user's
  * registrations (which then replace them): every caller waits for it to be done. */
+/* The thread running the modules' registrar (a registrar that calls
+ * cas_backend_register itself must not wait on its own initialisation). */
+#ifndef CAS_NO_THREADS
+static pthread_t cas__modules_thread;
+static int cas__modules_running;
+#define CAS__IN_MODULES() (cas__modules_running && pthread_equal(cas__modules_thread, pthread_self()))
+#else
+static int cas__modules_running;
+#define CAS__IN_MODULES() cas__modules_running
+#endif
+
 #ifdef CAS_BACKEND_MODULE
 static int cas__scheme_add(const char *scheme, cas_backend_opener open) { return cas__scheme_set(scheme, open, 0); }
-static void cas__modules(void) { CAS_BACKEND_MODULE(cas__scheme_add); }
-#else
-static void cas__modules(void) {}
 #endif
+static void cas__modules(void) {
+    CAS__SCHEMES_LOCK();
+#ifndef CAS_NO_THREADS
+    cas__modules_thread = pthread_self();
+#endif
+    cas__modules_running = 1;
+    CAS__SCHEMES_UNLOCK();
+#ifdef CAS_BACKEND_MODULE
+    CAS_BACKEND_MODULE(cas__scheme_add);
+#endif
+    CAS__SCHEMES_LOCK();
+    cas__modules_running = 0;
+    CAS__SCHEMES_UNLOCK();
+}
 #ifndef CAS_NO_THREADS
 static pthread_once_t cas__modules_once = PTHREAD_ONCE_INIT;
 #define CAS__MODULES() pthread_once(&cas__modules_once, cas__modules)
@@ -3303,6 +3336,11 @@ static int cas__modules_done;
 #endif
 
 CASDEF int cas_backend_register(const char *scheme, cas_backend_opener open) {
+    int inside;
+    CAS__SCHEMES_LOCK();
+    inside = CAS__IN_MODULES();
+    CAS__SCHEMES_UNLOCK();
+    if (inside) return cas__scheme_set(scheme, open, 0); /* a module's own, from its registrar */
     CAS__MODULES();
     return cas__scheme_set(scheme, open, 1);
 }
@@ -4421,7 +4459,7 @@ CASDEF int cas_store_flows(cas_store *s, char **names, size_t *count, char *err,
 
 typedef struct cas__entry_rec {
     size_t off; /* of the name, in the names buffer */
-    int is_dir;
+    int is_dir, other;
     uint64_t size;
     int64_t mtime;
 } cas__entry_rec;
@@ -4429,15 +4467,27 @@ typedef struct cas__entry_rec {
 typedef struct cas__listing {
     cas__buf recs, names;
     int recursive;
+    char why[400]; /* a walk's refusal: the entry it could not take */
 } cas__listing;
 
 static int cas__list_entry(void *ctx, const char *name, int kind, uint64_t size, int64_t mtime) {
     cas__listing *l = (cas__listing *)ctx;
     cas__entry_rec r;
     int rc;
-    if (kind == CAS_ENTRY_OTHER || (!l->recursive && strchr(name, '/')) || cas__file_name_check(name) < 0) return 0;
+    if (!l->recursive && strchr(name, '/')) return 0;
+    if (l->recursive && (kind == CAS_ENTRY_OTHER || cas__file_name_check(name) < 0)) { /* a walk sees all, or fails */
+        size_t i;
+        cas__fmt(l->why, sizeof l->why, "%s below it: '%.300s'",
+                 kind == CAS_ENTRY_OTHER ? "a symbolic link or special file, never followed" : "a name the store refuses",
+                 name);
+        for (i = 0; l->why[i]; i++)
+            if ((unsigned char)l->why[i] < 0x20 || l->why[i] == 0x7f) l->why[i] = '?';
+        return CAS_E_IO;
+    }
+    if (cas__file_name_check(name) < 0) return 0;
     if (l->recursive && kind == CAS_ENTRY_DIR) return 0;
     r.off = l->names.len, r.is_dir = kind == CAS_ENTRY_DIR, r.size = r.is_dir ? 0 : size, r.mtime = mtime;
+    r.other = kind == CAS_ENTRY_OTHER;
     if ((rc = cas__buf_put(&l->names, name, strlen(name) + 1)) < 0) return rc;
     return cas__buf_add(&l->recs, (const char *)&r, sizeof r);
 }
@@ -4467,7 +4517,7 @@ static int cas__file_list(cas_store *s, const char *dir, int recursive, cas_file
             cas__entry_rec r;
             memcpy(&r, l.recs.p + i * sizeof r, sizeof r);
             e[i].name = (const char *)e + head + r.off, e[i].is_dir = r.is_dir, e[i].size = r.size;
-            e[i].mtime = r.mtime;
+            e[i].mtime = r.mtime, e[i].other = r.other;
         }
         if (rc >= 0) {
             if (l.names.len) memcpy((char *)e + head, l.names.p, l.names.len);
@@ -4478,7 +4528,8 @@ static int cas__file_list(cas_store *s, const char *dir, int recursive, cas_file
     cas__free(&s->alloc, l.recs.p);
     cas__free(&s->alloc, l.names.p);
     if (rc < 0)
-        return cas__serr(err, errcap, rc, "Cannot list '%s' in '%s': %s", *dir ? dir : "/", s->root, CAS__WHY(rc, msg));
+        return cas__serr(err, errcap, rc, "Cannot list '%s' in '%s': %s", *dir ? dir : "/", s->root,
+                         l.why[0] ? l.why : CAS__WHY(rc, msg));
     return CAS_OK;
 }
 

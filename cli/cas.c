@@ -1273,8 +1273,13 @@ static int mark_flow(cas_store *s, const opts *o, const char *flow, refs *r, int
         return EXIT_DATA;
     }
     for (i = 0; i < n; i++) { /* every folder but data and _meta: a run's, or one that fails the mark */
-        if (!e[i].is_dir || !strcmp(e[i].name, "data") || !strcmp(e[i].name, "_meta")) continue;
         snprintf(dir, sizeof dir, "%s/%s", flow, e[i].name);
+        if (e[i].other) { /* a symlinked run, say: Metaflow follows it, the store does not */
+            r->failed = 1;
+            problem(r, o, dir, "a symbolic link or special file, never followed: what it holds stays unknown");
+            continue;
+        }
+        if (!e[i].is_dir || !strcmp(e[i].name, "data") || !strcmp(e[i].name, "_meta")) continue;
         if (cas_name_check(e[i].name) < 0) {
             r->failed = 1; /* what its data.json files name stays unknown */
             problem(r, o, dir, "a folder Metaflow would not name a run");
@@ -1478,9 +1483,11 @@ static void gc_one(void *arg, size_t i) {
         what = cas_store_exists(g->s, g->flow, key) == 0 ? GONE : KEPT_RAW; /* an unreadable sidecar: not ours to judge */
     else if (!sidecar && fmt != CAS_FORMAT_V1 && fmt != CAS_FORMAT_V2)
         what = KEPT_RAW; /* raw, legacy: named from outside the datastore */
-    if (what == REMOVED && !g->o->dry_run)
+    if (what == REMOVED && !g->o->dry_run) {
         rc = sidecar ? cas_store_file_remove(g->s, name, err, sizeof err) : cas_store_delete(g->s, g->flow, key, err,
                                                                                               sizeof err);
+        if (rc == 0) what = GONE; /* nothing there to remove: a sidecar whose blob came back, a blob gone */
+    }
     pthread_mutex_lock(&g->mu);
     if (what == KEPT_REF) g->t->referenced++;
     else if (what == KEPT_RAW) g->t->raw++;
@@ -1572,8 +1579,8 @@ static int gc_unreferenced(cas_store *s, const opts *o) {
 }
 
 /* Removes what is left below dir once its objects are gone: a local store's folders,
- * deepest first (an object store has none: its listing is empty). */
-static void remove_folders(cas_store *s, const char *dir, int depth) {
+ * deepest first (an object store has none: its listing is empty). 1 if dir is gone. */
+static int remove_folders(cas_store *s, const char *dir, int depth) {
     cas_file_entry *e;
     size_t n, i;
     char sub[1400], err[1024];
@@ -1586,6 +1593,8 @@ static void remove_folders(cas_store *s, const char *dir, int depth) {
         cas_store_free_buffer(s, e);
     }
     cas_store_file_remove(s, dir, err, sizeof err);
+    return cas_store_file_list(s, dir, &e, &n, err, sizeof err) == CAS_E_NOTFOUND ||
+           (cas_store_free_buffer(s, e), 0);
 }
 
 #define PRUNING ".cas-pruning" /* Flow/RUN/.cas-pruning: a prune of this run has begun */
@@ -1654,15 +1663,19 @@ static int prune_run(cas_store *s, const opts *o, const char *flow, const char *
                  (unsigned long)np);
         return data_error(err);
     }
-    if (cas_store_file_remove(s, name, err, sizeof err) < 0) rc = data_error(err); /* the marker, last */
-    remove_folders(s, dir, 1);
+    if (cas_store_file_remove(s, name, err, sizeof err) < 0) return data_error(err); /* the marker, last */
+    if (!remove_folders(s, dir, 8)) {
+        snprintf(err, sizeof err, "'%.600s': its objects are gone, but the folder could not be removed", dir);
+        rc = data_error(err);
+    }
     return rc;
 }
 
 static int cmd_prune(opts o) {
     cas_store *s;
     cas_run_info *runs;
-    size_t n, i, k, objects, pruned = 0, skipped = 0;
+    cas_file_entry *flow_e = NULL;
+    size_t n, i, k, objects, pruned = 0, skipped = 0, nflow = 0;
     int64_t before = -1;
     long keep = -1;
     int rc, failed = 0;
@@ -1685,6 +1698,7 @@ static int cmd_prune(opts o) {
         cas_store_close(s);
         return EXIT_DATA;
     }
+    if (!(flow_e = list_dir(s, flow, &nflow, 0))) nflow = 0; /* the run folders' times */
     for (k = 1; k < (size_t)o.nargs; k++) { /* named runs must exist */
         for (i = 0; i < n && strcmp(runs[i].id, o.args[k]); i++) {}
         if (i == n) {
@@ -1698,15 +1712,18 @@ static int cmd_prune(opts o) {
         else if (before >= 0) chosen = runs[i].started > 0 && runs[i].started < before;
         else
             for (k = 1; k < (size_t)o.nargs; k++) chosen |= !strcmp(runs[i].id, o.args[k]);
-        if (!runs[i].finished && !runs[i].started && !o.dry_run) { /* a local folder left empty: gone now */
+        if (chosen && !runs[i].finished && !runs[i].started && !o.dry_run) { /* a local folder left empty */
             cas_file_entry *left;
-            size_t nl;
+            size_t nl, k2;
             char dir[1100], err[1024];
+            int64_t age = 0;
+            for (k2 = 0; k2 < nflow; k2++)
+                if (!strcmp(flow_e[k2].name, runs[i].id)) age = (int64_t)time(NULL) - flow_e[k2].mtime;
             snprintf(dir, sizeof dir, "%s/%s", flow, runs[i].id);
-            if (cas_store_file_walk(s, dir, &left, &nl, err, sizeof err) == CAS_OK) {
+            /* an hour old at least: a run Metaflow is creating has folders before its first file */
+            if (age > 3600 && cas_store_file_walk(s, dir, &left, &nl, err, sizeof err) == CAS_OK) {
                 cas_store_free_buffer(s, left);
-                if (!nl) {
-                    remove_folders(s, dir, 8);
+                if (!nl && remove_folders(s, dir, 8)) {
                     if (!o.quiet) fprintf(stderr, "%s: removed the empty run folder %s\n", prog, dir);
                     continue;
                 }
@@ -1744,6 +1761,7 @@ static int cmd_prune(opts o) {
         printf("%s %lu run%s of %lu; %lu unfinished kept\n", o.dry_run ? "would prune" : "pruned", (unsigned long)pruned,
                pruned == 1 ? "" : "s", (unsigned long)n, (unsigned long)skipped);
     cas_store_free_buffer(s, runs);
+    if (flow_e) cas_store_free_buffer(s, flow_e);
     cas_store_close(s);
     return failed ? EXIT_DATA : 0;
 }
@@ -1793,8 +1811,7 @@ static void *pump_thread(void *arg) {
  * for an artifact; legacy blobs are written as v1 (the same gzip, now with metadata).
  * Read whole through `whole` (src, its decoded size capped at CP_WHOLE_MAX: data.json's
  * size is the store's word, not a bound) where data.json says it is small, else (or
- * past the cap) streamed through a pipe into a put: memory stays bounded. A put of
- * bytes that are not the blob's (a source that failed midway) is taken back. */
+ * past the cap) streamed through a pipe into a put: memory stays bounded. */
 static int cp_blob(cas_store *src, cas_store *whole, cas_store *dst, const char *flow, const ref *x, int to,
                    int *copied, char *err, size_t cap) {
     int fmt = 0, rc, stored = 0, streamed = !(x->size >= 0 && (uint64_t)x->size <= CP_WHOLE_MAX);
@@ -1836,13 +1853,7 @@ static int cp_blob(cas_store *src, cas_store *whole, cas_store *dst, const char 
         if (rc >= 0 && p.rc < 0) rc = -1, snprintf(err, cap, "%s", cas_stream_message(p.st));
         cas_stream_close(p.st);
     }
-    if (stored && strcmp(key, x->key)) { /* not the blob: nothing may find it under a key of its own */
-        char why[300];
-        cas_store_delete(dst, flow, key, why, sizeof why);
-        if (rc >= 0) snprintf(err, cap, "blob '%s' decodes to another key (%s)", x->key, key);
-        return -1;
-    }
-    if (rc < 0) return -1;
+    if (rc < 0) return -1; /* bytes a failed source left are a blob of their own key: gc's, not ours to take */
     if (strcmp(key, x->key)) return snprintf(err, cap, "blob '%s' decodes to another key (%s)", x->key, key), -1;
     *copied = stored;
     return 0;

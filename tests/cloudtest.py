@@ -450,6 +450,54 @@ class WriteChecks:
                     got = ok("artifact", "%s/%s" % (task["pathspec"], art["name"]), "--verify")
                     self.assertEqual(sha1(got.stdout), art["key"])
 
+    def test_gc_and_prune_killed_anywhere(self):
+        """gc --unreferenced and prune SIGKILLed at points spread over their own length:
+        after each kill every artifact the remaining runs name still reads (fsck), and
+        the next run of the same command finishes the job."""
+        import signal
+        import cas_h
+        import test_cli
+        tmp = tempfile.mkdtemp(prefix="cas_gckill_")
+        self.addCleanup(shutil.rmtree, tmp)
+        local, keys = test_cli.gc_store(tmp)
+        prefix = "gck%d" % random.getrandbits(32)
+        self.objects.upload_store(local, self.C, prefix)
+        root = self.root(prefix)
+        with cas_h.Store(root) as st:  # blobs nothing names, enough that a kill lands mid-sweep
+            spare = st.put_many("FixtureFlow", [b"spare %d" % i for i in range(300)])
+        env = self.env()
+
+        def killed(args, rnd, took):
+            p = subprocess.Popen([CAS] + args + ["--root", root], env=env, stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.DEVNULL)
+            time.sleep(rnd.uniform(0, took))
+            hit = p.poll() is None
+            if hit:
+                p.send_signal(signal.SIGKILL)
+            p.wait()
+            return hit
+
+        rnd, kills = random.Random(11), 0
+        for args in (["prune", "FixtureFlow", test_cli.RUNS["old"], test_cli.RUNS["mid"]],
+                     ["gc", "--unreferenced", "--grace", "0"]):
+            start = time.monotonic()
+            out = self.cas(*(args + ["--dry-run", "--root", root]))
+            took = max(time.monotonic() - start, 0.2) * 3  # a real run does more than a dry one
+            for _ in range(4):
+                kills += killed(args, rnd, took)
+                out = self.cas("fsck", "FixtureFlow/" + test_cli.RUNS["new"], "--root", root)
+                self.assertEqual(out.returncode, 0, out.stdout + out.stderr)
+            out = self.cas(*(args + ["--root", root]))
+            self.assertEqual(out.returncode, 0, out.stdout + out.stderr)
+        self.assertGreater(kills, 0)
+        runs = [json.loads(l)["run"] for l in self.cas("ls", "--json", "FixtureFlow", "--root", root).stdout.splitlines()]
+        self.assertEqual(runs, [test_cli.RUNS["new"]])
+        self.assertEqual(self.cas("fsck", "--root", root).returncode, 0)
+        names = set(self.objects.names(self.C, prefix + "/FixtureFlow/data/"))
+        self.assertFalse({n.rsplit("/", 1)[1] for n in names} & set(spare), "spare blobs left")
+        for what, there in (("new", True), ("raw", True), ("old", False), ("mid", False), ("unreferenced", False)):
+            self.assertEqual("%s/FixtureFlow/data/%s/%s" % (prefix, keys[what][:2], keys[what]) in names, there, what)
+
     def test_cp_there_and_back(self):
         """cas cp of a run local -> object store, of the flow back -> local (re-encoded to v1):
         the same artifacts, each verified; a second copy finds everything there."""

@@ -589,6 +589,24 @@ class TestCheckAndCollect(unittest.TestCase):
         out = self.run_cas("gc", "--unreferenced", rc=1)
         self.assertIn(b"a folder Metaflow would not name a run", out.stdout)
         self.assertTrue(os.path.exists(blob_path(self.root, self.keys["old"])))  # only run+1 names it
+        # a run moved away and symlinked back: Metaflow follows the link, the store does not
+        away = os.path.join(self.tmp, "elsewhere")
+        os.rename(os.path.join(self.root, "FixtureFlow", "run+1"), away)
+        os.symlink(away, os.path.join(self.root, "FixtureFlow", RUNS["old"]))
+        out = self.run_cas("gc", "--unreferenced", rc=1)
+        self.assertIn(b"never followed", out.stdout)
+        self.assertTrue(os.path.exists(blob_path(self.root, self.keys["old"])))
+        os.unlink(os.path.join(self.root, "FixtureFlow", RUNS["old"]))
+        os.symlink(away, os.path.join(self.root, "FixtureFlow", RUNS["mid"], "start", "link"))  # a link inside a run
+        out = self.run_cas("gc", "--unreferenced", rc=1)
+        self.assertIn(b"a symbolic link or special file, never followed below it", out.stdout)
+        self.assertEqual(cas("fsck", "--root", self.root).returncode, 1)
+
+    def test_prune_removes_a_step_named_like_a_sidecar(self):
+        run = os.path.join(self.root, "FixtureFlow", RUNS["old"])
+        os.rename(os.path.join(run, "start"), os.path.join(run, "fetch_meta"))
+        self.run_cas("prune", "FixtureFlow", RUNS["old"])
+        self.assertFalse(os.path.exists(run))
 
     def test_cp_goes_on_past_a_run_that_fails(self):
         os.unlink(blob_path(self.root, self.keys["old"]))  # the old run's own artifact is gone

@@ -255,7 +255,7 @@ _proto("cas_store_preview_encoded", c_int, c_void_p, c_char_p, c_char_p, c_char_
 _proto("cas_encoding_is_pickle", c_int, c_char_p)
 # browsing: folders, runs
 class FileEntry(ctypes.Structure):
-    _fields_ = [("name", c_char_p), ("is_dir", c_int), ("size", c_uint64), ("mtime", c_int64)]
+    _fields_ = [("name", c_char_p), ("is_dir", c_int), ("size", c_uint64), ("mtime", c_int64), ("other", c_int)]
 
 
 class RunInfo(ctypes.Structure):

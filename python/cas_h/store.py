@@ -26,8 +26,9 @@ BlobStat = collections.namedtuple("BlobStat", "format stored_size")
 BlobStat.__doc__ = "format: V1, V2, RAW or LEGACY (format_name() names it); stored_size: bytes on disk"
 Artifact = collections.namedtuple("Artifact", "name key size encoding type")
 Artifact.__doc__ = "One artifact of a task: size is the pickled size (-1 if unknown)"
-FileEntry = collections.namedtuple("FileEntry", "name is_dir size mtime")
-FileEntry.__doc__ = "An entry of a store folder: size in bytes (0 for a folder), mtime in seconds (0 if unknown)"
+FileEntry = collections.namedtuple("FileEntry", "name is_dir size mtime other")
+FileEntry.__doc__ = ("An entry of a store folder: size in bytes (0 for a folder), mtime in seconds (0 if unknown), "
+                     "other: a symbolic link or special file, which the store never follows")
 Run = collections.namedtuple("Run", "pathspec id started finished user tags system_tags")
 Run.__doc__ = ("A run: started in seconds since the epoch (None if unknown), finished (its end step is done), "
                "user (None if unknown), tags and system_tags (lists) from Metaflow's local metadata")
@@ -376,7 +377,8 @@ class Store(_Closing):
             try:
                 fn(s, folder.encode("utf-8") if isinstance(folder, str) else folder, _byref(p), _byref(n), err,
                    _ERR_CAP)
-                return [FileEntry(_text(p[i].name), bool(p[i].is_dir), p[i].size, p[i].mtime) for i in range(n.value)]
+                return [FileEntry(_text(p[i].name), bool(p[i].is_dir), p[i].size, p[i].mtime, bool(p[i].other))
+                        for i in range(n.value)]
             finally:
                 if p:
                     _c.cas_store_free_buffer(s, p)
