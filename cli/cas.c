@@ -1699,12 +1699,9 @@ static int cmd_prune(opts o) {
         return EXIT_DATA;
     }
     if (!(flow_e = list_dir(s, flow, &nflow, 0))) nflow = 0; /* the run folders' times */
-    for (k = 1; k < (size_t)o.nargs; k++) { /* named runs must exist */
+    for (k = 1; k < (size_t)o.nargs; k++) { /* a named run already gone: said, not a failure (idempotent) */
         for (i = 0; i < n && strcmp(runs[i].id, o.args[k]); i++) {}
-        if (i == n) {
-            fprintf(stderr, "%s: flow '%s' has no run '%s'\n", prog, flow, o.args[k]);
-            failed = 1;
-        }
+        if (i == n && !o.quiet) fprintf(stderr, "%s: flow '%s' has no run '%s' (pruned already?)\n", prog, flow, o.args[k]);
     }
     for (i = 0; i < n; i++) { /* newest first */
         int chosen = 0;
