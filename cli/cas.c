@@ -888,7 +888,7 @@ static void walk_report(const opts *o, walker *w, const char *flow, const char *
  * read WALK_BATCH at a time first and only those that fail are read again alone
  * (for the verdict and its words). Progress: stored bytes, rate, ETA. */
 static int walk(cas_store *s, const opts *o, walker *w) {
-    char *flows, err[1024], dir[300];
+    char *flows, err[1024];
     size_t nf = 0, i, k, done = 0;
     const char *f;
     int show = !o->quiet && !o->json && isatty(2), rc;
@@ -904,8 +904,7 @@ static int walk(cas_store *s, const opts *o, walker *w) {
         return data_error("out of memory");
     }
     for (i = 0, f = flows; i < nf; i++, f += strlen(f) + 1) {
-        snprintf(dir, sizeof dir, "%s/data", f);
-        if (cas_store_file_walk(s, dir, &lists[i], &counts[i], err, sizeof err) < 0) {
+        if (cas_store_blob_list(s, f, &lists[i], &counts[i], err, sizeof err) < 0) {
             fprintf(stderr, "%s: %s\n", prog, err);
             w->unlisted++;
             continue;
@@ -1514,7 +1513,7 @@ static int gc_flow(cas_store *s, const opts *o, const char *flow, int64_t grace,
     memset(&r, 0, sizeof r);
     mark_flow(s, o, flow, &r, 0);
     snprintf(dir, sizeof dir, "%s/data", flow);
-    if (!r.failed && cas_store_file_walk(s, dir, &e, &n, err, sizeof err) < 0) r.failed = 1, problem(&r, o, dir, err);
+    if (!r.failed && cas_store_blob_list(s, flow, &e, &n, err, sizeof err) < 0) r.failed = 1, problem(&r, o, dir, err);
     for (i = 0; !r.failed && i < n; i++) { /* "ab/KEY"; "ab/KEY_meta" only when its blob is gone */
         int sidecar;
         const char *key = entry_key(e[i].name, &sidecar);

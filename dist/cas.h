@@ -2006,6 +2006,12 @@ CASDEF int cas_store_file_list(cas_store *s, const char *dir, cas_file_entry **e
  * a caller deciding what nothing refers to must. */
 CASDEF int cas_store_file_walk(cas_store *s, const char *dir, cas_file_entry **entries, size_t *count, char *err,
                                size_t errcap);
+/* A flow's blob files in one listing of its data folder, with sizes and times:
+ * names "ab/KEY" (and a local store's orphan sidecars, "ab/KEY_meta"). Unlike the
+ * walk, an entry it cannot take (a hostile name, a link) is skipped: no blob is
+ * found through it. */
+CASDEF int cas_store_blob_list(cas_store *s, const char *flow, cas_file_entry **entries, size_t *count, char *err,
+                               size_t errcap);
 /* Removes an object by name (with its sidecar on a local store), or an empty folder
  * of a local store (object stores have none to remove). 1 if it was there, 0 if not. */
 CASDEF int cas_store_file_remove(cas_store *s, const char *name, char *err, size_t errcap);
@@ -6093,7 +6099,7 @@ typedef struct cas__entry_rec {
 
 typedef struct cas__listing {
     cas__buf recs, names;
-    int recursive;
+    int recursive, lenient; /* lenient: a walk that skips what it cannot take (a blob listing) */
     char why[400]; /* a walk's refusal: the entry it could not take */
 } cas__listing;
 
@@ -6102,7 +6108,7 @@ static int cas__list_entry(void *ctx, const char *name, int kind, uint64_t size,
     cas__entry_rec r;
     int rc;
     if (!l->recursive && strchr(name, '/')) return 0;
-    if (l->recursive && (kind == CAS_ENTRY_OTHER || cas__file_name_check(name) < 0)) { /* a walk sees all, or fails */
+    if (l->recursive && !l->lenient && (kind == CAS_ENTRY_OTHER || cas__file_name_check(name) < 0)) { /* all, or fail */
         size_t i;
         cas__fmt(l->why, sizeof l->why, "%s below it: '%.300s'",
                  kind == CAS_ENTRY_OTHER ? "a symbolic link or special file, never followed" : "a name the store refuses",
@@ -6111,7 +6117,7 @@ static int cas__list_entry(void *ctx, const char *name, int kind, uint64_t size,
             if ((unsigned char)l->why[i] < 0x20 || l->why[i] == 0x7f) l->why[i] = '?';
         return CAS_E_IO;
     }
-    if (cas__file_name_check(name) < 0) return 0;
+    if (cas__file_name_check(name) < 0 || (l->lenient && kind == CAS_ENTRY_OTHER)) return 0;
     if (l->recursive && kind == CAS_ENTRY_DIR) return 0;
     r.off = l->names.len, r.is_dir = kind == CAS_ENTRY_DIR, r.size = r.is_dir ? 0 : size, r.mtime = mtime;
     r.other = kind == CAS_ENTRY_OTHER;
@@ -6123,8 +6129,8 @@ static int cas__entry_cmp(const void *a, const void *b) {
     return strcmp(((const cas_file_entry *)a)->name, ((const cas_file_entry *)b)->name);
 }
 
-static int cas__file_list(cas_store *s, const char *dir, int recursive, cas_file_entry **entries, size_t *count,
-                          char *err, size_t errcap) {
+static int cas__file_list(cas_store *s, const char *dir, int recursive, int lenient, cas_file_entry **entries,
+                          size_t *count, char *err, size_t errcap) {
     cas__listing l;
     char msg[CAS__MSG] = "";
     cas_file_entry *e;
@@ -6135,7 +6141,7 @@ static int cas__file_list(cas_store *s, const char *dir, int recursive, cas_file
     if (*dir && cas__file_name_check(dir) < 0) return cas__file_name_refused(dir, err, errcap);
     memset(&l, 0, sizeof l);
     l.recs.a = l.names.a = &s->alloc;
-    l.recursive = recursive;
+    l.recursive = recursive, l.lenient = lenient;
     rc = s->be->b.list(s->be->b.user, dir, recursive, cas__list_entry, &l, msg, sizeof msg);
     if (rc >= 0) { /* one block: the entries, then their names */
         head = l.recs.count * sizeof *e;
@@ -6162,12 +6168,20 @@ static int cas__file_list(cas_store *s, const char *dir, int recursive, cas_file
 
 CASDEF int cas_store_file_list(cas_store *s, const char *dir, cas_file_entry **entries, size_t *count, char *err,
                                size_t errcap) {
-    return cas__file_list(s, dir, 0, entries, count, err, errcap);
+    return cas__file_list(s, dir, 0, 0, entries, count, err, errcap);
 }
 
 CASDEF int cas_store_file_walk(cas_store *s, const char *dir, cas_file_entry **entries, size_t *count, char *err,
                                size_t errcap) {
-    return cas__file_list(s, dir, 1, entries, count, err, errcap);
+    return cas__file_list(s, dir, 1, 0, entries, count, err, errcap);
+}
+
+CASDEF int cas_store_blob_list(cas_store *s, const char *flow, cas_file_entry **entries, size_t *count, char *err,
+                               size_t errcap) {
+    char dir[300];
+    if (cas_name_check(flow) < 0) return cas__serr(err, errcap, CAS_E_NAME, "Invalid flow name '%.200s'", flow ? flow : "");
+    snprintf(dir, sizeof dir, "%s/data", flow);
+    return cas__file_list(s, dir, 1, 1, entries, count, err, errcap);
 }
 
 CASDEF int cas_store_keys(cas_store *s, const char *flow, char **keys, size_t *count, char *err, size_t errcap) {
@@ -6759,12 +6773,12 @@ static int64_t cas__step_probe(cas_store *s, const char *dir, int done) {
     size_t nt, nf, i, j;
     int64_t best = 0;
     char sub[1100];
-    if (cas__file_list(s, dir, 0, &tasks, &nt, NULL, 0) < 0) return 0;
+    if (cas__file_list(s, dir, 0, 0, &tasks, &nt, NULL, 0) < 0) return 0;
     for (i = 0; i < nt && !best; i++) {
         cas__buf names;
         if (!cas__is_part(&tasks[i])) continue;
         snprintf(sub, sizeof sub, "%s/%s", dir, tasks[i].name);
-        if (cas__file_list(s, sub, 0, &files, &nf, NULL, 0) < 0) continue;
+        if (cas__file_list(s, sub, 0, 0, &files, &nf, NULL, 0) < 0) continue;
         memset(&names, 0, sizeof names);
         names.a = &s->alloc;
         for (j = 0; j < nf; j++) {
@@ -6843,7 +6857,7 @@ CASDEF int cas_store_runs(cas_store *s, const char *flow, cas_run_info **runs, s
     if (!s || !runs || !count) return cas__serr(err, errcap, CAS_E_ARG, "invalid argument");
     *runs = NULL, *count = 0;
     if (cas_name_check(flow) < 0) return cas__serr(err, errcap, CAS_E_NAME, "Invalid flow name '%.300s'", flow ? flow : "");
-    if ((rc = cas__file_list(s, flow, 0, &e, &n, err, errcap)) < 0) return rc;
+    if ((rc = cas__file_list(s, flow, 0, 0, &e, &n, err, errcap)) < 0) return rc;
     memset(&recs, 0, sizeof recs), memset(&text, 0, sizeof text);
     recs.a = text.a = &s->alloc;
     cas__buf_put(&text, "", 1); /* offset 0: "" */

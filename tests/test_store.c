@@ -418,6 +418,15 @@ static void test_store_files(void) {
         cas_store_free_buffer(s, e);
         CHECK_EQ_INT(cas_store_file_remove(s, "F/1/_meta", err, sizeof err), 1);
         CHECK(stat(path, &st) < 0);
+        /* a link below: the walk fails naming it; a flow's blob listing skips it */
+        CHECK_EQ_INT(cas_store_file_put(s, "F/data/ab/x", "x", 1, NULL, 1, &stored, err, sizeof err), CAS_OK);
+        snprintf(path, sizeof path, "%s/F/data/ab/link", root);
+        CHECK(symlink("/etc", path) == 0);
+        CHECK(cas_store_file_walk(s, "F/data", &e, &n, err, sizeof err) < 0);
+        CHECK(strstr(err, "never followed below it: 'ab/link'") != NULL);
+        CHECK_EQ_INT(cas_store_blob_list(s, "F", &e, &n, err, sizeof err), CAS_OK);
+        CHECK(n == 1 && !strcmp(e[0].name, "ab/x"));
+        cas_store_free_buffer(s, e);
     }
     /* a folder on the way is a symlink out of the root: not followed, either way */
     snprintf(path, sizeof path, "%s/G", root);
