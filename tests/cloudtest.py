@@ -409,17 +409,23 @@ class WriteChecks:
         self.assertEqual(self.objects.etag(self.C, name) == etag, self.objects.meta_write_keeps_etag)
         self.assertEqual(self.cas("get", "--flow", "L", key, "--root", root, "--verify").stdout, data)
 
+    def gc_store_uploaded(self, tag):
+        """test_cli.gc_store's store (three runs, blobs only each names, unreferenced
+        ones), uploaded under a fresh prefix: (root, prefix, keys)."""
+        import test_cli
+        tmp = tempfile.mkdtemp(prefix="cas_%s_" % tag)
+        self.addCleanup(shutil.rmtree, tmp)
+        local, keys = test_cli.gc_store(tmp)
+        prefix = "%s%d" % (tag, random.getrandbits(32))
+        self.objects.upload_store(local, self.C, prefix)
+        return self.root(prefix), prefix, keys
+
     def test_fsck_prune_gc_by_references(self):
         """fsck, prune and gc --unreferenced on the object store: after them every artifact of
         the remaining run reads and verifies, the blobs only pruned runs used are gone, the
         raw blob (a code package's kind) is kept."""
         import test_cli
-        tmp = tempfile.mkdtemp(prefix="cas_gc_")
-        self.addCleanup(shutil.rmtree, tmp)
-        local, keys = test_cli.gc_store(tmp)
-        prefix = "gc%d" % random.getrandbits(32)
-        self.objects.upload_store(local, self.C, prefix)
-        root = self.root(prefix)
+        root, prefix, keys = self.gc_store_uploaded("gc")
 
         def ok(*args, rc=0):
             out = self.cas(*args, "--root", root)
@@ -457,12 +463,7 @@ class WriteChecks:
         import signal
         import cas_h
         import test_cli
-        tmp = tempfile.mkdtemp(prefix="cas_gckill_")
-        self.addCleanup(shutil.rmtree, tmp)
-        local, keys = test_cli.gc_store(tmp)
-        prefix = "gck%d" % random.getrandbits(32)
-        self.objects.upload_store(local, self.C, prefix)
-        root = self.root(prefix)
+        root, prefix, keys = self.gc_store_uploaded("gck")
         with cas_h.Store(root) as st:  # blobs nothing names, enough that a kill lands mid-sweep
             spare = st.put_many("FixtureFlow", [b"spare %d" % i for i in range(300)])
         env = self.env()
