@@ -60,7 +60,7 @@ PY_CONF  := $(shell $(PYTHON) -c "import sysconfig as s; print(s.get_paths()['in
               2>/dev/null)
 SPEEDUPS := $(if $(wildcard $(firstword $(PY_CONF))/Python.h),$(B)/_speedups$(word 2,$(PY_CONF)))
 
-.PHONY: all demo test test-build test-c test-configs test-single test-cli test-interop test-python test-s3 test-azure \
+.PHONY: all demo test test-build test-c test-configs test-single test-cli test-interop test-python test-s3 test-azure test-cross \
         test-asan test-valgrind test-fuzz-replay test-infra test-cmake install uninstall clean bench fuzz examples speedups
 
 all: $(B)/libcas.so $(B)/libcas.a $(B)/cas dist/cas.h $(SPEEDUPS)
@@ -206,6 +206,15 @@ test-azure:
 	@echo "test-azure: skipped, this build has no object stores (it did not find libcurl, expat and OpenSSL)"
 endif
 
+# Both servers at once: cas cp from one object store to the other.
+ifeq ($(CLOUD),1)
+test-cross: all
+	sh tests/cross/run.sh
+else
+test-cross:
+	@echo "test-cross: skipped, this build has no object stores (it did not find libcurl, expat and OpenSSL)"
+endif
+
 test-python: all
 	$(PYTHON) -m unittest discover -s python/tests -t python
 
@@ -223,7 +232,7 @@ test-valgrind: $(B)/run_tests_fast
 
 # Everything, in the configuration lib/configure.sh found: suites that need a library
 # this build lacks say so and are left out (S3 without libcurl, ISA-L's configs...).
-test: all test-build test-configs test-s3 test-azure test-asan test-valgrind test-fuzz-replay test-infra test-cmake
+test: all test-build test-configs test-s3 test-azure test-cross test-asan test-valgrind test-fuzz-replay test-infra test-cmake
 	@echo "make test: all suites passed ($(B)/ with: $(CAS_FOUND); without: $(CAS_MISSING))"
 
 # The built library, cas and the binding themselves (CI runs this alone on a build with

@@ -816,6 +816,42 @@ static int cmd_get(opts o) {
     return rc;
 }
 
+/* ---- running many object operations side by side ---- */
+
+typedef struct par_job {
+    size_t next, n;
+    pthread_mutex_t mu;
+    void (*fn)(void *ctx, size_t i);
+    void *ctx;
+} par_job;
+
+static void *par_worker(void *arg) {
+    par_job *j = (par_job *)arg;
+    for (;;) {
+        size_t i;
+        pthread_mutex_lock(&j->mu);
+        i = j->next++;
+        pthread_mutex_unlock(&j->mu);
+        if (i >= j->n) return NULL;
+        j->fn(j->ctx, i);
+    }
+}
+
+/* fn(ctx, i) for every i below n, on `threads` threads (the calling one among them):
+ * on an object store their requests overlap. fn locks what it shares. */
+static void par_run(size_t n, int threads, void (*fn)(void *ctx, size_t i), void *ctx) {
+    pthread_t th[64];
+    par_job j;
+    int k, started = 0;
+    j.next = 0, j.n = n, j.fn = fn, j.ctx = ctx;
+    pthread_mutex_init(&j.mu, NULL);
+    for (k = 1; k < threads && k < 64 && (size_t)k < n; k++)
+        if (pthread_create(&th[started], NULL, par_worker, &j) == 0) started++;
+    par_worker(&j);
+    for (k = 0; k < started; k++) pthread_join(th[k], NULL);
+    pthread_mutex_destroy(&j.mu);
+}
+
 /* ---- walking a store: verify and migrate ---- */
 
 static int64_t now_ms(void) {
@@ -883,6 +919,25 @@ static void walk_report(const opts *o, walker *w, const char *flow, const char *
     }
 }
 
+/* A run of blobs w->one takes alone, side by side (-j N threads; 8 by default: on an
+ * object store each is a few requests), reported afterwards in listing order. */
+#define WALK_CHUNK 64
+
+typedef struct walk_chunk {
+    cas_store *s;
+    walker *w;
+    const char *flow;
+    const char *keys[WALK_CHUNK];
+    int rc[WALK_CHUNK], changed[WALK_CHUNK];
+    char err[WALK_CHUNK][1024];
+} walk_chunk;
+
+static void walk_chunk_one(void *ctx, size_t i) {
+    walk_chunk *c = (walk_chunk *)ctx;
+    c->changed[i] = -1, c->err[i][0] = 0;
+    c->rc[i] = c->w->one(c->s, c->flow, c->keys[i], c->w->ctx, &c->changed[i], c->err[i], sizeof c->err[i]);
+}
+
 /* Runs w->one over every blob of the chosen flows (all when none is named), listed
  * from each flow's data folder in one paged listing; with w->batch, small blobs are
  * read WALK_BATCH at a time first and only those that fail are read again alone
@@ -896,13 +951,16 @@ static int walk(cas_store *s, const opts *o, walker *w) {
     size_t *counts;
     uint64_t all = 0, bytes = 0;
     int64_t t0 = now_ms();
+    walk_chunk *chunk;
     if (!(flows = flows_of(s, o, &nf, &rc))) return rc;
     lists = (cas_file_entry **)calloc(nf + 1, sizeof *lists);
     counts = (size_t *)calloc(nf + 1, sizeof *counts);
-    if (!lists || !counts) {
-        free(lists), free(counts), free(flows);
+    chunk = (walk_chunk *)malloc(sizeof *chunk);
+    if (!lists || !counts || !chunk) {
+        free(lists), free(counts), free(chunk), free(flows);
         return data_error("out of memory");
     }
+    chunk->s = s, chunk->w = w;
     for (i = 0, f = flows; i < nf; i++, f += strlen(f) + 1) {
         if (cas_store_blob_list(s, f, &lists[i], &counts[i], err, sizeof err) < 0) {
             fprintf(stderr, "%s: %s\n", prog, err);
@@ -916,16 +974,12 @@ static int walk(cas_store *s, const opts *o, walker *w) {
     }
     for (i = 0, f = flows; i < nf; i++, f += strlen(f) + 1) {
         const cas_file_entry *e = lists[i];
+        chunk->flow = f;
         for (k = 0; k < counts[i];) {
             const char *keys[WALK_BATCH];
             void *outs[WALK_BATCH];
             size_t lens[WALK_BATCH], nb = 0, j;
             int status[WALK_BATCH], sc;
-            const char *key = entry_key(e[k].name, &sc);
-            if (!key || sc) {
-                k++;
-                continue;
-            }
             if (w->batch) /* a run of small blobs: one batch read */
                 for (; k < counts[i] && nb < WALK_BATCH; k++) {
                     const char *bk = entry_key(e[k].name, &sc);
@@ -946,17 +1000,23 @@ static int walk(cas_store *s, const opts *o, walker *w) {
                     walk_report(o, w, f, keys[j], rc, changed, err, show);
                 }
                 done += nb;
-            } else { /* one blob alone (large, or a walk without batches) */
-                int changed = -1;
-                err[0] = 0;
-                rc = w->one(s, f, key, w->ctx, &changed, err, sizeof err);
-                walk_report(o, w, f, key, rc, changed, err, show);
-                bytes += e[k].size, done++, k++;
+            } else { /* blobs taken alone (large ones, or a walk without batches), side by side */
+                for (; k < counts[i] && nb < WALK_CHUNK; k++) {
+                    const char *bk = entry_key(e[k].name, &sc);
+                    if (!bk || sc) continue;
+                    if (w->batch && nb && e[k].size <= WALK_BATCH_STORED) break; /* small: the next batch's */
+                    chunk->keys[nb++] = bk, bytes += e[k].size;
+                }
+                par_run(nb, o->jobs ? o->jobs : 8, walk_chunk_one, chunk);
+                for (j = 0; j < nb; j++)
+                    walk_report(o, w, f, chunk->keys[j], chunk->rc[j], chunk->changed[j], chunk->err[j], show);
+                done += nb;
             }
-            progress_bytes(show, done, w->total, bytes, all, t0, w->what);
+            if (nb) progress_bytes(show, done, w->total, bytes, all, t0, w->what);
         }
         if (lists[i]) cas_store_free_buffer(s, lists[i]);
     }
+    free(chunk);
     free(lists);
     free(counts);
     free(flows);
@@ -1020,42 +1080,6 @@ static int cmd_migrate(opts o) {
     rc = walk(s, &o, &w);
     cas_store_close(s);
     return rc ? rc : walk_summary(&o, &w, o.to);
-}
-
-/* ---- running many object operations side by side ---- */
-
-typedef struct par_job {
-    size_t next, n;
-    pthread_mutex_t mu;
-    void (*fn)(void *ctx, size_t i);
-    void *ctx;
-} par_job;
-
-static void *par_worker(void *arg) {
-    par_job *j = (par_job *)arg;
-    for (;;) {
-        size_t i;
-        pthread_mutex_lock(&j->mu);
-        i = j->next++;
-        pthread_mutex_unlock(&j->mu);
-        if (i >= j->n) return NULL;
-        j->fn(j->ctx, i);
-    }
-}
-
-/* fn(ctx, i) for every i below n, on `threads` threads (the calling one among them):
- * on an object store their requests overlap. fn locks what it shares. */
-static void par_run(size_t n, int threads, void (*fn)(void *ctx, size_t i), void *ctx) {
-    pthread_t th[64];
-    par_job j;
-    int k, started = 0;
-    j.next = 0, j.n = n, j.fn = fn, j.ctx = ctx;
-    pthread_mutex_init(&j.mu, NULL);
-    for (k = 1; k < threads && k < 64 && (size_t)k < n; k++)
-        if (pthread_create(&th[started], NULL, par_worker, &j) == 0) started++;
-    par_worker(&j);
-    for (k = 0; k < started; k++) pthread_join(th[k], NULL);
-    pthread_mutex_destroy(&j.mu);
 }
 
 /* ---- a datastore's references: fsck, gc --unreferenced, prune ----
@@ -2129,14 +2153,16 @@ static const command commands[] = {
      "the reason and a summary; exits 1 if any blob is bad. A terminal shows progress\n"
      "(bytes, rate, ETA); --quiet hides it. --json: a row per blob, {\"flow\", \"key\",\n"
      "\"ok\"} (+ \"error\"), then {\"summary\": true, \"blobs\", \"ok\", \"bad\", ...}.\n"},
-    {"migrate", "--root --quiet --to --json", cmd_migrate,
-     "usage: cas migrate --to v1|v2 [--root ROOT] [--quiet] [--json] [FLOW...]\n\n"
+    {"migrate", "--root --quiet --to --json --jobs", cmd_migrate,
+     "usage: cas migrate --to v1|v2 [--root ROOT] [--quiet] [--json] [-j N] [FLOW...]\n\n"
      "Re-encodes every blob of the named flows (all by default) as cas_version 1 (gzip,\n"
      "readable by every Metaflow) or 2 (LZ4 frame, Metaflow PR #3090). Keys do not change;\n"
      "raw blobs are left alone; every blob is verified before it is rewritten. Resumable:\n"
      "blobs already in the target format are skipped, and a blob left half-migrated by a\n"
-     "crash (bytes and sidecar disagreeing) is repaired. --json: a row per blob, {\"flow\",\n"
-     "\"key\", \"ok\", \"changed\"} (+ \"error\"), then a summary row.\n"},
+     "crash (bytes and sidecar disagreeing) is repaired. Blobs are migrated -j N at a time\n"
+     "(8 by default: many requests in flight on an object store), each streaming; rows\n"
+     "come in listing order. --json: a row per blob, {\"flow\", \"key\", \"ok\", \"changed\"}\n"
+     "(+ \"error\"), then a summary row.\n"},
     {"fsck", "--root --quiet --json --jobs", cmd_fsck,
      "usage: cas fsck [FLOW[/RUN[/STEP[/TASK]]]] [--root ROOT] [--json] [-j N] [--quiet]\n\n"
      "Checks the datastore by its references: every artifact that the data.json of every\n"

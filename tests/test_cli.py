@@ -281,12 +281,18 @@ class TestWalkJson(unittest.TestCase):
             self.assertTrue(all(r["error"] for r in rows[:-1] if not r["ok"]))
         text = cas("verify", "--root", store, "--quiet")
         self.assertEqual(text.stderr.count(b"BAD "), 3)
-        out = cas("migrate", "--to", "v2", "--json", "--root", store)
+        twin = os.path.join(tmp, "twin")
+        shutil.copytree(store, twin)
+        out = cas("migrate", "--to", "v2", "--json", "--root", store)  # 8 side by side by default
         rows = [json.loads(l) for l in out.stdout.splitlines()]
         self.assertEqual(rows[-1]["rewritten"], sum(1 for r in rows[:-1] if r["changed"]))
+        self.assertGreater(rows[-1]["rewritten"], 8)
         failed = {r["key"] for r in rows[:-1] if not r["ok"]}  # those it had to rewrite (v2 ones are skipped)
         self.assertTrue(failed and failed <= set(bad_keys) - {big_key}, (failed, bad_keys))  # raw: left alone
         self.assertEqual(out.returncode, 1)
+        one = cas("migrate", "--to", "v2", "--json", "-j", "1", "--root", twin)  # one at a time: the same rows
+        self.assertEqual([json.loads(l) for l in one.stdout.splitlines()], rows)
+        self.assertEqual(cas("verify", "--quiet", "--root", store).stderr.count(b"BAD "), 3)
 
 
 class TestOneRowJson(unittest.TestCase):
