@@ -25,6 +25,22 @@ def machine_state():
         "running" if kdamond else "not running", platform.release(), os.cpu_count())
 
 
+def first_touch_mb_s(mib=64):
+    """How fast this process faults in new anonymous memory, MB/s (PERF-NOTES: ~230 on
+    a freshly booted machine; on a warm one fast for memory freed a moment ago, slow
+    again once its host has taken it back)."""
+    import ctypes
+    import mmap
+    import time
+    m = mmap.mmap(-1, mib << 20)
+    addr = ctypes.addressof(ctypes.c_char.from_buffer(m))
+    t0 = time.perf_counter()
+    ctypes.memset(addr, 1, mib << 20)
+    took = time.perf_counter() - t0
+    m.close()  # the ctypes view above was a temporary, gone by now (else close would refuse)
+    return "%.0f MB/s (%d MiB)" % ((mib << 20) / 1e6 / took, mib)
+
+
 def med(xs):
     xs = [x for x in xs if x is not None]
     return statistics.median(xs) if xs else None

@@ -15,32 +15,55 @@ names, flags...), in one save_blobs and one load_blobs.
 
 Every figure is a ratio of two sides timed in this run, interleaved run by run (per
 op, run i of every side in an order shuffled per run, then run i + 1; the same number
-of stores per sample on every side), the median of per-round ratios. Allocator state: the whole run
-has MALLOC_MMAP_THRESHOLD_ and MALLOC_TOP_PAD_ set (this script re-executes itself
-with them), so that neither side pays this machine's fresh-page faults (see
-PERF-NOTES) for what the other side left behind; both sides get the same heap.
+of stores per sample on every side), the median of per-round ratios.
 
-Targets (issue 11): ext_v2 >= 1.0x pr3090 on every payload's save and load, and on
-the whole task >= 1.5x pr3090 and >= 15x metaflow_gzip (save + load). Writes
-bench/results/task.md and prints PASS/FAIL per target; exit 1 on a FAIL with --check.
+Two allocator states, each a process of its own, both reported (PERF-NOTES: fresh
+memory costs ~17 us a page on a freshly booted machine, and a warm one hands large
+amounts of freed memory back to its host, after which they cost that again):
+  heap   MALLOC_MMAP_THRESHOLD_=1 GiB, MALLOC_TOP_PAD_=256 MiB: large buffers come from
+         a heap both sides reuse, so neither pays page faults for what the other freed;
+  fresh  glibc's defaults: every large buffer is a new mapping, its pages faulted in
+         by whoever touches them first, as in a process that has just started.
+The floor beside each op: the store's own I/O for it, nothing hashed or coded
+(save: save_bytes of PR #3090's packed blobs, with its existence checks; load:
+load_bytes and a read of each file), so that a small blob's figure shows how much of
+its time no codec can take away.
 
-  /usr/bin/python3 bench/task.py [--rounds 9] [--target-ms 40] [--check]
+Targets (issue 11, kept by issue 24): ext_v2 >= 1.0x pr3090 on every payload's save
+and load, and on the whole task >= 1.5x pr3090 and >= 15x metaflow_gzip (save + load),
+in both states. Writes bench/results/task.md and prints PASS/FAIL per target; exit 1
+on a FAIL with --check.
+
+  /usr/bin/python3 bench/task.py [--rounds 9] [--target-ms 40] [--check] [--state heap|fresh]
 """
 import argparse
 import gc
+import hashlib
+import io
+import json
 import os
 import random
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
 
+import lz4.frame
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-ENV = {"MALLOC_MMAP_THRESHOLD_": str(1 << 30), "MALLOC_TOP_PAD_": str(256 << 20)}
-if any(os.environ.get(k) != v for k, v in ENV.items()):
-    os.execve(sys.executable, [sys.executable] + sys.argv, dict(os.environ, **ENV))
+STATES = {"heap": {"MALLOC_MMAP_THRESHOLD_": str(1 << 30), "MALLOC_TOP_PAD_": str(256 << 20)},
+          "fresh": {"MALLOC_MMAP_THRESHOLD_": None, "MALLOC_TOP_PAD_": None}}
+STATE_TEXT = {"heap": "MALLOC_MMAP_THRESHOLD_=1 GiB, MALLOC_TOP_PAD_=256 MiB (a heap both sides reuse)",
+              "fresh": "glibc's defaults (every large buffer a new mapping, faulted in on first touch)"}
+if "--state" in sys.argv[:-1]:  # a measuring child: its allocator state is set before Python starts
+    _want = STATES[sys.argv[sys.argv.index("--state") + 1]]
+    if any(os.environ.get(k) != v for k, v in _want.items()):
+        _env = {k: v for k, v in os.environ.items() if k not in _want}
+        _env.update((k, v) for k, v in _want.items() if v is not None)
+        os.execve(sys.executable, [sys.executable] + sys.argv, _env)
 
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(ROOT, "python"))
@@ -62,10 +85,38 @@ class ExtV2(mf_standin.StandInStoreV2):
     pass
 
 
+class Floor(mf_standin.StandInStoreV2):
+    """The store's own I/O, nothing hashed or coded: save_blobs writes PR #3090's packed
+    blobs (computed beforehand, in `packed`) with the same existence checks; load_blobs
+    reads each blob file whole."""
+
+    packed = {}  # id(blob) -> (key, PR #3090's bytes for it)
+
+    def save_blobs(self, blob_iter, raw=False, len_hint=0, is_transfer=False):
+        out, storage = [], self._storage_impl
+
+        def items():
+            for blob in blob_iter:
+                key, data = self.packed[id(blob)]
+                path = self._path(key)
+                out.append(self.save_blobs_result(None, key))
+                if not storage.is_file([path])[0]:
+                    yield path, (io.BytesIO(data), {"cas_raw": False, "cas_version": 2})
+
+        storage.save_bytes(items(), overwrite=True, len_hint=len_hint)
+        return out
+
+    def load_blobs(self, keys, force_raw=False, is_transfer=False):
+        with self._storage_impl.load_bytes([self._path(k) for k in keys]) as loaded:
+            for path, local, _meta in loaded:
+                with open(local, "rb") as f:
+                    yield self._storage_impl.path_split(path)[-1], f.read()
+
+
 cas_store.install(1, cls=ExtV1, data_exception=mf_standin.DataException)
 cas_store.install(2, cls=ExtV2, data_exception=mf_standin.DataException)
 SIDES = {"metaflow_gzip": mf_standin.ContentAddressedStore, "pr3090": mf_standin.StandInStoreV2,
-         "ext_v1": ExtV1, "ext_v2": ExtV2}
+         "ext_v1": ExtV1, "ext_v2": ExtV2, "floor": Floor}
 
 
 class Side:
@@ -79,7 +130,7 @@ class Side:
         self.keys = [r.key for r in src.save_blobs(list(blobs))]
         self.src = src
         got = dict(src.load_blobs(self.keys))
-        if [got[k] for k in self.keys] != list(blobs):
+        if cls is not Floor and [got[k] for k in self.keys] != list(blobs):
             raise AssertionError("%s does not load back what it saved" % cls.__name__)
 
     def fresh(self):
@@ -136,6 +187,7 @@ def measure(blobs, rounds, target_s, tmp):
     moments: this machine's slow spells (its file system's deferred work, its
     host) fall on every side alike instead of on whichever side ran then. The
     stores saves wrote are removed between rounds (Side.clean)."""
+    Floor.packed = {id(b): (hashlib.sha1(b).hexdigest(), lz4.frame.compress(b)) for b in blobs}
     sides = {name: Side(cls, blobs, tmp) for name, cls in SIDES.items()}
     ks = {op: min(calibrate(getattr(side, op), target_s) for side in sides.values()) for op in ("save", "load")}
     for side in sides.values():
@@ -174,13 +226,9 @@ def median_us(rows, side, op):
     return statistics.median(r[(side, op)] for r in rows) / 1000.0
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--rounds", type=int, default=9)
-    ap.add_argument("--target-ms", type=float, default=40.0)
-    ap.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
-    args = ap.parse_args()
-    print("machine: %s" % report.machine_state(), flush=True)
+def measure_state(args):
+    """A child's work: every set measured in this process's allocator state; the
+    rounds as JSON on stdout's last line."""
     pdir = os.path.join(ROOT, "build", "bench", "payloads")
     paths = payloads.ensure(pdir, log=lambda *a: None)
     data = {}
@@ -189,43 +237,67 @@ def main():
             data[name] = f.read()
     small = payloads.system_artifacts(cas_h)
     tmp = tempfile.mkdtemp(prefix="cas-bench-task-", dir="/dev/shm" if os.access("/dev/shm", os.W_OK) else None)
-    results, lines, fails = {}, [], []
+    results = {}
     try:
         sets = [(name, [data[name]]) for name in PAYLOADS]
-        sets.append(("task (5 payloads + 30 system artifacts)", [data[n] for n in PAYLOADS] + small))
+        sets.append((TASK, [data[n] for n in PAYLOADS] + small))
         for label, blobs in sets:
             rows = measure(blobs, args.rounds, args.target_ms / 1000.0, tmp)
-            results[label] = rows
-            print("%s: measured" % label, flush=True)
+            results[label] = [{"%s %s" % k: v for k, v in r.items()} for r in rows]
+            print("%s, %s: measured" % (args.state, label), file=sys.stderr, flush=True)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+    print(json.dumps({"machine": report.machine_state(), "touch": report.first_touch_mb_s(), "results": results}))
 
-    lines.append("# The extension's save_blobs / load_blobs on a task (bench/task.py)\n")
-    lines.append("Stand-in store on tmpfs; %d rounds interleaved; medians of per-round ratios (x = times faster "
-                 "than the side named); malloc state: MALLOC_MMAP_THRESHOLD_=1 GiB, MALLOC_TOP_PAD_=256 MiB for "
-                 "the whole run. libcas: %s. Machine: %s (the figures depend on it: PERF-NOTES, \"A fresh "
-                 "machine is not a warm one\"); blob files in the page cache (tmpfs).\n"
-                 % (args.rounds, cas_h.library_path, report.machine_state()))
-    lines.append("| blobs | op | ext_v2 vs pr3090 | ext_v2 vs metaflow_gzip | ext_v1 vs metaflow_gzip | "
-                 "pr3090 | ext_v2 | metaflow_gzip | ext_v1 |")
-    lines.append("|---|---|---|---|---|---|---|---|---|")
-    for label, rows in results.items():
-        for op in ("save", "load"):
-            r_pr = ratio(rows, "pr3090", "ext_v2", op)
-            lines.append("| %s | %s | %.2fx | %.1fx | %.1fx | %.1f us | %.1f us | %.1f us | %.1f us |" % (
-                label, op, r_pr, ratio(rows, "metaflow_gzip", "ext_v2", op), ratio(rows, "metaflow_gzip", "ext_v1", op),
-                median_us(rows, "pr3090", op), median_us(rows, "ext_v2", op), median_us(rows, "metaflow_gzip", op),
-                median_us(rows, "ext_v1", op)))
-    lines.append("")
-    checks = []
-    for label, rows in results.items():
-        whole = label.startswith("task")
-        for op in ("save", "load"):
-            checks.append(("%s %s: ext_v2 >= %.1fx pr3090" % (label, op, 1.5 if whole else 1.0),
-                           ratio(rows, "pr3090", "ext_v2", op), 1.5 if whole else 1.0))
-            if whole:
-                checks.append(("%s %s: ext_v2 >= 15x metaflow_gzip" % (label, op),
-                               ratio(rows, "metaflow_gzip", "ext_v2", op), 15.0))
+
+TASK = "task (5 payloads + 30 system artifacts)"
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--rounds", type=int, default=9)
+    ap.add_argument("--target-ms", type=float, default=40.0)
+    ap.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
+    ap.add_argument("--state", choices=sorted(STATES), help="measure one allocator state (a child's job)")
+    args = ap.parse_args()
+    if args.state:
+        return measure_state(args)
+    print("machine: %s" % report.machine_state(), flush=True)
+    runs = {}
+    for state in ("heap", "fresh"):
+        out = subprocess.run([sys.executable, os.path.abspath(__file__), "--state", state, "--rounds", str(args.rounds),
+                              "--target-ms", str(args.target_ms)], stdout=subprocess.PIPE, check=True)
+        runs[state] = json.loads(out.stdout.decode().splitlines()[-1])
+        for label, rows in runs[state]["results"].items():
+            runs[state]["results"][label] = [{tuple(k.split(" ")): v for k, v in r.items()} for r in rows]
+
+    lines = ["# The extension's save_blobs / load_blobs on a task (bench/task.py)\n",
+             "Stand-in store on tmpfs (blob files in the page cache); %d rounds interleaved; medians of per-round "
+             "ratios (x = times faster than the side named); floor: the store's own I/O for the op, nothing hashed "
+             "or coded. libcas: %s. Machine: %s (the figures depend on it: PERF-NOTES, \"A fresh machine is not a "
+             "warm one\").\n" % (args.rounds, cas_h.library_path, runs["heap"]["machine"])]
+    checks, fails = [], []
+    for state, run in runs.items():
+        lines.append("## Allocator state: %s\n" % state)
+        lines.append("%s; first touch of new memory measured at the end of the run: %s.\n"
+                     % (STATE_TEXT[state], run["touch"]))
+        lines.append("| blobs | op | ext_v2 vs pr3090 | ext_v2 vs metaflow_gzip | ext_v1 vs metaflow_gzip | "
+                     "pr3090 | ext_v2 | floor | metaflow_gzip | ext_v1 |")
+        lines.append("|---|---|---|---|---|---|---|---|---|---|")
+        for label, rows in run["results"].items():
+            for op in ("save", "load"):
+                lines.append("| %s | %s | %.2fx | %.1fx | %.1fx | %.1f us | %.1f us | %.1f us | %.1f us | %.1f us |" % (
+                    label, op, ratio(rows, "pr3090", "ext_v2", op), ratio(rows, "metaflow_gzip", "ext_v2", op),
+                    ratio(rows, "metaflow_gzip", "ext_v1", op), median_us(rows, "pr3090", op),
+                    median_us(rows, "ext_v2", op), median_us(rows, "floor", op), median_us(rows, "metaflow_gzip", op),
+                    median_us(rows, "ext_v1", op)))
+                whole = label == TASK
+                checks.append(("%s, %s %s: ext_v2 >= %.1fx pr3090" % (state, label, op, 1.5 if whole else 1.0),
+                               ratio(rows, "pr3090", "ext_v2", op), 1.5 if whole else 1.0))
+                if whole:
+                    checks.append(("%s, %s %s: ext_v2 >= 15x metaflow_gzip" % (state, label, op),
+                                   ratio(rows, "metaflow_gzip", "ext_v2", op), 15.0))
+        lines.append("")
     for what, got, want in checks:
         ok = got >= want
         if not ok:
