@@ -63,7 +63,7 @@ SPEEDUPS := $(if $(wildcard $(firstword $(PY_CONF))/Python.h),$(B)/_speedups$(wo
 .PHONY: all demo test test-build test-c test-configs test-single test-cli test-interop test-python test-s3 test-azure test-cross \
         test-asan test-valgrind test-fuzz-replay test-infra test-cmake install uninstall clean bench fuzz examples speedups
 
-all: $(B)/libcas.so $(B)/libcas.a $(B)/cas dist/cas.h $(SPEEDUPS)
+all: $(B)/libcas.so $(B)/libcas.a $(B)/cas $(B)/flat_backend.so dist/cas.h $(SPEEDUPS)
 	@echo "cas.h $(VERSION) built in $(B)/ with: $(CAS_FOUND); without: $(CAS_MISSING)"
 	@echo "cas_h's speedups (a CPython extension for one-blob calls): $(if $(SPEEDUPS),$(SPEEDUPS),not built: \
 	  $(PYTHON) has no Python.h (Debian: python3-dev); cas_h makes those calls through ctypes)"
@@ -88,8 +88,14 @@ speedups: $(SPEEDUPS)
 $(B)/libcas.a: $(B)/libcas.o
 	ar rcs $@ $<
 
+# -ldl: cas loads the backends CAS_BACKENDS names (libc itself has dlopen since glibc 2.34)
 $(B)/cas: cli/cas.c $(B)/libcas.a
-	$(CC) $(STD) $(OPT) $(WARN) $(CFG_DEFS) -o $@ cli/cas.c $(B)/libcas.a $(BASE_LIBS) $(FAST_LIBS) $(CLOUD_LIBS)
+	$(CC) $(STD) $(OPT) $(WARN) $(CFG_DEFS) -o $@ cli/cas.c $(B)/libcas.a $(BASE_LIBS) $(FAST_LIBS) $(CLOUD_LIBS) -ldl
+
+# A backend of a user's own, as a plugin cas loads (CAS_BACKENDS); it needs cas.h's
+# declarations only, so it is built from the headers, not against a configuration.
+$(B)/flat_backend.so: examples/flat_backend.c $(HEADERS) | $(B)
+	$(CC) $(STD) $(OPT) $(WARN) -fPIC -shared -I. -o $@ examples/flat_backend.c
 
 dist/cas.h: $(HEADERS) amalgamate.py
 	$(PYTHON) amalgamate.py

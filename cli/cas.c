@@ -4,6 +4,7 @@
 #define CAS_EXPERIMENTAL /* cas_store_delete, for gc */
 #include "../cas_pickle.h" /* includes cas.h */
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -79,7 +80,12 @@ static const char usage_settings[] = /* apart: C99 compilers need take no longer
     "      SharedAccessSignature), AZURE_STORAGE_SAS_TOKEN   a shared key or a SAS token, else\n"
     "      Microsoft Entra ID: AZURE_TENANT_ID + AZURE_CLIENT_ID + AZURE_CLIENT_SECRET, or\n"
     "      AZURE_FEDERATED_TOKEN_FILE (workload identity), or a managed identity\n"
-    "  REQUESTS_CA_BUNDLE, CURL_CA_BUNDLE                CA certificates for TLS\n";
+    "  REQUESTS_CA_BUNDLE, CURL_CA_BUNDLE                CA certificates for TLS\n"
+    "\n"
+    "Backends of your own (cas_backend_register; examples/flat_backend.c):\n"
+    "  CAS_BACKENDS   shared objects to load, ':' between them; each exports\n"
+    "      int cas_backend_plugin(int (*add)(const char *scheme, cas_backend_opener open)),\n"
+    "      which registers its schemes (a scheme of its own, or s3/azure to replace cas's)\n";
 
 typedef struct opts {
     const char *root, *flow, *to;
@@ -2222,6 +2228,38 @@ static const command *find_command(const char *name) {
     return NULL;
 }
 
+/* CAS_BACKENDS: each shared object is loaded and its registrar handed
+ * cas_backend_register, before any store is opened. A plugin that cannot be loaded
+ * or registered stops the command: a root it serves would otherwise be refused with
+ * a less useful message, or served by the backend it meant to replace. */
+static int load_backends(void) {
+    const char *list = getenv("CAS_BACKENDS");
+    char path[4096];
+    while (list && *list) {
+        const char *end = strchr(list, ':');
+        size_t n = end ? (size_t)(end - list) : strlen(list);
+        void *lib;
+        union {
+            void *p;
+            int (*fn)(int (*)(const char *, cas_backend_opener));
+        } reg;
+        int rc;
+        if (n >= sizeof path) return usage_error("CAS_BACKENDS: a path is too long: '%.200s'", list);
+        memcpy(path, list, n);
+        path[n] = 0;
+        list = end ? end + 1 : list + n;
+        if (!n) continue;
+        if (!(lib = dlopen(path, RTLD_NOW | RTLD_LOCAL))) return usage_error("CAS_BACKENDS: %s", dlerror());
+        if (!(reg.p = dlsym(lib, "cas_backend_plugin")))
+            return usage_error("CAS_BACKENDS: '%s' exports no cas_backend_plugin", path);
+        if ((rc = reg.fn(cas_backend_register)) < 0) {
+            fprintf(stderr, "%s: CAS_BACKENDS: %s: its registration failed: %s\n", prog, path, cas_strerror(rc));
+            return EXIT_USAGE;
+        }
+    }
+    return 0;
+}
+
 int main(int argc, char **argv) {
     const command *cmd;
     opts o;
@@ -2258,5 +2296,6 @@ int main(int argc, char **argv) {
         fputs(cmd->help, stdout);
         return finish(0);
     }
+    if ((rc = load_backends())) return rc;
     return finish(cmd->fn(o));
 }

@@ -679,6 +679,68 @@ class TestCheckAndCollect(unittest.TestCase):
         self.assertGreater(kills, 0)
 
 
+class TestUserBackend(unittest.TestCase):
+    """A backend of a user's own, loaded by cas from CAS_BACKENDS (examples/flat_backend.c:
+    flat://DIR, every object one file): every command runs on it as on a local root,
+    with no other edit; a plugin that cannot load stops the command, named."""
+
+    PLUGIN = os.path.join(os.path.dirname(CAS), "flat_backend.so")
+
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="cas_flat_")
+        self.addCleanup(shutil.rmtree, self.tmp)
+        self.src = os.path.join(FIX, "mixed", ".metaflow")
+        self.flat = "flat://" + os.path.join(self.tmp, "shelf")
+
+    def with_plugin(self):
+        os.environ["CAS_BACKENDS"] = ":" + self.PLUGIN  # an empty entry is skipped
+        self.addCleanup(os.environ.pop, "CAS_BACKENDS", None)
+
+    def rows(self, *args):
+        out = cas(*args)
+        self.assertEqual(out.returncode, 0, (args, out.stderr))
+        return [json.loads(line) for line in out.stdout.splitlines()]
+
+    def test_refused_without_it_and_named_when_it_cannot_load(self):
+        out = cas("ls", "--root", self.flat)
+        self.assertEqual(out.returncode, 1)
+        self.assertIn(b"no backend is registered for 'flat://' roots", out.stderr)
+        for plugin, words in ((os.path.join(self.tmp, "none.so"), b"none.so"),
+                              (os.path.join(os.path.dirname(CAS), "libcas.so"), b"exports no cas_backend_plugin")):
+            out = cas("ls", "--root", self.flat, env=dict(os.environ, CAS_BACKENDS=plugin))
+            self.assertEqual(out.returncode, 2, out.stderr)
+            self.assertIn(b"CAS_BACKENDS", out.stderr)
+            self.assertIn(words, out.stderr)
+
+    def test_every_command_on_it(self):
+        self.with_plugin()
+        out = cas("cp", self.src, self.flat, "FixtureFlow")
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertTrue(all("%2F" in n for n in os.listdir(self.flat[7:])))  # its own layout, not a local store's
+        # browse every level: the same rows as the local source's
+        for spec in ("", "FixtureFlow", "FixtureFlow/latest", "FixtureFlow/latest/end"):
+            args = ("ls", "--json") + ((spec,) if spec else ())
+            self.assertEqual(self.rows(*args, "--root", self.flat), self.rows(*args, "--root", self.src), spec)
+        runs = [r["run"] for r in self.rows("ls", "--json", "FixtureFlow", "--root", self.src)]
+        want = TestCopy.artifacts(self, self.src, runs[0])
+        self.assertEqual(TestCopy.artifacts(self, self.flat, runs[0]), want)
+        self.assertEqual(cas("show", next(iter(want)), "--root", self.flat).stdout,
+                         cas("show", next(iter(want)), "--root", self.src).stdout)
+        self.assertEqual(cas("fsck", "--root", self.flat).returncode, 0)
+        self.assertEqual(cas("verify", "--quiet", "--root", self.flat).returncode, 0)
+        # prune and collect on it; the run left reads as before, copied back
+        self.assertEqual(cas("prune", "FixtureFlow", "--keep-last", "1", "--root", self.flat).returncode, 0)
+        gc = self.rows("gc", "--unreferenced", "--grace", "0", "--json", "--root", self.flat)
+        self.assertGreater(gc[-1]["blobs"], 0)
+        fsck = self.rows("fsck", "--json", "--root", self.flat)
+        self.assertEqual((fsck[-1]["unreferenced"], fsck[-1]["problems"]), (0, 0), fsck[-1])
+        back = os.path.join(self.tmp, "back")
+        self.assertEqual(cas("cp", self.flat, back, "FixtureFlow", "--to", "v1").returncode, 0)
+        self.assertEqual({k: v[0] for k, v in TestCopy.artifacts(self, back, runs[0]).items()},
+                         {k: v[0] for k, v in want.items()})
+        self.assertEqual([r["run"] for r in self.rows("ls", "--json", "FixtureFlow", "--root", back)], runs[:1])
+
+
 class TestCopy(unittest.TestCase):
     """cas cp: a run with every blob it references, re-encoded on the way, resumable."""
 

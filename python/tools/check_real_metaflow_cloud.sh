@@ -19,47 +19,8 @@ REPO=$(cd "$HERE/../.." && pwd)
 STORE=${1:?s3 or azure}
 CAS="$REPO/build/cas"
 WORK=$(mktemp -d)
-export USERNAME="${USERNAME:-cas_cloud_check}" METAFLOW_DEFAULT_METADATA=local METAFLOW_HOME="$WORK/mfhome"
-case "$STORE" in
-s3)
-  if [ -z "${CAS_TEST_S3_ENDPOINT:-}" ]; then
-    sh "$REPO/tests/s3/s3server.sh" start "$WORK/s3"
-    trap 'sh "$REPO/tests/s3/s3server.sh" stop "$WORK/s3"' EXIT
-    # shellcheck disable=SC1091
-    . "$WORK/s3/env"
-  fi
-  BUCKET=mfreal$$
-  ROOT="s3://$BUCKET/metaflow" MFROOT="$ROOT" IMPL="s3_storage import S3Storage as Impl"
-  export AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_DEFAULT_REGION=us-east-1
-  export METAFLOW_DEFAULT_DATASTORE=s3 METAFLOW_DATASTORE_SYSROOT_S3="$ROOT"
-  export METAFLOW_S3_ENDPOINT_URL="$CAS_TEST_S3_ENDPOINT"
-  $PY -c "import boto3,os; boto3.client('s3', endpoint_url=os.environ['METAFLOW_S3_ENDPOINT_URL']).create_bucket(Bucket='$BUCKET')"
-  ;;
-azure)
-  sh "$REPO/tests/azure/azurite.sh" start "$WORK/az"
-  $PY "$HERE/imds_standin.py" > "$WORK/imds.port" &
-  IMDS_PID=$!
-  trap 'kill $IMDS_PID 2>/dev/null; sh "$REPO/tests/azure/azurite.sh" stop "$WORK/az"' EXIT
-  # shellcheck disable=SC1091
-  . "$WORK/az/env"
-  while [ ! -s "$WORK/imds.port" ]; do sleep 0.1; done
-  CONTAINER=mfreal$$
-  ROOT="azure://$CONTAINER/metaflow" MFROOT="$CONTAINER/metaflow" IMPL="azure_storage import AzureStorage as Impl"
-  $PY -c "
-import os
-from azure.storage.blob import BlobServiceClient
-BlobServiceClient(account_url=os.environ['CAS_TEST_AZURE_OAUTH_ENDPOINT'], connection_verify=os.environ['CAS_TEST_AZURE_CA'],
-                  credential={'account_name': os.environ['AZURE_STORAGE_ACCOUNT'], 'account_key': os.environ['AZURE_STORAGE_KEY']}
-                  ).create_container('$CONTAINER')"
-  unset AZURE_STORAGE_KEY AZURE_STORAGE_ACCOUNT  # from here on, a managed identity's tokens only
-  export METAFLOW_DEFAULT_DATASTORE=azure METAFLOW_DATASTORE_SYSROOT_AZURE="$MFROOT"
-  export METAFLOW_AZURE_STORAGE_BLOB_SERVICE_ENDPOINT="$CAS_TEST_AZURE_OAUTH_ENDPOINT"
-  IMDS_PORT=$(cat "$WORK/imds.port")
-  export AZURE_POD_IDENTITY_AUTHORITY_HOST="http://127.0.0.1:$IMDS_PORT"
-  export REQUESTS_CA_BUNDLE="$CAS_TEST_AZURE_CA"
-  ;;
-*) echo "usage: $0 s3|azure" >&2; exit 2 ;;
-esac
+# shellcheck source=python/tools/mf_store_env.sh
+. "$HERE/mf_store_env.sh"
 cp "$HERE/casflow.py" "$HERE/cas_h_probe.py" "$WORK/"
 cd "$WORK"
 
@@ -75,7 +36,6 @@ rm -rf "$REPO/python/build" "$REPO/python/cas_h.egg-info"
 # the stock run's root would find most of its blobs there already, as v1), from a folder of
 # its own (the local metadata lives in the working directory)
 root_of() { echo "${MFROOT}-ext$1"; }
-if [ "$STORE" = s3 ]; then RV=METAFLOW_DATASTORE_SYSROOT_S3; else RV=METAFLOW_DATASTORE_SYSROOT_AZURE; fi
 for v in 1 2; do
   mkdir "$WORK/ext$v" && cp casflow.py cas_h_probe.py "$WORK/ext$v/"
   (cd "$WORK/ext$v" && env "$RV=$(root_of $v)" METAFLOW_DATASTORE_SYSROOT_LOCAL="$WORK/ext$v" PYTHONPATH="$MF" METAFLOW_CAS_H=1 METAFLOW_CAS_H_VERSION=$v \
