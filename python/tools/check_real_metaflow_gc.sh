@@ -49,13 +49,14 @@ PYEOF
 }
 RUNS=$($CAS ls --root "$ROOT" --json GcFlow | $PY -c 'import json,sys; print(" ".join(json.loads(l)["run"] for l in sys.stdin))')
 KEEP=${RUNS%% *}
+# shellcheck disable=SC2086  # run ids: digits, split on purpose
 set -- $RUNS
 [ $# -eq 3 ] || { echo "  expected 3 runs, found: $RUNS"; exit 1; }
 BEFORE=$(readrun "$KEEP")
 echo "  runs, newest first: $RUNS; the kept run read by stock Metaflow: $BEFORE"
 OWN=$(for r in $RUNS; do $CAS ls --root "$ROOT" --json "GcFlow/$r/start/$($CAS ls --root "$ROOT" --json "GcFlow/$r/start" | $PY -c 'import json,sys; print(json.loads(sys.stdin.readline())["task"])')" |
   $PY -c 'import json,sys; print(" ".join(r["key"] for r in map(json.loads, sys.stdin) if r["name"] in ("own", "shared")))'; done)
-echo "  the runs' 'own' and 'shared' blobs: $(echo $OWN | wc -w) references"
+echo "  the runs' 'own' and 'shared' blobs: $(echo "$OWN" | wc -w) references"
 
 echo "== cas prune GcFlow --keep-last 1, then cas gc --unreferenced --grace 0"
 $CAS prune --root "$ROOT" GcFlow --keep-last 1 | sed 's/^/  /'

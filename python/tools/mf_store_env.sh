@@ -1,3 +1,5 @@
+# shellcheck shell=sh disable=SC2034
+# (ROOT, MFROOT, IMPL, RV are for the script that sources this.)
 # Sourced by the real-Metaflow checks (check_real_metaflow_cloud.sh, check_real_metaflow_gc.sh):
 # the datastore STORE (local, s3 or azure) for Metaflow and cas, in WORK. Sets ROOT
 # (cas's root), MFROOT (Metaflow's sysroot value), IMPL (the storage class to import),
