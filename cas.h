@@ -1454,19 +1454,19 @@ CASDEF int cas_meta_parse(const char *json, size_t len, int *format, int64_t *ve
 static int cas__hash_built(int64_t v) { return cas_hash_available((int)v) ? CAS_OK : CAS_E_UNSUPPORTED; }
 
 static const cas__param_row cas__params[] = {
-    {CAS_PARAM_HASH, CAS__FOR_WRITER | CAS__FOR_STORE, CAS_HASH_SHA1, CAS_HASH_XXH3, cas__hash_built},
-    {CAS_PARAM_THREADS, CAS__FOR_WRITER, 1, 2, NULL},
-    {CAS_PARAM_LIMIT, CAS__FOR_READER | CAS__FOR_STORE, 0, INT64_MAX, NULL},
-    {CAS_PARAM_EXPECT_SIZE, CAS__FOR_READER, -1, INT64_MAX, NULL},
+    CAS__PARAM(CAS_PARAM_HASH, CAS__FOR_WRITER | CAS__FOR_STORE, CAS_HASH_SHA1, CAS_HASH_XXH3, cas__hash_built),
+    CAS__PARAM(CAS_PARAM_THREADS, CAS__FOR_WRITER, 1, 2, NULL),
+    CAS__PARAM(CAS_PARAM_LIMIT, CAS__FOR_READER | CAS__FOR_STORE, 0, INT64_MAX, NULL),
+    CAS__PARAM(CAS_PARAM_EXPECT_SIZE, CAS__FOR_READER, -1, INT64_MAX, NULL),
 #ifndef CAS_NO_STORE
-    {CAS_PARAM_FORMAT, CAS__FOR_STORE, 1, INT_MAX, cas__format_writable},
-    {CAS_PARAM_VERIFY, CAS__FOR_STORE, CAS__ANY, NULL},
+    CAS__PARAM(CAS_PARAM_FORMAT, CAS__FOR_STORE, 1, INT_MAX, cas__format_writable),
+    CAS__PARAM(CAS_PARAM_VERIFY, CAS__FOR_STORE, INT64_MIN, INT64_MAX, NULL), /* a flag: 0 or not */
 #endif
 };
 
 /* Any parameter's row: cas.h's, else the codecs'; NULL when none has the id. */
 static const cas__param_row *cas__param_row_of(int id) {
-    const cas__param_row *r = cas__param_find(cas__params, sizeof cas__params / sizeof cas__params[0], id);
+    const cas__param_row *r = CAS__PARAM_FIND(cas__params, id);
     return r ? r : CAS__CODEC_PARAM(id);
 }
 

@@ -194,30 +194,25 @@ extern "C" {
 
 /* ---- parameters: one table, one check ------------------------------------ */
 
-typedef struct cas__s3_param {
-    int id;
-    const char *env; /* where the default may come from, NULL if nowhere */
-    int64_t lo, hi, dflt, env_scale;
-} cas__s3_param;
-
-static const cas__s3_param cas__s3_params[] = {
-    {CAS_PARAM_S3_ATTEMPTS, "AWS_MAX_ATTEMPTS", 1, 100, 5, 1},
-    {CAS_PARAM_S3_CONNECT_TIMEOUT, "CAS_S3_CONNECT_TIMEOUT", 1, 600000, 10000, 1000},
-    {CAS_PARAM_S3_STALL_TIMEOUT, "CAS_S3_STALL_TIMEOUT", 1000, 3600000, 60000, 1000},
-    {CAS_PARAM_S3_CONNECTIONS, "CAS_S3_CONNECTIONS", 1, 256, 16, 1},
-    {CAS_PARAM_S3_PART_SIZE, "CAS_S3_PART_SIZE", (int64_t)5 << 20, (int64_t)5 << 30, (int64_t)8 << 20, 1},
-    {CAS_PARAM_S3_RETRY_BASE, "CAS_S3_RETRY_BASE", 1, 60000, 100, 1},
-    {CAS_PARAM_S3_GC_AGE, "CAS_S3_GC_AGE", 0, (int64_t)1 << 40, 86400, 1},
-    {CAS_PARAM_S3_LIST_PAGE, "CAS_S3_LIST_PAGE", 1, 5000, 1000, 1},
-    {CAS_PARAM_S3_RANGED_MIN, "CAS_S3_RANGED_MIN", 0, (int64_t)1 << 50, (int64_t)32 << 20, 1},
+/* Rows of the one parameter table type (cas_codecs.h's cas__param_row): bounds, the
+ * default, and the environment variable that may set it. */
+#define CAS__S3_PARAM(id, lo, hi, dflt, env, scale) CAS__PARAM_ENV(id, CAS__FOR_BACKEND, lo, hi, dflt, env, scale)
+static const cas__param_row cas__s3_params[] = {
+    CAS__S3_PARAM(CAS_PARAM_S3_ATTEMPTS, 1, 100, 5, "AWS_MAX_ATTEMPTS", 1),
+    CAS__S3_PARAM(CAS_PARAM_S3_CONNECT_TIMEOUT, 1, 600000, 10000, "CAS_S3_CONNECT_TIMEOUT", 1000),
+    CAS__S3_PARAM(CAS_PARAM_S3_STALL_TIMEOUT, 1000, 3600000, 60000, "CAS_S3_STALL_TIMEOUT", 1000),
+    CAS__S3_PARAM(CAS_PARAM_S3_CONNECTIONS, 1, 256, 16, "CAS_S3_CONNECTIONS", 1),
+    CAS__S3_PARAM(CAS_PARAM_S3_PART_SIZE, (int64_t)5 << 20, (int64_t)5 << 30, (int64_t)8 << 20, "CAS_S3_PART_SIZE", 1),
+    CAS__S3_PARAM(CAS_PARAM_S3_RETRY_BASE, 1, 60000, 100, "CAS_S3_RETRY_BASE", 1),
+    CAS__S3_PARAM(CAS_PARAM_S3_GC_AGE, 0, (int64_t)1 << 40, 86400, "CAS_S3_GC_AGE", 1),
+    CAS__S3_PARAM(CAS_PARAM_S3_LIST_PAGE, 1, 5000, 1000, "CAS_S3_LIST_PAGE", 1),
+    CAS__S3_PARAM(CAS_PARAM_S3_RANGED_MIN, 0, (int64_t)1 << 50, (int64_t)32 << 20, "CAS_S3_RANGED_MIN", 1),
 };
 #define CAS__S3_NPARAMS (sizeof cas__s3_params / sizeof cas__s3_params[0])
 
 static int cas__s3_param_index(int id) {
-    size_t i;
-    for (i = 0; i < CAS__S3_NPARAMS; i++)
-        if (cas__s3_params[i].id == id) return (int)i;
-    return -1;
+    const cas__param_row *r = CAS__PARAM_FIND(cas__s3_params, id);
+    return r ? (int)(r - cas__s3_params) : -1;
 }
 
 /* ---- small helpers -------------------------------------------------------- */
@@ -3242,9 +3237,8 @@ static int cas__s3_fetch(void *u, size_t count, const char *const *names, const 
 
 static int cas__s3_set_param(void *u, int param, int64_t v) {
     cas__s3 *s3 = (cas__s3 *)u;
-    int k = cas__s3_param_index(param);
-    if (k < 0) return CAS_E_ARG;
-    if (v < cas__s3_params[k].lo || v > cas__s3_params[k].hi) return CAS_E_ARG;
+    int k = cas__s3_param_index(param), rc;
+    if ((rc = cas__param_check(k < 0 ? NULL : &cas__s3_params[k], CAS__FOR_BACKEND, v)) < 0) return rc;
     s3->param[k] = v;
     return CAS_OK;
 }
@@ -3323,7 +3317,7 @@ static int cas__cloud_new(cas__s3 **out, const char *url, size_t scheme_len, int
     if (pl) s3->prefix[pl] = '/', s3->prefix[pl + 1] = 0;
     snprintf(s3->url, sizeof s3->url, "%.*s%s%s%.*s", (int)scheme_len, url, s3->bucket, pl ? "/" : "", (int)pl, v);
     for (k = 0; k < CAS__S3_NPARAMS; k++) { /* defaults, then the environment's */
-        const cas__s3_param *p = &cas__s3_params[k];
+        const cas__param_row *p = &cas__s3_params[k];
         s3->param[k] = p->dflt;
         if (p->env && (v = cas__env(p->env)) != NULL) {
             char *end;

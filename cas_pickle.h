@@ -2996,15 +2996,31 @@ CASDEF int cas_preview_bytes(cas_preview *p, const void *pickle, size_t n) {
     return cas_preview_run(p, cas__read_mem, &m);
 }
 
+/* The previewer's rows of the one parameter table type (cas_codecs.h): bounds and
+ * the default a new previewer starts with. */
+#define CAS__PK_PARAM(id, lo, hi, dflt) CAS__PARAM_DEFAULT(id, CAS__FOR_PREVIEW, lo, hi, dflt)
+static const cas__param_row cas__preview_params[] = {
+    CAS__PK_PARAM(CAS_PREVIEW_MAX_OUTPUT, 64, (int64_t)1 << 30, 4096),
+    CAS__PK_PARAM(CAS_PREVIEW_MAX_ITEMS, 1, 1000, 10),
+    CAS__PK_PARAM(CAS_PREVIEW_MAX_DEPTH, 1, 200, 8),
+    CAS__PK_PARAM(CAS_PREVIEW_MAX_MEMO, 1, (int64_t)1 << 28, 200000),
+    CAS__PK_PARAM(CAS_PREVIEW_MAX_READ, 0, INT64_MAX, 0),
+    CAS__PK_PARAM(CAS_PREVIEW_MAX_OPS, 0, INT64_MAX, 0),
+    CAS__PK_PARAM(CAS_PREVIEW_MAX_VALUES, 16, (int64_t)1 << 28, 400000),
+    CAS__PK_PARAM(CAS_PREVIEW_JSON, 0, 1, 0),
+    CAS__PK_PARAM(CAS_PREVIEW_MAX_MEMORY, (int64_t)1 << 20, (int64_t)1 << 40, (int64_t)256 << 20),
+};
+
 CASDEF int cas_preview_create(cas_preview **out, const cas_allocator *alloc) {
     cas_preview *p;
+    size_t i;
     if (!out) return CAS_E_ARG;
     *out = NULL;
     if (!(p = (cas_preview *)cas__calloc(alloc, sizeof *p))) return CAS_E_NOMEM;
     cas__copy_allocator(&p->user_alloc, alloc);
     p->alloc.alloc = cas__pk_mem_alloc, p->alloc.free = cas__pk_mem_free, p->alloc.user = p;
-    p->max_output = 4096, p->max_items = 10, p->max_depth = 8, p->max_memo = 200000;
-    p->max_values = 400000, p->max_memory = (int64_t)256 << 20;
+    for (i = 0; i < sizeof cas__preview_params / sizeof cas__preview_params[0]; i++)
+        cas_preview_set_param(p, cas__preview_params[i].id, cas__preview_params[i].dflt);
     if (!(p->win = (unsigned char *)cas__alloc(&p->alloc, CAS__PK_WINDOW))) {
         cas__free(&p->user_alloc, p);
         return CAS_E_NOMEM;
@@ -3072,38 +3088,22 @@ CASDEF int cas_preview_encoded(cas_preview *p, const char *encoding, int64_t siz
     return p->rc;
 }
 
-/* One bounds table: each parameter's range. */
-static const struct {
-    int id;
-    int64_t lo, hi;
-} cas__preview_params[] = {
-    {CAS_PREVIEW_MAX_OUTPUT, 64, (int64_t)1 << 30}, {CAS_PREVIEW_MAX_ITEMS, 1, 1000},
-    {CAS_PREVIEW_MAX_DEPTH, 1, 200},                {CAS_PREVIEW_MAX_MEMO, 1, (int64_t)1 << 28},
-    {CAS_PREVIEW_MAX_READ, 0, INT64_MAX},           {CAS_PREVIEW_MAX_OPS, 0, INT64_MAX},
-    {CAS_PREVIEW_MAX_VALUES, 16, (int64_t)1 << 28}, {CAS_PREVIEW_JSON, 0, 1},
-    {CAS_PREVIEW_MAX_MEMORY, (int64_t)1 << 20, (int64_t)1 << 40},
-};
-
 CASDEF int cas_preview_set_param(cas_preview *p, int param, int64_t v) {
-    size_t i;
+    int rc;
     if (!p) return CAS_E_ARG;
-    for (i = 0; i < sizeof cas__preview_params / sizeof cas__preview_params[0]; i++) {
-        if (cas__preview_params[i].id != param) continue;
-        if (v < cas__preview_params[i].lo || v > cas__preview_params[i].hi) return CAS_E_ARG;
-        switch (param) {
-        case CAS_PREVIEW_MAX_OUTPUT: p->max_output = v; break;
-        case CAS_PREVIEW_MAX_ITEMS: p->max_items = v; break;
-        case CAS_PREVIEW_MAX_DEPTH: p->max_depth = v; break;
-        case CAS_PREVIEW_MAX_MEMO: p->max_memo = v; break;
-        case CAS_PREVIEW_MAX_READ: p->max_read = v; break;
-        case CAS_PREVIEW_MAX_OPS: p->max_ops = v; break;
-        case CAS_PREVIEW_MAX_VALUES: p->max_values = v; break;
-        case CAS_PREVIEW_MAX_MEMORY: p->max_memory = v; break;
-        default: p->json = v; break;
-        }
-        return CAS_OK;
+    if ((rc = cas__param_check(CAS__PARAM_FIND(cas__preview_params, param), CAS__FOR_PREVIEW, v)) < 0) return rc;
+    switch (param) {
+    case CAS_PREVIEW_MAX_OUTPUT: p->max_output = v; break;
+    case CAS_PREVIEW_MAX_ITEMS: p->max_items = v; break;
+    case CAS_PREVIEW_MAX_DEPTH: p->max_depth = v; break;
+    case CAS_PREVIEW_MAX_MEMO: p->max_memo = v; break;
+    case CAS_PREVIEW_MAX_READ: p->max_read = v; break;
+    case CAS_PREVIEW_MAX_OPS: p->max_ops = v; break;
+    case CAS_PREVIEW_MAX_VALUES: p->max_values = v; break;
+    case CAS_PREVIEW_MAX_MEMORY: p->max_memory = v; break;
+    default: p->json = v; break;
     }
-    return CAS_E_ARG;
+    return CAS_OK;
 }
 
 CASDEF const char *cas_preview_text(const cas_preview *p, size_t *len) {

@@ -1549,18 +1549,30 @@ CASDEF const char *cas_codec_name(int codec) {
 
 /* ---- parameters: one bounds table ----------------------------------------- */
 
-/* Who takes a parameter. The layer that numbers a parameter lists its row. */
+/* Who takes a parameter. The layer that numbers a parameter lists its row, in a
+ * table of cas__param_row, whatever the object: codecs, writers, readers and stores
+ * here and in cas.h, object-store backends in cas_cloud.h, previews in
+ * cas_pickle.h. One row type, one lookup (cas__param_find), one check
+ * (cas__param_check). */
 #define CAS__FOR_CODEC 1
 #define CAS__FOR_WRITER 2
 #define CAS__FOR_READER 4
 #define CAS__FOR_STORE 8
+#define CAS__FOR_BACKEND 16
+#define CAS__FOR_PREVIEW 32
 
 typedef struct cas__param_row {
     int id;
     unsigned who;            /* CAS__FOR_* */
     int64_t lo, hi;          /* outside: CAS_E_ARG */
     int (*built)(int64_t v); /* nullable: CAS_OK, or why an in-bounds value cannot be had here */
+    int64_t dflt;            /* where the owner keeps values by row: a new object's value */
+    const char *env;         /* where that default may come from instead (object stores), or NULL */
+    int64_t env_scale;       /* the variable's unit in the parameter's (seconds for ms: 1000) */
 } cas__param_row;
+#define CAS__PARAM(id, who, lo, hi, built) {id, who, lo, hi, built, 0, NULL, 0}
+#define CAS__PARAM_DEFAULT(id, who, lo, hi, dflt) {id, who, lo, hi, NULL, dflt, NULL, 0}
+#define CAS__PARAM_ENV(id, who, lo, hi, dflt, env, scale) {id, who, lo, hi, NULL, dflt, env, scale}
 
 static int cas__level_built(int64_t v) { /* some codec compiled in takes it */
     size_t i;
@@ -1576,20 +1588,21 @@ static int cas__backend_built(int64_t v) {
     return CAS_OK;
 }
 
-#define CAS__ANY INT64_MIN, INT64_MAX /* flags: 0 or not */
 static const cas__param_row cas__codec_params[] = {
-    {CAS_PARAM_LEVEL, CAS__FOR_CODEC | CAS__FOR_WRITER | CAS__FOR_STORE, 0, INT32_MAX, cas__level_built},
-    {CAS_PARAM_PLEDGED_SIZE, CAS__FOR_CODEC | CAS__FOR_WRITER, -1, INT64_MAX, NULL},
-    {CAS_PARAM_GZIP_BACKEND, CAS__FOR_CODEC | CAS__FOR_WRITER | CAS__FOR_READER | CAS__FOR_STORE, CAS_BACKEND_AUTO,
-     CAS_BACKEND_ISAL, cas__backend_built},
-    {CAS_PARAM_LZ4_BLOCK, CAS__FOR_CODEC | CAS__FOR_WRITER | CAS__FOR_STORE, 4, 7, NULL},
-    {CAS_PARAM_STRICT, CAS__FOR_CODEC | CAS__FOR_READER | CAS__FOR_STORE, CAS__ANY, NULL},
-    {CAS_PARAM_MTIME, CAS__FOR_CODEC | CAS__FOR_WRITER, 0, 0xffffffffLL, NULL},
+    CAS__PARAM(CAS_PARAM_LEVEL, CAS__FOR_CODEC | CAS__FOR_WRITER | CAS__FOR_STORE, 0, INT32_MAX, cas__level_built),
+    CAS__PARAM(CAS_PARAM_PLEDGED_SIZE, CAS__FOR_CODEC | CAS__FOR_WRITER, -1, INT64_MAX, NULL),
+    CAS__PARAM(CAS_PARAM_GZIP_BACKEND, CAS__FOR_CODEC | CAS__FOR_WRITER | CAS__FOR_READER | CAS__FOR_STORE,
+               CAS_BACKEND_AUTO, CAS_BACKEND_ISAL, cas__backend_built),
+    CAS__PARAM(CAS_PARAM_LZ4_BLOCK, CAS__FOR_CODEC | CAS__FOR_WRITER | CAS__FOR_STORE, 4, 7, NULL),
+    CAS__PARAM(CAS_PARAM_STRICT, CAS__FOR_CODEC | CAS__FOR_READER | CAS__FOR_STORE,
+               INT64_MIN, INT64_MAX, NULL) /* flags: 0 or not */,
+    CAS__PARAM(CAS_PARAM_MTIME, CAS__FOR_CODEC | CAS__FOR_WRITER, 0, 0xffffffffLL, NULL),
 };
 
 static const cas__param_row *cas__param_find(const cas__param_row *t, size_t n, int id) {
     return (const cas__param_row *)cas__row_find(t, n, sizeof *t, id);
 }
+#define CAS__PARAM_FIND(table, id) cas__param_find(table, sizeof table / sizeof table[0], id)
 
 /* The one check: CAS_E_ARG for a parameter `who` does not take or a value out of
  * bounds, CAS_E_UNSUPPORTED for one this build lacks, else CAS_OK. */
@@ -1597,7 +1610,7 @@ static int cas__param_check(const cas__param_row *row, unsigned who, int64_t v) 
     if (!row || !(row->who & who) || v < row->lo || v > row->hi) return CAS_E_ARG;
     return row->built ? row->built(v) : CAS_OK;
 }
-#define CAS__CODEC_PARAM(id) cas__param_find(cas__codec_params, sizeof cas__codec_params / sizeof cas__codec_params[0], id)
+#define CAS__CODEC_PARAM(id) CAS__PARAM_FIND(cas__codec_params, id)
 
 CASDEF int cas_codec_set_param(cas_codec *c, int param, int64_t v) {
     int r;
@@ -3081,19 +3094,19 @@ CASDEF int cas_meta_parse(const char *json, size_t len, int *format, int64_t *ve
 static int cas__hash_built(int64_t v) { return cas_hash_available((int)v) ? CAS_OK : CAS_E_UNSUPPORTED; }
 
 static const cas__param_row cas__params[] = {
-    {CAS_PARAM_HASH, CAS__FOR_WRITER | CAS__FOR_STORE, CAS_HASH_SHA1, CAS_HASH_XXH3, cas__hash_built},
-    {CAS_PARAM_THREADS, CAS__FOR_WRITER, 1, 2, NULL},
-    {CAS_PARAM_LIMIT, CAS__FOR_READER | CAS__FOR_STORE, 0, INT64_MAX, NULL},
-    {CAS_PARAM_EXPECT_SIZE, CAS__FOR_READER, -1, INT64_MAX, NULL},
+    CAS__PARAM(CAS_PARAM_HASH, CAS__FOR_WRITER | CAS__FOR_STORE, CAS_HASH_SHA1, CAS_HASH_XXH3, cas__hash_built),
+    CAS__PARAM(CAS_PARAM_THREADS, CAS__FOR_WRITER, 1, 2, NULL),
+    CAS__PARAM(CAS_PARAM_LIMIT, CAS__FOR_READER | CAS__FOR_STORE, 0, INT64_MAX, NULL),
+    CAS__PARAM(CAS_PARAM_EXPECT_SIZE, CAS__FOR_READER, -1, INT64_MAX, NULL),
 #ifndef CAS_NO_STORE
-    {CAS_PARAM_FORMAT, CAS__FOR_STORE, 1, INT_MAX, cas__format_writable},
-    {CAS_PARAM_VERIFY, CAS__FOR_STORE, CAS__ANY, NULL},
+    CAS__PARAM(CAS_PARAM_FORMAT, CAS__FOR_STORE, 1, INT_MAX, cas__format_writable),
+    CAS__PARAM(CAS_PARAM_VERIFY, CAS__FOR_STORE, INT64_MIN, INT64_MAX, NULL), /* a flag: 0 or not */
 #endif
 };
 
 /* Any parameter's row: cas.h's, else the codecs'; NULL when none has the id. */
 static const cas__param_row *cas__param_row_of(int id) {
-    const cas__param_row *r = cas__param_find(cas__params, sizeof cas__params / sizeof cas__params[0], id);
+    const cas__param_row *r = CAS__PARAM_FIND(cas__params, id);
     return r ? r : CAS__CODEC_PARAM(id);
 }
 

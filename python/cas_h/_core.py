@@ -7,19 +7,22 @@ import os
 import sys
 
 from ._lib import fail as _lib_fail, lib as _c
+from . import _constants as C
 from . import errors
 from .errors import error_class
 
 
-V1, V2, RAW, LEGACY = 1, 2, 3, 4  # CAS_FORMAT_*
-SHA1, XXH3 = 1, 2  # CAS_HASH_*
+V1, V2, RAW, LEGACY = C.CAS_FORMAT_V1, C.CAS_FORMAT_V2, C.CAS_FORMAT_RAW, C.CAS_FORMAT_LEGACY
+SHA1, XXH3 = C.CAS_HASH_SHA1, C.CAS_HASH_XXH3
 
-_OK, _NEED_INPUT, _NEED_OUTPUT = 0, 1, 2
-_E_NOTFOUND = -16
-_PARAM_LEVEL, _PARAM_GZIP_BACKEND, _PARAM_LZ4_BLOCK, _PARAM_STRICT = 1, 3, 4, 5
-_PARAM_HASH, _PARAM_THREADS, _PARAM_LIMIT, _PARAM_EXPECT_SIZE = 32, 33, 34, 35
-_PARAM_FORMAT, _PARAM_FSYNC, _PARAM_VERIFY = 40, 41, 42
-_KEY_BUF = 41
+_OK, _NEED_INPUT, _NEED_OUTPUT = C.CAS_OK, C.CAS_NEED_INPUT, C.CAS_NEED_OUTPUT
+_E_NOTFOUND = C.CAS_E_NOTFOUND
+_PARAM_LEVEL, _PARAM_GZIP_BACKEND = C.CAS_PARAM_LEVEL, C.CAS_PARAM_GZIP_BACKEND
+_PARAM_LZ4_BLOCK, _PARAM_STRICT = C.CAS_PARAM_LZ4_BLOCK, C.CAS_PARAM_STRICT
+_PARAM_HASH, _PARAM_THREADS, _PARAM_LIMIT = C.CAS_PARAM_HASH, C.CAS_PARAM_THREADS, C.CAS_PARAM_LIMIT
+_PARAM_EXPECT_SIZE, _PARAM_FORMAT = C.CAS_PARAM_EXPECT_SIZE, C.CAS_PARAM_FORMAT
+_PARAM_FSYNC, _PARAM_VERIFY = C.CAS_PARAM_FSYNC, C.CAS_PARAM_VERIFY
+_KEY_BUF = C.CAS_KEY_BUF
 _ERR_CAP = 1024
 _CHUNK = 1 << 20
 
@@ -136,10 +139,12 @@ def meta_format(meta):
 
 # ---- previews: the one way every part runs a cas_preview -----------------------
 
-_E_LIMIT, _E_IO = -8, -17
-_PREVIEW_LIMITS = {"max_bytes": 1, "items": 2, "depth": 3, "max_memo": 4, "max_read": 5, "max_ops": 6,
-                   "max_values": 7, "max_memory": 9}
-_PREVIEW_JSON = 8
+_E_LIMIT, _E_IO = C.CAS_E_LIMIT, C.CAS_E_IO
+_PREVIEW_LIMITS = {"max_bytes": C.CAS_PREVIEW_MAX_OUTPUT, "items": C.CAS_PREVIEW_MAX_ITEMS,
+                   "depth": C.CAS_PREVIEW_MAX_DEPTH, "max_memo": C.CAS_PREVIEW_MAX_MEMO,
+                   "max_read": C.CAS_PREVIEW_MAX_READ, "max_ops": C.CAS_PREVIEW_MAX_OPS,
+                   "max_values": C.CAS_PREVIEW_MAX_VALUES, "max_memory": C.CAS_PREVIEW_MAX_MEMORY}
+_PREVIEW_JSON = C.CAS_PREVIEW_JSON
 
 
 def _preview(run, as_json, limits, what):
@@ -152,7 +157,7 @@ def _preview(run, as_json, limits, what):
             if k not in _PREVIEW_LIMITS:
                 raise TypeError("preview() got an unexpected keyword argument %r" % k)
             if v is not None and _c.cas_preview_set_param(p, _PREVIEW_LIMITS[k], int(v)) < 0:
-                raise errors.InvalidArgument("%s=%r is out of range" % (k, v), -2)  # CAS_E_ARG
+                raise errors.InvalidArgument("%s=%r is out of range" % (k, v), C.CAS_E_ARG)
         if as_json:
             _c.cas_preview_set_param(p, _PREVIEW_JSON, 1)
         rc = run(p)

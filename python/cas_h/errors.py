@@ -16,6 +16,8 @@ __all__ = [
     "NotFound", "CasIOError", "MalformedJSON", "SizeMismatch", "error_class",
 ]
 
+from . import _constants as C
+
 _UNPACK_PREFIX = "Could not unpack artifact '"
 
 
@@ -50,19 +52,19 @@ class CasError(Exception):
 
 
 class InvalidArgument(CasError, ValueError):
-    code = -2
+    code = C.CAS_E_ARG
 
 
 class OutOfMemory(CasError, MemoryError):
-    code = -1
+    code = C.CAS_E_NOMEM
 
 
 class StateError(CasError):
-    code = -3
+    code = C.CAS_E_STATE
 
 
 class Unsupported(CasError):
-    code = -4
+    code = C.CAS_E_UNSUPPORTED
 
 
 class DecodeError(CasError):
@@ -71,69 +73,69 @@ class DecodeError(CasError):
 
 
 class CorruptBlob(DecodeError):
-    code = -5
+    code = C.CAS_E_CORRUPT
 
 
 class TruncatedBlob(DecodeError):
-    code = -6
+    code = C.CAS_E_TRUNCATED
 
 
 class TrailingBytes(DecodeError):
-    code = -7
+    code = C.CAS_E_TRAILING
 
 
 class LimitExceeded(CasError):
-    code = -8
+    code = C.CAS_E_LIMIT
 
 
 class MetadataError(CasError):
     """The sidecar (metadata) cannot be used: not a JSON object, no version,
     or a version this library does not know."""
 
-    code = -9
+    code = C.CAS_E_META
 
 
 class VersionMissing(MetadataError):
-    code = -10
+    code = C.CAS_E_VERSION_MISSING
 
 
 class UnknownVersion(MetadataError):
-    code = -11
+    code = C.CAS_E_VERSION_UNKNOWN
 
 
 class FormatMismatch(DecodeError):
-    code = -12
+    code = C.CAS_E_MISMATCH
 
 
 class HashMismatch(CasError):
-    code = -13
+    code = C.CAS_E_HASH
 
 
 class InvalidKey(CasError, ValueError):
-    code = -14
+    code = C.CAS_E_KEY
 
 
 class InvalidName(CasError, ValueError):
-    code = -15
+    code = C.CAS_E_NAME
 
 
 class NotFound(CasError, KeyError):
     """No such blob, task or artifact. A KeyError, so `except KeyError` works
     (str() is still the plain message, not KeyError's repr)."""
 
-    code = -16
+    code = C.CAS_E_NOTFOUND
 
 
 class CasIOError(CasError, OSError):
-    code = -17
+    code = C.CAS_E_IO
 
 
 class MalformedJSON(CasError):
-    code = -18
+    code = C.CAS_E_JSON
 
 
 class SizeMismatch(CasError):
-    code = -19
+    code = C.CAS_E_SIZE
 
 
 _BY_CODE = {

@@ -2,6 +2,7 @@
 
 import os
 
+from . import _constants as C
 from ._core import _preview
 from ._lib import Buffer as _Buffer, lib as _c
 from .errors import InvalidName
@@ -47,7 +48,7 @@ def preview(src, spec=None, meta=_NO_META, name=None, json=False, key=None, enco
         if key is not None:
             return src.preview(spec, key, json=json, encoding=encoding, **limits)
         if spec.count("/") != 4:
-            raise InvalidName("%r is not Flow/run/step/task/name" % spec, -15)
+            raise InvalidName("%r is not Flow/run/step/task/name" % spec, C.CAS_E_NAME)
         pathspec, art = spec.rsplit("/", 1)
         return src.preview_artifact(pathspec, art, json=json, **limits)
     if spec is None and "n" in limits:  # 0.1.0's keyword

@@ -9,7 +9,7 @@ import json as _json
 import os
 import threading
 
-from . import _lib, errors
+from . import _constants as C, _lib, errors
 from ._lib import Buffer as _Buffer, Closing as _Closing, lib as _c
 from ._core import (SHA1, _ERR_CAP, _KEY_BUF, _PARAM_FORMAT, _PARAM_FSYNC, _PARAM_HASH, _PARAM_LEVEL,
                     _PARAM_LIMIT, _PARAM_LZ4_BLOCK, _PARAM_STRICT, _PARAM_VERIFY, _alloc, _byref, _c_int, _c_int64,
@@ -54,7 +54,7 @@ class Task(object):
         try:
             return self.artifacts[name]
         except KeyError:
-            raise NotFound("No artifact '%s' in task '%s'" % (name, self.pathspec), -16) from None
+            raise NotFound("No artifact '%s' in task '%s'" % (name, self.pathspec), C.CAS_E_NOTFOUND) from None
 
     def __contains__(self, name):
         return name in self.artifacts
@@ -136,7 +136,7 @@ class Store(_Closing):
                 os.makedirs(croot, exist_ok=True)
             except OSError as e:
                 raise errors.CasIOError("Cannot create the datastore root '%s': %s" % (os.fsdecode(croot), e.strerror),
-                                        -17) from None
+                                        C.CAS_E_IO) from None
         _c.cas_store_open(_byref(s), croot, _alloc(), err, _ERR_CAP)
         self._h = _Handle(s, _c.cas_store_close, "Store")
         self.root = os.fspath(root) if root is not None else _c.cas_store_root(s).decode()
@@ -208,9 +208,9 @@ class Store(_Closing):
     def exists(self, flow: str, key: str) -> bool:
         with self._h as s:
             rc = _c.cas_store_exists(s, _name(flow, "flow"), _name(key, "key"))
-        if rc == -15:
+        if rc == C.CAS_E_NAME:
             raise InvalidName("Invalid flow name '%s'" % flow, rc)
-        if rc == -14:
+        if rc == C.CAS_E_KEY:
             raise InvalidKey("Invalid key '%s'" % key, rc)
         if rc < 0:
             _raise(rc)
