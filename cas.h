@@ -20,7 +20,8 @@
  *       (cas_backend_register)                                them), or your own
  *   reader / writer                                        Metaflow's read rules, keys, sidecars;
  *     format table (cas__formats)                          name, codec, sidecar, what it promises
- *   parameters: one bounds table, one check                cas__params + cas__codec_params
+ *   parameters: one row type, one check (cas__param_row)   cas__params + cas__codec_params; object
+ *                                                          stores' and previews' rows in their headers
  *   codecs (cas_codecs.h): codec table (cas__codecs)       gzip, LZ4 frame, raw
  *
  * Errors, one rule:
@@ -306,6 +307,9 @@ CASDEF int cas_store_set_param(cas_store *s, int param, int64_t value);
 
 /* Flow names and pathspec parts: 1-255 of [A-Za-z0-9_.-], not starting with '.'. */
 CASDEF int cas_name_check(const char *name);
+/* A folder name that can be a run, a step or a task below a flow (a valid name,
+ * neither "_meta" nor "data"): CAS_OK or CAS_E_NAME. */
+CASDEF int cas_part_check(const char *name);
 /* "Flow/run/step/task": four valid parts. */
 CASDEF int cas_pathspec_check(const char *pathspec);
 /* The store-relative path "Flow/data/ab/abcd..." into buf. */
@@ -2503,6 +2507,11 @@ CASDEF int cas_name_check(const char *name) {
               c == '.'))
             return CAS_E_NAME;
     }
+    return CAS_OK;
+}
+
+CASDEF int cas_part_check(const char *name) {
+    if (cas_name_check(name) < 0 || !strcmp(name, "_meta") || !strcmp(name, "data")) return CAS_E_NAME;
     return CAS_OK;
 }
 
@@ -5134,9 +5143,7 @@ CASDEF int cas_task_open(cas_store *s, const char *pathspec, cas_task **out, cha
 /* ---- runs: a flow's runs as Metaflow lays them out ---- */
 
 /* A run's, step's or task's folder (not "_meta", not a flow's "data"). */
-static int cas__is_part(const cas_file_entry *e) {
-    return e->is_dir && cas_name_check(e->name) == 0 && strcmp(e->name, "_meta") && strcmp(e->name, "data");
-}
+static int cas__is_part(const cas_file_entry *e) { return e->is_dir && cas_part_check(e->name) == CAS_OK; }
 
 /* The earliest object time of a step's first task (what a run's _parameters step
  * writes first), 0 if none; or (done) 1 if some task of the step has an attempt

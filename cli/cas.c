@@ -356,9 +356,7 @@ static cas_file_entry *list_dir(cas_store *s, const char *dir, size_t *n, int qu
 }
 
 /* A task folder, a step's or a run's, as Metaflow names them (not "_meta", "data"). */
-static int is_part(const cas_file_entry *e) {
-    return e->is_dir && cas_name_check(e->name) == 0 && strcmp(e->name, "_meta") && strcmp(e->name, "data");
-}
+static int is_part(const cas_file_entry *e) { return e->is_dir && cas_part_check(e->name) == CAS_OK; }
 
 /* A flow's runs, newest first (cas_store_runs); NULL on failure (printed). */
 static cas_run_info *flow_runs(cas_store *s, const char *flow, size_t *count) {

@@ -23,7 +23,8 @@
  *       (cas_backend_register)                                them), or your own
  *   reader / writer                                        Metaflow's read rules, keys, sidecars;
  *     format table (cas__formats)                          name, codec, sidecar, what it promises
- *   parameters: one bounds table, one check                cas__params + cas__codec_params
+ *   parameters: one row type, one check (cas__param_row)   cas__params + cas__codec_params; object
+ *                                                          stores' and previews' rows in their headers
  *   codecs (cas_codecs.h): codec table (cas__codecs)       gzip, LZ4 frame, raw
  *
  * Errors, one rule:
@@ -144,7 +145,8 @@
  *                              data (beside ISA-L), or whole-buffer decode (without ISA-L: it
  *                              accepts the reserved length symbols 286/287 zlib and Python refuse)
  *   CAS_MALLOC(n), CAS_FREE(p) the default allocator (malloc/free); both or neither
- *   CAS_EXTRA_CODECS           test builds: more rows for the codec table (cas__codec_row),
+ *   CAS_EXTRA_CODECS           test builds: more rows for the codec table (CAS__CODEC_ROW;
+ *                              CAS_EXTRA_CODEC_PARAMS: their parameter tables),
  *                              as tests/test_toy_codec.c does
  *
  * Link with -lz (gzip) and -llz4 (LZ4), plus -lisal / -ldeflate when enabled.
@@ -482,19 +484,6 @@ done:
 
 /* ---- sniffing ------------------------------------------------------------ */
 
-CASDEF int cas_sniff(const void *p, size_t n) {
-    static const unsigned char gz[2] = {0x1f, 0x8b};
-    static const unsigned char lz[4] = {0x04, 0x22, 0x4d, 0x18};
-    static const unsigned char zs[4] = {0x28, 0xb5, 0x2f, 0xfd};
-    const unsigned char *s = (const unsigned char *)p;
-    if (n == 0) return CAS_SNIFF_EMPTY;
-    if (n >= 2 && !memcmp(s, gz, 2)) return CAS_SNIFF_GZIP;
-    if (n >= 4 && !memcmp(s, lz, 4)) return CAS_SNIFF_LZ4;
-    if (n >= 4 && !memcmp(s, zs, 4)) return CAS_SNIFF_ZSTD;
-    if ((n < 2 && s[0] == gz[0]) || (n < 4 && (!memcmp(s, lz, n) || !memcmp(s, zs, n)))) return CAS_SNIFF_SHORT;
-    return CAS_SNIFF_UNKNOWN;
-}
-
 CASDEF const char *cas_sniff_name(int sniff) {
     switch (sniff) {
     case CAS_SNIFF_GZIP: return "gzip";
@@ -506,25 +495,59 @@ CASDEF const char *cas_sniff_name(int sniff) {
     }
 }
 
+#define CAS__GZIP_MAGIC "\x1f\x8b"
+#define CAS__LZ4_MAGIC "\x04\x22\x4d\x18"
 #define CAS__GZ_NOT_OURS "Not a gzipped file (%s)" /* Python's words */
 #define CAS__LZ4_TRUNC "LZ4 frame ended before the end-of-stream marker was reached"
 
 /* ---- the codec object ---------------------------------------------------- */
 
+/* Who takes a parameter. The layer that numbers a parameter lists its row, in a
+ * table of cas__param_row, whatever the object: codecs, writers, readers and stores
+ * here and in cas.h, object-store backends in cas_cloud.h, previews in
+ * cas_pickle.h. One row type, one lookup (cas__param_find), one check
+ * (cas__param_check). */
+#define CAS__FOR_CODEC 1
+#define CAS__FOR_WRITER 2
+#define CAS__FOR_READER 4
+#define CAS__FOR_STORE 8
+#define CAS__FOR_BACKEND 16
+#define CAS__FOR_PREVIEW 32
+
+typedef struct cas__param_row {
+    int id;
+    unsigned who;            /* CAS__FOR_* */
+    int64_t lo, hi;          /* outside: CAS_E_ARG */
+    int (*built)(int64_t v); /* nullable: CAS_OK, or why an in-bounds value cannot be had here */
+    int64_t dflt;            /* where the owner keeps values by row: a new object's value */
+    const char *env;         /* where that default may come from instead (object stores), or NULL */
+    int64_t env_scale;       /* the variable's unit in the parameter's (seconds for ms: 1000) */
+} cas__param_row;
+#define CAS__PARAM(id, who, lo, hi, built) {id, who, lo, hi, built, 0, NULL, 0}
+#define CAS__PARAM_DEFAULT(id, who, lo, hi, dflt) {id, who, lo, hi, NULL, dflt, NULL, 0}
+#define CAS__PARAM_ENV(id, who, lo, hi, dflt, env, scale) {id, who, lo, hi, NULL, dflt, env, scale}
+
 /* One row per codec: everything the layers above ask of a codec (the table,
- * cas__codecs, is at the end of the codecs). Adding a codec is its functions, one
- * row and one CAS_NO_* switch; a test build may append rows with CAS_EXTRA_CODECS,
- * in this order. A compiled-out codec keeps its row, without functions. */
+ * cas__codecs, is at the end of the codecs). Adding a codec is its functions, its
+ * state (a struct, allocated with each codec object), one row built by
+ * CAS__CODEC_ROW and one CAS_NO_* switch; a test build may append rows with
+ * CAS_EXTRA_CODECS. A compiled-out codec keeps its row, without functions. */
 typedef struct cas__codec_row {
-    int id;                /* CAS_CODEC_*, part of the ABI */
-    const char *name;      /* cas_codec_name() */
-    int level_max;         /* CAS_PARAM_LEVEL takes 0 (the default) .. level_max; 0 = no levels (any is ignored) */
-    int sniff;             /* the CAS_SNIFF_* its streams begin with; 0 = any bytes */
-    int empty_ok;          /* zero bytes are a valid, empty stream */
-    uint32_t ratio;        /* the most one input byte can decode to */
-    int hint_enforced;     /* the size hint is a field its decoder holds the stream to */
-    const char *not_ours;  /* the decoder's words for other bytes (%s: repr of 2 bytes); NULL = the reader's */
-    const char *cut_magic; /* the words for a stream that ends inside its magic; NULL = the decoder's */
+    int id;                       /* CAS_CODEC_*, part of the ABI */
+    const char *name;             /* cas_codec_name() */
+    int level_max;                /* CAS_PARAM_LEVEL takes 0 (the default) .. level_max; 0 = no levels (any is ignored) */
+    int sniff;                    /* the CAS_SNIFF_* its streams begin with; 0 = any bytes */
+    const unsigned char *magic;   /* the bytes its streams begin with (cas_sniff reads them here) */
+    size_t magic_len;             /* 0: none */
+    int empty_ok;                 /* zero bytes are a valid, empty stream */
+    uint32_t ratio;               /* the most one input byte can decode to */
+    int hint_enforced;            /* the size hint is a field its decoder holds the stream to */
+    const char *not_ours;         /* the decoder's words for other bytes (%s: repr of 2 bytes); NULL = the reader's */
+    const char *cut_magic;        /* the words for a stream that ends inside its magic; NULL = the decoder's */
+    size_t state_size;            /* its own state (cas_codec.state), zeroed at creation */
+    const cas__param_row *params; /* parameters of its own, beyond cas__codec_params; NULL if none */
+    size_t nparams;
+    int (*set_param)(cas_codec *c, int param, int64_t v); /* one of params, checked against its row */
     size_t (*bound)(size_t n);
     int (*size_hint)(const unsigned char *p, size_t n, uint64_t *size);
     int (*reset)(cas_codec *c); /* NULL: compiled out */
@@ -532,25 +555,29 @@ typedef struct cas__codec_row {
                   size_t *made, int end);
     void (*release)(cas_codec *c);
 } cas__codec_row;
+
+/* A row, in cas__codec_row's order. magic is a string literal ("" for none); the
+ * build fails when it is longer than CAS__MAGIC_MAX, the most a reader holds back
+ * to sniff. params: CAS__NO_PARAMS or CAS__PARAMS(table). Then the functions:
+ * set_param (or NULL), bound, size_hint, reset, update, release. */
+#define CAS__MAGIC_MAX 4
+#define CAS__CODEC_ROW(id, name, level_max, sniff, magic, empty_ok, ratio, hint_enforced, not_ours, cut_magic,    \
+                       state_size, params, ...)                                                                  \
+    {id, name, level_max, sniff, (const unsigned char *)magic,                                                   \
+     sizeof(magic) - 1 + 0 * sizeof(char[sizeof(magic) <= CAS__MAGIC_MAX + 1 ? 1 : -1]), empty_ok, ratio,       \
+     hint_enforced, not_ours, cut_magic, state_size, params, __VA_ARGS__}
+#define CAS__NO_PARAMS NULL, 0
+#define CAS__PARAMS(table) table, sizeof table / sizeof table[0]
+
 static const cas__codec_row *cas__codec_find(int id);
 
 enum { CAS__GZ_MAGIC, CAS__GZ_HEAD, CAS__GZ_XLEN, CAS__GZ_EXTRA, CAS__GZ_NAME, CAS__GZ_COMMENT,
        CAS__GZ_HCRC, CAS__GZ_BODY, CAS__GZ_TRAILER, CAS__GZ_PAD, CAS__GZ_END };
 
-struct cas_codec {
-    cas_allocator alloc;
-    const cas__codec_row *row;
-    int codec, encode;
-    int failed; /* the error code, sticky until reset */
-    int done;
-    uint64_t total_in, total_out;
-    /* parameters */
-    int level, backend, strict, lz4_block;
-    int64_t pledged, mtime;
-    char msg[160];
-
 #ifndef CAS_NO_GZIP
-    /* gzip, both directions: header/trailer bytes pending or being collected */
+/* A gzip codec's own state (cas_codec.state), both directions. */
+typedef struct cas__gz_state {
+    /* header/trailer bytes pending or being collected */
     unsigned char hb[16];
     size_t hb_len, hb_pos;
     unsigned char spill; /* decoder: one byte made while probing a full output */
@@ -574,9 +601,13 @@ struct cas_codec {
     struct libdeflate_compressor *lc_def;
     int lc_def_level;
 #endif
+} cas__gz_state;
+#define CAS__GZ(c) ((cas__gz_state *)(c)->state)
 #endif
 
 #ifndef CAS_NO_LZ4
+/* An LZ4 frame codec's own state (cas_codec.state). */
+typedef struct cas__lz4_state {
     LZ4F_cctx *lc;
     LZ4F_dctx *ld4;
     unsigned char *stage; /* compressed bytes waiting for output room */
@@ -585,7 +616,22 @@ struct cas_codec {
     int lz4_begun, lz4_magic_ok; /* lz4_begun: a frame is under way (encoder or ld4) */
     unsigned char lz4_magic[4];
     size_t lz4_magic_len;
+} cas__lz4_state;
+#define CAS__LZ4(c) ((cas__lz4_state *)(c)->state)
 #endif
+
+struct cas_codec {
+    cas_allocator alloc;
+    const cas__codec_row *row;
+    int codec, encode;
+    int failed; /* the error code, sticky until reset */
+    int done;
+    uint64_t total_in, total_out;
+    /* parameters */
+    int level, backend, strict, lz4_block;
+    int64_t pledged, mtime;
+    char msg[160];
+    void *state; /* the codec's own: row->state_size bytes, allocated with the object */
 };
 
 static int cas__fail(cas_codec *c, int code, const char *fmt, ...) {
@@ -669,12 +715,15 @@ static size_t cas__isal_level_buf(int l) {
 
 static int cas__codec_create(cas_codec **out, int codec, int encode, const cas_allocator *a) {
     cas_codec *c;
+    size_t head;
     if (!out) return CAS_E_ARG;
     *out = NULL;
     if (!cas__codec_find(codec)) return CAS_E_ARG;
     if (!cas_codec_available(codec)) return CAS_E_UNSUPPORTED;
-    if (!(c = (cas_codec *)cas__obj_new(sizeof *c, a))) return CAS_E_NOMEM;
+    head = (sizeof *c + 15) & ~(size_t)15; /* the state after the object, aligned */
+    if (!(c = (cas_codec *)cas__obj_new(head + cas__codec_find(codec)->state_size, a))) return CAS_E_NOMEM;
     c->codec = codec, c->row = cas__codec_find(codec), c->encode = encode;
+    c->state = c->row->state_size ? (char *)c + head : NULL;
     c->level = 0, c->pledged = -1, c->lz4_block = 7;
     *out = c;
     return cas_codec_reset(c);
@@ -749,101 +798,101 @@ static int cas__raw_update(cas_codec *c, const unsigned char *in, size_t n, size
 
 static int cas__gz_reset(cas_codec *c) {
     int be = cas__gzip_backend(c);
-    c->hb_len = c->hb_pos = 0, c->spill_n = 0;
-    c->gz_state = CAS__GZ_MAGIC, c->gz_flags = 0, c->gz_members = 0, c->gz_need = 0;
-    c->crc = 0, c->isize = 0;
-    c->use_isal = be == CAS_BACKEND_ISAL;
+    CAS__GZ(c)->hb_len = CAS__GZ(c)->hb_pos = 0, CAS__GZ(c)->spill_n = 0;
+    CAS__GZ(c)->gz_state = CAS__GZ_MAGIC, CAS__GZ(c)->gz_flags = 0, CAS__GZ(c)->gz_members = 0, CAS__GZ(c)->gz_need = 0;
+    CAS__GZ(c)->crc = 0, CAS__GZ(c)->isize = 0;
+    CAS__GZ(c)->use_isal = be == CAS_BACKEND_ISAL;
     if (c->encode) {
         int lvl = c->level ? c->level : 3;
-        unsigned char *h = c->hb;
+        unsigned char *h = CAS__GZ(c)->hb;
         uint32_t mt = (uint32_t)c->mtime;
         /* CPython's header: XFL 2 at level 9, 4 at level 1, else 0; OS 255. */
-        h[0] = 0x1f, h[1] = 0x8b, h[2] = 8, h[3] = 0;
+        memcpy(h, CAS__GZIP_MAGIC, 2), h[2] = 8, h[3] = 0;
         h[4] = (unsigned char)mt, h[5] = (unsigned char)(mt >> 8);
         h[6] = (unsigned char)(mt >> 16), h[7] = (unsigned char)(mt >> 24);
         h[8] = (unsigned char)(lvl == 9 ? 2 : lvl == 1 ? 4 : 0), h[9] = 0xff;
-        c->hb_len = 10;
-        c->gz_state = CAS__GZ_HEAD; /* encoder: header pending */
+        CAS__GZ(c)->hb_len = 10;
+        CAS__GZ(c)->gz_state = CAS__GZ_HEAD; /* encoder: header pending */
 #ifdef CAS_USE_ISAL
-        if (c->use_isal) {
+        if (CAS__GZ(c)->use_isal) {
             int il = cas__isal_level(lvl);
             size_t need = cas__isal_level_buf(il);
-            if (!c->iz) {
-                c->iz = (struct isal_zstream *)cas__alloc(&c->alloc, sizeof *c->iz);
-                if (!c->iz) return cas__fail(c, CAS_E_NOMEM, "out of memory");
+            if (!CAS__GZ(c)->iz) {
+                CAS__GZ(c)->iz = (struct isal_zstream *)cas__alloc(&c->alloc, sizeof *CAS__GZ(c)->iz);
+                if (!CAS__GZ(c)->iz) return cas__fail(c, CAS_E_NOMEM, "out of memory");
             }
-            if (c->ilevel_size < need) {
-                cas__free(&c->alloc, c->ilevel_buf);
-                c->ilevel_buf = (unsigned char *)cas__alloc(&c->alloc, need);
-                c->ilevel_size = c->ilevel_buf ? need : 0;
-                if (!c->ilevel_buf) return cas__fail(c, CAS_E_NOMEM, "out of memory");
+            if (CAS__GZ(c)->ilevel_size < need) {
+                cas__free(&c->alloc, CAS__GZ(c)->ilevel_buf);
+                CAS__GZ(c)->ilevel_buf = (unsigned char *)cas__alloc(&c->alloc, need);
+                CAS__GZ(c)->ilevel_size = CAS__GZ(c)->ilevel_buf ? need : 0;
+                if (!CAS__GZ(c)->ilevel_buf) return cas__fail(c, CAS_E_NOMEM, "out of memory");
             }
-            isal_deflate_init(c->iz);
-            c->iz->level = (uint32_t)il;
-            c->iz->level_buf = c->ilevel_buf;
-            c->iz->level_buf_size = (uint32_t)need;
-            c->iz->gzip_flag = IGZIP_GZIP_NO_HDR; /* ISA-L writes CRC and length */
+            isal_deflate_init(CAS__GZ(c)->iz);
+            CAS__GZ(c)->iz->level = (uint32_t)il;
+            CAS__GZ(c)->iz->level_buf = CAS__GZ(c)->ilevel_buf;
+            CAS__GZ(c)->iz->level_buf_size = (uint32_t)need;
+            CAS__GZ(c)->iz->gzip_flag = IGZIP_GZIP_NO_HDR; /* ISA-L writes CRC and length */
             return CAS_OK;
         }
 #endif
-        if (c->zinit == 1 && c->zlevel == lvl) {
-            if (deflateReset(&c->z) != Z_OK) return cas__fail(c, CAS_E_NOMEM, "deflateReset failed");
+        if (CAS__GZ(c)->zinit == 1 && CAS__GZ(c)->zlevel == lvl) {
+            if (deflateReset(&CAS__GZ(c)->z) != Z_OK) return cas__fail(c, CAS_E_NOMEM, "deflateReset failed");
         } else {
-            if (c->zinit == 1) deflateEnd(&c->z);
-            c->zinit = 0;
-            memset(&c->z, 0, sizeof c->z);
-            c->z.zalloc = cas__z_alloc, c->z.zfree = cas__z_free, c->z.opaque = &c->alloc;
+            if (CAS__GZ(c)->zinit == 1) deflateEnd(&CAS__GZ(c)->z);
+            CAS__GZ(c)->zinit = 0;
+            memset(&CAS__GZ(c)->z, 0, sizeof CAS__GZ(c)->z);
+            CAS__GZ(c)->z.zalloc = cas__z_alloc, CAS__GZ(c)->z.zfree = cas__z_free, CAS__GZ(c)->z.opaque = &c->alloc;
             /* CPython's GzipFile: raw deflate, window 15, memLevel 8, default strategy */
-            if (deflateInit2(&c->z, lvl, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY) != Z_OK)
+            if (deflateInit2(&CAS__GZ(c)->z, lvl, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY) != Z_OK)
                 return cas__fail(c, CAS_E_NOMEM, "deflateInit2 failed");
-            c->zinit = 1, c->zlevel = lvl;
+            CAS__GZ(c)->zinit = 1, CAS__GZ(c)->zlevel = lvl;
         }
     } else {
 #ifdef CAS_USE_ISAL
-        if (c->use_isal) {
-            if (!c->ii) {
-                c->ii = (struct inflate_state *)cas__alloc(&c->alloc, sizeof *c->ii);
-                if (!c->ii) return cas__fail(c, CAS_E_NOMEM, "out of memory");
+        if (CAS__GZ(c)->use_isal) {
+            if (!CAS__GZ(c)->ii) {
+                CAS__GZ(c)->ii = (struct inflate_state *)cas__alloc(&c->alloc, sizeof *CAS__GZ(c)->ii);
+                if (!CAS__GZ(c)->ii) return cas__fail(c, CAS_E_NOMEM, "out of memory");
             }
-            isal_inflate_init(c->ii);
-            c->ii->crc_flag = ISAL_DEFLATE;
+            isal_inflate_init(CAS__GZ(c)->ii);
+            CAS__GZ(c)->ii->crc_flag = ISAL_DEFLATE;
             return CAS_OK;
         }
 #endif
-        if (c->zinit == 2) {
-            if (inflateReset(&c->z) != Z_OK) return cas__fail(c, CAS_E_NOMEM, "inflateReset failed");
+        if (CAS__GZ(c)->zinit == 2) {
+            if (inflateReset(&CAS__GZ(c)->z) != Z_OK) return cas__fail(c, CAS_E_NOMEM, "inflateReset failed");
         } else {
-            memset(&c->z, 0, sizeof c->z);
-            c->z.zalloc = cas__z_alloc, c->z.zfree = cas__z_free, c->z.opaque = &c->alloc;
-            if (inflateInit2(&c->z, -15) != Z_OK) return cas__fail(c, CAS_E_NOMEM, "inflateInit2 failed");
-            c->zinit = 2;
+            memset(&CAS__GZ(c)->z, 0, sizeof CAS__GZ(c)->z);
+            CAS__GZ(c)->z.zalloc = cas__z_alloc, CAS__GZ(c)->z.zfree = cas__z_free, CAS__GZ(c)->z.opaque = &c->alloc;
+            if (inflateInit2(&CAS__GZ(c)->z, -15) != Z_OK) return cas__fail(c, CAS_E_NOMEM, "inflateInit2 failed");
+            CAS__GZ(c)->zinit = 2;
         }
     }
     return CAS_OK;
 }
 
 static void cas__gz_release(cas_codec *c) {
-    if (c->zinit == 1) deflateEnd(&c->z);
-    if (c->zinit == 2) inflateEnd(&c->z);
-    c->zinit = 0;
+    if (CAS__GZ(c)->zinit == 1) deflateEnd(&CAS__GZ(c)->z);
+    if (CAS__GZ(c)->zinit == 2) inflateEnd(&CAS__GZ(c)->z);
+    CAS__GZ(c)->zinit = 0;
 #ifdef CAS_USE_ISAL
-    cas__free(&c->alloc, c->iz), c->iz = NULL;
-    cas__free(&c->alloc, c->ii), c->ii = NULL;
-    cas__free(&c->alloc, c->ilevel_buf), c->ilevel_buf = NULL;
+    cas__free(&c->alloc, CAS__GZ(c)->iz), CAS__GZ(c)->iz = NULL;
+    cas__free(&c->alloc, CAS__GZ(c)->ii), CAS__GZ(c)->ii = NULL;
+    cas__free(&c->alloc, CAS__GZ(c)->ilevel_buf), CAS__GZ(c)->ilevel_buf = NULL;
 #endif
 #ifdef CAS_USE_LIBDEFLATE
-    if (c->ld) libdeflate_free_decompressor(c->ld);
-    if (c->lc_def) libdeflate_free_compressor(c->lc_def);
-    c->ld = NULL, c->lc_def = NULL;
+    if (CAS__GZ(c)->ld) libdeflate_free_decompressor(CAS__GZ(c)->ld);
+    if (CAS__GZ(c)->lc_def) libdeflate_free_compressor(CAS__GZ(c)->lc_def);
+    CAS__GZ(c)->ld = NULL, CAS__GZ(c)->lc_def = NULL;
 #endif
 }
 
 
 /* Moves pending header/trailer bytes (hb[hb_pos..hb_len)) to out. */
 static size_t cas__drain_hb(cas_codec *c, unsigned char *out, size_t cap) {
-    size_t k = CAS__MIN(cap, c->hb_len - c->hb_pos);
-    memcpy(out, c->hb + c->hb_pos, k);
-    c->hb_pos += k;
+    size_t k = CAS__MIN(cap, CAS__GZ(c)->hb_len - CAS__GZ(c)->hb_pos);
+    memcpy(out, CAS__GZ(c)->hb + CAS__GZ(c)->hb_pos, k);
+    CAS__GZ(c)->hb_pos += k;
     return k;
 }
 
@@ -856,20 +905,20 @@ static int cas__isal_whole(cas_codec *c, int level, const unsigned char *in, siz
     struct isal_zstream *s;
     int r;
     if (n > CAS__CHUNK_MAX || cap > CAS__CHUNK_MAX * 2) return 1;
-    if (!c->iz && !(c->iz = (struct isal_zstream *)cas__alloc(&c->alloc, sizeof *c->iz)))
+    if (!CAS__GZ(c)->iz && !(CAS__GZ(c)->iz = (struct isal_zstream *)cas__alloc(&c->alloc, sizeof *CAS__GZ(c)->iz)))
         return cas__fail(c, CAS_E_NOMEM, "out of memory");
-    s = c->iz;
+    s = CAS__GZ(c)->iz;
     isal_deflate_stateless_init(s);
     s->level = (uint32_t)level;
     if (level) {
         size_t need = cas__isal_level_buf(level);
-        if (c->ilevel_size < need) {
-            cas__free(&c->alloc, c->ilevel_buf);
-            c->ilevel_buf = (unsigned char *)cas__alloc(&c->alloc, need);
-            c->ilevel_size = c->ilevel_buf ? need : 0;
-            if (!c->ilevel_buf) return cas__fail(c, CAS_E_NOMEM, "out of memory");
+        if (CAS__GZ(c)->ilevel_size < need) {
+            cas__free(&c->alloc, CAS__GZ(c)->ilevel_buf);
+            CAS__GZ(c)->ilevel_buf = (unsigned char *)cas__alloc(&c->alloc, need);
+            CAS__GZ(c)->ilevel_size = CAS__GZ(c)->ilevel_buf ? need : 0;
+            if (!CAS__GZ(c)->ilevel_buf) return cas__fail(c, CAS_E_NOMEM, "out of memory");
         }
-        s->level_buf = c->ilevel_buf, s->level_buf_size = (uint32_t)need;
+        s->level_buf = CAS__GZ(c)->ilevel_buf, s->level_buf_size = (uint32_t)need;
     }
     s->next_in = (uint8_t *)(uintptr_t)in, s->avail_in = (uint32_t)n;
     s->next_out = out, s->avail_out = (uint32_t)CAS__MIN(cap, (size_t)UINT32_MAX);
@@ -894,7 +943,7 @@ static int cas__gz_encode_whole(cas_codec *c, const unsigned char *in, size_t n,
     size_t body = 0;
     int r = 1, lvl = c->level ? c->level : 3;
     uint32_t crc;
-    if (!c->use_isal || cap < cas_encode_bound(CAS_CODEC_GZIP, n)) return 1;
+    if (!CAS__GZ(c)->use_isal || cap < cas_encode_bound(CAS_CODEC_GZIP, n)) return 1;
     if (n <= CAS__STORED_BLOB) {
         /* one stored block: it takes the same filesystem block as any encoding
          * of these bytes, and costs a copy where a Huffman pass costs 10x more */
@@ -918,11 +967,11 @@ static int cas__gz_encode_whole(cas_codec *c, const unsigned char *in, size_t n,
         if (c->failed) return c->failed;
         if (compressible) {
             int dl = lvl <= 3 ? 1 : lvl <= 6 ? lvl - 1 : lvl + 3; /* zlib's scale onto libdeflate's 1..12 */
-            if (c->lc_def && c->lc_def_level != dl) libdeflate_free_compressor(c->lc_def), c->lc_def = NULL;
-            if (!c->lc_def && !(c->lc_def = libdeflate_alloc_compressor(dl)))
+            if (CAS__GZ(c)->lc_def && CAS__GZ(c)->lc_def_level != dl) libdeflate_free_compressor(CAS__GZ(c)->lc_def), CAS__GZ(c)->lc_def = NULL;
+            if (!CAS__GZ(c)->lc_def && !(CAS__GZ(c)->lc_def = libdeflate_alloc_compressor(dl)))
                 return cas__fail(c, CAS_E_NOMEM, "out of memory");
-            c->lc_def_level = dl;
-            body = libdeflate_deflate_compress(c->lc_def, in, n, out + 10, cap - 18);
+            CAS__GZ(c)->lc_def_level = dl;
+            body = libdeflate_deflate_compress(CAS__GZ(c)->lc_def, in, n, out + 10, cap - 18);
             r = body ? 0 : 1;
         }
         if (r == 1)
@@ -931,14 +980,14 @@ static int cas__gz_encode_whole(cas_codec *c, const unsigned char *in, size_t n,
     }
     if (r) return c->failed ? c->failed : 1;
     crc = cas__crc32(0, in, n);
-    memcpy(out, c->hb, 10); /* the header the reset prepared */
+    memcpy(out, CAS__GZ(c)->hb, 10); /* the header the reset prepared */
     out[10 + body] = (unsigned char)crc, out[11 + body] = (unsigned char)(crc >> 8);
     out[12 + body] = (unsigned char)(crc >> 16), out[13 + body] = (unsigned char)(crc >> 24);
     out[14 + body] = (unsigned char)n, out[15 + body] = (unsigned char)(n >> 8);
     out[16 + body] = (unsigned char)(n >> 16), out[17 + body] = (unsigned char)(n >> 24);
     *made = body + 18;
     c->total_in += n, c->total_out += body + 18;
-    c->gz_state = CAS__GZ_END, c->done = 1;
+    CAS__GZ(c)->gz_state = CAS__GZ_END, c->done = 1;
     return CAS_DONE;
 }
 #endif /* CAS_USE_ISAL */
@@ -947,7 +996,7 @@ static int cas__gz_encode(cas_codec *c, const unsigned char *in, size_t n, size_
                           size_t cap, size_t *made, int end) {
     size_t o = 0, i = 0;
 #ifdef CAS_USE_ISAL
-    if (end && c->gz_state == CAS__GZ_HEAD && c->hb_pos == 0 && c->total_in == 0) {
+    if (end && CAS__GZ(c)->gz_state == CAS__GZ_HEAD && CAS__GZ(c)->hb_pos == 0 && c->total_in == 0) {
         int r = cas__gz_encode_whole(c, in, n, out, cap, made);
         if (r != 1) {
             *used = r == CAS_DONE ? n : 0;
@@ -957,17 +1006,17 @@ static int cas__gz_encode(cas_codec *c, const unsigned char *in, size_t n, size_
     }
 #endif
     for (;;) {
-        if (c->gz_state == CAS__GZ_HEAD || c->gz_state == CAS__GZ_TRAILER) {
+        if (CAS__GZ(c)->gz_state == CAS__GZ_HEAD || CAS__GZ(c)->gz_state == CAS__GZ_TRAILER) {
             o += cas__drain_hb(c, out + o, cap - o);
-            if (c->hb_pos < c->hb_len) break; /* out full */
-            if (c->gz_state == CAS__GZ_TRAILER) {
-                c->gz_state = CAS__GZ_END;
+            if (CAS__GZ(c)->hb_pos < CAS__GZ(c)->hb_len) break; /* out full */
+            if (CAS__GZ(c)->gz_state == CAS__GZ_TRAILER) {
+                CAS__GZ(c)->gz_state = CAS__GZ_END;
                 continue;
             }
-            c->gz_state = CAS__GZ_BODY;
+            CAS__GZ(c)->gz_state = CAS__GZ_BODY;
             continue;
         }
-        if (c->gz_state == CAS__GZ_END) {
+        if (CAS__GZ(c)->gz_state == CAS__GZ_END) {
             *used = i, *made = o;
             c->total_out += o;
             c->done = 1;
@@ -981,8 +1030,8 @@ static int cas__gz_encode(cas_codec *c, const unsigned char *in, size_t n, size_
             size_t got_in, got_out;
             int finished = 0;
 #ifdef CAS_USE_ISAL
-            if (c->use_isal) {
-                struct isal_zstream *s = c->iz;
+            if (CAS__GZ(c)->use_isal) {
+                struct isal_zstream *s = CAS__GZ(c)->iz;
                 int r;
                 s->next_in = (uint8_t *)(uintptr_t)(in + i), s->avail_in = (uint32_t)in_take;
                 s->next_out = out + o, s->avail_out = (uint32_t)out_take;
@@ -997,36 +1046,36 @@ static int cas__gz_encode(cas_codec *c, const unsigned char *in, size_t n, size_
 #endif
             {
                 int r;
-                c->z.next_in = (Bytef *)(uintptr_t)(in + i), c->z.avail_in = (uInt)in_take;
-                c->z.next_out = out + o, c->z.avail_out = (uInt)out_take;
-                r = deflate(&c->z, finishing ? Z_FINISH : Z_NO_FLUSH);
+                CAS__GZ(c)->z.next_in = (Bytef *)(uintptr_t)(in + i), CAS__GZ(c)->z.avail_in = (uInt)in_take;
+                CAS__GZ(c)->z.next_out = out + o, CAS__GZ(c)->z.avail_out = (uInt)out_take;
+                r = deflate(&CAS__GZ(c)->z, finishing ? Z_FINISH : Z_NO_FLUSH);
                 if (r == Z_STREAM_ERROR) return cas__fail(c, CAS_E_STATE, "deflate stream error");
-                got_in = in_take - c->z.avail_in, got_out = out_take - c->z.avail_out;
+                got_in = in_take - CAS__GZ(c)->z.avail_in, got_out = out_take - CAS__GZ(c)->z.avail_out;
                 finished = r == Z_STREAM_END;
             }
 #ifdef CAS_USE_ISAL
-            if (!c->use_isal)
+            if (!CAS__GZ(c)->use_isal)
 #endif
-                c->crc = cas__crc32(c->crc, in + i, got_in);
-            c->isize += got_in;
+                CAS__GZ(c)->crc = cas__crc32(CAS__GZ(c)->crc, in + i, got_in);
+            CAS__GZ(c)->isize += got_in;
             i += got_in, o += got_out;
             c->total_in += got_in;
             if (finished) {
 #ifdef CAS_USE_ISAL
-                if (c->use_isal) { /* ISA-L already wrote CRC32 and ISIZE */
-                    c->gz_state = CAS__GZ_END;
+                if (CAS__GZ(c)->use_isal) { /* ISA-L already wrote CRC32 and ISIZE */
+                    CAS__GZ(c)->gz_state = CAS__GZ_END;
                     continue;
                 }
 #endif
                 {
-                    unsigned char *t = c->hb;
-                    uint32_t crc = c->crc, len = (uint32_t)c->isize;
+                    unsigned char *t = CAS__GZ(c)->hb;
+                    uint32_t crc = CAS__GZ(c)->crc, len = (uint32_t)CAS__GZ(c)->isize;
                     t[0] = (unsigned char)crc, t[1] = (unsigned char)(crc >> 8);
                     t[2] = (unsigned char)(crc >> 16), t[3] = (unsigned char)(crc >> 24);
                     t[4] = (unsigned char)len, t[5] = (unsigned char)(len >> 8);
                     t[6] = (unsigned char)(len >> 16), t[7] = (unsigned char)(len >> 24);
-                    c->hb_len = 8, c->hb_pos = 0;
-                    c->gz_state = CAS__GZ_TRAILER;
+                    CAS__GZ(c)->hb_len = 8, CAS__GZ(c)->hb_pos = 0;
+                    CAS__GZ(c)->gz_state = CAS__GZ_TRAILER;
                 }
                 continue;
             }
@@ -1037,7 +1086,7 @@ static int cas__gz_encode(cas_codec *c, const unsigned char *in, size_t n, size_
     }
     *used = i, *made = o;
     c->total_out += o;
-    if (o == cap && (c->gz_state != CAS__GZ_END)) return CAS_NEED_OUTPUT;
+    if (o == cap && (CAS__GZ(c)->gz_state != CAS__GZ_END)) return CAS_NEED_OUTPUT;
     return end ? CAS_NEED_OUTPUT : CAS_NEED_INPUT;
 }
 
@@ -1047,8 +1096,8 @@ static int cas__inflate_step(cas_codec *c, const unsigned char *in, size_t n, si
     size_t in_take = CAS__MIN(n, CAS__CHUNK_MAX), out_take = CAS__MIN(cap, CAS__CHUNK_MAX);
     *finished = 0;
 #ifdef CAS_USE_ISAL
-    if (c->use_isal) {
-        struct inflate_state *s = c->ii;
+    if (CAS__GZ(c)->use_isal) {
+        struct inflate_state *s = CAS__GZ(c)->ii;
         int r;
         s->next_in = (uint8_t *)(uintptr_t)in, s->avail_in = (uint32_t)in_take;
         s->next_out = out, s->avail_out = (uint32_t)out_take;
@@ -1068,7 +1117,7 @@ static int cas__inflate_step(cas_codec *c, const unsigned char *in, size_t n, si
              * block they are the trailer: hand them to the trailer state. */
             uint64_t v = s->read_in >> (s->read_in_length % 8);
             int k, nb = s->read_in_length / 8;
-            for (k = 0; k < nb && c->hb_len < 8; k++) c->hb[c->hb_len++] = (unsigned char)(v >> (8 * k));
+            for (k = 0; k < nb && CAS__GZ(c)->hb_len < 8; k++) CAS__GZ(c)->hb[CAS__GZ(c)->hb_len++] = (unsigned char)(v >> (8 * k));
             s->read_in = 0, s->read_in_length = 0;
         }
         return CAS_OK;
@@ -1076,14 +1125,14 @@ static int cas__inflate_step(cas_codec *c, const unsigned char *in, size_t n, si
 #endif
     {
         int r;
-        c->z.next_in = (Bytef *)(uintptr_t)in, c->z.avail_in = (uInt)in_take;
-        c->z.next_out = out, c->z.avail_out = (uInt)out_take;
-        r = inflate(&c->z, Z_NO_FLUSH);
-        *used = in_take - c->z.avail_in, *made = out_take - c->z.avail_out;
+        CAS__GZ(c)->z.next_in = (Bytef *)(uintptr_t)in, CAS__GZ(c)->z.avail_in = (uInt)in_take;
+        CAS__GZ(c)->z.next_out = out, CAS__GZ(c)->z.avail_out = (uInt)out_take;
+        r = inflate(&CAS__GZ(c)->z, Z_NO_FLUSH);
+        *used = in_take - CAS__GZ(c)->z.avail_in, *made = out_take - CAS__GZ(c)->z.avail_out;
         if (r == Z_STREAM_END) *finished = 1;
         else if (r == Z_DATA_ERROR || r == Z_NEED_DICT)
             return cas__fail(c, CAS_E_CORRUPT, "Error -3 while decompressing data: %s",
-                             c->z.msg ? c->z.msg : "invalid data");
+                             CAS__GZ(c)->z.msg ? CAS__GZ(c)->z.msg : "invalid data");
         else if (r == Z_MEM_ERROR) return cas__fail(c, CAS_E_NOMEM, "out of memory");
         return CAS_OK;
     }
@@ -1091,13 +1140,13 @@ static int cas__inflate_step(cas_codec *c, const unsigned char *in, size_t n, si
 
 static int cas__inflate_restart(cas_codec *c) {
 #ifdef CAS_USE_ISAL
-    if (c->use_isal) {
-        isal_inflate_reset(c->ii);
-        c->ii->crc_flag = ISAL_DEFLATE;
+    if (CAS__GZ(c)->use_isal) {
+        isal_inflate_reset(CAS__GZ(c)->ii);
+        CAS__GZ(c)->ii->crc_flag = ISAL_DEFLATE;
         return CAS_OK;
     }
 #endif
-    if (inflateReset(&c->z) != Z_OK) return cas__fail(c, CAS_E_STATE, "inflateReset failed");
+    if (inflateReset(&CAS__GZ(c)->z) != Z_OK) return cas__fail(c, CAS_E_STATE, "inflateReset failed");
     return CAS_OK;
 }
 
@@ -1106,7 +1155,7 @@ static int cas__inflate_restart(cas_codec *c) {
 static int cas__gz_not_gzip(cas_codec *c, const unsigned char *p, size_t n) {
     char rep[24];
     cas_bytes_repr(p, n, rep, sizeof rep);
-    return cas__fail(c, c->gz_members ? CAS_E_TRAILING : CAS_E_CORRUPT, CAS__GZ_NOT_OURS, rep);
+    return cas__fail(c, CAS__GZ(c)->gz_members ? CAS_E_TRAILING : CAS_E_CORRUPT, CAS__GZ_NOT_OURS, rep);
 }
 
 /* Python's gzip reader, as a state machine: members back to back, NUL padding
@@ -1115,63 +1164,63 @@ static int cas__gz_decode(cas_codec *c, const unsigned char *in, size_t n, size_
                           size_t cap, size_t *made, int end) {
     size_t i = 0, o = 0;
     int r;
-    if (c->spill_n) { /* the probed byte first */
+    if (CAS__GZ(c)->spill_n) { /* the probed byte first */
         if (!cap) goto need_output;
-        out[o++] = c->spill, c->spill_n = 0;
+        out[o++] = CAS__GZ(c)->spill, CAS__GZ(c)->spill_n = 0;
     }
     for (;;) {
-        switch (c->gz_state) {
+        switch (CAS__GZ(c)->gz_state) {
         case CAS__GZ_PAD: /* after a member: skip NULs, then another member or the end */
             while (i < n && in[i] == 0) i++;
             if (i == n) goto need_input;
-            c->gz_state = CAS__GZ_MAGIC;
+            CAS__GZ(c)->gz_state = CAS__GZ_MAGIC;
             /* fall through */
         case CAS__GZ_MAGIC:
-            while (c->hb_len < 2 && i < n) c->hb[c->hb_len++] = in[i++];
-            if (c->hb_len < 2) {
+            while (CAS__GZ(c)->hb_len < 2 && i < n) CAS__GZ(c)->hb[CAS__GZ(c)->hb_len++] = in[i++];
+            if (CAS__GZ(c)->hb_len < 2) {
                 if (!end) goto need_input;
-                if (c->hb_len == 0) { /* clean end: zero members is empty output */
-                    if (c->spill_n) goto need_output;
+                if (CAS__GZ(c)->hb_len == 0) { /* clean end: zero members is empty output */
+                    if (CAS__GZ(c)->spill_n) goto need_output;
                     *used = i, *made = o;
                     c->total_in += i, c->total_out += o;
                     c->done = 1;
                     return CAS_DONE;
                 }
-                return cas__gz_not_gzip(c, c->hb, c->hb_len);
+                return cas__gz_not_gzip(c, CAS__GZ(c)->hb, CAS__GZ(c)->hb_len);
             }
-            if (c->hb[0] != 0x1f || c->hb[1] != 0x8b) return cas__gz_not_gzip(c, c->hb, 2);
-            c->gz_state = CAS__GZ_HEAD;
+            if (memcmp(CAS__GZ(c)->hb, CAS__GZIP_MAGIC, 2)) return cas__gz_not_gzip(c, CAS__GZ(c)->hb, 2);
+            CAS__GZ(c)->gz_state = CAS__GZ_HEAD;
             break;
         case CAS__GZ_HEAD: /* method, flags, mtime, xfl, os */
-            while (c->hb_len < 10 && i < n) c->hb[c->hb_len++] = in[i++];
-            if (c->hb_len < 10) goto need_input;
-            if (c->hb[2] != 8) return cas__fail(c, CAS_E_CORRUPT, "Unknown compression method");
-            c->gz_flags = c->hb[3];
-            c->hb_len = 0;
-            c->gz_state = CAS__GZ_XLEN;
+            while (CAS__GZ(c)->hb_len < 10 && i < n) CAS__GZ(c)->hb[CAS__GZ(c)->hb_len++] = in[i++];
+            if (CAS__GZ(c)->hb_len < 10) goto need_input;
+            if (CAS__GZ(c)->hb[2] != 8) return cas__fail(c, CAS_E_CORRUPT, "Unknown compression method");
+            CAS__GZ(c)->gz_flags = CAS__GZ(c)->hb[3];
+            CAS__GZ(c)->hb_len = 0;
+            CAS__GZ(c)->gz_state = CAS__GZ_XLEN;
             break;
         case CAS__GZ_XLEN:
-            if (!(c->gz_flags & 4)) {
-                c->gz_state = CAS__GZ_NAME;
+            if (!(CAS__GZ(c)->gz_flags & 4)) {
+                CAS__GZ(c)->gz_state = CAS__GZ_NAME;
                 break;
             }
-            while (c->hb_len < 2 && i < n) c->hb[c->hb_len++] = in[i++];
-            if (c->hb_len < 2) goto need_input;
-            c->gz_need = (uint32_t)c->hb[0] | (uint32_t)c->hb[1] << 8;
-            c->hb_len = 0;
-            c->gz_state = CAS__GZ_EXTRA;
+            while (CAS__GZ(c)->hb_len < 2 && i < n) CAS__GZ(c)->hb[CAS__GZ(c)->hb_len++] = in[i++];
+            if (CAS__GZ(c)->hb_len < 2) goto need_input;
+            CAS__GZ(c)->gz_need = (uint32_t)CAS__GZ(c)->hb[0] | (uint32_t)CAS__GZ(c)->hb[1] << 8;
+            CAS__GZ(c)->hb_len = 0;
+            CAS__GZ(c)->gz_state = CAS__GZ_EXTRA;
             /* fall through */
         case CAS__GZ_EXTRA: {
-            size_t k = CAS__MIN((size_t)c->gz_need, n - i);
-            i += k, c->gz_need -= (uint32_t)k;
-            if (c->gz_need) goto need_input;
-            c->gz_state = CAS__GZ_NAME;
+            size_t k = CAS__MIN((size_t)CAS__GZ(c)->gz_need, n - i);
+            i += k, CAS__GZ(c)->gz_need -= (uint32_t)k;
+            if (CAS__GZ(c)->gz_need) goto need_input;
+            CAS__GZ(c)->gz_state = CAS__GZ_NAME;
             break;
         }
         case CAS__GZ_NAME:
         case CAS__GZ_COMMENT: {
-            int bit = c->gz_state == CAS__GZ_NAME ? 8 : 16;
-            if (c->gz_flags & bit) {
+            int bit = CAS__GZ(c)->gz_state == CAS__GZ_NAME ? 8 : 16;
+            if (CAS__GZ(c)->gz_flags & bit) {
                 const unsigned char *z = (const unsigned char *)memchr(in + i, 0, n - i);
                 if (!z) {
                     i = n;
@@ -1179,17 +1228,17 @@ static int cas__gz_decode(cas_codec *c, const unsigned char *in, size_t n, size_
                 }
                 i = (size_t)(z - in) + 1;
             }
-            c->gz_state = c->gz_state == CAS__GZ_NAME ? CAS__GZ_COMMENT : CAS__GZ_HCRC;
+            CAS__GZ(c)->gz_state = CAS__GZ(c)->gz_state == CAS__GZ_NAME ? CAS__GZ_COMMENT : CAS__GZ_HCRC;
             break;
         }
         case CAS__GZ_HCRC: /* Python reads and ignores the header CRC; so do we */
-            if (c->gz_flags & 2) {
-                while (c->hb_len < 2 && i < n) c->hb[c->hb_len++] = in[i++];
-                if (c->hb_len < 2) goto need_input;
+            if (CAS__GZ(c)->gz_flags & 2) {
+                while (CAS__GZ(c)->hb_len < 2 && i < n) CAS__GZ(c)->hb[CAS__GZ(c)->hb_len++] = in[i++];
+                if (CAS__GZ(c)->hb_len < 2) goto need_input;
             }
-            c->hb_len = 0;
-            c->crc = 0, c->isize = 0;
-            c->gz_state = CAS__GZ_BODY;
+            CAS__GZ(c)->hb_len = 0;
+            CAS__GZ(c)->crc = 0, CAS__GZ(c)->isize = 0;
+            CAS__GZ(c)->gz_state = CAS__GZ_BODY;
             break;
         case CAS__GZ_BODY: {
             size_t u, m, room = cap - o;
@@ -1199,43 +1248,43 @@ static int cas__gz_decode(cas_codec *c, const unsigned char *in, size_t n, size_
              * byte (an empty last block, an empty member): probe with a 1-byte
              * spill so that an exactly sized buffer ends in CAS_DONE. */
             if (!room) {
-                if (c->spill_n) goto need_output; /* one probed byte at a time */
+                if (CAS__GZ(c)->spill_n) goto need_output; /* one probed byte at a time */
                 dst = &one, room = 1;
             }
             r = cas__inflate_step(c, in + i, n - i, &u, dst, room, &m, &fin);
             if (r < 0) return r;
-            c->crc = cas__crc32(c->crc, dst, m);
-            c->isize += m;
+            CAS__GZ(c)->crc = cas__crc32(CAS__GZ(c)->crc, dst, m);
+            CAS__GZ(c)->isize += m;
             i += u;
             if (dst == &one) {
-                if (m) c->spill = one, c->spill_n = 1;
+                if (m) CAS__GZ(c)->spill = one, CAS__GZ(c)->spill_n = 1;
             } else {
                 o += m;
             }
             if (fin) {
-                c->gz_state = CAS__GZ_TRAILER;
+                CAS__GZ(c)->gz_state = CAS__GZ_TRAILER;
                 break;
             }
-            if (c->spill_n || o == cap) goto need_output;
+            if (CAS__GZ(c)->spill_n || o == cap) goto need_output;
             if (i == n) goto need_input;
             if (!u && !m) goto need_input;
             break;
         }
         case CAS__GZ_TRAILER: {
             uint32_t crc, len;
-            while (c->hb_len < 8 && i < n) c->hb[c->hb_len++] = in[i++];
-            if (c->hb_len < 8) goto need_input;
-            crc = (uint32_t)c->hb[0] | (uint32_t)c->hb[1] << 8 | (uint32_t)c->hb[2] << 16 | (uint32_t)c->hb[3] << 24;
-            len = (uint32_t)c->hb[4] | (uint32_t)c->hb[5] << 8 | (uint32_t)c->hb[6] << 16 | (uint32_t)c->hb[7] << 24;
-            if (crc != c->crc)
+            while (CAS__GZ(c)->hb_len < 8 && i < n) CAS__GZ(c)->hb[CAS__GZ(c)->hb_len++] = in[i++];
+            if (CAS__GZ(c)->hb_len < 8) goto need_input;
+            crc = (uint32_t)CAS__GZ(c)->hb[0] | (uint32_t)CAS__GZ(c)->hb[1] << 8 | (uint32_t)CAS__GZ(c)->hb[2] << 16 | (uint32_t)CAS__GZ(c)->hb[3] << 24;
+            len = (uint32_t)CAS__GZ(c)->hb[4] | (uint32_t)CAS__GZ(c)->hb[5] << 8 | (uint32_t)CAS__GZ(c)->hb[6] << 16 | (uint32_t)CAS__GZ(c)->hb[7] << 24;
+            if (crc != CAS__GZ(c)->crc)
                 return cas__fail(c, CAS_E_CORRUPT, "CRC check failed 0x%lx != 0x%lx", (unsigned long)crc,
-                                 (unsigned long)c->crc);
-            if (len != (uint32_t)c->isize) return cas__fail(c, CAS_E_CORRUPT, "Incorrect length of data produced");
-            c->gz_members++;
-            c->hb_len = 0;
+                                 (unsigned long)CAS__GZ(c)->crc);
+            if (len != (uint32_t)CAS__GZ(c)->isize) return cas__fail(c, CAS_E_CORRUPT, "Incorrect length of data produced");
+            CAS__GZ(c)->gz_members++;
+            CAS__GZ(c)->hb_len = 0;
             r = cas__inflate_restart(c);
             if (r < 0) return r;
-            c->gz_state = CAS__GZ_PAD;
+            CAS__GZ(c)->gz_state = CAS__GZ_PAD;
             break;
         }
         default: return cas__fail(c, CAS_E_STATE, "gzip decoder in a bad state");
@@ -1248,14 +1297,14 @@ need_output:
 need_input:
     *used = i, *made = o;
     c->total_in += i, c->total_out += o;
-    if (c->spill_n) return CAS_NEED_OUTPUT;
+    if (CAS__GZ(c)->spill_n) return CAS_NEED_OUTPUT;
     if (end && i == n) {
-        if (c->gz_state == CAS__GZ_PAD) { /* members then only NULs: the end */
+        if (CAS__GZ(c)->gz_state == CAS__GZ_PAD) { /* members then only NULs: the end */
             c->done = 1;
             return CAS_DONE;
         }
         /* a body that still has output pending is not truncated yet */
-        if (c->gz_state == CAS__GZ_BODY && o == cap) return CAS_NEED_OUTPUT;
+        if (CAS__GZ(c)->gz_state == CAS__GZ_BODY && o == cap) return CAS_NEED_OUTPUT;
         return cas__fail(c, CAS_E_TRUNCATED, CAS__GZ_TRUNC);
     }
     return CAS_NEED_INPUT;
@@ -1279,7 +1328,7 @@ static size_t cas__gz_bound(size_t n) {
 /* The last member's length field (mod 2^32): a hint only. */
 static int cas__gz_hint(const unsigned char *p, size_t n, uint64_t *size) {
     if (n == 0) return CAS_OK;
-    if (n < 18 || p[0] != 0x1f || p[1] != 0x8b) return CAS_E_NOTFOUND;
+    if (n < 18 || memcmp(p, CAS__GZIP_MAGIC, 2)) return CAS_E_NOTFOUND;
     *size = (uint64_t)p[n - 4] | (uint64_t)p[n - 3] << 8 | (uint64_t)p[n - 2] << 16 | (uint64_t)p[n - 1] << 24;
     return CAS_OK;
 }
@@ -1291,34 +1340,34 @@ static int cas__lz4_reset(cas_codec *c) {
     /* A decoder's lz4_begun: a frame is open in ld4. LZ4F_resetDecompressionContext
      * (lz4 1.9.4) keeps the unfinished frame's remaining size, which fails the next
      * frame that states none ("content size disagrees"): such a context is replaced. */
-    if (!c->encode && c->ld4 && c->lz4_begun) {
-        LZ4F_freeDecompressionContext(c->ld4);
-        c->ld4 = NULL;
+    if (!c->encode && CAS__LZ4(c)->ld4 && CAS__LZ4(c)->lz4_begun) {
+        LZ4F_freeDecompressionContext(CAS__LZ4(c)->ld4);
+        CAS__LZ4(c)->ld4 = NULL;
     }
-    c->stage_len = c->stage_pos = 0;
-    c->lz4_begun = 0, c->lz4_magic_ok = 0, c->lz4_magic_len = 0;
+    CAS__LZ4(c)->stage_len = CAS__LZ4(c)->stage_pos = 0;
+    CAS__LZ4(c)->lz4_begun = 0, CAS__LZ4(c)->lz4_magic_ok = 0, CAS__LZ4(c)->lz4_magic_len = 0;
     if (c->encode) {
-        if (!c->lc) {
-            c->lc = LZ4F_createCompressionContext_advanced(cas__lz4_mem(c), LZ4F_VERSION);
-            if (!c->lc) return cas__fail(c, CAS_E_NOMEM, "out of memory");
+        if (!CAS__LZ4(c)->lc) {
+            CAS__LZ4(c)->lc = LZ4F_createCompressionContext_advanced(cas__lz4_mem(c), LZ4F_VERSION);
+            if (!CAS__LZ4(c)->lc) return cas__fail(c, CAS_E_NOMEM, "out of memory");
         }
-        c->lz4_block_bytes = (size_t)1 << (8 + 2 * c->lz4_block);
+        CAS__LZ4(c)->lz4_block_bytes = (size_t)1 << (8 + 2 * c->lz4_block);
     } else {
-        if (!c->ld4) {
-            c->ld4 = LZ4F_createDecompressionContext_advanced(cas__lz4_mem(c), LZ4F_VERSION);
-            if (!c->ld4) return cas__fail(c, CAS_E_NOMEM, "out of memory");
+        if (!CAS__LZ4(c)->ld4) {
+            CAS__LZ4(c)->ld4 = LZ4F_createDecompressionContext_advanced(cas__lz4_mem(c), LZ4F_VERSION);
+            if (!CAS__LZ4(c)->ld4) return cas__fail(c, CAS_E_NOMEM, "out of memory");
         } else {
-            LZ4F_resetDecompressionContext(c->ld4);
+            LZ4F_resetDecompressionContext(CAS__LZ4(c)->ld4);
         }
     }
     return CAS_OK;
 }
 
 static void cas__lz4_release(cas_codec *c) {
-    if (c->lc) LZ4F_freeCompressionContext(c->lc);
-    if (c->ld4) LZ4F_freeDecompressionContext(c->ld4);
-    c->lc = NULL, c->ld4 = NULL;
-    cas__free(&c->alloc, c->stage), c->stage = NULL, c->stage_cap = 0;
+    if (CAS__LZ4(c)->lc) LZ4F_freeCompressionContext(CAS__LZ4(c)->lc);
+    if (CAS__LZ4(c)->ld4) LZ4F_freeDecompressionContext(CAS__LZ4(c)->ld4);
+    CAS__LZ4(c)->lc = NULL, CAS__LZ4(c)->ld4 = NULL;
+    cas__free(&c->alloc, CAS__LZ4(c)->stage), CAS__LZ4(c)->stage = NULL, CAS__LZ4(c)->stage_cap = 0;
 }
 
 
@@ -1339,11 +1388,11 @@ static int cas__lz4_err(cas_codec *c, size_t r, const char *what) {
 
 /* Makes sure the staging buffer holds the bound of one block. */
 static int cas__lz4_stage(cas_codec *c, size_t need) {
-    if (c->stage_cap >= need) return CAS_OK;
-    cas__free(&c->alloc, c->stage);
-    c->stage = (unsigned char *)cas__alloc(&c->alloc, need);
-    c->stage_cap = c->stage ? need : 0;
-    return c->stage ? CAS_OK : cas__fail(c, CAS_E_NOMEM, "out of memory");
+    if (CAS__LZ4(c)->stage_cap >= need) return CAS_OK;
+    cas__free(&c->alloc, CAS__LZ4(c)->stage);
+    CAS__LZ4(c)->stage = (unsigned char *)cas__alloc(&c->alloc, need);
+    CAS__LZ4(c)->stage_cap = CAS__LZ4(c)->stage ? need : 0;
+    return CAS__LZ4(c)->stage ? CAS_OK : cas__fail(c, CAS_E_NOMEM, "out of memory");
 }
 
 static int cas__lz4_encode(cas_codec *c, const unsigned char *in, size_t n, size_t *used, unsigned char *out,
@@ -1354,11 +1403,11 @@ static int cas__lz4_encode(cas_codec *c, const unsigned char *in, size_t n, size
     memset(&opt, 0, sizeof opt);
     /* Whole input in one call with room for the worst case: one frame call,
      * which also picks independent blocks and a small table for small inputs. */
-    if (!c->lz4_begun && end && c->stage_len == 0) {
+    if (!CAS__LZ4(c)->lz4_begun && end && CAS__LZ4(c)->stage_len == 0) {
         int64_t content = c->pledged >= 0 ? c->pledged : (int64_t)n;
         cas__lz4_prefs(c, &prefs, content);
         if (cap >= LZ4F_compressFrameBound(n, &prefs) && (c->pledged < 0 || (size_t)c->pledged == n)) {
-            r = LZ4F_compressFrame_usingCDict(c->lc, out, cap, in, n, NULL, &prefs);
+            r = LZ4F_compressFrame_usingCDict(CAS__LZ4(c)->lc, out, cap, in, n, NULL, &prefs);
             if (LZ4F_isError(r)) return cas__lz4_err(c, r, "compressFrame");
             *used = n, *made = r;
             c->total_in += n, c->total_out += r;
@@ -1367,41 +1416,41 @@ static int cas__lz4_encode(cas_codec *c, const unsigned char *in, size_t n, size
         }
     }
     for (;;) {
-        if (c->stage_pos < c->stage_len) { /* drain first */
-            size_t k = CAS__MIN(cap - o, c->stage_len - c->stage_pos);
-            memcpy(out + o, c->stage + c->stage_pos, k);
-            o += k, c->stage_pos += k;
-            if (c->stage_pos < c->stage_len) break;
-            c->stage_pos = c->stage_len = 0;
+        if (CAS__LZ4(c)->stage_pos < CAS__LZ4(c)->stage_len) { /* drain first */
+            size_t k = CAS__MIN(cap - o, CAS__LZ4(c)->stage_len - CAS__LZ4(c)->stage_pos);
+            memcpy(out + o, CAS__LZ4(c)->stage + CAS__LZ4(c)->stage_pos, k);
+            o += k, CAS__LZ4(c)->stage_pos += k;
+            if (CAS__LZ4(c)->stage_pos < CAS__LZ4(c)->stage_len) break;
+            CAS__LZ4(c)->stage_pos = CAS__LZ4(c)->stage_len = 0;
         }
         if (c->done) break;
-        if (!c->lz4_begun) {
+        if (!CAS__LZ4(c)->lz4_begun) {
             cas__lz4_prefs(c, &prefs, c->pledged);
-            if (cas__lz4_stage(c, LZ4F_compressBound(c->lz4_block_bytes, &prefs) + LZ4F_HEADER_SIZE_MAX) < 0)
+            if (cas__lz4_stage(c, LZ4F_compressBound(CAS__LZ4(c)->lz4_block_bytes, &prefs) + LZ4F_HEADER_SIZE_MAX) < 0)
                 return c->failed;
-            r = LZ4F_compressBegin(c->lc, c->stage, c->stage_cap, &prefs);
+            r = LZ4F_compressBegin(CAS__LZ4(c)->lc, CAS__LZ4(c)->stage, CAS__LZ4(c)->stage_cap, &prefs);
             if (LZ4F_isError(r)) return cas__lz4_err(c, r, "compressBegin");
-            c->stage_len = r;
-            c->lz4_begun = 1;
+            CAS__LZ4(c)->stage_len = r;
+            CAS__LZ4(c)->lz4_begun = 1;
             continue;
         }
         if (i < n) { /* one block's worth at a time keeps the stage bounded */
-            size_t k = CAS__MIN(n - i, c->lz4_block_bytes);
-            r = LZ4F_compressUpdate(c->lc, c->stage, c->stage_cap, in + i, k, &opt);
+            size_t k = CAS__MIN(n - i, CAS__LZ4(c)->lz4_block_bytes);
+            r = LZ4F_compressUpdate(CAS__LZ4(c)->lc, CAS__LZ4(c)->stage, CAS__LZ4(c)->stage_cap, in + i, k, &opt);
             if (LZ4F_isError(r)) return cas__lz4_err(c, r, "compressUpdate");
-            i += k, c->stage_len = r;
+            i += k, CAS__LZ4(c)->stage_len = r;
             c->total_in += k;
             continue;
         }
         if (!end) break;
-        r = LZ4F_compressEnd(c->lc, c->stage, c->stage_cap, &opt);
+        r = LZ4F_compressEnd(CAS__LZ4(c)->lc, CAS__LZ4(c)->stage, CAS__LZ4(c)->stage_cap, &opt);
         if (LZ4F_isError(r)) return cas__lz4_err(c, r, "compressEnd");
-        c->stage_len = r;
+        CAS__LZ4(c)->stage_len = r;
         c->done = 1;
     }
     *used = i, *made = o;
     c->total_out += o;
-    if (c->stage_pos < c->stage_len) return CAS_NEED_OUTPUT;
+    if (CAS__LZ4(c)->stage_pos < CAS__LZ4(c)->stage_len) return CAS_NEED_OUTPUT;
     if (c->done) return CAS_DONE;
     return CAS_NEED_INPUT;
 }
@@ -1415,27 +1464,26 @@ static int cas__lz4_decode(cas_codec *c, const unsigned char *in, size_t n, size
         return CAS_DONE;
     }
     /* Check the magic ourselves: LZ4F would also accept skippable frames. */
-    while (!c->lz4_magic_ok && c->lz4_magic_len < 4 && i < n) c->lz4_magic[c->lz4_magic_len++] = in[i++];
-    if (!c->lz4_magic_ok) {
-        static const unsigned char magic[4] = {0x04, 0x22, 0x4d, 0x18};
-        if (memcmp(c->lz4_magic, magic, c->lz4_magic_len))
+    while (!CAS__LZ4(c)->lz4_magic_ok && CAS__LZ4(c)->lz4_magic_len < 4 && i < n) CAS__LZ4(c)->lz4_magic[CAS__LZ4(c)->lz4_magic_len++] = in[i++];
+    if (!CAS__LZ4(c)->lz4_magic_ok) {
+        if (memcmp(CAS__LZ4(c)->lz4_magic, CAS__LZ4_MAGIC, CAS__LZ4(c)->lz4_magic_len))
             return cas__fail(c, CAS_E_CORRUPT, "not an LZ4 frame (bad magic number)");
-        if (c->lz4_magic_len < 4) {
+        if (CAS__LZ4(c)->lz4_magic_len < 4) {
             *used = i, *made = 0;
             c->total_in += i;
             if (end) return cas__fail(c, CAS_E_TRUNCATED, CAS__LZ4_TRUNC);
             return CAS_NEED_INPUT;
         }
-        c->lz4_magic_ok = c->lz4_begun = 1;
+        CAS__LZ4(c)->lz4_magic_ok = CAS__LZ4(c)->lz4_begun = 1;
         {
             size_t ds = 0, ss = 4;
-            size_t r = LZ4F_decompress(c->ld4, NULL, &ds, magic, &ss, NULL);
+            size_t r = LZ4F_decompress(CAS__LZ4(c)->ld4, NULL, &ds, CAS__LZ4_MAGIC, &ss, NULL);
             if (LZ4F_isError(r)) return cas__lz4_err(c, r, "decompress");
         }
     }
     for (;;) {
         size_t ss = n - i, ds = cap - o, r;
-        r = LZ4F_decompress(c->ld4, out + o, &ds, in + i, &ss, NULL);
+        r = LZ4F_decompress(CAS__LZ4(c)->ld4, out + o, &ds, in + i, &ss, NULL);
         if (LZ4F_isError(r)) {
             if (LZ4F_getErrorCode(r) == LZ4F_ERROR_frameSize_wrong)
                 return cas__fail(c, CAS_E_CORRUPT, "LZ4 frame's content size field disagrees with its data");
@@ -1443,7 +1491,7 @@ static int cas__lz4_decode(cas_codec *c, const unsigned char *in, size_t n, size
         }
         i += ss, o += ds;
         if (r == 0) { /* end of frame */
-            c->done = 1, c->lz4_begun = 0;
+            c->done = 1, CAS__LZ4(c)->lz4_begun = 0;
             *used = i, *made = o;
             c->total_in += i, c->total_out += o;
             if (c->strict && i < n) return cas__fail(c, CAS_E_TRAILING, "unexpected bytes after the LZ4 frame");
@@ -1467,7 +1515,7 @@ static int cas__lz4_decode(cas_codec *c, const unsigned char *in, size_t n, size
 static int cas__lz4_update(cas_codec *c, const unsigned char *in, size_t n, size_t *used, unsigned char *out,
                            size_t cap, size_t *made, int end) {
     /* a decoder past its frame words what follows itself (trailing bytes, CAS_PARAM_STRICT) */
-    if (c->done && c->encode && c->stage_pos == c->stage_len) return n ? CAS_E_STATE : CAS_DONE;
+    if (c->done && c->encode && CAS__LZ4(c)->stage_pos == CAS__LZ4(c)->stage_len) return n ? CAS_E_STATE : CAS_DONE;
     return c->encode ? cas__lz4_encode(c, in, n, used, out, cap, made, end)
                      : cas__lz4_decode(c, in, n, used, out, cap, made, end);
 }
@@ -1487,7 +1535,7 @@ static size_t cas__lz4_bound(size_t n) {
 
 /* The frame's content size field: FLG bit 3 says 8 bytes follow FLG and BD. */
 static int cas__lz4_hint(const unsigned char *p, size_t n, uint64_t *size) {
-    if (n < 15 || memcmp(p, "\x04\x22\x4d\x18", 4) || !(p[4] & 8)) return CAS_E_NOTFOUND;
+    if (n < 15 || memcmp(p, CAS__LZ4_MAGIC, 4) || !(p[4] & 8)) return CAS_E_NOTFOUND;
     *size = (uint64_t)p[6] | (uint64_t)p[7] << 8 | (uint64_t)p[8] << 16 | (uint64_t)p[9] << 24 |
             (uint64_t)p[10] << 32 | (uint64_t)p[11] << 40 | (uint64_t)p[12] << 48 | (uint64_t)p[13] << 56;
     return CAS_OK;
@@ -1497,32 +1545,65 @@ static int cas__lz4_hint(const unsigned char *p, size_t n, uint64_t *size) {
 /* ---- the codec table ------------------------------------------------------ */
 
 #ifndef CAS_NO_RAW
-#define CAS__RAW_OPS cas__raw_reset, cas__raw_update, cas__raw_release
+#define CAS__RAW_FUNCS NULL, cas__raw_bound, cas__raw_hint, cas__raw_reset, cas__raw_update, cas__raw_release
 #else
-#define CAS__RAW_OPS NULL, NULL, NULL
+#define CAS__RAW_FUNCS NULL, cas__raw_bound, cas__raw_hint, NULL, NULL, NULL
 #endif
 #ifndef CAS_NO_GZIP
-#define CAS__GZIP_OPS cas__gz_reset, cas__gz_update, cas__gz_release
+#define CAS__GZIP_FUNCS NULL, cas__gz_bound, cas__gz_hint, cas__gz_reset, cas__gz_update, cas__gz_release
+#define CAS__GZIP_STATE sizeof(cas__gz_state)
 #else
-#define CAS__GZIP_OPS NULL, NULL, NULL
+#define CAS__GZIP_FUNCS NULL, cas__gz_bound, cas__gz_hint, NULL, NULL, NULL
+#define CAS__GZIP_STATE 0
 #endif
 #ifndef CAS_NO_LZ4
-#define CAS__LZ4_OPS cas__lz4_bound, cas__lz4_hint, cas__lz4_reset, cas__lz4_update, cas__lz4_release
+#define CAS__LZ4_FUNCS NULL, cas__lz4_bound, cas__lz4_hint, cas__lz4_reset, cas__lz4_update, cas__lz4_release
+#define CAS__LZ4_STATE sizeof(cas__lz4_state)
 #else
-#define CAS__LZ4_OPS NULL, NULL, NULL, NULL, NULL
+#define CAS__LZ4_FUNCS NULL, NULL, NULL, NULL, NULL, NULL
+#define CAS__LZ4_STATE 0
+#endif
+
+#ifdef CAS_EXTRA_CODEC_PARAMS
+CAS_EXTRA_CODEC_PARAMS
 #endif
 
 /* Ratios: deflate reaches ~1032 bytes per input byte; an LZ4 sequence ~255. */
 static const cas__codec_row cas__codecs[] = {
-    {CAS_CODEC_RAW, "raw", 0, 0, 1, 1, 0, NULL, NULL, cas__raw_bound, cas__raw_hint, CAS__RAW_OPS},
-    {CAS_CODEC_GZIP, "gzip", 9, CAS_SNIFF_GZIP, 1, 1040, 0, CAS__GZ_NOT_OURS, NULL, cas__gz_bound, cas__gz_hint,
-     CAS__GZIP_OPS},
-    {CAS_CODEC_LZ4, "lz4", 12, CAS_SNIFF_LZ4, 0, 256, 1, NULL, CAS__LZ4_TRUNC, CAS__LZ4_OPS},
+    CAS__CODEC_ROW(CAS_CODEC_RAW, "raw", 0, 0, "", 1, 1, 0, NULL, NULL, 0, CAS__NO_PARAMS, CAS__RAW_FUNCS),
+    CAS__CODEC_ROW(CAS_CODEC_GZIP, "gzip", 9, CAS_SNIFF_GZIP, CAS__GZIP_MAGIC, 1, 1040, 0, CAS__GZ_NOT_OURS, NULL,
+                   CAS__GZIP_STATE, CAS__NO_PARAMS, CAS__GZIP_FUNCS),
+    CAS__CODEC_ROW(CAS_CODEC_LZ4, "lz4", 12, CAS_SNIFF_LZ4, CAS__LZ4_MAGIC, 0, 256, 1, NULL, CAS__LZ4_TRUNC,
+                   CAS__LZ4_STATE, CAS__NO_PARAMS, CAS__LZ4_FUNCS),
 #ifdef CAS_EXTRA_CODECS
     CAS_EXTRA_CODECS
 #endif
 };
 #define CAS__CODEC_ROWS (sizeof cas__codecs / sizeof cas__codecs[0])
+
+/* ---- sniffing: the codecs' magic, and a format no codec here reads ---------- */
+
+static const struct {
+    int sniff;
+    const char *magic; /* 4 bytes */
+} cas__foreign_magic[] = {{CAS_SNIFF_ZSTD, "\x28\xb5\x2f\xfd"}}; /* named so that a message can say what it is */
+
+CASDEF int cas_sniff(const void *p, size_t n) {
+    const unsigned char *s = (const unsigned char *)p;
+    size_t i;
+    int cut = 0;
+    if (n == 0) return CAS_SNIFF_EMPTY;
+    for (i = 0; i < CAS__CODEC_ROWS + 1; i++) {
+        const unsigned char *m = i < CAS__CODEC_ROWS ? cas__codecs[i].magic
+                                                     : (const unsigned char *)cas__foreign_magic[0].magic;
+        size_t ml = i < CAS__CODEC_ROWS ? cas__codecs[i].magic_len : 4;
+        int id = i < CAS__CODEC_ROWS ? cas__codecs[i].sniff : cas__foreign_magic[0].sniff;
+        if (!ml || !id) continue;
+        if (n >= ml && !memcmp(s, m, ml)) return id;
+        if (n < ml && !memcmp(s, m, n)) cut = 1; /* no magic is another's prefix */
+    }
+    return cut ? CAS_SNIFF_SHORT : CAS_SNIFF_UNKNOWN;
+}
 
 /* The row whose first member, an int key, is key: every table here starts so. */
 static const void *cas__row_find(const void *table, size_t rows, size_t size, int key) {
@@ -1549,30 +1630,6 @@ CASDEF const char *cas_codec_name(int codec) {
 
 /* ---- parameters: one bounds table ----------------------------------------- */
 
-/* Who takes a parameter. The layer that numbers a parameter lists its row, in a
- * table of cas__param_row, whatever the object: codecs, writers, readers and stores
- * here and in cas.h, object-store backends in cas_cloud.h, previews in
- * cas_pickle.h. One row type, one lookup (cas__param_find), one check
- * (cas__param_check). */
-#define CAS__FOR_CODEC 1
-#define CAS__FOR_WRITER 2
-#define CAS__FOR_READER 4
-#define CAS__FOR_STORE 8
-#define CAS__FOR_BACKEND 16
-#define CAS__FOR_PREVIEW 32
-
-typedef struct cas__param_row {
-    int id;
-    unsigned who;            /* CAS__FOR_* */
-    int64_t lo, hi;          /* outside: CAS_E_ARG */
-    int (*built)(int64_t v); /* nullable: CAS_OK, or why an in-bounds value cannot be had here */
-    int64_t dflt;            /* where the owner keeps values by row: a new object's value */
-    const char *env;         /* where that default may come from instead (object stores), or NULL */
-    int64_t env_scale;       /* the variable's unit in the parameter's (seconds for ms: 1000) */
-} cas__param_row;
-#define CAS__PARAM(id, who, lo, hi, built) {id, who, lo, hi, built, 0, NULL, 0}
-#define CAS__PARAM_DEFAULT(id, who, lo, hi, dflt) {id, who, lo, hi, NULL, dflt, NULL, 0}
-#define CAS__PARAM_ENV(id, who, lo, hi, dflt, env, scale) {id, who, lo, hi, NULL, dflt, env, scale}
 
 static int cas__level_built(int64_t v) { /* some codec compiled in takes it */
     size_t i;
@@ -1616,6 +1673,10 @@ CASDEF int cas_codec_set_param(cas_codec *c, int param, int64_t v) {
     int r;
     if (!c) return CAS_E_ARG;
     if (c->total_in || c->total_out) return CAS_E_STATE;
+    if (!CAS__CODEC_PARAM(param) && c->row->set_param) { /* one of the codec's own */
+        r = cas__param_check(cas__param_find(c->row->params, c->row->nparams, param), CAS__FOR_CODEC, v);
+        return r < 0 ? r : c->row->set_param(c, param, v);
+    }
     if ((r = cas__param_check(CAS__CODEC_PARAM(param), CAS__FOR_CODEC, v)) < 0) return r;
     switch (param) {
     case CAS_PARAM_LEVEL:
@@ -1681,8 +1742,8 @@ CASDEF int cas_codec_decode_all(cas_codec *c, const void *in, size_t n, void *ou
         const unsigned char *ip = (const unsigned char *)in;
         size_t i = 0, o = 0;
         int ok = 1;
-        if (!c->ld) c->ld = libdeflate_alloc_decompressor();
-        if (!c->ld) return cas__fail(c, CAS_E_NOMEM, "out of memory");
+        if (!CAS__GZ(c)->ld) CAS__GZ(c)->ld = libdeflate_alloc_decompressor();
+        if (!CAS__GZ(c)->ld) return cas__fail(c, CAS_E_NOMEM, "out of memory");
         while (i < n) {
             size_t ain = 0, aout = 0;
             enum libdeflate_result lr;
@@ -1690,7 +1751,7 @@ CASDEF int cas_codec_decode_all(cas_codec *c, const void *in, size_t n, void *ou
                 while (i < n && ip[i] == 0) i++;
                 continue;
             }
-            lr = libdeflate_gzip_decompress_ex(c->ld, ip + i, n - i, (unsigned char *)out + o, cap - o, &ain, &aout);
+            lr = libdeflate_gzip_decompress_ex(CAS__GZ(c)->ld, ip + i, n - i, (unsigned char *)out + o, cap - o, &ain, &aout);
             if (lr != LIBDEFLATE_SUCCESS) {
                 ok = 0;
                 break;
@@ -1946,6 +2007,9 @@ CASDEF int cas_store_set_param(cas_store *s, int param, int64_t value);
 
 /* Flow names and pathspec parts: 1-255 of [A-Za-z0-9_.-], not starting with '.'. */
 CASDEF int cas_name_check(const char *name);
+/* A folder name that can be a run, a step or a task below a flow (a valid name,
+ * neither "_meta" nor "data"): CAS_OK or CAS_E_NAME. */
+CASDEF int cas_part_check(const char *name);
 /* "Flow/run/step/task": four valid parts. */
 CASDEF int cas_pathspec_check(const char *pathspec);
 /* The store-relative path "Flow/data/ab/abcd..." into buf. */
@@ -4143,6 +4207,11 @@ CASDEF int cas_name_check(const char *name) {
               c == '.'))
             return CAS_E_NAME;
     }
+    return CAS_OK;
+}
+
+CASDEF int cas_part_check(const char *name) {
+    if (cas_name_check(name) < 0 || !strcmp(name, "_meta") || !strcmp(name, "data")) return CAS_E_NAME;
     return CAS_OK;
 }
 
@@ -6774,9 +6843,7 @@ CASDEF int cas_task_open(cas_store *s, const char *pathspec, cas_task **out, cha
 /* ---- runs: a flow's runs as Metaflow lays them out ---- */
 
 /* A run's, step's or task's folder (not "_meta", not a flow's "data"). */
-static int cas__is_part(const cas_file_entry *e) {
-    return e->is_dir && cas_name_check(e->name) == 0 && strcmp(e->name, "_meta") && strcmp(e->name, "data");
-}
+static int cas__is_part(const cas_file_entry *e) { return e->is_dir && cas_part_check(e->name) == CAS_OK; }
 
 /* The earliest object time of a step's first task (what a run's _parameters step
  * writes first), 0 if none; or (done) 1 if some task of the step has an attempt

@@ -247,6 +247,13 @@ static void test_store_hostile_names(void) {
     CHECK_EQ_INT(cas_name_check(longname), CAS_E_NAME);
     longname[255] = 0;
     CHECK_EQ_INT(cas_name_check(longname), CAS_OK);
+    /* a run's, step's or task's folder: a name, but not a flow's data or a run's metadata */
+    CHECK_EQ_INT(cas_part_check("1795238741768493"), CAS_OK);
+    CHECK_EQ_INT(cas_part_check("train"), CAS_OK);
+    CHECK_EQ_INT(cas_part_check("data"), CAS_E_NAME);
+    CHECK_EQ_INT(cas_part_check("_meta"), CAS_E_NAME);
+    CHECK_EQ_INT(cas_part_check(".hidden"), CAS_E_NAME);
+    CHECK_EQ_INT(cas_part_check(NULL), CAS_E_NAME);
     for (i = 0; bad_specs[i]; i++) {
         t_setnote("pathspec '%s'", bad_specs[i]);
         CHECK_EQ_INT(cas_pathspec_check(bad_specs[i]), CAS_E_NAME);

@@ -201,6 +201,7 @@ _proto("cas_store_close", None, c_void_p)
 _proto("cas_store_root", c_char_p, c_void_p)
 _proto("cas_store_set_param", c_int, c_void_p, c_int, c_int64)
 _proto("cas_name_check", c_int, c_char_p)
+_proto("cas_part_check", c_int, c_char_p)
 _proto("cas_pathspec_check", c_int, c_char_p)
 _proto("cas_store_blob_name", c_int, c_char_p, c_char_p, c_char_p, c_size_t, errcheck=status)
 _proto("cas_store_put", c_int, c_void_p, c_char_p, c_void_p, c_size_t, c_int, c_char_p, P(c_int), c_char_p,
@@ -253,6 +254,8 @@ _proto("cas_preview_encoded", c_int, c_void_p, c_char_p, c_int64, _preview_read_
 _proto("cas_store_preview_encoded", c_int, c_void_p, c_char_p, c_char_p, c_char_p, c_int64, c_void_p, c_char_p,
        c_size_t)
 _proto("cas_encoding_is_pickle", c_int, c_char_p)
+
+
 # browsing: folders, runs
 class FileEntry(ctypes.Structure):
     _fields_ = [("name", c_char_p), ("is_dir", c_int), ("size", c_uint64), ("mtime", c_int64), ("other", c_int)]

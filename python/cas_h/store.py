@@ -39,8 +39,8 @@ TaskInfo.__doc__ = "A task of a step: the attempt Metaflow reads (-1 if none is 
 
 
 def _is_part(e):
-    """A run's, step's or task's folder (as cas.c's is_part and cas.h's cas__is_part)."""
-    return e.is_dir and e.name not in ("_meta", "data") and _c.cas_name_check(e.name.encode()) == 0
+    """A run's, step's or task's folder (the library's rule: cas_part_check)."""
+    return e.is_dir and _c.cas_part_check(e.name.encode()) == C.CAS_OK
 
 
 class Task(object):
@@ -124,9 +124,9 @@ class Store(_Closing):
     puts. limit: the most bytes a blob may decode to. Settings are fixed here;
     after that the store may be shared by any number of threads."""
 
-    def __init__(self, root: Optional[Union[str, bytes, "os.PathLike[str]"]] = None, version: int = 1, raw: bool = False,
-                 verify: Optional[bool] = None, fsync: bool = False, level: Optional[int] = None, limit: int = 0,
-                 strict: bool = False, lz4_block: Optional[int] = None, algo: int = SHA1) -> None:
+    def __init__(self, root: Optional[Union[str, bytes, "os.PathLike[str]"]] = None, version: int = 1,
+                 raw: bool = False, verify: Optional[bool] = None, fsync: bool = False, level: Optional[int] = None,
+                 limit: int = 0, strict: bool = False, lz4_block: Optional[int] = None, algo: int = SHA1) -> None:
         self._h = None
         s = _c_void_p()
         err = _err_buf()
@@ -140,7 +140,8 @@ class Store(_Closing):
         _c.cas_store_open(_byref(s), croot, _alloc(), err, _ERR_CAP)
         self._h = _Handle(s, _c.cas_store_close, "Store")
         self.root = os.fspath(root) if root is not None else _c.cas_store_root(s).decode()
-        settings = ((_PARAM_FORMAT, _format(version, raw)), (_PARAM_VERIFY, None if verify is None else int(bool(verify))),
+        settings = ((_PARAM_FORMAT, _format(version, raw)),
+                    (_PARAM_VERIFY, None if verify is None else int(bool(verify))),
                     (_PARAM_FSYNC, int(bool(fsync))), (_PARAM_LEVEL, level), (_PARAM_LIMIT, limit or None),
                     (_PARAM_STRICT, int(bool(strict))), (_PARAM_LZ4_BLOCK, lz4_block), (_PARAM_HASH, algo))
         for param, value in settings:
