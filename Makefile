@@ -60,7 +60,7 @@ PY_CONF  := $(shell $(PYTHON) -c "import sysconfig as s; print(s.get_paths()['in
               2>/dev/null)
 SPEEDUPS := $(if $(wildcard $(firstword $(PY_CONF))/Python.h),$(B)/_speedups$(word 2,$(PY_CONF)))
 
-.PHONY: all demo test test-build test-c test-configs test-single test-cli test-interop test-python test-s3 test-azure test-cross \
+.PHONY: all demo test test-build test-c test-configs test-single test-cli test-interop test-python test-s3 test-azure test-cross test-lint \
         test-asan test-valgrind test-fuzz-replay test-infra test-cmake install uninstall clean bench fuzz examples speedups
 
 all: $(B)/libcas.so $(B)/libcas.a $(B)/cas $(B)/flat_backend.so dist/cas.h $(SPEEDUPS)
@@ -232,13 +232,17 @@ test-asan: $(B)/run_tests_asan
 test-infra:
 	sh infra/check.sh
 
+# Every Python file against .flake8 (pyflakes and pycodestyle, 120 columns).
+test-lint:
+	$(PYTHON) -m flake8
+
 test-valgrind: $(B)/run_tests_fast
 	CAS_TEST_QUICK=1 valgrind -q --error-exitcode=9 --child-silent-after-fork=yes --leak-check=full --errors-for-leak-kinds=definite,indirect \
 	  $(B)/run_tests_fast
 
 # Everything, in the configuration lib/configure.sh found: suites that need a library
 # this build lacks say so and are left out (S3 without libcurl, ISA-L's configs...).
-test: all test-build test-configs test-s3 test-azure test-cross test-asan test-valgrind test-fuzz-replay test-infra test-cmake
+test: all test-build test-configs test-lint test-s3 test-azure test-cross test-asan test-valgrind test-fuzz-replay test-infra test-cmake
 	@echo "make test: all suites passed ($(B)/ with: $(CAS_FOUND); without: $(CAS_MISSING))"
 
 # The built library, cas and the binding themselves (CI runs this alone on a build with

@@ -82,7 +82,7 @@ def bench_big(cc, container, prefix, gib, rounds, version):
                             account_key=os.environ["AZURE_STORAGE_KEY"], permission=BlobSasPermissions(read=True),
                             expiry=datetime.datetime.utcnow() + datetime.timedelta(hours=2))
     curl_cmd = ["curl", "-sf", "-o", "/dev/null", "%s/%s/%s?%s" % (os.environ["CAS_TEST_AZURE_ENDPOINT"], container,
-                                                                 name, sas)]
+                                                                   name, sas)]
     res = common.time_big(cas_cmd, curl_cmd, lambda: blob.download_blob().chunks(),
                           lambda: blob.download_blob().readall(), n, version, rounds)
     res.update(stored=blob.get_blob_properties().size, put_s=put_s)
@@ -160,9 +160,10 @@ def main():
             for v in (2, 1):
                 t = time.time()
                 res["big_v%d" % v] = bench_big(cc, container, prefix, args.big_gib, args.big_rounds, v)
-                log("  big v%d       %5.1f s: %s" % (v, time.time() - t,
-                                                     {k: round(x, 2) for k, x in res["big_v%d" % v]["median_s"].items()}))
-        common.write_results(args.out, "azure", "Azure benchmark, against azurite 3.35.0 on loopback (%s)" % res["date"],
+                log("  big v%d       %5.1f s: %s"
+                    % (v, time.time() - t, {k: round(x, 2) for k, x in res["big_v%d" % v]["median_s"].items()}))
+        common.write_results(args.out, "azure",
+                             "Azure benchmark, against azurite 3.35.0 on loopback (%s)" % res["date"],
                              res, report_rows(res))
         return 0
     finally:

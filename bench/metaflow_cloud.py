@@ -285,7 +285,7 @@ def run(args, work):
             timing["load", side].append(time.perf_counter() - t)
             timing["save", side].append(save_one())
         print("  round %d: %s" % (r + 1, ", ".join("%s %s %.2f s" % (op, s, timing[op, s][-1])
-                                                     for op in ("load", "save") for s in sides)))
+                                                   for op in ("load", "save") for s in sides)))
     cas_store.uninstall()
 
     lines = ["# Real Metaflow on %s: stock vs the cas_h extension (bench/metaflow_cloud.py)" % args.store, "",
@@ -296,7 +296,8 @@ def run(args, work):
              "|---|---|---|---|---|---|---|---|---|"]
     targets = {("load", "s3"): 10, ("load", "azure"): 5, ("save", "s3"): 3, ("save", "azure"): 3}
     verdicts = []
-    for op, what in (("load", "every artifact of every task, task by task"), ("save", "one task's %d artifacts" % len(save_arts))):
+    for op, what in (("load", "every artifact of every task, task by task"),
+                     ("save", "one task's %d artifacts" % len(save_arts))):
         st, ex, nc, fl = (statistics.median(timing[op, s]) for s in sides)
         ratio = statistics.median(a / b for a, b in zip(timing[op, "stock"], timing[op, "ext"]))
         ratio_nc = statistics.median(a / b for a, b in zip(timing[op, "stock"], timing[op, "ext_nocache"]))

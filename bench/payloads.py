@@ -92,7 +92,7 @@ def _text_64m():
     while total < size:
         rec = {
             "ts": "2024-05-%02dT%02d:%02d:%02d.%03dZ" % (1 + i // 2000000, (i // 3600) % 24, (i // 60) % 60, i % 60,
-                                                      rng.randrange(1000)),
+                                                         rng.randrange(1000)),
             "run_id": 1000 + i // 50000,
             "step": steps[(i // 7000) % len(steps)],
             "task_id": rng.randrange(1, 400),

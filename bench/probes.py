@@ -21,7 +21,8 @@ def build():
     objs = []
     for flav, extra in (("sse2", []), ("avx2", ["-mavx2"]), ("lib", ["-DXXH_FROM_LIB"])):
         o = os.path.join(BDIR, "probe_xxh_%s.o" % flav)
-        subprocess.check_call([cc, "-O2", "-c", "-DFLAVOUR=" + flav] + extra + [os.path.join(HERE, "probe_xxh.c"), "-o", o])
+        subprocess.check_call([cc, "-O2", "-c", "-DFLAVOUR=" + flav] + extra
+                              + [os.path.join(HERE, "probe_xxh.c"), "-o", o])
         objs.append(o)
     exe = os.path.join(BDIR, "probes")
     subprocess.check_call([cc, "-O2", "-Wall", "-o", exe, os.path.join(HERE, "probes.c")] + objs +

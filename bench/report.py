@@ -17,7 +17,8 @@ def machine_state():
     except (OSError, IndexError):
         thp = "?"
     try:
-        kdamond = any(open("/proc/%s/comm" % p).read().startswith("kdamond") for p in os.listdir("/proc") if p.isdigit())
+        kdamond = any(open("/proc/%s/comm" % p).read().startswith("kdamond")
+                      for p in os.listdir("/proc") if p.isdigit())
     except OSError:
         kdamond = False
     return "%s (up %.0f min), load %s, THP %s, kdamond %s, kernel %s, %d CPUs" % (
@@ -165,7 +166,8 @@ def build(res):
                             fmt_tg(res, W, "lz4f_c"), fmt_tg(res, W, "cas_v2_t1"), par or 0)))
         x = t(res, W, "cas_v2_xxh3")
         rows.append(Row("save-v2-xxh3", "save 8 MB weights, XXH3-128 key, v2: throughput",
-                        n(W) / x if x else None, 2.5, ">=", "GB/s", "cas_pack v2 XXH3 %s" % fmt_tg(res, W, "cas_v2_xxh3"),
+                        n(W) / x if x else None, 2.5, ">=", "GB/s",
+                        "cas_pack v2 XXH3 %s" % fmt_tg(res, W, "cas_v2_xxh3"),
                         "(absolute)", "XXH3 alone %s; LZ4F 64K alone %s; with 4 MiB blocks %s; memcpy %s" % (
                             fmt_tg(res, W, "xxh3"), fmt_tg(res, W, "lz4f_c"), fmt_tg(res, W, "cas_v2_xxh3_b4m"),
                             fmt_tg(res, W, "memcpy"))))
@@ -196,7 +198,7 @@ def build(res):
                         "cas_reader_unpack %s" % fmt_tg(res, p, "read_v1_zlib"),
                         "GzipFile.read %s" % fmt_tg(res, p, "py_a_load"),
                         "libdeflate alone %s; zlib inflate %s" % (fmt_tg(res, p, "libdeflate_d"),
-                                                                fmt_tg(res, p, "zlib_d"))))
+                                                                  fmt_tg(res, p, "zlib_d"))))
     for p, lbl in ((W, "8 MB weights"), (T, "64 MiB text")):
         if p not in P:
             continue
@@ -205,7 +207,7 @@ def build(res):
                         "cas_reader_unpack_into %s" % fmt_tg(res, p, "read_v2_into"),
                         "LZ4F_decompress %s" % fmt_tg(res, p, "lz4f_d"),
                         "memcpy %s; allocating cas_reader_unpack %s" % (fmt_tg(res, p, "memcpy"),
-                                                                      fmt_tg(res, p, "read_v2"))))
+                                                                        fmt_tg(res, p, "read_v2"))))
     # -- tiny
     if X in P:
         base = "(a) save %s + load %s" % (fmt_t(t(res, X, "py_a_save")), fmt_t(t(res, X, "py_a_load")))
@@ -245,7 +247,8 @@ def build(res):
             put = next(x for x in st if x["step"] == "put")
             ver = next(x for x in st if x["step"] == "get --verify")
             api = next(x for x in st if x["step"] == "cas_stream_read")
-            rows.append(Row("rss-" + fmt, "stream-decode the %d GiB float32 artifact, %s: peak RSS of `cas get`" % (gib, fmt),
+            rows.append(Row("rss-" + fmt,
+                            "stream-decode the %d GiB float32 artifact, %s: peak RSS of `cas get`" % (gib, fmt),
                             get["rss_kib"] / 1024.0, 32, "<=", "MiB",
                             "cas get %.1f s (%s)" % (get["wall_s"], fmt_gbs(s["bytes"], get["wall_s"] * 1e9)),
                             "blob %d MiB on %s" % (put["stored"] >> 20, s["fs"]),
@@ -394,7 +397,8 @@ def markdown(res, rows):
             "- Each sample repeats an operation until it lasts ~25 ms and divides; buffers are touched before "
             "timing, and every C sample starts with a VZEROUPPER: ISA-L returns with the upper vector state dirty, "
             "which slows legacy-SSE code after it on the same thread ~4x (XXH3 as xxhash.h compiles at -O2; "
-            "`bench/probes.py upper` shows it), so no operation is charged for the one before it. A C process and this Python process alternate round by round (order flipped every round, "
+            "`bench/probes.py upper` shows it), so no operation is charged for the one before it. "
+            "A C process and this Python process alternate round by round (order flipped every round, "
             "operations rotated inside a round), so drift on this shared machine hits both sides alike.",
             "- Batch: `cas_store_put_batch` of 64 distinct 1 MiB blobs into a fresh store each time (removed "
             "untimed), threads=1 and threads=2 alternating.",

@@ -34,7 +34,6 @@ import gzip
 import hashlib
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -56,7 +55,8 @@ def start_server():
     if os.environ.get("CAS_TEST_S3_ENDPOINT"):
         return None
     d = tempfile.mkdtemp(prefix="cas-bench-s3-")
-    env = dict(os.environ, CAS_TEST_S3_BYTES=os.environ.get("CAS_TEST_S3_BYTES", str(10 << 30)))  # two 1 GiB objects and more
+    # two 1 GiB objects and more
+    env = dict(os.environ, CAS_TEST_S3_BYTES=os.environ.get("CAS_TEST_S3_BYTES", str(10 << 30)))
     subprocess.check_call(["sh", os.path.join(ROOT, "tests", "s3", "s3server.sh"), "start", d], env=env)
     load_env(os.path.join(d, "env"))
     return d
@@ -307,17 +307,19 @@ def main():
             log("S3 benchmark against %s" % os.environ["CAS_TEST_S3_ENDPOINT"])
             t = time.time()
             res["task"] = bench_task(st, s3, bucket, prefix, args.rounds)
-            log("  task get     %5.1f s: %s" % (time.time() - t, {k: round(v, 3) for k, v in res["task"]["median_s"].items()}))
+            log("  task get     %5.1f s: %s" % (time.time() - t,
+                                                {k: round(v, 3) for k, v in res["task"]["median_s"].items()}))
             t = time.time()
             res["put"] = bench_put(st, lambda name, blob, meta: s3.put_object(
                 Bucket=bucket, Key=name, Body=blob, Metadata={"metaflow-user-attributes": meta}), prefix, args.rounds)
-            log("  64 x 1 MiB   %5.1f s: %s" % (time.time() - t, {k: round(v, 3) for k, v in res["put"]["median_s"].items()}))
+            log("  64 x 1 MiB   %5.1f s: %s" % (time.time() - t,
+                                                {k: round(v, 3) for k, v in res["put"]["median_s"].items()}))
         if not args.skip_big:
             for v in (2, 1):
                 t = time.time()
                 res["big_v%d" % v] = bench_big(s3, bucket, prefix, args.big_gib, args.big_rounds, v)
-                log("  1 GiB v%d     %5.1f s: %s" % (v, time.time() - t,
-                                                    {k: round(x, 2) for k, x in res["big_v%d" % v]["median_s"].items()}))
+                log("  1 GiB v%d     %5.1f s: %s"
+                    % (v, time.time() - t, {k: round(x, 2) for k, x in res["big_v%d" % v]["median_s"].items()}))
         write_results(args.out, "s3", "S3 benchmark (%s)" % res["date"], res, report_rows(res))
         return 0
     finally:
@@ -361,7 +363,7 @@ def report_rows(res):
         if not b:
             continue
         what = "1 GiB float32 artifact, v%d (%s, %.0f MB stored), `cas get`" % (v, "LZ4" if v == 2 else "gzip",
-                                                                              b["stored"] / 1e6)
+                                                                                b["stored"] / 1e6)
         row(what + ": vs the Python path, boto3 read + %s to bytes" % ("lz4.frame" if v == 2 else "gzip"),
             b["ratio"]["py_bytes"], "%.2f×", "≥ 3×", b["ratio"]["py_bytes"] >= 3)
         row(what + ": vs boto3 streaming through %s (bounded memory)" % ("lz4.frame" if v == 2 else "zlib"),

@@ -336,7 +336,8 @@ class WriteChecks:
 
     def test_put_formats_read_by_metaflow_rules(self):
         rnd = random.Random(5)
-        for fmt, want in (("--v1", {"cas_raw": False, "cas_version": 1}), ("--v2", {"cas_raw": False, "cas_version": 2}),
+        for fmt, want in (("--v1", {"cas_raw": False, "cas_version": 1}),
+                          ("--v2", {"cas_raw": False, "cas_version": 2}),
                           ("--raw", {"cas_raw": True, "cas_version": 1})):
             data = bytes(rnd.getrandbits(8) for _ in range(50000)) + b"x" * 100000
             out = self.cas("put", "--flow", "PutFlow", fmt, "--root", self.root("mf"), input=data)
@@ -491,7 +492,8 @@ class WriteChecks:
             out = self.cas(*(args + ["--root", root]))
             self.assertEqual(out.returncode, 0, out.stdout + out.stderr)
         self.assertGreater(kills, 0)
-        runs = [json.loads(l)["run"] for l in self.cas("ls", "--json", "FixtureFlow", "--root", root).stdout.splitlines()]
+        runs = [json.loads(l)["run"]
+                for l in self.cas("ls", "--json", "FixtureFlow", "--root", root).stdout.splitlines()]
         self.assertEqual(runs, [test_cli.RUNS["new"]])
         self.assertEqual(self.cas("fsck", "--root", root).returncode, 0)
         names = set(self.objects.names(self.C, prefix + "/FixtureFlow/data/"))
@@ -646,7 +648,8 @@ def kill_puts(test, root, env, kills_wanted, seed):
                 proc.send_signal(signal.SIGKILL)
                 kills += 1
             proc.communicate()
-    test.assertGreaterEqual(kills, kills_wanted, "only %d of %d puts were still running when killed" % (kills, attempts))
+    test.assertGreaterEqual(kills, kills_wanted,
+                            "only %d of %d puts were still running when killed" % (kills, attempts))
     return kills, attempts
 
 

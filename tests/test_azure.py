@@ -214,7 +214,8 @@ class TestCredentials(unittest.TestCase):
         tok = sas("fix-v1", read=True, list=True)
         # in AZURE_STORAGE_SAS_TOKEN, and as the query of the endpoint
         self.read_with(base_env(AZURE_STORAGE_KEY=None, AZURE_STORAGE_SAS_TOKEN=tok))
-        self.read_with(base_env(AZURE_STORAGE_KEY=None, METAFLOW_AZURE_STORAGE_BLOB_SERVICE_ENDPOINT=ENDPOINT + "?" + tok))
+        self.read_with(base_env(AZURE_STORAGE_KEY=None,
+                                METAFLOW_AZURE_STORAGE_BLOB_SERVICE_ENDPOINT=ENDPOINT + "?" + tok))
         out = cas("verify", "--root", self.root, env=base_env(AZURE_STORAGE_KEY=None, AZURE_STORAGE_SAS_TOKEN=tok))
         self.assertEqual(out.returncode, 0, out.stderr)
         # a read-only token cannot write: the blob, the status and Azure's code, not the token
@@ -469,7 +470,6 @@ class TestErrors(unittest.TestCase):
             out = cas("ls", "F/1/s/1", "--root", root)
             self.assertEqual(out.returncode, 1, root)
             self.assertIn(b"azure://CONTAINER[/PREFIX]", out.stderr)
-
 
 
 # ---- faults between client and server --------------------------------------------------------------------

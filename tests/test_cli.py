@@ -11,7 +11,6 @@ import os
 import pickle
 import shutil
 import subprocess
-import sys
 import tempfile
 import unittest
 
@@ -129,7 +128,8 @@ class TestShow(unittest.TestCase):
         self.addCleanup(shutil.rmtree, tmp)
         root = os.path.join(tmp, ".metaflow")
         shutil.copytree(os.path.join(FIX, "mixed", ".metaflow"), root, symlinks=True)
-        listing = [json.loads(l) for l in cas("ls", "--json", "FixtureFlow/latest/start/1", "--root", root).stdout.splitlines()]
+        listing = [json.loads(l)
+                   for l in cas("ls", "--json", "FixtureFlow/latest/start/1", "--root", root).stdout.splitlines()]
         out = cas("show", "FixtureFlow/latest/start/1", "--json", "--items", "4", "--root", root)
         self.assertEqual(out.returncode, 0, out.stderr)
         rows = [json.loads(l) for l in out.stdout.splitlines()]
@@ -176,8 +176,6 @@ class TestShow(unittest.TestCase):
                     self.assertEqual(text, repr(value), spec)
                     compared += 1
                 elif text.startswith("array("):
-                    import numpy as np
-
                     arr = pickle.loads(data)
                     self.assertIn("dtype=%s, shape=%s)" % (arr.dtype.name, tuple(arr.shape)), text)
                     arrays += 1
@@ -513,7 +511,8 @@ class TestCheckAndCollect(unittest.TestCase):
                 for task in [json.loads(l) for l in self.run_cas("ls", "--json", step["pathspec"]).stdout.splitlines()]:
                     if not task["done"]:
                         continue
-                    for art in [json.loads(l) for l in self.run_cas("ls", "--json", task["pathspec"]).stdout.splitlines()]:
+                    for art in [json.loads(l)
+                                for l in self.run_cas("ls", "--json", task["pathspec"]).stdout.splitlines()]:
                         out = self.run_cas("artifact", "%s/%s" % (task["pathspec"], art["name"]), "--verify")
                         self.assertEqual(hashlib.sha1(out.stdout).hexdigest(), art["key"])
 
@@ -635,14 +634,16 @@ class TestCheckAndCollect(unittest.TestCase):
         mid = os.path.join(self.root, "FixtureFlow", RUNS["mid"])
         with open(os.path.join(mid, ".cas-pruning"), "w"):
             pass
-        for f in glob.glob(os.path.join(mid, "end", "*", "0.attempt.json")) + glob.glob(os.path.join(mid, "_parameters", "*", "*.*")):
+        for f in (glob.glob(os.path.join(mid, "end", "*", "0.attempt.json"))
+                  + glob.glob(os.path.join(mid, "_parameters", "*", "*.*"))):
             os.unlink(f)
         runs = {r["run"]: r for r in map(json.loads, self.run_cas("ls", "--json", "FixtureFlow").stdout.splitlines())}
         self.assertFalse(runs[RUNS["mid"]]["finished"])
         out = self.run_cas("prune", "FixtureFlow", "--before", "2000-01-01")
         self.assertIn(b"finishing the prune of FixtureFlow/%s" % RUNS["mid"].encode(), out.stderr)
         self.assertFalse(os.path.exists(mid))
-        self.assertEqual(sorted(r["run"] for r in map(json.loads, self.run_cas("ls", "--json", "FixtureFlow").stdout.splitlines())),
+        self.assertEqual(sorted(r["run"] for r in map(json.loads,
+                                                      self.run_cas("ls", "--json", "FixtureFlow").stdout.splitlines())),
                          sorted([RUNS["old"], RUNS["new"]]))
         self.run_cas("prune", "FixtureFlow", RUNS["old"])  # an ordinary prune: no marker left behind
         self.assertFalse(os.path.exists(os.path.join(self.root, "FixtureFlow", RUNS["old"])))
@@ -764,7 +765,8 @@ class TestCopy(unittest.TestCase):
         import signal
         import time
         dst = os.path.join(self.tmp, "dst")
-        runs = [json.loads(l)["run"] for l in cas("ls", "--json", "FixtureFlow", "--root", self.src).stdout.splitlines()]
+        runs = [json.loads(l)["run"]
+                for l in cas("ls", "--json", "FixtureFlow", "--root", self.src).stdout.splitlines()]
         self.assertEqual(len(runs), 2)
         out = cas("cp", self.src, dst, "FixtureFlow/" + runs[1], "--to=v2")
         self.assertEqual(out.returncode, 0, out.stderr)

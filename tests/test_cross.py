@@ -16,10 +16,9 @@ import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-import cloudtest  # noqa: E402
+from cloudtest import FIX, run_cas  # noqa: E402
 import test_azure  # noqa: E402  (each exits at once without its server)
 import test_s3  # noqa: E402
-from cloudtest import FIX, run_cas  # noqa: E402
 
 
 def env():

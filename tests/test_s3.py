@@ -240,7 +240,6 @@ class TestErrors(unittest.TestCase):
         self.assertIn(b"AWS_MAX_ATTEMPTS", out.stderr)
 
 
-
 # ---- faults between client and server --------------------------------------------------------------------
 
 
@@ -454,8 +453,8 @@ class TestCredentials(unittest.TestCase):
         self.read_with(env)
 
     def test_container_endpoint(self):
-        srv = stand_in(lambda m, p, h, b: (200, _creds_json()) if h.get("Authorization") == "tok-123" and p == "/v2/creds"
-                       else (401, b"no"))
+        srv = stand_in(lambda m, p, h, b: (200, _creds_json())
+                       if h.get("Authorization") == "tok-123" and p == "/v2/creds" else (401, b"no"))
         try:
             env = base_env(AWS_ACCESS_KEY_ID=None, AWS_SECRET_ACCESS_KEY=None,
                            AWS_CONTAINER_CREDENTIALS_FULL_URI="http://127.0.0.1:%d/v2/creds" % srv.server_port,
@@ -652,8 +651,8 @@ class TestHostileListing(unittest.TestCase):
                 "<LastModified>2026-12-01T00:00:00.000Z</LastModified></Contents></ListBucketResult>" % (good, cut))
         srv = stand_in(lambda m, p, h, b: (200, page.encode()) if "list-type=2" in p else (404, b""))
         try:
-            out = cas("verify", "--root", "s3://bkt/mf", "F",
-                      env=base_env(METAFLOW_S3_ENDPOINT_URL="http://127.0.0.1:%d" % srv.server_port))
+            cas("verify", "--root", "s3://bkt/mf", "F",
+                env=base_env(METAFLOW_S3_ENDPOINT_URL="http://127.0.0.1:%d" % srv.server_port))
             paths = [c[1] for c in srv.calls if "list-type" not in c[1]]
             self.assertTrue(any(good in p for p in paths), paths)  # the listing was read
             self.assertFalse(any(cut in p for p in paths), paths)
@@ -853,7 +852,8 @@ class TestMetaflowConfig(unittest.TestCase):
         self.assertEqual(sha1(out.stdout), a["key"])
         # a profile's file, and the environment over the file
         with open(os.path.join(env["METAFLOW_HOME"], "config_prod.json"), "w") as f:
-            json.dump({"METAFLOW_DEFAULT_DATASTORE": "s3", "METAFLOW_DATASTORE_SYSROOT_S3": "s3://no-such-bucket-here/x",
+            json.dump({"METAFLOW_DEFAULT_DATASTORE": "s3",
+                       "METAFLOW_DATASTORE_SYSROOT_S3": "s3://no-such-bucket-here/x",
                        "METAFLOW_S3_ENDPOINT_URL": ENDPOINT}, f)
         env["METAFLOW_PROFILE"] = "prod"
         out = cas("ls", a["pathspec"], env=env, cwd=cwd)

@@ -84,7 +84,8 @@ def main():
             meta = cas_h.sidecar(version)
             key, blob = cas_h.pack(data, version=version)
             print("v%d: blob %d bytes (%.1f%%)" % (version, len(blob), 100.0 * len(blob) / n))
-            print("  pack   cas_h.pack (hash || compress)      %s" % mbs(best(lambda: cas_h.pack(data, version=version))))
+            print("  pack   cas_h.pack (hash || compress)      %s"
+                  % mbs(best(lambda: cas_h.pack(data, version=version))))
             if version == 1:
                 def stock_pack():
                     hashlib.sha1(data).hexdigest()

@@ -59,7 +59,8 @@ __all__ = [
     "size_hint",
     "hash_key", "sidecar", "sidecar_json",
     "meta_format", "format_name", "strerror", "status_name", "Packer", "Unpacker", "Store", "Reader",
-    "Task", "Artifact", "BlobStat", "Run", "Step", "TaskInfo", "FileEntry", "open_blob", "head", "preview", "preview_pickle", "library_path", "errors",
+    "Task", "Artifact", "BlobStat", "Run", "Step", "TaskInfo", "FileEntry", "open_blob", "head", "preview",
+    "preview_pickle", "library_path", "errors",
 ] + errors.__all__
 
 # The cas_allocator every C object is created with (a ctypes pointer to one),

@@ -27,7 +27,7 @@ _ERR_CAP = 1024
 _CHUNK = 1 << 20
 
 _c_void_p, _c_size_t, _c_int, _c_int64, _c_uint64 = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int,
-                                                      ctypes.c_int64, ctypes.c_uint64)
+                                                     ctypes.c_int64, ctypes.c_uint64)
 _byref = ctypes.byref
 
 

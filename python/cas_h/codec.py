@@ -402,7 +402,8 @@ def unpack(blob: Any, meta: Any = None, name: Optional[str] = None, key: Optiona
         if u._expect is not None:  # left by an Unpacker call that checked a size
             _c.cas_reader_set_param(u._r, _PARAM_EXPECT_SIZE, -1)
             u._expect = None
-        out = _fast.unpack(r, mb, blob, None if name is None else _name(name), None if key is None else _name(key, "key"))
+        out = _fast.unpack(r, mb, blob, None if name is None else _name(name),
+                           None if key is None else _name(key, "key"))
         if type(out) is bytes:
             return out
         if out is not None and out != _NEED_OUTPUT:

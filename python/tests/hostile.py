@@ -151,7 +151,8 @@ def categorical_holds_itself():
                 i(0), NONE) + put(0)
            + tup(g("pandas.core.dtypes.dtypes", "CategoricalDtype") + EMPTY_TUPLE + b"\x81"
                  + dct((s("categories"), call(g("pandas.core.indexes.base", "_new_Index"),
-                                              g("pandas.core.indexes.base", "Index"), dct((s("data"), get(0)))))) + b"b",
+                                              g("pandas.core.indexes.base", "Index"),
+                                              dct((s("data"), get(0)))))) + b"b",
                  get(0), dct()) + b"b")
     return pickle(frame([block(cat, pslice(0, 1))], range_index(0, 1), range_index(0, 1)))
 

@@ -76,7 +76,8 @@ def pandas_cases():
 
     return {
         "frame": pd.DataFrame({"a": [1, 2, 3], "b": [0.5, 1.5, 2.5], "s": ["x", "y", "z"]}),
-        "frame_wide": pd.DataFrame(np.arange(60, dtype=np.int64).reshape(5, 12), columns=["c%d" % i for i in range(12)]),
+        "frame_wide": pd.DataFrame(np.arange(60, dtype=np.int64).reshape(5, 12),
+                                   columns=["c%d" % i for i in range(12)]),
         "frame_dates": pd.DataFrame({"t": pd.date_range("2024-01-01", periods=4, freq="D"), "v": [1.0, 2.0, 3.0, 4.0]}),
         "frame_multi": pd.DataFrame({"v": [1, 2, 3]}, index=pd.MultiIndex.from_tuples([("x", 1), ("x", 2), ("y", 1)])),
         "frame_long": pd.DataFrame({"n": np.arange(1000, dtype=np.int64)}),

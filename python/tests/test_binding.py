@@ -137,7 +137,7 @@ class TestMany(unittest.TestCase):
             tracemalloc.stop()
         big = bytes(range(256)) * 8192  # 2 MiB: a bound-sized output per blob, each cut
         self.assertEqual(cas_h.pack_many([big, big[:70000]], 2)[1], [cas_h.compress(big, 2),
-                                                                      cas_h.compress(big[:70000], 2)])
+                                                                     cas_h.compress(big[:70000], 2)])
 
     def test_buffers_read_in_place(self):
         """unpack_many and decoded_sizes take any buffer (a read-only mmap of a blob

@@ -186,7 +186,8 @@ class TestUiExample(unittest.TestCase):
             srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), ui.handler_for(st))
             threading.Thread(target=srv.serve_forever, daemon=True).start()
             try:
-                base = "http://127.0.0.1:%d/api/flows/%s/runs/latest/steps/%s/tasks/" % (srv.server_address[1], flow, step)
+                base = ("http://127.0.0.1:%d/api/flows/%s/runs/latest/steps/%s/tasks/"
+                        % (srv.server_address[1], flow, step))
                 with urllib.request.urlopen(base + tid + "/artifacts") as r:
                     doc = json.loads(r.read())
                 want = {a["name"]: a for a in manifest if a["pathspec"] == task}

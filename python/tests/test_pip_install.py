@@ -9,7 +9,6 @@ stand-in uses; cas_h itself must come from the venv.
 import os
 import shutil
 import subprocess
-import sys
 import sysconfig
 import tempfile
 import textwrap

@@ -267,7 +267,7 @@ class TestHostile(unittest.TestCase):
         self.assertIn("None", self.fails(b"\x80\x04N", cas_h.TruncatedBlob, "ends at byte 3, before its STOP"))
         self.fails(b".", cas_h.CorruptBlob, "empty stack")
         self.assertEqual(self.fails(b"", cas_h.TruncatedBlob, "byte 0"), "<nothing: the pickle ends at byte 0, "
-                                                                            "before its STOP>")
+                                                                         "before its STOP>")
 
     def test_placeholders_for_what_is_not_in_the_stream(self):
         self.assertEqual(cas_h.preview_pickle(b"\x80\x04\x82\x05."), "<extension code 5>")
@@ -477,7 +477,8 @@ class TestEncodings(unittest.TestCase):
                                                % len(arts["odd"][0])), odd)
                 self.assertTrue(odd.endswith("'...>") and len(odd) < 120, odd)
                 tree = cas_h.preview(st, "EncFlow/1/start/1/cfg", json=True)
-                self.assertEqual((tree["type"], tree["encoding"], tree["size"]), ("encoded", "json", len(arts["cfg"][0])))
+                self.assertEqual((tree["type"], tree["encoding"], tree["size"]),
+                                 ("encoded", "json", len(arts["cfg"][0])))
                 self.assertIn("lr", tree["repr"])
                 key = st.task("EncFlow/1/start/1")["odd"].key
                 text = cas_h.preview(os.path.join(d, st.blob_name("EncFlow", key)), encoding="my-ext/v1", items=1)

@@ -26,7 +26,8 @@ class H(BaseHTTPRequestHandler):
     def do_GET(self):
         u = urllib.parse.urlparse(self.path)
         if u.path != "/metadata/identity/oauth2/token" or self.headers.get("Metadata") != "true":
-            body, status = b'{"error": "invalid_request", "error_description": "Required metadata header not specified"}', 400
+            body, status = (b'{"error": "invalid_request", '
+                            b'"error_description": "Required metadata header not specified"}'), 400
         else:
             body, status = json.dumps({"access_token": jwt(), "expires_in": "3599",
                                        "expires_on": str(int(time.time()) + 3599), "token_type": "Bearer",

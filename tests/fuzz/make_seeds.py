@@ -230,10 +230,12 @@ def seeds_stream(out, fixtures):
     body = zlib.compressobj(3, zlib.DEFLATED, -15).compress(p)
     co = zlib.compressobj(3, zlib.DEFLATED, -15)
     body = co.compress(p) + co.flush()
-    write(d, "mode1-one-member", stream_input(SC_V1, 0, 1, one, small, bytes([0, 0]) + struct.pack("<H", 0) + b"\0" + body))
+    write(d, "mode1-one-member", stream_input(SC_V1, 0, 1, one, small,
+                                              bytes([0, 0]) + struct.pack("<H", 0) + b"\0" + body))
     write(d, "mode1-two-members-fextra", stream_input(SC_NONE, 1, 1, small, one, bytes([1, 0x1e]) +
           struct.pack("<H", len(body)) + b"\2" + bytes([3]) + b"xyz" + body + bytes([0x04, 0, 0, 2]) + b"ab" + body))
-    write(d, "mode1-stored", stream_input(SC_V1, 2, 1, small, small, bytes([0, 0, 0, 0, 0]) + b"\x01\x05\x00\xfa\xffhello"))
+    write(d, "mode1-stored", stream_input(SC_V1, 2, 1, small, small,
+                                          bytes([0, 0, 0, 0, 0]) + b"\x01\x05\x00\xfa\xffhello"))
     # mode 2: zlib level, strategy, window, memlevel, members, header flags, 4 mutation bytes, payload
     for lvl, strat, mut in ((3, 0, b"\0\0\0\0"), (9, 1, b"\1\x10\0\x40"), (1, 2, b"\2\x20\0\0"),
                             (6, 3, b"\3\0\0\x05"), (0, 4, b"\4\0\0\x33")):
@@ -288,7 +290,8 @@ def seeds_meta(out, fixtures):
 DATAJSON_SEEDS = [
     b'{"objects": {}}',
     b'{"objects": {"a": "a9993e364706816aba3e25717850c26c9cd0d89d"}}',
-    b'{"objects": {"a": "k1", "b": "k2"}, "info": {"a": {"size": 3, "type": "<class \'str\'>", "encoding": "pickle-v4"}}}',
+    b'{"objects": {"a": "k1", "b": "k2"}, '
+    b'"info": {"a": {"size": 3, "type": "<class \'str\'>", "encoding": "pickle-v4"}}}',
     b'{"objects": {"a": "k", "a": "k2"}, "info": {"a": {"size": 1}, "a": {"size": 2}}}',
     b'{"objects": {"\\u00e9t\\u00e9": "k", "\\ud83d\\ude00": "k", "n\\u0000ul": "k"}}',
     b'{"objects": {"a": 1, "b": null, "c": ["x"], "d": {"e": "f"}}}',
@@ -375,7 +378,6 @@ def seeds_roundtrip(out, fixtures):
 def seeds_pickle(out, fixtures):
     """Pickles of every kind pickle_cases.py makes (protocols 0-5), the fixtures' own
     pickles, and the known pickle attacks, behind the 4 parameter bytes."""
-    import pickle
     import tempfile
 
     sys.path.insert(0, os.path.join(HERE, "../../python/tests"))

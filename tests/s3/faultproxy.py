@@ -208,7 +208,8 @@ class FaultProxy:
         """One request upstream, its whole answer: (status line, [(name, value)], body)."""
         ur, uw = await asyncio.open_connection(*self.upstream)
         lines = head[:-4].split(b"\r\n")
-        out = [lines[0]] + [l for l in lines[1:] if l.split(b":", 1)[0].strip().lower() not in (b"expect", b"connection")]
+        out = [lines[0]] + [l for l in lines[1:]
+                            if l.split(b":", 1)[0].strip().lower() not in (b"expect", b"connection")]
         uw.write(b"\r\n".join(out + [b"Connection: close"]) + b"\r\n\r\n" + body)
         await uw.drain()
         try:
@@ -270,7 +271,7 @@ class FaultProxy:
         """An answer as given: the status line, the headers, Content-Length (the body's,
         or `length` to announce more than is sent), the body."""
         lines = [first] + ["%s: %s" % (k, v) for k, v in hdrs if k not in ("content-length", "connection",
-                                                                             "transfer-encoding")]
+                                                                           "transfer-encoding")]
         lines.append("Content-Length: %d" % (len(data) if length is None else length))
         writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + data)
         await writer.drain()

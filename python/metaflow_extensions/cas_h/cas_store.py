@@ -318,6 +318,8 @@ class _Decoded(object):
 
     def __init__(self, data):
         self.data = data
+
+
 _FIRST_READ = 1 << 13  # most system artifacts fit; a larger file costs one more read of its whole
 _DIRECT_FDS = 64  # files a batch holds open for its one direct decode
 
