@@ -923,6 +923,28 @@ static void walk_report(const opts *o, walker *w, const char *flow, const char *
     }
 }
 
+/* Reads n blobs in one batch (many requests in flight on an object store, `threads`
+ * decoding) under a decoded limit, only to learn which read clean: ok[k] is 1 and
+ * lens[k] the decoded size of those; their bytes are dropped. The others (failed, over
+ * the limit, or never reached) are for the caller to read alone, for their words. */
+#define PROBE_MAX 64
+
+static void batch_probe(cas_store *s, const char *flow, size_t n, const char *const *keys, int threads, int64_t limit,
+                        int *ok, size_t *lens) {
+    void *outs[PROBE_MAX];
+    int status[PROBE_MAX];
+    char err[1024];
+    size_t k;
+    for (k = 0; k < n; k++) status[k] = CAS_E_IO, outs[k] = NULL, lens[k] = 0;
+    cas_store_set_param(s, CAS_PARAM_LIMIT, limit);
+    cas_store_get_batch(s, flow, n, keys, outs, lens, status, threads, err, sizeof err);
+    cas_store_set_param(s, CAS_PARAM_LIMIT, 0);
+    for (k = 0; k < n; k++) {
+        if (outs[k]) cas_store_free_buffer(s, outs[k]);
+        ok[k] = status[k] >= 0;
+    }
+}
+
 /* A run of blobs w->one takes alone, side by side (-j N threads; 8 by default: on an
  * object store each is a few requests), reported afterwards in listing order. */
 #define WALK_CHUNK 64
@@ -981,9 +1003,8 @@ static int walk(cas_store *s, const opts *o, walker *w) {
         chunk->flow = f;
         for (k = 0; k < counts[i];) {
             const char *keys[WALK_BATCH];
-            void *outs[WALK_BATCH];
             size_t lens[WALK_BATCH], nb = 0, j;
-            int status[WALK_BATCH], sc;
+            int ok[WALK_BATCH], sc;
             if (w->batch) /* a run of small blobs: one batch read */
                 for (; k < counts[i] && nb < WALK_BATCH; k++) {
                     const char *bk = entry_key(e[k].name, &sc);
@@ -992,15 +1013,11 @@ static int walk(cas_store *s, const opts *o, walker *w) {
                     keys[nb++] = bk, bytes += e[k].size;
                 }
             if (nb) {
-                for (j = 0; j < nb; j++) status[j] = CAS_E_IO; /* one the batch never reached: read alone */
-                cas_store_set_param(s, CAS_PARAM_LIMIT, WALK_BATCH_DECODED);
-                cas_store_get_batch(s, f, nb, keys, outs, lens, status, o->jobs, err, sizeof err);
-                cas_store_set_param(s, CAS_PARAM_LIMIT, 0);
+                batch_probe(s, f, nb, keys, o->jobs, WALK_BATCH_DECODED, ok, lens);
                 for (j = 0; j < nb; j++) {
                     int changed = -1;
-                    if (outs[j]) cas_store_free_buffer(s, outs[j]);
                     err[0] = 0;
-                    rc = status[j] >= 0 ? 0 : w->one(s, f, keys[j], w->ctx, &changed, err, sizeof err);
+                    rc = ok[j] ? 0 : w->one(s, f, keys[j], w->ctx, &changed, err, sizeof err);
                     walk_report(o, w, f, keys[j], rc, changed, err, show);
                 }
                 done += nb;
@@ -1320,6 +1337,7 @@ static int mark_flow(cas_store *s, const opts *o, const char *flow, refs *r, int
 }
 
 #define CHECK_BATCH 64
+typedef char check_batch_fits_a_probe[CHECK_BATCH <= PROBE_MAX && WALK_BATCH <= PROBE_MAX ? 1 : -1];
 #define CHECK_BATCH_BYTES (256u << 20)
 
 /* Rehashes each blob the references name, once: in batches through the store's batch
@@ -1342,12 +1360,10 @@ static void check_one(cas_store *s, const opts *o, const char *flow, refs *r, co
 static void check_blobs(cas_store *s, const opts *o, const char *flow, refs *r, int threads) {
     const char *keys[CHECK_BATCH];
     const ref *who[CHECK_BATCH];
-    void *outs[CHECK_BATCH];
     size_t lens[CHECK_BATCH], i = 0, nb, k, done = 0, unique = 0;
-    int status[CHECK_BATCH], show = !o->quiet && !o->json && isatty(2);
+    int ok[CHECK_BATCH], show = !o->quiet && !o->json && isatty(2);
     uint64_t bytes = 0, all = 0, in_batch;
     int64_t t0 = now_ms();
-    char err[1024];
     for (k = 0; k < r->n; k++)
         if (!k || strcmp(r->v[k].key, r->v[k - 1].key)) unique++, all += r->v[k].size > 0 ? (uint64_t)r->v[k].size : 0;
     while (i < r->n) {
@@ -1365,14 +1381,9 @@ static void check_blobs(cas_store *s, const opts *o, const char *flow, refs *r, 
             keys[nb] = x->key, who[nb] = x, in_batch += (uint64_t)x->size, nb++;
         }
         if (!nb) continue;
-        for (k = 0; k < nb; k++) status[k] = CAS_E_IO; /* an item the batch never reached is read again alone */
-        cas_store_set_param(s, CAS_PARAM_LIMIT, CHECK_BATCH_BYTES / 4); /* data.json's sizes are no bound */
-        cas_store_get_batch(s, flow, nb, keys, outs, lens, status, threads, err, sizeof err);
-        cas_store_set_param(s, CAS_PARAM_LIMIT, 0);
-        for (k = 0; k < nb; k++) {
-            if (outs[k]) cas_store_free_buffer(s, outs[k]);
-            if (status[k] < 0 || lens[k] != (size_t)who[k]->size) check_one(s, o, flow, r, who[k]); /* its words */
-        }
+        batch_probe(s, flow, nb, keys, threads, CHECK_BATCH_BYTES / 4, ok, lens); /* data.json's sizes bound nothing */
+        for (k = 0; k < nb; k++)
+            if (!ok[k] || lens[k] != (size_t)who[k]->size) check_one(s, o, flow, r, who[k]); /* its words */
         done += nb, bytes += in_batch;
         progress_bytes(show, done, unique, bytes, all, t0, "fsck");
     }
