@@ -1280,6 +1280,84 @@ static void cas__rq_why(const cas__rq *r, CURLcode cc, char *msg, size_t cap) {
                  tries);
 }
 
+/* ---- many requests on one multi handle: what batch fetches and ranged reads share ----
+ * A transfer is a request, its handle while in flight, the headers it sent (wiped
+ * after) and when it may start again; its owner embeds it first in its own record
+ * (CURLOPT_PRIVATE points at it). The owner's loop starts the transfers that are due
+ * (cas__xfer_start), takes a turn (cas__multi_turn: curl runs, and each transfer that
+ * ended comes back with its verdict, its handle already back in the pool), then
+ * polls. */
+typedef struct cas__xfer {
+    cas__rq r;
+    CURL *e;
+    struct curl_slist *sent;
+    int64_t due; /* ms: not before (a retry's backoff) */
+} cas__xfer;
+
+/* Another try of x on m, signed with the current credentials; write/wdata take the
+ * body (NULL: the request keeps it). CAS_OK, or an error with the reason in msg
+ * (x then holds nothing: cas__xfer_stop is not needed). */
+static int cas__xfer_start(cas__s3 *s3, CURLM *m, cas__xfer *x, curl_write_callback write, void *wdata, char *msg,
+                           size_t cap) {
+    cas__cred *c = NULL;
+    int rc;
+    x->r.tries++;
+    cas__rq_reset_response(&x->r);
+    if ((rc = cas__cred_get(s3, 0, &c, msg, cap)) < 0) return rc;
+    if (!(x->e = cas__easy_get(s3)) || cas__rq_setup(s3, x->e, &x->r, c, &x->sent) < 0) {
+        cas__cred_unref(s3, c);
+        cas__easy_put(s3, x->e), x->e = NULL;
+        cas__slist_wipe(x->sent), x->sent = NULL;
+        return cas__oom(msg, cap);
+    }
+    cas__cred_unref(s3, c);
+    if (write) {
+        curl_easy_setopt(x->e, CURLOPT_WRITEFUNCTION, write);
+        curl_easy_setopt(x->e, CURLOPT_WRITEDATA, wdata);
+    }
+    curl_easy_setopt(x->e, CURLOPT_PRIVATE, (void *)x);
+    if (curl_multi_add_handle(m, x->e) != CURLM_OK) {
+        x->r.e = NULL;
+        cas__easy_put(s3, x->e), x->e = NULL;
+        cas__slist_wipe(x->sent), x->sent = NULL;
+        return cas__oom(msg, cap);
+    }
+    return CAS_OK;
+}
+
+/* Takes x off m, its handle back to the pool (a no-op for one not in flight). */
+static void cas__xfer_stop(cas__s3 *s3, CURLM *m, cas__xfer *x) {
+    if (x->e) {
+        curl_multi_remove_handle(m, x->e);
+        x->r.e = NULL;
+        cas__easy_put(s3, x->e);
+        x->e = NULL;
+    }
+    cas__slist_wipe(x->sent);
+    x->sent = NULL;
+}
+
+/* One turn: curl runs m's transfers; each that ended is stopped and handed to
+ * ended(ctx, x, again, cc) (again: worth another try, as cas__rq_ended judges).
+ * A negative answer ends the turn and is returned. */
+static int cas__multi_turn(cas__s3 *s3, CURLM *m, int (*ended)(void *ctx, cas__xfer *x, int again, CURLcode cc),
+                           void *ctx) {
+    int still = 0, left, rc = CAS_OK;
+    CURLMsg *mm;
+    curl_multi_perform(m, &still);
+    while (rc >= 0 && (mm = curl_multi_info_read(m, &left)) != NULL) {
+        cas__xfer *x = NULL;
+        CURLcode cc;
+        int again;
+        if (mm->msg != CURLMSG_DONE) continue;
+        curl_easy_getinfo(mm->easy_handle, CURLINFO_PRIVATE, (char **)&x);
+        again = cas__rq_ended(s3, &x->r, mm->data.result, &cc);
+        cas__xfer_stop(s3, m, x);
+        rc = ended(ctx, x, again, cc);
+    }
+    return rc;
+}
+
 /* Runs r to a final answer: CAS_OK with r->status set (the caller judges it;
  * r->code and r->message hold S3's error), or an error with the reason in msg
  * when no answer came after the last try. */
@@ -2173,15 +2251,12 @@ struct cas__ahead {
 
 /* One ranged GET into its slot. */
 typedef struct cas__rslot {
+    cas__xfer x; /* first: the driver hands back &x */
     cas__s3obj *o;
-    cas__rq r;
-    CURL *e;
-    struct curl_slist *sent;
     unsigned char *dst;
     size_t want, got;
     uint64_t off;
-    int64_t due;
-    int state, slot; /* state: 0 idle, 1 waiting (due), 2 in flight */
+    int state, slot; /* state: 0 idle, 1 waiting (x.due), 2 in flight */
     int overflow;    /* the answer was not the range asked for (retried) */
     int changed;     /* ... nor the version the first answer was (not retried) */
 } cas__rslot;
@@ -2189,16 +2264,16 @@ typedef struct cas__rslot {
 static size_t cas__range_write(char *p, size_t size, size_t nitems, void *u) {
     cas__rslot *s = (cas__rslot *)u;
     size_t n = size * nitems;
-    long st = cas__rq_status(&s->r);
+    long st = cas__rq_status(&s->x.r);
     uint64_t first, last, total;
-    if (st < 200 || st >= 300) return cas__rq_write(p, size, nitems, &s->r); /* an error's body */
+    if (st < 200 || st >= 300) return cas__rq_write(p, size, nitems, &s->x.r); /* an error's body */
     if (!s->got) { /* the answer's first bytes: are they the range asked for, of the same version? */
         const char *etag = s->o->etag;
-        if (etag[0] && s->r.etag[0] && strcmp(etag, s->r.etag)) {
+        if (etag[0] && s->x.r.etag[0] && strcmp(etag, s->x.r.etag)) {
             s->changed = 1;
             return 0;
         }
-        if (st != 206 || !cas__content_range(s->r.range, &first, &last, &total) || first != s->off ||
+        if (st != 206 || !cas__content_range(s->x.r.range, &first, &last, &total) || first != s->off ||
             last + 1 != s->off + s->want || total != s->o->size) {
             s->overflow = 1;
             return 0;
@@ -2215,44 +2290,61 @@ static size_t cas__range_write(char *p, size_t size, size_t nitems, void *u) {
 
 static int cas__range_start(cas__rslot *s, CURLM *m, char *msg, size_t cap) {
     cas__s3obj *o = s->o;
-    cas__cred *c = NULL;
     char line[200];
     int rc;
-    s->r.tries++;
-    cas__rq_reset_response(&s->r);
-    curl_slist_free_all(s->r.hdr);
-    s->r.hdr = NULL, s->got = 0, s->overflow = 0, s->changed = 0;
-    if (!s->r.url.len && cas__buf_put(&s->r.url, o->r.url.p, o->r.url.len) < 0) return cas__oom(msg, cap);
+    curl_slist_free_all(s->x.r.hdr);
+    s->x.r.hdr = NULL, s->got = 0, s->overflow = 0, s->changed = 0;
+    if (!s->x.r.url.len && cas__buf_put(&s->x.r.url, o->r.url.p, o->r.url.len) < 0) return cas__oom(msg, cap);
     snprintf(line, sizeof line, "Range: bytes=%llu-%llu", (unsigned long long)s->off,
              (unsigned long long)(s->off + s->want - 1));
-    if (!(s->r.hdr = curl_slist_append(s->r.hdr, line))) return cas__oom(msg, cap);
+    if (!(s->x.r.hdr = curl_slist_append(s->x.r.hdr, line))) return cas__oom(msg, cap);
     if (o->etag[0]) {
         snprintf(line, sizeof line, "If-Match: %s", o->etag);
-        if (!(s->r.hdr = curl_slist_append(s->r.hdr, line))) return cas__oom(msg, cap);
+        if (!(s->x.r.hdr = curl_slist_append(s->x.r.hdr, line))) return cas__oom(msg, cap);
     }
-    if ((rc = cas__cred_get(o->s3, 0, &c, msg, cap)) < 0) return rc;
-    if (!(s->e = cas__easy_get(o->s3)) || cas__rq_setup(o->s3, s->e, &s->r, c, &s->sent) < 0) {
-        cas__cred_unref(o->s3, c);
-        return cas__oom(msg, cap);
-    }
-    cas__cred_unref(o->s3, c);
-    curl_easy_setopt(s->e, CURLOPT_WRITEFUNCTION, cas__range_write);
-    curl_easy_setopt(s->e, CURLOPT_WRITEDATA, s);
-    curl_easy_setopt(s->e, CURLOPT_PRIVATE, (void *)s);
-    if (curl_multi_add_handle(m, s->e) != CURLM_OK) return cas__oom(msg, cap);
+    if ((rc = cas__xfer_start(o->s3, m, &s->x, cas__range_write, s, msg, cap)) < 0) return rc;
     s->state = 2;
     return CAS_OK;
 }
 
-static void cas__range_stop(cas__rslot *s, CURLM *m) {
-    if (s->e) {
-        curl_multi_remove_handle(m, s->e);
-        s->r.e = NULL;
-        cas__easy_put(s->o->s3, s->e);
-        s->e = NULL;
+/* A range that ended: in (the reader's now), to try again after its backoff, or the
+ * read's end (an error, its reason in the turn's msg). */
+typedef struct cas__ranged_turn {
+    struct cas__ahead *a;
+    int attempts, *active;
+    char *msg;
+} cas__ranged_turn;
+
+static int cas__range_ended(void *ctx, cas__xfer *x, int again, CURLcode cc) {
+    cas__ranged_turn *t = (cas__ranged_turn *)ctx;
+    cas__rslot *s = (cas__rslot *)(void *)x;
+    struct cas__ahead *a = t->a;
+    (*t->active)--;
+    if (cc == CURLE_OK && s->x.r.status == 206 && s->got == s->want) { /* in: the reader's now */
+        pthread_mutex_lock(&a->mu);
+        a->fill[s->slot] = s->got, a->ready[s->slot] = 1, s->state = 0;
+        pthread_cond_broadcast(&a->cv);
+        pthread_mutex_unlock(&a->mu);
+        return CAS_OK;
     }
-    cas__slist_wipe(s->sent);
-    s->sent = NULL;
+    if ((cc == CURLE_OK && s->x.r.status == 412) || s->changed) {
+        cas__fmt(t->msg, CAS__MSG, "the object changed while it was being read%s", s->changed ? " (its ETag)" : "");
+        return CAS_E_IO;
+    }
+    if ((cc == CURLE_OK && s->x.r.status == 206) || s->overflow) again = 1; /* short, or not the range asked */
+    if (again && s->x.r.tries < t->attempts) {
+        s->state = 1, s->x.due = cas__ms() + cas__s3_backoff_ms(s->o->s3, s->x.r.tries);
+        return CAS_OK;
+    }
+    if (s->overflow)
+        cas__fmt(t->msg, CAS__MSG, "the answer to a ranged GET of bytes %llu-%llu was not that range (HTTP %ld, "
+                 "Content-Range '%.60s')", (unsigned long long)s->off, (unsigned long long)(s->off + s->want - 1),
+                 s->x.r.status, s->x.r.range[0] ? s->x.r.range : "(none)");
+    else if (cc != CURLE_OK) cas__rq_why(&s->x.r, cc, t->msg, CAS__MSG);
+    else if (s->x.r.status == 206) cas__fmt(t->msg, CAS__MSG, "a range came short (%lu of %lu bytes)",
+                                             (unsigned long)s->got, (unsigned long)s->want);
+    else cas__s3_answer_fail(&s->x.r, t->msg, CAS__MSG);
+    return CAS_E_IO;
 }
 
 /* The ranged read-ahead: keeps every free slot's GET going, hands finished slots
@@ -2263,21 +2355,21 @@ static void cas__ahead_ranged(cas__s3obj *o) {
     cas__rslot sl[CAS__AHEAD_CHUNKS];
     CURLM *m = cas__multi_get(o->s3);
     uint64_t next = 0; /* the offset of the next chunk to ask for */
-    int attempts = (int)cas__s3p(o->s3, CAS_PARAM_S3_ATTEMPTS), i, rc = CAS_OK, active = 0;
+    int i, rc = CAS_OK, active = 0;
     char msg[CAS__MSG];
+    cas__ranged_turn turn;
     msg[0] = 0;
+    turn.a = a, turn.attempts = (int)cas__s3p(o->s3, CAS_PARAM_S3_ATTEMPTS), turn.active = &active, turn.msg = msg;
     memset(sl, 0, sizeof sl);
     for (i = 0; i < CAS__AHEAD_CHUNKS; i++) {
         sl[i].o = o, sl[i].slot = i;
-        cas__rq_init(&sl[i].r, "GET", &o->s3->alloc);
+        cas__rq_init(&sl[i].x.r, "GET", &o->s3->alloc);
     }
     if (!m) rc = cas__oom(msg, sizeof msg);
     pthread_mutex_lock(&a->mu);
     a->m = m;
     pthread_mutex_unlock(&a->mu);
     while (rc == CAS_OK) {
-        int still = 0, left;
-        CURLMsg *mm;
         int64_t now = cas__ms();
         pthread_mutex_lock(&a->mu);
         if (a->stop) {
@@ -2287,56 +2379,18 @@ static void cas__ahead_ranged(cas__s3obj *o) {
         while (a->count < CAS__AHEAD_CHUNKS && next < o->size) { /* a free slot: the next chunk */
             cas__rslot *s = &sl[(a->head + a->count) % CAS__AHEAD_CHUNKS];
             s->off = next, s->want = (size_t)CAS__MIN((uint64_t)a->chunk, o->size - next);
-            s->dst = a->slab + (size_t)s->slot * a->chunk, s->state = 1, s->due = 0, s->r.tries = 0;
+            s->dst = a->slab + (size_t)s->slot * a->chunk, s->state = 1, s->x.due = 0, s->x.r.tries = 0;
             a->ready[s->slot] = 0, a->count++;
             next += s->want;
         }
         if (next >= o->size) a->eof = 1; /* every chunk asked for: the reader ends after the last */
         pthread_mutex_unlock(&a->mu);
         for (i = 0; i < CAS__AHEAD_CHUNKS && rc == CAS_OK; i++)
-            if (sl[i].state == 1 && sl[i].due <= now) {
-                if ((rc = cas__range_start(&sl[i], m, msg, sizeof msg)) < 0) cas__range_stop(&sl[i], m);
-                else active++;
+            if (sl[i].state == 1 && sl[i].x.due <= now) {
+                if ((rc = cas__range_start(&sl[i], m, msg, sizeof msg)) == CAS_OK) active++;
             }
         if (rc < 0) break;
-        curl_multi_perform(m, &still);
-        while ((mm = curl_multi_info_read(m, &left)) != NULL) {
-            cas__rslot *s = NULL;
-            CURLcode cc;
-            int again;
-            if (mm->msg != CURLMSG_DONE) continue;
-            curl_easy_getinfo(mm->easy_handle, CURLINFO_PRIVATE, (char **)&s);
-            again = cas__rq_ended(o->s3, &s->r, mm->data.result, &cc);
-            cas__range_stop(s, m);
-            active--;
-            if (cc == CURLE_OK && s->r.status == 206 && s->got == s->want) { /* in: the reader's now */
-                pthread_mutex_lock(&a->mu);
-                a->fill[s->slot] = s->got, a->ready[s->slot] = 1, s->state = 0;
-                pthread_cond_broadcast(&a->cv);
-                pthread_mutex_unlock(&a->mu);
-                continue;
-            }
-            if ((cc == CURLE_OK && s->r.status == 412) || s->changed) {
-                cas__fmt(msg, sizeof msg, "the object changed while it was being read%s", s->changed ? " (its ETag)" : "");
-                rc = CAS_E_IO;
-                break;
-            }
-            if ((cc == CURLE_OK && s->r.status == 206) || s->overflow) again = 1; /* short, or not the range asked */
-            if (again && s->r.tries < attempts) {
-                s->state = 1, s->due = cas__ms() + cas__s3_backoff_ms(o->s3, s->r.tries);
-                continue;
-            }
-            if (s->overflow)
-                cas__fmt(msg, sizeof msg, "the answer to a ranged GET of bytes %llu-%llu was not that range (HTTP %ld, "
-                         "Content-Range '%.60s')", (unsigned long long)s->off, (unsigned long long)(s->off + s->want - 1),
-                         s->r.status, s->r.range[0] ? s->r.range : "(none)");
-            else if (cc != CURLE_OK) cas__rq_why(&s->r, cc, msg, sizeof msg);
-            else if (s->r.status == 206) cas__fmt(msg, sizeof msg, "a range came short (%lu of %lu bytes)",
-                                                   (unsigned long)s->got, (unsigned long)s->want);
-            else cas__s3_answer_fail(&s->r, msg, sizeof msg);
-            rc = CAS_E_IO;
-            break;
-        }
+        rc = cas__multi_turn(o->s3, m, cas__range_ended, &turn);
         if (rc < 0) break;
         pthread_mutex_lock(&a->mu);
         if (a->eof && !active) { /* everything asked for is in */
@@ -2351,8 +2405,8 @@ static void cas__ahead_ranged(cas__s3obj *o) {
         curl_multi_poll(m, NULL, 0, 1000, NULL); /* a transfer's bytes, or the reader freeing a slot */
     }
     for (i = 0; i < CAS__AHEAD_CHUNKS; i++) {
-        cas__range_stop(&sl[i], m);
-        cas__rq_free(&sl[i].r);
+        cas__xfer_stop(o->s3, m, &sl[i].x);
+        cas__rq_free(&sl[i].x.r);
     }
     pthread_mutex_lock(&a->mu);
     a->m = NULL;
@@ -3130,12 +3184,47 @@ static int cas__s3_gc(void *u, uint64_t *removed, char *msg, size_t cap) {
  * its backoff without holding up the others. */
 
 typedef struct cas__fitem {
-    cas__rq r;
-    CURL *e;
-    struct curl_slist *sent;
-    int64_t due;
-    int state; /* 0 waiting, 1 in flight, 2 reported */
+    cas__xfer x; /* first: the driver hands back &x */
+    int state;   /* 0 waiting (x.due), 1 in flight, 2 reported */
 } cas__fitem;
+
+typedef struct cas__fetch_turn {
+    cas__s3 *s3;
+    cas__fitem *it;
+    const cas_allocator *a;
+    cas_fetch_fn fn;
+    void *ctx;
+    size_t *done, *active;
+    int attempts;
+} cas__fetch_turn;
+
+/* A GET that ended: reported (its bytes, or why not), or due again after its backoff. */
+static int cas__fetch_ended(void *ctx, cas__xfer *x, int again, CURLcode cc) {
+    cas__fetch_turn *t = (cas__fetch_turn *)ctx;
+    cas__fitem *f = (cas__fitem *)(void *)x;
+    size_t i = (size_t)(f - t->it);
+    char why[CAS__MSG];
+    (*t->active)--;
+    if (again && f->x.r.tries < t->attempts) {
+        f->state = 0, f->x.due = cas__ms() + cas__s3_backoff_ms(t->s3, f->x.r.tries);
+        return CAS_OK;
+    }
+    f->state = 2, (*t->done)++;
+    if (cc == CURLE_OK && f->x.r.status == 200) {
+        size_t len;
+        unsigned char *data = cas__rq_take_body(&f->x.r, &len);
+        if (!data && (data = (unsigned char *)cas__alloc(t->a, 1)) == NULL) { /* an empty object */
+            t->fn(t->ctx, i, CAS_E_NOMEM, "out of memory", NULL, 0, NULL, 0);
+            return CAS_OK;
+        }
+        t->fn(t->ctx, i, CAS_OK, NULL, f->x.r.has_meta ? f->x.r.meta : NULL, f->x.r.meta_len, data, len);
+    } else {
+        int rc = cc != CURLE_OK ? CAS_E_IO : cas__s3_answer_fail(&f->x.r, why, sizeof why);
+        if (cc != CURLE_OK) cas__rq_why(&f->x.r, cc, why, sizeof why);
+        t->fn(t->ctx, i, rc, why, NULL, 0, NULL, 0);
+    }
+    return CAS_OK;
+}
 
 static int cas__s3_fetch(void *u, size_t count, const char *const *names, const cas_allocator *a, cas_fetch_fn fn,
                          void *ctx, char *msg, size_t cap) {
@@ -3143,91 +3232,51 @@ static int cas__s3_fetch(void *u, size_t count, const char *const *names, const 
     cas__fitem *it = (cas__fitem *)cas__calloc(&s3->alloc, (count + 1) * sizeof *it);
     CURLM *m = cas__multi_get(s3);
     long conns = (long)cas__s3p(s3, CAS_PARAM_S3_CONNECTIONS);
-    int attempts = (int)cas__s3p(s3, CAS_PARAM_S3_ATTEMPTS);
     size_t i, done = 0, active = 0;
     char why[CAS__MSG];
+    cas__fetch_turn turn;
     if (!it || !m) {
         cas__free(&s3->alloc, it);
         cas__multi_put(s3, m);
         for (i = 0; i < count; i++) fn(ctx, i, CAS_E_NOMEM, "out of memory", NULL, 0, NULL, 0);
         return cas__oom(msg, cap);
     }
+    turn.s3 = s3, turn.it = it, turn.a = a, turn.fn = fn, turn.ctx = ctx, turn.done = &done, turn.active = &active;
+    turn.attempts = (int)cas__s3p(s3, CAS_PARAM_S3_ATTEMPTS);
     curl_multi_setopt(m, CURLMOPT_MAX_HOST_CONNECTIONS, conns);
     curl_multi_setopt(m, CURLMOPT_MAX_TOTAL_CONNECTIONS, conns);
     for (i = 0; i < count; i++) {
-        cas__rq_init(&it[i].r, "GET", a);
-        it[i].r.keep = (size_t)-1;
+        cas__rq_init(&it[i].x.r, "GET", a);
+        it[i].x.r.keep = (size_t)-1;
     }
     while (done < count) {
         int64_t now = cas__ms(), wake = now + 1000;
-        int still, left;
-        CURLMsg *mm;
         for (i = 0; i < count && active < (size_t)conns; i++) { /* start what is due */
             cas__fitem *f = &it[i];
-            cas__cred *c = NULL;
             int rc;
             if (f->state != 0) continue;
-            if (f->due > now) {
-                if (f->due < wake) wake = f->due;
+            if (f->x.due > now) {
+                if (f->x.due < wake) wake = f->x.due;
                 continue;
             }
-            f->r.tries++;
-            cas__rq_reset_response(&f->r);
             why[0] = 0;
-            if ((!f->r.url.len && cas__s3_url(s3, &f->r.url, names[i], NULL) < 0) ||
-                (rc = cas__cred_get(s3, 0, &c, why, sizeof why)) < 0 || !(f->e = cas__easy_get(s3)) ||
-                cas__rq_setup(s3, f->e, &f->r, c, &f->sent) < 0 ||
-                (curl_easy_setopt(f->e, CURLOPT_PRIVATE, (void *)f), curl_multi_add_handle(m, f->e)) != CURLM_OK) {
-                cas__cred_unref(s3, c);
-                cas__easy_put(s3, f->e), f->e = NULL;
-                cas__slist_wipe(f->sent), f->sent = NULL;
-                fn(ctx, i, why[0] ? CAS_E_IO : CAS_E_NOMEM, why[0] ? why : "out of memory", NULL, 0, NULL, 0);
+            if (!f->x.r.url.len && cas__s3_url(s3, &f->x.r.url, names[i], NULL) < 0) rc = cas__oom(why, sizeof why);
+            else rc = cas__xfer_start(s3, m, &f->x, NULL, NULL, why, sizeof why);
+            if (rc < 0) {
+                fn(ctx, i, rc, why[0] ? why : "out of memory", NULL, 0, NULL, 0);
                 f->state = 2, done++;
                 continue;
             }
-            cas__cred_unref(s3, c);
             f->state = 1, active++;
         }
-        curl_multi_perform(m, &still);
-        while ((mm = curl_multi_info_read(m, &left)) != NULL) {
-            cas__fitem *f = NULL;
-            CURLcode cc;
-            int again;
-            if (mm->msg != CURLMSG_DONE) continue;
-            curl_easy_getinfo(mm->easy_handle, CURLINFO_PRIVATE, (char **)&f);
-            i = (size_t)(f - it);
-            again = cas__rq_ended(s3, &f->r, mm->data.result, &cc);
-            curl_multi_remove_handle(m, f->e);
-            f->r.e = NULL;
-            cas__easy_put(s3, f->e), f->e = NULL;
-            cas__slist_wipe(f->sent), f->sent = NULL;
-            active--;
-            if (again && f->r.tries < attempts) {
-                f->state = 0, f->due = cas__ms() + cas__s3_backoff_ms(s3, f->r.tries);
-                continue;
-            }
-            f->state = 2, done++;
-            if (cc == CURLE_OK && f->r.status == 200) {
-                size_t len;
-                unsigned char *data = cas__rq_take_body(&f->r, &len);
-                if (!data && (data = (unsigned char *)cas__alloc(a, 1)) == NULL) { /* an empty object */
-                    fn(ctx, i, CAS_E_NOMEM, "out of memory", NULL, 0, NULL, 0);
-                    continue;
-                }
-                fn(ctx, i, CAS_OK, NULL, f->r.has_meta ? f->r.meta : NULL, f->r.meta_len, data, len);
-            } else {
-                int rc = cc != CURLE_OK ? CAS_E_IO : cas__s3_answer_fail(&f->r, why, sizeof why);
-                if (cc != CURLE_OK) cas__rq_why(&f->r, cc, why, sizeof why);
-                fn(ctx, i, rc, why, NULL, 0, NULL, 0);
-            }
-        }
+        cas__multi_turn(s3, m, cas__fetch_ended, &turn);
         if (done < count) {
             int64_t t = cas__ms();
             int timeout = active ? 1000 : (int)CAS__MAXZ(wake - t, 1);
             curl_multi_poll(m, NULL, 0, timeout > 1000 ? 1000 : timeout, NULL);
         }
     }
-    for (i = 0; i < count; i++) cas__rq_free(&it[i].r);
+    for (i = 0; i < count; i++) cas__rq_free(&it[i].x.r);
     cas__free(&s3->alloc, it);
     cas__multi_put(s3, m);
     return CAS_OK;
