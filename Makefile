@@ -194,31 +194,19 @@ test-cli: all
 test-interop: all
 	$(PYTHON) tests/interop.py
 
-# A real S3 server (Ceph radosgw on loopback), started and stopped by the script.
+# The object-store suites, each starting and stopping its servers: S3 (Ceph radosgw on
+# loopback), Azure (Microsoft's emulator azurite, from npm), and both at once (cas cp
+# from one store to the other).
 ifeq ($(CLOUD),1)
 test-s3: all $(B)/s3_read
 	sh tests/s3/run.sh
-else
-test-s3:
-	@echo "test-s3: skipped, this build has no S3 (it did not find libcurl, expat and OpenSSL)"
-endif
-
-# Azure Blob Storage: Microsoft's emulator azurite (npm), started and stopped by the script.
-ifeq ($(CLOUD),1)
 test-azure: all
 	sh tests/azure/run.sh
-else
-test-azure:
-	@echo "test-azure: skipped, this build has no object stores (it did not find libcurl, expat and OpenSSL)"
-endif
-
-# Both servers at once: cas cp from one object store to the other.
-ifeq ($(CLOUD),1)
 test-cross: all
 	sh tests/cross/run.sh
 else
-test-cross:
-	@echo "test-cross: skipped, this build has no object stores (it did not find libcurl, expat and OpenSSL)"
+test-s3 test-azure test-cross:
+	@echo "$@: skipped, this build has no object stores (it did not find libcurl, expat and OpenSSL)"
 endif
 
 test-python: all

@@ -174,7 +174,7 @@ extern "C" {
 
 /* Layers, top down; each calls only those below it:
  *   backend (cas_backend callbacks)        objects, listings, multipart/blocks, gc;
- *                                          s3->azure picks Azure's URLs, steps and answers
+ *                                          a dialect (cas__dialect: S3's, Azure's) says what differs
  *     -> requests (cas__rq_*)              authorization, retries, backoff, error codes
  *        -> credentials (cas__cred_*,      the AWS SDKs' chain / Azure's key or SAS,
  *           cas__az_cred_link)             refresh, secret pages
@@ -549,12 +549,20 @@ typedef struct cas__pool {
     int n;
 } cas__pool;
 
+/* What differs between S3 and Azure Blob Storage, the two dialects one backend
+ * speaks (the table rows, cas__s3_dialect and cas__az_dialect, are below the
+ * functions they name). */
+typedef struct cas__dialect cas__dialect;
+struct cas__s3w;
+struct cas__rq;
+
 typedef struct cas__s3 {
     cas_allocator alloc;
     char *bucket, *prefix; /* prefix is "" or ends with '/' */
     char *endpoint;        /* scheme://host[:port][/path], no trailing '/' */
     char *sse, *ca_bundle;
-    int path_style, azure; /* azure: Azure Blob Storage's dialect (bucket is the container) */
+    int path_style;
+    const cas__dialect *d; /* S3's or Azure's (where the bucket is the container) */
     char region[64], sigv4[128], profile[128];
     char url[1100]; /* "s3://bucket/prefix": what messages call the store */
     int64_t param[CAS__S3_NPARAMS];
@@ -566,6 +574,32 @@ typedef struct cas__s3 {
     uint64_t rng;
     int64_t down_until; /* ms: the endpoint was unreachable just now */
 } cas__s3;
+
+/* ---- the two dialects ------------------------------------------------------ */
+
+struct cas__dialect {
+    const char *meta_header; /* the user metadata Metaflow's clients write, in one header */
+    const char *put_header;  /* what a whole-object PUT also says (Azure: the blob type), or NULL */
+    int root_slash;          /* a request to the bucket itself ends in '/' (S3; Azure: "container?...") */
+    int drops_uploads;       /* the service drops unfinished multipart uploads itself: none to abort or collect */
+    int cred_last;           /* the credential chain's last link */
+    int (*cred_link)(cas__s3 *s3, int which, cas__cred **out, char *msg, size_t cap);
+    void (*no_creds)(const cas__s3 *s3, char *msg, size_t cap); /* where the chain looked, in vain */
+    /* a listing page's query, every parameter in sorted order (SigV4 signs it as written) */
+    void (*list_query)(const cas__s3 *s3, cas__buf *q, const char *strip, const char *next, int delimiter);
+    int (*upload_begin)(struct cas__s3w *w, char *msg, size_t cap);
+    /* part n's query; id: what its entry in the completion names it by */
+    void (*part_query)(struct cas__s3w *w, int n, cas__buf *q, char *id, size_t idcap);
+    /* the part's entry in the completion, if the answer r says it is in (else 0) */
+    int (*part_entry)(const struct cas__rq *r, int n, const char *id, char *entry, size_t cap);
+    const char *complete_method, *complete_open, *complete_close;
+    void (*complete_query)(struct cas__s3w *w, cas__buf *q);
+    int complete_meta; /* the completion carries the metadata (Azure); S3 took it at the start */
+    /* judges the completion's answer: CAS_OK (the upload is done) or why not */
+    int (*complete_answer)(struct cas__s3w *w, struct cas__rq *r, char *msg, size_t cap);
+    int (*set_meta)(struct cas__s3w *w, int *stored, char *msg, size_t cap); /* new metadata, the same bytes */
+};
+
 
 static int64_t cas__s3p(const cas__s3 *s3, int id) { return s3->param[cas__s3_param_index(id)]; }
 
@@ -1826,7 +1860,7 @@ static int cas__cred_link(cas__s3 *s3, int which, cas__cred **out, char *msg, si
 /* The store's credentials, refreshed five minutes before they expire (or now,
  * with force). The first success fixes which link serves this store. */
 static int cas__cred_get(cas__s3 *s3, int force, cas__cred **out, char *msg, size_t cap) {
-    int rc = CAS_OK, k, last = s3->azure ? (int)CAS__AZC_LAST : (int)CAS__CRED_IMDS;
+    int rc = CAS_OK, k, last = s3->d->cred_last;
     cas__mu_lock(&s3->cmu);
     if (!s3->cred || force || (s3->cred->expires && cas__now() > s3->cred->expires - 300)) {
         cas__cred *fresh = NULL;
@@ -1834,8 +1868,7 @@ static int cas__cred_get(cas__s3 *s3, int force, cas__cred **out, char *msg, siz
         why[0] = 0;
         rc = CAS_E_NOTFOUND;
         for (k = s3->cred_source ? s3->cred_source : 1; k <= last; k++) {
-            rc = s3->azure ? cas__az_cred_link(s3, k, &fresh, why, sizeof why)
-                           : cas__cred_link(s3, k, &fresh, why, sizeof why);
+            rc = s3->d->cred_link(s3, k, &fresh, why, sizeof why);
             if (rc != CAS_E_NOTFOUND || s3->cred_source) break;
         }
         if (rc == CAS_OK) {
@@ -1844,16 +1877,8 @@ static int cas__cred_get(cas__s3 *s3, int force, cas__cred **out, char *msg, siz
             if (old && --old->refs == 0) cas__cred_destroy(old);
         } else if (s3->cred && (!s3->cred->expires || cas__now() < s3->cred->expires)) {
             rc = CAS_OK; /* refresh failed, the old ones still hold: use them */
-        } else if (rc == CAS_E_NOTFOUND && s3->azure) {
-            cas__fmt(msg, cap, "no Azure credentials found (looked for AZURE_STORAGE_KEY, AZURE_STORAGE_SAS_TOKEN, "
-                               "AZURE_STORAGE_CONNECTION_STRING, a SAS in the endpoint, a service principal "
-                               "(AZURE_CLIENT_SECRET), workload identity (AZURE_FEDERATED_TOKEN_FILE) and a managed "
-                               "identity)");
         } else if (rc == CAS_E_NOTFOUND) {
-            cas__fmt(msg, cap,
-                     "no AWS credentials found (looked for AWS_ACCESS_KEY_ID, web identity, profile '%s' in the "
-                     "shared files, the container endpoint and EC2 instance metadata)",
-                     s3->profile);
+            s3->d->no_creds(s3, msg, cap);
         } else {
             cas__fmt(msg, cap, "%s", why);
         }
@@ -1883,7 +1908,7 @@ static int cas__s3_url(const cas__s3 *s3, cas__buf *u, const char *name, const c
         cas__buf_addz(u, ".");
         cas__buf_addz(u, sep + 3);
     }
-    if (name || !s3->azure) cas__buf_addz(u, "/"); /* Azure: "container?restype=container&..." */
+    if (name || s3->d->root_slash) cas__buf_addz(u, "/");
     if (name) {
         cas__uri_encode(u, s3->prefix, 1);
         cas__uri_encode(u, name, 1);
@@ -1898,7 +1923,7 @@ static int cas__s3_write_headers(const cas__s3 *s3, struct curl_slist **h, const
     char line[CAS__S3_META_MAX + 64];
     if (meta && ml > CAS__S3_META_MAX) return CAS_E_ARG;
     if (meta && ml) { /* none: no header (curl would drop an empty one after it was signed) */
-        snprintf(line, sizeof line, "%s: %.*s", s3->azure ? CAS__AZ_META_HEADER : CAS__S3_META_HEADER, (int)ml, meta);
+        snprintf(line, sizeof line, "%s: %.*s", s3->d->meta_header, (int)ml, meta);
         if (!(*h = curl_slist_append(*h, line))) return CAS_E_NOMEM;
     }
     if (s3->sse) { /* S3 only: Azure encrypts every blob */
@@ -2582,16 +2607,19 @@ static int cas__s3w_fail(char *msg, size_t cap, const char *what, const char *wh
     return CAS_E_IO;
 }
 
+/* Azure has nothing to start: the block ids carry a nonce of this writer's. */
+static int cas__az_upload_begin(cas__s3w *w, char *msg, size_t cap) {
+    (void)msg, (void)cap;
+    snprintf(w->upload, sizeof w->upload, "%016llx", (unsigned long long)cas__s3_random(w->s3));
+    return CAS_OK;
+}
+
 /* POST ?uploads=: a new multipart upload, with the object's metadata. */
-static int cas__s3w_begin(cas__s3w *w, char *msg, size_t cap) {
+static int cas__s3_upload_begin(cas__s3w *w, char *msg, size_t cap) {
     cas__s3 *s3 = w->s3;
     cas__rq r;
     cas__xml_pick p;
     int rc;
-    if (s3->azure) { /* Azure has nothing to start: the block ids carry a nonce of this writer's */
-        snprintf(w->upload, sizeof w->upload, "%016llx", (unsigned long long)cas__s3_random(s3));
-        return CAS_OK;
-    }
     cas__rq_init(&r, "POST", &s3->alloc);
     r.keep = (size_t)1 << 20; /* repeated after a lost answer, it leaves an empty upload behind, which gc removes */
     if (cas__s3_url(s3, &r.url, w->name, "uploads=") < 0 || cas__s3_write_headers(s3, &r.hdr, w->meta, w->meta_len) < 0)
@@ -2614,39 +2642,58 @@ static int cas__s3w_begin(cas__s3w *w, char *msg, size_t cap) {
     return rc;
 }
 
+/* S3: part n of the upload; its entry names it by number and ETag. */
+static void cas__s3_part_query(cas__s3w *w, int n, cas__buf *q, char *id, size_t idcap) {
+    cas__buf_fmt(q, "partNumber=%d&uploadId=", n);
+    cas__uri_encode(q, w->upload, 0);
+    if (idcap) id[0] = 0;
+}
+static int cas__s3_part_entry(const cas__rq *r, int n, const char *id, char *entry, size_t cap) {
+    (void)id;
+    if (r->status != 200 || !r->etag[0]) return 0;
+    snprintf(entry, cap, "<Part><PartNumber>%d</PartNumber><ETag>%s</ETag></Part>", n, r->etag);
+    return 1;
+}
+
+/* Azure: block ids of one length (its rule), unique to this writer, base64. */
+static void cas__az_part_query(cas__s3w *w, int n, cas__buf *q, char *id, size_t idcap) {
+    char raw[64];
+    snprintf(raw, sizeof raw, "cas-%.16s-%05d", w->upload, n);
+    if (idcap < 96) return;
+    cas__b64((const unsigned char *)raw, strlen(raw), id);
+    cas__buf_addz(q, "blockid=");
+    cas__uri_encode(q, id, 0);
+    cas__buf_addz(q, "&comp=block");
+}
+static int cas__az_part_entry(const cas__rq *r, int n, const char *id, char *entry, size_t cap) {
+    (void)n;
+    if (r->status != 201) return 0;
+    snprintf(entry, cap, "<Latest>%s</Latest>", id);
+    return 1;
+}
+
 /* PUT ?partNumber=N&uploadId=..: one part, with its SHA-256 (a body changed in transit is refused).
  * Azure: PUT ?blockid=..&comp=block, one uncommitted block of the blob. */
 static int cas__s3w_put_part(cas__s3w *w, const unsigned char *p, size_t n, char *msg, size_t cap) {
     cas__s3 *s3 = w->s3;
     cas__buf q;
     cas__rq r;
-    char sha[65], line[300], id[64], b64[96];
+    char sha[65], line[300], id[96];
     int rc;
-    if (!w->upload[0] && (rc = cas__s3w_begin(w, msg, cap)) < 0) return rc;
+    if (!w->upload[0] && (rc = s3->d->upload_begin(w, msg, cap)) < 0) return rc;
     if (w->nparts >= CAS__S3_MAX_PARTS) return cas__s3w_fail(msg, cap, "uploading", "over 10000 parts");
     memset(&q, 0, sizeof q);
     q.a = &s3->alloc;
-    if (s3->azure) { /* ids of one length (Azure's rule), unique to this writer */
-        snprintf(id, sizeof id, "cas-%.16s-%05d", w->upload, w->nparts + 1);
-        cas__b64((const unsigned char *)id, strlen(id), b64);
-        cas__buf_addz(&q, "blockid=");
-        cas__uri_encode(&q, b64, 0);
-        cas__buf_addz(&q, "&comp=block");
-    } else {
-        cas__buf_fmt(&q, "partNumber=%d&uploadId=", w->nparts + 1);
-        cas__uri_encode(&q, w->upload, 0);
-    }
+    s3->d->part_query(w, w->nparts + 1, &q, id, sizeof id);
     cas__rq_init(&r, "PUT", &s3->alloc);
     cas__sha256_hex(p, n, sha);
     r.up = p, r.up_len = n, r.up_sha = sha;
     if (!q.p || cas__s3_url(s3, &r.url, w->name, q.p) < 0) rc = cas__oom(msg, cap);
     else if ((rc = cas__rq_run(s3, &r, msg, cap)) == CAS_OK &&
-             (s3->azure ? r.status != 201 : r.status != 200 || !r.etag[0]))
+             !s3->d->part_entry(&r, w->nparts + 1, id, line, sizeof line))
         rc = cas__s3_answer_fail(&r, msg, cap);
     if (rc == CAS_OK) {
         w->nparts++;
-        if (s3->azure) snprintf(line, sizeof line, "<Latest>%s</Latest>", b64);
-        else snprintf(line, sizeof line, "<Part><PartNumber>%d</PartNumber><ETag>%s</ETag></Part>", w->nparts, r.etag);
         if (cas__buf_addz(&w->parts, line) < 0) rc = cas__oom(msg, cap);
     } else {
         char why[400];
@@ -2664,7 +2711,7 @@ static void cas__s3w_abort_upload(cas__s3w *w) {
     cas__buf q;
     cas__rq r;
     char msg[300];
-    if (w->s3->azure) w->upload[0] = 0; /* Azure drops uncommitted blocks itself, after a week at most */
+    if (w->s3->d->drops_uploads) w->upload[0] = 0; /* Azure: uncommitted blocks go after a week at most */
     if (!w->upload[0]) return;
     memset(&q, 0, sizeof q);
     q.a = &w->s3->alloc;
@@ -2759,25 +2806,29 @@ static int cas__s3_write(void *u, void *wp, const void *data, size_t n, char *ms
     return CAS_OK;
 }
 
-/* PUT with x-amz-copy-source onto itself: new metadata, the same bytes.
- * Azure: PUT ?comp=metadata. */
+/* Azure: PUT ?comp=metadata. S3: PUT with x-amz-copy-source onto itself: new
+ * metadata, the same bytes. */
+static int cas__az_set_meta(cas__s3w *w, int *stored, char *msg, size_t cap) {
+    cas__s3 *s3 = w->s3;
+    cas__rq r;
+    int rc;
+    cas__rq_init(&r, "PUT", &s3->alloc);
+    if (cas__s3_url(s3, &r.url, w->name, "comp=metadata") < 0 ||
+        cas__s3_write_headers(s3, &r.hdr, w->meta, w->meta_len) < 0)
+        rc = cas__oom(msg, cap);
+    else if ((rc = cas__rq_run(s3, &r, msg, cap)) == CAS_OK) {
+        if (r.status == 200) *stored = 1;
+        else if ((rc = cas__s3_answer_fail(&r, msg, cap)) == CAS_E_NOTFOUND) rc = CAS_E_IO;
+    }
+    cas__rq_free(&r);
+    return rc;
+}
+
 static int cas__s3_set_meta(cas__s3w *w, int *stored, char *msg, size_t cap) {
     cas__s3 *s3 = w->s3;
     cas__rq r;
     cas__buf src;
     int rc;
-    if (s3->azure) {
-        cas__rq_init(&r, "PUT", &s3->alloc);
-        if (cas__s3_url(s3, &r.url, w->name, "comp=metadata") < 0 ||
-            cas__s3_write_headers(s3, &r.hdr, w->meta, w->meta_len) < 0)
-            rc = cas__oom(msg, cap);
-        else if ((rc = cas__rq_run(s3, &r, msg, cap)) == CAS_OK) {
-            if (r.status == 200) *stored = 1;
-            else if ((rc = cas__s3_answer_fail(&r, msg, cap)) == CAS_E_NOTFOUND) rc = CAS_E_IO;
-        }
-        cas__rq_free(&r);
-        return rc;
-    }
     memset(&src, 0, sizeof src);
     src.a = &s3->alloc;
     cas__buf_addz(&src, "x-amz-copy-source: /");
@@ -2820,6 +2871,35 @@ static int cas__s3w_landed(cas__s3w *w) {
     return ok;
 }
 
+/* Azure: Put Block List makes the blocks the blob, with its metadata (repeatable). */
+static void cas__az_complete_query(cas__s3w *w, cas__buf *q) {
+    (void)w;
+    cas__buf_addz(q, "comp=blocklist");
+}
+static int cas__az_complete_answer(cas__s3w *w, cas__rq *r, char *msg, size_t cap) {
+    int rc;
+    (void)w;
+    if (r->status == 201) return CAS_OK;
+    return (rc = cas__s3_answer_fail(r, msg, cap)) == CAS_E_NOTFOUND ? CAS_E_IO : rc;
+}
+
+static void cas__s3_complete_query(cas__s3w *w, cas__buf *q) {
+    cas__buf_addz(q, "uploadId=");
+    cas__uri_encode(q, w->upload, 0);
+}
+/* S3 answers 200 with an <Error> too; a retry that finds the upload gone asks the
+ * object whether the first try landed. */
+static int cas__s3_complete_answer(cas__s3w *w, cas__rq *r, char *msg, size_t cap) {
+    char code[64], message[256];
+    int rc;
+    cas__xml_error(r->body.p ? r->body.p : "", r->body.len, code, sizeof code, message, sizeof message);
+    if (r->tries > 1 && r->status == 404 && !strcmp(code, "NoSuchUpload") && cas__s3w_landed(w))
+        return CAS_OK; /* an earlier try completed it; only its answer was lost */
+    if (r->status == 200 && !code[0]) return CAS_OK;
+    if (code[0]) snprintf(r->code, sizeof r->code, "%s", code), snprintf(r->message, sizeof r->message, "%s", message);
+    return (rc = cas__s3_answer_fail(r, msg, cap)) == CAS_E_NOTFOUND ? CAS_E_IO : rc;
+}
+
 /* POST ?uploadId=..: the parts become the object. Repeated after a lost answer,
  * it finds the upload gone; the object then tells whether the first try landed. */
 static int cas__s3w_complete(cas__s3w *w, char *msg, size_t cap) {
@@ -2829,39 +2909,19 @@ static int cas__s3w_complete(cas__s3w *w, char *msg, size_t cap) {
     int rc;
     memset(&q, 0, sizeof q), memset(&body, 0, sizeof body);
     q.a = body.a = &s3->alloc;
-    if (s3->azure) { /* Put Block List: the blocks become the blob, with its metadata (repeatable) */
-        cas__buf_addz(&q, "comp=blocklist");
-        cas__buf_addz(&body, "<?xml version=\"1.0\" encoding=\"utf-8\"?><BlockList>");
-    } else {
-        cas__buf_addz(&q, "uploadId=");
-        cas__uri_encode(&q, w->upload, 0);
-        cas__buf_addz(&body, "<CompleteMultipartUpload>");
-    }
+    s3->d->complete_query(w, &q);
+    cas__buf_addz(&body, s3->d->complete_open);
     cas__buf_put(&body, w->parts.p ? w->parts.p : "", w->parts.len);
-    cas__buf_addz(&body, s3->azure ? "</BlockList>" : "</CompleteMultipartUpload>");
-    cas__rq_init(&r, s3->azure ? "PUT" : "POST", &s3->alloc);
+    cas__buf_addz(&body, s3->d->complete_close);
+    cas__rq_init(&r, s3->d->complete_method, &s3->alloc);
     r.keep = (size_t)1 << 20;
     r.up = (const unsigned char *)body.p, r.up_len = body.len;
     if (!q.p || !body.p || cas__s3_url(s3, &r.url, w->name, q.p) < 0 ||
         !(r.hdr = curl_slist_append(r.hdr, "Content-Type: application/xml")) ||
-        (s3->azure && cas__s3_write_headers(s3, &r.hdr, w->meta, w->meta_len) < 0))
+        (s3->d->complete_meta && cas__s3_write_headers(s3, &r.hdr, w->meta, w->meta_len) < 0))
         rc = cas__oom(msg, cap);
-    else if ((rc = cas__rq_run(s3, &r, msg, cap)) == CAS_OK && s3->azure) {
-        if (r.status == 201) w->upload[0] = 0;
-        else if ((rc = cas__s3_answer_fail(&r, msg, cap)) == CAS_E_NOTFOUND) rc = CAS_E_IO;
-    } else if (rc == CAS_OK) {
-        char code[64], message[256];
-        cas__xml_error(r.body.p ? r.body.p : "", r.body.len, code, sizeof code, message, sizeof message);
-        if (r.tries > 1 && r.status == 404 && !strcmp(code, "NoSuchUpload") && cas__s3w_landed(w)) {
-            w->upload[0] = 0; /* an earlier try completed it; only its answer was lost */
-        } else if (r.status != 200 || code[0]) {
-            if (code[0]) snprintf(r.code, sizeof r.code, "%s", code), snprintf(r.message, sizeof r.message, "%s", message);
-            rc = cas__s3_answer_fail(&r, msg, cap);
-            if (rc == CAS_E_NOTFOUND) rc = CAS_E_IO;
-        } else {
-            w->upload[0] = 0; /* done: nothing to abort */
-        }
-    }
+    else if ((rc = cas__rq_run(s3, &r, msg, cap)) == CAS_OK && (rc = s3->d->complete_answer(w, &r, msg, cap)) == CAS_OK)
+        w->upload[0] = 0; /* done: nothing to abort */
     cas__free(&s3->alloc, q.p);
     cas__free(&s3->alloc, body.p);
     cas__rq_free(&r);
@@ -2882,7 +2942,7 @@ static int cas__s3_commit(void *u, void *wp, const char *name, int mode, int *st
         cas__free(&s3->alloc, w->name);
         w->name = nm;
     }
-    if (mode == CAS_COMMIT_META) return cas__s3_set_meta(w, stored, msg, cap);
+    if (mode == CAS_COMMIT_META) return s3->d->set_meta(w, stored, msg, cap);
     if (w->spooled) { /* the bytes waited for their name: all of them into the spool, then up in parts */
         uint64_t off = 0;
         size_t part;
@@ -2919,7 +2979,7 @@ static int cas__s3_commit(void *u, void *wp, const char *name, int mode, int *st
         cas__sha256_hex(w->buf ? w->buf : (const unsigned char *)"", w->len, sha);
         r.up = w->buf, r.up_len = w->len, r.up_sha = sha;
         if (cas__s3_url(s3, &r.url, w->name, NULL) < 0 || cas__s3_write_headers(s3, &r.hdr, w->meta, w->meta_len) < 0 ||
-            (s3->azure && !(r.hdr = curl_slist_append(r.hdr, "x-ms-blob-type: BlockBlob"))) ||
+            (s3->d->put_header && !(r.hdr = curl_slist_append(r.hdr, s3->d->put_header))) ||
             (mode == CAS_COMMIT_CREATE && !(r.hdr = curl_slist_append(r.hdr, "If-None-Match: *"))))
             rc = cas__oom(msg, cap);
         else if ((rc = cas__rq_run(s3, &r, msg, cap)) == CAS_OK) {
@@ -3075,19 +3135,8 @@ static int64_t cas__s3_list_pages(cas__s3 *s3, const char *strip, int delimiter,
             if (pg->next_upload[0])
                 cas__buf_addz(&q, "&upload-id-marker="), cas__uri_encode(&q, pg->next_upload, 0);
             cas__buf_addz(&q, "&uploads=");
-        } else if (s3->azure) {
-            cas__buf_addz(&q, "comp=list");
-            if (delimiter) cas__buf_addz(&q, "&delimiter=%2F");
-            if (pg->next[0]) cas__buf_addz(&q, "&marker="), cas__uri_encode(&q, pg->next, 0);
-            cas__buf_fmt(&q, "&maxresults=%d&prefix=", (int)cas__s3p(s3, CAS_PARAM_S3_LIST_PAGE));
-            cas__uri_encode(&q, strip, 0);
-            cas__buf_addz(&q, "&restype=container");
         } else {
-            if (pg->next[0])
-                cas__buf_addz(&q, "continuation-token="), cas__uri_encode(&q, pg->next, 0), cas__buf_addz(&q, "&");
-            if (delimiter) cas__buf_addz(&q, "delimiter=%2F&");
-            cas__buf_fmt(&q, "encoding-type=url&list-type=2&max-keys=%d&prefix=", (int)cas__s3p(s3, CAS_PARAM_S3_LIST_PAGE));
-            cas__uri_encode(&q, strip, 0);
+            s3->d->list_query(s3, &q, strip, pg->next, delimiter);
         }
         cas__rq_init(&r, "GET", &s3->alloc);
         r.keep = CAS__S3_XML_MAX;
@@ -3171,7 +3220,7 @@ static int cas__s3_gc(void *u, uint64_t *removed, char *msg, size_t cap) {
     int64_t n;
     g.s3 = s3, g.aborted = 0;
     *removed = 0;
-    if (s3->azure) return CAS_OK; /* Azure drops a killed writer's uncommitted blocks itself */
+    if (s3->d->drops_uploads) return CAS_OK; /* Azure: a killed writer's uncommitted blocks go by themselves */
     g.before = cas__now() - cas__s3p(s3, CAS_PARAM_S3_GC_AGE);
     n = cas__s3_list_pages(s3, s3->prefix, 0, NULL, cas__s3_gc_one, &g, msg, cap);
     *removed = g.aborted;
@@ -3335,10 +3384,57 @@ static int cas__container_ok(const char *b, size_t n) {
     return 1;
 }
 
+/* ---- the dialects' rows ------------------------------------------------------ */
+
+static void cas__s3_no_creds(const cas__s3 *s3, char *msg, size_t cap) {
+    cas__fmt(msg, cap,
+             "no AWS credentials found (looked for AWS_ACCESS_KEY_ID, web identity, profile '%s' in the shared "
+             "files, the container endpoint and EC2 instance metadata)",
+             s3->profile);
+}
+
+static void cas__az_no_creds(const cas__s3 *s3, char *msg, size_t cap) {
+    (void)s3;
+    cas__fmt(msg, cap, "no Azure credentials found (looked for AZURE_STORAGE_KEY, AZURE_STORAGE_SAS_TOKEN, "
+                       "AZURE_STORAGE_CONNECTION_STRING, a SAS in the endpoint, a service principal "
+                       "(AZURE_CLIENT_SECRET), workload identity (AZURE_FEDERATED_TOKEN_FILE) and a managed "
+                       "identity)");
+}
+
+/* ListObjectsV2, keys URL-encoded in the answer. */
+static void cas__s3_list_query(const cas__s3 *s3, cas__buf *q, const char *strip, const char *next, int delimiter) {
+    if (next[0]) cas__buf_addz(q, "continuation-token="), cas__uri_encode(q, next, 0), cas__buf_addz(q, "&");
+    if (delimiter) cas__buf_addz(q, "delimiter=%2F&");
+    cas__buf_fmt(q, "encoding-type=url&list-type=2&max-keys=%d&prefix=", (int)cas__s3p(s3, CAS_PARAM_S3_LIST_PAGE));
+    cas__uri_encode(q, strip, 0);
+}
+
+/* List Blobs. */
+static void cas__az_list_query(const cas__s3 *s3, cas__buf *q, const char *strip, const char *next, int delimiter) {
+    cas__buf_addz(q, "comp=list");
+    if (delimiter) cas__buf_addz(q, "&delimiter=%2F");
+    if (next[0]) cas__buf_addz(q, "&marker="), cas__uri_encode(q, next, 0);
+    cas__buf_fmt(q, "&maxresults=%d&prefix=", (int)cas__s3p(s3, CAS_PARAM_S3_LIST_PAGE));
+    cas__uri_encode(q, strip, 0);
+    cas__buf_addz(q, "&restype=container");
+}
+
+static const cas__dialect cas__s3_dialect = {
+    CAS__S3_META_HEADER, NULL, 1, 0, CAS__CRED_IMDS, cas__cred_link, cas__s3_no_creds, cas__s3_list_query,
+    cas__s3_upload_begin, cas__s3_part_query, cas__s3_part_entry, "POST", "<CompleteMultipartUpload>",
+    "</CompleteMultipartUpload>", cas__s3_complete_query, 0, cas__s3_complete_answer, cas__s3_set_meta};
+
+static const cas__dialect cas__az_dialect = {
+    CAS__AZ_META_HEADER, "x-ms-blob-type: BlockBlob", 0, 1, CAS__AZC_LAST, cas__az_cred_link, cas__az_no_creds,
+    cas__az_list_query, cas__az_upload_begin, cas__az_part_query, cas__az_part_entry, "PUT",
+    "<?xml version=\"1.0\" encoding=\"utf-8\"?><BlockList>", "</BlockList>", cas__az_complete_query, 1,
+    cas__az_complete_answer, cas__az_set_meta};
+
 /* What every object store starts with: "SCHEME://BUCKET[/PREFIX]" split, the
  * parameters from their table and the environment, the locks. */
-static int cas__cloud_new(cas__s3 **out, const char *url, size_t scheme_len, int (*name_ok)(const char *, size_t),
-                          const char *form, const cas_allocator *alloc, char *err, size_t errcap) {
+static int cas__cloud_new(cas__s3 **out, const cas__dialect *d, const char *url, size_t scheme_len,
+                          int (*name_ok)(const char *, size_t), const char *form, const cas_allocator *alloc,
+                          char *err, size_t errcap) {
     cas__s3 *s3;
     const char *rest = url + scheme_len, *slash = strchr(rest, '/'), *v;
     size_t bl = slash ? (size_t)(slash - rest) : strlen(rest), k, pl;
@@ -3347,6 +3443,7 @@ static int cas__cloud_new(cas__s3 **out, const char *url, size_t scheme_len, int
     if (!cas__curl_ready()) return cas__serr(err, errcap, CAS_E_UNSUPPORTED, "libcurl failed to initialise");
     if (!(s3 = (cas__s3 *)cas__calloc(alloc, sizeof *s3))) return cas__serr(err, errcap, CAS_E_NOMEM, "out of memory");
     cas__copy_allocator(&s3->alloc, alloc);
+    s3->d = d;
     if (cas__mu_init(&s3->cmu) < 0 || cas__mu_init(&s3->pmu) < 0) {
         cas__free(alloc, s3);
         return cas__serr(err, errcap, CAS_E_NOMEM, "cannot create a mutex");
@@ -3424,8 +3521,8 @@ static int cas__s3_backend(cas_backend *out, const char *url, const cas_allocato
     const char *v;
     char tmp[2048];
     size_t k;
-    int rc = cas__cloud_new(&s3, url, 5, cas__bucket_ok, "s3://BUCKET[/PREFIX] with a valid bucket name", alloc, err,
-                            errcap);
+    int rc = cas__cloud_new(&s3, &cas__s3_dialect, url, 5, cas__bucket_ok,
+                            "s3://BUCKET[/PREFIX] with a valid bucket name", alloc, err, errcap);
     if (rc < 0) return rc;
     /* the profile, the region, the endpoint and its addressing */
     v = cas__env("AWS_PROFILE");
@@ -3780,10 +3877,10 @@ static int cas__az_backend(cas_backend *out, const char *url, const cas_allocato
     const char *v;
     size_t k;
     char why[CAS__MSG];
-    int rc = cas__cloud_new(&s3, url, 8, cas__container_ok, "azure://CONTAINER[/PREFIX] with a valid container name",
-                            alloc, err, errcap);
+    int rc = cas__cloud_new(&s3, &cas__az_dialect, url, 8, cas__container_ok,
+                            "azure://CONTAINER[/PREFIX] with a valid container name", alloc, err, errcap);
     if (rc < 0) return rc;
-    s3->azure = 1, s3->path_style = 1;
+    s3->path_style = 1;
     if ((rc = cas__az_settings(&g, why, sizeof why)) < 0) {
         cas__az_cfg_wipe(&g);
         cas__s3_destroy(s3);
