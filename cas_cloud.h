@@ -1330,33 +1330,31 @@ typedef struct cas__xfer {
 
 /* Another try of x on m, signed with the current credentials; write/wdata take the
  * body (NULL: the request keeps it). CAS_OK, or an error with the reason in msg
- * (x then holds nothing: cas__xfer_stop is not needed). */
+ * (x then holds nothing: cas__xfer_stop is not needed). No credentials is an I/O
+ * failure here, never CAS_E_NOTFOUND: the caller would take that for a missing object. */
 static int cas__xfer_start(cas__s3 *s3, CURLM *m, cas__xfer *x, curl_write_callback write, void *wdata, char *msg,
                            size_t cap) {
     cas__cred *c = NULL;
     int rc;
     x->r.tries++;
     cas__rq_reset_response(&x->r);
-    if ((rc = cas__cred_get(s3, 0, &c, msg, cap)) < 0) return rc;
-    if (!(x->e = cas__easy_get(s3)) || cas__rq_setup(s3, x->e, &x->r, c, &x->sent) < 0) {
-        cas__cred_unref(s3, c);
-        cas__easy_put(s3, x->e), x->e = NULL;
-        cas__slist_wipe(x->sent), x->sent = NULL;
-        return cas__oom(msg, cap);
+    if ((rc = cas__cred_get(s3, 0, &c, msg, cap)) < 0) return rc == CAS_E_NOMEM ? rc : CAS_E_IO;
+    if ((x->e = cas__easy_get(s3)) != NULL && cas__rq_setup(s3, x->e, &x->r, c, &x->sent) == CAS_OK) {
+        if (write) {
+            curl_easy_setopt(x->e, CURLOPT_WRITEFUNCTION, write);
+            curl_easy_setopt(x->e, CURLOPT_WRITEDATA, wdata);
+        }
+        curl_easy_setopt(x->e, CURLOPT_PRIVATE, (void *)x);
+        if (curl_multi_add_handle(m, x->e) == CURLM_OK) {
+            cas__cred_unref(s3, c);
+            return CAS_OK;
+        }
     }
     cas__cred_unref(s3, c);
-    if (write) {
-        curl_easy_setopt(x->e, CURLOPT_WRITEFUNCTION, write);
-        curl_easy_setopt(x->e, CURLOPT_WRITEDATA, wdata);
-    }
-    curl_easy_setopt(x->e, CURLOPT_PRIVATE, (void *)x);
-    if (curl_multi_add_handle(m, x->e) != CURLM_OK) {
-        x->r.e = NULL;
-        cas__easy_put(s3, x->e), x->e = NULL;
-        cas__slist_wipe(x->sent), x->sent = NULL;
-        return cas__oom(msg, cap);
-    }
-    return CAS_OK;
+    x->r.e = NULL; /* cas__rq_setup set it before it could fail */
+    cas__easy_put(s3, x->e), x->e = NULL;
+    cas__slist_wipe(x->sent), x->sent = NULL;
+    return cas__oom(msg, cap);
 }
 
 /* Takes x off m, its handle back to the pool (a no-op for one not in flight). */

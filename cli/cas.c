@@ -2070,7 +2070,8 @@ static int cmd_gc(opts o) {
     if (o.nargs || o.grace || o.dry_run || o.json) return usage_error("gc takes these only with --unreferenced%s", NULL);
     if ((rc = open_store(&o, &s))) return rc;
     rc = cas_store_gc(s, &removed, err, sizeof err);
-    remote = strstr(cas_store_root(s), "://") != NULL;
+    /* the object stores' gc aborts multipart uploads; a local store's, and a plugin's, removes temp files */
+    remote = !strncmp(cas_store_root(s), "s3://", 5) || !strncmp(cas_store_root(s), "azure://", 8);
     cas_store_close(s);
     if (rc < 0) return data_error(err);
     if (remote) printf("aborted %llu unfinished uploads\n", (unsigned long long)removed);

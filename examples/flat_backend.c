@@ -11,8 +11,11 @@
  * The plugin's one export, cas_backend_plugin, has the registrar's signature
  * (CAS_BACKEND_MODULE in cas.h): it is handed cas_backend_register and adds its
  * schemes. It calls nothing else of libcas, so it loads into any program built
- * with cas.h. Writes are a temp file renamed into place; listing reads the whole
- * folder (a real backend for many objects would index them). */
+ * with cas.h. Writes are a temp file renamed into place, the folder synced after;
+ * gc removes temp files a crashed writer left (an hour old). Listing reads the whole
+ * folder (a real backend for many objects would index them). An escaped name must fit
+ * the file system's NAME_MAX (255 bytes: a flow name of about 200 characters does
+ * not), and a case-insensitive file system would merge names that differ in case. */
 #define _POSIX_C_SOURCE 200809L
 #define CAS_EXPERIMENTAL /* the backend seam */
 #include "cas.h"
@@ -24,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define FLAT_NONE 0xffffffffu /* header: the object has no metadata */
@@ -64,17 +68,22 @@ static int flat_path(const flat *f, const char *name, char *out, size_t cap) {
     return CAS_OK;
 }
 
+static int flat_hex(char c) {
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1; /* as flat_path writes */
+}
+
+/* A file name back to the object's name; -1 for a name flat_path never makes. */
 static int flat_unescape(const char *in, char *out, size_t cap) {
     size_t n = 0;
     for (; *in; in++) {
-        unsigned v;
+        int hi, lo;
         if (n + 1 >= cap) return -1;
         if (*in != '%') {
             out[n++] = *in;
             continue;
         }
-        if (sscanf(in + 1, "%2X", &v) != 1 || !in[1] || !in[2]) return -1;
-        out[n++] = (char)v, in += 2;
+        if ((hi = flat_hex(in[1])) < 0 || (lo = flat_hex(in[2])) < 0 || !(hi | lo)) return -1;
+        out[n++] = (char)(hi << 4 | lo), in += 2;
     }
     out[n] = 0;
     return 0;
@@ -180,14 +189,18 @@ static int flat_create(void *u, const char *dir, const char *name, const char *m
     flat_writer *x;
     unsigned char h[4];
     uint32_t hl = meta ? (uint32_t)ml : FLAT_NONE;
+    int attempt;
     (void)dir, (void)name;
     if (meta && ml > FLAT_META_MAX) return CAS_E_ARG;
     if (!(x = (flat_writer *)calloc(1, sizeof *x))) return CAS_E_NOMEM;
-    snprintf(x->tmp, sizeof x->tmp, "%s/%%tmpXXXXXX", f->dir);
-    if ((x->fd = mkstemp(x->tmp)) < 0) {
-        int e = errno;
-        free(x);
-        return flat_err(msg, cap, e, "create");
+    for (attempt = 0;; attempt++) { /* this writer's own name (open's mode, so the umask, applies: not mkstemp's 0600) */
+        snprintf(x->tmp, sizeof x->tmp, "%s/%%tmp%ld-%p-%d", f->dir, (long)getpid(), (void *)x, attempt);
+        if ((x->fd = open(x->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666)) >= 0) break;
+        if (errno != EEXIST || attempt >= 100) { /* EEXIST: a crashed process's, of the same pid */
+            int e = errno;
+            free(x);
+            return flat_err(msg, cap, e, "create");
+        }
     }
     h[0] = (unsigned char)hl, h[1] = (unsigned char)(hl >> 8), h[2] = (unsigned char)(hl >> 16);
     h[3] = (unsigned char)(hl >> 24);
@@ -210,6 +223,13 @@ static int flat_write(void *u, void *w, const void *p, size_t n, char *msg, size
     (void)u;
     if (flat_write_all(((flat_writer *)w)->fd, p, n) < 0) return flat_err(msg, cap, errno ? errno : EIO, "write");
     return CAS_OK;
+}
+
+static int flat_sync_dir(const flat *f, char *msg, size_t cap) {
+    int fd = open(f->dir, O_RDONLY | O_CLOEXEC), rc = 0;
+    if (fd < 0 || (rc = fsync(fd)) < 0) rc = errno ? errno : EIO;
+    if (fd >= 0) close(fd);
+    return rc ? flat_err(msg, cap, rc, "fsync the folder") : CAS_OK;
 }
 
 /* CAS_COMMIT_META: the temp file holds the new header; the object's bytes follow it. */
@@ -248,7 +268,7 @@ static int flat_commit(void *u, void *w, const char *name, int mode, int *stored
         return flat_err(msg, cap, errno, "rename");
     }
     *stored = 1;
-    return CAS_OK;
+    return flat_sync_dir((flat *)u, msg, cap); /* the new name survives a power loss */
 }
 
 static void flat_abort(void *u, void *w) {
@@ -339,6 +359,25 @@ static int flat_remove(void *u, const char *name, char *msg, size_t cap) {
     return errno == ENOENT ? 0 : flat_err(msg, cap, errno, "unlink");
 }
 
+/* Temp files an hour old: what writers that crashed left (a live one commits sooner). */
+static int flat_gc(void *u, uint64_t *removed, char *msg, size_t cap) {
+    flat *f = (flat *)u;
+    DIR *d = opendir(f->dir);
+    struct dirent *de;
+    char path[4096 + 300];
+    *removed = 0;
+    if (!d) return flat_err(msg, cap, errno, "opendir");
+    while ((de = readdir(d)) != NULL) {
+        struct stat st;
+        if (strncmp(de->d_name, "%tmp", 4)) continue;
+        snprintf(path, sizeof path, "%s/%s", f->dir, de->d_name);
+        if (lstat(path, &st) == 0 && S_ISREG(st.st_mode) && time(NULL) - st.st_mtime > 3600 && unlink(path) == 0)
+            (*removed)++;
+    }
+    closedir(d);
+    return CAS_OK;
+}
+
 static void flat_destroy(void *u) { free(u); }
 
 static int flat_opener(cas_backend *out, const char *url, const cas_allocator *alloc, char *err, size_t errcap) {
@@ -365,7 +404,8 @@ static int flat_opener(cas_backend *out, const char *url, const cas_allocator *a
     out->user = f, out->root = f->root;
     out->open = flat_open, out->read = flat_read, out->close = flat_close;
     out->create = flat_create, out->write = flat_write, out->commit = flat_commit, out->abort = flat_abort;
-    out->exists = flat_exists, out->list = flat_list, out->remove = flat_remove, out->destroy = flat_destroy;
+    out->exists = flat_exists, out->list = flat_list, out->remove = flat_remove, out->gc = flat_gc;
+    out->destroy = flat_destroy;
     return CAS_OK;
 }
 

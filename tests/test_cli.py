@@ -12,6 +12,7 @@ import pickle
 import shutil
 import subprocess
 import tempfile
+import time
 import unittest
 
 import lz4.frame
@@ -688,6 +689,8 @@ class TestUserBackend(unittest.TestCase):
     PLUGIN = os.path.join(os.path.dirname(CAS), "flat_backend.so")
 
     def setUp(self):
+        self.umask = os.umask(0o022)
+        os.umask(self.umask)
         self.tmp = tempfile.mkdtemp(prefix="cas_flat_")
         self.addCleanup(shutil.rmtree, self.tmp)
         self.src = os.path.join(FIX, "mixed", ".metaflow")
@@ -740,6 +743,19 @@ class TestUserBackend(unittest.TestCase):
         self.assertEqual({k: v[0] for k, v in TestCopy.artifacts(self, back, runs[0]).items()},
                          {k: v[0] for k, v in want.items()})
         self.assertEqual([r["run"] for r in self.rows("ls", "--json", "FixtureFlow", "--root", back)], runs[:1])
+        # what a crashed writer left: its own gc removes it once it is an hour old, and the objects it makes
+        # follow the umask, as any file's
+        shelf = self.flat[len("flat://"):]
+        for name, age in (("%tmp1-0x1-0", 7200), ("%tmp2-0x2-0", 60)):
+            with open(os.path.join(shelf, name), "wb") as fh:
+                fh.write(b"half")
+            os.utime(os.path.join(shelf, name), (time.time() - age, time.time() - age))
+        out = cas("gc", "--root", self.flat)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertIn(b"removed 1 temp file", out.stdout)
+        self.assertEqual(sorted(n for n in os.listdir(shelf) if n.startswith("%tmp")), ["%tmp2-0x2-0"])
+        mode = os.stat(os.path.join(shelf, sorted(os.listdir(shelf))[0])).st_mode & 0o777
+        self.assertEqual(mode, 0o666 & ~self.umask, oct(mode))
 
 
 class TestCopy(unittest.TestCase):
