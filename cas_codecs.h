@@ -424,7 +424,7 @@ typedef struct cas__param_row {
 typedef struct cas__codec_row {
     int id;                       /* CAS_CODEC_*, part of the ABI */
     const char *name;             /* cas_codec_name() */
-    int level_max;                /* CAS_PARAM_LEVEL takes 0 (the default) .. level_max; 0 = no levels (any is ignored) */
+    int level_max;                /* CAS_PARAM_LEVEL: 0 (the default) .. level_max; 0 = no levels (any is ignored) */
     int sniff;                    /* the CAS_SNIFF_* its streams begin with; 0 = any bytes */
     const unsigned char *magic;   /* the bytes its streams begin with (cas_sniff reads them here) */
     size_t magic_len;             /* 0: none */
@@ -686,102 +686,105 @@ static int cas__raw_update(cas_codec *c, const unsigned char *in, size_t n, size
 #ifndef CAS_NO_GZIP
 
 static int cas__gz_reset(cas_codec *c) {
+    cas__gz_state *g = CAS__GZ(c);
     int be = cas__gzip_backend(c);
-    CAS__GZ(c)->hb_len = CAS__GZ(c)->hb_pos = 0, CAS__GZ(c)->spill_n = 0;
-    CAS__GZ(c)->gz_state = CAS__GZ_MAGIC, CAS__GZ(c)->gz_flags = 0, CAS__GZ(c)->gz_members = 0, CAS__GZ(c)->gz_need = 0;
-    CAS__GZ(c)->crc = 0, CAS__GZ(c)->isize = 0;
-    CAS__GZ(c)->use_isal = be == CAS_BACKEND_ISAL;
+    g->hb_len = g->hb_pos = 0, g->spill_n = 0;
+    g->gz_state = CAS__GZ_MAGIC, g->gz_flags = 0, g->gz_members = 0, g->gz_need = 0;
+    g->crc = 0, g->isize = 0;
+    g->use_isal = be == CAS_BACKEND_ISAL;
     if (c->encode) {
         int lvl = c->level ? c->level : 3;
-        unsigned char *h = CAS__GZ(c)->hb;
+        unsigned char *h = g->hb;
         uint32_t mt = (uint32_t)c->mtime;
         /* CPython's header: XFL 2 at level 9, 4 at level 1, else 0; OS 255. */
         memcpy(h, CAS__GZIP_MAGIC, 2), h[2] = 8, h[3] = 0;
         h[4] = (unsigned char)mt, h[5] = (unsigned char)(mt >> 8);
         h[6] = (unsigned char)(mt >> 16), h[7] = (unsigned char)(mt >> 24);
         h[8] = (unsigned char)(lvl == 9 ? 2 : lvl == 1 ? 4 : 0), h[9] = 0xff;
-        CAS__GZ(c)->hb_len = 10;
-        CAS__GZ(c)->gz_state = CAS__GZ_HEAD; /* encoder: header pending */
+        g->hb_len = 10;
+        g->gz_state = CAS__GZ_HEAD; /* encoder: header pending */
 #ifdef CAS_USE_ISAL
-        if (CAS__GZ(c)->use_isal) {
+        if (g->use_isal) {
             int il = cas__isal_level(lvl);
             size_t need = cas__isal_level_buf(il);
-            if (!CAS__GZ(c)->iz) {
-                CAS__GZ(c)->iz = (struct isal_zstream *)cas__alloc(&c->alloc, sizeof *CAS__GZ(c)->iz);
-                if (!CAS__GZ(c)->iz) return cas__fail(c, CAS_E_NOMEM, "out of memory");
+            if (!g->iz) {
+                g->iz = (struct isal_zstream *)cas__alloc(&c->alloc, sizeof *g->iz);
+                if (!g->iz) return cas__fail(c, CAS_E_NOMEM, "out of memory");
             }
-            if (CAS__GZ(c)->ilevel_size < need) {
-                cas__free(&c->alloc, CAS__GZ(c)->ilevel_buf);
-                CAS__GZ(c)->ilevel_buf = (unsigned char *)cas__alloc(&c->alloc, need);
-                CAS__GZ(c)->ilevel_size = CAS__GZ(c)->ilevel_buf ? need : 0;
-                if (!CAS__GZ(c)->ilevel_buf) return cas__fail(c, CAS_E_NOMEM, "out of memory");
+            if (g->ilevel_size < need) {
+                cas__free(&c->alloc, g->ilevel_buf);
+                g->ilevel_buf = (unsigned char *)cas__alloc(&c->alloc, need);
+                g->ilevel_size = g->ilevel_buf ? need : 0;
+                if (!g->ilevel_buf) return cas__fail(c, CAS_E_NOMEM, "out of memory");
             }
-            isal_deflate_init(CAS__GZ(c)->iz);
-            CAS__GZ(c)->iz->level = (uint32_t)il;
-            CAS__GZ(c)->iz->level_buf = CAS__GZ(c)->ilevel_buf;
-            CAS__GZ(c)->iz->level_buf_size = (uint32_t)need;
-            CAS__GZ(c)->iz->gzip_flag = IGZIP_GZIP_NO_HDR; /* ISA-L writes CRC and length */
+            isal_deflate_init(g->iz);
+            g->iz->level = (uint32_t)il;
+            g->iz->level_buf = g->ilevel_buf;
+            g->iz->level_buf_size = (uint32_t)need;
+            g->iz->gzip_flag = IGZIP_GZIP_NO_HDR; /* ISA-L writes CRC and length */
             return CAS_OK;
         }
 #endif
-        if (CAS__GZ(c)->zinit == 1 && CAS__GZ(c)->zlevel == lvl) {
-            if (deflateReset(&CAS__GZ(c)->z) != Z_OK) return cas__fail(c, CAS_E_NOMEM, "deflateReset failed");
+        if (g->zinit == 1 && g->zlevel == lvl) {
+            if (deflateReset(&g->z) != Z_OK) return cas__fail(c, CAS_E_NOMEM, "deflateReset failed");
         } else {
-            if (CAS__GZ(c)->zinit == 1) deflateEnd(&CAS__GZ(c)->z);
-            CAS__GZ(c)->zinit = 0;
-            memset(&CAS__GZ(c)->z, 0, sizeof CAS__GZ(c)->z);
-            CAS__GZ(c)->z.zalloc = cas__z_alloc, CAS__GZ(c)->z.zfree = cas__z_free, CAS__GZ(c)->z.opaque = &c->alloc;
+            if (g->zinit == 1) deflateEnd(&g->z);
+            g->zinit = 0;
+            memset(&g->z, 0, sizeof g->z);
+            g->z.zalloc = cas__z_alloc, g->z.zfree = cas__z_free, g->z.opaque = &c->alloc;
             /* CPython's GzipFile: raw deflate, window 15, memLevel 8, default strategy */
-            if (deflateInit2(&CAS__GZ(c)->z, lvl, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY) != Z_OK)
+            if (deflateInit2(&g->z, lvl, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY) != Z_OK)
                 return cas__fail(c, CAS_E_NOMEM, "deflateInit2 failed");
-            CAS__GZ(c)->zinit = 1, CAS__GZ(c)->zlevel = lvl;
+            g->zinit = 1, g->zlevel = lvl;
         }
     } else {
 #ifdef CAS_USE_ISAL
-        if (CAS__GZ(c)->use_isal) {
-            if (!CAS__GZ(c)->ii) {
-                CAS__GZ(c)->ii = (struct inflate_state *)cas__alloc(&c->alloc, sizeof *CAS__GZ(c)->ii);
-                if (!CAS__GZ(c)->ii) return cas__fail(c, CAS_E_NOMEM, "out of memory");
+        if (g->use_isal) {
+            if (!g->ii) {
+                g->ii = (struct inflate_state *)cas__alloc(&c->alloc, sizeof *g->ii);
+                if (!g->ii) return cas__fail(c, CAS_E_NOMEM, "out of memory");
             }
-            isal_inflate_init(CAS__GZ(c)->ii);
-            CAS__GZ(c)->ii->crc_flag = ISAL_DEFLATE;
+            isal_inflate_init(g->ii);
+            g->ii->crc_flag = ISAL_DEFLATE;
             return CAS_OK;
         }
 #endif
-        if (CAS__GZ(c)->zinit == 2) {
-            if (inflateReset(&CAS__GZ(c)->z) != Z_OK) return cas__fail(c, CAS_E_NOMEM, "inflateReset failed");
+        if (g->zinit == 2) {
+            if (inflateReset(&g->z) != Z_OK) return cas__fail(c, CAS_E_NOMEM, "inflateReset failed");
         } else {
-            memset(&CAS__GZ(c)->z, 0, sizeof CAS__GZ(c)->z);
-            CAS__GZ(c)->z.zalloc = cas__z_alloc, CAS__GZ(c)->z.zfree = cas__z_free, CAS__GZ(c)->z.opaque = &c->alloc;
-            if (inflateInit2(&CAS__GZ(c)->z, -15) != Z_OK) return cas__fail(c, CAS_E_NOMEM, "inflateInit2 failed");
-            CAS__GZ(c)->zinit = 2;
+            memset(&g->z, 0, sizeof g->z);
+            g->z.zalloc = cas__z_alloc, g->z.zfree = cas__z_free, g->z.opaque = &c->alloc;
+            if (inflateInit2(&g->z, -15) != Z_OK) return cas__fail(c, CAS_E_NOMEM, "inflateInit2 failed");
+            g->zinit = 2;
         }
     }
     return CAS_OK;
 }
 
 static void cas__gz_release(cas_codec *c) {
-    if (CAS__GZ(c)->zinit == 1) deflateEnd(&CAS__GZ(c)->z);
-    if (CAS__GZ(c)->zinit == 2) inflateEnd(&CAS__GZ(c)->z);
-    CAS__GZ(c)->zinit = 0;
+    cas__gz_state *g = CAS__GZ(c);
+    if (g->zinit == 1) deflateEnd(&g->z);
+    if (g->zinit == 2) inflateEnd(&g->z);
+    g->zinit = 0;
 #ifdef CAS_USE_ISAL
-    cas__free(&c->alloc, CAS__GZ(c)->iz), CAS__GZ(c)->iz = NULL;
-    cas__free(&c->alloc, CAS__GZ(c)->ii), CAS__GZ(c)->ii = NULL;
-    cas__free(&c->alloc, CAS__GZ(c)->ilevel_buf), CAS__GZ(c)->ilevel_buf = NULL;
+    cas__free(&c->alloc, g->iz), g->iz = NULL;
+    cas__free(&c->alloc, g->ii), g->ii = NULL;
+    cas__free(&c->alloc, g->ilevel_buf), g->ilevel_buf = NULL;
 #endif
 #ifdef CAS_USE_LIBDEFLATE
-    if (CAS__GZ(c)->ld) libdeflate_free_decompressor(CAS__GZ(c)->ld);
-    if (CAS__GZ(c)->lc_def) libdeflate_free_compressor(CAS__GZ(c)->lc_def);
-    CAS__GZ(c)->ld = NULL, CAS__GZ(c)->lc_def = NULL;
+    if (g->ld) libdeflate_free_decompressor(g->ld);
+    if (g->lc_def) libdeflate_free_compressor(g->lc_def);
+    g->ld = NULL, g->lc_def = NULL;
 #endif
 }
 
 
 /* Moves pending header/trailer bytes (hb[hb_pos..hb_len)) to out. */
 static size_t cas__drain_hb(cas_codec *c, unsigned char *out, size_t cap) {
-    size_t k = CAS__MIN(cap, CAS__GZ(c)->hb_len - CAS__GZ(c)->hb_pos);
-    memcpy(out, CAS__GZ(c)->hb + CAS__GZ(c)->hb_pos, k);
-    CAS__GZ(c)->hb_pos += k;
+    cas__gz_state *g = CAS__GZ(c);
+    size_t k = CAS__MIN(cap, g->hb_len - g->hb_pos);
+    memcpy(out, g->hb + g->hb_pos, k);
+    g->hb_pos += k;
     return k;
 }
 
@@ -829,10 +832,11 @@ static int cas__isal_whole(cas_codec *c, int level, const unsigned char *in, siz
  * the streaming path (which is also the zlib path, byte-identical to CPython). */
 static int cas__gz_encode_whole(cas_codec *c, const unsigned char *in, size_t n, unsigned char *out, size_t cap,
                                 size_t *made) {
+    cas__gz_state *g = CAS__GZ(c);
     size_t body = 0;
     int r = 1, lvl = c->level ? c->level : 3;
     uint32_t crc;
-    if (!CAS__GZ(c)->use_isal || cap < cas_encode_bound(CAS_CODEC_GZIP, n)) return 1;
+    if (!g->use_isal || cap < cas_encode_bound(CAS_CODEC_GZIP, n)) return 1;
     if (n <= CAS__STORED_BLOB) {
         /* one stored block: it takes the same filesystem block as any encoding
          * of these bytes, and costs a copy where a Huffman pass costs 10x more */
@@ -856,11 +860,11 @@ static int cas__gz_encode_whole(cas_codec *c, const unsigned char *in, size_t n,
         if (c->failed) return c->failed;
         if (compressible) {
             int dl = lvl <= 3 ? 1 : lvl <= 6 ? lvl - 1 : lvl + 3; /* zlib's scale onto libdeflate's 1..12 */
-            if (CAS__GZ(c)->lc_def && CAS__GZ(c)->lc_def_level != dl) libdeflate_free_compressor(CAS__GZ(c)->lc_def), CAS__GZ(c)->lc_def = NULL;
-            if (!CAS__GZ(c)->lc_def && !(CAS__GZ(c)->lc_def = libdeflate_alloc_compressor(dl)))
+            if (g->lc_def && g->lc_def_level != dl) libdeflate_free_compressor(g->lc_def), g->lc_def = NULL;
+            if (!g->lc_def && !(g->lc_def = libdeflate_alloc_compressor(dl)))
                 return cas__fail(c, CAS_E_NOMEM, "out of memory");
-            CAS__GZ(c)->lc_def_level = dl;
-            body = libdeflate_deflate_compress(CAS__GZ(c)->lc_def, in, n, out + 10, cap - 18);
+            g->lc_def_level = dl;
+            body = libdeflate_deflate_compress(g->lc_def, in, n, out + 10, cap - 18);
             r = body ? 0 : 1;
         }
         if (r == 1)
@@ -869,23 +873,24 @@ static int cas__gz_encode_whole(cas_codec *c, const unsigned char *in, size_t n,
     }
     if (r) return c->failed ? c->failed : 1;
     crc = cas__crc32(0, in, n);
-    memcpy(out, CAS__GZ(c)->hb, 10); /* the header the reset prepared */
+    memcpy(out, g->hb, 10); /* the header the reset prepared */
     out[10 + body] = (unsigned char)crc, out[11 + body] = (unsigned char)(crc >> 8);
     out[12 + body] = (unsigned char)(crc >> 16), out[13 + body] = (unsigned char)(crc >> 24);
     out[14 + body] = (unsigned char)n, out[15 + body] = (unsigned char)(n >> 8);
     out[16 + body] = (unsigned char)(n >> 16), out[17 + body] = (unsigned char)(n >> 24);
     *made = body + 18;
     c->total_in += n, c->total_out += body + 18;
-    CAS__GZ(c)->gz_state = CAS__GZ_END, c->done = 1;
+    g->gz_state = CAS__GZ_END, c->done = 1;
     return CAS_DONE;
 }
 #endif /* CAS_USE_ISAL */
 
 static int cas__gz_encode(cas_codec *c, const unsigned char *in, size_t n, size_t *used, unsigned char *out,
                           size_t cap, size_t *made, int end) {
+    cas__gz_state *g = CAS__GZ(c);
     size_t o = 0, i = 0;
 #ifdef CAS_USE_ISAL
-    if (end && CAS__GZ(c)->gz_state == CAS__GZ_HEAD && CAS__GZ(c)->hb_pos == 0 && c->total_in == 0) {
+    if (end && g->gz_state == CAS__GZ_HEAD && g->hb_pos == 0 && c->total_in == 0) {
         int r = cas__gz_encode_whole(c, in, n, out, cap, made);
         if (r != 1) {
             *used = r == CAS_DONE ? n : 0;
@@ -895,17 +900,17 @@ static int cas__gz_encode(cas_codec *c, const unsigned char *in, size_t n, size_
     }
 #endif
     for (;;) {
-        if (CAS__GZ(c)->gz_state == CAS__GZ_HEAD || CAS__GZ(c)->gz_state == CAS__GZ_TRAILER) {
+        if (g->gz_state == CAS__GZ_HEAD || g->gz_state == CAS__GZ_TRAILER) {
             o += cas__drain_hb(c, out + o, cap - o);
-            if (CAS__GZ(c)->hb_pos < CAS__GZ(c)->hb_len) break; /* out full */
-            if (CAS__GZ(c)->gz_state == CAS__GZ_TRAILER) {
-                CAS__GZ(c)->gz_state = CAS__GZ_END;
+            if (g->hb_pos < g->hb_len) break; /* out full */
+            if (g->gz_state == CAS__GZ_TRAILER) {
+                g->gz_state = CAS__GZ_END;
                 continue;
             }
-            CAS__GZ(c)->gz_state = CAS__GZ_BODY;
+            g->gz_state = CAS__GZ_BODY;
             continue;
         }
-        if (CAS__GZ(c)->gz_state == CAS__GZ_END) {
+        if (g->gz_state == CAS__GZ_END) {
             *used = i, *made = o;
             c->total_out += o;
             c->done = 1;
@@ -919,8 +924,8 @@ static int cas__gz_encode(cas_codec *c, const unsigned char *in, size_t n, size_
             size_t got_in, got_out;
             int finished = 0;
 #ifdef CAS_USE_ISAL
-            if (CAS__GZ(c)->use_isal) {
-                struct isal_zstream *s = CAS__GZ(c)->iz;
+            if (g->use_isal) {
+                struct isal_zstream *s = g->iz;
                 int r;
                 s->next_in = (uint8_t *)(uintptr_t)(in + i), s->avail_in = (uint32_t)in_take;
                 s->next_out = out + o, s->avail_out = (uint32_t)out_take;
@@ -935,36 +940,36 @@ static int cas__gz_encode(cas_codec *c, const unsigned char *in, size_t n, size_
 #endif
             {
                 int r;
-                CAS__GZ(c)->z.next_in = (Bytef *)(uintptr_t)(in + i), CAS__GZ(c)->z.avail_in = (uInt)in_take;
-                CAS__GZ(c)->z.next_out = out + o, CAS__GZ(c)->z.avail_out = (uInt)out_take;
-                r = deflate(&CAS__GZ(c)->z, finishing ? Z_FINISH : Z_NO_FLUSH);
+                g->z.next_in = (Bytef *)(uintptr_t)(in + i), g->z.avail_in = (uInt)in_take;
+                g->z.next_out = out + o, g->z.avail_out = (uInt)out_take;
+                r = deflate(&g->z, finishing ? Z_FINISH : Z_NO_FLUSH);
                 if (r == Z_STREAM_ERROR) return cas__fail(c, CAS_E_STATE, "deflate stream error");
-                got_in = in_take - CAS__GZ(c)->z.avail_in, got_out = out_take - CAS__GZ(c)->z.avail_out;
+                got_in = in_take - g->z.avail_in, got_out = out_take - g->z.avail_out;
                 finished = r == Z_STREAM_END;
             }
 #ifdef CAS_USE_ISAL
-            if (!CAS__GZ(c)->use_isal)
+            if (!g->use_isal)
 #endif
-                CAS__GZ(c)->crc = cas__crc32(CAS__GZ(c)->crc, in + i, got_in);
-            CAS__GZ(c)->isize += got_in;
+                g->crc = cas__crc32(g->crc, in + i, got_in);
+            g->isize += got_in;
             i += got_in, o += got_out;
             c->total_in += got_in;
             if (finished) {
 #ifdef CAS_USE_ISAL
-                if (CAS__GZ(c)->use_isal) { /* ISA-L already wrote CRC32 and ISIZE */
-                    CAS__GZ(c)->gz_state = CAS__GZ_END;
+                if (g->use_isal) { /* ISA-L already wrote CRC32 and ISIZE */
+                    g->gz_state = CAS__GZ_END;
                     continue;
                 }
 #endif
                 {
-                    unsigned char *t = CAS__GZ(c)->hb;
-                    uint32_t crc = CAS__GZ(c)->crc, len = (uint32_t)CAS__GZ(c)->isize;
+                    unsigned char *t = g->hb;
+                    uint32_t crc = g->crc, len = (uint32_t)g->isize;
                     t[0] = (unsigned char)crc, t[1] = (unsigned char)(crc >> 8);
                     t[2] = (unsigned char)(crc >> 16), t[3] = (unsigned char)(crc >> 24);
                     t[4] = (unsigned char)len, t[5] = (unsigned char)(len >> 8);
                     t[6] = (unsigned char)(len >> 16), t[7] = (unsigned char)(len >> 24);
-                    CAS__GZ(c)->hb_len = 8, CAS__GZ(c)->hb_pos = 0;
-                    CAS__GZ(c)->gz_state = CAS__GZ_TRAILER;
+                    g->hb_len = 8, g->hb_pos = 0;
+                    g->gz_state = CAS__GZ_TRAILER;
                 }
                 continue;
             }
@@ -975,18 +980,19 @@ static int cas__gz_encode(cas_codec *c, const unsigned char *in, size_t n, size_
     }
     *used = i, *made = o;
     c->total_out += o;
-    if (o == cap && (CAS__GZ(c)->gz_state != CAS__GZ_END)) return CAS_NEED_OUTPUT;
+    if (o == cap && (g->gz_state != CAS__GZ_END)) return CAS_NEED_OUTPUT;
     return end ? CAS_NEED_OUTPUT : CAS_NEED_INPUT;
 }
 
 /* Inflates raw deflate from in into out; sets *finished at the end of the stream. */
 static int cas__inflate_step(cas_codec *c, const unsigned char *in, size_t n, size_t *used, unsigned char *out,
                              size_t cap, size_t *made, int *finished) {
+    cas__gz_state *g = CAS__GZ(c);
     size_t in_take = CAS__MIN(n, CAS__CHUNK_MAX), out_take = CAS__MIN(cap, CAS__CHUNK_MAX);
     *finished = 0;
 #ifdef CAS_USE_ISAL
-    if (CAS__GZ(c)->use_isal) {
-        struct inflate_state *s = CAS__GZ(c)->ii;
+    if (g->use_isal) {
+        struct inflate_state *s = g->ii;
         int r;
         s->next_in = (uint8_t *)(uintptr_t)in, s->avail_in = (uint32_t)in_take;
         s->next_out = out, s->avail_out = (uint32_t)out_take;
@@ -1006,7 +1012,7 @@ static int cas__inflate_step(cas_codec *c, const unsigned char *in, size_t n, si
              * block they are the trailer: hand them to the trailer state. */
             uint64_t v = s->read_in >> (s->read_in_length % 8);
             int k, nb = s->read_in_length / 8;
-            for (k = 0; k < nb && CAS__GZ(c)->hb_len < 8; k++) CAS__GZ(c)->hb[CAS__GZ(c)->hb_len++] = (unsigned char)(v >> (8 * k));
+            for (k = 0; k < nb && g->hb_len < 8; k++) g->hb[g->hb_len++] = (unsigned char)(v >> (8 * k));
             s->read_in = 0, s->read_in_length = 0;
         }
         return CAS_OK;
@@ -1014,28 +1020,29 @@ static int cas__inflate_step(cas_codec *c, const unsigned char *in, size_t n, si
 #endif
     {
         int r;
-        CAS__GZ(c)->z.next_in = (Bytef *)(uintptr_t)in, CAS__GZ(c)->z.avail_in = (uInt)in_take;
-        CAS__GZ(c)->z.next_out = out, CAS__GZ(c)->z.avail_out = (uInt)out_take;
-        r = inflate(&CAS__GZ(c)->z, Z_NO_FLUSH);
-        *used = in_take - CAS__GZ(c)->z.avail_in, *made = out_take - CAS__GZ(c)->z.avail_out;
+        g->z.next_in = (Bytef *)(uintptr_t)in, g->z.avail_in = (uInt)in_take;
+        g->z.next_out = out, g->z.avail_out = (uInt)out_take;
+        r = inflate(&g->z, Z_NO_FLUSH);
+        *used = in_take - g->z.avail_in, *made = out_take - g->z.avail_out;
         if (r == Z_STREAM_END) *finished = 1;
         else if (r == Z_DATA_ERROR || r == Z_NEED_DICT)
             return cas__fail(c, CAS_E_CORRUPT, "Error -3 while decompressing data: %s",
-                             CAS__GZ(c)->z.msg ? CAS__GZ(c)->z.msg : "invalid data");
+                             g->z.msg ? g->z.msg : "invalid data");
         else if (r == Z_MEM_ERROR) return cas__fail(c, CAS_E_NOMEM, "out of memory");
         return CAS_OK;
     }
 }
 
 static int cas__inflate_restart(cas_codec *c) {
+    cas__gz_state *g = CAS__GZ(c);
 #ifdef CAS_USE_ISAL
-    if (CAS__GZ(c)->use_isal) {
-        isal_inflate_reset(CAS__GZ(c)->ii);
-        CAS__GZ(c)->ii->crc_flag = ISAL_DEFLATE;
+    if (g->use_isal) {
+        isal_inflate_reset(g->ii);
+        g->ii->crc_flag = ISAL_DEFLATE;
         return CAS_OK;
     }
 #endif
-    if (inflateReset(&CAS__GZ(c)->z) != Z_OK) return cas__fail(c, CAS_E_STATE, "inflateReset failed");
+    if (inflateReset(&g->z) != Z_OK) return cas__fail(c, CAS_E_STATE, "inflateReset failed");
     return CAS_OK;
 }
 
@@ -1051,65 +1058,66 @@ static int cas__gz_not_gzip(cas_codec *c, const unsigned char *p, size_t n) {
  * between and after them, every header field, CRC and length checked. */
 static int cas__gz_decode(cas_codec *c, const unsigned char *in, size_t n, size_t *used, unsigned char *out,
                           size_t cap, size_t *made, int end) {
+    cas__gz_state *g = CAS__GZ(c);
     size_t i = 0, o = 0;
     int r;
-    if (CAS__GZ(c)->spill_n) { /* the probed byte first */
+    if (g->spill_n) { /* the probed byte first */
         if (!cap) goto need_output;
-        out[o++] = CAS__GZ(c)->spill, CAS__GZ(c)->spill_n = 0;
+        out[o++] = g->spill, g->spill_n = 0;
     }
     for (;;) {
-        switch (CAS__GZ(c)->gz_state) {
+        switch (g->gz_state) {
         case CAS__GZ_PAD: /* after a member: skip NULs, then another member or the end */
             while (i < n && in[i] == 0) i++;
             if (i == n) goto need_input;
-            CAS__GZ(c)->gz_state = CAS__GZ_MAGIC;
+            g->gz_state = CAS__GZ_MAGIC;
             /* fall through */
         case CAS__GZ_MAGIC:
-            while (CAS__GZ(c)->hb_len < 2 && i < n) CAS__GZ(c)->hb[CAS__GZ(c)->hb_len++] = in[i++];
-            if (CAS__GZ(c)->hb_len < 2) {
+            while (g->hb_len < 2 && i < n) g->hb[g->hb_len++] = in[i++];
+            if (g->hb_len < 2) {
                 if (!end) goto need_input;
-                if (CAS__GZ(c)->hb_len == 0) { /* clean end: zero members is empty output */
-                    if (CAS__GZ(c)->spill_n) goto need_output;
+                if (g->hb_len == 0) { /* clean end: zero members is empty output */
+                    if (g->spill_n) goto need_output;
                     *used = i, *made = o;
                     c->total_in += i, c->total_out += o;
                     c->done = 1;
                     return CAS_DONE;
                 }
-                return cas__gz_not_gzip(c, CAS__GZ(c)->hb, CAS__GZ(c)->hb_len);
+                return cas__gz_not_gzip(c, g->hb, g->hb_len);
             }
-            if (memcmp(CAS__GZ(c)->hb, CAS__GZIP_MAGIC, 2)) return cas__gz_not_gzip(c, CAS__GZ(c)->hb, 2);
-            CAS__GZ(c)->gz_state = CAS__GZ_HEAD;
+            if (memcmp(g->hb, CAS__GZIP_MAGIC, 2)) return cas__gz_not_gzip(c, g->hb, 2);
+            g->gz_state = CAS__GZ_HEAD;
             break;
         case CAS__GZ_HEAD: /* method, flags, mtime, xfl, os */
-            while (CAS__GZ(c)->hb_len < 10 && i < n) CAS__GZ(c)->hb[CAS__GZ(c)->hb_len++] = in[i++];
-            if (CAS__GZ(c)->hb_len < 10) goto need_input;
-            if (CAS__GZ(c)->hb[2] != 8) return cas__fail(c, CAS_E_CORRUPT, "Unknown compression method");
-            CAS__GZ(c)->gz_flags = CAS__GZ(c)->hb[3];
-            CAS__GZ(c)->hb_len = 0;
-            CAS__GZ(c)->gz_state = CAS__GZ_XLEN;
+            while (g->hb_len < 10 && i < n) g->hb[g->hb_len++] = in[i++];
+            if (g->hb_len < 10) goto need_input;
+            if (g->hb[2] != 8) return cas__fail(c, CAS_E_CORRUPT, "Unknown compression method");
+            g->gz_flags = g->hb[3];
+            g->hb_len = 0;
+            g->gz_state = CAS__GZ_XLEN;
             break;
         case CAS__GZ_XLEN:
-            if (!(CAS__GZ(c)->gz_flags & 4)) {
-                CAS__GZ(c)->gz_state = CAS__GZ_NAME;
+            if (!(g->gz_flags & 4)) {
+                g->gz_state = CAS__GZ_NAME;
                 break;
             }
-            while (CAS__GZ(c)->hb_len < 2 && i < n) CAS__GZ(c)->hb[CAS__GZ(c)->hb_len++] = in[i++];
-            if (CAS__GZ(c)->hb_len < 2) goto need_input;
-            CAS__GZ(c)->gz_need = (uint32_t)CAS__GZ(c)->hb[0] | (uint32_t)CAS__GZ(c)->hb[1] << 8;
-            CAS__GZ(c)->hb_len = 0;
-            CAS__GZ(c)->gz_state = CAS__GZ_EXTRA;
+            while (g->hb_len < 2 && i < n) g->hb[g->hb_len++] = in[i++];
+            if (g->hb_len < 2) goto need_input;
+            g->gz_need = (uint32_t)g->hb[0] | (uint32_t)g->hb[1] << 8;
+            g->hb_len = 0;
+            g->gz_state = CAS__GZ_EXTRA;
             /* fall through */
         case CAS__GZ_EXTRA: {
-            size_t k = CAS__MIN((size_t)CAS__GZ(c)->gz_need, n - i);
-            i += k, CAS__GZ(c)->gz_need -= (uint32_t)k;
-            if (CAS__GZ(c)->gz_need) goto need_input;
-            CAS__GZ(c)->gz_state = CAS__GZ_NAME;
+            size_t k = CAS__MIN((size_t)g->gz_need, n - i);
+            i += k, g->gz_need -= (uint32_t)k;
+            if (g->gz_need) goto need_input;
+            g->gz_state = CAS__GZ_NAME;
             break;
         }
         case CAS__GZ_NAME:
         case CAS__GZ_COMMENT: {
-            int bit = CAS__GZ(c)->gz_state == CAS__GZ_NAME ? 8 : 16;
-            if (CAS__GZ(c)->gz_flags & bit) {
+            int bit = g->gz_state == CAS__GZ_NAME ? 8 : 16;
+            if (g->gz_flags & bit) {
                 const unsigned char *z = (const unsigned char *)memchr(in + i, 0, n - i);
                 if (!z) {
                     i = n;
@@ -1117,17 +1125,17 @@ static int cas__gz_decode(cas_codec *c, const unsigned char *in, size_t n, size_
                 }
                 i = (size_t)(z - in) + 1;
             }
-            CAS__GZ(c)->gz_state = CAS__GZ(c)->gz_state == CAS__GZ_NAME ? CAS__GZ_COMMENT : CAS__GZ_HCRC;
+            g->gz_state = g->gz_state == CAS__GZ_NAME ? CAS__GZ_COMMENT : CAS__GZ_HCRC;
             break;
         }
         case CAS__GZ_HCRC: /* Python reads and ignores the header CRC; so do we */
-            if (CAS__GZ(c)->gz_flags & 2) {
-                while (CAS__GZ(c)->hb_len < 2 && i < n) CAS__GZ(c)->hb[CAS__GZ(c)->hb_len++] = in[i++];
-                if (CAS__GZ(c)->hb_len < 2) goto need_input;
+            if (g->gz_flags & 2) {
+                while (g->hb_len < 2 && i < n) g->hb[g->hb_len++] = in[i++];
+                if (g->hb_len < 2) goto need_input;
             }
-            CAS__GZ(c)->hb_len = 0;
-            CAS__GZ(c)->crc = 0, CAS__GZ(c)->isize = 0;
-            CAS__GZ(c)->gz_state = CAS__GZ_BODY;
+            g->hb_len = 0;
+            g->crc = 0, g->isize = 0;
+            g->gz_state = CAS__GZ_BODY;
             break;
         case CAS__GZ_BODY: {
             size_t u, m, room = cap - o;
@@ -1137,43 +1145,43 @@ static int cas__gz_decode(cas_codec *c, const unsigned char *in, size_t n, size_
              * byte (an empty last block, an empty member): probe with a 1-byte
              * spill so that an exactly sized buffer ends in CAS_DONE. */
             if (!room) {
-                if (CAS__GZ(c)->spill_n) goto need_output; /* one probed byte at a time */
+                if (g->spill_n) goto need_output; /* one probed byte at a time */
                 dst = &one, room = 1;
             }
             r = cas__inflate_step(c, in + i, n - i, &u, dst, room, &m, &fin);
             if (r < 0) return r;
-            CAS__GZ(c)->crc = cas__crc32(CAS__GZ(c)->crc, dst, m);
-            CAS__GZ(c)->isize += m;
+            g->crc = cas__crc32(g->crc, dst, m);
+            g->isize += m;
             i += u;
             if (dst == &one) {
-                if (m) CAS__GZ(c)->spill = one, CAS__GZ(c)->spill_n = 1;
+                if (m) g->spill = one, g->spill_n = 1;
             } else {
                 o += m;
             }
             if (fin) {
-                CAS__GZ(c)->gz_state = CAS__GZ_TRAILER;
+                g->gz_state = CAS__GZ_TRAILER;
                 break;
             }
-            if (CAS__GZ(c)->spill_n || o == cap) goto need_output;
+            if (g->spill_n || o == cap) goto need_output;
             if (i == n) goto need_input;
             if (!u && !m) goto need_input;
             break;
         }
         case CAS__GZ_TRAILER: {
             uint32_t crc, len;
-            while (CAS__GZ(c)->hb_len < 8 && i < n) CAS__GZ(c)->hb[CAS__GZ(c)->hb_len++] = in[i++];
-            if (CAS__GZ(c)->hb_len < 8) goto need_input;
-            crc = (uint32_t)CAS__GZ(c)->hb[0] | (uint32_t)CAS__GZ(c)->hb[1] << 8 | (uint32_t)CAS__GZ(c)->hb[2] << 16 | (uint32_t)CAS__GZ(c)->hb[3] << 24;
-            len = (uint32_t)CAS__GZ(c)->hb[4] | (uint32_t)CAS__GZ(c)->hb[5] << 8 | (uint32_t)CAS__GZ(c)->hb[6] << 16 | (uint32_t)CAS__GZ(c)->hb[7] << 24;
-            if (crc != CAS__GZ(c)->crc)
+            while (g->hb_len < 8 && i < n) g->hb[g->hb_len++] = in[i++];
+            if (g->hb_len < 8) goto need_input;
+            crc = (uint32_t)g->hb[0] | (uint32_t)g->hb[1] << 8 | (uint32_t)g->hb[2] << 16 | (uint32_t)g->hb[3] << 24;
+            len = (uint32_t)g->hb[4] | (uint32_t)g->hb[5] << 8 | (uint32_t)g->hb[6] << 16 | (uint32_t)g->hb[7] << 24;
+            if (crc != g->crc)
                 return cas__fail(c, CAS_E_CORRUPT, "CRC check failed 0x%lx != 0x%lx", (unsigned long)crc,
-                                 (unsigned long)CAS__GZ(c)->crc);
-            if (len != (uint32_t)CAS__GZ(c)->isize) return cas__fail(c, CAS_E_CORRUPT, "Incorrect length of data produced");
-            CAS__GZ(c)->gz_members++;
-            CAS__GZ(c)->hb_len = 0;
+                                 (unsigned long)g->crc);
+            if (len != (uint32_t)g->isize) return cas__fail(c, CAS_E_CORRUPT, "Incorrect length of data produced");
+            g->gz_members++;
+            g->hb_len = 0;
             r = cas__inflate_restart(c);
             if (r < 0) return r;
-            CAS__GZ(c)->gz_state = CAS__GZ_PAD;
+            g->gz_state = CAS__GZ_PAD;
             break;
         }
         default: return cas__fail(c, CAS_E_STATE, "gzip decoder in a bad state");
@@ -1186,14 +1194,14 @@ need_output:
 need_input:
     *used = i, *made = o;
     c->total_in += i, c->total_out += o;
-    if (CAS__GZ(c)->spill_n) return CAS_NEED_OUTPUT;
+    if (g->spill_n) return CAS_NEED_OUTPUT;
     if (end && i == n) {
-        if (CAS__GZ(c)->gz_state == CAS__GZ_PAD) { /* members then only NULs: the end */
+        if (g->gz_state == CAS__GZ_PAD) { /* members then only NULs: the end */
             c->done = 1;
             return CAS_DONE;
         }
         /* a body that still has output pending is not truncated yet */
-        if (CAS__GZ(c)->gz_state == CAS__GZ_BODY && o == cap) return CAS_NEED_OUTPUT;
+        if (g->gz_state == CAS__GZ_BODY && o == cap) return CAS_NEED_OUTPUT;
         return cas__fail(c, CAS_E_TRUNCATED, CAS__GZ_TRUNC);
     }
     return CAS_NEED_INPUT;
@@ -1226,37 +1234,39 @@ static int cas__gz_hint(const unsigned char *p, size_t n, uint64_t *size) {
 #ifndef CAS_NO_LZ4
 
 static int cas__lz4_reset(cas_codec *c) {
+    cas__lz4_state *z = CAS__LZ4(c);
     /* A decoder's lz4_begun: a frame is open in ld4. LZ4F_resetDecompressionContext
      * (lz4 1.9.4) keeps the unfinished frame's remaining size, which fails the next
      * frame that states none ("content size disagrees"): such a context is replaced. */
-    if (!c->encode && CAS__LZ4(c)->ld4 && CAS__LZ4(c)->lz4_begun) {
-        LZ4F_freeDecompressionContext(CAS__LZ4(c)->ld4);
-        CAS__LZ4(c)->ld4 = NULL;
+    if (!c->encode && z->ld4 && z->lz4_begun) {
+        LZ4F_freeDecompressionContext(z->ld4);
+        z->ld4 = NULL;
     }
-    CAS__LZ4(c)->stage_len = CAS__LZ4(c)->stage_pos = 0;
-    CAS__LZ4(c)->lz4_begun = 0, CAS__LZ4(c)->lz4_magic_ok = 0, CAS__LZ4(c)->lz4_magic_len = 0;
+    z->stage_len = z->stage_pos = 0;
+    z->lz4_begun = 0, z->lz4_magic_ok = 0, z->lz4_magic_len = 0;
     if (c->encode) {
-        if (!CAS__LZ4(c)->lc) {
-            CAS__LZ4(c)->lc = LZ4F_createCompressionContext_advanced(cas__lz4_mem(c), LZ4F_VERSION);
-            if (!CAS__LZ4(c)->lc) return cas__fail(c, CAS_E_NOMEM, "out of memory");
+        if (!z->lc) {
+            z->lc = LZ4F_createCompressionContext_advanced(cas__lz4_mem(c), LZ4F_VERSION);
+            if (!z->lc) return cas__fail(c, CAS_E_NOMEM, "out of memory");
         }
-        CAS__LZ4(c)->lz4_block_bytes = (size_t)1 << (8 + 2 * c->lz4_block);
+        z->lz4_block_bytes = (size_t)1 << (8 + 2 * c->lz4_block);
     } else {
-        if (!CAS__LZ4(c)->ld4) {
-            CAS__LZ4(c)->ld4 = LZ4F_createDecompressionContext_advanced(cas__lz4_mem(c), LZ4F_VERSION);
-            if (!CAS__LZ4(c)->ld4) return cas__fail(c, CAS_E_NOMEM, "out of memory");
+        if (!z->ld4) {
+            z->ld4 = LZ4F_createDecompressionContext_advanced(cas__lz4_mem(c), LZ4F_VERSION);
+            if (!z->ld4) return cas__fail(c, CAS_E_NOMEM, "out of memory");
         } else {
-            LZ4F_resetDecompressionContext(CAS__LZ4(c)->ld4);
+            LZ4F_resetDecompressionContext(z->ld4);
         }
     }
     return CAS_OK;
 }
 
 static void cas__lz4_release(cas_codec *c) {
-    if (CAS__LZ4(c)->lc) LZ4F_freeCompressionContext(CAS__LZ4(c)->lc);
-    if (CAS__LZ4(c)->ld4) LZ4F_freeDecompressionContext(CAS__LZ4(c)->ld4);
-    CAS__LZ4(c)->lc = NULL, CAS__LZ4(c)->ld4 = NULL;
-    cas__free(&c->alloc, CAS__LZ4(c)->stage), CAS__LZ4(c)->stage = NULL, CAS__LZ4(c)->stage_cap = 0;
+    cas__lz4_state *z = CAS__LZ4(c);
+    if (z->lc) LZ4F_freeCompressionContext(z->lc);
+    if (z->ld4) LZ4F_freeDecompressionContext(z->ld4);
+    z->lc = NULL, z->ld4 = NULL;
+    cas__free(&c->alloc, z->stage), z->stage = NULL, z->stage_cap = 0;
 }
 
 
@@ -1277,26 +1287,28 @@ static int cas__lz4_err(cas_codec *c, size_t r, const char *what) {
 
 /* Makes sure the staging buffer holds the bound of one block. */
 static int cas__lz4_stage(cas_codec *c, size_t need) {
-    if (CAS__LZ4(c)->stage_cap >= need) return CAS_OK;
-    cas__free(&c->alloc, CAS__LZ4(c)->stage);
-    CAS__LZ4(c)->stage = (unsigned char *)cas__alloc(&c->alloc, need);
-    CAS__LZ4(c)->stage_cap = CAS__LZ4(c)->stage ? need : 0;
-    return CAS__LZ4(c)->stage ? CAS_OK : cas__fail(c, CAS_E_NOMEM, "out of memory");
+    cas__lz4_state *z = CAS__LZ4(c);
+    if (z->stage_cap >= need) return CAS_OK;
+    cas__free(&c->alloc, z->stage);
+    z->stage = (unsigned char *)cas__alloc(&c->alloc, need);
+    z->stage_cap = z->stage ? need : 0;
+    return z->stage ? CAS_OK : cas__fail(c, CAS_E_NOMEM, "out of memory");
 }
 
 static int cas__lz4_encode(cas_codec *c, const unsigned char *in, size_t n, size_t *used, unsigned char *out,
                            size_t cap, size_t *made, int end) {
+    cas__lz4_state *z = CAS__LZ4(c);
     size_t i = 0, o = 0, r;
     LZ4F_preferences_t prefs;
     LZ4F_compressOptions_t opt;
     memset(&opt, 0, sizeof opt);
     /* Whole input in one call with room for the worst case: one frame call,
      * which also picks independent blocks and a small table for small inputs. */
-    if (!CAS__LZ4(c)->lz4_begun && end && CAS__LZ4(c)->stage_len == 0) {
+    if (!z->lz4_begun && end && z->stage_len == 0) {
         int64_t content = c->pledged >= 0 ? c->pledged : (int64_t)n;
         cas__lz4_prefs(c, &prefs, content);
         if (cap >= LZ4F_compressFrameBound(n, &prefs) && (c->pledged < 0 || (size_t)c->pledged == n)) {
-            r = LZ4F_compressFrame_usingCDict(CAS__LZ4(c)->lc, out, cap, in, n, NULL, &prefs);
+            r = LZ4F_compressFrame_usingCDict(z->lc, out, cap, in, n, NULL, &prefs);
             if (LZ4F_isError(r)) return cas__lz4_err(c, r, "compressFrame");
             *used = n, *made = r;
             c->total_in += n, c->total_out += r;
@@ -1305,47 +1317,48 @@ static int cas__lz4_encode(cas_codec *c, const unsigned char *in, size_t n, size
         }
     }
     for (;;) {
-        if (CAS__LZ4(c)->stage_pos < CAS__LZ4(c)->stage_len) { /* drain first */
-            size_t k = CAS__MIN(cap - o, CAS__LZ4(c)->stage_len - CAS__LZ4(c)->stage_pos);
-            memcpy(out + o, CAS__LZ4(c)->stage + CAS__LZ4(c)->stage_pos, k);
-            o += k, CAS__LZ4(c)->stage_pos += k;
-            if (CAS__LZ4(c)->stage_pos < CAS__LZ4(c)->stage_len) break;
-            CAS__LZ4(c)->stage_pos = CAS__LZ4(c)->stage_len = 0;
+        if (z->stage_pos < z->stage_len) { /* drain first */
+            size_t k = CAS__MIN(cap - o, z->stage_len - z->stage_pos);
+            memcpy(out + o, z->stage + z->stage_pos, k);
+            o += k, z->stage_pos += k;
+            if (z->stage_pos < z->stage_len) break;
+            z->stage_pos = z->stage_len = 0;
         }
         if (c->done) break;
-        if (!CAS__LZ4(c)->lz4_begun) {
+        if (!z->lz4_begun) {
             cas__lz4_prefs(c, &prefs, c->pledged);
-            if (cas__lz4_stage(c, LZ4F_compressBound(CAS__LZ4(c)->lz4_block_bytes, &prefs) + LZ4F_HEADER_SIZE_MAX) < 0)
+            if (cas__lz4_stage(c, LZ4F_compressBound(z->lz4_block_bytes, &prefs) + LZ4F_HEADER_SIZE_MAX) < 0)
                 return c->failed;
-            r = LZ4F_compressBegin(CAS__LZ4(c)->lc, CAS__LZ4(c)->stage, CAS__LZ4(c)->stage_cap, &prefs);
+            r = LZ4F_compressBegin(z->lc, z->stage, z->stage_cap, &prefs);
             if (LZ4F_isError(r)) return cas__lz4_err(c, r, "compressBegin");
-            CAS__LZ4(c)->stage_len = r;
-            CAS__LZ4(c)->lz4_begun = 1;
+            z->stage_len = r;
+            z->lz4_begun = 1;
             continue;
         }
         if (i < n) { /* one block's worth at a time keeps the stage bounded */
-            size_t k = CAS__MIN(n - i, CAS__LZ4(c)->lz4_block_bytes);
-            r = LZ4F_compressUpdate(CAS__LZ4(c)->lc, CAS__LZ4(c)->stage, CAS__LZ4(c)->stage_cap, in + i, k, &opt);
+            size_t k = CAS__MIN(n - i, z->lz4_block_bytes);
+            r = LZ4F_compressUpdate(z->lc, z->stage, z->stage_cap, in + i, k, &opt);
             if (LZ4F_isError(r)) return cas__lz4_err(c, r, "compressUpdate");
-            i += k, CAS__LZ4(c)->stage_len = r;
+            i += k, z->stage_len = r;
             c->total_in += k;
             continue;
         }
         if (!end) break;
-        r = LZ4F_compressEnd(CAS__LZ4(c)->lc, CAS__LZ4(c)->stage, CAS__LZ4(c)->stage_cap, &opt);
+        r = LZ4F_compressEnd(z->lc, z->stage, z->stage_cap, &opt);
         if (LZ4F_isError(r)) return cas__lz4_err(c, r, "compressEnd");
-        CAS__LZ4(c)->stage_len = r;
+        z->stage_len = r;
         c->done = 1;
     }
     *used = i, *made = o;
     c->total_out += o;
-    if (CAS__LZ4(c)->stage_pos < CAS__LZ4(c)->stage_len) return CAS_NEED_OUTPUT;
+    if (z->stage_pos < z->stage_len) return CAS_NEED_OUTPUT;
     if (c->done) return CAS_DONE;
     return CAS_NEED_INPUT;
 }
 
 static int cas__lz4_decode(cas_codec *c, const unsigned char *in, size_t n, size_t *used, unsigned char *out,
                            size_t cap, size_t *made, int end) {
+    cas__lz4_state *z = CAS__LZ4(c);
     size_t i = 0, o = 0;
     if (c->done) { /* the frame is over: what follows is trailing */
         *used = 0, *made = 0;
@@ -1353,26 +1366,26 @@ static int cas__lz4_decode(cas_codec *c, const unsigned char *in, size_t n, size
         return CAS_DONE;
     }
     /* Check the magic ourselves: LZ4F would also accept skippable frames. */
-    while (!CAS__LZ4(c)->lz4_magic_ok && CAS__LZ4(c)->lz4_magic_len < 4 && i < n) CAS__LZ4(c)->lz4_magic[CAS__LZ4(c)->lz4_magic_len++] = in[i++];
-    if (!CAS__LZ4(c)->lz4_magic_ok) {
-        if (memcmp(CAS__LZ4(c)->lz4_magic, CAS__LZ4_MAGIC, CAS__LZ4(c)->lz4_magic_len))
+    while (!z->lz4_magic_ok && z->lz4_magic_len < 4 && i < n) z->lz4_magic[z->lz4_magic_len++] = in[i++];
+    if (!z->lz4_magic_ok) {
+        if (memcmp(z->lz4_magic, CAS__LZ4_MAGIC, z->lz4_magic_len))
             return cas__fail(c, CAS_E_CORRUPT, "not an LZ4 frame (bad magic number)");
-        if (CAS__LZ4(c)->lz4_magic_len < 4) {
+        if (z->lz4_magic_len < 4) {
             *used = i, *made = 0;
             c->total_in += i;
             if (end) return cas__fail(c, CAS_E_TRUNCATED, CAS__LZ4_TRUNC);
             return CAS_NEED_INPUT;
         }
-        CAS__LZ4(c)->lz4_magic_ok = CAS__LZ4(c)->lz4_begun = 1;
+        z->lz4_magic_ok = z->lz4_begun = 1;
         {
             size_t ds = 0, ss = 4;
-            size_t r = LZ4F_decompress(CAS__LZ4(c)->ld4, NULL, &ds, CAS__LZ4_MAGIC, &ss, NULL);
+            size_t r = LZ4F_decompress(z->ld4, NULL, &ds, CAS__LZ4_MAGIC, &ss, NULL);
             if (LZ4F_isError(r)) return cas__lz4_err(c, r, "decompress");
         }
     }
     for (;;) {
         size_t ss = n - i, ds = cap - o, r;
-        r = LZ4F_decompress(CAS__LZ4(c)->ld4, out + o, &ds, in + i, &ss, NULL);
+        r = LZ4F_decompress(z->ld4, out + o, &ds, in + i, &ss, NULL);
         if (LZ4F_isError(r)) {
             if (LZ4F_getErrorCode(r) == LZ4F_ERROR_frameSize_wrong)
                 return cas__fail(c, CAS_E_CORRUPT, "LZ4 frame's content size field disagrees with its data");
@@ -1380,7 +1393,7 @@ static int cas__lz4_decode(cas_codec *c, const unsigned char *in, size_t n, size
         }
         i += ss, o += ds;
         if (r == 0) { /* end of frame */
-            c->done = 1, CAS__LZ4(c)->lz4_begun = 0;
+            c->done = 1, z->lz4_begun = 0;
             *used = i, *made = o;
             c->total_in += i, c->total_out += o;
             if (c->strict && i < n) return cas__fail(c, CAS_E_TRAILING, "unexpected bytes after the LZ4 frame");
@@ -1403,8 +1416,9 @@ static int cas__lz4_decode(cas_codec *c, const unsigned char *in, size_t n, size
 
 static int cas__lz4_update(cas_codec *c, const unsigned char *in, size_t n, size_t *used, unsigned char *out,
                            size_t cap, size_t *made, int end) {
+    cas__lz4_state *z = CAS__LZ4(c);
     /* a decoder past its frame words what follows itself (trailing bytes, CAS_PARAM_STRICT) */
-    if (c->done && c->encode && CAS__LZ4(c)->stage_pos == CAS__LZ4(c)->stage_len) return n ? CAS_E_STATE : CAS_DONE;
+    if (c->done && c->encode && z->stage_pos == z->stage_len) return n ? CAS_E_STATE : CAS_DONE;
     return c->encode ? cas__lz4_encode(c, in, n, used, out, cap, made, end)
                      : cas__lz4_decode(c, in, n, used, out, cap, made, end);
 }
@@ -1629,10 +1643,11 @@ CASDEF int cas_codec_decode_all(cas_codec *c, const void *in, size_t n, void *ou
      * 286 and 287 that zlib, Python and ISA-L refuse, and ISA-L is within ~15 %. */
     if (c->codec == CAS_CODEC_GZIP && c->backend != CAS_BACKEND_ZLIB && n >= 18 && out) {
         const unsigned char *ip = (const unsigned char *)in;
+        cas__gz_state *g = CAS__GZ(c);
         size_t i = 0, o = 0;
         int ok = 1;
-        if (!CAS__GZ(c)->ld) CAS__GZ(c)->ld = libdeflate_alloc_decompressor();
-        if (!CAS__GZ(c)->ld) return cas__fail(c, CAS_E_NOMEM, "out of memory");
+        if (!g->ld) g->ld = libdeflate_alloc_decompressor();
+        if (!g->ld) return cas__fail(c, CAS_E_NOMEM, "out of memory");
         while (i < n) {
             size_t ain = 0, aout = 0;
             enum libdeflate_result lr;
@@ -1640,7 +1655,7 @@ CASDEF int cas_codec_decode_all(cas_codec *c, const void *in, size_t n, void *ou
                 while (i < n && ip[i] == 0) i++;
                 continue;
             }
-            lr = libdeflate_gzip_decompress_ex(CAS__GZ(c)->ld, ip + i, n - i, (unsigned char *)out + o, cap - o, &ain, &aout);
+            lr = libdeflate_gzip_decompress_ex(g->ld, ip + i, n - i, (unsigned char *)out + o, cap - o, &ain, &aout);
             if (lr != LIBDEFLATE_SUCCESS) {
                 ok = 0;
                 break;
