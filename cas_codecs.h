@@ -1486,26 +1486,27 @@ static const cas__codec_row cas__codecs[] = {
 
 /* ---- sniffing: the codecs' magic, and a format no codec here reads ---------- */
 
-static const struct {
-    int sniff;
-    const char *magic; /* 4 bytes */
-} cas__foreign_magic[] = {{CAS_SNIFF_ZSTD, "\x28\xb5\x2f\xfd"}}; /* named so that a message can say what it is */
+#define CAS__ZSTD_MAGIC "\x28\xb5\x2f\xfd" /* no codec here reads it; named so that a message can say what it is */
+
+/* 1 if s begins with the magic, -1 if s is a shorter prefix of it, 0 if neither. */
+static int cas__magic_at(const unsigned char *s, size_t n, const unsigned char *m, size_t ml) {
+    if (!ml) return 0;
+    if (n >= ml) return !memcmp(s, m, ml);
+    return memcmp(s, m, n) ? 0 : -1;
+}
 
 CASDEF int cas_sniff(const void *p, size_t n) {
     const unsigned char *s = (const unsigned char *)p;
     size_t i;
-    int cut = 0;
+    int cut = 0, at;
     if (n == 0) return CAS_SNIFF_EMPTY;
-    for (i = 0; i < CAS__CODEC_ROWS + 1; i++) {
-        const unsigned char *m = i < CAS__CODEC_ROWS ? cas__codecs[i].magic
-                                                     : (const unsigned char *)cas__foreign_magic[0].magic;
-        size_t ml = i < CAS__CODEC_ROWS ? cas__codecs[i].magic_len : 4;
-        int id = i < CAS__CODEC_ROWS ? cas__codecs[i].sniff : cas__foreign_magic[0].sniff;
-        if (!ml || !id) continue;
-        if (n >= ml && !memcmp(s, m, ml)) return id;
-        if (n < ml && !memcmp(s, m, n)) cut = 1; /* no magic is another's prefix */
+    for (i = 0; i < CAS__CODEC_ROWS; i++) {
+        if (!cas__codecs[i].sniff) continue;
+        if ((at = cas__magic_at(s, n, cas__codecs[i].magic, cas__codecs[i].magic_len)) > 0) return cas__codecs[i].sniff;
+        cut |= at < 0; /* no magic is another's prefix */
     }
-    return cut ? CAS_SNIFF_SHORT : CAS_SNIFF_UNKNOWN;
+    if ((at = cas__magic_at(s, n, (const unsigned char *)CAS__ZSTD_MAGIC, 4)) > 0) return CAS_SNIFF_ZSTD;
+    return cut || at < 0 ? CAS_SNIFF_SHORT : CAS_SNIFF_UNKNOWN;
 }
 
 /* The row whose first member, an int key, is key: every table here starts so. */
