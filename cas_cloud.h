@@ -553,6 +553,7 @@ typedef struct cas__pool {
  * speaks (the table rows, cas__s3_dialect and cas__az_dialect, are below the
  * functions they name). */
 typedef struct cas__dialect cas__dialect;
+#define CAS__PART_ID 64 /* a part's name in the completion: Azure's base64 block id (36 bytes) */
 struct cas__s3w;
 struct cas__rq;
 
@@ -588,8 +589,8 @@ struct cas__dialect {
     /* a listing page's query, every parameter in sorted order (SigV4 signs it as written) */
     void (*list_query)(const cas__s3 *s3, cas__buf *q, const char *strip, const char *next, int delimiter);
     int (*upload_begin)(struct cas__s3w *w, char *msg, size_t cap);
-    /* part n's query; id: what its entry in the completion names it by */
-    void (*part_query)(struct cas__s3w *w, int n, cas__buf *q, char *id, size_t idcap);
+    /* part n's query; id (CAS__PART_ID bytes): what its entry in the completion names it by */
+    void (*part_query)(struct cas__s3w *w, int n, cas__buf *q, char *id);
     /* the part's entry in the completion, if the answer r says it is in (else 0) */
     int (*part_entry)(const struct cas__rq *r, int n, const char *id, char *entry, size_t cap);
     const char *complete_method, *complete_open, *complete_close;
@@ -2641,10 +2642,10 @@ static int cas__s3_upload_begin(cas__s3w *w, char *msg, size_t cap) {
 }
 
 /* S3: part n of the upload; its entry names it by number and ETag. */
-static void cas__s3_part_query(cas__s3w *w, int n, cas__buf *q, char *id, size_t idcap) {
+static void cas__s3_part_query(cas__s3w *w, int n, cas__buf *q, char *id) {
     cas__buf_fmt(q, "partNumber=%d&uploadId=", n);
     cas__uri_encode(q, w->upload, 0);
-    if (idcap) id[0] = 0;
+    id[0] = 0;
 }
 static int cas__s3_part_entry(const cas__rq *r, int n, const char *id, char *entry, size_t cap) {
     (void)id;
@@ -2654,10 +2655,9 @@ static int cas__s3_part_entry(const cas__rq *r, int n, const char *id, char *ent
 }
 
 /* Azure: block ids of one length (its rule), unique to this writer, base64. */
-static void cas__az_part_query(cas__s3w *w, int n, cas__buf *q, char *id, size_t idcap) {
-    char raw[64];
+static void cas__az_part_query(cas__s3w *w, int n, cas__buf *q, char *id) {
+    char raw[32]; /* "cas-" 16 hex "-" 5 digits: base64 of it is 36 bytes */
     snprintf(raw, sizeof raw, "cas-%.16s-%05d", w->upload, n);
-    if (idcap < 96) return;
     cas__b64((const unsigned char *)raw, strlen(raw), id);
     cas__buf_addz(q, "blockid=");
     cas__uri_encode(q, id, 0);
@@ -2676,13 +2676,13 @@ static int cas__s3w_put_part(cas__s3w *w, const unsigned char *p, size_t n, char
     cas__s3 *s3 = w->s3;
     cas__buf q;
     cas__rq r;
-    char sha[65], line[300], id[96];
+    char sha[65], line[300], id[CAS__PART_ID];
     int rc;
     if (!w->upload[0] && (rc = s3->d->upload_begin(w, msg, cap)) < 0) return rc;
     if (w->nparts >= CAS__S3_MAX_PARTS) return cas__s3w_fail(msg, cap, "uploading", "over 10000 parts");
     memset(&q, 0, sizeof q);
     q.a = &s3->alloc;
-    s3->d->part_query(w, w->nparts + 1, &q, id, sizeof id);
+    s3->d->part_query(w, w->nparts + 1, &q, id);
     cas__rq_init(&r, "PUT", &s3->alloc);
     cas__sha256_hex(p, n, sha);
     r.up = p, r.up_len = n, r.up_sha = sha;
