@@ -53,7 +53,8 @@ static const char usage_main[] =
     "s3://bucket/prefix (Metaflow's METAFLOW_DATASTORE_SYSROOT_S3), or an Azure one,\n"
     "azure://container/prefix (METAFLOW_DATASTORE_SYSROOT_AZURE). By default it is the root\n"
     "Metaflow would use: with METAFLOW_DEFAULT_DATASTORE=s3 or azure (environment or\n"
-    "~/.metaflowconfig/config.json), METAFLOW_DATASTORE_SYSROOT_S3 or _AZURE; else\n"
+    "~/.metaflowconfig/config.json), METAFLOW_DATASTORE_SYSROOT_S3 or _AZURE (any other\n"
+    "name: METAFLOW_DATASTORE_SYSROOT_<NAME>, for a backend CAS_BACKENDS loads); else\n"
     "$METAFLOW_DATASTORE_SYSROOT_LOCAL/.metaflow, else the nearest .metaflow above the working\n"
     "directory. 'cas COMMAND --help' tells more.\n";
 

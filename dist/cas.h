@@ -2199,8 +2199,9 @@ CASDEF int cas_task_pick_attempt(const char *names, size_t count);
  * defaults to ~/.metaflowconfig). name is without the prefix ("DEFAULT_DATASTORE").
  * CAS_OK with the value in buf, CAS_E_NOTFOUND if unset, CAS_NEED_OUTPUT if cap is short. */
 CASDEF int cas_metaflow_config(const char *name, char *buf, size_t cap);
-/* The datastore root Metaflow would use: METAFLOW_DATASTORE_SYSROOT_S3 (or _AZURE)
- * when METAFLOW_DEFAULT_DATASTORE says so, else the local rule
+/* The datastore root Metaflow would use: METAFLOW_DATASTORE_SYSROOT_<NAME> when
+ * METAFLOW_DEFAULT_DATASTORE names another datastore than local (a root without
+ * "://", Azure's form, is taken as <name>://root), else the local rule
  * ($METAFLOW_DATASTORE_SYSROOT_LOCAL/.metaflow, else the nearest .metaflow above
  * the working directory). CAS_E_NOTFOUND, with the reason in err, if there is none. */
 CASDEF int cas_store_default_root(char *buf, size_t cap, char *err, size_t errcap);
@@ -7111,31 +7112,35 @@ CASDEF int cas_metaflow_config(const char *name, char *buf, size_t cap) {
     return cas__config_file(path, key, buf, cap);
 }
 
+/* Metaflow's rule for every datastore: its root is DATASTORE_SYSROOT_<NAME>, and a
+ * root without a scheme (Azure's "container/prefix") is under the datastore's own
+ * name. The backend that serves the scheme is found when the root is opened, so
+ * the core names none. */
 CASDEF int cas_store_default_root(char *buf, size_t cap, char *err, size_t errcap) {
-    char ds[64], sys[4096];
+    char ds[64], var[96], sys[4096];
+    size_t i;
     int rc;
     if (!buf || !cap) return cas__serr(err, errcap, CAS_E_ARG, "invalid argument");
     buf[0] = 0;
     if (cas_metaflow_config("DEFAULT_DATASTORE", ds, sizeof ds) != CAS_OK) snprintf(ds, sizeof ds, "local");
-    if (!strcmp(ds, "s3") || !strcmp(ds, "azure") || !strcmp(ds, "gs")) {
-        const char *var = !strcmp(ds, "s3") ? "DATASTORE_SYSROOT_S3"
-                          : !strcmp(ds, "azure") ? "DATASTORE_SYSROOT_AZURE" : "DATASTORE_SYSROOT_GS";
+    for (i = 0; ds[i]; i++)
+        if (!((ds[i] >= 'a' && ds[i] <= 'z') || (ds[i] >= '0' && ds[i] <= '9') || ds[i] == '_')) break;
+    if (ds[i] || !i || i > 32)
+        return cas__serr(err, errcap, CAS_E_UNSUPPORTED, "METAFLOW_DEFAULT_DATASTORE '%.40s' is not a datastore "
+                         "name; pass a root", ds);
+    if (strcmp(ds, "local")) {
+        snprintf(var, sizeof var, "DATASTORE_SYSROOT_");
+        for (i = 0; ds[i]; i++) var[18 + i] = (char)(ds[i] >= 'a' && ds[i] <= 'z' ? ds[i] - 'a' + 'A' : ds[i]);
+        var[18 + i] = 0;
         rc = cas_metaflow_config(var, sys, sizeof sys);
         if (rc != CAS_OK || !sys[0])
             return cas__serr(err, errcap, CAS_E_NOTFOUND,
                              "METAFLOW_DEFAULT_DATASTORE is '%s' but METAFLOW_%s is not set", ds, var);
-        if (!strcmp(ds, "azure") && !strstr(sys, "://")) { /* Metaflow's form: container/prefix */
-            if (strlen(sys) + 9 > cap) return cas__serr(err, errcap, CAS_NEED_OUTPUT, "root too long");
-            snprintf(buf, cap, "azure://%s", sys);
-            return CAS_OK;
-        }
-        if (strlen(sys) + 1 > cap) return cas__serr(err, errcap, CAS_NEED_OUTPUT, "root too long");
-        memcpy(buf, sys, strlen(sys) + 1);
+        if (strlen(ds) + 3 + strlen(sys) + 1 > cap) return cas__serr(err, errcap, CAS_NEED_OUTPUT, "root too long");
+        if (strstr(sys, "://")) snprintf(buf, cap, "%s", sys);
+        else snprintf(buf, cap, "%s://%s", ds, sys);
         return CAS_OK;
     }
-    if (strcmp(ds, "local"))
-        return cas__serr(err, errcap, CAS_E_UNSUPPORTED, "METAFLOW_DEFAULT_DATASTORE is '%.40s', which cas.h does not "
-                         "know; pass a root", ds);
     if (cas_metaflow_config("DATASTORE_SYSROOT_LOCAL", sys, sizeof sys - 16) == CAS_OK && sys[0]) {
         if (strlen(sys) + 11 > cap) return cas__serr(err, errcap, CAS_NEED_OUTPUT, "root too long");
         snprintf(buf, cap, "%s/.metaflow", sys);

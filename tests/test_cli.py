@@ -716,6 +716,32 @@ class TestUserBackend(unittest.TestCase):
             self.assertIn(b"CAS_BACKENDS", out.stderr)
             self.assertIn(words, out.stderr)
 
+    def test_metaflow_config_names_it(self):
+        """METAFLOW_DEFAULT_DATASTORE=flat reaches the plugin by Metaflow's rule
+        (DATASTORE_SYSROOT_FLAT, a root without a scheme under the datastore's name):
+        the core knows no datastore by name but local."""
+        self.with_plugin()
+        self.assertEqual(cas("cp", self.src, self.flat, "FixtureFlow").returncode, 0)
+        env = dict(os.environ, METAFLOW_DEFAULT_DATASTORE="flat", METAFLOW_HOME=self.tmp)
+        for sysroot in (self.flat, self.flat[len("flat://"):]):
+            env["METAFLOW_DATASTORE_SYSROOT_FLAT"] = sysroot
+            got = self.rows_env(env, "ls", "--json", "FixtureFlow")
+            self.assertEqual(got, self.rows("ls", "--json", "FixtureFlow", "--root", self.src), sysroot)
+        del env["METAFLOW_DATASTORE_SYSROOT_FLAT"]
+        out = cas("ls", "FixtureFlow", env=env, cwd=self.tmp)
+        self.assertEqual(out.returncode, 2)
+        self.assertIn(b"METAFLOW_DEFAULT_DATASTORE is 'flat' but METAFLOW_DATASTORE_SYSROOT_FLAT is not set",
+                      out.stderr)
+        env["METAFLOW_DEFAULT_DATASTORE"] = "../x"
+        out = cas("ls", "FixtureFlow", env=env, cwd=self.tmp)
+        self.assertEqual(out.returncode, 2)
+        self.assertIn(b"'../x' is not a datastore name", out.stderr)
+
+    def rows_env(self, env, *args):
+        out = cas(*args, env=env, cwd=self.tmp)
+        self.assertEqual(out.returncode, 0, (args, out.stderr))
+        return [json.loads(line) for line in out.stdout.splitlines()]
+
     def test_every_command_on_it(self):
         self.with_plugin()
         out = cas("cp", self.src, self.flat, "FixtureFlow")
