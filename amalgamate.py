@@ -1,66 +1,203 @@
 #!/usr/bin/env python3
-"""Builds dist/cas.h: cas_codecs.h and cas.h as one self-contained header.
+"""Builds the shipped headers from the modules in src/, and checks the layers.
 
-    python3 amalgamate.py           write dist/cas.h
-    python3 amalgamate.py --check   exit 1 if the committed dist/cas.h is stale
+    python3 amalgamate.py            write cas_codecs.h, cas.h, cas_cloud.h, cas_pickle.h
+                                     (from src/*.h.in) and dist/cas.h (cas_codecs.h + cas.h)
+    python3 amalgamate.py --check    exit 1 if a committed header is not what src/ gives
+    python3 amalgamate.py --layers [--without MODULE] [CFLAGS]
+                                     compile each module with only the modules it may
+                                     use (C99 and C++11, gcc): a call upward fails it
+
+src/NAME.h.in is a shipped header's frame (its first screen, guards, system
+includes) with one line `#include "MODULE/FILE"` where each part of a module
+goes; the part's text replaces the line. So the shipped headers stay what users
+have always copied, and the modules are the files. Edit src/, never the
+generated headers: a header changed by hand (newer than src/ and different from
+what src/ gives) stops the build rather than being overwritten.
 
 The version is read from the one place it is defined (CAS_VERSION_* in
-cas_codecs.h) and stamped into the banner.
+src/cas_codecs.h.in) and stamped into dist/cas.h's banner.
 """
+import glob
 import os
 import re
+import subprocess
 import sys
+import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-OUT = os.path.join(HERE, "dist", "cas.h")
+SRC = os.path.join(HERE, "src")
+HEADERS = ("cas_codecs.h", "cas.h", "cas_cloud.h", "cas_pickle.h")  # in the order they include each other
+PART = re.compile(r'^#include "([a-z]+)/([a-z_0-9]+\.[ch])"\n$')
+
+# Each module and the modules below it that it may use. A module is a folder of src/.
+LAYERS = {
+    "runtime": (),                                   # statuses, allocators, messages, parameter rows, JSON
+    "codecs": ("runtime",),                          # raw, gzip, LZ4 frame; the codec table
+    "core": ("runtime", "codecs"),                   # hashing, formats, writer, reader, many blobs
+    "store": ("runtime", "codecs", "core"),          # names, dedup, the backend seam, local files, tasks
+    "cloud": ("runtime", "codecs", "core", "store"),  # S3 and Azure: HTTP, credentials, dialects, the backend
+    "pickle": ("runtime", "codecs", "core", "store"),  # previews, over a store's public calls
+}
 
 
-def version():
-    text = open(os.path.join(HERE, "cas_codecs.h"), encoding="utf-8").read()
-    parts = {}
-    for name in ("MAJOR", "MINOR", "PATCH"):
-        m = re.search(r"^#define CAS_VERSION_%s (\d+)$" % name, text, re.M)
+def frame(name):
+    return open(os.path.join(SRC, name + ".in"), encoding="utf-8").read()
+
+
+def expand(name, keep=None):
+    """The header's text; with keep (a set of modules), only those modules' parts."""
+    out = []
+    for line in frame(name).splitlines(keepends=True):
+        m = PART.match(line)
         if not m:
-            sys.exit("amalgamate.py: CAS_VERSION_%s not found in cas_codecs.h" % name)
-        parts[name] = m.group(1)
-    v = "%(MAJOR)s.%(MINOR)s.%(PATCH)s" % parts
-    m = re.search(r'^#define CAS_VERSION_STRING "([^"]+)"$', text, re.M)
+            out.append(line)
+        elif keep is None or m.group(1) in keep:
+            out.append(open(os.path.join(SRC, m.group(1), m.group(2)), encoding="utf-8").read())
+    return "".join(out)
+
+
+def parts(*names):
+    found = []
+    for name in names or HEADERS:
+        found += [PART.match(l).groups() for l in frame(name).splitlines(keepends=True) if PART.match(l)]
+    return found
+
+
+def version(codecs):
+    got = {}
+    for name in ("MAJOR", "MINOR", "PATCH"):
+        m = re.search(r"^#define CAS_VERSION_%s (\d+)$" % name, codecs, re.M)
+        if not m:
+            sys.exit("amalgamate.py: CAS_VERSION_%s not found in src/cas_codecs.h.in" % name)
+        got[name] = m.group(1)
+    v = "%(MAJOR)s.%(MINOR)s.%(PATCH)s" % got
+    m = re.search(r'^#define CAS_VERSION_STRING "([^"]+)"$', codecs, re.M)
     if not m or m.group(1) != v:
         sys.exit("amalgamate.py: CAS_VERSION_STRING disagrees with MAJOR.MINOR.PATCH (%s)" % v)
     return v
 
 
 def build():
-    codecs = open(os.path.join(HERE, "cas_codecs.h"), encoding="utf-8").read()
-    main = open(os.path.join(HERE, "cas.h"), encoding="utf-8").read()
+    """{path relative to the repository: text} for every generated file."""
+    out = {name: expand(name) for name in HEADERS}
     include = '#include "cas_codecs.h"\n'
-    if main.count(include) != 1:
+    if out["cas.h"].count(include) != 1:
         sys.exit("amalgamate.py: cas.h must include cas_codecs.h exactly once")
-    v = version()
+    v = version(out["cas_codecs.h"])
     banner = (
         "/* cas.h v%s - single-file build, generated by amalgamate.py from cas.h and\n"
         " * cas_codecs.h. Do not edit: change the parts and rerun amalgamate.py.\n"
         " * MIT License; the text is at the end of cas.h. */\n" % v
     )
-    body = main.replace(include, "/* ---- begin cas_codecs.h ---- */\n" + codecs + "/* ---- end cas_codecs.h ---- */\n")
-    return banner + body
+    out["dist/cas.h"] = banner + out["cas.h"].replace(
+        include, "/* ---- begin cas_codecs.h ---- */\n" + out["cas_codecs.h"] + "/* ---- end cas_codecs.h ---- */\n")
+    return out, v
+
+
+def read(path):
+    try:
+        return open(os.path.join(HERE, path), encoding="utf-8").read()
+    except OSError:
+        return None
+
+
+def check_parts():
+    """Every file in src/ is a part of exactly one header, in a known module."""
+    listed = parts()
+    seen = set()
+    for module, fname in listed:
+        if module not in LAYERS:
+            sys.exit("amalgamate.py: src/%s/%s is in no layer (amalgamate.py's LAYERS)" % (module, fname))
+        if (module, fname) in seen:
+            sys.exit("amalgamate.py: src/%s/%s is included twice" % (module, fname))
+        seen.add((module, fname))
+    on_disk = {tuple(os.path.relpath(p, SRC).split(os.sep)) for p in glob.glob(os.path.join(SRC, "*", "*"))}
+    if on_disk != seen:
+        sys.exit("amalgamate.py: in src/ but in no header: %s; in a header but not in src/: %s"
+                 % (sorted("/".join(p) for p in on_disk - seen), sorted("/".join(p) for p in seen - on_disk)))
+
+
+def layer_unit(module):
+    """One translation unit: the module and those it may use, nothing else, nested as
+    the shipped headers include each other, every implementation switch on."""
+    keep = {module, *LAYERS[module]}
+    text = {name: expand(name, keep) for name in HEADERS}
+    text["cas.h"] = text["cas.h"].replace('#include "cas_codecs.h"\n', text["cas_codecs.h"])
+    top = "cas.h"
+    for name in ("cas_cloud.h", "cas_pickle.h"):
+        if any(m in keep for m, _ in parts(name)):  # the object stores and the previews never meet
+            top = name
+            text[name] = text[name].replace('#include "cas.h"\n', text["cas.h"])
+    return ("#define CAS_IMPLEMENTATION\n#define CAS_CLOUD_IMPLEMENTATION\n#define CAS_PICKLE_IMPLEMENTATION\n"
+            + text[top])
+
+
+def layers(cflags, without=()):
+    """Compiles every module alone with the modules it may use: an undeclared name (a
+    call or type from a module above) fails the compile, and a declared but undefined
+    cas_ symbol (a forward declaration of something above) fails the symbol check."""
+    bad = 0
+    with tempfile.TemporaryDirectory() as tmp:
+        for module in LAYERS:
+            if module in without:
+                print("%-8s skipped: not in this build" % module)
+                continue
+            src = os.path.join(tmp, module + ".c")
+            with open(src, "w", encoding="utf-8") as f:
+                f.write(layer_unit(module))
+            fails = []
+            for cc, lang in (("gcc", ["-std=c99"]), ("g++", ["-x", "c++", "-std=c++11"])):
+                obj = os.path.join(tmp, "%s-%s.o" % (module, cc))
+                cmd = [cc] + lang + ["-O0", "-Wall", "-Wextra", "-Wpedantic", "-Werror", "-Wno-unused-function",
+                                     "-I" + HERE, "-c", src, "-o", obj] + cflags
+                r = subprocess.run(cmd, capture_output=True, text=True)
+                if r.returncode:
+                    errs = [l for l in r.stderr.splitlines() if "error" in l][:int(os.environ.get("LAYER_ERRORS", 8))]
+                    fails.append("%s: %s" % (cc, "\n    ".join(errs) or r.stderr[-2000:]))
+                    continue
+                nm = subprocess.run(["nm", "-u", obj], capture_output=True, text=True, check=True).stdout
+                upward = [l.split()[-1] for l in nm.splitlines() if re.search(r"\bcas_", l)]
+                if upward:
+                    fails.append("%s: uses what no module below defines: %s" % (cc, ", ".join(upward)))
+            print("%-8s %s" % (module, "ok (with %s)" % (", ".join(LAYERS[module]) or "nothing")
+                               if not fails else "FAILED"))
+            for f in fails:
+                print("    " + f)
+            bad += bool(fails)
+    return bad
 
 
 def main():
-    text = build()
-    if "--check" in sys.argv[1:]:
-        try:
-            current = open(OUT, encoding="utf-8").read()
-        except OSError:
-            current = None
-        if current != text:
-            sys.exit("dist/cas.h is stale: run 'python3 amalgamate.py' and commit the result")
-        print("dist/cas.h is up to date (v%s)" % version())
+    args = sys.argv[1:]
+    check_parts()
+    if "--layers" in args:  # the rest: compiler flags, and --without MODULE for one this build lacks
+        without = {args[i + 1] for i, a in enumerate(args[:-1]) if a == "--without"}
+        flags = [a for i, a in enumerate(args) if a != "--layers" and a != "--without" and
+                 not (i and args[i - 1] == "--without")]
+        sys.exit(1 if layers(flags, without) else 0)
+    out, v = build()
+    if "--check" in args:
+        stale = [p for p, text in out.items() if read(p) != text]
+        if stale:
+            sys.exit("stale: %s; edit src/, then run 'python3 amalgamate.py' and commit the result" % ", ".join(stale))
+        print("cas_codecs.h, cas.h, cas_cloud.h, cas_pickle.h and dist/cas.h are what src/ gives (v%s)" % v)
         return
-    os.makedirs(os.path.dirname(OUT), exist_ok=True)
-    with open(OUT, "w", encoding="utf-8") as f:
-        f.write(text)
-    print("wrote dist/cas.h (v%s, %d lines)" % (version(), text.count("\n")))
+    newest = max(os.path.getmtime(p) for p in glob.glob(os.path.join(SRC, "**", "*"), recursive=True))
+    for path, text in out.items():
+        current = read(path)
+        if current is None or current == text:
+            continue
+        if path in HEADERS and os.path.getmtime(os.path.join(HERE, path)) > newest:
+            sys.exit("amalgamate.py: %s was edited by hand (it is newer than src/ and differs from what src/ gives);"
+                     " move the change to src/ (or 'git checkout %s')" % (path, path))
+    for path, text in out.items():
+        if read(path) != text:
+            os.makedirs(os.path.dirname(os.path.join(HERE, path)), exist_ok=True)
+            with open(os.path.join(HERE, path), "w", encoding="utf-8") as f:
+                f.write(text)
+            print("wrote %s" % path)
+    print("headers current (v%s)" % v)
 
 
 if __name__ == "__main__":

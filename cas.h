@@ -1463,10 +1463,6 @@ static const cas__param_row cas__params[] = {
     CAS__PARAM(CAS_PARAM_THREADS, CAS__FOR_WRITER, 1, 2, NULL),
     CAS__PARAM(CAS_PARAM_LIMIT, CAS__FOR_READER | CAS__FOR_STORE, 0, INT64_MAX, NULL),
     CAS__PARAM(CAS_PARAM_EXPECT_SIZE, CAS__FOR_READER, -1, INT64_MAX, NULL),
-#ifndef CAS_NO_STORE
-    CAS__PARAM(CAS_PARAM_FORMAT, CAS__FOR_STORE, 1, INT_MAX, cas__format_writable),
-    CAS__PARAM(CAS_PARAM_VERIFY, CAS__FOR_STORE, INT64_MIN, INT64_MAX, NULL), /* a flag: 0 or not */
-#endif
 };
 
 /* Any parameter's row: cas.h's, else the codecs'; NULL when none has the id. */
@@ -3461,8 +3457,19 @@ CASDEF void cas_store_close(cas_store *s) {
 
 CASDEF const char *cas_store_root(const cas_store *s) { return s ? s->root : ""; }
 
+/* The store's own rows; the rest are the writer's, reader's and codecs'. */
+static const cas__param_row cas__store_params[] = {
+    CAS__PARAM(CAS_PARAM_FORMAT, CAS__FOR_STORE, 1, INT_MAX, cas__format_writable),
+    CAS__PARAM(CAS_PARAM_VERIFY, CAS__FOR_STORE, INT64_MIN, INT64_MAX, NULL), /* a flag: 0 or not */
+};
+
+static const cas__param_row *cas__store_param_row(int id) {
+    const cas__param_row *r = CAS__PARAM_FIND(cas__store_params, id);
+    return r ? r : cas__param_row_of(id);
+}
+
 CASDEF int cas_store_set_param(cas_store *s, int param, int64_t v) {
-    const cas__param_row *row = cas__param_row_of(param);
+    const cas__param_row *row = cas__store_param_row(param);
     int rc;
     if (!s) return CAS_E_ARG;
     if (!row || !(row->who & CAS__FOR_STORE) || param >= CAS__PARAM_IDS) {
@@ -3484,7 +3491,7 @@ CASDEF int cas_store_set_param(cas_store *s, int param, int64_t v) {
 static int cas__apply_params(const cas_store *s, unsigned who, cas_writer *w, cas_reader *r) {
     int id, rc = CAS_OK;
     for (id = 1; id < CAS__PARAM_IDS && rc >= 0; id++)
-        if ((s->param_set >> id & 1) && (cas__param_row_of(id)->who & who))
+        if ((s->param_set >> id & 1) && (cas__store_param_row(id)->who & who))
             rc = w ? cas_writer_set_param(w, id, s->param[id]) : cas_reader_set_param(r, id, s->param[id]);
     return rc;
 }

@@ -59,7 +59,7 @@
  *                and CAS_S3_STALL_TIMEOUT (s without a byte, default 60);
  *                CAS_S3_CONNECTIONS (requests in flight in a batch, default 16);
  *                CAS_S3_PART_SIZE (bytes per multipart part, default 8 MiB)
- *   or per store with cas_store_set_param and the CAS_PARAM_S3_* below.
+ *   or per store with cas_store_set_param and the CAS_PARAM_CLOUD_* below.
  *
  * Azure (the Azure SDKs' and Metaflow's own places):
  *
@@ -77,7 +77,7 @@
  *                   (IDENTITY_ENDPOINT + IDENTITY_HEADER, else IMDS); AZURE_AUTHORITY_HOST.
  *                   Tokens are replaced before they expire.
  *   TLS          verified; REQUESTS_CA_BUNDLE or CURL_CA_BUNDLE names other CA certificates
- *   tuning       the CAS_PARAM_S3_* and their environment variables, as for S3
+ *   tuning       the CAS_PARAM_CLOUD_* and their environment variables, as for S3
  *
  * Answers: a resumed GET must be a 206 whose Content-Range starts where asked and
  * states the object's size, with the first answer's ETag (or the whole object
@@ -119,17 +119,30 @@
 extern "C" {
 #endif
 
-/* Object-store settings (cas_store_set_param on a store opened on a URL). */
-#define CAS_PARAM_S3_ATTEMPTS 60        /* tries per request, 1-100 (AWS_MAX_ATTEMPTS; default 5) */
-#define CAS_PARAM_S3_CONNECT_TIMEOUT 61 /* ms to connect, 1-600000 (default 10000) */
-#define CAS_PARAM_S3_STALL_TIMEOUT 62   /* ms without a byte before a request is dropped (default 60000) */
-#define CAS_PARAM_S3_CONNECTIONS 63     /* requests in flight in a batch or fetch, 1-256 (default 16) */
-#define CAS_PARAM_S3_PART_SIZE 64       /* multipart part size, 5 MiB - 5 GiB (default 8 MiB) */
-#define CAS_PARAM_S3_RETRY_BASE 65      /* ms, first backoff step, 1-60000 (default 100) */
-#define CAS_PARAM_S3_GC_AGE 66          /* s: gc aborts multipart uploads older than this (default 86400) */
-#define CAS_PARAM_S3_LIST_PAGE 67       /* names per listing page asked for, 1-5000 (default 1000; S3 gives 1000 at most) */
-#define CAS_PARAM_S3_RANGED_MIN 68      /* bytes: objects this large and more are read in ranged GETs, four in flight
-                                           (default 32 MiB, and 0 for a server on this machine; 0: one GET) */
+/* Object-store settings (cas_store_set_param on a store opened on a URL), for S3 and
+ * Azure alike. Each also comes from the environment: CAS_S3_X on S3, CAS_AZURE_X
+ * (else CAS_S3_X, the name both took first) on Azure; tries from AWS_MAX_ATTEMPTS. */
+#define CAS_PARAM_CLOUD_ATTEMPTS 60        /* tries per request, 1-100 (AWS_MAX_ATTEMPTS; default 5) */
+#define CAS_PARAM_CLOUD_CONNECT_TIMEOUT 61 /* ms to connect, 1-600000 (default 10000) */
+#define CAS_PARAM_CLOUD_STALL_TIMEOUT 62   /* ms without a byte before a request is dropped (default 60000) */
+#define CAS_PARAM_CLOUD_CONNECTIONS 63     /* requests in flight in a batch or fetch, 1-256 (default 16) */
+#define CAS_PARAM_CLOUD_PART_SIZE 64       /* multipart part (Azure: block) size, 5 MiB - 5 GiB (default 8 MiB) */
+#define CAS_PARAM_CLOUD_RETRY_BASE 65      /* ms, first backoff step, 1-60000 (default 100) */
+#define CAS_PARAM_CLOUD_GC_AGE 66          /* s: gc aborts multipart uploads older than this (default 86400) */
+#define CAS_PARAM_CLOUD_LIST_PAGE 67       /* names per listing page asked for, 1-5000 (default 1000; S3 gives
+                                              1000 at most) */
+#define CAS_PARAM_CLOUD_RANGED_MIN 68      /* bytes: objects this large and more are read in ranged GETs, four in
+                                              flight (default 32 MiB, and 0 for a server on this machine; 0: one GET) */
+/* Their first names, kept as aliases: the same settings, on Azure too. */
+#define CAS_PARAM_S3_ATTEMPTS CAS_PARAM_CLOUD_ATTEMPTS
+#define CAS_PARAM_S3_CONNECT_TIMEOUT CAS_PARAM_CLOUD_CONNECT_TIMEOUT
+#define CAS_PARAM_S3_STALL_TIMEOUT CAS_PARAM_CLOUD_STALL_TIMEOUT
+#define CAS_PARAM_S3_CONNECTIONS CAS_PARAM_CLOUD_CONNECTIONS
+#define CAS_PARAM_S3_PART_SIZE CAS_PARAM_CLOUD_PART_SIZE
+#define CAS_PARAM_S3_RETRY_BASE CAS_PARAM_CLOUD_RETRY_BASE
+#define CAS_PARAM_S3_GC_AGE CAS_PARAM_CLOUD_GC_AGE
+#define CAS_PARAM_S3_LIST_PAGE CAS_PARAM_CLOUD_LIST_PAGE
+#define CAS_PARAM_S3_RANGED_MIN CAS_PARAM_CLOUD_RANGED_MIN
 
 /* A backend for an object-store URL: "s3://bucket[/prefix]" or
  * "azure://container[/prefix]". Settings come from
@@ -198,15 +211,15 @@ extern "C" {
  * default, and the environment variable that may set it. */
 #define CAS__S3_PARAM(id, lo, hi, dflt, env, scale) CAS__PARAM_ENV(id, CAS__FOR_BACKEND, lo, hi, dflt, env, scale)
 static const cas__param_row cas__s3_params[] = {
-    CAS__S3_PARAM(CAS_PARAM_S3_ATTEMPTS, 1, 100, 5, "AWS_MAX_ATTEMPTS", 1),
-    CAS__S3_PARAM(CAS_PARAM_S3_CONNECT_TIMEOUT, 1, 600000, 10000, "CAS_S3_CONNECT_TIMEOUT", 1000),
-    CAS__S3_PARAM(CAS_PARAM_S3_STALL_TIMEOUT, 1000, 3600000, 60000, "CAS_S3_STALL_TIMEOUT", 1000),
-    CAS__S3_PARAM(CAS_PARAM_S3_CONNECTIONS, 1, 256, 16, "CAS_S3_CONNECTIONS", 1),
-    CAS__S3_PARAM(CAS_PARAM_S3_PART_SIZE, (int64_t)5 << 20, (int64_t)5 << 30, (int64_t)8 << 20, "CAS_S3_PART_SIZE", 1),
-    CAS__S3_PARAM(CAS_PARAM_S3_RETRY_BASE, 1, 60000, 100, "CAS_S3_RETRY_BASE", 1),
-    CAS__S3_PARAM(CAS_PARAM_S3_GC_AGE, 0, (int64_t)1 << 40, 86400, "CAS_S3_GC_AGE", 1),
-    CAS__S3_PARAM(CAS_PARAM_S3_LIST_PAGE, 1, 5000, 1000, "CAS_S3_LIST_PAGE", 1),
-    CAS__S3_PARAM(CAS_PARAM_S3_RANGED_MIN, 0, (int64_t)1 << 50, (int64_t)32 << 20, "CAS_S3_RANGED_MIN", 1),
+    CAS__S3_PARAM(CAS_PARAM_CLOUD_ATTEMPTS, 1, 100, 5, "AWS_MAX_ATTEMPTS", 1),
+    CAS__S3_PARAM(CAS_PARAM_CLOUD_CONNECT_TIMEOUT, 1, 600000, 10000, "CAS_S3_CONNECT_TIMEOUT", 1000),
+    CAS__S3_PARAM(CAS_PARAM_CLOUD_STALL_TIMEOUT, 1000, 3600000, 60000, "CAS_S3_STALL_TIMEOUT", 1000),
+    CAS__S3_PARAM(CAS_PARAM_CLOUD_CONNECTIONS, 1, 256, 16, "CAS_S3_CONNECTIONS", 1),
+    CAS__S3_PARAM(CAS_PARAM_CLOUD_PART_SIZE, (int64_t)5 << 20, (int64_t)5 << 30, (int64_t)8 << 20, "CAS_S3_PART_SIZE", 1),
+    CAS__S3_PARAM(CAS_PARAM_CLOUD_RETRY_BASE, 1, 60000, 100, "CAS_S3_RETRY_BASE", 1),
+    CAS__S3_PARAM(CAS_PARAM_CLOUD_GC_AGE, 0, (int64_t)1 << 40, 86400, "CAS_S3_GC_AGE", 1),
+    CAS__S3_PARAM(CAS_PARAM_CLOUD_LIST_PAGE, 1, 5000, 1000, "CAS_S3_LIST_PAGE", 1),
+    CAS__S3_PARAM(CAS_PARAM_CLOUD_RANGED_MIN, 0, (int64_t)1 << 50, (int64_t)32 << 20, "CAS_S3_RANGED_MIN", 1),
 };
 #define CAS__S3_NPARAMS (sizeof cas__s3_params / sizeof cas__s3_params[0])
 
@@ -599,6 +612,9 @@ struct cas__dialect {
     /* judges the completion's answer: CAS_OK (the upload is done) or why not */
     int (*complete_answer)(struct cas__s3w *w, struct cas__rq *r, char *msg, size_t cap);
     int (*set_meta)(struct cas__s3w *w, int *stored, char *msg, size_t cap); /* new metadata, the same bytes */
+    /* its own settings' names: CAS_S3_X is, for this dialect, env_prefix + X first,
+     * then CAS_S3_X (the name every dialect took before) */
+    const char *env_prefix;
 };
 
 
@@ -1153,10 +1169,10 @@ static int cas__rq_setup(cas__s3 *s3, CURL *e, cas__rq *r, cas__cred *c, struct 
     curl_easy_setopt(e, CURLOPT_URL, r->url.p);
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, r->curlerr);
-    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, r->quick ? 1000L : (long)cas__s3p(s3, CAS_PARAM_S3_CONNECT_TIMEOUT));
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, r->quick ? 1000L : (long)cas__s3p(s3, CAS_PARAM_CLOUD_CONNECT_TIMEOUT));
     curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1L);
     curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME,
-                     r->quick ? 2L : (long)(cas__s3p(s3, CAS_PARAM_S3_STALL_TIMEOUT) + 999) / 1000);
+                     r->quick ? 2L : (long)(cas__s3p(s3, CAS_PARAM_CLOUD_STALL_TIMEOUT) + 999) / 1000);
     if (r->quick) curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, 5000L);
     curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
@@ -1270,7 +1286,7 @@ static int cas__rq_retryable(const cas__rq *r) {
 
 /* Exponential backoff with full jitter: uniform in [0, min(base * 2^(tries-1), 100 * base)] ms. */
 static long cas__s3_backoff_ms(cas__s3 *s3, int tries) {
-    int64_t base = cas__s3p(s3, CAS_PARAM_S3_RETRY_BASE), cap = base * 100, step = base;
+    int64_t base = cas__s3p(s3, CAS_PARAM_CLOUD_RETRY_BASE), cap = base * 100, step = base;
     int k;
     for (k = 1; k < tries && step < cap; k++) step *= 2;
     if (step > cap) step = cap;
@@ -1395,7 +1411,7 @@ static int cas__multi_turn(cas__s3 *s3, CURLM *m, int (*ended)(void *ctx, cas__x
  * r->code and r->message hold S3's error), or an error with the reason in msg
  * when no answer came after the last try. */
 static int cas__rq_run(cas__s3 *s3, cas__rq *r, char *msg, size_t cap) {
-    int attempts = r->quick ? 2 : (int)cas__s3p(s3, CAS_PARAM_S3_ATTEMPTS), refreshed = 0, rc;
+    int attempts = r->quick ? 2 : (int)cas__s3p(s3, CAS_PARAM_CLOUD_ATTEMPTS), refreshed = 0, rc;
     cas__mu_lock(&s3->pmu);
     if (!r->quick && cas__ms() < s3->down_until) attempts = 1; /* just found unreachable: fail fast */
     cas__mu_unlock(&s3->pmu);
@@ -2064,7 +2080,7 @@ static int cas__obj_answer_bad(cas__s3obj *o, char *why, size_t cap) {
  * CAS_OK when the bytes are flowing, else a status with the reason in msg. */
 static int cas__obj_start(cas__s3obj *o, char *msg, size_t cap) {
     cas__s3 *s3 = o->s3;
-    int attempts = (int)cas__s3p(s3, CAS_PARAM_S3_ATTEMPTS), rc, again;
+    int attempts = (int)cas__s3p(s3, CAS_PARAM_CLOUD_ATTEMPTS), rc, again;
     for (;;) {
         cas__cred *c = NULL;
         o->tries++;
@@ -2215,7 +2231,7 @@ static int cas__obj_read(cas__s3obj *o, void *buf, size_t cap, size_t *got, char
             int rc;
             if (o->cc == CURLE_OK && o->delivered >= o->size) return CAS_OK; /* the end */
             /* the transfer broke (a reset, a stall, a body cut short): resume it */
-            if (o->tries >= (int)cas__s3p(o->s3, CAS_PARAM_S3_ATTEMPTS) ||
+            if (o->tries >= (int)cas__s3p(o->s3, CAS_PARAM_CLOUD_ATTEMPTS) ||
                 (o->cc != CURLE_OK && !cas__cc_transient(o->cc))) {
                 CURLcode cc = o->cc != CURLE_OK ? o->cc : CURLE_PARTIAL_FILE;
                 o->r.tries = o->tries;
@@ -2246,7 +2262,7 @@ static int cas__obj_read(cas__s3obj *o, void *buf, size_t cap, size_t *got, char
 /* Read-ahead for large objects: a thread fills a ring of chunks while the reader
  * decodes, so that the network and the decoder use a core each (a 1 GiB gzip
  * artifact decodes at the speed of its decoder, an LZ4 one at the speed of the
- * network). Objects of CAS_PARAM_S3_RANGED_MIN bytes and more come as ranged GETs
+ * network). Objects of CAS_PARAM_CLOUD_RANGED_MIN bytes and more come as ranged GETs
  * of one chunk each, CAS__AHEAD_CHUNKS in flight (If-Match on the first answer's
  * ETag), as the AWS and Azure SDKs read large objects: one connection to a cloud
  * store carries some tens of MB/s, several carry more. A server on this machine
@@ -2383,7 +2399,7 @@ static void cas__ahead_ranged(cas__s3obj *o) {
     char msg[CAS__MSG];
     cas__ranged_turn turn;
     msg[0] = 0;
-    turn.a = a, turn.attempts = (int)cas__s3p(o->s3, CAS_PARAM_S3_ATTEMPTS), turn.active = &active, turn.msg = msg;
+    turn.a = a, turn.attempts = (int)cas__s3p(o->s3, CAS_PARAM_CLOUD_ATTEMPTS), turn.active = &active, turn.msg = msg;
     memset(sl, 0, sizeof sl);
     for (i = 0; i < CAS__AHEAD_CHUNKS; i++) {
         sl[i].o = o, sl[i].slot = i;
@@ -2504,8 +2520,8 @@ static int cas__ahead_read(cas__s3obj *o, void *buf, size_t cap, size_t *got, ch
 /* Starts the read-ahead of a large object; without it (no memory, no thread) reads run inline. */
 static void cas__ahead_start(cas__s3obj *o) {
     struct cas__ahead *a;
-    int64_t from = cas__s3p(o->s3, CAS_PARAM_S3_RANGED_MIN);
-    int ranged = from > 0 && o->size >= (uint64_t)from && cas__s3p(o->s3, CAS_PARAM_S3_CONNECTIONS) > 1;
+    int64_t from = cas__s3p(o->s3, CAS_PARAM_CLOUD_RANGED_MIN);
+    int ranged = from > 0 && o->size >= (uint64_t)from && cas__s3p(o->s3, CAS_PARAM_CLOUD_CONNECTIONS) > 1;
     size_t chunk = ranged ? CAS__RANGED_CHUNK : CAS__AHEAD_CHUNK;
     if (o->size < CAS__AHEAD_MIN || !(a = (struct cas__ahead *)cas__calloc(&o->s3->alloc, sizeof *a))) return;
     if (!(a->slab = (unsigned char *)cas__alloc(&o->s3->alloc, chunk * CAS__AHEAD_CHUNKS)) ||
@@ -2593,7 +2609,7 @@ typedef struct cas__s3w {
 } cas__s3w;
 
 static size_t cas__s3w_part(const cas__s3w *w) {
-    uint64_t p = (uint64_t)cas__s3p(w->s3, CAS_PARAM_S3_PART_SIZE);
+    uint64_t p = (uint64_t)cas__s3p(w->s3, CAS_PARAM_CLOUD_PART_SIZE);
     int k;
     for (k = 0; k < w->nparts / 1000 && p < ((uint64_t)1 << 30); k++) p *= 2; /* 10000 parts reach 5 TB */
     return (size_t)p;
@@ -3210,7 +3226,7 @@ static int cas__s3_gc_one(void *ctx, const char *name, const char *upload_id, in
     return 0;
 }
 
-/* Multipart uploads under the prefix older than CAS_PARAM_S3_GC_AGE: a killed
+/* Multipart uploads under the prefix older than CAS_PARAM_CLOUD_GC_AGE: a killed
  * writer's parts, which S3 keeps (and bills) until someone aborts them. */
 static int cas__s3_gc(void *u, uint64_t *removed, char *msg, size_t cap) {
     cas__s3 *s3 = (cas__s3 *)u;
@@ -3219,14 +3235,14 @@ static int cas__s3_gc(void *u, uint64_t *removed, char *msg, size_t cap) {
     g.s3 = s3, g.aborted = 0;
     *removed = 0;
     if (s3->d->drops_uploads) return CAS_OK; /* Azure: a killed writer's uncommitted blocks go by themselves */
-    g.before = cas__now() - cas__s3p(s3, CAS_PARAM_S3_GC_AGE);
+    g.before = cas__now() - cas__s3p(s3, CAS_PARAM_CLOUD_GC_AGE);
     n = cas__s3_list_pages(s3, s3->prefix, 0, NULL, cas__s3_gc_one, &g, msg, cap);
     *removed = g.aborted;
     return n < 0 ? (int)n : CAS_OK;
 }
 
 /* ---- S3: many objects at once (batch gets) --------------------------------- */
-/* One multi handle, up to CAS_PARAM_S3_CONNECTIONS requests in flight, each
+/* One multi handle, up to CAS_PARAM_CLOUD_CONNECTIONS requests in flight, each
  * object whole into a buffer from the caller's allocator; a failed request waits
  * its backoff without holding up the others. */
 
@@ -3278,7 +3294,7 @@ static int cas__s3_fetch(void *u, size_t count, const char *const *names, const 
     cas__s3 *s3 = (cas__s3 *)u;
     cas__fitem *it = (cas__fitem *)cas__calloc(&s3->alloc, (count + 1) * sizeof *it);
     CURLM *m = cas__multi_get(s3);
-    long conns = (long)cas__s3p(s3, CAS_PARAM_S3_CONNECTIONS);
+    long conns = (long)cas__s3p(s3, CAS_PARAM_CLOUD_CONNECTIONS);
     size_t i, done = 0, active = 0;
     char why[CAS__MSG];
     cas__fetch_turn turn;
@@ -3289,7 +3305,7 @@ static int cas__s3_fetch(void *u, size_t count, const char *const *names, const 
         return cas__oom(msg, cap);
     }
     turn.s3 = s3, turn.it = it, turn.a = a, turn.fn = fn, turn.ctx = ctx, turn.done = &done, turn.active = &active;
-    turn.attempts = (int)cas__s3p(s3, CAS_PARAM_S3_ATTEMPTS);
+    turn.attempts = (int)cas__s3p(s3, CAS_PARAM_CLOUD_ATTEMPTS);
     curl_multi_setopt(m, CURLMOPT_MAX_HOST_CONNECTIONS, conns);
     curl_multi_setopt(m, CURLMOPT_MAX_TOTAL_CONNECTIONS, conns);
     for (i = 0; i < count; i++) {
@@ -3403,7 +3419,7 @@ static void cas__az_no_creds(const cas__s3 *s3, char *msg, size_t cap) {
 static void cas__s3_list_query(const cas__s3 *s3, cas__buf *q, const char *strip, const char *next, int delimiter) {
     if (next[0]) cas__buf_addz(q, "continuation-token="), cas__uri_encode(q, next, 0), cas__buf_addz(q, "&");
     if (delimiter) cas__buf_addz(q, "delimiter=%2F&");
-    cas__buf_fmt(q, "encoding-type=url&list-type=2&max-keys=%d&prefix=", (int)cas__s3p(s3, CAS_PARAM_S3_LIST_PAGE));
+    cas__buf_fmt(q, "encoding-type=url&list-type=2&max-keys=%d&prefix=", (int)cas__s3p(s3, CAS_PARAM_CLOUD_LIST_PAGE));
     cas__uri_encode(q, strip, 0);
 }
 
@@ -3412,7 +3428,7 @@ static void cas__az_list_query(const cas__s3 *s3, cas__buf *q, const char *strip
     cas__buf_addz(q, "comp=list");
     if (delimiter) cas__buf_addz(q, "&delimiter=%2F");
     if (next[0]) cas__buf_addz(q, "&marker="), cas__uri_encode(q, next, 0);
-    cas__buf_fmt(q, "&maxresults=%d&prefix=", (int)cas__s3p(s3, CAS_PARAM_S3_LIST_PAGE));
+    cas__buf_fmt(q, "&maxresults=%d&prefix=", (int)cas__s3p(s3, CAS_PARAM_CLOUD_LIST_PAGE));
     cas__uri_encode(q, strip, 0);
     cas__buf_addz(q, "&restype=container");
 }
@@ -3420,13 +3436,23 @@ static void cas__az_list_query(const cas__s3 *s3, cas__buf *q, const char *strip
 static const cas__dialect cas__s3_dialect = {
     CAS__S3_META_HEADER, NULL, 1, 0, CAS__CRED_IMDS, cas__cred_link, cas__s3_no_creds, cas__s3_list_query,
     cas__s3_upload_begin, cas__s3_part_query, cas__s3_part_entry, "POST", "<CompleteMultipartUpload>",
-    "</CompleteMultipartUpload>", cas__s3_complete_query, 0, cas__s3_complete_answer, cas__s3_set_meta};
+    "</CompleteMultipartUpload>", cas__s3_complete_query, 0, cas__s3_complete_answer, cas__s3_set_meta, "CAS_S3_"};
 
 static const cas__dialect cas__az_dialect = {
     CAS__AZ_META_HEADER, "x-ms-blob-type: BlockBlob", 0, 1, CAS__AZC_LAST, cas__az_cred_link, cas__az_no_creds,
     cas__az_list_query, cas__az_upload_begin, cas__az_part_query, cas__az_part_entry, "PUT",
     "<?xml version=\"1.0\" encoding=\"utf-8\"?><BlockList>", "</BlockList>", cas__az_complete_query, 1,
-    cas__az_complete_answer, cas__az_set_meta};
+    cas__az_complete_answer, cas__az_set_meta, "CAS_AZURE_"};
+
+/* The variable that sets a parameter for dialect d, or NULL: the dialect's own name
+ * (CAS_AZURE_CONNECTIONS), else the one all dialects took first (CAS_S3_CONNECTIONS). */
+static const char *cas__cloud_env(const cas__dialect *d, const char *name, char *own, size_t cap) {
+    if (name && !strncmp(name, "CAS_S3_", 7) && strcmp(d->env_prefix, "CAS_S3_")) {
+        snprintf(own, cap, "%s%s", d->env_prefix, name + 7);
+        if (cas__env(own)) return own;
+    }
+    return name && cas__env(name) ? name : NULL;
+}
 
 /* What every object store starts with: "SCHEME://BUCKET[/PREFIX]" split, the
  * parameters from their table and the environment, the locks. */
@@ -3462,14 +3488,16 @@ static int cas__cloud_new(cas__s3 **out, const cas__dialect *d, const char *url,
     snprintf(s3->url, sizeof s3->url, "%.*s%s%s%.*s", (int)scheme_len, url, s3->bucket, pl ? "/" : "", (int)pl, v);
     for (k = 0; k < CAS__S3_NPARAMS; k++) { /* defaults, then the environment's */
         const cas__param_row *p = &cas__s3_params[k];
+        char own[64];
+        const char *name = cas__cloud_env(d, p->env, own, sizeof own);
         s3->param[k] = p->dflt;
-        if (p->env && (v = cas__env(p->env)) != NULL) {
+        if (name && (v = cas__env(name)) != NULL) {
             char *end;
             double d = strtod(v, &end);
             int64_t x = (int64_t)(d * (double)p->env_scale);
             if (*end || x < p->lo || x > p->hi) {
                 cas__s3_destroy(s3);
-                return cas__serr(err, errcap, CAS_E_ARG, "%s=%.40s is out of range", p->env, v);
+                return cas__serr(err, errcap, CAS_E_ARG, "%s=%.40s is out of range", name, v);
             }
             s3->param[k] = x;
         }
@@ -3491,11 +3519,11 @@ static int cas__endpoint_local(const char *endpoint) {
 /* The store's credentials now, so that a store with none fails at open, not at
  * its first read; then the backend's callbacks (one set for every object store). */
 static int cas__cloud_ready(cas__s3 *s3, cas_backend *out, const char *url, char *err, size_t errcap) {
-    char why[CAS__MSG];
+    char why[CAS__MSG], own[64];
     cas__cred *c = NULL;
     int rc;
-    if (cas__endpoint_local(s3->endpoint) && !cas__env("CAS_S3_RANGED_MIN"))
-        s3->param[cas__s3_param_index(CAS_PARAM_S3_RANGED_MIN)] = 0; /* see cas__ahead_start */
+    if (cas__endpoint_local(s3->endpoint) && !cas__cloud_env(s3->d, "CAS_S3_RANGED_MIN", own, sizeof own))
+        s3->param[cas__s3_param_index(CAS_PARAM_CLOUD_RANGED_MIN)] = 0; /* see cas__ahead_start */
     rc = cas__cred_get(s3, 0, &c, why, sizeof why);
     if (rc == CAS_OK && c->kind == CAS__AUTH_BEARER) /* Entra ID tokens: https, or an emulator here */
         rc = cas__secret_may_go(s3->endpoint, "the Azure endpoint, with a Microsoft Entra ID token", why, sizeof why);

@@ -371,25 +371,7 @@ done:
     return o;
 }
 
-/* ---- sniffing ------------------------------------------------------------ */
-
-CASDEF const char *cas_sniff_name(int sniff) {
-    switch (sniff) {
-    case CAS_SNIFF_GZIP: return "gzip";
-    case CAS_SNIFF_LZ4: return "an LZ4 frame";
-    case CAS_SNIFF_ZSTD: return "a zstd frame";
-    case CAS_SNIFF_EMPTY: return "empty";
-    case CAS_SNIFF_SHORT: return "too short to tell";
-    default: return "neither gzip, LZ4 nor zstd";
-    }
-}
-
-#define CAS__GZIP_MAGIC "\x1f\x8b"
-#define CAS__LZ4_MAGIC "\x04\x22\x4d\x18"
-#define CAS__GZ_NOT_OURS "Not a gzipped file (%s)" /* Python's words */
-#define CAS__LZ4_TRUNC "LZ4 frame ended before the end-of-stream marker was reached"
-
-/* ---- the codec object ---------------------------------------------------- */
+/* ---- parameters and rows: one row type, one lookup, one check ------------- */
 
 /* Who takes a parameter. The layer that numbers a parameter lists its row, in a
  * table of cas__param_row, whatever the object: codecs, writers, readers and stores
@@ -415,6 +397,47 @@ typedef struct cas__param_row {
 #define CAS__PARAM(id, who, lo, hi, built) {id, who, lo, hi, built, 0, NULL, 0}
 #define CAS__PARAM_DEFAULT(id, who, lo, hi, dflt) {id, who, lo, hi, NULL, dflt, NULL, 0}
 #define CAS__PARAM_ENV(id, who, lo, hi, dflt, env, scale) {id, who, lo, hi, NULL, dflt, env, scale}
+
+/* The row whose first member, an int key, is key: every table here starts so. */
+static const void *cas__row_find(const void *table, size_t rows, size_t size, int key) {
+    const char *p = (const char *)table;
+    size_t i;
+    for (i = 0; i < rows; i++, p += size)
+        if (*(const int *)(const void *)p == key) return p;
+    return NULL;
+}
+
+static const cas__param_row *cas__param_find(const cas__param_row *t, size_t n, int id) {
+    return (const cas__param_row *)cas__row_find(t, n, sizeof *t, id);
+}
+#define CAS__PARAM_FIND(table, id) cas__param_find(table, sizeof table / sizeof table[0], id)
+
+/* The one check: CAS_E_ARG for a parameter `who` does not take or a value out of
+ * bounds, CAS_E_UNSUPPORTED for one this build lacks, else CAS_OK. */
+static int cas__param_check(const cas__param_row *row, unsigned who, int64_t v) {
+    if (!row || !(row->who & who) || v < row->lo || v > row->hi) return CAS_E_ARG;
+    return row->built ? row->built(v) : CAS_OK;
+}
+
+/* ---- sniffing ------------------------------------------------------------ */
+
+CASDEF const char *cas_sniff_name(int sniff) {
+    switch (sniff) {
+    case CAS_SNIFF_GZIP: return "gzip";
+    case CAS_SNIFF_LZ4: return "an LZ4 frame";
+    case CAS_SNIFF_ZSTD: return "a zstd frame";
+    case CAS_SNIFF_EMPTY: return "empty";
+    case CAS_SNIFF_SHORT: return "too short to tell";
+    default: return "neither gzip, LZ4 nor zstd";
+    }
+}
+
+#define CAS__GZIP_MAGIC "\x1f\x8b"
+#define CAS__LZ4_MAGIC "\x04\x22\x4d\x18"
+#define CAS__GZ_NOT_OURS "Not a gzipped file (%s)" /* Python's words */
+#define CAS__LZ4_TRUNC "LZ4 frame ended before the end-of-stream marker was reached"
+
+/* ---- the codec object ---------------------------------------------------- */
 
 /* One row per codec: everything the layers above ask of a codec (the table,
  * cas__codecs, is at the end of the codecs). Adding a codec is its functions, its
@@ -1509,15 +1532,6 @@ CASDEF int cas_sniff(const void *p, size_t n) {
     return cut || at < 0 ? CAS_SNIFF_SHORT : CAS_SNIFF_UNKNOWN;
 }
 
-/* The row whose first member, an int key, is key: every table here starts so. */
-static const void *cas__row_find(const void *table, size_t rows, size_t size, int key) {
-    const char *p = (const char *)table;
-    size_t i;
-    for (i = 0; i < rows; i++, p += size)
-        if (*(const int *)(const void *)p == key) return p;
-    return NULL;
-}
-
 static const cas__codec_row *cas__codec_find(int id) {
     return (const cas__codec_row *)cas__row_find(cas__codecs, CAS__CODEC_ROWS, sizeof cas__codecs[0], id);
 }
@@ -1560,17 +1574,6 @@ static const cas__param_row cas__codec_params[] = {
     CAS__PARAM(CAS_PARAM_MTIME, CAS__FOR_CODEC | CAS__FOR_WRITER, 0, 0xffffffffLL, NULL),
 };
 
-static const cas__param_row *cas__param_find(const cas__param_row *t, size_t n, int id) {
-    return (const cas__param_row *)cas__row_find(t, n, sizeof *t, id);
-}
-#define CAS__PARAM_FIND(table, id) cas__param_find(table, sizeof table / sizeof table[0], id)
-
-/* The one check: CAS_E_ARG for a parameter `who` does not take or a value out of
- * bounds, CAS_E_UNSUPPORTED for one this build lacks, else CAS_OK. */
-static int cas__param_check(const cas__param_row *row, unsigned who, int64_t v) {
-    if (!row || !(row->who & who) || v < row->lo || v > row->hi) return CAS_E_ARG;
-    return row->built ? row->built(v) : CAS_OK;
-}
 #define CAS__CODEC_PARAM(id) CAS__PARAM_FIND(cas__codec_params, id)
 
 CASDEF int cas_codec_set_param(cas_codec *c, int param, int64_t v) {

@@ -482,25 +482,7 @@ done:
     return o;
 }
 
-/* ---- sniffing ------------------------------------------------------------ */
-
-CASDEF const char *cas_sniff_name(int sniff) {
-    switch (sniff) {
-    case CAS_SNIFF_GZIP: return "gzip";
-    case CAS_SNIFF_LZ4: return "an LZ4 frame";
-    case CAS_SNIFF_ZSTD: return "a zstd frame";
-    case CAS_SNIFF_EMPTY: return "empty";
-    case CAS_SNIFF_SHORT: return "too short to tell";
-    default: return "neither gzip, LZ4 nor zstd";
-    }
-}
-
-#define CAS__GZIP_MAGIC "\x1f\x8b"
-#define CAS__LZ4_MAGIC "\x04\x22\x4d\x18"
-#define CAS__GZ_NOT_OURS "Not a gzipped file (%s)" /* Python's words */
-#define CAS__LZ4_TRUNC "LZ4 frame ended before the end-of-stream marker was reached"
-
-/* ---- the codec object ---------------------------------------------------- */
+/* ---- parameters and rows: one row type, one lookup, one check ------------- */
 
 /* Who takes a parameter. The layer that numbers a parameter lists its row, in a
  * table of cas__param_row, whatever the object: codecs, writers, readers and stores
@@ -526,6 +508,47 @@ typedef struct cas__param_row {
 #define CAS__PARAM(id, who, lo, hi, built) {id, who, lo, hi, built, 0, NULL, 0}
 #define CAS__PARAM_DEFAULT(id, who, lo, hi, dflt) {id, who, lo, hi, NULL, dflt, NULL, 0}
 #define CAS__PARAM_ENV(id, who, lo, hi, dflt, env, scale) {id, who, lo, hi, NULL, dflt, env, scale}
+
+/* The row whose first member, an int key, is key: every table here starts so. */
+static const void *cas__row_find(const void *table, size_t rows, size_t size, int key) {
+    const char *p = (const char *)table;
+    size_t i;
+    for (i = 0; i < rows; i++, p += size)
+        if (*(const int *)(const void *)p == key) return p;
+    return NULL;
+}
+
+static const cas__param_row *cas__param_find(const cas__param_row *t, size_t n, int id) {
+    return (const cas__param_row *)cas__row_find(t, n, sizeof *t, id);
+}
+#define CAS__PARAM_FIND(table, id) cas__param_find(table, sizeof table / sizeof table[0], id)
+
+/* The one check: CAS_E_ARG for a parameter `who` does not take or a value out of
+ * bounds, CAS_E_UNSUPPORTED for one this build lacks, else CAS_OK. */
+static int cas__param_check(const cas__param_row *row, unsigned who, int64_t v) {
+    if (!row || !(row->who & who) || v < row->lo || v > row->hi) return CAS_E_ARG;
+    return row->built ? row->built(v) : CAS_OK;
+}
+
+/* ---- sniffing ------------------------------------------------------------ */
+
+CASDEF const char *cas_sniff_name(int sniff) {
+    switch (sniff) {
+    case CAS_SNIFF_GZIP: return "gzip";
+    case CAS_SNIFF_LZ4: return "an LZ4 frame";
+    case CAS_SNIFF_ZSTD: return "a zstd frame";
+    case CAS_SNIFF_EMPTY: return "empty";
+    case CAS_SNIFF_SHORT: return "too short to tell";
+    default: return "neither gzip, LZ4 nor zstd";
+    }
+}
+
+#define CAS__GZIP_MAGIC "\x1f\x8b"
+#define CAS__LZ4_MAGIC "\x04\x22\x4d\x18"
+#define CAS__GZ_NOT_OURS "Not a gzipped file (%s)" /* Python's words */
+#define CAS__LZ4_TRUNC "LZ4 frame ended before the end-of-stream marker was reached"
+
+/* ---- the codec object ---------------------------------------------------- */
 
 /* One row per codec: everything the layers above ask of a codec (the table,
  * cas__codecs, is at the end of the codecs). Adding a codec is its functions, its
@@ -1620,15 +1643,6 @@ CASDEF int cas_sniff(const void *p, size_t n) {
     return cut || at < 0 ? CAS_SNIFF_SHORT : CAS_SNIFF_UNKNOWN;
 }
 
-/* The row whose first member, an int key, is key: every table here starts so. */
-static const void *cas__row_find(const void *table, size_t rows, size_t size, int key) {
-    const char *p = (const char *)table;
-    size_t i;
-    for (i = 0; i < rows; i++, p += size)
-        if (*(const int *)(const void *)p == key) return p;
-    return NULL;
-}
-
 static const cas__codec_row *cas__codec_find(int id) {
     return (const cas__codec_row *)cas__row_find(cas__codecs, CAS__CODEC_ROWS, sizeof cas__codecs[0], id);
 }
@@ -1671,17 +1685,6 @@ static const cas__param_row cas__codec_params[] = {
     CAS__PARAM(CAS_PARAM_MTIME, CAS__FOR_CODEC | CAS__FOR_WRITER, 0, 0xffffffffLL, NULL),
 };
 
-static const cas__param_row *cas__param_find(const cas__param_row *t, size_t n, int id) {
-    return (const cas__param_row *)cas__row_find(t, n, sizeof *t, id);
-}
-#define CAS__PARAM_FIND(table, id) cas__param_find(table, sizeof table / sizeof table[0], id)
-
-/* The one check: CAS_E_ARG for a parameter `who` does not take or a value out of
- * bounds, CAS_E_UNSUPPORTED for one this build lacks, else CAS_OK. */
-static int cas__param_check(const cas__param_row *row, unsigned who, int64_t v) {
-    if (!row || !(row->who & who) || v < row->lo || v > row->hi) return CAS_E_ARG;
-    return row->built ? row->built(v) : CAS_OK;
-}
 #define CAS__CODEC_PARAM(id) CAS__PARAM_FIND(cas__codec_params, id)
 
 CASDEF int cas_codec_set_param(cas_codec *c, int param, int64_t v) {
@@ -3179,10 +3182,6 @@ static const cas__param_row cas__params[] = {
     CAS__PARAM(CAS_PARAM_THREADS, CAS__FOR_WRITER, 1, 2, NULL),
     CAS__PARAM(CAS_PARAM_LIMIT, CAS__FOR_READER | CAS__FOR_STORE, 0, INT64_MAX, NULL),
     CAS__PARAM(CAS_PARAM_EXPECT_SIZE, CAS__FOR_READER, -1, INT64_MAX, NULL),
-#ifndef CAS_NO_STORE
-    CAS__PARAM(CAS_PARAM_FORMAT, CAS__FOR_STORE, 1, INT_MAX, cas__format_writable),
-    CAS__PARAM(CAS_PARAM_VERIFY, CAS__FOR_STORE, INT64_MIN, INT64_MAX, NULL), /* a flag: 0 or not */
-#endif
 };
 
 /* Any parameter's row: cas.h's, else the codecs'; NULL when none has the id. */
@@ -5177,8 +5176,19 @@ CASDEF void cas_store_close(cas_store *s) {
 
 CASDEF const char *cas_store_root(const cas_store *s) { return s ? s->root : ""; }
 
+/* The store's own rows; the rest are the writer's, reader's and codecs'. */
+static const cas__param_row cas__store_params[] = {
+    CAS__PARAM(CAS_PARAM_FORMAT, CAS__FOR_STORE, 1, INT_MAX, cas__format_writable),
+    CAS__PARAM(CAS_PARAM_VERIFY, CAS__FOR_STORE, INT64_MIN, INT64_MAX, NULL), /* a flag: 0 or not */
+};
+
+static const cas__param_row *cas__store_param_row(int id) {
+    const cas__param_row *r = CAS__PARAM_FIND(cas__store_params, id);
+    return r ? r : cas__param_row_of(id);
+}
+
 CASDEF int cas_store_set_param(cas_store *s, int param, int64_t v) {
-    const cas__param_row *row = cas__param_row_of(param);
+    const cas__param_row *row = cas__store_param_row(param);
     int rc;
     if (!s) return CAS_E_ARG;
     if (!row || !(row->who & CAS__FOR_STORE) || param >= CAS__PARAM_IDS) {
@@ -5200,7 +5210,7 @@ CASDEF int cas_store_set_param(cas_store *s, int param, int64_t v) {
 static int cas__apply_params(const cas_store *s, unsigned who, cas_writer *w, cas_reader *r) {
     int id, rc = CAS_OK;
     for (id = 1; id < CAS__PARAM_IDS && rc >= 0; id++)
-        if ((s->param_set >> id & 1) && (cas__param_row_of(id)->who & who))
+        if ((s->param_set >> id & 1) && (cas__store_param_row(id)->who & who))
             rc = w ? cas_writer_set_param(w, id, s->param[id]) : cas_reader_set_param(r, id, s->param[id]);
     return rc;
 }

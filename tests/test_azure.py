@@ -141,7 +141,8 @@ class TestPutGetMigrate(cloudtest.WriteChecks, unittest.TestCase):
         """Over one part size a blob goes up as blocks and a block list; from a pipe, v1,
         the name comes last and the bytes wait in a temp file."""
         data = os.urandom(12 << 20) + b"\0" * (2 << 20)
-        env = base_env(CAS_S3_PART_SIZE=str(5 << 20))
+        # Azure's own name, over the first name (which alone would be out of range)
+        env = base_env(CAS_AZURE_PART_SIZE=str(5 << 20), CAS_S3_PART_SIZE="1")
         with tempfile.NamedTemporaryFile() as f:
             f.write(data)
             f.flush()
@@ -464,6 +465,18 @@ class TestErrors(unittest.TestCase):
                   env=base_env(METAFLOW_AZURE_STORAGE_BLOB_SERVICE_ENDPOINT=None, AZURE_STORAGE_ACCOUNT=None))
         self.assertEqual(out.returncode, 1)
         self.assertIn(b"no Azure endpoint", out.stderr)
+
+    def test_settings_by_azure_names(self):
+        """CAS_AZURE_X sets what CAS_S3_X set, which is still taken when the Azure name is
+        unset; a bad value is named by the variable it came from."""
+        for extra, why in (({"CAS_AZURE_CONNECTIONS": "0", "CAS_S3_CONNECTIONS": "4"}, b"CAS_AZURE_CONNECTIONS=0 "),
+                           ({"CAS_S3_CONNECTIONS": "0"}, b"CAS_S3_CONNECTIONS=0 "),
+                           ({"CAS_AZURE_RETRY_BASE": "x"}, b"CAS_AZURE_RETRY_BASE=x ")):
+            out = cas("ls", "F/1/s/1", "--root", self.root, env=base_env(**extra))
+            self.assertEqual(out.returncode, 1, extra)
+            self.assertIn(why + b"is out of range", out.stderr)
+        out = cas("ls", "--root", self.root, env=base_env(CAS_AZURE_CONNECTIONS="4", CAS_S3_CONNECTIONS="0"))
+        self.assertEqual(out.returncode, 0, out.stderr)
 
     def test_bad_roots(self):
         for root in ("azure://", "azure://ab", "azure://Upper/x", "azure://bad_name/x"):

@@ -1,0 +1,104 @@
+/* ---- S3: many objects at once (batch gets) --------------------------------- */
+/* One multi handle, up to CAS_PARAM_CLOUD_CONNECTIONS requests in flight, each
+ * object whole into a buffer from the caller's allocator; a failed request waits
+ * its backoff without holding up the others. */
+
+typedef struct cas__fitem {
+    cas__xfer x; /* first: the driver hands back &x */
+    int state;   /* 0 waiting (x.due), 1 in flight, 2 reported */
+} cas__fitem;
+
+typedef struct cas__fetch_turn {
+    cas__s3 *s3;
+    cas__fitem *it;
+    const cas_allocator *a;
+    cas_fetch_fn fn;
+    void *ctx;
+    size_t *done, *active;
+    int attempts;
+} cas__fetch_turn;
+
+/* A GET that ended: reported (its bytes, or why not), or due again after its backoff. */
+static int cas__fetch_ended(void *ctx, cas__xfer *x, int again, CURLcode cc) {
+    cas__fetch_turn *t = (cas__fetch_turn *)ctx;
+    cas__fitem *f = (cas__fitem *)(void *)x;
+    size_t i = (size_t)(f - t->it);
+    char why[CAS__MSG];
+    (*t->active)--;
+    if (again && f->x.r.tries < t->attempts) {
+        f->state = 0, f->x.due = cas__ms() + cas__s3_backoff_ms(t->s3, f->x.r.tries);
+        return CAS_OK;
+    }
+    f->state = 2, (*t->done)++;
+    if (cc == CURLE_OK && f->x.r.status == 200) {
+        size_t len;
+        unsigned char *data = cas__rq_take_body(&f->x.r, &len);
+        if (!data && (data = (unsigned char *)cas__alloc(t->a, 1)) == NULL) { /* an empty object */
+            t->fn(t->ctx, i, CAS_E_NOMEM, "out of memory", NULL, 0, NULL, 0);
+            return CAS_OK;
+        }
+        t->fn(t->ctx, i, CAS_OK, NULL, f->x.r.has_meta ? f->x.r.meta : NULL, f->x.r.meta_len, data, len);
+    } else {
+        int rc = cc != CURLE_OK ? CAS_E_IO : cas__s3_answer_fail(&f->x.r, why, sizeof why);
+        if (cc != CURLE_OK) cas__rq_why(&f->x.r, cc, why, sizeof why);
+        t->fn(t->ctx, i, rc, why, NULL, 0, NULL, 0);
+    }
+    return CAS_OK;
+}
+
+static int cas__s3_fetch(void *u, size_t count, const char *const *names, const cas_allocator *a, cas_fetch_fn fn,
+                         void *ctx, char *msg, size_t cap) {
+    cas__s3 *s3 = (cas__s3 *)u;
+    cas__fitem *it = (cas__fitem *)cas__calloc(&s3->alloc, (count + 1) * sizeof *it);
+    CURLM *m = cas__multi_get(s3);
+    long conns = (long)cas__s3p(s3, CAS_PARAM_CLOUD_CONNECTIONS);
+    size_t i, done = 0, active = 0;
+    char why[CAS__MSG];
+    cas__fetch_turn turn;
+    if (!it || !m) {
+        cas__free(&s3->alloc, it);
+        cas__multi_put(s3, m);
+        for (i = 0; i < count; i++) fn(ctx, i, CAS_E_NOMEM, "out of memory", NULL, 0, NULL, 0);
+        return cas__oom(msg, cap);
+    }
+    turn.s3 = s3, turn.it = it, turn.a = a, turn.fn = fn, turn.ctx = ctx, turn.done = &done, turn.active = &active;
+    turn.attempts = (int)cas__s3p(s3, CAS_PARAM_CLOUD_ATTEMPTS);
+    curl_multi_setopt(m, CURLMOPT_MAX_HOST_CONNECTIONS, conns);
+    curl_multi_setopt(m, CURLMOPT_MAX_TOTAL_CONNECTIONS, conns);
+    for (i = 0; i < count; i++) {
+        cas__rq_init(&it[i].x.r, "GET", a);
+        it[i].x.r.keep = (size_t)-1;
+    }
+    while (done < count) {
+        int64_t now = cas__ms(), wake = now + 1000;
+        for (i = 0; i < count && active < (size_t)conns; i++) { /* start what is due */
+            cas__fitem *f = &it[i];
+            int rc;
+            if (f->state != 0) continue;
+            if (f->x.due > now) {
+                if (f->x.due < wake) wake = f->x.due;
+                continue;
+            }
+            why[0] = 0;
+            if (!f->x.r.url.len && cas__s3_url(s3, &f->x.r.url, names[i], NULL) < 0) rc = cas__oom(why, sizeof why);
+            else rc = cas__xfer_start(s3, m, &f->x, NULL, NULL, why, sizeof why);
+            if (rc < 0) {
+                fn(ctx, i, rc, why[0] ? why : "out of memory", NULL, 0, NULL, 0);
+                f->state = 2, done++;
+                continue;
+            }
+            f->state = 1, active++;
+        }
+        cas__multi_turn(s3, m, cas__fetch_ended, &turn);
+        if (done < count) {
+            int64_t t = cas__ms();
+            int timeout = active ? 1000 : (int)CAS__MAXZ(wake - t, 1);
+            curl_multi_poll(m, NULL, 0, timeout > 1000 ? 1000 : timeout, NULL);
+        }
+    }
+    for (i = 0; i < count; i++) cas__rq_free(&it[i].x.r);
+    cas__free(&s3->alloc, it);
+    cas__multi_put(s3, m);
+    return CAS_OK;
+}
+

@@ -1,0 +1,51 @@
+/* ---- S3: names, URLs, answers ------------------------------------------- */
+
+/* The URL of an object (name relative to the store's prefix, NULL for the
+ * bucket itself) with an already sorted and encoded query (SigV4 signs it as written). */
+static int cas__s3_url(const cas__s3 *s3, cas__buf *u, const char *name, const char *query) {
+    const char *sep = strstr(s3->endpoint, "://");
+    u->len = 0;
+    if (s3->path_style || !sep) {
+        cas__buf_addz(u, s3->endpoint);
+        cas__buf_addz(u, "/");
+        cas__uri_encode(u, s3->bucket, 0);
+    } else { /* virtual-hosted: https://bucket.host */
+        cas__buf_put(u, s3->endpoint, (size_t)(sep + 3 - s3->endpoint));
+        cas__buf_addz(u, s3->bucket);
+        cas__buf_addz(u, ".");
+        cas__buf_addz(u, sep + 3);
+    }
+    if (name || s3->d->root_slash) cas__buf_addz(u, "/");
+    if (name) {
+        cas__uri_encode(u, s3->prefix, 1);
+        cas__uri_encode(u, name, 1);
+    }
+    if (query) cas__buf_addz(u, "?"), cas__buf_addz(u, query);
+    return u->p ? CAS_OK : CAS_E_NOMEM;
+}
+
+/* The headers every write of an object carries: its metadata, and the
+ * encryption Metaflow asks for. */
+static int cas__s3_write_headers(const cas__s3 *s3, struct curl_slist **h, const char *meta, size_t ml) {
+    char line[CAS__S3_META_MAX + 64];
+    if (meta && ml > CAS__S3_META_MAX) return CAS_E_ARG;
+    if (meta && ml) { /* none: no header (curl would drop an empty one after it was signed) */
+        snprintf(line, sizeof line, "%s: %.*s", s3->d->meta_header, (int)ml, meta);
+        if (!(*h = curl_slist_append(*h, line))) return CAS_E_NOMEM;
+    }
+    if (s3->sse) { /* S3 only: Azure encrypts every blob */
+        snprintf(line, sizeof line, "x-amz-server-side-encryption: %.100s", s3->sse);
+        if (!(*h = curl_slist_append(*h, line))) return CAS_E_NOMEM;
+    }
+    return CAS_OK;
+}
+
+/* A final answer that is not what was wanted, as a status and a reason. */
+static int cas__s3_answer_fail(const cas__rq *r, char *msg, size_t cap) {
+    cas__rq_why(r, CURLE_OK, msg, cap);
+    if (r->status == 404 && strcmp(r->code, "NoSuchBucket") && strcmp(r->code, "NoSuchUpload") &&
+        strcmp(r->code, "ContainerNotFound"))
+        return CAS_E_NOTFOUND;
+    return CAS_E_IO;
+}
+
