@@ -61,7 +61,7 @@ PY_CONF  := $(shell $(PYTHON) -c "import sysconfig as s; print(s.get_paths()['in
 SPEEDUPS := $(if $(wildcard $(firstword $(PY_CONF))/Python.h),$(B)/_speedups$(word 2,$(PY_CONF)))
 
 .PHONY: all demo test test-build test-c test-configs test-single test-cli test-interop test-python test-s3 test-azure test-cross test-lint \
-        test-asan test-valgrind test-fuzz-replay test-infra test-cmake install uninstall clean bench fuzz examples speedups
+        test-asan test-valgrind test-fuzz-replay test-infra test-cmake test-layers test-format format install uninstall clean bench fuzz examples speedups
 
 all: $(B)/libcas.so $(B)/libcas.a $(B)/cas $(B)/flat_backend.so dist/cas.h $(SPEEDUPS)
 	@echo "cas.h $(VERSION) built in $(B)/ with: $(CAS_FOUND); without: $(CAS_MISSING)"
@@ -233,13 +233,28 @@ test-infra:
 test-lint:
 	$(PYTHON) -m flake8
 
+# Every C file against .clang-format (clang-format 14: Debian 12's; another version
+# formats some lines differently). `make format` rewrites them so.
+CLANG_FORMAT ?= clang-format-14
+FORMAT_SRC   := $(wildcard src/*/*.c src/*/*.h cli/*.c lib/*.c examples/*.c tests/*.c tests/*.h tests/fuzz/*.c \
+                  python/cas_h/*.c bench/*.c)
+test-format:
+	@command -v $(CLANG_FORMAT) > /dev/null || { echo "test-format: $(CLANG_FORMAT) is not installed \
+	  (sudo infra/debian-deps.sh)" >&2; exit 2; }
+	$(CLANG_FORMAT) --dry-run --Werror $(FORMAT_SRC)
+	@echo "test-format: $(words $(FORMAT_SRC)) files as .clang-format says"
+
+format:
+	$(CLANG_FORMAT) -i $(FORMAT_SRC)
+	$(PYTHON) amalgamate.py
+
 test-valgrind: $(B)/run_tests_fast
 	CAS_TEST_QUICK=1 valgrind -q --error-exitcode=9 --child-silent-after-fork=yes --leak-check=full --errors-for-leak-kinds=definite,indirect \
 	  $(B)/run_tests_fast
 
 # Everything, in the configuration lib/configure.sh found: suites that need a library
 # this build lacks say so and are left out (S3 without libcurl, ISA-L's configs...).
-test: all test-build test-configs test-lint test-s3 test-azure test-cross test-asan test-valgrind test-fuzz-replay test-infra test-cmake
+test: all test-build test-configs test-lint test-format test-s3 test-azure test-cross test-asan test-valgrind test-fuzz-replay test-infra test-cmake
 	@echo "make test: all suites passed ($(B)/ with: $(CAS_FOUND); without: $(CAS_MISSING))"
 
 # The built library, cas and the binding themselves (CI runs this alone on a build with

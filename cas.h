@@ -140,7 +140,6 @@ CASDEF int cas_hasher_final(cas_hasher *h, char key[CAS_KEY_BUF]);
 CASDEF int cas_hasher_reset(cas_hasher *h);
 CASDEF void cas_hasher_free(cas_hasher *h);
 CASDEF int cas_hash(int algo, const void *data, size_t n, char key[CAS_KEY_BUF]);
-
 /* ---- blob formats and the _meta sidecar ----------------------------------- */
 
 #define CAS_FORMAT_V1 1     /* gzip:   {"cas_raw": false, "cas_version": 1} */
@@ -158,7 +157,6 @@ CASDEF int cas_meta_json(int format, char *buf, size_t cap, size_t *len);
  * CAS_E_VERSION_MISSING ({} or no cas_version), CAS_E_VERSION_UNKNOWN (*version set),
  * CAS_E_META (not a JSON object). Both out-parameters are nullable. */
 CASDEF int cas_meta_parse(const char *json, size_t len, int *format, int64_t *version);
-
 /* ---- writing: bytes in, key + blob out ----------------------------------- */
 
 /* Writer and reader parameters, beside the codec ones (CAS_PARAM_LEVEL,
@@ -166,7 +164,8 @@ CASDEF int cas_meta_parse(const char *json, size_t len, int *format, int64_t *ve
 #define CAS_PARAM_HASH 32    /* writer: CAS_HASH_* for the key (default CAS_HASH_DEFAULT) */
 #define CAS_PARAM_THREADS 33 /* writer: threads cas_pack may use, 1 or 2 (default 2) */
 #define CAS_PARAM_LIMIT 34   /* reader: most bytes a blob may decode to; 0 = no limit (default) */
-#define CAS_PARAM_EXPECT_SIZE 35 /* reader: the decoded size the caller knows (data.json's
+#define CAS_PARAM_EXPECT_SIZE \
+    35 /* reader: the decoded size the caller knows (data.json's
                                     size); -1 = unknown (default). A difference is CAS_E_SIZE */
 
 typedef struct cas_writer cas_writer;
@@ -200,7 +199,6 @@ CASDEF size_t cas_pack_bound(int format, size_t n);
  * CAS_NEED_OUTPUT if cap < the blob (cas_pack_bound is always enough). */
 CASDEF int cas_pack(cas_writer *w, const void *in, size_t n, void *out, size_t cap, size_t *blob_len,
                     char key[CAS_KEY_BUF]);
-
 /* ---- reading: blob in, bytes out ----------------------------------------- */
 
 typedef struct cas_reader cas_reader;
@@ -217,8 +215,7 @@ CASDEF int cas_reader_update(cas_reader *r, const void *in, size_t n, size_t *in
                              size_t *out_made, int end);
 /* The whole blob at once into dst: CAS_DONE, CAS_NEED_OUTPUT if cap is short
  * (nothing is promised about dst then), or an error. */
-CASDEF int cas_reader_unpack_into(cas_reader *r, const void *blob, size_t n, void *dst, size_t cap,
-                                  size_t *out_len);
+CASDEF int cas_reader_unpack_into(cas_reader *r, const void *blob, size_t n, void *dst, size_t cap, size_t *out_len);
 /* The whole blob at once into a buffer allocated with the reader's allocator;
  * release it with cas_reader_free_buffer. */
 CASDEF int cas_reader_unpack(cas_reader *r, const void *blob, size_t n, void **out, size_t *out_len);
@@ -245,7 +242,6 @@ CASDEF int cas_reader_format(const cas_reader *r);
 CASDEF uint64_t cas_reader_total_in(const cas_reader *r);
 CASDEF uint64_t cas_reader_total_out(const cas_reader *r);
 CASDEF void cas_reader_free(cas_reader *r);
-
 /* ---- many blobs at once (a task's artifacts) ------------------------------ */
 /* One call for count independent items, spread over `threads` threads (<= 0: 2):
  * what a binding that pays per call (ctypes) hands over whole. Item i reads
@@ -271,7 +267,6 @@ CASDEF int cas_pack_many(int format, int algo, size_t count, const void *const *
 CASDEF int cas_unpack_many(size_t count, const int *format, const void *const *in, const size_t *in_len,
                            void *const *out, const size_t *cap, size_t *out_len, const char *const *keys, int *status,
                            int threads);
-
 #ifdef __cplusplus
 }
 #endif
@@ -286,7 +281,8 @@ extern "C" {
  * CAS_PARAM_LZ4_BLOCK, CAS_PARAM_HASH, CAS_PARAM_LIMIT and CAS_PARAM_STRICT. */
 #define CAS_PARAM_FORMAT 40 /* what put writes: CAS_FORMAT_V1 (default), _V2 or _RAW */
 #define CAS_PARAM_FSYNC 41  /* 1: fsync blob, sidecar and directory before a put returns */
-#define CAS_PARAM_VERIFY 42 /* 1: every read rehashes and compares with the key (default 0, and 1 on
+#define CAS_PARAM_VERIFY \
+    42 /* 1: every read rehashes and compares with the key (default 0, and 1 on
                                * an object store, CAS_BACKEND_REMOTE: a server's answer is never trusted) */
 
 typedef struct cas_store cas_store;
@@ -318,11 +314,11 @@ CASDEF int cas_store_blob_name(const char *flow, const char *key, char *buf, siz
 /* Stores bytes; the key comes back in key. format 0 = the store's default.
  * An existing key writes nothing (*stored = 0). The sidecar lands before the
  * blob becomes visible; a crash leaves only temp files, which cas_store_gc removes. */
-CASDEF int cas_store_put(cas_store *s, const char *flow, const void *data, size_t n, int format,
-                         char key[CAS_KEY_BUF], int *stored, char *err, size_t errcap);
+CASDEF int cas_store_put(cas_store *s, const char *flow, const void *data, size_t n, int format, char key[CAS_KEY_BUF],
+                         int *stored, char *err, size_t errcap);
 /* Same, streaming from a file descriptor until EOF, memory bounded. */
-CASDEF int cas_store_put_fd(cas_store *s, const char *flow, int fd, int format, char key[CAS_KEY_BUF],
-                            int *stored, char *err, size_t errcap);
+CASDEF int cas_store_put_fd(cas_store *s, const char *flow, int fd, int format, char key[CAS_KEY_BUF], int *stored,
+                            char *err, size_t errcap);
 /* 1 if the blob exists, 0 if not, < 0 for an invalid flow or key. */
 CASDEF int cas_store_exists(cas_store *s, const char *flow, const char *key);
 /* Decoded bytes in a buffer from the store's allocator (cas_store_free_buffer). */
@@ -338,8 +334,8 @@ CASDEF int cas_store_verify(cas_store *s, const char *flow, const char *key, uin
 /* Re-encodes one blob to CAS_FORMAT_V1 or _V2 in place, key unchanged; raw blobs
  * are left alone. Repairs a blob whose sidecar disagrees with its bytes (an
  * interrupted migrate). *changed = 1 if anything was rewritten. */
-CASDEF int cas_store_migrate(cas_store *s, const char *flow, const char *key, int format, int *changed,
-                             char *err, size_t errcap);
+CASDEF int cas_store_migrate(cas_store *s, const char *flow, const char *key, int format, int *changed, char *err,
+                             size_t errcap);
 /* Removes temp files left by crashed writers (dead pid, or older than an hour). */
 CASDEF int cas_store_gc(cas_store *s, uint64_t *removed, char *err, size_t errcap);
 /* Flow names ("A\0B\0") or a flow's keys (count * CAS_KEY_BUF chars, each NUL-
@@ -359,8 +355,8 @@ CASDEF int cas_store_keys(cas_store *s, const char *flow, char **keys, size_t *c
 CASDEF int cas_store_file_exists(cas_store *s, const char *name, char *err, size_t errcap);
 CASDEF int cas_store_file_get(cas_store *s, const char *name, size_t max, void **out, size_t *len, char **meta,
                               char *err, size_t errcap);
-CASDEF int cas_store_file_put(cas_store *s, const char *name, const void *data, size_t n, const char *meta,
-                              int replace, int *stored, char *err, size_t errcap);
+CASDEF int cas_store_file_put(cas_store *s, const char *name, const void *data, size_t n, const char *meta, int replace,
+                              int *stored, char *err, size_t errcap);
 
 /* A folder's entries ("" = the root; "Flow/12" a run's steps), sorted by name: its
  * objects and its folders (an object store's common prefixes), in one buffer for
@@ -405,8 +401,7 @@ CASDEF int cas_store_get_batch(cas_store *s, const char *flow, size_t count, con
 /* Streams: decode a blob piece by piece with a fixed window (64 KiB of input
  * plus the codec's state), whatever its size. Opened from a store as a task is
  * (cas_task_open): store, what to open, the handle, err. */
-CASDEF int cas_stream_open(cas_store *s, const char *flow, const char *key, cas_stream **out, char *err,
-                           size_t errcap);
+CASDEF int cas_stream_open(cas_store *s, const char *flow, const char *key, cas_stream **out, char *err, size_t errcap);
 /* 0.1.0's name of cas_stream_open. */
 CASDEF int cas_store_open_stream(cas_store *s, const char *flow, const char *key, cas_stream **out, char *err,
                                  size_t errcap);
@@ -466,8 +461,7 @@ typedef struct cas_run_info {
     int64_t started;
     int finished;
 } cas_run_info;
-CASDEF int cas_store_runs(cas_store *s, const char *flow, cas_run_info **runs, size_t *count, char *err,
-                          size_t errcap);
+CASDEF int cas_store_runs(cas_store *s, const char *flow, cas_run_info **runs, size_t *count, char *err, size_t errcap);
 
 /* The same, from bytes already in hand (no I/O): a task's N.data.json, and the
  * attempt Metaflow's rule picks from the names a task folder holds ("a\0b\0",
@@ -494,15 +488,13 @@ CASDEF int cas_store_default_root(char *buf, size_t cap, char *err, size_t errca
 }
 #endif
 #endif /* CAS_NO_STORE */
-
 #endif /* CAS_H */
 
 /* ---- experimental: seen with CAS_EXPERIMENTAL ------------------------------
  * What 1.0 does not freeze yet, in the manner of LZ4F_STATIC_LINKING_ONLY: the
  * store's backend seam. Define CAS_EXPERIMENTAL before including cas.h to use
  * it (cas_cloud.h does); the implementation always sees it. */
-#if (defined(CAS_EXPERIMENTAL) || defined(CAS_IMPLEMENTATION)) && !defined(CAS_NO_STORE) && \
-    !defined(CAS_H_EXPERIMENTAL)
+#if (defined(CAS_EXPERIMENTAL) || defined(CAS_IMPLEMENTATION)) && !defined(CAS_NO_STORE) && !defined(CAS_H_EXPERIMENTAL)
 #define CAS_H_EXPERIMENTAL
 #ifdef __cplusplus
 extern "C" {
@@ -537,8 +529,8 @@ typedef struct cas_object_info {
 #define CAS_COMMIT_REPLACE 2 /* the bytes and the metadata replace the object's */
 #define CAS_COMMIT_META 3    /* only the metadata changes; no bytes were written */
 
-#define CAS_ENTRY_FILE 0 /* list: an object */
-#define CAS_ENTRY_DIR 1  /* a folder (an object store's common prefix) */
+#define CAS_ENTRY_FILE 0  /* list: an object */
+#define CAS_ENTRY_DIR 1   /* a folder (an object store's common prefix) */
 #define CAS_ENTRY_OTHER 2 /* neither (a symlink, a device): the store skips it */
 
 #define CAS_BACKEND_REMOTE 1 /* latency-bound: batch calls use more requests in flight */
@@ -549,8 +541,8 @@ typedef int (*cas_list_fn)(void *ctx, const char *name, int kind, uint64_t size,
 /* One object of a fetch: status CAS_OK with its metadata (meta NULL if none) and
  * bytes (data is the callee's, allocated with the fetch's allocator), or an error
  * and its reason. Called from the thread that called fetch, in any order. */
-typedef void (*cas_fetch_fn)(void *ctx, size_t index, int status, const char *msg, const char *meta,
-                             size_t meta_len, void *data, size_t len);
+typedef void (*cas_fetch_fn)(void *ctx, size_t index, int status, const char *msg, const char *meta, size_t meta_len,
+                             void *data, size_t len);
 
 typedef struct cas_backend {
     void *user;       /* passed to every callback */
@@ -568,8 +560,8 @@ typedef struct cas_backend {
      * name: the object becomes visible whole, with its metadata, or not at all.
      * abort drops an uncommitted writer; after commit (even a failed one) only
      * abort may follow, and it then only frees the writer. */
-    int (*create)(void *user, const char *dir, const char *name, const char *meta, size_t meta_len, void **w,
-                  char *msg, size_t msgcap);
+    int (*create)(void *user, const char *dir, const char *name, const char *meta, size_t meta_len, void **w, char *msg,
+                  size_t msgcap);
     int (*write)(void *user, void *w, const void *p, size_t n, char *msg, size_t msgcap);
     int (*commit)(void *user, void *w, const char *name, int mode, int *stored, char *msg, size_t msgcap);
     void (*abort)(void *user, void *w);
@@ -583,7 +575,7 @@ typedef struct cas_backend {
     int (*remove)(void *user, const char *name, char *msg, size_t msgcap);
     /* Optional (NULL): */
     int (*gc)(void *user, uint64_t *removed, char *msg, size_t msgcap); /* drop what crashed writers left */
-    int (*set_param)(void *user, int param, int64_t value); /* CAS_E_ARG for a parameter it does not know */
+    int (*set_param)(void *user, int param, int64_t value);             /* CAS_E_ARG for a parameter it does not know */
     /* many objects whole, with requests in flight at once; returns when all are reported */
     int (*fetch)(void *user, size_t count, const char *const *names, const cas_allocator *alloc, cas_fetch_fn fn,
                  void *ctx, char *msg, size_t msgcap);
@@ -592,12 +584,11 @@ typedef struct cas_backend {
 
 /* A local datastore directory: blobs with _meta sidecar files, temp files and
  * rename under flock, never following a symlink below the root. */
-CASDEF int cas_backend_local(cas_backend *out, const char *root, const cas_allocator *alloc, char *err,
-                             size_t errcap);
+CASDEF int cas_backend_local(cas_backend *out, const char *root, const cas_allocator *alloc, char *err, size_t errcap);
 /* A store over any backend; the store owns it from here (destroy is called
  * when the store and every stream opened from it are closed), also on failure. */
-CASDEF int cas_store_open_backend(cas_store **out, const cas_backend *backend, const cas_allocator *alloc,
-                                  char *err, size_t errcap);
+CASDEF int cas_store_open_backend(cas_store **out, const cas_backend *backend, const cas_allocator *alloc, char *err,
+                                  size_t errcap);
 /* Removes a blob (the store itself never does; for tools that prune). 1 if it
  * was there, 0 if not. */
 CASDEF int cas_store_delete(cas_store *s, const char *flow, const char *key, char *err, size_t errcap);
@@ -618,7 +609,6 @@ CASDEF int cas_backend_register(const char *scheme, cas_backend_opener open);
 }
 #endif
 #endif /* CAS_H_EXPERIMENTAL */
-
 /* ========================================================================== */
 /*                               IMPLEMENTATION                               */
 /* ========================================================================== */
@@ -667,17 +657,16 @@ typedef struct cas__sha1 {
 } cas__sha1;
 
 #define CAS__ROL(x, n) (((x) << (n)) | ((x) >> (32 - (n))))
-#define CAS__BE32(p) \
-    ((uint32_t)(p)[0] << 24 | (uint32_t)(p)[1] << 16 | (uint32_t)(p)[2] << 8 | (uint32_t)(p)[3])
+#define CAS__BE32(p) ((uint32_t)(p)[0] << 24 | (uint32_t)(p)[1] << 16 | (uint32_t)(p)[2] << 8 | (uint32_t)(p)[3])
 
 static void cas__sha1_blocks(uint32_t st[5], const unsigned char *p, size_t nblocks) {
     uint32_t w[16];
     while (nblocks--) {
         uint32_t a = st[0], b = st[1], c = st[2], d = st[3], e = st[4];
         int t;
-#define CAS__W(i) w[(i) & 15]
+#define CAS__W(i) w[(i)&15]
 #define CAS__MIX(i) (CAS__W(i) = CAS__ROL(CAS__W((i) + 13) ^ CAS__W((i) + 8) ^ CAS__W((i) + 2) ^ CAS__W(i), 1))
-#define CAS__R(a, b, c, d, e, f, k, x) \
+#define CAS__R(a, b, c, d, e, f, k, x)     \
     e += CAS__ROL(a, 5) + (f) + (k) + (x); \
     b = CAS__ROL(b, 30)
 #define CAS__F1(b, c, d) ((((c) ^ (d)) & (b)) ^ (d))
@@ -824,7 +813,10 @@ CASDEF int cas_key_check(const char *key, size_t len, int *algo) {
 
 /* A hex digit's value, -1 if it is not one (cas_cloud.h's URL decoding, cas_pickle.h's text). */
 CAS__UNUSED static int cas__hexval(char c) {
-    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+    return c >= '0' && c <= '9'   ? c - '0'
+           : c >= 'a' && c <= 'f' ? c - 'a' + 10
+           : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                  : -1;
 }
 
 static void cas__hex(const unsigned char *d, size_t n, char *out) {
@@ -971,7 +963,6 @@ CASDEF int cas_hash(int algo, const void *data, size_t n, char key[CAS_KEY_BUF])
 #endif
     return CAS_OK;
 }
-
 /* ---- JSON: a small bounded parser ---------------------------------------- */
 /* Sidecars and data.json are small documents from untrusted stores. Tokens go
  * in one flat array in document order, each with the index just past its
@@ -1045,8 +1036,7 @@ static size_t cas__json_scan_str(cas__json *j, size_t i) {
                 int k;
                 for (k = 2; k < 6; k++) {
                     char h = i + k < j->n ? s[i + k] : 0;
-                    if (!((h >= '0' && h <= '9') || (h >= 'a' && h <= 'f') || (h >= 'A' && h <= 'F')))
-                        {
+                    if (!((h >= '0' && h <= '9') || (h >= 'a' && h <= 'f') || (h >= 'A' && h <= 'F'))) {
                         cas__json_fail(j, i, "bad \\u escape");
                         return 0;
                     }
@@ -1125,7 +1115,7 @@ static int cas__json_parse(cas__json *j, const char *s, size_t n, const cas_allo
             i = cas__json_ws(s, i + 1, n);
             if (i >= n) return cas__json_fail(j, i, "unexpected end");
             j->t[stack[depth - 1]].count++; /* not o: the push may have moved the array */
-        } else if (depth) { /* inside an array: a value or ']' */
+        } else if (depth) {                 /* inside an array: a value or ']' */
             cas__jtok *a = &j->t[stack[depth - 1]];
             if (s[i] == ']') goto close;
             if (a->count) {
@@ -1225,8 +1215,7 @@ CAS__UNUSED static int cas__utf8_seq(const unsigned char *s, size_t n, uint32_t 
         if ((s[k] & 0xc0) != 0x80) return 0;
         v = v << 6 | (s[k] & 0x3f);
     }
-    if ((len == 3 && v < 0x800) || (len == 4 && (v < 0x10000 || v > 0x10ffff)) || (v >= 0xd800 && v < 0xe000))
-        return 0;
+    if ((len == 3 && v < 0x800) || (len == 4 && (v < 0x10000 || v > 0x10ffff)) || (v >= 0xd800 && v < 0xe000)) return 0;
     *cp = v;
     return len;
 }
@@ -1324,7 +1313,6 @@ static int cas__json_truthy(const cas__json *j, size_t tok) {
     default: return 0;
     }
 }
-
 /* ---- formats and the sidecar --------------------------------------------- */
 
 /* One row per blob format: everything the reader, the writer and the store ask
@@ -1410,7 +1398,7 @@ static int cas__meta_rules(const cas__json *j, int *format, int64_t *version, si
     *vtok = ver;
     r = cas__json_int(j, ver, &v);
     if (r < 0) return CAS_E_VERSION_MISSING; /* a string or object cannot name a version */
-    if (r > 0) { /* beyond int64: the sign comes from the text */
+    if (r > 0) {                             /* beyond int64: the sign comes from the text */
         *version = j->s[j->t[ver].start] == '-' ? INT64_MIN : INT64_MAX;
         return CAS_E_VERSION_UNKNOWN;
     }
@@ -1453,7 +1441,6 @@ CASDEF int cas_meta_parse(const char *json, size_t len, int *format, int64_t *ve
     if (version) *version = v;
     return r;
 }
-
 /* ---- parameters beyond the codecs' (the same bounds table, one check) ----- */
 
 static int cas__hash_built(int64_t v) { return cas_hash_available((int)v) ? CAS_OK : CAS_E_UNSUPPORTED; }
@@ -1470,7 +1457,6 @@ static const cas__param_row *cas__param_row_of(int id) {
     const cas__param_row *r = CAS__PARAM_FIND(cas__params, id);
     return r ? r : CAS__CODEC_PARAM(id);
 }
-
 /* ---- writer -------------------------------------------------------------- */
 
 #define CAS__CODEC_PARAM_ROWS (sizeof cas__codec_params / sizeof cas__codec_params[0])
@@ -1491,10 +1477,10 @@ typedef struct cas__hash_job {
 typedef struct cas__helper {
     pthread_t th;
     pthread_mutex_t mu;
-    pthread_cond_t cv;   /* a job posted, or the job done: one waiter at a time */
-    cas__hash_job *job;  /* posted, until the helper takes it */
+    pthread_cond_t cv;  /* a job posted, or the job done: one waiter at a time */
+    cas__hash_job *job; /* posted, until the helper takes it */
     int busy, stop;
-    long pid;            /* the process it runs in; 0: none */
+    long pid; /* the process it runs in; 0: none */
 } cas__helper;
 #endif
 
@@ -1745,7 +1731,10 @@ static void cas__mu_unlock(cas__mutex *m) { pthread_mutex_unlock(m); }
 static void cas__mu_destroy(cas__mutex *m) { pthread_mutex_destroy(m); }
 #else
 typedef int cas__mutex;
-static int cas__mu_init(cas__mutex *m) { *m = 0; return 0; }
+static int cas__mu_init(cas__mutex *m) {
+    *m = 0;
+    return 0;
+}
 static void cas__mu_lock(cas__mutex *m) { (void)m; }
 static void cas__mu_unlock(cas__mutex *m) { (void)m; }
 static void cas__mu_destroy(cas__mutex *m) { (void)m; }
@@ -1798,7 +1787,8 @@ CASDEF int cas_pack(cas_writer *w, const void *in, size_t n, void *out, size_t c
 #endif
     if (!hashed) { /* the writer's own hasher: its context is already set up */
         r = cas_codec_encode_all(w->codec, in, n, out, cap, &len);
-        if (r == CAS_DONE && (r = cas_hasher_update(w->hasher, in, n)) == CAS_OK) r = cas_hasher_final(w->hasher, w->key);
+        if (r == CAS_DONE && (r = cas_hasher_update(w->hasher, in, n)) == CAS_OK)
+            r = cas_hasher_final(w->hasher, w->key);
         if (r == CAS_OK) r = CAS_DONE;
     }
     if (r == CAS_DONE) {
@@ -1811,7 +1801,6 @@ CASDEF int cas_pack(cas_writer *w, const void *in, size_t n, void *out, size_t c
     cas_writer_free(tmp);
     return r;
 }
-
 /* ---- reader -------------------------------------------------------------- */
 
 struct cas_reader {
@@ -2045,8 +2034,7 @@ static int cas__reader_run(cas_reader *r, const unsigned char *in, size_t n, siz
     if (rc < 0) return cas__rfail(r, rc, "%s", cas_codec_message(c)[0] ? cas_codec_message(c) : cas_strerror(rc));
     if (r->limit && r->total_out + *made > r->limit) {
         *made = (size_t)(r->limit - r->total_out); /* report no byte past the limit */
-        return cas__rfail(r, CAS_E_LIMIT, "decoded size exceeds the limit of %llu bytes",
-                          (unsigned long long)r->limit);
+        return cas__rfail(r, CAS_E_LIMIT, "decoded size exceeds the limit of %llu bytes", (unsigned long long)r->limit);
     }
     r->total_out += *made;
     if (r->key[0] && *made) cas_hasher_update(r->hasher, out, *made);
@@ -2081,8 +2069,7 @@ CASDEF int cas_reader_update(cas_reader *r, const void *in, size_t n, size_t *in
     }
     if (r->sniff_fed < r->sniff_len) { /* replay the sniffed bytes to the decoder */
         size_t u = 0, m = 0;
-        rc = cas__reader_run(r, r->sniff + r->sniff_fed, r->sniff_len - r->sniff_fed, &u, op, cap, &m,
-                             end && i == n);
+        rc = cas__reader_run(r, r->sniff + r->sniff_fed, r->sniff_len - r->sniff_fed, &u, op, cap, &m, end && i == n);
         r->sniff_fed += u, o += m;
         if (rc < 0) return rc;
         if (r->sniff_fed < r->sniff_len || rc == CAS_NEED_OUTPUT) {
@@ -2121,8 +2108,7 @@ CASDEF int cas_reader_size_hint(cas_reader *r, const void *blob, size_t n, uint6
     return rc;
 }
 
-CASDEF int cas_reader_unpack_into(cas_reader *r, const void *blob, size_t n, void *dst, size_t cap,
-                                  size_t *out_len) {
+CASDEF int cas_reader_unpack_into(cas_reader *r, const void *blob, size_t n, void *dst, size_t cap, size_t *out_len) {
     const unsigned char *ip = (const unsigned char *)blob;
     size_t len = 0, room = cap;
     int rc;
@@ -2170,8 +2156,7 @@ CASDEF int cas_reader_decode(cas_reader *r, const char *meta, size_t meta_len, c
     if ((rc = cas_reader_begin(r, meta, meta_len, name, key)) < 0) return rc;
     rc = cas_reader_unpack_into(r, blob, n, dst, cap, out_len);
     if (rc == CAS_NEED_OUTPUT && out_len) {
-        if (cas_reader_size_hint(r, blob, n, &hint) == CAS_OK && hint <= (uint64_t)(size_t)-1)
-            *out_len = (size_t)hint;
+        if (cas_reader_size_hint(r, blob, n, &hint) == CAS_OK && hint <= (uint64_t)(size_t)-1) *out_len = (size_t)hint;
     }
     return rc;
 }
@@ -2204,7 +2189,8 @@ CASDEF int cas_reader_unpack(cas_reader *r, const void *blob, size_t n, void **o
     enforced = r->crow->hint_enforced && framed;
     if (cas_decoded_size_hint(r->codec_id, blob, n, &hint) == CAS_OK) {
         if (enforced && hint > most)
-            return cas__rfail(r, CAS_E_CORRUPT, "the content size field of %s (%llu bytes) is more than %lu bytes of it can hold",
+            return cas__rfail(r, CAS_E_CORRUPT,
+                              "the content size field of %s (%llu bytes) is more than %lu bytes of it can hold",
                               cas_sniff_name(r->crow->sniff), (unsigned long long)hint, (unsigned long)n);
         if (hint > most) hint = 0;
     } else {
@@ -2223,8 +2209,8 @@ CASDEF int cas_reader_unpack(cas_reader *r, const void *blob, size_t n, void **o
         size_t len = 0;
         if (buf && !r->alloc.alloc && cap >= ((size_t)4 << 20)) cas__hint_huge(buf, cap);
         if (!buf) {
-            cas__fmt(r->msg, sizeof r->msg, "Could not unpack artifact '%s': out of memory (%llu bytes)",
-                     cas__rname(r), (unsigned long long)cap);
+            cas__fmt(r->msg, sizeof r->msg, "Could not unpack artifact '%s': out of memory (%llu bytes)", cas__rname(r),
+                     (unsigned long long)cap);
             return r->state = CAS_E_NOMEM;
         }
         rc = cas_reader_unpack_into(r, blob, n, buf, cap, &len);
@@ -2246,7 +2232,6 @@ CASDEF int cas_reader_unpack(cas_reader *r, const void *blob, size_t n, void **o
         return rc;
     }
 }
-
 /* ---- many blobs at once ---------------------------------------------------- */
 
 typedef struct cas__job {
@@ -2259,13 +2244,13 @@ typedef struct cas__many {
     const size_t *in_len, *cap;
     void *const *out;
     size_t *out_len;
-    char *keys;                /* pack: written */
-    const char *const *vkeys;  /* unpack: checked */
-    const int *formats;        /* unpack */
-    const int *fds;            /* unpack from files */
+    char *keys;               /* pack: written */
+    const char *const *vkeys; /* unpack: checked */
+    const int *formats;       /* unpack */
+    const int *fds;           /* unpack from files */
     int format, algo, inner, first_rc;
     int *status;
-    int *hash_rc; /* pack, split: job count + i hashes large item i (its status here) */
+    int *hash_rc;    /* pack, split: job count + i hashes large item i (its status here) */
     cas__job *order; /* the jobs as workers take them, largest first; NULL: index order */
     cas__mutex mu;
 } cas__many;
@@ -2399,7 +2384,8 @@ CASDEF int cas_pack_many(int format, int algo, size_t count, const void *const *
     m.out_len = out_len, m.keys = keys, m.status = status;
     if (out && keys && count > 1 && threads != 1) { /* threads <= 0: the default, 2 */
         size_t i;
-        for (i = 0; i < count && in_len[i] < CAS__PARALLEL_MIN; i++) {}
+        for (i = 0; i < count && in_len[i] < CAS__PARALLEL_MIN; i++) {
+        }
         /* without the room for the hashes' statuses, items are not split */
         if (i < count && (m.hash_rc = (int *)CAS_MALLOC(count * sizeof *m.hash_rc)) != NULL) {
             memset(m.hash_rc, 0, count * sizeof *m.hash_rc);
@@ -2430,7 +2416,6 @@ CASDEF int cas_unpack_many(size_t count, const int *format, const void *const *i
     /* sizes alone cost less than starting a thread */
     return cas__many_run(&m, out ? threads : 1, cas__unpack_worker);
 }
-
 /* ---- the store ----------------------------------------------------------- */
 /* Layers, top down; each may call only those below it:
  *   store calls (put/get/verify/migrate/batch/streams/tasks)  policy: names, dedup, formats
@@ -2491,7 +2476,6 @@ static int cas__serr(char *err, size_t cap, int code, const char *fmt, ...) {
     }
     return code;
 }
-
 /* ---- names ---- */
 
 CASDEF int cas_name_check(const char *name) {
@@ -2544,7 +2528,6 @@ CASDEF int cas_store_blob_name(const char *flow, const char *key, char *buf, siz
     n = snprintf(buf, cap, "%s/data/%.2s/%s", flow, key, key);
     return n < 0 || (size_t)n >= cap ? CAS_NEED_OUTPUT : CAS_OK;
 }
-
 /* ---- POSIX helpers (the local backend, plain files) ---- */
 
 /* Opens a directory below parent, never through a symlink; creates it on demand. */
@@ -2802,8 +2785,7 @@ static int cas__tmp_open(cas__local *l, int dirfd, const char *base, char *name,
 }
 
 /* Writes bytes into a new temp file; closes it. 0 or an errno (the file is removed). */
-static int cas__tmp_write(cas__local *l, int dirfd, const char *base, const void *p, size_t n, char *name,
-                          size_t cap) {
+static int cas__tmp_write(cas__local *l, int dirfd, const char *base, const void *p, size_t n, char *name, size_t cap) {
     int fd = cas__tmp_open(l, dirfd, base, name, cap), e;
     if (fd < 0) return errno;
     e = cas__write_all(fd, p, n);
@@ -2956,8 +2938,8 @@ static int cas__walk_fail(char *msg, size_t mcap, const char *prefix, size_t ple
     return rc;
 }
 
-static int cas__local_walk(int fd, char *prefix, size_t plen, size_t pcap, int recursive, int depth,
-                           cas_list_fn fn, void *ctx, int *stop, char *msg, size_t mcap) {
+static int cas__local_walk(int fd, char *prefix, size_t plen, size_t pcap, int recursive, int depth, cas_list_fn fn,
+                           void *ctx, int *stop, char *msg, size_t mcap) {
     DIR *d = fdopendir(fd);
     struct dirent *de;
     int rc = CAS_OK;
@@ -3024,8 +3006,7 @@ static int cas__local_walk(int fd, char *prefix, size_t plen, size_t pcap, int r
     return rc;
 }
 
-static int cas__local_list(void *u, const char *dir, int recursive, cas_list_fn fn, void *ctx, char *msg,
-                           size_t cap) {
+static int cas__local_list(void *u, const char *dir, int recursive, cas_list_fn fn, void *ctx, char *msg, size_t cap) {
     char prefix[1024];
     int fd = cas__local_dir((cas__local *)u, dir, strlen(dir), 0), stop = 0;
     if (fd < 0) return cas__lfail(msg, cap, errno);
@@ -3129,8 +3110,7 @@ static void cas__local_destroy(void *u) {
     cas__free(&a, l);
 }
 
-CASDEF int cas_backend_local(cas_backend *out, const char *root, const cas_allocator *alloc, char *err,
-                             size_t errcap) {
+CASDEF int cas_backend_local(cas_backend *out, const char *root, const cas_allocator *alloc, char *err, size_t errcap) {
     cas__local *l;
     size_t n;
     if (!out) return cas__serr(err, errcap, CAS_E_ARG, "invalid argument");
@@ -3162,7 +3142,6 @@ CASDEF int cas_backend_local(cas_backend *out, const char *root, const cas_alloc
     out->destroy = cas__local_destroy;
     return CAS_OK;
 }
-
 /* ---- a backend shared by a store and its streams ---- */
 
 typedef struct cas__be {
@@ -3241,7 +3220,7 @@ static int cas__slurp(const cas_backend *b, void *obj, uint64_t size_hint, const
 
 /* ---- store lifetime and pools ---- */
 
-#define CAS__PARAM_IDS 48 /* every id in the bounds tables is below */
+#define CAS__PARAM_IDS 48               /* every id in the bounds tables is below */
 #define CAS__SP(s, id) ((s)->param[id]) /* a store setting */
 
 struct cas_store {
@@ -3371,7 +3350,8 @@ static cas_backend_opener cas__opener(const char *url, char *err, size_t errcap)
     if (!open)
         cas__serr(err, errcap, CAS_E_UNSUPPORTED,
                   "'%.300s': no backend is registered for '%.*s://' roots in this build of cas.h "
-                  "(cas_backend_register)", url, (int)(n < 16 ? n : 16), url);
+                  "(cas_backend_register)",
+                  url, (int)(n < 16 ? n : 16), url);
     return open;
 }
 
@@ -3407,8 +3387,8 @@ CASDEF int cas_store_open_backend(cas_store **out, const cas_backend *b, const c
         return CAS_E_ARG;
     }
     *out = NULL;
-    if (!b || !b->open || !b->read || !b->close || !b->create || !b->write || !b->commit || !b->abort ||
-        !b->exists || !b->list || !b->remove) {
+    if (!b || !b->open || !b->read || !b->close || !b->create || !b->write || !b->commit || !b->abort || !b->exists ||
+        !b->list || !b->remove) {
         if (b && b->destroy) b->destroy(b->user);
         return cas__serr(err, errcap, CAS_E_ARG, "a backend without one of its required callbacks");
     }
@@ -3552,12 +3532,11 @@ static void cas__put_reader(cas_store *s, cas_reader *r) {
 CASDEF void cas_store_free_buffer(cas_store *s, void *p) {
     if (s) cas__free(&s->alloc, p);
 }
-
 /* ---- writing: one path for put, put_fd and migrate ---- */
 
 /* Bytes in hand go to a new backend object; commits it under name. */
-static int cas__write_object(cas_store *s, const char *dir, const char *name, const void *p, size_t n,
-                             const char *meta, size_t ml, int mode, int *stored, char *msg, size_t cap) {
+static int cas__write_object(cas_store *s, const char *dir, const char *name, const void *p, size_t n, const char *meta,
+                             size_t ml, int mode, int *stored, char *msg, size_t cap) {
     const cas_backend *b = &s->be->b;
     void *w;
     int rc = b->create(b->user, dir, name, meta, ml, &w, msg, cap);
@@ -3599,9 +3578,9 @@ static int cas__file_name_refused(const char *name, char *err, size_t errcap) {
     return cas__serr(err, errcap, CAS_E_NAME, "Invalid object name '%s'", shown);
 }
 
-#define CAS__FILE_NAME_OK(s, name, err, errcap)                                              \
-    do {                                                                                     \
-        if (!(s)) return cas__serr(err, errcap, CAS_E_ARG, "invalid argument");             \
+#define CAS__FILE_NAME_OK(s, name, err, errcap)                                               \
+    do {                                                                                      \
+        if (!(s)) return cas__serr(err, errcap, CAS_E_ARG, "invalid argument");               \
         if (cas__file_name_check(name) < 0) return cas__file_name_refused(name, err, errcap); \
     } while (0)
 
@@ -3610,8 +3589,8 @@ static int cas__file_ask(cas_store *s, const char *name, int remove, char *err, 
     char msg[CAS__MSG] = "";
     int rc;
     CAS__FILE_NAME_OK(s, name, err, errcap);
-    rc = remove ? s->be->b.remove(s->be->b.user, name, msg, sizeof msg) : s->be->b.exists(s->be->b.user, name, msg,
-                                                                                        sizeof msg);
+    rc = remove ? s->be->b.remove(s->be->b.user, name, msg, sizeof msg)
+                : s->be->b.exists(s->be->b.user, name, msg, sizeof msg);
     return rc < 0 ? cas__serr(err, errcap, rc, "Cannot %s '%s' in '%s': %s", remove ? "remove" : "check", name, s->root,
                               CAS__WHY(rc, msg))
                   : rc;
@@ -3642,7 +3621,8 @@ CASDEF int cas_store_file_get(cas_store *s, const char *name, size_t max, void *
     }
     if (meta && info.meta && !(m = (char *)cas__alloc(&s->alloc, info.meta_len + 1))) rc = CAS_E_NOMEM;
     if (m) memcpy(m, info.meta, info.meta_len), m[info.meta_len] = 0;
-    if (rc >= 0) rc = cas__slurp(b, obj, info.size, &s->alloc, max ? max : CAS__JSON_FILE_MAX, &text, &tlen, msg, sizeof msg);
+    if (rc >= 0)
+        rc = cas__slurp(b, obj, info.size, &s->alloc, max ? max : CAS__JSON_FILE_MAX, &text, &tlen, msg, sizeof msg);
     b->close(b->user, obj);
     if (rc < 0) {
         cas__free(&s->alloc, m);
@@ -3657,8 +3637,8 @@ CASDEF int cas_store_file_remove(cas_store *s, const char *name, char *err, size
     return cas__file_ask(s, name, 1, err, errcap);
 }
 
-CASDEF int cas_store_file_put(cas_store *s, const char *name, const void *data, size_t n, const char *meta,
-                              int replace, int *stored, char *err, size_t errcap) {
+CASDEF int cas_store_file_put(cas_store *s, const char *name, const void *data, size_t n, const char *meta, int replace,
+                              int *stored, char *err, size_t errcap) {
     char dir[CAS__FILE_NAME_MAX + 1], msg[CAS__MSG] = "";
     const char *slash, *c;
     int rc, dummy;
@@ -3737,8 +3717,8 @@ CASDEF int cas_store_exists(cas_store *s, const char *flow, const char *key) {
     return cas__blob_exists(s, flow, key);
 }
 
-static int cas__store_blob(cas_store *s, const char *flow, const char *key, int format, const void *blob,
-                           size_t n, int *stored, char *err, size_t errcap) {
+static int cas__store_blob(cas_store *s, const char *flow, const char *key, int format, const void *blob, size_t n,
+                           int *stored, char *err, size_t errcap) {
     char bname[512], dir[300], meta[CAS_META_MAX], msg[CAS__MSG] = "";
     size_t ml = 0;
     int rc;
@@ -3752,8 +3732,8 @@ static int cas__store_blob(cas_store *s, const char *flow, const char *key, int 
 
 /* threads: 2 lets a large blob hash on a second thread while it compresses;
  * batch workers pass 1 so that N workers use N cores, not 2N threads. */
-static int cas__store_put(cas_store *s, const char *flow, const void *data, size_t n, int format,
-                          char key[CAS_KEY_BUF], int *stored, char *err, size_t errcap, int threads) {
+static int cas__store_put(cas_store *s, const char *flow, const void *data, size_t n, int format, char key[CAS_KEY_BUF],
+                          int *stored, char *err, size_t errcap, int threads) {
     cas_writer *w;
     unsigned char *blob = NULL;
     size_t blen = 0, cap;
@@ -3762,13 +3742,15 @@ static int cas__store_put(cas_store *s, const char *flow, const void *data, size
     *stored = 0;
     if (!s || !key || (!data && n)) return cas__serr(err, errcap, CAS_E_ARG, "invalid argument");
     key[0] = 0;
-    if (cas_name_check(flow) < 0) return cas__serr(err, errcap, CAS_E_NAME, "Invalid flow name '%.300s'", flow ? flow : "");
+    if (cas_name_check(flow) < 0)
+        return cas__serr(err, errcap, CAS_E_NAME, "Invalid flow name '%.300s'", flow ? flow : "");
     if (!format) format = (int)CAS__SP(s, CAS_PARAM_FORMAT);
     if ((rc = cas__format_writable(format)) < 0) return cas__serr(err, errcap, rc, "invalid format %d", format);
     as_is = cas_format_codec(format) == CAS_CODEC_RAW;
     parallel = threads > 1 && n >= CAS__PARALLEL_MIN && !as_is;
     if (!parallel) { /* hash first: what is already stored costs no compression */
-        if ((rc = cas_hash((int)CAS__SP(s, CAS_PARAM_HASH), data, n, key)) < 0) return cas__serr(err, errcap, rc, "hashing failed");
+        if ((rc = cas_hash((int)CAS__SP(s, CAS_PARAM_HASH), data, n, key)) < 0)
+            return cas__serr(err, errcap, rc, "hashing failed");
         if (cas__blob_exists(s, flow, key)) return CAS_OK;
         if (as_is) return cas__store_blob(s, flow, key, format, data, n, stored, err, errcap);
     }
@@ -3792,8 +3774,8 @@ static int cas__store_put(cas_store *s, const char *flow, const void *data, size
     return rc;
 }
 
-CASDEF int cas_store_put(cas_store *s, const char *flow, const void *data, size_t n, int format,
-                         char key[CAS_KEY_BUF], int *stored, char *err, size_t errcap) {
+CASDEF int cas_store_put(cas_store *s, const char *flow, const void *data, size_t n, int format, char key[CAS_KEY_BUF],
+                         int *stored, char *err, size_t errcap) {
     return cas__store_put(s, flow, data, n, format, key, stored, err, errcap, 2);
 }
 
@@ -3805,8 +3787,8 @@ static int cas__pull_fd(void *ctx, void *buf, size_t cap, size_t *got, char *err
     return CAS_OK;
 }
 
-CASDEF int cas_store_put_fd(cas_store *s, const char *flow, int fd, int format, char key[CAS_KEY_BUF],
-                            int *stored, char *err, size_t errcap) {
+CASDEF int cas_store_put_fd(cas_store *s, const char *flow, int fd, int format, char key[CAS_KEY_BUF], int *stored,
+                            char *err, size_t errcap) {
     const cas_backend *b;
     cas_writer *w = NULL;
     void *bw = NULL;
@@ -3817,7 +3799,8 @@ CASDEF int cas_store_put_fd(cas_store *s, const char *flow, int fd, int format, 
     *stored = 0;
     if (!s || !key || fd < 0) return cas__serr(err, errcap, CAS_E_ARG, "invalid argument");
     key[0] = 0;
-    if (cas_name_check(flow) < 0) return cas__serr(err, errcap, CAS_E_NAME, "Invalid flow name '%.300s'", flow ? flow : "");
+    if (cas_name_check(flow) < 0)
+        return cas__serr(err, errcap, CAS_E_NAME, "Invalid flow name '%.300s'", flow ? flow : "");
     b = &s->be->b;
     if (!format) format = (int)CAS__SP(s, CAS_PARAM_FORMAT);
     if ((rc = cas__get_writer(s, format, &w)) < 0) return cas__serr(err, errcap, rc, "%s", cas_strerror(rc));
@@ -3840,7 +3823,6 @@ out:
     if (w) cas__put_writer(s, w);
     return rc;
 }
-
 /* ---- reading ---- */
 
 /* Opens a blob through the backend: *info has its size and metadata (meta NULL
@@ -3852,7 +3834,8 @@ static int cas__open_blob(cas_store *s, const char *flow, const char *key, unsig
     *obj = NULL;
     memset(info, 0, sizeof *info);
     if (!s) return cas__serr(err, errcap, CAS_E_ARG, "invalid argument");
-    if (cas_name_check(flow) < 0) return cas__serr(err, errcap, CAS_E_NAME, "Invalid flow name '%.300s'", flow ? flow : "");
+    if (cas_name_check(flow) < 0)
+        return cas__serr(err, errcap, CAS_E_NAME, "Invalid flow name '%.300s'", flow ? flow : "");
     if (!cas__key_ok(key)) return cas__serr(err, errcap, CAS_E_KEY, "Invalid key '%.100s'", key ? key : "");
     rc = s->be->b.open(s->be->b.user, bname, flags, obj, info, msg, sizeof msg);
     if (rc == CAS_E_NOTFOUND) return cas__serr(err, errcap, rc, "No blob '%s' in '%s'", bname, s->root);
@@ -3921,7 +3904,8 @@ CASDEF int cas_store_delete(cas_store *s, const char *flow, const char *key, cha
     char bname[512], msg[CAS__MSG] = "";
     int rc;
     if (!s) return cas__serr(err, errcap, CAS_E_ARG, "invalid argument");
-    if (cas_name_check(flow) < 0) return cas__serr(err, errcap, CAS_E_NAME, "Invalid flow name '%.300s'", flow ? flow : "");
+    if (cas_name_check(flow) < 0)
+        return cas__serr(err, errcap, CAS_E_NAME, "Invalid flow name '%.300s'", flow ? flow : "");
     if (!cas__key_ok(key)) return cas__serr(err, errcap, CAS_E_KEY, "Invalid key '%.100s'", key ? key : "");
     cas_store_blob_name(flow, key, bname, sizeof bname);
     rc = s->be->b.remove(s->be->b.user, bname, msg, sizeof msg);
@@ -4012,8 +3996,8 @@ static int cas__stream_peek(cas_stream *st, unsigned char *head, size_t want, si
         size_t n = 0;
         char msg[CAS__MSG] = "";
         if (st->be) {
-            rc = st->be->b.read(st->be->b.user, st->obj, st->in + st->in_len, CAS__STREAM_WINDOW - st->in_len, &n,
-                                msg, sizeof msg);
+            rc = st->be->b.read(st->be->b.user, st->obj, st->in + st->in_len, CAS__STREAM_WINDOW - st->in_len, &n, msg,
+                                sizeof msg);
             if (rc < 0) {
                 cas__fmt(st->msg, sizeof st->msg, "%s", msg);
                 return st->failed = rc;
@@ -4051,8 +4035,8 @@ CASDEF int cas_stream_open(cas_store *s, const char *flow, const char *key, cas_
     if ((rc = cas__open_blob(s, flow, key, 0, &obj, &info, bname, err, errcap)) < 0) return rc;
     /* the stream holds the backend, so it outlives the store if need be */
     if ((rc = cas__stream_alloc(out, s->be, obj, -1, info.size, &s->alloc, err, errcap)) < 0) return rc;
-    rc = cas__stream_begin(*out, info.meta, info.meta_len, bname, CAS__SP(s, CAS_PARAM_VERIFY) ? key : NULL, (uint64_t)CAS__SP(s, CAS_PARAM_LIMIT), (int)CAS__SP(s, CAS_PARAM_STRICT), err,
-                           errcap);
+    rc = cas__stream_begin(*out, info.meta, info.meta_len, bname, CAS__SP(s, CAS_PARAM_VERIFY) ? key : NULL,
+                           (uint64_t)CAS__SP(s, CAS_PARAM_LIMIT), (int)CAS__SP(s, CAS_PARAM_STRICT), err, errcap);
     if (rc < 0) {
         cas_stream_close(*out);
         *out = NULL;
@@ -4097,16 +4081,19 @@ CASDEF int cas_unpack_v2_fd(int fd, void *dst, size_t cap, size_t *out_len) {
     if (rc < 0) return rc;
     if (fi.blockChecksumFlag || fi.contentChecksumFlag || fi.dictID || fi.frameType != LZ4F_frame)
         return CAS_E_UNSUPPORTED; /* plain frames only: the general path checks the rest */
-    bmax = fi.blockSizeID == LZ4F_max256KB ? (size_t)256 << 10 : fi.blockSizeID == LZ4F_max1MB ? (size_t)1 << 20
-         : fi.blockSizeID == LZ4F_max4MB   ? (size_t)4 << 20   : (size_t)64 << 10;
+    bmax = fi.blockSizeID == LZ4F_max256KB ? (size_t)256 << 10
+           : fi.blockSizeID == LZ4F_max1MB ? (size_t)1 << 20
+           : fi.blockSizeID == LZ4F_max4MB ? (size_t)4 << 20
+                                           : (size_t)64 << 10;
     for (off = hsz;;) {
         uint32_t n;
         if ((rc = cas__pread_all(fd, word, 4, off)) < 0) break;
         off += 4;
         n = (uint32_t)word[0] | (uint32_t)word[1] << 8 | (uint32_t)word[2] << 16 | (uint32_t)word[3] << 24;
         if (!n) { /* the end mark: the frame must end the file and hold what it says */
-            rc = off != fsize ? CAS_E_UNSUPPORTED
-               : fi.contentSize && fi.contentSize != (unsigned long long)o ? CAS_E_CORRUPT : CAS_OK;
+            rc = off != fsize                                                ? CAS_E_UNSUPPORTED
+                 : fi.contentSize && fi.contentSize != (unsigned long long)o ? CAS_E_CORRUPT
+                                                                             : CAS_OK;
             break;
         }
         if ((n & 0x7fffffffu) > bmax || off + (n & 0x7fffffffu) > fsize) {
@@ -4129,8 +4116,8 @@ CASDEF int cas_unpack_v2_fd(int fd, void *dst, size_t cap, size_t *out_len) {
                 break;
             }
             if ((rc = cas__pread_all(fd, buf, n, off)) < 0) break;
-            d = LZ4_decompress_safe_usingDict((const char *)buf, (char *)dst + o, (int)n,
-                                              (int)CAS__MIN(cap - o, bmax), (const char *)dst + o - dict, (int)dict);
+            d = LZ4_decompress_safe_usingDict((const char *)buf, (char *)dst + o, (int)n, (int)CAS__MIN(cap - o, bmax),
+                                              (const char *)dst + o - dict, (int)dict);
             if (d < 0) {
                 rc = cap - o < bmax ? CAS_NEED_OUTPUT : CAS_E_CORRUPT;
                 break;
@@ -4282,12 +4269,12 @@ CASDEF int cas_store_verify(cas_store *s, const char *flow, const char *key, uin
     if (cas_store_blob_name(flow ? flow : "", key ? key : "", bname, sizeof bname) < 0) bname[0] = 0;
     if ((rc = cas__open_blob(s, flow, key, 0, &obj, &info, bname, err, errcap)) < 0) return rc;
     if ((rc = cas__stream_alloc(&st, s->be, obj, -1, info.size, &s->alloc, err, errcap)) < 0) return rc;
-    rc = cas__stream_begin(st, info.meta, info.meta_len, bname, key, (uint64_t)CAS__SP(s, CAS_PARAM_LIMIT), (int)CAS__SP(s, CAS_PARAM_STRICT), err, errcap);
+    rc = cas__stream_begin(st, info.meta, info.meta_len, bname, key, (uint64_t)CAS__SP(s, CAS_PARAM_LIMIT),
+                           (int)CAS__SP(s, CAS_PARAM_STRICT), err, errcap);
     if (rc >= 0) rc = cas__stream_drain(st, decoded_size, err, errcap);
     cas_stream_close(st);
     return rc;
 }
-
 /* ---- migrate ---- */
 
 static int cas__pull_stream(void *ctx, void *buf, size_t cap, size_t *got, char *err, size_t errcap) {
@@ -4314,8 +4301,8 @@ static int cas__migrate_plan(int meta_fmt, int sniff, int target, int *bytes_fmt
     return *bytes_fmt;
 }
 
-CASDEF int cas_store_migrate(cas_store *s, const char *flow, const char *key, int format, int *changed,
-                             char *err, size_t errcap) {
+CASDEF int cas_store_migrate(cas_store *s, const char *flow, const char *key, int format, int *changed, char *err,
+                             size_t errcap) {
     const cas_backend *b;
     unsigned char head[4] = {0};
     size_t hl = 0, ml = 0;
@@ -4354,7 +4341,8 @@ CASDEF int cas_store_migrate(cas_store *s, const char *flow, const char *key, in
     }
     /* decode as the bytes say, always verifying: migrate never writes bytes that do not hash to the key */
     cas_meta_json(bfmt, mjson, sizeof mjson, &ml);
-    if ((rc = cas__stream_begin(st, mjson, ml, bname, key, (uint64_t)CAS__SP(s, CAS_PARAM_LIMIT), 0, err, errcap)) < 0) goto out;
+    if ((rc = cas__stream_begin(st, mjson, ml, bname, key, (uint64_t)CAS__SP(s, CAS_PARAM_LIMIT), 0, err, errcap)) < 0)
+        goto out;
     snprintf(dir, sizeof dir, "%s/data", flow);
     cas_meta_json(format, mjson, sizeof mjson, &ml);
     if ((rc = b->create(b->user, dir, bname, mjson, ml, &bw, msg, sizeof msg)) < 0) {
@@ -4371,8 +4359,7 @@ CASDEF int cas_store_migrate(cas_store *s, const char *flow, const char *key, in
         }
         if ((rc = cas__encode_into(s, w, cas__pull_stream, st, bw, what, err, errcap)) < 0) goto out;
     }
-    rc = b->commit(b->user, bw, bname, bfmt == format ? CAS_COMMIT_META : CAS_COMMIT_REPLACE, &stored, msg,
-                   sizeof msg);
+    rc = b->commit(b->user, bw, bname, bfmt == format ? CAS_COMMIT_META : CAS_COMMIT_REPLACE, &stored, msg, sizeof msg);
     if (rc < 0) rc = cas__serr(err, errcap, rc, "%s: %s", what, msg);
     else *changed = 1;
 out:
@@ -4490,7 +4477,7 @@ typedef struct cas__entry_rec {
 typedef struct cas__listing {
     cas__buf recs, names;
     int recursive, lenient; /* lenient: a walk that skips what it cannot take (a blob listing) */
-    char why[400]; /* a walk's refusal: the entry it could not take */
+    char why[400];          /* a walk's refusal: the entry it could not take */
 } cas__listing;
 
 static int cas__list_entry(void *ctx, const char *name, int kind, uint64_t size, int64_t mtime) {
@@ -4501,7 +4488,8 @@ static int cas__list_entry(void *ctx, const char *name, int kind, uint64_t size,
     if (l->recursive && !l->lenient && (kind == CAS_ENTRY_OTHER || cas__file_name_check(name) < 0)) { /* all, or fail */
         size_t i;
         cas__fmt(l->why, sizeof l->why, "%s below it: '%.300s'",
-                 kind == CAS_ENTRY_OTHER ? "a symbolic link or special file, never followed" : "a name the store refuses",
+                 kind == CAS_ENTRY_OTHER ? "a symbolic link or special file, never followed"
+                                         : "a name the store refuses",
                  name);
         for (i = 0; l->why[i]; i++)
             if ((unsigned char)l->why[i] < 0x20 || l->why[i] == 0x7f) l->why[i] = '?';
@@ -4569,7 +4557,8 @@ CASDEF int cas_store_file_walk(cas_store *s, const char *dir, cas_file_entry **e
 CASDEF int cas_store_blob_list(cas_store *s, const char *flow, cas_file_entry **entries, size_t *count, char *err,
                                size_t errcap) {
     char dir[300];
-    if (cas_name_check(flow) < 0) return cas__serr(err, errcap, CAS_E_NAME, "Invalid flow name '%.200s'", flow ? flow : "");
+    if (cas_name_check(flow) < 0)
+        return cas__serr(err, errcap, CAS_E_NAME, "Invalid flow name '%.200s'", flow ? flow : "");
     snprintf(dir, sizeof dir, "%s/data", flow);
     return cas__file_list(s, dir, 1, 1, entries, count, err, errcap);
 }
@@ -4580,7 +4569,8 @@ CASDEF int cas_store_keys(cas_store *s, const char *flow, char **keys, size_t *c
     int rc;
     if (!s || !keys || !count) return cas__serr(err, errcap, CAS_E_ARG, "invalid argument");
     *keys = NULL, *count = 0;
-    if (cas_name_check(flow) < 0) return cas__serr(err, errcap, CAS_E_NAME, "Invalid flow name '%.300s'", flow ? flow : "");
+    if (cas_name_check(flow) < 0)
+        return cas__serr(err, errcap, CAS_E_NAME, "Invalid flow name '%.300s'", flow ? flow : "");
     memset(&b, 0, sizeof b);
     b.a = &s->alloc;
     snprintf(dir, sizeof dir, "%s/data", flow);
@@ -4605,7 +4595,6 @@ CASDEF int cas_store_gc(cas_store *s, uint64_t *removed, char *err, size_t errca
     if (removed) *removed = gone;
     return CAS_OK;
 }
-
 /* ---- batch ---- */
 
 typedef struct cas__batch {
@@ -4659,10 +4648,9 @@ static void *cas__batch_worker(void *arg) {
         if (i >= b->count) break;
         msg[0] = 0;
         if (b->put)
-            rc = cas__store_put(b->s, b->flow, b->data[i], b->sizes[i], b->format, b->keys + i * CAS_KEY_BUF, NULL,
-                                msg, sizeof msg, 1);
-        else
-            rc = cas_store_get(b->s, b->flow, b->gkeys[i], &b->outs[i], &b->lens[i], msg, sizeof msg);
+            rc = cas__store_put(b->s, b->flow, b->data[i], b->sizes[i], b->format, b->keys + i * CAS_KEY_BUF, NULL, msg,
+                                sizeof msg, 1);
+        else rc = cas_store_get(b->s, b->flow, b->gkeys[i], &b->outs[i], &b->lens[i], msg, sizeof msg);
         cas__batch_fail(b, i, rc, msg);
     }
     return NULL;
@@ -4747,8 +4735,8 @@ static void *cas__batch_decoder(void *arg) {
         cas__mu_unlock(&b->mu);
         cas_store_blob_name(b->flow, b->gkeys[i], bname, sizeof bname);
         msg[0] = 0;
-        rc = cas__decode_blob(b->s, bname, b->gkeys[i], b->meta[i], b->metalen[i], b->raw[i], b->rawlen[i],
-                              &b->outs[i], &b->lens[i], msg, sizeof msg);
+        rc = cas__decode_blob(b->s, bname, b->gkeys[i], b->meta[i], b->metalen[i], b->raw[i], b->rawlen[i], &b->outs[i],
+                              &b->lens[i], msg, sizeof msg);
         cas__free(&b->s->alloc, b->raw[i]);
         cas__free(&b->s->alloc, b->meta[i]);
         b->raw[i] = NULL, b->meta[i] = NULL;
@@ -4866,7 +4854,6 @@ CASDEF int cas_store_get_batch(cas_store *s, const char *flow, size_t count, con
     if (s->be->b.fetch && count) return cas__batch_fetch(&b, threads);
     return cas__batch_run(&b, threads);
 }
-
 /* ---- tasks: parsing (bytes in hand) ---- */
 
 typedef struct cas__art {
@@ -5147,7 +5134,6 @@ CASDEF int cas_task_open(cas_store *s, const char *pathspec, cas_task **out, cha
     cas__free(&s->alloc, text);
     return rc;
 }
-
 /* ---- runs: a flow's runs as Metaflow lays them out ---- */
 
 /* A run's, step's or task's folder (not "_meta", not a flow's "data"). */
@@ -5244,7 +5230,8 @@ CASDEF int cas_store_runs(cas_store *s, const char *flow, cas_run_info **runs, s
     int rc;
     if (!s || !runs || !count) return cas__serr(err, errcap, CAS_E_ARG, "invalid argument");
     *runs = NULL, *count = 0;
-    if (cas_name_check(flow) < 0) return cas__serr(err, errcap, CAS_E_NAME, "Invalid flow name '%.300s'", flow ? flow : "");
+    if (cas_name_check(flow) < 0)
+        return cas__serr(err, errcap, CAS_E_NAME, "Invalid flow name '%.300s'", flow ? flow : "");
     if ((rc = cas__file_list(s, flow, 0, 0, &e, &n, err, errcap)) < 0) return rc;
     memset(&recs, 0, sizeof recs), memset(&text, 0, sizeof text);
     recs.a = text.a = &s->alloc;
@@ -5327,7 +5314,6 @@ CASDEF int cas_task_find(const cas_task *t, const char *name, size_t *index) {
         }
     return CAS_E_NOTFOUND;
 }
-
 /* ---- Metaflow's configuration ---- */
 
 /* The value of "METAFLOW_<name>" in a config.json, if the file has one. */
@@ -5417,8 +5403,10 @@ CASDEF int cas_store_default_root(char *buf, size_t cap, char *err, size_t errca
     for (i = 0; ds[i]; i++)
         if (!((ds[i] >= 'a' && ds[i] <= 'z') || (ds[i] >= '0' && ds[i] <= '9') || ds[i] == '_')) break;
     if (ds[i] || !i || i > 32)
-        return cas__serr(err, errcap, CAS_E_UNSUPPORTED, "METAFLOW_DEFAULT_DATASTORE '%.40s' is not a datastore "
-                         "name; pass a root", ds);
+        return cas__serr(err, errcap, CAS_E_UNSUPPORTED,
+                         "METAFLOW_DEFAULT_DATASTORE '%.40s' is not a datastore "
+                         "name; pass a root",
+                         ds);
     if (strcmp(ds, "local")) {
         snprintf(var, sizeof var, "DATASTORE_SYSROOT_");
         for (i = 0; ds[i]; i++) var[18 + i] = (char)(ds[i] >= 'a' && ds[i] <= 'z' ? ds[i] - 'a' + 'A' : ds[i]);
@@ -5443,7 +5431,6 @@ CASDEF int cas_store_default_root(char *buf, size_t cap, char *err, size_t errca
                      "no datastore found: no .metaflow above the working directory and "
                      "METAFLOW_DATASTORE_SYSROOT_LOCAL is not set");
 }
-
 #endif /* CAS_NO_STORE */
 
 

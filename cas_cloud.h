@@ -129,9 +129,11 @@ extern "C" {
 #define CAS_PARAM_CLOUD_PART_SIZE 64       /* multipart part (Azure: block) size, 5 MiB - 5 GiB (default 8 MiB) */
 #define CAS_PARAM_CLOUD_RETRY_BASE 65      /* ms, first backoff step, 1-60000 (default 100) */
 #define CAS_PARAM_CLOUD_GC_AGE 66          /* s: gc aborts multipart uploads older than this (default 86400) */
-#define CAS_PARAM_CLOUD_LIST_PAGE 67       /* names per listing page asked for, 1-5000 (default 1000; S3 gives
+#define CAS_PARAM_CLOUD_LIST_PAGE \
+    67 /* names per listing page asked for, 1-5000 (default 1000; S3 gives
                                               1000 at most) */
-#define CAS_PARAM_CLOUD_RANGED_MIN 68      /* bytes: objects this large and more are read in ranged GETs, four in
+#define CAS_PARAM_CLOUD_RANGED_MIN \
+    68 /* bytes: objects this large and more are read in ranged GETs, four in
                                               flight (default 32 MiB, and 0 for a server on this machine; 0: one GET) */
 /* Their first names, kept as aliases: the same settings, on Azure too. */
 #define CAS_PARAM_S3_ATTEMPTS CAS_PARAM_CLOUD_ATTEMPTS
@@ -148,13 +150,11 @@ extern "C" {
  * "azure://container[/prefix]". Settings come from
  * the environment and config files as listed above. The backend is usually
  * handed straight to cas_store_open_backend; cas_store_open does this for you. */
-CASDEF int cas_cloud_backend(cas_backend *out, const char *url, const cas_allocator *alloc, char *err,
-                             size_t errcap);
+CASDEF int cas_cloud_backend(cas_backend *out, const char *url, const cas_allocator *alloc, char *err, size_t errcap);
 /* Adds cas_cloud_backend for the s3 and azure schemes through add: cas.h calls it
  * with its own adder before the first URL root opens (a scheme the user registered
  * stays theirs); cas_cloud_register(cas_backend_register) makes them win instead. */
 CASDEF int cas_cloud_register(int (*add)(const char *scheme, cas_backend_opener open));
-
 #ifdef __cplusplus
 }
 #endif
@@ -198,7 +198,7 @@ extern "C" {
 #define CAS__EMPTY_SHA256 "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 #define CAS__S3_META_HEADER "x-amz-meta-metaflow-user-attributes"
 #define CAS__AZ_META_HEADER "x-ms-meta-metaflow_user_attributes" /* Azure's names are identifiers */
-#define CAS__S3_META_MAX 2048          /* S3 holds at most 2 KB of user metadata (Azure 8 KB) */
+#define CAS__S3_META_MAX 2048              /* S3 holds at most 2 KB of user metadata (Azure 8 KB) */
 #define CAS__S3_XML_MAX ((size_t)16 << 20) /* a listing page or an error, at most */
 #define CAS__S3_SINGLE_PUT_MAX ((uint64_t)5 << 30)
 #define CAS__S3_MAX_PARTS 10000
@@ -215,7 +215,8 @@ static const cas__param_row cas__s3_params[] = {
     CAS__S3_PARAM(CAS_PARAM_CLOUD_CONNECT_TIMEOUT, 1, 600000, 10000, "CAS_S3_CONNECT_TIMEOUT", 1000),
     CAS__S3_PARAM(CAS_PARAM_CLOUD_STALL_TIMEOUT, 1000, 3600000, 60000, "CAS_S3_STALL_TIMEOUT", 1000),
     CAS__S3_PARAM(CAS_PARAM_CLOUD_CONNECTIONS, 1, 256, 16, "CAS_S3_CONNECTIONS", 1),
-    CAS__S3_PARAM(CAS_PARAM_CLOUD_PART_SIZE, (int64_t)5 << 20, (int64_t)5 << 30, (int64_t)8 << 20, "CAS_S3_PART_SIZE", 1),
+    CAS__S3_PARAM(CAS_PARAM_CLOUD_PART_SIZE, (int64_t)5 << 20, (int64_t)5 << 30, (int64_t)8 << 20, "CAS_S3_PART_SIZE",
+                  1),
     CAS__S3_PARAM(CAS_PARAM_CLOUD_RETRY_BASE, 1, 60000, 100, "CAS_S3_RETRY_BASE", 1),
     CAS__S3_PARAM(CAS_PARAM_CLOUD_GC_AGE, 0, (int64_t)1 << 40, 86400, "CAS_S3_GC_AGE", 1),
     CAS__S3_PARAM(CAS_PARAM_CLOUD_LIST_PAGE, 1, 5000, 1000, "CAS_S3_LIST_PAGE", 1),
@@ -227,7 +228,6 @@ static int cas__s3_param_index(int id) {
     const cas__param_row *r = CAS__PARAM_FIND(cas__s3_params, id);
     return r ? (int)(r - cas__s3_params) : -1;
 }
-
 /* ---- small helpers -------------------------------------------------------- */
 
 static int cas__buf_addz(cas__buf *b, const char *s) { return cas__buf_put(b, s, strlen(s)); }
@@ -264,7 +264,8 @@ static size_t cas__uri_decode(char *s) {
     size_t i, o = 0;
     for (i = 0; s[i]; i++) {
         int h, l;
-        if (s[i] == '%' && s[i + 1] && s[i + 2] && (h = cas__hexval(s[i + 1])) >= 0 && (l = cas__hexval(s[i + 2])) >= 0) {
+        if (s[i] == '%' && s[i + 1] && s[i + 2] && (h = cas__hexval(s[i + 1])) >= 0 &&
+            (l = cas__hexval(s[i + 2])) >= 0) {
             s[o++] = (char)(h * 16 + l);
             i += 2;
         } else {
@@ -345,7 +346,6 @@ static const char *cas__env(const char *name) {
     const char *v = getenv(name);
     return v && v[0] ? v : NULL;
 }
-
 /* ---- where a secret may go ---------------------------------------------------- */
 /* A URL as libcurl itself will read it (curl_url): its scheme and host, and whether
  * it names a user ("http://127.0.0.1@elsewhere/" is elsewhere). CAS_E_ARG if it is
@@ -399,7 +399,6 @@ static int cas__secret_may_go(const char *url, const char *what, char *msg, size
              what, host);
     return CAS_E_ARG;
 }
-
 /* ---- XML: expat underneath, element paths and leaf texts on top ---------- */
 /* S3's answers are small documents of a known shape. Each leaf's text comes to
  * `leaf` with its path ("ListBucketResult/Contents/Key"), each element's end to
@@ -477,8 +476,7 @@ static void XMLCALL cas__xml_entity(void *u, const XML_Char *a, int b, const XML
 }
 
 /* CAS_OK, or CAS_E_CORRUPT with the reason in msg. */
-static int cas__xml_parse(const char *doc, size_t len,
-                          void (*leaf)(void *, const char *, const char *, size_t, int),
+static int cas__xml_parse(const char *doc, size_t len, void (*leaf)(void *, const char *, const char *, size_t, int),
                           void (*end)(void *, const char *), void *ctx, char *msg, size_t cap) {
     cas__xml xs, *x = &xs;
     int ok;
@@ -543,7 +541,6 @@ static void cas__xml_error(const char *doc, size_t len, char *code, size_t ccap,
     cas__xml_parse(doc, len, cas__xml_pick_leaf, NULL, &p, scratch, sizeof scratch);
     message[strcspn(message, "\r\n")] = 0; /* Azure's goes on with "RequestId:..." lines */
 }
-
 /* ---- the backend's state ------------------------------------------------- */
 
 /* How a request proves who sends it. */
@@ -727,7 +724,6 @@ static CURLM *cas__multi_get(cas__s3 *s3) {
 static void cas__multi_put(cas__s3 *s3, CURLM *m) {
     if (m && (m = (CURLM *)cas__pool_give(s3, &s3->multi, m)) != NULL) curl_multi_cleanup(m);
 }
-
 /* ---- secrets ---------------------------------------------------------------- */
 /* Credentials live in one page of their own: locked (never swapped), excluded from
  * core dumps, wiped before it is unmapped. */
@@ -757,8 +753,13 @@ static cas__cred *cas__cred_new(int kind, const char *akid, const char *secret, 
     if (al > CAS__KEY_MAX || sl > CAS__KEY_MAX || tl > CAS__TOKEN_MAX) {
         int key = al > CAS__KEY_MAX || sl > CAS__KEY_MAX;
         cas__fmt(msg, cap, "the credentials' %s is %lu bytes long, more than cas.h keeps (%d)",
-                 al > CAS__KEY_MAX ? "key id or account" : sl > CAS__KEY_MAX ? "secret" : "token",
-                 (unsigned long)(al > CAS__KEY_MAX ? al : sl > CAS__KEY_MAX ? sl : tl), key ? CAS__KEY_MAX : CAS__TOKEN_MAX);
+                 al > CAS__KEY_MAX   ? "key id or account"
+                 : sl > CAS__KEY_MAX ? "secret"
+                                     : "token",
+                 (unsigned long)(al > CAS__KEY_MAX   ? al
+                                 : sl > CAS__KEY_MAX ? sl
+                                                     : tl),
+                 key ? CAS__KEY_MAX : CAS__TOKEN_MAX);
         return NULL;
     }
     page = mmap(NULL, pl, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -801,26 +802,25 @@ static void cas__cred_unref(cas__s3 *s3, cas__cred *c) {
     cas__mu_unlock(&s3->cmu);
     if (!left) cas__cred_destroy(c);
 }
-
 /* ---- requests: signing, retries, S3's error codes ------------------------- */
 
 typedef struct cas__rq {
     /* the request */
-    const char *method;          /* GET, HEAD, PUT, POST, DELETE */
+    const char *method; /* GET, HEAD, PUT, POST, DELETE */
     cas__buf url;
-    struct curl_slist *hdr;      /* the caller's headers (all signed) */
-    const unsigned char *up;     /* PUT / POST body */
+    struct curl_slist *hdr;  /* the caller's headers (all signed) */
+    const unsigned char *up; /* PUT / POST body */
     size_t up_len;
-    const char *up_sha;          /* its hex SHA-256, or NULL to compute it */
-    int sign;                    /* SigV4 with the store's credentials */
-    int quick;                   /* credential endpoints: short timeouts, few tries */
-    size_t keep;                 /* bytes of a 2xx body to keep */
+    const char *up_sha; /* its hex SHA-256, or NULL to compute it */
+    int sign;           /* SigV4 with the store's credentials */
+    int quick;          /* credential endpoints: short timeouts, few tries */
+    size_t keep;        /* bytes of a 2xx body to keep */
     const cas_allocator *body_alloc;
     /* the response */
     CURL *e;
     long status;
     cas__buf body;
-    int64_t length;              /* Content-Length, -1 if none */
+    int64_t length; /* Content-Length, -1 if none */
     char etag[130], range[128];
     char meta[CAS__S3_META_MAX + 1];
     size_t meta_len;
@@ -983,7 +983,6 @@ static void cas__slist_wipe(struct curl_slist *l) {
 }
 
 static int cas__cred_get(cas__s3 *s3, int force, cas__cred **out, char *msg, size_t cap);
-
 /* ---- Azure: SharedKey, SAS and bearer authorization ---------------------------- */
 /* libcurl signs SigV4 itself but knows nothing of Azure. SharedKey is an
  * HMAC-SHA256 over a canonical form of the request ("Authorize with Shared Key"
@@ -1014,9 +1013,9 @@ static int cas__hdr_cmp(const char *a, const char *b) { /* by lower-case name, u
 
 static int cas__az_string_to_sign(cas__buf *sts, const char *method, const struct curl_slist *h, size_t body_len,
                                   const char *account, const char *url) {
-    static const char *const std[] = {"content-encoding", "content-language", "content-length", "content-md5",
-                                      "content-type", "date", "if-modified-since", "if-match", "if-none-match",
-                                      "if-unmodified-since", "range"};
+    static const char *const std[] = {
+        "content-encoding",  "content-language", "content-length", "content-md5",         "content-type", "date",
+        "if-modified-since", "if-match",         "if-none-match",  "if-unmodified-since", "range"};
     const char *ms[32], *q[16], *qv[16], *path, *qs, *v;
     char *query = NULL;
     size_t i, j, n = 0, nq = 0, vl;
@@ -1084,9 +1083,7 @@ static int cas__az_string_to_sign(cas__buf *sts, const char *method, const struc
 }
 
 /* Base64 of n bytes into out (4 * ((n + 2) / 3) + 1 bytes). */
-static void cas__b64(const unsigned char *p, size_t n, char *out) {
-    EVP_EncodeBlock((unsigned char *)out, p, (int)n);
-}
+static void cas__b64(const unsigned char *p, size_t n, char *out) { EVP_EncodeBlock((unsigned char *)out, p, (int)n); }
 
 /* Decodes base64 text; the length, or -1 if it is not base64. */
 static int cas__unb64(const char *s, unsigned char *out, size_t cap) {
@@ -1169,7 +1166,8 @@ static int cas__rq_setup(cas__s3 *s3, CURL *e, cas__rq *r, cas__cred *c, struct 
     curl_easy_setopt(e, CURLOPT_URL, r->url.p);
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, r->curlerr);
-    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, r->quick ? 1000L : (long)cas__s3p(s3, CAS_PARAM_CLOUD_CONNECT_TIMEOUT));
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
+                     r->quick ? 1000L : (long)cas__s3p(s3, CAS_PARAM_CLOUD_CONNECT_TIMEOUT));
     curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1L);
     curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME,
                      r->quick ? 2L : (long)(cas__s3p(s3, CAS_PARAM_CLOUD_STALL_TIMEOUT) + 999) / 1000);
@@ -1204,7 +1202,9 @@ static int cas__rq_setup(cas__s3 *s3, CURL *e, cas__rq *r, cas__cred *c, struct 
         char sha[65];
         if (!r->up_sha && r->up_len) cas__sha256_hex(r->up, r->up_len, sha);
         snprintf(line, sizeof line, "x-amz-content-sha256: %s",
-                 r->up_sha ? r->up_sha : r->up_len ? sha : CAS__EMPTY_SHA256);
+                 r->up_sha   ? r->up_sha
+                 : r->up_len ? sha
+                             : CAS__EMPTY_SHA256);
         ok = ok && (h = curl_slist_append(h, line)) != NULL;
         if (ok && c->token[0]) {
             size_t tl = strlen(c->token);
@@ -1248,16 +1248,16 @@ static int cas__cc_transient(CURLcode cc) {
     case CURLE_HTTP2:
     case CURLE_HTTP2_STREAM:
     case CURLE_HTTP3:
-    case CURLE_WEIRD_SERVER_REPLY:
-        return 1;
-    default:
-        return 0;
+    case CURLE_WEIRD_SERVER_REPLY: return 1;
+    default: return 0;
     }
 }
 
 /* A connection closed inside an answer's headers: libcurl may call that a whole
  * answer with no body (seen through a proxy cutting it); it is a broken one. */
-static CURLcode cas__rq_whole(const cas__rq *r, CURLcode cc) { return cc == CURLE_OK && !r->hdr_done ? CURLE_GOT_NOTHING : cc; }
+static CURLcode cas__rq_whole(const cas__rq *r, CURLcode cc) {
+    return cc == CURLE_OK && !r->hdr_done ? CURLE_GOT_NOTHING : cc;
+}
 
 /* Nothing reached the server: any request may be tried again. */
 static int cas__cc_unsent(CURLcode cc) { return cc == CURLE_COULDNT_CONNECT || cc == CURLE_COULDNT_RESOLVE_HOST; }
@@ -1273,10 +1273,19 @@ static int cas__code_is(const cas__rq *r, const char *const *codes) {
  * a repeated CreateMultipartUpload leaves at worst an empty upload (gc aborts it), and
  * a CompleteMultipartUpload whose answer was lost is judged by the object itself. */
 static int cas__rq_retryable(const cas__rq *r) {
-    static const char *const transient[] = {"SlowDown", "Throttling", "ThrottlingException", "RequestTimeout",
-                                            "InternalError", "ServiceUnavailable", "RequestLimitExceeded",
-                                            "OperationAborted", "ConditionalRequestConflict", "TooManyRequests",
-                                            "ServerBusy", "OperationTimedOut", NULL}; /* the last two: Azure's */
+    static const char *const transient[] = {"SlowDown",
+                                            "Throttling",
+                                            "ThrottlingException",
+                                            "RequestTimeout",
+                                            "InternalError",
+                                            "ServiceUnavailable",
+                                            "RequestLimitExceeded",
+                                            "OperationAborted",
+                                            "ConditionalRequestConflict",
+                                            "TooManyRequests",
+                                            "ServerBusy",
+                                            "OperationTimedOut",
+                                            NULL}; /* the last two: Azure's */
     static const char *const expired[] = {"ExpiredToken", "TokenRefreshRequired", "RequestExpired", NULL};
     if (r->status >= 200 && r->status < 400) return 0;
     if (cas__code_is(r, expired)) return 2;
@@ -1318,11 +1327,9 @@ static void cas__rq_why(const cas__rq *r, CURLcode cc, char *msg, size_t cap) {
     char tries[48];
     tries[0] = 0;
     if (r->tries > 1) snprintf(tries, sizeof tries, " (after %d tries)", r->tries);
-    if (cc != CURLE_OK)
-        cas__fmt(msg, cap, "%s%s", r->curlerr[0] ? r->curlerr : curl_easy_strerror(cc), tries);
+    if (cc != CURLE_OK) cas__fmt(msg, cap, "%s%s", r->curlerr[0] ? r->curlerr : curl_easy_strerror(cc), tries);
     else if (r->code[0])
-        cas__fmt(msg, cap, "HTTP %ld %s: %s%s", r->status, r->code, r->message[0] ? r->message : "(no message)",
-                 tries);
+        cas__fmt(msg, cap, "HTTP %ld %s: %s%s", r->status, r->code, r->message[0] ? r->message : "(no message)", tries);
     else
         cas__fmt(msg, cap, "HTTP %ld%s%s", r->status,
                  r->status == 403 && !strcmp(r->method, "HEAD") ? " (a HEAD answer carries no reason: check the "
@@ -1330,7 +1337,6 @@ static void cas__rq_why(const cas__rq *r, CURLcode cc, char *msg, size_t cap) {
                                                                 : "",
                  tries);
 }
-
 /* ---- many requests on one multi handle: what batch fetches and ranged reads share ----
  * A transfer is a request, its handle while in flight, the headers it sent (wiped
  * after) and when it may start again; its owner embeds it first in its own record
@@ -1469,13 +1475,18 @@ static int cas__rq_run(cas__s3 *s3, cas__rq *r, char *msg, size_t cap) {
         return CAS_OK;
     }
 }
-
 /* ---- credentials: the AWS SDKs' chain ------------------------------------- */
 
 enum { CAS__CRED_ENV = 1, CAS__CRED_WEB, CAS__CRED_FILES, CAS__CRED_CONTAINER, CAS__CRED_IMDS };
 /* Azure's links (cas__az_cred_link): a shared key, a SAS token, Entra ID tokens */
-enum { CAS__AZC_KEY = 1, CAS__AZC_SAS, CAS__AZC_SECRET, CAS__AZC_WORKLOAD, CAS__AZC_MANAGED,
-       CAS__AZC_LAST = CAS__AZC_MANAGED };
+enum {
+    CAS__AZC_KEY = 1,
+    CAS__AZC_SAS,
+    CAS__AZC_SECRET,
+    CAS__AZC_WORKLOAD,
+    CAS__AZC_MANAGED,
+    CAS__AZC_LAST = CAS__AZC_MANAGED
+};
 static int cas__az_cred_link(cas__s3 *s3, int which, cas__cred **out, char *msg, size_t cap);
 
 /* A small file read whole (config files, tokens); NULL if unreadable or larger than max. */
@@ -1686,7 +1697,9 @@ static int cas__cred_web(cas__s3 *s3, const char *token_file, const char *role, 
             rc = CAS_E_CORRUPT;
         } else if (p.cut[0] || p.cut[1] || p.cut[2]) {
             cas__fmt(msg, cap, "STS AssumeRoleWithWebIdentity gave a%s longer than cas.h keeps (%d bytes)",
-                     p.cut[2] ? " SessionToken" : p.cut[1] ? " SecretAccessKey" : "n AccessKeyId",
+                     p.cut[2]   ? " SessionToken"
+                     : p.cut[1] ? " SecretAccessKey"
+                                : "n AccessKeyId",
                      p.cut[2] ? CAS__TOKEN_MAX : CAS__KEY_MAX);
             rc = CAS_E_LIMIT;
         } else if (!(*out = cas__cred_new(CAS__AUTH_SIGV4, akid, secret, token, cas__iso8601(exp), why, sizeof why))) {
@@ -1905,7 +1918,6 @@ static int cas__cred_get(cas__s3 *s3, int force, cas__cred **out, char *msg, siz
     cas__mu_unlock(&s3->cmu);
     return rc;
 }
-
 /* ---- S3: names, URLs, answers ------------------------------------------- */
 
 /* The URL of an object (name relative to the store's prefix, NULL for the
@@ -1956,7 +1968,6 @@ static int cas__s3_answer_fail(const cas__rq *r, char *msg, size_t cap) {
         return CAS_E_NOTFOUND;
     return CAS_E_IO;
 }
-
 /* ---- S3: reading an object as a stream ------------------------------------- */
 /* One GET whose bytes flow through a small buffer as the reader asks for them:
  * the transfer pauses when the buffer is full, so memory stays bounded. A
@@ -1978,8 +1989,8 @@ typedef struct cas__s3obj {
     char meta[CAS__S3_META_MAX + 1];
     size_t meta_len;
     int has_meta, tries;
-    volatile int cancel;     /* set by close while the read-ahead thread pumps */
-    unsigned char *dst;      /* the reader's buffer while it waits */
+    volatile int cancel; /* set by close while the read-ahead thread pumps */
+    unsigned char *dst;  /* the reader's buffer while it waits */
     size_t dcap, dlen;
     struct cas__ahead *ahead; /* large objects: the transfer runs on a thread of its own */
 } cas__s3obj;
@@ -2272,8 +2283,8 @@ static int cas__obj_read(cas__s3obj *o, void *buf, size_t cap, size_t *got, char
  * Chunks may land out of order; the reader takes them in order. */
 #ifndef CAS_NO_THREADS
 #define CAS__AHEAD_MIN ((uint64_t)8 << 20)
-#define CAS__AHEAD_CHUNK ((size_t)1 << 20)    /* one transfer: what each fill moves */
-#define CAS__RANGED_CHUNK ((size_t)4 << 20)   /* ranged: one GET each */
+#define CAS__AHEAD_CHUNK ((size_t)1 << 20)  /* one transfer: what each fill moves */
+#define CAS__RANGED_CHUNK ((size_t)4 << 20) /* ranged: one GET each */
 #define CAS__AHEAD_CHUNKS 4
 
 struct cas__ahead {
@@ -2281,11 +2292,11 @@ struct cas__ahead {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     unsigned char *slab;
-    size_t chunk;                     /* bytes per slot */
+    size_t chunk; /* bytes per slot */
     size_t fill[CAS__AHEAD_CHUNKS], rpos;
-    int ready[CAS__AHEAD_CHUNKS];     /* the slot's bytes are all in */
-    int head, count, eof, rc, stop;   /* count: slots taken from head on (filling or ready) */
-    CURLM *m;                         /* ranged: the GETs' multi handle, woken when a slot frees */
+    int ready[CAS__AHEAD_CHUNKS];   /* the slot's bytes are all in */
+    int head, count, eof, rc, stop; /* count: slots taken from head on (filling or ready) */
+    CURLM *m;                       /* ranged: the GETs' multi handle, woken when a slot frees */
     char msg[CAS__MSG];
 };
 
@@ -2377,12 +2388,15 @@ static int cas__range_ended(void *ctx, cas__xfer *x, int again, CURLcode cc) {
         return CAS_OK;
     }
     if (s->overflow)
-        cas__fmt(t->msg, CAS__MSG, "the answer to a ranged GET of bytes %llu-%llu was not that range (HTTP %ld, "
-                 "Content-Range '%.60s')", (unsigned long long)s->off, (unsigned long long)(s->off + s->want - 1),
-                 s->x.r.status, s->x.r.range[0] ? s->x.r.range : "(none)");
+        cas__fmt(t->msg, CAS__MSG,
+                 "the answer to a ranged GET of bytes %llu-%llu was not that range (HTTP %ld, "
+                 "Content-Range '%.60s')",
+                 (unsigned long long)s->off, (unsigned long long)(s->off + s->want - 1), s->x.r.status,
+                 s->x.r.range[0] ? s->x.r.range : "(none)");
     else if (cc != CURLE_OK) cas__rq_why(&s->x.r, cc, t->msg, CAS__MSG);
-    else if (s->x.r.status == 206) cas__fmt(t->msg, CAS__MSG, "a range came short (%lu of %lu bytes)",
-                                             (unsigned long)s->got, (unsigned long)s->want);
+    else if (s->x.r.status == 206)
+        cas__fmt(t->msg, CAS__MSG, "a range came short (%lu of %lu bytes)", (unsigned long)s->got,
+                 (unsigned long)s->want);
     else cas__s3_answer_fail(&s->x.r, t->msg, CAS__MSG);
     return CAS_E_IO;
 }
@@ -2586,7 +2600,6 @@ static int cas__s3_read(void *u, void *obj, void *buf, size_t cap, size_t *got, 
 #endif
     return cas__obj_read(o, buf, cap, got, msg, mcap);
 }
-
 /* ---- S3: writing an object ------------------------------------------------- */
 /* Up to one part size an object goes in one PUT; beyond, a multipart upload
  * (its metadata given when it starts, the object visible only when it
@@ -2639,8 +2652,7 @@ static int cas__s3_upload_begin(cas__s3w *w, char *msg, size_t cap) {
     r.keep = (size_t)1 << 20; /* repeated after a lost answer, it leaves an empty upload behind, which gc removes */
     if (cas__s3_url(s3, &r.url, w->name, "uploads=") < 0 || cas__s3_write_headers(s3, &r.hdr, w->meta, w->meta_len) < 0)
         rc = cas__oom(msg, cap);
-    else if ((rc = cas__rq_run(s3, &r, msg, cap)) == CAS_OK && r.status != 200)
-        rc = cas__s3_answer_fail(&r, msg, cap);
+    else if ((rc = cas__rq_run(s3, &r, msg, cap)) == CAS_OK && r.status != 200) rc = cas__s3_answer_fail(&r, msg, cap);
     if (rc == CAS_OK) {
         memset(&p, 0, sizeof p);
         w->upload[0] = 0;
@@ -2860,7 +2872,8 @@ static int cas__s3_set_meta(cas__s3w *w, int *stored, char *msg, size_t cap) {
         char code[64], message[256];
         cas__xml_error(r.body.p ? r.body.p : "", r.body.len, code, sizeof code, message, sizeof message);
         if (r.status != 200 || code[0]) { /* a copy can fail with 200 and an <Error> */
-            if (code[0]) snprintf(r.code, sizeof r.code, "%s", code), snprintf(r.message, sizeof r.message, "%s", message);
+            if (code[0])
+                snprintf(r.code, sizeof r.code, "%s", code), snprintf(r.message, sizeof r.message, "%s", message);
             rc = cas__s3_answer_fail(&r, msg, cap);
             if (rc == CAS_E_NOTFOUND) rc = CAS_E_IO;
         } else {
@@ -2976,7 +2989,9 @@ static int cas__s3_commit(void *u, void *wp, const char *name, int mode, int *st
             while (k < part && off + k < w->spooled) {
                 ssize_t got = pread(w->spool, w->buf + k, part - k, (off_t)(off + k));
                 if (got < 0 && errno == EINTR) continue;
-                if (got <= 0) return cas__s3w_fail(msg, cap, "reading back the upload's temp file", strerror(errno ? errno : EIO));
+                if (got <= 0)
+                    return cas__s3w_fail(msg, cap, "reading back the upload's temp file",
+                                         strerror(errno ? errno : EIO));
                 k += (size_t)got;
             }
             if ((rc = cas__s3w_put_part(w, w->buf, k, msg, cap)) < 0) return rc;
@@ -3027,7 +3042,6 @@ static void cas__s3_abort(void *u, void *wp) {
     cas__free(&w->s3->alloc, w->parts.p);
     cas__free(&w->s3->alloc, w);
 }
-
 /* ---- S3: existence, listings, removal, gc ----------------------------------- */
 
 static int cas__s3_exists(void *u, const char *name, char *msg, size_t cap) {
@@ -3049,7 +3063,7 @@ static int cas__s3_exists(void *u, const char *name, char *msg, size_t cap) {
 typedef struct cas__s3_page {
     const char *strip; /* the key prefix names are given relative to */
     size_t strip_len;
-    cas_list_fn fn;                                                         /* objects and folders */
+    cas_list_fn fn;                                                               /* objects and folders */
     int (*ufn)(void *ctx, const char *key, const char *upload_id, int64_t began); /* or uploads */
     void *ctx;
     int rc, stop, truncated;
@@ -3065,7 +3079,8 @@ static void cas__s3_page_leaf(void *ctx, const char *path, const char *text, siz
     size_t dcap = 0;
     /* S3's ListObjectsV2 and ListMultipartUploads, Azure's List Blobs */
     if (cas__ends_with(path, "Contents/Key") || cas__ends_with(path, "CommonPrefixes/Prefix") ||
-        cas__ends_with(path, "Upload/Key") || cas__ends_with(path, "Blob/Name") || cas__ends_with(path, "BlobPrefix/Name"))
+        cas__ends_with(path, "Upload/Key") || cas__ends_with(path, "Blob/Name") ||
+        cas__ends_with(path, "BlobPrefix/Name"))
         dst = pg->key, dcap = sizeof pg->key;
     else if (cas__ends_with(path, "Contents/Size") || cas__ends_with(path, "Blob/Properties/Content-Length"))
         dst = pg->size, dcap = sizeof pg->size;
@@ -3077,8 +3092,7 @@ static void cas__s3_page_leaf(void *ctx, const char *path, const char *text, siz
              cas__ends_with(path, "EnumerationResults/NextMarker")) {
         dst = pg->next, dcap = sizeof pg->next;
         if (cas__ends_with(path, "NextMarker")) pg->truncated = len > 0; /* Azure says so by a marker alone */
-    }
-    else if (cas__ends_with(path, "NextUploadIdMarker")) dst = pg->next_upload, dcap = sizeof pg->next_upload;
+    } else if (cas__ends_with(path, "NextUploadIdMarker")) dst = pg->next_upload, dcap = sizeof pg->next_upload;
     else if (cas__ends_with(path, "IsTruncated")) pg->truncated = len == 4 && !memcmp(text, "true", 4);
     else if (cas__ends_with(path, "EncodingType")) pg->url_encoded = len == 3 && !memcmp(text, "url", 3);
     if (!dst) return;
@@ -3098,8 +3112,8 @@ static void cas__s3_page_end(void *ctx, const char *path) {
      * not an object; found by fuzz_cloud) */
     if (!pg->ufn && (cas__ends_with(path, "ListBucketResult/Contents") || cas__ends_with(path, "Blobs/Blob")))
         kind = CAS_ENTRY_FILE;
-    else if (!pg->ufn && (cas__ends_with(path, "ListBucketResult/CommonPrefixes") ||
-                          cas__ends_with(path, "Blobs/BlobPrefix")))
+    else if (!pg->ufn &&
+             (cas__ends_with(path, "ListBucketResult/CommonPrefixes") || cas__ends_with(path, "Blobs/BlobPrefix")))
         kind = CAS_ENTRY_DIR;
     else if (pg->ufn && cas__ends_with(path, "Upload")) kind = CAS_ENTRY_OTHER;
     else return;
@@ -3146,8 +3160,7 @@ static int64_t cas__s3_list_pages(cas__s3 *s3, const char *strip, int delimiter,
         if (ufn) {
             if (pg->next[0]) cas__buf_addz(&q, "key-marker="), cas__uri_encode(&q, pg->next, 0), cas__buf_addz(&q, "&");
             cas__buf_addz(&q, "prefix="), cas__uri_encode(&q, strip, 0);
-            if (pg->next_upload[0])
-                cas__buf_addz(&q, "&upload-id-marker="), cas__uri_encode(&q, pg->next_upload, 0);
+            if (pg->next_upload[0]) cas__buf_addz(&q, "&upload-id-marker="), cas__uri_encode(&q, pg->next_upload, 0);
             cas__buf_addz(&q, "&uploads=");
         } else {
             s3->d->list_query(s3, &q, strip, pg->next, delimiter);
@@ -3155,12 +3168,14 @@ static int64_t cas__s3_list_pages(cas__s3 *s3, const char *strip, int delimiter,
         cas__rq_init(&r, "GET", &s3->alloc);
         r.keep = CAS__S3_XML_MAX;
         if (!q.p || cas__s3_url(s3, &r.url, NULL, q.p) < 0) rc = cas__oom(msg, cap);
-        else if ((rc = cas__rq_run(s3, &r, msg, cap)) == CAS_OK && r.status != 200) rc = cas__s3_answer_fail(&r, msg, cap);
+        else if ((rc = cas__rq_run(s3, &r, msg, cap)) == CAS_OK && r.status != 200)
+            rc = cas__s3_answer_fail(&r, msg, cap);
         if (rc == CAS_OK) {
             snprintf(next, sizeof next, "%s", pg->next);
             snprintf(next_upload, sizeof next_upload, "%s", pg->next_upload);
             pg->truncated = 0, pg->next[0] = pg->next_upload[0] = 0;
-            rc = cas__xml_parse(r.body.p ? r.body.p : "", r.body.len, cas__s3_page_leaf, cas__s3_page_end, pg, msg, cap);
+            rc =
+                cas__xml_parse(r.body.p ? r.body.p : "", r.body.len, cas__s3_page_leaf, cas__s3_page_end, pg, msg, cap);
             if (rc == CAS_OK && pg->rc < 0) rc = pg->rc, cas__fmt(msg, cap, "%s", cas_strerror(rc));
             if (rc == CAS_OK && pg->truncated && !strcmp(next, pg->next) && !strcmp(next_upload, pg->next_upload)) {
                 cas__fmt(msg, cap, "the listing does not advance (the same continuation twice)");
@@ -3185,8 +3200,7 @@ static int cas__s3_list(void *u, const char *dir, int recursive, cas_list_fn fn,
     cas__buf_addz(&strip, s3->prefix);
     if (dir[0]) cas__buf_addz(&strip, dir), cas__buf_addz(&strip, "/");
     if (!strip.p) cas__buf_put(&strip, "", 0);
-    n = strip.p ? cas__s3_list_pages(s3, strip.p, !recursive, fn, NULL, ctx, msg, cap)
-                : cas__oom(msg, cap);
+    n = strip.p ? cas__s3_list_pages(s3, strip.p, !recursive, fn, NULL, ctx, msg, cap) : cas__oom(msg, cap);
     cas__free(&s3->alloc, strip.p);
     if (n == 0) { /* an object store's folder exists when something is under it */
         cas__fmt(msg, cap, "nothing under '%.300s'", dir);
@@ -3240,7 +3254,6 @@ static int cas__s3_gc(void *u, uint64_t *removed, char *msg, size_t cap) {
     *removed = g.aborted;
     return n < 0 ? (int)n : CAS_OK;
 }
-
 /* ---- S3: many objects at once (batch gets) --------------------------------- */
 /* One multi handle, up to CAS_PARAM_CLOUD_CONNECTIONS requests in flight, each
  * object whole into a buffer from the caller's allocator; a failed request waits
@@ -3344,7 +3357,6 @@ static int cas__s3_fetch(void *u, size_t count, const char *const *names, const 
     cas__multi_put(s3, m);
     return CAS_OK;
 }
-
 /* ---- the backend: settings, lifetime ---------------------------------------- */
 
 static int cas__s3_set_param(void *u, int param, int64_t v) {
@@ -3397,7 +3409,6 @@ static int cas__container_ok(const char *b, size_t n) {
         if (!((b[i] >= 'a' && b[i] <= 'z') || (b[i] >= '0' && b[i] <= '9') || b[i] == '-')) return 0;
     return 1;
 }
-
 /* ---- the dialects' rows ------------------------------------------------------ */
 
 static void cas__s3_no_creds(const cas__s3 *s3, char *msg, size_t cap) {
@@ -3409,10 +3420,11 @@ static void cas__s3_no_creds(const cas__s3 *s3, char *msg, size_t cap) {
 
 static void cas__az_no_creds(const cas__s3 *s3, char *msg, size_t cap) {
     (void)s3;
-    cas__fmt(msg, cap, "no Azure credentials found (looked for AZURE_STORAGE_KEY, AZURE_STORAGE_SAS_TOKEN, "
-                       "AZURE_STORAGE_CONNECTION_STRING, a SAS in the endpoint, a service principal "
-                       "(AZURE_CLIENT_SECRET), workload identity (AZURE_FEDERATED_TOKEN_FILE) and a managed "
-                       "identity)");
+    cas__fmt(msg, cap,
+             "no Azure credentials found (looked for AZURE_STORAGE_KEY, AZURE_STORAGE_SAS_TOKEN, "
+             "AZURE_STORAGE_CONNECTION_STRING, a SAS in the endpoint, a service principal "
+             "(AZURE_CLIENT_SECRET), workload identity (AZURE_FEDERATED_TOKEN_FILE) and a managed "
+             "identity)");
 }
 
 /* ListObjectsV2, keys URL-encoded in the answer. */
@@ -3433,16 +3445,45 @@ static void cas__az_list_query(const cas__s3 *s3, cas__buf *q, const char *strip
     cas__buf_addz(q, "&restype=container");
 }
 
-static const cas__dialect cas__s3_dialect = {
-    CAS__S3_META_HEADER, NULL, 1, 0, CAS__CRED_IMDS, cas__cred_link, cas__s3_no_creds, cas__s3_list_query,
-    cas__s3_upload_begin, cas__s3_part_query, cas__s3_part_entry, "POST", "<CompleteMultipartUpload>",
-    "</CompleteMultipartUpload>", cas__s3_complete_query, 0, cas__s3_complete_answer, cas__s3_set_meta, "CAS_S3_"};
+static const cas__dialect cas__s3_dialect = {CAS__S3_META_HEADER,
+                                             NULL,
+                                             1,
+                                             0,
+                                             CAS__CRED_IMDS,
+                                             cas__cred_link,
+                                             cas__s3_no_creds,
+                                             cas__s3_list_query,
+                                             cas__s3_upload_begin,
+                                             cas__s3_part_query,
+                                             cas__s3_part_entry,
+                                             "POST",
+                                             "<CompleteMultipartUpload>",
+                                             "</CompleteMultipartUpload>",
+                                             cas__s3_complete_query,
+                                             0,
+                                             cas__s3_complete_answer,
+                                             cas__s3_set_meta,
+                                             "CAS_S3_"};
 
-static const cas__dialect cas__az_dialect = {
-    CAS__AZ_META_HEADER, "x-ms-blob-type: BlockBlob", 0, 1, CAS__AZC_LAST, cas__az_cred_link, cas__az_no_creds,
-    cas__az_list_query, cas__az_upload_begin, cas__az_part_query, cas__az_part_entry, "PUT",
-    "<?xml version=\"1.0\" encoding=\"utf-8\"?><BlockList>", "</BlockList>", cas__az_complete_query, 1,
-    cas__az_complete_answer, cas__az_set_meta, "CAS_AZURE_"};
+static const cas__dialect cas__az_dialect = {CAS__AZ_META_HEADER,
+                                             "x-ms-blob-type: BlockBlob",
+                                             0,
+                                             1,
+                                             CAS__AZC_LAST,
+                                             cas__az_cred_link,
+                                             cas__az_no_creds,
+                                             cas__az_list_query,
+                                             cas__az_upload_begin,
+                                             cas__az_part_query,
+                                             cas__az_part_entry,
+                                             "PUT",
+                                             "<?xml version=\"1.0\" encoding=\"utf-8\"?><BlockList>",
+                                             "</BlockList>",
+                                             cas__az_complete_query,
+                                             1,
+                                             cas__az_complete_answer,
+                                             cas__az_set_meta,
+                                             "CAS_AZURE_"};
 
 /* The variable that sets a parameter for dialect d, or NULL: the dialect's own name
  * (CAS_AZURE_CONNECTIONS), else the one all dialects took first (CAS_S3_CONNECTIONS). */
@@ -3457,8 +3498,8 @@ static const char *cas__cloud_env(const cas__dialect *d, const char *name, char 
 /* What every object store starts with: "SCHEME://BUCKET[/PREFIX]" split, the
  * parameters from their table and the environment, the locks. */
 static int cas__cloud_new(cas__s3 **out, const cas__dialect *d, const char *url, size_t scheme_len,
-                          int (*name_ok)(const char *, size_t), const char *form, const cas_allocator *alloc,
-                          char *err, size_t errcap) {
+                          int (*name_ok)(const char *, size_t), const char *form, const cas_allocator *alloc, char *err,
+                          size_t errcap) {
     cas__s3 *s3;
     const char *rest = url + scheme_len, *slash = strchr(rest, '/'), *v;
     size_t bl = slash ? (size_t)(slash - rest) : strlen(rest), k, pl;
@@ -3513,7 +3554,8 @@ static int cas__cloud_new(cas__s3 **out, const cas__dialect *d, const char *url,
 static int cas__endpoint_local(const char *endpoint) {
     char scheme[16], host[256];
     int user = 0;
-    return cas__url_host(endpoint, scheme, sizeof scheme, host, sizeof host, &user) == CAS_OK && cas__host_loopback(host);
+    return cas__url_host(endpoint, scheme, sizeof scheme, host, sizeof host, &user) == CAS_OK &&
+           cas__host_loopback(host);
 }
 
 /* The store's credentials now, so that a store with none fails at open, not at
@@ -3558,8 +3600,7 @@ static int cas__s3_backend(cas_backend *out, const char *url, const cas_allocato
         snprintf(s3->region, sizeof s3->region, "%s", v);
     else if (cas__profile_get(s3, 0, "region", tmp, sizeof tmp) == CAS_OK)
         snprintf(s3->region, sizeof s3->region, "%.63s", tmp);
-    else
-        snprintf(s3->region, sizeof s3->region, "us-east-1");
+    else snprintf(s3->region, sizeof s3->region, "us-east-1");
     for (k = 0; s3->region[k]; k++)
         if (!isalnum((unsigned char)s3->region[k]) && s3->region[k] != '-') {
             cas__s3_destroy(s3);
@@ -3596,7 +3637,6 @@ nomem:
     cas__s3_destroy(s3);
     return cas__serr(err, errcap, CAS_E_NOMEM, "out of memory");
 }
-
 /* ---- Azure: settings ---------------------------------------------------------- */
 /* Where Metaflow's Azure datastore and the Azure SDKs look: the blob endpoint
  * (METAFLOW_AZURE_STORAGE_BLOB_SERVICE_ENDPOINT, a connection string's
@@ -3646,8 +3686,9 @@ static int cas__az_settings(cas__az_cfg *g, char *msg, size_t cap) {
         /* the emulator's well-known account (azurite's documentation) */
         snprintf(g->endpoint, sizeof g->endpoint, "http://127.0.0.1:10000/devstoreaccount1");
         snprintf(g->account, sizeof g->account, "devstoreaccount1");
-        snprintf(g->key, sizeof g->key, "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/"
-                                        "KBHBeksoGMGw==");
+        snprintf(g->key, sizeof g->key,
+                 "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/"
+                 "KBHBeksoGMGw==");
     }
     if (cs) {
         cas__conn_get(cs, "AccountName", g->account, sizeof g->account, &cut);
@@ -3659,13 +3700,15 @@ static int cas__az_settings(cas__az_cfg *g, char *msg, size_t cap) {
     }
     if ((v = cas__env("AZURE_STORAGE_ACCOUNT")) != NULL)
         cas__setting(g->account, sizeof g->account, v, strlen(v), "AZURE_STORAGE_ACCOUNT", &cut);
-    if ((v = cas__env("AZURE_STORAGE_KEY")) != NULL) cas__setting(g->key, sizeof g->key, v, strlen(v), "AZURE_STORAGE_KEY", &cut);
+    if ((v = cas__env("AZURE_STORAGE_KEY")) != NULL)
+        cas__setting(g->key, sizeof g->key, v, strlen(v), "AZURE_STORAGE_KEY", &cut);
     if ((v = cas__env("AZURE_STORAGE_SAS_TOKEN")) != NULL)
         cas__setting(g->sas, sizeof g->sas, v, strlen(v), "AZURE_STORAGE_SAS_TOKEN", &cut);
     rc = cas_metaflow_config("AZURE_STORAGE_BLOB_SERVICE_ENDPOINT", tmp, sizeof tmp);
     if (rc == CAS_NEED_OUTPUT && !cut) cut = "METAFLOW_AZURE_STORAGE_BLOB_SERVICE_ENDPOINT";
     else if (rc == CAS_OK && tmp[0])
-        cas__setting(g->endpoint, sizeof g->endpoint, tmp, strlen(tmp), "METAFLOW_AZURE_STORAGE_BLOB_SERVICE_ENDPOINT", &cut);
+        cas__setting(g->endpoint, sizeof g->endpoint, tmp, strlen(tmp), "METAFLOW_AZURE_STORAGE_BLOB_SERVICE_ENDPOINT",
+                     &cut);
     if (cut) {
         cas__fmt(msg, cap, "%s is longer than cas.h keeps", cut);
         return CAS_E_ARG;
@@ -3673,8 +3716,9 @@ static int cas__az_settings(cas__az_cfg *g, char *msg, size_t cap) {
     if (!g->endpoint[0] && g->account[0])
         snprintf(g->endpoint, sizeof g->endpoint, "%s://%s.blob.%s", proto, g->account, suffix);
     if (!g->endpoint[0]) {
-        cas__fmt(msg, cap, "no Azure endpoint: set METAFLOW_AZURE_STORAGE_BLOB_SERVICE_ENDPOINT, AZURE_STORAGE_ACCOUNT "
-                           "or AZURE_STORAGE_CONNECTION_STRING");
+        cas__fmt(msg, cap,
+                 "no Azure endpoint: set METAFLOW_AZURE_STORAGE_BLOB_SERVICE_ENDPOINT, AZURE_STORAGE_ACCOUNT "
+                 "or AZURE_STORAGE_CONNECTION_STRING");
         return CAS_E_NOTFOUND;
     }
     if ((q = strchr(g->endpoint, '?')) != NULL) { /* a SAS in the endpoint (the portal's "Blob SAS URL") */
@@ -3695,7 +3739,6 @@ static int cas__az_settings(cas__az_cfg *g, char *msg, size_t cap) {
     }
     return CAS_OK;
 }
-
 /* ---- Azure: Microsoft Entra ID tokens (what Metaflow's DefaultAzureCredential gets) ---- */
 /* A service principal's secret, or a workload identity's federated token, each
  * traded at the tenant's token endpoint (OAuth client credentials), or a managed
@@ -3740,7 +3783,8 @@ static int cas__az_token_from_json(const char *doc, size_t len, const char *acco
     if (tok) cas__wipe(tok, tl), free(tok);
     cas__json_free(&j);
     if (rc == CAS_E_NOMEM) cas__fmt(msg, cap, "out of memory");
-    else if (rc == CAS_E_CORRUPT) cas__fmt(msg, cap, "the token answer is not the expected JSON (access_token and its expiry)");
+    else if (rc == CAS_E_CORRUPT)
+        cas__fmt(msg, cap, "the token answer is not the expected JSON (access_token and its expiry)");
     return rc;
 }
 
@@ -3792,8 +3836,8 @@ static int cas__az_token_grant(cas__s3 *s3, const char *tenant, const char *clie
     if (!url.p || !form.p) {
         rc = cas__oom(msg, cap);
     } else if ((rc = cas__secret_may_go(url.p, auth ? "AZURE_AUTHORITY_HOST" : "the token endpoint", msg, cap)) == 0) {
-        rc = cas__cred_fetch(s3, "POST", url.p, "Content-Type: application/x-www-form-urlencoded", NULL, form.p, &r, msg,
-                             cap);
+        rc = cas__cred_fetch(s3, "POST", url.p, "Content-Type: application/x-www-form-urlencoded", NULL, form.p, &r,
+                             msg, cap);
         if (rc == CAS_OK) rc = cas__az_token_from_json(r.body.p, r.body.len, account, out, msg, cap);
         else cas__az_token_why(&r, what, msg, cap);
     }
@@ -3812,7 +3856,8 @@ static int cas__az_token_grant(cas__s3 *s3, const char *tenant, const char *clie
  * IDENTITY_HEADER), else the instance metadata service (VMs, AKS; unreachable: the end
  * of the chain). AZURE_CLIENT_ID picks a user-assigned identity. */
 static int cas__az_managed(cas__s3 *s3, const char *account, cas__cred **out, char *msg, size_t cap) {
-    const char *ep = cas__env("IDENTITY_ENDPOINT"), *hv = cas__env("IDENTITY_HEADER"), *id = cas__env("AZURE_CLIENT_ID");
+    const char *ep = cas__env("IDENTITY_ENDPOINT"), *hv = cas__env("IDENTITY_HEADER"),
+               *id = cas__env("AZURE_CLIENT_ID");
     const char *imds = cas__env("AZURE_POD_IDENTITY_AUTHORITY_HOST");
     char hdr[600];
     cas__buf url;
@@ -3859,13 +3904,11 @@ static int cas__az_cred_link(cas__s3 *s3, int which, cas__cred **out, char *msg,
         if (!g.key[0]) rc = CAS_E_NOTFOUND;
         else if (cas__unb64(g.key, k, sizeof k) <= 0)
             rc = CAS_E_ARG, cas__fmt(msg, cap, "the Azure storage key is not base64");
-        else if (!(*out = cas__cred_new(CAS__AUTH_SHARED_KEY, g.account, g.key, NULL, 0, msg, cap)))
-            rc = CAS_E_ARG;
+        else if (!(*out = cas__cred_new(CAS__AUTH_SHARED_KEY, g.account, g.key, NULL, 0, msg, cap))) rc = CAS_E_ARG;
         cas__wipe(k, sizeof k);
     } else if (rc == CAS_OK && which == CAS__AZC_SAS) {
         if (!g.sas[0]) rc = CAS_E_NOTFOUND;
-        else if (!(*out = cas__cred_new(CAS__AUTH_SAS, g.account, "", g.sas, 0, msg, cap)))
-            rc = CAS_E_ARG;
+        else if (!(*out = cas__cred_new(CAS__AUTH_SAS, g.account, "", g.sas, 0, msg, cap))) rc = CAS_E_ARG;
     } else if (rc == CAS_OK) {
         const char *ten = cas__env("AZURE_TENANT_ID"), *cl = cas__env("AZURE_CLIENT_ID");
         const char *sec = cas__env("AZURE_CLIENT_SECRET"), *file = cas__env("AZURE_FEDERATED_TOKEN_FILE");
@@ -3925,9 +3968,7 @@ static int cas__az_backend(cas_backend *out, const char *url, const cas_allocato
     }
     return cas__cloud_ready(s3, out, url, err, errcap);
 }
-
-CASDEF int cas_cloud_backend(cas_backend *out, const char *url, const cas_allocator *alloc, char *err,
-                             size_t errcap) {
+CASDEF int cas_cloud_backend(cas_backend *out, const char *url, const cas_allocator *alloc, char *err, size_t errcap) {
     if (!out || !url) return cas__serr(err, errcap, CAS_E_ARG, "invalid argument");
     memset(out, 0, sizeof *out);
     if (!strncmp(url, "s3://", 5)) return cas__s3_backend(out, url, alloc, err, errcap);
@@ -3941,7 +3982,6 @@ CASDEF int cas_cloud_register(int (*add)(const char *scheme, cas_backend_opener 
     rc = add("s3", cas_cloud_backend);
     return rc < 0 ? rc : add("azure", cas_cloud_backend);
 }
-
 #ifdef __cplusplus
 }
 #endif

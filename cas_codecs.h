@@ -76,28 +76,28 @@ extern "C" {
 
 /* One list generates the status codes and their names (as lz4frame does).
  * 0 and the positive values are progress; negative values are errors. */
-#define CAS_STATUS_LIST(X)                                                        \
-    X(CAS_OK, 0, "ok")                                                            \
-    X(CAS_NEED_INPUT, 1, "more input needed")                                     \
-    X(CAS_NEED_OUTPUT, 2, "more output space needed")                             \
-    X(CAS_E_NOMEM, -1, "out of memory")                                           \
-    X(CAS_E_ARG, -2, "invalid argument")                                          \
-    X(CAS_E_STATE, -3, "call out of sequence")                                    \
-    X(CAS_E_UNSUPPORTED, -4, "codec or hash not compiled in")                     \
-    X(CAS_E_CORRUPT, -5, "corrupt compressed data")                               \
-    X(CAS_E_TRUNCATED, -6, "compressed data ended early")                         \
-    X(CAS_E_TRAILING, -7, "unexpected bytes after the compressed data")           \
-    X(CAS_E_LIMIT, -8, "decoded size exceeds the configured limit")               \
-    X(CAS_E_META, -9, "metadata is not a JSON object")                            \
-    X(CAS_E_VERSION_MISSING, -10, "metadata has no encoding version")             \
-    X(CAS_E_VERSION_UNKNOWN, -11, "unknown encoding version")                     \
-    X(CAS_E_MISMATCH, -12, "metadata disagrees with the blob's bytes")            \
-    X(CAS_E_HASH, -13, "content does not hash to its key")                        \
-    X(CAS_E_KEY, -14, "invalid key")                                              \
-    X(CAS_E_NAME, -15, "invalid flow name, pathspec or artifact name")            \
-    X(CAS_E_NOTFOUND, -16, "not found")                                           \
-    X(CAS_E_IO, -17, "I/O error")                                                 \
-    X(CAS_E_JSON, -18, "malformed JSON")                                          \
+#define CAS_STATUS_LIST(X)                                              \
+    X(CAS_OK, 0, "ok")                                                  \
+    X(CAS_NEED_INPUT, 1, "more input needed")                           \
+    X(CAS_NEED_OUTPUT, 2, "more output space needed")                   \
+    X(CAS_E_NOMEM, -1, "out of memory")                                 \
+    X(CAS_E_ARG, -2, "invalid argument")                                \
+    X(CAS_E_STATE, -3, "call out of sequence")                          \
+    X(CAS_E_UNSUPPORTED, -4, "codec or hash not compiled in")           \
+    X(CAS_E_CORRUPT, -5, "corrupt compressed data")                     \
+    X(CAS_E_TRUNCATED, -6, "compressed data ended early")               \
+    X(CAS_E_TRAILING, -7, "unexpected bytes after the compressed data") \
+    X(CAS_E_LIMIT, -8, "decoded size exceeds the configured limit")     \
+    X(CAS_E_META, -9, "metadata is not a JSON object")                  \
+    X(CAS_E_VERSION_MISSING, -10, "metadata has no encoding version")   \
+    X(CAS_E_VERSION_UNKNOWN, -11, "unknown encoding version")           \
+    X(CAS_E_MISMATCH, -12, "metadata disagrees with the blob's bytes")  \
+    X(CAS_E_HASH, -13, "content does not hash to its key")              \
+    X(CAS_E_KEY, -14, "invalid key")                                    \
+    X(CAS_E_NAME, -15, "invalid flow name, pathspec or artifact name")  \
+    X(CAS_E_NOTFOUND, -16, "not found")                                 \
+    X(CAS_E_IO, -17, "I/O error")                                       \
+    X(CAS_E_JSON, -18, "malformed JSON")                                \
     X(CAS_E_SIZE, -19, "content size differs from the recorded size")
 
 #define CAS__STATUS_ENUM(name, value, text) name = value,
@@ -124,7 +124,6 @@ typedef struct cas_allocator {
     void (*free)(void *user, void *ptr);
     void *user;
 } cas_allocator;
-
 /* Codec ids. The numbers are part of the ABI. */
 #define CAS_CODEC_RAW 1  /* stored as is */
 #define CAS_CODEC_GZIP 2 /* RFC 1952, what cas_version 1 stores */
@@ -136,16 +135,19 @@ CASDEF const char *cas_codec_name(int codec); /* "raw", "gzip", "lz4", "?" */
 
 /* Parameters (cas_codec_set_param), all optional. Set before the first update
  * or right after cas_codec_reset. */
-#define CAS_PARAM_LEVEL 1        /* encoder: gzip 1..9 (zlib's scale, default 3); lz4 1..12 (default 1) */
-#define CAS_PARAM_PLEDGED_SIZE 2 /* encoder: total input size, or -1 (unknown, the default);
+#define CAS_PARAM_LEVEL 1 /* encoder: gzip 1..9 (zlib's scale, default 3); lz4 1..12 (default 1) */
+#define CAS_PARAM_PLEDGED_SIZE \
+    2                            /* encoder: total input size, or -1 (unknown, the default);
                                     LZ4 stores it as the frame's content size */
 #define CAS_PARAM_GZIP_BACKEND 3 /* encoder/decoder: CAS_BACKEND_* */
-#define CAS_PARAM_LZ4_BLOCK 4    /* encoder: LZ4 block size id 4 (64 KiB, python-lz4's) .. 7 (4 MiB, the
+#define CAS_PARAM_LZ4_BLOCK \
+    4 /* encoder: LZ4 block size id 4 (64 KiB, python-lz4's) .. 7 (4 MiB, the
                                     default: 2-4x faster on big artifacts; inputs under a block get
                                     the smallest size that holds them, as python-lz4 does) */
-#define CAS_PARAM_STRICT 5       /* decoder: 1 = reject bytes after the LZ4 frame
+#define CAS_PARAM_STRICT \
+    5                     /* decoder: 1 = reject bytes after the LZ4 frame
                                     (python-lz4 and Metaflow PR #3090 ignore them; default 0) */
-#define CAS_PARAM_MTIME 6        /* gzip encoder: header mtime (default 0) */
+#define CAS_PARAM_MTIME 6 /* gzip encoder: header mtime (default 0) */
 
 #define CAS_BACKEND_AUTO 0 /* the fastest compiled in */
 #define CAS_BACKEND_ZLIB 1 /* zlib: byte-identical to CPython's gzip at the same level and mtime */
@@ -166,8 +168,8 @@ CASDEF int cas_codec_set_param(cas_codec *c, int param, int64_t value);
  * set (members may follow); LZ4 at the end of the first frame, with *in_used
  * short of in_size when bytes follow it (an error under CAS_PARAM_STRICT).
  * After an error the codec stays failed until cas_codec_reset. */
-CASDEF int cas_codec_update(cas_codec *c, const void *in, size_t in_size, size_t *in_used, void *out,
-                            size_t out_cap, size_t *out_made, int end);
+CASDEF int cas_codec_update(cas_codec *c, const void *in, size_t in_size, size_t *in_used, void *out, size_t out_cap,
+                            size_t *out_made, int end);
 /* Ready for a new stream, same codec and parameters; keeps its allocations. */
 CASDEF int cas_codec_reset(cas_codec *c);
 CASDEF void cas_codec_free(cas_codec *c);
@@ -208,7 +210,6 @@ CASDEF const char *cas_sniff_name(int sniff); /* "gzip", "an LZ4 frame", ... */
 /* Python-style repr of bytes, e.g. b'\x1f' (used in gzip's messages).
  * Writes at most cap bytes including the NUL; returns the length written. */
 CASDEF size_t cas_bytes_repr(const void *p, size_t n, char *buf, size_t cap);
-
 #ifdef __cplusplus
 }
 #endif
@@ -288,10 +289,7 @@ CASDEF const char *cas_status_name(int code) {
 }
 
 CASDEF const char *cas_version_string(void) { return CAS_VERSION_STRING; }
-CASDEF int cas_version_number(void) {
-    return CAS_VERSION_MAJOR * 10000 + CAS_VERSION_MINOR * 100 + CAS_VERSION_PATCH;
-}
-
+CASDEF int cas_version_number(void) { return CAS_VERSION_MAJOR * 10000 + CAS_VERSION_MINOR * 100 + CAS_VERSION_PATCH; }
 /* ---- allocation ---------------------------------------------------------- */
 
 static void *cas__alloc(const cas_allocator *a, size_t n) {
@@ -344,24 +342,31 @@ CASDEF size_t cas_bytes_repr(const void *p, size_t n, char *buf, size_t cap) {
     if (!cap) return 0;
     /* Python switches to double quotes when ' occurs and " does not. */
     if (memchr(s, '\'', n) && !memchr(s, '"', n)) q = '"';
-#define CAS__PUT(str)                                              \
-    do {                                                           \
-        size_t l_ = strlen(str);                                   \
-        if (o + l_ >= cap) goto done;                              \
-        memcpy(buf + o, str, l_);                                  \
-        o += l_;                                                   \
+#define CAS__PUT(str)                 \
+    do {                              \
+        size_t l_ = strlen(str);      \
+        if (o + l_ >= cap) goto done; \
+        memcpy(buf + o, str, l_);     \
+        o += l_;                      \
     } while (0)
     tmp[0] = 'b', tmp[1] = q, tmp[2] = 0;
     CAS__PUT(tmp);
     for (i = 0; i < n; i++) {
         unsigned c = s[i];
         if (c == '\\') CAS__PUT("\\\\");
-        else if (c == (unsigned char)q) { tmp[0] = '\\', tmp[1] = q, tmp[2] = 0; CAS__PUT(tmp); }
-        else if (c == '\t') CAS__PUT("\\t");
+        else if (c == (unsigned char)q) {
+            tmp[0] = '\\', tmp[1] = q, tmp[2] = 0;
+            CAS__PUT(tmp);
+        } else if (c == '\t') CAS__PUT("\\t");
         else if (c == '\n') CAS__PUT("\\n");
         else if (c == '\r') CAS__PUT("\\r");
-        else if (c < 32 || c >= 127) { cas__fmt(tmp, sizeof tmp, "\\x%02x", c); CAS__PUT(tmp); }
-        else { tmp[0] = (char)c, tmp[1] = 0; CAS__PUT(tmp); }
+        else if (c < 32 || c >= 127) {
+            cas__fmt(tmp, sizeof tmp, "\\x%02x", c);
+            CAS__PUT(tmp);
+        } else {
+            tmp[0] = (char)c, tmp[1] = 0;
+            CAS__PUT(tmp);
+        }
     }
     tmp[0] = q, tmp[1] = 0;
     CAS__PUT(tmp);
@@ -370,7 +375,6 @@ done:
     buf[o] = 0;
     return o;
 }
-
 /* ---- parameters and rows: one row type, one lookup, one check ------------- */
 
 /* Who takes a parameter. The layer that numbers a parameter lists its row, in a
@@ -394,9 +398,12 @@ typedef struct cas__param_row {
     const char *env;         /* where that default may come from instead (object stores), or NULL */
     int64_t env_scale;       /* the variable's unit in the parameter's (seconds for ms: 1000) */
 } cas__param_row;
-#define CAS__PARAM(id, who, lo, hi, built) {id, who, lo, hi, built, 0, NULL, 0}
-#define CAS__PARAM_DEFAULT(id, who, lo, hi, dflt) {id, who, lo, hi, NULL, dflt, NULL, 0}
-#define CAS__PARAM_ENV(id, who, lo, hi, dflt, env, scale) {id, who, lo, hi, NULL, dflt, env, scale}
+#define CAS__PARAM(id, who, lo, hi, built) \
+    { id, who, lo, hi, built, 0, NULL, 0 }
+#define CAS__PARAM_DEFAULT(id, who, lo, hi, dflt) \
+    { id, who, lo, hi, NULL, dflt, NULL, 0 }
+#define CAS__PARAM_ENV(id, who, lo, hi, dflt, env, scale) \
+    { id, who, lo, hi, NULL, dflt, env, scale }
 
 /* The row whose first member, an int key, is key: every table here starts so. */
 static const void *cas__row_find(const void *table, size_t rows, size_t size, int key) {
@@ -418,7 +425,6 @@ static int cas__param_check(const cas__param_row *row, unsigned who, int64_t v) 
     if (!row || !(row->who & who) || v < row->lo || v > row->hi) return CAS_E_ARG;
     return row->built ? row->built(v) : CAS_OK;
 }
-
 /* ---- sniffing ------------------------------------------------------------ */
 
 CASDEF const char *cas_sniff_name(int sniff) {
@@ -473,18 +479,31 @@ typedef struct cas__codec_row {
  * to sniff. params: CAS__NO_PARAMS or CAS__PARAMS(table). Then the functions:
  * set_param (or NULL), bound, size_hint, reset, update, release. */
 #define CAS__MAGIC_MAX 4
-#define CAS__CODEC_ROW(id, name, level_max, sniff, magic, empty_ok, ratio, hint_enforced, not_ours, cut_magic,    \
+#define CAS__CODEC_ROW(id, name, level_max, sniff, magic, empty_ok, ratio, hint_enforced, not_ours, cut_magic,   \
                        state_size, params, ...)                                                                  \
-    {id, name, level_max, sniff, (const unsigned char *)magic,                                                   \
-     sizeof(magic) - 1 + 0 * sizeof(char[sizeof(magic) <= CAS__MAGIC_MAX + 1 ? 1 : -1]), empty_ok, ratio,       \
-     hint_enforced, not_ours, cut_magic, state_size, params, __VA_ARGS__}
+    {                                                                                                            \
+        id, name, level_max, sniff, (const unsigned char *)magic,                                                \
+            sizeof(magic) - 1 + 0 * sizeof(char[sizeof(magic) <= CAS__MAGIC_MAX + 1 ? 1 : -1]), empty_ok, ratio, \
+            hint_enforced, not_ours, cut_magic, state_size, params, __VA_ARGS__                                  \
+    }
 #define CAS__NO_PARAMS NULL, 0
 #define CAS__PARAMS(table) table, sizeof table / sizeof table[0]
 
 static const cas__codec_row *cas__codec_find(int id);
 
-enum { CAS__GZ_MAGIC, CAS__GZ_HEAD, CAS__GZ_XLEN, CAS__GZ_EXTRA, CAS__GZ_NAME, CAS__GZ_COMMENT,
-       CAS__GZ_HCRC, CAS__GZ_BODY, CAS__GZ_TRAILER, CAS__GZ_PAD, CAS__GZ_END };
+enum {
+    CAS__GZ_MAGIC,
+    CAS__GZ_HEAD,
+    CAS__GZ_XLEN,
+    CAS__GZ_EXTRA,
+    CAS__GZ_NAME,
+    CAS__GZ_COMMENT,
+    CAS__GZ_HCRC,
+    CAS__GZ_BODY,
+    CAS__GZ_TRAILER,
+    CAS__GZ_PAD,
+    CAS__GZ_END
+};
 
 #ifndef CAS_NO_GZIP
 /* A gzip codec's own state (cas_codec.state), both directions. */
@@ -498,7 +517,7 @@ typedef struct cas__gz_state {
     uint32_t gz_need; /* bytes of FEXTRA left to skip */
     uint32_t crc;
     uint64_t isize;
-    int zinit; /* 1 deflate, 2 inflate */
+    int zinit;  /* 1 deflate, 2 inflate */
     int zlevel; /* the level deflate was set up with */
     int use_isal;
     z_stream z;
@@ -704,7 +723,6 @@ static int cas__raw_update(cas_codec *c, const unsigned char *in, size_t n, size
     return CAS_NEED_INPUT;
 }
 #endif
-
 /* ---- gzip ---------------------------------------------------------------- */
 #ifndef CAS_NO_GZIP
 
@@ -815,8 +833,8 @@ static size_t cas__drain_hb(cas_codec *c, unsigned char *out, size_t cap) {
 /* Raw deflate of a whole buffer with ISA-L's stateless compressor (no internal
  * copies). Level 0 is static Huffman or stored: for tiny inputs it is 20x
  * cheaper than any table-building level and the bytes saved are noise. */
-static int cas__isal_whole(cas_codec *c, int level, const unsigned char *in, size_t n, unsigned char *out,
-                           size_t cap, size_t *len) {
+static int cas__isal_whole(cas_codec *c, int level, const unsigned char *in, size_t n, unsigned char *out, size_t cap,
+                           size_t *len) {
     struct isal_zstream *s;
     int r;
     if (n > CAS__CHUNK_MAX || cap > CAS__CHUNK_MAX * 2) return 1;
@@ -908,8 +926,8 @@ static int cas__gz_encode_whole(cas_codec *c, const unsigned char *in, size_t n,
 }
 #endif /* CAS_USE_ISAL */
 
-static int cas__gz_encode(cas_codec *c, const unsigned char *in, size_t n, size_t *used, unsigned char *out,
-                          size_t cap, size_t *made, int end) {
+static int cas__gz_encode(cas_codec *c, const unsigned char *in, size_t n, size_t *used, unsigned char *out, size_t cap,
+                          size_t *made, int end) {
     cas__gz_state *g = CAS__GZ(c);
     size_t o = 0, i = 0;
 #ifdef CAS_USE_ISAL
@@ -1023,7 +1041,7 @@ static int cas__inflate_step(cas_codec *c, const unsigned char *in, size_t n, si
         cas__vzeroupper();
         *used = in_take - s->avail_in, *made = out_take - s->avail_out;
         if (r < 0) {
-            const char *why = r == ISAL_INVALID_BLOCK     ? "invalid block type"
+            const char *why = r == ISAL_INVALID_BLOCK      ? "invalid block type"
                               : r == ISAL_INVALID_SYMBOL   ? "invalid code"
                               : r == ISAL_INVALID_LOOKBACK ? "invalid distance too far back"
                                                            : "invalid deflate data";
@@ -1079,8 +1097,8 @@ static int cas__gz_not_gzip(cas_codec *c, const unsigned char *p, size_t n) {
 
 /* Python's gzip reader, as a state machine: members back to back, NUL padding
  * between and after them, every header field, CRC and length checked. */
-static int cas__gz_decode(cas_codec *c, const unsigned char *in, size_t n, size_t *used, unsigned char *out,
-                          size_t cap, size_t *made, int end) {
+static int cas__gz_decode(cas_codec *c, const unsigned char *in, size_t n, size_t *used, unsigned char *out, size_t cap,
+                          size_t *made, int end) {
     cas__gz_state *g = CAS__GZ(c);
     size_t i = 0, o = 0;
     int r;
@@ -1230,8 +1248,8 @@ need_input:
     return CAS_NEED_INPUT;
 }
 
-static int cas__gz_update(cas_codec *c, const unsigned char *in, size_t n, size_t *used, unsigned char *out,
-                          size_t cap, size_t *made, int end) {
+static int cas__gz_update(cas_codec *c, const unsigned char *in, size_t n, size_t *used, unsigned char *out, size_t cap,
+                          size_t *made, int end) {
     if (c->done) return cas__after_done(c, n);
     return c->encode ? cas__gz_encode(c, in, n, used, out, cap, made, end)
                      : cas__gz_decode(c, in, n, used, out, cap, made, end);
@@ -1252,7 +1270,6 @@ static int cas__gz_hint(const unsigned char *p, size_t n, uint64_t *size) {
     *size = (uint64_t)p[n - 4] | (uint64_t)p[n - 3] << 8 | (uint64_t)p[n - 2] << 16 | (uint64_t)p[n - 1] << 24;
     return CAS_OK;
 }
-
 /* ---- LZ4 frame ----------------------------------------------------------- */
 #ifndef CAS_NO_LZ4
 
@@ -1422,7 +1439,8 @@ static int cas__lz4_decode(cas_codec *c, const unsigned char *in, size_t n, size
             if (c->strict && i < n) return cas__fail(c, CAS_E_TRAILING, "unexpected bytes after the LZ4 frame");
             return CAS_DONE;
         }
-        if (o == cap && (ss || ds) && i < n) continue; /* headers, empty blocks and the end mark
+        if (o == cap && (ss || ds) && i < n)
+            continue; /* headers, empty blocks and the end mark
                                                           need no room: an exact buffer ends here */
         if (o == cap) {
             *used = i, *made = o;
@@ -1462,12 +1480,11 @@ static size_t cas__lz4_bound(size_t n) {
 /* The frame's content size field: FLG bit 3 says 8 bytes follow FLG and BD. */
 static int cas__lz4_hint(const unsigned char *p, size_t n, uint64_t *size) {
     if (n < 15 || memcmp(p, CAS__LZ4_MAGIC, 4) || !(p[4] & 8)) return CAS_E_NOTFOUND;
-    *size = (uint64_t)p[6] | (uint64_t)p[7] << 8 | (uint64_t)p[8] << 16 | (uint64_t)p[9] << 24 |
-            (uint64_t)p[10] << 32 | (uint64_t)p[11] << 40 | (uint64_t)p[12] << 48 | (uint64_t)p[13] << 56;
+    *size = (uint64_t)p[6] | (uint64_t)p[7] << 8 | (uint64_t)p[8] << 16 | (uint64_t)p[9] << 24 | (uint64_t)p[10] << 32 |
+            (uint64_t)p[11] << 40 | (uint64_t)p[12] << 48 | (uint64_t)p[13] << 56;
     return CAS_OK;
 }
 #endif /* CAS_NO_LZ4 */
-
 /* ---- the codec table ------------------------------------------------------ */
 
 #ifndef CAS_NO_RAW
@@ -1569,8 +1586,8 @@ static const cas__param_row cas__codec_params[] = {
     CAS__PARAM(CAS_PARAM_GZIP_BACKEND, CAS__FOR_CODEC | CAS__FOR_WRITER | CAS__FOR_READER | CAS__FOR_STORE,
                CAS_BACKEND_AUTO, CAS_BACKEND_ISAL, cas__backend_built),
     CAS__PARAM(CAS_PARAM_LZ4_BLOCK, CAS__FOR_CODEC | CAS__FOR_WRITER | CAS__FOR_STORE, 4, 7, NULL),
-    CAS__PARAM(CAS_PARAM_STRICT, CAS__FOR_CODEC | CAS__FOR_READER | CAS__FOR_STORE,
-               INT64_MIN, INT64_MAX, NULL) /* flags: 0 or not */,
+    CAS__PARAM(CAS_PARAM_STRICT, CAS__FOR_CODEC | CAS__FOR_READER | CAS__FOR_STORE, INT64_MIN, INT64_MAX,
+               NULL) /* flags: 0 or not */,
     CAS__PARAM(CAS_PARAM_MTIME, CAS__FOR_CODEC | CAS__FOR_WRITER, 0, 0xffffffffLL, NULL),
 };
 
@@ -1600,8 +1617,8 @@ CASDEF int cas_codec_set_param(cas_codec *c, int param, int64_t v) {
     return cas_codec_reset(c); /* re-apply parameters to the backend */
 }
 
-CASDEF int cas_codec_update(cas_codec *c, const void *in, size_t in_size, size_t *in_used, void *out,
-                            size_t out_cap, size_t *out_made, int end) {
+CASDEF int cas_codec_update(cas_codec *c, const void *in, size_t in_size, size_t *in_used, void *out, size_t out_cap,
+                            size_t *out_made, int end) {
     size_t dummy_u, dummy_m;
     const unsigned char *ip = (const unsigned char *)in;
     unsigned char *op = (unsigned char *)out;
@@ -1708,7 +1725,6 @@ CASDEF int cas_decoded_size_hint(int codec, const void *in, size_t n, uint64_t *
     if (!r || !r->size_hint) return CAS_E_UNSUPPORTED;
     return r->size_hint((const unsigned char *)(in ? in : ""), n, size);
 }
-
 #ifdef __cplusplus
 }
 #endif

@@ -122,15 +122,13 @@ CASDEF int cas_preview_encoded(cas_preview *p, const char *encoding, int64_t siz
 
 #ifndef CAS_NO_STORE
 /* A blob of a store (any backend), decoded only as far as the preview reads. */
-CASDEF int cas_store_preview(cas_store *s, const char *flow, const char *key, cas_preview *p, char *err,
-                             size_t errcap);
+CASDEF int cas_store_preview(cas_store *s, const char *flow, const char *key, cas_preview *p, char *err, size_t errcap);
 /* A stream opened by the caller (cas_stream_open, cas_stream_open_file). */
 CASDEF int cas_stream_preview(cas_stream *st, cas_preview *p);
 /* cas_preview_encoded of a blob of a store. */
 CASDEF int cas_store_preview_encoded(cas_store *s, const char *flow, const char *key, const char *encoding,
                                      int64_t size, cas_preview *p, char *err, size_t errcap);
 #endif
-
 #ifdef __cplusplus
 }
 #endif
@@ -164,18 +162,40 @@ extern "C" {
 /* ---- values ------------------------------------------------------------------ */
 
 enum {
-    CAS__PV_NONE = 1, CAS__PV_BOOL, CAS__PV_INT, CAS__PV_BIGINT, CAS__PV_FLOAT, CAS__PV_COMPLEX, CAS__PV_STR,
-    CAS__PV_BYTES, CAS__PV_BYTEARRAY, CAS__PV_TUPLE, CAS__PV_LIST, CAS__PV_DICT, CAS__PV_SET, CAS__PV_FROZENSET,
-    CAS__PV_GLOBAL, CAS__PV_CALL, CAS__PV_OBJ, CAS__PV_MARK_, CAS__PV_OPAQUE, CAS__PV_SLICE, CAS__PV_DATETIME,
-    CAS__PV_DECIMAL, CAS__PV_NDARRAY, CAS__PV_DTYPE, CAS__PV_NPSCALAR, CAS__PV_PANDAS
+    CAS__PV_NONE = 1,
+    CAS__PV_BOOL,
+    CAS__PV_INT,
+    CAS__PV_BIGINT,
+    CAS__PV_FLOAT,
+    CAS__PV_COMPLEX,
+    CAS__PV_STR,
+    CAS__PV_BYTES,
+    CAS__PV_BYTEARRAY,
+    CAS__PV_TUPLE,
+    CAS__PV_LIST,
+    CAS__PV_DICT,
+    CAS__PV_SET,
+    CAS__PV_FROZENSET,
+    CAS__PV_GLOBAL,
+    CAS__PV_CALL,
+    CAS__PV_OBJ,
+    CAS__PV_MARK_,
+    CAS__PV_OPAQUE,
+    CAS__PV_SLICE,
+    CAS__PV_DATETIME,
+    CAS__PV_DECIMAL,
+    CAS__PV_NDARRAY,
+    CAS__PV_DTYPE,
+    CAS__PV_NPSCALAR,
+    CAS__PV_PANDAS
 };
 
 /* flags */
-#define CAS__PVF_CUT 1     /* text holds only the first bytes of the value */
-#define CAS__PVF_BUSY 2    /* being rendered (a cycle shows as [...]) */
-#define CAS__PVF_SHOWN 4   /* rendered once; later occurrences are back-references */
-#define CAS__PVF_LATIN1 8  /* STR that turned out to be latin-1 bytes (_codecs.encode) */
-#define CAS__PVF_EARLY 16  /* ndarray whose reading stopped after its first values */
+#define CAS__PVF_CUT 1    /* text holds only the first bytes of the value */
+#define CAS__PVF_BUSY 2   /* being rendered (a cycle shows as [...]) */
+#define CAS__PVF_SHOWN 4  /* rendered once; later occurrences are back-references */
+#define CAS__PVF_LATIN1 8 /* STR that turned out to be latin-1 bytes (_codecs.encode) */
+#define CAS__PVF_EARLY 16 /* ndarray whose reading stopped after its first values */
 
 /* dict flavours (sub) */
 #define CAS__DICT_PLAIN 0
@@ -187,23 +207,22 @@ struct cas__pv {
     uint8_t kind, flags, sub;
     uint32_t refs;
     uint32_t seen, label; /* rendering: visits in the shown tree, and the #N of a shared value */
-    int64_t i;           /* INT, BOOL; ndarray: fortran order */
-    double f, f2;        /* FLOAT, COMPLEX */
-    char *text;          /* kept bytes: STR (UTF-8), BYTES, BIGINT digits, GLOBAL "module\nname", ... */
+    int64_t i;            /* INT, BOOL; ndarray: fortran order */
+    double f, f2;         /* FLOAT, COMPLEX */
+    char *text;           /* kept bytes: STR (UTF-8), BYTES, BIGINT digits, GLOBAL "module\nname", ... */
     size_t tlen;
-    uint64_t full;       /* the value's whole length (bytes of STR/BYTES, items of containers) */
-    cas__pv **kids;      /* kept children (containers: the first items; dicts: key, value pairs) */
+    uint64_t full;  /* the value's whole length (bytes of STR/BYTES, items of containers) */
+    cas__pv **kids; /* kept children (containers: the first items; dicts: key, value pairs) */
     uint32_t nkids, kcap;
-    cas__pv *aux;        /* one more child: a defaultdict's factory, a datetime's tzinfo */
+    cas__pv *aux;         /* one more child: a defaultdict's factory, a datetime's tzinfo */
     cas__pv *prev, *next; /* every live value, for the final sweep (cycles never reach 0 refs) */
 };
 
-#define CAS__PK_KEEP_TEXT 256          /* bytes of a str/bytes kept for display */
-#define CAS__PK_KEEP_KIDS 32           /* children a container keeps at least (more when MAX_ITEMS asks) */
+#define CAS__PK_KEEP_TEXT 256                 /* bytes of a str/bytes kept for display */
+#define CAS__PK_KEEP_KIDS 32                  /* children a container keeps at least (more when MAX_ITEMS asks) */
 #define CAS__PK_KEEP_ARRAY ((size_t)64 << 10) /* bytes of array data kept (windows) */
-#define CAS__PK_LINE_MAX ((size_t)1 << 16)  /* a protocol-0 text line */
+#define CAS__PK_LINE_MAX ((size_t)1 << 16)    /* a protocol-0 text line */
 #define CAS__MAX64(a, b) ((a) > (b) ? (a) : (b))
-
 /* ---- the preview object -------------------------------------------------------- */
 
 typedef struct cas__memo_slot {
@@ -410,7 +429,6 @@ static int cas__pv_add(cas_preview *p, cas__pv *parent, cas__pv *kid, uint32_t k
 }
 
 static cas__pv *cas__pv_kid(const cas__pv *v, uint32_t i) { return v && i < v->nkids ? v->kids[i] : NULL; }
-
 /* ---- the byte source ------------------------------------------------------------- */
 
 #define CAS__PK_WINDOW ((size_t)64 << 10)
@@ -426,8 +444,10 @@ static int cas__pk_fill(cas_preview *p) {
         return -1;
     }
     /* never past the read limit: the window ends where the limit does */
-    rc = p->read(p->user, p->win, p->max_read ? (size_t)CAS__MIN((uint64_t)CAS__PK_WINDOW, (uint64_t)p->max_read - p->off)
-                                             : CAS__PK_WINDOW, &got);
+    rc = p->read(p->user, p->win,
+                 p->max_read ? (size_t)CAS__MIN((uint64_t)CAS__PK_WINDOW, (uint64_t)p->max_read - p->off)
+                             : CAS__PK_WINDOW,
+                 &got);
     if (rc < 0) {
         cas__pk_fail(p, rc, "reading the pickle at byte %llu: %s", (unsigned long long)p->off, cas_strerror(rc));
         return -1;
@@ -440,8 +460,9 @@ static int cas__pk_fill(cas_preview *p) {
 static int cas__pk_byte(cas_preview *p, unsigned char *c) {
     int r = cas__pk_fill(p);
     if (r <= 0) {
-        if (!r) cas__pk_fail(p, CAS_E_TRUNCATED, "the pickle ends at byte %llu, before its STOP",
-                             (unsigned long long)p->off);
+        if (!r)
+            cas__pk_fail(p, CAS_E_TRUNCATED, "the pickle ends at byte %llu, before its STOP",
+                         (unsigned long long)p->off);
         return -1;
     }
     *c = p->win[p->wpos++];
@@ -456,8 +477,9 @@ static int cas__pk_bytes(cas_preview *p, void *dst, size_t n) {
         size_t k;
         int r = cas__pk_fill(p);
         if (r <= 0) {
-            if (!r) cas__pk_fail(p, CAS_E_TRUNCATED, "the pickle ends at byte %llu, inside an opcode's argument",
-                                 (unsigned long long)p->off);
+            if (!r)
+                cas__pk_fail(p, CAS_E_TRUNCATED, "the pickle ends at byte %llu, inside an opcode's argument",
+                             (unsigned long long)p->off);
             return -1;
         }
         k = CAS__MIN(n, p->wlen - p->wpos);
@@ -485,9 +507,10 @@ static int cas__pk_payload(cas_preview *p, uint64_t len, const uint64_t *win, si
         size_t k;
         int r = cas__pk_fill(p);
         if (r <= 0) {
-            if (!r) cas__pk_fail(p, CAS_E_TRUNCATED,
-                                 "the pickle ends at byte %llu, %llu bytes into a value it says is %llu bytes long",
-                                 (unsigned long long)p->off, (unsigned long long)pos, (unsigned long long)len);
+            if (!r)
+                cas__pk_fail(p, CAS_E_TRUNCATED,
+                             "the pickle ends at byte %llu, %llu bytes into a value it says is %llu bytes long",
+                             (unsigned long long)p->off, (unsigned long long)pos, (unsigned long long)len);
             return -1;
         }
         k = (size_t)CAS__MIN((uint64_t)(p->wlen - p->wpos), len - pos);
@@ -547,11 +570,10 @@ static char *cas__pk_line(cas_preview *p, size_t *len) {
     cas__free(&p->alloc, s);
     return NULL;
 }
-
 /* ---- the machine: stack, marks, memo ---------------------------------------------- */
 
 static int cas__pk_push(cas_preview *p, cas__pv *v) {
-    if (!v) return -1; /* its creation failed and said why */
+    if (!v) return -1;                     /* its creation failed and said why */
     if ((int64_t)p->sp >= p->max_values) { /* DUP, GET: references the values limit does not see */
         cas__pv_unref(p, v);
         return cas__pk_fail(p, CAS_E_LIMIT, "the pickle's stack holds more than %lld values (CAS_PREVIEW_MAX_VALUES)",
@@ -578,9 +600,7 @@ static int cas__pk_underflow(cas_preview *p, unsigned op) {
 }
 
 /* The caller owns the reference it gets. */
-static cas__pv *cas__pk_pop(cas_preview *p, unsigned op) {
-    return cas__pk_underflow(p, op) ? NULL : p->stack[--p->sp];
-}
+static cas__pv *cas__pk_pop(cas_preview *p, unsigned op) { return cas__pk_underflow(p, op) ? NULL : p->stack[--p->sp]; }
 
 static cas__pv *cas__pk_top(cas_preview *p, unsigned op) {
     return cas__pk_underflow(p, op) ? NULL : p->stack[p->sp - 1];
@@ -681,7 +701,6 @@ static int cas__pk_get(cas_preview *p, uint64_t key) {
                             (unsigned long long)p->off);
     return cas__pk_push(p, cas__pv_ref(v));
 }
-
 /* ---- values from opcodes -------------------------------------------------------- */
 
 static cas__pv *cas__pv_int(cas_preview *p, int64_t i) {
@@ -751,7 +770,6 @@ static cas__pv *cas__pv_long(cas_preview *p, const unsigned char *b, size_t n, u
     }
     return v;
 }
-
 /* ---- array data: which bytes to keep ----------------------------------------------- */
 
 #define CAS__PVF_WIN 32 /* BYTES holding an array's kept windows, not a prefix */
@@ -803,8 +821,8 @@ static int cas__shape_of(const cas__pv *t, uint64_t *shape) {
 /* The windows a display of `items` values per row reads: the first `items`
  * elements along the fastest axis, for the first `items` indices of each other
  * axis (capped), as byte ranges [start, end) in increasing order. */
-static size_t cas__array_windows(const uint64_t *shape, int ndim, int fortran, size_t isz, size_t items,
-                                 uint64_t *win, size_t maxwin) {
+static size_t cas__array_windows(const uint64_t *shape, int ndim, int fortran, size_t isz, size_t items, uint64_t *win,
+                                 size_t maxwin) {
     uint64_t idx[CAS__PK_NDIM], stride[CAS__PK_NDIM], total = 1;
     int d, fast = fortran ? 0 : ndim - 1;
     size_t n = 0, kept = 0;
@@ -882,8 +900,7 @@ static size_t cas__pk_array_context(cas_preview *p, uint64_t len, uint64_t *win,
      * ndim steps, which a lying shape could otherwise ask for with every 2-byte payload */
     for (d = 0; d < ndim; d++) total = shape[d] && total > UINT64_MAX / shape[d] ? UINT64_MAX : total * shape[d];
     if (total > UINT64_MAX / isz || total * isz != len) return 0;
-    return cas__array_windows(shape, ndim, (int)p->stack[m + 3]->i, isz, (size_t)p->max_items, win,
-                              CAS__PK_WINDOWS);
+    return cas__array_windows(shape, ndim, (int)p->stack[m + 3]->i, isz, (size_t)p->max_items, win, CAS__PK_WINDOWS);
 }
 
 /* A sized str/bytes/bytearray: its first bytes kept (or an array's windows), the rest read past. */
@@ -920,7 +937,6 @@ static int cas__pk_sized(cas_preview *p, int kind, uint64_t len) {
     if (stopped) p->stopped_early = 1;
     return cas__pk_push(p, v);
 }
-
 /* ---- recognisers and text arguments (below) ------------------------------------------ */
 static cas__pv *cas__pk_textnum(cas_preview *p, unsigned op, const char *s, size_t n);
 static cas__pv *cas__pk_textstr(cas_preview *p, unsigned op, const char *s, size_t n);
@@ -995,13 +1011,14 @@ static int cas__pk_loop(cas_preview *p) {
         case '.': /* STOP */
             if (p->nmarks || p->sp != 1)
                 return cas__pk_fail(p, CAS_E_CORRUPT, "STOP at byte %llu with %s", (unsigned long long)p->off - 1,
-                                    p->nmarks ? "a mark still open" : p->sp ? "more than one value left"
-                                                                            : "an empty stack");
+                                    p->nmarks ? "a mark still open"
+                                    : p->sp   ? "more than one value left"
+                                              : "an empty stack");
             return 0;
         case '(': /* MARK */
             if (cas__pk_mark(p) < 0) return -1;
             break;
-        case '0': /* POP */
+        case '0':                                                /* POP */
             if (p->nmarks && p->marks[p->nmarks - 1] == p->sp) { /* pops a mark (as Python does) */
                 p->nmarks--;
                 break;
@@ -1035,7 +1052,7 @@ static int cas__pk_loop(cas_preview *p) {
         case 'M': /* BININT2 */
             if (cas__pk_bytes(p, b, 2) < 0 || cas__pk_push(p, cas__pv_int(p, (int64_t)cas__le(b, 2))) < 0) return -1;
             break;
-        case 0x8a: /* LONG1 */
+        case 0x8a:   /* LONG1 */
         case 0x8b: { /* LONG4 */
             unsigned char digits[CAS__PK_BIGINT_MAX];
             uint64_t n;
@@ -1077,8 +1094,7 @@ static int cas__pk_loop(cas_preview *p) {
         case 'V': /* UNICODE: raw-unicode-escape */
         case 'P': /* PERSID */
             if (!(line = cas__pk_line(p, &len))) return -1;
-            v = op == 'P' ? cas__pv_textval(p, CAS__PV_OPAQUE, "persistent id", 13)
-                          : cas__pk_textstr(p, op, line, len);
+            v = op == 'P' ? cas__pv_textval(p, CAS__PV_OPAQUE, "persistent id", 13) : cas__pk_textstr(p, op, line, len);
             cas__free(&p->alloc, line);
             if (cas__pk_push(p, v) < 0) return -1;
             break;
@@ -1096,8 +1112,8 @@ static int cas__pk_loop(cas_preview *p) {
                                     (unsigned long long)p->off - 5);
             if (cas__pk_sized(p, op == 'X' ? CAS__PV_STR : CAS__PV_BYTES, cas__le(b, 4)) < 0) return -1;
             break;
-        case 'U': /* SHORT_BINSTRING */
-        case 'C': /* SHORT_BINBYTES */
+        case 'U':  /* SHORT_BINSTRING */
+        case 'C':  /* SHORT_BINBYTES */
         case 0x8c: /* SHORT_BINUNICODE */
             if (cas__pk_bytes(p, b, 1) < 0) return -1;
             if (cas__pk_sized(p, op == 0x8c ? CAS__PV_STR : CAS__PV_BYTES, b[0]) < 0) return -1;
@@ -1106,7 +1122,10 @@ static int cas__pk_loop(cas_preview *p) {
         case 0x8e: /* BINBYTES8 */
         case 0x96: /* BYTEARRAY8 */
             if (cas__pk_bytes(p, b, 8) < 0) return -1;
-            if (cas__pk_sized(p, op == 0x8d ? CAS__PV_STR : op == 0x8e ? CAS__PV_BYTES : CAS__PV_BYTEARRAY,
+            if (cas__pk_sized(p,
+                              op == 0x8d   ? CAS__PV_STR
+                              : op == 0x8e ? CAS__PV_BYTES
+                                           : CAS__PV_BYTEARRAY,
                               cas__le(b, 8)) < 0)
                 return -1;
             break;
@@ -1116,8 +1135,8 @@ static int cas__pk_loop(cas_preview *p) {
         case 0x98: /* READONLY_BUFFER */
             if (!cas__pk_top(p, op)) return -1;
             break;
-        case 0x82: /* EXT1 */
-        case 0x83: /* EXT2 */
+        case 0x82:   /* EXT1 */
+        case 0x83:   /* EXT2 */
         case 0x84: { /* EXT4 */
             char t[48];
             int n = op == 0x82 ? 1 : op == 0x83 ? 2 : 4;
@@ -1138,8 +1157,8 @@ static int cas__pk_loop(cas_preview *p) {
         case 0x8f: /* EMPTY_SET */
             if (cas__pk_push(p, cas__pv_new(p, CAS__PV_SET)) < 0) return -1;
             break;
-        case 0x85: /* TUPLE1 */
-        case 0x86: /* TUPLE2 */
+        case 0x85:   /* TUPLE1 */
+        case 0x86:   /* TUPLE2 */
         case 0x87: { /* TUPLE3 */
             size_t n = (size_t)(op - 0x84), floor = p->nmarks ? p->marks[p->nmarks - 1] : 0;
             if (p->sp < floor + n)
@@ -1148,12 +1167,14 @@ static int cas__pk_loop(cas_preview *p) {
             if (cas__pk_push(p, cas__pk_collect(p, CAS__PV_TUPLE, p->sp - n)) < 0) return -1;
             break;
         }
-        case 't': /* TUPLE */
-        case 'l': /* LIST */
+        case 't':  /* TUPLE */
+        case 'l':  /* LIST */
         case 0x91: /* FROZENSET */
             if (cas__pk_popmark(p, op, &from) < 0) return -1;
-            if (cas__pk_push(p, cas__pk_collect(p, op == 't' ? CAS__PV_TUPLE : op == 'l' ? CAS__PV_LIST
-                                                                                            : CAS__PV_FROZENSET,
+            if (cas__pk_push(p, cas__pk_collect(p,
+                                                op == 't'   ? CAS__PV_TUPLE
+                                                : op == 'l' ? CAS__PV_LIST
+                                                            : CAS__PV_FROZENSET,
                                                 from)) < 0)
                 return -1;
             break;
@@ -1179,12 +1200,12 @@ static int cas__pk_loop(cas_preview *p) {
                                     (unsigned long long)p->off - 1, op);
             if (cas__pk_extend(p, op, p->sp - (op == 'a' ? 1 : 2), op == 's') < 0) return -1;
             break;
-        case 'e': /* APPENDS */
-        case 'u': /* SETITEMS */
+        case 'e':  /* APPENDS */
+        case 'u':  /* SETITEMS */
         case 0x90: /* ADDITEMS */
             if (cas__pk_popmark(p, op, &from) < 0 || cas__pk_extend(p, op, from, op == 'u') < 0) return -1;
             break;
-        case 'c': /* GLOBAL module\nname\n */
+        case 'c':   /* GLOBAL module\nname\n */
         case 'i': { /* INST module\nname\n, args since the mark */
             char *mod, *name;
             size_t ml, nl;
@@ -1221,7 +1242,8 @@ static int cas__pk_loop(cas_preview *p) {
         case 'o': /* OBJ: class and args since the mark */
             if (cas__pk_popmark(p, op, &from) < 0) return -1;
             if (from >= p->sp)
-                return cas__pk_fail(p, CAS_E_CORRUPT, "OBJ without a class at byte %llu", (unsigned long long)p->off - 1);
+                return cas__pk_fail(p, CAS_E_CORRUPT, "OBJ without a class at byte %llu",
+                                    (unsigned long long)p->off - 1);
             f = p->stack[from];
             memmove(p->stack + from, p->stack + from + 1, (p->sp - from - 1) * sizeof *p->stack);
             p->sp--;
@@ -1251,7 +1273,7 @@ static int cas__pk_loop(cas_preview *p) {
             if (!(v = cas__pk_top(p, op))) return cas__pv_unref(p, a), -1;
             if (cas__pk_build(p, v, a) < 0) return -1;
             break;
-        case 'p': /* PUT (text) */
+        case 'p':   /* PUT (text) */
         case 'g': { /* GET (text) */
             char *end;
             unsigned long long k;
@@ -1265,8 +1287,9 @@ static int cas__pk_loop(cas_preview *p) {
             if (op == 'g') {
                 if (cas__pk_get(p, k) < 0) return -1;
             } else if (!(v = cas__pk_top(p, op)) || k > 0xffffffffu || cas__memo_put(p, (uint32_t)k, v) < 0) {
-                return p->rc < 0 ? -1 : cas__pk_fail(p, CAS_E_CORRUPT, "a bad memo index at byte %llu",
-                                                     (unsigned long long)p->off);
+                return p->rc < 0 ? -1
+                                 : cas__pk_fail(p, CAS_E_CORRUPT, "a bad memo index at byte %llu",
+                                                (unsigned long long)p->off);
             }
             break;
         }
@@ -1299,8 +1322,9 @@ static cas__pv *cas__pk_textnum(cas_preview *p, unsigned op, const char *s, size
     size_t k;
     if (op == 'F') {
         double d = n ? strtod(s, &end) : 0;
-        if (!n || *end) return cas__pk_fail(p, CAS_E_CORRUPT, "a bad FLOAT at byte %llu", (unsigned long long)p->off),
-                               (cas__pv *)NULL;
+        if (!n || *end)
+            return cas__pk_fail(p, CAS_E_CORRUPT, "a bad FLOAT at byte %llu", (unsigned long long)p->off),
+                   (cas__pv *)NULL;
         if ((v = cas__pv_new(p, CAS__PV_FLOAT)) != NULL) v->f = d;
         return v;
     }
@@ -1440,8 +1464,7 @@ static cas__pv *cas__pk_datetime(cas_preview *p, int sub, cas__pv *args) {
         if (!st || (st->kind != CAS__PV_BYTES && st->kind != CAS__PV_STR) || st->tlen < need) return NULL;
         b = (const unsigned char *)st->text;
         if (st->kind == CAS__PV_STR) return NULL; /* protocol 2 latin-1 text: left generic */
-        if (sub == CAS__DT_DATE)
-            snprintf(t, sizeof t, "datetime.date(%d, %d, %d)", b[0] * 256 + b[1], b[2], b[3]);
+        if (sub == CAS__DT_DATE) snprintf(t, sizeof t, "datetime.date(%d, %d, %d)", b[0] * 256 + b[1], b[2], b[3]);
         else if (sub == CAS__DT_TIME) {
             int us = b[3] << 16 | b[4] << 8 | b[5];
             size_t n = (size_t)snprintf(t, sizeof t, "datetime.time(%d, %d", b[0], b[1]);
@@ -1505,11 +1528,12 @@ static cas__pv *cas__pk_reduce(cas_preview *p, cas__pv *func, cas__pv *args) {
             v = NULL;
             cas__pk_fail(p, CAS_E_NOMEM, "out of memory");
         }
-    } else if (cas__pv_is_global(func, "builtins", "bytearray") && (!a0 || a0->kind == CAS__PV_BYTES ||
-                                                                    (a0->kind == CAS__PV_STR && a1))) {
+    } else if (cas__pv_is_global(func, "builtins", "bytearray") &&
+               (!a0 || a0->kind == CAS__PV_BYTES || (a0->kind == CAS__PV_STR && a1))) {
         v = cas__pv_new(p, CAS__PV_BYTEARRAY);
         if (v && a0 && cas__pv_set_text(p, v, a0->text, a0->tlen, a0->full) < 0) v = NULL;
-    } else if (cas__pv_is_global(func, "builtins", "complex") && a0 && (a0->kind == CAS__PV_FLOAT || a0->kind == CAS__PV_INT)) {
+    } else if (cas__pv_is_global(func, "builtins", "complex") && a0 &&
+               (a0->kind == CAS__PV_FLOAT || a0->kind == CAS__PV_INT)) {
         if ((v = cas__pv_new(p, CAS__PV_COMPLEX)) != NULL) {
             v->f = a0->kind == CAS__PV_FLOAT ? a0->f : (double)a0->i;
             v->f2 = !a1 ? 0 : a1->kind == CAS__PV_FLOAT ? a1->f : a1->kind == CAS__PV_INT ? (double)a1->i : 0;
@@ -1522,8 +1546,7 @@ static cas__pv *cas__pk_reduce(cas_preview *p, cas__pv *func, cas__pv *args) {
         if ((v = cas__pv_new(p, CAS__PV_DICT)) != NULL) {
             v->sub = dd ? CAS__DICT_DEFAULT : CAS__DICT_ORDERED;
             if (dd) v->aux = cas__pv_ref(a0); /* the factory */
-            else if (a0 && (a0->kind == CAS__PV_LIST || a0->kind == CAS__PV_TUPLE)) { /* [(k, v), ...] */
-                uint32_t k;
+            else if (a0 && (a0->kind == CAS__PV_LIST || a0->kind == CAS__PV_TUPLE)) { /* [(k, v), ...] */ uint32_t k;
                 for (k = 0; k < a0->nkids; k++)
                     if (a0->kids[k]->kind == CAS__PV_TUPLE && a0->kids[k]->nkids == 2) {
                         cas__pv_add(p, v, cas__pv_ref(a0->kids[k]->kids[0]), cas__pk_keep(p) * 2);
@@ -1548,9 +1571,11 @@ static cas__pv *cas__pk_reduce(cas_preview *p, cas__pv *func, cas__pv *args) {
         v = cas__pv_textval(p, CAS__PV_DTYPE, a0->text, a0->tlen);
     } else if (cas__pv_is_np(func, "multiarray", "scalar") && a0 && a0->kind == CAS__PV_DTYPE) {
         v = cas__pv_with(p, CAS__PV_NPSCALAR, 0, cas__pv_ref(a0), cas__pv_ref(a1), NULL);
-    } else if (cas__pv_is_np(func, "numeric", "_frombuffer") && args->full == 4) { /* protocol 5: (buffer, dtype, shape, order) */
+    } else if (cas__pv_is_np(func, "numeric", "_frombuffer") &&
+               args->full == 4) { /* protocol 5: (buffer, dtype, shape, order) */
         cas__pv *order = cas__pv_kid(args, 3);
-        if ((v = cas__pv_with(p, CAS__PV_NDARRAY, 0, cas__pv_ref(a1), cas__pv_ref(cas__pv_kid(args, 2)), cas__pv_ref(a0))))
+        if ((v = cas__pv_with(p, CAS__PV_NDARRAY, 0, cas__pv_ref(a1), cas__pv_ref(cas__pv_kid(args, 2)),
+                              cas__pv_ref(a0))))
             v->i = cas__pv_is_text(order, "F");
     } else if (cas__pv_is_global(func, "pandas._libs.internals", "_unpickle_block") ||
                cas__pv_is_global(func, "pandas.core.internals.blocks", "_unpickle_block")) {
@@ -1629,7 +1654,6 @@ static int cas__pk_build(cas_preview *p, cas__pv *obj, cas__pv *state) {
     obj->aux = state;
     return 0;
 }
-
 /* ---- output ------------------------------------------------------------------------- */
 
 #define CAS__PK_MARKER " <truncated: output limit>"
@@ -1661,7 +1685,8 @@ static void cas__out_put(cas_preview *p, const char *s, size_t n) {
         memcpy(p->out + p->olen, CAS__PK_MARKER, sizeof CAS__PK_MARKER - 1);
         p->olen += sizeof CAS__PK_MARKER - 1;
         p->out_full = 1;
-        cas__pk_fail(p, CAS_E_LIMIT, "the preview reached CAS_PREVIEW_MAX_OUTPUT (%lld bytes)", (long long)p->max_output);
+        cas__pk_fail(p, CAS_E_LIMIT, "the preview reached CAS_PREVIEW_MAX_OUTPUT (%lld bytes)",
+                     (long long)p->max_output);
     } else {
         memcpy(p->out + p->olen, s, n);
         p->olen += n;
@@ -1728,8 +1753,7 @@ static void cas__fmt_float(double d, char *out, size_t cap, int numpy_style) {
                 t[o++] = '.';
                 if (nd > exp10 + 1)
                     for (i = exp10 + 1; i < nd; i++) t[o++] = digits[i];
-                else if (!numpy_style)
-                    t[o++] = '0';
+                else if (!numpy_style) t[o++] = '0';
             }
         } else {
             t[o++] = digits[0];
@@ -1811,7 +1835,6 @@ static void cas__out_quoted(cas_preview *p, const char *s, size_t n, int mode) {
     }
     if (q) cas__out_put(p, &q, 1);
 }
-
 /* ---- rendering: numpy ---------------------------------------------------------------- */
 
 static int cas__pv_scalar(const cas__pv *v) {
@@ -1937,8 +1960,12 @@ static void cas__fmt_elem(const unsigned char *b, char kind, size_t isz, int big
             return;
         }
         { /* a count of units since 1970-01-01, as an ISO date-time */
-            int64_t per = !strcmp(unit, "ns") ? 1000000000 : !strcmp(unit, "us") ? 1000000 : !strcmp(unit, "ms") ? 1000
-                        : !strcmp(unit, "s") ? 1 : !strcmp(unit, "D") ? -86400 : 0;
+            int64_t per = !strcmp(unit, "ns")   ? 1000000000
+                          : !strcmp(unit, "us") ? 1000000
+                          : !strcmp(unit, "ms") ? 1000
+                          : !strcmp(unit, "s")  ? 1
+                          : !strcmp(unit, "D")  ? -86400
+                                                : 0;
             int64_t secs, frac = 0, days, z, era, doe, yoe, y, doy, mp, dd, mm;
             /* units numpy has but this does not format, and days too far out for seconds: the count */
             if (!per || (per < 0 && (x > INT64_MAX / 86400 || x < -(INT64_MAX / 86400)))) {
@@ -1959,13 +1986,13 @@ static void cas__fmt_elem(const unsigned char *b, char kind, size_t isz, int big
             }
             snprintf(t, sizeof t, "%04d-%02d-%02dT%02d:%02d:%02d", (int)((y + (mm <= 2)) % 100000), (int)mm, (int)dd,
                      (int)(secs / 3600), (int)(secs / 60 % 60), (int)(secs % 60));
-            if (per > 1) snprintf(out, cap, "'%.40s.%0*lld'", t, per == 1000 ? 3 : per == 1000000 ? 6 : 9, (long long)frac);
+            if (per > 1)
+                snprintf(out, cap, "'%.40s.%0*lld'", t, per == 1000 ? 3 : per == 1000000 ? 6 : 9, (long long)frac);
             else snprintf(out, cap, "'%.40s'", t);
         }
         return;
     }
-    default:
-        snprintf(out, cap, "<%u bytes>", (unsigned)isz);
+    default: snprintf(out, cap, "<%u bytes>", (unsigned)isz);
     }
 }
 
@@ -2040,7 +2067,8 @@ static void cas__arr_elem(cas_preview *p, const cas__arr *a, uint64_t e, int dep
         cas__out_quoted(p, s, n, a->kind == 'S');
         return;
     }
-    cas__fmt_elem((const unsigned char *)a->data->text + at, a->kind, a->isz, a->big, a->dt, t, sizeof t, !a->py_floats);
+    cas__fmt_elem((const unsigned char *)a->data->text + at, a->kind, a->isz, a->big, a->dt, t, sizeof t,
+                  !a->py_floats);
     cas__out_s(p, t);
 }
 
@@ -2067,12 +2095,14 @@ static void cas__render_ndarray(cas_preview *p, const cas__pv *v, int depth) {
         return;
     }
     cas__dtype_name(a.dt, dn, sizeof dn);
-    for (d = 0; d < a.ndim; d++) total = a.shape[d] && total > UINT64_MAX / a.shape[d] ? UINT64_MAX : total * a.shape[d];
+    for (d = 0; d < a.ndim; d++)
+        total = a.shape[d] && total > UINT64_MAX / a.shape[d] ? UINT64_MAX : total * a.shape[d];
     want = a.isz && total <= UINT64_MAX / a.isz ? total * a.isz : UINT64_MAX;
     cas__out_s(p, "array(");
     if (a.data->kind == CAS__PV_LIST && a.kind == 'O') {
-        if (a.data->full != total) cas__out_f(p, "<%llu objects for %llu elements>", (unsigned long long)a.data->full,
-                                              (unsigned long long)total);
+        if (a.data->full != total)
+            cas__out_f(p, "<%llu objects for %llu elements>", (unsigned long long)a.data->full,
+                       (unsigned long long)total);
         else if (!a.ndim) cas__arr_elem(p, &a, 0, depth);
         else cas__arr_nest(p, &a, 0, 0, depth);
     } else if ((a.data->kind != CAS__PV_BYTES && a.data->kind != CAS__PV_BYTEARRAY) || !a.isz) {
@@ -2093,7 +2123,6 @@ static void cas__render_ndarray(cas_preview *p, const cas__pv *v, int depth) {
 /* ---- rendering: pandas ------------------------------------------------------------------ */
 
 static void cas__render_pandas(cas_preview *p, cas__pv *v, int depth);
-
 /* ---- rendering: everything ------------------------------------------------------------- */
 
 static void cas__out_global(cas_preview *p, const cas__pv *g) { /* module.name, escaped: they come from the pickle */
@@ -2180,8 +2209,11 @@ static void cas__render(cas_preview *p, cas__pv *v, int depth) {
         }
         if (depth >= p->max_depth) {
             cas__out_f(p, "<%s, %llu item%s>",
-                       v->kind == CAS__PV_LIST ? "list" : v->kind == CAS__PV_TUPLE ? "tuple" : v->kind == CAS__PV_DICT ? "dict"
-                       : v->kind == CAS__PV_SET || v->kind == CAS__PV_FROZENSET ? "set" : "object",
+                       v->kind == CAS__PV_LIST                                  ? "list"
+                       : v->kind == CAS__PV_TUPLE                               ? "tuple"
+                       : v->kind == CAS__PV_DICT                                ? "dict"
+                       : v->kind == CAS__PV_SET || v->kind == CAS__PV_FROZENSET ? "set"
+                                                                                : "object",
                        (unsigned long long)v->full, v->full == 1 ? "" : "s");
             return;
         }
@@ -2217,7 +2249,8 @@ static void cas__render(cas_preview *p, cas__pv *v, int depth) {
     case CAS__PV_BYTEARRAY:
         if (v->kind == CAS__PV_BYTEARRAY) cas__out_s(p, "bytearray(");
         cas__out_quoted(p, v->text ? v->text : "", v->tlen,
-                        (v->kind != CAS__PV_STR ? CAS__Q_BYTES : CAS__Q_STR) | (v->flags & CAS__PVF_CUT ? CAS__Q_CUT : 0));
+                        (v->kind != CAS__PV_STR ? CAS__Q_BYTES : CAS__Q_STR) |
+                            (v->flags & CAS__PVF_CUT ? CAS__Q_CUT : 0));
         if (v->flags & CAS__PVF_CUT) {
             if (v->flags & CAS__PVF_LATIN1) cas__out_s(p, "...<more>");
             else cas__out_f(p, "...<%llu bytes in all>", (unsigned long long)v->full);
@@ -2256,8 +2289,7 @@ static void cas__render(cas_preview *p, cas__pv *v, int depth) {
                 cas__out_s(p, "<class '");
                 cas__out_quoted(p, nm, strlen(nm), CAS__Q_BARE);
                 cas__out_s(p, "'>");
-            } else
-                cas__render(p, v->aux, depth + 1);
+            } else cas__render(p, v->aux, depth + 1);
             cas__out_s(p, ", ");
         }
         cas__out_s(p, "{");
@@ -2333,7 +2365,6 @@ static void cas__render(cas_preview *p, cas__pv *v, int depth) {
     default: cas__out_s(p, "<?>");
     }
 }
-
 /* ---- rendering: pandas (walking the generic values its pickles make) ---------------- */
 
 static cas__pv *cas__dict_get(cas__pv *d, const char *key) {
@@ -2360,7 +2391,7 @@ typedef struct cas__pdix {
     uint64_t len;
     int64_t start, step; /* a RangeIndex */
     cas__pv *arr, *name, *cls;
-    int nlev;            /* a MultiIndex: each level's values and the codes into them */
+    int nlev; /* a MultiIndex: each level's values and the codes into them */
     cas__pv *lev[CAS__PD_LEVELS], *codes[CAS__PD_LEVELS];
 } cas__pdix;
 
@@ -2434,15 +2465,16 @@ static cas__pv *cas__pd_categories(cas_preview *p, cas__pv *v) {
     if (!v || v->kind != CAS__PV_PANDAS || v->sub != CAS__PD_BACKED || !v->aux || v->aux->kind != CAS__PV_TUPLE)
         return NULL;
     dt = cas__pv_kid(v->aux, 0);
-    if (!dt || dt->kind != CAS__PV_OBJ || !cas__pv_is_global(cas__pv_kid(dt, 0), "pandas.core.dtypes.dtypes", "CategoricalDtype") ||
+    if (!dt || dt->kind != CAS__PV_OBJ ||
+        !cas__pv_is_global(cas__pv_kid(dt, 0), "pandas.core.dtypes.dtypes", "CategoricalDtype") ||
         cas__pd_index(p, cas__dict_get(cas__pv_kid(dt, 2), "categories"), &ix, 1) < 0)
         return NULL;
     return ix.arr;
 }
 
 /* Renders into a small buffer instead of the output (a table's cell). */
-static void cas__capture(cas_preview *p, char *buf, size_t cap, void (*fn)(cas_preview *, void *, uint64_t),
-                         void *ctx, uint64_t arg) {
+static void cas__capture(cas_preview *p, char *buf, size_t cap, void (*fn)(cas_preview *, void *, uint64_t), void *ctx,
+                         uint64_t arg) {
     size_t mark = p->olen;
     int64_t lim = p->max_output;
     int full = p->out_full, rc = p->rc;
@@ -2479,8 +2511,7 @@ static void cas__cell_elem(cas_preview *p, void *ctx, uint64_t flat) {
         size_t n = CAS__MIN(str->tlen, (size_t)40);
         while (n < str->tlen && n && ((unsigned char)str->text[n] & 0xc0) == 0x80) n--;
         cas__out_quoted(p, str->text, n, CAS__Q_BARE);
-    } else
-        cas__arr_elem(p, &c->a, flat, (int)p->max_depth - 1);
+    } else cas__arr_elem(p, &c->a, flat, (int)p->max_depth - 1);
 }
 
 /* Element i of a 1-D array (an index), or (k, r) of a block's 2-D values, as a cell. */
@@ -2493,7 +2524,8 @@ static void cas__pd_cell(cas_preview *p, cas__pv *arr, uint64_t k, uint64_t r, c
     }
     c.a.py_floats = 1;
     flat = c.a.ndim == 2 ? k * c.a.stride[0] + r * c.a.stride[1] : r * (c.a.ndim ? c.a.stride[0] : 1);
-    if (c.a.ndim > 2 || (c.a.ndim == 2 && (k >= c.a.shape[0] || r >= c.a.shape[1])) || (c.a.ndim == 1 && r >= c.a.shape[0])) {
+    if (c.a.ndim > 2 || (c.a.ndim == 2 && (k >= c.a.shape[0] || r >= c.a.shape[1])) ||
+        (c.a.ndim == 1 && r >= c.a.shape[0])) {
         snprintf(buf, cap, "?");
         return;
     }
@@ -2516,8 +2548,7 @@ static void cas__pd_value(cas_preview *p, cas__pv *col, uint64_t k, uint64_t r, 
         int64_t code = cas__arr_int(p, cas__pd_ndarray(col), r);
         if (code < 0) snprintf(buf, cap, "NaN");
         else cas__pd_cell(p, cats, 0, (uint64_t)code, buf, cap);
-    } else
-        cas__pd_cell(p, cas__pd_ndarray(col), k, r, buf, cap);
+    } else cas__pd_cell(p, cas__pd_ndarray(col), k, r, buf, cap);
 }
 
 static void cas__pd_label(cas_preview *p, const cas__pdix *ix, uint64_t i, char *buf, size_t cap) {
@@ -2535,8 +2566,7 @@ static void cas__pd_label(cas_preview *p, const cas__pdix *ix, uint64_t i, char 
         snprintf(buf + n, cap - n, ")");
     } else if (!ix->arr) /* start + i * step, wrapping as numbers in two's complement do, never overflowing */
         snprintf(buf, cap, "%lld", (long long)(int64_t)((uint64_t)ix->start + i * (uint64_t)ix->step));
-    else
-        cas__pd_cell(p, ix->arr, 0, i, buf, cap);
+    else cas__pd_cell(p, ix->arr, 0, i, buf, cap);
 }
 
 /* A manager's axes and blocks (values array, placement), from either pickled form:
@@ -2623,14 +2653,16 @@ static void cas__render_pandas(cas_preview *p, cas__pv *v, int depth) {
     int frame = v->sub == CAS__PD_FRAME;
     uint64_t nr, nc, r, j, shownr, shownc, pos[CAS__PK_KEEP_KIDS];
     int blk[CAS__PK_KEEP_KIDS]; /* where each shown column is: its block, and its row there */
-    char (*cell)[CAS__PD_CELL];
+    char(*cell)[CAS__PD_CELL];
     size_t w[CAS__PK_KEEP_KIDS + 1], ncell;
     if (v->sub == CAS__PD_BLOCK || v->sub == CAS__PD_MGR || v->sub == CAS__PD_INDEX || v->sub == CAS__PD_BACKED ||
         !(mgr = cas__dict_get(st, "_mgr")) || cas__pd_mgr(mgr, &m) < 0 ||
         cas__pd_index(p, cas__pv_kid(m.axes, frame ? 1 : 0), &rows, 0) < 0 ||
         (frame && cas__pd_index(p, cas__pv_kid(m.axes, 0), &cols, 0) < 0)) {
         /* a part of a frame seen alone, or a layout not understood: the generic object */
-        cas__out_s(p, v->sub == CAS__PD_FRAME ? "pandas.DataFrame" : v->sub == CAS__PD_SERIES ? "pandas.Series" : "pandas");
+        cas__out_s(p, v->sub == CAS__PD_FRAME    ? "pandas.DataFrame"
+                      : v->sub == CAS__PD_SERIES ? "pandas.Series"
+                                                 : "pandas");
         cas__out_s(p, "(<state not understood>)");
         return;
     }
@@ -2695,7 +2727,6 @@ static void cas__render_pandas(cas_preview *p, cas__pv *v, int depth) {
     if (nr > shownr) cas__out_f(p, "\n...<%llu more rows>", (unsigned long long)(nr - shownr));
     cas__free(&p->alloc, cell);
 }
-
 /* ---- rendering: a JSON tree for user interfaces --------------------------------------- */
 
 /* A JSON string of UTF-8 text: escapes as JSON wants; bytes that are not UTF-8 become U+FFFD. */
@@ -2711,8 +2742,7 @@ static void cas__json_out_str(cas_preview *p, const char *s, size_t n) {
         else if (c < 0x20) snprintf(t, sizeof t, "\\u%04x", c), cas__out_s(p, t), i++;
         else if ((len = cas__utf8_seq((const unsigned char *)s + i, n - i, &cp)) != 0)
             cas__out_put(p, s + i, (size_t)len), i += (size_t)len;
-        else
-            cas__out_s(p, "\\ufffd"), i++;
+        else cas__out_s(p, "\\ufffd"), i++;
     }
     cas__out_s(p, "\"");
 }
@@ -2735,11 +2765,12 @@ static void cas__json_repr(cas_preview *p, cas__pv *v, int depth) {
 }
 
 static const char *cas__pv_typename(const cas__pv *v) {
-    static const char *const names[] = {"?", "None", "bool", "int", "int", "float", "complex", "str", "bytes",
-                                        "bytearray", "tuple", "list", "dict", "set", "frozenset", "global", "call",
-                                        "object", "mark", "opaque", "slice", "datetime", "Decimal", "ndarray",
-                                        "dtype", "numpy scalar", "pandas"};
-    if (v->kind == CAS__PV_PANDAS) return v->sub == CAS__PD_FRAME ? "DataFrame" : v->sub == CAS__PD_SERIES ? "Series" : "pandas";
+    static const char *const names[] = {
+        "?",         "None",   "bool",  "int",      "int",     "float",     "complex", "str",          "bytes",
+        "bytearray", "tuple",  "list",  "dict",     "set",     "frozenset", "global",  "call",         "object",
+        "mark",      "opaque", "slice", "datetime", "Decimal", "ndarray",   "dtype",   "numpy scalar", "pandas"};
+    if (v->kind == CAS__PV_PANDAS)
+        return v->sub == CAS__PD_FRAME ? "DataFrame" : v->sub == CAS__PD_SERIES ? "Series" : "pandas";
     return v->kind < sizeof names / sizeof names[0] ? names[v->kind] : "?";
 }
 
@@ -2827,7 +2858,6 @@ static void cas__render_json(cas_preview *p, cas__pv *v, int depth) {
     }
     cas__out_s(p, "}");
 }
-
 /* ---- running a preview ----------------------------------------------------------------- */
 
 /* Visits of each shown value, with the renderer's own limits: what is met twice is shared. */
@@ -2836,7 +2866,8 @@ static void cas__pv_count(cas_preview *p, cas__pv *v, int depth, int64_t *budget
     if (!v || cas__pv_scalar(v) || --*budget < 0) return;
     if (++v->seen > 1 || depth >= p->max_depth) return;
     per = v->kind == CAS__PV_DICT ? 2 : 1;
-    for (k = 0, shown = 0; k < v->nkids && (shown < (uint32_t)p->max_items * per || v->kind >= CAS__PV_GLOBAL); k++, shown++)
+    for (k = 0, shown = 0; k < v->nkids && (shown < (uint32_t)p->max_items * per || v->kind >= CAS__PV_GLOBAL);
+         k++, shown++)
         cas__pv_count(p, v->kids[k], depth + 1, budget);
     cas__pv_count(p, v->aux, depth + 1, budget);
 }
@@ -2898,13 +2929,13 @@ static void cas__json_finish(cas_preview *p) {
     p->max_output = (int64_t)(safe + safe_depth + sizeof p->msg * 2 + 64);
     while (safe_depth > 1) cas__out_s(p, open[--safe_depth] == '{' ? "}" : "]");
     if (open[0] == '{') {
-        for (i = p->olen; i && (p->out[i - 1] == ' ' || p->out[i - 1] == '\n'); i--) {}
+        for (i = p->olen; i && (p->out[i - 1] == ' ' || p->out[i - 1] == '\n'); i--) {
+        }
         if (i && p->out[i - 1] != '{') cas__out_s(p, ", ");
         cas__out_s(p, cut ? "\"output_truncated\": true" : p->rc == CAS_E_LIMIT ? "\"limit\": " : "\"incomplete\": ");
         if (!cut) cas__json_out_str(p, p->msg, strlen(p->msg));
         cas__out_s(p, "}");
-    } else
-        cas__out_s(p, "]");
+    } else cas__out_s(p, "]");
 }
 
 static void cas__pk_reset(cas_preview *p) {
@@ -3028,7 +3059,6 @@ CASDEF int cas_preview_create(cas_preview **out, const cas_allocator *alloc) {
     *out = p;
     return CAS_OK;
 }
-
 /* ---- artifacts of other serializers: named, never parsed --------------------------------- */
 
 #define CAS__ENC_HEAD 1024
@@ -3172,7 +3202,6 @@ CASDEF int cas_store_preview(cas_store *s, const char *flow, const char *key, ca
     return cas__store_preview_as(s, flow, key, NULL, -1, p, err, errcap);
 }
 #endif
-
 #ifdef __cplusplus
 }
 #endif

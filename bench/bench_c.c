@@ -124,8 +124,7 @@ static void gen_f32(uint64_t *state, float *out, size_t count) {
     size_t i;
     for (i = 0; i < count; i++) {
         uint64_t a = sm_next(state);
-        float u = (float)(a & 0xffff) + (float)((a >> 16) & 0xffff) + (float)((a >> 32) & 0xffff) +
-                  (float)(a >> 48);
+        float u = (float)(a & 0xffff) + (float)((a >> 16) & 0xffff) + (float)((a >> 32) & 0xffff) + (float)(a >> 48);
         out[i] = (u - 131070.0f) * (0.02f / 37837.0f);
     }
 }
@@ -137,8 +136,9 @@ typedef struct ctx {
     size_t n;
     unsigned char *out, *out2; /* scratch for encoders, decoders */
     size_t out_cap, out2_cap;
-    size_t out_len;            /* what the last run produced */
-    cas_writer *w_v1, *w_v1_l7, *w_v2, *w_v2_t1, *w_v2_b4m, *w_v2_xxh3, *w_v2_xxh3_b4m, *w_v2_xxh3_t1, *w_v1_t1, *w_v1_zlib;
+    size_t out_len; /* what the last run produced */
+    cas_writer *w_v1, *w_v1_l7, *w_v2, *w_v2_t1, *w_v2_b4m, *w_v2_xxh3, *w_v2_xxh3_b4m, *w_v2_xxh3_t1, *w_v1_t1,
+        *w_v1_zlib;
     cas_reader *r;
     LZ4F_dctx *dctx;
     struct libdeflate_decompressor *ld;
@@ -659,11 +659,10 @@ int main(int argc, char **argv) {
     if (argc >= 3 && !strcmp(argv[1], "gen-f32")) return mode_gen(argc, argv);
     if (argc >= 5 && !strcmp(argv[1], "stream")) return mode_stream(argc, argv);
     if (argc >= 4 && !strcmp(argv[1], "rss")) return mode_rss(argc, argv);
-    fprintf(stderr,
-            "usage: bench_c ops PAYLOAD OP[,OP...] [TARGET_MS [GZIP_BLOB]]\n"
-            "       bench_c batch DIR COUNT SIZE v1|v2\n"
-            "       bench_c gen-f32 BYTES [SEED]\n"
-            "       bench_c stream ROOT FLOW KEY\n"
-            "       bench_c rss OUTFILE COMMAND [ARG...]\n");
+    fprintf(stderr, "usage: bench_c ops PAYLOAD OP[,OP...] [TARGET_MS [GZIP_BLOB]]\n"
+                    "       bench_c batch DIR COUNT SIZE v1|v2\n"
+                    "       bench_c gen-f32 BYTES [SEED]\n"
+                    "       bench_c stream ROOT FLOW KEY\n"
+                    "       bench_c rss OUTFILE COMMAND [ARG...]\n");
     return 2;
 }

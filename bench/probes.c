@@ -108,8 +108,10 @@ static void isal_enc(void) {
     isal_deflate_init(&iz);
     iz.level = (uint32_t)ilevel;
     iz.level_buf = ilvl_buf;
-    iz.level_buf_size = ilevel == 0 ? 0 : ilevel == 1 ? ISAL_DEF_LVL1_DEFAULT : ilevel == 2 ? ISAL_DEF_LVL2_DEFAULT
-                                                                                           : ISAL_DEF_LVL3_DEFAULT;
+    iz.level_buf_size = ilevel == 0   ? 0
+                        : ilevel == 1 ? ISAL_DEF_LVL1_DEFAULT
+                        : ilevel == 2 ? ISAL_DEF_LVL2_DEFAULT
+                                      : ISAL_DEF_LVL3_DEFAULT;
     iz.gzip_flag = IGZIP_GZIP;
     iz.end_of_stream = 1;
     iz.flush = NO_FLUSH;

@@ -1,8 +1,8 @@
 /* cas - read, write, verify and migrate Metaflow artifact stores with cas.h.
  * Exit status: 0 success, 1 data error (one line on stderr), 2 usage error. */
 #define _POSIX_C_SOURCE 200809L /* getcwd, isatty, PATH_MAX under -std=c99 */
-#define CAS_EXPERIMENTAL /* cas_store_delete, for gc */
-#include "../cas_pickle.h" /* includes cas.h */
+#define CAS_EXPERIMENTAL        /* cas_store_delete, for gc */
+#include "../cas_pickle.h"      /* includes cas.h */
 
 #include <dlfcn.h>
 #include <errno.h>
@@ -112,22 +112,48 @@ static int data_error(const char *msg) {
 
 /* The options of every subcommand, one table; each subcommand names those it takes. */
 enum {
-    O_ROOT = 256, O_FLOW, O_TO, O_MAX_BYTES, O_ITEMS, O_DEPTH, O_MAX_READ, O_JSON, O_VERIFY, O_V1, O_V2, O_RAW,
-    O_DRY_RUN, O_UNFINISHED, O_UNREFERENCED, O_GRACE, O_KEEP_LAST, O_BEFORE
+    O_ROOT = 256,
+    O_FLOW,
+    O_TO,
+    O_MAX_BYTES,
+    O_ITEMS,
+    O_DEPTH,
+    O_MAX_READ,
+    O_JSON,
+    O_VERIFY,
+    O_V1,
+    O_V2,
+    O_RAW,
+    O_DRY_RUN,
+    O_UNFINISHED,
+    O_UNREFERENCED,
+    O_GRACE,
+    O_KEEP_LAST,
+    O_BEFORE
 };
-static const struct option options[] = {
-    {"help", no_argument, NULL, 'h'},         {"quiet", no_argument, NULL, 'q'},
-    {"verbose", no_argument, NULL, 'v'},      {"root", required_argument, NULL, O_ROOT},
-    {"flow", required_argument, NULL, O_FLOW}, {"to", required_argument, NULL, O_TO},
-    {"max-bytes", required_argument, NULL, O_MAX_BYTES}, {"items", required_argument, NULL, O_ITEMS},
-    {"depth", required_argument, NULL, O_DEPTH}, {"max-read", required_argument, NULL, O_MAX_READ},
-    {"json", no_argument, NULL, O_JSON},      {"verify", no_argument, NULL, O_VERIFY},
-    {"v1", no_argument, NULL, O_V1},          {"v2", no_argument, NULL, O_V2},
-    {"raw", no_argument, NULL, O_RAW},        {"jobs", required_argument, NULL, 'j'},
-    {"dry-run", no_argument, NULL, O_DRY_RUN}, {"unfinished", no_argument, NULL, O_UNFINISHED},
-    {"unreferenced", no_argument, NULL, O_UNREFERENCED}, {"grace", required_argument, NULL, O_GRACE},
-    {"keep-last", required_argument, NULL, O_KEEP_LAST}, {"before", required_argument, NULL, O_BEFORE},
-    {NULL, 0, NULL, 0}};
+static const struct option options[] = {{"help", no_argument, NULL, 'h'},
+                                        {"quiet", no_argument, NULL, 'q'},
+                                        {"verbose", no_argument, NULL, 'v'},
+                                        {"root", required_argument, NULL, O_ROOT},
+                                        {"flow", required_argument, NULL, O_FLOW},
+                                        {"to", required_argument, NULL, O_TO},
+                                        {"max-bytes", required_argument, NULL, O_MAX_BYTES},
+                                        {"items", required_argument, NULL, O_ITEMS},
+                                        {"depth", required_argument, NULL, O_DEPTH},
+                                        {"max-read", required_argument, NULL, O_MAX_READ},
+                                        {"json", no_argument, NULL, O_JSON},
+                                        {"verify", no_argument, NULL, O_VERIFY},
+                                        {"v1", no_argument, NULL, O_V1},
+                                        {"v2", no_argument, NULL, O_V2},
+                                        {"raw", no_argument, NULL, O_RAW},
+                                        {"jobs", required_argument, NULL, 'j'},
+                                        {"dry-run", no_argument, NULL, O_DRY_RUN},
+                                        {"unfinished", no_argument, NULL, O_UNFINISHED},
+                                        {"unreferenced", no_argument, NULL, O_UNREFERENCED},
+                                        {"grace", required_argument, NULL, O_GRACE},
+                                        {"keep-last", required_argument, NULL, O_KEEP_LAST},
+                                        {"before", required_argument, NULL, O_BEFORE},
+                                        {NULL, 0, NULL, 0}};
 
 /* 1 if the space-separated list names "--name". */
 static int takes(const char *allowed, const char *name) {
@@ -163,7 +189,10 @@ static int parse(int argc, char **argv, opts *o, const char *allowed) {
         case O_ROOT: o->root = optarg; break;
         case O_FLOW: o->flow = optarg; break;
         case O_TO: o->to = optarg; break;
-        case O_MAX_BYTES: case O_ITEMS: case O_DEPTH: case O_MAX_READ: o->limit[c - O_MAX_BYTES] = optarg; break;
+        case O_MAX_BYTES:
+        case O_ITEMS:
+        case O_DEPTH:
+        case O_MAX_READ: o->limit[c - O_MAX_BYTES] = optarg; break;
         case O_JSON: o->json = 1; break;
         case O_VERIFY: o->verify = 1; break;
         case O_DRY_RUN: o->dry_run = 1; break;
@@ -411,7 +440,8 @@ static int ls_runs(cas_store *s, const opts *o, const char *flow) {
                    *runs[i].system_tags ? runs[i].system_tags : "[]");
         } else {
             printf("%-24s  %-20s  %-8s  %-12s  %s\n", runs[i].id, t, runs[i].finished ? "yes" : "no",
-                   *runs[i].user ? runs[i].user : "-", *runs[i].tags && strcmp(runs[i].tags, "[]") ? runs[i].tags : "-");
+                   *runs[i].user ? runs[i].user : "-",
+                   *runs[i].tags && strcmp(runs[i].tags, "[]") ? runs[i].tags : "-");
         }
     }
     cas_store_free_buffer(s, runs);
@@ -424,8 +454,9 @@ static int ls_parts(cas_store *s, const opts *o, const char *dir, int steps) {
     size_t n, ns, i, j;
     char path[1100];
     if (!(e = list_dir(s, dir, &n, 0))) return EXIT_DATA;
-    if (!o->json) printf(steps ? "%-32s  %s\n" : "%-24s  %-8s  %s\n", steps ? "STEP" : "TASK", steps ? "TASKS" : "ATTEMPT",
-                         "DONE");
+    if (!o->json)
+        printf(steps ? "%-32s  %s\n" : "%-24s  %-8s  %s\n", steps ? "STEP" : "TASK", steps ? "TASKS" : "ATTEMPT",
+               "DONE");
     for (i = 0; i < n; i++) {
         size_t count = 0;
         int attempt = -1;
@@ -543,8 +574,11 @@ static int cmd_ls(opts o) {
         return usage_error("'%s' is not FLOW[/RUN[/STEP[/TASK]]]", o.args[0]);
     if ((rc = open_store(&o, &s))) return rc;
     if (!(rc = resolve_spec(s, part, n, path, sizeof path)))
-        rc = n == 0 ? ls_flows(s, &o) : n == 1 ? ls_runs(s, &o, path) : n == 2 ? ls_parts(s, &o, path, 1)
-           : n == 3 ? ls_parts(s, &o, path, 0) : ls_task(s, &o, path);
+        rc = n == 0   ? ls_flows(s, &o)
+             : n == 1 ? ls_runs(s, &o, path)
+             : n == 2 ? ls_parts(s, &o, path, 1)
+             : n == 3 ? ls_parts(s, &o, path, 0)
+                      : ls_task(s, &o, path);
     cas_store_close(s);
     return rc;
 }
@@ -737,7 +771,9 @@ static int cmd_stat(opts o) {
                access(mpath, F_OK) == 0 ? "true" : "false", cas_format_name(fmt), sniff_token(cas_sniff(head, hl)),
                (unsigned long long)stored);
         if (rc < 0) printf("null, \"ratio\": null, \"error\": "), json_str(cas_stream_message(st));
-        else printf("%llu, \"ratio\": %.4f", (unsigned long long)decoded, stored ? (double)decoded / (double)stored : 0.0);
+        else
+            printf("%llu, \"ratio\": %.4f", (unsigned long long)decoded,
+                   stored ? (double)decoded / (double)stored : 0.0);
         printf(", \"key_ok\": %s}\n", key && rc >= 0 ? "true" : "false");
         rc = rc < 0 ? EXIT_DATA : 0;
         cas_stream_close(st);
@@ -787,7 +823,8 @@ static int cmd_put(opts o) {
     if (!o.flow) return usage_error("put needs --flow FLOW%s", NULL);
     if (cas_name_check(o.flow) < 0) return usage_error("'%s' is not a valid flow name", o.flow);
     if (o.nargs > 1) return usage_error("put takes at most one FILE%s", NULL);
-    if (o.root && !strstr(o.root, "://") && (rc = make_dirs(o.root))) return rc; /* a new store, as Metaflow's first save */
+    if (o.root && !strstr(o.root, "://") && (rc = make_dirs(o.root)))
+        return rc; /* a new store, as Metaflow's first save */
     if ((rc = open_store(&o, &s))) return rc;
     if (o.nargs == 1 && strcmp(o.args[0], "-") && (fd = open(o.args[0], O_RDONLY)) < 0) {
         snprintf(err, sizeof err, "cannot open '%s': %s", o.args[0], strerror(errno));
@@ -892,8 +929,7 @@ static const char *entry_key(const char *name, int *sidecar) {
     return name + 3;
 }
 
-typedef int (*blob_fn)(cas_store *s, const char *flow, const char *key, void *ctx, int *changed, char *err,
-                       size_t cap);
+typedef int (*blob_fn)(cas_store *s, const char *flow, const char *key, void *ctx, int *changed, char *err, size_t cap);
 
 typedef struct walker {
     const char *what; /* "verify", "migrate" */
@@ -904,8 +940,8 @@ typedef struct walker {
 } walker;
 
 #define WALK_BATCH 16
-#define WALK_BATCH_STORED (4u << 20)   /* larger stored blobs are read alone, streaming */
-#define WALK_BATCH_DECODED (32 << 20)  /* a batch item decoding to more is read again alone */
+#define WALK_BATCH_STORED (4u << 20)  /* larger stored blobs are read alone, streaming */
+#define WALK_BATCH_DECODED (32 << 20) /* a batch item decoding to more is read again alone */
 
 static void walk_report(const opts *o, walker *w, const char *flow, const char *key, int rc, int changed,
                         const char *err, int show) {
@@ -1067,8 +1103,7 @@ static int walk_summary(const opts *o, const walker *w, const char *to) {
     return w->bad || w->unlisted ? EXIT_DATA : 0;
 }
 
-static int verify_one(cas_store *s, const char *flow, const char *key, void *ctx, int *changed, char *err,
-                      size_t cap) {
+static int verify_one(cas_store *s, const char *flow, const char *key, void *ctx, int *changed, char *err, size_t cap) {
     (void)ctx, (void)changed;
     return cas_store_verify(s, flow, key, NULL, err, cap);
 }
@@ -1095,7 +1130,8 @@ static int cmd_migrate(opts o) {
     cas_store *s;
     walker w;
     int rc, format;
-    if (!o.to || (strcmp(o.to, "v1") && strcmp(o.to, "v2"))) return usage_error("migrate needs --to v1 or --to v2%s", NULL);
+    if (!o.to || (strcmp(o.to, "v1") && strcmp(o.to, "v2")))
+        return usage_error("migrate needs --to v1 or --to v2%s", NULL);
     format = !strcmp(o.to, "v1") ? CAS_FORMAT_V1 : CAS_FORMAT_V2;
     memset(&w, 0, sizeof w);
     w.what = "migrate", w.one = migrate_one, w.ctx = &format;
@@ -1208,8 +1244,7 @@ static int entry_find(const cas_file_entry *e, size_t n, const char *name) {
 }
 
 /* Reads one N.data.json and adds what it names. */
-static void mark_data_json(cas_store *s, const opts *o, const char *name, const char *pathspec, int attempt,
-                           refs *r) {
+static void mark_data_json(cas_store *s, const opts *o, const char *name, const char *pathspec, int attempt, refs *r) {
     void *out = NULL;
     size_t len = 0, i;
     cas_task *t = NULL;
@@ -1395,8 +1430,12 @@ static void check_blobs(cas_store *s, const opts *o, const char *flow, refs *r, 
 static int64_t parse_duration(const char *p) {
     char *end;
     long long v = strtoll(p, &end, 10);
-    int64_t unit = !*end ? 1 : !strcmp(end, "s") ? 1 : !strcmp(end, "m") ? 60 : !strcmp(end, "h") ? 3600
-                 : !strcmp(end, "d") ? 86400 : -1;
+    int64_t unit = !*end               ? 1
+                   : !strcmp(end, "s") ? 1
+                   : !strcmp(end, "m") ? 60
+                   : !strcmp(end, "h") ? 3600
+                   : !strcmp(end, "d") ? 86400
+                                       : -1;
     if (end == p || v < 0 || unit < 0 || v > INT64_MAX / 86400) return -1;
     return (int64_t)v * unit;
 }
@@ -1472,8 +1511,8 @@ static int cmd_fsck(opts o) {
         if (o.json) {
             printf("{\"flow\": \"%s\", \"scope\": ", f);
             json_str(n ? path : f);
-            printf(", \"data_json\": %lu, \"artifacts\": %lu, \"blobs\": %lu, \"unreferenced\": ", (unsigned long)r.files,
-                   (unsigned long)r.n, (unsigned long)unique);
+            printf(", \"data_json\": %lu, \"artifacts\": %lu, \"blobs\": %lu, \"unreferenced\": ",
+                   (unsigned long)r.files, (unsigned long)r.n, (unsigned long)unique);
             if (n <= 1) printf("%lu", (unsigned long)unref);
             else printf("null");
             printf(", \"problems\": %lu}\n", (unsigned long)r.problems);
@@ -1520,12 +1559,13 @@ static void gc_one(void *arg, size_t i) {
     snprintf(name, sizeof name, "%s/%s", g->dir, b->name);
     if (referenced(g->r, key)) what = KEPT_REF;
     else if (!sidecar && cas_store_stat(g->s, g->flow, key, &fmt, NULL, err, sizeof err) < 0)
-        what = cas_store_exists(g->s, g->flow, key) == 0 ? GONE : KEPT_RAW; /* an unreadable sidecar: not ours to judge */
+        what =
+            cas_store_exists(g->s, g->flow, key) == 0 ? GONE : KEPT_RAW; /* an unreadable sidecar: not ours to judge */
     else if (!sidecar && fmt != CAS_FORMAT_V1 && fmt != CAS_FORMAT_V2)
         what = KEPT_RAW; /* raw, legacy: named from outside the datastore */
     if (what == REMOVED && !g->o->dry_run) {
-        rc = sidecar ? cas_store_file_remove(g->s, name, err, sizeof err) : cas_store_delete(g->s, g->flow, key, err,
-                                                                                              sizeof err);
+        rc = sidecar ? cas_store_file_remove(g->s, name, err, sizeof err)
+                     : cas_store_delete(g->s, g->flow, key, err, sizeof err);
         if (rc == 0) what = GONE; /* nothing there to remove: a sidecar whose blob came back, a blob gone */
     }
     pthread_mutex_lock(&g->mu);
@@ -1534,10 +1574,12 @@ static void gc_one(void *arg, size_t i) {
     else if (what == REMOVED && rc < 0) g->t->failed++, fprintf(stderr, "%s: %s\n", prog, err);
     else if (what == REMOVED) {
         g->t->removed++, g->t->bytes += b->size;
-        if (g->o->json) printf("{\"flow\": \"%s\", \"key\": \"%s\", \"bytes\": %llu, \"removed\": %s}\n", g->flow,
-                               key, (unsigned long long)b->size, g->o->dry_run ? "false" : "true");
-        else if (g->o->verbose) printf("%s %s/%s (%llu bytes)\n", g->o->dry_run ? "would remove" : "removed", g->flow,
-                                       key, (unsigned long long)b->size);
+        if (g->o->json)
+            printf("{\"flow\": \"%s\", \"key\": \"%s\", \"bytes\": %llu, \"removed\": %s}\n", g->flow, key,
+                   (unsigned long long)b->size, g->o->dry_run ? "false" : "true");
+        else if (g->o->verbose)
+            printf("%s %s/%s (%llu bytes)\n", g->o->dry_run ? "would remove" : "removed", g->flow, key,
+                   (unsigned long long)b->size);
     }
     pthread_mutex_unlock(&g->mu);
 }
@@ -1633,8 +1675,7 @@ static int remove_folders(cas_store *s, const char *dir, int depth) {
         cas_store_free_buffer(s, e);
     }
     cas_store_file_remove(s, dir, err, sizeof err);
-    return cas_store_file_list(s, dir, &e, &n, err, sizeof err) == CAS_E_NOTFOUND ||
-           (cas_store_free_buffer(s, e), 0);
+    return cas_store_file_list(s, dir, &e, &n, err, sizeof err) == CAS_E_NOTFOUND || (cas_store_free_buffer(s, e), 0);
 }
 
 #define PRUNING ".cas-pruning" /* Flow/RUN/.cas-pruning: a prune of this run has begun */
@@ -1726,9 +1767,11 @@ static int cmd_prune(opts o) {
     if (o.keep_last) {
         char *end;
         keep = strtol(o.keep_last, &end, 10);
-        if (*end || end == o.keep_last || keep < 0) return usage_error("--keep-last takes a count, not '%s'", o.keep_last);
+        if (*end || end == o.keep_last || keep < 0)
+            return usage_error("--keep-last takes a count, not '%s'", o.keep_last);
     }
-    if (o.before && (before = parse_date(o.before)) < 0) return usage_error("'%s' is not a date (YYYY-MM-DD)", o.before);
+    if (o.before && (before = parse_date(o.before)) < 0)
+        return usage_error("'%s' is not a date (YYYY-MM-DD)", o.before);
     if ((o.keep_last != NULL) + (o.before != NULL) + (o.nargs > 1) != 1)
         return usage_error("prune takes one of --keep-last N, --before DATE or RUN...%s", NULL);
     for (k = 1; k < (size_t)o.nargs; k++)
@@ -1740,8 +1783,10 @@ static int cmd_prune(opts o) {
     }
     if (!(flow_e = list_dir(s, flow, &nflow, 0))) nflow = 0; /* the run folders' times */
     for (k = 1; k < (size_t)o.nargs; k++) { /* a named run already gone: said, not a failure (idempotent) */
-        for (i = 0; i < n && strcmp(runs[i].id, o.args[k]); i++) {}
-        if (i == n && !o.quiet) fprintf(stderr, "%s: flow '%s' has no run '%s' (pruned already?)\n", prog, flow, o.args[k]);
+        for (i = 0; i < n && strcmp(runs[i].id, o.args[k]); i++) {
+        }
+        if (i == n && !o.quiet)
+            fprintf(stderr, "%s: flow '%s' has no run '%s' (pruned already?)\n", prog, flow, o.args[k]);
     }
     for (i = 0; i < n; i++) { /* newest first */
         int chosen = 0;
@@ -1771,7 +1816,8 @@ static int cmd_prune(opts o) {
             snprintf(marker, sizeof marker, "%s/%s/%s", flow, runs[i].id, PRUNING);
             if (cas_store_file_exists(s, marker, err, sizeof err) == 1) {
                 chosen = 1;
-                if (!o.quiet) fprintf(stderr, "%s: finishing the prune of %s/%s begun before\n", prog, flow, runs[i].id);
+                if (!o.quiet)
+                    fprintf(stderr, "%s: finishing the prune of %s/%s begun before\n", prog, flow, runs[i].id);
                 if (!prune_run(s, &o, flow, runs[i].id, &objects)) pruned++;
                 else failed = 1;
                 continue;
@@ -1780,8 +1826,9 @@ static int cmd_prune(opts o) {
         if (!chosen) continue;
         if (!runs[i].finished && !o.unfinished) {
             skipped++;
-            if (!o.quiet) fprintf(stderr, "%s: kept %s/%s: it has not finished (--unfinished prunes it)\n", prog, flow,
-                                  runs[i].id);
+            if (!o.quiet)
+                fprintf(stderr, "%s: kept %s/%s: it has not finished (--unfinished prunes it)\n", prog, flow,
+                        runs[i].id);
             continue;
         }
         if (prune_run(s, &o, flow, runs[i].id, &objects)) {
@@ -1789,14 +1836,16 @@ static int cmd_prune(opts o) {
             continue;
         }
         pruned++;
-        if (o.json) printf("{\"flow\": \"%s\", \"run\": \"%s\", \"objects\": %lu, \"removed\": %s}\n", flow, runs[i].id,
-                           (unsigned long)objects, o.dry_run ? "false" : "true");
-        else printf("%s %s/%s (%lu objects)\n", o.dry_run ? "would prune" : "pruned", flow, runs[i].id,
-                    (unsigned long)objects);
+        if (o.json)
+            printf("{\"flow\": \"%s\", \"run\": \"%s\", \"objects\": %lu, \"removed\": %s}\n", flow, runs[i].id,
+                   (unsigned long)objects, o.dry_run ? "false" : "true");
+        else
+            printf("%s %s/%s (%lu objects)\n", o.dry_run ? "would prune" : "pruned", flow, runs[i].id,
+                   (unsigned long)objects);
     }
     if (!o.json && !o.quiet)
-        printf("%s %lu run%s of %lu; %lu unfinished kept\n", o.dry_run ? "would prune" : "pruned", (unsigned long)pruned,
-               pruned == 1 ? "" : "s", (unsigned long)n, (unsigned long)skipped);
+        printf("%s %lu run%s of %lu; %lu unfinished kept\n", o.dry_run ? "would prune" : "pruned",
+               (unsigned long)pruned, pruned == 1 ? "" : "s", (unsigned long)n, (unsigned long)skipped);
     cas_store_free_buffer(s, runs);
     if (flow_e) cas_store_free_buffer(s, flow_e);
     cas_store_close(s);
@@ -2045,7 +2094,8 @@ static int cmd_cp(opts o) {
     }
     if (!rc && o.json)
         printf("{\"summary\": true, \"blobs\": %lu, \"blobs_there\": %lu, \"files\": %lu, \"failed\": %s}\n",
-               (unsigned long)c.blobs, (unsigned long)c.there, (unsigned long)c.copied_files, c.failed ? "true" : "false");
+               (unsigned long)c.blobs, (unsigned long)c.there, (unsigned long)c.copied_files,
+               c.failed ? "true" : "false");
     else if (!rc && !o.quiet)
         printf("copied %s: %lu blobs (%lu already there), %lu files%s\n", path, (unsigned long)c.blobs,
                (unsigned long)c.there, (unsigned long)c.copied_files, c.failed ? "; some failed (above)" : "");
@@ -2069,7 +2119,8 @@ static int cmd_gc(opts o) {
         cas_store_close(s);
         return rc;
     }
-    if (o.nargs || o.grace || o.dry_run || o.json) return usage_error("gc takes these only with --unreferenced%s", NULL);
+    if (o.nargs || o.grace || o.dry_run || o.json)
+        return usage_error("gc takes these only with --unreferenced%s", NULL);
     if ((rc = open_store(&o, &s))) return rc;
     rc = cas_store_gc(s, &removed, err, sizeof err);
     /* the object stores' gc aborts multipart uploads; a local store's, and a plugin's, removes temp files */
@@ -2295,7 +2346,8 @@ int main(int argc, char **argv) {
         size_t i;
         fputs(usage_main, stdout);
         fputs(usage_settings, stdout);
-        for (i = 0; i < sizeof commands / sizeof *commands; i++) printf("\ncas %s\n\n%s", commands[i].name, commands[i].help);
+        for (i = 0; i < sizeof commands / sizeof *commands; i++)
+            printf("\ncas %s\n\n%s", commands[i].name, commands[i].help);
         return finish(0);
     }
     if (!strcmp(argv[1], "version") || !strcmp(argv[1], "--version")) {

@@ -193,7 +193,8 @@ static int flat_create(void *u, const char *dir, const char *name, const char *m
     (void)dir, (void)name;
     if (meta && ml > FLAT_META_MAX) return CAS_E_ARG;
     if (!(x = (flat_writer *)calloc(1, sizeof *x))) return CAS_E_NOMEM;
-    for (attempt = 0;; attempt++) { /* this writer's own name (open's mode, so the umask, applies: not mkstemp's 0600) */
+    for (attempt = 0;;
+         attempt++) { /* this writer's own name (open's mode, so the umask, applies: not mkstemp's 0600) */
         snprintf(x->tmp, sizeof x->tmp, "%s/%%tmp%ld-%p-%d", f->dir, (long)getpid(), (void *)x, attempt);
         if ((x->fd = open(x->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666)) >= 0) break;
         if (errno != EEXIST || attempt >= 100) { /* EEXIST: a crashed process's, of the same pid */

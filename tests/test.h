@@ -31,34 +31,33 @@ static void t_setnote(const char *fmt, ...) {
     va_end(ap);
 }
 
-#define CHECK(cond)                                     \
-    do {                                                \
-        if (!(cond)) {                                  \
-            t_fail_at(__FILE__, __LINE__, #cond);       \
-            return;                                     \
-        }                                               \
+#define CHECK(cond)                               \
+    do {                                          \
+        if (!(cond)) {                            \
+            t_fail_at(__FILE__, __LINE__, #cond); \
+            return;                               \
+        }                                         \
     } while (0)
 
-#define CHECK_EQ_INT(a, b)                                                              \
-    do {                                                                                \
-        long long a_ = (long long)(a), b_ = (long long)(b);                             \
-        if (a_ != b_) {                                                                 \
-            char m_[256];                                                               \
-            snprintf(m_, sizeof m_, "%s == %s (%lld != %lld)", #a, #b, a_, b_);         \
-            t_fail_at(__FILE__, __LINE__, m_);                                          \
-            return;                                                                     \
-        }                                                                               \
+#define CHECK_EQ_INT(a, b)                                                      \
+    do {                                                                        \
+        long long a_ = (long long)(a), b_ = (long long)(b);                     \
+        if (a_ != b_) {                                                         \
+            char m_[256];                                                       \
+            snprintf(m_, sizeof m_, "%s == %s (%lld != %lld)", #a, #b, a_, b_); \
+            t_fail_at(__FILE__, __LINE__, m_);                                  \
+            return;                                                             \
+        }                                                                       \
     } while (0)
 
-#define CHECK_STR(a, b)                                                                 \
-    do {                                                                                \
-        const char *a_ = (a), *b_ = (b);                                                \
-        if (!a_ || !b_ || strcmp(a_, b_)) {                                             \
-            printf("    got:      %s\n    expected: %s\n", a_ ? a_ : "(null)",          \
-                   b_ ? b_ : "(null)");                                                 \
-            t_fail_at(__FILE__, __LINE__, #a " == " #b);                                \
-            return;                                                                     \
-        }                                                                               \
+#define CHECK_STR(a, b)                                                                             \
+    do {                                                                                            \
+        const char *a_ = (a), *b_ = (b);                                                            \
+        if (!a_ || !b_ || strcmp(a_, b_)) {                                                         \
+            printf("    got:      %s\n    expected: %s\n", a_ ? a_ : "(null)", b_ ? b_ : "(null)"); \
+            t_fail_at(__FILE__, __LINE__, #a " == " #b);                                            \
+            return;                                                                                 \
+        }                                                                                           \
     } while (0)
 
 #ifdef CAS_USE_ISAL
@@ -114,9 +113,9 @@ static uint64_t t_rand(void) {
 static void t_fill(unsigned char *p, size_t n, int kind) {
     size_t i;
     for (i = 0; i < n; i++) {
-        if (kind == 0) p[i] = (unsigned char)t_rand();                       /* random */
+        if (kind == 0) p[i] = (unsigned char)t_rand();                            /* random */
         else if (kind == 1) p[i] = (unsigned char)("metaflow artifact "[i % 18]); /* repetitive */
-        else p[i] = (unsigned char)((t_rand() & 7) ? 'a' + (i % 7) : t_rand()); /* mixed */
+        else p[i] = (unsigned char)((t_rand() & 7) ? 'a' + (i % 7) : t_rand());   /* mixed */
     }
 }
 

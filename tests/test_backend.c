@@ -271,11 +271,13 @@ static void test_backend_user_store(void) {
             size_t lens[4];
             int st[4], i;
             d[0] = data, d[1] = data + 10, d[2] = data;
-            CHECK_EQ_INT(cas_store_put_batch(s, "MemFlow", 3, d, sz, CAS_FORMAT_V2, keys, st, 0, err, sizeof err), CAS_OK);
+            CHECK_EQ_INT(cas_store_put_batch(s, "MemFlow", 3, d, sz, CAS_FORMAT_V2, keys, st, 0, err, sizeof err),
+                         CAS_OK);
             for (i = 0; i < 3; i++) gk[i] = keys + i * CAS_KEY_BUF;
             gk[3] = "0000000000000000000000000000000000000000";
             CHECK_EQ_INT(cas_store_get_batch(s, "MemFlow", 4, gk, outs, lens, st, 2, err, sizeof err), CAS_E_NOTFOUND);
-            CHECK(strstr(err, "No blob 'MemFlow/data/00/0000000000000000000000000000000000000000' in 'mem://test'") == err);
+            CHECK(strstr(err, "No blob 'MemFlow/data/00/0000000000000000000000000000000000000000' in 'mem://test'") ==
+                  err);
             for (i = 0; i < 3; i++) {
                 CHECK_EQ_INT(st[i], CAS_OK);
                 CHECK(lens[i] == sz[i] && !memcmp(outs[i], d[i], sz[i]));
@@ -341,8 +343,10 @@ static void test_backend_tasks_and_streams(void) {
     CHECK((s = mem_store(&m, 0)) != NULL);
     CHECK_EQ_INT(cas_store_put(s, "F", data, sizeof data, CAS_FORMAT_V1, key, &stored, err, sizeof err), CAS_OK);
     /* a task as Metaflow writes it, attempt 1 finished */
-    snprintf(json, sizeof json, "{\"objects\": {\"model\": \"%s\"}, \"info\": {\"model\": {\"size\": %lu, "
-             "\"type\": \"<class 'bytes'>\", \"encoding\": \"pickle-v4\"}}}", key, (unsigned long)sizeof data);
+    snprintf(json, sizeof json,
+             "{\"objects\": {\"model\": \"%s\"}, \"info\": {\"model\": {\"size\": %lu, "
+             "\"type\": \"<class 'bytes'>\", \"encoding\": \"pickle-v4\"}}}",
+             key, (unsigned long)sizeof data);
     mem_put_raw(&m, "F/7/train/3/0.attempt.json", "{}", 2, NULL);
     mem_put_raw(&m, "F/7/train/3/0.DONE.lock", "", 0, NULL);
     mem_put_raw(&m, "F/7/train/3/1.attempt.json", "{}", 2, NULL);

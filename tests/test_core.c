@@ -190,11 +190,11 @@ static void test_meta_json(void) {
     CHECK(cas_meta_json(CAS_FORMAT_V2, buf, sizeof buf, &n) == CAS_OK);
     CHECK_STR(buf, "{\"cas_raw\": false, \"cas_version\": 2}");
     CHECK(cas_meta_json(CAS_FORMAT_V2, buf, 36, &n) == CAS_NEED_OUTPUT);
-#define P(js, rc, f)                                               \
-    do {                                                           \
-        t_setnote("sidecar %s", js);                               \
+#define P(js, rc, f)                                                \
+    do {                                                            \
+        t_setnote("sidecar %s", js);                                \
         CHECK_EQ_INT(cas_meta_parse(js, strlen(js), &fmt, &v), rc); \
-        if (rc == CAS_OK) CHECK_EQ_INT(fmt, f);                    \
+        if (rc == CAS_OK) CHECK_EQ_INT(fmt, f);                     \
     } while (0)
     P("{\"cas_raw\": false, \"cas_version\": 1}", CAS_OK, CAS_FORMAT_V1);
     P("{\"cas_raw\": false, \"cas_version\": 2}", CAS_OK, CAS_FORMAT_V2);
@@ -355,7 +355,10 @@ static void test_fixtures_streaming(void) {
             int rc;
             t_setnote("%s in %lu-byte pieces", list[i].path, (unsigned long)pieces[p]);
             /* output room cycles too: 1 byte is the hardest case for every decoder */
-            rc = stream_decode(blob, bl, meta, list[i].name, list[i].key, pieces[p], p == 0 ? 4093 : p == 1 ? 1 : 65536,
+            rc = stream_decode(blob, bl, meta, list[i].name, list[i].key, pieces[p],
+                               p == 0   ? 4093
+                               : p == 1 ? 1
+                                        : 65536,
                                &out, &len, msg, sizeof msg, 0);
             if (rc != CAS_DONE) CHECK_STR(msg, "");
             CHECK_EQ_INT(len, list[i].size);
@@ -402,9 +405,9 @@ static void test_roundtrip_random(void) {
                                  CAS_DONE);
                     CHECK(len == n && !memcmp(out, in, n));
                     free(out);
-                    CHECK_EQ_INT(stream_decode(blob2, blen2, meta, "rt", k2, 65536, 65536, &out, &len, msg,
-                                               sizeof msg, 0),
-                                 CAS_DONE);
+                    CHECK_EQ_INT(
+                        stream_decode(blob2, blen2, meta, "rt", k2, 65536, 65536, &out, &len, msg, sizeof msg, 0),
+                        CAS_DONE);
                     CHECK(len == n && !memcmp(out, in, n));
                     free(out), free(blob), free(blob2);
                 }
@@ -561,11 +564,15 @@ static void test_gzip_python_quirks(void) {
     size_t an, bn, n = 0;
     unsigned char out[64];
     size_t len;
-    static const unsigned char hdr_all[] = {0x1f, 0x8b, 8, 4 | 8 | 16 | 2, 0, 0, 0, 0, 0, 3,
-                                            5, 0, 'x', 't', 'r', 'a', '!', /* FEXTRA, 5 bytes */
-                                            'n', 'a', 'm', 'e', 0,         /* FNAME */
-                                            'c', 'o', 'm', 0,              /* FCOMMENT */
-                                            0xab, 0xcd};                   /* FHCRC, unchecked */
+    static const unsigned char hdr_all[] = {0x1f, 0x8b, 8,   4 | 8 | 16 | 2,
+                                            0,    0,    0,   0,
+                                            0,    3,    5,   0,
+                                            'x',  't',  'r', 'a',
+                                            '!', /* FEXTRA, 5 bytes */
+                                            'n',  'a',  'm', 'e',
+                                            0,                  /* FNAME */
+                                            'c',  'o',  'm', 0, /* FCOMMENT */
+                                            0xab, 0xcd};        /* FHCRC, unchecked */
     CHECK(cas_encode(CAS_CODEC_GZIP, 0, "abc", 3, a, sizeof a, &an) == CAS_DONE);
     CHECK(cas_encode(CAS_CODEC_GZIP, 0, "defg", 4, b, sizeof b, &bn) == CAS_DONE);
     memcpy(blob + n, a, an), n += an;
@@ -691,11 +698,13 @@ static void test_lz4_quirks(void) {
             lie[14] = (unsigned char)(XXH32(lie + 4, 10, 0) >> 8);
         }
         CHECK(expect_error(lie, ln, V2META, CAS_E_CORRUPT,
-                           "Could not unpack artifact '" NAME "': LZ4 frame's content size field disagrees with its data"));
+                           "Could not unpack artifact '" NAME
+                           "': LZ4 frame's content size field disagrees with its data"));
         lie[6] = 7;
         lie[14] = (unsigned char)(XXH32(lie + 4, 10, 0) >> 8);
         CHECK(expect_error(lie, ln, V2META, CAS_E_CORRUPT,
-                           "Could not unpack artifact '" NAME "': LZ4 frame's content size field disagrees with its data"));
+                           "Could not unpack artifact '" NAME
+                           "': LZ4 frame's content size field disagrees with its data"));
         /* a huge declared size is refused before any allocation */
         lie[11] = 0x40;
         lie[14] = (unsigned char)(XXH32(lie + 4, 10, 0) >> 8);
@@ -706,7 +715,7 @@ static void test_lz4_quirks(void) {
             CHECK(cas_reader_begin(r, V2META, 36, NAME, NULL) == CAS_OK);
             CHECK_EQ_INT(cas_reader_unpack(r, lie, ln, &o, &len), CAS_E_CORRUPT);
             CHECK(strstr(cas_reader_message(r), "content size field") != NULL);
-            {   /* a size to allocate is never one these bytes cannot decode to */
+            { /* a size to allocate is never one these bytes cannot decode to */
                 uint64_t hint = 1;
                 char small[8];
                 CHECK(cas_reader_begin(r, V2META, 36, NAME, NULL) == CAS_OK);
@@ -737,7 +746,8 @@ static void test_lz4_quirks(void) {
 
 static void test_limit(void) {
     size_t n = 1 << 20, bn, len;
-    unsigned char *zero = (unsigned char *)calloc(1, n), *blob = (unsigned char *)malloc(cas_pack_bound(CAS_FORMAT_V2, n));
+    unsigned char *zero = (unsigned char *)calloc(1, n),
+                  *blob = (unsigned char *)malloc(cas_pack_bound(CAS_FORMAT_V2, n));
     char key[CAS_KEY_BUF], msg[600];
     int f;
     for (f = CAS_FORMAT_V1; f <= CAS_FORMAT_V2; f++) {
@@ -809,7 +819,7 @@ static void test_reader_decode_one_call(void) {
     CHECK_EQ_INT(cas_reader_decode(r, V1META, 36, NAME, NULL, gz, gn, out, sizeof out, &len), CAS_DONE);
     CHECK(len == 10 && !memcmp(out, "abcdefghij", 10));
     CHECK_EQ_INT(cas_reader_decode(r, "{}", 2, NAME, NULL, gz, gn, out, sizeof out, &len), CAS_E_VERSION_MISSING);
-    {   /* a sidecar over 64 KiB is refused before any parse (fuzz_meta found it freeing an unset parse) */
+    { /* a sidecar over 64 KiB is refused before any parse (fuzz_meta found it freeing an unset parse) */
         size_t big = 70000;
         char *meta = (char *)malloc(big);
         memset(meta, ' ', big);
@@ -1032,7 +1042,8 @@ static void test_many(void) {
                 dcap[i] = sizes[i] + 1;
                 dec[i] = (unsigned char *)malloc(dcap[i]);
             }
-            CHECK_EQ_INT(cas_unpack_many(N, fmts, cblob, blen, (void *const *)dec, dcap, dlen, kp, st, threads), CAS_OK);
+            CHECK_EQ_INT(cas_unpack_many(N, fmts, cblob, blen, (void *const *)dec, dcap, dlen, kp, st, threads),
+                         CAS_OK);
             for (i = 0; i < N; i++) CHECK(st[i] == CAS_OK && dlen[i] == sizes[i] && !memcmp(dec[i], in[i], sizes[i]));
             for (i = 0; i < N; i++) free(dec[i]);
         }
@@ -1054,9 +1065,9 @@ static void test_many(void) {
         CHECK(st[0] == CAS_OK && st[1] == CAS_OK && st[2] == CAS_OK && st[3] == CAS_NEED_OUTPUT);
         CHECK_EQ_INT(cas_pack_many(CAS_FORMAT_V2, 0, 3, cin, l233, bo, bc, bl, keys, st, 2), CAS_OK);
         for (i = 0; i < 3; i++) cblob[i] = b[i];
-        b[1][bl[1] - 1] ^= 1;          /* item 1: its checksum fails */
+        b[1][bl[1] - 1] ^= 1;                                  /* item 1: its checksum fails */
         wrong[2] = "0000000000000000000000000000000000000000"; /* item 2: verified against another key */
-        f4[0] = 9;                     /* item 0: no such format */
+        f4[0] = 9;                                             /* item 0: no such format */
         CHECK_EQ_INT(cas_unpack_many(3, f4, cblob, bl, oo, oc, dlen, wrong, st, 2), CAS_E_ARG);
         CHECK_EQ_INT(st[0], CAS_E_ARG);
         CHECK(st[1] < 0 && st[1] != CAS_E_ARG);
@@ -1067,7 +1078,7 @@ static void test_many(void) {
         CHECK_EQ_INT(cas_unpack_many(0, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 0), CAS_OK);
         CHECK_EQ_INT(cas_pack_many(CAS_FORMAT_V1, 0, 1, cin, sizes, NULL, NULL, NULL, NULL, NULL, 0), CAS_E_ARG);
     }
-    {   /* large items, whose hash is a job of its own: a failure is still the item's */
+    { /* large items, whose hash is a job of its own: a failure is still the item's */
         const void *big[3];
         size_t bl3[3] = {1200000, 1200000, 300000}, bc3[3], ol[3];
         void *bo3[3];
@@ -1076,7 +1087,7 @@ static void test_many(void) {
             bc3[i] = cas_pack_bound(CAS_FORMAT_V2, bl3[i]);
             bo3[i] = malloc(bc3[i]);
         }
-        bc3[1] = 100; /* item 1: short room */
+        bc3[1] = 100;  /* item 1: short room */
         big[2] = NULL; /* item 2: no input */
         CHECK_EQ_INT(cas_pack_many(CAS_FORMAT_V2, 0, 3, big, bl3, bo3, bc3, ol, keys, st, 2), CAS_NEED_OUTPUT);
         CHECK(st[0] == CAS_OK && st[1] == CAS_NEED_OUTPUT && st[2] == CAS_E_ARG);
@@ -1162,9 +1173,9 @@ static void test_tiny_rooms(void) {
                 CHECK(cas_writer_key(w, key) == CAS_OK);
                 cas_writer_free(w);
                 cas_meta_json(formats[f], meta, sizeof meta, NULL);
-                CHECK_EQ_INT(stream_decode(blob, o, meta, "tiny", key, 1 + room % 13, room, &dec, &len, msg,
-                                           sizeof msg, 0),
-                             CAS_DONE);
+                CHECK_EQ_INT(
+                    stream_decode(blob, o, meta, "tiny", key, 1 + room % 13, room, &dec, &len, msg, sizeof msg, 0),
+                    CAS_DONE);
                 CHECK(len == n && !memcmp(dec, in, n));
                 free(dec);
                 (void)out;
@@ -1226,9 +1237,9 @@ static void test_exact_room(void) {
     /* an LZ4 frame: "a" in one block, an empty block, the end mark (as LZ4F_flush can leave) */
     {
         static const unsigned char frame[] = {0x04, 0x22, 0x4d, 0x18, 0x60, 0x40, 0x82, /* header */
-                                              0x01, 0x00, 0x00, 0x80, 'a',               /* 1 byte, stored */
-                                              0x00, 0x00, 0x00, 0x80,                    /* empty block */
-                                              0x00, 0x00, 0x00, 0x00};                   /* end mark */
+                                              0x01, 0x00, 0x00, 0x80, 'a',              /* 1 byte, stored */
+                                              0x00, 0x00, 0x00, 0x80,                   /* empty block */
+                                              0x00, 0x00, 0x00, 0x00};                  /* end mark */
         CHECK_EQ_INT(cas_decode(CAS_CODEC_LZ4, frame, sizeof frame, out, 1, &len), CAS_DONE);
         CHECK(len == 1 && out[0] == 'a');
     }

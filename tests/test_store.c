@@ -139,8 +139,7 @@ static void test_store_put_get(void) {
                  CAS_E_NOTFOUND);
     {
         char want[600];
-        snprintf(want, sizeof want,
-                 "No blob 'PutFlow/data/00/0000000000000000000000000000000000000000' in '%s'", root);
+        snprintf(want, sizeof want, "No blob 'PutFlow/data/00/0000000000000000000000000000000000000000' in '%s'", root);
         CHECK_STR(err, want);
     }
     CHECK_EQ_INT(cas_store_exists(s, "PutFlow", "0000000000000000000000000000000000000000"), 0);
@@ -223,11 +222,15 @@ static void test_store_verify_and_corruption(void) {
 
 static void test_store_hostile_names(void) {
     static const char *bad_flows[] = {"", ".", "..", "../x", "a/b", "/abs", ".hidden", "a b", "a\\b", "x\n", NULL};
-    static const char *bad_specs[] = {"F/1/s", "F/1/s/1/x", "F/../s/1", "/F/1/s/1", "F//s/1", "F/1/s/1/",
-                                      "F/1/./1", "../../etc/1", "", NULL};
-    static const char *bad_keys[] = {"", "abc", "../../../../../../../../../../../../../../../../../../x",
-                                     "A9993E364706816ABA3E25717850C26C9CD0D89D", "a9993e364706816aba3e25717850c26c9cd0d89",
-                                     "a9993e364706816aba3e25717850c26c9cd0d89d0", "g9993e364706816aba3e25717850c26c9cd0d89d",
+    static const char *bad_specs[] = {"F/1/s",    "F/1/s/1/x", "F/../s/1",    "/F/1/s/1", "F//s/1",
+                                      "F/1/s/1/", "F/1/./1",   "../../etc/1", "",         NULL};
+    static const char *bad_keys[] = {"",
+                                     "abc",
+                                     "../../../../../../../../../../../../../../../../../../x",
+                                     "A9993E364706816ABA3E25717850C26C9CD0D89D",
+                                     "a9993e364706816aba3e25717850c26c9cd0d89",
+                                     "a9993e364706816aba3e25717850c26c9cd0d89d0",
+                                     "g9993e364706816aba3e25717850c26c9cd0d89d",
                                      NULL};
     char root[256], key[CAS_KEY_BUF], err[512], longname[400];
     cas_store *s;
@@ -373,7 +376,8 @@ static void test_store_files(void) {
     CHECK_EQ_INT(cas_store_file_get(s, "F/1/start/2/0.data.json", 0, &out, &len, &meta, err, sizeof err), CAS_OK);
     CHECK(len == 2 && !memcmp(out, "{}", 2) && meta == NULL);
     cas_store_free_buffer(s, out);
-    CHECK_EQ_INT(cas_store_file_put(s, "F/1/start/2/x.log", "log", 3, "{\"a\": 1}", 1, &stored, err, sizeof err), CAS_OK);
+    CHECK_EQ_INT(cas_store_file_put(s, "F/1/start/2/x.log", "log", 3, "{\"a\": 1}", 1, &stored, err, sizeof err),
+                 CAS_OK);
     CHECK_EQ_INT(cas_store_file_get(s, "F/1/start/2/x.log", 0, &out, &len, &meta, err, sizeof err), CAS_OK);
     CHECK(len == 3 && meta && !strcmp(meta, "{\"a\": 1}"));
     cas_store_free_buffer(s, out);
@@ -519,13 +523,16 @@ static void test_store_runs(void) {
     cas_run_info *r;
     size_t n;
     CHECK(ts_mkroot(root, sizeof root) != NULL);
-    snprintf(cmd, sizeof cmd, "cd '%s' && mkdir -p F/data F/1/_meta F/1/_parameters/1 F/1/end/5 F/2/_meta "
+    snprintf(cmd, sizeof cmd,
+             "cd '%s' && mkdir -p F/data F/1/_meta F/1/_parameters/1 F/1/end/5 F/2/_meta "
              "F/2/_parameters/1 F/3/_meta F/3/end/9 F/_meta && touch -d @1500000000 F/1/_parameters/1/0.attempt.json "
-             "&& touch -d @1600000000 F/2/_parameters/1/0.attempt.json", root);
+             "&& touch -d @1600000000 F/2/_parameters/1/0.attempt.json",
+             root);
     CHECK(system(cmd) == 0);
     CHECK(ts_write(root, "F/1/end/5/0.attempt.json", "{}"));
     CHECK(ts_write(root, "F/1/end/5/0.DONE.lock", ""));
-    CHECK(ts_write(root, "F/1/_meta/_self.json", "{\"ts_epoch\": 1700000000999, \"user_name\": \"u\\u00e9\", "
+    CHECK(ts_write(root, "F/1/_meta/_self.json",
+                   "{\"ts_epoch\": 1700000000999, \"user_name\": \"u\\u00e9\", "
                    "\"tags\": [\"a\",\n  \"b\"], \"system_tags\": []}"));
     CHECK(ts_write(root, "F/2/_meta/_self.json", "{\"ts_epoch\": \"soon\", \"user_name\": 7, \"tags\": {}}"));
     CHECK(ts_write(root, "F/3/_meta/_self.json", "[1, 2"));
@@ -565,9 +572,10 @@ static void test_task_attempts(void) {
     /* attempt 0 finished, attempt 1 started but not done: Metaflow takes 1 and refuses */
     CHECK(ts_write(root, "F/7/s/3/0.attempt.json", "{}"));
     CHECK(ts_write(root, "F/7/s/3/0.DONE.lock", ""));
-    CHECK(ts_write(root, "F/7/s/3/0.data.json",
-                   "{\"objects\": {\"a\": \"a9993e364706816aba3e25717850c26c9cd0d89d\"}, \"info\": {\"a\": {\"size\": 3, "
-                   "\"type\": \"<class 'str'>\", \"encoding\": \"gzip+pickle-v4\"}}}"));
+    CHECK(
+        ts_write(root, "F/7/s/3/0.data.json",
+                 "{\"objects\": {\"a\": \"a9993e364706816aba3e25717850c26c9cd0d89d\"}, \"info\": {\"a\": {\"size\": 3, "
+                 "\"type\": \"<class 'str'>\", \"encoding\": \"gzip+pickle-v4\"}}}"));
     CHECK_EQ_INT(cas_task_open(s, "F/7/s/3", &t, err, sizeof err), CAS_OK);
     CHECK_EQ_INT(cas_task_attempt(t), 0);
     CHECK(cas_task_artifact(t, 0, &name, &key, &size, &enc, NULL) == CAS_OK);
@@ -599,8 +607,7 @@ static void test_task_attempts(void) {
         char big[20000], *p = big;
         int i;
         p += sprintf(p, "{\"objects\": {");
-        for (i = 0; i < 40; i++)
-            p += sprintf(p, "%s\"x\": \"%040d\"", i ? ", " : "", i);
+        for (i = 0; i < 40; i++) p += sprintf(p, "%s\"x\": \"%040d\"", i ? ", " : "", i);
         p += sprintf(p, ", \"y\": \"a9993e364706816aba3e25717850c26c9cd0d89d\"}, \"info\": {\"x\": {\"encoding\": \"");
         for (i = 0; i < 300; i++) *p++ = 'e';
         p += sprintf(p, "\", \"size\": 7, \"type\": \"");
@@ -699,7 +706,8 @@ static void test_migrate(void) {
             CHECK(n > 0);
             for (i = 0; i < n; i++) {
                 t_setnote("round %d %s %s", round, flows[fl], keys + i * CAS_KEY_BUF);
-                if (cas_store_migrate(s, flows[fl], keys + i * CAS_KEY_BUF, target, &changed, err, sizeof err) != CAS_OK)
+                if (cas_store_migrate(s, flows[fl], keys + i * CAS_KEY_BUF, target, &changed, err, sizeof err) !=
+                    CAS_OK)
                     CHECK_STR(err, "");
             }
             cas_store_free_buffer(s, keys);
@@ -710,8 +718,9 @@ static void test_migrate(void) {
     /* the raw blob stayed raw, the legacy blob readable */
     {
         int fmt;
-        CHECK_EQ_INT(cas_store_stat(s, "EdgeFlow", "d65e5380b83466371dfa86a5f223576ea016d238", &fmt, NULL, err, sizeof err),
-                     CAS_OK);
+        CHECK_EQ_INT(
+            cas_store_stat(s, "EdgeFlow", "d65e5380b83466371dfa86a5f223576ea016d238", &fmt, NULL, err, sizeof err),
+            CAS_OK);
         CHECK_EQ_INT(fmt, CAS_FORMAT_RAW);
     }
     /* an interrupted migrate: v2 bytes under a v1 sidecar. Reads fail (never wrong
@@ -852,8 +861,7 @@ static void *ts_thread(void *p) {
         cas_hash(CAS_HASH_SHA1, buf, n, want);
         if (cas_store_put(a->s, "ThreadFlow", buf, n, fmt, key, NULL, err, sizeof err) != CAS_OK || strcmp(key, want))
             a->failures++;
-        else if (cas_store_get(a->s, "ThreadFlow", key, &out, &len, err, sizeof err) != CAS_OK)
-            a->failures++;
+        else if (cas_store_get(a->s, "ThreadFlow", key, &out, &len, err, sizeof err) != CAS_OK) a->failures++;
         else {
             if (len != n || memcmp(out, buf, n)) a->failures++;
             cas_store_free_buffer(a->s, out);
@@ -1093,7 +1101,8 @@ static void test_sigkill_put(void) {
                 size_t n = (size_t)(1 + (kill_round * 131 + i * 977) % (3 << 20));
                 t_rng = (uint64_t)(kill_round * 1000 + i + 1) * 0x9e3779b97f4a7c15ull;
                 t_fill(buf, n, 2);
-                cas_store_put(cs, "KillFlow", buf, n, i % 2 ? CAS_FORMAT_V1 : CAS_FORMAT_V2, key, NULL, err, sizeof err);
+                cas_store_put(cs, "KillFlow", buf, n, i % 2 ? CAS_FORMAT_V1 : CAS_FORMAT_V2, key, NULL, err,
+                              sizeof err);
                 if (i % 3 == 0) { /* and the streaming path */
                     int p[2];
                     if (pipe(p) == 0) {
@@ -1211,8 +1220,8 @@ static void test_readers_during_writes(void) {
     for (i = 0; i < 24; i++) {
         t_rng = (uint64_t)(i + 101) * 0x9e3779b97f4a7c15ull;
         t_fill(buf, 1000 + (size_t)i * 8000, 2);
-        CHECK(cas_store_put(s, "RwFlow", buf, 1000 + (size_t)i * 8000, CAS_FORMAT_V1, keys[i], NULL, err,
-                            sizeof err) == CAS_OK);
+        CHECK(cas_store_put(s, "RwFlow", buf, 1000 + (size_t)i * 8000, CAS_FORMAT_V1, keys[i], NULL, err, sizeof err) ==
+              CAS_OK);
     }
     for (i = 0; i < 2; i++) {
         writers[i] = fork();
@@ -1230,8 +1239,8 @@ static void test_readers_during_writes(void) {
                     } else { /* a writer putting the same bytes again, and new ones */
                         t_rng = (uint64_t)(k + 101) * 0x9e3779b97f4a7c15ull;
                         t_fill(buf, 1000 + (size_t)k * 8000, 2);
-                        cas_store_put(ws, "RwFlow", buf, 1000 + (size_t)k * 8000, (round + k) % 3 + 1, key, NULL,
-                                      err, sizeof err);
+                        cas_store_put(ws, "RwFlow", buf, 1000 + (size_t)k * 8000, (round + k) % 3 + 1, key, NULL, err,
+                                      sizeof err);
                     }
                 }
             _exit(0);

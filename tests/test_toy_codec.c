@@ -38,7 +38,7 @@ static int toy_hint(const unsigned char *p, size_t n, uint64_t *size) {
 
 /* the rows: the codec's by CAS__CODEC_ROW (its state, its parameter table), the
  * format's in the order of cas__format_row */
-#define CAS_EXTRA_CODECS                                                                                          \
+#define CAS_EXTRA_CODECS                                                                                        \
     CAS__CODEC_ROW(TOY_CODEC, "xor", 0, 0, "", 1, 1, 0, NULL, NULL, sizeof(toy_state), CAS__PARAMS(toy_params), \
                    toy_set_param, toy_bound, toy_hint, toy_reset, toy_update, toy_release),
 #define CAS_EXTRA_FORMATS \
@@ -74,12 +74,12 @@ static int toy_update(cas_codec *c, const unsigned char *in, size_t n, size_t *u
 }
 
 static int failures;
-#define CHECK(x)                                                             \
-    do {                                                                     \
-        if (!(x)) {                                                          \
+#define CHECK(x)                                                                  \
+    do {                                                                          \
+        if (!(x)) {                                                               \
             fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #x); \
-            failures++;                                                      \
-        }                                                                    \
+            failures++;                                                           \
+        }                                                                         \
     } while (0)
 
 int main(void) {
@@ -106,7 +106,7 @@ int main(void) {
 
     /* writer: key + blob + sidecar */
     CHECK(cas_writer_create(&w, TOY_FORMAT, NULL) == CAS_OK);
-    CHECK(cas_writer_set_param(w, CAS_PARAM_LEVEL, 5) == CAS_OK); /* taken for a later gzip, ignored here */
+    CHECK(cas_writer_set_param(w, CAS_PARAM_LEVEL, 5) == CAS_OK);        /* taken for a later gzip, ignored here */
     CHECK(cas_writer_set_param(w, CAS_PARAM_LZ4_BLOCK, 9) == CAS_E_ARG); /* one bounds table for all */
     CHECK(cas_pack(w, data, n, blob, sizeof blob, &blob_len, key) == CAS_OK);
     CHECK(blob_len == n);
@@ -128,7 +128,7 @@ int main(void) {
         CHECK(got == n && !memcmp(piece, blob, n));
         CHECK(cas_codec_set_param(e, TOY_PARAM_KEY, 7) == CAS_E_STATE); /* not once bytes went through */
         CHECK(cas_codec_reset(e) == CAS_OK);
-        CHECK(cas_codec_set_param(e, TOY_PARAM_KEY, 256) == CAS_E_ARG);  /* its row's bounds */
+        CHECK(cas_codec_set_param(e, TOY_PARAM_KEY, 256) == CAS_E_ARG);   /* its row's bounds */
         CHECK(cas_codec_set_param(e, TOY_PARAM_KEY + 1, 7) == CAS_E_ARG); /* no codec's parameter */
         CHECK(cas_codec_set_param(e, TOY_PARAM_KEY, 7) == CAS_OK);
         CHECK(cas_codec_encode_all(e, data, n, whole, sizeof whole, &m) == CAS_OK && m == n);

@@ -29,15 +29,14 @@
 
 #define SP_KEEP_GIL (64 << 10)
 /* call, keeping the GIL for less than SP_KEEP_GIL bytes of work: the rule, in one place */
-#define SP_RUN(work, call)         \
-    do {                           \
-        if ((work) < SP_KEEP_GIL) { \
-            call;                  \
-        } else {                   \
-            Py_BEGIN_ALLOW_THREADS  \
-            call;                  \
-            Py_END_ALLOW_THREADS   \
-        }                          \
+#define SP_RUN(work, call)               \
+    do {                                 \
+        if ((work) < SP_KEEP_GIL) {      \
+            call;                        \
+        } else {                         \
+            Py_BEGIN_ALLOW_THREADS call; \
+            Py_END_ALLOW_THREADS         \
+        }                                \
     } while (0)
 /* a small blob without a stated size decodes here first (then one copy out) */
 #define SP_SCRATCH (64 << 10)
@@ -51,14 +50,14 @@ typedef int (*sp_size_fn)(cas_reader *, const void *, size_t, uint64_t *);
 typedef int (*sp_into_fn)(cas_reader *, const void *, size_t, void *, size_t, size_t *);
 
 /* The functions, in bind()'s argument order; each type checked against cas.h. */
-#define SP_FUNCTIONS(X)                                    \
-    X(sp_pack_fn, cas_pack)                                \
-    X(sp_bound_fn, cas_pack_bound)                         \
-    X(sp_hash_fn, cas_hash)                                \
-    X(sp_encode_fn, cas_codec_encode_all)                  \
-    X(sp_bound_fn, cas_encode_bound)                       \
-    X(sp_begin_fn, cas_reader_begin)                       \
-    X(sp_size_fn, cas_reader_size_hint)                    \
+#define SP_FUNCTIONS(X)                   \
+    X(sp_pack_fn, cas_pack)               \
+    X(sp_bound_fn, cas_pack_bound)        \
+    X(sp_hash_fn, cas_hash)               \
+    X(sp_encode_fn, cas_codec_encode_all) \
+    X(sp_bound_fn, cas_encode_bound)      \
+    X(sp_begin_fn, cas_reader_begin)      \
+    X(sp_size_fn, cas_reader_size_hint)   \
     X(sp_into_fn, cas_reader_unpack_into)
 
 #define SP_DECLARE(type, name) static type sp_##name;
@@ -255,8 +254,8 @@ static PyObject *sp_unpack(PyObject *self, PyObject *const *args, Py_ssize_t nar
             PyBuffer_Release(&in);
             return PyLong_FromLong(CAS_NEED_OUTPUT);
         }
-        SP_RUN(hint + (uint64_t)in.len, rc = sp_cas_reader_unpack_into(r, in.buf, (size_t)in.len, PyBytes_AS_STRING(out),
-                                                                      (size_t)hint, &len));
+        SP_RUN(hint + (uint64_t)in.len,
+               rc = sp_cas_reader_unpack_into(r, in.buf, (size_t)in.len, PyBytes_AS_STRING(out), (size_t)hint, &len));
         if (rc == CAS_OK) out = sp_cut(out, len);
     } else {
         rc = sp_cas_reader_unpack_into(r, in.buf, (size_t)in.len, sp_scratch, sizeof sp_scratch, &len);
@@ -280,9 +279,15 @@ static PyMethodDef sp_methods[] = {
      "unpack(reader, meta, blob, name, key) -> bytes, or a cas status"},
     {NULL, NULL, 0, NULL}};
 
-static struct PyModuleDef sp_module = {PyModuleDef_HEAD_INIT, "_speedups",
+static struct PyModuleDef sp_module = {PyModuleDef_HEAD_INIT,
+                                       "_speedups",
                                        "cas.h's one-blob calls without ctypes (internal to cas_h)",
-                                       -1, sp_methods, NULL, NULL, NULL, NULL};
+                                       -1,
+                                       sp_methods,
+                                       NULL,
+                                       NULL,
+                                       NULL,
+                                       NULL};
 
 PyMODINIT_FUNC PyInit__speedups(void) {
     PyObject *m = PyModule_Create(&sp_module);

@@ -28,9 +28,9 @@ static int cas__hdr_cmp(const char *a, const char *b) { /* by lower-case name, u
 
 static int cas__az_string_to_sign(cas__buf *sts, const char *method, const struct curl_slist *h, size_t body_len,
                                   const char *account, const char *url) {
-    static const char *const std[] = {"content-encoding", "content-language", "content-length", "content-md5",
-                                      "content-type", "date", "if-modified-since", "if-match", "if-none-match",
-                                      "if-unmodified-since", "range"};
+    static const char *const std[] = {
+        "content-encoding",  "content-language", "content-length", "content-md5",         "content-type", "date",
+        "if-modified-since", "if-match",         "if-none-match",  "if-unmodified-since", "range"};
     const char *ms[32], *q[16], *qv[16], *path, *qs, *v;
     char *query = NULL;
     size_t i, j, n = 0, nq = 0, vl;
@@ -98,9 +98,7 @@ static int cas__az_string_to_sign(cas__buf *sts, const char *method, const struc
 }
 
 /* Base64 of n bytes into out (4 * ((n + 2) / 3) + 1 bytes). */
-static void cas__b64(const unsigned char *p, size_t n, char *out) {
-    EVP_EncodeBlock((unsigned char *)out, p, (int)n);
-}
+static void cas__b64(const unsigned char *p, size_t n, char *out) { EVP_EncodeBlock((unsigned char *)out, p, (int)n); }
 
 /* Decodes base64 text; the length, or -1 if it is not base64. */
 static int cas__unb64(const char *s, unsigned char *out, size_t cap) {

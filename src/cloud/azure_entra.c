@@ -42,7 +42,8 @@ static int cas__az_token_from_json(const char *doc, size_t len, const char *acco
     if (tok) cas__wipe(tok, tl), free(tok);
     cas__json_free(&j);
     if (rc == CAS_E_NOMEM) cas__fmt(msg, cap, "out of memory");
-    else if (rc == CAS_E_CORRUPT) cas__fmt(msg, cap, "the token answer is not the expected JSON (access_token and its expiry)");
+    else if (rc == CAS_E_CORRUPT)
+        cas__fmt(msg, cap, "the token answer is not the expected JSON (access_token and its expiry)");
     return rc;
 }
 
@@ -94,8 +95,8 @@ static int cas__az_token_grant(cas__s3 *s3, const char *tenant, const char *clie
     if (!url.p || !form.p) {
         rc = cas__oom(msg, cap);
     } else if ((rc = cas__secret_may_go(url.p, auth ? "AZURE_AUTHORITY_HOST" : "the token endpoint", msg, cap)) == 0) {
-        rc = cas__cred_fetch(s3, "POST", url.p, "Content-Type: application/x-www-form-urlencoded", NULL, form.p, &r, msg,
-                             cap);
+        rc = cas__cred_fetch(s3, "POST", url.p, "Content-Type: application/x-www-form-urlencoded", NULL, form.p, &r,
+                             msg, cap);
         if (rc == CAS_OK) rc = cas__az_token_from_json(r.body.p, r.body.len, account, out, msg, cap);
         else cas__az_token_why(&r, what, msg, cap);
     }
@@ -114,7 +115,8 @@ static int cas__az_token_grant(cas__s3 *s3, const char *tenant, const char *clie
  * IDENTITY_HEADER), else the instance metadata service (VMs, AKS; unreachable: the end
  * of the chain). AZURE_CLIENT_ID picks a user-assigned identity. */
 static int cas__az_managed(cas__s3 *s3, const char *account, cas__cred **out, char *msg, size_t cap) {
-    const char *ep = cas__env("IDENTITY_ENDPOINT"), *hv = cas__env("IDENTITY_HEADER"), *id = cas__env("AZURE_CLIENT_ID");
+    const char *ep = cas__env("IDENTITY_ENDPOINT"), *hv = cas__env("IDENTITY_HEADER"),
+               *id = cas__env("AZURE_CLIENT_ID");
     const char *imds = cas__env("AZURE_POD_IDENTITY_AUTHORITY_HOST");
     char hdr[600];
     cas__buf url;
@@ -161,13 +163,11 @@ static int cas__az_cred_link(cas__s3 *s3, int which, cas__cred **out, char *msg,
         if (!g.key[0]) rc = CAS_E_NOTFOUND;
         else if (cas__unb64(g.key, k, sizeof k) <= 0)
             rc = CAS_E_ARG, cas__fmt(msg, cap, "the Azure storage key is not base64");
-        else if (!(*out = cas__cred_new(CAS__AUTH_SHARED_KEY, g.account, g.key, NULL, 0, msg, cap)))
-            rc = CAS_E_ARG;
+        else if (!(*out = cas__cred_new(CAS__AUTH_SHARED_KEY, g.account, g.key, NULL, 0, msg, cap))) rc = CAS_E_ARG;
         cas__wipe(k, sizeof k);
     } else if (rc == CAS_OK && which == CAS__AZC_SAS) {
         if (!g.sas[0]) rc = CAS_E_NOTFOUND;
-        else if (!(*out = cas__cred_new(CAS__AUTH_SAS, g.account, "", g.sas, 0, msg, cap)))
-            rc = CAS_E_ARG;
+        else if (!(*out = cas__cred_new(CAS__AUTH_SAS, g.account, "", g.sas, 0, msg, cap))) rc = CAS_E_ARG;
     } else if (rc == CAS_OK) {
         const char *ten = cas__env("AZURE_TENANT_ID"), *cl = cas__env("AZURE_CLIENT_ID");
         const char *sec = cas__env("AZURE_CLIENT_SECRET"), *file = cas__env("AZURE_FEDERATED_TOKEN_FILE");
@@ -227,4 +227,3 @@ static int cas__az_backend(cas_backend *out, const char *url, const cas_allocato
     }
     return cas__cloud_ready(s3, out, url, err, errcap);
 }
-

@@ -47,8 +47,9 @@ static int cas__az_settings(cas__az_cfg *g, char *msg, size_t cap) {
         /* the emulator's well-known account (azurite's documentation) */
         snprintf(g->endpoint, sizeof g->endpoint, "http://127.0.0.1:10000/devstoreaccount1");
         snprintf(g->account, sizeof g->account, "devstoreaccount1");
-        snprintf(g->key, sizeof g->key, "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/"
-                                        "KBHBeksoGMGw==");
+        snprintf(g->key, sizeof g->key,
+                 "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/"
+                 "KBHBeksoGMGw==");
     }
     if (cs) {
         cas__conn_get(cs, "AccountName", g->account, sizeof g->account, &cut);
@@ -60,13 +61,15 @@ static int cas__az_settings(cas__az_cfg *g, char *msg, size_t cap) {
     }
     if ((v = cas__env("AZURE_STORAGE_ACCOUNT")) != NULL)
         cas__setting(g->account, sizeof g->account, v, strlen(v), "AZURE_STORAGE_ACCOUNT", &cut);
-    if ((v = cas__env("AZURE_STORAGE_KEY")) != NULL) cas__setting(g->key, sizeof g->key, v, strlen(v), "AZURE_STORAGE_KEY", &cut);
+    if ((v = cas__env("AZURE_STORAGE_KEY")) != NULL)
+        cas__setting(g->key, sizeof g->key, v, strlen(v), "AZURE_STORAGE_KEY", &cut);
     if ((v = cas__env("AZURE_STORAGE_SAS_TOKEN")) != NULL)
         cas__setting(g->sas, sizeof g->sas, v, strlen(v), "AZURE_STORAGE_SAS_TOKEN", &cut);
     rc = cas_metaflow_config("AZURE_STORAGE_BLOB_SERVICE_ENDPOINT", tmp, sizeof tmp);
     if (rc == CAS_NEED_OUTPUT && !cut) cut = "METAFLOW_AZURE_STORAGE_BLOB_SERVICE_ENDPOINT";
     else if (rc == CAS_OK && tmp[0])
-        cas__setting(g->endpoint, sizeof g->endpoint, tmp, strlen(tmp), "METAFLOW_AZURE_STORAGE_BLOB_SERVICE_ENDPOINT", &cut);
+        cas__setting(g->endpoint, sizeof g->endpoint, tmp, strlen(tmp), "METAFLOW_AZURE_STORAGE_BLOB_SERVICE_ENDPOINT",
+                     &cut);
     if (cut) {
         cas__fmt(msg, cap, "%s is longer than cas.h keeps", cut);
         return CAS_E_ARG;
@@ -74,8 +77,9 @@ static int cas__az_settings(cas__az_cfg *g, char *msg, size_t cap) {
     if (!g->endpoint[0] && g->account[0])
         snprintf(g->endpoint, sizeof g->endpoint, "%s://%s.blob.%s", proto, g->account, suffix);
     if (!g->endpoint[0]) {
-        cas__fmt(msg, cap, "no Azure endpoint: set METAFLOW_AZURE_STORAGE_BLOB_SERVICE_ENDPOINT, AZURE_STORAGE_ACCOUNT "
-                           "or AZURE_STORAGE_CONNECTION_STRING");
+        cas__fmt(msg, cap,
+                 "no Azure endpoint: set METAFLOW_AZURE_STORAGE_BLOB_SERVICE_ENDPOINT, AZURE_STORAGE_ACCOUNT "
+                 "or AZURE_STORAGE_CONNECTION_STRING");
         return CAS_E_NOTFOUND;
     }
     if ((q = strchr(g->endpoint, '?')) != NULL) { /* a SAS in the endpoint (the portal's "Blob SAS URL") */
@@ -96,4 +100,3 @@ static int cas__az_settings(cas__az_cfg *g, char *msg, size_t cap) {
     }
     return CAS_OK;
 }
-

@@ -101,4 +101,3 @@ static int cas__s3_fetch(void *u, size_t count, const char *const *names, const 
     cas__multi_put(s3, m);
     return CAS_OK;
 }
-

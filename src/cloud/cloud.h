@@ -8,9 +8,11 @@
 #define CAS_PARAM_CLOUD_PART_SIZE 64       /* multipart part (Azure: block) size, 5 MiB - 5 GiB (default 8 MiB) */
 #define CAS_PARAM_CLOUD_RETRY_BASE 65      /* ms, first backoff step, 1-60000 (default 100) */
 #define CAS_PARAM_CLOUD_GC_AGE 66          /* s: gc aborts multipart uploads older than this (default 86400) */
-#define CAS_PARAM_CLOUD_LIST_PAGE 67       /* names per listing page asked for, 1-5000 (default 1000; S3 gives
+#define CAS_PARAM_CLOUD_LIST_PAGE \
+    67 /* names per listing page asked for, 1-5000 (default 1000; S3 gives
                                               1000 at most) */
-#define CAS_PARAM_CLOUD_RANGED_MIN 68      /* bytes: objects this large and more are read in ranged GETs, four in
+#define CAS_PARAM_CLOUD_RANGED_MIN \
+    68 /* bytes: objects this large and more are read in ranged GETs, four in
                                               flight (default 32 MiB, and 0 for a server on this machine; 0: one GET) */
 /* Their first names, kept as aliases: the same settings, on Azure too. */
 #define CAS_PARAM_S3_ATTEMPTS CAS_PARAM_CLOUD_ATTEMPTS
@@ -27,10 +29,8 @@
  * "azure://container[/prefix]". Settings come from
  * the environment and config files as listed above. The backend is usually
  * handed straight to cas_store_open_backend; cas_store_open does this for you. */
-CASDEF int cas_cloud_backend(cas_backend *out, const char *url, const cas_allocator *alloc, char *err,
-                             size_t errcap);
+CASDEF int cas_cloud_backend(cas_backend *out, const char *url, const cas_allocator *alloc, char *err, size_t errcap);
 /* Adds cas_cloud_backend for the s3 and azure schemes through add: cas.h calls it
  * with its own adder before the first URL root opens (a scheme the user registered
  * stays theirs); cas_cloud_register(cas_backend_register) makes them win instead. */
 CASDEF int cas_cloud_register(int (*add)(const char *scheme, cas_backend_opener open));
-

@@ -2,8 +2,14 @@
 
 enum { CAS__CRED_ENV = 1, CAS__CRED_WEB, CAS__CRED_FILES, CAS__CRED_CONTAINER, CAS__CRED_IMDS };
 /* Azure's links (cas__az_cred_link): a shared key, a SAS token, Entra ID tokens */
-enum { CAS__AZC_KEY = 1, CAS__AZC_SAS, CAS__AZC_SECRET, CAS__AZC_WORKLOAD, CAS__AZC_MANAGED,
-       CAS__AZC_LAST = CAS__AZC_MANAGED };
+enum {
+    CAS__AZC_KEY = 1,
+    CAS__AZC_SAS,
+    CAS__AZC_SECRET,
+    CAS__AZC_WORKLOAD,
+    CAS__AZC_MANAGED,
+    CAS__AZC_LAST = CAS__AZC_MANAGED
+};
 static int cas__az_cred_link(cas__s3 *s3, int which, cas__cred **out, char *msg, size_t cap);
 
 /* A small file read whole (config files, tokens); NULL if unreadable or larger than max. */
@@ -214,7 +220,9 @@ static int cas__cred_web(cas__s3 *s3, const char *token_file, const char *role, 
             rc = CAS_E_CORRUPT;
         } else if (p.cut[0] || p.cut[1] || p.cut[2]) {
             cas__fmt(msg, cap, "STS AssumeRoleWithWebIdentity gave a%s longer than cas.h keeps (%d bytes)",
-                     p.cut[2] ? " SessionToken" : p.cut[1] ? " SecretAccessKey" : "n AccessKeyId",
+                     p.cut[2]   ? " SessionToken"
+                     : p.cut[1] ? " SecretAccessKey"
+                                : "n AccessKeyId",
                      p.cut[2] ? CAS__TOKEN_MAX : CAS__KEY_MAX);
             rc = CAS_E_LIMIT;
         } else if (!(*out = cas__cred_new(CAS__AUTH_SIGV4, akid, secret, token, cas__iso8601(exp), why, sizeof why))) {
@@ -433,4 +441,3 @@ static int cas__cred_get(cas__s3 *s3, int force, cas__cred **out, char *msg, siz
     cas__mu_unlock(&s3->cmu);
     return rc;
 }
-

@@ -9,10 +9,11 @@ static void cas__s3_no_creds(const cas__s3 *s3, char *msg, size_t cap) {
 
 static void cas__az_no_creds(const cas__s3 *s3, char *msg, size_t cap) {
     (void)s3;
-    cas__fmt(msg, cap, "no Azure credentials found (looked for AZURE_STORAGE_KEY, AZURE_STORAGE_SAS_TOKEN, "
-                       "AZURE_STORAGE_CONNECTION_STRING, a SAS in the endpoint, a service principal "
-                       "(AZURE_CLIENT_SECRET), workload identity (AZURE_FEDERATED_TOKEN_FILE) and a managed "
-                       "identity)");
+    cas__fmt(msg, cap,
+             "no Azure credentials found (looked for AZURE_STORAGE_KEY, AZURE_STORAGE_SAS_TOKEN, "
+             "AZURE_STORAGE_CONNECTION_STRING, a SAS in the endpoint, a service principal "
+             "(AZURE_CLIENT_SECRET), workload identity (AZURE_FEDERATED_TOKEN_FILE) and a managed "
+             "identity)");
 }
 
 /* ListObjectsV2, keys URL-encoded in the answer. */
@@ -33,16 +34,45 @@ static void cas__az_list_query(const cas__s3 *s3, cas__buf *q, const char *strip
     cas__buf_addz(q, "&restype=container");
 }
 
-static const cas__dialect cas__s3_dialect = {
-    CAS__S3_META_HEADER, NULL, 1, 0, CAS__CRED_IMDS, cas__cred_link, cas__s3_no_creds, cas__s3_list_query,
-    cas__s3_upload_begin, cas__s3_part_query, cas__s3_part_entry, "POST", "<CompleteMultipartUpload>",
-    "</CompleteMultipartUpload>", cas__s3_complete_query, 0, cas__s3_complete_answer, cas__s3_set_meta, "CAS_S3_"};
+static const cas__dialect cas__s3_dialect = {CAS__S3_META_HEADER,
+                                             NULL,
+                                             1,
+                                             0,
+                                             CAS__CRED_IMDS,
+                                             cas__cred_link,
+                                             cas__s3_no_creds,
+                                             cas__s3_list_query,
+                                             cas__s3_upload_begin,
+                                             cas__s3_part_query,
+                                             cas__s3_part_entry,
+                                             "POST",
+                                             "<CompleteMultipartUpload>",
+                                             "</CompleteMultipartUpload>",
+                                             cas__s3_complete_query,
+                                             0,
+                                             cas__s3_complete_answer,
+                                             cas__s3_set_meta,
+                                             "CAS_S3_"};
 
-static const cas__dialect cas__az_dialect = {
-    CAS__AZ_META_HEADER, "x-ms-blob-type: BlockBlob", 0, 1, CAS__AZC_LAST, cas__az_cred_link, cas__az_no_creds,
-    cas__az_list_query, cas__az_upload_begin, cas__az_part_query, cas__az_part_entry, "PUT",
-    "<?xml version=\"1.0\" encoding=\"utf-8\"?><BlockList>", "</BlockList>", cas__az_complete_query, 1,
-    cas__az_complete_answer, cas__az_set_meta, "CAS_AZURE_"};
+static const cas__dialect cas__az_dialect = {CAS__AZ_META_HEADER,
+                                             "x-ms-blob-type: BlockBlob",
+                                             0,
+                                             1,
+                                             CAS__AZC_LAST,
+                                             cas__az_cred_link,
+                                             cas__az_no_creds,
+                                             cas__az_list_query,
+                                             cas__az_upload_begin,
+                                             cas__az_part_query,
+                                             cas__az_part_entry,
+                                             "PUT",
+                                             "<?xml version=\"1.0\" encoding=\"utf-8\"?><BlockList>",
+                                             "</BlockList>",
+                                             cas__az_complete_query,
+                                             1,
+                                             cas__az_complete_answer,
+                                             cas__az_set_meta,
+                                             "CAS_AZURE_"};
 
 /* The variable that sets a parameter for dialect d, or NULL: the dialect's own name
  * (CAS_AZURE_CONNECTIONS), else the one all dialects took first (CAS_S3_CONNECTIONS). */
@@ -57,8 +87,8 @@ static const char *cas__cloud_env(const cas__dialect *d, const char *name, char 
 /* What every object store starts with: "SCHEME://BUCKET[/PREFIX]" split, the
  * parameters from their table and the environment, the locks. */
 static int cas__cloud_new(cas__s3 **out, const cas__dialect *d, const char *url, size_t scheme_len,
-                          int (*name_ok)(const char *, size_t), const char *form, const cas_allocator *alloc,
-                          char *err, size_t errcap) {
+                          int (*name_ok)(const char *, size_t), const char *form, const cas_allocator *alloc, char *err,
+                          size_t errcap) {
     cas__s3 *s3;
     const char *rest = url + scheme_len, *slash = strchr(rest, '/'), *v;
     size_t bl = slash ? (size_t)(slash - rest) : strlen(rest), k, pl;
@@ -113,7 +143,8 @@ static int cas__cloud_new(cas__s3 **out, const cas__dialect *d, const char *url,
 static int cas__endpoint_local(const char *endpoint) {
     char scheme[16], host[256];
     int user = 0;
-    return cas__url_host(endpoint, scheme, sizeof scheme, host, sizeof host, &user) == CAS_OK && cas__host_loopback(host);
+    return cas__url_host(endpoint, scheme, sizeof scheme, host, sizeof host, &user) == CAS_OK &&
+           cas__host_loopback(host);
 }
 
 /* The store's credentials now, so that a store with none fails at open, not at
@@ -158,8 +189,7 @@ static int cas__s3_backend(cas_backend *out, const char *url, const cas_allocato
         snprintf(s3->region, sizeof s3->region, "%s", v);
     else if (cas__profile_get(s3, 0, "region", tmp, sizeof tmp) == CAS_OK)
         snprintf(s3->region, sizeof s3->region, "%.63s", tmp);
-    else
-        snprintf(s3->region, sizeof s3->region, "us-east-1");
+    else snprintf(s3->region, sizeof s3->region, "us-east-1");
     for (k = 0; s3->region[k]; k++)
         if (!isalnum((unsigned char)s3->region[k]) && s3->region[k] != '-') {
             cas__s3_destroy(s3);
@@ -196,4 +226,3 @@ nomem:
     cas__s3_destroy(s3);
     return cas__serr(err, errcap, CAS_E_NOMEM, "out of memory");
 }
-

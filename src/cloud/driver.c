@@ -136,4 +136,3 @@ static int cas__rq_run(cas__s3 *s3, cas__rq *r, char *msg, size_t cap) {
         return CAS_OK;
     }
 }
-

@@ -51,4 +51,3 @@ static int cas__secret_may_go(const char *url, const char *what, char *msg, size
              what, host);
     return CAS_E_ARG;
 }
-

@@ -19,7 +19,7 @@ static int cas__s3_exists(void *u, const char *name, char *msg, size_t cap) {
 typedef struct cas__s3_page {
     const char *strip; /* the key prefix names are given relative to */
     size_t strip_len;
-    cas_list_fn fn;                                                         /* objects and folders */
+    cas_list_fn fn;                                                               /* objects and folders */
     int (*ufn)(void *ctx, const char *key, const char *upload_id, int64_t began); /* or uploads */
     void *ctx;
     int rc, stop, truncated;
@@ -35,7 +35,8 @@ static void cas__s3_page_leaf(void *ctx, const char *path, const char *text, siz
     size_t dcap = 0;
     /* S3's ListObjectsV2 and ListMultipartUploads, Azure's List Blobs */
     if (cas__ends_with(path, "Contents/Key") || cas__ends_with(path, "CommonPrefixes/Prefix") ||
-        cas__ends_with(path, "Upload/Key") || cas__ends_with(path, "Blob/Name") || cas__ends_with(path, "BlobPrefix/Name"))
+        cas__ends_with(path, "Upload/Key") || cas__ends_with(path, "Blob/Name") ||
+        cas__ends_with(path, "BlobPrefix/Name"))
         dst = pg->key, dcap = sizeof pg->key;
     else if (cas__ends_with(path, "Contents/Size") || cas__ends_with(path, "Blob/Properties/Content-Length"))
         dst = pg->size, dcap = sizeof pg->size;
@@ -47,8 +48,7 @@ static void cas__s3_page_leaf(void *ctx, const char *path, const char *text, siz
              cas__ends_with(path, "EnumerationResults/NextMarker")) {
         dst = pg->next, dcap = sizeof pg->next;
         if (cas__ends_with(path, "NextMarker")) pg->truncated = len > 0; /* Azure says so by a marker alone */
-    }
-    else if (cas__ends_with(path, "NextUploadIdMarker")) dst = pg->next_upload, dcap = sizeof pg->next_upload;
+    } else if (cas__ends_with(path, "NextUploadIdMarker")) dst = pg->next_upload, dcap = sizeof pg->next_upload;
     else if (cas__ends_with(path, "IsTruncated")) pg->truncated = len == 4 && !memcmp(text, "true", 4);
     else if (cas__ends_with(path, "EncodingType")) pg->url_encoded = len == 3 && !memcmp(text, "url", 3);
     if (!dst) return;
@@ -68,8 +68,8 @@ static void cas__s3_page_end(void *ctx, const char *path) {
      * not an object; found by fuzz_cloud) */
     if (!pg->ufn && (cas__ends_with(path, "ListBucketResult/Contents") || cas__ends_with(path, "Blobs/Blob")))
         kind = CAS_ENTRY_FILE;
-    else if (!pg->ufn && (cas__ends_with(path, "ListBucketResult/CommonPrefixes") ||
-                          cas__ends_with(path, "Blobs/BlobPrefix")))
+    else if (!pg->ufn &&
+             (cas__ends_with(path, "ListBucketResult/CommonPrefixes") || cas__ends_with(path, "Blobs/BlobPrefix")))
         kind = CAS_ENTRY_DIR;
     else if (pg->ufn && cas__ends_with(path, "Upload")) kind = CAS_ENTRY_OTHER;
     else return;
@@ -116,8 +116,7 @@ static int64_t cas__s3_list_pages(cas__s3 *s3, const char *strip, int delimiter,
         if (ufn) {
             if (pg->next[0]) cas__buf_addz(&q, "key-marker="), cas__uri_encode(&q, pg->next, 0), cas__buf_addz(&q, "&");
             cas__buf_addz(&q, "prefix="), cas__uri_encode(&q, strip, 0);
-            if (pg->next_upload[0])
-                cas__buf_addz(&q, "&upload-id-marker="), cas__uri_encode(&q, pg->next_upload, 0);
+            if (pg->next_upload[0]) cas__buf_addz(&q, "&upload-id-marker="), cas__uri_encode(&q, pg->next_upload, 0);
             cas__buf_addz(&q, "&uploads=");
         } else {
             s3->d->list_query(s3, &q, strip, pg->next, delimiter);
@@ -125,12 +124,14 @@ static int64_t cas__s3_list_pages(cas__s3 *s3, const char *strip, int delimiter,
         cas__rq_init(&r, "GET", &s3->alloc);
         r.keep = CAS__S3_XML_MAX;
         if (!q.p || cas__s3_url(s3, &r.url, NULL, q.p) < 0) rc = cas__oom(msg, cap);
-        else if ((rc = cas__rq_run(s3, &r, msg, cap)) == CAS_OK && r.status != 200) rc = cas__s3_answer_fail(&r, msg, cap);
+        else if ((rc = cas__rq_run(s3, &r, msg, cap)) == CAS_OK && r.status != 200)
+            rc = cas__s3_answer_fail(&r, msg, cap);
         if (rc == CAS_OK) {
             snprintf(next, sizeof next, "%s", pg->next);
             snprintf(next_upload, sizeof next_upload, "%s", pg->next_upload);
             pg->truncated = 0, pg->next[0] = pg->next_upload[0] = 0;
-            rc = cas__xml_parse(r.body.p ? r.body.p : "", r.body.len, cas__s3_page_leaf, cas__s3_page_end, pg, msg, cap);
+            rc =
+                cas__xml_parse(r.body.p ? r.body.p : "", r.body.len, cas__s3_page_leaf, cas__s3_page_end, pg, msg, cap);
             if (rc == CAS_OK && pg->rc < 0) rc = pg->rc, cas__fmt(msg, cap, "%s", cas_strerror(rc));
             if (rc == CAS_OK && pg->truncated && !strcmp(next, pg->next) && !strcmp(next_upload, pg->next_upload)) {
                 cas__fmt(msg, cap, "the listing does not advance (the same continuation twice)");
@@ -155,8 +156,7 @@ static int cas__s3_list(void *u, const char *dir, int recursive, cas_list_fn fn,
     cas__buf_addz(&strip, s3->prefix);
     if (dir[0]) cas__buf_addz(&strip, dir), cas__buf_addz(&strip, "/");
     if (!strip.p) cas__buf_put(&strip, "", 0);
-    n = strip.p ? cas__s3_list_pages(s3, strip.p, !recursive, fn, NULL, ctx, msg, cap)
-                : cas__oom(msg, cap);
+    n = strip.p ? cas__s3_list_pages(s3, strip.p, !recursive, fn, NULL, ctx, msg, cap) : cas__oom(msg, cap);
     cas__free(&s3->alloc, strip.p);
     if (n == 0) { /* an object store's folder exists when something is under it */
         cas__fmt(msg, cap, "nothing under '%.300s'", dir);
@@ -210,4 +210,3 @@ static int cas__s3_gc(void *u, uint64_t *removed, char *msg, size_t cap) {
     *removed = g.aborted;
     return n < 0 ? (int)n : CAS_OK;
 }
-

@@ -48,4 +48,3 @@ static int cas__s3_answer_fail(const cas__rq *r, char *msg, size_t cap) {
         return CAS_E_NOTFOUND;
     return CAS_E_IO;
 }
-

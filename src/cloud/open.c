@@ -50,4 +50,3 @@ static int cas__container_ok(const char *b, size_t n) {
         if (!((b[i] >= 'a' && b[i] <= 'z') || (b[i] >= '0' && b[i] <= '9') || b[i] == '-')) return 0;
     return 1;
 }
-

@@ -1,7 +1,7 @@
 #define CAS__EMPTY_SHA256 "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 #define CAS__S3_META_HEADER "x-amz-meta-metaflow-user-attributes"
 #define CAS__AZ_META_HEADER "x-ms-meta-metaflow_user_attributes" /* Azure's names are identifiers */
-#define CAS__S3_META_MAX 2048          /* S3 holds at most 2 KB of user metadata (Azure 8 KB) */
+#define CAS__S3_META_MAX 2048              /* S3 holds at most 2 KB of user metadata (Azure 8 KB) */
 #define CAS__S3_XML_MAX ((size_t)16 << 20) /* a listing page or an error, at most */
 #define CAS__S3_SINGLE_PUT_MAX ((uint64_t)5 << 30)
 #define CAS__S3_MAX_PARTS 10000
@@ -18,7 +18,8 @@ static const cas__param_row cas__s3_params[] = {
     CAS__S3_PARAM(CAS_PARAM_CLOUD_CONNECT_TIMEOUT, 1, 600000, 10000, "CAS_S3_CONNECT_TIMEOUT", 1000),
     CAS__S3_PARAM(CAS_PARAM_CLOUD_STALL_TIMEOUT, 1000, 3600000, 60000, "CAS_S3_STALL_TIMEOUT", 1000),
     CAS__S3_PARAM(CAS_PARAM_CLOUD_CONNECTIONS, 1, 256, 16, "CAS_S3_CONNECTIONS", 1),
-    CAS__S3_PARAM(CAS_PARAM_CLOUD_PART_SIZE, (int64_t)5 << 20, (int64_t)5 << 30, (int64_t)8 << 20, "CAS_S3_PART_SIZE", 1),
+    CAS__S3_PARAM(CAS_PARAM_CLOUD_PART_SIZE, (int64_t)5 << 20, (int64_t)5 << 30, (int64_t)8 << 20, "CAS_S3_PART_SIZE",
+                  1),
     CAS__S3_PARAM(CAS_PARAM_CLOUD_RETRY_BASE, 1, 60000, 100, "CAS_S3_RETRY_BASE", 1),
     CAS__S3_PARAM(CAS_PARAM_CLOUD_GC_AGE, 0, (int64_t)1 << 40, 86400, "CAS_S3_GC_AGE", 1),
     CAS__S3_PARAM(CAS_PARAM_CLOUD_LIST_PAGE, 1, 5000, 1000, "CAS_S3_LIST_PAGE", 1),
@@ -30,4 +31,3 @@ static int cas__s3_param_index(int id) {
     const cas__param_row *r = CAS__PARAM_FIND(cas__s3_params, id);
     return r ? (int)(r - cas__s3_params) : -1;
 }
-

@@ -19,8 +19,8 @@ typedef struct cas__s3obj {
     char meta[CAS__S3_META_MAX + 1];
     size_t meta_len;
     int has_meta, tries;
-    volatile int cancel;     /* set by close while the read-ahead thread pumps */
-    unsigned char *dst;      /* the reader's buffer while it waits */
+    volatile int cancel; /* set by close while the read-ahead thread pumps */
+    unsigned char *dst;  /* the reader's buffer while it waits */
     size_t dcap, dlen;
     struct cas__ahead *ahead; /* large objects: the transfer runs on a thread of its own */
 } cas__s3obj;
@@ -313,8 +313,8 @@ static int cas__obj_read(cas__s3obj *o, void *buf, size_t cap, size_t *got, char
  * Chunks may land out of order; the reader takes them in order. */
 #ifndef CAS_NO_THREADS
 #define CAS__AHEAD_MIN ((uint64_t)8 << 20)
-#define CAS__AHEAD_CHUNK ((size_t)1 << 20)    /* one transfer: what each fill moves */
-#define CAS__RANGED_CHUNK ((size_t)4 << 20)   /* ranged: one GET each */
+#define CAS__AHEAD_CHUNK ((size_t)1 << 20)  /* one transfer: what each fill moves */
+#define CAS__RANGED_CHUNK ((size_t)4 << 20) /* ranged: one GET each */
 #define CAS__AHEAD_CHUNKS 4
 
 struct cas__ahead {
@@ -322,11 +322,11 @@ struct cas__ahead {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     unsigned char *slab;
-    size_t chunk;                     /* bytes per slot */
+    size_t chunk; /* bytes per slot */
     size_t fill[CAS__AHEAD_CHUNKS], rpos;
-    int ready[CAS__AHEAD_CHUNKS];     /* the slot's bytes are all in */
-    int head, count, eof, rc, stop;   /* count: slots taken from head on (filling or ready) */
-    CURLM *m;                         /* ranged: the GETs' multi handle, woken when a slot frees */
+    int ready[CAS__AHEAD_CHUNKS];   /* the slot's bytes are all in */
+    int head, count, eof, rc, stop; /* count: slots taken from head on (filling or ready) */
+    CURLM *m;                       /* ranged: the GETs' multi handle, woken when a slot frees */
     char msg[CAS__MSG];
 };
 
@@ -418,12 +418,15 @@ static int cas__range_ended(void *ctx, cas__xfer *x, int again, CURLcode cc) {
         return CAS_OK;
     }
     if (s->overflow)
-        cas__fmt(t->msg, CAS__MSG, "the answer to a ranged GET of bytes %llu-%llu was not that range (HTTP %ld, "
-                 "Content-Range '%.60s')", (unsigned long long)s->off, (unsigned long long)(s->off + s->want - 1),
-                 s->x.r.status, s->x.r.range[0] ? s->x.r.range : "(none)");
+        cas__fmt(t->msg, CAS__MSG,
+                 "the answer to a ranged GET of bytes %llu-%llu was not that range (HTTP %ld, "
+                 "Content-Range '%.60s')",
+                 (unsigned long long)s->off, (unsigned long long)(s->off + s->want - 1), s->x.r.status,
+                 s->x.r.range[0] ? s->x.r.range : "(none)");
     else if (cc != CURLE_OK) cas__rq_why(&s->x.r, cc, t->msg, CAS__MSG);
-    else if (s->x.r.status == 206) cas__fmt(t->msg, CAS__MSG, "a range came short (%lu of %lu bytes)",
-                                             (unsigned long)s->got, (unsigned long)s->want);
+    else if (s->x.r.status == 206)
+        cas__fmt(t->msg, CAS__MSG, "a range came short (%lu of %lu bytes)", (unsigned long)s->got,
+                 (unsigned long)s->want);
     else cas__s3_answer_fail(&s->x.r, t->msg, CAS__MSG);
     return CAS_E_IO;
 }
@@ -627,4 +630,3 @@ static int cas__s3_read(void *u, void *obj, void *buf, size_t cap, size_t *got, 
 #endif
     return cas__obj_read(o, buf, cap, got, msg, mcap);
 }
-

@@ -1,5 +1,4 @@
-CASDEF int cas_cloud_backend(cas_backend *out, const char *url, const cas_allocator *alloc, char *err,
-                             size_t errcap) {
+CASDEF int cas_cloud_backend(cas_backend *out, const char *url, const cas_allocator *alloc, char *err, size_t errcap) {
     if (!out || !url) return cas__serr(err, errcap, CAS_E_ARG, "invalid argument");
     memset(out, 0, sizeof *out);
     if (!strncmp(url, "s3://", 5)) return cas__s3_backend(out, url, alloc, err, errcap);
@@ -13,4 +12,3 @@ CASDEF int cas_cloud_register(int (*add)(const char *scheme, cas_backend_opener 
     rc = add("s3", cas_cloud_backend);
     return rc < 0 ? rc : add("azure", cas_cloud_backend);
 }
-

@@ -2,21 +2,21 @@
 
 typedef struct cas__rq {
     /* the request */
-    const char *method;          /* GET, HEAD, PUT, POST, DELETE */
+    const char *method; /* GET, HEAD, PUT, POST, DELETE */
     cas__buf url;
-    struct curl_slist *hdr;      /* the caller's headers (all signed) */
-    const unsigned char *up;     /* PUT / POST body */
+    struct curl_slist *hdr;  /* the caller's headers (all signed) */
+    const unsigned char *up; /* PUT / POST body */
     size_t up_len;
-    const char *up_sha;          /* its hex SHA-256, or NULL to compute it */
-    int sign;                    /* SigV4 with the store's credentials */
-    int quick;                   /* credential endpoints: short timeouts, few tries */
-    size_t keep;                 /* bytes of a 2xx body to keep */
+    const char *up_sha; /* its hex SHA-256, or NULL to compute it */
+    int sign;           /* SigV4 with the store's credentials */
+    int quick;          /* credential endpoints: short timeouts, few tries */
+    size_t keep;        /* bytes of a 2xx body to keep */
     const cas_allocator *body_alloc;
     /* the response */
     CURL *e;
     long status;
     cas__buf body;
-    int64_t length;              /* Content-Length, -1 if none */
+    int64_t length; /* Content-Length, -1 if none */
     char etag[130], range[128];
     char meta[CAS__S3_META_MAX + 1];
     size_t meta_len;
@@ -179,4 +179,3 @@ static void cas__slist_wipe(struct curl_slist *l) {
 }
 
 static int cas__cred_get(cas__s3 *s3, int force, cas__cred **out, char *msg, size_t cap);
-

@@ -7,7 +7,8 @@ static int cas__rq_setup(cas__s3 *s3, CURL *e, cas__rq *r, cas__cred *c, struct 
     curl_easy_setopt(e, CURLOPT_URL, r->url.p);
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, r->curlerr);
-    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, r->quick ? 1000L : (long)cas__s3p(s3, CAS_PARAM_CLOUD_CONNECT_TIMEOUT));
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
+                     r->quick ? 1000L : (long)cas__s3p(s3, CAS_PARAM_CLOUD_CONNECT_TIMEOUT));
     curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1L);
     curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME,
                      r->quick ? 2L : (long)(cas__s3p(s3, CAS_PARAM_CLOUD_STALL_TIMEOUT) + 999) / 1000);
@@ -42,7 +43,9 @@ static int cas__rq_setup(cas__s3 *s3, CURL *e, cas__rq *r, cas__cred *c, struct 
         char sha[65];
         if (!r->up_sha && r->up_len) cas__sha256_hex(r->up, r->up_len, sha);
         snprintf(line, sizeof line, "x-amz-content-sha256: %s",
-                 r->up_sha ? r->up_sha : r->up_len ? sha : CAS__EMPTY_SHA256);
+                 r->up_sha   ? r->up_sha
+                 : r->up_len ? sha
+                             : CAS__EMPTY_SHA256);
         ok = ok && (h = curl_slist_append(h, line)) != NULL;
         if (ok && c->token[0]) {
             size_t tl = strlen(c->token);
@@ -86,16 +89,16 @@ static int cas__cc_transient(CURLcode cc) {
     case CURLE_HTTP2:
     case CURLE_HTTP2_STREAM:
     case CURLE_HTTP3:
-    case CURLE_WEIRD_SERVER_REPLY:
-        return 1;
-    default:
-        return 0;
+    case CURLE_WEIRD_SERVER_REPLY: return 1;
+    default: return 0;
     }
 }
 
 /* A connection closed inside an answer's headers: libcurl may call that a whole
  * answer with no body (seen through a proxy cutting it); it is a broken one. */
-static CURLcode cas__rq_whole(const cas__rq *r, CURLcode cc) { return cc == CURLE_OK && !r->hdr_done ? CURLE_GOT_NOTHING : cc; }
+static CURLcode cas__rq_whole(const cas__rq *r, CURLcode cc) {
+    return cc == CURLE_OK && !r->hdr_done ? CURLE_GOT_NOTHING : cc;
+}
 
 /* Nothing reached the server: any request may be tried again. */
 static int cas__cc_unsent(CURLcode cc) { return cc == CURLE_COULDNT_CONNECT || cc == CURLE_COULDNT_RESOLVE_HOST; }
@@ -111,10 +114,19 @@ static int cas__code_is(const cas__rq *r, const char *const *codes) {
  * a repeated CreateMultipartUpload leaves at worst an empty upload (gc aborts it), and
  * a CompleteMultipartUpload whose answer was lost is judged by the object itself. */
 static int cas__rq_retryable(const cas__rq *r) {
-    static const char *const transient[] = {"SlowDown", "Throttling", "ThrottlingException", "RequestTimeout",
-                                            "InternalError", "ServiceUnavailable", "RequestLimitExceeded",
-                                            "OperationAborted", "ConditionalRequestConflict", "TooManyRequests",
-                                            "ServerBusy", "OperationTimedOut", NULL}; /* the last two: Azure's */
+    static const char *const transient[] = {"SlowDown",
+                                            "Throttling",
+                                            "ThrottlingException",
+                                            "RequestTimeout",
+                                            "InternalError",
+                                            "ServiceUnavailable",
+                                            "RequestLimitExceeded",
+                                            "OperationAborted",
+                                            "ConditionalRequestConflict",
+                                            "TooManyRequests",
+                                            "ServerBusy",
+                                            "OperationTimedOut",
+                                            NULL}; /* the last two: Azure's */
     static const char *const expired[] = {"ExpiredToken", "TokenRefreshRequired", "RequestExpired", NULL};
     if (r->status >= 200 && r->status < 400) return 0;
     if (cas__code_is(r, expired)) return 2;
@@ -156,11 +168,9 @@ static void cas__rq_why(const cas__rq *r, CURLcode cc, char *msg, size_t cap) {
     char tries[48];
     tries[0] = 0;
     if (r->tries > 1) snprintf(tries, sizeof tries, " (after %d tries)", r->tries);
-    if (cc != CURLE_OK)
-        cas__fmt(msg, cap, "%s%s", r->curlerr[0] ? r->curlerr : curl_easy_strerror(cc), tries);
+    if (cc != CURLE_OK) cas__fmt(msg, cap, "%s%s", r->curlerr[0] ? r->curlerr : curl_easy_strerror(cc), tries);
     else if (r->code[0])
-        cas__fmt(msg, cap, "HTTP %ld %s: %s%s", r->status, r->code, r->message[0] ? r->message : "(no message)",
-                 tries);
+        cas__fmt(msg, cap, "HTTP %ld %s: %s%s", r->status, r->code, r->message[0] ? r->message : "(no message)", tries);
     else
         cas__fmt(msg, cap, "HTTP %ld%s%s", r->status,
                  r->status == 403 && !strcmp(r->method, "HEAD") ? " (a HEAD answer carries no reason: check the "
@@ -168,4 +178,3 @@ static void cas__rq_why(const cas__rq *r, CURLcode cc, char *msg, size_t cap) {
                                                                 : "",
                  tries);
 }
-

@@ -27,8 +27,13 @@ static cas__cred *cas__cred_new(int kind, const char *akid, const char *secret, 
     if (al > CAS__KEY_MAX || sl > CAS__KEY_MAX || tl > CAS__TOKEN_MAX) {
         int key = al > CAS__KEY_MAX || sl > CAS__KEY_MAX;
         cas__fmt(msg, cap, "the credentials' %s is %lu bytes long, more than cas.h keeps (%d)",
-                 al > CAS__KEY_MAX ? "key id or account" : sl > CAS__KEY_MAX ? "secret" : "token",
-                 (unsigned long)(al > CAS__KEY_MAX ? al : sl > CAS__KEY_MAX ? sl : tl), key ? CAS__KEY_MAX : CAS__TOKEN_MAX);
+                 al > CAS__KEY_MAX   ? "key id or account"
+                 : sl > CAS__KEY_MAX ? "secret"
+                                     : "token",
+                 (unsigned long)(al > CAS__KEY_MAX   ? al
+                                 : sl > CAS__KEY_MAX ? sl
+                                                     : tl),
+                 key ? CAS__KEY_MAX : CAS__TOKEN_MAX);
         return NULL;
     }
     page = mmap(NULL, pl, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -71,4 +76,3 @@ static void cas__cred_unref(cas__s3 *s3, cas__cred *c) {
     cas__mu_unlock(&s3->cmu);
     if (!left) cas__cred_destroy(c);
 }
-

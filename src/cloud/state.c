@@ -181,4 +181,3 @@ static CURLM *cas__multi_get(cas__s3 *s3) {
 static void cas__multi_put(cas__s3 *s3, CURLM *m) {
     if (m && (m = (CURLM *)cas__pool_give(s3, &s3->multi, m)) != NULL) curl_multi_cleanup(m);
 }
-

@@ -34,7 +34,8 @@ static size_t cas__uri_decode(char *s) {
     size_t i, o = 0;
     for (i = 0; s[i]; i++) {
         int h, l;
-        if (s[i] == '%' && s[i + 1] && s[i + 2] && (h = cas__hexval(s[i + 1])) >= 0 && (l = cas__hexval(s[i + 2])) >= 0) {
+        if (s[i] == '%' && s[i + 1] && s[i + 2] && (h = cas__hexval(s[i + 1])) >= 0 &&
+            (l = cas__hexval(s[i + 2])) >= 0) {
             s[o++] = (char)(h * 16 + l);
             i += 2;
         } else {
@@ -115,4 +116,3 @@ static const char *cas__env(const char *name) {
     const char *v = getenv(name);
     return v && v[0] ? v : NULL;
 }
-

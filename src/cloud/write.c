@@ -50,8 +50,7 @@ static int cas__s3_upload_begin(cas__s3w *w, char *msg, size_t cap) {
     r.keep = (size_t)1 << 20; /* repeated after a lost answer, it leaves an empty upload behind, which gc removes */
     if (cas__s3_url(s3, &r.url, w->name, "uploads=") < 0 || cas__s3_write_headers(s3, &r.hdr, w->meta, w->meta_len) < 0)
         rc = cas__oom(msg, cap);
-    else if ((rc = cas__rq_run(s3, &r, msg, cap)) == CAS_OK && r.status != 200)
-        rc = cas__s3_answer_fail(&r, msg, cap);
+    else if ((rc = cas__rq_run(s3, &r, msg, cap)) == CAS_OK && r.status != 200) rc = cas__s3_answer_fail(&r, msg, cap);
     if (rc == CAS_OK) {
         memset(&p, 0, sizeof p);
         w->upload[0] = 0;
@@ -271,7 +270,8 @@ static int cas__s3_set_meta(cas__s3w *w, int *stored, char *msg, size_t cap) {
         char code[64], message[256];
         cas__xml_error(r.body.p ? r.body.p : "", r.body.len, code, sizeof code, message, sizeof message);
         if (r.status != 200 || code[0]) { /* a copy can fail with 200 and an <Error> */
-            if (code[0]) snprintf(r.code, sizeof r.code, "%s", code), snprintf(r.message, sizeof r.message, "%s", message);
+            if (code[0])
+                snprintf(r.code, sizeof r.code, "%s", code), snprintf(r.message, sizeof r.message, "%s", message);
             rc = cas__s3_answer_fail(&r, msg, cap);
             if (rc == CAS_E_NOTFOUND) rc = CAS_E_IO;
         } else {
@@ -387,7 +387,9 @@ static int cas__s3_commit(void *u, void *wp, const char *name, int mode, int *st
             while (k < part && off + k < w->spooled) {
                 ssize_t got = pread(w->spool, w->buf + k, part - k, (off_t)(off + k));
                 if (got < 0 && errno == EINTR) continue;
-                if (got <= 0) return cas__s3w_fail(msg, cap, "reading back the upload's temp file", strerror(errno ? errno : EIO));
+                if (got <= 0)
+                    return cas__s3w_fail(msg, cap, "reading back the upload's temp file",
+                                         strerror(errno ? errno : EIO));
                 k += (size_t)got;
             }
             if ((rc = cas__s3w_put_part(w, w->buf, k, msg, cap)) < 0) return rc;
@@ -438,4 +440,3 @@ static void cas__s3_abort(void *u, void *wp) {
     cas__free(&w->s3->alloc, w->parts.p);
     cas__free(&w->s3->alloc, w);
 }
-

@@ -75,8 +75,7 @@ static void XMLCALL cas__xml_entity(void *u, const XML_Char *a, int b, const XML
 }
 
 /* CAS_OK, or CAS_E_CORRUPT with the reason in msg. */
-static int cas__xml_parse(const char *doc, size_t len,
-                          void (*leaf)(void *, const char *, const char *, size_t, int),
+static int cas__xml_parse(const char *doc, size_t len, void (*leaf)(void *, const char *, const char *, size_t, int),
                           void (*end)(void *, const char *), void *ctx, char *msg, size_t cap) {
     cas__xml xs, *x = &xs;
     int ok;
@@ -141,4 +140,3 @@ static void cas__xml_error(const char *doc, size_t len, char *code, size_t ccap,
     cas__xml_parse(doc, len, cas__xml_pick_leaf, NULL, &p, scratch, sizeof scratch);
     message[strcspn(message, "\r\n")] = 0; /* Azure's goes on with "RequestId:..." lines */
 }
-

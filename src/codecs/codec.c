@@ -52,18 +52,31 @@ typedef struct cas__codec_row {
  * to sniff. params: CAS__NO_PARAMS or CAS__PARAMS(table). Then the functions:
  * set_param (or NULL), bound, size_hint, reset, update, release. */
 #define CAS__MAGIC_MAX 4
-#define CAS__CODEC_ROW(id, name, level_max, sniff, magic, empty_ok, ratio, hint_enforced, not_ours, cut_magic,    \
+#define CAS__CODEC_ROW(id, name, level_max, sniff, magic, empty_ok, ratio, hint_enforced, not_ours, cut_magic,   \
                        state_size, params, ...)                                                                  \
-    {id, name, level_max, sniff, (const unsigned char *)magic,                                                   \
-     sizeof(magic) - 1 + 0 * sizeof(char[sizeof(magic) <= CAS__MAGIC_MAX + 1 ? 1 : -1]), empty_ok, ratio,       \
-     hint_enforced, not_ours, cut_magic, state_size, params, __VA_ARGS__}
+    {                                                                                                            \
+        id, name, level_max, sniff, (const unsigned char *)magic,                                                \
+            sizeof(magic) - 1 + 0 * sizeof(char[sizeof(magic) <= CAS__MAGIC_MAX + 1 ? 1 : -1]), empty_ok, ratio, \
+            hint_enforced, not_ours, cut_magic, state_size, params, __VA_ARGS__                                  \
+    }
 #define CAS__NO_PARAMS NULL, 0
 #define CAS__PARAMS(table) table, sizeof table / sizeof table[0]
 
 static const cas__codec_row *cas__codec_find(int id);
 
-enum { CAS__GZ_MAGIC, CAS__GZ_HEAD, CAS__GZ_XLEN, CAS__GZ_EXTRA, CAS__GZ_NAME, CAS__GZ_COMMENT,
-       CAS__GZ_HCRC, CAS__GZ_BODY, CAS__GZ_TRAILER, CAS__GZ_PAD, CAS__GZ_END };
+enum {
+    CAS__GZ_MAGIC,
+    CAS__GZ_HEAD,
+    CAS__GZ_XLEN,
+    CAS__GZ_EXTRA,
+    CAS__GZ_NAME,
+    CAS__GZ_COMMENT,
+    CAS__GZ_HCRC,
+    CAS__GZ_BODY,
+    CAS__GZ_TRAILER,
+    CAS__GZ_PAD,
+    CAS__GZ_END
+};
 
 #ifndef CAS_NO_GZIP
 /* A gzip codec's own state (cas_codec.state), both directions. */
@@ -77,7 +90,7 @@ typedef struct cas__gz_state {
     uint32_t gz_need; /* bytes of FEXTRA left to skip */
     uint32_t crc;
     uint64_t isize;
-    int zinit; /* 1 deflate, 2 inflate */
+    int zinit;  /* 1 deflate, 2 inflate */
     int zlevel; /* the level deflate was set up with */
     int use_isal;
     z_stream z;
@@ -283,4 +296,3 @@ static int cas__raw_update(cas_codec *c, const unsigned char *in, size_t n, size
     return CAS_NEED_INPUT;
 }
 #endif
-

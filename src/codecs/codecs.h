@@ -9,16 +9,19 @@ CASDEF const char *cas_codec_name(int codec); /* "raw", "gzip", "lz4", "?" */
 
 /* Parameters (cas_codec_set_param), all optional. Set before the first update
  * or right after cas_codec_reset. */
-#define CAS_PARAM_LEVEL 1        /* encoder: gzip 1..9 (zlib's scale, default 3); lz4 1..12 (default 1) */
-#define CAS_PARAM_PLEDGED_SIZE 2 /* encoder: total input size, or -1 (unknown, the default);
+#define CAS_PARAM_LEVEL 1 /* encoder: gzip 1..9 (zlib's scale, default 3); lz4 1..12 (default 1) */
+#define CAS_PARAM_PLEDGED_SIZE \
+    2                            /* encoder: total input size, or -1 (unknown, the default);
                                     LZ4 stores it as the frame's content size */
 #define CAS_PARAM_GZIP_BACKEND 3 /* encoder/decoder: CAS_BACKEND_* */
-#define CAS_PARAM_LZ4_BLOCK 4    /* encoder: LZ4 block size id 4 (64 KiB, python-lz4's) .. 7 (4 MiB, the
+#define CAS_PARAM_LZ4_BLOCK \
+    4 /* encoder: LZ4 block size id 4 (64 KiB, python-lz4's) .. 7 (4 MiB, the
                                     default: 2-4x faster on big artifacts; inputs under a block get
                                     the smallest size that holds them, as python-lz4 does) */
-#define CAS_PARAM_STRICT 5       /* decoder: 1 = reject bytes after the LZ4 frame
+#define CAS_PARAM_STRICT \
+    5                     /* decoder: 1 = reject bytes after the LZ4 frame
                                     (python-lz4 and Metaflow PR #3090 ignore them; default 0) */
-#define CAS_PARAM_MTIME 6        /* gzip encoder: header mtime (default 0) */
+#define CAS_PARAM_MTIME 6 /* gzip encoder: header mtime (default 0) */
 
 #define CAS_BACKEND_AUTO 0 /* the fastest compiled in */
 #define CAS_BACKEND_ZLIB 1 /* zlib: byte-identical to CPython's gzip at the same level and mtime */
@@ -39,8 +42,8 @@ CASDEF int cas_codec_set_param(cas_codec *c, int param, int64_t value);
  * set (members may follow); LZ4 at the end of the first frame, with *in_used
  * short of in_size when bytes follow it (an error under CAS_PARAM_STRICT).
  * After an error the codec stays failed until cas_codec_reset. */
-CASDEF int cas_codec_update(cas_codec *c, const void *in, size_t in_size, size_t *in_used, void *out,
-                            size_t out_cap, size_t *out_made, int end);
+CASDEF int cas_codec_update(cas_codec *c, const void *in, size_t in_size, size_t *in_used, void *out, size_t out_cap,
+                            size_t *out_made, int end);
 /* Ready for a new stream, same codec and parameters; keeps its allocations. */
 CASDEF int cas_codec_reset(cas_codec *c);
 CASDEF void cas_codec_free(cas_codec *c);
@@ -81,4 +84,3 @@ CASDEF const char *cas_sniff_name(int sniff); /* "gzip", "an LZ4 frame", ... */
 /* Python-style repr of bytes, e.g. b'\x1f' (used in gzip's messages).
  * Writes at most cap bytes including the NUL; returns the length written. */
 CASDEF size_t cas_bytes_repr(const void *p, size_t n, char *buf, size_t cap);
-

@@ -108,8 +108,8 @@ static size_t cas__drain_hb(cas_codec *c, unsigned char *out, size_t cap) {
 /* Raw deflate of a whole buffer with ISA-L's stateless compressor (no internal
  * copies). Level 0 is static Huffman or stored: for tiny inputs it is 20x
  * cheaper than any table-building level and the bytes saved are noise. */
-static int cas__isal_whole(cas_codec *c, int level, const unsigned char *in, size_t n, unsigned char *out,
-                           size_t cap, size_t *len) {
+static int cas__isal_whole(cas_codec *c, int level, const unsigned char *in, size_t n, unsigned char *out, size_t cap,
+                           size_t *len) {
     struct isal_zstream *s;
     int r;
     if (n > CAS__CHUNK_MAX || cap > CAS__CHUNK_MAX * 2) return 1;
@@ -201,8 +201,8 @@ static int cas__gz_encode_whole(cas_codec *c, const unsigned char *in, size_t n,
 }
 #endif /* CAS_USE_ISAL */
 
-static int cas__gz_encode(cas_codec *c, const unsigned char *in, size_t n, size_t *used, unsigned char *out,
-                          size_t cap, size_t *made, int end) {
+static int cas__gz_encode(cas_codec *c, const unsigned char *in, size_t n, size_t *used, unsigned char *out, size_t cap,
+                          size_t *made, int end) {
     cas__gz_state *g = CAS__GZ(c);
     size_t o = 0, i = 0;
 #ifdef CAS_USE_ISAL
@@ -316,7 +316,7 @@ static int cas__inflate_step(cas_codec *c, const unsigned char *in, size_t n, si
         cas__vzeroupper();
         *used = in_take - s->avail_in, *made = out_take - s->avail_out;
         if (r < 0) {
-            const char *why = r == ISAL_INVALID_BLOCK     ? "invalid block type"
+            const char *why = r == ISAL_INVALID_BLOCK      ? "invalid block type"
                               : r == ISAL_INVALID_SYMBOL   ? "invalid code"
                               : r == ISAL_INVALID_LOOKBACK ? "invalid distance too far back"
                                                            : "invalid deflate data";
@@ -372,8 +372,8 @@ static int cas__gz_not_gzip(cas_codec *c, const unsigned char *p, size_t n) {
 
 /* Python's gzip reader, as a state machine: members back to back, NUL padding
  * between and after them, every header field, CRC and length checked. */
-static int cas__gz_decode(cas_codec *c, const unsigned char *in, size_t n, size_t *used, unsigned char *out,
-                          size_t cap, size_t *made, int end) {
+static int cas__gz_decode(cas_codec *c, const unsigned char *in, size_t n, size_t *used, unsigned char *out, size_t cap,
+                          size_t *made, int end) {
     cas__gz_state *g = CAS__GZ(c);
     size_t i = 0, o = 0;
     int r;
@@ -523,8 +523,8 @@ need_input:
     return CAS_NEED_INPUT;
 }
 
-static int cas__gz_update(cas_codec *c, const unsigned char *in, size_t n, size_t *used, unsigned char *out,
-                          size_t cap, size_t *made, int end) {
+static int cas__gz_update(cas_codec *c, const unsigned char *in, size_t n, size_t *used, unsigned char *out, size_t cap,
+                          size_t *made, int end) {
     if (c->done) return cas__after_done(c, n);
     return c->encode ? cas__gz_encode(c, in, n, used, out, cap, made, end)
                      : cas__gz_decode(c, in, n, used, out, cap, made, end);
@@ -545,4 +545,3 @@ static int cas__gz_hint(const unsigned char *p, size_t n, uint64_t *size) {
     *size = (uint64_t)p[n - 4] | (uint64_t)p[n - 3] << 8 | (uint64_t)p[n - 2] << 16 | (uint64_t)p[n - 1] << 24;
     return CAS_OK;
 }
-

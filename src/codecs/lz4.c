@@ -167,7 +167,8 @@ static int cas__lz4_decode(cas_codec *c, const unsigned char *in, size_t n, size
             if (c->strict && i < n) return cas__fail(c, CAS_E_TRAILING, "unexpected bytes after the LZ4 frame");
             return CAS_DONE;
         }
-        if (o == cap && (ss || ds) && i < n) continue; /* headers, empty blocks and the end mark
+        if (o == cap && (ss || ds) && i < n)
+            continue; /* headers, empty blocks and the end mark
                                                           need no room: an exact buffer ends here */
         if (o == cap) {
             *used = i, *made = o;
@@ -207,9 +208,8 @@ static size_t cas__lz4_bound(size_t n) {
 /* The frame's content size field: FLG bit 3 says 8 bytes follow FLG and BD. */
 static int cas__lz4_hint(const unsigned char *p, size_t n, uint64_t *size) {
     if (n < 15 || memcmp(p, CAS__LZ4_MAGIC, 4) || !(p[4] & 8)) return CAS_E_NOTFOUND;
-    *size = (uint64_t)p[6] | (uint64_t)p[7] << 8 | (uint64_t)p[8] << 16 | (uint64_t)p[9] << 24 |
-            (uint64_t)p[10] << 32 | (uint64_t)p[11] << 40 | (uint64_t)p[12] << 48 | (uint64_t)p[13] << 56;
+    *size = (uint64_t)p[6] | (uint64_t)p[7] << 8 | (uint64_t)p[8] << 16 | (uint64_t)p[9] << 24 | (uint64_t)p[10] << 32 |
+            (uint64_t)p[11] << 40 | (uint64_t)p[12] << 48 | (uint64_t)p[13] << 56;
     return CAS_OK;
 }
 #endif /* CAS_NO_LZ4 */
-

@@ -99,8 +99,8 @@ static const cas__param_row cas__codec_params[] = {
     CAS__PARAM(CAS_PARAM_GZIP_BACKEND, CAS__FOR_CODEC | CAS__FOR_WRITER | CAS__FOR_READER | CAS__FOR_STORE,
                CAS_BACKEND_AUTO, CAS_BACKEND_ISAL, cas__backend_built),
     CAS__PARAM(CAS_PARAM_LZ4_BLOCK, CAS__FOR_CODEC | CAS__FOR_WRITER | CAS__FOR_STORE, 4, 7, NULL),
-    CAS__PARAM(CAS_PARAM_STRICT, CAS__FOR_CODEC | CAS__FOR_READER | CAS__FOR_STORE,
-               INT64_MIN, INT64_MAX, NULL) /* flags: 0 or not */,
+    CAS__PARAM(CAS_PARAM_STRICT, CAS__FOR_CODEC | CAS__FOR_READER | CAS__FOR_STORE, INT64_MIN, INT64_MAX,
+               NULL) /* flags: 0 or not */,
     CAS__PARAM(CAS_PARAM_MTIME, CAS__FOR_CODEC | CAS__FOR_WRITER, 0, 0xffffffffLL, NULL),
 };
 
@@ -130,8 +130,8 @@ CASDEF int cas_codec_set_param(cas_codec *c, int param, int64_t v) {
     return cas_codec_reset(c); /* re-apply parameters to the backend */
 }
 
-CASDEF int cas_codec_update(cas_codec *c, const void *in, size_t in_size, size_t *in_used, void *out,
-                            size_t out_cap, size_t *out_made, int end) {
+CASDEF int cas_codec_update(cas_codec *c, const void *in, size_t in_size, size_t *in_used, void *out, size_t out_cap,
+                            size_t *out_made, int end) {
     size_t dummy_u, dummy_m;
     const unsigned char *ip = (const unsigned char *)in;
     unsigned char *op = (unsigned char *)out;
@@ -238,4 +238,3 @@ CASDEF int cas_decoded_size_hint(int codec, const void *in, size_t n, uint64_t *
     if (!r || !r->size_hint) return CAS_E_UNSUPPORTED;
     return r->size_hint((const unsigned char *)(in ? in : ""), n, size);
 }
-

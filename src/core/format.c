@@ -83,7 +83,7 @@ static int cas__meta_rules(const cas__json *j, int *format, int64_t *version, si
     *vtok = ver;
     r = cas__json_int(j, ver, &v);
     if (r < 0) return CAS_E_VERSION_MISSING; /* a string or object cannot name a version */
-    if (r > 0) { /* beyond int64: the sign comes from the text */
+    if (r > 0) {                             /* beyond int64: the sign comes from the text */
         *version = j->s[j->t[ver].start] == '-' ? INT64_MIN : INT64_MAX;
         return CAS_E_VERSION_UNKNOWN;
     }
@@ -126,4 +126,3 @@ CASDEF int cas_meta_parse(const char *json, size_t len, int *format, int64_t *ve
     if (version) *version = v;
     return r;
 }
-

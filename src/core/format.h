@@ -15,4 +15,3 @@ CASDEF int cas_meta_json(int format, char *buf, size_t cap, size_t *len);
  * CAS_E_VERSION_MISSING ({} or no cas_version), CAS_E_VERSION_UNKNOWN (*version set),
  * CAS_E_META (not a JSON object). Both out-parameters are nullable. */
 CASDEF int cas_meta_parse(const char *json, size_t len, int *format, int64_t *version);
-

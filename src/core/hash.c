@@ -11,17 +11,16 @@ typedef struct cas__sha1 {
 } cas__sha1;
 
 #define CAS__ROL(x, n) (((x) << (n)) | ((x) >> (32 - (n))))
-#define CAS__BE32(p) \
-    ((uint32_t)(p)[0] << 24 | (uint32_t)(p)[1] << 16 | (uint32_t)(p)[2] << 8 | (uint32_t)(p)[3])
+#define CAS__BE32(p) ((uint32_t)(p)[0] << 24 | (uint32_t)(p)[1] << 16 | (uint32_t)(p)[2] << 8 | (uint32_t)(p)[3])
 
 static void cas__sha1_blocks(uint32_t st[5], const unsigned char *p, size_t nblocks) {
     uint32_t w[16];
     while (nblocks--) {
         uint32_t a = st[0], b = st[1], c = st[2], d = st[3], e = st[4];
         int t;
-#define CAS__W(i) w[(i) & 15]
+#define CAS__W(i) w[(i)&15]
 #define CAS__MIX(i) (CAS__W(i) = CAS__ROL(CAS__W((i) + 13) ^ CAS__W((i) + 8) ^ CAS__W((i) + 2) ^ CAS__W(i), 1))
-#define CAS__R(a, b, c, d, e, f, k, x) \
+#define CAS__R(a, b, c, d, e, f, k, x)     \
     e += CAS__ROL(a, 5) + (f) + (k) + (x); \
     b = CAS__ROL(b, 30)
 #define CAS__F1(b, c, d) ((((c) ^ (d)) & (b)) ^ (d))
@@ -168,7 +167,10 @@ CASDEF int cas_key_check(const char *key, size_t len, int *algo) {
 
 /* A hex digit's value, -1 if it is not one (cas_cloud.h's URL decoding, cas_pickle.h's text). */
 CAS__UNUSED static int cas__hexval(char c) {
-    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+    return c >= '0' && c <= '9'   ? c - '0'
+           : c >= 'a' && c <= 'f' ? c - 'a' + 10
+           : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                  : -1;
 }
 
 static void cas__hex(const unsigned char *d, size_t n, char *out) {
@@ -315,4 +317,3 @@ CASDEF int cas_hash(int algo, const void *data, size_t n, char key[CAS_KEY_BUF])
 #endif
     return CAS_OK;
 }
-

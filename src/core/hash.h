@@ -25,4 +25,3 @@ CASDEF int cas_hasher_final(cas_hasher *h, char key[CAS_KEY_BUF]);
 CASDEF int cas_hasher_reset(cas_hasher *h);
 CASDEF void cas_hasher_free(cas_hasher *h);
 CASDEF int cas_hash(int algo, const void *data, size_t n, char key[CAS_KEY_BUF]);
-

@@ -10,13 +10,13 @@ typedef struct cas__many {
     const size_t *in_len, *cap;
     void *const *out;
     size_t *out_len;
-    char *keys;                /* pack: written */
-    const char *const *vkeys;  /* unpack: checked */
-    const int *formats;        /* unpack */
-    const int *fds;            /* unpack from files */
+    char *keys;               /* pack: written */
+    const char *const *vkeys; /* unpack: checked */
+    const int *formats;       /* unpack */
+    const int *fds;           /* unpack from files */
     int format, algo, inner, first_rc;
     int *status;
-    int *hash_rc; /* pack, split: job count + i hashes large item i (its status here) */
+    int *hash_rc;    /* pack, split: job count + i hashes large item i (its status here) */
     cas__job *order; /* the jobs as workers take them, largest first; NULL: index order */
     cas__mutex mu;
 } cas__many;
@@ -150,7 +150,8 @@ CASDEF int cas_pack_many(int format, int algo, size_t count, const void *const *
     m.out_len = out_len, m.keys = keys, m.status = status;
     if (out && keys && count > 1 && threads != 1) { /* threads <= 0: the default, 2 */
         size_t i;
-        for (i = 0; i < count && in_len[i] < CAS__PARALLEL_MIN; i++) {}
+        for (i = 0; i < count && in_len[i] < CAS__PARALLEL_MIN; i++) {
+        }
         /* without the room for the hashes' statuses, items are not split */
         if (i < count && (m.hash_rc = (int *)CAS_MALLOC(count * sizeof *m.hash_rc)) != NULL) {
             memset(m.hash_rc, 0, count * sizeof *m.hash_rc);
@@ -181,4 +182,3 @@ CASDEF int cas_unpack_many(size_t count, const int *format, const void *const *i
     /* sizes alone cost less than starting a thread */
     return cas__many_run(&m, out ? threads : 1, cas__unpack_worker);
 }
-

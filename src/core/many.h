@@ -23,4 +23,3 @@ CASDEF int cas_pack_many(int format, int algo, size_t count, const void *const *
 CASDEF int cas_unpack_many(size_t count, const int *format, const void *const *in, const size_t *in_len,
                            void *const *out, const size_t *cap, size_t *out_len, const char *const *keys, int *status,
                            int threads);
-

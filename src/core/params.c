@@ -14,4 +14,3 @@ static const cas__param_row *cas__param_row_of(int id) {
     const cas__param_row *r = CAS__PARAM_FIND(cas__params, id);
     return r ? r : CAS__CODEC_PARAM(id);
 }
-

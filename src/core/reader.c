@@ -231,8 +231,7 @@ static int cas__reader_run(cas_reader *r, const unsigned char *in, size_t n, siz
     if (rc < 0) return cas__rfail(r, rc, "%s", cas_codec_message(c)[0] ? cas_codec_message(c) : cas_strerror(rc));
     if (r->limit && r->total_out + *made > r->limit) {
         *made = (size_t)(r->limit - r->total_out); /* report no byte past the limit */
-        return cas__rfail(r, CAS_E_LIMIT, "decoded size exceeds the limit of %llu bytes",
-                          (unsigned long long)r->limit);
+        return cas__rfail(r, CAS_E_LIMIT, "decoded size exceeds the limit of %llu bytes", (unsigned long long)r->limit);
     }
     r->total_out += *made;
     if (r->key[0] && *made) cas_hasher_update(r->hasher, out, *made);
@@ -267,8 +266,7 @@ CASDEF int cas_reader_update(cas_reader *r, const void *in, size_t n, size_t *in
     }
     if (r->sniff_fed < r->sniff_len) { /* replay the sniffed bytes to the decoder */
         size_t u = 0, m = 0;
-        rc = cas__reader_run(r, r->sniff + r->sniff_fed, r->sniff_len - r->sniff_fed, &u, op, cap, &m,
-                             end && i == n);
+        rc = cas__reader_run(r, r->sniff + r->sniff_fed, r->sniff_len - r->sniff_fed, &u, op, cap, &m, end && i == n);
         r->sniff_fed += u, o += m;
         if (rc < 0) return rc;
         if (r->sniff_fed < r->sniff_len || rc == CAS_NEED_OUTPUT) {
@@ -307,8 +305,7 @@ CASDEF int cas_reader_size_hint(cas_reader *r, const void *blob, size_t n, uint6
     return rc;
 }
 
-CASDEF int cas_reader_unpack_into(cas_reader *r, const void *blob, size_t n, void *dst, size_t cap,
-                                  size_t *out_len) {
+CASDEF int cas_reader_unpack_into(cas_reader *r, const void *blob, size_t n, void *dst, size_t cap, size_t *out_len) {
     const unsigned char *ip = (const unsigned char *)blob;
     size_t len = 0, room = cap;
     int rc;
@@ -356,8 +353,7 @@ CASDEF int cas_reader_decode(cas_reader *r, const char *meta, size_t meta_len, c
     if ((rc = cas_reader_begin(r, meta, meta_len, name, key)) < 0) return rc;
     rc = cas_reader_unpack_into(r, blob, n, dst, cap, out_len);
     if (rc == CAS_NEED_OUTPUT && out_len) {
-        if (cas_reader_size_hint(r, blob, n, &hint) == CAS_OK && hint <= (uint64_t)(size_t)-1)
-            *out_len = (size_t)hint;
+        if (cas_reader_size_hint(r, blob, n, &hint) == CAS_OK && hint <= (uint64_t)(size_t)-1) *out_len = (size_t)hint;
     }
     return rc;
 }
@@ -390,7 +386,8 @@ CASDEF int cas_reader_unpack(cas_reader *r, const void *blob, size_t n, void **o
     enforced = r->crow->hint_enforced && framed;
     if (cas_decoded_size_hint(r->codec_id, blob, n, &hint) == CAS_OK) {
         if (enforced && hint > most)
-            return cas__rfail(r, CAS_E_CORRUPT, "the content size field of %s (%llu bytes) is more than %lu bytes of it can hold",
+            return cas__rfail(r, CAS_E_CORRUPT,
+                              "the content size field of %s (%llu bytes) is more than %lu bytes of it can hold",
                               cas_sniff_name(r->crow->sniff), (unsigned long long)hint, (unsigned long)n);
         if (hint > most) hint = 0;
     } else {
@@ -409,8 +406,8 @@ CASDEF int cas_reader_unpack(cas_reader *r, const void *blob, size_t n, void **o
         size_t len = 0;
         if (buf && !r->alloc.alloc && cap >= ((size_t)4 << 20)) cas__hint_huge(buf, cap);
         if (!buf) {
-            cas__fmt(r->msg, sizeof r->msg, "Could not unpack artifact '%s': out of memory (%llu bytes)",
-                     cas__rname(r), (unsigned long long)cap);
+            cas__fmt(r->msg, sizeof r->msg, "Could not unpack artifact '%s': out of memory (%llu bytes)", cas__rname(r),
+                     (unsigned long long)cap);
             return r->state = CAS_E_NOMEM;
         }
         rc = cas_reader_unpack_into(r, blob, n, buf, cap, &len);
@@ -432,4 +429,3 @@ CASDEF int cas_reader_unpack(cas_reader *r, const void *blob, size_t n, void **o
         return rc;
     }
 }
-

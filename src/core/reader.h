@@ -14,8 +14,7 @@ CASDEF int cas_reader_update(cas_reader *r, const void *in, size_t n, size_t *in
                              size_t *out_made, int end);
 /* The whole blob at once into dst: CAS_DONE, CAS_NEED_OUTPUT if cap is short
  * (nothing is promised about dst then), or an error. */
-CASDEF int cas_reader_unpack_into(cas_reader *r, const void *blob, size_t n, void *dst, size_t cap,
-                                  size_t *out_len);
+CASDEF int cas_reader_unpack_into(cas_reader *r, const void *blob, size_t n, void *dst, size_t cap, size_t *out_len);
 /* The whole blob at once into a buffer allocated with the reader's allocator;
  * release it with cas_reader_free_buffer. */
 CASDEF int cas_reader_unpack(cas_reader *r, const void *blob, size_t n, void **out, size_t *out_len);
@@ -42,4 +41,3 @@ CASDEF int cas_reader_format(const cas_reader *r);
 CASDEF uint64_t cas_reader_total_in(const cas_reader *r);
 CASDEF uint64_t cas_reader_total_out(const cas_reader *r);
 CASDEF void cas_reader_free(cas_reader *r);
-

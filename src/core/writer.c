@@ -18,10 +18,10 @@ typedef struct cas__hash_job {
 typedef struct cas__helper {
     pthread_t th;
     pthread_mutex_t mu;
-    pthread_cond_t cv;   /* a job posted, or the job done: one waiter at a time */
-    cas__hash_job *job;  /* posted, until the helper takes it */
+    pthread_cond_t cv;  /* a job posted, or the job done: one waiter at a time */
+    cas__hash_job *job; /* posted, until the helper takes it */
     int busy, stop;
-    long pid;            /* the process it runs in; 0: none */
+    long pid; /* the process it runs in; 0: none */
 } cas__helper;
 #endif
 
@@ -272,7 +272,10 @@ static void cas__mu_unlock(cas__mutex *m) { pthread_mutex_unlock(m); }
 static void cas__mu_destroy(cas__mutex *m) { pthread_mutex_destroy(m); }
 #else
 typedef int cas__mutex;
-static int cas__mu_init(cas__mutex *m) { *m = 0; return 0; }
+static int cas__mu_init(cas__mutex *m) {
+    *m = 0;
+    return 0;
+}
 static void cas__mu_lock(cas__mutex *m) { (void)m; }
 static void cas__mu_unlock(cas__mutex *m) { (void)m; }
 static void cas__mu_destroy(cas__mutex *m) { (void)m; }
@@ -325,7 +328,8 @@ CASDEF int cas_pack(cas_writer *w, const void *in, size_t n, void *out, size_t c
 #endif
     if (!hashed) { /* the writer's own hasher: its context is already set up */
         r = cas_codec_encode_all(w->codec, in, n, out, cap, &len);
-        if (r == CAS_DONE && (r = cas_hasher_update(w->hasher, in, n)) == CAS_OK) r = cas_hasher_final(w->hasher, w->key);
+        if (r == CAS_DONE && (r = cas_hasher_update(w->hasher, in, n)) == CAS_OK)
+            r = cas_hasher_final(w->hasher, w->key);
         if (r == CAS_OK) r = CAS_DONE;
     }
     if (r == CAS_DONE) {
@@ -338,4 +342,3 @@ CASDEF int cas_pack(cas_writer *w, const void *in, size_t n, void *out, size_t c
     cas_writer_free(tmp);
     return r;
 }
-

@@ -5,7 +5,8 @@
 #define CAS_PARAM_HASH 32    /* writer: CAS_HASH_* for the key (default CAS_HASH_DEFAULT) */
 #define CAS_PARAM_THREADS 33 /* writer: threads cas_pack may use, 1 or 2 (default 2) */
 #define CAS_PARAM_LIMIT 34   /* reader: most bytes a blob may decode to; 0 = no limit (default) */
-#define CAS_PARAM_EXPECT_SIZE 35 /* reader: the decoded size the caller knows (data.json's
+#define CAS_PARAM_EXPECT_SIZE \
+    35 /* reader: the decoded size the caller knows (data.json's
                                     size); -1 = unknown (default). A difference is CAS_E_SIZE */
 
 typedef struct cas_writer cas_writer;
@@ -39,4 +40,3 @@ CASDEF size_t cas_pack_bound(int format, size_t n);
  * CAS_NEED_OUTPUT if cap < the blob (cas_pack_bound is always enough). */
 CASDEF int cas_pack(cas_writer *w, const void *in, size_t n, void *out, size_t cap, size_t *blob_len,
                     char key[CAS_KEY_BUF]);
-

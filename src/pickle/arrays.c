@@ -49,8 +49,8 @@ static int cas__shape_of(const cas__pv *t, uint64_t *shape) {
 /* The windows a display of `items` values per row reads: the first `items`
  * elements along the fastest axis, for the first `items` indices of each other
  * axis (capped), as byte ranges [start, end) in increasing order. */
-static size_t cas__array_windows(const uint64_t *shape, int ndim, int fortran, size_t isz, size_t items,
-                                 uint64_t *win, size_t maxwin) {
+static size_t cas__array_windows(const uint64_t *shape, int ndim, int fortran, size_t isz, size_t items, uint64_t *win,
+                                 size_t maxwin) {
     uint64_t idx[CAS__PK_NDIM], stride[CAS__PK_NDIM], total = 1;
     int d, fast = fortran ? 0 : ndim - 1;
     size_t n = 0, kept = 0;
@@ -128,8 +128,7 @@ static size_t cas__pk_array_context(cas_preview *p, uint64_t len, uint64_t *win,
      * ndim steps, which a lying shape could otherwise ask for with every 2-byte payload */
     for (d = 0; d < ndim; d++) total = shape[d] && total > UINT64_MAX / shape[d] ? UINT64_MAX : total * shape[d];
     if (total > UINT64_MAX / isz || total * isz != len) return 0;
-    return cas__array_windows(shape, ndim, (int)p->stack[m + 3]->i, isz, (size_t)p->max_items, win,
-                              CAS__PK_WINDOWS);
+    return cas__array_windows(shape, ndim, (int)p->stack[m + 3]->i, isz, (size_t)p->max_items, win, CAS__PK_WINDOWS);
 }
 
 /* A sized str/bytes/bytearray: its first bytes kept (or an array's windows), the rest read past. */
@@ -166,4 +165,3 @@ static int cas__pk_sized(cas_preview *p, int kind, uint64_t len) {
     if (stopped) p->stopped_early = 1;
     return cas__pk_push(p, v);
 }
-

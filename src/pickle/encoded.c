@@ -141,4 +141,3 @@ CASDEF int cas_store_preview(cas_store *s, const char *flow, const char *key, ca
     return cas__store_preview_as(s, flow, key, NULL, -1, p, err, errcap);
 }
 #endif
-

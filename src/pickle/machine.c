@@ -1,7 +1,7 @@
 /* ---- the machine: stack, marks, memo ---------------------------------------------- */
 
 static int cas__pk_push(cas_preview *p, cas__pv *v) {
-    if (!v) return -1; /* its creation failed and said why */
+    if (!v) return -1;                     /* its creation failed and said why */
     if ((int64_t)p->sp >= p->max_values) { /* DUP, GET: references the values limit does not see */
         cas__pv_unref(p, v);
         return cas__pk_fail(p, CAS_E_LIMIT, "the pickle's stack holds more than %lld values (CAS_PREVIEW_MAX_VALUES)",
@@ -28,9 +28,7 @@ static int cas__pk_underflow(cas_preview *p, unsigned op) {
 }
 
 /* The caller owns the reference it gets. */
-static cas__pv *cas__pk_pop(cas_preview *p, unsigned op) {
-    return cas__pk_underflow(p, op) ? NULL : p->stack[--p->sp];
-}
+static cas__pv *cas__pk_pop(cas_preview *p, unsigned op) { return cas__pk_underflow(p, op) ? NULL : p->stack[--p->sp]; }
 
 static cas__pv *cas__pk_top(cas_preview *p, unsigned op) {
     return cas__pk_underflow(p, op) ? NULL : p->stack[p->sp - 1];
@@ -131,4 +129,3 @@ static int cas__pk_get(cas_preview *p, uint64_t key) {
                             (unsigned long long)p->off);
     return cas__pk_push(p, cas__pv_ref(v));
 }
-

@@ -67,4 +67,3 @@ static cas__pv *cas__pv_long(cas_preview *p, const unsigned char *b, size_t n, u
     }
     return v;
 }
-

@@ -29,7 +29,8 @@ static void cas__out_put(cas_preview *p, const char *s, size_t n) {
         memcpy(p->out + p->olen, CAS__PK_MARKER, sizeof CAS__PK_MARKER - 1);
         p->olen += sizeof CAS__PK_MARKER - 1;
         p->out_full = 1;
-        cas__pk_fail(p, CAS_E_LIMIT, "the preview reached CAS_PREVIEW_MAX_OUTPUT (%lld bytes)", (long long)p->max_output);
+        cas__pk_fail(p, CAS_E_LIMIT, "the preview reached CAS_PREVIEW_MAX_OUTPUT (%lld bytes)",
+                     (long long)p->max_output);
     } else {
         memcpy(p->out + p->olen, s, n);
         p->olen += n;
@@ -96,8 +97,7 @@ static void cas__fmt_float(double d, char *out, size_t cap, int numpy_style) {
                 t[o++] = '.';
                 if (nd > exp10 + 1)
                     for (i = exp10 + 1; i < nd; i++) t[o++] = digits[i];
-                else if (!numpy_style)
-                    t[o++] = '0';
+                else if (!numpy_style) t[o++] = '0';
             }
         } else {
             t[o++] = digits[0];
@@ -179,4 +179,3 @@ static void cas__out_quoted(cas_preview *p, const char *s, size_t n, int mode) {
     }
     if (q) cas__out_put(p, &q, 1);
 }
-

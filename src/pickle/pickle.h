@@ -36,12 +36,10 @@ CASDEF int cas_preview_encoded(cas_preview *p, const char *encoding, int64_t siz
 
 #ifndef CAS_NO_STORE
 /* A blob of a store (any backend), decoded only as far as the preview reads. */
-CASDEF int cas_store_preview(cas_store *s, const char *flow, const char *key, cas_preview *p, char *err,
-                             size_t errcap);
+CASDEF int cas_store_preview(cas_store *s, const char *flow, const char *key, cas_preview *p, char *err, size_t errcap);
 /* A stream opened by the caller (cas_stream_open, cas_stream_open_file). */
 CASDEF int cas_stream_preview(cas_stream *st, cas_preview *p);
 /* cas_preview_encoded of a blob of a store. */
 CASDEF int cas_store_preview_encoded(cas_store *s, const char *flow, const char *key, const char *encoding,
                                      int64_t size, cas_preview *p, char *err, size_t errcap);
 #endif
-

@@ -204,4 +204,3 @@ static int cas__pv_add(cas_preview *p, cas__pv *parent, cas__pv *kid, uint32_t k
 }
 
 static cas__pv *cas__pv_kid(const cas__pv *v, uint32_t i) { return v && i < v->nkids ? v->kids[i] : NULL; }
-

@@ -72,13 +72,14 @@ static int cas__pk_loop(cas_preview *p) {
         case '.': /* STOP */
             if (p->nmarks || p->sp != 1)
                 return cas__pk_fail(p, CAS_E_CORRUPT, "STOP at byte %llu with %s", (unsigned long long)p->off - 1,
-                                    p->nmarks ? "a mark still open" : p->sp ? "more than one value left"
-                                                                            : "an empty stack");
+                                    p->nmarks ? "a mark still open"
+                                    : p->sp   ? "more than one value left"
+                                              : "an empty stack");
             return 0;
         case '(': /* MARK */
             if (cas__pk_mark(p) < 0) return -1;
             break;
-        case '0': /* POP */
+        case '0':                                                /* POP */
             if (p->nmarks && p->marks[p->nmarks - 1] == p->sp) { /* pops a mark (as Python does) */
                 p->nmarks--;
                 break;
@@ -112,7 +113,7 @@ static int cas__pk_loop(cas_preview *p) {
         case 'M': /* BININT2 */
             if (cas__pk_bytes(p, b, 2) < 0 || cas__pk_push(p, cas__pv_int(p, (int64_t)cas__le(b, 2))) < 0) return -1;
             break;
-        case 0x8a: /* LONG1 */
+        case 0x8a:   /* LONG1 */
         case 0x8b: { /* LONG4 */
             unsigned char digits[CAS__PK_BIGINT_MAX];
             uint64_t n;
@@ -154,8 +155,7 @@ static int cas__pk_loop(cas_preview *p) {
         case 'V': /* UNICODE: raw-unicode-escape */
         case 'P': /* PERSID */
             if (!(line = cas__pk_line(p, &len))) return -1;
-            v = op == 'P' ? cas__pv_textval(p, CAS__PV_OPAQUE, "persistent id", 13)
-                          : cas__pk_textstr(p, op, line, len);
+            v = op == 'P' ? cas__pv_textval(p, CAS__PV_OPAQUE, "persistent id", 13) : cas__pk_textstr(p, op, line, len);
             cas__free(&p->alloc, line);
             if (cas__pk_push(p, v) < 0) return -1;
             break;
@@ -173,8 +173,8 @@ static int cas__pk_loop(cas_preview *p) {
                                     (unsigned long long)p->off - 5);
             if (cas__pk_sized(p, op == 'X' ? CAS__PV_STR : CAS__PV_BYTES, cas__le(b, 4)) < 0) return -1;
             break;
-        case 'U': /* SHORT_BINSTRING */
-        case 'C': /* SHORT_BINBYTES */
+        case 'U':  /* SHORT_BINSTRING */
+        case 'C':  /* SHORT_BINBYTES */
         case 0x8c: /* SHORT_BINUNICODE */
             if (cas__pk_bytes(p, b, 1) < 0) return -1;
             if (cas__pk_sized(p, op == 0x8c ? CAS__PV_STR : CAS__PV_BYTES, b[0]) < 0) return -1;
@@ -183,7 +183,10 @@ static int cas__pk_loop(cas_preview *p) {
         case 0x8e: /* BINBYTES8 */
         case 0x96: /* BYTEARRAY8 */
             if (cas__pk_bytes(p, b, 8) < 0) return -1;
-            if (cas__pk_sized(p, op == 0x8d ? CAS__PV_STR : op == 0x8e ? CAS__PV_BYTES : CAS__PV_BYTEARRAY,
+            if (cas__pk_sized(p,
+                              op == 0x8d   ? CAS__PV_STR
+                              : op == 0x8e ? CAS__PV_BYTES
+                                           : CAS__PV_BYTEARRAY,
                               cas__le(b, 8)) < 0)
                 return -1;
             break;
@@ -193,8 +196,8 @@ static int cas__pk_loop(cas_preview *p) {
         case 0x98: /* READONLY_BUFFER */
             if (!cas__pk_top(p, op)) return -1;
             break;
-        case 0x82: /* EXT1 */
-        case 0x83: /* EXT2 */
+        case 0x82:   /* EXT1 */
+        case 0x83:   /* EXT2 */
         case 0x84: { /* EXT4 */
             char t[48];
             int n = op == 0x82 ? 1 : op == 0x83 ? 2 : 4;
@@ -215,8 +218,8 @@ static int cas__pk_loop(cas_preview *p) {
         case 0x8f: /* EMPTY_SET */
             if (cas__pk_push(p, cas__pv_new(p, CAS__PV_SET)) < 0) return -1;
             break;
-        case 0x85: /* TUPLE1 */
-        case 0x86: /* TUPLE2 */
+        case 0x85:   /* TUPLE1 */
+        case 0x86:   /* TUPLE2 */
         case 0x87: { /* TUPLE3 */
             size_t n = (size_t)(op - 0x84), floor = p->nmarks ? p->marks[p->nmarks - 1] : 0;
             if (p->sp < floor + n)
@@ -225,12 +228,14 @@ static int cas__pk_loop(cas_preview *p) {
             if (cas__pk_push(p, cas__pk_collect(p, CAS__PV_TUPLE, p->sp - n)) < 0) return -1;
             break;
         }
-        case 't': /* TUPLE */
-        case 'l': /* LIST */
+        case 't':  /* TUPLE */
+        case 'l':  /* LIST */
         case 0x91: /* FROZENSET */
             if (cas__pk_popmark(p, op, &from) < 0) return -1;
-            if (cas__pk_push(p, cas__pk_collect(p, op == 't' ? CAS__PV_TUPLE : op == 'l' ? CAS__PV_LIST
-                                                                                            : CAS__PV_FROZENSET,
+            if (cas__pk_push(p, cas__pk_collect(p,
+                                                op == 't'   ? CAS__PV_TUPLE
+                                                : op == 'l' ? CAS__PV_LIST
+                                                            : CAS__PV_FROZENSET,
                                                 from)) < 0)
                 return -1;
             break;
@@ -256,12 +261,12 @@ static int cas__pk_loop(cas_preview *p) {
                                     (unsigned long long)p->off - 1, op);
             if (cas__pk_extend(p, op, p->sp - (op == 'a' ? 1 : 2), op == 's') < 0) return -1;
             break;
-        case 'e': /* APPENDS */
-        case 'u': /* SETITEMS */
+        case 'e':  /* APPENDS */
+        case 'u':  /* SETITEMS */
         case 0x90: /* ADDITEMS */
             if (cas__pk_popmark(p, op, &from) < 0 || cas__pk_extend(p, op, from, op == 'u') < 0) return -1;
             break;
-        case 'c': /* GLOBAL module\nname\n */
+        case 'c':   /* GLOBAL module\nname\n */
         case 'i': { /* INST module\nname\n, args since the mark */
             char *mod, *name;
             size_t ml, nl;
@@ -298,7 +303,8 @@ static int cas__pk_loop(cas_preview *p) {
         case 'o': /* OBJ: class and args since the mark */
             if (cas__pk_popmark(p, op, &from) < 0) return -1;
             if (from >= p->sp)
-                return cas__pk_fail(p, CAS_E_CORRUPT, "OBJ without a class at byte %llu", (unsigned long long)p->off - 1);
+                return cas__pk_fail(p, CAS_E_CORRUPT, "OBJ without a class at byte %llu",
+                                    (unsigned long long)p->off - 1);
             f = p->stack[from];
             memmove(p->stack + from, p->stack + from + 1, (p->sp - from - 1) * sizeof *p->stack);
             p->sp--;
@@ -328,7 +334,7 @@ static int cas__pk_loop(cas_preview *p) {
             if (!(v = cas__pk_top(p, op))) return cas__pv_unref(p, a), -1;
             if (cas__pk_build(p, v, a) < 0) return -1;
             break;
-        case 'p': /* PUT (text) */
+        case 'p':   /* PUT (text) */
         case 'g': { /* GET (text) */
             char *end;
             unsigned long long k;
@@ -342,8 +348,9 @@ static int cas__pk_loop(cas_preview *p) {
             if (op == 'g') {
                 if (cas__pk_get(p, k) < 0) return -1;
             } else if (!(v = cas__pk_top(p, op)) || k > 0xffffffffu || cas__memo_put(p, (uint32_t)k, v) < 0) {
-                return p->rc < 0 ? -1 : cas__pk_fail(p, CAS_E_CORRUPT, "a bad memo index at byte %llu",
-                                                     (unsigned long long)p->off);
+                return p->rc < 0 ? -1
+                                 : cas__pk_fail(p, CAS_E_CORRUPT, "a bad memo index at byte %llu",
+                                                (unsigned long long)p->off);
             }
             break;
         }
@@ -376,8 +383,9 @@ static cas__pv *cas__pk_textnum(cas_preview *p, unsigned op, const char *s, size
     size_t k;
     if (op == 'F') {
         double d = n ? strtod(s, &end) : 0;
-        if (!n || *end) return cas__pk_fail(p, CAS_E_CORRUPT, "a bad FLOAT at byte %llu", (unsigned long long)p->off),
-                               (cas__pv *)NULL;
+        if (!n || *end)
+            return cas__pk_fail(p, CAS_E_CORRUPT, "a bad FLOAT at byte %llu", (unsigned long long)p->off),
+                   (cas__pv *)NULL;
         if ((v = cas__pv_new(p, CAS__PV_FLOAT)) != NULL) v->f = d;
         return v;
     }
@@ -517,8 +525,7 @@ static cas__pv *cas__pk_datetime(cas_preview *p, int sub, cas__pv *args) {
         if (!st || (st->kind != CAS__PV_BYTES && st->kind != CAS__PV_STR) || st->tlen < need) return NULL;
         b = (const unsigned char *)st->text;
         if (st->kind == CAS__PV_STR) return NULL; /* protocol 2 latin-1 text: left generic */
-        if (sub == CAS__DT_DATE)
-            snprintf(t, sizeof t, "datetime.date(%d, %d, %d)", b[0] * 256 + b[1], b[2], b[3]);
+        if (sub == CAS__DT_DATE) snprintf(t, sizeof t, "datetime.date(%d, %d, %d)", b[0] * 256 + b[1], b[2], b[3]);
         else if (sub == CAS__DT_TIME) {
             int us = b[3] << 16 | b[4] << 8 | b[5];
             size_t n = (size_t)snprintf(t, sizeof t, "datetime.time(%d, %d", b[0], b[1]);
@@ -582,11 +589,12 @@ static cas__pv *cas__pk_reduce(cas_preview *p, cas__pv *func, cas__pv *args) {
             v = NULL;
             cas__pk_fail(p, CAS_E_NOMEM, "out of memory");
         }
-    } else if (cas__pv_is_global(func, "builtins", "bytearray") && (!a0 || a0->kind == CAS__PV_BYTES ||
-                                                                    (a0->kind == CAS__PV_STR && a1))) {
+    } else if (cas__pv_is_global(func, "builtins", "bytearray") &&
+               (!a0 || a0->kind == CAS__PV_BYTES || (a0->kind == CAS__PV_STR && a1))) {
         v = cas__pv_new(p, CAS__PV_BYTEARRAY);
         if (v && a0 && cas__pv_set_text(p, v, a0->text, a0->tlen, a0->full) < 0) v = NULL;
-    } else if (cas__pv_is_global(func, "builtins", "complex") && a0 && (a0->kind == CAS__PV_FLOAT || a0->kind == CAS__PV_INT)) {
+    } else if (cas__pv_is_global(func, "builtins", "complex") && a0 &&
+               (a0->kind == CAS__PV_FLOAT || a0->kind == CAS__PV_INT)) {
         if ((v = cas__pv_new(p, CAS__PV_COMPLEX)) != NULL) {
             v->f = a0->kind == CAS__PV_FLOAT ? a0->f : (double)a0->i;
             v->f2 = !a1 ? 0 : a1->kind == CAS__PV_FLOAT ? a1->f : a1->kind == CAS__PV_INT ? (double)a1->i : 0;
@@ -599,8 +607,7 @@ static cas__pv *cas__pk_reduce(cas_preview *p, cas__pv *func, cas__pv *args) {
         if ((v = cas__pv_new(p, CAS__PV_DICT)) != NULL) {
             v->sub = dd ? CAS__DICT_DEFAULT : CAS__DICT_ORDERED;
             if (dd) v->aux = cas__pv_ref(a0); /* the factory */
-            else if (a0 && (a0->kind == CAS__PV_LIST || a0->kind == CAS__PV_TUPLE)) { /* [(k, v), ...] */
-                uint32_t k;
+            else if (a0 && (a0->kind == CAS__PV_LIST || a0->kind == CAS__PV_TUPLE)) { /* [(k, v), ...] */ uint32_t k;
                 for (k = 0; k < a0->nkids; k++)
                     if (a0->kids[k]->kind == CAS__PV_TUPLE && a0->kids[k]->nkids == 2) {
                         cas__pv_add(p, v, cas__pv_ref(a0->kids[k]->kids[0]), cas__pk_keep(p) * 2);
@@ -625,9 +632,11 @@ static cas__pv *cas__pk_reduce(cas_preview *p, cas__pv *func, cas__pv *args) {
         v = cas__pv_textval(p, CAS__PV_DTYPE, a0->text, a0->tlen);
     } else if (cas__pv_is_np(func, "multiarray", "scalar") && a0 && a0->kind == CAS__PV_DTYPE) {
         v = cas__pv_with(p, CAS__PV_NPSCALAR, 0, cas__pv_ref(a0), cas__pv_ref(a1), NULL);
-    } else if (cas__pv_is_np(func, "numeric", "_frombuffer") && args->full == 4) { /* protocol 5: (buffer, dtype, shape, order) */
+    } else if (cas__pv_is_np(func, "numeric", "_frombuffer") &&
+               args->full == 4) { /* protocol 5: (buffer, dtype, shape, order) */
         cas__pv *order = cas__pv_kid(args, 3);
-        if ((v = cas__pv_with(p, CAS__PV_NDARRAY, 0, cas__pv_ref(a1), cas__pv_ref(cas__pv_kid(args, 2)), cas__pv_ref(a0))))
+        if ((v = cas__pv_with(p, CAS__PV_NDARRAY, 0, cas__pv_ref(a1), cas__pv_ref(cas__pv_kid(args, 2)),
+                              cas__pv_ref(a0))))
             v->i = cas__pv_is_text(order, "F");
     } else if (cas__pv_is_global(func, "pandas._libs.internals", "_unpickle_block") ||
                cas__pv_is_global(func, "pandas.core.internals.blocks", "_unpickle_block")) {
@@ -706,4 +715,3 @@ static int cas__pk_build(cas_preview *p, cas__pv *obj, cas__pv *state) {
     obj->aux = state;
     return 0;
 }
-

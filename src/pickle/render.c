@@ -84,8 +84,11 @@ static void cas__render(cas_preview *p, cas__pv *v, int depth) {
         }
         if (depth >= p->max_depth) {
             cas__out_f(p, "<%s, %llu item%s>",
-                       v->kind == CAS__PV_LIST ? "list" : v->kind == CAS__PV_TUPLE ? "tuple" : v->kind == CAS__PV_DICT ? "dict"
-                       : v->kind == CAS__PV_SET || v->kind == CAS__PV_FROZENSET ? "set" : "object",
+                       v->kind == CAS__PV_LIST                                  ? "list"
+                       : v->kind == CAS__PV_TUPLE                               ? "tuple"
+                       : v->kind == CAS__PV_DICT                                ? "dict"
+                       : v->kind == CAS__PV_SET || v->kind == CAS__PV_FROZENSET ? "set"
+                                                                                : "object",
                        (unsigned long long)v->full, v->full == 1 ? "" : "s");
             return;
         }
@@ -121,7 +124,8 @@ static void cas__render(cas_preview *p, cas__pv *v, int depth) {
     case CAS__PV_BYTEARRAY:
         if (v->kind == CAS__PV_BYTEARRAY) cas__out_s(p, "bytearray(");
         cas__out_quoted(p, v->text ? v->text : "", v->tlen,
-                        (v->kind != CAS__PV_STR ? CAS__Q_BYTES : CAS__Q_STR) | (v->flags & CAS__PVF_CUT ? CAS__Q_CUT : 0));
+                        (v->kind != CAS__PV_STR ? CAS__Q_BYTES : CAS__Q_STR) |
+                            (v->flags & CAS__PVF_CUT ? CAS__Q_CUT : 0));
         if (v->flags & CAS__PVF_CUT) {
             if (v->flags & CAS__PVF_LATIN1) cas__out_s(p, "...<more>");
             else cas__out_f(p, "...<%llu bytes in all>", (unsigned long long)v->full);
@@ -160,8 +164,7 @@ static void cas__render(cas_preview *p, cas__pv *v, int depth) {
                 cas__out_s(p, "<class '");
                 cas__out_quoted(p, nm, strlen(nm), CAS__Q_BARE);
                 cas__out_s(p, "'>");
-            } else
-                cas__render(p, v->aux, depth + 1);
+            } else cas__render(p, v->aux, depth + 1);
             cas__out_s(p, ", ");
         }
         cas__out_s(p, "{");
@@ -237,4 +240,3 @@ static void cas__render(cas_preview *p, cas__pv *v, int depth) {
     default: cas__out_s(p, "<?>");
     }
 }
-

@@ -13,8 +13,7 @@ static void cas__json_out_str(cas_preview *p, const char *s, size_t n) {
         else if (c < 0x20) snprintf(t, sizeof t, "\\u%04x", c), cas__out_s(p, t), i++;
         else if ((len = cas__utf8_seq((const unsigned char *)s + i, n - i, &cp)) != 0)
             cas__out_put(p, s + i, (size_t)len), i += (size_t)len;
-        else
-            cas__out_s(p, "\\ufffd"), i++;
+        else cas__out_s(p, "\\ufffd"), i++;
     }
     cas__out_s(p, "\"");
 }
@@ -37,11 +36,12 @@ static void cas__json_repr(cas_preview *p, cas__pv *v, int depth) {
 }
 
 static const char *cas__pv_typename(const cas__pv *v) {
-    static const char *const names[] = {"?", "None", "bool", "int", "int", "float", "complex", "str", "bytes",
-                                        "bytearray", "tuple", "list", "dict", "set", "frozenset", "global", "call",
-                                        "object", "mark", "opaque", "slice", "datetime", "Decimal", "ndarray",
-                                        "dtype", "numpy scalar", "pandas"};
-    if (v->kind == CAS__PV_PANDAS) return v->sub == CAS__PD_FRAME ? "DataFrame" : v->sub == CAS__PD_SERIES ? "Series" : "pandas";
+    static const char *const names[] = {
+        "?",         "None",   "bool",  "int",      "int",     "float",     "complex", "str",          "bytes",
+        "bytearray", "tuple",  "list",  "dict",     "set",     "frozenset", "global",  "call",         "object",
+        "mark",      "opaque", "slice", "datetime", "Decimal", "ndarray",   "dtype",   "numpy scalar", "pandas"};
+    if (v->kind == CAS__PV_PANDAS)
+        return v->sub == CAS__PD_FRAME ? "DataFrame" : v->sub == CAS__PD_SERIES ? "Series" : "pandas";
     return v->kind < sizeof names / sizeof names[0] ? names[v->kind] : "?";
 }
 
@@ -129,4 +129,3 @@ static void cas__render_json(cas_preview *p, cas__pv *v, int depth) {
     }
     cas__out_s(p, "}");
 }
-

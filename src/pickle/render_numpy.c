@@ -123,8 +123,12 @@ static void cas__fmt_elem(const unsigned char *b, char kind, size_t isz, int big
             return;
         }
         { /* a count of units since 1970-01-01, as an ISO date-time */
-            int64_t per = !strcmp(unit, "ns") ? 1000000000 : !strcmp(unit, "us") ? 1000000 : !strcmp(unit, "ms") ? 1000
-                        : !strcmp(unit, "s") ? 1 : !strcmp(unit, "D") ? -86400 : 0;
+            int64_t per = !strcmp(unit, "ns")   ? 1000000000
+                          : !strcmp(unit, "us") ? 1000000
+                          : !strcmp(unit, "ms") ? 1000
+                          : !strcmp(unit, "s")  ? 1
+                          : !strcmp(unit, "D")  ? -86400
+                                                : 0;
             int64_t secs, frac = 0, days, z, era, doe, yoe, y, doy, mp, dd, mm;
             /* units numpy has but this does not format, and days too far out for seconds: the count */
             if (!per || (per < 0 && (x > INT64_MAX / 86400 || x < -(INT64_MAX / 86400)))) {
@@ -145,13 +149,13 @@ static void cas__fmt_elem(const unsigned char *b, char kind, size_t isz, int big
             }
             snprintf(t, sizeof t, "%04d-%02d-%02dT%02d:%02d:%02d", (int)((y + (mm <= 2)) % 100000), (int)mm, (int)dd,
                      (int)(secs / 3600), (int)(secs / 60 % 60), (int)(secs % 60));
-            if (per > 1) snprintf(out, cap, "'%.40s.%0*lld'", t, per == 1000 ? 3 : per == 1000000 ? 6 : 9, (long long)frac);
+            if (per > 1)
+                snprintf(out, cap, "'%.40s.%0*lld'", t, per == 1000 ? 3 : per == 1000000 ? 6 : 9, (long long)frac);
             else snprintf(out, cap, "'%.40s'", t);
         }
         return;
     }
-    default:
-        snprintf(out, cap, "<%u bytes>", (unsigned)isz);
+    default: snprintf(out, cap, "<%u bytes>", (unsigned)isz);
     }
 }
 
@@ -226,7 +230,8 @@ static void cas__arr_elem(cas_preview *p, const cas__arr *a, uint64_t e, int dep
         cas__out_quoted(p, s, n, a->kind == 'S');
         return;
     }
-    cas__fmt_elem((const unsigned char *)a->data->text + at, a->kind, a->isz, a->big, a->dt, t, sizeof t, !a->py_floats);
+    cas__fmt_elem((const unsigned char *)a->data->text + at, a->kind, a->isz, a->big, a->dt, t, sizeof t,
+                  !a->py_floats);
     cas__out_s(p, t);
 }
 
@@ -253,12 +258,14 @@ static void cas__render_ndarray(cas_preview *p, const cas__pv *v, int depth) {
         return;
     }
     cas__dtype_name(a.dt, dn, sizeof dn);
-    for (d = 0; d < a.ndim; d++) total = a.shape[d] && total > UINT64_MAX / a.shape[d] ? UINT64_MAX : total * a.shape[d];
+    for (d = 0; d < a.ndim; d++)
+        total = a.shape[d] && total > UINT64_MAX / a.shape[d] ? UINT64_MAX : total * a.shape[d];
     want = a.isz && total <= UINT64_MAX / a.isz ? total * a.isz : UINT64_MAX;
     cas__out_s(p, "array(");
     if (a.data->kind == CAS__PV_LIST && a.kind == 'O') {
-        if (a.data->full != total) cas__out_f(p, "<%llu objects for %llu elements>", (unsigned long long)a.data->full,
-                                              (unsigned long long)total);
+        if (a.data->full != total)
+            cas__out_f(p, "<%llu objects for %llu elements>", (unsigned long long)a.data->full,
+                       (unsigned long long)total);
         else if (!a.ndim) cas__arr_elem(p, &a, 0, depth);
         else cas__arr_nest(p, &a, 0, 0, depth);
     } else if ((a.data->kind != CAS__PV_BYTES && a.data->kind != CAS__PV_BYTEARRAY) || !a.isz) {
@@ -279,4 +286,3 @@ static void cas__render_ndarray(cas_preview *p, const cas__pv *v, int depth) {
 /* ---- rendering: pandas ------------------------------------------------------------------ */
 
 static void cas__render_pandas(cas_preview *p, cas__pv *v, int depth);
-

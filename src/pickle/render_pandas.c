@@ -24,7 +24,7 @@ typedef struct cas__pdix {
     uint64_t len;
     int64_t start, step; /* a RangeIndex */
     cas__pv *arr, *name, *cls;
-    int nlev;            /* a MultiIndex: each level's values and the codes into them */
+    int nlev; /* a MultiIndex: each level's values and the codes into them */
     cas__pv *lev[CAS__PD_LEVELS], *codes[CAS__PD_LEVELS];
 } cas__pdix;
 
@@ -98,15 +98,16 @@ static cas__pv *cas__pd_categories(cas_preview *p, cas__pv *v) {
     if (!v || v->kind != CAS__PV_PANDAS || v->sub != CAS__PD_BACKED || !v->aux || v->aux->kind != CAS__PV_TUPLE)
         return NULL;
     dt = cas__pv_kid(v->aux, 0);
-    if (!dt || dt->kind != CAS__PV_OBJ || !cas__pv_is_global(cas__pv_kid(dt, 0), "pandas.core.dtypes.dtypes", "CategoricalDtype") ||
+    if (!dt || dt->kind != CAS__PV_OBJ ||
+        !cas__pv_is_global(cas__pv_kid(dt, 0), "pandas.core.dtypes.dtypes", "CategoricalDtype") ||
         cas__pd_index(p, cas__dict_get(cas__pv_kid(dt, 2), "categories"), &ix, 1) < 0)
         return NULL;
     return ix.arr;
 }
 
 /* Renders into a small buffer instead of the output (a table's cell). */
-static void cas__capture(cas_preview *p, char *buf, size_t cap, void (*fn)(cas_preview *, void *, uint64_t),
-                         void *ctx, uint64_t arg) {
+static void cas__capture(cas_preview *p, char *buf, size_t cap, void (*fn)(cas_preview *, void *, uint64_t), void *ctx,
+                         uint64_t arg) {
     size_t mark = p->olen;
     int64_t lim = p->max_output;
     int full = p->out_full, rc = p->rc;
@@ -143,8 +144,7 @@ static void cas__cell_elem(cas_preview *p, void *ctx, uint64_t flat) {
         size_t n = CAS__MIN(str->tlen, (size_t)40);
         while (n < str->tlen && n && ((unsigned char)str->text[n] & 0xc0) == 0x80) n--;
         cas__out_quoted(p, str->text, n, CAS__Q_BARE);
-    } else
-        cas__arr_elem(p, &c->a, flat, (int)p->max_depth - 1);
+    } else cas__arr_elem(p, &c->a, flat, (int)p->max_depth - 1);
 }
 
 /* Element i of a 1-D array (an index), or (k, r) of a block's 2-D values, as a cell. */
@@ -157,7 +157,8 @@ static void cas__pd_cell(cas_preview *p, cas__pv *arr, uint64_t k, uint64_t r, c
     }
     c.a.py_floats = 1;
     flat = c.a.ndim == 2 ? k * c.a.stride[0] + r * c.a.stride[1] : r * (c.a.ndim ? c.a.stride[0] : 1);
-    if (c.a.ndim > 2 || (c.a.ndim == 2 && (k >= c.a.shape[0] || r >= c.a.shape[1])) || (c.a.ndim == 1 && r >= c.a.shape[0])) {
+    if (c.a.ndim > 2 || (c.a.ndim == 2 && (k >= c.a.shape[0] || r >= c.a.shape[1])) ||
+        (c.a.ndim == 1 && r >= c.a.shape[0])) {
         snprintf(buf, cap, "?");
         return;
     }
@@ -180,8 +181,7 @@ static void cas__pd_value(cas_preview *p, cas__pv *col, uint64_t k, uint64_t r, 
         int64_t code = cas__arr_int(p, cas__pd_ndarray(col), r);
         if (code < 0) snprintf(buf, cap, "NaN");
         else cas__pd_cell(p, cats, 0, (uint64_t)code, buf, cap);
-    } else
-        cas__pd_cell(p, cas__pd_ndarray(col), k, r, buf, cap);
+    } else cas__pd_cell(p, cas__pd_ndarray(col), k, r, buf, cap);
 }
 
 static void cas__pd_label(cas_preview *p, const cas__pdix *ix, uint64_t i, char *buf, size_t cap) {
@@ -199,8 +199,7 @@ static void cas__pd_label(cas_preview *p, const cas__pdix *ix, uint64_t i, char 
         snprintf(buf + n, cap - n, ")");
     } else if (!ix->arr) /* start + i * step, wrapping as numbers in two's complement do, never overflowing */
         snprintf(buf, cap, "%lld", (long long)(int64_t)((uint64_t)ix->start + i * (uint64_t)ix->step));
-    else
-        cas__pd_cell(p, ix->arr, 0, i, buf, cap);
+    else cas__pd_cell(p, ix->arr, 0, i, buf, cap);
 }
 
 /* A manager's axes and blocks (values array, placement), from either pickled form:
@@ -287,14 +286,16 @@ static void cas__render_pandas(cas_preview *p, cas__pv *v, int depth) {
     int frame = v->sub == CAS__PD_FRAME;
     uint64_t nr, nc, r, j, shownr, shownc, pos[CAS__PK_KEEP_KIDS];
     int blk[CAS__PK_KEEP_KIDS]; /* where each shown column is: its block, and its row there */
-    char (*cell)[CAS__PD_CELL];
+    char(*cell)[CAS__PD_CELL];
     size_t w[CAS__PK_KEEP_KIDS + 1], ncell;
     if (v->sub == CAS__PD_BLOCK || v->sub == CAS__PD_MGR || v->sub == CAS__PD_INDEX || v->sub == CAS__PD_BACKED ||
         !(mgr = cas__dict_get(st, "_mgr")) || cas__pd_mgr(mgr, &m) < 0 ||
         cas__pd_index(p, cas__pv_kid(m.axes, frame ? 1 : 0), &rows, 0) < 0 ||
         (frame && cas__pd_index(p, cas__pv_kid(m.axes, 0), &cols, 0) < 0)) {
         /* a part of a frame seen alone, or a layout not understood: the generic object */
-        cas__out_s(p, v->sub == CAS__PD_FRAME ? "pandas.DataFrame" : v->sub == CAS__PD_SERIES ? "pandas.Series" : "pandas");
+        cas__out_s(p, v->sub == CAS__PD_FRAME    ? "pandas.DataFrame"
+                      : v->sub == CAS__PD_SERIES ? "pandas.Series"
+                                                 : "pandas");
         cas__out_s(p, "(<state not understood>)");
         return;
     }
@@ -359,4 +360,3 @@ static void cas__render_pandas(cas_preview *p, cas__pv *v, int depth) {
     if (nr > shownr) cas__out_f(p, "\n...<%llu more rows>", (unsigned long long)(nr - shownr));
     cas__free(&p->alloc, cell);
 }
-

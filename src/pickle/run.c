@@ -6,7 +6,8 @@ static void cas__pv_count(cas_preview *p, cas__pv *v, int depth, int64_t *budget
     if (!v || cas__pv_scalar(v) || --*budget < 0) return;
     if (++v->seen > 1 || depth >= p->max_depth) return;
     per = v->kind == CAS__PV_DICT ? 2 : 1;
-    for (k = 0, shown = 0; k < v->nkids && (shown < (uint32_t)p->max_items * per || v->kind >= CAS__PV_GLOBAL); k++, shown++)
+    for (k = 0, shown = 0; k < v->nkids && (shown < (uint32_t)p->max_items * per || v->kind >= CAS__PV_GLOBAL);
+         k++, shown++)
         cas__pv_count(p, v->kids[k], depth + 1, budget);
     cas__pv_count(p, v->aux, depth + 1, budget);
 }
@@ -68,13 +69,13 @@ static void cas__json_finish(cas_preview *p) {
     p->max_output = (int64_t)(safe + safe_depth + sizeof p->msg * 2 + 64);
     while (safe_depth > 1) cas__out_s(p, open[--safe_depth] == '{' ? "}" : "]");
     if (open[0] == '{') {
-        for (i = p->olen; i && (p->out[i - 1] == ' ' || p->out[i - 1] == '\n'); i--) {}
+        for (i = p->olen; i && (p->out[i - 1] == ' ' || p->out[i - 1] == '\n'); i--) {
+        }
         if (i && p->out[i - 1] != '{') cas__out_s(p, ", ");
         cas__out_s(p, cut ? "\"output_truncated\": true" : p->rc == CAS_E_LIMIT ? "\"limit\": " : "\"incomplete\": ");
         if (!cut) cas__json_out_str(p, p->msg, strlen(p->msg));
         cas__out_s(p, "}");
-    } else
-        cas__out_s(p, "]");
+    } else cas__out_s(p, "]");
 }
 
 static void cas__pk_reset(cas_preview *p) {
@@ -198,4 +199,3 @@ CASDEF int cas_preview_create(cas_preview **out, const cas_allocator *alloc) {
     *out = p;
     return CAS_OK;
 }
-

@@ -13,8 +13,10 @@ static int cas__pk_fill(cas_preview *p) {
         return -1;
     }
     /* never past the read limit: the window ends where the limit does */
-    rc = p->read(p->user, p->win, p->max_read ? (size_t)CAS__MIN((uint64_t)CAS__PK_WINDOW, (uint64_t)p->max_read - p->off)
-                                             : CAS__PK_WINDOW, &got);
+    rc = p->read(p->user, p->win,
+                 p->max_read ? (size_t)CAS__MIN((uint64_t)CAS__PK_WINDOW, (uint64_t)p->max_read - p->off)
+                             : CAS__PK_WINDOW,
+                 &got);
     if (rc < 0) {
         cas__pk_fail(p, rc, "reading the pickle at byte %llu: %s", (unsigned long long)p->off, cas_strerror(rc));
         return -1;
@@ -27,8 +29,9 @@ static int cas__pk_fill(cas_preview *p) {
 static int cas__pk_byte(cas_preview *p, unsigned char *c) {
     int r = cas__pk_fill(p);
     if (r <= 0) {
-        if (!r) cas__pk_fail(p, CAS_E_TRUNCATED, "the pickle ends at byte %llu, before its STOP",
-                             (unsigned long long)p->off);
+        if (!r)
+            cas__pk_fail(p, CAS_E_TRUNCATED, "the pickle ends at byte %llu, before its STOP",
+                         (unsigned long long)p->off);
         return -1;
     }
     *c = p->win[p->wpos++];
@@ -43,8 +46,9 @@ static int cas__pk_bytes(cas_preview *p, void *dst, size_t n) {
         size_t k;
         int r = cas__pk_fill(p);
         if (r <= 0) {
-            if (!r) cas__pk_fail(p, CAS_E_TRUNCATED, "the pickle ends at byte %llu, inside an opcode's argument",
-                                 (unsigned long long)p->off);
+            if (!r)
+                cas__pk_fail(p, CAS_E_TRUNCATED, "the pickle ends at byte %llu, inside an opcode's argument",
+                             (unsigned long long)p->off);
             return -1;
         }
         k = CAS__MIN(n, p->wlen - p->wpos);
@@ -72,9 +76,10 @@ static int cas__pk_payload(cas_preview *p, uint64_t len, const uint64_t *win, si
         size_t k;
         int r = cas__pk_fill(p);
         if (r <= 0) {
-            if (!r) cas__pk_fail(p, CAS_E_TRUNCATED,
-                                 "the pickle ends at byte %llu, %llu bytes into a value it says is %llu bytes long",
-                                 (unsigned long long)p->off, (unsigned long long)pos, (unsigned long long)len);
+            if (!r)
+                cas__pk_fail(p, CAS_E_TRUNCATED,
+                             "the pickle ends at byte %llu, %llu bytes into a value it says is %llu bytes long",
+                             (unsigned long long)p->off, (unsigned long long)pos, (unsigned long long)len);
             return -1;
         }
         k = (size_t)CAS__MIN((uint64_t)(p->wlen - p->wpos), len - pos);
@@ -134,4 +139,3 @@ static char *cas__pk_line(cas_preview *p, size_t *len) {
     cas__free(&p->alloc, s);
     return NULL;
 }
-

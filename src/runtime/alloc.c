@@ -50,24 +50,31 @@ CASDEF size_t cas_bytes_repr(const void *p, size_t n, char *buf, size_t cap) {
     if (!cap) return 0;
     /* Python switches to double quotes when ' occurs and " does not. */
     if (memchr(s, '\'', n) && !memchr(s, '"', n)) q = '"';
-#define CAS__PUT(str)                                              \
-    do {                                                           \
-        size_t l_ = strlen(str);                                   \
-        if (o + l_ >= cap) goto done;                              \
-        memcpy(buf + o, str, l_);                                  \
-        o += l_;                                                   \
+#define CAS__PUT(str)                 \
+    do {                              \
+        size_t l_ = strlen(str);      \
+        if (o + l_ >= cap) goto done; \
+        memcpy(buf + o, str, l_);     \
+        o += l_;                      \
     } while (0)
     tmp[0] = 'b', tmp[1] = q, tmp[2] = 0;
     CAS__PUT(tmp);
     for (i = 0; i < n; i++) {
         unsigned c = s[i];
         if (c == '\\') CAS__PUT("\\\\");
-        else if (c == (unsigned char)q) { tmp[0] = '\\', tmp[1] = q, tmp[2] = 0; CAS__PUT(tmp); }
-        else if (c == '\t') CAS__PUT("\\t");
+        else if (c == (unsigned char)q) {
+            tmp[0] = '\\', tmp[1] = q, tmp[2] = 0;
+            CAS__PUT(tmp);
+        } else if (c == '\t') CAS__PUT("\\t");
         else if (c == '\n') CAS__PUT("\\n");
         else if (c == '\r') CAS__PUT("\\r");
-        else if (c < 32 || c >= 127) { cas__fmt(tmp, sizeof tmp, "\\x%02x", c); CAS__PUT(tmp); }
-        else { tmp[0] = (char)c, tmp[1] = 0; CAS__PUT(tmp); }
+        else if (c < 32 || c >= 127) {
+            cas__fmt(tmp, sizeof tmp, "\\x%02x", c);
+            CAS__PUT(tmp);
+        } else {
+            tmp[0] = (char)c, tmp[1] = 0;
+            CAS__PUT(tmp);
+        }
     }
     tmp[0] = q, tmp[1] = 0;
     CAS__PUT(tmp);
@@ -76,4 +83,3 @@ done:
     buf[o] = 0;
     return o;
 }
-

@@ -71,8 +71,7 @@ static size_t cas__json_scan_str(cas__json *j, size_t i) {
                 int k;
                 for (k = 2; k < 6; k++) {
                     char h = i + k < j->n ? s[i + k] : 0;
-                    if (!((h >= '0' && h <= '9') || (h >= 'a' && h <= 'f') || (h >= 'A' && h <= 'F')))
-                        {
+                    if (!((h >= '0' && h <= '9') || (h >= 'a' && h <= 'f') || (h >= 'A' && h <= 'F'))) {
                         cas__json_fail(j, i, "bad \\u escape");
                         return 0;
                     }
@@ -151,7 +150,7 @@ static int cas__json_parse(cas__json *j, const char *s, size_t n, const cas_allo
             i = cas__json_ws(s, i + 1, n);
             if (i >= n) return cas__json_fail(j, i, "unexpected end");
             j->t[stack[depth - 1]].count++; /* not o: the push may have moved the array */
-        } else if (depth) { /* inside an array: a value or ']' */
+        } else if (depth) {                 /* inside an array: a value or ']' */
             cas__jtok *a = &j->t[stack[depth - 1]];
             if (s[i] == ']') goto close;
             if (a->count) {
@@ -251,8 +250,7 @@ CAS__UNUSED static int cas__utf8_seq(const unsigned char *s, size_t n, uint32_t 
         if ((s[k] & 0xc0) != 0x80) return 0;
         v = v << 6 | (s[k] & 0x3f);
     }
-    if ((len == 3 && v < 0x800) || (len == 4 && (v < 0x10000 || v > 0x10ffff)) || (v >= 0xd800 && v < 0xe000))
-        return 0;
+    if ((len == 3 && v < 0x800) || (len == 4 && (v < 0x10000 || v > 0x10ffff)) || (v >= 0xd800 && v < 0xe000)) return 0;
     *cp = v;
     return len;
 }
@@ -350,4 +348,3 @@ static int cas__json_truthy(const cas__json *j, size_t tok) {
     default: return 0;
     }
 }
-

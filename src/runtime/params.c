@@ -21,9 +21,12 @@ typedef struct cas__param_row {
     const char *env;         /* where that default may come from instead (object stores), or NULL */
     int64_t env_scale;       /* the variable's unit in the parameter's (seconds for ms: 1000) */
 } cas__param_row;
-#define CAS__PARAM(id, who, lo, hi, built) {id, who, lo, hi, built, 0, NULL, 0}
-#define CAS__PARAM_DEFAULT(id, who, lo, hi, dflt) {id, who, lo, hi, NULL, dflt, NULL, 0}
-#define CAS__PARAM_ENV(id, who, lo, hi, dflt, env, scale) {id, who, lo, hi, NULL, dflt, env, scale}
+#define CAS__PARAM(id, who, lo, hi, built) \
+    { id, who, lo, hi, built, 0, NULL, 0 }
+#define CAS__PARAM_DEFAULT(id, who, lo, hi, dflt) \
+    { id, who, lo, hi, NULL, dflt, NULL, 0 }
+#define CAS__PARAM_ENV(id, who, lo, hi, dflt, env, scale) \
+    { id, who, lo, hi, NULL, dflt, env, scale }
 
 /* The row whose first member, an int key, is key: every table here starts so. */
 static const void *cas__row_find(const void *table, size_t rows, size_t size, int key) {
@@ -45,4 +48,3 @@ static int cas__param_check(const cas__param_row *row, unsigned who, int64_t v) 
     if (!row || !(row->who & who) || v < row->lo || v > row->hi) return CAS_E_ARG;
     return row->built ? row->built(v) : CAS_OK;
 }
-

@@ -19,7 +19,4 @@ CASDEF const char *cas_status_name(int code) {
 }
 
 CASDEF const char *cas_version_string(void) { return CAS_VERSION_STRING; }
-CASDEF int cas_version_number(void) {
-    return CAS_VERSION_MAJOR * 10000 + CAS_VERSION_MINOR * 100 + CAS_VERSION_PATCH;
-}
-
+CASDEF int cas_version_number(void) { return CAS_VERSION_MAJOR * 10000 + CAS_VERSION_MINOR * 100 + CAS_VERSION_PATCH; }

@@ -2,8 +2,7 @@
  * What 1.0 does not freeze yet, in the manner of LZ4F_STATIC_LINKING_ONLY: the
  * store's backend seam. Define CAS_EXPERIMENTAL before including cas.h to use
  * it (cas_cloud.h does); the implementation always sees it. */
-#if (defined(CAS_EXPERIMENTAL) || defined(CAS_IMPLEMENTATION)) && !defined(CAS_NO_STORE) && \
-    !defined(CAS_H_EXPERIMENTAL)
+#if (defined(CAS_EXPERIMENTAL) || defined(CAS_IMPLEMENTATION)) && !defined(CAS_NO_STORE) && !defined(CAS_H_EXPERIMENTAL)
 #define CAS_H_EXPERIMENTAL
 #ifdef __cplusplus
 extern "C" {
@@ -38,8 +37,8 @@ typedef struct cas_object_info {
 #define CAS_COMMIT_REPLACE 2 /* the bytes and the metadata replace the object's */
 #define CAS_COMMIT_META 3    /* only the metadata changes; no bytes were written */
 
-#define CAS_ENTRY_FILE 0 /* list: an object */
-#define CAS_ENTRY_DIR 1  /* a folder (an object store's common prefix) */
+#define CAS_ENTRY_FILE 0  /* list: an object */
+#define CAS_ENTRY_DIR 1   /* a folder (an object store's common prefix) */
 #define CAS_ENTRY_OTHER 2 /* neither (a symlink, a device): the store skips it */
 
 #define CAS_BACKEND_REMOTE 1 /* latency-bound: batch calls use more requests in flight */
@@ -50,8 +49,8 @@ typedef int (*cas_list_fn)(void *ctx, const char *name, int kind, uint64_t size,
 /* One object of a fetch: status CAS_OK with its metadata (meta NULL if none) and
  * bytes (data is the callee's, allocated with the fetch's allocator), or an error
  * and its reason. Called from the thread that called fetch, in any order. */
-typedef void (*cas_fetch_fn)(void *ctx, size_t index, int status, const char *msg, const char *meta,
-                             size_t meta_len, void *data, size_t len);
+typedef void (*cas_fetch_fn)(void *ctx, size_t index, int status, const char *msg, const char *meta, size_t meta_len,
+                             void *data, size_t len);
 
 typedef struct cas_backend {
     void *user;       /* passed to every callback */
@@ -69,8 +68,8 @@ typedef struct cas_backend {
      * name: the object becomes visible whole, with its metadata, or not at all.
      * abort drops an uncommitted writer; after commit (even a failed one) only
      * abort may follow, and it then only frees the writer. */
-    int (*create)(void *user, const char *dir, const char *name, const char *meta, size_t meta_len, void **w,
-                  char *msg, size_t msgcap);
+    int (*create)(void *user, const char *dir, const char *name, const char *meta, size_t meta_len, void **w, char *msg,
+                  size_t msgcap);
     int (*write)(void *user, void *w, const void *p, size_t n, char *msg, size_t msgcap);
     int (*commit)(void *user, void *w, const char *name, int mode, int *stored, char *msg, size_t msgcap);
     void (*abort)(void *user, void *w);
@@ -84,7 +83,7 @@ typedef struct cas_backend {
     int (*remove)(void *user, const char *name, char *msg, size_t msgcap);
     /* Optional (NULL): */
     int (*gc)(void *user, uint64_t *removed, char *msg, size_t msgcap); /* drop what crashed writers left */
-    int (*set_param)(void *user, int param, int64_t value); /* CAS_E_ARG for a parameter it does not know */
+    int (*set_param)(void *user, int param, int64_t value);             /* CAS_E_ARG for a parameter it does not know */
     /* many objects whole, with requests in flight at once; returns when all are reported */
     int (*fetch)(void *user, size_t count, const char *const *names, const cas_allocator *alloc, cas_fetch_fn fn,
                  void *ctx, char *msg, size_t msgcap);
@@ -93,12 +92,11 @@ typedef struct cas_backend {
 
 /* A local datastore directory: blobs with _meta sidecar files, temp files and
  * rename under flock, never following a symlink below the root. */
-CASDEF int cas_backend_local(cas_backend *out, const char *root, const cas_allocator *alloc, char *err,
-                             size_t errcap);
+CASDEF int cas_backend_local(cas_backend *out, const char *root, const cas_allocator *alloc, char *err, size_t errcap);
 /* A store over any backend; the store owns it from here (destroy is called
  * when the store and every stream opened from it are closed), also on failure. */
-CASDEF int cas_store_open_backend(cas_store **out, const cas_backend *backend, const cas_allocator *alloc,
-                                  char *err, size_t errcap);
+CASDEF int cas_store_open_backend(cas_store **out, const cas_backend *backend, const cas_allocator *alloc, char *err,
+                                  size_t errcap);
 /* Removes a blob (the store itself never does; for tools that prune). 1 if it
  * was there, 0 if not. */
 CASDEF int cas_store_delete(cas_store *s, const char *flow, const char *key, char *err, size_t errcap);
@@ -119,4 +117,3 @@ CASDEF int cas_backend_register(const char *scheme, cas_backend_opener open);
 }
 #endif
 #endif /* CAS_H_EXPERIMENTAL */
-

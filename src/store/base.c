@@ -36,4 +36,3 @@ static int cas__serr(char *err, size_t cap, int code, const char *fmt, ...) {
     }
     return code;
 }
-

@@ -51,10 +51,9 @@ static void *cas__batch_worker(void *arg) {
         if (i >= b->count) break;
         msg[0] = 0;
         if (b->put)
-            rc = cas__store_put(b->s, b->flow, b->data[i], b->sizes[i], b->format, b->keys + i * CAS_KEY_BUF, NULL,
-                                msg, sizeof msg, 1);
-        else
-            rc = cas_store_get(b->s, b->flow, b->gkeys[i], &b->outs[i], &b->lens[i], msg, sizeof msg);
+            rc = cas__store_put(b->s, b->flow, b->data[i], b->sizes[i], b->format, b->keys + i * CAS_KEY_BUF, NULL, msg,
+                                sizeof msg, 1);
+        else rc = cas_store_get(b->s, b->flow, b->gkeys[i], &b->outs[i], &b->lens[i], msg, sizeof msg);
         cas__batch_fail(b, i, rc, msg);
     }
     return NULL;
@@ -139,8 +138,8 @@ static void *cas__batch_decoder(void *arg) {
         cas__mu_unlock(&b->mu);
         cas_store_blob_name(b->flow, b->gkeys[i], bname, sizeof bname);
         msg[0] = 0;
-        rc = cas__decode_blob(b->s, bname, b->gkeys[i], b->meta[i], b->metalen[i], b->raw[i], b->rawlen[i],
-                              &b->outs[i], &b->lens[i], msg, sizeof msg);
+        rc = cas__decode_blob(b->s, bname, b->gkeys[i], b->meta[i], b->metalen[i], b->raw[i], b->rawlen[i], &b->outs[i],
+                              &b->lens[i], msg, sizeof msg);
         cas__free(&b->s->alloc, b->raw[i]);
         cas__free(&b->s->alloc, b->meta[i]);
         b->raw[i] = NULL, b->meta[i] = NULL;
@@ -258,4 +257,3 @@ CASDEF int cas_store_get_batch(cas_store *s, const char *flow, size_t count, con
     if (s->be->b.fetch && count) return cas__batch_fetch(&b, threads);
     return cas__batch_run(&b, threads);
 }
-

@@ -87,8 +87,10 @@ CASDEF int cas_store_default_root(char *buf, size_t cap, char *err, size_t errca
     for (i = 0; ds[i]; i++)
         if (!((ds[i] >= 'a' && ds[i] <= 'z') || (ds[i] >= '0' && ds[i] <= '9') || ds[i] == '_')) break;
     if (ds[i] || !i || i > 32)
-        return cas__serr(err, errcap, CAS_E_UNSUPPORTED, "METAFLOW_DEFAULT_DATASTORE '%.40s' is not a datastore "
-                         "name; pass a root", ds);
+        return cas__serr(err, errcap, CAS_E_UNSUPPORTED,
+                         "METAFLOW_DEFAULT_DATASTORE '%.40s' is not a datastore "
+                         "name; pass a root",
+                         ds);
     if (strcmp(ds, "local")) {
         snprintf(var, sizeof var, "DATASTORE_SYSROOT_");
         for (i = 0; ds[i]; i++) var[18 + i] = (char)(ds[i] >= 'a' && ds[i] <= 'z' ? ds[i] - 'a' + 'A' : ds[i]);
@@ -113,4 +115,3 @@ CASDEF int cas_store_default_root(char *buf, size_t cap, char *err, size_t errca
                      "no datastore found: no .metaflow above the working directory and "
                      "METAFLOW_DATASTORE_SYSROOT_LOCAL is not set");
 }
-

@@ -255,8 +255,7 @@ static int cas__tmp_open(cas__local *l, int dirfd, const char *base, char *name,
 }
 
 /* Writes bytes into a new temp file; closes it. 0 or an errno (the file is removed). */
-static int cas__tmp_write(cas__local *l, int dirfd, const char *base, const void *p, size_t n, char *name,
-                          size_t cap) {
+static int cas__tmp_write(cas__local *l, int dirfd, const char *base, const void *p, size_t n, char *name, size_t cap) {
     int fd = cas__tmp_open(l, dirfd, base, name, cap), e;
     if (fd < 0) return errno;
     e = cas__write_all(fd, p, n);
@@ -409,8 +408,8 @@ static int cas__walk_fail(char *msg, size_t mcap, const char *prefix, size_t ple
     return rc;
 }
 
-static int cas__local_walk(int fd, char *prefix, size_t plen, size_t pcap, int recursive, int depth,
-                           cas_list_fn fn, void *ctx, int *stop, char *msg, size_t mcap) {
+static int cas__local_walk(int fd, char *prefix, size_t plen, size_t pcap, int recursive, int depth, cas_list_fn fn,
+                           void *ctx, int *stop, char *msg, size_t mcap) {
     DIR *d = fdopendir(fd);
     struct dirent *de;
     int rc = CAS_OK;
@@ -477,8 +476,7 @@ static int cas__local_walk(int fd, char *prefix, size_t plen, size_t pcap, int r
     return rc;
 }
 
-static int cas__local_list(void *u, const char *dir, int recursive, cas_list_fn fn, void *ctx, char *msg,
-                           size_t cap) {
+static int cas__local_list(void *u, const char *dir, int recursive, cas_list_fn fn, void *ctx, char *msg, size_t cap) {
     char prefix[1024];
     int fd = cas__local_dir((cas__local *)u, dir, strlen(dir), 0), stop = 0;
     if (fd < 0) return cas__lfail(msg, cap, errno);
@@ -582,8 +580,7 @@ static void cas__local_destroy(void *u) {
     cas__free(&a, l);
 }
 
-CASDEF int cas_backend_local(cas_backend *out, const char *root, const cas_allocator *alloc, char *err,
-                             size_t errcap) {
+CASDEF int cas_backend_local(cas_backend *out, const char *root, const cas_allocator *alloc, char *err, size_t errcap) {
     cas__local *l;
     size_t n;
     if (!out) return cas__serr(err, errcap, CAS_E_ARG, "invalid argument");
@@ -615,4 +612,3 @@ CASDEF int cas_backend_local(cas_backend *out, const char *root, const cas_alloc
     out->destroy = cas__local_destroy;
     return CAS_OK;
 }
-

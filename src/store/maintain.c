@@ -24,8 +24,8 @@ static int cas__migrate_plan(int meta_fmt, int sniff, int target, int *bytes_fmt
     return *bytes_fmt;
 }
 
-CASDEF int cas_store_migrate(cas_store *s, const char *flow, const char *key, int format, int *changed,
-                             char *err, size_t errcap) {
+CASDEF int cas_store_migrate(cas_store *s, const char *flow, const char *key, int format, int *changed, char *err,
+                             size_t errcap) {
     const cas_backend *b;
     unsigned char head[4] = {0};
     size_t hl = 0, ml = 0;
@@ -64,7 +64,8 @@ CASDEF int cas_store_migrate(cas_store *s, const char *flow, const char *key, in
     }
     /* decode as the bytes say, always verifying: migrate never writes bytes that do not hash to the key */
     cas_meta_json(bfmt, mjson, sizeof mjson, &ml);
-    if ((rc = cas__stream_begin(st, mjson, ml, bname, key, (uint64_t)CAS__SP(s, CAS_PARAM_LIMIT), 0, err, errcap)) < 0) goto out;
+    if ((rc = cas__stream_begin(st, mjson, ml, bname, key, (uint64_t)CAS__SP(s, CAS_PARAM_LIMIT), 0, err, errcap)) < 0)
+        goto out;
     snprintf(dir, sizeof dir, "%s/data", flow);
     cas_meta_json(format, mjson, sizeof mjson, &ml);
     if ((rc = b->create(b->user, dir, bname, mjson, ml, &bw, msg, sizeof msg)) < 0) {
@@ -81,8 +82,7 @@ CASDEF int cas_store_migrate(cas_store *s, const char *flow, const char *key, in
         }
         if ((rc = cas__encode_into(s, w, cas__pull_stream, st, bw, what, err, errcap)) < 0) goto out;
     }
-    rc = b->commit(b->user, bw, bname, bfmt == format ? CAS_COMMIT_META : CAS_COMMIT_REPLACE, &stored, msg,
-                   sizeof msg);
+    rc = b->commit(b->user, bw, bname, bfmt == format ? CAS_COMMIT_META : CAS_COMMIT_REPLACE, &stored, msg, sizeof msg);
     if (rc < 0) rc = cas__serr(err, errcap, rc, "%s: %s", what, msg);
     else *changed = 1;
 out:
@@ -200,7 +200,7 @@ typedef struct cas__entry_rec {
 typedef struct cas__listing {
     cas__buf recs, names;
     int recursive, lenient; /* lenient: a walk that skips what it cannot take (a blob listing) */
-    char why[400]; /* a walk's refusal: the entry it could not take */
+    char why[400];          /* a walk's refusal: the entry it could not take */
 } cas__listing;
 
 static int cas__list_entry(void *ctx, const char *name, int kind, uint64_t size, int64_t mtime) {
@@ -211,7 +211,8 @@ static int cas__list_entry(void *ctx, const char *name, int kind, uint64_t size,
     if (l->recursive && !l->lenient && (kind == CAS_ENTRY_OTHER || cas__file_name_check(name) < 0)) { /* all, or fail */
         size_t i;
         cas__fmt(l->why, sizeof l->why, "%s below it: '%.300s'",
-                 kind == CAS_ENTRY_OTHER ? "a symbolic link or special file, never followed" : "a name the store refuses",
+                 kind == CAS_ENTRY_OTHER ? "a symbolic link or special file, never followed"
+                                         : "a name the store refuses",
                  name);
         for (i = 0; l->why[i]; i++)
             if ((unsigned char)l->why[i] < 0x20 || l->why[i] == 0x7f) l->why[i] = '?';
@@ -279,7 +280,8 @@ CASDEF int cas_store_file_walk(cas_store *s, const char *dir, cas_file_entry **e
 CASDEF int cas_store_blob_list(cas_store *s, const char *flow, cas_file_entry **entries, size_t *count, char *err,
                                size_t errcap) {
     char dir[300];
-    if (cas_name_check(flow) < 0) return cas__serr(err, errcap, CAS_E_NAME, "Invalid flow name '%.200s'", flow ? flow : "");
+    if (cas_name_check(flow) < 0)
+        return cas__serr(err, errcap, CAS_E_NAME, "Invalid flow name '%.200s'", flow ? flow : "");
     snprintf(dir, sizeof dir, "%s/data", flow);
     return cas__file_list(s, dir, 1, 1, entries, count, err, errcap);
 }
@@ -290,7 +292,8 @@ CASDEF int cas_store_keys(cas_store *s, const char *flow, char **keys, size_t *c
     int rc;
     if (!s || !keys || !count) return cas__serr(err, errcap, CAS_E_ARG, "invalid argument");
     *keys = NULL, *count = 0;
-    if (cas_name_check(flow) < 0) return cas__serr(err, errcap, CAS_E_NAME, "Invalid flow name '%.300s'", flow ? flow : "");
+    if (cas_name_check(flow) < 0)
+        return cas__serr(err, errcap, CAS_E_NAME, "Invalid flow name '%.300s'", flow ? flow : "");
     memset(&b, 0, sizeof b);
     b.a = &s->alloc;
     snprintf(dir, sizeof dir, "%s/data", flow);
@@ -315,4 +318,3 @@ CASDEF int cas_store_gc(cas_store *s, uint64_t *removed, char *err, size_t errca
     if (removed) *removed = gone;
     return CAS_OK;
 }
-

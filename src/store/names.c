@@ -50,4 +50,3 @@ CASDEF int cas_store_blob_name(const char *flow, const char *key, char *buf, siz
     n = snprintf(buf, cap, "%s/data/%.2s/%s", flow, key, key);
     return n < 0 || (size_t)n >= cap ? CAS_NEED_OUTPUT : CAS_OK;
 }
-

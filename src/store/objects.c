@@ -1,8 +1,8 @@
 /* ---- writing: one path for put, put_fd and migrate ---- */
 
 /* Bytes in hand go to a new backend object; commits it under name. */
-static int cas__write_object(cas_store *s, const char *dir, const char *name, const void *p, size_t n,
-                             const char *meta, size_t ml, int mode, int *stored, char *msg, size_t cap) {
+static int cas__write_object(cas_store *s, const char *dir, const char *name, const void *p, size_t n, const char *meta,
+                             size_t ml, int mode, int *stored, char *msg, size_t cap) {
     const cas_backend *b = &s->be->b;
     void *w;
     int rc = b->create(b->user, dir, name, meta, ml, &w, msg, cap);
@@ -44,9 +44,9 @@ static int cas__file_name_refused(const char *name, char *err, size_t errcap) {
     return cas__serr(err, errcap, CAS_E_NAME, "Invalid object name '%s'", shown);
 }
 
-#define CAS__FILE_NAME_OK(s, name, err, errcap)                                              \
-    do {                                                                                     \
-        if (!(s)) return cas__serr(err, errcap, CAS_E_ARG, "invalid argument");             \
+#define CAS__FILE_NAME_OK(s, name, err, errcap)                                               \
+    do {                                                                                      \
+        if (!(s)) return cas__serr(err, errcap, CAS_E_ARG, "invalid argument");               \
         if (cas__file_name_check(name) < 0) return cas__file_name_refused(name, err, errcap); \
     } while (0)
 
@@ -55,8 +55,8 @@ static int cas__file_ask(cas_store *s, const char *name, int remove, char *err, 
     char msg[CAS__MSG] = "";
     int rc;
     CAS__FILE_NAME_OK(s, name, err, errcap);
-    rc = remove ? s->be->b.remove(s->be->b.user, name, msg, sizeof msg) : s->be->b.exists(s->be->b.user, name, msg,
-                                                                                        sizeof msg);
+    rc = remove ? s->be->b.remove(s->be->b.user, name, msg, sizeof msg)
+                : s->be->b.exists(s->be->b.user, name, msg, sizeof msg);
     return rc < 0 ? cas__serr(err, errcap, rc, "Cannot %s '%s' in '%s': %s", remove ? "remove" : "check", name, s->root,
                               CAS__WHY(rc, msg))
                   : rc;
@@ -87,7 +87,8 @@ CASDEF int cas_store_file_get(cas_store *s, const char *name, size_t max, void *
     }
     if (meta && info.meta && !(m = (char *)cas__alloc(&s->alloc, info.meta_len + 1))) rc = CAS_E_NOMEM;
     if (m) memcpy(m, info.meta, info.meta_len), m[info.meta_len] = 0;
-    if (rc >= 0) rc = cas__slurp(b, obj, info.size, &s->alloc, max ? max : CAS__JSON_FILE_MAX, &text, &tlen, msg, sizeof msg);
+    if (rc >= 0)
+        rc = cas__slurp(b, obj, info.size, &s->alloc, max ? max : CAS__JSON_FILE_MAX, &text, &tlen, msg, sizeof msg);
     b->close(b->user, obj);
     if (rc < 0) {
         cas__free(&s->alloc, m);
@@ -102,8 +103,8 @@ CASDEF int cas_store_file_remove(cas_store *s, const char *name, char *err, size
     return cas__file_ask(s, name, 1, err, errcap);
 }
 
-CASDEF int cas_store_file_put(cas_store *s, const char *name, const void *data, size_t n, const char *meta,
-                              int replace, int *stored, char *err, size_t errcap) {
+CASDEF int cas_store_file_put(cas_store *s, const char *name, const void *data, size_t n, const char *meta, int replace,
+                              int *stored, char *err, size_t errcap) {
     char dir[CAS__FILE_NAME_MAX + 1], msg[CAS__MSG] = "";
     const char *slash, *c;
     int rc, dummy;
@@ -182,8 +183,8 @@ CASDEF int cas_store_exists(cas_store *s, const char *flow, const char *key) {
     return cas__blob_exists(s, flow, key);
 }
 
-static int cas__store_blob(cas_store *s, const char *flow, const char *key, int format, const void *blob,
-                           size_t n, int *stored, char *err, size_t errcap) {
+static int cas__store_blob(cas_store *s, const char *flow, const char *key, int format, const void *blob, size_t n,
+                           int *stored, char *err, size_t errcap) {
     char bname[512], dir[300], meta[CAS_META_MAX], msg[CAS__MSG] = "";
     size_t ml = 0;
     int rc;
@@ -197,8 +198,8 @@ static int cas__store_blob(cas_store *s, const char *flow, const char *key, int 
 
 /* threads: 2 lets a large blob hash on a second thread while it compresses;
  * batch workers pass 1 so that N workers use N cores, not 2N threads. */
-static int cas__store_put(cas_store *s, const char *flow, const void *data, size_t n, int format,
-                          char key[CAS_KEY_BUF], int *stored, char *err, size_t errcap, int threads) {
+static int cas__store_put(cas_store *s, const char *flow, const void *data, size_t n, int format, char key[CAS_KEY_BUF],
+                          int *stored, char *err, size_t errcap, int threads) {
     cas_writer *w;
     unsigned char *blob = NULL;
     size_t blen = 0, cap;
@@ -207,13 +208,15 @@ static int cas__store_put(cas_store *s, const char *flow, const void *data, size
     *stored = 0;
     if (!s || !key || (!data && n)) return cas__serr(err, errcap, CAS_E_ARG, "invalid argument");
     key[0] = 0;
-    if (cas_name_check(flow) < 0) return cas__serr(err, errcap, CAS_E_NAME, "Invalid flow name '%.300s'", flow ? flow : "");
+    if (cas_name_check(flow) < 0)
+        return cas__serr(err, errcap, CAS_E_NAME, "Invalid flow name '%.300s'", flow ? flow : "");
     if (!format) format = (int)CAS__SP(s, CAS_PARAM_FORMAT);
     if ((rc = cas__format_writable(format)) < 0) return cas__serr(err, errcap, rc, "invalid format %d", format);
     as_is = cas_format_codec(format) == CAS_CODEC_RAW;
     parallel = threads > 1 && n >= CAS__PARALLEL_MIN && !as_is;
     if (!parallel) { /* hash first: what is already stored costs no compression */
-        if ((rc = cas_hash((int)CAS__SP(s, CAS_PARAM_HASH), data, n, key)) < 0) return cas__serr(err, errcap, rc, "hashing failed");
+        if ((rc = cas_hash((int)CAS__SP(s, CAS_PARAM_HASH), data, n, key)) < 0)
+            return cas__serr(err, errcap, rc, "hashing failed");
         if (cas__blob_exists(s, flow, key)) return CAS_OK;
         if (as_is) return cas__store_blob(s, flow, key, format, data, n, stored, err, errcap);
     }
@@ -237,8 +240,8 @@ static int cas__store_put(cas_store *s, const char *flow, const void *data, size
     return rc;
 }
 
-CASDEF int cas_store_put(cas_store *s, const char *flow, const void *data, size_t n, int format,
-                         char key[CAS_KEY_BUF], int *stored, char *err, size_t errcap) {
+CASDEF int cas_store_put(cas_store *s, const char *flow, const void *data, size_t n, int format, char key[CAS_KEY_BUF],
+                         int *stored, char *err, size_t errcap) {
     return cas__store_put(s, flow, data, n, format, key, stored, err, errcap, 2);
 }
 
@@ -250,8 +253,8 @@ static int cas__pull_fd(void *ctx, void *buf, size_t cap, size_t *got, char *err
     return CAS_OK;
 }
 
-CASDEF int cas_store_put_fd(cas_store *s, const char *flow, int fd, int format, char key[CAS_KEY_BUF],
-                            int *stored, char *err, size_t errcap) {
+CASDEF int cas_store_put_fd(cas_store *s, const char *flow, int fd, int format, char key[CAS_KEY_BUF], int *stored,
+                            char *err, size_t errcap) {
     const cas_backend *b;
     cas_writer *w = NULL;
     void *bw = NULL;
@@ -262,7 +265,8 @@ CASDEF int cas_store_put_fd(cas_store *s, const char *flow, int fd, int format, 
     *stored = 0;
     if (!s || !key || fd < 0) return cas__serr(err, errcap, CAS_E_ARG, "invalid argument");
     key[0] = 0;
-    if (cas_name_check(flow) < 0) return cas__serr(err, errcap, CAS_E_NAME, "Invalid flow name '%.300s'", flow ? flow : "");
+    if (cas_name_check(flow) < 0)
+        return cas__serr(err, errcap, CAS_E_NAME, "Invalid flow name '%.300s'", flow ? flow : "");
     b = &s->be->b;
     if (!format) format = (int)CAS__SP(s, CAS_PARAM_FORMAT);
     if ((rc = cas__get_writer(s, format, &w)) < 0) return cas__serr(err, errcap, rc, "%s", cas_strerror(rc));
@@ -285,4 +289,3 @@ out:
     if (w) cas__put_writer(s, w);
     return rc;
 }
-

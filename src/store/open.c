@@ -76,7 +76,7 @@ static int cas__slurp(const cas_backend *b, void *obj, uint64_t size_hint, const
 
 /* ---- store lifetime and pools ---- */
 
-#define CAS__PARAM_IDS 48 /* every id in the bounds tables is below */
+#define CAS__PARAM_IDS 48               /* every id in the bounds tables is below */
 #define CAS__SP(s, id) ((s)->param[id]) /* a store setting */
 
 struct cas_store {
@@ -206,7 +206,8 @@ static cas_backend_opener cas__opener(const char *url, char *err, size_t errcap)
     if (!open)
         cas__serr(err, errcap, CAS_E_UNSUPPORTED,
                   "'%.300s': no backend is registered for '%.*s://' roots in this build of cas.h "
-                  "(cas_backend_register)", url, (int)(n < 16 ? n : 16), url);
+                  "(cas_backend_register)",
+                  url, (int)(n < 16 ? n : 16), url);
     return open;
 }
 
@@ -242,8 +243,8 @@ CASDEF int cas_store_open_backend(cas_store **out, const cas_backend *b, const c
         return CAS_E_ARG;
     }
     *out = NULL;
-    if (!b || !b->open || !b->read || !b->close || !b->create || !b->write || !b->commit || !b->abort ||
-        !b->exists || !b->list || !b->remove) {
+    if (!b || !b->open || !b->read || !b->close || !b->create || !b->write || !b->commit || !b->abort || !b->exists ||
+        !b->list || !b->remove) {
         if (b && b->destroy) b->destroy(b->user);
         return cas__serr(err, errcap, CAS_E_ARG, "a backend without one of its required callbacks");
     }
@@ -387,4 +388,3 @@ static void cas__put_reader(cas_store *s, cas_reader *r) {
 CASDEF void cas_store_free_buffer(cas_store *s, void *p) {
     if (s) cas__free(&s->alloc, p);
 }
-

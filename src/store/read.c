@@ -9,7 +9,8 @@ static int cas__open_blob(cas_store *s, const char *flow, const char *key, unsig
     *obj = NULL;
     memset(info, 0, sizeof *info);
     if (!s) return cas__serr(err, errcap, CAS_E_ARG, "invalid argument");
-    if (cas_name_check(flow) < 0) return cas__serr(err, errcap, CAS_E_NAME, "Invalid flow name '%.300s'", flow ? flow : "");
+    if (cas_name_check(flow) < 0)
+        return cas__serr(err, errcap, CAS_E_NAME, "Invalid flow name '%.300s'", flow ? flow : "");
     if (!cas__key_ok(key)) return cas__serr(err, errcap, CAS_E_KEY, "Invalid key '%.100s'", key ? key : "");
     rc = s->be->b.open(s->be->b.user, bname, flags, obj, info, msg, sizeof msg);
     if (rc == CAS_E_NOTFOUND) return cas__serr(err, errcap, rc, "No blob '%s' in '%s'", bname, s->root);
@@ -78,7 +79,8 @@ CASDEF int cas_store_delete(cas_store *s, const char *flow, const char *key, cha
     char bname[512], msg[CAS__MSG] = "";
     int rc;
     if (!s) return cas__serr(err, errcap, CAS_E_ARG, "invalid argument");
-    if (cas_name_check(flow) < 0) return cas__serr(err, errcap, CAS_E_NAME, "Invalid flow name '%.300s'", flow ? flow : "");
+    if (cas_name_check(flow) < 0)
+        return cas__serr(err, errcap, CAS_E_NAME, "Invalid flow name '%.300s'", flow ? flow : "");
     if (!cas__key_ok(key)) return cas__serr(err, errcap, CAS_E_KEY, "Invalid key '%.100s'", key ? key : "");
     cas_store_blob_name(flow, key, bname, sizeof bname);
     rc = s->be->b.remove(s->be->b.user, bname, msg, sizeof msg);
@@ -169,8 +171,8 @@ static int cas__stream_peek(cas_stream *st, unsigned char *head, size_t want, si
         size_t n = 0;
         char msg[CAS__MSG] = "";
         if (st->be) {
-            rc = st->be->b.read(st->be->b.user, st->obj, st->in + st->in_len, CAS__STREAM_WINDOW - st->in_len, &n,
-                                msg, sizeof msg);
+            rc = st->be->b.read(st->be->b.user, st->obj, st->in + st->in_len, CAS__STREAM_WINDOW - st->in_len, &n, msg,
+                                sizeof msg);
             if (rc < 0) {
                 cas__fmt(st->msg, sizeof st->msg, "%s", msg);
                 return st->failed = rc;
@@ -208,8 +210,8 @@ CASDEF int cas_stream_open(cas_store *s, const char *flow, const char *key, cas_
     if ((rc = cas__open_blob(s, flow, key, 0, &obj, &info, bname, err, errcap)) < 0) return rc;
     /* the stream holds the backend, so it outlives the store if need be */
     if ((rc = cas__stream_alloc(out, s->be, obj, -1, info.size, &s->alloc, err, errcap)) < 0) return rc;
-    rc = cas__stream_begin(*out, info.meta, info.meta_len, bname, CAS__SP(s, CAS_PARAM_VERIFY) ? key : NULL, (uint64_t)CAS__SP(s, CAS_PARAM_LIMIT), (int)CAS__SP(s, CAS_PARAM_STRICT), err,
-                           errcap);
+    rc = cas__stream_begin(*out, info.meta, info.meta_len, bname, CAS__SP(s, CAS_PARAM_VERIFY) ? key : NULL,
+                           (uint64_t)CAS__SP(s, CAS_PARAM_LIMIT), (int)CAS__SP(s, CAS_PARAM_STRICT), err, errcap);
     if (rc < 0) {
         cas_stream_close(*out);
         *out = NULL;
@@ -254,16 +256,19 @@ CASDEF int cas_unpack_v2_fd(int fd, void *dst, size_t cap, size_t *out_len) {
     if (rc < 0) return rc;
     if (fi.blockChecksumFlag || fi.contentChecksumFlag || fi.dictID || fi.frameType != LZ4F_frame)
         return CAS_E_UNSUPPORTED; /* plain frames only: the general path checks the rest */
-    bmax = fi.blockSizeID == LZ4F_max256KB ? (size_t)256 << 10 : fi.blockSizeID == LZ4F_max1MB ? (size_t)1 << 20
-         : fi.blockSizeID == LZ4F_max4MB   ? (size_t)4 << 20   : (size_t)64 << 10;
+    bmax = fi.blockSizeID == LZ4F_max256KB ? (size_t)256 << 10
+           : fi.blockSizeID == LZ4F_max1MB ? (size_t)1 << 20
+           : fi.blockSizeID == LZ4F_max4MB ? (size_t)4 << 20
+                                           : (size_t)64 << 10;
     for (off = hsz;;) {
         uint32_t n;
         if ((rc = cas__pread_all(fd, word, 4, off)) < 0) break;
         off += 4;
         n = (uint32_t)word[0] | (uint32_t)word[1] << 8 | (uint32_t)word[2] << 16 | (uint32_t)word[3] << 24;
         if (!n) { /* the end mark: the frame must end the file and hold what it says */
-            rc = off != fsize ? CAS_E_UNSUPPORTED
-               : fi.contentSize && fi.contentSize != (unsigned long long)o ? CAS_E_CORRUPT : CAS_OK;
+            rc = off != fsize                                                ? CAS_E_UNSUPPORTED
+                 : fi.contentSize && fi.contentSize != (unsigned long long)o ? CAS_E_CORRUPT
+                                                                             : CAS_OK;
             break;
         }
         if ((n & 0x7fffffffu) > bmax || off + (n & 0x7fffffffu) > fsize) {
@@ -286,8 +291,8 @@ CASDEF int cas_unpack_v2_fd(int fd, void *dst, size_t cap, size_t *out_len) {
                 break;
             }
             if ((rc = cas__pread_all(fd, buf, n, off)) < 0) break;
-            d = LZ4_decompress_safe_usingDict((const char *)buf, (char *)dst + o, (int)n,
-                                              (int)CAS__MIN(cap - o, bmax), (const char *)dst + o - dict, (int)dict);
+            d = LZ4_decompress_safe_usingDict((const char *)buf, (char *)dst + o, (int)n, (int)CAS__MIN(cap - o, bmax),
+                                              (const char *)dst + o - dict, (int)dict);
             if (d < 0) {
                 rc = cap - o < bmax ? CAS_NEED_OUTPUT : CAS_E_CORRUPT;
                 break;
@@ -439,9 +444,9 @@ CASDEF int cas_store_verify(cas_store *s, const char *flow, const char *key, uin
     if (cas_store_blob_name(flow ? flow : "", key ? key : "", bname, sizeof bname) < 0) bname[0] = 0;
     if ((rc = cas__open_blob(s, flow, key, 0, &obj, &info, bname, err, errcap)) < 0) return rc;
     if ((rc = cas__stream_alloc(&st, s->be, obj, -1, info.size, &s->alloc, err, errcap)) < 0) return rc;
-    rc = cas__stream_begin(st, info.meta, info.meta_len, bname, key, (uint64_t)CAS__SP(s, CAS_PARAM_LIMIT), (int)CAS__SP(s, CAS_PARAM_STRICT), err, errcap);
+    rc = cas__stream_begin(st, info.meta, info.meta_len, bname, key, (uint64_t)CAS__SP(s, CAS_PARAM_LIMIT),
+                           (int)CAS__SP(s, CAS_PARAM_STRICT), err, errcap);
     if (rc >= 0) rc = cas__stream_drain(st, decoded_size, err, errcap);
     cas_stream_close(st);
     return rc;
 }
-

@@ -94,7 +94,8 @@ CASDEF int cas_store_runs(cas_store *s, const char *flow, cas_run_info **runs, s
     int rc;
     if (!s || !runs || !count) return cas__serr(err, errcap, CAS_E_ARG, "invalid argument");
     *runs = NULL, *count = 0;
-    if (cas_name_check(flow) < 0) return cas__serr(err, errcap, CAS_E_NAME, "Invalid flow name '%.300s'", flow ? flow : "");
+    if (cas_name_check(flow) < 0)
+        return cas__serr(err, errcap, CAS_E_NAME, "Invalid flow name '%.300s'", flow ? flow : "");
     if ((rc = cas__file_list(s, flow, 0, 0, &e, &n, err, errcap)) < 0) return rc;
     memset(&recs, 0, sizeof recs), memset(&text, 0, sizeof text);
     recs.a = text.a = &s->alloc;
@@ -177,4 +178,3 @@ CASDEF int cas_task_find(const cas_task *t, const char *name, size_t *index) {
         }
     return CAS_E_NOTFOUND;
 }
-

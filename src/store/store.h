@@ -8,7 +8,8 @@ extern "C" {
  * CAS_PARAM_LZ4_BLOCK, CAS_PARAM_HASH, CAS_PARAM_LIMIT and CAS_PARAM_STRICT. */
 #define CAS_PARAM_FORMAT 40 /* what put writes: CAS_FORMAT_V1 (default), _V2 or _RAW */
 #define CAS_PARAM_FSYNC 41  /* 1: fsync blob, sidecar and directory before a put returns */
-#define CAS_PARAM_VERIFY 42 /* 1: every read rehashes and compares with the key (default 0, and 1 on
+#define CAS_PARAM_VERIFY \
+    42 /* 1: every read rehashes and compares with the key (default 0, and 1 on
                                * an object store, CAS_BACKEND_REMOTE: a server's answer is never trusted) */
 
 typedef struct cas_store cas_store;
@@ -40,11 +41,11 @@ CASDEF int cas_store_blob_name(const char *flow, const char *key, char *buf, siz
 /* Stores bytes; the key comes back in key. format 0 = the store's default.
  * An existing key writes nothing (*stored = 0). The sidecar lands before the
  * blob becomes visible; a crash leaves only temp files, which cas_store_gc removes. */
-CASDEF int cas_store_put(cas_store *s, const char *flow, const void *data, size_t n, int format,
-                         char key[CAS_KEY_BUF], int *stored, char *err, size_t errcap);
+CASDEF int cas_store_put(cas_store *s, const char *flow, const void *data, size_t n, int format, char key[CAS_KEY_BUF],
+                         int *stored, char *err, size_t errcap);
 /* Same, streaming from a file descriptor until EOF, memory bounded. */
-CASDEF int cas_store_put_fd(cas_store *s, const char *flow, int fd, int format, char key[CAS_KEY_BUF],
-                            int *stored, char *err, size_t errcap);
+CASDEF int cas_store_put_fd(cas_store *s, const char *flow, int fd, int format, char key[CAS_KEY_BUF], int *stored,
+                            char *err, size_t errcap);
 /* 1 if the blob exists, 0 if not, < 0 for an invalid flow or key. */
 CASDEF int cas_store_exists(cas_store *s, const char *flow, const char *key);
 /* Decoded bytes in a buffer from the store's allocator (cas_store_free_buffer). */
@@ -60,8 +61,8 @@ CASDEF int cas_store_verify(cas_store *s, const char *flow, const char *key, uin
 /* Re-encodes one blob to CAS_FORMAT_V1 or _V2 in place, key unchanged; raw blobs
  * are left alone. Repairs a blob whose sidecar disagrees with its bytes (an
  * interrupted migrate). *changed = 1 if anything was rewritten. */
-CASDEF int cas_store_migrate(cas_store *s, const char *flow, const char *key, int format, int *changed,
-                             char *err, size_t errcap);
+CASDEF int cas_store_migrate(cas_store *s, const char *flow, const char *key, int format, int *changed, char *err,
+                             size_t errcap);
 /* Removes temp files left by crashed writers (dead pid, or older than an hour). */
 CASDEF int cas_store_gc(cas_store *s, uint64_t *removed, char *err, size_t errcap);
 /* Flow names ("A\0B\0") or a flow's keys (count * CAS_KEY_BUF chars, each NUL-
@@ -81,8 +82,8 @@ CASDEF int cas_store_keys(cas_store *s, const char *flow, char **keys, size_t *c
 CASDEF int cas_store_file_exists(cas_store *s, const char *name, char *err, size_t errcap);
 CASDEF int cas_store_file_get(cas_store *s, const char *name, size_t max, void **out, size_t *len, char **meta,
                               char *err, size_t errcap);
-CASDEF int cas_store_file_put(cas_store *s, const char *name, const void *data, size_t n, const char *meta,
-                              int replace, int *stored, char *err, size_t errcap);
+CASDEF int cas_store_file_put(cas_store *s, const char *name, const void *data, size_t n, const char *meta, int replace,
+                              int *stored, char *err, size_t errcap);
 
 /* A folder's entries ("" = the root; "Flow/12" a run's steps), sorted by name: its
  * objects and its folders (an object store's common prefixes), in one buffer for
@@ -127,8 +128,7 @@ CASDEF int cas_store_get_batch(cas_store *s, const char *flow, size_t count, con
 /* Streams: decode a blob piece by piece with a fixed window (64 KiB of input
  * plus the codec's state), whatever its size. Opened from a store as a task is
  * (cas_task_open): store, what to open, the handle, err. */
-CASDEF int cas_stream_open(cas_store *s, const char *flow, const char *key, cas_stream **out, char *err,
-                           size_t errcap);
+CASDEF int cas_stream_open(cas_store *s, const char *flow, const char *key, cas_stream **out, char *err, size_t errcap);
 /* 0.1.0's name of cas_stream_open. */
 CASDEF int cas_store_open_stream(cas_store *s, const char *flow, const char *key, cas_stream **out, char *err,
                                  size_t errcap);
@@ -188,8 +188,7 @@ typedef struct cas_run_info {
     int64_t started;
     int finished;
 } cas_run_info;
-CASDEF int cas_store_runs(cas_store *s, const char *flow, cas_run_info **runs, size_t *count, char *err,
-                          size_t errcap);
+CASDEF int cas_store_runs(cas_store *s, const char *flow, cas_run_info **runs, size_t *count, char *err, size_t errcap);
 
 /* The same, from bytes already in hand (no I/O): a task's N.data.json, and the
  * attempt Metaflow's rule picks from the names a task folder holds ("a\0b\0",
@@ -216,4 +215,3 @@ CASDEF int cas_store_default_root(char *buf, size_t cap, char *err, size_t errca
 }
 #endif
 #endif /* CAS_NO_STORE */
-

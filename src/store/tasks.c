@@ -278,4 +278,3 @@ CASDEF int cas_task_open(cas_store *s, const char *pathspec, cas_task **out, cha
     cas__free(&s->alloc, text);
     return rc;
 }
-

@@ -75,7 +75,8 @@ static void check_page(const char *doc, size_t n, int uploads) {
     if (cas__xml_parse(doc, n, cas__s3_page_leaf, cas__s3_page_end, &pg, msg, sizeof msg) < 0)
         FUZZ_ASSERT(msg[0] != 0, "refused without a reason");
     FUZZ_ASSERT(strlen(pg.next) < sizeof pg.next && strlen(pg.next_upload) < sizeof pg.next_upload, "markers");
-    if (ctx.stop_at > 0 && !uploads) FUZZ_ASSERT(ctx.count <= ctx.stop_at, "%d records after a stop at %d", ctx.count, ctx.stop_at);
+    if (ctx.stop_at > 0 && !uploads)
+        FUZZ_ASSERT(ctx.count <= ctx.stop_at, "%d records after a stop at %d", ctx.count, ctx.stop_at);
 }
 
 /* The model of AWS's INI: the last "key = value" of the section, indented lines skipped. */
@@ -132,7 +133,8 @@ static void check_ini(const char *t, size_t n) {
             int rm = ini_model(t, n, sections[i], keys[k], want, sizeof want);
             FUZZ_ASSERT(rc == rm, "[%s] %s: %s, the model says %s", sections[i], keys[k], cas_status_name(rc),
                         cas_status_name(rm));
-            if (rc == CAS_OK) FUZZ_ASSERT(!strcmp(got, want), "[%s] %s: '%s', the model says '%s'", sections[i], keys[k], got, want);
+            if (rc == CAS_OK)
+                FUZZ_ASSERT(!strcmp(got, want), "[%s] %s: '%s', the model says '%s'", sections[i], keys[k], got, want);
         }
 }
 
@@ -143,7 +145,8 @@ static void check_creds(const char *t, size_t n) {
     if (rc == CAS_OK) {
         FUZZ_ASSERT(c && c->akid[0] && c->secret[0], "credentials without a key id or secret");
         FUZZ_ASSERT(strlen(c->akid) <= CAS__KEY_MAX && strlen(c->secret) <= CAS__KEY_MAX &&
-                        strlen(c->token) <= CAS__TOKEN_MAX, "oversized credentials");
+                        strlen(c->token) <= CAS__TOKEN_MAX,
+                    "oversized credentials");
         cas__cred_destroy(c);
     } else {
         FUZZ_ASSERT(!c && msg[0], "refused without a reason, or with credentials");
@@ -176,10 +179,12 @@ static void check_headers(const char *t, size_t n) {
         if (cas__content_range(r.range, &a, &b, &tot)) {
             char *d = r.range + 6, *m = strchr(d, '-'), *sl = m ? strchr(m, '/') : NULL;
             FUZZ_ASSERT(!strncasecmp(r.range, "bytes ", 6) && m && sl, "'%s' accepted", r.range);
-            FUZZ_ASSERT(strspn(d, "0123456789") == (size_t)(m - d) && strspn(m + 1, "0123456789") == (size_t)(sl - m - 1) &&
+            FUZZ_ASSERT(strspn(d, "0123456789") == (size_t)(m - d) &&
+                            strspn(m + 1, "0123456789") == (size_t)(sl - m - 1) &&
                             strspn(sl + 1, "0123456789") == strlen(sl + 1),
                         "'%s' accepted with other than digits", r.range);
-            FUZZ_ASSERT(a == strtoull(d, NULL, 10) && b == strtoull(m + 1, NULL, 10) && tot == strtoull(sl + 1, NULL, 10),
+            FUZZ_ASSERT(a == strtoull(d, NULL, 10) && b == strtoull(m + 1, NULL, 10) &&
+                            tot == strtoull(sl + 1, NULL, 10),
                         "'%s' read as %llu-%llu/%llu", r.range, (unsigned long long)a, (unsigned long long)b,
                         (unsigned long long)tot);
             FUZZ_ASSERT(a <= b && b < tot, "'%s' accepted out of order", r.range);
@@ -323,8 +328,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         if (cas__xml_parse(t, n, cas__xml_pick_leaf, NULL, &big, why, sizeof why) == CAS_OK &&
             cas__xml_parse(t, n, cas__xml_pick_leaf, NULL, &tiny, why, sizeof why) == CAS_OK && !big.cut[0]) {
             /* cut exactly when the whole text does not fit, and then its first bytes */
-            FUZZ_ASSERT(tiny.cut[0] == (strlen(whole) >= sizeof small), "'%s' in %zu bytes: cut %d", whole, sizeof small,
-                        tiny.cut[0]);
+            FUZZ_ASSERT(tiny.cut[0] == (strlen(whole) >= sizeof small), "'%s' in %zu bytes: cut %d", whole,
+                        sizeof small, tiny.cut[0]);
             FUZZ_ASSERT(!strncmp(small, whole, sizeof small - 1), "'%s' picked as '%s'", whole, small);
         }
         break;

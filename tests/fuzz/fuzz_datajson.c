@@ -41,7 +41,8 @@ static void check_tokens(const cas__json *j, const char *s, size_t n) {
                         s[t->end - 1]);
             for (k = 0; k < t->count * per; k++) {
                 FUZZ_ASSERT(c < t->next, "container %zu: child %zu at %zu past its subtree %zu", i, k, c, t->next);
-                if (per == 2 && k % 2 == 0) FUZZ_ASSERT(j->t[c].type == CAS__J_STR, "object %zu key %zu not a string", i, c);
+                if (per == 2 && k % 2 == 0)
+                    FUZZ_ASSERT(j->t[c].type == CAS__J_STR, "object %zu key %zu not a string", i, c);
                 c = j->t[c].next;
             }
             FUZZ_ASSERT(c == t->next, "container %zu: children end at %zu, subtree at %zu", i, c, t->next);
@@ -169,7 +170,8 @@ static void check_task(const uint8_t *data, size_t size) {
             ik = (size_t *)malloc(2 * ni * sizeof *ik);
             for (c = 0, q = info + 1; c < ni; c++, q = j.t[q + 1].next) ik[c] = q;
             cas__tok_sort(&j, ik, ik + ni, ni);
-            for (c = 1; c < ni; c++) FUZZ_ASSERT(cas__tok_cmp(&j, ik[c - 1], ik[c]) < 0, "info keys out of order at %zu", c);
+            for (c = 1; c < ni; c++)
+                FUZZ_ASSERT(cas__tok_cmp(&j, ik[c - 1], ik[c]) < 0, "info keys out of order at %zu", c);
             for (k = 0, kt = objs + 1; k < m; k++, kt = j.t[kt + 1].next) {
                 size_t want = 0;
                 for (c = 0, q = info + 1; c < ni; c++, q = j.t[q + 1].next)
@@ -189,7 +191,7 @@ static void check_task(const uint8_t *data, size_t size) {
         for (i = 0; i < uniq && strcmp(names[i], nm); i++) {
         }
         if (i == uniq) names[uniq] = nm, keys[uniq++] = ky; /* first position */
-        else free(nm), free(keys[i]), keys[i] = ky;        /* last value */
+        else free(nm), free(keys[i]), keys[i] = ky;         /* last value */
     }
     FUZZ_ASSERT(count == uniq, "task lists %zu artifacts, the objects map holds %zu names (%zu members)", count, uniq,
                 m);

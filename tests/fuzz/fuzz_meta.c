@@ -16,9 +16,8 @@
 
 static const unsigned char abc_gzip[] = {0x1f, 0x8b, 0x08, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0xff, 0x4b, 0x4c,
                                          0x4a, 0x06, 0x00, 0xc2, 0x41, 0x24, 0x35, 0x03, 0x00, 0x00, 0x00};
-static const unsigned char abc_lz4[] = {0x04, 0x22, 0x4d, 0x18, 0x68, 0x40, 0x03, 0x00, 0x00,
-                                        0x00, 0x00, 0x00, 0x00, 0x00, 0x87, 0x03, 0x00, 0x00,
-                                        0x80, 0x61, 0x62, 0x63, 0x00, 0x00, 0x00, 0x00};
+static const unsigned char abc_lz4[] = {0x04, 0x22, 0x4d, 0x18, 0x68, 0x40, 0x03, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+                                        0x00, 0x87, 0x03, 0x00, 0x00, 0x80, 0x61, 0x62, 0x63, 0x00, 0x00, 0x00, 0x00};
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     const char *meta = (const char *)data;
@@ -32,9 +31,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 "cas_meta_parse returned %s", cas_status_name(rc));
     if (rc == CAS_OK)
         FUZZ_ASSERT(fmt == CAS_FORMAT_V1 || fmt == CAS_FORMAT_V2 || fmt == CAS_FORMAT_RAW, "format %d", fmt);
-    else
-        FUZZ_ASSERT(fmt == 0, "format %d set with %s", fmt, cas_status_name(rc));
-    if (rc == CAS_E_VERSION_UNKNOWN) FUZZ_ASSERT(ver != 1 && ver != 2 && ver != -1, "version %lld is known", (long long)ver);
+    else FUZZ_ASSERT(fmt == 0, "format %d set with %s", fmt, cas_status_name(rc));
+    if (rc == CAS_E_VERSION_UNKNOWN)
+        FUZZ_ASSERT(ver != 1 && ver != 2 && ver != -1, "version %lld is known", (long long)ver);
     if (rc == CAS_OK && fmt != CAS_FORMAT_RAW)
         FUZZ_ASSERT(ver == (fmt == CAS_FORMAT_V1 ? 1 : 2), "version %lld for %s", (long long)ver, cas_format_name(fmt));
     /* an out-of-range version keeps its sign (INT64_MIN or INT64_MAX) */
@@ -60,8 +59,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (rc == CAS_OK) {
         void *out = NULL;
         size_t len = 0;
-        const unsigned char *blob = fmt == CAS_FORMAT_V1 ? abc_gzip : fmt == CAS_FORMAT_V2 ? abc_lz4
-                                                                                            : (const unsigned char *)"abc";
+        const unsigned char *blob = fmt == CAS_FORMAT_V1   ? abc_gzip
+                                    : fmt == CAS_FORMAT_V2 ? abc_lz4
+                                                           : (const unsigned char *)"abc";
         size_t n = fmt == CAS_FORMAT_V1 ? sizeof abc_gzip : fmt == CAS_FORMAT_V2 ? sizeof abc_lz4 : 3;
         FUZZ_ASSERT(rb == CAS_OK, "cas_meta_parse accepts (%s) but begin gives %s: %s", cas_format_name(fmt),
                     cas_status_name(rb), msg);
@@ -75,8 +75,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                     cas_status_name(rb), msg);
         if (rc == CAS_E_VERSION_UNKNOWN)
             FUZZ_ASSERT(!strncmp(msg, "Unknown encoding version ", 25) && strstr(msg, NAME), "message: %s", msg);
-        else
-            FUZZ_ASSERT(!strncmp(msg, PREFIX, sizeof PREFIX - 1), "message: %s", msg);
+        else FUZZ_ASSERT(!strncmp(msg, PREFIX, sizeof PREFIX - 1), "message: %s", msg);
     }
     cas_reader_free(r);
 

@@ -64,8 +64,7 @@ static int model_file_name(const char *s) {
     if (n < 1 || n > 1024) return 0;
     for (i = 0; i <= n; i++) {
         if (i == n || s[i] == '/') {
-            if (!part || (part == 1 && s[i - 1] == '.') || (part == 2 && s[i - 1] == '.' && s[i - 2] == '.'))
-                return 0;
+            if (!part || (part == 1 && s[i - 1] == '.') || (part == 2 && s[i - 1] == '.' && s[i - 2] == '.')) return 0;
             part = 0;
         } else if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f) {
             return 0;
@@ -95,8 +94,8 @@ static void check_safe_path(const char *what, const char *p) {
         const char *e = strchr(c, '/');
         size_t l = e ? (size_t)(e - c) : strlen(c);
         FUZZ_ASSERT(l > 0, "%s '%s' has an empty component", what, p);
-        FUZZ_ASSERT(!(l == 1 && c[0] == '.') && !(l == 2 && c[0] == '.' && c[1] == '.'), "%s '%s' has a . or .. component",
-                    what, p);
+        FUZZ_ASSERT(!(l == 1 && c[0] == '.') && !(l == 2 && c[0] == '.' && c[1] == '.'),
+                    "%s '%s' has a . or .. component", what, p);
         FUZZ_ASSERT(c[0] != '.', "%s '%s' has a hidden component", what, p);
         if (!e) break;
         c = e + 1;

@@ -68,7 +68,11 @@ static int utf8_ok(const unsigned char *s, size_t n) {
     size_t i = 0;
     while (i < n) {
         unsigned c = s[i], lo = 0x80, hi = 0xbf;
-        size_t len = c < 0x80 ? 1 : c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3 : c >= 0xf0 && c <= 0xf4 ? 4 : 0;
+        size_t len = c < 0x80                 ? 1
+                     : c >= 0xc2 && c <= 0xdf ? 2
+                     : c >= 0xe0 && c <= 0xef ? 3
+                     : c >= 0xf0 && c <= 0xf4 ? 4
+                                              : 0;
         size_t k;
         if (!len || i + len > n) return 0;
         if (c == 0xe0) lo = 0xa0;
@@ -96,7 +100,8 @@ static void run(cas_preview *p, fz_src *src, int *rc, char **text, size_t *len) 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     fuzz_in in = {data, size};
     uint8_t mode = fz_u8(&in), sched = fz_u8(&in), memo = fz_u8(&in), vals = fz_u8(&in);
-    static const int items[4] = {1, 3, 10, 40}, depth[4] = {2, 4, 8, 12}; /* JSON nests 3 deep a level: cas.h's parser takes 64 */
+    static const int items[4] = {1, 3, 10, 40},
+                     depth[4] = {2, 4, 8, 12}; /* JSON nests 3 deep a level: cas.h's parser takes 64 */
     int json = mode & 1, rc, rc2;
     int64_t limit = (int64_t)64 << (mode >> 5);
     fz_alloc counts = {0, 0};
@@ -115,7 +120,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     FUZZ_ASSERT(cas_preview_set_param(p, CAS_PREVIEW_MAX_OUTPUT, limit) == CAS_OK, "output");
     FUZZ_ASSERT(cas_preview_set_param(p, CAS_PREVIEW_JSON, json) == CAS_OK, "json");
     if (memo) FUZZ_ASSERT(cas_preview_set_param(p, CAS_PREVIEW_MAX_MEMO, memo * 16) == CAS_OK, "memo");
-    if (vals && vals != 0xff) FUZZ_ASSERT(cas_preview_set_param(p, CAS_PREVIEW_MAX_VALUES, vals * 64) == CAS_OK, "values");
+    if (vals && vals != 0xff)
+        FUZZ_ASSERT(cas_preview_set_param(p, CAS_PREVIEW_MAX_VALUES, vals * 64) == CAS_OK, "values");
     FUZZ_ASSERT(cas_preview_set_param(p, CAS_PREVIEW_MAX_MEMORY, (int64_t)FZ_MEMORY) == CAS_OK, "memory");
     if (vals == 0xff) { /* a program: the pickle it builds */
         pg_generate(in.p, in.n, &gen);
@@ -132,8 +138,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 
     run(p, &src, &rc, &t1, &n1);
     msg = cas_preview_message(p);
-    fuzz_log("%s (%s), %llu bytes read: %s\n", cas_status_name(rc), msg,
-             (unsigned long long)cas_preview_bytes_read(p), t1);
+    fuzz_log("%s (%s), %llu bytes read: %s\n", cas_status_name(rc), msg, (unsigned long long)cas_preview_bytes_read(p),
+             t1);
     FUZZ_ASSERT(rc == CAS_OK || rc == CAS_E_LIMIT || rc == CAS_E_CORRUPT || rc == CAS_E_TRUNCATED ||
                     rc == CAS_E_TRAILING,
                 "status %s", cas_status_name(rc));
@@ -168,5 +174,3 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     FUZZ_ASSERT(counts.now == 0, "%zu bytes not freed", counts.now);
     return 0;
 }
-
-

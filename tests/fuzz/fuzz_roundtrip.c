@@ -170,7 +170,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             FUZZ_ASSERT(used <= kk && made <= room, "writer_update: used %zu of %zu, made %zu of %zu", used, kk, made,
                         room);
             if (rc == CAS_NEED_INPUT) FUZZ_ASSERT(used == kk, "CAS_NEED_INPUT with %zu of %zu used", used, kk);
-            else if (rc == CAS_NEED_OUTPUT) FUZZ_ASSERT(made == room, "CAS_NEED_OUTPUT with %zu of %zu room", made, room);
+            else if (rc == CAS_NEED_OUTPUT)
+                FUZZ_ASSERT(made == room, "CAS_NEED_OUTPUT with %zu of %zu room", made, room);
             else FUZZ_ASSERT(0, "writer_update returned %s", cas_status_name(rc));
             fb_put(&b2, obuf, made);
             pos += used;

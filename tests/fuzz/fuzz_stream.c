@@ -69,7 +69,7 @@ static void put_gz_header(fuzz_buf *b, fuzz_in *in, unsigned flg) {
         fb_put(b, p, k);
     }
     if (flg & 8) fb_put(b, "blobtmp.abcdefgh", 17); /* FNAME, NUL included */
-    if (flg & 16) fb_put(b, "c", 2);               /* FCOMMENT */
+    if (flg & 16) fb_put(b, "c", 2);                /* FCOMMENT */
     if (flg & 2) {                                  /* FHCRC */
         uint32_t c = (uint32_t)crc32(0, b->p + start, (uInt)(b->len - start));
         fb_byte(b, c & 0xff), fb_byte(b, (c >> 8) & 0xff);
@@ -227,15 +227,12 @@ static void build_lz4_hand(fuzz_buf *b, fuzz_in *in) {
 
 /* ---- driving a streaming object ------------------------------------------ */
 
-typedef int (*step_fn)(void *o, const void *in, size_t n, size_t *used, void *out, size_t cap, size_t *made,
-                       int end);
+typedef int (*step_fn)(void *o, const void *in, size_t n, size_t *used, void *out, size_t cap, size_t *made, int end);
 
-static int step_reader(void *o, const void *in, size_t n, size_t *used, void *out, size_t cap, size_t *made,
-                       int end) {
+static int step_reader(void *o, const void *in, size_t n, size_t *used, void *out, size_t cap, size_t *made, int end) {
     return cas_reader_update((cas_reader *)o, in, n, used, out, cap, made, end);
 }
-static int step_codec(void *o, const void *in, size_t n, size_t *used, void *out, size_t cap, size_t *made,
-                      int end) {
+static int step_codec(void *o, const void *in, size_t n, size_t *used, void *out, size_t cap, size_t *made, int end) {
     return cas_codec_update((cas_codec *)o, in, n, used, out, cap, made, end);
 }
 
@@ -325,9 +322,8 @@ static void reader_level(const char *meta, unsigned flags, const uint8_t *blob, 
     rcs = drive(step_reader, s, "reader", blob, n, is, os, (flags >> 4) & 1, (size_t)-1, &acc, &over);
     fuzz_log("reader: one-shot %s (%zu bytes), streamed %s (%zu bytes) %s\n", cas_status_name(rca), len,
              cas_status_name(rcs), acc.len, cas_reader_message(s));
-    FUZZ_ASSERT((rca == CAS_DONE) == (rcs == CAS_DONE),
-                "one-shot %s (%s) but streamed %s (%s)", cas_status_name(rca), cas_reader_message(a),
-                cas_status_name(rcs), cas_reader_message(s));
+    FUZZ_ASSERT((rca == CAS_DONE) == (rcs == CAS_DONE), "one-shot %s (%s) but streamed %s (%s)", cas_status_name(rca),
+                cas_reader_message(a), cas_status_name(rcs), cas_reader_message(s));
     if (rca == CAS_DONE) {
         char key[CAS_KEY_BUF];
         FUZZ_ASSERT(acc.len == len && (!len || !memcmp(acc.p, out, len)), "streamed %zu bytes, one-shot %zu, differ",
@@ -400,14 +396,13 @@ static void file_level(const char *meta, unsigned flags, const uint8_t *blob, si
             if (cap > OBUF) cap = OBUF;
             rcs = cas_stream_read(st, obuf, cap, &got);
             if (rcs < 0) break;
-            FUZZ_ASSERT(rcs == CAS_OK && got <= cap, "cas_stream_read: %s, %zu of %zu", cas_status_name(rcs), got,
-                        cap);
+            FUZZ_ASSERT(rcs == CAS_OK && got <= cap, "cas_stream_read: %s, %zu of %zu", cas_status_name(rcs), got, cap);
             if (!got) break;
             fb_put(&acc, obuf, got);
             FUZZ_ASSERT(++calls < 50000000UL, "cas_stream_read never ends");
         }
-        if (rcs < 0) FUZZ_ASSERT(cas_stream_message(st)[0] != 0, "stream failed (%s) without a message",
-                                 cas_status_name(rcs));
+        if (rcs < 0)
+            FUZZ_ASSERT(cas_stream_message(st)[0] != 0, "stream failed (%s) without a message", cas_status_name(rcs));
         cas_stream_close(st);
     } else {
         FUZZ_ASSERT(st == NULL && err[0], "failed open: %s, stream %p, '%s'", cas_status_name(rcs), (void *)st, err);
@@ -432,8 +427,8 @@ static int codec_pass(int codec, int backend, const char *what, const uint8_t *b
     FUZZ_ASSERT(cas_decoder_create(&c, codec, NULL) == CAS_OK, "decoder_create");
     if (backend) FUZZ_ASSERT(cas_codec_set_param(c, CAS_PARAM_GZIP_BACKEND, backend) == CAS_OK, "backend");
     rc = drive(step_codec, c, what, blob, n, is, os, sep_end, CODEC_MAX, acc, over);
-    if (rc < 0 && !*over) FUZZ_ASSERT(cas_codec_message(c)[0] != 0, "%s: %s without a message", what,
-                                      cas_status_name(rc));
+    if (rc < 0 && !*over)
+        FUZZ_ASSERT(cas_codec_message(c)[0] != 0, "%s: %s without a message", what, cas_status_name(rc));
     cas_codec_free(c);
     return rc;
 }
@@ -450,14 +445,13 @@ static int oneshot(int codec, const uint8_t *blob, size_t n, fuzz_buf *acc, int 
     return *over ? CAS_E_LIMIT : rc;
 }
 
-static void same(const char *an, int ra, const fuzz_buf *a, int oa, const char *bn, int rb, const fuzz_buf *b,
-                 int ob) {
+static void same(const char *an, int ra, const fuzz_buf *a, int oa, const char *bn, int rb, const fuzz_buf *b, int ob) {
     if (oa || ob) return; /* one stopped at the cap: nothing to compare */
     FUZZ_ASSERT((ra == CAS_DONE) == (rb == CAS_DONE), "%s gave %s but %s gave %s", an, cas_status_name(ra), bn,
                 cas_status_name(rb));
     if (ra == CAS_DONE)
-        FUZZ_ASSERT(a->len == b->len && (!a->len || !memcmp(a->p, b->p, a->len)), "%s and %s decode differently (%zu vs %zu bytes)",
-                    an, bn, a->len, b->len);
+        FUZZ_ASSERT(a->len == b->len && (!a->len || !memcmp(a->p, b->p, a->len)),
+                    "%s and %s decode differently (%zu vs %zu bytes)", an, bn, a->len, b->len);
 }
 
 static void codec_level(const uint8_t *blob, size_t n, fuzz_sched is, fuzz_sched os, int sep_end) {

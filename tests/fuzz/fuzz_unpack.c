@@ -48,8 +48,8 @@ static int begin(cas_reader *r, const char *meta, const char *name, const char *
 
 /* A pass whose allocator fails once: any outcome but a crash or a leak is fine,
  * and a success must still give the right bytes. */
-static void oom_pass(const char *meta, const char *name, unsigned flags, int64_t limit, const uint8_t *blob,
-                     size_t n, unsigned long fail_at, const void *want, size_t want_len, int want_ok) {
+static void oom_pass(const char *meta, const char *name, unsigned flags, int64_t limit, const uint8_t *blob, size_t n,
+                     unsigned long fail_at, const void *want, size_t want_len, int want_ok) {
     oom_state st;
     cas_allocator a;
     cas_reader *r = NULL;
@@ -100,8 +100,7 @@ static void direct_agrees(cas_reader *r, const uint8_t *blob, size_t n, int rc, 
         FUZZ_ASSERT(rc == CAS_E_LIMIT || (rc == CAS_DONE && got == len && (!len || !memcmp(dst, out, len))),
                     "the file path decoded %zu bytes where the reader gave %s, %zu bytes", got, cas_status_name(rc),
                     len);
-    else
-        FUZZ_ASSERT(got == 0 && drc < 0, "the file path failed (%s) but says %zu bytes", cas_status_name(drc), got);
+    else FUZZ_ASSERT(got == 0 && drc < 0, "the file path failed (%s) but says %zu bytes", cas_status_name(drc), got);
     { /* the batch call: each item as the call alone, on two threads */
         int fds[2], st[2], mrc;
         void *dsts[2];
@@ -115,8 +114,9 @@ static void direct_agrees(cas_reader *r, const uint8_t *blob, size_t n, int rc, 
                         "the batch file path gave %s, %zu and %zu bytes, where alone it decoded %zu",
                         cas_status_name(mrc), gots[0], gots[1], got);
         else
-            FUZZ_ASSERT(mrc != CAS_OK && st[0] == mrc && st[1] == mrc, "the batch file path gave %s (%s, %s) where alone %s",
-                        cas_status_name(mrc), cas_status_name(st[0]), cas_status_name(st[1]), cas_status_name(drc));
+            FUZZ_ASSERT(mrc != CAS_OK && st[0] == mrc && st[1] == mrc,
+                        "the batch file path gave %s (%s, %s) where alone %s", cas_status_name(mrc),
+                        cas_status_name(st[0]), cas_status_name(st[1]), cas_status_name(drc));
     }
     free(dst);
     close(fd);
@@ -294,4 +294,3 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     cas_reader_free(r);
     return 0;
 }
-
