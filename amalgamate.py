@@ -36,7 +36,12 @@ LAYERS = {
     "codecs": ("runtime",),                          # raw, gzip, LZ4 frame; the codec table
     "core": ("runtime", "codecs"),                   # hashing, formats, writer, reader, many blobs
     "store": ("runtime", "codecs", "core"),          # names, dedup, the backend seam, local files, tasks
-    "cloud": ("runtime", "codecs", "core", "store"),  # S3 and Azure: HTTP, credentials, dialects, the backend
+    "http": ("runtime", "codecs", "core", "store"),  # one HTTP transport: requests, retries, credentials' cache,
+                                                     # one multi driver; a dialect (cas__dialect) says what differs
+    "objects": ("runtime", "codecs", "core", "store", "http"),  # the object-store backend over any dialect
+    "aws": ("runtime", "codecs", "core", "store", "http", "objects"),    # S3's dialect: SigV4, the AWS chain
+    "azure": ("runtime", "codecs", "core", "store", "http", "objects"),  # Azure's: SharedKey, SAS, Entra ID
+    "cloud": ("runtime", "codecs", "core", "store", "http", "objects", "aws", "azure"),  # s3:// and azure://
     "pickle": ("runtime", "codecs", "core", "store"),  # previews, over a store's public calls
 }
 
@@ -123,6 +128,8 @@ def layer_unit(module):
     the shipped headers include each other, every implementation switch on."""
     keep = {module, *LAYERS[module]}
     text = {name: expand(name, keep) for name in HEADERS}
+    if "cloud" not in keep:  # the registrar's wiring is the cloud module's, whose part it names
+        text["cas_cloud.h"] = re.sub(r"^#define CAS_BACKEND_MODULE .*\n", "", text["cas_cloud.h"], flags=re.M)
     text["cas.h"] = text["cas.h"].replace('#include "cas_codecs.h"\n', text["cas_codecs.h"])
     top = "cas.h"
     for name in ("cas_cloud.h", "cas_pickle.h"):

@@ -129,12 +129,11 @@ extern "C" {
 #define CAS_PARAM_CLOUD_PART_SIZE 64       /* multipart part (Azure: block) size, 5 MiB - 5 GiB (default 8 MiB) */
 #define CAS_PARAM_CLOUD_RETRY_BASE 65      /* ms, first backoff step, 1-60000 (default 100) */
 #define CAS_PARAM_CLOUD_GC_AGE 66          /* s: gc aborts multipart uploads older than this (default 86400) */
-#define CAS_PARAM_CLOUD_LIST_PAGE \
-    67 /* names per listing page asked for, 1-5000 (default 1000; S3 gives
-                                              1000 at most) */
-#define CAS_PARAM_CLOUD_RANGED_MIN \
-    68 /* bytes: objects this large and more are read in ranged GETs, four in
-                                              flight (default 32 MiB, and 0 for a server on this machine; 0: one GET) */
+/* names per listing page asked for, 1-5000 (default 1000; S3 gives 1000 at most) */
+#define CAS_PARAM_CLOUD_LIST_PAGE 67
+/* bytes: objects this large and more are read in ranged GETs, four in flight (default 32 MiB, and 0
+ * for a server on this machine; 0: one GET) */
+#define CAS_PARAM_CLOUD_RANGED_MIN 68
 /* Their first names, kept as aliases: the same settings, on Azure too. */
 #define CAS_PARAM_S3_ATTEMPTS CAS_PARAM_CLOUD_ATTEMPTS
 #define CAS_PARAM_S3_CONNECT_TIMEOUT CAS_PARAM_CLOUD_CONNECT_TIMEOUT
@@ -145,7 +144,6 @@ extern "C" {
 #define CAS_PARAM_S3_GC_AGE CAS_PARAM_CLOUD_GC_AGE
 #define CAS_PARAM_S3_LIST_PAGE CAS_PARAM_CLOUD_LIST_PAGE
 #define CAS_PARAM_S3_RANGED_MIN CAS_PARAM_CLOUD_RANGED_MIN
-
 /* A backend for an object-store URL: "s3://bucket[/prefix]" or
  * "azure://container[/prefix]". Settings come from
  * the environment and config files as listed above. The backend is usually
@@ -185,19 +183,15 @@ CASDEF int cas_cloud_register(int (*add)(const char *scheme, cas_backend_opener 
 extern "C" {
 #endif
 
-/* Layers, top down; each calls only those below it:
- *   backend (cas_backend callbacks)        objects, listings, multipart/blocks, gc;
- *                                          a dialect (cas__dialect: S3's, Azure's) says what differs
- *     -> requests (cas__rq_*)              authorization, retries, backoff, error codes
- *        -> credentials (cas__cred_*,      the AWS SDKs' chain / Azure's key or SAS,
- *           cas__az_cred_link)             refresh, secret pages
- *        -> SharedKey (cas__az_*)          Azure's canonical request, HMAC-SHA256
- *        -> XML (cas__xml_*)               expat; listings, errors, STS answers
- *        -> libcurl                        HTTP, TLS, SigV4 (CURLOPT_AWS_SIGV4) */
+/* Modules, top down; each calls only those below it (amalgamate.py --layers checks):
+ *   cloud     s3:// and azure:// registered (cas_cloud_backend, cas_cloud_register)
+ *   aws       S3's dialect: SigV4, the AWS SDKs' credential chain, multipart uploads
+ *   azure     Azure's: SharedKey, SAS and Entra ID tokens, blocks and block lists
+ *             (the two dialects never see each other; each is one cas__dialect row)
+ *   objects   the backend over any dialect: objects, streams, listings, batches, gc
+ *   http      requests, retries, error codes, the credentials' cache, one multi
+ *             driver, XML (expat), secret pages; libcurl underneath */
 
-#define CAS__EMPTY_SHA256 "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
-#define CAS__S3_META_HEADER "x-amz-meta-metaflow-user-attributes"
-#define CAS__AZ_META_HEADER "x-ms-meta-metaflow_user_attributes" /* Azure's names are identifiers */
 #define CAS__S3_META_MAX 2048              /* S3 holds at most 2 KB of user metadata (Azure 8 KB) */
 #define CAS__S3_XML_MAX ((size_t)16 << 20) /* a listing page or an error, at most */
 #define CAS__S3_SINGLE_PUT_MAX ((uint64_t)5 << 30)
@@ -612,6 +606,10 @@ struct cas__dialect {
     /* its own settings' names: CAS_S3_X is, for this dialect, env_prefix + X first,
      * then CAS_S3_X (the name every dialect took before) */
     const char *env_prefix;
+    /* signs a request (r->sign) with the credentials c: headers into *h, curl
+     * options on e. CAS_OK, or CAS_E_NOMEM */
+    int (*authorize)(cas__s3 *s3, CURL *e, const struct cas__rq *r, const cas__cred *c, struct curl_slist **h);
+    const char *code_header; /* a header that carries the error code (Azure's, also on a HEAD), or NULL */
 };
 
 
@@ -812,7 +810,7 @@ typedef struct cas__rq {
     const unsigned char *up; /* PUT / POST body */
     size_t up_len;
     const char *up_sha; /* its hex SHA-256, or NULL to compute it */
-    int sign;           /* SigV4 with the store's credentials */
+    int sign;           /* authorized with the store's credentials, as its dialect does */
     int quick;          /* credential endpoints: short timeouts, few tries */
     size_t keep;        /* bytes of a 2xx body to keep */
     const cas_allocator *body_alloc;
@@ -830,6 +828,7 @@ typedef struct cas__rq {
     char curlerr[CURL_ERROR_SIZE];
     size_t up_pos;
     int tries;
+    const char *meta_name, *code_name; /* the dialect's metadata and error-code headers */
 } cas__rq;
 
 static void cas__rq_init(cas__rq *r, const char *method, const cas_allocator *a) {
@@ -914,10 +913,9 @@ static size_t cas__rq_header(char *line, size_t size, size_t nitems, void *u) {
         if (vl < sizeof r->etag) memcpy(r->etag, v, vl), r->etag[vl] = 0;
     } else if (cas__header_is(line, n, "content-range", &v, &vl)) {
         if (vl < sizeof r->range) memcpy(r->range, v, vl), r->range[vl] = 0;
-    } else if (cas__header_is(line, n, CAS__S3_META_HEADER, &v, &vl) ||
-               cas__header_is(line, n, CAS__AZ_META_HEADER, &v, &vl)) {
+    } else if (r->meta_name && cas__header_is(line, n, r->meta_name, &v, &vl)) {
         if (vl <= CAS__S3_META_MAX) memcpy(r->meta, v, vl), r->meta[vl] = 0, r->meta_len = vl, r->has_meta = 1;
-    } else if (cas__header_is(line, n, "x-ms-error-code", &v, &vl)) { /* Azure's reason, also on a HEAD */
+    } else if (r->code_name && cas__header_is(line, n, r->code_name, &v, &vl)) { /* the reason, also on a HEAD */
         if (vl < sizeof r->code) memcpy(r->code, v, vl), r->code[vl] = 0;
     } else if (cas__header_is(line, n, "last-modified", &v, &vl)) {
         char tmp[64];
@@ -983,186 +981,14 @@ static void cas__slist_wipe(struct curl_slist *l) {
 }
 
 static int cas__cred_get(cas__s3 *s3, int force, cas__cred **out, char *msg, size_t cap);
-/* ---- Azure: SharedKey, SAS and bearer authorization ---------------------------- */
-/* libcurl signs SigV4 itself but knows nothing of Azure. SharedKey is an
- * HMAC-SHA256 over a canonical form of the request ("Authorize with Shared Key"
- * in Azure's Storage REST reference): the verb, eleven standard headers (empty
- * when absent; Content-Length empty when zero), the x-ms-* headers sorted, and
- * the resource: /account/path, then each query parameter sorted, URL-decoded. */
+/* ---- a request on a handle: set-up, verdicts, retries ---------------------------------- */
 
-#define CAS__AZ_VERSION "2021-08-06"
-
-static const char *cas__hdr_find(const struct curl_slist *h, const char *name, size_t *vl) {
-    const char *v;
-    for (; h; h = h->next)
-        if (cas__header_is(h->data, strlen(h->data), name, &v, vl)) return v;
-    return NULL;
-}
-
-static int cas__starts_ci(const char *s, const char *lower) {
-    for (; *lower; s++, lower++)
-        if (tolower((unsigned char)*s) != *lower) return 0;
-    return 1;
-}
-
-static int cas__hdr_cmp(const char *a, const char *b) { /* by lower-case name, up to ':' */
-    for (; *a && *a != ':' && tolower((unsigned char)*a) == tolower((unsigned char)*b); a++, b++) {
-    }
-    return (*a == ':' ? 0 : tolower((unsigned char)*a)) - (*b == ':' ? 0 : tolower((unsigned char)*b));
-}
-
-static int cas__az_string_to_sign(cas__buf *sts, const char *method, const struct curl_slist *h, size_t body_len,
-                                  const char *account, const char *url) {
-    static const char *const std[] = {
-        "content-encoding",  "content-language", "content-length", "content-md5",         "content-type", "date",
-        "if-modified-since", "if-match",         "if-none-match",  "if-unmodified-since", "range"};
-    const char *ms[32], *q[16], *qv[16], *path, *qs, *v;
-    char *query = NULL;
-    size_t i, j, n = 0, nq = 0, vl;
-    cas__buf_addz(sts, method);
-    for (i = 0; i < sizeof std / sizeof std[0]; i++) {
-        cas__buf_addz(sts, "\n");
-        if (!strcmp(std[i], "content-length")) {
-            if (body_len) cas__buf_fmt(sts, "%lu", (unsigned long)body_len);
-        } else if ((v = cas__hdr_find(h, std[i], &vl)) != NULL) {
-            cas__buf_put(sts, v, vl);
-        }
-    }
-    cas__buf_addz(sts, "\n");
-    for (; h; h = h->next) /* the x-ms-* headers, sorted by name (insertion sort: a handful) */
-        if (cas__starts_ci(h->data, "x-ms-")) {
-            if (n == sizeof ms / sizeof ms[0]) return CAS_E_LIMIT; /* never signs a part of them */
-            for (j = n++; j && cas__hdr_cmp(ms[j - 1], h->data) > 0; j--) ms[j] = ms[j - 1];
-            ms[j] = h->data;
-        }
-    for (i = 0; i < n; i++) {
-        const char *colon = strchr(ms[i], ':');
-        if (!colon) continue;
-        for (v = ms[i]; v < colon; v++) {
-            char c = (char)tolower((unsigned char)*v);
-            cas__buf_put(sts, &c, 1);
-        }
-        cas__buf_addz(sts, ":");
-        for (v = colon + 1; *v == ' '; v++) {
-        }
-        cas__buf_addz(sts, v);
-        cas__buf_addz(sts, "\n");
-    }
-    path = strstr(url, "://");
-    path = path ? strchr(path + 3, '/') : NULL;
-    qs = strchr(url, '?');
-    cas__buf_fmt(sts, "/%s", account);
-    if (!path || (qs && path > qs)) cas__buf_addz(sts, "/");
-    else cas__buf_put(sts, path, qs ? (size_t)(qs - path) : strlen(path));
-    if (qs && qs[1]) { /* the query's parameters, sorted by name (lower case), values decoded */
-        char *t, *next, *c;
-        size_t ql = strlen(qs + 1);
-        if (!(query = (char *)malloc(ql + 1))) return CAS_E_NOMEM;
-        memcpy(query, qs + 1, ql + 1);
-        for (t = query; t; t = next) {
-            char *eq;
-            if ((next = strchr(t, '&')) != NULL) *next++ = 0;
-            if (nq == sizeof q / sizeof q[0]) {
-                free(query);
-                return CAS_E_LIMIT; /* never signs a part of them */
-            }
-            if ((eq = strchr(t, '=')) != NULL) *eq = 0, cas__uri_decode(eq + 1);
-            for (c = t; *c; c++) *c = (char)tolower((unsigned char)*c);
-            for (j = nq++; j && strcmp(q[j - 1], t) > 0; j--) q[j] = q[j - 1], qv[j] = qv[j - 1];
-            q[j] = t, qv[j] = eq ? eq + 1 : "";
-        }
-        for (i = 0; i < nq; i++) {
-            cas__buf_addz(sts, "\n");
-            cas__buf_addz(sts, q[i]);
-            cas__buf_addz(sts, ":");
-            cas__buf_addz(sts, qv[i]);
-        }
-        free(query);
-    }
-    return sts->p ? CAS_OK : CAS_E_NOMEM;
-}
-
-/* Base64 of n bytes into out (4 * ((n + 2) / 3) + 1 bytes). */
-static void cas__b64(const unsigned char *p, size_t n, char *out) { EVP_EncodeBlock((unsigned char *)out, p, (int)n); }
-
-/* Decodes base64 text; the length, or -1 if it is not base64. */
-static int cas__unb64(const char *s, unsigned char *out, size_t cap) {
-    size_t n = strlen(s), pad = 0;
-    int k;
-    if (!n || n % 4 || n / 4 * 3 > cap) return -1;
-    if (s[n - 1] == '=') pad++;
-    if (s[n - 2] == '=') pad++;
-    k = EVP_DecodeBlock(out, (const unsigned char *)s, (int)n);
-    return k < 0 ? -1 : k - (int)pad;
-}
-
-/* SharedKey's signature of a canonical request, into "Authorization: SharedKey account:sig". */
-static int cas__az_shared_key(const cas__cred *c, const cas__buf *sts, char *line, size_t cap) {
-    unsigned char key[256], mac[EVP_MAX_MD_SIZE];
-    unsigned int ml = 0;
-    char sig[EVP_MAX_MD_SIZE * 2];
-    int kl = cas__unb64(c->secret, key, sizeof key);
-    if (kl <= 0 || !HMAC(EVP_sha256(), key, kl, (const unsigned char *)sts->p, sts->len, mac, &ml)) {
-        cas__wipe(key, sizeof key);
-        return CAS_E_ARG;
-    }
-    cas__wipe(key, sizeof key);
-    cas__b64(mac, ml, sig);
-    snprintf(line, cap, "Authorization: SharedKey %s:%s", c->akid, sig);
-    return CAS_OK;
-}
-
-/* Adds Azure's date and version to *h, then the proof c holds: a SharedKey
- * signature, a bearer token, or a SAS token appended to the URL libcurl gets. */
-static int cas__az_authorize(cas__s3 *s3, CURL *e, const cas__rq *r, const cas__cred *c, struct curl_slist **h) {
-    static const char *const wd[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
-    static const char *const mo[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
-                                     "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
-    char line[512];
-    struct tm tm;
-    time_t now = time(NULL);
-    int rc = CAS_OK;
-    gmtime_r(&now, &tm);
-    snprintf(line, sizeof line, "x-ms-date: %s, %02d %s %04d %02d:%02d:%02d GMT", wd[tm.tm_wday], tm.tm_mday,
-             mo[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
-    if (!(*h = curl_slist_append(*h, line)) || !(*h = curl_slist_append(*h, "x-ms-version: " CAS__AZ_VERSION)))
-        return CAS_E_NOMEM;
-    if (c->kind == CAS__AUTH_SHARED_KEY) {
-        cas__buf sts;
-        memset(&sts, 0, sizeof sts);
-        sts.a = &s3->alloc;
-        if ((rc = cas__az_string_to_sign(&sts, r->method, *h, !strcmp(r->method, "PUT") ? r->up_len : 0, c->akid,
-                                         r->url.p)) == CAS_OK &&
-            (rc = cas__az_shared_key(c, &sts, line, sizeof line)) == CAS_OK && !(*h = curl_slist_append(*h, line)))
-            rc = CAS_E_NOMEM;
-        cas__free(&s3->alloc, sts.p);
-    } else { /* a token: in a header (bearer) or in the URL (SAS); wiped from our copies after */
-        size_t ul = strlen(r->url.p), tl = strlen(c->token), need = ul + tl + 32;
-        char *t;
-        if (c->kind == CAS__AUTH_BEARER && cas__secret_may_go(r->url.p, "bearer token", line, sizeof line) < 0)
-            return CAS_E_ARG; /* refused at open already (cas__cloud_ready): this is the last line */
-        if (!(t = (char *)malloc(need))) return CAS_E_NOMEM;
-        if (c->kind == CAS__AUTH_BEARER) {
-            snprintf(t, need, "Authorization: Bearer %s", c->token);
-            if (!(*h = curl_slist_append(*h, t))) rc = CAS_E_NOMEM;
-        } else {
-            snprintf(t, need, "%s%c%s", r->url.p, strchr(r->url.p, '?') ? '&' : '?', c->token);
-            curl_easy_setopt(e, CURLOPT_URL, t);
-        }
-        cas__wipe(t, need);
-        free(t);
-    }
-    cas__wipe(line, sizeof line);
-    return rc;
-}
-
-/* Sets every option of one try of r on e. *sent gets the header list to free after. */
 static int cas__rq_setup(cas__s3 *s3, CURL *e, cas__rq *r, cas__cred *c, struct curl_slist **sent) {
     struct curl_slist *h = NULL, *i;
-    char line[CAS__S3_META_MAX + 200];
     int ok = 1;
     *sent = NULL;
     r->e = e;
+    r->meta_name = s3->d->meta_header, r->code_name = s3->d->code_header;
     curl_easy_setopt(e, CURLOPT_URL, r->url.p);
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, r->curlerr);
@@ -1196,31 +1022,7 @@ static int cas__rq_setup(cas__s3 *s3, CURL *e, cas__rq *r, cas__cred *c, struct 
         curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, r->method);
     }
     for (i = r->hdr; i && ok; i = i->next) ok = (h = curl_slist_append(h, i->data)) != NULL;
-    if (r->sign && c && c->kind != CAS__AUTH_SIGV4) {
-        ok = ok && cas__az_authorize(s3, e, r, c, &h) == CAS_OK;
-    } else if (r->sign && c) {
-        char sha[65];
-        if (!r->up_sha && r->up_len) cas__sha256_hex(r->up, r->up_len, sha);
-        snprintf(line, sizeof line, "x-amz-content-sha256: %s",
-                 r->up_sha   ? r->up_sha
-                 : r->up_len ? sha
-                             : CAS__EMPTY_SHA256);
-        ok = ok && (h = curl_slist_append(h, line)) != NULL;
-        if (ok && c->token[0]) {
-            size_t tl = strlen(c->token);
-            char *t = (char *)malloc(tl + 32);
-            ok = t != NULL;
-            if (ok) {
-                snprintf(t, tl + 32, "x-amz-security-token: %s", c->token);
-                ok = (h = curl_slist_append(h, t)) != NULL;
-                cas__wipe(t, tl + 32);
-                free(t);
-            }
-        }
-        curl_easy_setopt(e, CURLOPT_AWS_SIGV4, s3->sigv4);
-        curl_easy_setopt(e, CURLOPT_USERNAME, c->akid);
-        curl_easy_setopt(e, CURLOPT_PASSWORD, c->secret);
-    }
+    if (ok && r->sign && c) ok = s3->d->authorize(s3, e, r, c, &h) == CAS_OK;
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
     *sent = h;
     return ok ? CAS_OK : CAS_E_NOMEM;
@@ -1475,19 +1277,7 @@ static int cas__rq_run(cas__s3 *s3, cas__rq *r, char *msg, size_t cap) {
         return CAS_OK;
     }
 }
-/* ---- credentials: the AWS SDKs' chain ------------------------------------- */
-
-enum { CAS__CRED_ENV = 1, CAS__CRED_WEB, CAS__CRED_FILES, CAS__CRED_CONTAINER, CAS__CRED_IMDS };
-/* Azure's links (cas__az_cred_link): a shared key, a SAS token, Entra ID tokens */
-enum {
-    CAS__AZC_KEY = 1,
-    CAS__AZC_SAS,
-    CAS__AZC_SECRET,
-    CAS__AZC_WORKLOAD,
-    CAS__AZC_MANAGED,
-    CAS__AZC_LAST = CAS__AZC_MANAGED
-};
-static int cas__az_cred_link(cas__s3 *s3, int which, cas__cred **out, char *msg, size_t cap);
+/* ---- credentials: the cache every dialect's chain fills, and what the chains share ---- */
 
 /* A small file read whole (config files, tokens); NULL if unreadable or larger than max. */
 static char *cas__slurp_file(const char *path, size_t max, size_t *len) {
@@ -1500,74 +1290,10 @@ static char *cas__slurp_file(const char *path, size_t max, size_t *len) {
     if (len) *len = n;
     return (char *)t;
 }
-
 static void cas__trim(char **s, size_t *n) {
     while (*n && isspace((unsigned char)(*s)[0])) (*s)++, (*n)--;
     while (*n && isspace((unsigned char)(*s)[*n - 1])) (*n)--;
 }
-
-/* The value of `key` in section `section` of an AWS shared config/credentials
- * file (INI: "[section]", "key = value", '#' or ';' comments, indented lines
- * belong to a nested block and are skipped). Written by hand: the format is
- * AWS's own (nested blocks, "profile " prefixes) and twenty lines long. */
-static int cas__ini_get(const char *text, size_t len, const char *section, const char *key, char *out, size_t cap) {
-    size_t i = 0, sl = strlen(section), kl = strlen(key);
-    int in = 0, found = 0;
-    while (i < len) {
-        size_t e = i, n;
-        char *line;
-        while (e < len && text[e] != '\n') e++;
-        line = (char *)text + i, n = e - i;
-        i = e + 1;
-        if (!n) continue;
-        if (line[0] == ' ' || line[0] == '\t') continue; /* a nested block's line */
-        cas__trim(&line, &n);
-        if (!n || line[0] == '#' || line[0] == ';') continue;
-        if (line[0] == '[') {
-            char *nm = line + 1;
-            size_t nl = n > 1 && line[n - 1] == ']' ? n - 2 : 0;
-            cas__trim(&nm, &nl);
-            in = nl == sl && !memcmp(nm, section, sl);
-            continue;
-        }
-        if (in && n > kl && !memcmp(line, key, kl)) {
-            char *v = line + kl;
-            size_t vl = n - kl;
-            cas__trim(&v, &vl);
-            if (!vl || v[0] != '=') continue;
-            v++, vl--;
-            cas__trim(&v, &vl);
-            if (vl + 1 > cap) return CAS_NEED_OUTPUT;
-            memcpy(out, v, vl), out[vl] = 0;
-            found = 1; /* the last one wins, as in botocore */
-        }
-    }
-    return found ? CAS_OK : CAS_E_NOTFOUND;
-}
-
-/* `key` of the active profile: the credentials file, then the config file. */
-static int cas__profile_get(const cas__s3 *s3, int creds_file, const char *key, char *out, size_t cap) {
-    const char *home = getenv("HOME"), *f;
-    char path[4096], section[200];
-    char *text;
-    size_t len = 0;
-    int rc;
-    f = cas__env(creds_file ? "AWS_SHARED_CREDENTIALS_FILE" : "AWS_CONFIG_FILE");
-    if (f && f[0] == '~' && home) snprintf(path, sizeof path, "%s%s", home, f + 1);
-    else if (f) snprintf(path, sizeof path, "%s", f);
-    else if (home) snprintf(path, sizeof path, "%s/.aws/%s", home, creds_file ? "credentials" : "config");
-    else return CAS_E_NOTFOUND;
-    if (!(text = cas__slurp_file(path, (size_t)1 << 20, &len))) return CAS_E_NOTFOUND;
-    if (creds_file || !strcmp(s3->profile, "default")) snprintf(section, sizeof section, "%s", s3->profile);
-    else snprintf(section, sizeof section, "profile %s", s3->profile);
-    rc = cas__ini_get(text, len, section, key, out, cap);
-    if (rc == CAS_E_NOTFOUND && !creds_file && !strcmp(s3->profile, "default"))
-        rc = cas__ini_get(text, len, "profile default", key, out, cap);
-    cas__wipe(text, len); /* the credentials file holds secrets */
-    free(text);
-    return rc;
-}
-
 /* A JSON string member, whole, in a new buffer ("" when it is optional and absent or
  * not a string, as a null Token): its length is what the caller judges, nothing is
  * cut. NULL if a required one is not a string (or holds a NUL). */
@@ -1580,11 +1306,9 @@ static char *cas__json_dup(const cas__json *j, const char *key, int optional) {
     if ((s = (char *)malloc(n)) != NULL && cas__json_str(j, x, s, n) == (size_t)-1) free(s), s = NULL;
     return s;
 }
-
 static void cas__free_secret(char *s) {
     if (s) cas__wipe(s, strlen(s)), free(s);
 }
-
 /* {"AccessKeyId": .., "SecretAccessKey": .., "Token": .., "Expiration": ..} (container, IMDS) */
 static int cas__cred_from_json(const char *doc, size_t len, cas__cred **out, char *msg, size_t cap) {
     cas__json j;
@@ -1611,7 +1335,6 @@ static int cas__cred_from_json(const char *doc, size_t len, cas__cred **out, cha
     cas__free_secret(akid), cas__free_secret(secret), cas__free_secret(token);
     return rc;
 }
-
 /* An unsigned request to a credentials endpoint; its body back (wipe it). */
 static int cas__cred_fetch(cas__s3 *s3, const char *method, const char *url, const char *h1, const char *h2,
                            const char *body, cas__rq *r, char *msg, size_t cap) {
@@ -1632,259 +1355,6 @@ static int cas__cred_fetch(cas__s3 *s3, const char *method, const char *url, con
     if (!r->body.p) cas__buf_put(&r->body, "", 0);
     return CAS_OK;
 }
-
-/* STS AssumeRoleWithWebIdentity (EKS IRSA): unsigned, the token is the proof. */
-static int cas__cred_web(cas__s3 *s3, const char *token_file, const char *role, cas__cred **out, char *msg,
-                         size_t cap) {
-    cas__buf form, url;
-    cas__rq r;
-    char akid[CAS__KEY_MAX + 2], secret[CAS__KEY_MAX + 2], *token, exp[64], session[128];
-    cas__xml_pick p;
-    char *jwt;
-    size_t jl = 0;
-    const char *ep = cas__env("AWS_ENDPOINT_URL_STS"), *sn = cas__env("AWS_ROLE_SESSION_NAME");
-    int rc;
-    if (!(jwt = cas__slurp_file(token_file, (size_t)64 << 10, &jl))) {
-        cas__fmt(msg, cap, "cannot read the web identity token file '%.300s'", token_file);
-        return CAS_E_IO;
-    }
-    memset(&form, 0, sizeof form), memset(&url, 0, sizeof url);
-    form.secret = 1; /* it will hold the web identity token */
-    if (sn) snprintf(session, sizeof session, "%s", sn);
-    else snprintf(session, sizeof session, "cas-h-%ld", (long)cas__now());
-    {
-        char *t = jwt;
-        cas__trim(&t, &jl);
-        t[jl] = 0;
-        cas__buf_addz(&form, "Action=AssumeRoleWithWebIdentity&RoleArn=");
-        cas__uri_encode(&form, role, 0);
-        cas__buf_addz(&form, "&RoleSessionName=");
-        cas__uri_encode(&form, session, 0);
-        cas__buf_addz(&form, "&Version=2011-06-15&WebIdentityToken=");
-        cas__uri_encode(&form, t, 0);
-    }
-    cas__wipe(jwt, jl), free(jwt);
-    if (!ep) ep = cas__env("AWS_ENDPOINT_URL");
-    if (ep) cas__buf_addz(&url, ep);
-    else cas__buf_fmt(&url, "https://sts.%s.amazonaws.com", s3->region);
-    if (url.len && url.p[url.len - 1] != '/') cas__buf_addz(&url, "/");
-    if (!form.p || !url.p) {
-        cas__free(NULL, form.p), cas__free(NULL, url.p);
-        return cas__oom(msg, cap);
-    }
-    cas__rq_init(&r, "POST", NULL);
-    rc = cas__secret_may_go(url.p, "the STS endpoint, with a web identity token", msg, cap);
-    if (rc == CAS_OK)
-        rc = cas__cred_fetch(s3, "POST", url.p, "Content-Type: application/x-www-form-urlencoded", NULL, form.p, &r,
-                             msg, cap);
-    cas__wipe(form.p, form.len);
-    cas__free(NULL, form.p);
-    cas__free(NULL, url.p);
-    if (rc == CAS_OK && !(token = (char *)malloc(CAS__TOKEN_MAX + 2))) {
-        rc = cas__oom(msg, cap);
-    } else if (rc == CAS_OK) { /* each field whole: a cut one (cut[i]) is refused, not sent */
-        char why[200];
-        memset(&p, 0, sizeof p);
-        akid[0] = secret[0] = token[0] = exp[0] = 0;
-        p.suffix[0] = "Credentials/AccessKeyId", p.out[0] = akid, p.cap[0] = sizeof akid;
-        p.suffix[1] = "Credentials/SecretAccessKey", p.out[1] = secret, p.cap[1] = sizeof secret;
-        p.suffix[2] = "Credentials/SessionToken", p.out[2] = token, p.cap[2] = CAS__TOKEN_MAX + 2;
-        p.suffix[3] = "Credentials/Expiration", p.out[3] = exp, p.cap[3] = sizeof exp;
-        why[0] = 0;
-        if (cas__xml_parse(r.body.p, r.body.len, cas__xml_pick_leaf, NULL, &p, why, sizeof why) < 0 || !akid[0] ||
-            !secret[0]) {
-            cas__fmt(msg, cap, "STS AssumeRoleWithWebIdentity gave no credentials%s%s", why[0] ? ": " : "", why);
-            rc = CAS_E_CORRUPT;
-        } else if (p.cut[0] || p.cut[1] || p.cut[2]) {
-            cas__fmt(msg, cap, "STS AssumeRoleWithWebIdentity gave a%s longer than cas.h keeps (%d bytes)",
-                     p.cut[2]   ? " SessionToken"
-                     : p.cut[1] ? " SecretAccessKey"
-                                : "n AccessKeyId",
-                     p.cut[2] ? CAS__TOKEN_MAX : CAS__KEY_MAX);
-            rc = CAS_E_LIMIT;
-        } else if (!(*out = cas__cred_new(CAS__AUTH_SIGV4, akid, secret, token, cas__iso8601(exp), why, sizeof why))) {
-            cas__fmt(msg, cap, "STS AssumeRoleWithWebIdentity: %s", why);
-            rc = CAS_E_CORRUPT;
-        }
-        cas__wipe(secret, sizeof secret), cas__wipe(token, CAS__TOKEN_MAX + 2);
-        free(token);
-    } else {
-        char why[300];
-        snprintf(why, sizeof why, "%s", msg);
-        cas__fmt(msg, cap, "STS AssumeRoleWithWebIdentity for %.200s: %s", role, why);
-    }
-    cas__rq_free(&r);
-    return rc;
-}
-
-/* A container credentials URL, as the AWS SDKs judge it: https to any host, or
- * http to this machine or the ECS / EKS pod identity agents (169.254.170.2,
- * 169.254.170.23, fd00:ec2::23); no user in it. The pod's authorization token
- * goes with the request. */
-static int cas__container_url_ok(const char *url) {
-    static const char *const agents[] = {"169.254.170.2", "169.254.170.23", "fd00:ec2::23"};
-    char scheme[16], host[256];
-    unsigned char a[16], b[16];
-    int user = 0, i, fam;
-    if (cas__url_host(url, scheme, sizeof scheme, host, sizeof host, &user) < 0 || user) return 0;
-    if (!strcasecmp(scheme, "https")) return 1;
-    if (strcasecmp(scheme, "http")) return 0;
-    if (cas__host_loopback(host)) return 1;
-    fam = strchr(host, ':') ? AF_INET6 : AF_INET;
-    if (inet_pton(fam, host, a) != 1) return 0;
-    for (i = 0; i < 3; i++)
-        if (inet_pton(fam, agents[i], b) == 1 && !memcmp(a, b, fam == AF_INET ? 4 : 16)) return 1;
-    return 0;
-}
-
-static int cas__cred_container(cas__s3 *s3, cas__cred **out, char *msg, size_t cap) {
-    const char *rel = cas__env("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI");
-    const char *full = cas__env("AWS_CONTAINER_CREDENTIALS_FULL_URI");
-    const char *tok = cas__env("AWS_CONTAINER_AUTHORIZATION_TOKEN");
-    const char *tokf = cas__env("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE");
-    char url[2048], *auth = NULL;
-    cas__rq r;
-    int rc;
-    if (rel) snprintf(url, sizeof url, "http://169.254.170.2%s%s", rel[0] == '/' ? "" : "/", rel);
-    else if (full) snprintf(url, sizeof url, "%s", full);
-    else return CAS_E_NOTFOUND;
-    if (!cas__container_url_ok(url)) { /* the relative form too: "@host/..." would make 169.254.170.2 a user */
-        cas__fmt(msg, cap, "%s must be https, or http to this machine or the ECS/EKS credential agent, without a user",
-                 rel ? "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI" : "AWS_CONTAINER_CREDENTIALS_FULL_URI");
-        return CAS_E_ARG;
-    }
-    if (tokf || tok) {
-        size_t tl = 0;
-        char *t = tokf ? cas__slurp_file(tokf, (size_t)16 << 10, &tl) : NULL, *v = t;
-        if (tokf && !t) {
-            cas__fmt(msg, cap, "cannot read AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE '%.300s'", tokf);
-            return CAS_E_IO;
-        }
-        if (!t) v = (char *)tok, tl = strlen(tok);
-        cas__trim(&v, &tl);
-        if ((auth = (char *)malloc(tl + 32)) != NULL) snprintf(auth, tl + 32, "Authorization: %.*s", (int)tl, v);
-        if (t) cas__wipe(t, strlen(t)), free(t);
-        if (!auth) {
-            cas__fmt(msg, cap, "out of memory");
-            return CAS_E_NOMEM;
-        }
-    }
-    rc = cas__cred_fetch(s3, "GET", url, auth, NULL, NULL, &r, msg, cap);
-    if (auth) cas__wipe(auth, strlen(auth)), free(auth);
-    if (rc == CAS_OK) rc = cas__cred_from_json(r.body.p, r.body.len, out, msg, cap);
-    else {
-        char why[300];
-        snprintf(why, sizeof why, "%s", msg);
-        cas__fmt(msg, cap, "the container credentials endpoint: %s", why);
-    }
-    cas__rq_free(&r);
-    return rc;
-}
-
-/* EC2 instance metadata, IMDSv2: a session token, the role's name, its credentials. */
-static int cas__cred_imds(cas__s3 *s3, cas__cred **out, char *msg, size_t cap) {
-    const char *ep = cas__env("AWS_EC2_METADATA_SERVICE_ENDPOINT"), *dis = cas__env("AWS_EC2_METADATA_DISABLED");
-    char base[512], url[1024], tokh[512], role[256];
-    cas__rq r;
-    int rc;
-    size_t n;
-    if (dis && !strcasecmp(dis, "true")) return CAS_E_NOTFOUND;
-    snprintf(base, sizeof base, "%s", ep ? ep : "http://169.254.169.254");
-    n = strlen(base);
-    if (n && base[n - 1] == '/') base[n - 1] = 0;
-    snprintf(url, sizeof url, "%s/latest/api/token", base);
-    if ((rc = cas__cred_fetch(s3, "PUT", url, "X-aws-ec2-metadata-token-ttl-seconds: 21600", NULL, NULL, &r, msg,
-                              cap)) < 0) {
-        cas__rq_free(&r);
-        return CAS_E_NOTFOUND; /* not on EC2 (or IMDS is off): the chain ends here */
-    }
-    snprintf(tokh, sizeof tokh, "X-aws-ec2-metadata-token: %.400s", r.body.p);
-    cas__rq_free(&r);
-    snprintf(url, sizeof url, "%s/latest/meta-data/iam/security-credentials/", base);
-    rc = cas__cred_fetch(s3, "GET", url, tokh, NULL, NULL, &r, msg, cap);
-    if (rc == CAS_OK) {
-        char *nl;
-        snprintf(role, sizeof role, "%s", r.body.p);
-        if ((nl = strchr(role, '\n')) != NULL) *nl = 0;
-        cas__rq_free(&r);
-        if (!role[0] || strchr(role, '/')) {
-            cas__fmt(msg, cap, "instance metadata names no IAM role");
-            rc = CAS_E_NOTFOUND;
-        } else {
-            snprintf(url, sizeof url, "%s/latest/meta-data/iam/security-credentials/%s", base, role);
-            rc = cas__cred_fetch(s3, "GET", url, tokh, NULL, NULL, &r, msg, cap);
-            if (rc == CAS_OK) rc = cas__cred_from_json(r.body.p, r.body.len, out, msg, cap);
-            cas__rq_free(&r);
-        }
-    } else {
-        cas__rq_free(&r);
-    }
-    cas__wipe(tokh, sizeof tokh);
-    if (rc < 0 && rc != CAS_E_NOTFOUND) {
-        char why[300];
-        snprintf(why, sizeof why, "%s", msg);
-        cas__fmt(msg, cap, "EC2 instance metadata: %s", why);
-    }
-    return rc;
-}
-
-/* One link of the chain: CAS_OK with *out, CAS_E_NOTFOUND when this link is not
- * configured here (the next is tried), or an error when it is and fails. */
-static int cas__cred_link(cas__s3 *s3, int which, cas__cred **out, char *msg, size_t cap) {
-    char a[CAS__KEY_MAX + 1], s[CAS__KEY_MAX + 1], *t, file[1024], role[512];
-    const char *ak, *sk;
-    int rc = CAS_E_NOTFOUND, f;
-    *out = NULL;
-    switch (which) {
-    case CAS__CRED_ENV:
-        ak = cas__env("AWS_ACCESS_KEY_ID"), sk = cas__env("AWS_SECRET_ACCESS_KEY");
-        if (!ak && !sk) return CAS_E_NOTFOUND;
-        if (!ak || !sk) {
-            cas__fmt(msg, cap, "AWS_%s is set but AWS_%s is not", ak ? "ACCESS_KEY_ID" : "SECRET_ACCESS_KEY",
-                     ak ? "SECRET_ACCESS_KEY" : "ACCESS_KEY_ID");
-            return CAS_E_ARG;
-        }
-        if ((*out = cas__cred_new(CAS__AUTH_SIGV4, ak, sk, cas__env("AWS_SESSION_TOKEN"), 0, role, sizeof role)))
-            return CAS_OK;
-        cas__fmt(msg, cap, "AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN: %s", role);
-        return CAS_E_ARG;
-    case CAS__CRED_WEB:
-        if (cas__env("AWS_WEB_IDENTITY_TOKEN_FILE") && cas__env("AWS_ROLE_ARN"))
-            return cas__cred_web(s3, cas__env("AWS_WEB_IDENTITY_TOKEN_FILE"), cas__env("AWS_ROLE_ARN"), out, msg, cap);
-        if (cas__profile_get(s3, 0, "web_identity_token_file", file, sizeof file) == CAS_OK &&
-            cas__profile_get(s3, 0, "role_arn", role, sizeof role) == CAS_OK)
-            return cas__cred_web(s3, file, role, out, msg, cap);
-        return CAS_E_NOTFOUND;
-    case CAS__CRED_FILES: /* the credentials file, then the config file: the first with a key and a secret */
-        if (!(t = (char *)malloc(CAS__TOKEN_MAX + 1))) return cas__oom(msg, cap);
-        for (f = 1; f >= 0 && rc == CAS_E_NOTFOUND; f--) {
-            static const char *const keys[3] = {"aws_access_key_id", "aws_secret_access_key", "aws_session_token"};
-            char *outs[3];
-            size_t caps[3];
-            int k, got[3];
-            outs[0] = a, outs[1] = s, outs[2] = t, caps[0] = caps[1] = CAS__KEY_MAX + 1, caps[2] = CAS__TOKEN_MAX + 1;
-            for (k = 0; k < 3; k++) {
-                outs[k][0] = 0;
-                got[k] = cas__profile_get(s3, f, keys[k], outs[k], caps[k]);
-                if (got[k] == CAS_NEED_OUTPUT) { /* never cut: a cut secret only fails later, unexplained */
-                    cas__fmt(msg, cap, "%s of profile '%s' in the shared %s file is longer than cas.h keeps (%d bytes)",
-                             keys[k], s3->profile, f ? "credentials" : "config", k < 2 ? CAS__KEY_MAX : CAS__TOKEN_MAX);
-                    rc = CAS_E_LIMIT;
-                    break;
-                }
-            }
-            if (rc == CAS_E_NOTFOUND && got[0] == CAS_OK && got[1] == CAS_OK)
-                rc = (*out = cas__cred_new(CAS__AUTH_SIGV4, a, s, t, 0, msg, cap)) != NULL ? CAS_OK : CAS_E_ARG;
-        }
-        cas__wipe(s, sizeof s), cas__wipe(t, CAS__TOKEN_MAX + 1);
-        free(t);
-        return rc;
-    case CAS__CRED_CONTAINER: return cas__cred_container(s3, out, msg, cap);
-    case CAS__CRED_IMDS: return cas__cred_imds(s3, out, msg, cap);
-    }
-    return rc;
-}
-
 /* The store's credentials, refreshed five minutes before they expire (or now,
  * with force). The first success fixes which link serves this store. */
 static int cas__cred_get(cas__s3 *s3, int force, cas__cred **out, char *msg, size_t cap) {
@@ -2635,69 +2105,6 @@ static int cas__s3w_fail(char *msg, size_t cap, const char *what, const char *wh
     return CAS_E_IO;
 }
 
-/* Azure has nothing to start: the block ids carry a nonce of this writer's. */
-static int cas__az_upload_begin(cas__s3w *w, char *msg, size_t cap) {
-    (void)msg, (void)cap;
-    snprintf(w->upload, sizeof w->upload, "%016llx", (unsigned long long)cas__s3_random(w->s3));
-    return CAS_OK;
-}
-
-/* POST ?uploads=: a new multipart upload, with the object's metadata. */
-static int cas__s3_upload_begin(cas__s3w *w, char *msg, size_t cap) {
-    cas__s3 *s3 = w->s3;
-    cas__rq r;
-    cas__xml_pick p;
-    int rc;
-    cas__rq_init(&r, "POST", &s3->alloc);
-    r.keep = (size_t)1 << 20; /* repeated after a lost answer, it leaves an empty upload behind, which gc removes */
-    if (cas__s3_url(s3, &r.url, w->name, "uploads=") < 0 || cas__s3_write_headers(s3, &r.hdr, w->meta, w->meta_len) < 0)
-        rc = cas__oom(msg, cap);
-    else if ((rc = cas__rq_run(s3, &r, msg, cap)) == CAS_OK && r.status != 200) rc = cas__s3_answer_fail(&r, msg, cap);
-    if (rc == CAS_OK) {
-        memset(&p, 0, sizeof p);
-        w->upload[0] = 0;
-        p.suffix[0] = "UploadId", p.out[0] = w->upload, p.cap[0] = sizeof w->upload;
-        if (cas__xml_parse(r.body.p ? r.body.p : "", r.body.len, cas__xml_pick_leaf, NULL, &p, msg, cap) < 0 ||
-            !w->upload[0])
-            rc = cas__s3w_fail(msg, cap, "starting a multipart upload", "no UploadId in the answer");
-    } else {
-        char why[400];
-        snprintf(why, sizeof why, "%s", msg);
-        cas__s3w_fail(msg, cap, "starting a multipart upload", why);
-    }
-    cas__rq_free(&r);
-    return rc;
-}
-
-/* S3: part n of the upload; its entry names it by number and ETag. */
-static void cas__s3_part_query(cas__s3w *w, int n, cas__buf *q, char *id) {
-    cas__buf_fmt(q, "partNumber=%d&uploadId=", n);
-    cas__uri_encode(q, w->upload, 0);
-    id[0] = 0;
-}
-static int cas__s3_part_entry(const cas__rq *r, int n, const char *id, char *entry, size_t cap) {
-    (void)id;
-    if (r->status != 200 || !r->etag[0]) return 0;
-    snprintf(entry, cap, "<Part><PartNumber>%d</PartNumber><ETag>%s</ETag></Part>", n, r->etag);
-    return 1;
-}
-
-/* Azure: block ids of one length (its rule), unique to this writer, base64. */
-static void cas__az_part_query(cas__s3w *w, int n, cas__buf *q, char *id) {
-    char raw[32]; /* "cas-" 16 hex "-" 5 digits: base64 of it is 36 bytes */
-    snprintf(raw, sizeof raw, "cas-%.16s-%05d", w->upload, n);
-    cas__b64((const unsigned char *)raw, strlen(raw), id);
-    cas__buf_addz(q, "blockid=");
-    cas__uri_encode(q, id, 0);
-    cas__buf_addz(q, "&comp=block");
-}
-static int cas__az_part_entry(const cas__rq *r, int n, const char *id, char *entry, size_t cap) {
-    (void)n;
-    if (r->status != 201) return 0;
-    snprintf(entry, cap, "<Latest>%s</Latest>", id);
-    return 1;
-}
-
 /* PUT ?partNumber=N&uploadId=..: one part, with its SHA-256 (a body changed in transit is refused).
  * Azure: PUT ?blockid=..&comp=block, one uncommitted block of the blob. */
 static int cas__s3w_put_part(cas__s3w *w, const unsigned char *p, size_t n, char *msg, size_t cap) {
@@ -2832,59 +2239,6 @@ static int cas__s3_write(void *u, void *wp, const void *data, size_t n, char *ms
     return CAS_OK;
 }
 
-/* Azure: PUT ?comp=metadata. S3: PUT with x-amz-copy-source onto itself: new
- * metadata, the same bytes. */
-static int cas__az_set_meta(cas__s3w *w, int *stored, char *msg, size_t cap) {
-    cas__s3 *s3 = w->s3;
-    cas__rq r;
-    int rc;
-    cas__rq_init(&r, "PUT", &s3->alloc);
-    if (cas__s3_url(s3, &r.url, w->name, "comp=metadata") < 0 ||
-        cas__s3_write_headers(s3, &r.hdr, w->meta, w->meta_len) < 0)
-        rc = cas__oom(msg, cap);
-    else if ((rc = cas__rq_run(s3, &r, msg, cap)) == CAS_OK) {
-        if (r.status == 200) *stored = 1;
-        else if ((rc = cas__s3_answer_fail(&r, msg, cap)) == CAS_E_NOTFOUND) rc = CAS_E_IO;
-    }
-    cas__rq_free(&r);
-    return rc;
-}
-
-static int cas__s3_set_meta(cas__s3w *w, int *stored, char *msg, size_t cap) {
-    cas__s3 *s3 = w->s3;
-    cas__rq r;
-    cas__buf src;
-    int rc;
-    memset(&src, 0, sizeof src);
-    src.a = &s3->alloc;
-    cas__buf_addz(&src, "x-amz-copy-source: /");
-    cas__uri_encode(&src, s3->bucket, 0);
-    cas__buf_addz(&src, "/");
-    cas__uri_encode(&src, s3->prefix, 1);
-    cas__uri_encode(&src, w->name, 1);
-    cas__rq_init(&r, "PUT", &s3->alloc);
-    r.keep = (size_t)1 << 20;
-    if (!src.p || cas__s3_url(s3, &r.url, w->name, NULL) < 0 || !(r.hdr = curl_slist_append(r.hdr, src.p)) ||
-        !(r.hdr = curl_slist_append(r.hdr, "x-amz-metadata-directive: REPLACE")) ||
-        cas__s3_write_headers(s3, &r.hdr, w->meta, w->meta_len) < 0)
-        rc = cas__oom(msg, cap);
-    else if ((rc = cas__rq_run(s3, &r, msg, cap)) == CAS_OK) {
-        char code[64], message[256];
-        cas__xml_error(r.body.p ? r.body.p : "", r.body.len, code, sizeof code, message, sizeof message);
-        if (r.status != 200 || code[0]) { /* a copy can fail with 200 and an <Error> */
-            if (code[0])
-                snprintf(r.code, sizeof r.code, "%s", code), snprintf(r.message, sizeof r.message, "%s", message);
-            rc = cas__s3_answer_fail(&r, msg, cap);
-            if (rc == CAS_E_NOTFOUND) rc = CAS_E_IO;
-        } else {
-            *stored = 1;
-        }
-    }
-    cas__free(&s3->alloc, src.p);
-    cas__rq_free(&r);
-    return rc;
-}
-
 /* After a completion whose answer was lost: is the object there, whole? */
 static int cas__s3w_landed(cas__s3w *w) {
     cas__rq r;
@@ -2896,35 +2250,6 @@ static int cas__s3w_landed(cas__s3w *w) {
          r.meta_len == w->meta_len && !memcmp(r.meta, w->meta, w->meta_len);
     cas__rq_free(&r);
     return ok;
-}
-
-/* Azure: Put Block List makes the blocks the blob, with its metadata (repeatable). */
-static void cas__az_complete_query(cas__s3w *w, cas__buf *q) {
-    (void)w;
-    cas__buf_addz(q, "comp=blocklist");
-}
-static int cas__az_complete_answer(cas__s3w *w, cas__rq *r, char *msg, size_t cap) {
-    int rc;
-    (void)w;
-    if (r->status == 201) return CAS_OK;
-    return (rc = cas__s3_answer_fail(r, msg, cap)) == CAS_E_NOTFOUND ? CAS_E_IO : rc;
-}
-
-static void cas__s3_complete_query(cas__s3w *w, cas__buf *q) {
-    cas__buf_addz(q, "uploadId=");
-    cas__uri_encode(q, w->upload, 0);
-}
-/* S3 answers 200 with an <Error> too; a retry that finds the upload gone asks the
- * object whether the first try landed. */
-static int cas__s3_complete_answer(cas__s3w *w, cas__rq *r, char *msg, size_t cap) {
-    char code[64], message[256];
-    int rc;
-    cas__xml_error(r->body.p ? r->body.p : "", r->body.len, code, sizeof code, message, sizeof message);
-    if (r->tries > 1 && r->status == 404 && !strcmp(code, "NoSuchUpload") && cas__s3w_landed(w))
-        return CAS_OK; /* an earlier try completed it; only its answer was lost */
-    if (r->status == 200 && !code[0]) return CAS_OK;
-    if (code[0]) snprintf(r->code, sizeof r->code, "%s", code), snprintf(r->message, sizeof r->message, "%s", message);
-    return (rc = cas__s3_answer_fail(r, msg, cap)) == CAS_E_NOTFOUND ? CAS_E_IO : rc;
 }
 
 /* POST ?uploadId=..: the parts become the object. Repeated after a lost answer,
@@ -3389,101 +2714,7 @@ static char *cas__strdup_a(const cas_allocator *a, const char *s, size_t n) {
     if (p) memcpy(p, s, n), p[n] = 0;
     return p;
 }
-
-/* S3's rules for bucket names, loosely (other servers allow more): 3-63 of [a-z0-9.-_]. */
-static int cas__bucket_ok(const char *b, size_t n) {
-    size_t i;
-    if (n < 3 || n > 63) return 0;
-    for (i = 0; i < n; i++)
-        if (!((b[i] >= 'a' && b[i] <= 'z') || (b[i] >= '0' && b[i] <= '9') || b[i] == '.' || b[i] == '-' ||
-              b[i] == '_' || (b[i] >= 'A' && b[i] <= 'Z')))
-            return 0;
-    return 1;
-}
-
-/* Azure's rule for container names: 3-63 of [a-z0-9-]. */
-static int cas__container_ok(const char *b, size_t n) {
-    size_t i;
-    if (n < 3 || n > 63) return 0;
-    for (i = 0; i < n; i++)
-        if (!((b[i] >= 'a' && b[i] <= 'z') || (b[i] >= '0' && b[i] <= '9') || b[i] == '-')) return 0;
-    return 1;
-}
-/* ---- the dialects' rows ------------------------------------------------------ */
-
-static void cas__s3_no_creds(const cas__s3 *s3, char *msg, size_t cap) {
-    cas__fmt(msg, cap,
-             "no AWS credentials found (looked for AWS_ACCESS_KEY_ID, web identity, profile '%s' in the shared "
-             "files, the container endpoint and EC2 instance metadata)",
-             s3->profile);
-}
-
-static void cas__az_no_creds(const cas__s3 *s3, char *msg, size_t cap) {
-    (void)s3;
-    cas__fmt(msg, cap,
-             "no Azure credentials found (looked for AZURE_STORAGE_KEY, AZURE_STORAGE_SAS_TOKEN, "
-             "AZURE_STORAGE_CONNECTION_STRING, a SAS in the endpoint, a service principal "
-             "(AZURE_CLIENT_SECRET), workload identity (AZURE_FEDERATED_TOKEN_FILE) and a managed "
-             "identity)");
-}
-
-/* ListObjectsV2, keys URL-encoded in the answer. */
-static void cas__s3_list_query(const cas__s3 *s3, cas__buf *q, const char *strip, const char *next, int delimiter) {
-    if (next[0]) cas__buf_addz(q, "continuation-token="), cas__uri_encode(q, next, 0), cas__buf_addz(q, "&");
-    if (delimiter) cas__buf_addz(q, "delimiter=%2F&");
-    cas__buf_fmt(q, "encoding-type=url&list-type=2&max-keys=%d&prefix=", (int)cas__s3p(s3, CAS_PARAM_CLOUD_LIST_PAGE));
-    cas__uri_encode(q, strip, 0);
-}
-
-/* List Blobs. */
-static void cas__az_list_query(const cas__s3 *s3, cas__buf *q, const char *strip, const char *next, int delimiter) {
-    cas__buf_addz(q, "comp=list");
-    if (delimiter) cas__buf_addz(q, "&delimiter=%2F");
-    if (next[0]) cas__buf_addz(q, "&marker="), cas__uri_encode(q, next, 0);
-    cas__buf_fmt(q, "&maxresults=%d&prefix=", (int)cas__s3p(s3, CAS_PARAM_CLOUD_LIST_PAGE));
-    cas__uri_encode(q, strip, 0);
-    cas__buf_addz(q, "&restype=container");
-}
-
-static const cas__dialect cas__s3_dialect = {CAS__S3_META_HEADER,
-                                             NULL,
-                                             1,
-                                             0,
-                                             CAS__CRED_IMDS,
-                                             cas__cred_link,
-                                             cas__s3_no_creds,
-                                             cas__s3_list_query,
-                                             cas__s3_upload_begin,
-                                             cas__s3_part_query,
-                                             cas__s3_part_entry,
-                                             "POST",
-                                             "<CompleteMultipartUpload>",
-                                             "</CompleteMultipartUpload>",
-                                             cas__s3_complete_query,
-                                             0,
-                                             cas__s3_complete_answer,
-                                             cas__s3_set_meta,
-                                             "CAS_S3_"};
-
-static const cas__dialect cas__az_dialect = {CAS__AZ_META_HEADER,
-                                             "x-ms-blob-type: BlockBlob",
-                                             0,
-                                             1,
-                                             CAS__AZC_LAST,
-                                             cas__az_cred_link,
-                                             cas__az_no_creds,
-                                             cas__az_list_query,
-                                             cas__az_upload_begin,
-                                             cas__az_part_query,
-                                             cas__az_part_entry,
-                                             "PUT",
-                                             "<?xml version=\"1.0\" encoding=\"utf-8\"?><BlockList>",
-                                             "</BlockList>",
-                                             cas__az_complete_query,
-                                             1,
-                                             cas__az_complete_answer,
-                                             cas__az_set_meta,
-                                             "CAS_AZURE_"};
+/* ---- a new object-store backend: the root, the settings, the credentials ------------ */
 
 /* The variable that sets a parameter for dialect d, or NULL: the dialect's own name
  * (CAS_AZURE_CONNECTIONS), else the one all dialects took first (CAS_S3_CONNECTIONS). */
@@ -3494,7 +2725,6 @@ static const char *cas__cloud_env(const cas__dialect *d, const char *name, char 
     }
     return name && cas__env(name) ? name : NULL;
 }
-
 /* What every object store starts with: "SCHEME://BUCKET[/PREFIX]" split, the
  * parameters from their table and the environment, the locks. */
 static int cas__cloud_new(cas__s3 **out, const cas__dialect *d, const char *url, size_t scheme_len,
@@ -3548,7 +2778,6 @@ static int cas__cloud_new(cas__s3 **out, const cas__dialect *d, const char *url,
     *out = s3;
     return CAS_OK;
 }
-
 /* A server on this machine (127.0.0.0/8, localhost, [::1]): one stream from it is not
  * the limit, so large objects are read in one GET unless CAS_S3_RANGED_MIN says otherwise. */
 static int cas__endpoint_local(const char *endpoint) {
@@ -3557,7 +2786,6 @@ static int cas__endpoint_local(const char *endpoint) {
     return cas__url_host(endpoint, scheme, sizeof scheme, host, sizeof host, &user) == CAS_OK &&
            cas__host_loopback(host);
 }
-
 /* The store's credentials now, so that a store with none fails at open, not at
  * its first read; then the backend's callbacks (one set for every object store). */
 static int cas__cloud_ready(cas__s3 *s3, cas_backend *out, const char *url, char *err, size_t errcap) {
@@ -3583,7 +2811,495 @@ static int cas__cloud_ready(cas__s3 *s3, cas_backend *out, const char *url, char
     out->fetch = cas__s3_fetch, out->destroy = cas__s3_destroy;
     return CAS_OK;
 }
+/* ---- S3: SigV4 (libcurl signs; the payload's hash and a session token are ours) ---- */
 
+#define CAS__EMPTY_SHA256 "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+
+/* The dialect's authorize: what S3 needs on a signed request beside the headers
+ * already in h. CAS_OK, or CAS_E_NOMEM. */
+static int cas__s3_authorize(cas__s3 *s3, CURL *e, const cas__rq *r, const cas__cred *c, struct curl_slist **h) {
+    char line[200], sha[65];
+    struct curl_slist *n;
+    if (!r->up_sha && r->up_len) cas__sha256_hex(r->up, r->up_len, sha);
+    snprintf(line, sizeof line, "x-amz-content-sha256: %s",
+             r->up_sha   ? r->up_sha
+             : r->up_len ? sha
+                         : CAS__EMPTY_SHA256);
+    if (!(n = curl_slist_append(*h, line))) return CAS_E_NOMEM;
+    *h = n;
+    if (c->token[0]) {
+        size_t tl = strlen(c->token);
+        char *t = (char *)malloc(tl + 32);
+        n = NULL;
+        if (t) {
+            snprintf(t, tl + 32, "x-amz-security-token: %s", c->token);
+            n = curl_slist_append(*h, t);
+            cas__wipe(t, tl + 32);
+            free(t);
+        }
+        if (!n) return CAS_E_NOMEM;
+        *h = n;
+    }
+    curl_easy_setopt(e, CURLOPT_AWS_SIGV4, s3->sigv4);
+    curl_easy_setopt(e, CURLOPT_USERNAME, c->akid);
+    curl_easy_setopt(e, CURLOPT_PASSWORD, c->secret);
+    return CAS_OK;
+}
+/* ---- credentials: the AWS SDKs' chain ------------------------------------- */
+
+enum { CAS__CRED_ENV = 1, CAS__CRED_WEB, CAS__CRED_FILES, CAS__CRED_CONTAINER, CAS__CRED_IMDS };
+
+/* The value of `key` in section `section` of an AWS shared config/credentials
+ * file (INI: "[section]", "key = value", '#' or ';' comments, indented lines
+ * belong to a nested block and are skipped). Written by hand: the format is
+ * AWS's own (nested blocks, "profile " prefixes) and twenty lines long. */
+static int cas__ini_get(const char *text, size_t len, const char *section, const char *key, char *out, size_t cap) {
+    size_t i = 0, sl = strlen(section), kl = strlen(key);
+    int in = 0, found = 0;
+    while (i < len) {
+        size_t e = i, n;
+        char *line;
+        while (e < len && text[e] != '\n') e++;
+        line = (char *)text + i, n = e - i;
+        i = e + 1;
+        if (!n) continue;
+        if (line[0] == ' ' || line[0] == '\t') continue; /* a nested block's line */
+        cas__trim(&line, &n);
+        if (!n || line[0] == '#' || line[0] == ';') continue;
+        if (line[0] == '[') {
+            char *nm = line + 1;
+            size_t nl = n > 1 && line[n - 1] == ']' ? n - 2 : 0;
+            cas__trim(&nm, &nl);
+            in = nl == sl && !memcmp(nm, section, sl);
+            continue;
+        }
+        if (in && n > kl && !memcmp(line, key, kl)) {
+            char *v = line + kl;
+            size_t vl = n - kl;
+            cas__trim(&v, &vl);
+            if (!vl || v[0] != '=') continue;
+            v++, vl--;
+            cas__trim(&v, &vl);
+            if (vl + 1 > cap) return CAS_NEED_OUTPUT;
+            memcpy(out, v, vl), out[vl] = 0;
+            found = 1; /* the last one wins, as in botocore */
+        }
+    }
+    return found ? CAS_OK : CAS_E_NOTFOUND;
+}
+
+/* `key` of the active profile: the credentials file, then the config file. */
+static int cas__profile_get(const cas__s3 *s3, int creds_file, const char *key, char *out, size_t cap) {
+    const char *home = getenv("HOME"), *f;
+    char path[4096], section[200];
+    char *text;
+    size_t len = 0;
+    int rc;
+    f = cas__env(creds_file ? "AWS_SHARED_CREDENTIALS_FILE" : "AWS_CONFIG_FILE");
+    if (f && f[0] == '~' && home) snprintf(path, sizeof path, "%s%s", home, f + 1);
+    else if (f) snprintf(path, sizeof path, "%s", f);
+    else if (home) snprintf(path, sizeof path, "%s/.aws/%s", home, creds_file ? "credentials" : "config");
+    else return CAS_E_NOTFOUND;
+    if (!(text = cas__slurp_file(path, (size_t)1 << 20, &len))) return CAS_E_NOTFOUND;
+    if (creds_file || !strcmp(s3->profile, "default")) snprintf(section, sizeof section, "%s", s3->profile);
+    else snprintf(section, sizeof section, "profile %s", s3->profile);
+    rc = cas__ini_get(text, len, section, key, out, cap);
+    if (rc == CAS_E_NOTFOUND && !creds_file && !strcmp(s3->profile, "default"))
+        rc = cas__ini_get(text, len, "profile default", key, out, cap);
+    cas__wipe(text, len); /* the credentials file holds secrets */
+    free(text);
+    return rc;
+}
+
+/* STS AssumeRoleWithWebIdentity (EKS IRSA): unsigned, the token is the proof. */
+static int cas__cred_web(cas__s3 *s3, const char *token_file, const char *role, cas__cred **out, char *msg,
+                         size_t cap) {
+    cas__buf form, url;
+    cas__rq r;
+    char akid[CAS__KEY_MAX + 2], secret[CAS__KEY_MAX + 2], *token, exp[64], session[128];
+    cas__xml_pick p;
+    char *jwt;
+    size_t jl = 0;
+    const char *ep = cas__env("AWS_ENDPOINT_URL_STS"), *sn = cas__env("AWS_ROLE_SESSION_NAME");
+    int rc;
+    if (!(jwt = cas__slurp_file(token_file, (size_t)64 << 10, &jl))) {
+        cas__fmt(msg, cap, "cannot read the web identity token file '%.300s'", token_file);
+        return CAS_E_IO;
+    }
+    memset(&form, 0, sizeof form), memset(&url, 0, sizeof url);
+    form.secret = 1; /* it will hold the web identity token */
+    if (sn) snprintf(session, sizeof session, "%s", sn);
+    else snprintf(session, sizeof session, "cas-h-%ld", (long)cas__now());
+    {
+        char *t = jwt;
+        cas__trim(&t, &jl);
+        t[jl] = 0;
+        cas__buf_addz(&form, "Action=AssumeRoleWithWebIdentity&RoleArn=");
+        cas__uri_encode(&form, role, 0);
+        cas__buf_addz(&form, "&RoleSessionName=");
+        cas__uri_encode(&form, session, 0);
+        cas__buf_addz(&form, "&Version=2011-06-15&WebIdentityToken=");
+        cas__uri_encode(&form, t, 0);
+    }
+    cas__wipe(jwt, jl), free(jwt);
+    if (!ep) ep = cas__env("AWS_ENDPOINT_URL");
+    if (ep) cas__buf_addz(&url, ep);
+    else cas__buf_fmt(&url, "https://sts.%s.amazonaws.com", s3->region);
+    if (url.len && url.p[url.len - 1] != '/') cas__buf_addz(&url, "/");
+    if (!form.p || !url.p) {
+        cas__free(NULL, form.p), cas__free(NULL, url.p);
+        return cas__oom(msg, cap);
+    }
+    cas__rq_init(&r, "POST", NULL);
+    rc = cas__secret_may_go(url.p, "the STS endpoint, with a web identity token", msg, cap);
+    if (rc == CAS_OK)
+        rc = cas__cred_fetch(s3, "POST", url.p, "Content-Type: application/x-www-form-urlencoded", NULL, form.p, &r,
+                             msg, cap);
+    cas__wipe(form.p, form.len);
+    cas__free(NULL, form.p);
+    cas__free(NULL, url.p);
+    if (rc == CAS_OK && !(token = (char *)malloc(CAS__TOKEN_MAX + 2))) {
+        rc = cas__oom(msg, cap);
+    } else if (rc == CAS_OK) { /* each field whole: a cut one (cut[i]) is refused, not sent */
+        char why[200];
+        memset(&p, 0, sizeof p);
+        akid[0] = secret[0] = token[0] = exp[0] = 0;
+        p.suffix[0] = "Credentials/AccessKeyId", p.out[0] = akid, p.cap[0] = sizeof akid;
+        p.suffix[1] = "Credentials/SecretAccessKey", p.out[1] = secret, p.cap[1] = sizeof secret;
+        p.suffix[2] = "Credentials/SessionToken", p.out[2] = token, p.cap[2] = CAS__TOKEN_MAX + 2;
+        p.suffix[3] = "Credentials/Expiration", p.out[3] = exp, p.cap[3] = sizeof exp;
+        why[0] = 0;
+        if (cas__xml_parse(r.body.p, r.body.len, cas__xml_pick_leaf, NULL, &p, why, sizeof why) < 0 || !akid[0] ||
+            !secret[0]) {
+            cas__fmt(msg, cap, "STS AssumeRoleWithWebIdentity gave no credentials%s%s", why[0] ? ": " : "", why);
+            rc = CAS_E_CORRUPT;
+        } else if (p.cut[0] || p.cut[1] || p.cut[2]) {
+            cas__fmt(msg, cap, "STS AssumeRoleWithWebIdentity gave a%s longer than cas.h keeps (%d bytes)",
+                     p.cut[2]   ? " SessionToken"
+                     : p.cut[1] ? " SecretAccessKey"
+                                : "n AccessKeyId",
+                     p.cut[2] ? CAS__TOKEN_MAX : CAS__KEY_MAX);
+            rc = CAS_E_LIMIT;
+        } else if (!(*out = cas__cred_new(CAS__AUTH_SIGV4, akid, secret, token, cas__iso8601(exp), why, sizeof why))) {
+            cas__fmt(msg, cap, "STS AssumeRoleWithWebIdentity: %s", why);
+            rc = CAS_E_CORRUPT;
+        }
+        cas__wipe(secret, sizeof secret), cas__wipe(token, CAS__TOKEN_MAX + 2);
+        free(token);
+    } else {
+        char why[300];
+        snprintf(why, sizeof why, "%s", msg);
+        cas__fmt(msg, cap, "STS AssumeRoleWithWebIdentity for %.200s: %s", role, why);
+    }
+    cas__rq_free(&r);
+    return rc;
+}
+
+/* A container credentials URL, as the AWS SDKs judge it: https to any host, or
+ * http to this machine or the ECS / EKS pod identity agents (169.254.170.2,
+ * 169.254.170.23, fd00:ec2::23); no user in it. The pod's authorization token
+ * goes with the request. */
+static int cas__container_url_ok(const char *url) {
+    static const char *const agents[] = {"169.254.170.2", "169.254.170.23", "fd00:ec2::23"};
+    char scheme[16], host[256];
+    unsigned char a[16], b[16];
+    int user = 0, i, fam;
+    if (cas__url_host(url, scheme, sizeof scheme, host, sizeof host, &user) < 0 || user) return 0;
+    if (!strcasecmp(scheme, "https")) return 1;
+    if (strcasecmp(scheme, "http")) return 0;
+    if (cas__host_loopback(host)) return 1;
+    fam = strchr(host, ':') ? AF_INET6 : AF_INET;
+    if (inet_pton(fam, host, a) != 1) return 0;
+    for (i = 0; i < 3; i++)
+        if (inet_pton(fam, agents[i], b) == 1 && !memcmp(a, b, fam == AF_INET ? 4 : 16)) return 1;
+    return 0;
+}
+
+static int cas__cred_container(cas__s3 *s3, cas__cred **out, char *msg, size_t cap) {
+    const char *rel = cas__env("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI");
+    const char *full = cas__env("AWS_CONTAINER_CREDENTIALS_FULL_URI");
+    const char *tok = cas__env("AWS_CONTAINER_AUTHORIZATION_TOKEN");
+    const char *tokf = cas__env("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE");
+    char url[2048], *auth = NULL;
+    cas__rq r;
+    int rc;
+    if (rel) snprintf(url, sizeof url, "http://169.254.170.2%s%s", rel[0] == '/' ? "" : "/", rel);
+    else if (full) snprintf(url, sizeof url, "%s", full);
+    else return CAS_E_NOTFOUND;
+    if (!cas__container_url_ok(url)) { /* the relative form too: "@host/..." would make 169.254.170.2 a user */
+        cas__fmt(msg, cap, "%s must be https, or http to this machine or the ECS/EKS credential agent, without a user",
+                 rel ? "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI" : "AWS_CONTAINER_CREDENTIALS_FULL_URI");
+        return CAS_E_ARG;
+    }
+    if (tokf || tok) {
+        size_t tl = 0;
+        char *t = tokf ? cas__slurp_file(tokf, (size_t)16 << 10, &tl) : NULL, *v = t;
+        if (tokf && !t) {
+            cas__fmt(msg, cap, "cannot read AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE '%.300s'", tokf);
+            return CAS_E_IO;
+        }
+        if (!t) v = (char *)tok, tl = strlen(tok);
+        cas__trim(&v, &tl);
+        if ((auth = (char *)malloc(tl + 32)) != NULL) snprintf(auth, tl + 32, "Authorization: %.*s", (int)tl, v);
+        if (t) cas__wipe(t, strlen(t)), free(t);
+        if (!auth) {
+            cas__fmt(msg, cap, "out of memory");
+            return CAS_E_NOMEM;
+        }
+    }
+    rc = cas__cred_fetch(s3, "GET", url, auth, NULL, NULL, &r, msg, cap);
+    if (auth) cas__wipe(auth, strlen(auth)), free(auth);
+    if (rc == CAS_OK) rc = cas__cred_from_json(r.body.p, r.body.len, out, msg, cap);
+    else {
+        char why[300];
+        snprintf(why, sizeof why, "%s", msg);
+        cas__fmt(msg, cap, "the container credentials endpoint: %s", why);
+    }
+    cas__rq_free(&r);
+    return rc;
+}
+
+/* EC2 instance metadata, IMDSv2: a session token, the role's name, its credentials. */
+static int cas__cred_imds(cas__s3 *s3, cas__cred **out, char *msg, size_t cap) {
+    const char *ep = cas__env("AWS_EC2_METADATA_SERVICE_ENDPOINT"), *dis = cas__env("AWS_EC2_METADATA_DISABLED");
+    char base[512], url[1024], tokh[512], role[256];
+    cas__rq r;
+    int rc;
+    size_t n;
+    if (dis && !strcasecmp(dis, "true")) return CAS_E_NOTFOUND;
+    snprintf(base, sizeof base, "%s", ep ? ep : "http://169.254.169.254");
+    n = strlen(base);
+    if (n && base[n - 1] == '/') base[n - 1] = 0;
+    snprintf(url, sizeof url, "%s/latest/api/token", base);
+    if ((rc = cas__cred_fetch(s3, "PUT", url, "X-aws-ec2-metadata-token-ttl-seconds: 21600", NULL, NULL, &r, msg,
+                              cap)) < 0) {
+        cas__rq_free(&r);
+        return CAS_E_NOTFOUND; /* not on EC2 (or IMDS is off): the chain ends here */
+    }
+    snprintf(tokh, sizeof tokh, "X-aws-ec2-metadata-token: %.400s", r.body.p);
+    cas__rq_free(&r);
+    snprintf(url, sizeof url, "%s/latest/meta-data/iam/security-credentials/", base);
+    rc = cas__cred_fetch(s3, "GET", url, tokh, NULL, NULL, &r, msg, cap);
+    if (rc == CAS_OK) {
+        char *nl;
+        snprintf(role, sizeof role, "%s", r.body.p);
+        if ((nl = strchr(role, '\n')) != NULL) *nl = 0;
+        cas__rq_free(&r);
+        if (!role[0] || strchr(role, '/')) {
+            cas__fmt(msg, cap, "instance metadata names no IAM role");
+            rc = CAS_E_NOTFOUND;
+        } else {
+            snprintf(url, sizeof url, "%s/latest/meta-data/iam/security-credentials/%s", base, role);
+            rc = cas__cred_fetch(s3, "GET", url, tokh, NULL, NULL, &r, msg, cap);
+            if (rc == CAS_OK) rc = cas__cred_from_json(r.body.p, r.body.len, out, msg, cap);
+            cas__rq_free(&r);
+        }
+    } else {
+        cas__rq_free(&r);
+    }
+    cas__wipe(tokh, sizeof tokh);
+    if (rc < 0 && rc != CAS_E_NOTFOUND) {
+        char why[300];
+        snprintf(why, sizeof why, "%s", msg);
+        cas__fmt(msg, cap, "EC2 instance metadata: %s", why);
+    }
+    return rc;
+}
+
+/* One link of the chain: CAS_OK with *out, CAS_E_NOTFOUND when this link is not
+ * configured here (the next is tried), or an error when it is and fails. */
+static int cas__cred_link(cas__s3 *s3, int which, cas__cred **out, char *msg, size_t cap) {
+    char a[CAS__KEY_MAX + 1], s[CAS__KEY_MAX + 1], *t, file[1024], role[512];
+    const char *ak, *sk;
+    int rc = CAS_E_NOTFOUND, f;
+    *out = NULL;
+    switch (which) {
+    case CAS__CRED_ENV:
+        ak = cas__env("AWS_ACCESS_KEY_ID"), sk = cas__env("AWS_SECRET_ACCESS_KEY");
+        if (!ak && !sk) return CAS_E_NOTFOUND;
+        if (!ak || !sk) {
+            cas__fmt(msg, cap, "AWS_%s is set but AWS_%s is not", ak ? "ACCESS_KEY_ID" : "SECRET_ACCESS_KEY",
+                     ak ? "SECRET_ACCESS_KEY" : "ACCESS_KEY_ID");
+            return CAS_E_ARG;
+        }
+        if ((*out = cas__cred_new(CAS__AUTH_SIGV4, ak, sk, cas__env("AWS_SESSION_TOKEN"), 0, role, sizeof role)))
+            return CAS_OK;
+        cas__fmt(msg, cap, "AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN: %s", role);
+        return CAS_E_ARG;
+    case CAS__CRED_WEB:
+        if (cas__env("AWS_WEB_IDENTITY_TOKEN_FILE") && cas__env("AWS_ROLE_ARN"))
+            return cas__cred_web(s3, cas__env("AWS_WEB_IDENTITY_TOKEN_FILE"), cas__env("AWS_ROLE_ARN"), out, msg, cap);
+        if (cas__profile_get(s3, 0, "web_identity_token_file", file, sizeof file) == CAS_OK &&
+            cas__profile_get(s3, 0, "role_arn", role, sizeof role) == CAS_OK)
+            return cas__cred_web(s3, file, role, out, msg, cap);
+        return CAS_E_NOTFOUND;
+    case CAS__CRED_FILES: /* the credentials file, then the config file: the first with a key and a secret */
+        if (!(t = (char *)malloc(CAS__TOKEN_MAX + 1))) return cas__oom(msg, cap);
+        for (f = 1; f >= 0 && rc == CAS_E_NOTFOUND; f--) {
+            static const char *const keys[3] = {"aws_access_key_id", "aws_secret_access_key", "aws_session_token"};
+            char *outs[3];
+            size_t caps[3];
+            int k, got[3];
+            outs[0] = a, outs[1] = s, outs[2] = t, caps[0] = caps[1] = CAS__KEY_MAX + 1, caps[2] = CAS__TOKEN_MAX + 1;
+            for (k = 0; k < 3; k++) {
+                outs[k][0] = 0;
+                got[k] = cas__profile_get(s3, f, keys[k], outs[k], caps[k]);
+                if (got[k] == CAS_NEED_OUTPUT) { /* never cut: a cut secret only fails later, unexplained */
+                    cas__fmt(msg, cap, "%s of profile '%s' in the shared %s file is longer than cas.h keeps (%d bytes)",
+                             keys[k], s3->profile, f ? "credentials" : "config", k < 2 ? CAS__KEY_MAX : CAS__TOKEN_MAX);
+                    rc = CAS_E_LIMIT;
+                    break;
+                }
+            }
+            if (rc == CAS_E_NOTFOUND && got[0] == CAS_OK && got[1] == CAS_OK)
+                rc = (*out = cas__cred_new(CAS__AUTH_SIGV4, a, s, t, 0, msg, cap)) != NULL ? CAS_OK : CAS_E_ARG;
+        }
+        cas__wipe(s, sizeof s), cas__wipe(t, CAS__TOKEN_MAX + 1);
+        free(t);
+        return rc;
+    case CAS__CRED_CONTAINER: return cas__cred_container(s3, out, msg, cap);
+    case CAS__CRED_IMDS: return cas__cred_imds(s3, out, msg, cap);
+    }
+    return rc;
+}
+/* ---- S3's dialect: multipart uploads, listings, its row, its backend -------------- */
+
+#define CAS__S3_META_HEADER "x-amz-meta-metaflow-user-attributes"
+
+/* POST ?uploads=: a new multipart upload, with the object's metadata. */
+static int cas__s3_upload_begin(cas__s3w *w, char *msg, size_t cap) {
+    cas__s3 *s3 = w->s3;
+    cas__rq r;
+    cas__xml_pick p;
+    int rc;
+    cas__rq_init(&r, "POST", &s3->alloc);
+    r.keep = (size_t)1 << 20; /* repeated after a lost answer, it leaves an empty upload behind, which gc removes */
+    if (cas__s3_url(s3, &r.url, w->name, "uploads=") < 0 || cas__s3_write_headers(s3, &r.hdr, w->meta, w->meta_len) < 0)
+        rc = cas__oom(msg, cap);
+    else if ((rc = cas__rq_run(s3, &r, msg, cap)) == CAS_OK && r.status != 200) rc = cas__s3_answer_fail(&r, msg, cap);
+    if (rc == CAS_OK) {
+        memset(&p, 0, sizeof p);
+        w->upload[0] = 0;
+        p.suffix[0] = "UploadId", p.out[0] = w->upload, p.cap[0] = sizeof w->upload;
+        if (cas__xml_parse(r.body.p ? r.body.p : "", r.body.len, cas__xml_pick_leaf, NULL, &p, msg, cap) < 0 ||
+            !w->upload[0])
+            rc = cas__s3w_fail(msg, cap, "starting a multipart upload", "no UploadId in the answer");
+    } else {
+        char why[400];
+        snprintf(why, sizeof why, "%s", msg);
+        cas__s3w_fail(msg, cap, "starting a multipart upload", why);
+    }
+    cas__rq_free(&r);
+    return rc;
+}
+/* S3: part n of the upload; its entry names it by number and ETag. */
+static void cas__s3_part_query(cas__s3w *w, int n, cas__buf *q, char *id) {
+    cas__buf_fmt(q, "partNumber=%d&uploadId=", n);
+    cas__uri_encode(q, w->upload, 0);
+    id[0] = 0;
+}
+static int cas__s3_part_entry(const cas__rq *r, int n, const char *id, char *entry, size_t cap) {
+    (void)id;
+    if (r->status != 200 || !r->etag[0]) return 0;
+    snprintf(entry, cap, "<Part><PartNumber>%d</PartNumber><ETag>%s</ETag></Part>", n, r->etag);
+    return 1;
+}
+static int cas__s3_set_meta(cas__s3w *w, int *stored, char *msg, size_t cap) {
+    cas__s3 *s3 = w->s3;
+    cas__rq r;
+    cas__buf src;
+    int rc;
+    memset(&src, 0, sizeof src);
+    src.a = &s3->alloc;
+    cas__buf_addz(&src, "x-amz-copy-source: /");
+    cas__uri_encode(&src, s3->bucket, 0);
+    cas__buf_addz(&src, "/");
+    cas__uri_encode(&src, s3->prefix, 1);
+    cas__uri_encode(&src, w->name, 1);
+    cas__rq_init(&r, "PUT", &s3->alloc);
+    r.keep = (size_t)1 << 20;
+    if (!src.p || cas__s3_url(s3, &r.url, w->name, NULL) < 0 || !(r.hdr = curl_slist_append(r.hdr, src.p)) ||
+        !(r.hdr = curl_slist_append(r.hdr, "x-amz-metadata-directive: REPLACE")) ||
+        cas__s3_write_headers(s3, &r.hdr, w->meta, w->meta_len) < 0)
+        rc = cas__oom(msg, cap);
+    else if ((rc = cas__rq_run(s3, &r, msg, cap)) == CAS_OK) {
+        char code[64], message[256];
+        cas__xml_error(r.body.p ? r.body.p : "", r.body.len, code, sizeof code, message, sizeof message);
+        if (r.status != 200 || code[0]) { /* a copy can fail with 200 and an <Error> */
+            if (code[0])
+                snprintf(r.code, sizeof r.code, "%s", code), snprintf(r.message, sizeof r.message, "%s", message);
+            rc = cas__s3_answer_fail(&r, msg, cap);
+            if (rc == CAS_E_NOTFOUND) rc = CAS_E_IO;
+        } else {
+            *stored = 1;
+        }
+    }
+    cas__free(&s3->alloc, src.p);
+    cas__rq_free(&r);
+    return rc;
+}
+static void cas__s3_complete_query(cas__s3w *w, cas__buf *q) {
+    cas__buf_addz(q, "uploadId=");
+    cas__uri_encode(q, w->upload, 0);
+}
+/* S3 answers 200 with an <Error> too; a retry that finds the upload gone asks the
+ * object whether the first try landed. */
+static int cas__s3_complete_answer(cas__s3w *w, cas__rq *r, char *msg, size_t cap) {
+    char code[64], message[256];
+    int rc;
+    cas__xml_error(r->body.p ? r->body.p : "", r->body.len, code, sizeof code, message, sizeof message);
+    if (r->tries > 1 && r->status == 404 && !strcmp(code, "NoSuchUpload") && cas__s3w_landed(w))
+        return CAS_OK; /* an earlier try completed it; only its answer was lost */
+    if (r->status == 200 && !code[0]) return CAS_OK;
+    if (code[0]) snprintf(r->code, sizeof r->code, "%s", code), snprintf(r->message, sizeof r->message, "%s", message);
+    return (rc = cas__s3_answer_fail(r, msg, cap)) == CAS_E_NOTFOUND ? CAS_E_IO : rc;
+}
+
+/* S3's rules for bucket names, loosely (other servers allow more): 3-63 of [a-z0-9.-_]. */
+static int cas__bucket_ok(const char *b, size_t n) {
+    size_t i;
+    if (n < 3 || n > 63) return 0;
+    for (i = 0; i < n; i++)
+        if (!((b[i] >= 'a' && b[i] <= 'z') || (b[i] >= '0' && b[i] <= '9') || b[i] == '.' || b[i] == '-' ||
+              b[i] == '_' || (b[i] >= 'A' && b[i] <= 'Z')))
+            return 0;
+    return 1;
+}
+
+static void cas__s3_no_creds(const cas__s3 *s3, char *msg, size_t cap) {
+    cas__fmt(msg, cap,
+             "no AWS credentials found (looked for AWS_ACCESS_KEY_ID, web identity, profile '%s' in the shared "
+             "files, the container endpoint and EC2 instance metadata)",
+             s3->profile);
+}
+/* ListObjectsV2, keys URL-encoded in the answer. */
+static void cas__s3_list_query(const cas__s3 *s3, cas__buf *q, const char *strip, const char *next, int delimiter) {
+    if (next[0]) cas__buf_addz(q, "continuation-token="), cas__uri_encode(q, next, 0), cas__buf_addz(q, "&");
+    if (delimiter) cas__buf_addz(q, "delimiter=%2F&");
+    cas__buf_fmt(q, "encoding-type=url&list-type=2&max-keys=%d&prefix=", (int)cas__s3p(s3, CAS_PARAM_CLOUD_LIST_PAGE));
+    cas__uri_encode(q, strip, 0);
+}
+static const cas__dialect cas__s3_dialect = {CAS__S3_META_HEADER,
+                                             NULL,
+                                             1,
+                                             0,
+                                             CAS__CRED_IMDS,
+                                             cas__cred_link,
+                                             cas__s3_no_creds,
+                                             cas__s3_list_query,
+                                             cas__s3_upload_begin,
+                                             cas__s3_part_query,
+                                             cas__s3_part_entry,
+                                             "POST",
+                                             "<CompleteMultipartUpload>",
+                                             "</CompleteMultipartUpload>",
+                                             cas__s3_complete_query,
+                                             0,
+                                             cas__s3_complete_answer,
+                                             cas__s3_set_meta,
+                                             "CAS_S3_",
+                                             cas__s3_authorize,
+                                             NULL};
 static int cas__s3_backend(cas_backend *out, const char *url, const cas_allocator *alloc, char *err, size_t errcap) {
     cas__s3 *s3;
     const char *v;
@@ -3637,6 +3353,180 @@ nomem:
     cas__s3_destroy(s3);
     return cas__serr(err, errcap, CAS_E_NOMEM, "out of memory");
 }
+/* ---- Azure: SharedKey, SAS and bearer authorization ---------------------------- */
+/* libcurl signs SigV4 itself but knows nothing of Azure. SharedKey is an
+ * HMAC-SHA256 over a canonical form of the request ("Authorize with Shared Key"
+ * in Azure's Storage REST reference): the verb, eleven standard headers (empty
+ * when absent; Content-Length empty when zero), the x-ms-* headers sorted, and
+ * the resource: /account/path, then each query parameter sorted, URL-decoded. */
+
+#define CAS__AZ_VERSION "2021-08-06"
+
+static const char *cas__hdr_find(const struct curl_slist *h, const char *name, size_t *vl) {
+    const char *v;
+    for (; h; h = h->next)
+        if (cas__header_is(h->data, strlen(h->data), name, &v, vl)) return v;
+    return NULL;
+}
+
+static int cas__starts_ci(const char *s, const char *lower) {
+    for (; *lower; s++, lower++)
+        if (tolower((unsigned char)*s) != *lower) return 0;
+    return 1;
+}
+
+static int cas__hdr_cmp(const char *a, const char *b) { /* by lower-case name, up to ':' */
+    for (; *a && *a != ':' && tolower((unsigned char)*a) == tolower((unsigned char)*b); a++, b++) {
+    }
+    return (*a == ':' ? 0 : tolower((unsigned char)*a)) - (*b == ':' ? 0 : tolower((unsigned char)*b));
+}
+
+static int cas__az_string_to_sign(cas__buf *sts, const char *method, const struct curl_slist *h, size_t body_len,
+                                  const char *account, const char *url) {
+    static const char *const std[] = {
+        "content-encoding",  "content-language", "content-length", "content-md5",         "content-type", "date",
+        "if-modified-since", "if-match",         "if-none-match",  "if-unmodified-since", "range"};
+    const char *ms[32], *q[16], *qv[16], *path, *qs, *v;
+    char *query = NULL;
+    size_t i, j, n = 0, nq = 0, vl;
+    cas__buf_addz(sts, method);
+    for (i = 0; i < sizeof std / sizeof std[0]; i++) {
+        cas__buf_addz(sts, "\n");
+        if (!strcmp(std[i], "content-length")) {
+            if (body_len) cas__buf_fmt(sts, "%lu", (unsigned long)body_len);
+        } else if ((v = cas__hdr_find(h, std[i], &vl)) != NULL) {
+            cas__buf_put(sts, v, vl);
+        }
+    }
+    cas__buf_addz(sts, "\n");
+    for (; h; h = h->next) /* the x-ms-* headers, sorted by name (insertion sort: a handful) */
+        if (cas__starts_ci(h->data, "x-ms-")) {
+            if (n == sizeof ms / sizeof ms[0]) return CAS_E_LIMIT; /* never signs a part of them */
+            for (j = n++; j && cas__hdr_cmp(ms[j - 1], h->data) > 0; j--) ms[j] = ms[j - 1];
+            ms[j] = h->data;
+        }
+    for (i = 0; i < n; i++) {
+        const char *colon = strchr(ms[i], ':');
+        if (!colon) continue;
+        for (v = ms[i]; v < colon; v++) {
+            char c = (char)tolower((unsigned char)*v);
+            cas__buf_put(sts, &c, 1);
+        }
+        cas__buf_addz(sts, ":");
+        for (v = colon + 1; *v == ' '; v++) {
+        }
+        cas__buf_addz(sts, v);
+        cas__buf_addz(sts, "\n");
+    }
+    path = strstr(url, "://");
+    path = path ? strchr(path + 3, '/') : NULL;
+    qs = strchr(url, '?');
+    cas__buf_fmt(sts, "/%s", account);
+    if (!path || (qs && path > qs)) cas__buf_addz(sts, "/");
+    else cas__buf_put(sts, path, qs ? (size_t)(qs - path) : strlen(path));
+    if (qs && qs[1]) { /* the query's parameters, sorted by name (lower case), values decoded */
+        char *t, *next, *c;
+        size_t ql = strlen(qs + 1);
+        if (!(query = (char *)malloc(ql + 1))) return CAS_E_NOMEM;
+        memcpy(query, qs + 1, ql + 1);
+        for (t = query; t; t = next) {
+            char *eq;
+            if ((next = strchr(t, '&')) != NULL) *next++ = 0;
+            if (nq == sizeof q / sizeof q[0]) {
+                free(query);
+                return CAS_E_LIMIT; /* never signs a part of them */
+            }
+            if ((eq = strchr(t, '=')) != NULL) *eq = 0, cas__uri_decode(eq + 1);
+            for (c = t; *c; c++) *c = (char)tolower((unsigned char)*c);
+            for (j = nq++; j && strcmp(q[j - 1], t) > 0; j--) q[j] = q[j - 1], qv[j] = qv[j - 1];
+            q[j] = t, qv[j] = eq ? eq + 1 : "";
+        }
+        for (i = 0; i < nq; i++) {
+            cas__buf_addz(sts, "\n");
+            cas__buf_addz(sts, q[i]);
+            cas__buf_addz(sts, ":");
+            cas__buf_addz(sts, qv[i]);
+        }
+        free(query);
+    }
+    return sts->p ? CAS_OK : CAS_E_NOMEM;
+}
+
+/* Base64 of n bytes into out (4 * ((n + 2) / 3) + 1 bytes). */
+static void cas__b64(const unsigned char *p, size_t n, char *out) { EVP_EncodeBlock((unsigned char *)out, p, (int)n); }
+
+/* Decodes base64 text; the length, or -1 if it is not base64. */
+static int cas__unb64(const char *s, unsigned char *out, size_t cap) {
+    size_t n = strlen(s), pad = 0;
+    int k;
+    if (!n || n % 4 || n / 4 * 3 > cap) return -1;
+    if (s[n - 1] == '=') pad++;
+    if (s[n - 2] == '=') pad++;
+    k = EVP_DecodeBlock(out, (const unsigned char *)s, (int)n);
+    return k < 0 ? -1 : k - (int)pad;
+}
+
+/* SharedKey's signature of a canonical request, into "Authorization: SharedKey account:sig". */
+static int cas__az_shared_key(const cas__cred *c, const cas__buf *sts, char *line, size_t cap) {
+    unsigned char key[256], mac[EVP_MAX_MD_SIZE];
+    unsigned int ml = 0;
+    char sig[EVP_MAX_MD_SIZE * 2];
+    int kl = cas__unb64(c->secret, key, sizeof key);
+    if (kl <= 0 || !HMAC(EVP_sha256(), key, kl, (const unsigned char *)sts->p, sts->len, mac, &ml)) {
+        cas__wipe(key, sizeof key);
+        return CAS_E_ARG;
+    }
+    cas__wipe(key, sizeof key);
+    cas__b64(mac, ml, sig);
+    snprintf(line, cap, "Authorization: SharedKey %s:%s", c->akid, sig);
+    return CAS_OK;
+}
+
+/* Adds Azure's date and version to *h, then the proof c holds: a SharedKey
+ * signature, a bearer token, or a SAS token appended to the URL libcurl gets. */
+static int cas__az_authorize(cas__s3 *s3, CURL *e, const cas__rq *r, const cas__cred *c, struct curl_slist **h) {
+    static const char *const wd[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
+    static const char *const mo[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                     "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+    char line[512];
+    struct tm tm;
+    time_t now = time(NULL);
+    int rc = CAS_OK;
+    gmtime_r(&now, &tm);
+    snprintf(line, sizeof line, "x-ms-date: %s, %02d %s %04d %02d:%02d:%02d GMT", wd[tm.tm_wday], tm.tm_mday,
+             mo[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
+    if (!(*h = curl_slist_append(*h, line)) || !(*h = curl_slist_append(*h, "x-ms-version: " CAS__AZ_VERSION)))
+        return CAS_E_NOMEM;
+    if (c->kind == CAS__AUTH_SHARED_KEY) {
+        cas__buf sts;
+        memset(&sts, 0, sizeof sts);
+        sts.a = &s3->alloc;
+        if ((rc = cas__az_string_to_sign(&sts, r->method, *h, !strcmp(r->method, "PUT") ? r->up_len : 0, c->akid,
+                                         r->url.p)) == CAS_OK &&
+            (rc = cas__az_shared_key(c, &sts, line, sizeof line)) == CAS_OK && !(*h = curl_slist_append(*h, line)))
+            rc = CAS_E_NOMEM;
+        cas__free(&s3->alloc, sts.p);
+    } else { /* a token: in a header (bearer) or in the URL (SAS); wiped from our copies after */
+        size_t ul = strlen(r->url.p), tl = strlen(c->token), need = ul + tl + 32;
+        char *t;
+        if (c->kind == CAS__AUTH_BEARER && cas__secret_may_go(r->url.p, "bearer token", line, sizeof line) < 0)
+            return CAS_E_ARG; /* refused at open already (cas__cloud_ready): this is the last line */
+        if (!(t = (char *)malloc(need))) return CAS_E_NOMEM;
+        if (c->kind == CAS__AUTH_BEARER) {
+            snprintf(t, need, "Authorization: Bearer %s", c->token);
+            if (!(*h = curl_slist_append(*h, t))) rc = CAS_E_NOMEM;
+        } else {
+            snprintf(t, need, "%s%c%s", r->url.p, strchr(r->url.p, '?') ? '&' : '?', c->token);
+            curl_easy_setopt(e, CURLOPT_URL, t);
+        }
+        cas__wipe(t, need);
+        free(t);
+    }
+    cas__wipe(line, sizeof line);
+    return rc;
+}
+
+/* Sets every option of one try of r on e. *sent gets the header list to free after. */
 /* ---- Azure: settings ---------------------------------------------------------- */
 /* Where Metaflow's Azure datastore and the Azure SDKs look: the blob endpoint
  * (METAFLOW_AZURE_STORAGE_BLOB_SERVICE_ENDPOINT, a connection string's
@@ -3740,6 +3630,17 @@ static int cas__az_settings(cas__az_cfg *g, char *msg, size_t cap) {
     return CAS_OK;
 }
 /* ---- Azure: Microsoft Entra ID tokens (what Metaflow's DefaultAzureCredential gets) ---- */
+
+/* Azure's links (cas__az_cred_link): a shared key, a SAS token, Entra ID tokens */
+enum {
+    CAS__AZC_KEY = 1,
+    CAS__AZC_SAS,
+    CAS__AZC_SECRET,
+    CAS__AZC_WORKLOAD,
+    CAS__AZC_MANAGED,
+    CAS__AZC_LAST = CAS__AZC_MANAGED
+};
+
 /* A service principal's secret, or a workload identity's federated token, each
  * traded at the tenant's token endpoint (OAuth client credentials), or a managed
  * identity's token from App Service's identity endpoint or the instance metadata
@@ -3939,6 +3840,107 @@ static int cas__az_cred_link(cas__s3 *s3, int which, cas__cred **out, char *msg,
     cas__az_cfg_wipe(&g);
     return rc;
 }
+/* ---- Azure's dialect: blocks and block lists, listings, its row, its backend ------ */
+
+#define CAS__AZ_META_HEADER "x-ms-meta-metaflow_user_attributes" /* Azure's names are identifiers */
+
+/* Azure has nothing to start: the block ids carry a nonce of this writer's. */
+static int cas__az_upload_begin(cas__s3w *w, char *msg, size_t cap) {
+    (void)msg, (void)cap;
+    snprintf(w->upload, sizeof w->upload, "%016llx", (unsigned long long)cas__s3_random(w->s3));
+    return CAS_OK;
+}
+/* Azure: block ids of one length (its rule), unique to this writer, base64. */
+static void cas__az_part_query(cas__s3w *w, int n, cas__buf *q, char *id) {
+    char raw[32]; /* "cas-" 16 hex "-" 5 digits: base64 of it is 36 bytes */
+    snprintf(raw, sizeof raw, "cas-%.16s-%05d", w->upload, n);
+    cas__b64((const unsigned char *)raw, strlen(raw), id);
+    cas__buf_addz(q, "blockid=");
+    cas__uri_encode(q, id, 0);
+    cas__buf_addz(q, "&comp=block");
+}
+static int cas__az_part_entry(const cas__rq *r, int n, const char *id, char *entry, size_t cap) {
+    (void)n;
+    if (r->status != 201) return 0;
+    snprintf(entry, cap, "<Latest>%s</Latest>", id);
+    return 1;
+}
+/* Azure: PUT ?comp=metadata. S3: PUT with x-amz-copy-source onto itself: new
+ * metadata, the same bytes. */
+static int cas__az_set_meta(cas__s3w *w, int *stored, char *msg, size_t cap) {
+    cas__s3 *s3 = w->s3;
+    cas__rq r;
+    int rc;
+    cas__rq_init(&r, "PUT", &s3->alloc);
+    if (cas__s3_url(s3, &r.url, w->name, "comp=metadata") < 0 ||
+        cas__s3_write_headers(s3, &r.hdr, w->meta, w->meta_len) < 0)
+        rc = cas__oom(msg, cap);
+    else if ((rc = cas__rq_run(s3, &r, msg, cap)) == CAS_OK) {
+        if (r.status == 200) *stored = 1;
+        else if ((rc = cas__s3_answer_fail(&r, msg, cap)) == CAS_E_NOTFOUND) rc = CAS_E_IO;
+    }
+    cas__rq_free(&r);
+    return rc;
+}
+/* Azure: Put Block List makes the blocks the blob, with its metadata (repeatable). */
+static void cas__az_complete_query(cas__s3w *w, cas__buf *q) {
+    (void)w;
+    cas__buf_addz(q, "comp=blocklist");
+}
+static int cas__az_complete_answer(cas__s3w *w, cas__rq *r, char *msg, size_t cap) {
+    int rc;
+    (void)w;
+    if (r->status == 201) return CAS_OK;
+    return (rc = cas__s3_answer_fail(r, msg, cap)) == CAS_E_NOTFOUND ? CAS_E_IO : rc;
+}
+
+/* Azure's rule for container names: 3-63 of [a-z0-9-]. */
+static int cas__container_ok(const char *b, size_t n) {
+    size_t i;
+    if (n < 3 || n > 63) return 0;
+    for (i = 0; i < n; i++)
+        if (!((b[i] >= 'a' && b[i] <= 'z') || (b[i] >= '0' && b[i] <= '9') || b[i] == '-')) return 0;
+    return 1;
+}
+
+static void cas__az_no_creds(const cas__s3 *s3, char *msg, size_t cap) {
+    (void)s3;
+    cas__fmt(msg, cap,
+             "no Azure credentials found (looked for AZURE_STORAGE_KEY, AZURE_STORAGE_SAS_TOKEN, "
+             "AZURE_STORAGE_CONNECTION_STRING, a SAS in the endpoint, a service principal "
+             "(AZURE_CLIENT_SECRET), workload identity (AZURE_FEDERATED_TOKEN_FILE) and a managed "
+             "identity)");
+}
+/* List Blobs. */
+static void cas__az_list_query(const cas__s3 *s3, cas__buf *q, const char *strip, const char *next, int delimiter) {
+    cas__buf_addz(q, "comp=list");
+    if (delimiter) cas__buf_addz(q, "&delimiter=%2F");
+    if (next[0]) cas__buf_addz(q, "&marker="), cas__uri_encode(q, next, 0);
+    cas__buf_fmt(q, "&maxresults=%d&prefix=", (int)cas__s3p(s3, CAS_PARAM_CLOUD_LIST_PAGE));
+    cas__uri_encode(q, strip, 0);
+    cas__buf_addz(q, "&restype=container");
+}
+static const cas__dialect cas__az_dialect = {CAS__AZ_META_HEADER,
+                                             "x-ms-blob-type: BlockBlob",
+                                             0,
+                                             1,
+                                             CAS__AZC_LAST,
+                                             cas__az_cred_link,
+                                             cas__az_no_creds,
+                                             cas__az_list_query,
+                                             cas__az_upload_begin,
+                                             cas__az_part_query,
+                                             cas__az_part_entry,
+                                             "PUT",
+                                             "<?xml version=\"1.0\" encoding=\"utf-8\"?><BlockList>",
+                                             "</BlockList>",
+                                             cas__az_complete_query,
+                                             1,
+                                             cas__az_complete_answer,
+                                             cas__az_set_meta,
+                                             "CAS_AZURE_",
+                                             cas__az_authorize,
+                                             "x-ms-error-code"};
 
 static int cas__az_backend(cas_backend *out, const char *url, const cas_allocator *alloc, char *err, size_t errcap) {
     cas__s3 *s3;

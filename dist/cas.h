@@ -247,17 +247,16 @@ CASDEF const char *cas_codec_name(int codec); /* "raw", "gzip", "lz4", "?" */
 /* Parameters (cas_codec_set_param), all optional. Set before the first update
  * or right after cas_codec_reset. */
 #define CAS_PARAM_LEVEL 1 /* encoder: gzip 1..9 (zlib's scale, default 3); lz4 1..12 (default 1) */
-#define CAS_PARAM_PLEDGED_SIZE \
-    2                            /* encoder: total input size, or -1 (unknown, the default);
-                                    LZ4 stores it as the frame's content size */
+/* encoder: total input size, or -1 (unknown, the default); LZ4 stores it as the frame's content
+ * size */
+#define CAS_PARAM_PLEDGED_SIZE 2
 #define CAS_PARAM_GZIP_BACKEND 3 /* encoder/decoder: CAS_BACKEND_* */
-#define CAS_PARAM_LZ4_BLOCK \
-    4 /* encoder: LZ4 block size id 4 (64 KiB, python-lz4's) .. 7 (4 MiB, the
-                                    default: 2-4x faster on big artifacts; inputs under a block get
-                                    the smallest size that holds them, as python-lz4 does) */
-#define CAS_PARAM_STRICT \
-    5                     /* decoder: 1 = reject bytes after the LZ4 frame
-                                    (python-lz4 and Metaflow PR #3090 ignore them; default 0) */
+/* encoder: LZ4 block size id 4 (64 KiB, python-lz4's) .. 7 (4 MiB, the default: 2-4x faster on big
+ * artifacts; inputs under a block get the smallest size that holds them, as python-lz4 does) */
+#define CAS_PARAM_LZ4_BLOCK 4
+/* decoder: 1 = reject bytes after the LZ4 frame (python-lz4 and Metaflow PR #3090 ignore them;
+ * default 0) */
+#define CAS_PARAM_STRICT 5
 #define CAS_PARAM_MTIME 6 /* gzip encoder: header mtime (default 0) */
 
 #define CAS_BACKEND_AUTO 0 /* the fastest compiled in */
@@ -1899,9 +1898,9 @@ CASDEF int cas_meta_parse(const char *json, size_t len, int *format, int64_t *ve
 #define CAS_PARAM_HASH 32    /* writer: CAS_HASH_* for the key (default CAS_HASH_DEFAULT) */
 #define CAS_PARAM_THREADS 33 /* writer: threads cas_pack may use, 1 or 2 (default 2) */
 #define CAS_PARAM_LIMIT 34   /* reader: most bytes a blob may decode to; 0 = no limit (default) */
-#define CAS_PARAM_EXPECT_SIZE \
-    35 /* reader: the decoded size the caller knows (data.json's
-                                    size); -1 = unknown (default). A difference is CAS_E_SIZE */
+/* reader: the decoded size the caller knows (data.json's size); -1 = unknown (default). A
+ * difference is CAS_E_SIZE */
+#define CAS_PARAM_EXPECT_SIZE 35
 
 typedef struct cas_writer cas_writer;
 CASDEF int cas_writer_create(cas_writer **out, int format, const cas_allocator *alloc);
@@ -2016,9 +2015,9 @@ extern "C" {
  * CAS_PARAM_LZ4_BLOCK, CAS_PARAM_HASH, CAS_PARAM_LIMIT and CAS_PARAM_STRICT. */
 #define CAS_PARAM_FORMAT 40 /* what put writes: CAS_FORMAT_V1 (default), _V2 or _RAW */
 #define CAS_PARAM_FSYNC 41  /* 1: fsync blob, sidecar and directory before a put returns */
-#define CAS_PARAM_VERIFY \
-    42 /* 1: every read rehashes and compares with the key (default 0, and 1 on
-                               * an object store, CAS_BACKEND_REMOTE: a server's answer is never trusted) */
+/* 1: every read rehashes and compares with the key (default 0, and 1 on an object store,
+ * CAS_BACKEND_REMOTE: a server's answer is never trusted) */
+#define CAS_PARAM_VERIFY 42
 
 typedef struct cas_store cas_store;
 typedef struct cas_stream cas_stream;

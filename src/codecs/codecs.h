@@ -10,17 +10,16 @@ CASDEF const char *cas_codec_name(int codec); /* "raw", "gzip", "lz4", "?" */
 /* Parameters (cas_codec_set_param), all optional. Set before the first update
  * or right after cas_codec_reset. */
 #define CAS_PARAM_LEVEL 1 /* encoder: gzip 1..9 (zlib's scale, default 3); lz4 1..12 (default 1) */
-#define CAS_PARAM_PLEDGED_SIZE \
-    2                            /* encoder: total input size, or -1 (unknown, the default);
-                                    LZ4 stores it as the frame's content size */
+/* encoder: total input size, or -1 (unknown, the default); LZ4 stores it as the frame's content
+ * size */
+#define CAS_PARAM_PLEDGED_SIZE 2
 #define CAS_PARAM_GZIP_BACKEND 3 /* encoder/decoder: CAS_BACKEND_* */
-#define CAS_PARAM_LZ4_BLOCK \
-    4 /* encoder: LZ4 block size id 4 (64 KiB, python-lz4's) .. 7 (4 MiB, the
-                                    default: 2-4x faster on big artifacts; inputs under a block get
-                                    the smallest size that holds them, as python-lz4 does) */
-#define CAS_PARAM_STRICT \
-    5                     /* decoder: 1 = reject bytes after the LZ4 frame
-                                    (python-lz4 and Metaflow PR #3090 ignore them; default 0) */
+/* encoder: LZ4 block size id 4 (64 KiB, python-lz4's) .. 7 (4 MiB, the default: 2-4x faster on big
+ * artifacts; inputs under a block get the smallest size that holds them, as python-lz4 does) */
+#define CAS_PARAM_LZ4_BLOCK 4
+/* decoder: 1 = reject bytes after the LZ4 frame (python-lz4 and Metaflow PR #3090 ignore them;
+ * default 0) */
+#define CAS_PARAM_STRICT 5
 #define CAS_PARAM_MTIME 6 /* gzip encoder: header mtime (default 0) */
 
 #define CAS_BACKEND_AUTO 0 /* the fastest compiled in */

@@ -5,9 +5,9 @@
 #define CAS_PARAM_HASH 32    /* writer: CAS_HASH_* for the key (default CAS_HASH_DEFAULT) */
 #define CAS_PARAM_THREADS 33 /* writer: threads cas_pack may use, 1 or 2 (default 2) */
 #define CAS_PARAM_LIMIT 34   /* reader: most bytes a blob may decode to; 0 = no limit (default) */
-#define CAS_PARAM_EXPECT_SIZE \
-    35 /* reader: the decoded size the caller knows (data.json's
-                                    size); -1 = unknown (default). A difference is CAS_E_SIZE */
+/* reader: the decoded size the caller knows (data.json's size); -1 = unknown (default). A
+ * difference is CAS_E_SIZE */
+#define CAS_PARAM_EXPECT_SIZE 35
 
 typedef struct cas_writer cas_writer;
 CASDEF int cas_writer_create(cas_writer **out, int format, const cas_allocator *alloc);

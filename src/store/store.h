@@ -8,9 +8,9 @@ extern "C" {
  * CAS_PARAM_LZ4_BLOCK, CAS_PARAM_HASH, CAS_PARAM_LIMIT and CAS_PARAM_STRICT. */
 #define CAS_PARAM_FORMAT 40 /* what put writes: CAS_FORMAT_V1 (default), _V2 or _RAW */
 #define CAS_PARAM_FSYNC 41  /* 1: fsync blob, sidecar and directory before a put returns */
-#define CAS_PARAM_VERIFY \
-    42 /* 1: every read rehashes and compares with the key (default 0, and 1 on
-                               * an object store, CAS_BACKEND_REMOTE: a server's answer is never trusted) */
+/* 1: every read rehashes and compares with the key (default 0, and 1 on an object store,
+ * CAS_BACKEND_REMOTE: a server's answer is never trusted) */
+#define CAS_PARAM_VERIFY 42
 
 typedef struct cas_store cas_store;
 typedef struct cas_stream cas_stream;

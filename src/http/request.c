@@ -8,7 +8,7 @@ typedef struct cas__rq {
     const unsigned char *up; /* PUT / POST body */
     size_t up_len;
     const char *up_sha; /* its hex SHA-256, or NULL to compute it */
-    int sign;           /* SigV4 with the store's credentials */
+    int sign;           /* authorized with the store's credentials, as its dialect does */
     int quick;          /* credential endpoints: short timeouts, few tries */
     size_t keep;        /* bytes of a 2xx body to keep */
     const cas_allocator *body_alloc;
@@ -26,6 +26,7 @@ typedef struct cas__rq {
     char curlerr[CURL_ERROR_SIZE];
     size_t up_pos;
     int tries;
+    const char *meta_name, *code_name; /* the dialect's metadata and error-code headers */
 } cas__rq;
 
 static void cas__rq_init(cas__rq *r, const char *method, const cas_allocator *a) {
@@ -110,10 +111,9 @@ static size_t cas__rq_header(char *line, size_t size, size_t nitems, void *u) {
         if (vl < sizeof r->etag) memcpy(r->etag, v, vl), r->etag[vl] = 0;
     } else if (cas__header_is(line, n, "content-range", &v, &vl)) {
         if (vl < sizeof r->range) memcpy(r->range, v, vl), r->range[vl] = 0;
-    } else if (cas__header_is(line, n, CAS__S3_META_HEADER, &v, &vl) ||
-               cas__header_is(line, n, CAS__AZ_META_HEADER, &v, &vl)) {
+    } else if (r->meta_name && cas__header_is(line, n, r->meta_name, &v, &vl)) {
         if (vl <= CAS__S3_META_MAX) memcpy(r->meta, v, vl), r->meta[vl] = 0, r->meta_len = vl, r->has_meta = 1;
-    } else if (cas__header_is(line, n, "x-ms-error-code", &v, &vl)) { /* Azure's reason, also on a HEAD */
+    } else if (r->code_name && cas__header_is(line, n, r->code_name, &v, &vl)) { /* the reason, also on a HEAD */
         if (vl < sizeof r->code) memcpy(r->code, v, vl), r->code[vl] = 0;
     } else if (cas__header_is(line, n, "last-modified", &v, &vl)) {
         char tmp[64];

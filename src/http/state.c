@@ -69,6 +69,10 @@ struct cas__dialect {
     /* its own settings' names: CAS_S3_X is, for this dialect, env_prefix + X first,
      * then CAS_S3_X (the name every dialect took before) */
     const char *env_prefix;
+    /* signs a request (r->sign) with the credentials c: headers into *h, curl
+     * options on e. CAS_OK, or CAS_E_NOMEM */
+    int (*authorize)(cas__s3 *s3, CURL *e, const struct cas__rq *r, const cas__cred *c, struct curl_slist **h);
+    const char *code_header; /* a header that carries the error code (Azure's, also on a HEAD), or NULL */
 };
 
 

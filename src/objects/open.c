@@ -30,23 +30,3 @@ static char *cas__strdup_a(const cas_allocator *a, const char *s, size_t n) {
     if (p) memcpy(p, s, n), p[n] = 0;
     return p;
 }
-
-/* S3's rules for bucket names, loosely (other servers allow more): 3-63 of [a-z0-9.-_]. */
-static int cas__bucket_ok(const char *b, size_t n) {
-    size_t i;
-    if (n < 3 || n > 63) return 0;
-    for (i = 0; i < n; i++)
-        if (!((b[i] >= 'a' && b[i] <= 'z') || (b[i] >= '0' && b[i] <= '9') || b[i] == '.' || b[i] == '-' ||
-              b[i] == '_' || (b[i] >= 'A' && b[i] <= 'Z')))
-            return 0;
-    return 1;
-}
-
-/* Azure's rule for container names: 3-63 of [a-z0-9-]. */
-static int cas__container_ok(const char *b, size_t n) {
-    size_t i;
-    if (n < 3 || n > 63) return 0;
-    for (i = 0; i < n; i++)
-        if (!((b[i] >= 'a' && b[i] <= 'z') || (b[i] >= '0' && b[i] <= '9') || b[i] == '-')) return 0;
-    return 1;
-}

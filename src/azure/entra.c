@@ -1,4 +1,15 @@
 /* ---- Azure: Microsoft Entra ID tokens (what Metaflow's DefaultAzureCredential gets) ---- */
+
+/* Azure's links (cas__az_cred_link): a shared key, a SAS token, Entra ID tokens */
+enum {
+    CAS__AZC_KEY = 1,
+    CAS__AZC_SAS,
+    CAS__AZC_SECRET,
+    CAS__AZC_WORKLOAD,
+    CAS__AZC_MANAGED,
+    CAS__AZC_LAST = CAS__AZC_MANAGED
+};
+
 /* A service principal's secret, or a workload identity's federated token, each
  * traded at the tenant's token endpoint (OAuth client credentials), or a managed
  * identity's token from App Service's identity endpoint or the instance metadata
@@ -197,33 +208,4 @@ static int cas__az_cred_link(cas__s3 *s3, int which, cas__cred **out, char *msg,
     }
     cas__az_cfg_wipe(&g);
     return rc;
-}
-
-static int cas__az_backend(cas_backend *out, const char *url, const cas_allocator *alloc, char *err, size_t errcap) {
-    cas__s3 *s3;
-    cas__az_cfg g;
-    const char *v;
-    size_t k;
-    char why[CAS__MSG];
-    int rc = cas__cloud_new(&s3, &cas__az_dialect, url, 8, cas__container_ok,
-                            "azure://CONTAINER[/PREFIX] with a valid container name", alloc, err, errcap);
-    if (rc < 0) return rc;
-    s3->path_style = 1;
-    if ((rc = cas__az_settings(&g, why, sizeof why)) < 0) {
-        cas__az_cfg_wipe(&g);
-        cas__s3_destroy(s3);
-        return cas__serr(err, errcap, rc, "Cannot open '%.300s': %s", url, why);
-    }
-    k = strlen(g.endpoint);
-    while (k && g.endpoint[k - 1] == '/') k--;
-    s3->endpoint = cas__strdup_a(&s3->alloc, g.endpoint, k);
-    cas__az_cfg_wipe(&g);
-    /* what the Azure SDK's HTTP stack (requests) takes for other CA certificates */
-    if ((v = cas__env("REQUESTS_CA_BUNDLE")) || (v = cas__env("CURL_CA_BUNDLE")))
-        s3->ca_bundle = cas__strdup_a(&s3->alloc, v, strlen(v));
-    if (!s3->endpoint || (v && !s3->ca_bundle)) {
-        cas__s3_destroy(s3);
-        return cas__serr(err, errcap, CAS_E_NOMEM, "out of memory");
-    }
-    return cas__cloud_ready(s3, out, url, err, errcap);
 }

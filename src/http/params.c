@@ -1,6 +1,3 @@
-#define CAS__EMPTY_SHA256 "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
-#define CAS__S3_META_HEADER "x-amz-meta-metaflow-user-attributes"
-#define CAS__AZ_META_HEADER "x-ms-meta-metaflow_user_attributes" /* Azure's names are identifiers */
 #define CAS__S3_META_MAX 2048              /* S3 holds at most 2 KB of user metadata (Azure 8 KB) */
 #define CAS__S3_XML_MAX ((size_t)16 << 20) /* a listing page or an error, at most */
 #define CAS__S3_SINGLE_PUT_MAX ((uint64_t)5 << 30)

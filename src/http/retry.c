@@ -1,9 +1,11 @@
+/* ---- a request on a handle: set-up, verdicts, retries ---------------------------------- */
+
 static int cas__rq_setup(cas__s3 *s3, CURL *e, cas__rq *r, cas__cred *c, struct curl_slist **sent) {
     struct curl_slist *h = NULL, *i;
-    char line[CAS__S3_META_MAX + 200];
     int ok = 1;
     *sent = NULL;
     r->e = e;
+    r->meta_name = s3->d->meta_header, r->code_name = s3->d->code_header;
     curl_easy_setopt(e, CURLOPT_URL, r->url.p);
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, r->curlerr);
@@ -37,31 +39,7 @@ static int cas__rq_setup(cas__s3 *s3, CURL *e, cas__rq *r, cas__cred *c, struct 
         curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, r->method);
     }
     for (i = r->hdr; i && ok; i = i->next) ok = (h = curl_slist_append(h, i->data)) != NULL;
-    if (r->sign && c && c->kind != CAS__AUTH_SIGV4) {
-        ok = ok && cas__az_authorize(s3, e, r, c, &h) == CAS_OK;
-    } else if (r->sign && c) {
-        char sha[65];
-        if (!r->up_sha && r->up_len) cas__sha256_hex(r->up, r->up_len, sha);
-        snprintf(line, sizeof line, "x-amz-content-sha256: %s",
-                 r->up_sha   ? r->up_sha
-                 : r->up_len ? sha
-                             : CAS__EMPTY_SHA256);
-        ok = ok && (h = curl_slist_append(h, line)) != NULL;
-        if (ok && c->token[0]) {
-            size_t tl = strlen(c->token);
-            char *t = (char *)malloc(tl + 32);
-            ok = t != NULL;
-            if (ok) {
-                snprintf(t, tl + 32, "x-amz-security-token: %s", c->token);
-                ok = (h = curl_slist_append(h, t)) != NULL;
-                cas__wipe(t, tl + 32);
-                free(t);
-            }
-        }
-        curl_easy_setopt(e, CURLOPT_AWS_SIGV4, s3->sigv4);
-        curl_easy_setopt(e, CURLOPT_USERNAME, c->akid);
-        curl_easy_setopt(e, CURLOPT_PASSWORD, c->secret);
-    }
+    if (ok && r->sign && c) ok = s3->d->authorize(s3, e, r, c, &h) == CAS_OK;
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
     *sent = h;
     return ok ? CAS_OK : CAS_E_NOMEM;

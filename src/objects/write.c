@@ -33,69 +33,6 @@ static int cas__s3w_fail(char *msg, size_t cap, const char *what, const char *wh
     return CAS_E_IO;
 }
 
-/* Azure has nothing to start: the block ids carry a nonce of this writer's. */
-static int cas__az_upload_begin(cas__s3w *w, char *msg, size_t cap) {
-    (void)msg, (void)cap;
-    snprintf(w->upload, sizeof w->upload, "%016llx", (unsigned long long)cas__s3_random(w->s3));
-    return CAS_OK;
-}
-
-/* POST ?uploads=: a new multipart upload, with the object's metadata. */
-static int cas__s3_upload_begin(cas__s3w *w, char *msg, size_t cap) {
-    cas__s3 *s3 = w->s3;
-    cas__rq r;
-    cas__xml_pick p;
-    int rc;
-    cas__rq_init(&r, "POST", &s3->alloc);
-    r.keep = (size_t)1 << 20; /* repeated after a lost answer, it leaves an empty upload behind, which gc removes */
-    if (cas__s3_url(s3, &r.url, w->name, "uploads=") < 0 || cas__s3_write_headers(s3, &r.hdr, w->meta, w->meta_len) < 0)
-        rc = cas__oom(msg, cap);
-    else if ((rc = cas__rq_run(s3, &r, msg, cap)) == CAS_OK && r.status != 200) rc = cas__s3_answer_fail(&r, msg, cap);
-    if (rc == CAS_OK) {
-        memset(&p, 0, sizeof p);
-        w->upload[0] = 0;
-        p.suffix[0] = "UploadId", p.out[0] = w->upload, p.cap[0] = sizeof w->upload;
-        if (cas__xml_parse(r.body.p ? r.body.p : "", r.body.len, cas__xml_pick_leaf, NULL, &p, msg, cap) < 0 ||
-            !w->upload[0])
-            rc = cas__s3w_fail(msg, cap, "starting a multipart upload", "no UploadId in the answer");
-    } else {
-        char why[400];
-        snprintf(why, sizeof why, "%s", msg);
-        cas__s3w_fail(msg, cap, "starting a multipart upload", why);
-    }
-    cas__rq_free(&r);
-    return rc;
-}
-
-/* S3: part n of the upload; its entry names it by number and ETag. */
-static void cas__s3_part_query(cas__s3w *w, int n, cas__buf *q, char *id) {
-    cas__buf_fmt(q, "partNumber=%d&uploadId=", n);
-    cas__uri_encode(q, w->upload, 0);
-    id[0] = 0;
-}
-static int cas__s3_part_entry(const cas__rq *r, int n, const char *id, char *entry, size_t cap) {
-    (void)id;
-    if (r->status != 200 || !r->etag[0]) return 0;
-    snprintf(entry, cap, "<Part><PartNumber>%d</PartNumber><ETag>%s</ETag></Part>", n, r->etag);
-    return 1;
-}
-
-/* Azure: block ids of one length (its rule), unique to this writer, base64. */
-static void cas__az_part_query(cas__s3w *w, int n, cas__buf *q, char *id) {
-    char raw[32]; /* "cas-" 16 hex "-" 5 digits: base64 of it is 36 bytes */
-    snprintf(raw, sizeof raw, "cas-%.16s-%05d", w->upload, n);
-    cas__b64((const unsigned char *)raw, strlen(raw), id);
-    cas__buf_addz(q, "blockid=");
-    cas__uri_encode(q, id, 0);
-    cas__buf_addz(q, "&comp=block");
-}
-static int cas__az_part_entry(const cas__rq *r, int n, const char *id, char *entry, size_t cap) {
-    (void)n;
-    if (r->status != 201) return 0;
-    snprintf(entry, cap, "<Latest>%s</Latest>", id);
-    return 1;
-}
-
 /* PUT ?partNumber=N&uploadId=..: one part, with its SHA-256 (a body changed in transit is refused).
  * Azure: PUT ?blockid=..&comp=block, one uncommitted block of the blob. */
 static int cas__s3w_put_part(cas__s3w *w, const unsigned char *p, size_t n, char *msg, size_t cap) {
@@ -230,59 +167,6 @@ static int cas__s3_write(void *u, void *wp, const void *data, size_t n, char *ms
     return CAS_OK;
 }
 
-/* Azure: PUT ?comp=metadata. S3: PUT with x-amz-copy-source onto itself: new
- * metadata, the same bytes. */
-static int cas__az_set_meta(cas__s3w *w, int *stored, char *msg, size_t cap) {
-    cas__s3 *s3 = w->s3;
-    cas__rq r;
-    int rc;
-    cas__rq_init(&r, "PUT", &s3->alloc);
-    if (cas__s3_url(s3, &r.url, w->name, "comp=metadata") < 0 ||
-        cas__s3_write_headers(s3, &r.hdr, w->meta, w->meta_len) < 0)
-        rc = cas__oom(msg, cap);
-    else if ((rc = cas__rq_run(s3, &r, msg, cap)) == CAS_OK) {
-        if (r.status == 200) *stored = 1;
-        else if ((rc = cas__s3_answer_fail(&r, msg, cap)) == CAS_E_NOTFOUND) rc = CAS_E_IO;
-    }
-    cas__rq_free(&r);
-    return rc;
-}
-
-static int cas__s3_set_meta(cas__s3w *w, int *stored, char *msg, size_t cap) {
-    cas__s3 *s3 = w->s3;
-    cas__rq r;
-    cas__buf src;
-    int rc;
-    memset(&src, 0, sizeof src);
-    src.a = &s3->alloc;
-    cas__buf_addz(&src, "x-amz-copy-source: /");
-    cas__uri_encode(&src, s3->bucket, 0);
-    cas__buf_addz(&src, "/");
-    cas__uri_encode(&src, s3->prefix, 1);
-    cas__uri_encode(&src, w->name, 1);
-    cas__rq_init(&r, "PUT", &s3->alloc);
-    r.keep = (size_t)1 << 20;
-    if (!src.p || cas__s3_url(s3, &r.url, w->name, NULL) < 0 || !(r.hdr = curl_slist_append(r.hdr, src.p)) ||
-        !(r.hdr = curl_slist_append(r.hdr, "x-amz-metadata-directive: REPLACE")) ||
-        cas__s3_write_headers(s3, &r.hdr, w->meta, w->meta_len) < 0)
-        rc = cas__oom(msg, cap);
-    else if ((rc = cas__rq_run(s3, &r, msg, cap)) == CAS_OK) {
-        char code[64], message[256];
-        cas__xml_error(r.body.p ? r.body.p : "", r.body.len, code, sizeof code, message, sizeof message);
-        if (r.status != 200 || code[0]) { /* a copy can fail with 200 and an <Error> */
-            if (code[0])
-                snprintf(r.code, sizeof r.code, "%s", code), snprintf(r.message, sizeof r.message, "%s", message);
-            rc = cas__s3_answer_fail(&r, msg, cap);
-            if (rc == CAS_E_NOTFOUND) rc = CAS_E_IO;
-        } else {
-            *stored = 1;
-        }
-    }
-    cas__free(&s3->alloc, src.p);
-    cas__rq_free(&r);
-    return rc;
-}
-
 /* After a completion whose answer was lost: is the object there, whole? */
 static int cas__s3w_landed(cas__s3w *w) {
     cas__rq r;
@@ -294,35 +178,6 @@ static int cas__s3w_landed(cas__s3w *w) {
          r.meta_len == w->meta_len && !memcmp(r.meta, w->meta, w->meta_len);
     cas__rq_free(&r);
     return ok;
-}
-
-/* Azure: Put Block List makes the blocks the blob, with its metadata (repeatable). */
-static void cas__az_complete_query(cas__s3w *w, cas__buf *q) {
-    (void)w;
-    cas__buf_addz(q, "comp=blocklist");
-}
-static int cas__az_complete_answer(cas__s3w *w, cas__rq *r, char *msg, size_t cap) {
-    int rc;
-    (void)w;
-    if (r->status == 201) return CAS_OK;
-    return (rc = cas__s3_answer_fail(r, msg, cap)) == CAS_E_NOTFOUND ? CAS_E_IO : rc;
-}
-
-static void cas__s3_complete_query(cas__s3w *w, cas__buf *q) {
-    cas__buf_addz(q, "uploadId=");
-    cas__uri_encode(q, w->upload, 0);
-}
-/* S3 answers 200 with an <Error> too; a retry that finds the upload gone asks the
- * object whether the first try landed. */
-static int cas__s3_complete_answer(cas__s3w *w, cas__rq *r, char *msg, size_t cap) {
-    char code[64], message[256];
-    int rc;
-    cas__xml_error(r->body.p ? r->body.p : "", r->body.len, code, sizeof code, message, sizeof message);
-    if (r->tries > 1 && r->status == 404 && !strcmp(code, "NoSuchUpload") && cas__s3w_landed(w))
-        return CAS_OK; /* an earlier try completed it; only its answer was lost */
-    if (r->status == 200 && !code[0]) return CAS_OK;
-    if (code[0]) snprintf(r->code, sizeof r->code, "%s", code), snprintf(r->message, sizeof r->message, "%s", message);
-    return (rc = cas__s3_answer_fail(r, msg, cap)) == CAS_E_NOTFOUND ? CAS_E_IO : rc;
 }
 
 /* POST ?uploadId=..: the parts become the object. Repeated after a lost answer,

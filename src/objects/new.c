@@ -1,0 +1,97 @@
+/* ---- a new object-store backend: the root, the settings, the credentials ------------ */
+
+/* The variable that sets a parameter for dialect d, or NULL: the dialect's own name
+ * (CAS_AZURE_CONNECTIONS), else the one all dialects took first (CAS_S3_CONNECTIONS). */
+static const char *cas__cloud_env(const cas__dialect *d, const char *name, char *own, size_t cap) {
+    if (name && !strncmp(name, "CAS_S3_", 7) && strcmp(d->env_prefix, "CAS_S3_")) {
+        snprintf(own, cap, "%s%s", d->env_prefix, name + 7);
+        if (cas__env(own)) return own;
+    }
+    return name && cas__env(name) ? name : NULL;
+}
+/* What every object store starts with: "SCHEME://BUCKET[/PREFIX]" split, the
+ * parameters from their table and the environment, the locks. */
+static int cas__cloud_new(cas__s3 **out, const cas__dialect *d, const char *url, size_t scheme_len,
+                          int (*name_ok)(const char *, size_t), const char *form, const cas_allocator *alloc, char *err,
+                          size_t errcap) {
+    cas__s3 *s3;
+    const char *rest = url + scheme_len, *slash = strchr(rest, '/'), *v;
+    size_t bl = slash ? (size_t)(slash - rest) : strlen(rest), k, pl;
+    *out = NULL;
+    if (!name_ok(rest, bl)) return cas__serr(err, errcap, CAS_E_ARG, "'%.300s' is not %s", url, form);
+    if (!cas__curl_ready()) return cas__serr(err, errcap, CAS_E_UNSUPPORTED, "libcurl failed to initialise");
+    if (!(s3 = (cas__s3 *)cas__calloc(alloc, sizeof *s3))) return cas__serr(err, errcap, CAS_E_NOMEM, "out of memory");
+    cas__copy_allocator(&s3->alloc, alloc);
+    s3->d = d;
+    if (cas__mu_init(&s3->cmu) < 0 || cas__mu_init(&s3->pmu) < 0) {
+        cas__free(alloc, s3);
+        return cas__serr(err, errcap, CAS_E_NOMEM, "cannot create a mutex");
+    }
+    /* bucket and prefix share one allocation: "bucket\0prefix/" */
+    v = slash ? slash : "";
+    while (*v == '/') v++;
+    pl = strlen(v);
+    while (pl && v[pl - 1] == '/') pl--;
+    if (!(s3->bucket = (char *)cas__alloc(&s3->alloc, bl + pl + 3))) {
+        cas__s3_destroy(s3);
+        return cas__serr(err, errcap, CAS_E_NOMEM, "out of memory");
+    }
+    memcpy(s3->bucket, rest, bl), s3->bucket[bl] = 0;
+    s3->prefix = s3->bucket + bl + 1;
+    memcpy(s3->prefix, v, pl), s3->prefix[pl] = 0;
+    if (pl) s3->prefix[pl] = '/', s3->prefix[pl + 1] = 0;
+    snprintf(s3->url, sizeof s3->url, "%.*s%s%s%.*s", (int)scheme_len, url, s3->bucket, pl ? "/" : "", (int)pl, v);
+    for (k = 0; k < CAS__S3_NPARAMS; k++) { /* defaults, then the environment's */
+        const cas__param_row *p = &cas__s3_params[k];
+        char own[64];
+        const char *name = cas__cloud_env(d, p->env, own, sizeof own);
+        s3->param[k] = p->dflt;
+        if (name && (v = cas__env(name)) != NULL) {
+            char *end;
+            double d = strtod(v, &end);
+            int64_t x = (int64_t)(d * (double)p->env_scale);
+            if (*end || x < p->lo || x > p->hi) {
+                cas__s3_destroy(s3);
+                return cas__serr(err, errcap, CAS_E_ARG, "%s=%.40s is out of range", name, v);
+            }
+            s3->param[k] = x;
+        }
+    }
+    s3->rng = (uint64_t)cas__ms() * 6364136223846793005ULL ^ (uint64_t)getpid() ^ (uint64_t)(uintptr_t)s3;
+    if (!s3->rng) s3->rng = 88172645463325252ULL;
+    *out = s3;
+    return CAS_OK;
+}
+/* A server on this machine (127.0.0.0/8, localhost, [::1]): one stream from it is not
+ * the limit, so large objects are read in one GET unless CAS_S3_RANGED_MIN says otherwise. */
+static int cas__endpoint_local(const char *endpoint) {
+    char scheme[16], host[256];
+    int user = 0;
+    return cas__url_host(endpoint, scheme, sizeof scheme, host, sizeof host, &user) == CAS_OK &&
+           cas__host_loopback(host);
+}
+/* The store's credentials now, so that a store with none fails at open, not at
+ * its first read; then the backend's callbacks (one set for every object store). */
+static int cas__cloud_ready(cas__s3 *s3, cas_backend *out, const char *url, char *err, size_t errcap) {
+    char why[CAS__MSG], own[64];
+    cas__cred *c = NULL;
+    int rc;
+    if (cas__endpoint_local(s3->endpoint) && !cas__cloud_env(s3->d, "CAS_S3_RANGED_MIN", own, sizeof own))
+        s3->param[cas__s3_param_index(CAS_PARAM_CLOUD_RANGED_MIN)] = 0; /* see cas__ahead_start */
+    rc = cas__cred_get(s3, 0, &c, why, sizeof why);
+    if (rc == CAS_OK && c->kind == CAS__AUTH_BEARER) /* Entra ID tokens: https, or an emulator here */
+        rc = cas__secret_may_go(s3->endpoint, "the Azure endpoint, with a Microsoft Entra ID token", why, sizeof why);
+    cas__cred_unref(s3, c);
+    if (rc < 0) {
+        cas__s3_destroy(s3);
+        return cas__serr(err, errcap, rc, "Cannot open '%.300s': %s", url, why);
+    }
+    memset(out, 0, sizeof *out);
+    out->user = s3, out->root = s3->url, out->flags = CAS_BACKEND_REMOTE;
+    out->open = cas__s3_open, out->read = cas__s3_read, out->close = cas__s3_close;
+    out->create = cas__s3_create, out->write = cas__s3_write, out->commit = cas__s3_commit;
+    out->abort = cas__s3_abort, out->exists = cas__s3_exists, out->list = cas__s3_list;
+    out->remove = cas__s3_remove, out->gc = cas__s3_gc, out->set_param = cas__s3_set_param;
+    out->fetch = cas__s3_fetch, out->destroy = cas__s3_destroy;
+    return CAS_OK;
+}
