@@ -284,10 +284,11 @@ fuzz: | $(B)
 # ---- bench -----------------------------------------------------------------
 
 # The tables compare every backend (ISA-L, libdeflate, OpenSSL, S3): a full build only.
+# The task bench runs from cold memory (--cold: as root it drops the page cache).
 bench: all
 	@[ "$(CAS_MISSING)" = none ] || { echo "make bench needs the full build (missing: $(CAS_MISSING)); sudo infra/debian-deps.sh"; exit 2; }
 	$(PYTHON) bench/run.py
-	$(PYTHON) bench/task.py
+	$(PYTHON) bench/task.py --cold
 	@if [ -n "$(MF)" ]; then $(PYTHON) bench/metaflow_cloud.py s3 --fan 40 --rounds 2 && \
 	  $(PYTHON) bench/metaflow_cloud.py azure --fan 40 --rounds 2; \
 	else echo "bench/metaflow_cloud.py (real Metaflow on radosgw and azurite): skipped, set MF=/path/to/metaflow"; fi

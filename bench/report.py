@@ -21,9 +21,42 @@ def machine_state():
                       for p in os.listdir("/proc") if p.isdigit())
     except OSError:
         kdamond = False
-    return "%s (up %.0f min), load %s, THP %s, kdamond %s, kernel %s, %d CPUs" % (
+    return "%s (up %.0f min), load %s, THP %s, kdamond %s, %s, kernel %s, %d CPUs" % (
         "fresh boot" if up < 1800 else "warm", up / 60, " ".join(open("/proc/loadavg").read().split()[:3]), thp,
-        "running" if kdamond else "not running", platform.release(), os.cpu_count())
+        "running" if kdamond else "not running", memory_state(), platform.release(), os.cpu_count())
+
+
+def memory_state():
+    """The page cache and free memory now (from /proc/meminfo), MiB."""
+    info = {}
+    for line in open("/proc/meminfo"):
+        k, v = line.split(":", 1)
+        info[k] = int(v.split()[0]) >> 10
+    return "page cache %d MiB, free %d MiB of %d" % (info.get("Cached", 0), info.get("MemFree", 0),
+                                                     info.get("MemTotal", 0))
+
+
+def make_cold(idle=20):
+    """The memory of a freshly booted machine, as near as a running one gets: the page
+    cache dropped and memory compacted (as root), then `idle` seconds, in which the
+    guest hands the freed memory back to its host (free page reporting), so that it
+    is faulted in again on first use. Says what it did."""
+    import os
+    import time
+    before = memory_state()
+    if os.geteuid() != 0:
+        return "not cold: dropping the page cache needs root (%s)" % before
+    os.sync()
+    with open("/proc/sys/vm/drop_caches", "w") as f:
+        f.write("3\n")
+    try:
+        with open("/proc/sys/vm/compact_memory", "w") as f:
+            f.write("1\n")
+    except OSError:
+        pass
+    time.sleep(idle)
+    return "cold: page cache dropped and memory compacted, then %d s idle (before: %s; after: %s)" % (
+        idle, before, memory_state())
 
 
 def first_touch_mb_s(mib=64):
