@@ -29,7 +29,7 @@ CASDEF int cas_store_migrate(cas_store *s, const char *flow, const char *key, in
     const cas_backend *b;
     unsigned char head[4] = {0};
     size_t hl = 0, ml = 0;
-    char bname[512], dir[300], what[600], mjson[CAS_META_MAX], msg[CAS__MSG] = "";
+    char bname[512], what[600], mjson[CAS_META_MAX], msg[CAS__MSG] = "";
     int rc, mfmt = CAS_FORMAT_LEGACY, bfmt, plan, dummy, stored = 0;
     cas_object_info info;
     cas_stream *st = NULL;
@@ -66,13 +66,7 @@ CASDEF int cas_store_migrate(cas_store *s, const char *flow, const char *key, in
     cas_meta_json(bfmt, mjson, sizeof mjson, &ml);
     if ((rc = cas__stream_begin(st, mjson, ml, bname, key, (uint64_t)CAS__SP(s, CAS_PARAM_LIMIT), 0, err, errcap)) < 0)
         goto out;
-    snprintf(dir, sizeof dir, "%s/data", flow);
-    cas_meta_json(format, mjson, sizeof mjson, &ml);
-    if ((rc = b->create(b->user, dir, bname, mjson, ml, &bw, msg, sizeof msg)) < 0) {
-        bw = NULL;
-        rc = cas__serr(err, errcap, rc, "%s: %s", what, msg);
-        goto out;
-    }
+    if ((rc = cas__blob_create(s, flow, bname, format, &bw, what, err, errcap)) < 0) goto out;
     if (bfmt == format) { /* only the metadata is behind: check the bytes, then fix it */
         if ((rc = cas__stream_drain(st, NULL, err, errcap)) < 0) goto out;
     } else {

@@ -13,6 +13,23 @@ static int cas__write_object(cas_store *s, const char *dir, const char *name, co
     return rc;
 }
 
+/* A new blob object in flow's data folder with format's metadata, for bytes that
+ * come a buffer at a time (name: its final name, or NULL when the key comes last).
+ * On failure *bw is NULL and err says what, with the backend's reason. */
+static int cas__blob_create(cas_store *s, const char *flow, const char *name, int format, void **bw, const char *what,
+                            char *err, size_t errcap) {
+    char dir[300], meta[CAS_META_MAX], msg[CAS__MSG] = "";
+    size_t ml = 0;
+    int rc;
+    snprintf(dir, sizeof dir, "%s/data", flow);
+    cas_meta_json(format, meta, sizeof meta, &ml);
+    if ((rc = s->be->b.create(s->be->b.user, dir, name, meta, ml, bw, msg, sizeof msg)) < 0) {
+        *bw = NULL;
+        return cas__serr(err, errcap, rc, "%s: %s", what, msg);
+    }
+    return CAS_OK;
+}
+
 /* ---- the datastore's other objects (data.json, markers, logs) ---- */
 
 #define CAS__FILE_NAME_MAX 1024
@@ -258,9 +275,8 @@ CASDEF int cas_store_put_fd(cas_store *s, const char *flow, int fd, int format, 
     const cas_backend *b;
     cas_writer *w = NULL;
     void *bw = NULL;
-    char dir[300], what[320], bname[512], meta[CAS_META_MAX], msg[CAS__MSG] = "";
+    char what[320], bname[512], msg[CAS__MSG] = "";
     int rc, dummy;
-    size_t ml = 0;
     if (!stored) stored = &dummy;
     *stored = 0;
     if (!s || !key || fd < 0) return cas__serr(err, errcap, CAS_E_ARG, "invalid argument");
@@ -270,14 +286,8 @@ CASDEF int cas_store_put_fd(cas_store *s, const char *flow, int fd, int format, 
     b = &s->be->b;
     if (!format) format = (int)CAS__SP(s, CAS_PARAM_FORMAT);
     if ((rc = cas__get_writer(s, format, &w)) < 0) return cas__serr(err, errcap, rc, "%s", cas_strerror(rc));
-    snprintf(dir, sizeof dir, "%s/data", flow);
     snprintf(what, sizeof what, "Could not store into flow '%s'", flow);
-    cas_meta_json(format, meta, sizeof meta, &ml);
-    if ((rc = b->create(b->user, dir, NULL, meta, ml, &bw, msg, sizeof msg)) < 0) {
-        bw = NULL;
-        rc = cas__serr(err, errcap, rc, "%s: %s", what, msg);
-        goto out;
-    }
+    if ((rc = cas__blob_create(s, flow, NULL, format, &bw, what, err, errcap)) < 0) goto out;
     if ((rc = cas__encode_into(s, w, cas__pull_fd, &fd, bw, what, err, errcap)) < 0) goto out;
     cas_writer_key(w, key);
     cas_store_blob_name(flow, key, bname, sizeof bname);
