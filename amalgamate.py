@@ -4,7 +4,7 @@
     python3 amalgamate.py            write cas_codecs.h, cas.h, cas_cloud.h, cas_pickle.h
                                      (from src/*.h.in) and dist/cas.h (cas_codecs.h + cas.h)
     python3 amalgamate.py --check    exit 1 if a committed header is not what src/ gives
-    python3 amalgamate.py --layers [--without MODULE] [CFLAGS]
+    python3 amalgamate.py --layers [--without MODULE|HEADER] [CFLAGS]
                                      compile each module with only the modules it may
                                      use (C99 and C++11, gcc): a call upward fails it
 
@@ -58,7 +58,10 @@ def expand(name, keep=None):
         if not m:
             out.append(line)
         elif keep is None or m.group(1) in keep:
-            out.append(open(os.path.join(SRC, m.group(1), m.group(2)), encoding="utf-8").read())
+            text = open(os.path.join(SRC, m.group(1), m.group(2)), encoding="utf-8").read()
+            if not text.endswith("\n"):
+                sys.exit("amalgamate.py: src/%s/%s does not end with a newline" % m.groups())
+            out.append(text)
     return "".join(out)
 
 
@@ -117,7 +120,7 @@ def check_parts():
         if (module, fname) in seen:
             sys.exit("amalgamate.py: src/%s/%s is included twice" % (module, fname))
         seen.add((module, fname))
-    on_disk = {tuple(os.path.relpath(p, SRC).split(os.sep)) for p in glob.glob(os.path.join(SRC, "*", "*"))}
+    on_disk = {tuple(os.path.relpath(p, SRC).split(os.sep)) for p in glob.glob(os.path.join(SRC, "*", "*.[ch]"))}
     if on_disk != seen:
         sys.exit("amalgamate.py: in src/ but in no header: %s; in a header but not in src/: %s"
                  % (sorted("/".join(p) for p in on_disk - seen), sorted("/".join(p) for p in seen - on_disk)))
@@ -140,7 +143,7 @@ def layer_unit(module):
             + text[top])
 
 
-def layers(cflags, without=()):
+def layers(cflags, without=(), quiet=False):
     """Compiles every module alone with the modules it may use: an undeclared name (a
     call or type from a module above) fails the compile, and a declared but undefined
     cas_ symbol (a forward declaration of something above) fails the symbol check."""
@@ -148,7 +151,8 @@ def layers(cflags, without=()):
     with tempfile.TemporaryDirectory() as tmp:
         for module in LAYERS:
             if module in without:
-                print("%-8s skipped: not in this build" % module)
+                if not quiet:
+                    print("%-8s skipped: not in this build" % module)
                 continue
             src = os.path.join(tmp, module + ".c")
             with open(src, "w", encoding="utf-8") as f:
@@ -167,11 +171,14 @@ def layers(cflags, without=()):
                 upward = [l.split()[-1] for l in nm.splitlines() if re.search(r"\bcas_", l)]
                 if upward:
                     fails.append("%s: uses what no module below defines: %s" % (cc, ", ".join(upward)))
-            print("%-8s %s" % (module, "ok (with %s)" % (", ".join(LAYERS[module]) or "nothing")
-                               if not fails else "FAILED"))
+            if fails or not quiet:
+                print("%-8s %s" % (module, "ok (with %s)" % (", ".join(LAYERS[module]) or "nothing")
+                                   if not fails else "FAILED"))
             for f in fails:
                 print("    " + f)
             bad += bool(fails)
+    if quiet:
+        print("layers: %d modules %s" % (len(LAYERS) - len(without), "ok" if not bad else "checked, %d FAILED" % bad))
     return bad
 
 
@@ -179,10 +186,12 @@ def main():
     args = sys.argv[1:]
     check_parts()
     if "--layers" in args:  # the rest: compiler flags, and --without MODULE for one this build lacks
-        without = {args[i + 1] for i, a in enumerate(args[:-1]) if a == "--without"}
-        flags = [a for i, a in enumerate(args) if a != "--layers" and a != "--without" and
+        without = set()
+        for w in (args[i + 1] for i, a in enumerate(args[:-1]) if a == "--without"):
+            without |= {m for m, _ in parts(w)} if w in HEADERS else {w}  # a header: all its modules
+        flags = [a for i, a in enumerate(args) if a not in ("--layers", "--without", "--quiet") and
                  not (i and args[i - 1] == "--without")]
-        sys.exit(1 if layers(flags, without) else 0)
+        sys.exit(1 if layers(flags, without, "--quiet" in args) else 0)
     out, v = build()
     if "--check" in args:
         stale = [p for p, text in out.items() if read(p) != text]
@@ -197,13 +206,16 @@ def main():
             continue
         if path in HEADERS and os.path.getmtime(os.path.join(HERE, path)) > newest:
             sys.exit("amalgamate.py: %s was edited by hand (it is newer than src/ and differs from what src/ gives);"
-                     " move the change to src/ (or 'git checkout %s')" % (path, path))
+                     " move the change to src/, or remove %s to have it written from src/" % (path, path))
     for path, text in out.items():
+        full = os.path.join(HERE, path)
         if read(path) != text:
-            os.makedirs(os.path.dirname(os.path.join(HERE, path)), exist_ok=True)
-            with open(os.path.join(HERE, path), "w", encoding="utf-8") as f:
+            os.makedirs(os.path.dirname(full), exist_ok=True)
+            with open(full, "w", encoding="utf-8") as f:
                 f.write(text)
             print("wrote %s" % path)
+        else:
+            os.utime(full)  # current: make, which compares times, need not ask again
     print("headers current (v%s)" % v)
 
 

@@ -983,6 +983,7 @@ static void cas__slist_wipe(struct curl_slist *l) {
 static int cas__cred_get(cas__s3 *s3, int force, cas__cred **out, char *msg, size_t cap);
 /* ---- a request on a handle: set-up, verdicts, retries ---------------------------------- */
 
+/* Sets every option of one try of r on e. *sent gets the header list to free after. */
 static int cas__rq_setup(cas__s3 *s3, CURL *e, cas__rq *r, cas__cred *c, struct curl_slist **sent) {
     struct curl_slist *h = NULL, *i;
     int ok = 1;
@@ -2764,13 +2765,12 @@ static int cas__cloud_new(cas__s3 **out, const cas__dialect *d, const char *url,
         s3->param[k] = p->dflt;
         if (name && (v = cas__env(name)) != NULL) {
             char *end;
-            double d = strtod(v, &end);
-            int64_t x = (int64_t)(d * (double)p->env_scale);
-            if (*end || x < p->lo || x > p->hi) {
+            double scaled = strtod(v, &end) * (double)p->env_scale;
+            if (*end || !(scaled >= (double)p->lo && scaled <= (double)p->hi)) { /* NaN and 1e300 too */
                 cas__s3_destroy(s3);
                 return cas__serr(err, errcap, CAS_E_ARG, "%s=%.40s is out of range", name, v);
             }
-            s3->param[k] = x;
+            s3->param[k] = (int64_t)scaled;
         }
     }
     s3->rng = (uint64_t)cas__ms() * 6364136223846793005ULL ^ (uint64_t)getpid() ^ (uint64_t)(uintptr_t)s3;
@@ -3525,8 +3525,6 @@ static int cas__az_authorize(cas__s3 *s3, CURL *e, const cas__rq *r, const cas__
     cas__wipe(line, sizeof line);
     return rc;
 }
-
-/* Sets every option of one try of r on e. *sent gets the header list to free after. */
 /* ---- Azure: settings ---------------------------------------------------------- */
 /* Where Metaflow's Azure datastore and the Azure SDKs look: the blob endpoint
  * (METAFLOW_AZURE_STORAGE_BLOB_SERVICE_ENDPOINT, a connection string's

@@ -47,8 +47,11 @@ def make_cold(idle=20):
     if os.geteuid() != 0:
         return "not cold: dropping the page cache needs root (%s)" % before
     os.sync()
-    with open("/proc/sys/vm/drop_caches", "w") as f:
-        f.write("3\n")
+    try:
+        with open("/proc/sys/vm/drop_caches", "w") as f:
+            f.write("3\n")
+    except OSError as e:  # a container's read-only /proc/sys
+        return "not cold: the page cache could not be dropped (%s; %s)" % (e.strerror, before)
     try:
         with open("/proc/sys/vm/compact_memory", "w") as f:
             f.write("1\n")

@@ -7137,13 +7137,18 @@ CASDEF int cas_store_default_root(char *buf, size_t cap, char *err, size_t errca
     int rc;
     if (!buf || !cap) return cas__serr(err, errcap, CAS_E_ARG, "invalid argument");
     buf[0] = 0;
-    if (cas_metaflow_config("DEFAULT_DATASTORE", ds, sizeof ds) != CAS_OK) snprintf(ds, sizeof ds, "local");
-    for (i = 0; ds[i]; i++)
-        if (!((ds[i] >= 'a' && ds[i] <= 'z') || (ds[i] >= '0' && ds[i] <= '9') || ds[i] == '_')) break;
-    if (ds[i] || !i || i > 32)
+    rc = cas_metaflow_config("DEFAULT_DATASTORE", ds, sizeof ds);
+    if (rc == CAS_NEED_OUTPUT)
         return cas__serr(err, errcap, CAS_E_UNSUPPORTED,
-                         "METAFLOW_DEFAULT_DATASTORE '%.40s' is not a datastore "
-                         "name; pass a root",
+                         "METAFLOW_DEFAULT_DATASTORE is longer than a datastore name (at most 15); pass a root");
+    if (rc != CAS_OK) snprintf(ds, sizeof ds, "local");
+    /* a name that can be a scheme the registry takes (cas__scheme_ok) and a variable's suffix */
+    for (i = 0; ds[i]; i++)
+        if (!((ds[i] >= 'a' && ds[i] <= 'z') || (i && ds[i] >= '0' && ds[i] <= '9'))) break;
+    if (ds[i] || !i || i > 15)
+        return cas__serr(err, errcap, CAS_E_UNSUPPORTED,
+                         "METAFLOW_DEFAULT_DATASTORE '%.40s' is not a datastore name (a-z and 0-9, at most 15); "
+                         "pass a root",
                          ds);
     if (strcmp(ds, "local")) {
         snprintf(var, sizeof var, "DATASTORE_SYSROOT_");
@@ -7153,7 +7158,8 @@ CASDEF int cas_store_default_root(char *buf, size_t cap, char *err, size_t errca
         if (rc != CAS_OK || !sys[0])
             return cas__serr(err, errcap, CAS_E_NOTFOUND,
                              "METAFLOW_DEFAULT_DATASTORE is '%s' but METAFLOW_%s is not set", ds, var);
-        if (strlen(ds) + 3 + strlen(sys) + 1 > cap) return cas__serr(err, errcap, CAS_NEED_OUTPUT, "root too long");
+        if ((strstr(sys, "://") ? 0 : strlen(ds) + 3) + strlen(sys) + 1 > cap)
+            return cas__serr(err, errcap, CAS_NEED_OUTPUT, "root too long");
         if (strstr(sys, "://")) snprintf(buf, cap, "%s", sys);
         else snprintf(buf, cap, "%s://%s", ds, sys);
         return CAS_OK;

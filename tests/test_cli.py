@@ -732,10 +732,13 @@ class TestUserBackend(unittest.TestCase):
         self.assertEqual(out.returncode, 2)
         self.assertIn(b"METAFLOW_DEFAULT_DATASTORE is 'flat' but METAFLOW_DATASTORE_SYSROOT_FLAT is not set",
                       out.stderr)
-        env["METAFLOW_DEFAULT_DATASTORE"] = "../x"
-        out = cas("ls", "FixtureFlow", env=env, cwd=self.tmp)
-        self.assertEqual(out.returncode, 2)
-        self.assertIn(b"'../x' is not a datastore name", out.stderr)
+        # names that could not be a registered scheme and a variable's suffix are refused, named
+        for bad in ("../x", "my_store", "a" * 16, "b" * 80):
+            env["METAFLOW_DEFAULT_DATASTORE"] = bad
+            out = cas("ls", "FixtureFlow", env=env, cwd=self.tmp)
+            self.assertEqual(out.returncode, 2, bad)
+            self.assertIn(b"'%s' is not a datastore name" % bad[:40].encode() if len(bad) < 64
+                          else b"is longer than a datastore name", out.stderr)
 
     def rows_env(self, env, *args):
         out = cas(*args, env=env, cwd=self.tmp)

@@ -170,5 +170,3 @@ static int cas__az_authorize(cas__s3 *s3, CURL *e, const cas__rq *r, const cas__
     cas__wipe(line, sizeof line);
     return rc;
 }
-
-/* Sets every option of one try of r on e. *sent gets the header list to free after. */

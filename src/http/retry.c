@@ -1,5 +1,6 @@
 /* ---- a request on a handle: set-up, verdicts, retries ---------------------------------- */
 
+/* Sets every option of one try of r on e. *sent gets the header list to free after. */
 static int cas__rq_setup(cas__s3 *s3, CURL *e, cas__rq *r, cas__cred *c, struct curl_slist **sent) {
     struct curl_slist *h = NULL, *i;
     int ok = 1;

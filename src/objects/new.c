@@ -48,13 +48,12 @@ static int cas__cloud_new(cas__s3 **out, const cas__dialect *d, const char *url,
         s3->param[k] = p->dflt;
         if (name && (v = cas__env(name)) != NULL) {
             char *end;
-            double d = strtod(v, &end);
-            int64_t x = (int64_t)(d * (double)p->env_scale);
-            if (*end || x < p->lo || x > p->hi) {
+            double scaled = strtod(v, &end) * (double)p->env_scale;
+            if (*end || !(scaled >= (double)p->lo && scaled <= (double)p->hi)) { /* NaN and 1e300 too */
                 cas__s3_destroy(s3);
                 return cas__serr(err, errcap, CAS_E_ARG, "%s=%.40s is out of range", name, v);
             }
-            s3->param[k] = x;
+            s3->param[k] = (int64_t)scaled;
         }
     }
     s3->rng = (uint64_t)cas__ms() * 6364136223846793005ULL ^ (uint64_t)getpid() ^ (uint64_t)(uintptr_t)s3;
