@@ -563,9 +563,9 @@ struct cas__rq;
 
 typedef struct cas__s3 {
     cas_allocator alloc;
-    char *bucket, *prefix; /* prefix is "" or ends with '/' */
-    char *endpoint;        /* scheme://host[:port][/path], no trailing '/' */
-    char *sse, *ca_bundle;
+    char *bucket, *prefix;          /* prefix is "" or ends with '/' */
+    char *endpoint;                 /* scheme://host[:port][/path], no trailing '/' */
+    char *write_header, *ca_bundle; /* write_header: a line every write carries (S3: the encryption asked for) */
     int path_style;
     const cas__dialect *d; /* S3's or Azure's (where the bucket is the container) */
     char region[64], sigv4[128], profile[128];
@@ -638,16 +638,19 @@ static void *cas__cw_malloc(size_t n) {
     memcpy(b, &n, sizeof n);
     return b + CAS__CW_HDR;
 }
+
 static size_t cas__cw_size(void *p) {
     size_t n;
     memcpy(&n, (unsigned char *)p - CAS__CW_HDR, sizeof n);
     return n;
 }
+
 static void cas__cw_free(void *p) {
     if (!p) return;
     cas__wipe(p, cas__cw_size(p));
     free((unsigned char *)p - CAS__CW_HDR);
 }
+
 static void *cas__cw_realloc(void *p, size_t n) { /* moves, so that the old block is wiped */
     void *q;
     if (!p) return cas__cw_malloc(n);
@@ -656,12 +659,14 @@ static void *cas__cw_realloc(void *p, size_t n) { /* moves, so that the old bloc
     cas__cw_free(p);
     return q;
 }
+
 static char *cas__cw_strdup(const char *s) {
     size_t n = strlen(s) + 1;
     char *d = (char *)cas__cw_malloc(n);
     if (d) memcpy(d, s, n);
     return d;
 }
+
 static void *cas__cw_calloc(size_t k, size_t n) {
     void *p = k && n > (size_t)-1 / k ? NULL : cas__cw_malloc(k * n);
     if (p) memset(p, 0, k * n);
@@ -674,6 +679,7 @@ static void cas__curl_init(void) {
     cas__curl_init_rc = curl_global_init_mem(CURL_GLOBAL_DEFAULT, cas__cw_malloc, cas__cw_free, cas__cw_realloc,
                                              cas__cw_strdup, cas__cw_calloc);
 }
+
 static int cas__curl_ready(void) {
 #ifndef CAS_NO_THREADS
     pthread_once(&cas__curl_once, cas__curl_init);
@@ -1291,51 +1297,12 @@ static char *cas__slurp_file(const char *path, size_t max, size_t *len) {
     if (len) *len = n;
     return (char *)t;
 }
+
 static void cas__trim(char **s, size_t *n) {
     while (*n && isspace((unsigned char)(*s)[0])) (*s)++, (*n)--;
     while (*n && isspace((unsigned char)(*s)[*n - 1])) (*n)--;
 }
-/* A JSON string member, whole, in a new buffer ("" when it is optional and absent or
- * not a string, as a null Token): its length is what the caller judges, nothing is
- * cut. NULL if a required one is not a string (or holds a NUL). */
-static char *cas__json_dup(const cas__json *j, const char *key, int optional) {
-    size_t x = cas__json_get(j, 0, key), n;
-    char *s;
-    if (optional && (!x || j->t[x].type != CAS__J_STR)) return (char *)calloc(1, 1);
-    if (!x || j->t[x].type != CAS__J_STR) return NULL;
-    n = j->t[x].end - j->t[x].start + 1;
-    if ((s = (char *)malloc(n)) != NULL && cas__json_str(j, x, s, n) == (size_t)-1) free(s), s = NULL;
-    return s;
-}
-static void cas__free_secret(char *s) {
-    if (s) cas__wipe(s, strlen(s)), free(s);
-}
-/* {"AccessKeyId": .., "SecretAccessKey": .., "Token": .., "Expiration": ..} (container, IMDS) */
-static int cas__cred_from_json(const char *doc, size_t len, cas__cred **out, char *msg, size_t cap) {
-    cas__json j;
-    char *akid = NULL, *secret = NULL, *token = NULL, exp[64];
-    size_t x;
-    int rc = CAS_E_CORRUPT;
-    *out = NULL;
-    exp[0] = 0;
-    if (cas__json_parse(&j, doc, len, NULL) == CAS_OK && j.t[0].type == CAS__J_OBJ) {
-        akid = cas__json_dup(&j, "AccessKeyId", 0), secret = cas__json_dup(&j, "SecretAccessKey", 0);
-        token = cas__json_dup(&j, "Token", 1);
-        if ((x = cas__json_get(&j, 0, "Expiration")) != 0 && j.t[x].type == CAS__J_STR)
-            cas__json_str(&j, x, exp, sizeof exp);
-        if (akid && secret && token) {
-            *out = cas__cred_new(CAS__AUTH_SIGV4, akid, secret, token, exp[0] ? cas__iso8601(exp) : 0, msg, cap);
-            rc = *out ? CAS_OK : CAS_E_CORRUPT;
-        } else {
-            cas__fmt(msg, cap, "the credentials answer is not the expected JSON");
-        }
-    } else {
-        cas__fmt(msg, cap, "the credentials answer is not the expected JSON");
-    }
-    cas__json_free(&j);
-    cas__free_secret(akid), cas__free_secret(secret), cas__free_secret(token);
-    return rc;
-}
+
 /* An unsigned request to a credentials endpoint; its body back (wipe it). */
 static int cas__cred_fetch(cas__s3 *s3, const char *method, const char *url, const char *h1, const char *h2,
                            const char *body, cas__rq *r, char *msg, size_t cap) {
@@ -1356,6 +1323,7 @@ static int cas__cred_fetch(cas__s3 *s3, const char *method, const char *url, con
     if (!r->body.p) cas__buf_put(&r->body, "", 0);
     return CAS_OK;
 }
+
 /* The store's credentials, refreshed five minutes before they expire (or now,
  * with force). The first success fixes which link serves this store. */
 static int cas__cred_get(cas__s3 *s3, int force, cas__cred **out, char *msg, size_t cap) {
@@ -1416,7 +1384,7 @@ static int cas__s3_url(const cas__s3 *s3, cas__buf *u, const char *name, const c
 }
 
 /* The headers every write of an object carries: its metadata, and the
- * encryption Metaflow asks for. */
+ * line its dialect adds (S3: the encryption Metaflow asks for). */
 static int cas__s3_write_headers(const cas__s3 *s3, struct curl_slist **h, const char *meta, size_t ml) {
     char line[CAS__S3_META_MAX + 64];
     if (meta && ml > CAS__S3_META_MAX) return CAS_E_ARG;
@@ -1424,10 +1392,7 @@ static int cas__s3_write_headers(const cas__s3 *s3, struct curl_slist **h, const
         snprintf(line, sizeof line, "%s: %.*s", s3->d->meta_header, (int)ml, meta);
         if (!(*h = curl_slist_append(*h, line))) return CAS_E_NOMEM;
     }
-    if (s3->sse) { /* S3 only: Azure encrypts every blob */
-        snprintf(line, sizeof line, "x-amz-server-side-encryption: %.100s", s3->sse);
-        if (!(*h = curl_slist_append(*h, line))) return CAS_E_NOMEM;
-    }
+    if (s3->write_header && !(*h = curl_slist_append(*h, s3->write_header))) return CAS_E_NOMEM;
     return CAS_OK;
 }
 
@@ -2705,7 +2670,7 @@ static void cas__s3_destroy(void *u) {
     a = s3->alloc;
     cas__free(&a, s3->bucket);
     cas__free(&a, s3->endpoint);
-    cas__free(&a, s3->sse);
+    cas__free(&a, s3->write_header);
     cas__free(&a, s3->ca_bundle);
     cas__free(&a, s3);
 }
@@ -2726,6 +2691,7 @@ static const char *cas__cloud_env(const cas__dialect *d, const char *name, char 
     }
     return name && cas__env(name) ? name : NULL;
 }
+
 /* What every object store starts with: "SCHEME://BUCKET[/PREFIX]" split, the
  * parameters from their table and the environment, the locks. */
 static int cas__cloud_new(cas__s3 **out, const cas__dialect *d, const char *url, size_t scheme_len,
@@ -2778,6 +2744,7 @@ static int cas__cloud_new(cas__s3 **out, const cas__dialect *d, const char *url,
     *out = s3;
     return CAS_OK;
 }
+
 /* A server on this machine (127.0.0.0/8, localhost, [::1]): one stream from it is not
  * the limit, so large objects are read in one GET unless CAS_S3_RANGED_MIN says otherwise. */
 static int cas__endpoint_local(const char *endpoint) {
@@ -2786,6 +2753,7 @@ static int cas__endpoint_local(const char *endpoint) {
     return cas__url_host(endpoint, scheme, sizeof scheme, host, sizeof host, &user) == CAS_OK &&
            cas__host_loopback(host);
 }
+
 /* The store's credentials now, so that a store with none fails at open, not at
  * its first read; then the backend's callbacks (one set for every object store). */
 static int cas__cloud_ready(cas__s3 *s3, cas_backend *out, const char *url, char *err, size_t errcap) {
@@ -2848,6 +2816,50 @@ static int cas__s3_authorize(cas__s3 *s3, CURL *e, const cas__rq *r, const cas__
 /* ---- credentials: the AWS SDKs' chain ------------------------------------- */
 
 enum { CAS__CRED_ENV = 1, CAS__CRED_WEB, CAS__CRED_FILES, CAS__CRED_CONTAINER, CAS__CRED_IMDS };
+
+/* A JSON string member, whole, in a new buffer ("" when it is optional and absent or
+ * not a string, as a null Token): its length is what the caller judges, nothing is
+ * cut. NULL if a required one is not a string (or holds a NUL). */
+static char *cas__json_dup(const cas__json *j, const char *key, int optional) {
+    size_t x = cas__json_get(j, 0, key), n;
+    char *s;
+    if (optional && (!x || j->t[x].type != CAS__J_STR)) return (char *)calloc(1, 1);
+    if (!x || j->t[x].type != CAS__J_STR) return NULL;
+    n = j->t[x].end - j->t[x].start + 1;
+    if ((s = (char *)malloc(n)) != NULL && cas__json_str(j, x, s, n) == (size_t)-1) free(s), s = NULL;
+    return s;
+}
+
+static void cas__free_secret(char *s) {
+    if (s) cas__wipe(s, strlen(s)), free(s);
+}
+
+/* {"AccessKeyId": .., "SecretAccessKey": .., "Token": .., "Expiration": ..} (container, IMDS) */
+static int cas__cred_from_json(const char *doc, size_t len, cas__cred **out, char *msg, size_t cap) {
+    cas__json j;
+    char *akid = NULL, *secret = NULL, *token = NULL, exp[64];
+    size_t x;
+    int rc = CAS_E_CORRUPT;
+    *out = NULL;
+    exp[0] = 0;
+    if (cas__json_parse(&j, doc, len, NULL) == CAS_OK && j.t[0].type == CAS__J_OBJ) {
+        akid = cas__json_dup(&j, "AccessKeyId", 0), secret = cas__json_dup(&j, "SecretAccessKey", 0);
+        token = cas__json_dup(&j, "Token", 1);
+        if ((x = cas__json_get(&j, 0, "Expiration")) != 0 && j.t[x].type == CAS__J_STR)
+            cas__json_str(&j, x, exp, sizeof exp);
+        if (akid && secret && token) {
+            *out = cas__cred_new(CAS__AUTH_SIGV4, akid, secret, token, exp[0] ? cas__iso8601(exp) : 0, msg, cap);
+            rc = *out ? CAS_OK : CAS_E_CORRUPT;
+        } else {
+            cas__fmt(msg, cap, "the credentials answer is not the expected JSON");
+        }
+    } else {
+        cas__fmt(msg, cap, "the credentials answer is not the expected JSON");
+    }
+    cas__json_free(&j);
+    cas__free_secret(akid), cas__free_secret(secret), cas__free_secret(token);
+    return rc;
+}
 
 /* The value of `key` in section `section` of an AWS shared config/credentials
  * file (INI: "[section]", "key = value", '#' or ';' comments, indented lines
@@ -3192,18 +3204,21 @@ static int cas__s3_upload_begin(cas__s3w *w, char *msg, size_t cap) {
     cas__rq_free(&r);
     return rc;
 }
+
 /* S3: part n of the upload; its entry names it by number and ETag. */
 static void cas__s3_part_query(cas__s3w *w, int n, cas__buf *q, char *id) {
     cas__buf_fmt(q, "partNumber=%d&uploadId=", n);
     cas__uri_encode(q, w->upload, 0);
     id[0] = 0;
 }
+
 static int cas__s3_part_entry(const cas__rq *r, int n, const char *id, char *entry, size_t cap) {
     (void)id;
     if (r->status != 200 || !r->etag[0]) return 0;
     snprintf(entry, cap, "<Part><PartNumber>%d</PartNumber><ETag>%s</ETag></Part>", n, r->etag);
     return 1;
 }
+
 static int cas__s3_set_meta(cas__s3w *w, int *stored, char *msg, size_t cap) {
     cas__s3 *s3 = w->s3;
     cas__rq r;
@@ -3238,10 +3253,12 @@ static int cas__s3_set_meta(cas__s3w *w, int *stored, char *msg, size_t cap) {
     cas__rq_free(&r);
     return rc;
 }
+
 static void cas__s3_complete_query(cas__s3w *w, cas__buf *q) {
     cas__buf_addz(q, "uploadId=");
     cas__uri_encode(q, w->upload, 0);
 }
+
 /* S3 answers 200 with an <Error> too; a retry that finds the upload gone asks the
  * object whether the first try landed. */
 static int cas__s3_complete_answer(cas__s3w *w, cas__rq *r, char *msg, size_t cap) {
@@ -3272,6 +3289,7 @@ static void cas__s3_no_creds(const cas__s3 *s3, char *msg, size_t cap) {
              "files, the container endpoint and EC2 instance metadata)",
              s3->profile);
 }
+
 /* ListObjectsV2, keys URL-encoded in the answer. */
 static void cas__s3_list_query(const cas__s3 *s3, cas__buf *q, const char *strip, const char *next, int delimiter) {
     if (next[0]) cas__buf_addz(q, "continuation-token="), cas__uri_encode(q, next, 0), cas__buf_addz(q, "&");
@@ -3279,6 +3297,7 @@ static void cas__s3_list_query(const cas__s3 *s3, cas__buf *q, const char *strip
     cas__buf_fmt(q, "encoding-type=url&list-type=2&max-keys=%d&prefix=", (int)cas__s3p(s3, CAS_PARAM_CLOUD_LIST_PAGE));
     cas__uri_encode(q, strip, 0);
 }
+
 static const cas__dialect cas__s3_dialect = {CAS__S3_META_HEADER,
                                              NULL,
                                              1,
@@ -3344,9 +3363,11 @@ static int cas__s3_backend(cas_backend *out, const char *url, const cas_allocato
     else /* AWS: virtual-hosted, unless the name cannot be a host name; anything else: path-style */
         s3->path_style = !strstr(s3->endpoint, ".amazonaws.com") || strchr(s3->bucket, '.') ||
                          strpbrk(s3->bucket, "_ABCDEFGHIJKLMNOPQRSTUVWXYZ");
-    if (cas_metaflow_config("S3_SERVER_SIDE_ENCRYPTION", tmp, sizeof tmp) == CAS_OK && tmp[0] &&
-        !(s3->sse = cas__strdup_a(&s3->alloc, tmp, strlen(tmp))))
-        goto nomem;
+    if (cas_metaflow_config("S3_SERVER_SIDE_ENCRYPTION", tmp, sizeof tmp) == CAS_OK && tmp[0]) {
+        char line[160]; /* Azure encrypts every blob: only S3 is asked */
+        snprintf(line, sizeof line, "x-amz-server-side-encryption: %.100s", tmp);
+        if (!(s3->write_header = cas__strdup_a(&s3->alloc, line, strlen(line)))) goto nomem;
+    }
     if ((v = cas__env("AWS_CA_BUNDLE")) && !(s3->ca_bundle = cas__strdup_a(&s3->alloc, v, strlen(v)))) goto nomem;
     return cas__cloud_ready(s3, out, url, err, errcap);
 nomem:
@@ -3848,6 +3869,7 @@ static int cas__az_upload_begin(cas__s3w *w, char *msg, size_t cap) {
     snprintf(w->upload, sizeof w->upload, "%016llx", (unsigned long long)cas__s3_random(w->s3));
     return CAS_OK;
 }
+
 /* Azure: block ids of one length (its rule), unique to this writer, base64. */
 static void cas__az_part_query(cas__s3w *w, int n, cas__buf *q, char *id) {
     char raw[32]; /* "cas-" 16 hex "-" 5 digits: base64 of it is 36 bytes */
@@ -3857,12 +3879,14 @@ static void cas__az_part_query(cas__s3w *w, int n, cas__buf *q, char *id) {
     cas__uri_encode(q, id, 0);
     cas__buf_addz(q, "&comp=block");
 }
+
 static int cas__az_part_entry(const cas__rq *r, int n, const char *id, char *entry, size_t cap) {
     (void)n;
     if (r->status != 201) return 0;
     snprintf(entry, cap, "<Latest>%s</Latest>", id);
     return 1;
 }
+
 /* Azure: PUT ?comp=metadata. S3: PUT with x-amz-copy-source onto itself: new
  * metadata, the same bytes. */
 static int cas__az_set_meta(cas__s3w *w, int *stored, char *msg, size_t cap) {
@@ -3880,11 +3904,13 @@ static int cas__az_set_meta(cas__s3w *w, int *stored, char *msg, size_t cap) {
     cas__rq_free(&r);
     return rc;
 }
+
 /* Azure: Put Block List makes the blocks the blob, with its metadata (repeatable). */
 static void cas__az_complete_query(cas__s3w *w, cas__buf *q) {
     (void)w;
     cas__buf_addz(q, "comp=blocklist");
 }
+
 static int cas__az_complete_answer(cas__s3w *w, cas__rq *r, char *msg, size_t cap) {
     int rc;
     (void)w;
@@ -3909,6 +3935,7 @@ static void cas__az_no_creds(const cas__s3 *s3, char *msg, size_t cap) {
              "(AZURE_CLIENT_SECRET), workload identity (AZURE_FEDERATED_TOKEN_FILE) and a managed "
              "identity)");
 }
+
 /* List Blobs. */
 static void cas__az_list_query(const cas__s3 *s3, cas__buf *q, const char *strip, const char *next, int delimiter) {
     cas__buf_addz(q, "comp=list");
@@ -3918,6 +3945,7 @@ static void cas__az_list_query(const cas__s3 *s3, cas__buf *q, const char *strip
     cas__uri_encode(q, strip, 0);
     cas__buf_addz(q, "&restype=container");
 }
+
 static const cas__dialect cas__az_dialect = {CAS__AZ_META_HEADER,
                                              "x-ms-blob-type: BlockBlob",
                                              0,

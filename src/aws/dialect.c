@@ -28,18 +28,21 @@ static int cas__s3_upload_begin(cas__s3w *w, char *msg, size_t cap) {
     cas__rq_free(&r);
     return rc;
 }
+
 /* S3: part n of the upload; its entry names it by number and ETag. */
 static void cas__s3_part_query(cas__s3w *w, int n, cas__buf *q, char *id) {
     cas__buf_fmt(q, "partNumber=%d&uploadId=", n);
     cas__uri_encode(q, w->upload, 0);
     id[0] = 0;
 }
+
 static int cas__s3_part_entry(const cas__rq *r, int n, const char *id, char *entry, size_t cap) {
     (void)id;
     if (r->status != 200 || !r->etag[0]) return 0;
     snprintf(entry, cap, "<Part><PartNumber>%d</PartNumber><ETag>%s</ETag></Part>", n, r->etag);
     return 1;
 }
+
 static int cas__s3_set_meta(cas__s3w *w, int *stored, char *msg, size_t cap) {
     cas__s3 *s3 = w->s3;
     cas__rq r;
@@ -74,10 +77,12 @@ static int cas__s3_set_meta(cas__s3w *w, int *stored, char *msg, size_t cap) {
     cas__rq_free(&r);
     return rc;
 }
+
 static void cas__s3_complete_query(cas__s3w *w, cas__buf *q) {
     cas__buf_addz(q, "uploadId=");
     cas__uri_encode(q, w->upload, 0);
 }
+
 /* S3 answers 200 with an <Error> too; a retry that finds the upload gone asks the
  * object whether the first try landed. */
 static int cas__s3_complete_answer(cas__s3w *w, cas__rq *r, char *msg, size_t cap) {
@@ -108,6 +113,7 @@ static void cas__s3_no_creds(const cas__s3 *s3, char *msg, size_t cap) {
              "files, the container endpoint and EC2 instance metadata)",
              s3->profile);
 }
+
 /* ListObjectsV2, keys URL-encoded in the answer. */
 static void cas__s3_list_query(const cas__s3 *s3, cas__buf *q, const char *strip, const char *next, int delimiter) {
     if (next[0]) cas__buf_addz(q, "continuation-token="), cas__uri_encode(q, next, 0), cas__buf_addz(q, "&");
@@ -115,6 +121,7 @@ static void cas__s3_list_query(const cas__s3 *s3, cas__buf *q, const char *strip
     cas__buf_fmt(q, "encoding-type=url&list-type=2&max-keys=%d&prefix=", (int)cas__s3p(s3, CAS_PARAM_CLOUD_LIST_PAGE));
     cas__uri_encode(q, strip, 0);
 }
+
 static const cas__dialect cas__s3_dialect = {CAS__S3_META_HEADER,
                                              NULL,
                                              1,
@@ -180,9 +187,11 @@ static int cas__s3_backend(cas_backend *out, const char *url, const cas_allocato
     else /* AWS: virtual-hosted, unless the name cannot be a host name; anything else: path-style */
         s3->path_style = !strstr(s3->endpoint, ".amazonaws.com") || strchr(s3->bucket, '.') ||
                          strpbrk(s3->bucket, "_ABCDEFGHIJKLMNOPQRSTUVWXYZ");
-    if (cas_metaflow_config("S3_SERVER_SIDE_ENCRYPTION", tmp, sizeof tmp) == CAS_OK && tmp[0] &&
-        !(s3->sse = cas__strdup_a(&s3->alloc, tmp, strlen(tmp))))
-        goto nomem;
+    if (cas_metaflow_config("S3_SERVER_SIDE_ENCRYPTION", tmp, sizeof tmp) == CAS_OK && tmp[0]) {
+        char line[160]; /* Azure encrypts every blob: only S3 is asked */
+        snprintf(line, sizeof line, "x-amz-server-side-encryption: %.100s", tmp);
+        if (!(s3->write_header = cas__strdup_a(&s3->alloc, line, strlen(line)))) goto nomem;
+    }
     if ((v = cas__env("AWS_CA_BUNDLE")) && !(s3->ca_bundle = cas__strdup_a(&s3->alloc, v, strlen(v)))) goto nomem;
     return cas__cloud_ready(s3, out, url, err, errcap);
 nomem:

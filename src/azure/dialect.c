@@ -8,6 +8,7 @@ static int cas__az_upload_begin(cas__s3w *w, char *msg, size_t cap) {
     snprintf(w->upload, sizeof w->upload, "%016llx", (unsigned long long)cas__s3_random(w->s3));
     return CAS_OK;
 }
+
 /* Azure: block ids of one length (its rule), unique to this writer, base64. */
 static void cas__az_part_query(cas__s3w *w, int n, cas__buf *q, char *id) {
     char raw[32]; /* "cas-" 16 hex "-" 5 digits: base64 of it is 36 bytes */
@@ -17,12 +18,14 @@ static void cas__az_part_query(cas__s3w *w, int n, cas__buf *q, char *id) {
     cas__uri_encode(q, id, 0);
     cas__buf_addz(q, "&comp=block");
 }
+
 static int cas__az_part_entry(const cas__rq *r, int n, const char *id, char *entry, size_t cap) {
     (void)n;
     if (r->status != 201) return 0;
     snprintf(entry, cap, "<Latest>%s</Latest>", id);
     return 1;
 }
+
 /* Azure: PUT ?comp=metadata. S3: PUT with x-amz-copy-source onto itself: new
  * metadata, the same bytes. */
 static int cas__az_set_meta(cas__s3w *w, int *stored, char *msg, size_t cap) {
@@ -40,11 +43,13 @@ static int cas__az_set_meta(cas__s3w *w, int *stored, char *msg, size_t cap) {
     cas__rq_free(&r);
     return rc;
 }
+
 /* Azure: Put Block List makes the blocks the blob, with its metadata (repeatable). */
 static void cas__az_complete_query(cas__s3w *w, cas__buf *q) {
     (void)w;
     cas__buf_addz(q, "comp=blocklist");
 }
+
 static int cas__az_complete_answer(cas__s3w *w, cas__rq *r, char *msg, size_t cap) {
     int rc;
     (void)w;
@@ -69,6 +74,7 @@ static void cas__az_no_creds(const cas__s3 *s3, char *msg, size_t cap) {
              "(AZURE_CLIENT_SECRET), workload identity (AZURE_FEDERATED_TOKEN_FILE) and a managed "
              "identity)");
 }
+
 /* List Blobs. */
 static void cas__az_list_query(const cas__s3 *s3, cas__buf *q, const char *strip, const char *next, int delimiter) {
     cas__buf_addz(q, "comp=list");
@@ -78,6 +84,7 @@ static void cas__az_list_query(const cas__s3 *s3, cas__buf *q, const char *strip
     cas__uri_encode(q, strip, 0);
     cas__buf_addz(q, "&restype=container");
 }
+
 static const cas__dialect cas__az_dialect = {CAS__AZ_META_HEADER,
                                              "x-ms-blob-type: BlockBlob",
                                              0,

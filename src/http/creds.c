@@ -11,51 +11,12 @@ static char *cas__slurp_file(const char *path, size_t max, size_t *len) {
     if (len) *len = n;
     return (char *)t;
 }
+
 static void cas__trim(char **s, size_t *n) {
     while (*n && isspace((unsigned char)(*s)[0])) (*s)++, (*n)--;
     while (*n && isspace((unsigned char)(*s)[*n - 1])) (*n)--;
 }
-/* A JSON string member, whole, in a new buffer ("" when it is optional and absent or
- * not a string, as a null Token): its length is what the caller judges, nothing is
- * cut. NULL if a required one is not a string (or holds a NUL). */
-static char *cas__json_dup(const cas__json *j, const char *key, int optional) {
-    size_t x = cas__json_get(j, 0, key), n;
-    char *s;
-    if (optional && (!x || j->t[x].type != CAS__J_STR)) return (char *)calloc(1, 1);
-    if (!x || j->t[x].type != CAS__J_STR) return NULL;
-    n = j->t[x].end - j->t[x].start + 1;
-    if ((s = (char *)malloc(n)) != NULL && cas__json_str(j, x, s, n) == (size_t)-1) free(s), s = NULL;
-    return s;
-}
-static void cas__free_secret(char *s) {
-    if (s) cas__wipe(s, strlen(s)), free(s);
-}
-/* {"AccessKeyId": .., "SecretAccessKey": .., "Token": .., "Expiration": ..} (container, IMDS) */
-static int cas__cred_from_json(const char *doc, size_t len, cas__cred **out, char *msg, size_t cap) {
-    cas__json j;
-    char *akid = NULL, *secret = NULL, *token = NULL, exp[64];
-    size_t x;
-    int rc = CAS_E_CORRUPT;
-    *out = NULL;
-    exp[0] = 0;
-    if (cas__json_parse(&j, doc, len, NULL) == CAS_OK && j.t[0].type == CAS__J_OBJ) {
-        akid = cas__json_dup(&j, "AccessKeyId", 0), secret = cas__json_dup(&j, "SecretAccessKey", 0);
-        token = cas__json_dup(&j, "Token", 1);
-        if ((x = cas__json_get(&j, 0, "Expiration")) != 0 && j.t[x].type == CAS__J_STR)
-            cas__json_str(&j, x, exp, sizeof exp);
-        if (akid && secret && token) {
-            *out = cas__cred_new(CAS__AUTH_SIGV4, akid, secret, token, exp[0] ? cas__iso8601(exp) : 0, msg, cap);
-            rc = *out ? CAS_OK : CAS_E_CORRUPT;
-        } else {
-            cas__fmt(msg, cap, "the credentials answer is not the expected JSON");
-        }
-    } else {
-        cas__fmt(msg, cap, "the credentials answer is not the expected JSON");
-    }
-    cas__json_free(&j);
-    cas__free_secret(akid), cas__free_secret(secret), cas__free_secret(token);
-    return rc;
-}
+
 /* An unsigned request to a credentials endpoint; its body back (wipe it). */
 static int cas__cred_fetch(cas__s3 *s3, const char *method, const char *url, const char *h1, const char *h2,
                            const char *body, cas__rq *r, char *msg, size_t cap) {
@@ -76,6 +37,7 @@ static int cas__cred_fetch(cas__s3 *s3, const char *method, const char *url, con
     if (!r->body.p) cas__buf_put(&r->body, "", 0);
     return CAS_OK;
 }
+
 /* The store's credentials, refreshed five minutes before they expire (or now,
  * with force). The first success fixes which link serves this store. */
 static int cas__cred_get(cas__s3 *s3, int force, cas__cred **out, char *msg, size_t cap) {

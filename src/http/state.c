@@ -26,9 +26,9 @@ struct cas__rq;
 
 typedef struct cas__s3 {
     cas_allocator alloc;
-    char *bucket, *prefix; /* prefix is "" or ends with '/' */
-    char *endpoint;        /* scheme://host[:port][/path], no trailing '/' */
-    char *sse, *ca_bundle;
+    char *bucket, *prefix;          /* prefix is "" or ends with '/' */
+    char *endpoint;                 /* scheme://host[:port][/path], no trailing '/' */
+    char *write_header, *ca_bundle; /* write_header: a line every write carries (S3: the encryption asked for) */
     int path_style;
     const cas__dialect *d; /* S3's or Azure's (where the bucket is the container) */
     char region[64], sigv4[128], profile[128];
@@ -101,16 +101,19 @@ static void *cas__cw_malloc(size_t n) {
     memcpy(b, &n, sizeof n);
     return b + CAS__CW_HDR;
 }
+
 static size_t cas__cw_size(void *p) {
     size_t n;
     memcpy(&n, (unsigned char *)p - CAS__CW_HDR, sizeof n);
     return n;
 }
+
 static void cas__cw_free(void *p) {
     if (!p) return;
     cas__wipe(p, cas__cw_size(p));
     free((unsigned char *)p - CAS__CW_HDR);
 }
+
 static void *cas__cw_realloc(void *p, size_t n) { /* moves, so that the old block is wiped */
     void *q;
     if (!p) return cas__cw_malloc(n);
@@ -119,12 +122,14 @@ static void *cas__cw_realloc(void *p, size_t n) { /* moves, so that the old bloc
     cas__cw_free(p);
     return q;
 }
+
 static char *cas__cw_strdup(const char *s) {
     size_t n = strlen(s) + 1;
     char *d = (char *)cas__cw_malloc(n);
     if (d) memcpy(d, s, n);
     return d;
 }
+
 static void *cas__cw_calloc(size_t k, size_t n) {
     void *p = k && n > (size_t)-1 / k ? NULL : cas__cw_malloc(k * n);
     if (p) memset(p, 0, k * n);
@@ -137,6 +142,7 @@ static void cas__curl_init(void) {
     cas__curl_init_rc = curl_global_init_mem(CURL_GLOBAL_DEFAULT, cas__cw_malloc, cas__cw_free, cas__cw_realloc,
                                              cas__cw_strdup, cas__cw_calloc);
 }
+
 static int cas__curl_ready(void) {
 #ifndef CAS_NO_THREADS
     pthread_once(&cas__curl_once, cas__curl_init);

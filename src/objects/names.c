@@ -25,7 +25,7 @@ static int cas__s3_url(const cas__s3 *s3, cas__buf *u, const char *name, const c
 }
 
 /* The headers every write of an object carries: its metadata, and the
- * encryption Metaflow asks for. */
+ * line its dialect adds (S3: the encryption Metaflow asks for). */
 static int cas__s3_write_headers(const cas__s3 *s3, struct curl_slist **h, const char *meta, size_t ml) {
     char line[CAS__S3_META_MAX + 64];
     if (meta && ml > CAS__S3_META_MAX) return CAS_E_ARG;
@@ -33,10 +33,7 @@ static int cas__s3_write_headers(const cas__s3 *s3, struct curl_slist **h, const
         snprintf(line, sizeof line, "%s: %.*s", s3->d->meta_header, (int)ml, meta);
         if (!(*h = curl_slist_append(*h, line))) return CAS_E_NOMEM;
     }
-    if (s3->sse) { /* S3 only: Azure encrypts every blob */
-        snprintf(line, sizeof line, "x-amz-server-side-encryption: %.100s", s3->sse);
-        if (!(*h = curl_slist_append(*h, line))) return CAS_E_NOMEM;
-    }
+    if (s3->write_header && !(*h = curl_slist_append(*h, s3->write_header))) return CAS_E_NOMEM;
     return CAS_OK;
 }
 

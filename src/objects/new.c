@@ -9,6 +9,7 @@ static const char *cas__cloud_env(const cas__dialect *d, const char *name, char 
     }
     return name && cas__env(name) ? name : NULL;
 }
+
 /* What every object store starts with: "SCHEME://BUCKET[/PREFIX]" split, the
  * parameters from their table and the environment, the locks. */
 static int cas__cloud_new(cas__s3 **out, const cas__dialect *d, const char *url, size_t scheme_len,
@@ -61,6 +62,7 @@ static int cas__cloud_new(cas__s3 **out, const cas__dialect *d, const char *url,
     *out = s3;
     return CAS_OK;
 }
+
 /* A server on this machine (127.0.0.0/8, localhost, [::1]): one stream from it is not
  * the limit, so large objects are read in one GET unless CAS_S3_RANGED_MIN says otherwise. */
 static int cas__endpoint_local(const char *endpoint) {
@@ -69,6 +71,7 @@ static int cas__endpoint_local(const char *endpoint) {
     return cas__url_host(endpoint, scheme, sizeof scheme, host, sizeof host, &user) == CAS_OK &&
            cas__host_loopback(host);
 }
+
 /* The store's credentials now, so that a store with none fails at open, not at
  * its first read; then the backend's callbacks (one set for every object store). */
 static int cas__cloud_ready(cas__s3 *s3, cas_backend *out, const char *url, char *err, size_t errcap) {

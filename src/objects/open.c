@@ -20,7 +20,7 @@ static void cas__s3_destroy(void *u) {
     a = s3->alloc;
     cas__free(&a, s3->bucket);
     cas__free(&a, s3->endpoint);
-    cas__free(&a, s3->sse);
+    cas__free(&a, s3->write_header);
     cas__free(&a, s3->ca_bundle);
     cas__free(&a, s3);
 }
