@@ -195,15 +195,15 @@ test-configs: $(B)/config.mk | $(B)
 test-single: dist/cas.h | $(B)
 	$(PYTHON) amalgamate.py --check
 	$(PYTHON) amalgamate.py --layers $(if $(CLOUD),,--without cas_cloud.h) $(CFG_DEFS) $(FAST_DEFS) $(CLOUD_DEFS)
-
-# The layer check alone (make test-single runs it; make test-configs in every configuration).
-test-layers: $(B)/config.mk
-	$(PYTHON) amalgamate.py --layers $(if $(CLOUD),,--without cas_cloud.h) $(CFG_DEFS) $(FAST_DEFS) $(CLOUD_DEFS)
 	printf '#define CAS_IMPLEMENTATION\n#include "$(abspath dist/cas.h)"\n' > $(B)/single_impl.c
 	$(CC) $(STD) $(WARN) $(CFG_DEFS) -O2 -c $(B)/single_impl.c -o $(B)/single_impl.o
 	$(CC) $(STD) $(WARN) $(CFG_DEFS) -O2 -DQUICKSTART_SINGLE -o $(B)/quickstart_single examples/quickstart.c \
 	  $(B)/single_impl.o $(BASE_LIBS)
 	$(B)/quickstart_single
+
+# The layer check alone (make test-single runs it; make test-configs in every configuration).
+test-layers: $(B)/config.mk
+	$(PYTHON) amalgamate.py --layers $(if $(CLOUD),,--without cas_cloud.h) $(CFG_DEFS) $(FAST_DEFS) $(CLOUD_DEFS)
 
 test-cli: all
 	$(PYTHON) tests/test_cli.py
@@ -292,7 +292,7 @@ fuzz: | $(B)
 # ---- bench -----------------------------------------------------------------
 
 # The tables compare every backend (ISA-L, libdeflate, OpenSSL, S3): a full build only.
-# The task bench runs from cold memory (--cold: as root it drops the page cache).
+# The task bench starts each state cold (--cold: as root, the page cache dropped first).
 bench: all
 	@[ "$(CAS_MISSING)" = none ] || { echo "make bench needs the full build (missing: $(CAS_MISSING)); sudo infra/debian-deps.sh"; exit 2; }
 	$(PYTHON) bench/run.py
