@@ -77,9 +77,9 @@ static int cas__endpoint_local(const char *endpoint) {
 static int cas__cloud_ready(cas__s3 *s3, cas_backend *out, const char *url, char *err, size_t errcap) {
     char why[CAS__MSG], own[64];
     cas__cred *c = NULL;
-    int rc;
-    if (cas__endpoint_local(s3->endpoint) && !cas__cloud_env(s3->d, "CAS_S3_RANGED_MIN", own, sizeof own))
-        s3->param[cas__s3_param_index(CAS_PARAM_CLOUD_RANGED_MIN)] = 0; /* see cas__ahead_start */
+    int rc, ranged = cas__s3_param_index(CAS_PARAM_CLOUD_RANGED_MIN);
+    if (cas__endpoint_local(s3->endpoint) && !cas__cloud_env(s3->d, cas__s3_params[ranged].env, own, sizeof own))
+        s3->param[ranged] = 0; /* see cas__ahead_start */
     rc = cas__cred_get(s3, 0, &c, why, sizeof why);
     if (rc == CAS_OK && c->kind == CAS__AUTH_BEARER) /* Entra ID tokens: https, or an emulator here */
         rc = cas__secret_may_go(s3->endpoint, "the Azure endpoint, with a Microsoft Entra ID token", why, sizeof why);
