@@ -568,8 +568,8 @@ typedef struct cas__s3 {
     char *write_header, *ca_bundle; /* write_header: a line every write carries (S3: the encryption asked for) */
     int path_style;
     const cas__dialect *d; /* S3's or Azure's (where the bucket is the container) */
-    char region[64], sigv4[128], profile[128];
-    char url[1100]; /* "s3://bucket/prefix": what messages call the store */
+    void *own;             /* what only the dialect reads (S3: the region, the profile); plain memory */
+    char url[1100];        /* "s3://bucket/prefix": what messages call the store */
     int64_t param[CAS__S3_NPARAMS];
     cas__mutex cmu; /* the credentials */
     cas__cred *cred;
@@ -610,6 +610,9 @@ struct cas__dialect {
      * options on e. CAS_OK, or CAS_E_NOMEM */
     int (*authorize)(cas__s3 *s3, CURL *e, const struct cas__rq *r, const cas__cred *c, struct curl_slist **h);
     const char *code_header; /* a header that carries the error code (Azure's, also on a HEAD), or NULL */
+    /* refuses, at open, credentials this store's endpoint may not be sent: CAS_OK or
+     * an error with the reason in msg; NULL: any may go */
+    int (*cred_check)(const cas__s3 *s3, const cas__cred *c, char *msg, size_t cap);
 };
 
 
@@ -726,7 +729,10 @@ static CURLM *cas__multi_get(cas__s3 *s3) {
 }
 
 static void cas__multi_put(cas__s3 *s3, CURLM *m) {
-    if (m && (m = (CURLM *)cas__pool_give(s3, &s3->multi, m)) != NULL) curl_multi_cleanup(m);
+    if (!m) return;
+    curl_multi_setopt(m, CURLMOPT_MAX_HOST_CONNECTIONS, 0L); /* a batch's limits are not the next user's */
+    curl_multi_setopt(m, CURLMOPT_MAX_TOTAL_CONNECTIONS, 0L);
+    if ((m = (CURLM *)cas__pool_give(s3, &s3->multi, m)) != NULL) curl_multi_cleanup(m);
 }
 /* ---- secrets ---------------------------------------------------------------- */
 /* Credentials live in one page of their own: locked (never swapped), excluded from
@@ -819,6 +825,7 @@ typedef struct cas__rq {
     int sign;           /* authorized with the store's credentials, as its dialect does */
     int quick;          /* credential endpoints: short timeouts, few tries */
     size_t keep;        /* bytes of a 2xx body to keep */
+    long recv_buf;      /* libcurl's receive buffer (CURLOPT_BUFFERSIZE); 0: its default */
     const cas_allocator *body_alloc;
     /* the response */
     CURL *e;
@@ -1012,6 +1019,7 @@ static int cas__rq_setup(cas__s3 *s3, CURL *e, cas__rq *r, cas__cred *c, struct 
     curl_easy_setopt(e, CURLOPT_HEADERDATA, r);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, cas__rq_write);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
+    if (r->recv_buf) curl_easy_setopt(e, CURLOPT_BUFFERSIZE, r->recv_buf);
     if (!strcmp(r->method, "HEAD")) {
         curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
     } else if (!strcmp(r->method, "PUT")) {
@@ -1113,7 +1121,7 @@ static long cas__s3_backoff_ms(cas__s3 *s3, int tries) {
 
 static void cas__s3_backoff(cas__s3 *s3, int tries) { cas__sleep_ms(cas__s3_backoff_ms(s3, tries)); }
 
-/* A transfer of a multi handle (a batch's, a ranged read's) ended with `result`:
+/* A transfer ended with `result` (cas__multi_turn):
  * r's status and error read; returns whether to try it again, its credentials
  * renewed first when they ran out. *cc gets the transfer's own code. */
 static int cas__rq_ended(cas__s3 *s3, cas__rq *r, CURLcode result, CURLcode *cc) {
@@ -1125,7 +1133,7 @@ static int cas__rq_ended(cas__s3 *s3, cas__rq *r, CURLcode result, CURLcode *cc)
     again = *cc != CURLE_OK ? cas__cc_transient(*cc) : cas__rq_retryable(r);
     if (again == 2) { /* temporary credentials ran out: new ones for the retry */
         cas__cred *fresh = NULL;
-        if (cas__cred_get(s3, 1, &fresh, why, sizeof why) < 0) again = 0;
+        if (!r->sign || cas__cred_get(s3, 1, &fresh, why, sizeof why) < 0) again = 0;
         cas__cred_unref(s3, fresh);
     }
     return again;
@@ -1146,44 +1154,49 @@ static void cas__rq_why(const cas__rq *r, CURLcode cc, char *msg, size_t cap) {
                                                                 : "",
                  tries);
 }
-/* ---- many requests on one multi handle: what batch fetches and ranged reads share ----
- * A transfer is a request, its handle while in flight, the headers it sent (wiped
- * after) and when it may start again; its owner embeds it first in its own record
- * (CURLOPT_PRIVATE points at it). The owner's loop starts the transfers that are due
- * (cas__xfer_start), takes a turn (cas__multi_turn: curl runs, and each transfer that
- * ended comes back with its verdict, its handle already back in the pool), then
- * polls. */
+/* ---- the one driver: every transfer runs on a multi handle ----------------------------
+ * A single request, an object's stream, a batch's GETs and a large object's ranges
+ * all run here, so that one loop head, one verdict (cas__rq_ended) and one place for
+ * a handle's life serve them all, and connections are kept by the pooled multi
+ * handles (libcurl's connection cache is the multi's) for whichever request comes
+ * next. A transfer is a request, its handle while in flight, the headers it sent
+ * (wiped after) and when it may start again; its owner embeds it first in its own
+ * record (CURLOPT_PRIVATE points at it). The owner's loop starts the transfers that
+ * are due (cas__xfer_start), takes a turn (cas__multi_turn: curl runs, and each
+ * transfer that ended comes back with its verdict, its handle already back in the
+ * pool), then waits (cas__multi_wait). */
 typedef struct cas__xfer {
-    cas__rq r;
+    cas__rq *r; /* the request, the owner's */
     CURL *e;
     struct curl_slist *sent;
     int64_t due; /* ms: not before (a retry's backoff) */
 } cas__xfer;
 
-/* Another try of x on m, signed with the current credentials; write/wdata take the
- * body (NULL: the request keeps it). CAS_OK, or an error with the reason in msg
- * (x then holds nothing: cas__xfer_stop is not needed). No credentials is an I/O
- * failure here, never CAS_E_NOTFOUND: the caller would take that for a missing object. */
+/* Another try of x on m, signed with the current credentials when x->r->sign;
+ * write/wdata take the body (NULL: the request keeps it). CAS_OK, or an error with
+ * the reason in msg (x then holds nothing: cas__xfer_stop is not needed). Missing
+ * credentials are an I/O failure here, never CAS_E_NOTFOUND: the caller would take
+ * that for a missing object. */
 static int cas__xfer_start(cas__s3 *s3, CURLM *m, cas__xfer *x, curl_write_callback write, void *wdata, char *msg,
                            size_t cap) {
     cas__cred *c = NULL;
     int rc;
-    x->r.tries++;
-    cas__rq_reset_response(&x->r);
-    if ((rc = cas__cred_get(s3, 0, &c, msg, cap)) < 0) return rc == CAS_E_NOMEM ? rc : CAS_E_IO;
-    if ((x->e = cas__easy_get(s3)) != NULL && cas__rq_setup(s3, x->e, &x->r, c, &x->sent) == CAS_OK) {
+    x->r->tries++;
+    cas__rq_reset_response(x->r);
+    if (x->r->sign && (rc = cas__cred_get(s3, 0, &c, msg, cap)) < 0) return rc == CAS_E_NOTFOUND ? CAS_E_IO : rc;
+    if ((x->e = cas__easy_get(s3)) != NULL && cas__rq_setup(s3, x->e, x->r, c, &x->sent) == CAS_OK) {
         if (write) {
             curl_easy_setopt(x->e, CURLOPT_WRITEFUNCTION, write);
             curl_easy_setopt(x->e, CURLOPT_WRITEDATA, wdata);
         }
         curl_easy_setopt(x->e, CURLOPT_PRIVATE, (void *)x);
         if (curl_multi_add_handle(m, x->e) == CURLM_OK) {
-            cas__cred_unref(s3, c);
+            cas__cred_unref(s3, c); /* libcurl has what it needs for this try */
             return CAS_OK;
         }
     }
     cas__cred_unref(s3, c);
-    x->r.e = NULL; /* cas__rq_setup set it before it could fail */
+    x->r->e = NULL; /* cas__rq_setup set it before it could fail */
     cas__easy_put(s3, x->e), x->e = NULL;
     cas__slist_wipe(x->sent), x->sent = NULL;
     return cas__oom(msg, cap);
@@ -1193,7 +1206,7 @@ static int cas__xfer_start(cas__s3 *s3, CURLM *m, cas__xfer *x, curl_write_callb
 static void cas__xfer_stop(cas__s3 *s3, CURLM *m, cas__xfer *x) {
     if (x->e) {
         curl_multi_remove_handle(m, x->e);
-        x->r.e = NULL;
+        x->r->e = NULL;
         cas__easy_put(s3, x->e);
         x->e = NULL;
     }
@@ -1215,59 +1228,70 @@ static int cas__multi_turn(cas__s3 *s3, CURLM *m, int (*ended)(void *ctx, cas__x
         int again;
         if (mm->msg != CURLMSG_DONE) continue;
         curl_easy_getinfo(mm->easy_handle, CURLINFO_PRIVATE, (char **)&x);
-        again = cas__rq_ended(s3, &x->r, mm->data.result, &cc);
+        again = cas__rq_ended(s3, x->r, mm->data.result, &cc);
         cas__xfer_stop(s3, m, x);
         rc = ended(ctx, x, again, cc);
     }
     return rc;
 }
 
+/* Until a transfer of m has something to do, ms at most (libcurl's own timers
+ * cut it shorter), or curl_multi_wakeup. */
+static void cas__multi_wait(CURLM *m, int ms) { curl_multi_poll(m, NULL, 0, ms, NULL); }
+
+/* What the one transfer of cas__xfer_run ended with. */
+typedef struct cas__verdict {
+    int done, again;
+    CURLcode cc;
+} cas__verdict;
+
+static int cas__verdict_ended(void *ctx, cas__xfer *x, int again, CURLcode cc) {
+    cas__verdict *v = (cas__verdict *)ctx;
+    (void)x;
+    v->done = 1, v->again = again, v->cc = cc;
+    return CAS_OK;
+}
+
+/* Runs the one transfer started on m to its end: the verdict cas__rq_ended gave. */
+static int cas__xfer_run(cas__s3 *s3, CURLM *m, CURLcode *cc) {
+    cas__verdict v;
+    memset(&v, 0, sizeof v);
+    for (;;) {
+        cas__multi_turn(s3, m, cas__verdict_ended, &v);
+        if (v.done) break;
+        cas__multi_wait(m, 1000);
+    }
+    *cc = v.cc;
+    return v.again;
+}
+
 /* Runs r to a final answer: CAS_OK with r->status set (the caller judges it;
  * r->code and r->message hold S3's error), or an error with the reason in msg
  * when no answer came after the last try. */
 static int cas__rq_run(cas__s3 *s3, cas__rq *r, char *msg, size_t cap) {
-    int attempts = r->quick ? 2 : (int)cas__s3p(s3, CAS_PARAM_CLOUD_ATTEMPTS), refreshed = 0, rc;
+    int attempts = r->quick ? 2 : (int)cas__s3p(s3, CAS_PARAM_CLOUD_ATTEMPTS), refreshed = 0, rc, again;
+    CURLM *m = cas__multi_get(s3);
+    cas__xfer x;
+    CURLcode cc;
+    if (!m) return cas__oom(msg, cap);
+    memset(&x, 0, sizeof x);
+    x.r = r;
     cas__mu_lock(&s3->pmu);
     if (!r->quick && cas__ms() < s3->down_until) attempts = 1; /* just found unreachable: fail fast */
     cas__mu_unlock(&s3->pmu);
-    for (r->tries = 1;; r->tries++) {
-        cas__cred *c = NULL;
-        struct curl_slist *sent = NULL;
-        CURL *e;
-        CURLcode cc;
-        int again;
-        cas__rq_reset_response(r);
-        if (r->sign && (rc = cas__cred_get(s3, 0, &c, msg, cap)) < 0) return rc;
-        if (!(e = cas__easy_get(s3))) {
-            cas__cred_unref(s3, c);
-            cas__fmt(msg, cap, "cannot create an HTTP handle");
-            return CAS_E_NOMEM;
-        }
-        if ((rc = cas__rq_setup(s3, e, r, c, &sent)) == CAS_OK) {
-            cc = cas__rq_whole(r, curl_easy_perform(e));
-            r->status = cas__rq_status(r);
-        } else {
-            cc = CURLE_OUT_OF_MEMORY;
-        }
-        r->e = NULL;
-        cas__easy_put(s3, e);
-        cas__slist_wipe(sent);
-        cas__cred_unref(s3, c);
+    for (r->tries = 0;;) {
+        if ((rc = cas__xfer_start(s3, m, &x, NULL, NULL, msg, cap)) < 0) break;
+        again = cas__xfer_run(s3, m, &cc);
         if (cc == CURLE_OUT_OF_MEMORY) {
-            cas__fmt(msg, cap, "out of memory");
-            return CAS_E_NOMEM;
+            rc = cas__oom(msg, cap);
+            break;
         }
         if (cc == CURLE_WRITE_ERROR && r->too_big) {
             cas__fmt(msg, cap, "the answer is larger than %lu bytes", (unsigned long)r->keep);
-            return CAS_E_LIMIT;
+            rc = CAS_E_LIMIT;
+            break;
         }
-        if (cc == CURLE_OK) cas__rq_error_body(r);
-        again = cc != CURLE_OK ? cas__cc_transient(cc) : cas__rq_retryable(r);
-        if (again == 2) { /* temporary credentials ran out: new ones, then once more */
-            cas__cred *fresh = NULL;
-            if (refreshed++ || !r->sign || cas__cred_get(s3, 1, &fresh, msg, cap) < 0) again = 0;
-            cas__cred_unref(s3, fresh);
-        }
+        if (again == 2 && refreshed++) again = 0; /* new credentials were refused too */
         if (again && r->tries < attempts) {
             cas__s3_backoff(s3, r->tries);
             continue;
@@ -1279,10 +1303,12 @@ static int cas__rq_run(cas__s3 *s3, cas__rq *r, char *msg, size_t cap) {
                 cas__mu_unlock(&s3->pmu);
             }
             cas__rq_why(r, cc, msg, cap);
-            return CAS_E_IO;
+            rc = CAS_E_IO;
         }
-        return CAS_OK;
+        break;
     }
+    cas__multi_put(s3, m);
+    return rc;
 }
 /* ---- credentials: the cache every dialect's chain fills, and what the chains share ---- */
 
@@ -1410,21 +1436,20 @@ static int cas__s3_answer_fail(const cas__rq *r, char *msg, size_t cap) {
  * transfer that breaks resumes where it stopped (Range, If-Match on the ETag). */
 
 typedef struct cas__s3obj {
+    cas__xfer x; /* the GET, on m; x.r is r */
     cas__s3 *s3;
     cas__rq r;
     CURLM *m;
-    CURL *e;
-    struct curl_slist *sent;
     unsigned char *buf;
     size_t cap, len, pos;
-    int paused, running, head_only;
+    int paused, running, head_only, again; /* again: the ended transfer's verdict */
     CURLcode cc;
     uint64_t size, delivered, skip;
     int size_known; /* the first answer stated its length */
     char etag[130];
     char meta[CAS__S3_META_MAX + 1];
     size_t meta_len;
-    int has_meta, tries;
+    int has_meta;
     volatile int cancel; /* set by close while the read-ahead thread pumps */
     unsigned char *dst;  /* the reader's buffer while it waits */
     size_t dcap, dlen;
@@ -1465,27 +1490,24 @@ static void cas__ahead_start(cas__s3obj *o);
 static void cas__ahead_stop(cas__s3obj *o);
 
 static void cas__obj_stop(cas__s3obj *o) {
-    if (o->e) {
-        if (o->m) curl_multi_remove_handle(o->m, o->e);
-        cas__easy_put(o->s3, o->e);
-        o->e = NULL;
-    }
-    cas__slist_wipe(o->sent);
-    o->sent = NULL;
+    cas__xfer_stop(o->s3, o->m, &o->x);
     o->running = 0, o->paused = 0;
+}
+
+static int cas__obj_ended(void *ctx, cas__xfer *x, int again, CURLcode cc) {
+    cas__s3obj *o = (cas__s3obj *)ctx;
+    (void)x;
+    o->running = 0, o->paused = 0, o->cc = cc, o->again = again;
+    return CAS_OK;
 }
 
 /* Runs the transfer until the headers are in (headers), bytes are buffered, or it ends. */
 static void cas__obj_pump(cas__s3obj *o, int headers) {
     for (;;) {
-        int still = 0, left;
-        CURLMsg *mm;
-        curl_multi_perform(o->m, &still);
-        while ((mm = curl_multi_info_read(o->m, &left)) != NULL)
-            if (mm->msg == CURLMSG_DONE) o->running = 0, o->cc = mm->data.result;
+        cas__multi_turn(o->s3, o->m, cas__obj_ended, o);
         if (!o->running || o->paused || o->cancel) return;
         if (headers ? o->r.hdr_done : o->len > o->pos || o->dlen) return;
-        curl_multi_poll(o->m, NULL, 0, 200, NULL);
+        cas__multi_wait(o->m, 200);
     }
 }
 
@@ -1527,47 +1549,35 @@ static int cas__obj_answer_bad(cas__s3obj *o, char *why, size_t cap) {
  * CAS_OK when the bytes are flowing, else a status with the reason in msg. */
 static int cas__obj_start(cas__s3obj *o, char *msg, size_t cap) {
     cas__s3 *s3 = o->s3;
-    int attempts = (int)cas__s3p(s3, CAS_PARAM_CLOUD_ATTEMPTS), rc, again;
+    int attempts = (int)cas__s3p(s3, CAS_PARAM_CLOUD_ATTEMPTS), rc;
     for (;;) {
-        cas__cred *c = NULL;
-        o->tries++;
-        o->r.tries = o->tries;
-        cas__rq_reset_response(&o->r);
         curl_slist_free_all(o->r.hdr);
         o->r.hdr = NULL;
         if (o->delivered) { /* a resume: the rest of the same version */
             char line[200];
+            struct curl_slist *h;
             snprintf(line, sizeof line, "Range: bytes=%llu-", (unsigned long long)o->delivered);
-            o->r.hdr = curl_slist_append(o->r.hdr, line);
-            if (o->etag[0]) {
+            if ((h = curl_slist_append(NULL, line)) != NULL && o->etag[0]) {
                 snprintf(line, sizeof line, "If-Match: %s", o->etag);
-                o->r.hdr = curl_slist_append(o->r.hdr, line);
+                if (!curl_slist_append(h, line)) curl_slist_free_all(h), h = NULL;
             }
+            if (!(o->r.hdr = h)) return cas__oom(msg, cap);
         }
-        if ((rc = cas__cred_get(s3, 0, &c, msg, cap)) < 0) return rc;
-        if (!(o->e = cas__easy_get(s3)) || (rc = cas__rq_setup(s3, o->e, &o->r, c, &o->sent)) < 0) {
-            cas__cred_unref(s3, c);
-            cas__obj_stop(o);
-            cas__fmt(msg, cap, "out of memory");
-            return CAS_E_NOMEM;
-        }
-        cas__cred_unref(s3, c); /* libcurl has what it needs for this request */
-        curl_easy_setopt(o->e, CURLOPT_WRITEFUNCTION, cas__obj_write);
-        curl_easy_setopt(o->e, CURLOPT_WRITEDATA, o);
-        curl_easy_setopt(o->e, CURLOPT_BUFFERSIZE, 512L * 1024); /* libcurl's largest */
-        o->len = o->pos = 0, o->skip = 0, o->paused = 0, o->cc = CURLE_OK, o->running = 1;
-        if (curl_multi_add_handle(o->m, o->e) != CURLM_OK) {
-            cas__obj_stop(o);
-            cas__fmt(msg, cap, "cannot start the transfer");
-            return CAS_E_NOMEM;
-        }
+        o->len = o->pos = 0, o->skip = 0, o->paused = 0, o->cc = CURLE_OK, o->again = 0;
+        if ((rc = cas__xfer_start(s3, o->m, &o->x, cas__obj_write, o, msg, cap)) < 0) return rc;
+        o->running = 1;
         cas__obj_pump(o, 1);
-        o->r.status = cas__rq_status(&o->r);
+        if (o->cancel) {
+            cas__obj_stop(o);
+            cas__fmt(msg, cap, "the stream was closed");
+            return CAS_E_STATE;
+        }
+        if (o->running) o->r.status = cas__rq_status(&o->r); /* else the driver read it */
         if (o->r.hdr_done && (o->r.status == 200 || o->r.status == 206)) {
             if ((rc = cas__obj_answer_bad(o, msg, cap)) != 0) {
                 cas__obj_stop(o); /* not the bytes asked for: none of them is taken */
-                if (rc > 0 && o->tries < attempts) {
-                    cas__s3_backoff(s3, o->tries);
+                if (rc > 0 && o->r.tries < attempts) {
+                    cas__s3_backoff(s3, o->r.tries);
                     continue;
                 }
                 return CAS_E_IO;
@@ -1581,18 +1591,15 @@ static int cas__obj_start(cas__s3obj *o, char *msg, size_t cap) {
             }
             return CAS_OK;
         }
-        while (o->running && !o->paused) cas__obj_pump(o, 0); /* an error: its body, to the end */
-        o->r.status = cas__rq_status(&o->r);
-        if (o->cc == CURLE_OK) cas__rq_error_body(&o->r);
-        again = o->cc != CURLE_OK ? cas__cc_transient(o->cc) : cas__rq_retryable(&o->r);
+        while (o->running && !o->paused && !o->cancel) cas__obj_pump(o, 0); /* an error: its body, to the end */
+        if (o->running) o->r.status = cas__rq_status(&o->r), o->again = 0;  /* stopped inside a 2xx not asked for */
         cas__obj_stop(o);
         if (o->cc == CURLE_OK && o->r.status == 412 && o->delivered) {
             cas__fmt(msg, cap, "the object changed while it was being read");
             return CAS_E_IO;
         }
-        if (again == 2) cas__cred_unref(s3, (cas__cred_get(s3, 1, &c, msg, cap) == CAS_OK ? c : NULL));
-        if (again && o->tries < attempts) {
-            cas__s3_backoff(s3, o->tries);
+        if (o->again && o->r.tries < attempts) {
+            cas__s3_backoff(s3, o->r.tries);
             continue;
         }
         if (o->cc != CURLE_OK) {
@@ -1627,6 +1634,8 @@ static int cas__s3_open(void *u, const char *name, unsigned flags, void **out, c
     o->s3 = s3;
     o->head_only = (flags & CAS_OPEN_HEAD) != 0;
     cas__rq_init(&o->r, o->head_only ? "HEAD" : "GET", &s3->alloc);
+    o->x.r = &o->r;
+    o->r.recv_buf = 512L * 1024; /* libcurl's largest */
     if (cas__s3_url(s3, &o->r.url, name, NULL) < 0) {
         cas__s3_close(u, o);
         return cas__oom(msg, cap);
@@ -1678,22 +1687,21 @@ static int cas__obj_read(cas__s3obj *o, void *buf, size_t cap, size_t *got, char
             int rc;
             if (o->cc == CURLE_OK && o->delivered >= o->size) return CAS_OK; /* the end */
             /* the transfer broke (a reset, a stall, a body cut short): resume it */
-            if (o->tries >= (int)cas__s3p(o->s3, CAS_PARAM_CLOUD_ATTEMPTS) ||
+            if (o->r.tries >= (int)cas__s3p(o->s3, CAS_PARAM_CLOUD_ATTEMPTS) ||
                 (o->cc != CURLE_OK && !cas__cc_transient(o->cc))) {
                 CURLcode cc = o->cc != CURLE_OK ? o->cc : CURLE_PARTIAL_FILE;
-                o->r.tries = o->tries;
                 cas__rq_why(&o->r, cc, msg, mcap);
                 return CAS_E_IO;
             }
             cas__obj_stop(o);
-            cas__s3_backoff(o->s3, o->tries);
+            cas__s3_backoff(o->s3, o->r.tries);
             if ((rc = cas__obj_start(o, msg, mcap)) < 0) return rc;
             continue;
         }
         o->dst = (unsigned char *)buf, o->dcap = cap, o->dlen = 0;
         if (o->paused) {
             o->paused = 0;
-            curl_easy_pause(o->e, CURLPAUSE_CONT);
+            curl_easy_pause(o->x.e, CURLPAUSE_CONT);
         }
         cas__obj_pump(o, 0);
         o->dst = NULL;
@@ -1739,6 +1747,7 @@ struct cas__ahead {
 /* One ranged GET into its slot. */
 typedef struct cas__rslot {
     cas__xfer x; /* first: the driver hands back &x */
+    cas__rq r;
     cas__s3obj *o;
     unsigned char *dst;
     size_t want, got;
@@ -1751,16 +1760,16 @@ typedef struct cas__rslot {
 static size_t cas__range_write(char *p, size_t size, size_t nitems, void *u) {
     cas__rslot *s = (cas__rslot *)u;
     size_t n = size * nitems;
-    long st = cas__rq_status(&s->x.r);
+    long st = cas__rq_status(&s->r);
     uint64_t first, last, total;
-    if (st < 200 || st >= 300) return cas__rq_write(p, size, nitems, &s->x.r); /* an error's body */
+    if (st < 200 || st >= 300) return cas__rq_write(p, size, nitems, &s->r); /* an error's body */
     if (!s->got) { /* the answer's first bytes: are they the range asked for, of the same version? */
         const char *etag = s->o->etag;
-        if (etag[0] && s->x.r.etag[0] && strcmp(etag, s->x.r.etag)) {
+        if (etag[0] && s->r.etag[0] && strcmp(etag, s->r.etag)) {
             s->changed = 1;
             return 0;
         }
-        if (st != 206 || !cas__content_range(s->x.r.range, &first, &last, &total) || first != s->off ||
+        if (st != 206 || !cas__content_range(s->r.range, &first, &last, &total) || first != s->off ||
             last + 1 != s->off + s->want || total != s->o->size) {
             s->overflow = 1;
             return 0;
@@ -1779,15 +1788,15 @@ static int cas__range_start(cas__rslot *s, CURLM *m, char *msg, size_t cap) {
     cas__s3obj *o = s->o;
     char line[200];
     int rc;
-    curl_slist_free_all(s->x.r.hdr);
-    s->x.r.hdr = NULL, s->got = 0, s->overflow = 0, s->changed = 0;
-    if (!s->x.r.url.len && cas__buf_put(&s->x.r.url, o->r.url.p, o->r.url.len) < 0) return cas__oom(msg, cap);
+    curl_slist_free_all(s->r.hdr);
+    s->r.hdr = NULL, s->got = 0, s->overflow = 0, s->changed = 0;
+    if (!s->r.url.len && cas__buf_put(&s->r.url, o->r.url.p, o->r.url.len) < 0) return cas__oom(msg, cap);
     snprintf(line, sizeof line, "Range: bytes=%llu-%llu", (unsigned long long)s->off,
              (unsigned long long)(s->off + s->want - 1));
-    if (!(s->x.r.hdr = curl_slist_append(s->x.r.hdr, line))) return cas__oom(msg, cap);
+    if (!(s->r.hdr = curl_slist_append(s->r.hdr, line))) return cas__oom(msg, cap);
     if (o->etag[0]) {
         snprintf(line, sizeof line, "If-Match: %s", o->etag);
-        if (!(s->x.r.hdr = curl_slist_append(s->x.r.hdr, line))) return cas__oom(msg, cap);
+        if (!(s->r.hdr = curl_slist_append(s->r.hdr, line))) return cas__oom(msg, cap);
     }
     if ((rc = cas__xfer_start(o->s3, m, &s->x, cas__range_write, s, msg, cap)) < 0) return rc;
     s->state = 2;
@@ -1807,33 +1816,33 @@ static int cas__range_ended(void *ctx, cas__xfer *x, int again, CURLcode cc) {
     cas__rslot *s = (cas__rslot *)(void *)x;
     struct cas__ahead *a = t->a;
     (*t->active)--;
-    if (cc == CURLE_OK && s->x.r.status == 206 && s->got == s->want) { /* in: the reader's now */
+    if (cc == CURLE_OK && s->r.status == 206 && s->got == s->want) { /* in: the reader's now */
         pthread_mutex_lock(&a->mu);
         a->fill[s->slot] = s->got, a->ready[s->slot] = 1, s->state = 0;
         pthread_cond_broadcast(&a->cv);
         pthread_mutex_unlock(&a->mu);
         return CAS_OK;
     }
-    if ((cc == CURLE_OK && s->x.r.status == 412) || s->changed) {
+    if ((cc == CURLE_OK && s->r.status == 412) || s->changed) {
         cas__fmt(t->msg, CAS__MSG, "the object changed while it was being read%s", s->changed ? " (its ETag)" : "");
         return CAS_E_IO;
     }
-    if ((cc == CURLE_OK && s->x.r.status == 206) || s->overflow) again = 1; /* short, or not the range asked */
-    if (again && s->x.r.tries < t->attempts) {
-        s->state = 1, s->x.due = cas__ms() + cas__s3_backoff_ms(s->o->s3, s->x.r.tries);
+    if ((cc == CURLE_OK && s->r.status == 206) || s->overflow) again = 1; /* short, or not the range asked */
+    if (again && s->r.tries < t->attempts) {
+        s->state = 1, s->x.due = cas__ms() + cas__s3_backoff_ms(s->o->s3, s->r.tries);
         return CAS_OK;
     }
     if (s->overflow)
         cas__fmt(t->msg, CAS__MSG,
                  "the answer to a ranged GET of bytes %llu-%llu was not that range (HTTP %ld, "
                  "Content-Range '%.60s')",
-                 (unsigned long long)s->off, (unsigned long long)(s->off + s->want - 1), s->x.r.status,
-                 s->x.r.range[0] ? s->x.r.range : "(none)");
-    else if (cc != CURLE_OK) cas__rq_why(&s->x.r, cc, t->msg, CAS__MSG);
-    else if (s->x.r.status == 206)
+                 (unsigned long long)s->off, (unsigned long long)(s->off + s->want - 1), s->r.status,
+                 s->r.range[0] ? s->r.range : "(none)");
+    else if (cc != CURLE_OK) cas__rq_why(&s->r, cc, t->msg, CAS__MSG);
+    else if (s->r.status == 206)
         cas__fmt(t->msg, CAS__MSG, "a range came short (%lu of %lu bytes)", (unsigned long)s->got,
                  (unsigned long)s->want);
-    else cas__s3_answer_fail(&s->x.r, t->msg, CAS__MSG);
+    else cas__s3_answer_fail(&s->r, t->msg, CAS__MSG);
     return CAS_E_IO;
 }
 
@@ -1853,7 +1862,8 @@ static void cas__ahead_ranged(cas__s3obj *o) {
     memset(sl, 0, sizeof sl);
     for (i = 0; i < CAS__AHEAD_CHUNKS; i++) {
         sl[i].o = o, sl[i].slot = i;
-        cas__rq_init(&sl[i].x.r, "GET", &o->s3->alloc);
+        cas__rq_init(&sl[i].r, "GET", &o->s3->alloc);
+        sl[i].x.r = &sl[i].r;
     }
     if (!m) rc = cas__oom(msg, sizeof msg);
     pthread_mutex_lock(&a->mu);
@@ -1869,7 +1879,7 @@ static void cas__ahead_ranged(cas__s3obj *o) {
         while (a->count < CAS__AHEAD_CHUNKS && next < o->size) { /* a free slot: the next chunk */
             cas__rslot *s = &sl[(a->head + a->count) % CAS__AHEAD_CHUNKS];
             s->off = next, s->want = (size_t)CAS__MIN((uint64_t)a->chunk, o->size - next);
-            s->dst = a->slab + (size_t)s->slot * a->chunk, s->state = 1, s->x.due = 0, s->x.r.tries = 0;
+            s->dst = a->slab + (size_t)s->slot * a->chunk, s->state = 1, s->x.due = 0, s->r.tries = 0;
             a->ready[s->slot] = 0, a->count++;
             next += s->want;
         }
@@ -1892,11 +1902,11 @@ static void cas__ahead_ranged(cas__s3obj *o) {
             }
         }
         pthread_mutex_unlock(&a->mu);
-        curl_multi_poll(m, NULL, 0, 1000, NULL); /* a transfer's bytes, or the reader freeing a slot */
+        cas__multi_wait(m, 1000); /* a transfer's bytes, or the reader freeing a slot */
     }
     for (i = 0; i < CAS__AHEAD_CHUNKS; i++) {
         cas__xfer_stop(o->s3, m, &sl[i].x);
-        cas__rq_free(&sl[i].x.r);
+        cas__rq_free(&sl[i].r);
     }
     pthread_mutex_lock(&a->mu);
     a->m = NULL;
@@ -1997,7 +2007,7 @@ static void cas__ahead_start(cas__s3obj *o) {
         cas__free(&o->s3->alloc, a);
         if (ranged) { /* reads run inline on a new transfer from the start */
             char msg[CAS__MSG];
-            o->tries = 0;
+            o->r.tries = 0;
             if (cas__obj_start(o, msg, sizeof msg) < 0) o->running = 0, o->cc = CURLE_COULDNT_CONNECT;
         }
     }
@@ -2552,7 +2562,8 @@ static int cas__s3_gc(void *u, uint64_t *removed, char *msg, size_t cap) {
 
 typedef struct cas__fitem {
     cas__xfer x; /* first: the driver hands back &x */
-    int state;   /* 0 waiting (x.due), 1 in flight, 2 reported */
+    cas__rq r;
+    int state; /* 0 waiting (x.due), 1 in flight, 2 reported */
 } cas__fitem;
 
 typedef struct cas__fetch_turn {
@@ -2572,22 +2583,22 @@ static int cas__fetch_ended(void *ctx, cas__xfer *x, int again, CURLcode cc) {
     size_t i = (size_t)(f - t->it);
     char why[CAS__MSG];
     (*t->active)--;
-    if (again && f->x.r.tries < t->attempts) {
-        f->state = 0, f->x.due = cas__ms() + cas__s3_backoff_ms(t->s3, f->x.r.tries);
+    if (again && f->r.tries < t->attempts) {
+        f->state = 0, f->x.due = cas__ms() + cas__s3_backoff_ms(t->s3, f->r.tries);
         return CAS_OK;
     }
     f->state = 2, (*t->done)++;
-    if (cc == CURLE_OK && f->x.r.status == 200) {
+    if (cc == CURLE_OK && f->r.status == 200) {
         size_t len;
-        unsigned char *data = cas__rq_take_body(&f->x.r, &len);
+        unsigned char *data = cas__rq_take_body(&f->r, &len);
         if (!data && (data = (unsigned char *)cas__alloc(t->a, 1)) == NULL) { /* an empty object */
             t->fn(t->ctx, i, CAS_E_NOMEM, "out of memory", NULL, 0, NULL, 0);
             return CAS_OK;
         }
-        t->fn(t->ctx, i, CAS_OK, NULL, f->x.r.has_meta ? f->x.r.meta : NULL, f->x.r.meta_len, data, len);
+        t->fn(t->ctx, i, CAS_OK, NULL, f->r.has_meta ? f->r.meta : NULL, f->r.meta_len, data, len);
     } else {
-        int rc = cc != CURLE_OK ? CAS_E_IO : cas__s3_answer_fail(&f->x.r, why, sizeof why);
-        if (cc != CURLE_OK) cas__rq_why(&f->x.r, cc, why, sizeof why);
+        int rc = cc != CURLE_OK ? CAS_E_IO : cas__s3_answer_fail(&f->r, why, sizeof why);
+        if (cc != CURLE_OK) cas__rq_why(&f->r, cc, why, sizeof why);
         t->fn(t->ctx, i, rc, why, NULL, 0, NULL, 0);
     }
     return CAS_OK;
@@ -2613,8 +2624,9 @@ static int cas__s3_fetch(void *u, size_t count, const char *const *names, const 
     curl_multi_setopt(m, CURLMOPT_MAX_HOST_CONNECTIONS, conns);
     curl_multi_setopt(m, CURLMOPT_MAX_TOTAL_CONNECTIONS, conns);
     for (i = 0; i < count; i++) {
-        cas__rq_init(&it[i].x.r, "GET", a);
-        it[i].x.r.keep = (size_t)-1;
+        cas__rq_init(&it[i].r, "GET", a);
+        it[i].x.r = &it[i].r;
+        it[i].r.keep = (size_t)-1;
     }
     while (done < count) {
         int64_t now = cas__ms(), wake = now + 1000;
@@ -2627,7 +2639,7 @@ static int cas__s3_fetch(void *u, size_t count, const char *const *names, const 
                 continue;
             }
             why[0] = 0;
-            if (!f->x.r.url.len && cas__s3_url(s3, &f->x.r.url, names[i], NULL) < 0) rc = cas__oom(why, sizeof why);
+            if (!f->r.url.len && cas__s3_url(s3, &f->r.url, names[i], NULL) < 0) rc = cas__oom(why, sizeof why);
             else rc = cas__xfer_start(s3, m, &f->x, NULL, NULL, why, sizeof why);
             if (rc < 0) {
                 fn(ctx, i, rc, why[0] ? why : "out of memory", NULL, 0, NULL, 0);
@@ -2640,10 +2652,10 @@ static int cas__s3_fetch(void *u, size_t count, const char *const *names, const 
         if (done < count) {
             int64_t t = cas__ms();
             int timeout = active ? 1000 : (int)CAS__MAXZ(wake - t, 1);
-            curl_multi_poll(m, NULL, 0, timeout > 1000 ? 1000 : timeout, NULL);
+            cas__multi_wait(m, timeout > 1000 ? 1000 : timeout);
         }
     }
-    for (i = 0; i < count; i++) cas__rq_free(&it[i].x.r);
+    for (i = 0; i < count; i++) cas__rq_free(&it[i].r);
     cas__free(&s3->alloc, it);
     cas__multi_put(s3, m);
     return CAS_OK;
@@ -2672,6 +2684,7 @@ static void cas__s3_destroy(void *u) {
     cas__free(&a, s3->endpoint);
     cas__free(&a, s3->write_header);
     cas__free(&a, s3->ca_bundle);
+    cas__free(&a, s3->own);
     cas__free(&a, s3);
 }
 
@@ -2763,8 +2776,7 @@ static int cas__cloud_ready(cas__s3 *s3, cas_backend *out, const char *url, char
     if (cas__endpoint_local(s3->endpoint) && !cas__cloud_env(s3->d, cas__s3_params[ranged].env, own, sizeof own))
         s3->param[ranged] = 0; /* see cas__ahead_start */
     rc = cas__cred_get(s3, 0, &c, why, sizeof why);
-    if (rc == CAS_OK && c->kind == CAS__AUTH_BEARER) /* Entra ID tokens: https, or an emulator here */
-        rc = cas__secret_may_go(s3->endpoint, "the Azure endpoint, with a Microsoft Entra ID token", why, sizeof why);
+    if (rc == CAS_OK && s3->d->cred_check) rc = s3->d->cred_check(s3, c, why, sizeof why);
     cas__cred_unref(s3, c);
     if (rc < 0) {
         cas__s3_destroy(s3);
@@ -2780,6 +2792,13 @@ static int cas__cloud_ready(cas__s3 *s3, cas_backend *out, const char *url, char
     return CAS_OK;
 }
 /* ---- S3: SigV4 (libcurl signs; the payload's hash and a session token are ours) ---- */
+
+/* What only S3 reads, in the store's own state (s3->own). */
+typedef struct cas__aws {
+    char region[64], sigv4[128], profile[128]; /* sigv4: libcurl's "aws:amz:REGION:s3" */
+} cas__aws;
+
+static cas__aws *cas__aws_of(const cas__s3 *s3) { return (cas__aws *)s3->own; }
 
 #define CAS__EMPTY_SHA256 "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 
@@ -2808,7 +2827,7 @@ static int cas__s3_authorize(cas__s3 *s3, CURL *e, const cas__rq *r, const cas__
         if (!n) return CAS_E_NOMEM;
         *h = n;
     }
-    curl_easy_setopt(e, CURLOPT_AWS_SIGV4, s3->sigv4);
+    curl_easy_setopt(e, CURLOPT_AWS_SIGV4, cas__aws_of(s3)->sigv4);
     curl_easy_setopt(e, CURLOPT_USERNAME, c->akid);
     curl_easy_setopt(e, CURLOPT_PASSWORD, c->secret);
     return CAS_OK;
@@ -2902,7 +2921,7 @@ static int cas__ini_get(const char *text, size_t len, const char *section, const
 
 /* `key` of the active profile: the credentials file, then the config file. */
 static int cas__profile_get(const cas__s3 *s3, int creds_file, const char *key, char *out, size_t cap) {
-    const char *home = getenv("HOME"), *f;
+    const char *home = getenv("HOME"), *f, *profile = cas__aws_of(s3)->profile;
     char path[4096], section[200];
     char *text;
     size_t len = 0;
@@ -2913,10 +2932,10 @@ static int cas__profile_get(const cas__s3 *s3, int creds_file, const char *key, 
     else if (home) snprintf(path, sizeof path, "%s/.aws/%s", home, creds_file ? "credentials" : "config");
     else return CAS_E_NOTFOUND;
     if (!(text = cas__slurp_file(path, (size_t)1 << 20, &len))) return CAS_E_NOTFOUND;
-    if (creds_file || !strcmp(s3->profile, "default")) snprintf(section, sizeof section, "%s", s3->profile);
-    else snprintf(section, sizeof section, "profile %s", s3->profile);
+    if (creds_file || !strcmp(profile, "default")) snprintf(section, sizeof section, "%s", profile);
+    else snprintf(section, sizeof section, "profile %s", profile);
     rc = cas__ini_get(text, len, section, key, out, cap);
-    if (rc == CAS_E_NOTFOUND && !creds_file && !strcmp(s3->profile, "default"))
+    if (rc == CAS_E_NOTFOUND && !creds_file && !strcmp(profile, "default"))
         rc = cas__ini_get(text, len, "profile default", key, out, cap);
     cas__wipe(text, len); /* the credentials file holds secrets */
     free(text);
@@ -2956,7 +2975,7 @@ static int cas__cred_web(cas__s3 *s3, const char *token_file, const char *role, 
     cas__wipe(jwt, jl), free(jwt);
     if (!ep) ep = cas__env("AWS_ENDPOINT_URL");
     if (ep) cas__buf_addz(&url, ep);
-    else cas__buf_fmt(&url, "https://sts.%s.amazonaws.com", s3->region);
+    else cas__buf_fmt(&url, "https://sts.%s.amazonaws.com", cas__aws_of(s3)->region);
     if (url.len && url.p[url.len - 1] != '/') cas__buf_addz(&url, "/");
     if (!form.p || !url.p) {
         cas__free(NULL, form.p), cas__free(NULL, url.p);
@@ -3158,7 +3177,8 @@ static int cas__cred_link(cas__s3 *s3, int which, cas__cred **out, char *msg, si
                 got[k] = cas__profile_get(s3, f, keys[k], outs[k], caps[k]);
                 if (got[k] == CAS_NEED_OUTPUT) { /* never cut: a cut secret only fails later, unexplained */
                     cas__fmt(msg, cap, "%s of profile '%s' in the shared %s file is longer than cas.h keeps (%d bytes)",
-                             keys[k], s3->profile, f ? "credentials" : "config", k < 2 ? CAS__KEY_MAX : CAS__TOKEN_MAX);
+                             keys[k], cas__aws_of(s3)->profile, f ? "credentials" : "config",
+                             k < 2 ? CAS__KEY_MAX : CAS__TOKEN_MAX);
                     rc = CAS_E_LIMIT;
                     break;
                 }
@@ -3287,7 +3307,7 @@ static void cas__s3_no_creds(const cas__s3 *s3, char *msg, size_t cap) {
     cas__fmt(msg, cap,
              "no AWS credentials found (looked for AWS_ACCESS_KEY_ID, web identity, profile '%s' in the shared "
              "files, the container endpoint and EC2 instance metadata)",
-             s3->profile);
+             cas__aws_of(s3)->profile);
 }
 
 /* ListObjectsV2, keys URL-encoded in the answer. */
@@ -3318,9 +3338,11 @@ static const cas__dialect cas__s3_dialect = {CAS__S3_META_HEADER,
                                              cas__s3_set_meta,
                                              "CAS_S3_",
                                              cas__s3_authorize,
+                                             NULL,
                                              NULL};
 static int cas__s3_backend(cas_backend *out, const char *url, const cas_allocator *alloc, char *err, size_t errcap) {
     cas__s3 *s3;
+    cas__aws *aws;
     const char *v;
     char tmp[2048];
     size_t k;
@@ -3328,23 +3350,24 @@ static int cas__s3_backend(cas_backend *out, const char *url, const cas_allocato
                             "s3://BUCKET[/PREFIX] with a valid bucket name", alloc, err, errcap);
     if (rc < 0) return rc;
     /* the profile, the region, the endpoint and its addressing */
+    if (!(s3->own = aws = (cas__aws *)cas__calloc(&s3->alloc, sizeof *aws))) goto nomem;
     v = cas__env("AWS_PROFILE");
     if (!v) v = cas__env("AWS_DEFAULT_PROFILE");
-    snprintf(s3->profile, sizeof s3->profile, "%s", v ? v : "default");
+    snprintf(aws->profile, sizeof aws->profile, "%s", v ? v : "default");
     if ((v = cas__env("AWS_REGION")) || (v = cas__env("AWS_DEFAULT_REGION")))
-        snprintf(s3->region, sizeof s3->region, "%s", v);
+        snprintf(aws->region, sizeof aws->region, "%s", v);
     else if (cas__profile_get(s3, 0, "region", tmp, sizeof tmp) == CAS_OK)
-        snprintf(s3->region, sizeof s3->region, "%.63s", tmp);
-    else snprintf(s3->region, sizeof s3->region, "us-east-1");
-    for (k = 0; s3->region[k]; k++)
-        if (!isalnum((unsigned char)s3->region[k]) && s3->region[k] != '-') {
+        snprintf(aws->region, sizeof aws->region, "%.63s", tmp);
+    else snprintf(aws->region, sizeof aws->region, "us-east-1");
+    for (k = 0; aws->region[k]; k++)
+        if (!isalnum((unsigned char)aws->region[k]) && aws->region[k] != '-') {
             cas__s3_destroy(s3);
-            return cas__serr(err, errcap, CAS_E_ARG, "'%.60s' is not an AWS region", s3->region);
+            return cas__serr(err, errcap, CAS_E_ARG, "'%.60s' is not an AWS region", v ? v : tmp);
         }
-    snprintf(s3->sigv4, sizeof s3->sigv4, "aws:amz:%s:s3", s3->region);
+    snprintf(aws->sigv4, sizeof aws->sigv4, "aws:amz:%s:s3", aws->region);
     if (cas_metaflow_config("S3_ENDPOINT_URL", tmp, sizeof tmp) == CAS_OK && tmp[0]) v = tmp;
     else if (!(v = cas__env("AWS_ENDPOINT_URL_S3")) && !(v = cas__env("AWS_ENDPOINT_URL"))) {
-        snprintf(tmp, sizeof tmp, "https://s3.%s.amazonaws.com", s3->region);
+        snprintf(tmp, sizeof tmp, "https://s3.%s.amazonaws.com", aws->region);
         v = tmp;
     }
     if (strncmp(v, "http://", 7) && strncmp(v, "https://", 8)) {
@@ -3531,7 +3554,7 @@ static int cas__az_authorize(cas__s3 *s3, CURL *e, const cas__rq *r, const cas__
         size_t ul = strlen(r->url.p), tl = strlen(c->token), need = ul + tl + 32;
         char *t;
         if (c->kind == CAS__AUTH_BEARER && cas__secret_may_go(r->url.p, "bearer token", line, sizeof line) < 0)
-            return CAS_E_ARG; /* refused at open already (cas__cloud_ready): this is the last line */
+            return CAS_E_ARG; /* refused at open already (cas__az_cred_check): this is the last line */
         if (!(t = (char *)malloc(need))) return CAS_E_NOMEM;
         if (c->kind == CAS__AUTH_BEARER) {
             snprintf(t, need, "Authorization: Bearer %s", c->token);
@@ -3545,6 +3568,12 @@ static int cas__az_authorize(cas__s3 *s3, CURL *e, const cas__rq *r, const cas__
     }
     cas__wipe(line, sizeof line);
     return rc;
+}
+
+/* The dialect's cred_check: Entra ID tokens go over https only, or to an emulator here. */
+static int cas__az_cred_check(const cas__s3 *s3, const cas__cred *c, char *msg, size_t cap) {
+    if (c->kind != CAS__AUTH_BEARER) return CAS_OK;
+    return cas__secret_may_go(s3->endpoint, "the Azure endpoint, with a Microsoft Entra ID token", msg, cap);
 }
 /* ---- Azure: settings ---------------------------------------------------------- */
 /* Where Metaflow's Azure datastore and the Azure SDKs look: the blob endpoint
@@ -3966,7 +3995,8 @@ static const cas__dialect cas__az_dialect = {CAS__AZ_META_HEADER,
                                              cas__az_set_meta,
                                              "CAS_AZURE_",
                                              cas__az_authorize,
-                                             "x-ms-error-code"};
+                                             "x-ms-error-code",
+                                             cas__az_cred_check};
 
 static int cas__az_backend(cas_backend *out, const char *url, const cas_allocator *alloc, char *err, size_t errcap) {
     cas__s3 *s3;

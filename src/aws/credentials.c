@@ -87,7 +87,7 @@ static int cas__ini_get(const char *text, size_t len, const char *section, const
 
 /* `key` of the active profile: the credentials file, then the config file. */
 static int cas__profile_get(const cas__s3 *s3, int creds_file, const char *key, char *out, size_t cap) {
-    const char *home = getenv("HOME"), *f;
+    const char *home = getenv("HOME"), *f, *profile = cas__aws_of(s3)->profile;
     char path[4096], section[200];
     char *text;
     size_t len = 0;
@@ -98,10 +98,10 @@ static int cas__profile_get(const cas__s3 *s3, int creds_file, const char *key, 
     else if (home) snprintf(path, sizeof path, "%s/.aws/%s", home, creds_file ? "credentials" : "config");
     else return CAS_E_NOTFOUND;
     if (!(text = cas__slurp_file(path, (size_t)1 << 20, &len))) return CAS_E_NOTFOUND;
-    if (creds_file || !strcmp(s3->profile, "default")) snprintf(section, sizeof section, "%s", s3->profile);
-    else snprintf(section, sizeof section, "profile %s", s3->profile);
+    if (creds_file || !strcmp(profile, "default")) snprintf(section, sizeof section, "%s", profile);
+    else snprintf(section, sizeof section, "profile %s", profile);
     rc = cas__ini_get(text, len, section, key, out, cap);
-    if (rc == CAS_E_NOTFOUND && !creds_file && !strcmp(s3->profile, "default"))
+    if (rc == CAS_E_NOTFOUND && !creds_file && !strcmp(profile, "default"))
         rc = cas__ini_get(text, len, "profile default", key, out, cap);
     cas__wipe(text, len); /* the credentials file holds secrets */
     free(text);
@@ -141,7 +141,7 @@ static int cas__cred_web(cas__s3 *s3, const char *token_file, const char *role, 
     cas__wipe(jwt, jl), free(jwt);
     if (!ep) ep = cas__env("AWS_ENDPOINT_URL");
     if (ep) cas__buf_addz(&url, ep);
-    else cas__buf_fmt(&url, "https://sts.%s.amazonaws.com", s3->region);
+    else cas__buf_fmt(&url, "https://sts.%s.amazonaws.com", cas__aws_of(s3)->region);
     if (url.len && url.p[url.len - 1] != '/') cas__buf_addz(&url, "/");
     if (!form.p || !url.p) {
         cas__free(NULL, form.p), cas__free(NULL, url.p);
@@ -343,7 +343,8 @@ static int cas__cred_link(cas__s3 *s3, int which, cas__cred **out, char *msg, si
                 got[k] = cas__profile_get(s3, f, keys[k], outs[k], caps[k]);
                 if (got[k] == CAS_NEED_OUTPUT) { /* never cut: a cut secret only fails later, unexplained */
                     cas__fmt(msg, cap, "%s of profile '%s' in the shared %s file is longer than cas.h keeps (%d bytes)",
-                             keys[k], s3->profile, f ? "credentials" : "config", k < 2 ? CAS__KEY_MAX : CAS__TOKEN_MAX);
+                             keys[k], cas__aws_of(s3)->profile, f ? "credentials" : "config",
+                             k < 2 ? CAS__KEY_MAX : CAS__TOKEN_MAX);
                     rc = CAS_E_LIMIT;
                     break;
                 }

@@ -111,7 +111,7 @@ static void cas__s3_no_creds(const cas__s3 *s3, char *msg, size_t cap) {
     cas__fmt(msg, cap,
              "no AWS credentials found (looked for AWS_ACCESS_KEY_ID, web identity, profile '%s' in the shared "
              "files, the container endpoint and EC2 instance metadata)",
-             s3->profile);
+             cas__aws_of(s3)->profile);
 }
 
 /* ListObjectsV2, keys URL-encoded in the answer. */
@@ -142,9 +142,11 @@ static const cas__dialect cas__s3_dialect = {CAS__S3_META_HEADER,
                                              cas__s3_set_meta,
                                              "CAS_S3_",
                                              cas__s3_authorize,
+                                             NULL,
                                              NULL};
 static int cas__s3_backend(cas_backend *out, const char *url, const cas_allocator *alloc, char *err, size_t errcap) {
     cas__s3 *s3;
+    cas__aws *aws;
     const char *v;
     char tmp[2048];
     size_t k;
@@ -152,23 +154,24 @@ static int cas__s3_backend(cas_backend *out, const char *url, const cas_allocato
                             "s3://BUCKET[/PREFIX] with a valid bucket name", alloc, err, errcap);
     if (rc < 0) return rc;
     /* the profile, the region, the endpoint and its addressing */
+    if (!(s3->own = aws = (cas__aws *)cas__calloc(&s3->alloc, sizeof *aws))) goto nomem;
     v = cas__env("AWS_PROFILE");
     if (!v) v = cas__env("AWS_DEFAULT_PROFILE");
-    snprintf(s3->profile, sizeof s3->profile, "%s", v ? v : "default");
+    snprintf(aws->profile, sizeof aws->profile, "%s", v ? v : "default");
     if ((v = cas__env("AWS_REGION")) || (v = cas__env("AWS_DEFAULT_REGION")))
-        snprintf(s3->region, sizeof s3->region, "%s", v);
+        snprintf(aws->region, sizeof aws->region, "%s", v);
     else if (cas__profile_get(s3, 0, "region", tmp, sizeof tmp) == CAS_OK)
-        snprintf(s3->region, sizeof s3->region, "%.63s", tmp);
-    else snprintf(s3->region, sizeof s3->region, "us-east-1");
-    for (k = 0; s3->region[k]; k++)
-        if (!isalnum((unsigned char)s3->region[k]) && s3->region[k] != '-') {
+        snprintf(aws->region, sizeof aws->region, "%.63s", tmp);
+    else snprintf(aws->region, sizeof aws->region, "us-east-1");
+    for (k = 0; aws->region[k]; k++)
+        if (!isalnum((unsigned char)aws->region[k]) && aws->region[k] != '-') {
             cas__s3_destroy(s3);
-            return cas__serr(err, errcap, CAS_E_ARG, "'%.60s' is not an AWS region", s3->region);
+            return cas__serr(err, errcap, CAS_E_ARG, "'%.60s' is not an AWS region", v ? v : tmp);
         }
-    snprintf(s3->sigv4, sizeof s3->sigv4, "aws:amz:%s:s3", s3->region);
+    snprintf(aws->sigv4, sizeof aws->sigv4, "aws:amz:%s:s3", aws->region);
     if (cas_metaflow_config("S3_ENDPOINT_URL", tmp, sizeof tmp) == CAS_OK && tmp[0]) v = tmp;
     else if (!(v = cas__env("AWS_ENDPOINT_URL_S3")) && !(v = cas__env("AWS_ENDPOINT_URL"))) {
-        snprintf(tmp, sizeof tmp, "https://s3.%s.amazonaws.com", s3->region);
+        snprintf(tmp, sizeof tmp, "https://s3.%s.amazonaws.com", aws->region);
         v = tmp;
     }
     if (strncmp(v, "http://", 7) && strncmp(v, "https://", 8)) {

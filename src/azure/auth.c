@@ -155,7 +155,7 @@ static int cas__az_authorize(cas__s3 *s3, CURL *e, const cas__rq *r, const cas__
         size_t ul = strlen(r->url.p), tl = strlen(c->token), need = ul + tl + 32;
         char *t;
         if (c->kind == CAS__AUTH_BEARER && cas__secret_may_go(r->url.p, "bearer token", line, sizeof line) < 0)
-            return CAS_E_ARG; /* refused at open already (cas__cloud_ready): this is the last line */
+            return CAS_E_ARG; /* refused at open already (cas__az_cred_check): this is the last line */
         if (!(t = (char *)malloc(need))) return CAS_E_NOMEM;
         if (c->kind == CAS__AUTH_BEARER) {
             snprintf(t, need, "Authorization: Bearer %s", c->token);
@@ -169,4 +169,10 @@ static int cas__az_authorize(cas__s3 *s3, CURL *e, const cas__rq *r, const cas__
     }
     cas__wipe(line, sizeof line);
     return rc;
+}
+
+/* The dialect's cred_check: Entra ID tokens go over https only, or to an emulator here. */
+static int cas__az_cred_check(const cas__s3 *s3, const cas__cred *c, char *msg, size_t cap) {
+    if (c->kind != CAS__AUTH_BEARER) return CAS_OK;
+    return cas__secret_may_go(s3->endpoint, "the Azure endpoint, with a Microsoft Entra ID token", msg, cap);
 }

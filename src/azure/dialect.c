@@ -105,7 +105,8 @@ static const cas__dialect cas__az_dialect = {CAS__AZ_META_HEADER,
                                              cas__az_set_meta,
                                              "CAS_AZURE_",
                                              cas__az_authorize,
-                                             "x-ms-error-code"};
+                                             "x-ms-error-code",
+                                             cas__az_cred_check};
 
 static int cas__az_backend(cas_backend *out, const char *url, const cas_allocator *alloc, char *err, size_t errcap) {
     cas__s3 *s3;

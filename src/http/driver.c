@@ -1,41 +1,46 @@
-/* ---- many requests on one multi handle: what batch fetches and ranged reads share ----
- * A transfer is a request, its handle while in flight, the headers it sent (wiped
- * after) and when it may start again; its owner embeds it first in its own record
- * (CURLOPT_PRIVATE points at it). The owner's loop starts the transfers that are due
- * (cas__xfer_start), takes a turn (cas__multi_turn: curl runs, and each transfer that
- * ended comes back with its verdict, its handle already back in the pool), then
- * polls. */
+/* ---- the one driver: every transfer runs on a multi handle ----------------------------
+ * A single request, an object's stream, a batch's GETs and a large object's ranges
+ * all run here, so that one loop head, one verdict (cas__rq_ended) and one place for
+ * a handle's life serve them all, and connections are kept by the pooled multi
+ * handles (libcurl's connection cache is the multi's) for whichever request comes
+ * next. A transfer is a request, its handle while in flight, the headers it sent
+ * (wiped after) and when it may start again; its owner embeds it first in its own
+ * record (CURLOPT_PRIVATE points at it). The owner's loop starts the transfers that
+ * are due (cas__xfer_start), takes a turn (cas__multi_turn: curl runs, and each
+ * transfer that ended comes back with its verdict, its handle already back in the
+ * pool), then waits (cas__multi_wait). */
 typedef struct cas__xfer {
-    cas__rq r;
+    cas__rq *r; /* the request, the owner's */
     CURL *e;
     struct curl_slist *sent;
     int64_t due; /* ms: not before (a retry's backoff) */
 } cas__xfer;
 
-/* Another try of x on m, signed with the current credentials; write/wdata take the
- * body (NULL: the request keeps it). CAS_OK, or an error with the reason in msg
- * (x then holds nothing: cas__xfer_stop is not needed). No credentials is an I/O
- * failure here, never CAS_E_NOTFOUND: the caller would take that for a missing object. */
+/* Another try of x on m, signed with the current credentials when x->r->sign;
+ * write/wdata take the body (NULL: the request keeps it). CAS_OK, or an error with
+ * the reason in msg (x then holds nothing: cas__xfer_stop is not needed). Missing
+ * credentials are an I/O failure here, never CAS_E_NOTFOUND: the caller would take
+ * that for a missing object. */
 static int cas__xfer_start(cas__s3 *s3, CURLM *m, cas__xfer *x, curl_write_callback write, void *wdata, char *msg,
                            size_t cap) {
     cas__cred *c = NULL;
     int rc;
-    x->r.tries++;
-    cas__rq_reset_response(&x->r);
-    if ((rc = cas__cred_get(s3, 0, &c, msg, cap)) < 0) return rc == CAS_E_NOMEM ? rc : CAS_E_IO;
-    if ((x->e = cas__easy_get(s3)) != NULL && cas__rq_setup(s3, x->e, &x->r, c, &x->sent) == CAS_OK) {
+    x->r->tries++;
+    cas__rq_reset_response(x->r);
+    if (x->r->sign && (rc = cas__cred_get(s3, 0, &c, msg, cap)) < 0) return rc == CAS_E_NOTFOUND ? CAS_E_IO : rc;
+    if ((x->e = cas__easy_get(s3)) != NULL && cas__rq_setup(s3, x->e, x->r, c, &x->sent) == CAS_OK) {
         if (write) {
             curl_easy_setopt(x->e, CURLOPT_WRITEFUNCTION, write);
             curl_easy_setopt(x->e, CURLOPT_WRITEDATA, wdata);
         }
         curl_easy_setopt(x->e, CURLOPT_PRIVATE, (void *)x);
         if (curl_multi_add_handle(m, x->e) == CURLM_OK) {
-            cas__cred_unref(s3, c);
+            cas__cred_unref(s3, c); /* libcurl has what it needs for this try */
             return CAS_OK;
         }
     }
     cas__cred_unref(s3, c);
-    x->r.e = NULL; /* cas__rq_setup set it before it could fail */
+    x->r->e = NULL; /* cas__rq_setup set it before it could fail */
     cas__easy_put(s3, x->e), x->e = NULL;
     cas__slist_wipe(x->sent), x->sent = NULL;
     return cas__oom(msg, cap);
@@ -45,7 +50,7 @@ static int cas__xfer_start(cas__s3 *s3, CURLM *m, cas__xfer *x, curl_write_callb
 static void cas__xfer_stop(cas__s3 *s3, CURLM *m, cas__xfer *x) {
     if (x->e) {
         curl_multi_remove_handle(m, x->e);
-        x->r.e = NULL;
+        x->r->e = NULL;
         cas__easy_put(s3, x->e);
         x->e = NULL;
     }
@@ -67,59 +72,70 @@ static int cas__multi_turn(cas__s3 *s3, CURLM *m, int (*ended)(void *ctx, cas__x
         int again;
         if (mm->msg != CURLMSG_DONE) continue;
         curl_easy_getinfo(mm->easy_handle, CURLINFO_PRIVATE, (char **)&x);
-        again = cas__rq_ended(s3, &x->r, mm->data.result, &cc);
+        again = cas__rq_ended(s3, x->r, mm->data.result, &cc);
         cas__xfer_stop(s3, m, x);
         rc = ended(ctx, x, again, cc);
     }
     return rc;
 }
 
+/* Until a transfer of m has something to do, ms at most (libcurl's own timers
+ * cut it shorter), or curl_multi_wakeup. */
+static void cas__multi_wait(CURLM *m, int ms) { curl_multi_poll(m, NULL, 0, ms, NULL); }
+
+/* What the one transfer of cas__xfer_run ended with. */
+typedef struct cas__verdict {
+    int done, again;
+    CURLcode cc;
+} cas__verdict;
+
+static int cas__verdict_ended(void *ctx, cas__xfer *x, int again, CURLcode cc) {
+    cas__verdict *v = (cas__verdict *)ctx;
+    (void)x;
+    v->done = 1, v->again = again, v->cc = cc;
+    return CAS_OK;
+}
+
+/* Runs the one transfer started on m to its end: the verdict cas__rq_ended gave. */
+static int cas__xfer_run(cas__s3 *s3, CURLM *m, CURLcode *cc) {
+    cas__verdict v;
+    memset(&v, 0, sizeof v);
+    for (;;) {
+        cas__multi_turn(s3, m, cas__verdict_ended, &v);
+        if (v.done) break;
+        cas__multi_wait(m, 1000);
+    }
+    *cc = v.cc;
+    return v.again;
+}
+
 /* Runs r to a final answer: CAS_OK with r->status set (the caller judges it;
  * r->code and r->message hold S3's error), or an error with the reason in msg
  * when no answer came after the last try. */
 static int cas__rq_run(cas__s3 *s3, cas__rq *r, char *msg, size_t cap) {
-    int attempts = r->quick ? 2 : (int)cas__s3p(s3, CAS_PARAM_CLOUD_ATTEMPTS), refreshed = 0, rc;
+    int attempts = r->quick ? 2 : (int)cas__s3p(s3, CAS_PARAM_CLOUD_ATTEMPTS), refreshed = 0, rc, again;
+    CURLM *m = cas__multi_get(s3);
+    cas__xfer x;
+    CURLcode cc;
+    if (!m) return cas__oom(msg, cap);
+    memset(&x, 0, sizeof x);
+    x.r = r;
     cas__mu_lock(&s3->pmu);
     if (!r->quick && cas__ms() < s3->down_until) attempts = 1; /* just found unreachable: fail fast */
     cas__mu_unlock(&s3->pmu);
-    for (r->tries = 1;; r->tries++) {
-        cas__cred *c = NULL;
-        struct curl_slist *sent = NULL;
-        CURL *e;
-        CURLcode cc;
-        int again;
-        cas__rq_reset_response(r);
-        if (r->sign && (rc = cas__cred_get(s3, 0, &c, msg, cap)) < 0) return rc;
-        if (!(e = cas__easy_get(s3))) {
-            cas__cred_unref(s3, c);
-            cas__fmt(msg, cap, "cannot create an HTTP handle");
-            return CAS_E_NOMEM;
-        }
-        if ((rc = cas__rq_setup(s3, e, r, c, &sent)) == CAS_OK) {
-            cc = cas__rq_whole(r, curl_easy_perform(e));
-            r->status = cas__rq_status(r);
-        } else {
-            cc = CURLE_OUT_OF_MEMORY;
-        }
-        r->e = NULL;
-        cas__easy_put(s3, e);
-        cas__slist_wipe(sent);
-        cas__cred_unref(s3, c);
+    for (r->tries = 0;;) {
+        if ((rc = cas__xfer_start(s3, m, &x, NULL, NULL, msg, cap)) < 0) break;
+        again = cas__xfer_run(s3, m, &cc);
         if (cc == CURLE_OUT_OF_MEMORY) {
-            cas__fmt(msg, cap, "out of memory");
-            return CAS_E_NOMEM;
+            rc = cas__oom(msg, cap);
+            break;
         }
         if (cc == CURLE_WRITE_ERROR && r->too_big) {
             cas__fmt(msg, cap, "the answer is larger than %lu bytes", (unsigned long)r->keep);
-            return CAS_E_LIMIT;
+            rc = CAS_E_LIMIT;
+            break;
         }
-        if (cc == CURLE_OK) cas__rq_error_body(r);
-        again = cc != CURLE_OK ? cas__cc_transient(cc) : cas__rq_retryable(r);
-        if (again == 2) { /* temporary credentials ran out: new ones, then once more */
-            cas__cred *fresh = NULL;
-            if (refreshed++ || !r->sign || cas__cred_get(s3, 1, &fresh, msg, cap) < 0) again = 0;
-            cas__cred_unref(s3, fresh);
-        }
+        if (again == 2 && refreshed++) again = 0; /* new credentials were refused too */
         if (again && r->tries < attempts) {
             cas__s3_backoff(s3, r->tries);
             continue;
@@ -131,8 +147,10 @@ static int cas__rq_run(cas__s3 *s3, cas__rq *r, char *msg, size_t cap) {
                 cas__mu_unlock(&s3->pmu);
             }
             cas__rq_why(r, cc, msg, cap);
-            return CAS_E_IO;
+            rc = CAS_E_IO;
         }
-        return CAS_OK;
+        break;
     }
+    cas__multi_put(s3, m);
+    return rc;
 }

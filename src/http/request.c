@@ -11,6 +11,7 @@ typedef struct cas__rq {
     int sign;           /* authorized with the store's credentials, as its dialect does */
     int quick;          /* credential endpoints: short timeouts, few tries */
     size_t keep;        /* bytes of a 2xx body to keep */
+    long recv_buf;      /* libcurl's receive buffer (CURLOPT_BUFFERSIZE); 0: its default */
     const cas_allocator *body_alloc;
     /* the response */
     CURL *e;

@@ -23,6 +23,7 @@ static int cas__rq_setup(cas__s3 *s3, CURL *e, cas__rq *r, cas__cred *c, struct 
     curl_easy_setopt(e, CURLOPT_HEADERDATA, r);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, cas__rq_write);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
+    if (r->recv_buf) curl_easy_setopt(e, CURLOPT_BUFFERSIZE, r->recv_buf);
     if (!strcmp(r->method, "HEAD")) {
         curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
     } else if (!strcmp(r->method, "PUT")) {
@@ -124,7 +125,7 @@ static long cas__s3_backoff_ms(cas__s3 *s3, int tries) {
 
 static void cas__s3_backoff(cas__s3 *s3, int tries) { cas__sleep_ms(cas__s3_backoff_ms(s3, tries)); }
 
-/* A transfer of a multi handle (a batch's, a ranged read's) ended with `result`:
+/* A transfer ended with `result` (cas__multi_turn):
  * r's status and error read; returns whether to try it again, its credentials
  * renewed first when they ran out. *cc gets the transfer's own code. */
 static int cas__rq_ended(cas__s3 *s3, cas__rq *r, CURLcode result, CURLcode *cc) {
@@ -136,7 +137,7 @@ static int cas__rq_ended(cas__s3 *s3, cas__rq *r, CURLcode result, CURLcode *cc)
     again = *cc != CURLE_OK ? cas__cc_transient(*cc) : cas__rq_retryable(r);
     if (again == 2) { /* temporary credentials ran out: new ones for the retry */
         cas__cred *fresh = NULL;
-        if (cas__cred_get(s3, 1, &fresh, why, sizeof why) < 0) again = 0;
+        if (!r->sign || cas__cred_get(s3, 1, &fresh, why, sizeof why) < 0) again = 0;
         cas__cred_unref(s3, fresh);
     }
     return again;

@@ -31,8 +31,8 @@ typedef struct cas__s3 {
     char *write_header, *ca_bundle; /* write_header: a line every write carries (S3: the encryption asked for) */
     int path_style;
     const cas__dialect *d; /* S3's or Azure's (where the bucket is the container) */
-    char region[64], sigv4[128], profile[128];
-    char url[1100]; /* "s3://bucket/prefix": what messages call the store */
+    void *own;             /* what only the dialect reads (S3: the region, the profile); plain memory */
+    char url[1100];        /* "s3://bucket/prefix": what messages call the store */
     int64_t param[CAS__S3_NPARAMS];
     cas__mutex cmu; /* the credentials */
     cas__cred *cred;
@@ -73,6 +73,9 @@ struct cas__dialect {
      * options on e. CAS_OK, or CAS_E_NOMEM */
     int (*authorize)(cas__s3 *s3, CURL *e, const struct cas__rq *r, const cas__cred *c, struct curl_slist **h);
     const char *code_header; /* a header that carries the error code (Azure's, also on a HEAD), or NULL */
+    /* refuses, at open, credentials this store's endpoint may not be sent: CAS_OK or
+     * an error with the reason in msg; NULL: any may go */
+    int (*cred_check)(const cas__s3 *s3, const cas__cred *c, char *msg, size_t cap);
 };
 
 
@@ -189,5 +192,8 @@ static CURLM *cas__multi_get(cas__s3 *s3) {
 }
 
 static void cas__multi_put(cas__s3 *s3, CURLM *m) {
-    if (m && (m = (CURLM *)cas__pool_give(s3, &s3->multi, m)) != NULL) curl_multi_cleanup(m);
+    if (!m) return;
+    curl_multi_setopt(m, CURLMOPT_MAX_HOST_CONNECTIONS, 0L); /* a batch's limits are not the next user's */
+    curl_multi_setopt(m, CURLMOPT_MAX_TOTAL_CONNECTIONS, 0L);
+    if ((m = (CURLM *)cas__pool_give(s3, &s3->multi, m)) != NULL) curl_multi_cleanup(m);
 }

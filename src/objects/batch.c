@@ -5,7 +5,8 @@
 
 typedef struct cas__fitem {
     cas__xfer x; /* first: the driver hands back &x */
-    int state;   /* 0 waiting (x.due), 1 in flight, 2 reported */
+    cas__rq r;
+    int state; /* 0 waiting (x.due), 1 in flight, 2 reported */
 } cas__fitem;
 
 typedef struct cas__fetch_turn {
@@ -25,22 +26,22 @@ static int cas__fetch_ended(void *ctx, cas__xfer *x, int again, CURLcode cc) {
     size_t i = (size_t)(f - t->it);
     char why[CAS__MSG];
     (*t->active)--;
-    if (again && f->x.r.tries < t->attempts) {
-        f->state = 0, f->x.due = cas__ms() + cas__s3_backoff_ms(t->s3, f->x.r.tries);
+    if (again && f->r.tries < t->attempts) {
+        f->state = 0, f->x.due = cas__ms() + cas__s3_backoff_ms(t->s3, f->r.tries);
         return CAS_OK;
     }
     f->state = 2, (*t->done)++;
-    if (cc == CURLE_OK && f->x.r.status == 200) {
+    if (cc == CURLE_OK && f->r.status == 200) {
         size_t len;
-        unsigned char *data = cas__rq_take_body(&f->x.r, &len);
+        unsigned char *data = cas__rq_take_body(&f->r, &len);
         if (!data && (data = (unsigned char *)cas__alloc(t->a, 1)) == NULL) { /* an empty object */
             t->fn(t->ctx, i, CAS_E_NOMEM, "out of memory", NULL, 0, NULL, 0);
             return CAS_OK;
         }
-        t->fn(t->ctx, i, CAS_OK, NULL, f->x.r.has_meta ? f->x.r.meta : NULL, f->x.r.meta_len, data, len);
+        t->fn(t->ctx, i, CAS_OK, NULL, f->r.has_meta ? f->r.meta : NULL, f->r.meta_len, data, len);
     } else {
-        int rc = cc != CURLE_OK ? CAS_E_IO : cas__s3_answer_fail(&f->x.r, why, sizeof why);
-        if (cc != CURLE_OK) cas__rq_why(&f->x.r, cc, why, sizeof why);
+        int rc = cc != CURLE_OK ? CAS_E_IO : cas__s3_answer_fail(&f->r, why, sizeof why);
+        if (cc != CURLE_OK) cas__rq_why(&f->r, cc, why, sizeof why);
         t->fn(t->ctx, i, rc, why, NULL, 0, NULL, 0);
     }
     return CAS_OK;
@@ -66,8 +67,9 @@ static int cas__s3_fetch(void *u, size_t count, const char *const *names, const 
     curl_multi_setopt(m, CURLMOPT_MAX_HOST_CONNECTIONS, conns);
     curl_multi_setopt(m, CURLMOPT_MAX_TOTAL_CONNECTIONS, conns);
     for (i = 0; i < count; i++) {
-        cas__rq_init(&it[i].x.r, "GET", a);
-        it[i].x.r.keep = (size_t)-1;
+        cas__rq_init(&it[i].r, "GET", a);
+        it[i].x.r = &it[i].r;
+        it[i].r.keep = (size_t)-1;
     }
     while (done < count) {
         int64_t now = cas__ms(), wake = now + 1000;
@@ -80,7 +82,7 @@ static int cas__s3_fetch(void *u, size_t count, const char *const *names, const 
                 continue;
             }
             why[0] = 0;
-            if (!f->x.r.url.len && cas__s3_url(s3, &f->x.r.url, names[i], NULL) < 0) rc = cas__oom(why, sizeof why);
+            if (!f->r.url.len && cas__s3_url(s3, &f->r.url, names[i], NULL) < 0) rc = cas__oom(why, sizeof why);
             else rc = cas__xfer_start(s3, m, &f->x, NULL, NULL, why, sizeof why);
             if (rc < 0) {
                 fn(ctx, i, rc, why[0] ? why : "out of memory", NULL, 0, NULL, 0);
@@ -93,10 +95,10 @@ static int cas__s3_fetch(void *u, size_t count, const char *const *names, const 
         if (done < count) {
             int64_t t = cas__ms();
             int timeout = active ? 1000 : (int)CAS__MAXZ(wake - t, 1);
-            curl_multi_poll(m, NULL, 0, timeout > 1000 ? 1000 : timeout, NULL);
+            cas__multi_wait(m, timeout > 1000 ? 1000 : timeout);
         }
     }
-    for (i = 0; i < count; i++) cas__rq_free(&it[i].x.r);
+    for (i = 0; i < count; i++) cas__rq_free(&it[i].r);
     cas__free(&s3->alloc, it);
     cas__multi_put(s3, m);
     return CAS_OK;

@@ -81,8 +81,7 @@ static int cas__cloud_ready(cas__s3 *s3, cas_backend *out, const char *url, char
     if (cas__endpoint_local(s3->endpoint) && !cas__cloud_env(s3->d, cas__s3_params[ranged].env, own, sizeof own))
         s3->param[ranged] = 0; /* see cas__ahead_start */
     rc = cas__cred_get(s3, 0, &c, why, sizeof why);
-    if (rc == CAS_OK && c->kind == CAS__AUTH_BEARER) /* Entra ID tokens: https, or an emulator here */
-        rc = cas__secret_may_go(s3->endpoint, "the Azure endpoint, with a Microsoft Entra ID token", why, sizeof why);
+    if (rc == CAS_OK && s3->d->cred_check) rc = s3->d->cred_check(s3, c, why, sizeof why);
     cas__cred_unref(s3, c);
     if (rc < 0) {
         cas__s3_destroy(s3);

@@ -22,6 +22,7 @@ static void cas__s3_destroy(void *u) {
     cas__free(&a, s3->endpoint);
     cas__free(&a, s3->write_header);
     cas__free(&a, s3->ca_bundle);
+    cas__free(&a, s3->own);
     cas__free(&a, s3);
 }
 

@@ -4,21 +4,20 @@
  * transfer that breaks resumes where it stopped (Range, If-Match on the ETag). */
 
 typedef struct cas__s3obj {
+    cas__xfer x; /* the GET, on m; x.r is r */
     cas__s3 *s3;
     cas__rq r;
     CURLM *m;
-    CURL *e;
-    struct curl_slist *sent;
     unsigned char *buf;
     size_t cap, len, pos;
-    int paused, running, head_only;
+    int paused, running, head_only, again; /* again: the ended transfer's verdict */
     CURLcode cc;
     uint64_t size, delivered, skip;
     int size_known; /* the first answer stated its length */
     char etag[130];
     char meta[CAS__S3_META_MAX + 1];
     size_t meta_len;
-    int has_meta, tries;
+    int has_meta;
     volatile int cancel; /* set by close while the read-ahead thread pumps */
     unsigned char *dst;  /* the reader's buffer while it waits */
     size_t dcap, dlen;
@@ -59,27 +58,24 @@ static void cas__ahead_start(cas__s3obj *o);
 static void cas__ahead_stop(cas__s3obj *o);
 
 static void cas__obj_stop(cas__s3obj *o) {
-    if (o->e) {
-        if (o->m) curl_multi_remove_handle(o->m, o->e);
-        cas__easy_put(o->s3, o->e);
-        o->e = NULL;
-    }
-    cas__slist_wipe(o->sent);
-    o->sent = NULL;
+    cas__xfer_stop(o->s3, o->m, &o->x);
     o->running = 0, o->paused = 0;
+}
+
+static int cas__obj_ended(void *ctx, cas__xfer *x, int again, CURLcode cc) {
+    cas__s3obj *o = (cas__s3obj *)ctx;
+    (void)x;
+    o->running = 0, o->paused = 0, o->cc = cc, o->again = again;
+    return CAS_OK;
 }
 
 /* Runs the transfer until the headers are in (headers), bytes are buffered, or it ends. */
 static void cas__obj_pump(cas__s3obj *o, int headers) {
     for (;;) {
-        int still = 0, left;
-        CURLMsg *mm;
-        curl_multi_perform(o->m, &still);
-        while ((mm = curl_multi_info_read(o->m, &left)) != NULL)
-            if (mm->msg == CURLMSG_DONE) o->running = 0, o->cc = mm->data.result;
+        cas__multi_turn(o->s3, o->m, cas__obj_ended, o);
         if (!o->running || o->paused || o->cancel) return;
         if (headers ? o->r.hdr_done : o->len > o->pos || o->dlen) return;
-        curl_multi_poll(o->m, NULL, 0, 200, NULL);
+        cas__multi_wait(o->m, 200);
     }
 }
 
@@ -121,47 +117,35 @@ static int cas__obj_answer_bad(cas__s3obj *o, char *why, size_t cap) {
  * CAS_OK when the bytes are flowing, else a status with the reason in msg. */
 static int cas__obj_start(cas__s3obj *o, char *msg, size_t cap) {
     cas__s3 *s3 = o->s3;
-    int attempts = (int)cas__s3p(s3, CAS_PARAM_CLOUD_ATTEMPTS), rc, again;
+    int attempts = (int)cas__s3p(s3, CAS_PARAM_CLOUD_ATTEMPTS), rc;
     for (;;) {
-        cas__cred *c = NULL;
-        o->tries++;
-        o->r.tries = o->tries;
-        cas__rq_reset_response(&o->r);
         curl_slist_free_all(o->r.hdr);
         o->r.hdr = NULL;
         if (o->delivered) { /* a resume: the rest of the same version */
             char line[200];
+            struct curl_slist *h;
             snprintf(line, sizeof line, "Range: bytes=%llu-", (unsigned long long)o->delivered);
-            o->r.hdr = curl_slist_append(o->r.hdr, line);
-            if (o->etag[0]) {
+            if ((h = curl_slist_append(NULL, line)) != NULL && o->etag[0]) {
                 snprintf(line, sizeof line, "If-Match: %s", o->etag);
-                o->r.hdr = curl_slist_append(o->r.hdr, line);
+                if (!curl_slist_append(h, line)) curl_slist_free_all(h), h = NULL;
             }
+            if (!(o->r.hdr = h)) return cas__oom(msg, cap);
         }
-        if ((rc = cas__cred_get(s3, 0, &c, msg, cap)) < 0) return rc;
-        if (!(o->e = cas__easy_get(s3)) || (rc = cas__rq_setup(s3, o->e, &o->r, c, &o->sent)) < 0) {
-            cas__cred_unref(s3, c);
-            cas__obj_stop(o);
-            cas__fmt(msg, cap, "out of memory");
-            return CAS_E_NOMEM;
-        }
-        cas__cred_unref(s3, c); /* libcurl has what it needs for this request */
-        curl_easy_setopt(o->e, CURLOPT_WRITEFUNCTION, cas__obj_write);
-        curl_easy_setopt(o->e, CURLOPT_WRITEDATA, o);
-        curl_easy_setopt(o->e, CURLOPT_BUFFERSIZE, 512L * 1024); /* libcurl's largest */
-        o->len = o->pos = 0, o->skip = 0, o->paused = 0, o->cc = CURLE_OK, o->running = 1;
-        if (curl_multi_add_handle(o->m, o->e) != CURLM_OK) {
-            cas__obj_stop(o);
-            cas__fmt(msg, cap, "cannot start the transfer");
-            return CAS_E_NOMEM;
-        }
+        o->len = o->pos = 0, o->skip = 0, o->paused = 0, o->cc = CURLE_OK, o->again = 0;
+        if ((rc = cas__xfer_start(s3, o->m, &o->x, cas__obj_write, o, msg, cap)) < 0) return rc;
+        o->running = 1;
         cas__obj_pump(o, 1);
-        o->r.status = cas__rq_status(&o->r);
+        if (o->cancel) {
+            cas__obj_stop(o);
+            cas__fmt(msg, cap, "the stream was closed");
+            return CAS_E_STATE;
+        }
+        if (o->running) o->r.status = cas__rq_status(&o->r); /* else the driver read it */
         if (o->r.hdr_done && (o->r.status == 200 || o->r.status == 206)) {
             if ((rc = cas__obj_answer_bad(o, msg, cap)) != 0) {
                 cas__obj_stop(o); /* not the bytes asked for: none of them is taken */
-                if (rc > 0 && o->tries < attempts) {
-                    cas__s3_backoff(s3, o->tries);
+                if (rc > 0 && o->r.tries < attempts) {
+                    cas__s3_backoff(s3, o->r.tries);
                     continue;
                 }
                 return CAS_E_IO;
@@ -175,18 +159,15 @@ static int cas__obj_start(cas__s3obj *o, char *msg, size_t cap) {
             }
             return CAS_OK;
         }
-        while (o->running && !o->paused) cas__obj_pump(o, 0); /* an error: its body, to the end */
-        o->r.status = cas__rq_status(&o->r);
-        if (o->cc == CURLE_OK) cas__rq_error_body(&o->r);
-        again = o->cc != CURLE_OK ? cas__cc_transient(o->cc) : cas__rq_retryable(&o->r);
+        while (o->running && !o->paused && !o->cancel) cas__obj_pump(o, 0); /* an error: its body, to the end */
+        if (o->running) o->r.status = cas__rq_status(&o->r), o->again = 0;  /* stopped inside a 2xx not asked for */
         cas__obj_stop(o);
         if (o->cc == CURLE_OK && o->r.status == 412 && o->delivered) {
             cas__fmt(msg, cap, "the object changed while it was being read");
             return CAS_E_IO;
         }
-        if (again == 2) cas__cred_unref(s3, (cas__cred_get(s3, 1, &c, msg, cap) == CAS_OK ? c : NULL));
-        if (again && o->tries < attempts) {
-            cas__s3_backoff(s3, o->tries);
+        if (o->again && o->r.tries < attempts) {
+            cas__s3_backoff(s3, o->r.tries);
             continue;
         }
         if (o->cc != CURLE_OK) {
@@ -221,6 +202,8 @@ static int cas__s3_open(void *u, const char *name, unsigned flags, void **out, c
     o->s3 = s3;
     o->head_only = (flags & CAS_OPEN_HEAD) != 0;
     cas__rq_init(&o->r, o->head_only ? "HEAD" : "GET", &s3->alloc);
+    o->x.r = &o->r;
+    o->r.recv_buf = 512L * 1024; /* libcurl's largest */
     if (cas__s3_url(s3, &o->r.url, name, NULL) < 0) {
         cas__s3_close(u, o);
         return cas__oom(msg, cap);
@@ -272,22 +255,21 @@ static int cas__obj_read(cas__s3obj *o, void *buf, size_t cap, size_t *got, char
             int rc;
             if (o->cc == CURLE_OK && o->delivered >= o->size) return CAS_OK; /* the end */
             /* the transfer broke (a reset, a stall, a body cut short): resume it */
-            if (o->tries >= (int)cas__s3p(o->s3, CAS_PARAM_CLOUD_ATTEMPTS) ||
+            if (o->r.tries >= (int)cas__s3p(o->s3, CAS_PARAM_CLOUD_ATTEMPTS) ||
                 (o->cc != CURLE_OK && !cas__cc_transient(o->cc))) {
                 CURLcode cc = o->cc != CURLE_OK ? o->cc : CURLE_PARTIAL_FILE;
-                o->r.tries = o->tries;
                 cas__rq_why(&o->r, cc, msg, mcap);
                 return CAS_E_IO;
             }
             cas__obj_stop(o);
-            cas__s3_backoff(o->s3, o->tries);
+            cas__s3_backoff(o->s3, o->r.tries);
             if ((rc = cas__obj_start(o, msg, mcap)) < 0) return rc;
             continue;
         }
         o->dst = (unsigned char *)buf, o->dcap = cap, o->dlen = 0;
         if (o->paused) {
             o->paused = 0;
-            curl_easy_pause(o->e, CURLPAUSE_CONT);
+            curl_easy_pause(o->x.e, CURLPAUSE_CONT);
         }
         cas__obj_pump(o, 0);
         o->dst = NULL;
@@ -333,6 +315,7 @@ struct cas__ahead {
 /* One ranged GET into its slot. */
 typedef struct cas__rslot {
     cas__xfer x; /* first: the driver hands back &x */
+    cas__rq r;
     cas__s3obj *o;
     unsigned char *dst;
     size_t want, got;
@@ -345,16 +328,16 @@ typedef struct cas__rslot {
 static size_t cas__range_write(char *p, size_t size, size_t nitems, void *u) {
     cas__rslot *s = (cas__rslot *)u;
     size_t n = size * nitems;
-    long st = cas__rq_status(&s->x.r);
+    long st = cas__rq_status(&s->r);
     uint64_t first, last, total;
-    if (st < 200 || st >= 300) return cas__rq_write(p, size, nitems, &s->x.r); /* an error's body */
+    if (st < 200 || st >= 300) return cas__rq_write(p, size, nitems, &s->r); /* an error's body */
     if (!s->got) { /* the answer's first bytes: are they the range asked for, of the same version? */
         const char *etag = s->o->etag;
-        if (etag[0] && s->x.r.etag[0] && strcmp(etag, s->x.r.etag)) {
+        if (etag[0] && s->r.etag[0] && strcmp(etag, s->r.etag)) {
             s->changed = 1;
             return 0;
         }
-        if (st != 206 || !cas__content_range(s->x.r.range, &first, &last, &total) || first != s->off ||
+        if (st != 206 || !cas__content_range(s->r.range, &first, &last, &total) || first != s->off ||
             last + 1 != s->off + s->want || total != s->o->size) {
             s->overflow = 1;
             return 0;
@@ -373,15 +356,15 @@ static int cas__range_start(cas__rslot *s, CURLM *m, char *msg, size_t cap) {
     cas__s3obj *o = s->o;
     char line[200];
     int rc;
-    curl_slist_free_all(s->x.r.hdr);
-    s->x.r.hdr = NULL, s->got = 0, s->overflow = 0, s->changed = 0;
-    if (!s->x.r.url.len && cas__buf_put(&s->x.r.url, o->r.url.p, o->r.url.len) < 0) return cas__oom(msg, cap);
+    curl_slist_free_all(s->r.hdr);
+    s->r.hdr = NULL, s->got = 0, s->overflow = 0, s->changed = 0;
+    if (!s->r.url.len && cas__buf_put(&s->r.url, o->r.url.p, o->r.url.len) < 0) return cas__oom(msg, cap);
     snprintf(line, sizeof line, "Range: bytes=%llu-%llu", (unsigned long long)s->off,
              (unsigned long long)(s->off + s->want - 1));
-    if (!(s->x.r.hdr = curl_slist_append(s->x.r.hdr, line))) return cas__oom(msg, cap);
+    if (!(s->r.hdr = curl_slist_append(s->r.hdr, line))) return cas__oom(msg, cap);
     if (o->etag[0]) {
         snprintf(line, sizeof line, "If-Match: %s", o->etag);
-        if (!(s->x.r.hdr = curl_slist_append(s->x.r.hdr, line))) return cas__oom(msg, cap);
+        if (!(s->r.hdr = curl_slist_append(s->r.hdr, line))) return cas__oom(msg, cap);
     }
     if ((rc = cas__xfer_start(o->s3, m, &s->x, cas__range_write, s, msg, cap)) < 0) return rc;
     s->state = 2;
@@ -401,33 +384,33 @@ static int cas__range_ended(void *ctx, cas__xfer *x, int again, CURLcode cc) {
     cas__rslot *s = (cas__rslot *)(void *)x;
     struct cas__ahead *a = t->a;
     (*t->active)--;
-    if (cc == CURLE_OK && s->x.r.status == 206 && s->got == s->want) { /* in: the reader's now */
+    if (cc == CURLE_OK && s->r.status == 206 && s->got == s->want) { /* in: the reader's now */
         pthread_mutex_lock(&a->mu);
         a->fill[s->slot] = s->got, a->ready[s->slot] = 1, s->state = 0;
         pthread_cond_broadcast(&a->cv);
         pthread_mutex_unlock(&a->mu);
         return CAS_OK;
     }
-    if ((cc == CURLE_OK && s->x.r.status == 412) || s->changed) {
+    if ((cc == CURLE_OK && s->r.status == 412) || s->changed) {
         cas__fmt(t->msg, CAS__MSG, "the object changed while it was being read%s", s->changed ? " (its ETag)" : "");
         return CAS_E_IO;
     }
-    if ((cc == CURLE_OK && s->x.r.status == 206) || s->overflow) again = 1; /* short, or not the range asked */
-    if (again && s->x.r.tries < t->attempts) {
-        s->state = 1, s->x.due = cas__ms() + cas__s3_backoff_ms(s->o->s3, s->x.r.tries);
+    if ((cc == CURLE_OK && s->r.status == 206) || s->overflow) again = 1; /* short, or not the range asked */
+    if (again && s->r.tries < t->attempts) {
+        s->state = 1, s->x.due = cas__ms() + cas__s3_backoff_ms(s->o->s3, s->r.tries);
         return CAS_OK;
     }
     if (s->overflow)
         cas__fmt(t->msg, CAS__MSG,
                  "the answer to a ranged GET of bytes %llu-%llu was not that range (HTTP %ld, "
                  "Content-Range '%.60s')",
-                 (unsigned long long)s->off, (unsigned long long)(s->off + s->want - 1), s->x.r.status,
-                 s->x.r.range[0] ? s->x.r.range : "(none)");
-    else if (cc != CURLE_OK) cas__rq_why(&s->x.r, cc, t->msg, CAS__MSG);
-    else if (s->x.r.status == 206)
+                 (unsigned long long)s->off, (unsigned long long)(s->off + s->want - 1), s->r.status,
+                 s->r.range[0] ? s->r.range : "(none)");
+    else if (cc != CURLE_OK) cas__rq_why(&s->r, cc, t->msg, CAS__MSG);
+    else if (s->r.status == 206)
         cas__fmt(t->msg, CAS__MSG, "a range came short (%lu of %lu bytes)", (unsigned long)s->got,
                  (unsigned long)s->want);
-    else cas__s3_answer_fail(&s->x.r, t->msg, CAS__MSG);
+    else cas__s3_answer_fail(&s->r, t->msg, CAS__MSG);
     return CAS_E_IO;
 }
 
@@ -447,7 +430,8 @@ static void cas__ahead_ranged(cas__s3obj *o) {
     memset(sl, 0, sizeof sl);
     for (i = 0; i < CAS__AHEAD_CHUNKS; i++) {
         sl[i].o = o, sl[i].slot = i;
-        cas__rq_init(&sl[i].x.r, "GET", &o->s3->alloc);
+        cas__rq_init(&sl[i].r, "GET", &o->s3->alloc);
+        sl[i].x.r = &sl[i].r;
     }
     if (!m) rc = cas__oom(msg, sizeof msg);
     pthread_mutex_lock(&a->mu);
@@ -463,7 +447,7 @@ static void cas__ahead_ranged(cas__s3obj *o) {
         while (a->count < CAS__AHEAD_CHUNKS && next < o->size) { /* a free slot: the next chunk */
             cas__rslot *s = &sl[(a->head + a->count) % CAS__AHEAD_CHUNKS];
             s->off = next, s->want = (size_t)CAS__MIN((uint64_t)a->chunk, o->size - next);
-            s->dst = a->slab + (size_t)s->slot * a->chunk, s->state = 1, s->x.due = 0, s->x.r.tries = 0;
+            s->dst = a->slab + (size_t)s->slot * a->chunk, s->state = 1, s->x.due = 0, s->r.tries = 0;
             a->ready[s->slot] = 0, a->count++;
             next += s->want;
         }
@@ -486,11 +470,11 @@ static void cas__ahead_ranged(cas__s3obj *o) {
             }
         }
         pthread_mutex_unlock(&a->mu);
-        curl_multi_poll(m, NULL, 0, 1000, NULL); /* a transfer's bytes, or the reader freeing a slot */
+        cas__multi_wait(m, 1000); /* a transfer's bytes, or the reader freeing a slot */
     }
     for (i = 0; i < CAS__AHEAD_CHUNKS; i++) {
         cas__xfer_stop(o->s3, m, &sl[i].x);
-        cas__rq_free(&sl[i].x.r);
+        cas__rq_free(&sl[i].r);
     }
     pthread_mutex_lock(&a->mu);
     a->m = NULL;
@@ -591,7 +575,7 @@ static void cas__ahead_start(cas__s3obj *o) {
         cas__free(&o->s3->alloc, a);
         if (ranged) { /* reads run inline on a new transfer from the start */
             char msg[CAS__MSG];
-            o->tries = 0;
+            o->r.tries = 0;
             if (cas__obj_start(o, msg, sizeof msg) < 0) o->running = 0, o->cc = CURLE_COULDNT_CONNECT;
         }
     }
