@@ -192,35 +192,35 @@ extern "C" {
  *   http      requests, retries, error codes, the credentials' cache, one multi
  *             driver, XML (expat), secret pages; libcurl underneath */
 
-#define CAS__S3_META_MAX 2048              /* S3 holds at most 2 KB of user metadata (Azure 8 KB) */
-#define CAS__S3_XML_MAX ((size_t)16 << 20) /* a listing page or an error, at most */
-#define CAS__S3_SINGLE_PUT_MAX ((uint64_t)5 << 30)
-#define CAS__S3_MAX_PARTS 10000
-#define CAS__S3_STREAM_BUF ((size_t)1 << 20) /* at least CURLOPT_BUFFERSIZE */
+#define CAS__CLOUD_META_MAX 2048              /* S3 holds at most 2 KB of user metadata (Azure 8 KB) */
+#define CAS__CLOUD_XML_MAX ((size_t)16 << 20) /* a listing page or an error, at most */
+#define CAS__CLOUD_SINGLE_PUT_MAX ((uint64_t)5 << 30)
+#define CAS__CLOUD_MAX_PARTS 10000
+#define CAS__CLOUD_STREAM_BUF ((size_t)1 << 20) /* at least CURLOPT_BUFFERSIZE */
 #define CAS__MAXZ(a, b) ((a) > (b) ? (a) : (b))
 
 /* ---- parameters: one table, one check ------------------------------------ */
 
 /* Rows of the one parameter table type (cas_codecs.h's cas__param_row): bounds, the
  * default, and the environment variable that may set it. */
-#define CAS__S3_PARAM(id, lo, hi, dflt, env, scale) CAS__PARAM_ENV(id, CAS__FOR_BACKEND, lo, hi, dflt, env, scale)
-static const cas__param_row cas__s3_params[] = {
-    CAS__S3_PARAM(CAS_PARAM_CLOUD_ATTEMPTS, 1, 100, 5, "AWS_MAX_ATTEMPTS", 1),
-    CAS__S3_PARAM(CAS_PARAM_CLOUD_CONNECT_TIMEOUT, 1, 600000, 10000, "CAS_S3_CONNECT_TIMEOUT", 1000),
-    CAS__S3_PARAM(CAS_PARAM_CLOUD_STALL_TIMEOUT, 1000, 3600000, 60000, "CAS_S3_STALL_TIMEOUT", 1000),
-    CAS__S3_PARAM(CAS_PARAM_CLOUD_CONNECTIONS, 1, 256, 16, "CAS_S3_CONNECTIONS", 1),
-    CAS__S3_PARAM(CAS_PARAM_CLOUD_PART_SIZE, (int64_t)5 << 20, (int64_t)5 << 30, (int64_t)8 << 20, "CAS_S3_PART_SIZE",
-                  1),
-    CAS__S3_PARAM(CAS_PARAM_CLOUD_RETRY_BASE, 1, 60000, 100, "CAS_S3_RETRY_BASE", 1),
-    CAS__S3_PARAM(CAS_PARAM_CLOUD_GC_AGE, 0, (int64_t)1 << 40, 86400, "CAS_S3_GC_AGE", 1),
-    CAS__S3_PARAM(CAS_PARAM_CLOUD_LIST_PAGE, 1, 5000, 1000, "CAS_S3_LIST_PAGE", 1),
-    CAS__S3_PARAM(CAS_PARAM_CLOUD_RANGED_MIN, 0, (int64_t)1 << 50, (int64_t)32 << 20, "CAS_S3_RANGED_MIN", 1),
+#define CAS__CLOUD_PARAM(id, lo, hi, dflt, env, scale) CAS__PARAM_ENV(id, CAS__FOR_BACKEND, lo, hi, dflt, env, scale)
+static const cas__param_row cas__cloud_params[] = {
+    CAS__CLOUD_PARAM(CAS_PARAM_CLOUD_ATTEMPTS, 1, 100, 5, "AWS_MAX_ATTEMPTS", 1),
+    CAS__CLOUD_PARAM(CAS_PARAM_CLOUD_CONNECT_TIMEOUT, 1, 600000, 10000, "CAS_S3_CONNECT_TIMEOUT", 1000),
+    CAS__CLOUD_PARAM(CAS_PARAM_CLOUD_STALL_TIMEOUT, 1000, 3600000, 60000, "CAS_S3_STALL_TIMEOUT", 1000),
+    CAS__CLOUD_PARAM(CAS_PARAM_CLOUD_CONNECTIONS, 1, 256, 16, "CAS_S3_CONNECTIONS", 1),
+    CAS__CLOUD_PARAM(CAS_PARAM_CLOUD_PART_SIZE, (int64_t)5 << 20, (int64_t)5 << 30, (int64_t)8 << 20,
+                     "CAS_S3_PART_SIZE", 1),
+    CAS__CLOUD_PARAM(CAS_PARAM_CLOUD_RETRY_BASE, 1, 60000, 100, "CAS_S3_RETRY_BASE", 1),
+    CAS__CLOUD_PARAM(CAS_PARAM_CLOUD_GC_AGE, 0, (int64_t)1 << 40, 86400, "CAS_S3_GC_AGE", 1),
+    CAS__CLOUD_PARAM(CAS_PARAM_CLOUD_LIST_PAGE, 1, 5000, 1000, "CAS_S3_LIST_PAGE", 1),
+    CAS__CLOUD_PARAM(CAS_PARAM_CLOUD_RANGED_MIN, 0, (int64_t)1 << 50, (int64_t)32 << 20, "CAS_S3_RANGED_MIN", 1),
 };
-#define CAS__S3_NPARAMS (sizeof cas__s3_params / sizeof cas__s3_params[0])
+#define CAS__CLOUD_NPARAMS (sizeof cas__cloud_params / sizeof cas__cloud_params[0])
 
-static int cas__s3_param_index(int id) {
-    const cas__param_row *r = CAS__PARAM_FIND(cas__s3_params, id);
-    return r ? (int)(r - cas__s3_params) : -1;
+static int cas__cloud_param_index(int id) {
+    const cas__param_row *r = CAS__PARAM_FIND(cas__cloud_params, id);
+    return r ? (int)(r - cas__cloud_params) : -1;
 }
 /* ---- small helpers -------------------------------------------------------- */
 
@@ -558,10 +558,10 @@ typedef struct cas__pool {
  * functions they name). */
 typedef struct cas__dialect cas__dialect;
 #define CAS__PART_ID 64 /* a part's name in the completion: Azure's base64 block id (36 bytes) */
-struct cas__s3w;
+struct cas__cloudw;
 struct cas__rq;
 
-typedef struct cas__s3 {
+typedef struct cas__cloud {
     cas_allocator alloc;
     char *bucket, *prefix;          /* prefix is "" or ends with '/' */
     char *endpoint;                 /* scheme://host[:port][/path], no trailing '/' */
@@ -570,7 +570,7 @@ typedef struct cas__s3 {
     const cas__dialect *d; /* S3's or Azure's (where the bucket is the container) */
     void *own;             /* what only the dialect reads (S3: the region, the profile); plain memory */
     char url[1100];        /* "s3://bucket/prefix": what messages call the store */
-    int64_t param[CAS__S3_NPARAMS];
+    int64_t param[CAS__CLOUD_NPARAMS];
     cas__mutex cmu; /* the credentials */
     cas__cred *cred;
     int cred_source;
@@ -578,7 +578,7 @@ typedef struct cas__s3 {
     cas__pool easy, multi;
     uint64_t rng;
     int64_t down_until; /* ms: the endpoint was unreachable just now */
-} cas__s3;
+} cas__cloud;
 
 /* ---- the two dialects ------------------------------------------------------ */
 
@@ -588,41 +588,41 @@ struct cas__dialect {
     int root_slash;          /* a request to the bucket itself ends in '/' (S3; Azure: "container?...") */
     int drops_uploads;       /* the service drops unfinished multipart uploads itself: none to abort or collect */
     int cred_last;           /* the credential chain's last link */
-    int (*cred_link)(cas__s3 *s3, int which, cas__cred **out, char *msg, size_t cap);
-    void (*no_creds)(const cas__s3 *s3, char *msg, size_t cap); /* where the chain looked, in vain */
+    int (*cred_link)(cas__cloud *cs, int which, cas__cred **out, char *msg, size_t cap);
+    void (*no_creds)(const cas__cloud *cs, char *msg, size_t cap); /* where the chain looked, in vain */
     /* a listing page's query, every parameter in sorted order (SigV4 signs it as written) */
-    void (*list_query)(const cas__s3 *s3, cas__buf *q, const char *strip, const char *next, int delimiter);
-    int (*upload_begin)(struct cas__s3w *w, char *msg, size_t cap);
+    void (*list_query)(const cas__cloud *cs, cas__buf *q, const char *strip, const char *next, int delimiter);
+    int (*upload_begin)(struct cas__cloudw *w, char *msg, size_t cap);
     /* part n's query; id (CAS__PART_ID bytes): what its entry in the completion names it by */
-    void (*part_query)(struct cas__s3w *w, int n, cas__buf *q, char *id);
+    void (*part_query)(struct cas__cloudw *w, int n, cas__buf *q, char *id);
     /* the part's entry in the completion, if the answer r says it is in (else 0) */
     int (*part_entry)(const struct cas__rq *r, int n, const char *id, char *entry, size_t cap);
     const char *complete_method, *complete_open, *complete_close;
-    void (*complete_query)(struct cas__s3w *w, cas__buf *q);
+    void (*complete_query)(struct cas__cloudw *w, cas__buf *q);
     int complete_meta; /* the completion carries the metadata (Azure); S3 took it at the start */
     /* judges the completion's answer: CAS_OK (the upload is done) or why not */
-    int (*complete_answer)(struct cas__s3w *w, struct cas__rq *r, char *msg, size_t cap);
-    int (*set_meta)(struct cas__s3w *w, int *stored, char *msg, size_t cap); /* new metadata, the same bytes */
+    int (*complete_answer)(struct cas__cloudw *w, struct cas__rq *r, char *msg, size_t cap);
+    int (*set_meta)(struct cas__cloudw *w, int *stored, char *msg, size_t cap); /* new metadata, the same bytes */
     /* its own settings' names: CAS_S3_X is, for this dialect, env_prefix + X first,
      * then CAS_S3_X (the name every dialect took before) */
     const char *env_prefix;
     /* signs a request (r->sign) with the credentials c: headers into *h, curl
      * options on e. CAS_OK, or CAS_E_NOMEM */
-    int (*authorize)(cas__s3 *s3, CURL *e, const struct cas__rq *r, const cas__cred *c, struct curl_slist **h);
+    int (*authorize)(cas__cloud *cs, CURL *e, const struct cas__rq *r, const cas__cred *c, struct curl_slist **h);
     const char *code_header; /* a header that carries the error code (Azure's, also on a HEAD), or NULL */
     /* refuses, at open, credentials this store's endpoint may not be sent: CAS_OK or
      * an error with the reason in msg; NULL: any may go */
-    int (*cred_check)(const cas__s3 *s3, const cas__cred *c, char *msg, size_t cap);
+    int (*cred_check)(const cas__cloud *cs, const cas__cred *c, char *msg, size_t cap);
 };
 
 
-static int64_t cas__s3p(const cas__s3 *s3, int id) { return s3->param[cas__s3_param_index(id)]; }
+static int64_t cas__cloudp(const cas__cloud *cs, int id) { return cs->param[cas__cloud_param_index(id)]; }
 
-static uint64_t cas__s3_random(cas__s3 *s3) {
+static uint64_t cas__cloud_random(cas__cloud *cs) {
     uint64_t x;
-    cas__mu_lock(&s3->pmu);
-    x = s3->rng ^= s3->rng << 13, x = s3->rng ^= s3->rng >> 7, x = s3->rng ^= s3->rng << 17;
-    cas__mu_unlock(&s3->pmu);
+    cas__mu_lock(&cs->pmu);
+    x = cs->rng ^= cs->rng << 13, x = cs->rng ^= cs->rng >> 7, x = cs->rng ^= cs->rng << 17;
+    cas__mu_unlock(&cs->pmu);
     return x;
 }
 
@@ -693,46 +693,46 @@ static int cas__curl_ready(void) {
 }
 
 /* Pools of libcurl handles: a handle keeps its connections open for the next request. */
-static void *cas__pool_take(cas__s3 *s3, cas__pool *p) {
+static void *cas__pool_take(cas__cloud *cs, cas__pool *p) {
     void *x = NULL;
-    cas__mu_lock(&s3->pmu);
+    cas__mu_lock(&cs->pmu);
     if (p->n) x = p->item[--p->n];
-    cas__mu_unlock(&s3->pmu);
+    cas__mu_unlock(&cs->pmu);
     return x;
 }
 
 /* NULL, or the handle when the pool is full (the caller frees it). */
-static void *cas__pool_give(cas__s3 *s3, cas__pool *p, void *x) {
-    cas__mu_lock(&s3->pmu);
+static void *cas__pool_give(cas__cloud *cs, cas__pool *p, void *x) {
+    cas__mu_lock(&cs->pmu);
     if (p->n < (int)(sizeof p->item / sizeof p->item[0])) p->item[p->n++] = x, x = NULL;
-    cas__mu_unlock(&s3->pmu);
+    cas__mu_unlock(&cs->pmu);
     return x;
 }
 
-static CURL *cas__easy_get(cas__s3 *s3) {
-    CURL *e = (CURL *)cas__pool_take(s3, &s3->easy);
+static CURL *cas__easy_get(cas__cloud *cs) {
+    CURL *e = (CURL *)cas__pool_take(cs, &cs->easy);
     return e ? e : curl_easy_init();
 }
 
 /* Back to the pool: reset drops every option (libcurl's copy of a secret with
  * them) but keeps the handle's open connections for the next request. */
-static void cas__easy_put(cas__s3 *s3, CURL *e) {
+static void cas__easy_put(cas__cloud *cs, CURL *e) {
     if (!e) return;
     curl_easy_reset(e);
-    if ((e = (CURL *)cas__pool_give(s3, &s3->easy, e)) != NULL) curl_easy_cleanup(e);
+    if ((e = (CURL *)cas__pool_give(cs, &cs->easy, e)) != NULL) curl_easy_cleanup(e);
 }
 
 /* Multi handles keep their own connection caches: pooled, they are reused. */
-static CURLM *cas__multi_get(cas__s3 *s3) {
-    CURLM *m = (CURLM *)cas__pool_take(s3, &s3->multi);
+static CURLM *cas__multi_get(cas__cloud *cs) {
+    CURLM *m = (CURLM *)cas__pool_take(cs, &cs->multi);
     return m ? m : curl_multi_init();
 }
 
-static void cas__multi_put(cas__s3 *s3, CURLM *m) {
+static void cas__multi_put(cas__cloud *cs, CURLM *m) {
     if (!m) return;
     curl_multi_setopt(m, CURLMOPT_MAX_HOST_CONNECTIONS, 0L); /* a batch's limits are not the next user's */
     curl_multi_setopt(m, CURLMOPT_MAX_TOTAL_CONNECTIONS, 0L);
-    if ((m = (CURLM *)cas__pool_give(s3, &s3->multi, m)) != NULL) curl_multi_cleanup(m);
+    if ((m = (CURLM *)cas__pool_give(cs, &cs->multi, m)) != NULL) curl_multi_cleanup(m);
 }
 /* ---- secrets ---------------------------------------------------------------- */
 /* Credentials live in one page of their own: locked (never swapped), excluded from
@@ -804,15 +804,15 @@ static void cas__cred_destroy(cas__cred *c) {
     free(c);
 }
 
-static void cas__cred_unref(cas__s3 *s3, cas__cred *c) {
+static void cas__cred_unref(cas__cloud *cs, cas__cred *c) {
     int left;
     if (!c) return;
-    cas__mu_lock(&s3->cmu);
+    cas__mu_lock(&cs->cmu);
     left = --c->refs;
-    cas__mu_unlock(&s3->cmu);
+    cas__mu_unlock(&cs->cmu);
     if (!left) cas__cred_destroy(c);
 }
-/* ---- requests: signing, retries, S3's error codes ------------------------- */
+/* ---- requests: signing, retries, the service's error codes --------------- */
 
 typedef struct cas__rq {
     /* the request */
@@ -833,11 +833,11 @@ typedef struct cas__rq {
     cas__buf body;
     int64_t length; /* Content-Length, -1 if none */
     char etag[130], range[128];
-    char meta[CAS__S3_META_MAX + 1];
+    char meta[CAS__CLOUD_META_MAX + 1];
     size_t meta_len;
     int has_meta, too_big, hdr_done;
     int64_t mtime;
-    char code[64], message[256]; /* S3's <Error> */
+    char code[64], message[256]; /* the service's error (S3's <Error>, Azure's code header) */
     char curlerr[CURL_ERROR_SIZE];
     size_t up_pos;
     int tries;
@@ -927,7 +927,7 @@ static size_t cas__rq_header(char *line, size_t size, size_t nitems, void *u) {
     } else if (cas__header_is(line, n, "content-range", &v, &vl)) {
         if (vl < sizeof r->range) memcpy(r->range, v, vl), r->range[vl] = 0;
     } else if (r->meta_name && cas__header_is(line, n, r->meta_name, &v, &vl)) {
-        if (vl <= CAS__S3_META_MAX) memcpy(r->meta, v, vl), r->meta[vl] = 0, r->meta_len = vl, r->has_meta = 1;
+        if (vl <= CAS__CLOUD_META_MAX) memcpy(r->meta, v, vl), r->meta[vl] = 0, r->meta_len = vl, r->has_meta = 1;
     } else if (r->code_name && cas__header_is(line, n, r->code_name, &v, &vl)) { /* the reason, also on a HEAD */
         if (vl < sizeof r->code) memcpy(r->code, v, vl), r->code[vl] = 0;
     } else if (cas__header_is(line, n, "last-modified", &v, &vl)) {
@@ -993,28 +993,28 @@ static void cas__slist_wipe(struct curl_slist *l) {
     curl_slist_free_all(l);
 }
 
-static int cas__cred_get(cas__s3 *s3, int force, cas__cred **out, char *msg, size_t cap);
+static int cas__cred_get(cas__cloud *cs, int force, cas__cred **out, char *msg, size_t cap);
 /* ---- a request on a handle: set-up, verdicts, retries ---------------------------------- */
 
 /* Sets every option of one try of r on e. *sent gets the header list to free after. */
-static int cas__rq_setup(cas__s3 *s3, CURL *e, cas__rq *r, cas__cred *c, struct curl_slist **sent) {
+static int cas__rq_setup(cas__cloud *cs, CURL *e, cas__rq *r, cas__cred *c, struct curl_slist **sent) {
     struct curl_slist *h = NULL, *i;
     int ok = 1;
     *sent = NULL;
     r->e = e;
-    r->meta_name = s3->d->meta_header, r->code_name = s3->d->code_header;
+    r->meta_name = cs->d->meta_header, r->code_name = cs->d->code_header;
     curl_easy_setopt(e, CURLOPT_URL, r->url.p);
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, r->curlerr);
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
-                     r->quick ? 1000L : (long)cas__s3p(s3, CAS_PARAM_CLOUD_CONNECT_TIMEOUT));
+                     r->quick ? 1000L : (long)cas__cloudp(cs, CAS_PARAM_CLOUD_CONNECT_TIMEOUT));
     curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1L);
     curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME,
-                     r->quick ? 2L : (long)(cas__s3p(s3, CAS_PARAM_CLOUD_STALL_TIMEOUT) + 999) / 1000);
+                     r->quick ? 2L : (long)(cas__cloudp(cs, CAS_PARAM_CLOUD_STALL_TIMEOUT) + 999) / 1000);
     if (r->quick) curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, 5000L);
     curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-    if (s3->ca_bundle) curl_easy_setopt(e, CURLOPT_CAINFO, s3->ca_bundle);
+    if (cs->ca_bundle) curl_easy_setopt(e, CURLOPT_CAINFO, cs->ca_bundle);
     curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, cas__rq_header);
     curl_easy_setopt(e, CURLOPT_HEADERDATA, r);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, cas__rq_write);
@@ -1037,7 +1037,7 @@ static int cas__rq_setup(cas__s3 *s3, CURL *e, cas__rq *r, cas__cred *c, struct 
         curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, r->method);
     }
     for (i = r->hdr; i && ok; i = i->next) ok = (h = curl_slist_append(h, i->data)) != NULL;
-    if (ok && r->sign && c) ok = s3->d->authorize(s3, e, r, c, &h) == CAS_OK;
+    if (ok && r->sign && c) ok = cs->d->authorize(cs, e, r, c, &h) == CAS_OK;
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
     *sent = h;
     return ok ? CAS_OK : CAS_E_NOMEM;
@@ -1111,20 +1111,20 @@ static int cas__rq_retryable(const cas__rq *r) {
 }
 
 /* Exponential backoff with full jitter: uniform in [0, min(base * 2^(tries-1), 100 * base)] ms. */
-static long cas__s3_backoff_ms(cas__s3 *s3, int tries) {
-    int64_t base = cas__s3p(s3, CAS_PARAM_CLOUD_RETRY_BASE), cap = base * 100, step = base;
+static long cas__cloud_backoff_ms(cas__cloud *cs, int tries) {
+    int64_t base = cas__cloudp(cs, CAS_PARAM_CLOUD_RETRY_BASE), cap = base * 100, step = base;
     int k;
     for (k = 1; k < tries && step < cap; k++) step *= 2;
     if (step > cap) step = cap;
-    return (long)(cas__s3_random(s3) % (uint64_t)(step + 1));
+    return (long)(cas__cloud_random(cs) % (uint64_t)(step + 1));
 }
 
-static void cas__s3_backoff(cas__s3 *s3, int tries) { cas__sleep_ms(cas__s3_backoff_ms(s3, tries)); }
+static void cas__cloud_backoff(cas__cloud *cs, int tries) { cas__sleep_ms(cas__cloud_backoff_ms(cs, tries)); }
 
 /* A transfer ended with `result` (cas__multi_turn):
  * r's status and error read; returns whether to try it again, its credentials
  * renewed first when they ran out. *cc gets the transfer's own code. */
-static int cas__rq_ended(cas__s3 *s3, cas__rq *r, CURLcode result, CURLcode *cc) {
+static int cas__rq_ended(cas__cloud *cs, cas__rq *r, CURLcode result, CURLcode *cc) {
     int again;
     char why[CAS__MSG];
     *cc = cas__rq_whole(r, result);
@@ -1133,13 +1133,13 @@ static int cas__rq_ended(cas__s3 *s3, cas__rq *r, CURLcode result, CURLcode *cc)
     again = *cc != CURLE_OK ? cas__cc_transient(*cc) : cas__rq_retryable(r);
     if (again == 2) { /* temporary credentials ran out: new ones for the retry */
         cas__cred *fresh = NULL;
-        if (!r->sign || cas__cred_get(s3, 1, &fresh, why, sizeof why) < 0) again = 0;
-        cas__cred_unref(s3, fresh);
+        if (!r->sign || cas__cred_get(cs, 1, &fresh, why, sizeof why) < 0) again = 0;
+        cas__cred_unref(cs, fresh);
     }
     return again;
 }
 
-/* Why the last try of r failed, without a secret: S3's code and message, or curl's. */
+/* Why the last try of r failed, without a secret: the service's code and message, or curl's. */
 static void cas__rq_why(const cas__rq *r, CURLcode cc, char *msg, size_t cap) {
     char tries[48];
     tries[0] = 0;
@@ -1177,37 +1177,37 @@ typedef struct cas__xfer {
  * the reason in msg (x then holds nothing: cas__xfer_stop is not needed). Missing
  * credentials are an I/O failure here, never CAS_E_NOTFOUND: the caller would take
  * that for a missing object. */
-static int cas__xfer_start(cas__s3 *s3, CURLM *m, cas__xfer *x, curl_write_callback write, void *wdata, char *msg,
+static int cas__xfer_start(cas__cloud *cs, CURLM *m, cas__xfer *x, curl_write_callback write, void *wdata, char *msg,
                            size_t cap) {
     cas__cred *c = NULL;
     int rc;
     x->r->tries++;
     cas__rq_reset_response(x->r);
-    if (x->r->sign && (rc = cas__cred_get(s3, 0, &c, msg, cap)) < 0) return rc == CAS_E_NOTFOUND ? CAS_E_IO : rc;
-    if ((x->e = cas__easy_get(s3)) != NULL && cas__rq_setup(s3, x->e, x->r, c, &x->sent) == CAS_OK) {
+    if (x->r->sign && (rc = cas__cred_get(cs, 0, &c, msg, cap)) < 0) return rc == CAS_E_NOTFOUND ? CAS_E_IO : rc;
+    if ((x->e = cas__easy_get(cs)) != NULL && cas__rq_setup(cs, x->e, x->r, c, &x->sent) == CAS_OK) {
         if (write) {
             curl_easy_setopt(x->e, CURLOPT_WRITEFUNCTION, write);
             curl_easy_setopt(x->e, CURLOPT_WRITEDATA, wdata);
         }
         curl_easy_setopt(x->e, CURLOPT_PRIVATE, (void *)x);
         if (curl_multi_add_handle(m, x->e) == CURLM_OK) {
-            cas__cred_unref(s3, c); /* libcurl has what it needs for this try */
+            cas__cred_unref(cs, c); /* libcurl has what it needs for this try */
             return CAS_OK;
         }
     }
-    cas__cred_unref(s3, c);
+    cas__cred_unref(cs, c);
     x->r->e = NULL; /* cas__rq_setup set it before it could fail */
-    cas__easy_put(s3, x->e), x->e = NULL;
+    cas__easy_put(cs, x->e), x->e = NULL;
     cas__slist_wipe(x->sent), x->sent = NULL;
     return cas__oom(msg, cap);
 }
 
 /* Takes x off m, its handle back to the pool (a no-op for one not in flight). */
-static void cas__xfer_stop(cas__s3 *s3, CURLM *m, cas__xfer *x) {
+static void cas__xfer_stop(cas__cloud *cs, CURLM *m, cas__xfer *x) {
     if (x->e) {
         curl_multi_remove_handle(m, x->e);
         x->r->e = NULL;
-        cas__easy_put(s3, x->e);
+        cas__easy_put(cs, x->e);
         x->e = NULL;
     }
     cas__slist_wipe(x->sent);
@@ -1217,7 +1217,7 @@ static void cas__xfer_stop(cas__s3 *s3, CURLM *m, cas__xfer *x) {
 /* One turn: curl runs m's transfers; each that ended is stopped and handed to
  * ended(ctx, x, again, cc) (again: worth another try, as cas__rq_ended judges).
  * A negative answer ends the turn and is returned. */
-static int cas__multi_turn(cas__s3 *s3, CURLM *m, int (*ended)(void *ctx, cas__xfer *x, int again, CURLcode cc),
+static int cas__multi_turn(cas__cloud *cs, CURLM *m, int (*ended)(void *ctx, cas__xfer *x, int again, CURLcode cc),
                            void *ctx) {
     int still = 0, left, rc = CAS_OK;
     CURLMsg *mm;
@@ -1228,8 +1228,8 @@ static int cas__multi_turn(cas__s3 *s3, CURLM *m, int (*ended)(void *ctx, cas__x
         int again;
         if (mm->msg != CURLMSG_DONE) continue;
         curl_easy_getinfo(mm->easy_handle, CURLINFO_PRIVATE, (char **)&x);
-        again = cas__rq_ended(s3, x->r, mm->data.result, &cc);
-        cas__xfer_stop(s3, m, x);
+        again = cas__rq_ended(cs, x->r, mm->data.result, &cc);
+        cas__xfer_stop(cs, m, x);
         rc = ended(ctx, x, again, cc);
     }
     return rc;
@@ -1253,11 +1253,11 @@ static int cas__verdict_ended(void *ctx, cas__xfer *x, int again, CURLcode cc) {
 }
 
 /* Runs the one transfer started on m to its end: the verdict cas__rq_ended gave. */
-static int cas__xfer_run(cas__s3 *s3, CURLM *m, CURLcode *cc) {
+static int cas__xfer_run(cas__cloud *cs, CURLM *m, CURLcode *cc) {
     cas__verdict v;
     memset(&v, 0, sizeof v);
     for (;;) {
-        cas__multi_turn(s3, m, cas__verdict_ended, &v);
+        cas__multi_turn(cs, m, cas__verdict_ended, &v);
         if (v.done) break;
         cas__multi_wait(m, 1000);
     }
@@ -1266,22 +1266,22 @@ static int cas__xfer_run(cas__s3 *s3, CURLM *m, CURLcode *cc) {
 }
 
 /* Runs r to a final answer: CAS_OK with r->status set (the caller judges it;
- * r->code and r->message hold S3's error), or an error with the reason in msg
+ * r->code and r->message hold the service's error), or an error with the reason in msg
  * when no answer came after the last try. */
-static int cas__rq_run(cas__s3 *s3, cas__rq *r, char *msg, size_t cap) {
-    int attempts = r->quick ? 2 : (int)cas__s3p(s3, CAS_PARAM_CLOUD_ATTEMPTS), refreshed = 0, rc, again;
-    CURLM *m = cas__multi_get(s3);
+static int cas__rq_run(cas__cloud *cs, cas__rq *r, char *msg, size_t cap) {
+    int attempts = r->quick ? 2 : (int)cas__cloudp(cs, CAS_PARAM_CLOUD_ATTEMPTS), refreshed = 0, rc, again;
+    CURLM *m = cas__multi_get(cs);
     cas__xfer x;
     CURLcode cc;
     if (!m) return cas__oom(msg, cap);
     memset(&x, 0, sizeof x);
     x.r = r;
-    cas__mu_lock(&s3->pmu);
-    if (!r->quick && cas__ms() < s3->down_until) attempts = 1; /* just found unreachable: fail fast */
-    cas__mu_unlock(&s3->pmu);
+    cas__mu_lock(&cs->pmu);
+    if (!r->quick && cas__ms() < cs->down_until) attempts = 1; /* just found unreachable: fail fast */
+    cas__mu_unlock(&cs->pmu);
     for (r->tries = 0;;) {
-        if ((rc = cas__xfer_start(s3, m, &x, NULL, NULL, msg, cap)) < 0) break;
-        again = cas__xfer_run(s3, m, &cc);
+        if ((rc = cas__xfer_start(cs, m, &x, NULL, NULL, msg, cap)) < 0) break;
+        again = cas__xfer_run(cs, m, &cc);
         if (cc == CURLE_OUT_OF_MEMORY) {
             rc = cas__oom(msg, cap);
             break;
@@ -1293,21 +1293,21 @@ static int cas__rq_run(cas__s3 *s3, cas__rq *r, char *msg, size_t cap) {
         }
         if (again == 2 && refreshed++) again = 0; /* new credentials were refused too */
         if (again && r->tries < attempts) {
-            cas__s3_backoff(s3, r->tries);
+            cas__cloud_backoff(cs, r->tries);
             continue;
         }
         if (cc != CURLE_OK) {
             if (cas__cc_unsent(cc) && !r->quick) { /* the others of a batch need not wait as long */
-                cas__mu_lock(&s3->pmu);
-                s3->down_until = cas__ms() + 10000;
-                cas__mu_unlock(&s3->pmu);
+                cas__mu_lock(&cs->pmu);
+                cs->down_until = cas__ms() + 10000;
+                cas__mu_unlock(&cs->pmu);
             }
             cas__rq_why(r, cc, msg, cap);
             rc = CAS_E_IO;
         }
         break;
     }
-    cas__multi_put(s3, m);
+    cas__multi_put(cs, m);
     return rc;
 }
 /* ---- credentials: the cache every dialect's chain fills, and what the chains share ---- */
@@ -1330,7 +1330,7 @@ static void cas__trim(char **s, size_t *n) {
 }
 
 /* An unsigned request to a credentials endpoint; its body back (wipe it). */
-static int cas__cred_fetch(cas__s3 *s3, const char *method, const char *url, const char *h1, const char *h2,
+static int cas__cred_fetch(cas__cloud *cs, const char *method, const char *url, const char *h1, const char *h2,
                            const char *body, cas__rq *r, char *msg, size_t cap) {
     int rc;
     cas__rq_init(r, method, NULL);
@@ -1341,7 +1341,7 @@ static int cas__cred_fetch(cas__s3 *s3, const char *method, const char *url, con
         (h2 && !(r->hdr = curl_slist_append(r->hdr, h2)))) {
         return cas__oom(msg, cap);
     }
-    if ((rc = cas__rq_run(s3, r, msg, cap)) < 0) return rc;
+    if ((rc = cas__rq_run(cs, r, msg, cap)) < 0) return rc;
     if (r->status != 200) { /* CAS_E_IO even for a 404: CAS_E_NOTFOUND would pass on to the chain's next link */
         cas__rq_why(r, CURLE_OK, msg, cap);
         return CAS_E_IO;
@@ -1352,57 +1352,57 @@ static int cas__cred_fetch(cas__s3 *s3, const char *method, const char *url, con
 
 /* The store's credentials, refreshed five minutes before they expire (or now,
  * with force). The first success fixes which link serves this store. */
-static int cas__cred_get(cas__s3 *s3, int force, cas__cred **out, char *msg, size_t cap) {
-    int rc = CAS_OK, k, last = s3->d->cred_last;
-    cas__mu_lock(&s3->cmu);
-    if (!s3->cred || force || (s3->cred->expires && cas__now() > s3->cred->expires - 300)) {
+static int cas__cred_get(cas__cloud *cs, int force, cas__cred **out, char *msg, size_t cap) {
+    int rc = CAS_OK, k, last = cs->d->cred_last;
+    cas__mu_lock(&cs->cmu);
+    if (!cs->cred || force || (cs->cred->expires && cas__now() > cs->cred->expires - 300)) {
         cas__cred *fresh = NULL;
         char why[400];
         why[0] = 0;
         rc = CAS_E_NOTFOUND;
-        for (k = s3->cred_source ? s3->cred_source : 1; k <= last; k++) {
-            rc = s3->d->cred_link(s3, k, &fresh, why, sizeof why);
-            if (rc != CAS_E_NOTFOUND || s3->cred_source) break;
+        for (k = cs->cred_source ? cs->cred_source : 1; k <= last; k++) {
+            rc = cs->d->cred_link(cs, k, &fresh, why, sizeof why);
+            if (rc != CAS_E_NOTFOUND || cs->cred_source) break;
         }
         if (rc == CAS_OK) {
-            cas__cred *old = s3->cred;
-            s3->cred = fresh, s3->cred_source = k;
+            cas__cred *old = cs->cred;
+            cs->cred = fresh, cs->cred_source = k;
             if (old && --old->refs == 0) cas__cred_destroy(old);
-        } else if (s3->cred && (!s3->cred->expires || cas__now() < s3->cred->expires)) {
+        } else if (cs->cred && (!cs->cred->expires || cas__now() < cs->cred->expires)) {
             rc = CAS_OK; /* refresh failed, the old ones still hold: use them */
         } else if (rc == CAS_E_NOTFOUND) {
-            s3->d->no_creds(s3, msg, cap);
+            cs->d->no_creds(cs, msg, cap);
         } else {
             cas__fmt(msg, cap, "%s", why);
         }
     }
     if (rc == CAS_OK) {
-        s3->cred->refs++;
-        *out = s3->cred;
+        cs->cred->refs++;
+        *out = cs->cred;
     }
-    cas__mu_unlock(&s3->cmu);
+    cas__mu_unlock(&cs->cmu);
     return rc;
 }
-/* ---- S3: names, URLs, answers ------------------------------------------- */
+/* ---- object stores: names, URLs, answers --------------------------------- */
 
 /* The URL of an object (name relative to the store's prefix, NULL for the
  * bucket itself) with an already sorted and encoded query (SigV4 signs it as written). */
-static int cas__s3_url(const cas__s3 *s3, cas__buf *u, const char *name, const char *query) {
-    const char *sep = strstr(s3->endpoint, "://");
+static int cas__cloud_url(const cas__cloud *cs, cas__buf *u, const char *name, const char *query) {
+    const char *sep = strstr(cs->endpoint, "://");
     u->len = 0;
-    if (s3->path_style || !sep) {
-        cas__buf_addz(u, s3->endpoint);
+    if (cs->path_style || !sep) {
+        cas__buf_addz(u, cs->endpoint);
         cas__buf_addz(u, "/");
-        cas__uri_encode(u, s3->bucket, 0);
+        cas__uri_encode(u, cs->bucket, 0);
     } else { /* virtual-hosted: https://bucket.host */
-        cas__buf_put(u, s3->endpoint, (size_t)(sep + 3 - s3->endpoint));
-        cas__buf_addz(u, s3->bucket);
+        cas__buf_put(u, cs->endpoint, (size_t)(sep + 3 - cs->endpoint));
+        cas__buf_addz(u, cs->bucket);
         cas__buf_addz(u, ".");
         cas__buf_addz(u, sep + 3);
     }
-    if (name || s3->d->root_slash) cas__buf_addz(u, "/");
+    if (name || cs->d->root_slash) cas__buf_addz(u, "/");
     if (name) {
-        cas__uri_encode(u, s3->prefix, 1);
+        cas__uri_encode(u, cs->prefix, 1);
         cas__uri_encode(u, name, 1);
     }
     if (query) cas__buf_addz(u, "?"), cas__buf_addz(u, query);
@@ -1411,33 +1411,33 @@ static int cas__s3_url(const cas__s3 *s3, cas__buf *u, const char *name, const c
 
 /* The headers every write of an object carries: its metadata, and the
  * line its dialect adds (S3: the encryption Metaflow asks for). */
-static int cas__s3_write_headers(const cas__s3 *s3, struct curl_slist **h, const char *meta, size_t ml) {
-    char line[CAS__S3_META_MAX + 64];
-    if (meta && ml > CAS__S3_META_MAX) return CAS_E_ARG;
+static int cas__cloud_write_headers(const cas__cloud *cs, struct curl_slist **h, const char *meta, size_t ml) {
+    char line[CAS__CLOUD_META_MAX + 64];
+    if (meta && ml > CAS__CLOUD_META_MAX) return CAS_E_ARG;
     if (meta && ml) { /* none: no header (curl would drop an empty one after it was signed) */
-        snprintf(line, sizeof line, "%s: %.*s", s3->d->meta_header, (int)ml, meta);
+        snprintf(line, sizeof line, "%s: %.*s", cs->d->meta_header, (int)ml, meta);
         if (!(*h = curl_slist_append(*h, line))) return CAS_E_NOMEM;
     }
-    if (s3->write_header && !(*h = curl_slist_append(*h, s3->write_header))) return CAS_E_NOMEM;
+    if (cs->write_header && !(*h = curl_slist_append(*h, cs->write_header))) return CAS_E_NOMEM;
     return CAS_OK;
 }
 
 /* A final answer that is not what was wanted, as a status and a reason. */
-static int cas__s3_answer_fail(const cas__rq *r, char *msg, size_t cap) {
+static int cas__cloud_answer_fail(const cas__rq *r, char *msg, size_t cap) {
     cas__rq_why(r, CURLE_OK, msg, cap);
     if (r->status == 404 && strcmp(r->code, "NoSuchBucket") && strcmp(r->code, "NoSuchUpload") &&
         strcmp(r->code, "ContainerNotFound"))
         return CAS_E_NOTFOUND;
     return CAS_E_IO;
 }
-/* ---- S3: reading an object as a stream ------------------------------------- */
+/* ---- object stores: reading an object as a stream ------------------------ */
 /* One GET whose bytes flow through a small buffer as the reader asks for them:
  * the transfer pauses when the buffer is full, so memory stays bounded. A
  * transfer that breaks resumes where it stopped (Range, If-Match on the ETag). */
 
-typedef struct cas__s3obj {
+typedef struct cas__cloudobj {
     cas__xfer x; /* the GET, on m; x.r is r */
-    cas__s3 *s3;
+    cas__cloud *cs;
     cas__rq r;
     CURLM *m;
     unsigned char *buf;
@@ -1447,20 +1447,20 @@ typedef struct cas__s3obj {
     uint64_t size, delivered, skip;
     int size_known; /* the first answer stated its length */
     char etag[130];
-    char meta[CAS__S3_META_MAX + 1];
+    char meta[CAS__CLOUD_META_MAX + 1];
     size_t meta_len;
     int has_meta;
     volatile int cancel; /* set by close while the read-ahead thread pumps */
     unsigned char *dst;  /* the reader's buffer while it waits */
     size_t dcap, dlen;
     struct cas__ahead *ahead; /* large objects: the transfer runs on a thread of its own */
-} cas__s3obj;
+} cas__cloudobj;
 
 /* The transfer's bytes: straight into the reader's buffer when it waits with
  * an empty one (no copy in between), the rest into the object's buffer; when
  * neither has room for the whole piece, pause (libcurl delivers it again). */
 static size_t cas__obj_write(char *p, size_t size, size_t nitems, void *u) {
-    cas__s3obj *o = (cas__s3obj *)u;
+    cas__cloudobj *o = (cas__cloudobj *)u;
     size_t n = size * nitems, sk, rest, direct = 0;
     long st = cas__rq_status(&o->r);
     if (st < 200 || st >= 300) return cas__rq_write(p, size, nitems, &o->r); /* an error's body */
@@ -1486,25 +1486,25 @@ static size_t cas__obj_write(char *p, size_t size, size_t nitems, void *u) {
     return n;
 }
 
-static void cas__ahead_start(cas__s3obj *o);
-static void cas__ahead_stop(cas__s3obj *o);
+static void cas__ahead_start(cas__cloudobj *o);
+static void cas__ahead_stop(cas__cloudobj *o);
 
-static void cas__obj_stop(cas__s3obj *o) {
-    cas__xfer_stop(o->s3, o->m, &o->x);
+static void cas__obj_stop(cas__cloudobj *o) {
+    cas__xfer_stop(o->cs, o->m, &o->x);
     o->running = 0, o->paused = 0;
 }
 
 static int cas__obj_ended(void *ctx, cas__xfer *x, int again, CURLcode cc) {
-    cas__s3obj *o = (cas__s3obj *)ctx;
+    cas__cloudobj *o = (cas__cloudobj *)ctx;
     (void)x;
     o->running = 0, o->paused = 0, o->cc = cc, o->again = again;
     return CAS_OK;
 }
 
 /* Runs the transfer until the headers are in (headers), bytes are buffered, or it ends. */
-static void cas__obj_pump(cas__s3obj *o, int headers) {
+static void cas__obj_pump(cas__cloudobj *o, int headers) {
     for (;;) {
-        cas__multi_turn(o->s3, o->m, cas__obj_ended, o);
+        cas__multi_turn(o->cs, o->m, cas__obj_ended, o);
         if (!o->running || o->paused || o->cancel) return;
         if (headers ? o->r.hdr_done : o->len > o->pos || o->dlen) return;
         cas__multi_wait(o->m, 200);
@@ -1516,7 +1516,7 @@ static void cas__obj_pump(cas__s3obj *o, int headers) {
  * state the object's size (Content-Range), a 200 must be the whole object again;
  * either must be the same version (its ETag). 0 if so; 1 if not (retried, as a
  * server's fault); -1 if the object changed (not retried). why gets the reason. */
-static int cas__obj_answer_bad(cas__s3obj *o, char *why, size_t cap) {
+static int cas__obj_answer_bad(cas__cloudobj *o, char *why, size_t cap) {
     const cas__rq *r = &o->r;
     uint64_t first, last, total;
     if (!o->delivered) {
@@ -1547,9 +1547,9 @@ static int cas__obj_answer_bad(cas__s3obj *o, char *why, size_t cap) {
 
 /* Starts (or resumes from o->delivered) the GET and waits for its answer's headers:
  * CAS_OK when the bytes are flowing, else a status with the reason in msg. */
-static int cas__obj_start(cas__s3obj *o, char *msg, size_t cap) {
-    cas__s3 *s3 = o->s3;
-    int attempts = (int)cas__s3p(s3, CAS_PARAM_CLOUD_ATTEMPTS), rc;
+static int cas__obj_start(cas__cloudobj *o, char *msg, size_t cap) {
+    cas__cloud *cs = o->cs;
+    int attempts = (int)cas__cloudp(cs, CAS_PARAM_CLOUD_ATTEMPTS), rc;
     for (;;) {
         curl_slist_free_all(o->r.hdr);
         o->r.hdr = NULL;
@@ -1564,7 +1564,7 @@ static int cas__obj_start(cas__s3obj *o, char *msg, size_t cap) {
             if (!(o->r.hdr = h)) return cas__oom(msg, cap);
         }
         o->len = o->pos = 0, o->skip = 0, o->paused = 0, o->cc = CURLE_OK, o->again = 0;
-        if ((rc = cas__xfer_start(s3, o->m, &o->x, cas__obj_write, o, msg, cap)) < 0) return rc;
+        if ((rc = cas__xfer_start(cs, o->m, &o->x, cas__obj_write, o, msg, cap)) < 0) return rc;
         o->running = 1;
         cas__obj_pump(o, 1);
         if (o->cancel) {
@@ -1577,7 +1577,7 @@ static int cas__obj_start(cas__s3obj *o, char *msg, size_t cap) {
             if ((rc = cas__obj_answer_bad(o, msg, cap)) != 0) {
                 cas__obj_stop(o); /* not the bytes asked for: none of them is taken */
                 if (rc > 0 && o->r.tries < attempts) {
-                    cas__s3_backoff(s3, o->r.tries);
+                    cas__cloud_backoff(cs, o->r.tries);
                     continue;
                 }
                 return CAS_E_IO;
@@ -1599,63 +1599,63 @@ static int cas__obj_start(cas__s3obj *o, char *msg, size_t cap) {
             return CAS_E_IO;
         }
         if (o->again && o->r.tries < attempts) {
-            cas__s3_backoff(s3, o->r.tries);
+            cas__cloud_backoff(cs, o->r.tries);
             continue;
         }
         if (o->cc != CURLE_OK) {
             cas__rq_why(&o->r, o->cc, msg, cap);
             return CAS_E_IO;
         }
-        return cas__s3_answer_fail(&o->r, msg, cap);
+        return cas__cloud_answer_fail(&o->r, msg, cap);
     }
 }
 
-static void cas__s3_close(void *u, void *obj) {
-    cas__s3obj *o = (cas__s3obj *)obj;
+static void cas__cloud_close(void *u, void *obj) {
+    cas__cloudobj *o = (cas__cloudobj *)obj;
     (void)u;
     if (!o) return;
     cas__ahead_stop(o);
     cas__obj_stop(o);
-    cas__multi_put(o->s3, o->m);
+    cas__multi_put(o->cs, o->m);
     cas__rq_free(&o->r);
-    cas__free(&o->s3->alloc, o->buf);
-    cas__free(&o->s3->alloc, o);
+    cas__free(&o->cs->alloc, o->buf);
+    cas__free(&o->cs->alloc, o);
 }
 
-static int cas__s3_open(void *u, const char *name, unsigned flags, void **out, cas_object_info *info, char *msg,
-                        size_t cap) {
-    cas__s3 *s3 = (cas__s3 *)u;
-    cas__s3obj *o = (cas__s3obj *)cas__calloc(&s3->alloc, sizeof *o);
+static int cas__cloud_open(void *u, const char *name, unsigned flags, void **out, cas_object_info *info, char *msg,
+                           size_t cap) {
+    cas__cloud *cs = (cas__cloud *)u;
+    cas__cloudobj *o = (cas__cloudobj *)cas__calloc(&cs->alloc, sizeof *o);
     int rc;
     *out = NULL;
     if (!o) {
         return cas__oom(msg, cap);
     }
-    o->s3 = s3;
+    o->cs = cs;
     o->head_only = (flags & CAS_OPEN_HEAD) != 0;
-    cas__rq_init(&o->r, o->head_only ? "HEAD" : "GET", &s3->alloc);
+    cas__rq_init(&o->r, o->head_only ? "HEAD" : "GET", &cs->alloc);
     o->x.r = &o->r;
     o->r.recv_buf = 512L * 1024; /* libcurl's largest */
-    if (cas__s3_url(s3, &o->r.url, name, NULL) < 0) {
-        cas__s3_close(u, o);
+    if (cas__cloud_url(cs, &o->r.url, name, NULL) < 0) {
+        cas__cloud_close(u, o);
         return cas__oom(msg, cap);
     }
     if (o->head_only) { /* a HEAD: size and metadata, no transfer kept */
-        rc = cas__rq_run(s3, &o->r, msg, cap);
-        if (rc == CAS_OK && o->r.status != 200) rc = cas__s3_answer_fail(&o->r, msg, cap);
+        rc = cas__rq_run(cs, &o->r, msg, cap);
+        if (rc == CAS_OK && o->r.status != 200) rc = cas__cloud_answer_fail(&o->r, msg, cap);
         if (rc == CAS_OK) {
             o->size = o->r.length >= 0 ? (uint64_t)o->r.length : 0;
             if ((o->has_meta = o->r.has_meta) != 0) memcpy(o->meta, o->r.meta, o->r.meta_len + 1);
             o->meta_len = o->r.meta_len;
         }
     } else {
-        o->cap = CAS__S3_STREAM_BUF;
-        o->buf = (unsigned char *)cas__alloc(&s3->alloc, o->cap);
-        o->m = cas__multi_get(s3);
+        o->cap = CAS__CLOUD_STREAM_BUF;
+        o->buf = (unsigned char *)cas__alloc(&cs->alloc, o->cap);
+        o->m = cas__multi_get(cs);
         rc = o->buf && o->m ? cas__obj_start(o, msg, cap) : cas__oom(msg, cap);
     }
     if (rc < 0) {
-        cas__s3_close(u, o);
+        cas__cloud_close(u, o);
         return rc;
     }
     if (!o->head_only) cas__ahead_start(o);
@@ -1669,7 +1669,7 @@ static int cas__s3_open(void *u, const char *name, unsigned flags, void **out, c
 }
 
 /* The transfer's next bytes, pumping it on this thread. */
-static int cas__obj_read(cas__s3obj *o, void *buf, size_t cap, size_t *got, char *msg, size_t mcap) {
+static int cas__obj_read(cas__cloudobj *o, void *buf, size_t cap, size_t *got, char *msg, size_t mcap) {
     *got = 0;
     for (;;) {
         if (o->cancel) {
@@ -1687,14 +1687,14 @@ static int cas__obj_read(cas__s3obj *o, void *buf, size_t cap, size_t *got, char
             int rc;
             if (o->cc == CURLE_OK && o->delivered >= o->size) return CAS_OK; /* the end */
             /* the transfer broke (a reset, a stall, a body cut short): resume it */
-            if (o->r.tries >= (int)cas__s3p(o->s3, CAS_PARAM_CLOUD_ATTEMPTS) ||
+            if (o->r.tries >= (int)cas__cloudp(o->cs, CAS_PARAM_CLOUD_ATTEMPTS) ||
                 (o->cc != CURLE_OK && !cas__cc_transient(o->cc))) {
                 CURLcode cc = o->cc != CURLE_OK ? o->cc : CURLE_PARTIAL_FILE;
                 cas__rq_why(&o->r, cc, msg, mcap);
                 return CAS_E_IO;
             }
             cas__obj_stop(o);
-            cas__s3_backoff(o->s3, o->r.tries);
+            cas__cloud_backoff(o->cs, o->r.tries);
             if ((rc = cas__obj_start(o, msg, mcap)) < 0) return rc;
             continue;
         }
@@ -1748,7 +1748,7 @@ struct cas__ahead {
 typedef struct cas__rslot {
     cas__xfer x; /* first: the driver hands back &x */
     cas__rq r;
-    cas__s3obj *o;
+    cas__cloudobj *o;
     unsigned char *dst;
     size_t want, got;
     uint64_t off;
@@ -1785,7 +1785,7 @@ static size_t cas__range_write(char *p, size_t size, size_t nitems, void *u) {
 }
 
 static int cas__range_start(cas__rslot *s, CURLM *m, char *msg, size_t cap) {
-    cas__s3obj *o = s->o;
+    cas__cloudobj *o = s->o;
     char line[200];
     int rc;
     curl_slist_free_all(s->r.hdr);
@@ -1798,7 +1798,7 @@ static int cas__range_start(cas__rslot *s, CURLM *m, char *msg, size_t cap) {
         snprintf(line, sizeof line, "If-Match: %s", o->etag);
         if (!(s->r.hdr = curl_slist_append(s->r.hdr, line))) return cas__oom(msg, cap);
     }
-    if ((rc = cas__xfer_start(o->s3, m, &s->x, cas__range_write, s, msg, cap)) < 0) return rc;
+    if ((rc = cas__xfer_start(o->cs, m, &s->x, cas__range_write, s, msg, cap)) < 0) return rc;
     s->state = 2;
     return CAS_OK;
 }
@@ -1829,7 +1829,7 @@ static int cas__range_ended(void *ctx, cas__xfer *x, int again, CURLcode cc) {
     }
     if ((cc == CURLE_OK && s->r.status == 206) || s->overflow) again = 1; /* short, or not the range asked */
     if (again && s->r.tries < t->attempts) {
-        s->state = 1, s->x.due = cas__ms() + cas__s3_backoff_ms(s->o->s3, s->r.tries);
+        s->state = 1, s->x.due = cas__ms() + cas__cloud_backoff_ms(s->o->cs, s->r.tries);
         return CAS_OK;
     }
     if (s->overflow)
@@ -1842,27 +1842,28 @@ static int cas__range_ended(void *ctx, cas__xfer *x, int again, CURLcode cc) {
     else if (s->r.status == 206)
         cas__fmt(t->msg, CAS__MSG, "a range came short (%lu of %lu bytes)", (unsigned long)s->got,
                  (unsigned long)s->want);
-    else cas__s3_answer_fail(&s->r, t->msg, CAS__MSG);
+    else cas__cloud_answer_fail(&s->r, t->msg, CAS__MSG);
     return CAS_E_IO;
 }
 
 /* The ranged read-ahead: keeps every free slot's GET going, hands finished slots
  * to the reader, retries a failed range after its backoff. Returns when the last
  * chunk is in, on a final error, or when stopped. */
-static void cas__ahead_ranged(cas__s3obj *o) {
+static void cas__ahead_ranged(cas__cloudobj *o) {
     struct cas__ahead *a = o->ahead;
     cas__rslot sl[CAS__AHEAD_CHUNKS];
-    CURLM *m = cas__multi_get(o->s3);
+    CURLM *m = cas__multi_get(o->cs);
     uint64_t next = 0; /* the offset of the next chunk to ask for */
     int i, rc = CAS_OK, active = 0;
     char msg[CAS__MSG];
     cas__ranged_turn turn;
     msg[0] = 0;
-    turn.a = a, turn.attempts = (int)cas__s3p(o->s3, CAS_PARAM_CLOUD_ATTEMPTS), turn.active = &active, turn.msg = msg;
+    turn.a = a, turn.attempts = (int)cas__cloudp(o->cs, CAS_PARAM_CLOUD_ATTEMPTS), turn.active = &active,
+    turn.msg = msg;
     memset(sl, 0, sizeof sl);
     for (i = 0; i < CAS__AHEAD_CHUNKS; i++) {
         sl[i].o = o, sl[i].slot = i;
-        cas__rq_init(&sl[i].r, "GET", &o->s3->alloc);
+        cas__rq_init(&sl[i].r, "GET", &o->cs->alloc);
         sl[i].x.r = &sl[i].r;
     }
     if (!m) rc = cas__oom(msg, sizeof msg);
@@ -1890,7 +1891,7 @@ static void cas__ahead_ranged(cas__s3obj *o) {
                 if ((rc = cas__range_start(&sl[i], m, msg, sizeof msg)) == CAS_OK) active++;
             }
         if (rc < 0) break;
-        rc = cas__multi_turn(o->s3, m, cas__range_ended, &turn);
+        rc = cas__multi_turn(o->cs, m, cas__range_ended, &turn);
         if (rc < 0) break;
         pthread_mutex_lock(&a->mu);
         if (a->eof && !active) { /* everything asked for is in */
@@ -1905,7 +1906,7 @@ static void cas__ahead_ranged(cas__s3obj *o) {
         cas__multi_wait(m, 1000); /* a transfer's bytes, or the reader freeing a slot */
     }
     for (i = 0; i < CAS__AHEAD_CHUNKS; i++) {
-        cas__xfer_stop(o->s3, m, &sl[i].x);
+        cas__xfer_stop(o->cs, m, &sl[i].x);
         cas__rq_free(&sl[i].r);
     }
     pthread_mutex_lock(&a->mu);
@@ -1913,11 +1914,11 @@ static void cas__ahead_ranged(cas__s3obj *o) {
     if (rc < 0) a->rc = rc, memcpy(a->msg, msg, sizeof msg);
     pthread_cond_broadcast(&a->cv);
     pthread_mutex_unlock(&a->mu);
-    cas__multi_put(o->s3, m);
+    cas__multi_put(o->cs, m);
 }
 
 static void *cas__ahead_run(void *arg) {
-    cas__s3obj *o = (cas__s3obj *)arg;
+    cas__cloudobj *o = (cas__cloudobj *)arg;
     struct cas__ahead *a = o->ahead;
     if (a->chunk == CAS__RANGED_CHUNK) {
         cas__ahead_ranged(o);
@@ -1951,7 +1952,7 @@ static void *cas__ahead_run(void *arg) {
     }
 }
 
-static int cas__ahead_read(cas__s3obj *o, void *buf, size_t cap, size_t *got, char *msg, size_t mcap) {
+static int cas__ahead_read(cas__cloudobj *o, void *buf, size_t cap, size_t *got, char *msg, size_t mcap) {
     struct cas__ahead *a = o->ahead;
     size_t k;
     pthread_mutex_lock(&a->mu);
@@ -1978,22 +1979,22 @@ static int cas__ahead_read(cas__s3obj *o, void *buf, size_t cap, size_t *got, ch
 }
 
 /* Starts the read-ahead of a large object; without it (no memory, no thread) reads run inline. */
-static void cas__ahead_start(cas__s3obj *o) {
+static void cas__ahead_start(cas__cloudobj *o) {
     struct cas__ahead *a;
-    int64_t from = cas__s3p(o->s3, CAS_PARAM_CLOUD_RANGED_MIN);
-    int ranged = from > 0 && o->size >= (uint64_t)from && cas__s3p(o->s3, CAS_PARAM_CLOUD_CONNECTIONS) > 1;
+    int64_t from = cas__cloudp(o->cs, CAS_PARAM_CLOUD_RANGED_MIN);
+    int ranged = from > 0 && o->size >= (uint64_t)from && cas__cloudp(o->cs, CAS_PARAM_CLOUD_CONNECTIONS) > 1;
     size_t chunk = ranged ? CAS__RANGED_CHUNK : CAS__AHEAD_CHUNK;
-    if (o->size < CAS__AHEAD_MIN || !(a = (struct cas__ahead *)cas__calloc(&o->s3->alloc, sizeof *a))) return;
-    if (!(a->slab = (unsigned char *)cas__alloc(&o->s3->alloc, chunk * CAS__AHEAD_CHUNKS)) ||
+    if (o->size < CAS__AHEAD_MIN || !(a = (struct cas__ahead *)cas__calloc(&o->cs->alloc, sizeof *a))) return;
+    if (!(a->slab = (unsigned char *)cas__alloc(&o->cs->alloc, chunk * CAS__AHEAD_CHUNKS)) ||
         pthread_mutex_init(&a->mu, NULL) != 0) {
-        cas__free(&o->s3->alloc, a->slab);
-        cas__free(&o->s3->alloc, a);
+        cas__free(&o->cs->alloc, a->slab);
+        cas__free(&o->cs->alloc, a);
         return;
     }
     if (pthread_cond_init(&a->cv, NULL) != 0) {
         pthread_mutex_destroy(&a->mu);
-        cas__free(&o->s3->alloc, a->slab);
-        cas__free(&o->s3->alloc, a);
+        cas__free(&o->cs->alloc, a->slab);
+        cas__free(&o->cs->alloc, a);
         return;
     }
     a->chunk = chunk;
@@ -2003,8 +2004,8 @@ static void cas__ahead_start(cas__s3obj *o) {
         o->ahead = NULL;
         pthread_cond_destroy(&a->cv);
         pthread_mutex_destroy(&a->mu);
-        cas__free(&o->s3->alloc, a->slab);
-        cas__free(&o->s3->alloc, a);
+        cas__free(&o->cs->alloc, a->slab);
+        cas__free(&o->cs->alloc, a);
         if (ranged) { /* reads run inline on a new transfer from the start */
             char msg[CAS__MSG];
             o->r.tries = 0;
@@ -2013,7 +2014,7 @@ static void cas__ahead_start(cas__s3obj *o) {
     }
 }
 
-static void cas__ahead_stop(cas__s3obj *o) {
+static void cas__ahead_stop(cas__cloudobj *o) {
     struct cas__ahead *a = o->ahead;
     if (!a) return;
     pthread_mutex_lock(&a->mu);
@@ -2024,17 +2025,17 @@ static void cas__ahead_stop(cas__s3obj *o) {
     pthread_join(a->th, NULL);
     pthread_cond_destroy(&a->cv);
     pthread_mutex_destroy(&a->mu);
-    cas__free(&o->s3->alloc, a->slab);
-    cas__free(&o->s3->alloc, a);
+    cas__free(&o->cs->alloc, a->slab);
+    cas__free(&o->cs->alloc, a);
     o->ahead = NULL;
 }
 #else
-static void cas__ahead_start(cas__s3obj *o) { (void)o; }
-static void cas__ahead_stop(cas__s3obj *o) { (void)o; }
+static void cas__ahead_start(cas__cloudobj *o) { (void)o; }
+static void cas__ahead_stop(cas__cloudobj *o) { (void)o; }
 #endif
 
-static int cas__s3_read(void *u, void *obj, void *buf, size_t cap, size_t *got, char *msg, size_t mcap) {
-    cas__s3obj *o = (cas__s3obj *)obj;
+static int cas__cloud_read(void *u, void *obj, void *buf, size_t cap, size_t *got, char *msg, size_t mcap) {
+    cas__cloudobj *o = (cas__cloudobj *)obj;
     (void)u;
     *got = 0;
     if (o->head_only) {
@@ -2046,17 +2047,17 @@ static int cas__s3_read(void *u, void *obj, void *buf, size_t cap, size_t *got, 
 #endif
     return cas__obj_read(o, buf, cap, got, msg, mcap);
 }
-/* ---- S3: writing an object ------------------------------------------------- */
+/* ---- object stores: writing an object ------------------------------------ */
 /* Up to one part size an object goes in one PUT; beyond, a multipart upload
  * (its metadata given when it starts, the object visible only when it
  * completes, aborted on any failure). When the name is not known yet (the key
  * is the hash of the bytes), the bytes beyond the first part wait in an
  * unlinked temp file until commit names them. */
 
-typedef struct cas__s3w {
-    cas__s3 *s3;
+typedef struct cas__cloudw {
+    cas__cloud *cs;
     char *name; /* NULL until commit when created without one */
-    char meta[CAS__S3_META_MAX + 1];
+    char meta[CAS__CLOUD_META_MAX + 1];
     size_t meta_len;
     unsigned char *buf;
     size_t len, cap;
@@ -2065,16 +2066,16 @@ typedef struct cas__s3w {
     char upload[512]; /* the multipart upload's id, "" if none */
     cas__buf parts;   /* <Part> elements for CompleteMultipartUpload */
     int nparts;
-} cas__s3w;
+} cas__cloudw;
 
-static size_t cas__s3w_part(const cas__s3w *w) {
-    uint64_t p = (uint64_t)cas__s3p(w->s3, CAS_PARAM_CLOUD_PART_SIZE);
+static size_t cas__cloudw_part(const cas__cloudw *w) {
+    uint64_t p = (uint64_t)cas__cloudp(w->cs, CAS_PARAM_CLOUD_PART_SIZE);
     int k;
     for (k = 0; k < w->nparts / 1000 && p < ((uint64_t)1 << 30); k++) p *= 2; /* 10000 parts reach 5 TB */
     return (size_t)p;
 }
 
-static int cas__s3w_fail(char *msg, size_t cap, const char *what, const char *why) {
+static int cas__cloudw_fail(char *msg, size_t cap, const char *what, const char *why) {
     char tmp[400];
     snprintf(tmp, sizeof tmp, "%s", why);
     cas__fmt(msg, cap, "%s: %s", what, tmp);
@@ -2083,24 +2084,24 @@ static int cas__s3w_fail(char *msg, size_t cap, const char *what, const char *wh
 
 /* PUT ?partNumber=N&uploadId=..: one part, with its SHA-256 (a body changed in transit is refused).
  * Azure: PUT ?blockid=..&comp=block, one uncommitted block of the blob. */
-static int cas__s3w_put_part(cas__s3w *w, const unsigned char *p, size_t n, char *msg, size_t cap) {
-    cas__s3 *s3 = w->s3;
+static int cas__cloudw_put_part(cas__cloudw *w, const unsigned char *p, size_t n, char *msg, size_t cap) {
+    cas__cloud *cs = w->cs;
     cas__buf q;
     cas__rq r;
     char sha[65], line[300], id[CAS__PART_ID];
     int rc;
-    if (!w->upload[0] && (rc = s3->d->upload_begin(w, msg, cap)) < 0) return rc;
-    if (w->nparts >= CAS__S3_MAX_PARTS) return cas__s3w_fail(msg, cap, "uploading", "over 10000 parts");
+    if (!w->upload[0] && (rc = cs->d->upload_begin(w, msg, cap)) < 0) return rc;
+    if (w->nparts >= CAS__CLOUD_MAX_PARTS) return cas__cloudw_fail(msg, cap, "uploading", "over 10000 parts");
     memset(&q, 0, sizeof q);
-    q.a = &s3->alloc;
-    s3->d->part_query(w, w->nparts + 1, &q, id);
-    cas__rq_init(&r, "PUT", &s3->alloc);
+    q.a = &cs->alloc;
+    cs->d->part_query(w, w->nparts + 1, &q, id);
+    cas__rq_init(&r, "PUT", &cs->alloc);
     cas__sha256_hex(p, n, sha);
     r.up = p, r.up_len = n, r.up_sha = sha;
-    if (!q.p || cas__s3_url(s3, &r.url, w->name, q.p) < 0) rc = cas__oom(msg, cap);
-    else if ((rc = cas__rq_run(s3, &r, msg, cap)) == CAS_OK &&
-             !s3->d->part_entry(&r, w->nparts + 1, id, line, sizeof line))
-        rc = cas__s3_answer_fail(&r, msg, cap);
+    if (!q.p || cas__cloud_url(cs, &r.url, w->name, q.p) < 0) rc = cas__oom(msg, cap);
+    else if ((rc = cas__rq_run(cs, &r, msg, cap)) == CAS_OK &&
+             !cs->d->part_entry(&r, w->nparts + 1, id, line, sizeof line))
+        rc = cas__cloud_answer_fail(&r, msg, cap);
     if (rc == CAS_OK) {
         w->nparts++;
         if (cas__buf_addz(&w->parts, line) < 0) rc = cas__oom(msg, cap);
@@ -2108,70 +2109,71 @@ static int cas__s3w_put_part(cas__s3w *w, const unsigned char *p, size_t n, char
         char why[400];
         snprintf(why, sizeof why, "%s", msg);
         snprintf(line, sizeof line, "uploading part %d", w->nparts + 1);
-        rc = rc == CAS_E_NOMEM ? rc : cas__s3w_fail(msg, cap, line, why);
+        rc = rc == CAS_E_NOMEM ? rc : cas__cloudw_fail(msg, cap, line, why);
     }
-    cas__free(&s3->alloc, q.p);
+    cas__free(&cs->alloc, q.p);
     cas__rq_free(&r);
     return rc;
 }
 
 /* DELETE ?uploadId=..: no parts are left behind (best effort; gc catches the rest). */
-static void cas__s3w_abort_upload(cas__s3w *w) {
+static void cas__cloudw_abort_upload(cas__cloudw *w) {
     cas__buf q;
     cas__rq r;
     char msg[300];
-    if (w->s3->d->drops_uploads) w->upload[0] = 0; /* Azure: uncommitted blocks go after a week at most */
+    if (w->cs->d->drops_uploads) w->upload[0] = 0; /* Azure: uncommitted blocks go after a week at most */
     if (!w->upload[0]) return;
     memset(&q, 0, sizeof q);
-    q.a = &w->s3->alloc;
+    q.a = &w->cs->alloc;
     cas__buf_addz(&q, "uploadId=");
     cas__uri_encode(&q, w->upload, 0);
-    cas__rq_init(&r, "DELETE", &w->s3->alloc);
-    if (q.p && cas__s3_url(w->s3, &r.url, w->name, q.p) == CAS_OK) cas__rq_run(w->s3, &r, msg, sizeof msg);
-    cas__free(&w->s3->alloc, q.p);
+    cas__rq_init(&r, "DELETE", &w->cs->alloc);
+    if (q.p && cas__cloud_url(w->cs, &r.url, w->name, q.p) == CAS_OK) cas__rq_run(w->cs, &r, msg, sizeof msg);
+    cas__free(&w->cs->alloc, q.p);
     cas__rq_free(&r);
     w->upload[0] = 0;
 }
 
-static int cas__s3w_spool(cas__s3w *w, const unsigned char *p, size_t n, char *msg, size_t cap) {
+static int cas__cloudw_spool(cas__cloudw *w, const unsigned char *p, size_t n, char *msg, size_t cap) {
     if (w->spool < 0) { /* mkstemp's file, close-on-exec from its first moment (mkostemp is not POSIX) */
         const char *dir = getenv("TMPDIR");
         char path[4096];
         int tries = 0;
         do {
             snprintf(path, sizeof path, "%s/cas-spool-%016llx", dir && dir[0] ? dir : "/tmp",
-                     (unsigned long long)cas__s3_random(w->s3));
+                     (unsigned long long)cas__cloud_random(w->cs));
             w->spool = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
         } while (w->spool < 0 && errno == EEXIST && ++tries < 100);
-        if (w->spool < 0) return cas__s3w_fail(msg, cap, "cannot create a temp file for the upload", strerror(errno));
+        if (w->spool < 0)
+            return cas__cloudw_fail(msg, cap, "cannot create a temp file for the upload", strerror(errno));
         unlink(path); /* gone with the process, whatever happens */
     }
     {
         int e = cas__write_all(w->spool, p, n);
-        if (e) return cas__s3w_fail(msg, cap, "cannot write a temp file for the upload", strerror(e));
+        if (e) return cas__cloudw_fail(msg, cap, "cannot write a temp file for the upload", strerror(e));
     }
     w->spooled += n;
     return CAS_OK;
 }
 
-static int cas__s3_create(void *u, const char *dir, const char *name, const char *meta, size_t ml, void **out,
-                          char *msg, size_t cap) {
-    cas__s3 *s3 = (cas__s3 *)u;
-    cas__s3w *w;
+static int cas__cloud_create(void *u, const char *dir, const char *name, const char *meta, size_t ml, void **out,
+                             char *msg, size_t cap) {
+    cas__cloud *cs = (cas__cloud *)u;
+    cas__cloudw *w;
     (void)dir;
     *out = NULL;
-    if (ml > CAS__S3_META_MAX) {
+    if (ml > CAS__CLOUD_META_MAX) {
         cas__fmt(msg, cap, "metadata over 2 KB (S3's limit)");
         return CAS_E_ARG;
     }
-    if (!(w = (cas__s3w *)cas__calloc(&s3->alloc, sizeof *w))) {
+    if (!(w = (cas__cloudw *)cas__calloc(&cs->alloc, sizeof *w))) {
         return cas__oom(msg, cap);
     }
-    w->s3 = s3, w->spool = -1, w->parts.a = &s3->alloc;
+    w->cs = cs, w->spool = -1, w->parts.a = &cs->alloc;
     if (meta) memcpy(w->meta, meta, ml), w->meta_len = ml;
     w->meta[ml] = 0;
-    if (name && !(w->name = (char *)cas__alloc(&s3->alloc, strlen(name) + 1))) {
-        cas__free(&s3->alloc, w);
+    if (name && !(w->name = (char *)cas__alloc(&cs->alloc, strlen(name) + 1))) {
+        cas__free(&cs->alloc, w);
         return cas__oom(msg, cap);
     }
     if (name) memcpy(w->name, name, strlen(name) + 1);
@@ -2179,33 +2181,34 @@ static int cas__s3_create(void *u, const char *dir, const char *name, const char
     return CAS_OK;
 }
 
-static int cas__s3_write(void *u, void *wp, const void *data, size_t n, char *msg, size_t cap) {
-    cas__s3w *w = (cas__s3w *)wp;
+static int cas__cloud_write(void *u, void *wp, const void *data, size_t n, char *msg, size_t cap) {
+    cas__cloudw *w = (cas__cloudw *)wp;
     const unsigned char *p = (const unsigned char *)data;
     int rc;
     (void)u;
     while (n) {
-        size_t part = cas__s3w_part(w), k;
+        size_t part = cas__cloudw_part(w), k;
         if (w->len == part) { /* a full part: up it goes (or into the spool, nameless) */
-            rc = w->name ? cas__s3w_put_part(w, w->buf, w->len, msg, cap) : cas__s3w_spool(w, w->buf, w->len, msg, cap);
+            rc = w->name ? cas__cloudw_put_part(w, w->buf, w->len, msg, cap)
+                         : cas__cloudw_spool(w, w->buf, w->len, msg, cap);
             if (rc < 0) return rc;
             w->len = 0;
             continue;
         }
         if (!w->len && w->name && (n > part || (w->upload[0] && n == part))) { /* straight from the caller's bytes */
-            if ((rc = cas__s3w_put_part(w, p, part, msg, cap)) < 0) return rc;
+            if ((rc = cas__cloudw_put_part(w, p, part, msg, cap)) < 0) return rc;
             p += part, n -= part, w->total += part;
             continue;
         }
         if (w->cap < part) { /* grows to one part at most */
             size_t nc = CAS__MIN(part, CAS__MAXZ(w->len + n, CAS__MAXZ(w->cap * 2, (size_t)64 << 10)));
-            unsigned char *nb = (unsigned char *)cas__alloc(&w->s3->alloc, nc);
+            unsigned char *nb = (unsigned char *)cas__alloc(&w->cs->alloc, nc);
             if (!nb) {
                 cas__fmt(msg, cap, "out of memory");
                 return CAS_E_NOMEM;
             }
             if (w->len) memcpy(nb, w->buf, w->len);
-            cas__free(&w->s3->alloc, w->buf);
+            cas__free(&w->cs->alloc, w->buf);
             w->buf = nb, w->cap = nc;
         }
         k = CAS__MIN(n, CAS__MIN(w->cap, part) - w->len);
@@ -2216,12 +2219,12 @@ static int cas__s3_write(void *u, void *wp, const void *data, size_t n, char *ms
 }
 
 /* After a completion whose answer was lost: is the object there, whole? */
-static int cas__s3w_landed(cas__s3w *w) {
+static int cas__cloudw_landed(cas__cloudw *w) {
     cas__rq r;
     char msg[200];
     int ok;
-    cas__rq_init(&r, "HEAD", &w->s3->alloc);
-    ok = cas__s3_url(w->s3, &r.url, w->name, NULL) == CAS_OK && cas__rq_run(w->s3, &r, msg, sizeof msg) == CAS_OK &&
+    cas__rq_init(&r, "HEAD", &w->cs->alloc);
+    ok = cas__cloud_url(w->cs, &r.url, w->name, NULL) == CAS_OK && cas__rq_run(w->cs, &r, msg, sizeof msg) == CAS_OK &&
          r.status == 200 && r.length >= 0 && (uint64_t)r.length == w->total && r.has_meta &&
          r.meta_len == w->meta_len && !memcmp(r.meta, w->meta, w->meta_len);
     cas__rq_free(&r);
@@ -2230,58 +2233,58 @@ static int cas__s3w_landed(cas__s3w *w) {
 
 /* POST ?uploadId=..: the parts become the object. Repeated after a lost answer,
  * it finds the upload gone; the object then tells whether the first try landed. */
-static int cas__s3w_complete(cas__s3w *w, char *msg, size_t cap) {
-    cas__s3 *s3 = w->s3;
+static int cas__cloudw_complete(cas__cloudw *w, char *msg, size_t cap) {
+    cas__cloud *cs = w->cs;
     cas__buf q, body;
     cas__rq r;
     int rc;
     memset(&q, 0, sizeof q), memset(&body, 0, sizeof body);
-    q.a = body.a = &s3->alloc;
-    s3->d->complete_query(w, &q);
-    cas__buf_addz(&body, s3->d->complete_open);
+    q.a = body.a = &cs->alloc;
+    cs->d->complete_query(w, &q);
+    cas__buf_addz(&body, cs->d->complete_open);
     cas__buf_put(&body, w->parts.p ? w->parts.p : "", w->parts.len);
-    cas__buf_addz(&body, s3->d->complete_close);
-    cas__rq_init(&r, s3->d->complete_method, &s3->alloc);
+    cas__buf_addz(&body, cs->d->complete_close);
+    cas__rq_init(&r, cs->d->complete_method, &cs->alloc);
     r.keep = (size_t)1 << 20;
     r.up = (const unsigned char *)body.p, r.up_len = body.len;
-    if (!q.p || !body.p || cas__s3_url(s3, &r.url, w->name, q.p) < 0 ||
+    if (!q.p || !body.p || cas__cloud_url(cs, &r.url, w->name, q.p) < 0 ||
         !(r.hdr = curl_slist_append(r.hdr, "Content-Type: application/xml")) ||
-        (s3->d->complete_meta && cas__s3_write_headers(s3, &r.hdr, w->meta, w->meta_len) < 0))
+        (cs->d->complete_meta && cas__cloud_write_headers(cs, &r.hdr, w->meta, w->meta_len) < 0))
         rc = cas__oom(msg, cap);
-    else if ((rc = cas__rq_run(s3, &r, msg, cap)) == CAS_OK && (rc = s3->d->complete_answer(w, &r, msg, cap)) == CAS_OK)
+    else if ((rc = cas__rq_run(cs, &r, msg, cap)) == CAS_OK && (rc = cs->d->complete_answer(w, &r, msg, cap)) == CAS_OK)
         w->upload[0] = 0; /* done: nothing to abort */
-    cas__free(&s3->alloc, q.p);
-    cas__free(&s3->alloc, body.p);
+    cas__free(&cs->alloc, q.p);
+    cas__free(&cs->alloc, body.p);
     cas__rq_free(&r);
     return rc;
 }
 
-static int cas__s3_exists(void *u, const char *name, char *msg, size_t cap);
+static int cas__cloud_exists(void *u, const char *name, char *msg, size_t cap);
 
-static int cas__s3_commit(void *u, void *wp, const char *name, int mode, int *stored, char *msg, size_t cap) {
-    cas__s3 *s3 = (cas__s3 *)u;
-    cas__s3w *w = (cas__s3w *)wp;
+static int cas__cloud_commit(void *u, void *wp, const char *name, int mode, int *stored, char *msg, size_t cap) {
+    cas__cloud *cs = (cas__cloud *)u;
+    cas__cloudw *w = (cas__cloudw *)wp;
     int rc;
     *stored = 0;
     if (!w->name || strcmp(w->name, name)) { /* named now */
-        char *nm = (char *)cas__alloc(&s3->alloc, strlen(name) + 1);
+        char *nm = (char *)cas__alloc(&cs->alloc, strlen(name) + 1);
         if (!nm) return cas__oom(msg, cap);
         memcpy(nm, name, strlen(name) + 1);
-        cas__free(&s3->alloc, w->name);
+        cas__free(&cs->alloc, w->name);
         w->name = nm;
     }
-    if (mode == CAS_COMMIT_META) return s3->d->set_meta(w, stored, msg, cap);
+    if (mode == CAS_COMMIT_META) return cs->d->set_meta(w, stored, msg, cap);
     if (w->spooled) { /* the bytes waited for their name: all of them into the spool, then up in parts */
         uint64_t off = 0;
         size_t part;
-        if ((rc = cas__s3w_spool(w, w->buf, w->len, msg, cap)) < 0) return rc;
+        if ((rc = cas__cloudw_spool(w, w->buf, w->len, msg, cap)) < 0) return rc;
         w->len = 0;
         while (off < w->spooled) {
             size_t k = 0;
-            part = cas__s3w_part(w);
+            part = cas__cloudw_part(w);
             if (w->cap < part) {
-                cas__free(&s3->alloc, w->buf);
-                if (!(w->buf = (unsigned char *)cas__alloc(&s3->alloc, part))) {
+                cas__free(&cs->alloc, w->buf);
+                if (!(w->buf = (unsigned char *)cas__alloc(&cs->alloc, part))) {
                     w->cap = 0;
                     return cas__oom(msg, cap);
                 }
@@ -2291,77 +2294,78 @@ static int cas__s3_commit(void *u, void *wp, const char *name, int mode, int *st
                 ssize_t got = pread(w->spool, w->buf + k, part - k, (off_t)(off + k));
                 if (got < 0 && errno == EINTR) continue;
                 if (got <= 0)
-                    return cas__s3w_fail(msg, cap, "reading back the upload's temp file",
-                                         strerror(errno ? errno : EIO));
+                    return cas__cloudw_fail(msg, cap, "reading back the upload's temp file",
+                                            strerror(errno ? errno : EIO));
                 k += (size_t)got;
             }
-            if ((rc = cas__s3w_put_part(w, w->buf, k, msg, cap)) < 0) return rc;
+            if ((rc = cas__cloudw_put_part(w, w->buf, k, msg, cap)) < 0) return rc;
             off += k;
         }
     } else if (w->upload[0]) {
-        if ((w->len || !w->nparts) && (rc = cas__s3w_put_part(w, w->buf, w->len, msg, cap)) < 0) return rc;
+        if ((w->len || !w->nparts) && (rc = cas__cloudw_put_part(w, w->buf, w->len, msg, cap)) < 0) return rc;
         w->len = 0;
     } else { /* one PUT; If-None-Match makes "only if absent" the server's decision */
         cas__rq r;
         char sha[65];
-        cas__rq_init(&r, "PUT", &s3->alloc);
+        cas__rq_init(&r, "PUT", &cs->alloc);
         r.keep = (size_t)1 << 20;
         cas__sha256_hex(w->buf ? w->buf : (const unsigned char *)"", w->len, sha);
         r.up = w->buf, r.up_len = w->len, r.up_sha = sha;
-        if (cas__s3_url(s3, &r.url, w->name, NULL) < 0 || cas__s3_write_headers(s3, &r.hdr, w->meta, w->meta_len) < 0 ||
-            (s3->d->put_header && !(r.hdr = curl_slist_append(r.hdr, s3->d->put_header))) ||
+        if (cas__cloud_url(cs, &r.url, w->name, NULL) < 0 ||
+            cas__cloud_write_headers(cs, &r.hdr, w->meta, w->meta_len) < 0 ||
+            (cs->d->put_header && !(r.hdr = curl_slist_append(r.hdr, cs->d->put_header))) ||
             (mode == CAS_COMMIT_CREATE && !(r.hdr = curl_slist_append(r.hdr, "If-None-Match: *"))))
             rc = cas__oom(msg, cap);
-        else if ((rc = cas__rq_run(s3, &r, msg, cap)) == CAS_OK) {
+        else if ((rc = cas__rq_run(cs, &r, msg, cap)) == CAS_OK) {
             if (r.status == 200 || r.status == 201) *stored = 1;
             else if ((r.status == 412 || r.status == 409) && mode == CAS_COMMIT_CREATE)
                 *stored = 0; /* it is there already (Azure: 409 BlobAlreadyExists) */
             else {
-                rc = cas__s3_answer_fail(&r, msg, cap);
+                rc = cas__cloud_answer_fail(&r, msg, cap);
                 if (rc == CAS_E_NOTFOUND) rc = CAS_E_IO;
             }
         }
         cas__rq_free(&r);
         return rc;
     }
-    if (mode == CAS_COMMIT_CREATE && cas__s3_exists(u, w->name, msg, cap) > 0) { /* dedup: drop the upload */
-        cas__s3w_abort_upload(w);
+    if (mode == CAS_COMMIT_CREATE && cas__cloud_exists(u, w->name, msg, cap) > 0) { /* dedup: drop the upload */
+        cas__cloudw_abort_upload(w);
         return CAS_OK;
     }
-    if ((rc = cas__s3w_complete(w, msg, cap)) == CAS_OK) *stored = 1;
+    if ((rc = cas__cloudw_complete(w, msg, cap)) == CAS_OK) *stored = 1;
     return rc;
 }
 
-static void cas__s3_abort(void *u, void *wp) {
-    cas__s3w *w = (cas__s3w *)wp;
+static void cas__cloud_abort(void *u, void *wp) {
+    cas__cloudw *w = (cas__cloudw *)wp;
     (void)u;
     if (!w) return;
-    cas__s3w_abort_upload(w);
+    cas__cloudw_abort_upload(w);
     if (w->spool >= 0) close(w->spool);
-    cas__free(&w->s3->alloc, w->buf);
-    cas__free(&w->s3->alloc, w->name);
-    cas__free(&w->s3->alloc, w->parts.p);
-    cas__free(&w->s3->alloc, w);
+    cas__free(&w->cs->alloc, w->buf);
+    cas__free(&w->cs->alloc, w->name);
+    cas__free(&w->cs->alloc, w->parts.p);
+    cas__free(&w->cs->alloc, w);
 }
-/* ---- S3: existence, listings, removal, gc ----------------------------------- */
+/* ---- object stores: existence, listings, removal, gc --------------------- */
 
-static int cas__s3_exists(void *u, const char *name, char *msg, size_t cap) {
-    cas__s3 *s3 = (cas__s3 *)u;
+static int cas__cloud_exists(void *u, const char *name, char *msg, size_t cap) {
+    cas__cloud *cs = (cas__cloud *)u;
     cas__rq r;
     int rc;
-    cas__rq_init(&r, "HEAD", &s3->alloc);
-    if (cas__s3_url(s3, &r.url, name, NULL) < 0) rc = cas__oom(msg, cap);
-    else if ((rc = cas__rq_run(s3, &r, msg, cap)) == CAS_OK) {
+    cas__rq_init(&r, "HEAD", &cs->alloc);
+    if (cas__cloud_url(cs, &r.url, name, NULL) < 0) rc = cas__oom(msg, cap);
+    else if ((rc = cas__rq_run(cs, &r, msg, cap)) == CAS_OK) {
         if (r.status == 200) rc = 1;
         else if (r.status == 404) rc = 0;
-        else rc = cas__s3_answer_fail(&r, msg, cap);
+        else rc = cas__cloud_answer_fail(&r, msg, cap);
     }
     cas__rq_free(&r);
     return rc;
 }
 
 /* One ListObjectsV2 (or ListMultipartUploads) page, record by record. */
-typedef struct cas__s3_page {
+typedef struct cas__cloud_page {
     const char *strip; /* the key prefix names are given relative to */
     size_t strip_len;
     cas_list_fn fn;                                                               /* objects and folders */
@@ -2372,10 +2376,10 @@ typedef struct cas__s3_page {
     char key[1100], size[32], mtime[64], upload_id[512];
     char next[1100], next_upload[512]; /* NextContinuationToken / NextKeyMarker, NextUploadIdMarker */
     int url_encoded, bad;
-} cas__s3_page;
+} cas__cloud_page;
 
-static void cas__s3_page_leaf(void *ctx, const char *path, const char *text, size_t len, int cut) {
-    cas__s3_page *pg = (cas__s3_page *)ctx;
+static void cas__cloud_page_leaf(void *ctx, const char *path, const char *text, size_t len, int cut) {
+    cas__cloud_page *pg = (cas__cloud_page *)ctx;
     char *dst = NULL;
     size_t dcap = 0;
     /* S3's ListObjectsV2 and ListMultipartUploads, Azure's List Blobs */
@@ -2404,8 +2408,8 @@ static void cas__s3_page_leaf(void *ctx, const char *path, const char *text, siz
     memcpy(dst, text, len), dst[len] = 0;
 }
 
-static void cas__s3_page_end(void *ctx, const char *path) {
-    cas__s3_page *pg = (cas__s3_page *)ctx;
+static void cas__cloud_page_end(void *ctx, const char *path) {
+    cas__cloud_page *pg = (cas__cloud_page *)ctx;
     int kind, rc;
     size_t kl;
     char *name;
@@ -2442,16 +2446,16 @@ static void cas__s3_page_end(void *ctx, const char *path) {
 /* Pages through a listing under key prefix `strip` (ListObjectsV2, or with
  * uploads ListMultipartUploads), each record to fn. Returns the count of
  * records seen, or an error. */
-static int64_t cas__s3_list_pages(cas__s3 *s3, const char *strip, int delimiter, cas_list_fn fn,
-                                  int (*ufn)(void *, const char *, const char *, int64_t), void *ctx, char *msg,
-                                  size_t cap) {
-    cas__s3_page *pg = (cas__s3_page *)cas__calloc(&s3->alloc, sizeof *pg);
+static int64_t cas__cloud_list_pages(cas__cloud *cs, const char *strip, int delimiter, cas_list_fn fn,
+                                     int (*ufn)(void *, const char *, const char *, int64_t), void *ctx, char *msg,
+                                     size_t cap) {
+    cas__cloud_page *pg = (cas__cloud_page *)cas__calloc(&cs->alloc, sizeof *pg);
     cas__buf q;
     int64_t total = 0;
     int rc = CAS_OK;
     if (!pg) return cas__oom(msg, cap);
     memset(&q, 0, sizeof q);
-    q.a = &s3->alloc;
+    q.a = &cs->alloc;
     pg->strip = strip, pg->strip_len = strlen(strip), pg->fn = fn, pg->ufn = ufn, pg->ctx = ctx;
     for (;;) {
         cas__rq r;
@@ -2464,19 +2468,19 @@ static int64_t cas__s3_list_pages(cas__s3 *s3, const char *strip, int delimiter,
             if (pg->next_upload[0]) cas__buf_addz(&q, "&upload-id-marker="), cas__uri_encode(&q, pg->next_upload, 0);
             cas__buf_addz(&q, "&uploads=");
         } else {
-            s3->d->list_query(s3, &q, strip, pg->next, delimiter);
+            cs->d->list_query(cs, &q, strip, pg->next, delimiter);
         }
-        cas__rq_init(&r, "GET", &s3->alloc);
-        r.keep = CAS__S3_XML_MAX;
-        if (!q.p || cas__s3_url(s3, &r.url, NULL, q.p) < 0) rc = cas__oom(msg, cap);
-        else if ((rc = cas__rq_run(s3, &r, msg, cap)) == CAS_OK && r.status != 200)
-            rc = cas__s3_answer_fail(&r, msg, cap);
+        cas__rq_init(&r, "GET", &cs->alloc);
+        r.keep = CAS__CLOUD_XML_MAX;
+        if (!q.p || cas__cloud_url(cs, &r.url, NULL, q.p) < 0) rc = cas__oom(msg, cap);
+        else if ((rc = cas__rq_run(cs, &r, msg, cap)) == CAS_OK && r.status != 200)
+            rc = cas__cloud_answer_fail(&r, msg, cap);
         if (rc == CAS_OK) {
             snprintf(next, sizeof next, "%s", pg->next);
             snprintf(next_upload, sizeof next_upload, "%s", pg->next_upload);
             pg->truncated = 0, pg->next[0] = pg->next_upload[0] = 0;
-            rc =
-                cas__xml_parse(r.body.p ? r.body.p : "", r.body.len, cas__s3_page_leaf, cas__s3_page_end, pg, msg, cap);
+            rc = cas__xml_parse(r.body.p ? r.body.p : "", r.body.len, cas__cloud_page_leaf, cas__cloud_page_end, pg,
+                                msg, cap);
             if (rc == CAS_OK && pg->rc < 0) rc = pg->rc, cas__fmt(msg, cap, "%s", cas_strerror(rc));
             if (rc == CAS_OK && pg->truncated && !strcmp(next, pg->next) && !strcmp(next_upload, pg->next_upload)) {
                 cas__fmt(msg, cap, "the listing does not advance (the same continuation twice)");
@@ -2487,22 +2491,22 @@ static int64_t cas__s3_list_pages(cas__s3 *s3, const char *strip, int delimiter,
         if (rc < 0 || pg->stop || !pg->truncated || (!pg->next[0] && !pg->next_upload[0])) break;
     }
     total = (int64_t)pg->entries;
-    cas__free(&s3->alloc, q.p);
-    cas__free(&s3->alloc, pg);
+    cas__free(&cs->alloc, q.p);
+    cas__free(&cs->alloc, pg);
     return rc < 0 ? rc : total;
 }
 
-static int cas__s3_list(void *u, const char *dir, int recursive, cas_list_fn fn, void *ctx, char *msg, size_t cap) {
-    cas__s3 *s3 = (cas__s3 *)u;
+static int cas__cloud_list(void *u, const char *dir, int recursive, cas_list_fn fn, void *ctx, char *msg, size_t cap) {
+    cas__cloud *cs = (cas__cloud *)u;
     cas__buf strip;
     int64_t n;
     memset(&strip, 0, sizeof strip);
-    strip.a = &s3->alloc;
-    cas__buf_addz(&strip, s3->prefix);
+    strip.a = &cs->alloc;
+    cas__buf_addz(&strip, cs->prefix);
     if (dir[0]) cas__buf_addz(&strip, dir), cas__buf_addz(&strip, "/");
     if (!strip.p) cas__buf_put(&strip, "", 0);
-    n = strip.p ? cas__s3_list_pages(s3, strip.p, !recursive, fn, NULL, ctx, msg, cap) : cas__oom(msg, cap);
-    cas__free(&s3->alloc, strip.p);
+    n = strip.p ? cas__cloud_list_pages(cs, strip.p, !recursive, fn, NULL, ctx, msg, cap) : cas__oom(msg, cap);
+    cas__free(&cs->alloc, strip.p);
     if (n == 0) { /* an object store's folder exists when something is under it */
         cas__fmt(msg, cap, "nothing under '%.300s'", dir);
         return CAS_E_NOTFOUND;
@@ -2510,52 +2514,52 @@ static int cas__s3_list(void *u, const char *dir, int recursive, cas_list_fn fn,
     return n < 0 ? (int)n : CAS_OK;
 }
 
-static int cas__s3_remove(void *u, const char *name, char *msg, size_t cap) {
-    cas__s3 *s3 = (cas__s3 *)u;
+static int cas__cloud_remove(void *u, const char *name, char *msg, size_t cap) {
+    cas__cloud *cs = (cas__cloud *)u;
     cas__rq r;
-    int rc = cas__s3_exists(u, name, msg, cap);
+    int rc = cas__cloud_exists(u, name, msg, cap);
     if (rc <= 0) return rc;
-    cas__rq_init(&r, "DELETE", &s3->alloc);
-    if (cas__s3_url(s3, &r.url, name, NULL) < 0) rc = cas__oom(msg, cap);
-    else if ((rc = cas__rq_run(s3, &r, msg, cap)) == CAS_OK)
-        rc = r.status == 204 || r.status == 200 || r.status == 202 ? 1 : cas__s3_answer_fail(&r, msg, cap);
+    cas__rq_init(&r, "DELETE", &cs->alloc);
+    if (cas__cloud_url(cs, &r.url, name, NULL) < 0) rc = cas__oom(msg, cap);
+    else if ((rc = cas__rq_run(cs, &r, msg, cap)) == CAS_OK)
+        rc = r.status == 204 || r.status == 200 || r.status == 202 ? 1 : cas__cloud_answer_fail(&r, msg, cap);
     cas__rq_free(&r);
     return rc;
 }
 
-typedef struct cas__s3_gcx {
-    cas__s3 *s3;
+typedef struct cas__cloud_gcx {
+    cas__cloud *cs;
     int64_t before;
     uint64_t aborted;
-} cas__s3_gcx;
+} cas__cloud_gcx;
 
-static int cas__s3_gc_one(void *ctx, const char *name, const char *upload_id, int64_t initiated) {
-    cas__s3_gcx *g = (cas__s3_gcx *)ctx;
-    cas__s3w w;
+static int cas__cloud_gc_one(void *ctx, const char *name, const char *upload_id, int64_t initiated) {
+    cas__cloud_gcx *g = (cas__cloud_gcx *)ctx;
+    cas__cloudw w;
     if (initiated < 0 || initiated > g->before) return 0; /* a live writer's, or undated: left alone */
     memset(&w, 0, sizeof w);
-    w.s3 = g->s3, w.name = (char *)name;
+    w.cs = g->cs, w.name = (char *)name;
     snprintf(w.upload, sizeof w.upload, "%s", upload_id);
-    cas__s3w_abort_upload(&w);
+    cas__cloudw_abort_upload(&w);
     g->aborted++;
     return 0;
 }
 
 /* Multipart uploads under the prefix older than CAS_PARAM_CLOUD_GC_AGE: a killed
  * writer's parts, which S3 keeps (and bills) until someone aborts them. */
-static int cas__s3_gc(void *u, uint64_t *removed, char *msg, size_t cap) {
-    cas__s3 *s3 = (cas__s3 *)u;
-    cas__s3_gcx g;
+static int cas__cloud_gc(void *u, uint64_t *removed, char *msg, size_t cap) {
+    cas__cloud *cs = (cas__cloud *)u;
+    cas__cloud_gcx g;
     int64_t n;
-    g.s3 = s3, g.aborted = 0;
+    g.cs = cs, g.aborted = 0;
     *removed = 0;
-    if (s3->d->drops_uploads) return CAS_OK; /* Azure: a killed writer's uncommitted blocks go by themselves */
-    g.before = cas__now() - cas__s3p(s3, CAS_PARAM_CLOUD_GC_AGE);
-    n = cas__s3_list_pages(s3, s3->prefix, 0, NULL, cas__s3_gc_one, &g, msg, cap);
+    if (cs->d->drops_uploads) return CAS_OK; /* Azure: a killed writer's uncommitted blocks go by themselves */
+    g.before = cas__now() - cas__cloudp(cs, CAS_PARAM_CLOUD_GC_AGE);
+    n = cas__cloud_list_pages(cs, cs->prefix, 0, NULL, cas__cloud_gc_one, &g, msg, cap);
     *removed = g.aborted;
     return n < 0 ? (int)n : CAS_OK;
 }
-/* ---- S3: many objects at once (batch gets) --------------------------------- */
+/* ---- object stores: many objects at once (batch gets) -------------------- */
 /* One multi handle, up to CAS_PARAM_CLOUD_CONNECTIONS requests in flight, each
  * object whole into a buffer from the caller's allocator; a failed request waits
  * its backoff without holding up the others. */
@@ -2567,7 +2571,7 @@ typedef struct cas__fitem {
 } cas__fitem;
 
 typedef struct cas__fetch_turn {
-    cas__s3 *s3;
+    cas__cloud *cs;
     cas__fitem *it;
     const cas_allocator *a;
     cas_fetch_fn fn;
@@ -2584,7 +2588,7 @@ static int cas__fetch_ended(void *ctx, cas__xfer *x, int again, CURLcode cc) {
     char why[CAS__MSG];
     (*t->active)--;
     if (again && f->r.tries < t->attempts) {
-        f->state = 0, f->x.due = cas__ms() + cas__s3_backoff_ms(t->s3, f->r.tries);
+        f->state = 0, f->x.due = cas__ms() + cas__cloud_backoff_ms(t->cs, f->r.tries);
         return CAS_OK;
     }
     f->state = 2, (*t->done)++;
@@ -2597,30 +2601,30 @@ static int cas__fetch_ended(void *ctx, cas__xfer *x, int again, CURLcode cc) {
         }
         t->fn(t->ctx, i, CAS_OK, NULL, f->r.has_meta ? f->r.meta : NULL, f->r.meta_len, data, len);
     } else {
-        int rc = cc != CURLE_OK ? CAS_E_IO : cas__s3_answer_fail(&f->r, why, sizeof why);
+        int rc = cc != CURLE_OK ? CAS_E_IO : cas__cloud_answer_fail(&f->r, why, sizeof why);
         if (cc != CURLE_OK) cas__rq_why(&f->r, cc, why, sizeof why);
         t->fn(t->ctx, i, rc, why, NULL, 0, NULL, 0);
     }
     return CAS_OK;
 }
 
-static int cas__s3_fetch(void *u, size_t count, const char *const *names, const cas_allocator *a, cas_fetch_fn fn,
-                         void *ctx, char *msg, size_t cap) {
-    cas__s3 *s3 = (cas__s3 *)u;
-    cas__fitem *it = (cas__fitem *)cas__calloc(&s3->alloc, (count + 1) * sizeof *it);
-    CURLM *m = cas__multi_get(s3);
-    long conns = (long)cas__s3p(s3, CAS_PARAM_CLOUD_CONNECTIONS);
+static int cas__cloud_fetch(void *u, size_t count, const char *const *names, const cas_allocator *a, cas_fetch_fn fn,
+                            void *ctx, char *msg, size_t cap) {
+    cas__cloud *cs = (cas__cloud *)u;
+    cas__fitem *it = (cas__fitem *)cas__calloc(&cs->alloc, (count + 1) * sizeof *it);
+    CURLM *m = cas__multi_get(cs);
+    long conns = (long)cas__cloudp(cs, CAS_PARAM_CLOUD_CONNECTIONS);
     size_t i, done = 0, active = 0;
     char why[CAS__MSG];
     cas__fetch_turn turn;
     if (!it || !m) {
-        cas__free(&s3->alloc, it);
-        cas__multi_put(s3, m);
+        cas__free(&cs->alloc, it);
+        cas__multi_put(cs, m);
         for (i = 0; i < count; i++) fn(ctx, i, CAS_E_NOMEM, "out of memory", NULL, 0, NULL, 0);
         return cas__oom(msg, cap);
     }
-    turn.s3 = s3, turn.it = it, turn.a = a, turn.fn = fn, turn.ctx = ctx, turn.done = &done, turn.active = &active;
-    turn.attempts = (int)cas__s3p(s3, CAS_PARAM_CLOUD_ATTEMPTS);
+    turn.cs = cs, turn.it = it, turn.a = a, turn.fn = fn, turn.ctx = ctx, turn.done = &done, turn.active = &active;
+    turn.attempts = (int)cas__cloudp(cs, CAS_PARAM_CLOUD_ATTEMPTS);
     curl_multi_setopt(m, CURLMOPT_MAX_HOST_CONNECTIONS, conns);
     curl_multi_setopt(m, CURLMOPT_MAX_TOTAL_CONNECTIONS, conns);
     for (i = 0; i < count; i++) {
@@ -2639,8 +2643,8 @@ static int cas__s3_fetch(void *u, size_t count, const char *const *names, const 
                 continue;
             }
             why[0] = 0;
-            if (!f->r.url.len && cas__s3_url(s3, &f->r.url, names[i], NULL) < 0) rc = cas__oom(why, sizeof why);
-            else rc = cas__xfer_start(s3, m, &f->x, NULL, NULL, why, sizeof why);
+            if (!f->r.url.len && cas__cloud_url(cs, &f->r.url, names[i], NULL) < 0) rc = cas__oom(why, sizeof why);
+            else rc = cas__xfer_start(cs, m, &f->x, NULL, NULL, why, sizeof why);
             if (rc < 0) {
                 fn(ctx, i, rc, why[0] ? why : "out of memory", NULL, 0, NULL, 0);
                 f->state = 2, done++;
@@ -2648,7 +2652,7 @@ static int cas__s3_fetch(void *u, size_t count, const char *const *names, const 
             }
             f->state = 1, active++;
         }
-        cas__multi_turn(s3, m, cas__fetch_ended, &turn);
+        cas__multi_turn(cs, m, cas__fetch_ended, &turn);
         if (done < count) {
             int64_t t = cas__ms();
             int timeout = active ? 1000 : (int)CAS__MAXZ(wake - t, 1);
@@ -2656,36 +2660,36 @@ static int cas__s3_fetch(void *u, size_t count, const char *const *names, const 
         }
     }
     for (i = 0; i < count; i++) cas__rq_free(&it[i].r);
-    cas__free(&s3->alloc, it);
-    cas__multi_put(s3, m);
+    cas__free(&cs->alloc, it);
+    cas__multi_put(cs, m);
     return CAS_OK;
 }
 /* ---- the backend: settings, lifetime ---------------------------------------- */
 
-static int cas__s3_set_param(void *u, int param, int64_t v) {
-    cas__s3 *s3 = (cas__s3 *)u;
-    int k = cas__s3_param_index(param), rc;
-    if ((rc = cas__param_check(k < 0 ? NULL : &cas__s3_params[k], CAS__FOR_BACKEND, v)) < 0) return rc;
-    s3->param[k] = v;
+static int cas__cloud_set_param(void *u, int param, int64_t v) {
+    cas__cloud *cs = (cas__cloud *)u;
+    int k = cas__cloud_param_index(param), rc;
+    if ((rc = cas__param_check(k < 0 ? NULL : &cas__cloud_params[k], CAS__FOR_BACKEND, v)) < 0) return rc;
+    cs->param[k] = v;
     return CAS_OK;
 }
 
-static void cas__s3_destroy(void *u) {
-    cas__s3 *s3 = (cas__s3 *)u;
+static void cas__cloud_destroy(void *u) {
+    cas__cloud *cs = (cas__cloud *)u;
     cas_allocator a;
-    if (!s3) return;
-    while (s3->easy.n) curl_easy_cleanup((CURL *)s3->easy.item[--s3->easy.n]);
-    while (s3->multi.n) curl_multi_cleanup((CURLM *)s3->multi.item[--s3->multi.n]);
-    if (s3->cred) cas__cred_destroy(s3->cred);
-    cas__mu_destroy(&s3->cmu);
-    cas__mu_destroy(&s3->pmu);
-    a = s3->alloc;
-    cas__free(&a, s3->bucket);
-    cas__free(&a, s3->endpoint);
-    cas__free(&a, s3->write_header);
-    cas__free(&a, s3->ca_bundle);
-    cas__free(&a, s3->own);
-    cas__free(&a, s3);
+    if (!cs) return;
+    while (cs->easy.n) curl_easy_cleanup((CURL *)cs->easy.item[--cs->easy.n]);
+    while (cs->multi.n) curl_multi_cleanup((CURLM *)cs->multi.item[--cs->multi.n]);
+    if (cs->cred) cas__cred_destroy(cs->cred);
+    cas__mu_destroy(&cs->cmu);
+    cas__mu_destroy(&cs->pmu);
+    a = cs->alloc;
+    cas__free(&a, cs->bucket);
+    cas__free(&a, cs->endpoint);
+    cas__free(&a, cs->write_header);
+    cas__free(&a, cs->ca_bundle);
+    cas__free(&a, cs->own);
+    cas__free(&a, cs);
 }
 
 static char *cas__strdup_a(const cas_allocator *a, const char *s, size_t n) {
@@ -2707,20 +2711,21 @@ static const char *cas__cloud_env(const cas__dialect *d, const char *name, char 
 
 /* What every object store starts with: "SCHEME://BUCKET[/PREFIX]" split, the
  * parameters from their table and the environment, the locks. */
-static int cas__cloud_new(cas__s3 **out, const cas__dialect *d, const char *url, size_t scheme_len,
+static int cas__cloud_new(cas__cloud **out, const cas__dialect *d, const char *url, size_t scheme_len,
                           int (*name_ok)(const char *, size_t), const char *form, const cas_allocator *alloc, char *err,
                           size_t errcap) {
-    cas__s3 *s3;
+    cas__cloud *cs;
     const char *rest = url + scheme_len, *slash = strchr(rest, '/'), *v;
     size_t bl = slash ? (size_t)(slash - rest) : strlen(rest), k, pl;
     *out = NULL;
     if (!name_ok(rest, bl)) return cas__serr(err, errcap, CAS_E_ARG, "'%.300s' is not %s", url, form);
     if (!cas__curl_ready()) return cas__serr(err, errcap, CAS_E_UNSUPPORTED, "libcurl failed to initialise");
-    if (!(s3 = (cas__s3 *)cas__calloc(alloc, sizeof *s3))) return cas__serr(err, errcap, CAS_E_NOMEM, "out of memory");
-    cas__copy_allocator(&s3->alloc, alloc);
-    s3->d = d;
-    if (cas__mu_init(&s3->cmu) < 0 || cas__mu_init(&s3->pmu) < 0) {
-        cas__free(alloc, s3);
+    if (!(cs = (cas__cloud *)cas__calloc(alloc, sizeof *cs)))
+        return cas__serr(err, errcap, CAS_E_NOMEM, "out of memory");
+    cas__copy_allocator(&cs->alloc, alloc);
+    cs->d = d;
+    if (cas__mu_init(&cs->cmu) < 0 || cas__mu_init(&cs->pmu) < 0) {
+        cas__free(alloc, cs);
         return cas__serr(err, errcap, CAS_E_NOMEM, "cannot create a mutex");
     }
     /* bucket and prefix share one allocation: "bucket\0prefix/" */
@@ -2728,33 +2733,33 @@ static int cas__cloud_new(cas__s3 **out, const cas__dialect *d, const char *url,
     while (*v == '/') v++;
     pl = strlen(v);
     while (pl && v[pl - 1] == '/') pl--;
-    if (!(s3->bucket = (char *)cas__alloc(&s3->alloc, bl + pl + 3))) {
-        cas__s3_destroy(s3);
+    if (!(cs->bucket = (char *)cas__alloc(&cs->alloc, bl + pl + 3))) {
+        cas__cloud_destroy(cs);
         return cas__serr(err, errcap, CAS_E_NOMEM, "out of memory");
     }
-    memcpy(s3->bucket, rest, bl), s3->bucket[bl] = 0;
-    s3->prefix = s3->bucket + bl + 1;
-    memcpy(s3->prefix, v, pl), s3->prefix[pl] = 0;
-    if (pl) s3->prefix[pl] = '/', s3->prefix[pl + 1] = 0;
-    snprintf(s3->url, sizeof s3->url, "%.*s%s%s%.*s", (int)scheme_len, url, s3->bucket, pl ? "/" : "", (int)pl, v);
-    for (k = 0; k < CAS__S3_NPARAMS; k++) { /* defaults, then the environment's */
-        const cas__param_row *p = &cas__s3_params[k];
+    memcpy(cs->bucket, rest, bl), cs->bucket[bl] = 0;
+    cs->prefix = cs->bucket + bl + 1;
+    memcpy(cs->prefix, v, pl), cs->prefix[pl] = 0;
+    if (pl) cs->prefix[pl] = '/', cs->prefix[pl + 1] = 0;
+    snprintf(cs->url, sizeof cs->url, "%.*s%s%s%.*s", (int)scheme_len, url, cs->bucket, pl ? "/" : "", (int)pl, v);
+    for (k = 0; k < CAS__CLOUD_NPARAMS; k++) { /* defaults, then the environment's */
+        const cas__param_row *p = &cas__cloud_params[k];
         char own[64];
         const char *name = cas__cloud_env(d, p->env, own, sizeof own);
-        s3->param[k] = p->dflt;
+        cs->param[k] = p->dflt;
         if (name && (v = cas__env(name)) != NULL) {
             char *end;
             double scaled = strtod(v, &end) * (double)p->env_scale;
             if (*end || !(scaled >= (double)p->lo && scaled <= (double)p->hi)) { /* NaN and 1e300 too */
-                cas__s3_destroy(s3);
+                cas__cloud_destroy(cs);
                 return cas__serr(err, errcap, CAS_E_ARG, "%s=%.40s is out of range", name, v);
             }
-            s3->param[k] = (int64_t)scaled;
+            cs->param[k] = (int64_t)scaled;
         }
     }
-    s3->rng = (uint64_t)cas__ms() * 6364136223846793005ULL ^ (uint64_t)getpid() ^ (uint64_t)(uintptr_t)s3;
-    if (!s3->rng) s3->rng = 88172645463325252ULL;
-    *out = s3;
+    cs->rng = (uint64_t)cas__ms() * 6364136223846793005ULL ^ (uint64_t)getpid() ^ (uint64_t)(uintptr_t)cs;
+    if (!cs->rng) cs->rng = 88172645463325252ULL;
+    *out = cs;
     return CAS_OK;
 }
 
@@ -2769,42 +2774,42 @@ static int cas__endpoint_local(const char *endpoint) {
 
 /* The store's credentials now, so that a store with none fails at open, not at
  * its first read; then the backend's callbacks (one set for every object store). */
-static int cas__cloud_ready(cas__s3 *s3, cas_backend *out, const char *url, char *err, size_t errcap) {
+static int cas__cloud_ready(cas__cloud *cs, cas_backend *out, const char *url, char *err, size_t errcap) {
     char why[CAS__MSG], own[64];
     cas__cred *c = NULL;
-    int rc, ranged = cas__s3_param_index(CAS_PARAM_CLOUD_RANGED_MIN);
-    if (cas__endpoint_local(s3->endpoint) && !cas__cloud_env(s3->d, cas__s3_params[ranged].env, own, sizeof own))
-        s3->param[ranged] = 0; /* see cas__ahead_start */
-    rc = cas__cred_get(s3, 0, &c, why, sizeof why);
-    if (rc == CAS_OK && s3->d->cred_check) rc = s3->d->cred_check(s3, c, why, sizeof why);
-    cas__cred_unref(s3, c);
+    int rc, ranged = cas__cloud_param_index(CAS_PARAM_CLOUD_RANGED_MIN);
+    if (cas__endpoint_local(cs->endpoint) && !cas__cloud_env(cs->d, cas__cloud_params[ranged].env, own, sizeof own))
+        cs->param[ranged] = 0; /* see cas__ahead_start */
+    rc = cas__cred_get(cs, 0, &c, why, sizeof why);
+    if (rc == CAS_OK && cs->d->cred_check) rc = cs->d->cred_check(cs, c, why, sizeof why);
+    cas__cred_unref(cs, c);
     if (rc < 0) {
-        cas__s3_destroy(s3);
+        cas__cloud_destroy(cs);
         return cas__serr(err, errcap, rc, "Cannot open '%.300s': %s", url, why);
     }
     memset(out, 0, sizeof *out);
-    out->user = s3, out->root = s3->url, out->flags = CAS_BACKEND_REMOTE;
-    out->open = cas__s3_open, out->read = cas__s3_read, out->close = cas__s3_close;
-    out->create = cas__s3_create, out->write = cas__s3_write, out->commit = cas__s3_commit;
-    out->abort = cas__s3_abort, out->exists = cas__s3_exists, out->list = cas__s3_list;
-    out->remove = cas__s3_remove, out->gc = cas__s3_gc, out->set_param = cas__s3_set_param;
-    out->fetch = cas__s3_fetch, out->destroy = cas__s3_destroy;
+    out->user = cs, out->root = cs->url, out->flags = CAS_BACKEND_REMOTE;
+    out->open = cas__cloud_open, out->read = cas__cloud_read, out->close = cas__cloud_close;
+    out->create = cas__cloud_create, out->write = cas__cloud_write, out->commit = cas__cloud_commit;
+    out->abort = cas__cloud_abort, out->exists = cas__cloud_exists, out->list = cas__cloud_list;
+    out->remove = cas__cloud_remove, out->gc = cas__cloud_gc, out->set_param = cas__cloud_set_param;
+    out->fetch = cas__cloud_fetch, out->destroy = cas__cloud_destroy;
     return CAS_OK;
 }
 /* ---- S3: SigV4 (libcurl signs; the payload's hash and a session token are ours) ---- */
 
-/* What only S3 reads, in the store's own state (s3->own). */
+/* What only S3 reads, in the store's own state (cs->own). */
 typedef struct cas__aws {
     char region[64], sigv4[128], profile[128]; /* sigv4: libcurl's "aws:amz:REGION:s3" */
 } cas__aws;
 
-static cas__aws *cas__aws_of(const cas__s3 *s3) { return (cas__aws *)s3->own; }
+static cas__aws *cas__aws_of(const cas__cloud *cs) { return (cas__aws *)cs->own; }
 
 #define CAS__EMPTY_SHA256 "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 
 /* The dialect's authorize: what S3 needs on a signed request beside the headers
  * already in h. CAS_OK, or CAS_E_NOMEM. */
-static int cas__s3_authorize(cas__s3 *s3, CURL *e, const cas__rq *r, const cas__cred *c, struct curl_slist **h) {
+static int cas__s3_authorize(cas__cloud *cs, CURL *e, const cas__rq *r, const cas__cred *c, struct curl_slist **h) {
     char line[200], sha[65];
     struct curl_slist *n;
     if (!r->up_sha && r->up_len) cas__sha256_hex(r->up, r->up_len, sha);
@@ -2827,7 +2832,7 @@ static int cas__s3_authorize(cas__s3 *s3, CURL *e, const cas__rq *r, const cas__
         if (!n) return CAS_E_NOMEM;
         *h = n;
     }
-    curl_easy_setopt(e, CURLOPT_AWS_SIGV4, cas__aws_of(s3)->sigv4);
+    curl_easy_setopt(e, CURLOPT_AWS_SIGV4, cas__aws_of(cs)->sigv4);
     curl_easy_setopt(e, CURLOPT_USERNAME, c->akid);
     curl_easy_setopt(e, CURLOPT_PASSWORD, c->secret);
     return CAS_OK;
@@ -2920,8 +2925,8 @@ static int cas__ini_get(const char *text, size_t len, const char *section, const
 }
 
 /* `key` of the active profile: the credentials file, then the config file. */
-static int cas__profile_get(const cas__s3 *s3, int creds_file, const char *key, char *out, size_t cap) {
-    const char *home = getenv("HOME"), *f, *profile = cas__aws_of(s3)->profile;
+static int cas__profile_get(const cas__cloud *cs, int creds_file, const char *key, char *out, size_t cap) {
+    const char *home = getenv("HOME"), *f, *profile = cas__aws_of(cs)->profile;
     char path[4096], section[200];
     char *text;
     size_t len = 0;
@@ -2943,7 +2948,7 @@ static int cas__profile_get(const cas__s3 *s3, int creds_file, const char *key, 
 }
 
 /* STS AssumeRoleWithWebIdentity (EKS IRSA): unsigned, the token is the proof. */
-static int cas__cred_web(cas__s3 *s3, const char *token_file, const char *role, cas__cred **out, char *msg,
+static int cas__cred_web(cas__cloud *cs, const char *token_file, const char *role, cas__cred **out, char *msg,
                          size_t cap) {
     cas__buf form, url;
     cas__rq r;
@@ -2975,7 +2980,7 @@ static int cas__cred_web(cas__s3 *s3, const char *token_file, const char *role, 
     cas__wipe(jwt, jl), free(jwt);
     if (!ep) ep = cas__env("AWS_ENDPOINT_URL");
     if (ep) cas__buf_addz(&url, ep);
-    else cas__buf_fmt(&url, "https://sts.%s.amazonaws.com", cas__aws_of(s3)->region);
+    else cas__buf_fmt(&url, "https://sts.%s.amazonaws.com", cas__aws_of(cs)->region);
     if (url.len && url.p[url.len - 1] != '/') cas__buf_addz(&url, "/");
     if (!form.p || !url.p) {
         cas__free(NULL, form.p), cas__free(NULL, url.p);
@@ -2984,7 +2989,7 @@ static int cas__cred_web(cas__s3 *s3, const char *token_file, const char *role, 
     cas__rq_init(&r, "POST", NULL);
     rc = cas__secret_may_go(url.p, "the STS endpoint, with a web identity token", msg, cap);
     if (rc == CAS_OK)
-        rc = cas__cred_fetch(s3, "POST", url.p, "Content-Type: application/x-www-form-urlencoded", NULL, form.p, &r,
+        rc = cas__cred_fetch(cs, "POST", url.p, "Content-Type: application/x-www-form-urlencoded", NULL, form.p, &r,
                              msg, cap);
     cas__wipe(form.p, form.len);
     cas__free(NULL, form.p);
@@ -3046,7 +3051,7 @@ static int cas__container_url_ok(const char *url) {
     return 0;
 }
 
-static int cas__cred_container(cas__s3 *s3, cas__cred **out, char *msg, size_t cap) {
+static int cas__cred_container(cas__cloud *cs, cas__cred **out, char *msg, size_t cap) {
     const char *rel = cas__env("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI");
     const char *full = cas__env("AWS_CONTAINER_CREDENTIALS_FULL_URI");
     const char *tok = cas__env("AWS_CONTAINER_AUTHORIZATION_TOKEN");
@@ -3078,7 +3083,7 @@ static int cas__cred_container(cas__s3 *s3, cas__cred **out, char *msg, size_t c
             return CAS_E_NOMEM;
         }
     }
-    rc = cas__cred_fetch(s3, "GET", url, auth, NULL, NULL, &r, msg, cap);
+    rc = cas__cred_fetch(cs, "GET", url, auth, NULL, NULL, &r, msg, cap);
     if (auth) cas__wipe(auth, strlen(auth)), free(auth);
     if (rc == CAS_OK) rc = cas__cred_from_json(r.body.p, r.body.len, out, msg, cap);
     else {
@@ -3091,7 +3096,7 @@ static int cas__cred_container(cas__s3 *s3, cas__cred **out, char *msg, size_t c
 }
 
 /* EC2 instance metadata, IMDSv2: a session token, the role's name, its credentials. */
-static int cas__cred_imds(cas__s3 *s3, cas__cred **out, char *msg, size_t cap) {
+static int cas__cred_imds(cas__cloud *cs, cas__cred **out, char *msg, size_t cap) {
     const char *ep = cas__env("AWS_EC2_METADATA_SERVICE_ENDPOINT"), *dis = cas__env("AWS_EC2_METADATA_DISABLED");
     char base[512], url[1024], tokh[512], role[256];
     cas__rq r;
@@ -3102,7 +3107,7 @@ static int cas__cred_imds(cas__s3 *s3, cas__cred **out, char *msg, size_t cap) {
     n = strlen(base);
     if (n && base[n - 1] == '/') base[n - 1] = 0;
     snprintf(url, sizeof url, "%s/latest/api/token", base);
-    if ((rc = cas__cred_fetch(s3, "PUT", url, "X-aws-ec2-metadata-token-ttl-seconds: 21600", NULL, NULL, &r, msg,
+    if ((rc = cas__cred_fetch(cs, "PUT", url, "X-aws-ec2-metadata-token-ttl-seconds: 21600", NULL, NULL, &r, msg,
                               cap)) < 0) {
         cas__rq_free(&r);
         return CAS_E_NOTFOUND; /* not on EC2 (or IMDS is off): the chain ends here */
@@ -3110,7 +3115,7 @@ static int cas__cred_imds(cas__s3 *s3, cas__cred **out, char *msg, size_t cap) {
     snprintf(tokh, sizeof tokh, "X-aws-ec2-metadata-token: %.400s", r.body.p);
     cas__rq_free(&r);
     snprintf(url, sizeof url, "%s/latest/meta-data/iam/security-credentials/", base);
-    rc = cas__cred_fetch(s3, "GET", url, tokh, NULL, NULL, &r, msg, cap);
+    rc = cas__cred_fetch(cs, "GET", url, tokh, NULL, NULL, &r, msg, cap);
     if (rc == CAS_OK) {
         char *nl;
         snprintf(role, sizeof role, "%s", r.body.p);
@@ -3121,7 +3126,7 @@ static int cas__cred_imds(cas__s3 *s3, cas__cred **out, char *msg, size_t cap) {
             rc = CAS_E_NOTFOUND;
         } else {
             snprintf(url, sizeof url, "%s/latest/meta-data/iam/security-credentials/%s", base, role);
-            rc = cas__cred_fetch(s3, "GET", url, tokh, NULL, NULL, &r, msg, cap);
+            rc = cas__cred_fetch(cs, "GET", url, tokh, NULL, NULL, &r, msg, cap);
             if (rc == CAS_OK) rc = cas__cred_from_json(r.body.p, r.body.len, out, msg, cap);
             cas__rq_free(&r);
         }
@@ -3139,7 +3144,7 @@ static int cas__cred_imds(cas__s3 *s3, cas__cred **out, char *msg, size_t cap) {
 
 /* One link of the chain: CAS_OK with *out, CAS_E_NOTFOUND when this link is not
  * configured here (the next is tried), or an error when it is and fails. */
-static int cas__cred_link(cas__s3 *s3, int which, cas__cred **out, char *msg, size_t cap) {
+static int cas__cred_link(cas__cloud *cs, int which, cas__cred **out, char *msg, size_t cap) {
     char a[CAS__KEY_MAX + 1], s[CAS__KEY_MAX + 1], *t, file[1024], role[512];
     const char *ak, *sk;
     int rc = CAS_E_NOTFOUND, f;
@@ -3159,10 +3164,10 @@ static int cas__cred_link(cas__s3 *s3, int which, cas__cred **out, char *msg, si
         return CAS_E_ARG;
     case CAS__CRED_WEB:
         if (cas__env("AWS_WEB_IDENTITY_TOKEN_FILE") && cas__env("AWS_ROLE_ARN"))
-            return cas__cred_web(s3, cas__env("AWS_WEB_IDENTITY_TOKEN_FILE"), cas__env("AWS_ROLE_ARN"), out, msg, cap);
-        if (cas__profile_get(s3, 0, "web_identity_token_file", file, sizeof file) == CAS_OK &&
-            cas__profile_get(s3, 0, "role_arn", role, sizeof role) == CAS_OK)
-            return cas__cred_web(s3, file, role, out, msg, cap);
+            return cas__cred_web(cs, cas__env("AWS_WEB_IDENTITY_TOKEN_FILE"), cas__env("AWS_ROLE_ARN"), out, msg, cap);
+        if (cas__profile_get(cs, 0, "web_identity_token_file", file, sizeof file) == CAS_OK &&
+            cas__profile_get(cs, 0, "role_arn", role, sizeof role) == CAS_OK)
+            return cas__cred_web(cs, file, role, out, msg, cap);
         return CAS_E_NOTFOUND;
     case CAS__CRED_FILES: /* the credentials file, then the config file: the first with a key and a secret */
         if (!(t = (char *)malloc(CAS__TOKEN_MAX + 1))) return cas__oom(msg, cap);
@@ -3174,10 +3179,10 @@ static int cas__cred_link(cas__s3 *s3, int which, cas__cred **out, char *msg, si
             outs[0] = a, outs[1] = s, outs[2] = t, caps[0] = caps[1] = CAS__KEY_MAX + 1, caps[2] = CAS__TOKEN_MAX + 1;
             for (k = 0; k < 3; k++) {
                 outs[k][0] = 0;
-                got[k] = cas__profile_get(s3, f, keys[k], outs[k], caps[k]);
+                got[k] = cas__profile_get(cs, f, keys[k], outs[k], caps[k]);
                 if (got[k] == CAS_NEED_OUTPUT) { /* never cut: a cut secret only fails later, unexplained */
                     cas__fmt(msg, cap, "%s of profile '%s' in the shared %s file is longer than cas.h keeps (%d bytes)",
-                             keys[k], cas__aws_of(s3)->profile, f ? "credentials" : "config",
+                             keys[k], cas__aws_of(cs)->profile, f ? "credentials" : "config",
                              k < 2 ? CAS__KEY_MAX : CAS__TOKEN_MAX);
                     rc = CAS_E_LIMIT;
                     break;
@@ -3189,8 +3194,8 @@ static int cas__cred_link(cas__s3 *s3, int which, cas__cred **out, char *msg, si
         cas__wipe(s, sizeof s), cas__wipe(t, CAS__TOKEN_MAX + 1);
         free(t);
         return rc;
-    case CAS__CRED_CONTAINER: return cas__cred_container(s3, out, msg, cap);
-    case CAS__CRED_IMDS: return cas__cred_imds(s3, out, msg, cap);
+    case CAS__CRED_CONTAINER: return cas__cred_container(cs, out, msg, cap);
+    case CAS__CRED_IMDS: return cas__cred_imds(cs, out, msg, cap);
     }
     return rc;
 }
@@ -3199,34 +3204,36 @@ static int cas__cred_link(cas__s3 *s3, int which, cas__cred **out, char *msg, si
 #define CAS__S3_META_HEADER "x-amz-meta-metaflow-user-attributes"
 
 /* POST ?uploads=: a new multipart upload, with the object's metadata. */
-static int cas__s3_upload_begin(cas__s3w *w, char *msg, size_t cap) {
-    cas__s3 *s3 = w->s3;
+static int cas__s3_upload_begin(cas__cloudw *w, char *msg, size_t cap) {
+    cas__cloud *cs = w->cs;
     cas__rq r;
     cas__xml_pick p;
     int rc;
-    cas__rq_init(&r, "POST", &s3->alloc);
+    cas__rq_init(&r, "POST", &cs->alloc);
     r.keep = (size_t)1 << 20; /* repeated after a lost answer, it leaves an empty upload behind, which gc removes */
-    if (cas__s3_url(s3, &r.url, w->name, "uploads=") < 0 || cas__s3_write_headers(s3, &r.hdr, w->meta, w->meta_len) < 0)
+    if (cas__cloud_url(cs, &r.url, w->name, "uploads=") < 0 ||
+        cas__cloud_write_headers(cs, &r.hdr, w->meta, w->meta_len) < 0)
         rc = cas__oom(msg, cap);
-    else if ((rc = cas__rq_run(s3, &r, msg, cap)) == CAS_OK && r.status != 200) rc = cas__s3_answer_fail(&r, msg, cap);
+    else if ((rc = cas__rq_run(cs, &r, msg, cap)) == CAS_OK && r.status != 200)
+        rc = cas__cloud_answer_fail(&r, msg, cap);
     if (rc == CAS_OK) {
         memset(&p, 0, sizeof p);
         w->upload[0] = 0;
         p.suffix[0] = "UploadId", p.out[0] = w->upload, p.cap[0] = sizeof w->upload;
         if (cas__xml_parse(r.body.p ? r.body.p : "", r.body.len, cas__xml_pick_leaf, NULL, &p, msg, cap) < 0 ||
             !w->upload[0])
-            rc = cas__s3w_fail(msg, cap, "starting a multipart upload", "no UploadId in the answer");
+            rc = cas__cloudw_fail(msg, cap, "starting a multipart upload", "no UploadId in the answer");
     } else {
         char why[400];
         snprintf(why, sizeof why, "%s", msg);
-        cas__s3w_fail(msg, cap, "starting a multipart upload", why);
+        cas__cloudw_fail(msg, cap, "starting a multipart upload", why);
     }
     cas__rq_free(&r);
     return rc;
 }
 
 /* S3: part n of the upload; its entry names it by number and ETag. */
-static void cas__s3_part_query(cas__s3w *w, int n, cas__buf *q, char *id) {
+static void cas__s3_part_query(cas__cloudw *w, int n, cas__buf *q, char *id) {
     cas__buf_fmt(q, "partNumber=%d&uploadId=", n);
     cas__uri_encode(q, w->upload, 0);
     id[0] = 0;
@@ -3239,57 +3246,57 @@ static int cas__s3_part_entry(const cas__rq *r, int n, const char *id, char *ent
     return 1;
 }
 
-static int cas__s3_set_meta(cas__s3w *w, int *stored, char *msg, size_t cap) {
-    cas__s3 *s3 = w->s3;
+static int cas__s3_set_meta(cas__cloudw *w, int *stored, char *msg, size_t cap) {
+    cas__cloud *cs = w->cs;
     cas__rq r;
     cas__buf src;
     int rc;
     memset(&src, 0, sizeof src);
-    src.a = &s3->alloc;
+    src.a = &cs->alloc;
     cas__buf_addz(&src, "x-amz-copy-source: /");
-    cas__uri_encode(&src, s3->bucket, 0);
+    cas__uri_encode(&src, cs->bucket, 0);
     cas__buf_addz(&src, "/");
-    cas__uri_encode(&src, s3->prefix, 1);
+    cas__uri_encode(&src, cs->prefix, 1);
     cas__uri_encode(&src, w->name, 1);
-    cas__rq_init(&r, "PUT", &s3->alloc);
+    cas__rq_init(&r, "PUT", &cs->alloc);
     r.keep = (size_t)1 << 20;
-    if (!src.p || cas__s3_url(s3, &r.url, w->name, NULL) < 0 || !(r.hdr = curl_slist_append(r.hdr, src.p)) ||
+    if (!src.p || cas__cloud_url(cs, &r.url, w->name, NULL) < 0 || !(r.hdr = curl_slist_append(r.hdr, src.p)) ||
         !(r.hdr = curl_slist_append(r.hdr, "x-amz-metadata-directive: REPLACE")) ||
-        cas__s3_write_headers(s3, &r.hdr, w->meta, w->meta_len) < 0)
+        cas__cloud_write_headers(cs, &r.hdr, w->meta, w->meta_len) < 0)
         rc = cas__oom(msg, cap);
-    else if ((rc = cas__rq_run(s3, &r, msg, cap)) == CAS_OK) {
+    else if ((rc = cas__rq_run(cs, &r, msg, cap)) == CAS_OK) {
         char code[64], message[256];
         cas__xml_error(r.body.p ? r.body.p : "", r.body.len, code, sizeof code, message, sizeof message);
         if (r.status != 200 || code[0]) { /* a copy can fail with 200 and an <Error> */
             if (code[0])
                 snprintf(r.code, sizeof r.code, "%s", code), snprintf(r.message, sizeof r.message, "%s", message);
-            rc = cas__s3_answer_fail(&r, msg, cap);
+            rc = cas__cloud_answer_fail(&r, msg, cap);
             if (rc == CAS_E_NOTFOUND) rc = CAS_E_IO;
         } else {
             *stored = 1;
         }
     }
-    cas__free(&s3->alloc, src.p);
+    cas__free(&cs->alloc, src.p);
     cas__rq_free(&r);
     return rc;
 }
 
-static void cas__s3_complete_query(cas__s3w *w, cas__buf *q) {
+static void cas__s3_complete_query(cas__cloudw *w, cas__buf *q) {
     cas__buf_addz(q, "uploadId=");
     cas__uri_encode(q, w->upload, 0);
 }
 
 /* S3 answers 200 with an <Error> too; a retry that finds the upload gone asks the
  * object whether the first try landed. */
-static int cas__s3_complete_answer(cas__s3w *w, cas__rq *r, char *msg, size_t cap) {
+static int cas__s3_complete_answer(cas__cloudw *w, cas__rq *r, char *msg, size_t cap) {
     char code[64], message[256];
     int rc;
     cas__xml_error(r->body.p ? r->body.p : "", r->body.len, code, sizeof code, message, sizeof message);
-    if (r->tries > 1 && r->status == 404 && !strcmp(code, "NoSuchUpload") && cas__s3w_landed(w))
+    if (r->tries > 1 && r->status == 404 && !strcmp(code, "NoSuchUpload") && cas__cloudw_landed(w))
         return CAS_OK; /* an earlier try completed it; only its answer was lost */
     if (r->status == 200 && !code[0]) return CAS_OK;
     if (code[0]) snprintf(r->code, sizeof r->code, "%s", code), snprintf(r->message, sizeof r->message, "%s", message);
-    return (rc = cas__s3_answer_fail(r, msg, cap)) == CAS_E_NOTFOUND ? CAS_E_IO : rc;
+    return (rc = cas__cloud_answer_fail(r, msg, cap)) == CAS_E_NOTFOUND ? CAS_E_IO : rc;
 }
 
 /* S3's rules for bucket names, loosely (other servers allow more): 3-63 of [a-z0-9.-_]. */
@@ -3303,18 +3310,19 @@ static int cas__bucket_ok(const char *b, size_t n) {
     return 1;
 }
 
-static void cas__s3_no_creds(const cas__s3 *s3, char *msg, size_t cap) {
+static void cas__s3_no_creds(const cas__cloud *cs, char *msg, size_t cap) {
     cas__fmt(msg, cap,
              "no AWS credentials found (looked for AWS_ACCESS_KEY_ID, web identity, profile '%s' in the shared "
              "files, the container endpoint and EC2 instance metadata)",
-             cas__aws_of(s3)->profile);
+             cas__aws_of(cs)->profile);
 }
 
 /* ListObjectsV2, keys URL-encoded in the answer. */
-static void cas__s3_list_query(const cas__s3 *s3, cas__buf *q, const char *strip, const char *next, int delimiter) {
+static void cas__s3_list_query(const cas__cloud *cs, cas__buf *q, const char *strip, const char *next, int delimiter) {
     if (next[0]) cas__buf_addz(q, "continuation-token="), cas__uri_encode(q, next, 0), cas__buf_addz(q, "&");
     if (delimiter) cas__buf_addz(q, "delimiter=%2F&");
-    cas__buf_fmt(q, "encoding-type=url&list-type=2&max-keys=%d&prefix=", (int)cas__s3p(s3, CAS_PARAM_CLOUD_LIST_PAGE));
+    cas__buf_fmt(q,
+                 "encoding-type=url&list-type=2&max-keys=%d&prefix=", (int)cas__cloudp(cs, CAS_PARAM_CLOUD_LIST_PAGE));
     cas__uri_encode(q, strip, 0);
 }
 
@@ -3341,27 +3349,27 @@ static const cas__dialect cas__s3_dialect = {CAS__S3_META_HEADER,
                                              NULL,
                                              NULL};
 static int cas__s3_backend(cas_backend *out, const char *url, const cas_allocator *alloc, char *err, size_t errcap) {
-    cas__s3 *s3;
+    cas__cloud *cs;
     cas__aws *aws;
     const char *v;
     char tmp[2048];
     size_t k;
-    int rc = cas__cloud_new(&s3, &cas__s3_dialect, url, 5, cas__bucket_ok,
+    int rc = cas__cloud_new(&cs, &cas__s3_dialect, url, 5, cas__bucket_ok,
                             "s3://BUCKET[/PREFIX] with a valid bucket name", alloc, err, errcap);
     if (rc < 0) return rc;
     /* the profile, the region, the endpoint and its addressing */
-    if (!(s3->own = aws = (cas__aws *)cas__calloc(&s3->alloc, sizeof *aws))) goto nomem;
+    if (!(cs->own = aws = (cas__aws *)cas__calloc(&cs->alloc, sizeof *aws))) goto nomem;
     v = cas__env("AWS_PROFILE");
     if (!v) v = cas__env("AWS_DEFAULT_PROFILE");
     snprintf(aws->profile, sizeof aws->profile, "%s", v ? v : "default");
     if ((v = cas__env("AWS_REGION")) || (v = cas__env("AWS_DEFAULT_REGION")))
         snprintf(aws->region, sizeof aws->region, "%s", v);
-    else if (cas__profile_get(s3, 0, "region", tmp, sizeof tmp) == CAS_OK)
+    else if (cas__profile_get(cs, 0, "region", tmp, sizeof tmp) == CAS_OK)
         snprintf(aws->region, sizeof aws->region, "%.63s", tmp);
     else snprintf(aws->region, sizeof aws->region, "us-east-1");
     for (k = 0; aws->region[k]; k++)
         if (!isalnum((unsigned char)aws->region[k]) && aws->region[k] != '-') {
-            cas__s3_destroy(s3);
+            cas__cloud_destroy(cs);
             return cas__serr(err, errcap, CAS_E_ARG, "'%.60s' is not an AWS region", v ? v : tmp);
         }
     snprintf(aws->sigv4, sizeof aws->sigv4, "aws:amz:%s:s3", aws->region);
@@ -3371,30 +3379,30 @@ static int cas__s3_backend(cas_backend *out, const char *url, const cas_allocato
         v = tmp;
     }
     if (strncmp(v, "http://", 7) && strncmp(v, "https://", 8)) {
-        cas__s3_destroy(s3);
+        cas__cloud_destroy(cs);
         return cas__serr(err, errcap, CAS_E_ARG, "the S3 endpoint '%.300s' is not an http(s) URL", v);
     }
     k = strlen(v);
     while (k && v[k - 1] == '/') k--;
-    if (!(s3->endpoint = cas__strdup_a(&s3->alloc, v, k))) goto nomem;
+    if (!(cs->endpoint = cas__strdup_a(&cs->alloc, v, k))) goto nomem;
     v = cas__env("CAS_S3_ADDRESSING_STYLE");
     if (v && strcmp(v, "path") && strcmp(v, "virtual")) {
-        cas__s3_destroy(s3);
+        cas__cloud_destroy(cs);
         return cas__serr(err, errcap, CAS_E_ARG, "CAS_S3_ADDRESSING_STYLE is 'path' or 'virtual', not '%.40s'", v);
     }
-    if (v) s3->path_style = !strcmp(v, "path");
+    if (v) cs->path_style = !strcmp(v, "path");
     else /* AWS: virtual-hosted, unless the name cannot be a host name; anything else: path-style */
-        s3->path_style = !strstr(s3->endpoint, ".amazonaws.com") || strchr(s3->bucket, '.') ||
-                         strpbrk(s3->bucket, "_ABCDEFGHIJKLMNOPQRSTUVWXYZ");
+        cs->path_style = !strstr(cs->endpoint, ".amazonaws.com") || strchr(cs->bucket, '.') ||
+                         strpbrk(cs->bucket, "_ABCDEFGHIJKLMNOPQRSTUVWXYZ");
     if (cas_metaflow_config("S3_SERVER_SIDE_ENCRYPTION", tmp, sizeof tmp) == CAS_OK && tmp[0]) {
         char line[160]; /* Azure encrypts every blob: only S3 is asked */
         snprintf(line, sizeof line, "x-amz-server-side-encryption: %.100s", tmp);
-        if (!(s3->write_header = cas__strdup_a(&s3->alloc, line, strlen(line)))) goto nomem;
+        if (!(cs->write_header = cas__strdup_a(&cs->alloc, line, strlen(line)))) goto nomem;
     }
-    if ((v = cas__env("AWS_CA_BUNDLE")) && !(s3->ca_bundle = cas__strdup_a(&s3->alloc, v, strlen(v)))) goto nomem;
-    return cas__cloud_ready(s3, out, url, err, errcap);
+    if ((v = cas__env("AWS_CA_BUNDLE")) && !(cs->ca_bundle = cas__strdup_a(&cs->alloc, v, strlen(v)))) goto nomem;
+    return cas__cloud_ready(cs, out, url, err, errcap);
 nomem:
-    cas__s3_destroy(s3);
+    cas__cloud_destroy(cs);
     return cas__serr(err, errcap, CAS_E_NOMEM, "out of memory");
 }
 /* ---- Azure: SharedKey, SAS and bearer authorization ---------------------------- */
@@ -3528,7 +3536,7 @@ static int cas__az_shared_key(const cas__cred *c, const cas__buf *sts, char *lin
 
 /* Adds Azure's date and version to *h, then the proof c holds: a SharedKey
  * signature, a bearer token, or a SAS token appended to the URL libcurl gets. */
-static int cas__az_authorize(cas__s3 *s3, CURL *e, const cas__rq *r, const cas__cred *c, struct curl_slist **h) {
+static int cas__az_authorize(cas__cloud *cs, CURL *e, const cas__rq *r, const cas__cred *c, struct curl_slist **h) {
     static const char *const wd[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
     static const char *const mo[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
                                      "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
@@ -3544,12 +3552,12 @@ static int cas__az_authorize(cas__s3 *s3, CURL *e, const cas__rq *r, const cas__
     if (c->kind == CAS__AUTH_SHARED_KEY) {
         cas__buf sts;
         memset(&sts, 0, sizeof sts);
-        sts.a = &s3->alloc;
+        sts.a = &cs->alloc;
         if ((rc = cas__az_string_to_sign(&sts, r->method, *h, !strcmp(r->method, "PUT") ? r->up_len : 0, c->akid,
                                          r->url.p)) == CAS_OK &&
             (rc = cas__az_shared_key(c, &sts, line, sizeof line)) == CAS_OK && !(*h = curl_slist_append(*h, line)))
             rc = CAS_E_NOMEM;
-        cas__free(&s3->alloc, sts.p);
+        cas__free(&cs->alloc, sts.p);
     } else { /* a token: in a header (bearer) or in the URL (SAS); wiped from our copies after */
         size_t ul = strlen(r->url.p), tl = strlen(c->token), need = ul + tl + 32;
         char *t;
@@ -3571,9 +3579,9 @@ static int cas__az_authorize(cas__s3 *s3, CURL *e, const cas__rq *r, const cas__
 }
 
 /* The dialect's cred_check: Entra ID tokens go over https only, or to an emulator here. */
-static int cas__az_cred_check(const cas__s3 *s3, const cas__cred *c, char *msg, size_t cap) {
+static int cas__az_cred_check(const cas__cloud *cs, const cas__cred *c, char *msg, size_t cap) {
     if (c->kind != CAS__AUTH_BEARER) return CAS_OK;
-    return cas__secret_may_go(s3->endpoint, "the Azure endpoint, with a Microsoft Entra ID token", msg, cap);
+    return cas__secret_may_go(cs->endpoint, "the Azure endpoint, with a Microsoft Entra ID token", msg, cap);
 }
 /* ---- Azure: settings ---------------------------------------------------------- */
 /* Where Metaflow's Azure datastore and the Azure SDKs look: the blob endpoint
@@ -3600,15 +3608,15 @@ static int cas__setting(char *dst, size_t cap, const char *src, size_t n, const 
 }
 
 /* "Name=value" of a connection string ("A=1;B=2"), into out; 0 if absent. */
-static int cas__conn_get(const char *cs, const char *name, char *out, size_t cap, const char **cut) {
+static int cas__conn_get(const char *conn, const char *name, char *out, size_t cap, const char **cut) {
     size_t nl = strlen(name);
-    while (cs && *cs) {
-        const char *end = strchr(cs, ';');
-        size_t l = end ? (size_t)(end - cs) : strlen(cs);
-        while (l && *cs == ' ') cs++, l--;
-        if (l > nl && cs[nl] == '=' && !strncmp(cs, name, nl))
-            return cas__setting(out, cap, cs + nl + 1, l - nl - 1, name, cut);
-        cs = end ? end + 1 : NULL;
+    while (conn && *conn) {
+        const char *end = strchr(conn, ';');
+        size_t l = end ? (size_t)(end - conn) : strlen(conn);
+        while (l && *conn == ' ') conn++, l--;
+        if (l > nl && conn[nl] == '=' && !strncmp(conn, name, nl))
+            return cas__setting(out, cap, conn + nl + 1, l - nl - 1, name, cut);
+        conn = end ? end + 1 : NULL;
     }
     return 0;
 }
@@ -3616,11 +3624,11 @@ static int cas__conn_get(const char *cs, const char *name, char *out, size_t cap
 static void cas__az_cfg_wipe(cas__az_cfg *g) { cas__wipe(g, sizeof *g); }
 
 static int cas__az_settings(cas__az_cfg *g, char *msg, size_t cap) {
-    const char *cs = cas__env("AZURE_STORAGE_CONNECTION_STRING"), *v, *cut = NULL;
+    const char *conn = cas__env("AZURE_STORAGE_CONNECTION_STRING"), *v, *cut = NULL;
     char tmp[sizeof g->endpoint + sizeof g->sas], proto[16] = "https", suffix[128] = "core.windows.net", *q;
     int rc;
     memset(g, 0, sizeof *g);
-    if (cs && cas__conn_get(cs, "UseDevelopmentStorage", tmp, sizeof tmp, &cut) && !strcmp(tmp, "true")) {
+    if (conn && cas__conn_get(conn, "UseDevelopmentStorage", tmp, sizeof tmp, &cut) && !strcmp(tmp, "true")) {
         /* the emulator's well-known account (azurite's documentation) */
         snprintf(g->endpoint, sizeof g->endpoint, "http://127.0.0.1:10000/devstoreaccount1");
         snprintf(g->account, sizeof g->account, "devstoreaccount1");
@@ -3628,13 +3636,13 @@ static int cas__az_settings(cas__az_cfg *g, char *msg, size_t cap) {
                  "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/"
                  "KBHBeksoGMGw==");
     }
-    if (cs) {
-        cas__conn_get(cs, "AccountName", g->account, sizeof g->account, &cut);
-        cas__conn_get(cs, "AccountKey", g->key, sizeof g->key, &cut);
-        cas__conn_get(cs, "SharedAccessSignature", g->sas, sizeof g->sas, &cut);
-        cas__conn_get(cs, "BlobEndpoint", g->endpoint, sizeof g->endpoint, &cut);
-        cas__conn_get(cs, "DefaultEndpointsProtocol", proto, sizeof proto, &cut);
-        cas__conn_get(cs, "EndpointSuffix", suffix, sizeof suffix, &cut);
+    if (conn) {
+        cas__conn_get(conn, "AccountName", g->account, sizeof g->account, &cut);
+        cas__conn_get(conn, "AccountKey", g->key, sizeof g->key, &cut);
+        cas__conn_get(conn, "SharedAccessSignature", g->sas, sizeof g->sas, &cut);
+        cas__conn_get(conn, "BlobEndpoint", g->endpoint, sizeof g->endpoint, &cut);
+        cas__conn_get(conn, "DefaultEndpointsProtocol", proto, sizeof proto, &cut);
+        cas__conn_get(conn, "EndpointSuffix", suffix, sizeof suffix, &cut);
     }
     if ((v = cas__env("AZURE_STORAGE_ACCOUNT")) != NULL)
         cas__setting(g->account, sizeof g->account, v, strlen(v), "AZURE_STORAGE_ACCOUNT", &cut);
@@ -3760,7 +3768,7 @@ static void cas__az_token_why(const cas__rq *r, const char *what, char *msg, siz
 
 /* POST {AZURE_AUTHORITY_HOST}/{tenant}/oauth2/v2.0/token, client credentials: proof is
  * "client_secret=..." or "client_assertion=...&client_assertion_type=...". */
-static int cas__az_token_grant(cas__s3 *s3, const char *tenant, const char *client, const char *proof_name,
+static int cas__az_token_grant(cas__cloud *cs, const char *tenant, const char *client, const char *proof_name,
                                const char *proof, const char *extra, const char *what, const char *account,
                                cas__cred **out, char *msg, size_t cap) {
     const char *auth = cas__env("AZURE_AUTHORITY_HOST");
@@ -3785,7 +3793,7 @@ static int cas__az_token_grant(cas__s3 *s3, const char *tenant, const char *clie
     if (!url.p || !form.p) {
         rc = cas__oom(msg, cap);
     } else if ((rc = cas__secret_may_go(url.p, auth ? "AZURE_AUTHORITY_HOST" : "the token endpoint", msg, cap)) == 0) {
-        rc = cas__cred_fetch(s3, "POST", url.p, "Content-Type: application/x-www-form-urlencoded", NULL, form.p, &r,
+        rc = cas__cred_fetch(cs, "POST", url.p, "Content-Type: application/x-www-form-urlencoded", NULL, form.p, &r,
                              msg, cap);
         if (rc == CAS_OK) rc = cas__az_token_from_json(r.body.p, r.body.len, account, out, msg, cap);
         else cas__az_token_why(&r, what, msg, cap);
@@ -3804,7 +3812,7 @@ static int cas__az_token_grant(cas__s3 *s3, const char *tenant, const char *clie
 /* A managed identity: App Service / Functions / Container Apps (IDENTITY_ENDPOINT and
  * IDENTITY_HEADER), else the instance metadata service (VMs, AKS; unreachable: the end
  * of the chain). AZURE_CLIENT_ID picks a user-assigned identity. */
-static int cas__az_managed(cas__s3 *s3, const char *account, cas__cred **out, char *msg, size_t cap) {
+static int cas__az_managed(cas__cloud *cs, const char *account, cas__cred **out, char *msg, size_t cap) {
     const char *ep = cas__env("IDENTITY_ENDPOINT"), *hv = cas__env("IDENTITY_HEADER"),
                *id = cas__env("AZURE_CLIENT_ID");
     const char *imds = cas__env("AZURE_POD_IDENTITY_AUTHORITY_HOST");
@@ -3826,7 +3834,7 @@ static int cas__az_managed(cas__s3 *s3, const char *account, cas__cred **out, ch
     }
     if (id) cas__buf_addz(&url, "&client_id="), cas__uri_encode(&url, id, 0);
     if (!url.p) return cas__oom(msg, cap);
-    rc = cas__cred_fetch(s3, "GET", url.p, hdr, NULL, NULL, &r, msg, cap);
+    rc = cas__cred_fetch(cs, "GET", url.p, hdr, NULL, NULL, &r, msg, cap);
     if (rc == CAS_OK) rc = cas__az_token_from_json(r.body.p, r.body.len, account, out, msg, cap);
     else if (!(ep && hv) && (r.status == 0 || r.status == 400))
         rc = CAS_E_NOTFOUND; /* no metadata service (not on Azure), or no identity assigned */
@@ -3844,7 +3852,7 @@ static int cas__az_managed(cas__s3 *s3, const char *account, cas__cred **out, ch
 
 /* The Azure links of the credential chain: static secrets first, then Entra ID as
  * DefaultAzureCredential orders it (environment, workload identity, managed identity). */
-static int cas__az_cred_link(cas__s3 *s3, int which, cas__cred **out, char *msg, size_t cap) {
+static int cas__az_cred_link(cas__cloud *cs, int which, cas__cred **out, char *msg, size_t cap) {
     cas__az_cfg g;
     unsigned char k[256];
     int rc = cas__az_settings(&g, msg, cap);
@@ -3862,7 +3870,7 @@ static int cas__az_cred_link(cas__s3 *s3, int which, cas__cred **out, char *msg,
         const char *ten = cas__env("AZURE_TENANT_ID"), *cl = cas__env("AZURE_CLIENT_ID");
         const char *sec = cas__env("AZURE_CLIENT_SECRET"), *file = cas__env("AZURE_FEDERATED_TOKEN_FILE");
         if (which == CAS__AZC_SECRET) {
-            rc = ten && cl && sec ? cas__az_token_grant(s3, ten, cl, "client_secret", sec, "", "service principal",
+            rc = ten && cl && sec ? cas__az_token_grant(cs, ten, cl, "client_secret", sec, "", "service principal",
                                                         g.account, out, msg, cap)
                                   : CAS_E_NOTFOUND;
         } else if (which == CAS__AZC_WORKLOAD) {
@@ -3875,14 +3883,14 @@ static int cas__az_cred_link(cas__s3 *s3, int which, cas__cred **out, char *msg,
                 t = jwt;
                 cas__trim(&t, &jl);
                 t[jl] = 0;
-                rc = cas__az_token_grant(s3, ten, cl, "client_assertion", t,
+                rc = cas__az_token_grant(cs, ten, cl, "client_assertion", t,
                                          "client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type"
                                          "%3Ajwt-bearer&",
                                          "workload identity", g.account, out, msg, cap);
                 cas__wipe(jwt, jl), free(jwt);
             }
         } else {
-            rc = cas__az_managed(s3, g.account, out, msg, cap);
+            rc = cas__az_managed(cs, g.account, out, msg, cap);
         }
     }
     cas__az_cfg_wipe(&g);
@@ -3893,14 +3901,14 @@ static int cas__az_cred_link(cas__s3 *s3, int which, cas__cred **out, char *msg,
 #define CAS__AZ_META_HEADER "x-ms-meta-metaflow_user_attributes" /* Azure's names are identifiers */
 
 /* Azure has nothing to start: the block ids carry a nonce of this writer's. */
-static int cas__az_upload_begin(cas__s3w *w, char *msg, size_t cap) {
+static int cas__az_upload_begin(cas__cloudw *w, char *msg, size_t cap) {
     (void)msg, (void)cap;
-    snprintf(w->upload, sizeof w->upload, "%016llx", (unsigned long long)cas__s3_random(w->s3));
+    snprintf(w->upload, sizeof w->upload, "%016llx", (unsigned long long)cas__cloud_random(w->cs));
     return CAS_OK;
 }
 
 /* Azure: block ids of one length (its rule), unique to this writer, base64. */
-static void cas__az_part_query(cas__s3w *w, int n, cas__buf *q, char *id) {
+static void cas__az_part_query(cas__cloudw *w, int n, cas__buf *q, char *id) {
     char raw[32]; /* "cas-" 16 hex "-" 5 digits: base64 of it is 36 bytes */
     snprintf(raw, sizeof raw, "cas-%.16s-%05d", w->upload, n);
     cas__b64((const unsigned char *)raw, strlen(raw), id);
@@ -3918,33 +3926,33 @@ static int cas__az_part_entry(const cas__rq *r, int n, const char *id, char *ent
 
 /* Azure: PUT ?comp=metadata. S3: PUT with x-amz-copy-source onto itself: new
  * metadata, the same bytes. */
-static int cas__az_set_meta(cas__s3w *w, int *stored, char *msg, size_t cap) {
-    cas__s3 *s3 = w->s3;
+static int cas__az_set_meta(cas__cloudw *w, int *stored, char *msg, size_t cap) {
+    cas__cloud *cs = w->cs;
     cas__rq r;
     int rc;
-    cas__rq_init(&r, "PUT", &s3->alloc);
-    if (cas__s3_url(s3, &r.url, w->name, "comp=metadata") < 0 ||
-        cas__s3_write_headers(s3, &r.hdr, w->meta, w->meta_len) < 0)
+    cas__rq_init(&r, "PUT", &cs->alloc);
+    if (cas__cloud_url(cs, &r.url, w->name, "comp=metadata") < 0 ||
+        cas__cloud_write_headers(cs, &r.hdr, w->meta, w->meta_len) < 0)
         rc = cas__oom(msg, cap);
-    else if ((rc = cas__rq_run(s3, &r, msg, cap)) == CAS_OK) {
+    else if ((rc = cas__rq_run(cs, &r, msg, cap)) == CAS_OK) {
         if (r.status == 200) *stored = 1;
-        else if ((rc = cas__s3_answer_fail(&r, msg, cap)) == CAS_E_NOTFOUND) rc = CAS_E_IO;
+        else if ((rc = cas__cloud_answer_fail(&r, msg, cap)) == CAS_E_NOTFOUND) rc = CAS_E_IO;
     }
     cas__rq_free(&r);
     return rc;
 }
 
 /* Azure: Put Block List makes the blocks the blob, with its metadata (repeatable). */
-static void cas__az_complete_query(cas__s3w *w, cas__buf *q) {
+static void cas__az_complete_query(cas__cloudw *w, cas__buf *q) {
     (void)w;
     cas__buf_addz(q, "comp=blocklist");
 }
 
-static int cas__az_complete_answer(cas__s3w *w, cas__rq *r, char *msg, size_t cap) {
+static int cas__az_complete_answer(cas__cloudw *w, cas__rq *r, char *msg, size_t cap) {
     int rc;
     (void)w;
     if (r->status == 201) return CAS_OK;
-    return (rc = cas__s3_answer_fail(r, msg, cap)) == CAS_E_NOTFOUND ? CAS_E_IO : rc;
+    return (rc = cas__cloud_answer_fail(r, msg, cap)) == CAS_E_NOTFOUND ? CAS_E_IO : rc;
 }
 
 /* Azure's rule for container names: 3-63 of [a-z0-9-]. */
@@ -3956,8 +3964,8 @@ static int cas__container_ok(const char *b, size_t n) {
     return 1;
 }
 
-static void cas__az_no_creds(const cas__s3 *s3, char *msg, size_t cap) {
-    (void)s3;
+static void cas__az_no_creds(const cas__cloud *cs, char *msg, size_t cap) {
+    (void)cs;
     cas__fmt(msg, cap,
              "no Azure credentials found (looked for AZURE_STORAGE_KEY, AZURE_STORAGE_SAS_TOKEN, "
              "AZURE_STORAGE_CONNECTION_STRING, a SAS in the endpoint, a service principal "
@@ -3966,11 +3974,11 @@ static void cas__az_no_creds(const cas__s3 *s3, char *msg, size_t cap) {
 }
 
 /* List Blobs. */
-static void cas__az_list_query(const cas__s3 *s3, cas__buf *q, const char *strip, const char *next, int delimiter) {
+static void cas__az_list_query(const cas__cloud *cs, cas__buf *q, const char *strip, const char *next, int delimiter) {
     cas__buf_addz(q, "comp=list");
     if (delimiter) cas__buf_addz(q, "&delimiter=%2F");
     if (next[0]) cas__buf_addz(q, "&marker="), cas__uri_encode(q, next, 0);
-    cas__buf_fmt(q, "&maxresults=%d&prefix=", (int)cas__s3p(s3, CAS_PARAM_CLOUD_LIST_PAGE));
+    cas__buf_fmt(q, "&maxresults=%d&prefix=", (int)cas__cloudp(cs, CAS_PARAM_CLOUD_LIST_PAGE));
     cas__uri_encode(q, strip, 0);
     cas__buf_addz(q, "&restype=container");
 }
@@ -3999,32 +4007,32 @@ static const cas__dialect cas__az_dialect = {CAS__AZ_META_HEADER,
                                              cas__az_cred_check};
 
 static int cas__az_backend(cas_backend *out, const char *url, const cas_allocator *alloc, char *err, size_t errcap) {
-    cas__s3 *s3;
+    cas__cloud *cs;
     cas__az_cfg g;
     const char *v;
     size_t k;
     char why[CAS__MSG];
-    int rc = cas__cloud_new(&s3, &cas__az_dialect, url, 8, cas__container_ok,
+    int rc = cas__cloud_new(&cs, &cas__az_dialect, url, 8, cas__container_ok,
                             "azure://CONTAINER[/PREFIX] with a valid container name", alloc, err, errcap);
     if (rc < 0) return rc;
-    s3->path_style = 1;
+    cs->path_style = 1;
     if ((rc = cas__az_settings(&g, why, sizeof why)) < 0) {
         cas__az_cfg_wipe(&g);
-        cas__s3_destroy(s3);
+        cas__cloud_destroy(cs);
         return cas__serr(err, errcap, rc, "Cannot open '%.300s': %s", url, why);
     }
     k = strlen(g.endpoint);
     while (k && g.endpoint[k - 1] == '/') k--;
-    s3->endpoint = cas__strdup_a(&s3->alloc, g.endpoint, k);
+    cs->endpoint = cas__strdup_a(&cs->alloc, g.endpoint, k);
     cas__az_cfg_wipe(&g);
     /* what the Azure SDK's HTTP stack (requests) takes for other CA certificates */
     if ((v = cas__env("REQUESTS_CA_BUNDLE")) || (v = cas__env("CURL_CA_BUNDLE")))
-        s3->ca_bundle = cas__strdup_a(&s3->alloc, v, strlen(v));
-    if (!s3->endpoint || (v && !s3->ca_bundle)) {
-        cas__s3_destroy(s3);
+        cs->ca_bundle = cas__strdup_a(&cs->alloc, v, strlen(v));
+    if (!cs->endpoint || (v && !cs->ca_bundle)) {
+        cas__cloud_destroy(cs);
         return cas__serr(err, errcap, CAS_E_NOMEM, "out of memory");
     }
-    return cas__cloud_ready(s3, out, url, err, errcap);
+    return cas__cloud_ready(cs, out, url, err, errcap);
 }
 CASDEF int cas_cloud_backend(cas_backend *out, const char *url, const cas_allocator *alloc, char *err, size_t errcap) {
     if (!out || !url) return cas__serr(err, errcap, CAS_E_ARG, "invalid argument");

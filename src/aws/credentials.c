@@ -86,8 +86,8 @@ static int cas__ini_get(const char *text, size_t len, const char *section, const
 }
 
 /* `key` of the active profile: the credentials file, then the config file. */
-static int cas__profile_get(const cas__s3 *s3, int creds_file, const char *key, char *out, size_t cap) {
-    const char *home = getenv("HOME"), *f, *profile = cas__aws_of(s3)->profile;
+static int cas__profile_get(const cas__cloud *cs, int creds_file, const char *key, char *out, size_t cap) {
+    const char *home = getenv("HOME"), *f, *profile = cas__aws_of(cs)->profile;
     char path[4096], section[200];
     char *text;
     size_t len = 0;
@@ -109,7 +109,7 @@ static int cas__profile_get(const cas__s3 *s3, int creds_file, const char *key, 
 }
 
 /* STS AssumeRoleWithWebIdentity (EKS IRSA): unsigned, the token is the proof. */
-static int cas__cred_web(cas__s3 *s3, const char *token_file, const char *role, cas__cred **out, char *msg,
+static int cas__cred_web(cas__cloud *cs, const char *token_file, const char *role, cas__cred **out, char *msg,
                          size_t cap) {
     cas__buf form, url;
     cas__rq r;
@@ -141,7 +141,7 @@ static int cas__cred_web(cas__s3 *s3, const char *token_file, const char *role, 
     cas__wipe(jwt, jl), free(jwt);
     if (!ep) ep = cas__env("AWS_ENDPOINT_URL");
     if (ep) cas__buf_addz(&url, ep);
-    else cas__buf_fmt(&url, "https://sts.%s.amazonaws.com", cas__aws_of(s3)->region);
+    else cas__buf_fmt(&url, "https://sts.%s.amazonaws.com", cas__aws_of(cs)->region);
     if (url.len && url.p[url.len - 1] != '/') cas__buf_addz(&url, "/");
     if (!form.p || !url.p) {
         cas__free(NULL, form.p), cas__free(NULL, url.p);
@@ -150,7 +150,7 @@ static int cas__cred_web(cas__s3 *s3, const char *token_file, const char *role, 
     cas__rq_init(&r, "POST", NULL);
     rc = cas__secret_may_go(url.p, "the STS endpoint, with a web identity token", msg, cap);
     if (rc == CAS_OK)
-        rc = cas__cred_fetch(s3, "POST", url.p, "Content-Type: application/x-www-form-urlencoded", NULL, form.p, &r,
+        rc = cas__cred_fetch(cs, "POST", url.p, "Content-Type: application/x-www-form-urlencoded", NULL, form.p, &r,
                              msg, cap);
     cas__wipe(form.p, form.len);
     cas__free(NULL, form.p);
@@ -212,7 +212,7 @@ static int cas__container_url_ok(const char *url) {
     return 0;
 }
 
-static int cas__cred_container(cas__s3 *s3, cas__cred **out, char *msg, size_t cap) {
+static int cas__cred_container(cas__cloud *cs, cas__cred **out, char *msg, size_t cap) {
     const char *rel = cas__env("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI");
     const char *full = cas__env("AWS_CONTAINER_CREDENTIALS_FULL_URI");
     const char *tok = cas__env("AWS_CONTAINER_AUTHORIZATION_TOKEN");
@@ -244,7 +244,7 @@ static int cas__cred_container(cas__s3 *s3, cas__cred **out, char *msg, size_t c
             return CAS_E_NOMEM;
         }
     }
-    rc = cas__cred_fetch(s3, "GET", url, auth, NULL, NULL, &r, msg, cap);
+    rc = cas__cred_fetch(cs, "GET", url, auth, NULL, NULL, &r, msg, cap);
     if (auth) cas__wipe(auth, strlen(auth)), free(auth);
     if (rc == CAS_OK) rc = cas__cred_from_json(r.body.p, r.body.len, out, msg, cap);
     else {
@@ -257,7 +257,7 @@ static int cas__cred_container(cas__s3 *s3, cas__cred **out, char *msg, size_t c
 }
 
 /* EC2 instance metadata, IMDSv2: a session token, the role's name, its credentials. */
-static int cas__cred_imds(cas__s3 *s3, cas__cred **out, char *msg, size_t cap) {
+static int cas__cred_imds(cas__cloud *cs, cas__cred **out, char *msg, size_t cap) {
     const char *ep = cas__env("AWS_EC2_METADATA_SERVICE_ENDPOINT"), *dis = cas__env("AWS_EC2_METADATA_DISABLED");
     char base[512], url[1024], tokh[512], role[256];
     cas__rq r;
@@ -268,7 +268,7 @@ static int cas__cred_imds(cas__s3 *s3, cas__cred **out, char *msg, size_t cap) {
     n = strlen(base);
     if (n && base[n - 1] == '/') base[n - 1] = 0;
     snprintf(url, sizeof url, "%s/latest/api/token", base);
-    if ((rc = cas__cred_fetch(s3, "PUT", url, "X-aws-ec2-metadata-token-ttl-seconds: 21600", NULL, NULL, &r, msg,
+    if ((rc = cas__cred_fetch(cs, "PUT", url, "X-aws-ec2-metadata-token-ttl-seconds: 21600", NULL, NULL, &r, msg,
                               cap)) < 0) {
         cas__rq_free(&r);
         return CAS_E_NOTFOUND; /* not on EC2 (or IMDS is off): the chain ends here */
@@ -276,7 +276,7 @@ static int cas__cred_imds(cas__s3 *s3, cas__cred **out, char *msg, size_t cap) {
     snprintf(tokh, sizeof tokh, "X-aws-ec2-metadata-token: %.400s", r.body.p);
     cas__rq_free(&r);
     snprintf(url, sizeof url, "%s/latest/meta-data/iam/security-credentials/", base);
-    rc = cas__cred_fetch(s3, "GET", url, tokh, NULL, NULL, &r, msg, cap);
+    rc = cas__cred_fetch(cs, "GET", url, tokh, NULL, NULL, &r, msg, cap);
     if (rc == CAS_OK) {
         char *nl;
         snprintf(role, sizeof role, "%s", r.body.p);
@@ -287,7 +287,7 @@ static int cas__cred_imds(cas__s3 *s3, cas__cred **out, char *msg, size_t cap) {
             rc = CAS_E_NOTFOUND;
         } else {
             snprintf(url, sizeof url, "%s/latest/meta-data/iam/security-credentials/%s", base, role);
-            rc = cas__cred_fetch(s3, "GET", url, tokh, NULL, NULL, &r, msg, cap);
+            rc = cas__cred_fetch(cs, "GET", url, tokh, NULL, NULL, &r, msg, cap);
             if (rc == CAS_OK) rc = cas__cred_from_json(r.body.p, r.body.len, out, msg, cap);
             cas__rq_free(&r);
         }
@@ -305,7 +305,7 @@ static int cas__cred_imds(cas__s3 *s3, cas__cred **out, char *msg, size_t cap) {
 
 /* One link of the chain: CAS_OK with *out, CAS_E_NOTFOUND when this link is not
  * configured here (the next is tried), or an error when it is and fails. */
-static int cas__cred_link(cas__s3 *s3, int which, cas__cred **out, char *msg, size_t cap) {
+static int cas__cred_link(cas__cloud *cs, int which, cas__cred **out, char *msg, size_t cap) {
     char a[CAS__KEY_MAX + 1], s[CAS__KEY_MAX + 1], *t, file[1024], role[512];
     const char *ak, *sk;
     int rc = CAS_E_NOTFOUND, f;
@@ -325,10 +325,10 @@ static int cas__cred_link(cas__s3 *s3, int which, cas__cred **out, char *msg, si
         return CAS_E_ARG;
     case CAS__CRED_WEB:
         if (cas__env("AWS_WEB_IDENTITY_TOKEN_FILE") && cas__env("AWS_ROLE_ARN"))
-            return cas__cred_web(s3, cas__env("AWS_WEB_IDENTITY_TOKEN_FILE"), cas__env("AWS_ROLE_ARN"), out, msg, cap);
-        if (cas__profile_get(s3, 0, "web_identity_token_file", file, sizeof file) == CAS_OK &&
-            cas__profile_get(s3, 0, "role_arn", role, sizeof role) == CAS_OK)
-            return cas__cred_web(s3, file, role, out, msg, cap);
+            return cas__cred_web(cs, cas__env("AWS_WEB_IDENTITY_TOKEN_FILE"), cas__env("AWS_ROLE_ARN"), out, msg, cap);
+        if (cas__profile_get(cs, 0, "web_identity_token_file", file, sizeof file) == CAS_OK &&
+            cas__profile_get(cs, 0, "role_arn", role, sizeof role) == CAS_OK)
+            return cas__cred_web(cs, file, role, out, msg, cap);
         return CAS_E_NOTFOUND;
     case CAS__CRED_FILES: /* the credentials file, then the config file: the first with a key and a secret */
         if (!(t = (char *)malloc(CAS__TOKEN_MAX + 1))) return cas__oom(msg, cap);
@@ -340,10 +340,10 @@ static int cas__cred_link(cas__s3 *s3, int which, cas__cred **out, char *msg, si
             outs[0] = a, outs[1] = s, outs[2] = t, caps[0] = caps[1] = CAS__KEY_MAX + 1, caps[2] = CAS__TOKEN_MAX + 1;
             for (k = 0; k < 3; k++) {
                 outs[k][0] = 0;
-                got[k] = cas__profile_get(s3, f, keys[k], outs[k], caps[k]);
+                got[k] = cas__profile_get(cs, f, keys[k], outs[k], caps[k]);
                 if (got[k] == CAS_NEED_OUTPUT) { /* never cut: a cut secret only fails later, unexplained */
                     cas__fmt(msg, cap, "%s of profile '%s' in the shared %s file is longer than cas.h keeps (%d bytes)",
-                             keys[k], cas__aws_of(s3)->profile, f ? "credentials" : "config",
+                             keys[k], cas__aws_of(cs)->profile, f ? "credentials" : "config",
                              k < 2 ? CAS__KEY_MAX : CAS__TOKEN_MAX);
                     rc = CAS_E_LIMIT;
                     break;
@@ -355,8 +355,8 @@ static int cas__cred_link(cas__s3 *s3, int which, cas__cred **out, char *msg, si
         cas__wipe(s, sizeof s), cas__wipe(t, CAS__TOKEN_MAX + 1);
         free(t);
         return rc;
-    case CAS__CRED_CONTAINER: return cas__cred_container(s3, out, msg, cap);
-    case CAS__CRED_IMDS: return cas__cred_imds(s3, out, msg, cap);
+    case CAS__CRED_CONTAINER: return cas__cred_container(cs, out, msg, cap);
+    case CAS__CRED_IMDS: return cas__cred_imds(cs, out, msg, cap);
     }
     return rc;
 }

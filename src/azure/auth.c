@@ -129,7 +129,7 @@ static int cas__az_shared_key(const cas__cred *c, const cas__buf *sts, char *lin
 
 /* Adds Azure's date and version to *h, then the proof c holds: a SharedKey
  * signature, a bearer token, or a SAS token appended to the URL libcurl gets. */
-static int cas__az_authorize(cas__s3 *s3, CURL *e, const cas__rq *r, const cas__cred *c, struct curl_slist **h) {
+static int cas__az_authorize(cas__cloud *cs, CURL *e, const cas__rq *r, const cas__cred *c, struct curl_slist **h) {
     static const char *const wd[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
     static const char *const mo[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
                                      "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
@@ -145,12 +145,12 @@ static int cas__az_authorize(cas__s3 *s3, CURL *e, const cas__rq *r, const cas__
     if (c->kind == CAS__AUTH_SHARED_KEY) {
         cas__buf sts;
         memset(&sts, 0, sizeof sts);
-        sts.a = &s3->alloc;
+        sts.a = &cs->alloc;
         if ((rc = cas__az_string_to_sign(&sts, r->method, *h, !strcmp(r->method, "PUT") ? r->up_len : 0, c->akid,
                                          r->url.p)) == CAS_OK &&
             (rc = cas__az_shared_key(c, &sts, line, sizeof line)) == CAS_OK && !(*h = curl_slist_append(*h, line)))
             rc = CAS_E_NOMEM;
-        cas__free(&s3->alloc, sts.p);
+        cas__free(&cs->alloc, sts.p);
     } else { /* a token: in a header (bearer) or in the URL (SAS); wiped from our copies after */
         size_t ul = strlen(r->url.p), tl = strlen(c->token), need = ul + tl + 32;
         char *t;
@@ -172,7 +172,7 @@ static int cas__az_authorize(cas__s3 *s3, CURL *e, const cas__rq *r, const cas__
 }
 
 /* The dialect's cred_check: Entra ID tokens go over https only, or to an emulator here. */
-static int cas__az_cred_check(const cas__s3 *s3, const cas__cred *c, char *msg, size_t cap) {
+static int cas__az_cred_check(const cas__cloud *cs, const cas__cred *c, char *msg, size_t cap) {
     if (c->kind != CAS__AUTH_BEARER) return CAS_OK;
-    return cas__secret_may_go(s3->endpoint, "the Azure endpoint, with a Microsoft Entra ID token", msg, cap);
+    return cas__secret_may_go(cs->endpoint, "the Azure endpoint, with a Microsoft Entra ID token", msg, cap);
 }

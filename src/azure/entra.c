@@ -81,7 +81,7 @@ static void cas__az_token_why(const cas__rq *r, const char *what, char *msg, siz
 
 /* POST {AZURE_AUTHORITY_HOST}/{tenant}/oauth2/v2.0/token, client credentials: proof is
  * "client_secret=..." or "client_assertion=...&client_assertion_type=...". */
-static int cas__az_token_grant(cas__s3 *s3, const char *tenant, const char *client, const char *proof_name,
+static int cas__az_token_grant(cas__cloud *cs, const char *tenant, const char *client, const char *proof_name,
                                const char *proof, const char *extra, const char *what, const char *account,
                                cas__cred **out, char *msg, size_t cap) {
     const char *auth = cas__env("AZURE_AUTHORITY_HOST");
@@ -106,7 +106,7 @@ static int cas__az_token_grant(cas__s3 *s3, const char *tenant, const char *clie
     if (!url.p || !form.p) {
         rc = cas__oom(msg, cap);
     } else if ((rc = cas__secret_may_go(url.p, auth ? "AZURE_AUTHORITY_HOST" : "the token endpoint", msg, cap)) == 0) {
-        rc = cas__cred_fetch(s3, "POST", url.p, "Content-Type: application/x-www-form-urlencoded", NULL, form.p, &r,
+        rc = cas__cred_fetch(cs, "POST", url.p, "Content-Type: application/x-www-form-urlencoded", NULL, form.p, &r,
                              msg, cap);
         if (rc == CAS_OK) rc = cas__az_token_from_json(r.body.p, r.body.len, account, out, msg, cap);
         else cas__az_token_why(&r, what, msg, cap);
@@ -125,7 +125,7 @@ static int cas__az_token_grant(cas__s3 *s3, const char *tenant, const char *clie
 /* A managed identity: App Service / Functions / Container Apps (IDENTITY_ENDPOINT and
  * IDENTITY_HEADER), else the instance metadata service (VMs, AKS; unreachable: the end
  * of the chain). AZURE_CLIENT_ID picks a user-assigned identity. */
-static int cas__az_managed(cas__s3 *s3, const char *account, cas__cred **out, char *msg, size_t cap) {
+static int cas__az_managed(cas__cloud *cs, const char *account, cas__cred **out, char *msg, size_t cap) {
     const char *ep = cas__env("IDENTITY_ENDPOINT"), *hv = cas__env("IDENTITY_HEADER"),
                *id = cas__env("AZURE_CLIENT_ID");
     const char *imds = cas__env("AZURE_POD_IDENTITY_AUTHORITY_HOST");
@@ -147,7 +147,7 @@ static int cas__az_managed(cas__s3 *s3, const char *account, cas__cred **out, ch
     }
     if (id) cas__buf_addz(&url, "&client_id="), cas__uri_encode(&url, id, 0);
     if (!url.p) return cas__oom(msg, cap);
-    rc = cas__cred_fetch(s3, "GET", url.p, hdr, NULL, NULL, &r, msg, cap);
+    rc = cas__cred_fetch(cs, "GET", url.p, hdr, NULL, NULL, &r, msg, cap);
     if (rc == CAS_OK) rc = cas__az_token_from_json(r.body.p, r.body.len, account, out, msg, cap);
     else if (!(ep && hv) && (r.status == 0 || r.status == 400))
         rc = CAS_E_NOTFOUND; /* no metadata service (not on Azure), or no identity assigned */
@@ -165,7 +165,7 @@ static int cas__az_managed(cas__s3 *s3, const char *account, cas__cred **out, ch
 
 /* The Azure links of the credential chain: static secrets first, then Entra ID as
  * DefaultAzureCredential orders it (environment, workload identity, managed identity). */
-static int cas__az_cred_link(cas__s3 *s3, int which, cas__cred **out, char *msg, size_t cap) {
+static int cas__az_cred_link(cas__cloud *cs, int which, cas__cred **out, char *msg, size_t cap) {
     cas__az_cfg g;
     unsigned char k[256];
     int rc = cas__az_settings(&g, msg, cap);
@@ -183,7 +183,7 @@ static int cas__az_cred_link(cas__s3 *s3, int which, cas__cred **out, char *msg,
         const char *ten = cas__env("AZURE_TENANT_ID"), *cl = cas__env("AZURE_CLIENT_ID");
         const char *sec = cas__env("AZURE_CLIENT_SECRET"), *file = cas__env("AZURE_FEDERATED_TOKEN_FILE");
         if (which == CAS__AZC_SECRET) {
-            rc = ten && cl && sec ? cas__az_token_grant(s3, ten, cl, "client_secret", sec, "", "service principal",
+            rc = ten && cl && sec ? cas__az_token_grant(cs, ten, cl, "client_secret", sec, "", "service principal",
                                                         g.account, out, msg, cap)
                                   : CAS_E_NOTFOUND;
         } else if (which == CAS__AZC_WORKLOAD) {
@@ -196,14 +196,14 @@ static int cas__az_cred_link(cas__s3 *s3, int which, cas__cred **out, char *msg,
                 t = jwt;
                 cas__trim(&t, &jl);
                 t[jl] = 0;
-                rc = cas__az_token_grant(s3, ten, cl, "client_assertion", t,
+                rc = cas__az_token_grant(cs, ten, cl, "client_assertion", t,
                                          "client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type"
                                          "%3Ajwt-bearer&",
                                          "workload identity", g.account, out, msg, cap);
                 cas__wipe(jwt, jl), free(jwt);
             }
         } else {
-            rc = cas__az_managed(s3, g.account, out, msg, cap);
+            rc = cas__az_managed(cs, g.account, out, msg, cap);
         }
     }
     cas__az_cfg_wipe(&g);

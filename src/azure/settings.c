@@ -23,15 +23,15 @@ static int cas__setting(char *dst, size_t cap, const char *src, size_t n, const 
 }
 
 /* "Name=value" of a connection string ("A=1;B=2"), into out; 0 if absent. */
-static int cas__conn_get(const char *cs, const char *name, char *out, size_t cap, const char **cut) {
+static int cas__conn_get(const char *conn, const char *name, char *out, size_t cap, const char **cut) {
     size_t nl = strlen(name);
-    while (cs && *cs) {
-        const char *end = strchr(cs, ';');
-        size_t l = end ? (size_t)(end - cs) : strlen(cs);
-        while (l && *cs == ' ') cs++, l--;
-        if (l > nl && cs[nl] == '=' && !strncmp(cs, name, nl))
-            return cas__setting(out, cap, cs + nl + 1, l - nl - 1, name, cut);
-        cs = end ? end + 1 : NULL;
+    while (conn && *conn) {
+        const char *end = strchr(conn, ';');
+        size_t l = end ? (size_t)(end - conn) : strlen(conn);
+        while (l && *conn == ' ') conn++, l--;
+        if (l > nl && conn[nl] == '=' && !strncmp(conn, name, nl))
+            return cas__setting(out, cap, conn + nl + 1, l - nl - 1, name, cut);
+        conn = end ? end + 1 : NULL;
     }
     return 0;
 }
@@ -39,11 +39,11 @@ static int cas__conn_get(const char *cs, const char *name, char *out, size_t cap
 static void cas__az_cfg_wipe(cas__az_cfg *g) { cas__wipe(g, sizeof *g); }
 
 static int cas__az_settings(cas__az_cfg *g, char *msg, size_t cap) {
-    const char *cs = cas__env("AZURE_STORAGE_CONNECTION_STRING"), *v, *cut = NULL;
+    const char *conn = cas__env("AZURE_STORAGE_CONNECTION_STRING"), *v, *cut = NULL;
     char tmp[sizeof g->endpoint + sizeof g->sas], proto[16] = "https", suffix[128] = "core.windows.net", *q;
     int rc;
     memset(g, 0, sizeof *g);
-    if (cs && cas__conn_get(cs, "UseDevelopmentStorage", tmp, sizeof tmp, &cut) && !strcmp(tmp, "true")) {
+    if (conn && cas__conn_get(conn, "UseDevelopmentStorage", tmp, sizeof tmp, &cut) && !strcmp(tmp, "true")) {
         /* the emulator's well-known account (azurite's documentation) */
         snprintf(g->endpoint, sizeof g->endpoint, "http://127.0.0.1:10000/devstoreaccount1");
         snprintf(g->account, sizeof g->account, "devstoreaccount1");
@@ -51,13 +51,13 @@ static int cas__az_settings(cas__az_cfg *g, char *msg, size_t cap) {
                  "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/"
                  "KBHBeksoGMGw==");
     }
-    if (cs) {
-        cas__conn_get(cs, "AccountName", g->account, sizeof g->account, &cut);
-        cas__conn_get(cs, "AccountKey", g->key, sizeof g->key, &cut);
-        cas__conn_get(cs, "SharedAccessSignature", g->sas, sizeof g->sas, &cut);
-        cas__conn_get(cs, "BlobEndpoint", g->endpoint, sizeof g->endpoint, &cut);
-        cas__conn_get(cs, "DefaultEndpointsProtocol", proto, sizeof proto, &cut);
-        cas__conn_get(cs, "EndpointSuffix", suffix, sizeof suffix, &cut);
+    if (conn) {
+        cas__conn_get(conn, "AccountName", g->account, sizeof g->account, &cut);
+        cas__conn_get(conn, "AccountKey", g->key, sizeof g->key, &cut);
+        cas__conn_get(conn, "SharedAccessSignature", g->sas, sizeof g->sas, &cut);
+        cas__conn_get(conn, "BlobEndpoint", g->endpoint, sizeof g->endpoint, &cut);
+        cas__conn_get(conn, "DefaultEndpointsProtocol", proto, sizeof proto, &cut);
+        cas__conn_get(conn, "EndpointSuffix", suffix, sizeof suffix, &cut);
     }
     if ((v = cas__env("AZURE_STORAGE_ACCOUNT")) != NULL)
         cas__setting(g->account, sizeof g->account, v, strlen(v), "AZURE_STORAGE_ACCOUNT", &cut);

@@ -18,7 +18,7 @@ static void cas__trim(char **s, size_t *n) {
 }
 
 /* An unsigned request to a credentials endpoint; its body back (wipe it). */
-static int cas__cred_fetch(cas__s3 *s3, const char *method, const char *url, const char *h1, const char *h2,
+static int cas__cred_fetch(cas__cloud *cs, const char *method, const char *url, const char *h1, const char *h2,
                            const char *body, cas__rq *r, char *msg, size_t cap) {
     int rc;
     cas__rq_init(r, method, NULL);
@@ -29,7 +29,7 @@ static int cas__cred_fetch(cas__s3 *s3, const char *method, const char *url, con
         (h2 && !(r->hdr = curl_slist_append(r->hdr, h2)))) {
         return cas__oom(msg, cap);
     }
-    if ((rc = cas__rq_run(s3, r, msg, cap)) < 0) return rc;
+    if ((rc = cas__rq_run(cs, r, msg, cap)) < 0) return rc;
     if (r->status != 200) { /* CAS_E_IO even for a 404: CAS_E_NOTFOUND would pass on to the chain's next link */
         cas__rq_why(r, CURLE_OK, msg, cap);
         return CAS_E_IO;
@@ -40,34 +40,34 @@ static int cas__cred_fetch(cas__s3 *s3, const char *method, const char *url, con
 
 /* The store's credentials, refreshed five minutes before they expire (or now,
  * with force). The first success fixes which link serves this store. */
-static int cas__cred_get(cas__s3 *s3, int force, cas__cred **out, char *msg, size_t cap) {
-    int rc = CAS_OK, k, last = s3->d->cred_last;
-    cas__mu_lock(&s3->cmu);
-    if (!s3->cred || force || (s3->cred->expires && cas__now() > s3->cred->expires - 300)) {
+static int cas__cred_get(cas__cloud *cs, int force, cas__cred **out, char *msg, size_t cap) {
+    int rc = CAS_OK, k, last = cs->d->cred_last;
+    cas__mu_lock(&cs->cmu);
+    if (!cs->cred || force || (cs->cred->expires && cas__now() > cs->cred->expires - 300)) {
         cas__cred *fresh = NULL;
         char why[400];
         why[0] = 0;
         rc = CAS_E_NOTFOUND;
-        for (k = s3->cred_source ? s3->cred_source : 1; k <= last; k++) {
-            rc = s3->d->cred_link(s3, k, &fresh, why, sizeof why);
-            if (rc != CAS_E_NOTFOUND || s3->cred_source) break;
+        for (k = cs->cred_source ? cs->cred_source : 1; k <= last; k++) {
+            rc = cs->d->cred_link(cs, k, &fresh, why, sizeof why);
+            if (rc != CAS_E_NOTFOUND || cs->cred_source) break;
         }
         if (rc == CAS_OK) {
-            cas__cred *old = s3->cred;
-            s3->cred = fresh, s3->cred_source = k;
+            cas__cred *old = cs->cred;
+            cs->cred = fresh, cs->cred_source = k;
             if (old && --old->refs == 0) cas__cred_destroy(old);
-        } else if (s3->cred && (!s3->cred->expires || cas__now() < s3->cred->expires)) {
+        } else if (cs->cred && (!cs->cred->expires || cas__now() < cs->cred->expires)) {
             rc = CAS_OK; /* refresh failed, the old ones still hold: use them */
         } else if (rc == CAS_E_NOTFOUND) {
-            s3->d->no_creds(s3, msg, cap);
+            cs->d->no_creds(cs, msg, cap);
         } else {
             cas__fmt(msg, cap, "%s", why);
         }
     }
     if (rc == CAS_OK) {
-        s3->cred->refs++;
-        *out = s3->cred;
+        cs->cred->refs++;
+        *out = cs->cred;
     }
-    cas__mu_unlock(&s3->cmu);
+    cas__mu_unlock(&cs->cmu);
     return rc;
 }

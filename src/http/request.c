@@ -1,4 +1,4 @@
-/* ---- requests: signing, retries, S3's error codes ------------------------- */
+/* ---- requests: signing, retries, the service's error codes --------------- */
 
 typedef struct cas__rq {
     /* the request */
@@ -19,11 +19,11 @@ typedef struct cas__rq {
     cas__buf body;
     int64_t length; /* Content-Length, -1 if none */
     char etag[130], range[128];
-    char meta[CAS__S3_META_MAX + 1];
+    char meta[CAS__CLOUD_META_MAX + 1];
     size_t meta_len;
     int has_meta, too_big, hdr_done;
     int64_t mtime;
-    char code[64], message[256]; /* S3's <Error> */
+    char code[64], message[256]; /* the service's error (S3's <Error>, Azure's code header) */
     char curlerr[CURL_ERROR_SIZE];
     size_t up_pos;
     int tries;
@@ -113,7 +113,7 @@ static size_t cas__rq_header(char *line, size_t size, size_t nitems, void *u) {
     } else if (cas__header_is(line, n, "content-range", &v, &vl)) {
         if (vl < sizeof r->range) memcpy(r->range, v, vl), r->range[vl] = 0;
     } else if (r->meta_name && cas__header_is(line, n, r->meta_name, &v, &vl)) {
-        if (vl <= CAS__S3_META_MAX) memcpy(r->meta, v, vl), r->meta[vl] = 0, r->meta_len = vl, r->has_meta = 1;
+        if (vl <= CAS__CLOUD_META_MAX) memcpy(r->meta, v, vl), r->meta[vl] = 0, r->meta_len = vl, r->has_meta = 1;
     } else if (r->code_name && cas__header_is(line, n, r->code_name, &v, &vl)) { /* the reason, also on a HEAD */
         if (vl < sizeof r->code) memcpy(r->code, v, vl), r->code[vl] = 0;
     } else if (cas__header_is(line, n, "last-modified", &v, &vl)) {
@@ -179,4 +179,4 @@ static void cas__slist_wipe(struct curl_slist *l) {
     curl_slist_free_all(l);
 }
 
-static int cas__cred_get(cas__s3 *s3, int force, cas__cred **out, char *msg, size_t cap);
+static int cas__cred_get(cas__cloud *cs, int force, cas__cred **out, char *msg, size_t cap);

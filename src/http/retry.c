@@ -1,24 +1,24 @@
 /* ---- a request on a handle: set-up, verdicts, retries ---------------------------------- */
 
 /* Sets every option of one try of r on e. *sent gets the header list to free after. */
-static int cas__rq_setup(cas__s3 *s3, CURL *e, cas__rq *r, cas__cred *c, struct curl_slist **sent) {
+static int cas__rq_setup(cas__cloud *cs, CURL *e, cas__rq *r, cas__cred *c, struct curl_slist **sent) {
     struct curl_slist *h = NULL, *i;
     int ok = 1;
     *sent = NULL;
     r->e = e;
-    r->meta_name = s3->d->meta_header, r->code_name = s3->d->code_header;
+    r->meta_name = cs->d->meta_header, r->code_name = cs->d->code_header;
     curl_easy_setopt(e, CURLOPT_URL, r->url.p);
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, r->curlerr);
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
-                     r->quick ? 1000L : (long)cas__s3p(s3, CAS_PARAM_CLOUD_CONNECT_TIMEOUT));
+                     r->quick ? 1000L : (long)cas__cloudp(cs, CAS_PARAM_CLOUD_CONNECT_TIMEOUT));
     curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1L);
     curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME,
-                     r->quick ? 2L : (long)(cas__s3p(s3, CAS_PARAM_CLOUD_STALL_TIMEOUT) + 999) / 1000);
+                     r->quick ? 2L : (long)(cas__cloudp(cs, CAS_PARAM_CLOUD_STALL_TIMEOUT) + 999) / 1000);
     if (r->quick) curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, 5000L);
     curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-    if (s3->ca_bundle) curl_easy_setopt(e, CURLOPT_CAINFO, s3->ca_bundle);
+    if (cs->ca_bundle) curl_easy_setopt(e, CURLOPT_CAINFO, cs->ca_bundle);
     curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, cas__rq_header);
     curl_easy_setopt(e, CURLOPT_HEADERDATA, r);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, cas__rq_write);
@@ -41,7 +41,7 @@ static int cas__rq_setup(cas__s3 *s3, CURL *e, cas__rq *r, cas__cred *c, struct 
         curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, r->method);
     }
     for (i = r->hdr; i && ok; i = i->next) ok = (h = curl_slist_append(h, i->data)) != NULL;
-    if (ok && r->sign && c) ok = s3->d->authorize(s3, e, r, c, &h) == CAS_OK;
+    if (ok && r->sign && c) ok = cs->d->authorize(cs, e, r, c, &h) == CAS_OK;
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
     *sent = h;
     return ok ? CAS_OK : CAS_E_NOMEM;
@@ -115,20 +115,20 @@ static int cas__rq_retryable(const cas__rq *r) {
 }
 
 /* Exponential backoff with full jitter: uniform in [0, min(base * 2^(tries-1), 100 * base)] ms. */
-static long cas__s3_backoff_ms(cas__s3 *s3, int tries) {
-    int64_t base = cas__s3p(s3, CAS_PARAM_CLOUD_RETRY_BASE), cap = base * 100, step = base;
+static long cas__cloud_backoff_ms(cas__cloud *cs, int tries) {
+    int64_t base = cas__cloudp(cs, CAS_PARAM_CLOUD_RETRY_BASE), cap = base * 100, step = base;
     int k;
     for (k = 1; k < tries && step < cap; k++) step *= 2;
     if (step > cap) step = cap;
-    return (long)(cas__s3_random(s3) % (uint64_t)(step + 1));
+    return (long)(cas__cloud_random(cs) % (uint64_t)(step + 1));
 }
 
-static void cas__s3_backoff(cas__s3 *s3, int tries) { cas__sleep_ms(cas__s3_backoff_ms(s3, tries)); }
+static void cas__cloud_backoff(cas__cloud *cs, int tries) { cas__sleep_ms(cas__cloud_backoff_ms(cs, tries)); }
 
 /* A transfer ended with `result` (cas__multi_turn):
  * r's status and error read; returns whether to try it again, its credentials
  * renewed first when they ran out. *cc gets the transfer's own code. */
-static int cas__rq_ended(cas__s3 *s3, cas__rq *r, CURLcode result, CURLcode *cc) {
+static int cas__rq_ended(cas__cloud *cs, cas__rq *r, CURLcode result, CURLcode *cc) {
     int again;
     char why[CAS__MSG];
     *cc = cas__rq_whole(r, result);
@@ -137,13 +137,13 @@ static int cas__rq_ended(cas__s3 *s3, cas__rq *r, CURLcode result, CURLcode *cc)
     again = *cc != CURLE_OK ? cas__cc_transient(*cc) : cas__rq_retryable(r);
     if (again == 2) { /* temporary credentials ran out: new ones for the retry */
         cas__cred *fresh = NULL;
-        if (!r->sign || cas__cred_get(s3, 1, &fresh, why, sizeof why) < 0) again = 0;
-        cas__cred_unref(s3, fresh);
+        if (!r->sign || cas__cred_get(cs, 1, &fresh, why, sizeof why) < 0) again = 0;
+        cas__cred_unref(cs, fresh);
     }
     return again;
 }
 
-/* Why the last try of r failed, without a secret: S3's code and message, or curl's. */
+/* Why the last try of r failed, without a secret: the service's code and message, or curl's. */
 static void cas__rq_why(const cas__rq *r, CURLcode cc, char *msg, size_t cap) {
     char tries[48];
     tries[0] = 0;

@@ -68,11 +68,11 @@ static void cas__cred_destroy(cas__cred *c) {
     free(c);
 }
 
-static void cas__cred_unref(cas__s3 *s3, cas__cred *c) {
+static void cas__cred_unref(cas__cloud *cs, cas__cred *c) {
     int left;
     if (!c) return;
-    cas__mu_lock(&s3->cmu);
+    cas__mu_lock(&cs->cmu);
     left = --c->refs;
-    cas__mu_unlock(&s3->cmu);
+    cas__mu_unlock(&cs->cmu);
     if (!left) cas__cred_destroy(c);
 }

@@ -21,10 +21,10 @@ typedef struct cas__pool {
  * functions they name). */
 typedef struct cas__dialect cas__dialect;
 #define CAS__PART_ID 64 /* a part's name in the completion: Azure's base64 block id (36 bytes) */
-struct cas__s3w;
+struct cas__cloudw;
 struct cas__rq;
 
-typedef struct cas__s3 {
+typedef struct cas__cloud {
     cas_allocator alloc;
     char *bucket, *prefix;          /* prefix is "" or ends with '/' */
     char *endpoint;                 /* scheme://host[:port][/path], no trailing '/' */
@@ -33,7 +33,7 @@ typedef struct cas__s3 {
     const cas__dialect *d; /* S3's or Azure's (where the bucket is the container) */
     void *own;             /* what only the dialect reads (S3: the region, the profile); plain memory */
     char url[1100];        /* "s3://bucket/prefix": what messages call the store */
-    int64_t param[CAS__S3_NPARAMS];
+    int64_t param[CAS__CLOUD_NPARAMS];
     cas__mutex cmu; /* the credentials */
     cas__cred *cred;
     int cred_source;
@@ -41,7 +41,7 @@ typedef struct cas__s3 {
     cas__pool easy, multi;
     uint64_t rng;
     int64_t down_until; /* ms: the endpoint was unreachable just now */
-} cas__s3;
+} cas__cloud;
 
 /* ---- the two dialects ------------------------------------------------------ */
 
@@ -51,41 +51,41 @@ struct cas__dialect {
     int root_slash;          /* a request to the bucket itself ends in '/' (S3; Azure: "container?...") */
     int drops_uploads;       /* the service drops unfinished multipart uploads itself: none to abort or collect */
     int cred_last;           /* the credential chain's last link */
-    int (*cred_link)(cas__s3 *s3, int which, cas__cred **out, char *msg, size_t cap);
-    void (*no_creds)(const cas__s3 *s3, char *msg, size_t cap); /* where the chain looked, in vain */
+    int (*cred_link)(cas__cloud *cs, int which, cas__cred **out, char *msg, size_t cap);
+    void (*no_creds)(const cas__cloud *cs, char *msg, size_t cap); /* where the chain looked, in vain */
     /* a listing page's query, every parameter in sorted order (SigV4 signs it as written) */
-    void (*list_query)(const cas__s3 *s3, cas__buf *q, const char *strip, const char *next, int delimiter);
-    int (*upload_begin)(struct cas__s3w *w, char *msg, size_t cap);
+    void (*list_query)(const cas__cloud *cs, cas__buf *q, const char *strip, const char *next, int delimiter);
+    int (*upload_begin)(struct cas__cloudw *w, char *msg, size_t cap);
     /* part n's query; id (CAS__PART_ID bytes): what its entry in the completion names it by */
-    void (*part_query)(struct cas__s3w *w, int n, cas__buf *q, char *id);
+    void (*part_query)(struct cas__cloudw *w, int n, cas__buf *q, char *id);
     /* the part's entry in the completion, if the answer r says it is in (else 0) */
     int (*part_entry)(const struct cas__rq *r, int n, const char *id, char *entry, size_t cap);
     const char *complete_method, *complete_open, *complete_close;
-    void (*complete_query)(struct cas__s3w *w, cas__buf *q);
+    void (*complete_query)(struct cas__cloudw *w, cas__buf *q);
     int complete_meta; /* the completion carries the metadata (Azure); S3 took it at the start */
     /* judges the completion's answer: CAS_OK (the upload is done) or why not */
-    int (*complete_answer)(struct cas__s3w *w, struct cas__rq *r, char *msg, size_t cap);
-    int (*set_meta)(struct cas__s3w *w, int *stored, char *msg, size_t cap); /* new metadata, the same bytes */
+    int (*complete_answer)(struct cas__cloudw *w, struct cas__rq *r, char *msg, size_t cap);
+    int (*set_meta)(struct cas__cloudw *w, int *stored, char *msg, size_t cap); /* new metadata, the same bytes */
     /* its own settings' names: CAS_S3_X is, for this dialect, env_prefix + X first,
      * then CAS_S3_X (the name every dialect took before) */
     const char *env_prefix;
     /* signs a request (r->sign) with the credentials c: headers into *h, curl
      * options on e. CAS_OK, or CAS_E_NOMEM */
-    int (*authorize)(cas__s3 *s3, CURL *e, const struct cas__rq *r, const cas__cred *c, struct curl_slist **h);
+    int (*authorize)(cas__cloud *cs, CURL *e, const struct cas__rq *r, const cas__cred *c, struct curl_slist **h);
     const char *code_header; /* a header that carries the error code (Azure's, also on a HEAD), or NULL */
     /* refuses, at open, credentials this store's endpoint may not be sent: CAS_OK or
      * an error with the reason in msg; NULL: any may go */
-    int (*cred_check)(const cas__s3 *s3, const cas__cred *c, char *msg, size_t cap);
+    int (*cred_check)(const cas__cloud *cs, const cas__cred *c, char *msg, size_t cap);
 };
 
 
-static int64_t cas__s3p(const cas__s3 *s3, int id) { return s3->param[cas__s3_param_index(id)]; }
+static int64_t cas__cloudp(const cas__cloud *cs, int id) { return cs->param[cas__cloud_param_index(id)]; }
 
-static uint64_t cas__s3_random(cas__s3 *s3) {
+static uint64_t cas__cloud_random(cas__cloud *cs) {
     uint64_t x;
-    cas__mu_lock(&s3->pmu);
-    x = s3->rng ^= s3->rng << 13, x = s3->rng ^= s3->rng >> 7, x = s3->rng ^= s3->rng << 17;
-    cas__mu_unlock(&s3->pmu);
+    cas__mu_lock(&cs->pmu);
+    x = cs->rng ^= cs->rng << 13, x = cs->rng ^= cs->rng >> 7, x = cs->rng ^= cs->rng << 17;
+    cas__mu_unlock(&cs->pmu);
     return x;
 }
 
@@ -156,44 +156,44 @@ static int cas__curl_ready(void) {
 }
 
 /* Pools of libcurl handles: a handle keeps its connections open for the next request. */
-static void *cas__pool_take(cas__s3 *s3, cas__pool *p) {
+static void *cas__pool_take(cas__cloud *cs, cas__pool *p) {
     void *x = NULL;
-    cas__mu_lock(&s3->pmu);
+    cas__mu_lock(&cs->pmu);
     if (p->n) x = p->item[--p->n];
-    cas__mu_unlock(&s3->pmu);
+    cas__mu_unlock(&cs->pmu);
     return x;
 }
 
 /* NULL, or the handle when the pool is full (the caller frees it). */
-static void *cas__pool_give(cas__s3 *s3, cas__pool *p, void *x) {
-    cas__mu_lock(&s3->pmu);
+static void *cas__pool_give(cas__cloud *cs, cas__pool *p, void *x) {
+    cas__mu_lock(&cs->pmu);
     if (p->n < (int)(sizeof p->item / sizeof p->item[0])) p->item[p->n++] = x, x = NULL;
-    cas__mu_unlock(&s3->pmu);
+    cas__mu_unlock(&cs->pmu);
     return x;
 }
 
-static CURL *cas__easy_get(cas__s3 *s3) {
-    CURL *e = (CURL *)cas__pool_take(s3, &s3->easy);
+static CURL *cas__easy_get(cas__cloud *cs) {
+    CURL *e = (CURL *)cas__pool_take(cs, &cs->easy);
     return e ? e : curl_easy_init();
 }
 
 /* Back to the pool: reset drops every option (libcurl's copy of a secret with
  * them) but keeps the handle's open connections for the next request. */
-static void cas__easy_put(cas__s3 *s3, CURL *e) {
+static void cas__easy_put(cas__cloud *cs, CURL *e) {
     if (!e) return;
     curl_easy_reset(e);
-    if ((e = (CURL *)cas__pool_give(s3, &s3->easy, e)) != NULL) curl_easy_cleanup(e);
+    if ((e = (CURL *)cas__pool_give(cs, &cs->easy, e)) != NULL) curl_easy_cleanup(e);
 }
 
 /* Multi handles keep their own connection caches: pooled, they are reused. */
-static CURLM *cas__multi_get(cas__s3 *s3) {
-    CURLM *m = (CURLM *)cas__pool_take(s3, &s3->multi);
+static CURLM *cas__multi_get(cas__cloud *cs) {
+    CURLM *m = (CURLM *)cas__pool_take(cs, &cs->multi);
     return m ? m : curl_multi_init();
 }
 
-static void cas__multi_put(cas__s3 *s3, CURLM *m) {
+static void cas__multi_put(cas__cloud *cs, CURLM *m) {
     if (!m) return;
     curl_multi_setopt(m, CURLMOPT_MAX_HOST_CONNECTIONS, 0L); /* a batch's limits are not the next user's */
     curl_multi_setopt(m, CURLMOPT_MAX_TOTAL_CONNECTIONS, 0L);
-    if ((m = (CURLM *)cas__pool_give(s3, &s3->multi, m)) != NULL) curl_multi_cleanup(m);
+    if ((m = (CURLM *)cas__pool_give(cs, &cs->multi, m)) != NULL) curl_multi_cleanup(m);
 }

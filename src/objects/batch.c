@@ -1,4 +1,4 @@
-/* ---- S3: many objects at once (batch gets) --------------------------------- */
+/* ---- object stores: many objects at once (batch gets) -------------------- */
 /* One multi handle, up to CAS_PARAM_CLOUD_CONNECTIONS requests in flight, each
  * object whole into a buffer from the caller's allocator; a failed request waits
  * its backoff without holding up the others. */
@@ -10,7 +10,7 @@ typedef struct cas__fitem {
 } cas__fitem;
 
 typedef struct cas__fetch_turn {
-    cas__s3 *s3;
+    cas__cloud *cs;
     cas__fitem *it;
     const cas_allocator *a;
     cas_fetch_fn fn;
@@ -27,7 +27,7 @@ static int cas__fetch_ended(void *ctx, cas__xfer *x, int again, CURLcode cc) {
     char why[CAS__MSG];
     (*t->active)--;
     if (again && f->r.tries < t->attempts) {
-        f->state = 0, f->x.due = cas__ms() + cas__s3_backoff_ms(t->s3, f->r.tries);
+        f->state = 0, f->x.due = cas__ms() + cas__cloud_backoff_ms(t->cs, f->r.tries);
         return CAS_OK;
     }
     f->state = 2, (*t->done)++;
@@ -40,30 +40,30 @@ static int cas__fetch_ended(void *ctx, cas__xfer *x, int again, CURLcode cc) {
         }
         t->fn(t->ctx, i, CAS_OK, NULL, f->r.has_meta ? f->r.meta : NULL, f->r.meta_len, data, len);
     } else {
-        int rc = cc != CURLE_OK ? CAS_E_IO : cas__s3_answer_fail(&f->r, why, sizeof why);
+        int rc = cc != CURLE_OK ? CAS_E_IO : cas__cloud_answer_fail(&f->r, why, sizeof why);
         if (cc != CURLE_OK) cas__rq_why(&f->r, cc, why, sizeof why);
         t->fn(t->ctx, i, rc, why, NULL, 0, NULL, 0);
     }
     return CAS_OK;
 }
 
-static int cas__s3_fetch(void *u, size_t count, const char *const *names, const cas_allocator *a, cas_fetch_fn fn,
-                         void *ctx, char *msg, size_t cap) {
-    cas__s3 *s3 = (cas__s3 *)u;
-    cas__fitem *it = (cas__fitem *)cas__calloc(&s3->alloc, (count + 1) * sizeof *it);
-    CURLM *m = cas__multi_get(s3);
-    long conns = (long)cas__s3p(s3, CAS_PARAM_CLOUD_CONNECTIONS);
+static int cas__cloud_fetch(void *u, size_t count, const char *const *names, const cas_allocator *a, cas_fetch_fn fn,
+                            void *ctx, char *msg, size_t cap) {
+    cas__cloud *cs = (cas__cloud *)u;
+    cas__fitem *it = (cas__fitem *)cas__calloc(&cs->alloc, (count + 1) * sizeof *it);
+    CURLM *m = cas__multi_get(cs);
+    long conns = (long)cas__cloudp(cs, CAS_PARAM_CLOUD_CONNECTIONS);
     size_t i, done = 0, active = 0;
     char why[CAS__MSG];
     cas__fetch_turn turn;
     if (!it || !m) {
-        cas__free(&s3->alloc, it);
-        cas__multi_put(s3, m);
+        cas__free(&cs->alloc, it);
+        cas__multi_put(cs, m);
         for (i = 0; i < count; i++) fn(ctx, i, CAS_E_NOMEM, "out of memory", NULL, 0, NULL, 0);
         return cas__oom(msg, cap);
     }
-    turn.s3 = s3, turn.it = it, turn.a = a, turn.fn = fn, turn.ctx = ctx, turn.done = &done, turn.active = &active;
-    turn.attempts = (int)cas__s3p(s3, CAS_PARAM_CLOUD_ATTEMPTS);
+    turn.cs = cs, turn.it = it, turn.a = a, turn.fn = fn, turn.ctx = ctx, turn.done = &done, turn.active = &active;
+    turn.attempts = (int)cas__cloudp(cs, CAS_PARAM_CLOUD_ATTEMPTS);
     curl_multi_setopt(m, CURLMOPT_MAX_HOST_CONNECTIONS, conns);
     curl_multi_setopt(m, CURLMOPT_MAX_TOTAL_CONNECTIONS, conns);
     for (i = 0; i < count; i++) {
@@ -82,8 +82,8 @@ static int cas__s3_fetch(void *u, size_t count, const char *const *names, const 
                 continue;
             }
             why[0] = 0;
-            if (!f->r.url.len && cas__s3_url(s3, &f->r.url, names[i], NULL) < 0) rc = cas__oom(why, sizeof why);
-            else rc = cas__xfer_start(s3, m, &f->x, NULL, NULL, why, sizeof why);
+            if (!f->r.url.len && cas__cloud_url(cs, &f->r.url, names[i], NULL) < 0) rc = cas__oom(why, sizeof why);
+            else rc = cas__xfer_start(cs, m, &f->x, NULL, NULL, why, sizeof why);
             if (rc < 0) {
                 fn(ctx, i, rc, why[0] ? why : "out of memory", NULL, 0, NULL, 0);
                 f->state = 2, done++;
@@ -91,7 +91,7 @@ static int cas__s3_fetch(void *u, size_t count, const char *const *names, const 
             }
             f->state = 1, active++;
         }
-        cas__multi_turn(s3, m, cas__fetch_ended, &turn);
+        cas__multi_turn(cs, m, cas__fetch_ended, &turn);
         if (done < count) {
             int64_t t = cas__ms();
             int timeout = active ? 1000 : (int)CAS__MAXZ(wake - t, 1);
@@ -99,7 +99,7 @@ static int cas__s3_fetch(void *u, size_t count, const char *const *names, const 
         }
     }
     for (i = 0; i < count; i++) cas__rq_free(&it[i].r);
-    cas__free(&s3->alloc, it);
-    cas__multi_put(s3, m);
+    cas__free(&cs->alloc, it);
+    cas__multi_put(cs, m);
     return CAS_OK;
 }

@@ -1,22 +1,22 @@
-/* ---- S3: existence, listings, removal, gc ----------------------------------- */
+/* ---- object stores: existence, listings, removal, gc --------------------- */
 
-static int cas__s3_exists(void *u, const char *name, char *msg, size_t cap) {
-    cas__s3 *s3 = (cas__s3 *)u;
+static int cas__cloud_exists(void *u, const char *name, char *msg, size_t cap) {
+    cas__cloud *cs = (cas__cloud *)u;
     cas__rq r;
     int rc;
-    cas__rq_init(&r, "HEAD", &s3->alloc);
-    if (cas__s3_url(s3, &r.url, name, NULL) < 0) rc = cas__oom(msg, cap);
-    else if ((rc = cas__rq_run(s3, &r, msg, cap)) == CAS_OK) {
+    cas__rq_init(&r, "HEAD", &cs->alloc);
+    if (cas__cloud_url(cs, &r.url, name, NULL) < 0) rc = cas__oom(msg, cap);
+    else if ((rc = cas__rq_run(cs, &r, msg, cap)) == CAS_OK) {
         if (r.status == 200) rc = 1;
         else if (r.status == 404) rc = 0;
-        else rc = cas__s3_answer_fail(&r, msg, cap);
+        else rc = cas__cloud_answer_fail(&r, msg, cap);
     }
     cas__rq_free(&r);
     return rc;
 }
 
 /* One ListObjectsV2 (or ListMultipartUploads) page, record by record. */
-typedef struct cas__s3_page {
+typedef struct cas__cloud_page {
     const char *strip; /* the key prefix names are given relative to */
     size_t strip_len;
     cas_list_fn fn;                                                               /* objects and folders */
@@ -27,10 +27,10 @@ typedef struct cas__s3_page {
     char key[1100], size[32], mtime[64], upload_id[512];
     char next[1100], next_upload[512]; /* NextContinuationToken / NextKeyMarker, NextUploadIdMarker */
     int url_encoded, bad;
-} cas__s3_page;
+} cas__cloud_page;
 
-static void cas__s3_page_leaf(void *ctx, const char *path, const char *text, size_t len, int cut) {
-    cas__s3_page *pg = (cas__s3_page *)ctx;
+static void cas__cloud_page_leaf(void *ctx, const char *path, const char *text, size_t len, int cut) {
+    cas__cloud_page *pg = (cas__cloud_page *)ctx;
     char *dst = NULL;
     size_t dcap = 0;
     /* S3's ListObjectsV2 and ListMultipartUploads, Azure's List Blobs */
@@ -59,8 +59,8 @@ static void cas__s3_page_leaf(void *ctx, const char *path, const char *text, siz
     memcpy(dst, text, len), dst[len] = 0;
 }
 
-static void cas__s3_page_end(void *ctx, const char *path) {
-    cas__s3_page *pg = (cas__s3_page *)ctx;
+static void cas__cloud_page_end(void *ctx, const char *path) {
+    cas__cloud_page *pg = (cas__cloud_page *)ctx;
     int kind, rc;
     size_t kl;
     char *name;
@@ -97,16 +97,16 @@ static void cas__s3_page_end(void *ctx, const char *path) {
 /* Pages through a listing under key prefix `strip` (ListObjectsV2, or with
  * uploads ListMultipartUploads), each record to fn. Returns the count of
  * records seen, or an error. */
-static int64_t cas__s3_list_pages(cas__s3 *s3, const char *strip, int delimiter, cas_list_fn fn,
-                                  int (*ufn)(void *, const char *, const char *, int64_t), void *ctx, char *msg,
-                                  size_t cap) {
-    cas__s3_page *pg = (cas__s3_page *)cas__calloc(&s3->alloc, sizeof *pg);
+static int64_t cas__cloud_list_pages(cas__cloud *cs, const char *strip, int delimiter, cas_list_fn fn,
+                                     int (*ufn)(void *, const char *, const char *, int64_t), void *ctx, char *msg,
+                                     size_t cap) {
+    cas__cloud_page *pg = (cas__cloud_page *)cas__calloc(&cs->alloc, sizeof *pg);
     cas__buf q;
     int64_t total = 0;
     int rc = CAS_OK;
     if (!pg) return cas__oom(msg, cap);
     memset(&q, 0, sizeof q);
-    q.a = &s3->alloc;
+    q.a = &cs->alloc;
     pg->strip = strip, pg->strip_len = strlen(strip), pg->fn = fn, pg->ufn = ufn, pg->ctx = ctx;
     for (;;) {
         cas__rq r;
@@ -119,19 +119,19 @@ static int64_t cas__s3_list_pages(cas__s3 *s3, const char *strip, int delimiter,
             if (pg->next_upload[0]) cas__buf_addz(&q, "&upload-id-marker="), cas__uri_encode(&q, pg->next_upload, 0);
             cas__buf_addz(&q, "&uploads=");
         } else {
-            s3->d->list_query(s3, &q, strip, pg->next, delimiter);
+            cs->d->list_query(cs, &q, strip, pg->next, delimiter);
         }
-        cas__rq_init(&r, "GET", &s3->alloc);
-        r.keep = CAS__S3_XML_MAX;
-        if (!q.p || cas__s3_url(s3, &r.url, NULL, q.p) < 0) rc = cas__oom(msg, cap);
-        else if ((rc = cas__rq_run(s3, &r, msg, cap)) == CAS_OK && r.status != 200)
-            rc = cas__s3_answer_fail(&r, msg, cap);
+        cas__rq_init(&r, "GET", &cs->alloc);
+        r.keep = CAS__CLOUD_XML_MAX;
+        if (!q.p || cas__cloud_url(cs, &r.url, NULL, q.p) < 0) rc = cas__oom(msg, cap);
+        else if ((rc = cas__rq_run(cs, &r, msg, cap)) == CAS_OK && r.status != 200)
+            rc = cas__cloud_answer_fail(&r, msg, cap);
         if (rc == CAS_OK) {
             snprintf(next, sizeof next, "%s", pg->next);
             snprintf(next_upload, sizeof next_upload, "%s", pg->next_upload);
             pg->truncated = 0, pg->next[0] = pg->next_upload[0] = 0;
-            rc =
-                cas__xml_parse(r.body.p ? r.body.p : "", r.body.len, cas__s3_page_leaf, cas__s3_page_end, pg, msg, cap);
+            rc = cas__xml_parse(r.body.p ? r.body.p : "", r.body.len, cas__cloud_page_leaf, cas__cloud_page_end, pg,
+                                msg, cap);
             if (rc == CAS_OK && pg->rc < 0) rc = pg->rc, cas__fmt(msg, cap, "%s", cas_strerror(rc));
             if (rc == CAS_OK && pg->truncated && !strcmp(next, pg->next) && !strcmp(next_upload, pg->next_upload)) {
                 cas__fmt(msg, cap, "the listing does not advance (the same continuation twice)");
@@ -142,22 +142,22 @@ static int64_t cas__s3_list_pages(cas__s3 *s3, const char *strip, int delimiter,
         if (rc < 0 || pg->stop || !pg->truncated || (!pg->next[0] && !pg->next_upload[0])) break;
     }
     total = (int64_t)pg->entries;
-    cas__free(&s3->alloc, q.p);
-    cas__free(&s3->alloc, pg);
+    cas__free(&cs->alloc, q.p);
+    cas__free(&cs->alloc, pg);
     return rc < 0 ? rc : total;
 }
 
-static int cas__s3_list(void *u, const char *dir, int recursive, cas_list_fn fn, void *ctx, char *msg, size_t cap) {
-    cas__s3 *s3 = (cas__s3 *)u;
+static int cas__cloud_list(void *u, const char *dir, int recursive, cas_list_fn fn, void *ctx, char *msg, size_t cap) {
+    cas__cloud *cs = (cas__cloud *)u;
     cas__buf strip;
     int64_t n;
     memset(&strip, 0, sizeof strip);
-    strip.a = &s3->alloc;
-    cas__buf_addz(&strip, s3->prefix);
+    strip.a = &cs->alloc;
+    cas__buf_addz(&strip, cs->prefix);
     if (dir[0]) cas__buf_addz(&strip, dir), cas__buf_addz(&strip, "/");
     if (!strip.p) cas__buf_put(&strip, "", 0);
-    n = strip.p ? cas__s3_list_pages(s3, strip.p, !recursive, fn, NULL, ctx, msg, cap) : cas__oom(msg, cap);
-    cas__free(&s3->alloc, strip.p);
+    n = strip.p ? cas__cloud_list_pages(cs, strip.p, !recursive, fn, NULL, ctx, msg, cap) : cas__oom(msg, cap);
+    cas__free(&cs->alloc, strip.p);
     if (n == 0) { /* an object store's folder exists when something is under it */
         cas__fmt(msg, cap, "nothing under '%.300s'", dir);
         return CAS_E_NOTFOUND;
@@ -165,48 +165,48 @@ static int cas__s3_list(void *u, const char *dir, int recursive, cas_list_fn fn,
     return n < 0 ? (int)n : CAS_OK;
 }
 
-static int cas__s3_remove(void *u, const char *name, char *msg, size_t cap) {
-    cas__s3 *s3 = (cas__s3 *)u;
+static int cas__cloud_remove(void *u, const char *name, char *msg, size_t cap) {
+    cas__cloud *cs = (cas__cloud *)u;
     cas__rq r;
-    int rc = cas__s3_exists(u, name, msg, cap);
+    int rc = cas__cloud_exists(u, name, msg, cap);
     if (rc <= 0) return rc;
-    cas__rq_init(&r, "DELETE", &s3->alloc);
-    if (cas__s3_url(s3, &r.url, name, NULL) < 0) rc = cas__oom(msg, cap);
-    else if ((rc = cas__rq_run(s3, &r, msg, cap)) == CAS_OK)
-        rc = r.status == 204 || r.status == 200 || r.status == 202 ? 1 : cas__s3_answer_fail(&r, msg, cap);
+    cas__rq_init(&r, "DELETE", &cs->alloc);
+    if (cas__cloud_url(cs, &r.url, name, NULL) < 0) rc = cas__oom(msg, cap);
+    else if ((rc = cas__rq_run(cs, &r, msg, cap)) == CAS_OK)
+        rc = r.status == 204 || r.status == 200 || r.status == 202 ? 1 : cas__cloud_answer_fail(&r, msg, cap);
     cas__rq_free(&r);
     return rc;
 }
 
-typedef struct cas__s3_gcx {
-    cas__s3 *s3;
+typedef struct cas__cloud_gcx {
+    cas__cloud *cs;
     int64_t before;
     uint64_t aborted;
-} cas__s3_gcx;
+} cas__cloud_gcx;
 
-static int cas__s3_gc_one(void *ctx, const char *name, const char *upload_id, int64_t initiated) {
-    cas__s3_gcx *g = (cas__s3_gcx *)ctx;
-    cas__s3w w;
+static int cas__cloud_gc_one(void *ctx, const char *name, const char *upload_id, int64_t initiated) {
+    cas__cloud_gcx *g = (cas__cloud_gcx *)ctx;
+    cas__cloudw w;
     if (initiated < 0 || initiated > g->before) return 0; /* a live writer's, or undated: left alone */
     memset(&w, 0, sizeof w);
-    w.s3 = g->s3, w.name = (char *)name;
+    w.cs = g->cs, w.name = (char *)name;
     snprintf(w.upload, sizeof w.upload, "%s", upload_id);
-    cas__s3w_abort_upload(&w);
+    cas__cloudw_abort_upload(&w);
     g->aborted++;
     return 0;
 }
 
 /* Multipart uploads under the prefix older than CAS_PARAM_CLOUD_GC_AGE: a killed
  * writer's parts, which S3 keeps (and bills) until someone aborts them. */
-static int cas__s3_gc(void *u, uint64_t *removed, char *msg, size_t cap) {
-    cas__s3 *s3 = (cas__s3 *)u;
-    cas__s3_gcx g;
+static int cas__cloud_gc(void *u, uint64_t *removed, char *msg, size_t cap) {
+    cas__cloud *cs = (cas__cloud *)u;
+    cas__cloud_gcx g;
     int64_t n;
-    g.s3 = s3, g.aborted = 0;
+    g.cs = cs, g.aborted = 0;
     *removed = 0;
-    if (s3->d->drops_uploads) return CAS_OK; /* Azure: a killed writer's uncommitted blocks go by themselves */
-    g.before = cas__now() - cas__s3p(s3, CAS_PARAM_CLOUD_GC_AGE);
-    n = cas__s3_list_pages(s3, s3->prefix, 0, NULL, cas__s3_gc_one, &g, msg, cap);
+    if (cs->d->drops_uploads) return CAS_OK; /* Azure: a killed writer's uncommitted blocks go by themselves */
+    g.before = cas__now() - cas__cloudp(cs, CAS_PARAM_CLOUD_GC_AGE);
+    n = cas__cloud_list_pages(cs, cs->prefix, 0, NULL, cas__cloud_gc_one, &g, msg, cap);
     *removed = g.aborted;
     return n < 0 ? (int)n : CAS_OK;
 }

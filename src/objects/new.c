@@ -12,20 +12,21 @@ static const char *cas__cloud_env(const cas__dialect *d, const char *name, char 
 
 /* What every object store starts with: "SCHEME://BUCKET[/PREFIX]" split, the
  * parameters from their table and the environment, the locks. */
-static int cas__cloud_new(cas__s3 **out, const cas__dialect *d, const char *url, size_t scheme_len,
+static int cas__cloud_new(cas__cloud **out, const cas__dialect *d, const char *url, size_t scheme_len,
                           int (*name_ok)(const char *, size_t), const char *form, const cas_allocator *alloc, char *err,
                           size_t errcap) {
-    cas__s3 *s3;
+    cas__cloud *cs;
     const char *rest = url + scheme_len, *slash = strchr(rest, '/'), *v;
     size_t bl = slash ? (size_t)(slash - rest) : strlen(rest), k, pl;
     *out = NULL;
     if (!name_ok(rest, bl)) return cas__serr(err, errcap, CAS_E_ARG, "'%.300s' is not %s", url, form);
     if (!cas__curl_ready()) return cas__serr(err, errcap, CAS_E_UNSUPPORTED, "libcurl failed to initialise");
-    if (!(s3 = (cas__s3 *)cas__calloc(alloc, sizeof *s3))) return cas__serr(err, errcap, CAS_E_NOMEM, "out of memory");
-    cas__copy_allocator(&s3->alloc, alloc);
-    s3->d = d;
-    if (cas__mu_init(&s3->cmu) < 0 || cas__mu_init(&s3->pmu) < 0) {
-        cas__free(alloc, s3);
+    if (!(cs = (cas__cloud *)cas__calloc(alloc, sizeof *cs)))
+        return cas__serr(err, errcap, CAS_E_NOMEM, "out of memory");
+    cas__copy_allocator(&cs->alloc, alloc);
+    cs->d = d;
+    if (cas__mu_init(&cs->cmu) < 0 || cas__mu_init(&cs->pmu) < 0) {
+        cas__free(alloc, cs);
         return cas__serr(err, errcap, CAS_E_NOMEM, "cannot create a mutex");
     }
     /* bucket and prefix share one allocation: "bucket\0prefix/" */
@@ -33,33 +34,33 @@ static int cas__cloud_new(cas__s3 **out, const cas__dialect *d, const char *url,
     while (*v == '/') v++;
     pl = strlen(v);
     while (pl && v[pl - 1] == '/') pl--;
-    if (!(s3->bucket = (char *)cas__alloc(&s3->alloc, bl + pl + 3))) {
-        cas__s3_destroy(s3);
+    if (!(cs->bucket = (char *)cas__alloc(&cs->alloc, bl + pl + 3))) {
+        cas__cloud_destroy(cs);
         return cas__serr(err, errcap, CAS_E_NOMEM, "out of memory");
     }
-    memcpy(s3->bucket, rest, bl), s3->bucket[bl] = 0;
-    s3->prefix = s3->bucket + bl + 1;
-    memcpy(s3->prefix, v, pl), s3->prefix[pl] = 0;
-    if (pl) s3->prefix[pl] = '/', s3->prefix[pl + 1] = 0;
-    snprintf(s3->url, sizeof s3->url, "%.*s%s%s%.*s", (int)scheme_len, url, s3->bucket, pl ? "/" : "", (int)pl, v);
-    for (k = 0; k < CAS__S3_NPARAMS; k++) { /* defaults, then the environment's */
-        const cas__param_row *p = &cas__s3_params[k];
+    memcpy(cs->bucket, rest, bl), cs->bucket[bl] = 0;
+    cs->prefix = cs->bucket + bl + 1;
+    memcpy(cs->prefix, v, pl), cs->prefix[pl] = 0;
+    if (pl) cs->prefix[pl] = '/', cs->prefix[pl + 1] = 0;
+    snprintf(cs->url, sizeof cs->url, "%.*s%s%s%.*s", (int)scheme_len, url, cs->bucket, pl ? "/" : "", (int)pl, v);
+    for (k = 0; k < CAS__CLOUD_NPARAMS; k++) { /* defaults, then the environment's */
+        const cas__param_row *p = &cas__cloud_params[k];
         char own[64];
         const char *name = cas__cloud_env(d, p->env, own, sizeof own);
-        s3->param[k] = p->dflt;
+        cs->param[k] = p->dflt;
         if (name && (v = cas__env(name)) != NULL) {
             char *end;
             double scaled = strtod(v, &end) * (double)p->env_scale;
             if (*end || !(scaled >= (double)p->lo && scaled <= (double)p->hi)) { /* NaN and 1e300 too */
-                cas__s3_destroy(s3);
+                cas__cloud_destroy(cs);
                 return cas__serr(err, errcap, CAS_E_ARG, "%s=%.40s is out of range", name, v);
             }
-            s3->param[k] = (int64_t)scaled;
+            cs->param[k] = (int64_t)scaled;
         }
     }
-    s3->rng = (uint64_t)cas__ms() * 6364136223846793005ULL ^ (uint64_t)getpid() ^ (uint64_t)(uintptr_t)s3;
-    if (!s3->rng) s3->rng = 88172645463325252ULL;
-    *out = s3;
+    cs->rng = (uint64_t)cas__ms() * 6364136223846793005ULL ^ (uint64_t)getpid() ^ (uint64_t)(uintptr_t)cs;
+    if (!cs->rng) cs->rng = 88172645463325252ULL;
+    *out = cs;
     return CAS_OK;
 }
 
@@ -74,25 +75,25 @@ static int cas__endpoint_local(const char *endpoint) {
 
 /* The store's credentials now, so that a store with none fails at open, not at
  * its first read; then the backend's callbacks (one set for every object store). */
-static int cas__cloud_ready(cas__s3 *s3, cas_backend *out, const char *url, char *err, size_t errcap) {
+static int cas__cloud_ready(cas__cloud *cs, cas_backend *out, const char *url, char *err, size_t errcap) {
     char why[CAS__MSG], own[64];
     cas__cred *c = NULL;
-    int rc, ranged = cas__s3_param_index(CAS_PARAM_CLOUD_RANGED_MIN);
-    if (cas__endpoint_local(s3->endpoint) && !cas__cloud_env(s3->d, cas__s3_params[ranged].env, own, sizeof own))
-        s3->param[ranged] = 0; /* see cas__ahead_start */
-    rc = cas__cred_get(s3, 0, &c, why, sizeof why);
-    if (rc == CAS_OK && s3->d->cred_check) rc = s3->d->cred_check(s3, c, why, sizeof why);
-    cas__cred_unref(s3, c);
+    int rc, ranged = cas__cloud_param_index(CAS_PARAM_CLOUD_RANGED_MIN);
+    if (cas__endpoint_local(cs->endpoint) && !cas__cloud_env(cs->d, cas__cloud_params[ranged].env, own, sizeof own))
+        cs->param[ranged] = 0; /* see cas__ahead_start */
+    rc = cas__cred_get(cs, 0, &c, why, sizeof why);
+    if (rc == CAS_OK && cs->d->cred_check) rc = cs->d->cred_check(cs, c, why, sizeof why);
+    cas__cred_unref(cs, c);
     if (rc < 0) {
-        cas__s3_destroy(s3);
+        cas__cloud_destroy(cs);
         return cas__serr(err, errcap, rc, "Cannot open '%.300s': %s", url, why);
     }
     memset(out, 0, sizeof *out);
-    out->user = s3, out->root = s3->url, out->flags = CAS_BACKEND_REMOTE;
-    out->open = cas__s3_open, out->read = cas__s3_read, out->close = cas__s3_close;
-    out->create = cas__s3_create, out->write = cas__s3_write, out->commit = cas__s3_commit;
-    out->abort = cas__s3_abort, out->exists = cas__s3_exists, out->list = cas__s3_list;
-    out->remove = cas__s3_remove, out->gc = cas__s3_gc, out->set_param = cas__s3_set_param;
-    out->fetch = cas__s3_fetch, out->destroy = cas__s3_destroy;
+    out->user = cs, out->root = cs->url, out->flags = CAS_BACKEND_REMOTE;
+    out->open = cas__cloud_open, out->read = cas__cloud_read, out->close = cas__cloud_close;
+    out->create = cas__cloud_create, out->write = cas__cloud_write, out->commit = cas__cloud_commit;
+    out->abort = cas__cloud_abort, out->exists = cas__cloud_exists, out->list = cas__cloud_list;
+    out->remove = cas__cloud_remove, out->gc = cas__cloud_gc, out->set_param = cas__cloud_set_param;
+    out->fetch = cas__cloud_fetch, out->destroy = cas__cloud_destroy;
     return CAS_OK;
 }

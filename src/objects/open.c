@@ -1,29 +1,29 @@
 /* ---- the backend: settings, lifetime ---------------------------------------- */
 
-static int cas__s3_set_param(void *u, int param, int64_t v) {
-    cas__s3 *s3 = (cas__s3 *)u;
-    int k = cas__s3_param_index(param), rc;
-    if ((rc = cas__param_check(k < 0 ? NULL : &cas__s3_params[k], CAS__FOR_BACKEND, v)) < 0) return rc;
-    s3->param[k] = v;
+static int cas__cloud_set_param(void *u, int param, int64_t v) {
+    cas__cloud *cs = (cas__cloud *)u;
+    int k = cas__cloud_param_index(param), rc;
+    if ((rc = cas__param_check(k < 0 ? NULL : &cas__cloud_params[k], CAS__FOR_BACKEND, v)) < 0) return rc;
+    cs->param[k] = v;
     return CAS_OK;
 }
 
-static void cas__s3_destroy(void *u) {
-    cas__s3 *s3 = (cas__s3 *)u;
+static void cas__cloud_destroy(void *u) {
+    cas__cloud *cs = (cas__cloud *)u;
     cas_allocator a;
-    if (!s3) return;
-    while (s3->easy.n) curl_easy_cleanup((CURL *)s3->easy.item[--s3->easy.n]);
-    while (s3->multi.n) curl_multi_cleanup((CURLM *)s3->multi.item[--s3->multi.n]);
-    if (s3->cred) cas__cred_destroy(s3->cred);
-    cas__mu_destroy(&s3->cmu);
-    cas__mu_destroy(&s3->pmu);
-    a = s3->alloc;
-    cas__free(&a, s3->bucket);
-    cas__free(&a, s3->endpoint);
-    cas__free(&a, s3->write_header);
-    cas__free(&a, s3->ca_bundle);
-    cas__free(&a, s3->own);
-    cas__free(&a, s3);
+    if (!cs) return;
+    while (cs->easy.n) curl_easy_cleanup((CURL *)cs->easy.item[--cs->easy.n]);
+    while (cs->multi.n) curl_multi_cleanup((CURLM *)cs->multi.item[--cs->multi.n]);
+    if (cs->cred) cas__cred_destroy(cs->cred);
+    cas__mu_destroy(&cs->cmu);
+    cas__mu_destroy(&cs->pmu);
+    a = cs->alloc;
+    cas__free(&a, cs->bucket);
+    cas__free(&a, cs->endpoint);
+    cas__free(&a, cs->write_header);
+    cas__free(&a, cs->ca_bundle);
+    cas__free(&a, cs->own);
+    cas__free(&a, cs);
 }
 
 static char *cas__strdup_a(const cas_allocator *a, const char *s, size_t n) {

@@ -1,11 +1,11 @@
-/* ---- S3: reading an object as a stream ------------------------------------- */
+/* ---- object stores: reading an object as a stream ------------------------ */
 /* One GET whose bytes flow through a small buffer as the reader asks for them:
  * the transfer pauses when the buffer is full, so memory stays bounded. A
  * transfer that breaks resumes where it stopped (Range, If-Match on the ETag). */
 
-typedef struct cas__s3obj {
+typedef struct cas__cloudobj {
     cas__xfer x; /* the GET, on m; x.r is r */
-    cas__s3 *s3;
+    cas__cloud *cs;
     cas__rq r;
     CURLM *m;
     unsigned char *buf;
@@ -15,20 +15,20 @@ typedef struct cas__s3obj {
     uint64_t size, delivered, skip;
     int size_known; /* the first answer stated its length */
     char etag[130];
-    char meta[CAS__S3_META_MAX + 1];
+    char meta[CAS__CLOUD_META_MAX + 1];
     size_t meta_len;
     int has_meta;
     volatile int cancel; /* set by close while the read-ahead thread pumps */
     unsigned char *dst;  /* the reader's buffer while it waits */
     size_t dcap, dlen;
     struct cas__ahead *ahead; /* large objects: the transfer runs on a thread of its own */
-} cas__s3obj;
+} cas__cloudobj;
 
 /* The transfer's bytes: straight into the reader's buffer when it waits with
  * an empty one (no copy in between), the rest into the object's buffer; when
  * neither has room for the whole piece, pause (libcurl delivers it again). */
 static size_t cas__obj_write(char *p, size_t size, size_t nitems, void *u) {
-    cas__s3obj *o = (cas__s3obj *)u;
+    cas__cloudobj *o = (cas__cloudobj *)u;
     size_t n = size * nitems, sk, rest, direct = 0;
     long st = cas__rq_status(&o->r);
     if (st < 200 || st >= 300) return cas__rq_write(p, size, nitems, &o->r); /* an error's body */
@@ -54,25 +54,25 @@ static size_t cas__obj_write(char *p, size_t size, size_t nitems, void *u) {
     return n;
 }
 
-static void cas__ahead_start(cas__s3obj *o);
-static void cas__ahead_stop(cas__s3obj *o);
+static void cas__ahead_start(cas__cloudobj *o);
+static void cas__ahead_stop(cas__cloudobj *o);
 
-static void cas__obj_stop(cas__s3obj *o) {
-    cas__xfer_stop(o->s3, o->m, &o->x);
+static void cas__obj_stop(cas__cloudobj *o) {
+    cas__xfer_stop(o->cs, o->m, &o->x);
     o->running = 0, o->paused = 0;
 }
 
 static int cas__obj_ended(void *ctx, cas__xfer *x, int again, CURLcode cc) {
-    cas__s3obj *o = (cas__s3obj *)ctx;
+    cas__cloudobj *o = (cas__cloudobj *)ctx;
     (void)x;
     o->running = 0, o->paused = 0, o->cc = cc, o->again = again;
     return CAS_OK;
 }
 
 /* Runs the transfer until the headers are in (headers), bytes are buffered, or it ends. */
-static void cas__obj_pump(cas__s3obj *o, int headers) {
+static void cas__obj_pump(cas__cloudobj *o, int headers) {
     for (;;) {
-        cas__multi_turn(o->s3, o->m, cas__obj_ended, o);
+        cas__multi_turn(o->cs, o->m, cas__obj_ended, o);
         if (!o->running || o->paused || o->cancel) return;
         if (headers ? o->r.hdr_done : o->len > o->pos || o->dlen) return;
         cas__multi_wait(o->m, 200);
@@ -84,7 +84,7 @@ static void cas__obj_pump(cas__s3obj *o, int headers) {
  * state the object's size (Content-Range), a 200 must be the whole object again;
  * either must be the same version (its ETag). 0 if so; 1 if not (retried, as a
  * server's fault); -1 if the object changed (not retried). why gets the reason. */
-static int cas__obj_answer_bad(cas__s3obj *o, char *why, size_t cap) {
+static int cas__obj_answer_bad(cas__cloudobj *o, char *why, size_t cap) {
     const cas__rq *r = &o->r;
     uint64_t first, last, total;
     if (!o->delivered) {
@@ -115,9 +115,9 @@ static int cas__obj_answer_bad(cas__s3obj *o, char *why, size_t cap) {
 
 /* Starts (or resumes from o->delivered) the GET and waits for its answer's headers:
  * CAS_OK when the bytes are flowing, else a status with the reason in msg. */
-static int cas__obj_start(cas__s3obj *o, char *msg, size_t cap) {
-    cas__s3 *s3 = o->s3;
-    int attempts = (int)cas__s3p(s3, CAS_PARAM_CLOUD_ATTEMPTS), rc;
+static int cas__obj_start(cas__cloudobj *o, char *msg, size_t cap) {
+    cas__cloud *cs = o->cs;
+    int attempts = (int)cas__cloudp(cs, CAS_PARAM_CLOUD_ATTEMPTS), rc;
     for (;;) {
         curl_slist_free_all(o->r.hdr);
         o->r.hdr = NULL;
@@ -132,7 +132,7 @@ static int cas__obj_start(cas__s3obj *o, char *msg, size_t cap) {
             if (!(o->r.hdr = h)) return cas__oom(msg, cap);
         }
         o->len = o->pos = 0, o->skip = 0, o->paused = 0, o->cc = CURLE_OK, o->again = 0;
-        if ((rc = cas__xfer_start(s3, o->m, &o->x, cas__obj_write, o, msg, cap)) < 0) return rc;
+        if ((rc = cas__xfer_start(cs, o->m, &o->x, cas__obj_write, o, msg, cap)) < 0) return rc;
         o->running = 1;
         cas__obj_pump(o, 1);
         if (o->cancel) {
@@ -145,7 +145,7 @@ static int cas__obj_start(cas__s3obj *o, char *msg, size_t cap) {
             if ((rc = cas__obj_answer_bad(o, msg, cap)) != 0) {
                 cas__obj_stop(o); /* not the bytes asked for: none of them is taken */
                 if (rc > 0 && o->r.tries < attempts) {
-                    cas__s3_backoff(s3, o->r.tries);
+                    cas__cloud_backoff(cs, o->r.tries);
                     continue;
                 }
                 return CAS_E_IO;
@@ -167,63 +167,63 @@ static int cas__obj_start(cas__s3obj *o, char *msg, size_t cap) {
             return CAS_E_IO;
         }
         if (o->again && o->r.tries < attempts) {
-            cas__s3_backoff(s3, o->r.tries);
+            cas__cloud_backoff(cs, o->r.tries);
             continue;
         }
         if (o->cc != CURLE_OK) {
             cas__rq_why(&o->r, o->cc, msg, cap);
             return CAS_E_IO;
         }
-        return cas__s3_answer_fail(&o->r, msg, cap);
+        return cas__cloud_answer_fail(&o->r, msg, cap);
     }
 }
 
-static void cas__s3_close(void *u, void *obj) {
-    cas__s3obj *o = (cas__s3obj *)obj;
+static void cas__cloud_close(void *u, void *obj) {
+    cas__cloudobj *o = (cas__cloudobj *)obj;
     (void)u;
     if (!o) return;
     cas__ahead_stop(o);
     cas__obj_stop(o);
-    cas__multi_put(o->s3, o->m);
+    cas__multi_put(o->cs, o->m);
     cas__rq_free(&o->r);
-    cas__free(&o->s3->alloc, o->buf);
-    cas__free(&o->s3->alloc, o);
+    cas__free(&o->cs->alloc, o->buf);
+    cas__free(&o->cs->alloc, o);
 }
 
-static int cas__s3_open(void *u, const char *name, unsigned flags, void **out, cas_object_info *info, char *msg,
-                        size_t cap) {
-    cas__s3 *s3 = (cas__s3 *)u;
-    cas__s3obj *o = (cas__s3obj *)cas__calloc(&s3->alloc, sizeof *o);
+static int cas__cloud_open(void *u, const char *name, unsigned flags, void **out, cas_object_info *info, char *msg,
+                           size_t cap) {
+    cas__cloud *cs = (cas__cloud *)u;
+    cas__cloudobj *o = (cas__cloudobj *)cas__calloc(&cs->alloc, sizeof *o);
     int rc;
     *out = NULL;
     if (!o) {
         return cas__oom(msg, cap);
     }
-    o->s3 = s3;
+    o->cs = cs;
     o->head_only = (flags & CAS_OPEN_HEAD) != 0;
-    cas__rq_init(&o->r, o->head_only ? "HEAD" : "GET", &s3->alloc);
+    cas__rq_init(&o->r, o->head_only ? "HEAD" : "GET", &cs->alloc);
     o->x.r = &o->r;
     o->r.recv_buf = 512L * 1024; /* libcurl's largest */
-    if (cas__s3_url(s3, &o->r.url, name, NULL) < 0) {
-        cas__s3_close(u, o);
+    if (cas__cloud_url(cs, &o->r.url, name, NULL) < 0) {
+        cas__cloud_close(u, o);
         return cas__oom(msg, cap);
     }
     if (o->head_only) { /* a HEAD: size and metadata, no transfer kept */
-        rc = cas__rq_run(s3, &o->r, msg, cap);
-        if (rc == CAS_OK && o->r.status != 200) rc = cas__s3_answer_fail(&o->r, msg, cap);
+        rc = cas__rq_run(cs, &o->r, msg, cap);
+        if (rc == CAS_OK && o->r.status != 200) rc = cas__cloud_answer_fail(&o->r, msg, cap);
         if (rc == CAS_OK) {
             o->size = o->r.length >= 0 ? (uint64_t)o->r.length : 0;
             if ((o->has_meta = o->r.has_meta) != 0) memcpy(o->meta, o->r.meta, o->r.meta_len + 1);
             o->meta_len = o->r.meta_len;
         }
     } else {
-        o->cap = CAS__S3_STREAM_BUF;
-        o->buf = (unsigned char *)cas__alloc(&s3->alloc, o->cap);
-        o->m = cas__multi_get(s3);
+        o->cap = CAS__CLOUD_STREAM_BUF;
+        o->buf = (unsigned char *)cas__alloc(&cs->alloc, o->cap);
+        o->m = cas__multi_get(cs);
         rc = o->buf && o->m ? cas__obj_start(o, msg, cap) : cas__oom(msg, cap);
     }
     if (rc < 0) {
-        cas__s3_close(u, o);
+        cas__cloud_close(u, o);
         return rc;
     }
     if (!o->head_only) cas__ahead_start(o);
@@ -237,7 +237,7 @@ static int cas__s3_open(void *u, const char *name, unsigned flags, void **out, c
 }
 
 /* The transfer's next bytes, pumping it on this thread. */
-static int cas__obj_read(cas__s3obj *o, void *buf, size_t cap, size_t *got, char *msg, size_t mcap) {
+static int cas__obj_read(cas__cloudobj *o, void *buf, size_t cap, size_t *got, char *msg, size_t mcap) {
     *got = 0;
     for (;;) {
         if (o->cancel) {
@@ -255,14 +255,14 @@ static int cas__obj_read(cas__s3obj *o, void *buf, size_t cap, size_t *got, char
             int rc;
             if (o->cc == CURLE_OK && o->delivered >= o->size) return CAS_OK; /* the end */
             /* the transfer broke (a reset, a stall, a body cut short): resume it */
-            if (o->r.tries >= (int)cas__s3p(o->s3, CAS_PARAM_CLOUD_ATTEMPTS) ||
+            if (o->r.tries >= (int)cas__cloudp(o->cs, CAS_PARAM_CLOUD_ATTEMPTS) ||
                 (o->cc != CURLE_OK && !cas__cc_transient(o->cc))) {
                 CURLcode cc = o->cc != CURLE_OK ? o->cc : CURLE_PARTIAL_FILE;
                 cas__rq_why(&o->r, cc, msg, mcap);
                 return CAS_E_IO;
             }
             cas__obj_stop(o);
-            cas__s3_backoff(o->s3, o->r.tries);
+            cas__cloud_backoff(o->cs, o->r.tries);
             if ((rc = cas__obj_start(o, msg, mcap)) < 0) return rc;
             continue;
         }
@@ -316,7 +316,7 @@ struct cas__ahead {
 typedef struct cas__rslot {
     cas__xfer x; /* first: the driver hands back &x */
     cas__rq r;
-    cas__s3obj *o;
+    cas__cloudobj *o;
     unsigned char *dst;
     size_t want, got;
     uint64_t off;
@@ -353,7 +353,7 @@ static size_t cas__range_write(char *p, size_t size, size_t nitems, void *u) {
 }
 
 static int cas__range_start(cas__rslot *s, CURLM *m, char *msg, size_t cap) {
-    cas__s3obj *o = s->o;
+    cas__cloudobj *o = s->o;
     char line[200];
     int rc;
     curl_slist_free_all(s->r.hdr);
@@ -366,7 +366,7 @@ static int cas__range_start(cas__rslot *s, CURLM *m, char *msg, size_t cap) {
         snprintf(line, sizeof line, "If-Match: %s", o->etag);
         if (!(s->r.hdr = curl_slist_append(s->r.hdr, line))) return cas__oom(msg, cap);
     }
-    if ((rc = cas__xfer_start(o->s3, m, &s->x, cas__range_write, s, msg, cap)) < 0) return rc;
+    if ((rc = cas__xfer_start(o->cs, m, &s->x, cas__range_write, s, msg, cap)) < 0) return rc;
     s->state = 2;
     return CAS_OK;
 }
@@ -397,7 +397,7 @@ static int cas__range_ended(void *ctx, cas__xfer *x, int again, CURLcode cc) {
     }
     if ((cc == CURLE_OK && s->r.status == 206) || s->overflow) again = 1; /* short, or not the range asked */
     if (again && s->r.tries < t->attempts) {
-        s->state = 1, s->x.due = cas__ms() + cas__s3_backoff_ms(s->o->s3, s->r.tries);
+        s->state = 1, s->x.due = cas__ms() + cas__cloud_backoff_ms(s->o->cs, s->r.tries);
         return CAS_OK;
     }
     if (s->overflow)
@@ -410,27 +410,28 @@ static int cas__range_ended(void *ctx, cas__xfer *x, int again, CURLcode cc) {
     else if (s->r.status == 206)
         cas__fmt(t->msg, CAS__MSG, "a range came short (%lu of %lu bytes)", (unsigned long)s->got,
                  (unsigned long)s->want);
-    else cas__s3_answer_fail(&s->r, t->msg, CAS__MSG);
+    else cas__cloud_answer_fail(&s->r, t->msg, CAS__MSG);
     return CAS_E_IO;
 }
 
 /* The ranged read-ahead: keeps every free slot's GET going, hands finished slots
  * to the reader, retries a failed range after its backoff. Returns when the last
  * chunk is in, on a final error, or when stopped. */
-static void cas__ahead_ranged(cas__s3obj *o) {
+static void cas__ahead_ranged(cas__cloudobj *o) {
     struct cas__ahead *a = o->ahead;
     cas__rslot sl[CAS__AHEAD_CHUNKS];
-    CURLM *m = cas__multi_get(o->s3);
+    CURLM *m = cas__multi_get(o->cs);
     uint64_t next = 0; /* the offset of the next chunk to ask for */
     int i, rc = CAS_OK, active = 0;
     char msg[CAS__MSG];
     cas__ranged_turn turn;
     msg[0] = 0;
-    turn.a = a, turn.attempts = (int)cas__s3p(o->s3, CAS_PARAM_CLOUD_ATTEMPTS), turn.active = &active, turn.msg = msg;
+    turn.a = a, turn.attempts = (int)cas__cloudp(o->cs, CAS_PARAM_CLOUD_ATTEMPTS), turn.active = &active,
+    turn.msg = msg;
     memset(sl, 0, sizeof sl);
     for (i = 0; i < CAS__AHEAD_CHUNKS; i++) {
         sl[i].o = o, sl[i].slot = i;
-        cas__rq_init(&sl[i].r, "GET", &o->s3->alloc);
+        cas__rq_init(&sl[i].r, "GET", &o->cs->alloc);
         sl[i].x.r = &sl[i].r;
     }
     if (!m) rc = cas__oom(msg, sizeof msg);
@@ -458,7 +459,7 @@ static void cas__ahead_ranged(cas__s3obj *o) {
                 if ((rc = cas__range_start(&sl[i], m, msg, sizeof msg)) == CAS_OK) active++;
             }
         if (rc < 0) break;
-        rc = cas__multi_turn(o->s3, m, cas__range_ended, &turn);
+        rc = cas__multi_turn(o->cs, m, cas__range_ended, &turn);
         if (rc < 0) break;
         pthread_mutex_lock(&a->mu);
         if (a->eof && !active) { /* everything asked for is in */
@@ -473,7 +474,7 @@ static void cas__ahead_ranged(cas__s3obj *o) {
         cas__multi_wait(m, 1000); /* a transfer's bytes, or the reader freeing a slot */
     }
     for (i = 0; i < CAS__AHEAD_CHUNKS; i++) {
-        cas__xfer_stop(o->s3, m, &sl[i].x);
+        cas__xfer_stop(o->cs, m, &sl[i].x);
         cas__rq_free(&sl[i].r);
     }
     pthread_mutex_lock(&a->mu);
@@ -481,11 +482,11 @@ static void cas__ahead_ranged(cas__s3obj *o) {
     if (rc < 0) a->rc = rc, memcpy(a->msg, msg, sizeof msg);
     pthread_cond_broadcast(&a->cv);
     pthread_mutex_unlock(&a->mu);
-    cas__multi_put(o->s3, m);
+    cas__multi_put(o->cs, m);
 }
 
 static void *cas__ahead_run(void *arg) {
-    cas__s3obj *o = (cas__s3obj *)arg;
+    cas__cloudobj *o = (cas__cloudobj *)arg;
     struct cas__ahead *a = o->ahead;
     if (a->chunk == CAS__RANGED_CHUNK) {
         cas__ahead_ranged(o);
@@ -519,7 +520,7 @@ static void *cas__ahead_run(void *arg) {
     }
 }
 
-static int cas__ahead_read(cas__s3obj *o, void *buf, size_t cap, size_t *got, char *msg, size_t mcap) {
+static int cas__ahead_read(cas__cloudobj *o, void *buf, size_t cap, size_t *got, char *msg, size_t mcap) {
     struct cas__ahead *a = o->ahead;
     size_t k;
     pthread_mutex_lock(&a->mu);
@@ -546,22 +547,22 @@ static int cas__ahead_read(cas__s3obj *o, void *buf, size_t cap, size_t *got, ch
 }
 
 /* Starts the read-ahead of a large object; without it (no memory, no thread) reads run inline. */
-static void cas__ahead_start(cas__s3obj *o) {
+static void cas__ahead_start(cas__cloudobj *o) {
     struct cas__ahead *a;
-    int64_t from = cas__s3p(o->s3, CAS_PARAM_CLOUD_RANGED_MIN);
-    int ranged = from > 0 && o->size >= (uint64_t)from && cas__s3p(o->s3, CAS_PARAM_CLOUD_CONNECTIONS) > 1;
+    int64_t from = cas__cloudp(o->cs, CAS_PARAM_CLOUD_RANGED_MIN);
+    int ranged = from > 0 && o->size >= (uint64_t)from && cas__cloudp(o->cs, CAS_PARAM_CLOUD_CONNECTIONS) > 1;
     size_t chunk = ranged ? CAS__RANGED_CHUNK : CAS__AHEAD_CHUNK;
-    if (o->size < CAS__AHEAD_MIN || !(a = (struct cas__ahead *)cas__calloc(&o->s3->alloc, sizeof *a))) return;
-    if (!(a->slab = (unsigned char *)cas__alloc(&o->s3->alloc, chunk * CAS__AHEAD_CHUNKS)) ||
+    if (o->size < CAS__AHEAD_MIN || !(a = (struct cas__ahead *)cas__calloc(&o->cs->alloc, sizeof *a))) return;
+    if (!(a->slab = (unsigned char *)cas__alloc(&o->cs->alloc, chunk * CAS__AHEAD_CHUNKS)) ||
         pthread_mutex_init(&a->mu, NULL) != 0) {
-        cas__free(&o->s3->alloc, a->slab);
-        cas__free(&o->s3->alloc, a);
+        cas__free(&o->cs->alloc, a->slab);
+        cas__free(&o->cs->alloc, a);
         return;
     }
     if (pthread_cond_init(&a->cv, NULL) != 0) {
         pthread_mutex_destroy(&a->mu);
-        cas__free(&o->s3->alloc, a->slab);
-        cas__free(&o->s3->alloc, a);
+        cas__free(&o->cs->alloc, a->slab);
+        cas__free(&o->cs->alloc, a);
         return;
     }
     a->chunk = chunk;
@@ -571,8 +572,8 @@ static void cas__ahead_start(cas__s3obj *o) {
         o->ahead = NULL;
         pthread_cond_destroy(&a->cv);
         pthread_mutex_destroy(&a->mu);
-        cas__free(&o->s3->alloc, a->slab);
-        cas__free(&o->s3->alloc, a);
+        cas__free(&o->cs->alloc, a->slab);
+        cas__free(&o->cs->alloc, a);
         if (ranged) { /* reads run inline on a new transfer from the start */
             char msg[CAS__MSG];
             o->r.tries = 0;
@@ -581,7 +582,7 @@ static void cas__ahead_start(cas__s3obj *o) {
     }
 }
 
-static void cas__ahead_stop(cas__s3obj *o) {
+static void cas__ahead_stop(cas__cloudobj *o) {
     struct cas__ahead *a = o->ahead;
     if (!a) return;
     pthread_mutex_lock(&a->mu);
@@ -592,17 +593,17 @@ static void cas__ahead_stop(cas__s3obj *o) {
     pthread_join(a->th, NULL);
     pthread_cond_destroy(&a->cv);
     pthread_mutex_destroy(&a->mu);
-    cas__free(&o->s3->alloc, a->slab);
-    cas__free(&o->s3->alloc, a);
+    cas__free(&o->cs->alloc, a->slab);
+    cas__free(&o->cs->alloc, a);
     o->ahead = NULL;
 }
 #else
-static void cas__ahead_start(cas__s3obj *o) { (void)o; }
-static void cas__ahead_stop(cas__s3obj *o) { (void)o; }
+static void cas__ahead_start(cas__cloudobj *o) { (void)o; }
+static void cas__ahead_stop(cas__cloudobj *o) { (void)o; }
 #endif
 
-static int cas__s3_read(void *u, void *obj, void *buf, size_t cap, size_t *got, char *msg, size_t mcap) {
-    cas__s3obj *o = (cas__s3obj *)obj;
+static int cas__cloud_read(void *u, void *obj, void *buf, size_t cap, size_t *got, char *msg, size_t mcap) {
+    cas__cloudobj *o = (cas__cloudobj *)obj;
     (void)u;
     *got = 0;
     if (o->head_only) {

@@ -63,7 +63,7 @@ static int on_upload(void *ctx, const char *key, const char *id, int64_t began) 
 }
 
 static void check_page(const char *doc, size_t n, int uploads) {
-    cas__s3_page pg;
+    cas__cloud_page pg;
     page_ctx ctx;
     char msg[256];
     memset(&pg, 0, sizeof pg);
@@ -72,7 +72,7 @@ static void check_page(const char *doc, size_t n, int uploads) {
     if (uploads) pg.ufn = on_upload;
     else pg.fn = on_entry;
     msg[0] = 0;
-    if (cas__xml_parse(doc, n, cas__s3_page_leaf, cas__s3_page_end, &pg, msg, sizeof msg) < 0)
+    if (cas__xml_parse(doc, n, cas__cloud_page_leaf, cas__cloud_page_end, &pg, msg, sizeof msg) < 0)
         FUZZ_ASSERT(msg[0] != 0, "refused without a reason");
     FUZZ_ASSERT(strlen(pg.next) < sizeof pg.next && strlen(pg.next_upload) < sizeof pg.next_upload, "markers");
     if (ctx.stop_at > 0 && !uploads)
@@ -190,7 +190,8 @@ static void check_headers(const char *t, size_t n) {
             FUZZ_ASSERT(a <= b && b < tot, "'%s' accepted out of order", r.range);
         }
     }
-    if (r.has_meta) FUZZ_ASSERT(r.meta_len <= CAS__S3_META_MAX && r.meta[r.meta_len] == 0, "meta of %zu", r.meta_len);
+    if (r.has_meta)
+        FUZZ_ASSERT(r.meta_len <= CAS__CLOUD_META_MAX && r.meta[r.meta_len] == 0, "meta of %zu", r.meta_len);
     cas__rq_free(&r);
 }
 
