@@ -3230,8 +3230,8 @@ struct cas_store {
     int64_t param[CAS__PARAM_IDS]; /* the table's parameters by id, as set or by default */
     uint64_t param_set;            /* bit id: set by the caller, so handed on to writers and readers */
     cas__mutex mu;
-    cas_writer *wpool[CAS__POOL];
-    cas_reader *rpool[CAS__POOL];
+    void *wpool[CAS__POOL]; /* cas_writer *: a codec's tables and buffers, kept for the next blob */
+    void *rpool[CAS__POOL]; /* cas_reader * */
     int nw, nr;
 };
 
@@ -3419,8 +3419,8 @@ CASDEF int cas_store_open_backend(cas_store **out, const cas_backend *b, const c
 }
 
 static void cas__pool_flush(cas_store *s) {
-    while (s->nw) cas_writer_free(s->wpool[--s->nw]);
-    while (s->nr) cas_reader_free(s->rpool[--s->nr]);
+    while (s->nw) cas_writer_free((cas_writer *)s->wpool[--s->nw]);
+    while (s->nr) cas_reader_free((cas_reader *)s->rpool[--s->nr]);
 }
 
 CASDEF void cas_store_close(cas_store *s) {
@@ -3476,12 +3476,26 @@ static int cas__apply_params(const cas_store *s, unsigned who, cas_writer *w, ca
     return rc;
 }
 
-static int cas__get_writer(cas_store *s, int format, cas_writer **out) {
-    cas_writer *w = NULL;
-    int r;
+/* A pooled writer or reader, or NULL when the pool is empty. */
+static void *cas__store_pool_take(cas_store *s, void **pool, int *n) {
+    void *x = NULL;
     cas__mu_lock(&s->mu);
-    if (s->nw) w = s->wpool[--s->nw];
+    if (*n) x = pool[--*n];
     cas__mu_unlock(&s->mu);
+    return x;
+}
+
+/* Keeps x for the next blob: NULL, or x when the pool is full (the caller frees it). */
+static void *cas__store_pool_keep(cas_store *s, void **pool, int *n, void *x) {
+    cas__mu_lock(&s->mu);
+    if (*n < CAS__POOL) pool[(*n)++] = x, x = NULL;
+    cas__mu_unlock(&s->mu);
+    return x;
+}
+
+static int cas__get_writer(cas_store *s, int format, cas_writer **out) {
+    cas_writer *w = (cas_writer *)cas__store_pool_take(s, s->wpool, &s->nw);
+    int r;
     if (!w) {
         if ((r = cas_writer_create(&w, format, &s->alloc)) < 0) return r;
         if ((r = cas__apply_params(s, CAS__FOR_WRITER, w, NULL)) < 0) {
@@ -3498,18 +3512,12 @@ static int cas__get_writer(cas_store *s, int format, cas_writer **out) {
 }
 
 static void cas__put_writer(cas_store *s, cas_writer *w) {
-    cas__mu_lock(&s->mu);
-    if (s->nw < CAS__POOL) s->wpool[s->nw++] = w, w = NULL;
-    cas__mu_unlock(&s->mu);
-    cas_writer_free(w);
+    cas_writer_free((cas_writer *)cas__store_pool_keep(s, s->wpool, &s->nw, w));
 }
 
 static int cas__get_reader(cas_store *s, cas_reader **out) {
-    cas_reader *r = NULL;
+    cas_reader *r = (cas_reader *)cas__store_pool_take(s, s->rpool, &s->nr);
     int rc;
-    cas__mu_lock(&s->mu);
-    if (s->nr) r = s->rpool[--s->nr];
-    cas__mu_unlock(&s->mu);
     if (!r) {
         if ((rc = cas_reader_create(&r, &s->alloc)) < 0) return rc;
         if ((rc = cas__apply_params(s, CAS__FOR_READER, NULL, r)) < 0) {
@@ -3523,10 +3531,7 @@ static int cas__get_reader(cas_store *s, cas_reader **out) {
 }
 
 static void cas__put_reader(cas_store *s, cas_reader *r) {
-    cas__mu_lock(&s->mu);
-    if (s->nr < CAS__POOL) s->rpool[s->nr++] = r, r = NULL;
-    cas__mu_unlock(&s->mu);
-    cas_reader_free(r);
+    cas_reader_free((cas_reader *)cas__store_pool_keep(s, s->rpool, &s->nr, r));
 }
 
 CASDEF void cas_store_free_buffer(cas_store *s, void *p) {

@@ -457,14 +457,16 @@ static int cas__pk_fill(cas_preview *p) {
     return got ? 1 : 0;
 }
 
-static int cas__pk_byte(cas_preview *p, unsigned char *c) {
+/* cas__pk_fill, the end of the bytes being a truncated pickle: 0, or -1 (failed). */
+static int cas__pk_more(cas_preview *p, const char *where) {
     int r = cas__pk_fill(p);
-    if (r <= 0) {
-        if (!r)
-            cas__pk_fail(p, CAS_E_TRUNCATED, "the pickle ends at byte %llu, before its STOP",
-                         (unsigned long long)p->off);
-        return -1;
-    }
+    if (r > 0) return 0;
+    if (!r) cas__pk_fail(p, CAS_E_TRUNCATED, "the pickle ends at byte %llu, %s", (unsigned long long)p->off, where);
+    return -1;
+}
+
+static int cas__pk_byte(cas_preview *p, unsigned char *c) {
+    if (p->wpos == p->wlen && cas__pk_more(p, "before its STOP") < 0) return -1;
     *c = p->win[p->wpos++];
     p->off++;
     return 0;
@@ -475,13 +477,7 @@ static int cas__pk_bytes(cas_preview *p, void *dst, size_t n) {
     unsigned char *d = (unsigned char *)dst;
     while (n) {
         size_t k;
-        int r = cas__pk_fill(p);
-        if (r <= 0) {
-            if (!r)
-                cas__pk_fail(p, CAS_E_TRUNCATED, "the pickle ends at byte %llu, inside an opcode's argument",
-                             (unsigned long long)p->off);
-            return -1;
-        }
+        if (cas__pk_more(p, "inside an opcode's argument") < 0) return -1;
         k = CAS__MIN(n, p->wlen - p->wpos);
         memcpy(d, p->win + p->wpos, k);
         p->wpos += k, p->off += k, d += k, n -= k;
