@@ -1,6 +1,8 @@
 """What every part of cas_h shares: the formats' and statuses' constants, errors
 as exceptions, argument conversions, and the base of objects that own a C handle."""
 
+from typing import Any, Dict
+
 import ctypes
 import json
 import os
@@ -38,17 +40,17 @@ def _alloc():
     return getattr(sys.modules.get(__package__), "_ALLOC", None)
 
 
-def strerror(code):
+def strerror(code: int) -> str:
     """The C library's short text for a status code."""
     return _c.cas_strerror(code).decode()
 
 
-def status_name(code):
+def status_name(code: int) -> str:
     """The C enumerator's name for a status code, e.g. "CAS_E_TRUNCATED"."""
     return _c.cas_status_name(code).decode()
 
 
-def format_name(fmt):
+def format_name(fmt: int) -> str:
     """"v1", "v2", "raw", "legacy" for V1, V2, RAW, LEGACY."""
     return _c.cas_format_name(fmt).decode()
 
@@ -114,18 +116,18 @@ SIDECAR_JSON = {fmt: _meta_json_of(fmt) for fmt in (V1, V2, RAW)}
 SIDECARS = {fmt: json.loads(b) for fmt, b in SIDECAR_JSON.items()}
 
 
-def sidecar(version=1, raw=False):
+def sidecar(version: int = 1, raw: bool = False) -> Dict[str, Any]:
     """The sidecar (object metadata) Metaflow stores beside a blob, as a dict:
     {"cas_raw": False, "cas_version": 1}; raw blobs keep cas_version 1."""
     return dict(SIDECARS[_format(version, raw)])
 
 
-def sidecar_json(version=1, raw=False):
+def sidecar_json(version: int = 1, raw: bool = False) -> bytes:
     """The sidecar as Metaflow writes it, byte for byte (json.dumps), as bytes."""
     return SIDECAR_JSON[_format(version, raw)]
 
 
-def meta_format(meta):
+def meta_format(meta: Any) -> int:
     """Metaflow's read rules applied to a sidecar (dict, str or bytes): V1, V2,
     RAW, or LEGACY for None. Raises VersionMissing, UnknownVersion or
     MetadataError as Metaflow would refuse it (the message names no blob)."""

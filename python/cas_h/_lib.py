@@ -11,6 +11,7 @@ import ctypes.util
 import importlib.util
 import os
 import sysconfig
+from typing import Any, TypeVar
 
 from .errors import error_class
 
@@ -314,6 +315,9 @@ _api.PyBytes_FromStringAndSize.restype = ctypes.py_object
 _PyBUF_SIMPLE, _PyBUF_WRITABLE = 0, 1
 
 
+_Self = TypeVar("_Self", bound="Closing")
+
+
 class Closing(object):
     """Context manager and finalizer for objects that own a C handle or a buffer
     export: close() runs on exit from a with block and, failing that, when
@@ -321,10 +325,10 @@ class Closing(object):
 
     __slots__ = ()
 
-    def __enter__(self):
+    def __enter__(self: _Self) -> _Self:  # `with Store(...) as s`: s is a Store to a type checker
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: Any) -> None:
         self.close()
 
     def __del__(self):

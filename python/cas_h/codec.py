@@ -1,7 +1,7 @@
 """Bytes to key + blob and back: hashing, packing, unpacking, one blob or many in
 one C call."""
 
-from typing import Any, Dict, Iterator, List, Optional, Tuple, Union  # noqa: F401 (annotations)
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union  # noqa: F401 (annotations)
 
 import ctypes
 import os
@@ -46,7 +46,9 @@ class Packer(_Closing):
     same level, mtime 0) or "isal". One thread at a time (a lock serializes
     concurrent use)."""
 
-    def __init__(self, version=1, raw=False, level=None, lz4_block=None, threads=2, algo=SHA1, gzip_backend=None):
+    def __init__(self, version: int = 1, raw: bool = False, level: Optional[int] = None,
+                 lz4_block: Optional[int] = None, threads: int = 2, algo: int = SHA1,
+                 gzip_backend: Optional[str] = None) -> None:
         self._fmt = _format(version, raw)
         self._algo = algo
         self._lock = threading.Lock()
@@ -64,15 +66,15 @@ class Packer(_Closing):
                     _raise(rc, "Packer: bad value %r for %s: %s" % (value, _PARAM_NAMES[param], strerror(rc)))
 
     @property
-    def format(self):
+    def format(self) -> int:
         return self._fmt
 
     @property
-    def meta(self):
+    def meta(self) -> Dict[str, Any]:
         """The sidecar dict for what this packer writes."""
         return sidecar(2 if self._fmt == V2 else 1, self._fmt == RAW)
 
-    def close(self):
+    def close(self) -> None:
         with self._lock:
             if self._w is not None:
                 _c.cas_writer_free(self._w)
@@ -92,7 +94,7 @@ class Packer(_Closing):
             _raise(rc, "Could not pack artifact: %s" % strerror(rc))
         return key.value.decode(), blen.value
 
-    def pack(self, data):
+    def pack(self, data: Any) -> Tuple[str, bytes]:
         """(key, blob bytes). A raw packer returns data itself as the blob when
         it is bytes (raw blobs are the bytes as is)."""
         with _Buffer(data) as b:
@@ -111,13 +113,13 @@ class Packer(_Closing):
             finally:
                 _lib.free(out)
 
-    def pack_into(self, data, out):
+    def pack_into(self, data: Any, out: Any) -> Tuple[str, int]:
         """Packs into a writable buffer of at least pack_bound(len) bytes:
         (key, blob length)."""
         with _Buffer(data) as b, _Buffer(out, writable=True) as o:
             return self._pack(b, o.addr, o.size)
 
-    def bound(self, n):
+    def bound(self, n: int) -> int:
         """The largest blob n bytes can become in this format."""
         return _c.cas_pack_bound(self._fmt, n)
 
@@ -266,7 +268,7 @@ class Unpacker(_Closing):
     key: verify that the bytes hash to it. limit: the most bytes a blob may
     decode to (0 = none). One thread at a time (a lock serializes)."""
 
-    def __init__(self, limit=0, strict=False):
+    def __init__(self, limit: int = 0, strict: bool = False) -> None:
         self._lock = threading.Lock()
         self._r = None
         r = _c_void_p()
@@ -281,7 +283,7 @@ class Unpacker(_Closing):
                     self.close()
                     _raise(rc, "Unpacker: bad value %r for %s" % (value, _PARAM_NAMES[param]))
 
-    def close(self):
+    def close(self) -> None:
         with self._lock:
             if self._r is not None:
                 _c.cas_reader_free(self._r)
@@ -301,7 +303,7 @@ class Unpacker(_Closing):
     def _fail(self, rc):
         _raise(rc, _text(_c.cas_reader_message(self._r)))
 
-    def size_hint(self, blob, meta=None):
+    def size_hint(self, blob: Any, meta: Any = None) -> Optional[int]:
         """What the blob says it decodes to (LZ4 content size, gzip length
         field), or None. Never trusted by the decoder."""
         size = _c_uint64()
@@ -312,7 +314,8 @@ class Unpacker(_Closing):
             rc = _c.cas_reader_size_hint(r, b.addr, b.size, _byref(size))
         return size.value if rc == _OK else None
 
-    def unpack(self, blob, meta=None, name=None, key=None, expect_size=None):
+    def unpack(self, blob: Any, meta: Any = None, name: Optional[str] = None, key: Optional[str] = None,
+               expect_size: Optional[int] = None) -> bytes:
         """The decoded bytes, as a bytes object.
 
         When the blob states its decoded size (gzip's length field, LZ4's
@@ -346,7 +349,8 @@ class Unpacker(_Closing):
                 if p.value:
                     _c.cas_reader_free_buffer(r, p)
 
-    def unpack_into(self, blob, out, meta=None, name=None, key=None, expect_size=None):
+    def unpack_into(self, blob: Any, out: Any, meta: Any = None, name: Optional[str] = None,
+                    key: Optional[str] = None, expect_size: Optional[int] = None) -> int:
         """Decodes into a writable buffer; returns the decoded length. Raises
         ValueError when the buffer is too small (size_hint() tells the size
         most blobs decode to)."""
@@ -461,7 +465,8 @@ def _keys_of(buf, n):
     return [text[i * _KEY_BUF:i * _KEY_BUF + _KEY_BUF].split("\0", 1)[0] for i in range(n)]
 
 
-def pack_many(blobs, version=1, raw=False, keys=True, compress=True, threads=0):
+def pack_many(blobs: Iterable[Any], version: int = 1, raw: bool = False, keys: bool = True, compress: bool = True,
+              threads: int = 0) -> Tuple[Optional[List[str]], Optional[List[bytes]]]:
     """Keys and blobs of many artifacts in one C call over `threads` threads (0:
     two): what pack() does to each, the same keys and bytes. blobs: a list of
     bytes. Returns (keys, blobs), either None when not asked for (keys=False:
@@ -547,7 +552,7 @@ def _stated(fmts, ins, lens, n, threads):
 _LZ4_MAGIC = b"\x04\x22\x4d\x18"
 
 
-def unpack_v2_fd(fd, head=None, most=1 << 30):
+def unpack_v2_fd(fd: int, head: Optional[bytes] = None, most: int = 1 << 30) -> Optional[bytes]:
     """The bytes of a cas_version 2 blob file (fd, read from its start), decoded
     straight into them (cas_unpack_v2_fd: stored blocks read into place, no
     mapping); None when the frame states no content size (or more than most
@@ -573,7 +578,8 @@ def _v2_content_size(fd, head, most):
     return size if size <= most else None
 
 
-def unpack_v2_fd_many(fds, heads=None, most=1 << 30, threads=0):
+def unpack_v2_fd_many(fds: Sequence[int], heads: Optional[Sequence[Optional[bytes]]] = None, most: int = 1 << 30,
+                      threads: int = 0) -> List[Optional[bytes]]:
     """unpack_v2_fd of many files in one C call on `threads` threads (0: two):
     a list, None where unpack_v2_fd would give None. heads: each file's first
     bytes, if already read. Decoded bytes are allocated up front, so keep a
@@ -598,7 +604,7 @@ def unpack_v2_fd_many(fds, heads=None, most=1 << 30, threads=0):
     return res
 
 
-def decoded_sizes(blobs, metas, threads=0):
+def decoded_sizes(blobs: Sequence[Any], metas: Sequence[Any], threads: int = 0) -> List[Optional[int]]:
     """What each blob says it decodes to (gzip's length field, an LZ4 frame's
     content size, a raw blob's own length), or None where it says nothing (or a
     size its length cannot hold). One C call; nothing is decoded. For sizing a
@@ -607,7 +613,8 @@ def decoded_sizes(blobs, metas, threads=0):
         return _stated(m.fmts, m.ins, m.lens, m.n, threads) if m.n else []
 
 
-def unpack_many(blobs, metas, keys=None, threads=0, sizes=None):
+def unpack_many(blobs: Sequence[Any], metas: Sequence[Any], keys: Optional[Sequence[str]] = None, threads: int = 0,
+                sizes: Optional[Sequence[Optional[int]]] = None) -> List[bytes]:
     """The decoded bytes of many blobs in one C call over `threads` threads (0:
     two), in order: what unpack() gives each. metas: each blob's sidecar (dict,
     JSON, None for none) or format (V1, V2, RAW, LEGACY). keys: when given, each

@@ -16,6 +16,8 @@ __all__ = [
     "NotFound", "CasIOError", "MalformedJSON", "SizeMismatch", "error_class",
 ]
 
+from typing import Optional, Type
+
 from . import _constants as C
 
 _UNPACK_PREFIX = "Could not unpack artifact '"
@@ -24,25 +26,25 @@ _UNPACK_PREFIX = "Could not unpack artifact '"
 class CasError(Exception):
     """Any failure the C library reports."""
 
-    code = None
+    code: Optional[int] = None
 
-    def __init__(self, message, code=None):
+    def __init__(self, message: str, code: Optional[int] = None) -> None:
         Exception.__init__(self, message)
         self.message = message
         if code is not None:
             self.code = code
 
-    def __str__(self):
+    def __str__(self) -> str:
         return self.message
 
     @property
-    def status(self):
+    def status(self) -> Optional[str]:
         from . import status_name
 
         return status_name(self.code) if self.code is not None else None
 
     @property
-    def reason(self):
+    def reason(self) -> str:
         m = self.message
         if m.startswith(_UNPACK_PREFIX):
             cut = m.find("': ", len(_UNPACK_PREFIX))
@@ -146,6 +148,6 @@ _BY_CODE = {
 }
 
 
-def error_class(code):
+def error_class(code: int) -> Type[CasError]:
     """The exception class for a C status code (CasError for unknown ones)."""
     return _BY_CODE.get(code, CasError)

@@ -1,5 +1,7 @@
 """An artifact's value read from its pickle, without unpickling it."""
 
+from typing import Any, Optional, Union
+
 import os
 
 from . import _constants as C
@@ -10,7 +12,7 @@ from .store import Store
 from .streams import _NO_META, head, open_blob
 
 
-def preview_pickle(data, json=False, **limits):
+def preview_pickle(data: Any, json: bool = False, **limits: Optional[int]) -> Any:
     """The value of a pickle (bytes-like: the decoded artifact), as repr-like
     text or, with json=True, a JSON tree (dicts and lists). Nothing is
     unpickled or imported. Limits: max_bytes (of text, 4096), items (per
@@ -22,7 +24,9 @@ def preview_pickle(data, json=False, **limits):
         return _preview(lambda p: _c.cas_preview_bytes(p, b.addr, b.size), json, limits, "pickle")
 
 
-def preview(src, spec=None, meta=_NO_META, name=None, json=False, key=None, encoding=None, **limits):
+def preview(src: Any, spec: Optional[Union[str, int]] = None, meta: Any = _NO_META, name: Optional[str] = None,
+            json: bool = False, key: Optional[str] = None, encoding: Optional[str] = None,
+            **limits: Optional[int]) -> Any:
     """An artifact's value without unpickling it: repr-like text, or with
     json=True a JSON tree. Reads no more of the blob than the preview needs
     (a numpy array: its first values; a DataFrame: the whole stream, skipped

@@ -1,7 +1,7 @@
 """A Metaflow datastore root, local or in an object store: blobs, batches,
 streams and tasks."""
 
-from typing import Any, Dict, Iterator, List, Optional, Tuple, Union  # noqa: F401 (annotations)
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple, Union  # noqa: F401 (annotations)
 
 import collections
 import ctypes
@@ -46,26 +46,26 @@ def _is_part(e):
 class Task(object):
     """A task's latest attempt: its artifacts by name, as data.json lists them."""
 
-    def __init__(self, pathspec, flow, attempt, artifacts):
+    def __init__(self, pathspec: str, flow: str, attempt: int, artifacts: Iterable[Artifact]) -> None:
         self.pathspec, self.flow, self.attempt = pathspec, flow, attempt
         self.artifacts = collections.OrderedDict((a.name, a) for a in artifacts)
 
-    def __getitem__(self, name):
+    def __getitem__(self, name: str) -> Artifact:
         try:
             return self.artifacts[name]
         except KeyError:
             raise NotFound("No artifact '%s' in task '%s'" % (name, self.pathspec), C.CAS_E_NOTFOUND) from None
 
-    def __contains__(self, name):
+    def __contains__(self, name: object) -> bool:
         return name in self.artifacts
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Artifact]:
         return iter(self.artifacts.values())
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self.artifacts)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return "Task(%r, attempt=%d, %d artifacts)" % (self.pathspec, self.attempt, len(self.artifacts))
 
 
@@ -124,7 +124,7 @@ class Store(_Closing):
     puts. limit: the most bytes a blob may decode to. Settings are fixed here;
     after that the store may be shared by any number of threads."""
 
-    def __init__(self, root: Optional[Union[str, bytes, "os.PathLike[str]"]] = None, version: int = 1,
+    def __init__(self, root: Optional[Union[str, bytes, os.PathLike]] = None, version: int = 1,
                  raw: bool = False, verify: Optional[bool] = None, fsync: bool = False, level: Optional[int] = None,
                  limit: int = 0, strict: bool = False, lz4_block: Optional[int] = None, algo: int = SHA1) -> None:
         self._h = None
@@ -152,17 +152,17 @@ class Store(_Closing):
                 self.close()
                 _raise(rc, "Store: bad value %r for %s: %s" % (value, _PARAM_NAMES[param], strerror(rc)))
 
-    def close(self):
+    def close(self) -> None:
         """Frees the C store once calls in flight return. Readers opened from
         it stay usable."""
         if self._h is not None:
             self._h.close()
 
     @property
-    def closed(self):
+    def closed(self) -> bool:
         return self._h is None or self._h.closed
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return "Store(%r)" % self.root
 
     @staticmethod

@@ -1,5 +1,7 @@
 """File-like readers of blobs: decoded a window at a time, memory bounded."""
 
+from typing import Any, Optional
+
 import ctypes
 import io
 import os
@@ -22,13 +24,13 @@ class Reader(io.RawIOBase):
     codec's window) whatever the blob's size. read(n) returns n bytes unless
     the blob ends first. One thread at a time (a lock serializes)."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         io.RawIOBase.__init__(self)
         self._lock = threading.Lock()
         self._eof = False
         self.expected_size = None
 
-    def readable(self):
+    def readable(self) -> bool:
         return True
 
     def _fill(self, addr, cap):
@@ -43,11 +45,11 @@ class Reader(io.RawIOBase):
                 total += got
         return total
 
-    def readinto(self, b):
+    def readinto(self, b: Any) -> int:
         with _Buffer(b, writable=True) as o:
             return self._fill(o.addr, o.size)
 
-    def read(self, n=-1):
+    def read(self, n: Optional[int] = -1) -> bytes:
         if n is None or n < 0:
             return self.readall()
         if n == 0:
@@ -57,7 +59,7 @@ class Reader(io.RawIOBase):
         got = self._fill(addr, n)
         return out if got == n else out[:got]
 
-    def readall(self):
+    def readall(self) -> bytes:
         if self.expected_size is not None and not self._eof:
             # the size is known: one buffer, no joins; one more read proves the end
             out = self.read(self.expected_size)
@@ -71,7 +73,7 @@ class Reader(io.RawIOBase):
             parts.append(part)
         return b"".join(parts)
 
-    def preview(self, json=False, **limits):
+    def preview(self, json: bool = False, **limits: Optional[int]) -> Any:
         """The value of the pickle this reader decodes, from where it stands:
         text, or a JSON tree (see cas_h.preview). Reads only what it needs."""
         return self._preview(json, limits, "blob")
@@ -100,7 +102,7 @@ class Reader(io.RawIOBase):
                 raise failure[0]
             raise
 
-    def close(self):
+    def close(self) -> None:
         if not self.closed:
             with self._lock:
                 self._release()
@@ -141,12 +143,12 @@ class _StreamReader(Reader):
             return _preview(lambda p: _c.cas_stream_preview(self._st, p), as_json, limits, what)
 
     @property
-    def format(self):
+    def format(self) -> Optional[int]:
         """V1, V2, RAW or LEGACY: how the blob was framed."""
         return _c.cas_stream_format(self._st) if self._st is not None else None
 
     @property
-    def stored_size(self):
+    def stored_size(self) -> Optional[int]:
         """Bytes on disk."""
         return _c.cas_stream_stored_size(self._st) if self._st is not None else None
 
@@ -208,7 +210,8 @@ class _FileReader(Reader):
 _NO_META = object()
 
 
-def open_blob(src, meta=_NO_META, name=None, key=None, limit=0, expected_size=None):
+def open_blob(src: Any, meta: Any = _NO_META, name: Optional[str] = None, key: Optional[str] = None, limit: int = 0,
+              expected_size: Optional[int] = None) -> Reader:
     """A Reader over one blob.
 
     src: a path (its sidecar is path + "_meta" when meta is not given, as in a
@@ -229,7 +232,7 @@ def open_blob(src, meta=_NO_META, name=None, key=None, limit=0, expected_size=No
     return _FileReader(src, meta, name, key, limit, expected_size)
 
 
-def head(src, n=4096, meta=_NO_META, name=None):
+def head(src: Any, n: int = 4096, meta: Any = _NO_META, name: Optional[str] = None) -> bytes:
     """The first n decoded bytes of a blob of any size (a path or a binary file
     object, as open_blob), decoding no further than needed."""
     with open_blob(src, meta, name) as f:
