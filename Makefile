@@ -237,9 +237,11 @@ test-asan: $(B)/run_tests_asan
 test-infra:
 	sh infra/check.sh
 
-# Every Python file against .flake8 (pyflakes and pycodestyle, 120 columns).
+# Every Python file against .flake8 (pyflakes and pycodestyle, 120 columns); the
+# cas_h package's annotations against mypy.ini (what py.typed promises users).
 test-lint:
 	$(PYTHON) -m flake8
+	$(PYTHON) -m mypy
 
 # Every C file against .clang-format (clang-format 14: Debian 12's; another version
 # formats some lines differently). `make format` rewrites them so.

@@ -16,7 +16,8 @@
 # path), python3-numpy + python3-pandas (the pickle-preview tests), python3-venv +
 # python3-pip + python3-setuptools (`pip install ./python` in a fresh venv, offline),
 # cmake (a CMake consumer), man-db (the man page renders); with everything, python3-flake8
-# (make test-lint: the Python code against .flake8) and clang-format-14 (make test-format:
+# and python3-mypy (make test-lint: the Python code against .flake8, cas_h's annotations
+# against mypy.ini) and clang-format-14 (make test-format:
 # the C code against .clang-format; pinned, as another version formats differently).
 # With the object-store backends only: radosgw and the ceph daemons (the real S3 server
 # the tests start on loopback, tests/s3/s3server.sh), python3-boto3 (the tests' S3
@@ -33,7 +34,7 @@ base="build-essential clang llvm libclang-rt-dev make pkg-config ca-certificates
   valgrind cmake man-db"
 optional="libxxhash-dev libisal-dev libdeflate-dev libssl-dev libcurl4-openssl-dev libexpat1-dev"
 s3="python3-boto3 python3-azure radosgw ceph-mon ceph-osd ceph-common uuid-runtime curl"
-tools="xxhash shellcheck cloud-init python3-flake8 clang-format-14"
+tools="xxhash shellcheck cloud-init python3-flake8 python3-mypy clang-format-14"
 case "${1:-}" in
   --minimal) pkgs=$base ;;
   "") pkgs="$base $optional $s3 $tools" ;;

@@ -11,7 +11,7 @@ import ctypes.util
 import importlib.util
 import os
 import sysconfig
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, Optional, TypeVar, cast
 
 from .errors import error_class
 
@@ -110,7 +110,7 @@ def _proto(name, restype, *argtypes, errcheck=None):
 # once, in the C library's words; non-negative statuses (CAS_OK, CAS_NEED_OUTPUT,
 # ...) come back to the caller. Calls whose failure a caller words its own way
 # (a bad parameter value) or cleans up after (a batch's partial outputs) have none.
-def fail(rc, message=None):
+def fail(rc: int, message: Optional[str] = None) -> NoReturn:
     """Raises status rc's CasError: message, or the status's own words."""
     raise error_class(rc)(message or lib.cas_strerror(rc).decode(), rc)
 
@@ -331,6 +331,9 @@ class Closing(object):
     def __exit__(self, *exc: Any) -> None:
         self.close()
 
+    if TYPE_CHECKING:  # every subclass has its own; declared for type checkers only (no MRO change)
+        def close(self) -> None: ...
+
     def __del__(self):
         try:
             self.close()
@@ -401,7 +404,8 @@ _raw_new = ctypes.PYFUNCTYPE(c_void_p, c_void_p, ctypes.c_ssize_t)(("PyBytes_Fro
 _raw_resize = ctypes.PYFUNCTYPE(c_int, P(c_void_p), ctypes.c_ssize_t)(("_PyBytes_Resize", _api))
 _raw_decref = ctypes.PYFUNCTYPE(None, c_void_p)(("Py_DecRef", _api))
 _probe = b"probe"
-_BYTES_DATA = ctypes.cast(c_char_p(_probe), c_void_p).value - id(_probe)  # where a bytes object's bytes start
+# where a bytes object's bytes start, from a probe
+_BYTES_DATA = cast(int, ctypes.cast(c_char_p(_probe), c_void_p).value) - id(_probe)
 
 
 class OwnedBytes(Closing):

@@ -1,7 +1,7 @@
 """Bytes to key + blob and back: hashing, packing, unpacking, one blob or many in
 one C call."""
 
-from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union  # noqa: F401 (annotations)
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union, cast  # noqa: F401
 
 import ctypes
 import os
@@ -99,9 +99,9 @@ class Packer(_Closing):
         it is bytes (raw blobs are the bytes as is)."""
         with _Buffer(data) as b:
             if self._fmt == RAW:
-                key = ctypes.create_string_buffer(_KEY_BUF)
-                _c.cas_hash(self._algo, b.addr, b.size, key)
-                return key.value.decode(), data if type(data) is bytes else ctypes.string_at(b.addr, b.size)
+                kbuf = ctypes.create_string_buffer(_KEY_BUF)
+                _c.cas_hash(self._algo, b.addr, b.size, kbuf)
+                return kbuf.value.decode(), data if type(data) is bytes else ctypes.string_at(b.addr, b.size)
             cap = _c.cas_pack_bound(self._fmt, b.size)
             # scratch from malloc: pages past the blob's end are never touched
             out = _lib.malloc(cap or 1)
@@ -182,7 +182,7 @@ def pack(data: Any, version: int = 1, raw: bool = False) -> Tuple[str, bytes]:
             _, w, fmt = _fast_writer(version)
         out = _fast.pack(w, fmt, data)
         if type(out) is tuple:
-            return out
+            return cast(Tuple[str, bytes], out)
         # a failure: the Packer's own path words it
     return _packer(_format(version, raw)).pack(data)
 
@@ -482,6 +482,10 @@ def pack_many(blobs: Iterable[Any], version: int = 1, raw: bool = False, keys: b
     ins, lens = _bytes_array(blobs)
     kbuf = ctypes.create_string_buffer(n * _KEY_BUF) if keys else None
     status = (_c_int * n)()
+    outs: Any
+    caps: Any
+    made: Any
+    fetch: Any
     if compress:
         bound = _c.cas_pack_bound
         outs, caps, fetch = _outputs([bound(fmt, len(b)) for b in blobs])
@@ -588,7 +592,7 @@ def unpack_v2_fd_many(fds: Sequence[int], heads: Optional[Sequence[Optional[byte
     heads = heads if heads is not None else [None] * n
     sizes = [_v2_content_size(fd, head, most) for fd, head in zip(fds, heads)]
     todo = [i for i in range(n) if sizes[i] is not None]
-    res = [None] * n
+    res: List[Optional[bytes]] = [None] * n
     if not todo:
         return res
     k = len(todo)

@@ -1,6 +1,6 @@
 """An artifact's value read from its pickle, without unpickling it."""
 
-from typing import Any, Optional, Union
+from typing import Any, Optional, Union, cast
 
 import os
 
@@ -50,7 +50,7 @@ def preview(src: Any, spec: Optional[Union[str, int]] = None, meta: Any = _NO_ME
         if not isinstance(spec, str):
             raise TypeError("preview(store, 'Flow/run/step/task/name') or preview(store, 'Flow', key=KEY)")
         if key is not None:
-            return src.preview(spec, key, json=json, encoding=encoding, **limits)
+            return src.preview(spec, key, json=json, encoding=encoding, **cast(Any, limits))  # size is one of them
         if spec.count("/") != 4:
             raise InvalidName("%r is not Flow/run/step/task/name" % spec, C.CAS_E_NAME)
         pathspec, art = spec.rsplit("/", 1)
@@ -62,7 +62,7 @@ def preview(src: Any, spec: Optional[Union[str, int]] = None, meta: Any = _NO_ME
 
         warnings.warn("cas_h.preview(src, n) returns the first n bytes as in 0.1.0; call cas_h.head(src, n)",
                       DeprecationWarning, stacklevel=2)
-        return head(src, spec, meta, name)
+        return head(src, cast(int, spec), meta, name)
     what = name or (os.fsdecode(src) if isinstance(src, (str, bytes, os.PathLike)) else "blob")
     with open_blob(src, meta, name) as reader:
         return reader._preview(json, limits, what, encoding)

@@ -1,7 +1,7 @@
 """A Metaflow datastore root, local or in an object store: blobs, batches,
 streams and tasks."""
 
-from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple, Union  # noqa: F401 (annotations)
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple, Union, cast  # noqa: F401
 
 import collections
 import ctypes
@@ -127,7 +127,7 @@ class Store(_Closing):
     def __init__(self, root: Optional[Union[str, bytes, os.PathLike]] = None, version: int = 1,
                  raw: bool = False, verify: Optional[bool] = None, fsync: bool = False, level: Optional[int] = None,
                  limit: int = 0, strict: bool = False, lz4_block: Optional[int] = None, algo: int = SHA1) -> None:
-        self._h = None
+        self._h: _Handle = cast(_Handle, None)  # None until the C store is open (close() and closed allow it)
         s = _c_void_p()
         err = _err_buf()
         croot = None if root is None else _name(os.fspath(root), "root")
@@ -270,7 +270,7 @@ class Store(_Closing):
             try:
                 _check_store(rc, err)
                 names = []
-                at = p.value
+                at = cast(int, p.value)
                 for _ in range(n.value):
                     name = ctypes.string_at(at)
                     names.append(name.decode())
@@ -320,7 +320,7 @@ class Store(_Closing):
                                         _ERR_CAP)
             try:
                 _check_store(rc, err)
-                return [ctypes.string_at(outs[i], lens[i]) if lens[i] else b"" for i in range(count)]
+                return [ctypes.string_at(cast(int, outs[i]), lens[i]) if lens[i] else b"" for i in range(count)]
             finally:
                 for i in range(count):
                     if outs[i]:

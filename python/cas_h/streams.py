@@ -1,6 +1,6 @@
 """File-like readers of blobs: decoded a window at a time, memory bounded."""
 
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import ctypes
 import io
@@ -32,6 +32,11 @@ class Reader(io.RawIOBase):
 
     def readable(self) -> bool:
         return True
+
+    if TYPE_CHECKING:  # each kind of reader has its own; declared for type checkers only
+        def _chunk(self, addr: int, cap: int) -> int: ...
+
+        def _release(self) -> None: ...
 
     def _fill(self, addr, cap):
         """Fills [addr, addr+cap) unless the blob ends first; returns the count."""
