@@ -3097,8 +3097,9 @@ CASDEF int cas_preview_encoded(cas_preview *p, const char *encoding, int64_t siz
     if (e.cut) e.n = want;
     p->off = e.n;
     if (rc < 0) cas__pk_fail(p, rc, "reading the artifact: %s", cas_strerror(rc));
-    if (p->json) {
+    if (p->json) { /* cut by the output limit as a pickle's tree is: back to a whole value, closed */
         char buf[4200];
+        int64_t lim = p->max_output;
         cas__capture(p, buf, sizeof buf, cas__encoded_text, &e, 0);
         cas__out_s(p, "{\"type\": \"encoded\", \"encoding\": ");
         cas__json_out_str(p, encoding, strlen(encoding));
@@ -3107,6 +3108,8 @@ CASDEF int cas_preview_encoded(cas_preview *p, const char *encoding, int64_t siz
         cas__out_s(p, ", \"repr\": ");
         cas__json_out_str(p, buf, strlen(buf));
         cas__out_s(p, "}");
+        cas__json_finish(p);
+        p->max_output = lim;
     } else {
         cas__encoded_text(p, &e, 0);
     }

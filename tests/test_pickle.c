@@ -188,6 +188,13 @@ static void test_pickle_encoded(void) {
     CHECK(cas_preview_bytes_read(p) == 8);
     want = "{\"type\": \"encoded\", \"encoding\": \"ext\\\"v1\", \"size\": null, \"repr\": \"<'ext\\\"v1' artifact";
     CHECK(!strncmp(cas_preview_text(p, NULL), want, strlen(want)));
+    memset(&src, 0, sizeof src); /* cut by the output limit: still JSON, cut back to a whole value (fuzz_pickle) */
+    src.p = json_bytes, src.n = sizeof json_bytes - 1;
+    CHECK(cas_preview_set_param(p, CAS_PREVIEW_MAX_OUTPUT, 64) == CAS_OK);
+    CHECK(cas_preview_encoded(p, "json", 12, pk_read, &src) == CAS_E_LIMIT);
+    CHECK(!strcmp(cas_preview_text(p, NULL),
+                  "{\"type\": \"encoded\", \"encoding\": \"json\", \"size\": 12, \"output_truncated\": true}"));
+    CHECK(cas_preview_set_param(p, CAS_PREVIEW_MAX_OUTPUT, 4096) == CAS_OK);
     memset(&src, 0, sizeof src);
     src.p = pk_frame, src.n = sizeof pk_frame, src.fail_at = 1;
     CHECK(cas_preview_encoded(p, "json", -1, pk_read, &src) == CAS_E_IO);
