@@ -1159,12 +1159,13 @@ static void cas__rq_why(const cas__rq *r, CURLcode cc, char *msg, size_t cap) {
  * all run here, so that one loop head, one verdict (cas__rq_ended) and one place for
  * a handle's life serve them all, and connections are kept by the pooled multi
  * handles (libcurl's connection cache is the multi's) for whichever request comes
- * next. A transfer is a request, its handle while in flight, the headers it sent
- * (wiped after) and when it may start again; its owner embeds it first in its own
- * record (CURLOPT_PRIVATE points at it). The owner's loop starts the transfers that
- * are due (cas__xfer_start), takes a turn (cas__multi_turn: curl runs, and each
- * transfer that ended comes back with its verdict, its handle already back in the
- * pool), then waits (cas__multi_wait). */
+ * next. A transfer points at its owner's request and holds its handle while in
+ * flight, the headers it sent (wiped after) and when it may start again; it is the
+ * first member of its owner's record (a batch's item, a range's slot, a stream), or
+ * a local of cas__rq_run, and CURLOPT_PRIVATE points at it. The owner's loop starts
+ * the transfers that are due (cas__xfer_start), takes a turn (cas__multi_turn: curl
+ * runs, and each transfer that ended comes back with its verdict, its handle already
+ * back in the pool), then waits (cas__multi_wait). */
 typedef struct cas__xfer {
     cas__rq *r; /* the request, the owner's */
     CURL *e;
